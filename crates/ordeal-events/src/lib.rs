@@ -1,0 +1,409 @@
+//! The event model shared by every ordeal component, and its on-disk form: `trace.jsonl`.
+//!
+//! One JSON object per line. The first line is a [`Header`] (`"type":"header"`); every other
+//! line is an [`Event`] (`"type":"event"`). Events appear in increasing `seq` order. The schema
+//! is documented in `docs/trace-format.md`; bump [`SCHEMA_VERSION`] on any incompatible change.
+//!
+//! This crate knows nothing about ptrace, experiments or graphs: it is the contract between the
+//! tracer (which writes events) and every reader (graph, summary, later the explorer).
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// Version of the trace.jsonl schema written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// First line of a trace: what the run was and which nodes took part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub schema: String,
+    pub version: u32,
+    /// Experiment name.
+    pub experiment: String,
+    /// Wall-clock start of the run, RFC 3339 (informational only; all event times are monotonic).
+    pub started_at: String,
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// A participant in the run: a node of the experiment or a workload command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    /// "node" or "workload".
+    pub role: String,
+    /// Ports allocated to this node by placeholders (`{port.NAME}`), for address → node mapping.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+}
+
+/// What a system call or lifecycle step concerned: its coarse class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Socket lifecycle: socket, bind, listen, connect, accept, shutdown, close of a socket.
+    Net,
+    /// Bytes moved over a socket (read/write/send*/recv* and vectored forms).
+    Data,
+    /// File persistence under a node's data dir (open, write, fsync, rename, unlink, ...).
+    File,
+    /// Process lifecycle: spawn, fork, clone, exec, exit.
+    Proc,
+}
+
+/// Transport of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Unix,
+    Other,
+}
+
+/// A socket as the tracer resolved it at the time of the event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Sock {
+    /// Kernel socket inode: stable identity of one end of a connection for its lifetime.
+    pub ino: u64,
+    pub proto: Proto,
+    /// Local address, `ip:port` (IPv6 as `[ip]:port`) or a Unix path (`@name` for abstract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    /// Remote address, same forms; absent for listening/unconnected sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Inode of the other end, when the kernel tells it (socketpair, Unix sockets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_ino: Option<u64>,
+    /// Node owning the remote address, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_node: Option<String>,
+}
+
+/// One traced occurrence. Fields that do not apply to a call are omitted from the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Event {
+    /// Global sequence number, dense from 0, in the order events completed.
+    pub seq: u64,
+    /// Monotonic time of the call's entry, ns since the run started.
+    pub ts: u64,
+    /// Duration of the call (entry to exit) in ns; 0 for instantaneous lifecycle events.
+    #[serde(default)]
+    pub dur: u64,
+    pub node: String,
+    pub pid: i32,
+    pub tid: i32,
+    /// System call name (`connect`, `write`, ...) or lifecycle step (`spawn`, `fork`, `clone`,
+    /// `exec`, `exit`).
+    pub call: String,
+    pub class: Option<Class>,
+    /// Return value (negative errno on failure), absent for lifecycle events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ret: Option<i64>,
+    /// Symbolic errno when `ret` < 0 (`ECONNREFUSED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    /// The socket the call worked on (for accept: the new connection's socket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sock: Option<Sock>,
+    /// Address argument (bind/connect target, sendto destination, recvfrom source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Bytes requested (buffer length) for data and file writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    /// Bytes this socket had sent (for sends) or received (for receives) before this call:
+    /// the call moved stream bytes `[off, off + ret)` of its direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off: Option<u64>,
+    /// First bytes moved, escaped (only with payload capture on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Second path (rename target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path2: Option<String>,
+    /// Decoded flags (`O_WRONLY|O_CREAT|O_TRUNC`, `SHUT_WR`, `SOCK_CLOEXEC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<String>,
+    /// File offset for pwrite/sync_file_range, or length for ftruncate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos: Option<u64>,
+    /// Child pid/tid for fork/clone/spawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<i32>,
+    /// Command line for spawn/exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// Exit code for exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// Killing signal for exit (`SIGKILL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+impl Event {
+    /// True for a call that succeeded (lifecycle events count as successful).
+    pub fn ok(&self) -> bool {
+        self.ret.is_none_or(|r| r >= 0)
+    }
+    /// Bytes actually moved by a successful data or write call.
+    pub fn moved(&self) -> u64 {
+        match self.ret {
+            Some(r) if r > 0 => r as u64,
+            _ => 0,
+        }
+    }
+    /// Whether this is a send-direction data call (bytes leave this process).
+    pub fn is_send(&self) -> bool {
+        matches!(
+            self.call.as_str(),
+            "write" | "writev" | "send" | "sendto" | "sendmsg" | "sendmmsg" | "pwrite64"
+        )
+    }
+    /// Whether this is a receive-direction data call.
+    pub fn is_recv(&self) -> bool {
+        matches!(
+            self.call.as_str(),
+            "read" | "readv" | "recv" | "recvfrom" | "recvmsg" | "recvmmsg" | "pread64"
+        )
+    }
+}
+
+/// One line of trace.jsonl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Record {
+    Header(Header),
+    Event(Event),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {source}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("{path}: first line is not a trace header")]
+    NoHeader { path: PathBuf },
+    #[error("{path}: trace schema {found} is not supported by this build (expects {expected})")]
+    Version {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+}
+
+/// Streams records to a writer, one JSON object per line.
+pub struct TraceWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TraceWriter<W> {
+    pub fn new(mut out: W, header: &Header) -> std::io::Result<Self> {
+        serde_json::to_writer(&mut out, &Record::Header(header.clone()))?;
+        out.write_all(b"\n")?;
+        Ok(Self { out })
+    }
+    pub fn write(&mut self, ev: &Event) -> std::io::Result<()> {
+        // Serialize the event directly with the tag to avoid cloning into a Record.
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            #[serde(rename = "type")]
+            ty: &'static str,
+            #[serde(flatten)]
+            ev: &'a Event,
+        }
+        serde_json::to_writer(&mut self.out, &Tagged { ty: "event", ev })?;
+        self.out.write_all(b"\n")
+    }
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// Reads a trace file lazily: the header up front, then events one at a time.
+pub struct TraceReader<R: BufRead> {
+    input: R,
+    path: PathBuf,
+    line: usize,
+    buf: String,
+    pub header: Header,
+}
+
+impl TraceReader<std::io::BufReader<std::fs::File>> {
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let f = std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::new(std::io::BufReader::new(f), path)
+    }
+}
+
+impl<R: BufRead> TraceReader<R> {
+    pub fn new(mut input: R, path: &Path) -> Result<Self, Error> {
+        let mut buf = String::new();
+        input.read_line(&mut buf).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let header = match serde_json::from_str::<Record>(&buf) {
+            Ok(Record::Header(h)) => h,
+            _ => {
+                return Err(Error::NoHeader {
+                    path: path.to_owned(),
+                })
+            }
+        };
+        if header.version != SCHEMA_VERSION {
+            return Err(Error::Version {
+                path: path.to_owned(),
+                found: header.version,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(Self {
+            input,
+            path: path.to_owned(),
+            line: 1,
+            buf,
+            header,
+        })
+    }
+
+    /// Reads every remaining event into memory.
+    pub fn read_all(self) -> Result<Vec<Event>, Error> {
+        self.collect()
+    }
+}
+
+impl<R: BufRead> Iterator for TraceReader<R> {
+    type Item = Result<Event, Error>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            self.line += 1;
+            match self.input.read_line(&mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(source) => {
+                    return Some(Err(Error::Io {
+                        path: self.path.clone(),
+                        source,
+                    }))
+                }
+            }
+            if self.buf.trim().is_empty() {
+                continue;
+            }
+            return Some(match serde_json::from_str::<Record>(&self.buf) {
+                Ok(Record::Event(e)) => Ok(e),
+                Ok(Record::Header(_)) => continue,
+                Err(source) => Err(Error::Parse {
+                    path: self.path.clone(),
+                    line: self.line,
+                    source,
+                }),
+            });
+        }
+    }
+}
+
+/// Escapes bytes for the `data` field: printable ASCII as is, everything else as `\xNN`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            schema: "ordeal-trace".into(),
+            version: SCHEMA_VERSION,
+            experiment: "t".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            nodes: vec![NodeInfo {
+                name: "a".into(),
+                role: "node".into(),
+                ports: vec![7000],
+            }],
+        }
+    }
+
+    #[test]
+    fn roundtrip_preserves_events_and_omits_empty_fields() {
+        let ev = Event {
+            seq: 3,
+            ts: 10,
+            dur: 5,
+            node: "a".into(),
+            pid: 1,
+            tid: 2,
+            call: "write".into(),
+            class: Some(Class::Data),
+            ret: Some(4),
+            fd: Some(5),
+            len: Some(4),
+            off: Some(0),
+            ..Default::default()
+        };
+        let mut w = TraceWriter::new(Vec::new(), &header()).unwrap();
+        w.write(&ev).unwrap();
+        let bytes = w.into_inner();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let second = text.lines().nth(1).unwrap();
+        assert!(second.starts_with("{\"type\":\"event\",\"seq\":3,"));
+        assert!(!second.contains("path"), "{second}");
+        let r = TraceReader::new(&bytes[..], Path::new("mem")).unwrap();
+        assert_eq!(r.header, header());
+        assert_eq!(r.read_all().unwrap(), vec![ev]);
+    }
+
+    #[test]
+    fn bad_line_reports_its_number() {
+        let mut w = TraceWriter::new(Vec::new(), &header()).unwrap();
+        w.write(&Event::default()).unwrap();
+        let mut bytes = w.into_inner();
+        bytes.extend_from_slice(b"{not json}\n");
+        let errs: Vec<_> = TraceReader::new(&bytes[..], Path::new("t.jsonl"))
+            .unwrap()
+            .filter_map(Result::err)
+            .collect();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().starts_with("t.jsonl:3:"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn escape_is_reversible_enough_to_read() {
+        assert_eq!(escape_bytes(b"SET a 1\r\n\x00"), "SET a 1\\r\\n\\x00");
+    }
+}
