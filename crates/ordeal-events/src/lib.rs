@@ -176,6 +176,8 @@ impl Event {
 }
 
 /// One line of trace.jsonl.
+// Headers occur once per file: boxing events to shrink the enum would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Record {

@@ -1,1 +1,38 @@
+//! Happens-before reconstruction for ordeal traces.
+//!
+//! Input: the [`Header`](ordeal_events::Header) and [`Event`](ordeal_events::Event)s of a
+//! `trace.jsonl`. This crate knows nothing about ptrace, experiments or live processes; it
+//! works from events alone.
+//!
+//! * [`HbGraph::build`] links events by program order, fork, connect → accept and
+//!   send → receive (byte-range matching for streams, FIFO for UDP datagrams), then computes a
+//!   vector clock for every event: [`HbGraph::vc`], [`HbGraph::happens_before`],
+//!   [`HbGraph::concurrent`].
+//! * Outputs: [`write_dot`] (`graph.dot`), [`write_chrome_trace`] (`trace.json`, for
+//!   Perfetto), [`Summary`] (`summary.json`) with [`human_summary`] for the terminal, and
+//!   [`write_hb_jsonl`] (`hb.jsonl`). [`write_outputs`] writes them all into a directory.
+//!
+//! The formats are documented for users in `docs/outputs.md`.
 
+pub mod addr;
+mod chrome;
+mod dot;
+mod graph;
+mod output;
+pub mod ranges;
+mod summary;
+
+pub use chrome::write_chrome_trace;
+pub use dot::{
+    communication_events, dot_escape, drawn, event_label, write_dot, write_event_dot,
+    write_node_dot, DotLevel, DEFAULT_DOT_LIMIT,
+};
+pub use graph::{
+    Connection, Edge, EdgeCounts, EdgeKind, FailedConnect, HbGraph, ThreadId, ThreadInfo, Traffic,
+    VectorClock, EXTERNAL,
+};
+pub use output::{render_svg, write_hb_jsonl, write_outputs, Outputs};
+pub use summary::{
+    fmt_bytes, human_summary, write_summary_json, EventCounts, NodeSummary, PairSummary,
+    ProcessSummary, Summary, Verdict, SUMMARY_SCHEMA, SUMMARY_VERSION,
+};

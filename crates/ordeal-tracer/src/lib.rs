@@ -1,1 +1,1258 @@
+//! ordeal's system-call tracer (Linux x86_64).
+//!
+//! A dedicated tracer thread forks every program it is asked to start, seizes it with ptrace
+//! (`PTRACE_O_EXITKILL`, following fork/vfork/clone/exec), and installs a seccomp-bpf filter in
+//! the child before exec so that only the calls in [`seccomp::TRACED`] stop the tracee. At a
+//! seccomp stop the tracer decides, from its per-process fd cache, whether the call concerns a
+//! socket or a file under a data root; only then does it ask for the syscall-exit stop (to learn
+//! the result). Everything else is resumed at once.
+//!
+//! Invariants:
+//! - All ptrace requests and the `fork` of traced programs happen on the tracer thread (ptrace
+//!   and the parent-death signal are bound to the thread).
+//! - The tracer thread waits with `__WNOTHREAD`, so it never reaps children of other threads.
+//! - A stop the tracer does not understand is resumed unchanged (signals are re-injected).
+//! - Events are written in `seq` order by this thread alone.
+//!
+//! This crate knows nothing about experiment files or graphs: it turns processes into events.
 
+// libc's SYS_* constants are lower-case names used as match patterns.
+#![allow(non_upper_case_globals)]
+
+mod decode;
+mod mem;
+mod procfs;
+pub mod seccomp;
+mod spawn;
+
+pub use spawn::SpawnSpec;
+
+use ordeal_events::{escape_bytes, Class, Event, Proto, Sock};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Once;
+use std::time::Duration;
+
+/// Tracer settings.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Capture the first N bytes of every socket transfer into `data` (0 = none).
+    pub payload_bytes: usize,
+    /// File persistence calls are recorded only for paths under these directories.
+    pub data_roots: Vec<PathBuf>,
+    /// Ports known to belong to a node before anything listens (from the experiment).
+    pub port_owners: HashMap<u16, String>,
+    /// CLOCK_MONOTONIC ns at which the run started; event times are relative to it.
+    pub origin_ns: u64,
+    /// Pin the tracer thread to this CPU.
+    pub cpu: Option<usize>,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by {}", decode::signal_name(*s)),
+        }
+    }
+}
+
+/// Something the supervisor may want to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A process (thread-group leader) ended. `root` is true for a process started by
+    /// [`Tracer::spawn`] rather than forked by a traced program.
+    Exited {
+        label: String,
+        pid: i32,
+        status: ExitStatus,
+        root: bool,
+    },
+}
+
+/// Counters, returned at shutdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub stops: u64,
+    pub seccomp_stops: u64,
+    pub exit_stops: u64,
+}
+
+/// Where events go (a trace.jsonl writer in practice).
+pub trait Sink: Send {
+    fn event(&mut self, ev: &Event) -> std::io::Result<()>;
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+impl<W: std::io::Write + Send> Sink for ordeal_events::TraceWriter<W> {
+    fn event(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.write(ev)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        ordeal_events::TraceWriter::flush(self)
+    }
+}
+
+impl Sink for Vec<Event> {
+    fn event(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.push(ev.clone());
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start the tracer thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot start {label}: {source}")]
+    Spawn {
+        label: String,
+        source: std::io::Error,
+    },
+    #[error("writing the trace: {0}")]
+    Sink(std::io::Error),
+    #[error("the tracer thread is gone")]
+    Gone,
+}
+
+enum Cmd {
+    Spawn(SpawnSpec, Sender<Result<i32, Error>>),
+    Shutdown,
+}
+
+/// Handle to the tracer thread. Dropping it kills every process it started and waits for them.
+pub struct Tracer<S: Sink + 'static> {
+    tx: Sender<Cmd>,
+    tid: i32,
+    thread: Option<std::thread::JoinHandle<Result<(Stats, S), Error>>>,
+    notices: Receiver<Notice>,
+}
+
+static WAKE_HANDLER: Once = Once::new();
+const WAKE_SIGNAL: libc::c_int = libc::SIGUSR2;
+
+extern "C" fn on_wake(_: libc::c_int) {}
+
+fn install_wake_handler() {
+    WAKE_HANDLER.call_once(|| {
+        // SAFETY: installs a no-op handler without SA_RESTART, so a blocking waitpid on the
+        // tracer thread returns EINTR when the thread is poked.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_wake as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut());
+        }
+    });
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl<S: Sink + 'static> Tracer<S> {
+    /// Starts the tracer thread.
+    pub fn start(config: Config, sink: S) -> Result<Self, Error> {
+        install_wake_handler();
+        let (tx, rx) = mpsc::channel();
+        let (ntx, nrx) = mpsc::channel();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("ordeal-tracer".into())
+            .spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                let _ = tid_tx.send(unsafe { libc::gettid() });
+                if let Some(cpu) = config.cpu {
+                    pin_to_cpu(cpu);
+                }
+                let mut t = Inner::new(config, sink, ntx);
+                let r = t.run(rx);
+                r.map(|()| (t.stats.clone(), t.sink))
+            })
+            .map_err(Error::Thread)?;
+        let tid = tid_rx.recv().map_err(|_| Error::Gone)?;
+        Ok(Self {
+            tx,
+            tid,
+            thread: Some(thread),
+            notices: nrx,
+        })
+    }
+
+    fn poke(&self) {
+        // SAFETY: tgkill to our own tracer thread with a signal that has a no-op handler.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                libc::getpid(),
+                self.tid,
+                WAKE_SIGNAL as libc::c_long,
+            )
+        };
+    }
+
+    /// Starts a program under the tracer; returns its pid once it is on its way to exec.
+    pub fn spawn(&self, spec: SpawnSpec) -> Result<i32, Error> {
+        let (rtx, rrx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Spawn(spec, rtx))
+            .map_err(|_| Error::Gone)?;
+        // The tracer may be blocked in waitpid: poke it until it answers. Re-poking closes the
+        // window where the signal lands just before it enters waitpid.
+        loop {
+            self.poke();
+            match rrx.recv_timeout(Duration::from_millis(20)) {
+                Ok(r) => return r,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Gone),
+            }
+        }
+    }
+
+    /// Process exits and other notices, in the order they happened.
+    pub fn notices(&self) -> &Receiver<Notice> {
+        &self.notices
+    }
+
+    /// Kills every process still alive (process groups and every traced process), waits until
+    /// all are reaped, flushes the sink and returns it with the counters.
+    pub fn shutdown(mut self) -> Result<(Stats, S), Error> {
+        self.stop_thread()
+    }
+
+    fn stop_thread(&mut self) -> Result<(Stats, S), Error> {
+        let Some(thread) = self.thread.take() else {
+            return Err(Error::Gone);
+        };
+        let _ = self.tx.send(Cmd::Shutdown);
+        while !thread.is_finished() {
+            self.poke();
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        thread.join().map_err(|_| Error::Gone)?
+    }
+}
+
+impl<S: Sink + 'static> Drop for Tracer<S> {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop_thread();
+        }
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: sched_setaffinity on the calling thread with a local cpu set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// What an fd of a traced process refers to, as far as the tracer cares.
+#[derive(Debug, Clone)]
+enum Fd {
+    Sock(SockState),
+    /// A file under a data root.
+    Data(PathBuf),
+    /// Anything else: calls on it are resumed without a syscall-exit stop.
+    Ignore,
+}
+
+#[derive(Debug, Clone)]
+struct SockState {
+    ino: u64,
+    proto: Proto,
+    local: Option<String>,
+    remote: Option<String>,
+    peer_node: Option<String>,
+}
+
+struct Thread {
+    tgid: i32,
+    label: Rc<str>,
+    pending: Option<Pending>,
+}
+
+struct Proc {
+    fds: HashMap<i32, Fd>,
+    root: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    nr: i64,
+    args: [u64; 6],
+    ev: Event,
+}
+
+const PTRACE_EVENT_STOP: i32 = 128;
+
+struct Inner<S: Sink> {
+    cfg: Config,
+    sink: S,
+    notices: Sender<Notice>,
+    seq: u64,
+    stats: Stats,
+    threads: HashMap<i32, Thread>,
+    procs: HashMap<i32, Proc>,
+    /// Children that stopped before their parent's fork event: held until it arrives so the
+    /// fork event precedes everything the child does.
+    parked: HashSet<i32>,
+    /// Children announced by a fork event whose first stop has not arrived yet.
+    expected: HashMap<i32, (i32, Rc<str>)>,
+    /// Untraced processes we started and still have to reap.
+    untraced: HashMap<i32, Rc<str>>,
+    /// Bytes sent / received so far per socket inode.
+    streams: HashMap<u64, (u64, u64)>,
+    peers: HashMap<u64, u64>,
+    listeners: HashMap<u16, String>,
+    /// Socket inode → label of the process that created it, to name the peer at accept.
+    ino_owner: HashMap<u64, Rc<str>>,
+    groups: Vec<i32>,
+    shutting_down: bool,
+}
+
+fn resume(tid: i32, req: libc::c_uint, sig: i32) {
+    // SAFETY: resuming a tracee; ESRCH (it died meanwhile) is fine to ignore.
+    unsafe {
+        libc::ptrace(
+            req,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            sig as usize as *mut libc::c_void,
+        );
+    }
+}
+
+fn event_msg(tid: i32) -> u64 {
+    let mut msg: libc::c_ulong = 0;
+    // SAFETY: GETEVENTMSG writes one unsigned long.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut msg as *mut libc::c_ulong as *mut libc::c_void,
+        );
+    }
+    msg as u64
+}
+
+fn port_of(addr: &str) -> Option<u16> {
+    addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+impl<S: Sink> Inner<S> {
+    fn new(cfg: Config, sink: S, notices: Sender<Notice>) -> Self {
+        let mut cfg = cfg;
+        cfg.data_roots = cfg
+            .data_roots
+            .iter()
+            .map(|r| r.canonicalize().unwrap_or_else(|_| r.clone()))
+            .collect();
+        Self {
+            cfg,
+            sink,
+            notices,
+            seq: 0,
+            stats: Stats::default(),
+            threads: HashMap::new(),
+            procs: HashMap::new(),
+            parked: HashSet::new(),
+            expected: HashMap::new(),
+            untraced: HashMap::new(),
+            streams: HashMap::new(),
+            peers: HashMap::new(),
+            listeners: HashMap::new(),
+            ino_owner: HashMap::new(),
+            groups: Vec::new(),
+            shutting_down: false,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        monotonic_ns().saturating_sub(self.cfg.origin_ns)
+    }
+
+    fn run(&mut self, rx: Receiver<Cmd>) -> Result<(), Error> {
+        loop {
+            while let Ok(cmd) = rx.try_recv() {
+                self.command(cmd)?;
+            }
+            let idle =
+                self.threads.is_empty() && self.untraced.is_empty() && self.parked.is_empty();
+            if idle && self.shutting_down {
+                break;
+            }
+            if idle {
+                match rx.recv() {
+                    Ok(cmd) => self.command(cmd)?,
+                    Err(_) => self.shutting_down = true,
+                }
+                continue;
+            }
+            let mut status = 0;
+            // SAFETY: waitpid into a local status word.
+            let tid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL | libc::__WNOTHREAD) };
+            if tid < 0 {
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    _ => {
+                        // ECHILD: everything we knew of is gone without a report.
+                        self.threads.clear();
+                        self.procs.clear();
+                        self.untraced.clear();
+                        continue;
+                    }
+                }
+            }
+            self.stats.stops += 1;
+            self.on_status(tid, status)?;
+        }
+        self.sink.flush().map_err(Error::Sink)
+    }
+
+    fn command(&mut self, cmd: Cmd) -> Result<(), Error> {
+        match cmd {
+            Cmd::Spawn(spec, reply) => {
+                let r = self.spawn(spec);
+                let _ = reply.send(r);
+            }
+            Cmd::Shutdown => {
+                self.shutting_down = true;
+                self.kill_all();
+            }
+        }
+        Ok(())
+    }
+
+    fn kill_all(&mut self) {
+        // SAFETY: signals to processes we started (or their descendants).
+        unsafe {
+            for &g in &self.groups {
+                libc::kill(-g, libc::SIGKILL);
+            }
+            let parked = self.parked.iter().chain(self.expected.keys());
+            for &p in self.procs.keys().chain(self.untraced.keys()).chain(parked) {
+                libc::kill(p, libc::SIGKILL);
+            }
+        }
+    }
+
+    fn spawn(&mut self, spec: SpawnSpec) -> Result<i32, Error> {
+        if self.shutting_down {
+            return Err(Error::Spawn {
+                label: spec.label,
+                source: std::io::Error::other("the run is shutting down"),
+            });
+        }
+        let label: Rc<str> = Rc::from(spec.label.as_str());
+        let traced = spec.traced;
+        let argv = spec.argv.clone();
+        let err = |source| Error::Spawn {
+            label: label.to_string(),
+            source,
+        };
+        let prepared = spawn::prepare(spec, seccomp::program(seccomp::TRACED)).map_err(err)?;
+        let ts = self.now();
+        let pid = spawn::fork_exec(&prepared).map_err(err)?;
+        self.groups.push(pid);
+        if traced {
+            self.threads.insert(
+                pid,
+                Thread {
+                    tgid: pid,
+                    label: label.clone(),
+                    pending: None,
+                },
+            );
+            self.procs.insert(
+                pid,
+                Proc {
+                    fds: HashMap::new(),
+                    root: true,
+                },
+            );
+        } else {
+            self.untraced.insert(pid, label.clone());
+        }
+        self.emit(Event {
+            ts,
+            node: label.to_string(),
+            pid,
+            tid: pid,
+            call: "spawn".into(),
+            class: Some(Class::Proc),
+            child: Some(pid),
+            argv: Some(argv),
+            ..Default::default()
+        })?;
+        Ok(pid)
+    }
+
+    fn emit(&mut self, mut ev: Event) -> Result<(), Error> {
+        ev.seq = self.seq;
+        self.seq += 1;
+        self.stats.events += 1;
+        self.sink.event(&ev).map_err(Error::Sink)
+    }
+
+    fn base_event(&self, tid: i32, call: &str, class: Class, ts: u64) -> Event {
+        let (tgid, label) = match self.threads.get(&tid) {
+            Some(t) => (t.tgid, t.label.to_string()),
+            None => (tid, "?".to_string()),
+        };
+        Event {
+            ts,
+            node: label,
+            pid: tgid,
+            tid,
+            call: call.into(),
+            class: Some(class),
+            ..Default::default()
+        }
+    }
+
+    fn on_status(&mut self, tid: i32, status: i32) -> Result<(), Error> {
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            let st = if libc::WIFEXITED(status) {
+                ExitStatus::Code(libc::WEXITSTATUS(status))
+            } else {
+                ExitStatus::Signal(libc::WTERMSIG(status))
+            };
+            return self.on_exit_of(tid, st);
+        }
+        if !libc::WIFSTOPPED(status) {
+            return Ok(());
+        }
+        let sig = libc::WSTOPSIG(status);
+        let event = status >> 16;
+        if self.shutting_down {
+            // Born or stopped after the kill sweep: SIGKILL ends it from any ptrace stop.
+            // SAFETY: killing a tracee of ours.
+            unsafe { libc::kill(tid, libc::SIGKILL) };
+            return Ok(());
+        }
+        if !self.threads.contains_key(&tid) && !self.adopt(tid) {
+            return Ok(()); // parked until its parent's fork event
+        }
+        match event {
+            libc::PTRACE_EVENT_SECCOMP => {
+                self.stats.seccomp_stops += 1;
+                self.on_entry(tid)?;
+            }
+            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                self.on_fork(tid, event)?;
+                resume(tid, libc::PTRACE_CONT, 0);
+            }
+            libc::PTRACE_EVENT_EXEC => {
+                self.on_exec(tid)?;
+                resume(tid, libc::PTRACE_CONT, 0);
+            }
+            PTRACE_EVENT_STOP => {
+                if matches!(
+                    sig,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                ) {
+                    // Group-stop: stay stopped until SIGCONT, as without a tracer.
+                    resume(tid, libc::PTRACE_LISTEN as libc::c_uint, 0);
+                } else {
+                    resume(tid, libc::PTRACE_CONT, 0);
+                }
+            }
+            0 if sig == (libc::SIGTRAP | 0x80) => {
+                self.stats.exit_stops += 1;
+                self.on_syscall_exit(tid)?;
+            }
+            0 => resume(tid, libc::PTRACE_CONT, sig), // signal-delivery-stop: deliver it
+            _ => resume(tid, libc::PTRACE_CONT, 0),
+        }
+        Ok(())
+    }
+
+    /// First sight of a tracee we did not spawn: a new thread or process auto-attached through
+    /// a traced fork/clone. Returns false if it must wait for its parent's fork event.
+    fn adopt(&mut self, tid: i32) -> bool {
+        if let Some((parent_tgid, label)) = self.expected.remove(&tid) {
+            self.register(tid, parent_tgid, label);
+            return true;
+        }
+        self.parked.insert(tid);
+        false
+    }
+
+    fn register(&mut self, tid: i32, parent_tgid: i32, label: Rc<str>) {
+        let tgid = procfs::tgid_ppid(tid).map(|(t, _)| t).unwrap_or(tid);
+        if tgid != parent_tgid && !self.procs.contains_key(&tgid) {
+            // A new process: it starts with a copy of its parent's fd table.
+            let fds = self
+                .procs
+                .get(&parent_tgid)
+                .map(|p| p.fds.clone())
+                .unwrap_or_default();
+            self.procs.insert(tgid, Proc { fds, root: false });
+        }
+        self.threads.insert(
+            tid,
+            Thread {
+                tgid,
+                label,
+                pending: None,
+            },
+        );
+    }
+
+    fn on_fork(&mut self, tid: i32, event: i32) -> Result<(), Error> {
+        let child = event_msg(tid) as i32;
+        let call = match event {
+            libc::PTRACE_EVENT_FORK => "fork",
+            libc::PTRACE_EVENT_VFORK => "vfork",
+            _ => "clone",
+        };
+        let ts = self.now();
+        let mut ev = self.base_event(tid, call, Class::Proc, ts);
+        ev.child = Some(child);
+        self.emit(ev)?;
+        let (tgid, label) = match self.threads.get(&tid) {
+            Some(t) => (t.tgid, t.label.clone()),
+            None => return Ok(()),
+        };
+        if self.parked.remove(&child) {
+            self.register(child, tgid, label);
+            resume(child, libc::PTRACE_CONT, 0);
+        } else if !self.threads.contains_key(&child) {
+            self.expected.insert(child, (tgid, label));
+        }
+        Ok(())
+    }
+
+    fn on_exec(&mut self, tid: i32) -> Result<(), Error> {
+        let former = event_msg(tid) as i32;
+        if former != tid {
+            // A non-leader thread exec'd: it now carries the leader's tid.
+            if let Some(t) = self.threads.remove(&former) {
+                self.threads.insert(tid, t);
+            }
+        }
+        let tgid = self.threads.get(&tid).map(|t| t.tgid).unwrap_or(tid);
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            // close-on-exec fds are gone; the others are re-resolved lazily.
+            p.fds.clear();
+        }
+        let ts = self.now();
+        let mut ev = self.base_event(tid, "exec", Class::Proc, ts);
+        ev.argv = Some(procfs::cmdline(tid));
+        self.emit(ev)
+    }
+
+    fn on_exit_of(&mut self, tid: i32, st: ExitStatus) -> Result<(), Error> {
+        if let Some(label) = self.untraced.remove(&tid) {
+            let _ = self.notices.send(Notice::Exited {
+                label: label.to_string(),
+                pid: tid,
+                status: st,
+                root: true,
+            });
+            let mut ev = self.base_event(tid, "exit", Class::Proc, self.now());
+            ev.node = label.to_string();
+            return self.emit(exit_fields(ev, st));
+        }
+        self.parked.remove(&tid);
+        if !self.threads.contains_key(&tid) {
+            return Ok(());
+        }
+        let ev = exit_fields(self.base_event(tid, "exit", Class::Proc, self.now()), st);
+        self.emit(ev)?;
+        let Some(t) = self.threads.remove(&tid) else {
+            return Ok(());
+        };
+        if t.tgid == tid {
+            let root = self.procs.remove(&tid).is_some_and(|p| p.root);
+            let _ = self.notices.send(Notice::Exited {
+                label: t.label.to_string(),
+                pid: tid,
+                status: st,
+                root,
+            });
+        }
+        Ok(())
+    }
+
+    // ---- system calls -------------------------------------------------------------------
+
+    /// Looks up (and caches) what `fd` of process `tgid` is.
+    fn fd_kind(&mut self, tgid: i32, fd: i32) -> Fd {
+        if let Some(f) = self.procs.get(&tgid).and_then(|p| p.fds.get(&fd)) {
+            return f.clone();
+        }
+        let kind = match procfs::fd_target(tgid, fd) {
+            Some(procfs::FdTarget::Socket(ino)) => Fd::Sock(self.resolve_sock(tgid, ino, None)),
+            Some(procfs::FdTarget::Path(p)) if self.under_roots(&p) => Fd::Data(p),
+            _ => Fd::Ignore,
+        };
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.fds.insert(fd, kind.clone());
+        }
+        kind
+    }
+
+    fn set_fd(&mut self, tgid: i32, fd: i32, kind: Fd) {
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.fds.insert(fd, kind);
+        }
+    }
+
+    fn forget_fd(&mut self, tgid: i32, fd: i32) {
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.fds.remove(&fd);
+        }
+    }
+
+    fn resolve_sock(&self, tgid: i32, ino: u64, hint: Option<Proto>) -> SockState {
+        let a = procfs::socket_addrs(tgid, ino, hint);
+        let (proto, local, remote) = match a {
+            Some(a) => (a.proto, a.local, a.remote),
+            None => (hint.unwrap_or(Proto::Other), None, None),
+        };
+        let peer_node = remote.as_deref().and_then(|r| self.owner_of(r));
+        SockState {
+            ino,
+            proto,
+            local,
+            remote,
+            peer_node,
+        }
+    }
+
+    fn owner_of(&self, addr: &str) -> Option<String> {
+        let port = port_of(addr)?;
+        self.listeners
+            .get(&port)
+            .or_else(|| self.cfg.port_owners.get(&port))
+            .cloned()
+    }
+
+    fn under_roots(&self, p: &Path) -> bool {
+        self.cfg.data_roots.iter().any(|r| p.starts_with(r))
+    }
+
+    fn sock_event(s: &SockState, peers: &HashMap<u64, u64>) -> Sock {
+        Sock {
+            ino: s.ino,
+            proto: s.proto,
+            local: s.local.clone(),
+            remote: s.remote.clone(),
+            peer_ino: peers.get(&s.ino).copied(),
+            peer_node: s.peer_node.clone(),
+        }
+    }
+
+    /// Resolves a path argument of `tid` (relative to `dirfd` or the cwd).
+    fn path_arg(&self, tid: i32, tgid: i32, dirfd: Option<i64>, addr: u64) -> Option<PathBuf> {
+        let raw = mem::read_cstr(tid, addr, 4096)?;
+        let p = PathBuf::from(String::from_utf8_lossy(&raw).into_owned());
+        if p.is_absolute() {
+            return Some(mem::normalize(Path::new("/"), &p));
+        }
+        let base = match dirfd {
+            Some(fd) if fd as i32 != libc::AT_FDCWD => match procfs::fd_target(tgid, fd as i32)? {
+                procfs::FdTarget::Path(b) => b,
+                _ => return None,
+            },
+            _ => procfs::cwd(tgid)?,
+        };
+        Some(mem::normalize(&base, &p))
+    }
+
+    fn on_entry(&mut self, tid: i32) -> Result<(), Error> {
+        let Some(regs) = mem::getregs(tid) else {
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        };
+        let nr = regs.orig_rax as i64;
+        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+        let tgid = self.threads.get(&tid).map(|t| t.tgid).unwrap_or(tid);
+        let ts = self.now();
+        let pending = self.decode_entry(tid, tgid, nr, &args, ts);
+        match pending {
+            Some(ev) => {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.pending = Some(Pending { nr, args, ev });
+                }
+                resume(tid, libc::PTRACE_SYSCALL, 0);
+            }
+            None => resume(tid, libc::PTRACE_CONT, 0),
+        }
+        Ok(())
+    }
+
+    /// Decides whether a call is worth its exit stop; if so returns the event to complete.
+    fn decode_entry(
+        &mut self,
+        tid: i32,
+        tgid: i32,
+        nr: i64,
+        a: &[u64; 6],
+        ts: u64,
+    ) -> Option<Event> {
+        use libc::*;
+        let name = syscall_name(nr);
+        let fd = a[0] as i32;
+        match nr {
+            SYS_read | SYS_write | SYS_readv | SYS_writev | SYS_recvfrom | SYS_sendto
+            | SYS_recvmsg | SYS_sendmsg | SYS_recvmmsg | SYS_sendmmsg | SYS_pwrite64
+            | SYS_pwritev => match self.fd_kind(tgid, fd) {
+                Fd::Sock(s) => {
+                    let mut ev = self.base_event(tid, name, Class::Data, ts);
+                    ev.fd = Some(fd);
+                    ev.len = match nr {
+                        SYS_readv | SYS_writev => iov_total(tid, a[1], a[2]),
+                        SYS_sendmsg | SYS_recvmsg => msghdr_iov_total(tid, a[1]),
+                        SYS_sendmmsg | SYS_recvmmsg => None,
+                        _ => Some(a[2]),
+                    };
+                    if nr == SYS_sendto && a[4] != 0 {
+                        ev.addr = mem::read_mem(tid, a[4], a[5] as usize)
+                            .and_then(|b| decode::sockaddr(&b));
+                    }
+                    if nr == SYS_sendmsg {
+                        ev.addr = msghdr_name(tid, a[1]);
+                    }
+                    ev.sock = Some(Self::sock_event(&s, &self.peers));
+                    Some(ev)
+                }
+                Fd::Data(path)
+                    if matches!(nr, SYS_write | SYS_writev | SYS_pwrite64 | SYS_pwritev) =>
+                {
+                    let mut ev = self.base_event(tid, name, Class::File, ts);
+                    ev.fd = Some(fd);
+                    ev.path = Some(path.to_string_lossy().into_owned());
+                    ev.len = match nr {
+                        SYS_writev | SYS_pwritev => iov_total(tid, a[1], a[2]),
+                        _ => Some(a[2]),
+                    };
+                    if matches!(nr, SYS_pwrite64 | SYS_pwritev) {
+                        ev.pos = Some(a[3]);
+                    }
+                    Some(ev)
+                }
+                _ => None,
+            },
+            SYS_close => {
+                let kind = self.fd_kind(tgid, fd);
+                self.forget_fd(tgid, fd);
+                match kind {
+                    Fd::Sock(s) => {
+                        let mut ev = self.base_event(tid, name, Class::Net, ts);
+                        ev.fd = Some(fd);
+                        ev.sock = Some(Self::sock_event(&s, &self.peers));
+                        Some(ev)
+                    }
+                    Fd::Data(p) => {
+                        let mut ev = self.base_event(tid, name, Class::File, ts);
+                        ev.fd = Some(fd);
+                        ev.path = Some(p.to_string_lossy().into_owned());
+                        Some(ev)
+                    }
+                    Fd::Ignore => None,
+                }
+            }
+            SYS_close_range => {
+                const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+                if a[2] & CLOSE_RANGE_CLOEXEC == 0 {
+                    if let Some(p) = self.procs.get_mut(&tgid) {
+                        let (lo, hi) = (a[0] as u32, a[1] as u32);
+                        p.fds.retain(|&f, _| !(lo..=hi).contains(&(f as u32)));
+                    }
+                }
+                None
+            }
+            SYS_dup2 | SYS_dup3 => {
+                self.forget_fd(tgid, a[1] as i32);
+                None
+            }
+            SYS_socket | SYS_socketpair => {
+                let mut ev = self.base_event(tid, name, Class::Net, ts);
+                ev.flags = Some(decode::socket_type(a[0], a[1]));
+                Some(ev)
+            }
+            SYS_bind | SYS_connect => {
+                let mut ev = self.base_event(tid, name, Class::Net, ts);
+                ev.fd = Some(fd);
+                ev.addr = mem::read_mem(tid, a[1], (a[2] as usize).min(128))
+                    .and_then(|b| decode::sockaddr(&b));
+                Some(ev)
+            }
+            SYS_listen | SYS_shutdown | SYS_accept | SYS_accept4 => {
+                let mut ev = self.base_event(tid, name, Class::Net, ts);
+                ev.fd = Some(fd);
+                if nr == SYS_shutdown {
+                    ev.flags = Some(decode::shutdown_how(a[1]));
+                }
+                if nr == SYS_accept4 && a[3] != 0 {
+                    ev.flags = Some(decode::accept_flags(a[3]));
+                }
+                Some(ev)
+            }
+            SYS_open | SYS_creat | SYS_openat => {
+                let (dirfd, path, flags) = match nr {
+                    SYS_open => (None, a[0], a[1]),
+                    SYS_creat => (None, a[0], (O_CREAT | O_WRONLY | O_TRUNC) as u64),
+                    _ => (Some(a[0] as i64), a[1], a[2]),
+                };
+                let p = self.path_arg(tid, tgid, dirfd, path)?;
+                if !self.under_roots(&p) {
+                    return None;
+                }
+                let mut ev = self.base_event(tid, name, Class::File, ts);
+                ev.path = Some(p.to_string_lossy().into_owned());
+                ev.flags = Some(decode::open_flags(flags));
+                Some(ev)
+            }
+            SYS_fsync | SYS_fdatasync | SYS_sync_file_range | SYS_ftruncate | SYS_syncfs => {
+                let Fd::Data(p) = self.fd_kind(tgid, fd) else {
+                    return None;
+                };
+                let mut ev = self.base_event(tid, name, Class::File, ts);
+                ev.fd = Some(fd);
+                ev.path = Some(p.to_string_lossy().into_owned());
+                match nr {
+                    SYS_ftruncate => ev.pos = Some(a[1]),
+                    SYS_sync_file_range => {
+                        ev.pos = Some(a[1]);
+                        ev.len = Some(a[2]);
+                    }
+                    _ => {}
+                }
+                Some(ev)
+            }
+            SYS_sync => Some(self.base_event(tid, name, Class::File, ts)),
+            SYS_truncate | SYS_unlink | SYS_mkdir | SYS_rmdir | SYS_unlinkat | SYS_mkdirat => {
+                let (dirfd, path) = match nr {
+                    SYS_unlinkat | SYS_mkdirat => (Some(a[0] as i64), a[1]),
+                    _ => (None, a[0]),
+                };
+                let p = self.path_arg(tid, tgid, dirfd, path)?;
+                if !self.under_roots(&p) {
+                    return None;
+                }
+                let mut ev = self.base_event(tid, name, Class::File, ts);
+                ev.path = Some(p.to_string_lossy().into_owned());
+                if nr == SYS_truncate {
+                    ev.pos = Some(a[1]);
+                }
+                if nr == SYS_unlinkat && a[2] as i32 & AT_REMOVEDIR != 0 {
+                    ev.flags = Some("AT_REMOVEDIR".into());
+                }
+                Some(ev)
+            }
+            SYS_rename | SYS_renameat | SYS_renameat2 => {
+                let (from, to) = match nr {
+                    SYS_rename => (
+                        self.path_arg(tid, tgid, None, a[0]),
+                        self.path_arg(tid, tgid, None, a[1]),
+                    ),
+                    _ => (
+                        self.path_arg(tid, tgid, Some(a[0] as i64), a[1]),
+                        self.path_arg(tid, tgid, Some(a[2] as i64), a[3]),
+                    ),
+                };
+                let (from, to) = (from?, to?);
+                if !self.under_roots(&from) && !self.under_roots(&to) {
+                    return None;
+                }
+                let mut ev = self.base_event(tid, name, Class::File, ts);
+                ev.path = Some(from.to_string_lossy().into_owned());
+                ev.path2 = Some(to.to_string_lossy().into_owned());
+                Some(ev)
+            }
+            _ => None,
+        }
+    }
+
+    fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
+        let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
+        let Some(Pending { nr, args, mut ev }) = pending else {
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        };
+        let ret = mem::syscall_ret(tid).unwrap_or(-(libc::ESRCH as i64));
+        if (-516..=-512).contains(&ret) {
+            // Interrupted and about to be restarted by the kernel: the retry is the real call.
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        }
+        let tgid = ev.pid;
+        ev.dur = self.now().saturating_sub(ev.ts);
+        ev.ret = Some(ret);
+        ev.errno = decode::errno_name(ret);
+        self.complete(tid, tgid, nr, &args, ret, &mut ev);
+        resume(tid, libc::PTRACE_CONT, 0);
+        self.emit(ev)
+    }
+
+    /// Fills in what is only known after the call, and updates the tracer's own state.
+    fn complete(&mut self, tid: i32, tgid: i32, nr: i64, a: &[u64; 6], ret: i64, ev: &mut Event) {
+        use libc::*;
+        match nr {
+            SYS_socket if ret >= 0 => {
+                let hint = proto_hint(a[0], a[1]);
+                let st = match procfs::fd_target(tgid, ret as i32) {
+                    Some(procfs::FdTarget::Socket(ino)) => SockState {
+                        ino,
+                        proto: hint,
+                        local: None,
+                        remote: None,
+                        peer_node: None,
+                    },
+                    _ => return,
+                };
+                ev.fd = Some(ret as i32);
+                ev.sock = Some(Self::sock_event(&st, &self.peers));
+                if let Some(t) = self.threads.get(&tid) {
+                    self.ino_owner.insert(st.ino, t.label.clone());
+                }
+                self.set_fd(tgid, ret as i32, Fd::Sock(st));
+            }
+            SYS_socketpair if ret == 0 => {
+                let (Some(f0), Some(f1)) = (mem::read_u32(tid, a[3]), mem::read_u32(tid, a[3] + 4))
+                else {
+                    return;
+                };
+                let hint = proto_hint(a[0], a[1]);
+                let mut inos = Vec::new();
+                for f in [f0 as i32, f1 as i32] {
+                    if let Some(procfs::FdTarget::Socket(ino)) = procfs::fd_target(tgid, f) {
+                        inos.push(ino);
+                        let st = SockState {
+                            ino,
+                            proto: hint,
+                            local: None,
+                            remote: None,
+                            peer_node: Some(ev.node.clone()),
+                        };
+                        self.set_fd(tgid, f, Fd::Sock(st));
+                    }
+                }
+                if let [x, y] = inos[..] {
+                    self.peers.insert(x, y);
+                    self.peers.insert(y, x);
+                }
+                ev.flags = Some(format!(
+                    "{} fds=[{f0},{f1}]",
+                    ev.flags.as_deref().unwrap_or("")
+                ));
+            }
+            SYS_bind | SYS_listen | SYS_connect | SYS_shutdown => {
+                let fd = a[0] as i32;
+                let connected = ret == 0 || ret == -(EINPROGRESS as i64);
+                if connected {
+                    // Addresses change with these calls: re-resolve from the kernel's tables.
+                    self.forget_fd(tgid, fd);
+                }
+                if let Fd::Sock(s) = self.fd_kind(tgid, fd) {
+                    if nr == SYS_listen && ret == 0 {
+                        if let Some(port) = s.local.as_deref().and_then(port_of) {
+                            self.listeners.insert(port, ev.node.clone());
+                        }
+                    }
+                    ev.sock = Some(Self::sock_event(&s, &self.peers));
+                }
+            }
+            SYS_accept | SYS_accept4 if ret >= 0 => {
+                if let Fd::Sock(mut s) = self.fd_kind(tgid, ret as i32) {
+                    // The connecting side may not have reported its connect yet: find its
+                    // socket by the mirrored address pair and ask who created it.
+                    if let (Some(l), Some(r)) = (&s.local, &s.remote) {
+                        let owner = procfs::tcp_ino_by_addrs(tgid, r, l)
+                            .and_then(|ino| self.ino_owner.get(&ino));
+                        if let Some(n) = owner {
+                            s.peer_node = Some(n.to_string());
+                            self.set_fd(tgid, ret as i32, Fd::Sock(s.clone()));
+                        }
+                    }
+                    ev.sock = Some(Self::sock_event(&s, &self.peers));
+                }
+                if a[1] != 0 {
+                    if let Some(len) = mem::read_u32(tid, a[2]) {
+                        ev.addr = mem::read_mem(tid, a[1], (len as usize).min(128))
+                            .and_then(|b| decode::sockaddr(&b));
+                    }
+                }
+            }
+            SYS_close => {
+                if let Some(s) = &ev.sock {
+                    // Other processes may still hold it; losing a name is harmless, growing
+                    // without bound is not.
+                    self.ino_owner.remove(&s.ino);
+                }
+            }
+            SYS_open | SYS_creat | SYS_openat if ret >= 0 => {
+                ev.fd = Some(ret as i32);
+                if let Some(p) = &ev.path {
+                    self.set_fd(tgid, ret as i32, Fd::Data(PathBuf::from(p)));
+                }
+            }
+            _ => {}
+        }
+        if ev.class == Some(Class::Data) {
+            let send = ev.is_send();
+            if let Some(s) = &mut ev.sock {
+                let moved = if ret > 0 && !matches!(nr, SYS_sendmmsg | SYS_recvmmsg) {
+                    ret as u64
+                } else {
+                    0
+                };
+                let entry = self.streams.entry(s.ino).or_default();
+                let counter = if send { &mut entry.0 } else { &mut entry.1 };
+                ev.off = Some(*counter);
+                *counter += moved;
+                if nr == SYS_recvfrom && a[4] != 0 && ret >= 0 {
+                    if let Some(len) = mem::read_u32(tid, a[5]) {
+                        ev.addr = mem::read_mem(tid, a[4], (len as usize).min(128))
+                            .and_then(|b| decode::sockaddr(&b));
+                    }
+                }
+                if nr == SYS_recvmsg && ret >= 0 {
+                    ev.addr = msghdr_name(tid, a[1]);
+                }
+                if s.remote.is_none() && s.proto == Proto::Tcp {
+                    // Resolved before it was connected (e.g. inherited): try again.
+                    if let Fd::Sock(fresh) = {
+                        self.forget_fd(tgid, a[0] as i32);
+                        self.fd_kind(tgid, a[0] as i32)
+                    } {
+                        *s = Self::sock_event(&fresh, &self.peers);
+                    }
+                }
+                if self.cfg.payload_bytes > 0 && moved > 0 {
+                    let n = (moved as usize).min(self.cfg.payload_bytes);
+                    let buf = match nr {
+                        SYS_read | SYS_write | SYS_recvfrom | SYS_sendto => Some(a[1]),
+                        SYS_readv | SYS_writev => mem::read_u64(tid, a[1]),
+                        _ => None,
+                    };
+                    ev.data = buf
+                        .and_then(|b| mem::read_mem(tid, b, n))
+                        .map(|bytes| escape_bytes(&bytes));
+                }
+            }
+        }
+    }
+}
+
+fn exit_fields(mut ev: Event, st: ExitStatus) -> Event {
+    match st {
+        ExitStatus::Code(c) => ev.code = Some(c),
+        ExitStatus::Signal(s) => ev.signal = Some(decode::signal_name(s)),
+    }
+    ev
+}
+
+fn proto_hint(domain: u64, ty: u64) -> Proto {
+    match (domain as i32, (ty & 0xf) as i32) {
+        (libc::AF_UNIX, _) => Proto::Unix,
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) => Proto::Tcp,
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM) => Proto::Udp,
+        _ => Proto::Other,
+    }
+}
+
+/// Sum of iov_len over an iovec array (at most 64 entries read).
+fn iov_total(pid: i32, iov: u64, cnt: u64) -> Option<u64> {
+    let cnt = cnt.min(64) as usize;
+    let b = mem::read_mem(pid, iov, cnt * 16)?;
+    Some(
+        b.chunks_exact(16)
+            .map(|c| u64::from_ne_bytes(c[8..16].try_into().unwrap_or([0; 8])))
+            .sum(),
+    )
+}
+
+/// `struct msghdr`: name (0), namelen (8), iov (16), iovlen (24), ...
+fn msghdr_iov_total(pid: i32, msg: u64) -> Option<u64> {
+    let iov = mem::read_u64(pid, msg + 16)?;
+    let n = mem::read_u64(pid, msg + 24)?;
+    iov_total(pid, iov, n)
+}
+
+fn msghdr_name(pid: i32, msg: u64) -> Option<String> {
+    let name = mem::read_u64(pid, msg)?;
+    let len = mem::read_u32(pid, msg + 8)?;
+    if name == 0 || len == 0 {
+        return None;
+    }
+    decode::sockaddr(&mem::read_mem(pid, name, (len as usize).min(128))?)
+}
+
+/// Name of a traced system call.
+pub fn syscall_name(nr: i64) -> &'static str {
+    use libc::*;
+    match nr {
+        SYS_socket => "socket",
+        SYS_socketpair => "socketpair",
+        SYS_bind => "bind",
+        SYS_listen => "listen",
+        SYS_connect => "connect",
+        SYS_accept => "accept",
+        SYS_accept4 => "accept4",
+        SYS_shutdown => "shutdown",
+        SYS_close => "close",
+        SYS_close_range => "close_range",
+        SYS_dup2 => "dup2",
+        SYS_dup3 => "dup3",
+        SYS_read => "read",
+        SYS_write => "write",
+        SYS_readv => "readv",
+        SYS_writev => "writev",
+        SYS_pwrite64 => "pwrite64",
+        SYS_pwritev => "pwritev",
+        SYS_sendto => "sendto",
+        SYS_recvfrom => "recvfrom",
+        SYS_sendmsg => "sendmsg",
+        SYS_recvmsg => "recvmsg",
+        SYS_sendmmsg => "sendmmsg",
+        SYS_recvmmsg => "recvmmsg",
+        SYS_open => "open",
+        SYS_openat => "openat",
+        SYS_creat => "creat",
+        SYS_fsync => "fsync",
+        SYS_fdatasync => "fdatasync",
+        SYS_sync_file_range => "sync_file_range",
+        SYS_sync => "sync",
+        SYS_syncfs => "syncfs",
+        SYS_ftruncate => "ftruncate",
+        SYS_truncate => "truncate",
+        SYS_rename => "rename",
+        SYS_renameat => "renameat",
+        SYS_renameat2 => "renameat2",
+        SYS_unlink => "unlink",
+        SYS_unlinkat => "unlinkat",
+        SYS_mkdir => "mkdir",
+        SYS_mkdirat => "mkdirat",
+        SYS_rmdir => "rmdir",
+        _ => "?",
+    }
+}

@@ -1,0 +1,110 @@
+//! The experiment file as written, before validation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+pub(crate) type Str = Spanned<String>;
+pub(crate) type StrList = Spanned<Vec<Str>>;
+pub(crate) type StrMap = BTreeMap<Str, Str>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExperiment {
+    pub name: Str,
+    #[serde(default)]
+    pub timeout: Option<Str>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub vars: StrMap,
+    #[serde(default, rename = "node")]
+    pub nodes: Vec<Spanned<RawNode>>,
+    #[serde(default, rename = "workload")]
+    pub workloads: Vec<Spanned<RawWorkload>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNode {
+    pub name: Str,
+    pub argv: StrList,
+    #[serde(default)]
+    pub env: StrMap,
+    #[serde(default)]
+    pub cwd: Option<Str>,
+    #[serde(default)]
+    pub data_dir: Option<Spanned<RawDataDir>>,
+    #[serde(default)]
+    pub ready: Option<Spanned<RawReady>>,
+    #[serde(default)]
+    pub ready_timeout: Option<Str>,
+    #[serde(default)]
+    pub ports: Option<StrList>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkload {
+    pub name: Str,
+    pub argv: StrList,
+    #[serde(default)]
+    pub env: StrMap,
+    #[serde(default)]
+    pub cwd: Option<Str>,
+    #[serde(default)]
+    pub after: Option<crate::StartAfter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReady {
+    #[serde(default)]
+    pub tcp: Option<Str>,
+    #[serde(default)]
+    pub log: Option<Str>,
+    #[serde(default)]
+    pub stream: Option<Spanned<crate::LogStream>>,
+    #[serde(default)]
+    pub command: Option<StrList>,
+}
+
+/// `data_dir = true | false | { copy_from = "path" }`.
+pub(crate) enum RawDataDir {
+    None,
+    Fresh,
+    CopyFrom(Str),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCopyFrom {
+    copy_from: Str,
+}
+
+impl<'de> Deserialize<'de> for RawDataDir {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawDataDir;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`true`, `false` or a table `{ copy_from = \"path\" }`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawDataDir, E> {
+                Ok(if v {
+                    RawDataDir::Fresh
+                } else {
+                    RawDataDir::None
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawDataDir, A::Error> {
+                let c = RawCopyFrom::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawDataDir::CopyFrom(c.copy_from))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,200 @@
+//! `trace.json`: Chrome trace-event format, for <https://ui.perfetto.dev> and `chrome://tracing`.
+
+use crate::graph::{EdgeKind, HbGraph};
+use ordeal_events::{Class, Event};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+
+/// Shortest slice drawn, in ns: flow arrows are bound to the slice that encloses their
+/// timestamp, so every slice needs an interior point.
+const MIN_SLICE_NS: u64 = 2;
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// Drawn duration of every event (by index): at least [`MIN_SLICE_NS`], and cut short where
+/// the thread's next event starts, so slices of one thread never overlap (Perfetto drops
+/// improperly nested slices).
+fn slice_durs(g: &HbGraph) -> Vec<u64> {
+    let events = g.events();
+    let mut d: Vec<u64> = events.iter().map(|e| e.dur.max(MIN_SLICE_NS)).collect();
+    for t in 0..g.threads().len() {
+        let mut next: Option<u64> = None;
+        let evs: Vec<&Event> = g.thread_events(t).collect();
+        for e in evs.into_iter().rev() {
+            if let (Some(n), Some(i)) = (next, g.index_of(e.seq)) {
+                if n < e.ts + d[i] && n >= e.ts + MIN_SLICE_NS {
+                    d[i] = n - e.ts;
+                }
+            }
+            if !is_instant(e) {
+                next = Some(e.ts);
+            }
+        }
+    }
+    d
+}
+
+/// A point strictly inside a slice, where flow arrows attach.
+fn flow_ts(e: &Event, dur: u64) -> u64 {
+    e.ts + dur / 2
+}
+
+fn is_instant(e: &Event) -> bool {
+    e.class == Some(Class::Proc)
+}
+
+fn args(g: &HbGraph, e: &Event) -> Value {
+    let mut a = Map::new();
+    a.insert("seq".into(), json!(e.seq));
+    if let Some(fd) = e.fd {
+        a.insert("fd".into(), json!(fd));
+    }
+    if e.is_send() || e.is_recv() {
+        a.insert("bytes".into(), json!(e.moved()));
+    }
+    if let Some(off) = e.off {
+        a.insert("off".into(), json!(off));
+    }
+    if let Some(x) = &e.addr {
+        a.insert("addr".into(), json!(x));
+    }
+    if let Some(s) = &e.sock {
+        if let Some(l) = &s.local {
+            a.insert("local".into(), json!(l));
+        }
+        if let Some(r) = &s.remote {
+            a.insert("remote".into(), json!(r));
+        }
+        if let Some(p) = g.peer_node(s.ino) {
+            a.insert("peer".into(), json!(p));
+        }
+    }
+    if let Some(r) = e.ret {
+        a.insert("ret".into(), json!(r));
+    }
+    if let Some(x) = &e.errno {
+        a.insert("errno".into(), json!(x));
+    }
+    for (k, v) in [("path", &e.path), ("path2", &e.path2), ("flags", &e.flags)] {
+        if let Some(v) = v {
+            a.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(c) = e.child {
+        a.insert("child".into(), json!(c));
+    }
+    if let Some(v) = &e.argv {
+        a.insert("argv".into(), json!(v));
+    }
+    if let Some(c) = e.code {
+        a.insert("code".into(), json!(c));
+    }
+    if let Some(s) = &e.signal {
+        a.insert("signal".into(), json!(s));
+    }
+    if let Some(d) = &e.data {
+        a.insert("data".into(), json!(d));
+    }
+    Value::Object(a)
+}
+
+/// Writes `trace.json`: one process per node (pid = node index + 1), one thread per traced tid,
+/// a complete slice per system call, an instant per lifecycle step, and a flow arrow (category
+/// `msg`) for every message and connect edge.
+pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
+    let names = g.node_names();
+    let pid_of: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i + 1))
+        .collect();
+    let pid = |node: &str| pid_of.get(node).copied().unwrap_or(0);
+
+    write!(
+        w,
+        "{{\"displayTimeUnit\":\"ns\",\"otherData\":{},\"traceEvents\":[",
+        json!({"experiment": g.header().experiment, "generator": "ordeal"})
+    )?;
+    let mut first = true;
+    let mut emit = |w: &mut W, v: &Value| -> io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        first = false;
+        w.write_all(b"\n")?;
+        serde_json::to_writer(&mut *w, v)?;
+        Ok(())
+    };
+
+    for (i, n) in names.iter().enumerate() {
+        emit(
+            &mut w,
+            &json!({"name":"process_name","ph":"M","pid":i + 1,"tid":0,"args":{"name":n}}),
+        )?;
+        emit(
+            &mut w,
+            &json!({"name":"process_sort_index","ph":"M","pid":i + 1,"tid":0,"args":{"sort_index":i}}),
+        )?;
+    }
+    let mut named: HashSet<(usize, i32)> = HashSet::new();
+    for t in g.threads() {
+        let p = pid(&t.node);
+        if named.insert((p, t.tid)) {
+            emit(
+                &mut w,
+                &json!({"name":"thread_name","ph":"M","pid":p,"tid":t.tid,
+                        "args":{"name":format!("tid {}", t.tid)}}),
+            )?;
+        }
+    }
+
+    let durs = slice_durs(g);
+    for (i, e) in g.events().iter().enumerate() {
+        let cat = match e.class {
+            Some(Class::Net) => "net",
+            Some(Class::Data) => "data",
+            Some(Class::File) => "file",
+            Some(Class::Proc) => "proc",
+            None => "other",
+        };
+        let v = if is_instant(e) {
+            json!({"name":e.call,"cat":cat,"ph":"i","s":"t","ts":us(e.ts),
+                   "pid":pid(&e.node),"tid":e.tid,"args":args(g, e)})
+        } else {
+            json!({"name":e.call,"cat":cat,"ph":"X","ts":us(e.ts),"dur":us(durs[i]),
+                   "pid":pid(&e.node),"tid":e.tid,"args":args(g, e)})
+        };
+        emit(&mut w, &v)?;
+    }
+
+    let mut id = 0u64;
+    for edge in g.edges() {
+        let name = match edge.kind {
+            EdgeKind::Message { bytes } => format!("message {bytes} B"),
+            EdgeKind::Connect => "connect".to_string(),
+            _ => continue,
+        };
+        let (Some(ia), Some(ib)) = (g.index_of(edge.from), g.index_of(edge.to)) else {
+            continue;
+        };
+        let (a, b) = (&g.events()[ia], &g.events()[ib]);
+        if is_instant(a) || is_instant(b) {
+            continue;
+        }
+        id += 1;
+        emit(
+            &mut w,
+            &json!({"name":name,"cat":"msg","ph":"s","id":id,"ts":us(flow_ts(a, durs[ia])),
+                    "pid":pid(&a.node),"tid":a.tid}),
+        )?;
+        emit(
+            &mut w,
+            &json!({"name":name,"cat":"msg","ph":"f","bp":"e","id":id,"ts":us(flow_ts(b, durs[ib])),
+                    "pid":pid(&b.node),"tid":b.tid}),
+        )?;
+    }
+    w.write_all(b"\n]}\n")
+}

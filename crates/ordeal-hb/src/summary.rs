@@ -1,0 +1,535 @@
+//! `summary.json` and the terminal summary.
+
+use crate::graph::{Connection, EdgeCounts, FailedConnect, HbGraph};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write;
+
+/// Schema name written in `summary.json`.
+pub const SUMMARY_SCHEMA: &str = "ordeal-summary";
+/// Version of the `summary.json` schema; bump on incompatible changes.
+pub const SUMMARY_VERSION: u32 = 1;
+
+/// The outcome of a run, decided by the caller (the run knows its checks; this crate does not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `pass`, `fail` or `error`.
+    pub status: String,
+    /// Why, one sentence each (empty for a plain pass).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+impl Verdict {
+    pub fn pass() -> Self {
+        Self {
+            status: "pass".into(),
+            reasons: Vec::new(),
+        }
+    }
+    pub fn fail(reasons: Vec<String>) -> Self {
+        Self {
+            status: "fail".into(),
+            reasons,
+        }
+    }
+    pub fn error(reasons: Vec<String>) -> Self {
+        Self {
+            status: "error".into(),
+            reasons,
+        }
+    }
+}
+
+/// Everything a person or a script wants to know about one traced run, without the events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Always [`SUMMARY_SCHEMA`].
+    pub schema: String,
+    /// [`SUMMARY_VERSION`] of the writer.
+    pub version: u32,
+    pub experiment: String,
+    pub verdict: Verdict,
+    /// From the first event's start to the last event's end, in ns.
+    pub span_ns: u64,
+    pub nodes: Vec<NodeSummary>,
+    /// Stream connections in order of establishment.
+    pub connections: Vec<Connection>,
+    /// Connect attempts that failed outright, aggregated.
+    pub failed_connects: Vec<FailedConnect>,
+    /// Traffic per directed node pair.
+    pub pairs: Vec<PairSummary>,
+    pub events: EventCounts,
+    pub edges: EdgeCounts,
+    /// Inconsistencies found in the trace (normally empty).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// One node (or workload) of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub name: String,
+    /// `node`, `workload`, or `unknown` for a name not in the trace header.
+    pub role: String,
+    pub process_count: usize,
+    /// Thread incarnations, main threads included.
+    pub thread_count: usize,
+    /// Every process in order of creation with its exit status.
+    pub processes: Vec<ProcessSummary>,
+}
+
+/// One process and how it ended. Neither `code` nor `signal` means no exit was traced (it was
+/// still running when tracing stopped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSummary {
+    pub pid: i32,
+    /// Command line of its last spawn/exec, when traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+impl ProcessSummary {
+    /// `exit 0`, `SIGKILL` or `running`.
+    pub fn status(&self) -> String {
+        match (&self.signal, self.code) {
+            (Some(s), _) => s.clone(),
+            (None, Some(c)) => format!("exit {c}"),
+            (None, None) => "running".into(),
+        }
+    }
+}
+
+/// Communication from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairSummary {
+    pub from: String,
+    pub to: String,
+    /// Send events at least one byte of which a traced receive on `to` consumed.
+    pub messages: u64,
+    /// Bytes sent by `from` and received by `to`, both traced.
+    pub bytes: u64,
+    /// Bytes with no traced counterpart (the peer was not traced, or never read them).
+    pub unmatched_bytes: u64,
+    /// Connections opened by `from` to `to`.
+    pub connections: u64,
+}
+
+/// Event totals.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventCounts {
+    pub total: u64,
+    /// By class: `net`, `data`, `file`, `proc` (and `other` for unclassified events).
+    pub by_class: BTreeMap<String, u64>,
+    /// By system call or lifecycle step.
+    pub by_call: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Summarises a graph; `verdict` is the caller's judgement of the run.
+    pub fn build(graph: &HbGraph, verdict: Verdict) -> Summary {
+        let events = graph.events();
+        let mut counts = EventCounts {
+            total: events.len() as u64,
+            ..Default::default()
+        };
+        for e in events {
+            let class = match e.class {
+                Some(c) => serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "other".into()),
+                None => "other".into(),
+            };
+            *counts.by_class.entry(class).or_default() += 1;
+            *counts.by_call.entry(e.call.clone()).or_default() += 1;
+        }
+        let span_ns = match (
+            events.iter().map(|e| e.ts).min(),
+            events.iter().map(|e| e.ts.saturating_add(e.dur)).max(),
+        ) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => 0,
+        };
+        let pairs = graph
+            .traffic()
+            .iter()
+            .map(|((from, to), t)| PairSummary {
+                from: from.clone(),
+                to: to.clone(),
+                messages: t.messages,
+                bytes: t.bytes,
+                unmatched_bytes: t.unmatched_bytes,
+                connections: t.connections,
+            })
+            .collect();
+        Summary {
+            schema: SUMMARY_SCHEMA.into(),
+            version: SUMMARY_VERSION,
+            experiment: graph.header().experiment.clone(),
+            verdict,
+            span_ns,
+            nodes: node_summaries(graph),
+            connections: graph.connections().to_vec(),
+            failed_connects: graph.failed_connects().to_vec(),
+            pairs,
+            events: counts,
+            edges: graph.edge_counts(),
+            warnings: graph.warnings().to_vec(),
+        }
+    }
+
+    /// Looks up the traffic from one node to another.
+    pub fn pair(&self, from: &str, to: &str) -> Option<&PairSummary> {
+        self.pairs.iter().find(|p| p.from == from && p.to == to)
+    }
+
+    /// Looks up a node.
+    pub fn node(&self, name: &str) -> Option<&NodeSummary> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
+    struct Proc {
+        node: String,
+        p: ProcessSummary,
+        leader_exit: bool,
+    }
+    let mut procs: Vec<Proc> = Vec::new();
+    let mut latest: HashMap<i32, usize> = HashMap::new();
+    let mut threads_per_node: HashMap<&str, usize> = HashMap::new();
+    for (t, info) in graph.threads().iter().enumerate() {
+        *threads_per_node.entry(info.node.as_str()).or_default() += 1;
+        let leader = info.tid == info.pid;
+        let k = match latest.get(&info.pid) {
+            Some(&k) if !leader && procs[k].node == info.node => k,
+            _ => {
+                procs.push(Proc {
+                    node: info.node.clone(),
+                    p: ProcessSummary {
+                        pid: info.pid,
+                        command: None,
+                        code: None,
+                        signal: None,
+                    },
+                    leader_exit: false,
+                });
+                latest.insert(info.pid, procs.len() - 1);
+                procs.len() - 1
+            }
+        };
+        let pr = &mut procs[k];
+        for e in graph.thread_events(t) {
+            match e.call.as_str() {
+                "spawn" | "exec" | "execve" | "execveat" if e.ok() => {
+                    if let Some(argv) = e.argv.as_ref().filter(|a| !a.is_empty()) {
+                        pr.p.command = Some(argv.join(" "));
+                    }
+                }
+                "exit" if leader || !pr.leader_exit => {
+                    pr.p.code = e.code;
+                    pr.p.signal = e.signal.clone();
+                    pr.leader_exit |= leader;
+                }
+                _ => {}
+            }
+        }
+    }
+    graph
+        .node_names()
+        .into_iter()
+        .map(|name| {
+            let role = graph
+                .header()
+                .nodes
+                .iter()
+                .find(|n| n.name == name)
+                .map(|n| n.role.clone())
+                .unwrap_or_else(|| "unknown".into());
+            let processes: Vec<ProcessSummary> = procs
+                .iter()
+                .filter(|p| p.node == name)
+                .map(|p| p.p.clone())
+                .collect();
+            NodeSummary {
+                role,
+                process_count: processes.len(),
+                thread_count: threads_per_node.get(name.as_str()).copied().unwrap_or(0),
+                processes,
+                name,
+            }
+        })
+        .filter(|n| n.role != "unknown" || n.thread_count > 0)
+        .collect()
+}
+
+/// Writes `summary.json` (pretty-printed, trailing newline).
+pub fn write_summary_json<W: Write>(summary: &Summary, mut w: W) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut w, summary)?;
+    w.write_all(b"\n")
+}
+
+/// Human-readable byte count: exact below 10 KiB, else one decimal in KiB/MiB/GiB.
+pub fn fmt_bytes(b: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if b < 10 * 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn fmt_duration(ns: u64) -> String {
+    if ns >= 1_000_000_000 {
+        format!("{:.2} s", ns as f64 / 1e9)
+    } else if ns >= 1_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    }
+}
+
+/// Left-aligned text columns, right-aligned numeric ones, two spaces between.
+struct Table {
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(head: &[&str], right: &[bool]) -> Self {
+        Self {
+            right: right.to_vec(),
+            rows: vec![head.iter().map(|s| s.to_string()).collect()],
+        }
+    }
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+    fn render(&self, out: &mut String) {
+        let n = self.right.len();
+        let width: Vec<usize> = (0..n)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for r in &self.rows {
+            let mut line = String::from("  ");
+            for (c, &wid) in width.iter().enumerate() {
+                let cell = r.get(c).map(String::as_str).unwrap_or("");
+                let pad = wid - cell.chars().count();
+                if self.right[c] {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    if c + 1 < n {
+                        line.push_str(&" ".repeat(pad));
+                    }
+                }
+                if c + 1 < n {
+                    line.push_str("  ");
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+}
+
+fn exit_column(procs: &[ProcessSummary]) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for p in procs {
+        let s = p.status();
+        match groups.iter_mut().find(|g| g.0 == s) {
+            Some(g) => g.1 += 1,
+            None => groups.push((s, 1)),
+        }
+    }
+    if groups.is_empty() {
+        return "-".into();
+    }
+    groups
+        .into_iter()
+        .map(|(s, n)| if n > 1 { format!("{s} ×{n}") } else { s })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A short report for the terminal: nodes and how their processes ended, connections,
+/// traffic per node pair, event totals and the verdict.
+pub fn human_summary(s: &Summary) -> String {
+    let mut out = String::new();
+    let procs: usize = s.nodes.iter().map(|n| n.process_count).sum();
+    let _ = writeln!(
+        out,
+        "{}: {} nodes, {} processes, {} events in {}",
+        s.experiment,
+        s.nodes.len(),
+        procs,
+        s.events.total,
+        fmt_duration(s.span_ns)
+    );
+
+    out.push('\n');
+    let mut t = Table::new(
+        &["NODE", "ROLE", "PROCS", "THREADS", "EXIT"],
+        &[false, false, true, true, false],
+    );
+    for n in &s.nodes {
+        t.row(vec![
+            n.name.clone(),
+            n.role.clone(),
+            n.process_count.to_string(),
+            n.thread_count.to_string(),
+            exit_column(&n.processes),
+        ]);
+    }
+    t.render(&mut out);
+
+    if !s.connections.is_empty() {
+        // One row per (client node, server node, server address).
+        let mut rows: Vec<(String, String, String, u64, u64, u64)> = Vec::new();
+        for c in &s.connections {
+            match rows
+                .iter_mut()
+                .find(|r| r.0 == c.client_node && r.1 == c.server_node && r.2 == c.server_addr)
+            {
+                Some(r) => {
+                    r.3 += 1;
+                    r.4 += c.bytes_client_to_server;
+                    r.5 += c.bytes_server_to_client;
+                }
+                None => rows.push((
+                    c.client_node.clone(),
+                    c.server_node.clone(),
+                    c.server_addr.clone(),
+                    1,
+                    c.bytes_client_to_server,
+                    c.bytes_server_to_client,
+                )),
+            }
+        }
+        out.push('\n');
+        let mut t = Table::new(
+            &[
+                "CLIENT",
+                "SERVER",
+                "ADDRESS",
+                "CONNS",
+                "TO SERVER",
+                "TO CLIENT",
+            ],
+            &[false, false, false, true, true, true],
+        );
+        for r in rows {
+            t.row(vec![
+                r.0,
+                r.1,
+                r.2,
+                r.3.to_string(),
+                fmt_bytes(r.4),
+                fmt_bytes(r.5),
+            ]);
+        }
+        t.render(&mut out);
+    }
+
+    if !s.failed_connects.is_empty() {
+        out.push('\n');
+        let mut t = Table::new(
+            &["FAILED CONNECT", "TO", "ADDRESS", "ERROR", "COUNT"],
+            &[false, false, false, false, true],
+        );
+        for f in &s.failed_connects {
+            t.row(vec![
+                f.node.clone(),
+                f.target_node.clone(),
+                f.addr.clone(),
+                f.errno.clone(),
+                f.count.to_string(),
+            ]);
+        }
+        t.render(&mut out);
+    }
+
+    if s.pairs
+        .iter()
+        .any(|p| p.messages > 0 || p.unmatched_bytes > 0)
+    {
+        out.push('\n');
+        let any_unmatched = s.pairs.iter().any(|p| p.unmatched_bytes > 0);
+        let (head, right): (Vec<&str>, Vec<bool>) = if any_unmatched {
+            (
+                vec!["FROM", "TO", "MESSAGES", "BYTES", "UNMATCHED"],
+                vec![false, false, true, true, true],
+            )
+        } else {
+            (
+                vec!["FROM", "TO", "MESSAGES", "BYTES"],
+                vec![false, false, true, true],
+            )
+        };
+        let mut t = Table::new(&head, &right);
+        for p in s
+            .pairs
+            .iter()
+            .filter(|p| p.messages > 0 || p.unmatched_bytes > 0)
+        {
+            let mut row = vec![
+                p.from.clone(),
+                p.to.clone(),
+                p.messages.to_string(),
+                fmt_bytes(p.bytes),
+            ];
+            if any_unmatched {
+                row.push(if p.unmatched_bytes > 0 {
+                    fmt_bytes(p.unmatched_bytes)
+                } else {
+                    "-".into()
+                });
+            }
+            t.row(row);
+        }
+        t.render(&mut out);
+    }
+
+    out.push('\n');
+    let classes = ["net", "data", "file", "proc", "other"]
+        .iter()
+        .filter_map(|c| s.events.by_class.get(*c).map(|n| format!("{c} {n}")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(out, "  events   {} ({classes})", s.events.total);
+    let e = &s.edges;
+    let _ = writeln!(
+        out,
+        "  edges    {} message, {} connect, {} fork, {} program",
+        e.message, e.connect, e.fork, e.program
+    );
+    if !s.warnings.is_empty() {
+        let _ = writeln!(out, "  warnings {}", s.warnings.len());
+        for w in s.warnings.iter().take(3) {
+            let _ = writeln!(out, "    {w}");
+        }
+    }
+    let _ = writeln!(out, "  verdict  {}", s.verdict.status.to_uppercase());
+    for r in &s.verdict.reasons {
+        let _ = writeln!(out, "    - {r}");
+    }
+    out
+}

@@ -1,0 +1,189 @@
+//! Starting a program under the tracer: fork, prepare the child, seize it, exec.
+//!
+//! Everything the child needs is built before fork, because after fork in a multi-threaded
+//! process only async-signal-safe calls are allowed: the child only makes raw system calls.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// What to start.
+#[derive(Debug)]
+pub struct SpawnSpec {
+    /// Node (or workload) this process and all its descendants are attributed to.
+    pub label: String,
+    /// Absolute path of the program (resolved by the caller, which reports a missing one).
+    pub program: PathBuf,
+    pub argv: Vec<String>,
+    /// The complete environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// False runs the program without ptrace or seccomp (still supervised).
+    pub traced: bool,
+}
+
+pub(crate) struct Prepared {
+    program: CString,
+    argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    env: Vec<CString>,
+    env_ptrs: Vec<*const libc::c_char>,
+    cwd: CString,
+    filter: Vec<libc::sock_filter>,
+    traced: bool,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+fn cstring(s: &[u8], what: &str) -> std::io::Result<CString> {
+    CString::new(s).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what} contains a NUL byte"),
+        )
+    })
+}
+
+pub(crate) fn prepare(
+    spec: SpawnSpec,
+    filter: Vec<libc::sock_filter>,
+) -> std::io::Result<Prepared> {
+    let program = cstring(spec.program.as_os_str().as_bytes(), "program path")?;
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = spec
+        .env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), "environment variable"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut argv_ptrs: Vec<_> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<_> = env.iter().map(|c| c.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    Ok(Prepared {
+        program,
+        argv,
+        argv_ptrs,
+        env,
+        env_ptrs,
+        cwd: cstring(spec.cwd.as_os_str().as_bytes(), "working directory")?,
+        filter,
+        traced: spec.traced,
+        stdout: spec.stdout,
+        stderr: spec.stderr,
+    })
+}
+
+const PTRACE_OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_TRACEEXEC
+    | libc::PTRACE_O_TRACESECCOMP
+    | libc::PTRACE_O_EXITKILL;
+
+/// Forks and execs. Must run on the tracer thread: the child's parent-death signal and the
+/// ptrace relationship are both tied to the thread that forks and seizes.
+/// Returns the child's pid once it is seized and released towards exec.
+pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
+    // The child waits on this pipe until the tracer has seized it, so the seccomp filter
+    // (which needs a tracer present) is only installed once one is.
+    let mut gate = [0 as libc::c_int; 2];
+    // SAFETY: plain pipe2 into a local array.
+    if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let parent = unsafe { libc::getpid() };
+    let devnull = c"/dev/null";
+    let prog = libc::sock_fprog {
+        len: p.filter.len() as u16,
+        filter: p.filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: the child branch only makes async-signal-safe raw system calls on memory that was
+    // prepared before the fork, then execs or _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        unsafe {
+            libc::close(gate[0]);
+            libc::close(gate[1]);
+        }
+        return Err(e);
+    }
+    if pid == 0 {
+        unsafe {
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(126);
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            // Rust ignores SIGPIPE; programs expect the default.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let null = libc::open(devnull.as_ptr(), libc::O_RDONLY);
+            if null >= 0 {
+                libc::dup2(null, 0);
+            }
+            libc::dup2(p.stdout.as_raw_fd(), 1);
+            libc::dup2(p.stderr.as_raw_fd(), 2);
+            if libc::chdir(p.cwd.as_ptr()) != 0 {
+                libc::_exit(126);
+            }
+            libc::close(gate[1]);
+            if p.traced {
+                let mut b = 0u8;
+                // EOF (tracer closed its end) means: seized, go on.
+                while libc::read(gate[0], &mut b as *mut u8 as *mut libc::c_void, 1) < 0 {}
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+                {
+                    libc::_exit(125);
+                }
+            }
+            libc::execve(
+                p.program.as_ptr(),
+                p.argv_ptrs.as_ptr(),
+                p.env_ptrs.as_ptr(),
+            );
+            libc::_exit(127);
+        }
+    }
+    unsafe { libc::close(gate[0]) };
+    let seized = if p.traced {
+        // SAFETY: PTRACE_SEIZE on our own child.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SEIZE,
+                pid,
+                std::ptr::null_mut::<libc::c_void>(),
+                PTRACE_OPTIONS as usize as *mut libc::c_void,
+            )
+        };
+        if r != 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    } else {
+        Ok(())
+    };
+    unsafe { libc::close(gate[1]) };
+    if let Err(e) = seized {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return Err(e);
+    }
+    let _ = (&p.argv, &p.env);
+    Ok(pid)
+}

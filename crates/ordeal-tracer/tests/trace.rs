@@ -1,0 +1,283 @@
+//! Traces small C programs and checks exact facts about the events.
+
+use ordeal_events::{Class, Event, Proto};
+use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn compile(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tp-{name}"));
+    let st = std::process::Command::new("cc")
+        .args(["-O1", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("cc runs");
+    assert!(st.success(), "compiling {name}");
+    out
+}
+
+fn spec(label: &str, prog: &Path, args: &[&str], dir: &Path) -> SpawnSpec {
+    let open = |ext: &str| {
+        std::fs::File::create(dir.join(format!("{label}.{ext}")))
+            .unwrap()
+            .into()
+    };
+    let mut argv = vec![prog.to_string_lossy().into_owned()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    SpawnSpec {
+        label: label.into(),
+        program: prog.to_owned(),
+        argv,
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: dir.to_owned(),
+        stdout: open("stdout"),
+        stderr: open("stderr"),
+        traced: true,
+    }
+}
+
+/// Waits for the given root processes to exit; returns their statuses in the same order.
+fn wait_exits(t: &Tracer<Vec<Event>>, labels: &[&str]) -> Vec<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got: Vec<Option<ExitStatus>> = vec![None; labels.len()];
+    while got.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match t.notices().recv_timeout(left) {
+            Ok(Notice::Exited {
+                label,
+                status,
+                root: true,
+                ..
+            }) => {
+                if let Some(i) = labels.iter().position(|l| *l == label) {
+                    got[i] = Some(status);
+                }
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("{labels:?} did not all exit: {e}"),
+        }
+    }
+    got.into_iter().flatten().collect()
+}
+
+fn wait_exit(t: &Tracer<Vec<Event>>, label: &str) -> ExitStatus {
+    wait_exits(t, &[label])[0]
+}
+
+fn config(roots: Vec<PathBuf>) -> Config {
+    Config {
+        data_roots: roots,
+        origin_ns: ordeal_tracer::monotonic_ns(),
+        payload_bytes: 16,
+        ..Default::default()
+    }
+}
+
+fn poll_file(path: &Path, pat: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if let Some(line) = s.lines().find(|l| l.contains(pat)) {
+                return line.to_string();
+            }
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+    panic!("{pat} never appeared in {}", path.display());
+}
+
+#[test]
+fn client_server_connect_accept_and_exact_bytes() {
+    let (server, client) = (compile("server"), compile("client"));
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tracer::start(config(vec![]), Vec::new()).unwrap();
+    t.spawn(spec("server", &server, &[], dir.path())).unwrap();
+    let line = poll_file(&dir.path().join("server.stdout"), "listening");
+    let port = line.split_whitespace().nth(1).unwrap().to_string();
+    t.spawn(spec("client", &client, &[&port], dir.path()))
+        .unwrap();
+    assert_eq!(
+        wait_exits(&t, &["client", "server"]),
+        [ExitStatus::Code(7), ExitStatus::Code(0)]
+    );
+    let (stats, events) = t.shutdown().unwrap();
+    assert_eq!(stats.events as usize, events.len());
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64);
+    }
+    let server_addr = format!("127.0.0.1:{port}");
+    let connect = events
+        .iter()
+        .find(|e| e.call == "connect" && e.node == "client")
+        .unwrap();
+    assert_eq!(connect.ret, Some(0));
+    assert_eq!(connect.addr.as_deref(), Some(server_addr.as_str()));
+    let csock = connect.sock.clone().unwrap();
+    assert_eq!(csock.proto, Proto::Tcp);
+    assert_eq!(csock.remote.as_deref(), Some(server_addr.as_str()));
+    assert_eq!(csock.peer_node.as_deref(), Some("server"));
+    let accept = events.iter().find(|e| e.call == "accept").unwrap();
+    let ssock = accept.sock.clone().unwrap();
+    assert_eq!(ssock.local.as_deref(), Some(server_addr.as_str()));
+    assert_eq!(
+        ssock.remote, csock.local,
+        "accept sees the client's address"
+    );
+    assert_eq!(ssock.peer_node.as_deref(), Some("client"));
+    // The client's two writes: exact offsets, lengths and captured bytes.
+    let writes: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.node == "client" && e.call == "write")
+        .collect();
+    assert_eq!(writes.len(), 2);
+    assert_eq!(
+        (writes[0].off, writes[0].ret, writes[0].data.as_deref()),
+        (Some(0), Some(5), Some("hello"))
+    );
+    assert_eq!(
+        (writes[1].off, writes[1].ret, writes[1].data.as_deref()),
+        (Some(5), Some(5), Some("world"))
+    );
+    assert!(writes.iter().all(|w| w.class == Some(Class::Data)));
+    // The server read those 10 bytes contiguously, on the accepted socket.
+    let reads: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.node == "server" && e.call == "read" && e.moved() > 0)
+        .collect();
+    let mut expect_off = 0;
+    for r in &reads {
+        assert_eq!(r.off, Some(expect_off));
+        assert_eq!(r.sock.as_ref().unwrap().ino, ssock.ino);
+        expect_off += r.moved();
+    }
+    assert_eq!(expect_off, 10);
+    let pong = events
+        .iter()
+        .find(|e| e.node == "server" && e.call == "write")
+        .unwrap();
+    assert_eq!((pong.ret, pong.off), (Some(4), Some(0)));
+    // Lifecycle: each process spawned once, exits recorded with codes.
+    let exits: Vec<(String, Option<i32>)> = events
+        .iter()
+        .filter(|e| e.call == "exit")
+        .map(|e| (e.node.clone(), e.code))
+        .collect();
+    assert!(exits.contains(&("client".into(), Some(7))), "{exits:?}");
+    assert!(exits.contains(&("server".into(), Some(0))), "{exits:?}");
+}
+
+#[test]
+fn fork_is_followed_and_file_calls_under_data_roots_recorded() {
+    let forker = compile("forker");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let t = Tracer::start(config(vec![data.clone()]), Vec::new()).unwrap();
+    let pid = t
+        .spawn(spec("f", &forker, &[data.to_str().unwrap()], dir.path()))
+        .unwrap();
+    assert_eq!(wait_exit(&t, "f"), ExitStatus::Code(0));
+    let (_, events) = t.shutdown().unwrap();
+    let fork = events.iter().find(|e| e.call == "fork").unwrap();
+    assert_eq!(fork.pid, pid);
+    let child = fork.child.unwrap();
+    let child_events: Vec<&Event> = events.iter().filter(|e| e.pid == child).collect();
+    assert!(child_events
+        .iter()
+        .all(|e| e.seq > fork.seq && e.node == "f"));
+    let calls: Vec<&str> = child_events
+        .iter()
+        .filter(|e| e.class == Some(Class::File))
+        .map(|e| e.call.as_str())
+        .collect();
+    assert_eq!(calls, ["openat", "write", "fsync", "close", "rename"]);
+    let canon = data.canonicalize().unwrap();
+    let ren = child_events.iter().find(|e| e.call == "rename").unwrap();
+    assert_eq!(ren.path2.as_deref(), canon.join("f").to_str());
+    let open = child_events.iter().find(|e| e.call == "openat").unwrap();
+    assert_eq!(open.flags.as_deref(), Some("O_WRONLY|O_CREAT|O_TRUNC"));
+    let w = child_events.iter().find(|e| e.call == "write").unwrap();
+    assert_eq!((w.len, w.ret), (Some(3), Some(3)));
+    let exit = child_events.iter().find(|e| e.call == "exit").unwrap();
+    assert_eq!(exit.code, Some(3));
+    assert!(std::fs::read(data.join("f")).unwrap() == b"abc");
+}
+
+#[test]
+fn threads_are_followed_and_socketpair_peers_known() {
+    let prog = compile("threads");
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tracer::start(config(vec![]), Vec::new()).unwrap();
+    let pid = t.spawn(spec("t", &prog, &[], dir.path())).unwrap();
+    assert_eq!(wait_exit(&t, "t"), ExitStatus::Code(0));
+    let (_, events) = t.shutdown().unwrap();
+    let clones: Vec<i32> = events
+        .iter()
+        .filter(|e| e.call == "clone")
+        .filter_map(|e| e.child)
+        .collect();
+    assert_eq!(clones.len(), 2, "two pthreads");
+    let w = events.iter().find(|e| e.call == "write").unwrap();
+    let r = events
+        .iter()
+        .find(|e| e.call == "read" && e.moved() > 0)
+        .unwrap();
+    assert_eq!((w.pid, r.pid), (pid, pid));
+    assert!(clones.contains(&w.tid) && clones.contains(&r.tid) && w.tid != r.tid);
+    assert_eq!((w.ret, r.ret), (Some(4), Some(4)));
+    let (ws, rs) = (w.sock.clone().unwrap(), r.sock.clone().unwrap());
+    assert_eq!(ws.proto, Proto::Unix);
+    assert_eq!(ws.peer_ino, Some(rs.ino));
+    assert_eq!(rs.peer_ino, Some(ws.ino));
+}
+
+#[test]
+fn shutdown_kills_every_descendant_even_escaped_ones() {
+    let prog = compile("sleeper");
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tracer::start(config(vec![]), Vec::new()).unwrap();
+    let root = t.spawn(spec("s", &prog, &[], dir.path())).unwrap();
+    // Wait until the grandchild exists (it forks twice).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let family = |root: i32| -> Vec<i32> {
+        let mut all = vec![root];
+        let mut i = 0;
+        while i < all.len() {
+            let p = all[i];
+            let kids =
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            all.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<i32>().ok()),
+            );
+            i += 1;
+        }
+        all
+    };
+    let mut seen = vec![];
+    while Instant::now() < deadline {
+        seen = family(root);
+        if seen.len() == 3 {
+            break;
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let (_, events) = t.shutdown().unwrap();
+    for p in &seen {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists()
+                || std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .map(|s| s.contains(") Z"))
+                    .unwrap_or(true),
+            "process {p} survived"
+        );
+    }
+    let killed = events
+        .iter()
+        .filter(|e| e.call == "exit" && e.signal.as_deref() == Some("SIGKILL"))
+        .count();
+    assert_eq!(killed, 3, "{events:#?}");
+}
