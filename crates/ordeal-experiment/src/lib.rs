@@ -100,6 +100,8 @@ struct Process {
     argv_location: Location,
     env: Vec<(String, Template)>,
     cwd: Option<Template>,
+    /// Run under the tracer (`trace`, default true).
+    trace: bool,
     /// Location of the `[[node]]`/`[[workload]]` table.
     location: Location,
 }
@@ -361,6 +363,7 @@ impl Validator<'_> {
             argv: argv_t,
             env: env_t,
             cwd: cwd_t,
+            trace: true,
             location: self.src.at(table.start),
         }
     }
@@ -445,7 +448,8 @@ impl Validator<'_> {
         for n in &raw.nodes {
             let table = n.span();
             let n = n.get_ref();
-            let process = self.process(table, &n.name, &n.argv, &n.env, &n.cwd, &mut used);
+            let mut process = self.process(table, &n.name, &n.argv, &n.env, &n.cwd, &mut used);
+            process.trace = n.trace.unwrap_or(true);
             let data_dir = match n.data_dir.as_ref().map(|d| d.get_ref()) {
                 None | Some(RawDataDir::None) => None,
                 Some(RawDataDir::Fresh) => Some(DataDirDef::Fresh),
@@ -515,7 +519,8 @@ impl Validator<'_> {
         for w in &raw.workloads {
             let table = w.span();
             let w = w.get_ref();
-            let process = self.process(table, &w.name, &w.argv, &w.env, &w.cwd, &mut used);
+            let mut process = self.process(table, &w.name, &w.argv, &w.env, &w.cwd, &mut used);
+            process.trace = w.trace.unwrap_or(true);
             workloads.push(Workload {
                 process,
                 after: w.after.unwrap_or_default(),

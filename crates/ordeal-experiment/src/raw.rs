@@ -44,6 +44,8 @@ pub(crate) struct RawNode {
     pub ready_timeout: Option<Str>,
     #[serde(default)]
     pub ports: Option<StrList>,
+    #[serde(default)]
+    pub trace: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +59,8 @@ pub(crate) struct RawWorkload {
     pub cwd: Option<Str>,
     #[serde(default)]
     pub after: Option<crate::StartAfter>,
+    #[serde(default)]
+    pub trace: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -76,6 +76,8 @@ pub struct NodeSpec {
     /// Absolute working directory.
     pub cwd: PathBuf,
     pub data_dir: Option<DataDir>,
+    /// Run under the tracer (false: supervised only, no ptrace).
+    pub trace: bool,
     /// `None`: the node counts as ready as soon as it has started.
     pub ready: Option<ReadyCheck>,
     /// How long the ready condition may take to hold, from the node's start.
@@ -94,6 +96,8 @@ pub struct WorkloadSpec {
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
     pub after: StartAfter,
+    /// Run under the tracer (false: supervised only, no ptrace).
+    pub trace: bool,
 }
 
 /// A node's data directory.
@@ -218,6 +222,7 @@ impl Experiment {
                 .map(|(p, _)| (p.clone(), ports[p]))
                 .collect();
             nodes.push(NodeSpec {
+                trace: n.process.trace,
                 name: n.process.name.clone(),
                 program,
                 argv,
@@ -240,6 +245,7 @@ impl Experiment {
                 env,
                 cwd,
                 after: w.after,
+                trace: w.process.trace,
             });
         }
         if !r.diags.is_empty() {

@@ -632,6 +632,11 @@ impl HbGraph {
         let here = ep.local.clone().unwrap_or_else(|| "?".into());
         let there = ep.remote.clone().unwrap_or_else(|| "?".into());
         let conn = if let Some(c) = ep.connect {
+            if ep.local.is_none() && sent == 0 && received == 0 {
+                // A non-blocking connect whose socket had no address left by the time the tracer
+                // looked: it was refused at once and never carried anything. Not a connection.
+                return;
+            }
             Connection {
                 proto: ep.proto.unwrap_or(Proto::Other),
                 client_node: ep.node.clone(),

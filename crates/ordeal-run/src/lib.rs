@@ -1,1 +1,614 @@
+//! The supervisor: one run of an experiment, from resolving it to a complete run directory.
+//!
+//! Flow: resolve the experiment (ports, placeholders, programs) → create the run directory and
+//! data dirs → start the tracer → start every node in file order (stdout/stderr to
+//! `logs/NODE.{stdout,stderr}`) → wait until each node is ready (polled with a deadline) →
+//! run the workloads → stop everything → rebuild the happens-before graph from `trace.jsonl`
+//! and write the outputs.
+//!
+//! Invariant: every process started here is killed before [`run`] returns, on every path
+//! (the tracer kills process groups and every traced process on shutdown or drop; the tracer's
+//! seizure carries `PTRACE_O_EXITKILL` and every child a parent-death signal for the paths
+//! where ordeal itself dies).
 
+use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
+use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved};
+use ordeal_hb::{HbGraph, Summary, Verdict};
+use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often conditions are polled while waiting (readiness, exits, cancellation).
+const POLL: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Experiment(#[from] ordeal_experiment::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tracer(#[from] ordeal_tracer::Error),
+    #[error(transparent)]
+    Trace(#[from] ordeal_events::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// Options of one run (the CLI's flags).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run directory; default `runs/<timestamp>-<name>`.
+    pub out: Option<PathBuf>,
+    /// Where default run directories go.
+    pub runs_root: PathBuf,
+    /// The ordeal executable, for `{ordeal}`.
+    pub ordeal_exe: PathBuf,
+    /// Capture the first N bytes of each socket transfer.
+    pub payload_bytes: usize,
+    /// Event-level graph.dot up to this many communication events, node-level beyond.
+    pub max_dot_events: usize,
+    /// Pin the tracer thread to this CPU.
+    pub tracer_cpu: Option<usize>,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+impl RunOptions {
+    pub fn new(ordeal_exe: PathBuf) -> Self {
+        Self {
+            out: None,
+            runs_root: PathBuf::from("runs"),
+            ordeal_exe,
+            payload_bytes: 0,
+            max_dot_events: ordeal_hb::DEFAULT_DOT_LIMIT,
+            tracer_cpu: None,
+            progress: true,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunReport {
+    pub run_dir: PathBuf,
+    pub summary: Summary,
+    pub stats: ordeal_tracer::Stats,
+}
+
+/// How one started process ended (or not).
+#[derive(Debug, Clone)]
+struct Started {
+    name: String,
+    role: &'static str,
+    pid: i32,
+    exit: Option<ExitStatus>,
+}
+
+struct Progress {
+    on: bool,
+    t0: Instant,
+}
+
+impl Progress {
+    fn say(&self, msg: impl AsRef<str>) {
+        if self.on {
+            let t = self.t0.elapsed().as_secs_f64();
+            eprintln!("[{t:7.3}s] {}", msg.as_ref());
+        }
+    }
+}
+
+fn timestamp_name() -> String {
+    // UTC wall clock, for naming only (all measurements use the monotonic clock).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86400));
+    let s = secs.rem_euclid(86400);
+    format!(
+        "{y:04}{mo:02}{d:02}-{:02}{:02}{:02}-{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        now.subsec_millis()
+    )
+}
+
+fn rfc3339_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86400));
+    let s = secs.rem_euclid(86400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Creates the run directory: `--out` must be absent or empty.
+fn make_run_dir(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf, Error> {
+    let dir = match &opts.out {
+        Some(d) => d.clone(),
+        None => opts
+            .runs_root
+            .join(format!("{}-{}", timestamp_name(), exp.name())),
+    };
+    if dir.exists() {
+        let non_empty = std::fs::read_dir(&dir)
+            .map_err(io_err(format!("reading {}", dir.display())))?
+            .next()
+            .is_some();
+        if non_empty {
+            return Err(Error::Usage(format!(
+                "run directory {} exists and is not empty (choose another --out)",
+                dir.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir.join("logs"))
+        .map_err(io_err(format!("creating {}", dir.display())))?;
+    dir.canonicalize()
+        .map_err(io_err(format!("resolving {}", dir.display())))
+}
+
+/// Runs the experiment once. `cancel` (set by SIGINT/SIGTERM handlers) ends the run early:
+/// everything is still torn down and the outputs written, with an `error` verdict.
+pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<RunReport, Error> {
+    let progress = Progress {
+        on: opts.progress,
+        t0: Instant::now(),
+    };
+    let run_dir = make_run_dir(exp, opts)?;
+    let resolved = exp.resolve(&ResolveContext::new(&run_dir, &opts.ordeal_exe))?;
+    resolved.prepare_data_dirs()?;
+    progress.say(format!("run directory {}", run_dir.display()));
+
+    let header = header_for(&resolved);
+    let trace_path = run_dir.join("trace.jsonl");
+    let file =
+        File::create(&trace_path).map_err(io_err(format!("creating {}", trace_path.display())))?;
+    let writer = TraceWriter::new(BufWriter::with_capacity(1 << 20, file), &header)
+        .map_err(io_err("writing trace header"))?;
+    let origin = ordeal_tracer::monotonic_ns();
+    let config = Config {
+        payload_bytes: opts.payload_bytes,
+        data_roots: resolved
+            .nodes
+            .iter()
+            .filter_map(|n| n.data_dir.as_ref().map(|d| d.path.clone()))
+            .collect(),
+        port_owners: resolved
+            .nodes
+            .iter()
+            .flat_map(|n| n.ports.values().map(|p| (*p, n.name.clone())))
+            .collect(),
+        origin_ns: origin,
+        cpu: opts.tracer_cpu,
+    };
+    let tracer = Tracer::start(config, writer)?;
+    let mut sup = Supervisor {
+        tracer: &tracer,
+        started: Vec::new(),
+        run_dir: &run_dir,
+        progress: &progress,
+        cancel,
+    };
+    let verdict = sup.drive(&resolved);
+    let started = sup.started;
+    progress.say("stopping all processes");
+    let (stats, writer) = tracer.shutdown()?;
+    let mut out = writer.into_inner();
+    out.flush().map_err(io_err("flushing trace.jsonl"))?;
+    drop(out);
+    // Exits that only the shutdown produced do not change the verdict; they are in the trace.
+    let _ = started;
+    let summary = write_outputs(&run_dir, verdict, opts.max_dot_events)?;
+    progress.say(format!(
+        "{} events traced, {} ptrace stops",
+        stats.events, stats.stops
+    ));
+    Ok(RunReport {
+        run_dir,
+        summary,
+        stats,
+    })
+}
+
+fn header_for(r: &Resolved) -> Header {
+    let mut nodes: Vec<NodeInfo> = r
+        .nodes
+        .iter()
+        .map(|n| NodeInfo {
+            name: n.name.clone(),
+            role: "node".into(),
+            ports: n.ports.values().copied().collect(),
+        })
+        .collect();
+    nodes.extend(r.workloads.iter().map(|w| NodeInfo {
+        name: w.name.clone(),
+        role: "workload".into(),
+        ports: vec![],
+    }));
+    Header {
+        schema: "ordeal-trace".into(),
+        version: SCHEMA_VERSION,
+        experiment: r.name.clone(),
+        started_at: rfc3339_now(),
+        nodes,
+    }
+}
+
+/// Rebuilds graph, summary and every output from `RUN_DIR/trace.jsonl` with `verdict`.
+pub fn write_outputs(
+    run_dir: &Path,
+    verdict: Verdict,
+    max_dot_events: usize,
+) -> Result<Summary, Error> {
+    let reader = TraceReader::open(&run_dir.join("trace.jsonl"))?;
+    let header = reader.header.clone();
+    let events = reader.read_all()?;
+    let graph = HbGraph::from_owned(header, events);
+    let summary = Summary::build(&graph, verdict);
+    ordeal_hb::write_outputs(run_dir, &graph, &summary, max_dot_events)
+        .map_err(io_err(format!("writing outputs in {}", run_dir.display())))?;
+    Ok(summary)
+}
+
+/// `ordeal graph RUN_DIR`: outputs again from the trace, keeping the recorded verdict.
+pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> {
+    let verdict = std::fs::read(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
+        .map(|s| s.verdict)
+        .unwrap_or_else(|| {
+            Verdict::error(vec!["no verdict recorded (summary.json missing)".into()])
+        });
+    write_outputs(run_dir, verdict, max_dot_events)
+}
+
+struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
+    tracer: &'a Tracer<S>,
+    started: Vec<Started>,
+    run_dir: &'a Path,
+    progress: &'a Progress,
+    cancel: &'a AtomicBool,
+}
+
+enum Stop {
+    Cancelled,
+    Timeout,
+}
+
+impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
+    fn drive(&mut self, r: &Resolved) -> Verdict {
+        let deadline = Instant::now() + r.timeout;
+        match self.phases(r, deadline) {
+            Ok(v) => v,
+            Err(e) => Verdict::error(vec![e]),
+        }
+    }
+
+    fn phases(&mut self, r: &Resolved, deadline: Instant) -> Result<Verdict, String> {
+        let base_env: BTreeMap<String, String> = std::env::vars().collect();
+        for n in &r.nodes {
+            let mut env = base_env.clone();
+            env.extend(n.env.clone());
+            env.insert("ORDEAL_NODE".into(), n.name.clone());
+            env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
+            self.start(&n.name, "node", &n.program, &n.argv, env, &n.cwd, n.trace)?;
+        }
+        let wenv = |w: &ordeal_experiment::WorkloadSpec| {
+            let mut env = base_env.clone();
+            env.extend(w.env.clone());
+            env.insert("ORDEAL_NODE".into(), w.name.clone());
+            env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
+            env
+        };
+        use ordeal_experiment::StartAfter;
+        for w in r
+            .workloads
+            .iter()
+            .filter(|w| w.after == StartAfter::Started)
+        {
+            self.start(
+                &w.name,
+                "workload",
+                &w.program,
+                &w.argv,
+                wenv(w),
+                &w.cwd,
+                w.trace,
+            )?;
+        }
+        for n in &r.nodes {
+            if let Some(check) = &n.ready {
+                let t0 = Instant::now();
+                let until = (t0 + n.ready_timeout).min(deadline);
+                match self.wait_ready(&n.name, check, &n.cwd, until)? {
+                    Ok(()) => self.progress.say(format!(
+                        "{} ready after {:.3}s",
+                        n.name,
+                        t0.elapsed().as_secs_f64()
+                    )),
+                    Err(Stop::Cancelled) => return Ok(interrupted()),
+                    Err(Stop::Timeout) => {
+                        return Err(format!(
+                            "node {} was not ready within {:?}{}",
+                            n.name,
+                            until.saturating_duration_since(t0),
+                            self.tail_of(&n.name)
+                        ))
+                    }
+                }
+            }
+        }
+        for w in r.workloads.iter().filter(|w| w.after == StartAfter::Ready) {
+            self.start(
+                &w.name,
+                "workload",
+                &w.program,
+                &w.argv,
+                wenv(w),
+                &w.cwd,
+                w.trace,
+            )?;
+        }
+        // Workload phase: until every workload has exited.
+        loop {
+            self.drain_notices();
+            let pending: Vec<&Started> = self
+                .started
+                .iter()
+                .filter(|s| s.role == "workload" && s.exit.is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(interrupted());
+            }
+            if Instant::now() >= deadline {
+                let names: Vec<String> = pending.iter().map(|s| s.name.clone()).collect();
+                return Ok(Verdict::fail(vec![format!(
+                    "timeout: the run's {:?} passed with {} still running",
+                    r.timeout,
+                    names.join(", ")
+                )]));
+            }
+            self.wait_notice(POLL);
+        }
+        self.drain_notices();
+        let mut reasons = Vec::new();
+        for s in &self.started {
+            match (s.role, s.exit) {
+                ("workload", Some(ExitStatus::Code(0))) => {}
+                ("workload", Some(st)) => reasons.push(format!("workload {} ended: {st}", s.name)),
+                ("node", Some(st)) => {
+                    reasons.push(format!("node {} exited unexpectedly: {st}", s.name))
+                }
+                _ => {}
+            }
+        }
+        Ok(if reasons.is_empty() {
+            Verdict::pass()
+        } else {
+            Verdict::fail(reasons)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        name: &str,
+        role: &'static str,
+        program: &Path,
+        argv: &[String],
+        env: BTreeMap<String, String>,
+        cwd: &Path,
+        traced: bool,
+    ) -> Result<(), String> {
+        let log = |ext: &str| -> Result<std::os::fd::OwnedFd, String> {
+            let p = self.run_dir.join("logs").join(format!("{name}.{ext}"));
+            File::create(&p)
+                .map(Into::into)
+                .map_err(|e| format!("creating {}: {e}", p.display()))
+        };
+        let spec = SpawnSpec {
+            label: name.to_string(),
+            program: program.to_owned(),
+            argv: argv.to_vec(),
+            env: env.into_iter().collect(),
+            cwd: cwd.to_owned(),
+            stdout: log("stdout")?,
+            stderr: log("stderr")?,
+            traced,
+        };
+        let pid = self.tracer.spawn(spec).map_err(|e| e.to_string())?;
+        self.progress.say(format!(
+            "started {role} {name} (pid {pid}): {}",
+            argv.join(" ")
+        ));
+        self.started.push(Started {
+            name: name.to_string(),
+            role,
+            pid,
+            exit: None,
+        });
+        Ok(())
+    }
+
+    fn record_notice(&mut self, n: Notice) {
+        let Notice::Exited {
+            pid, status, root, ..
+        } = n;
+        if !root {
+            return;
+        }
+        if let Some(s) = self.started.iter_mut().find(|s| s.pid == pid) {
+            s.exit = Some(status);
+            self.progress
+                .say(format!("{} {} ended: {status}", s.role, s.name));
+        }
+    }
+
+    fn drain_notices(&mut self) {
+        while let Ok(n) = self.tracer.notices().try_recv() {
+            self.record_notice(n);
+        }
+    }
+
+    fn wait_notice(&mut self, d: Duration) {
+        if let Ok(n) = self.tracer.notices().recv_timeout(d) {
+            self.record_notice(n);
+        }
+    }
+
+    fn exit_of(&self, name: &str) -> Option<ExitStatus> {
+        self.started
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.exit)
+    }
+
+    fn tail_of(&self, name: &str) -> String {
+        let p = self.run_dir.join("logs").join(format!("{name}.stderr"));
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(5).collect();
+        if lines.is_empty() {
+            return String::new();
+        }
+        let body: Vec<&str> = lines.into_iter().rev().collect();
+        format!("; last lines of {}:\n  {}", p.display(), body.join("\n  "))
+    }
+
+    /// Polls `check` every [`POLL`] until it holds, the deadline passes, the node exits or the
+    /// run is cancelled.
+    fn wait_ready(
+        &mut self,
+        name: &str,
+        check: &ReadyCheck,
+        cwd: &Path,
+        until: Instant,
+    ) -> Result<Result<(), Stop>, String> {
+        let mut scanned: HashMap<PathBuf, usize> = HashMap::new();
+        loop {
+            self.drain_notices();
+            if let Some(st) = self.exit_of(name) {
+                return Err(format!(
+                    "node {name} exited before it was ready: {st}{}",
+                    self.tail_of(name)
+                ));
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(Err(Stop::Cancelled));
+            }
+            let ok = match check {
+                ReadyCheck::Tcp(addr) => {
+                    std::net::TcpStream::connect_timeout(addr, Duration::from_millis(100)).is_ok()
+                }
+                ReadyCheck::Log { regex, stream } => {
+                    let streams: &[&str] = match stream {
+                        LogStream::Stdout => &["stdout"],
+                        LogStream::Stderr => &["stderr"],
+                        LogStream::Both => &["stdout", "stderr"],
+                    };
+                    streams.iter().any(|s| {
+                        let p = self.run_dir.join("logs").join(format!("{name}.{s}"));
+                        log_matches(&p, regex, &mut scanned)
+                    })
+                }
+                ReadyCheck::Command { program, argv } => std::process::Command::new(program)
+                    .args(argv.iter().skip(1))
+                    .current_dir(cwd)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false),
+            };
+            if ok {
+                return Ok(Ok(()));
+            }
+            if Instant::now() >= until {
+                return Ok(Err(Stop::Timeout));
+            }
+            self.wait_notice(POLL);
+        }
+    }
+}
+
+fn interrupted() -> Verdict {
+    Verdict::error(vec!["interrupted (SIGINT/SIGTERM)".into()])
+}
+
+/// Whether a complete line of the log matches, scanning only what is new since the last call.
+fn log_matches(p: &Path, re: &regex::Regex, scanned: &mut HashMap<PathBuf, usize>) -> bool {
+    let Ok(bytes) = std::fs::read(p) else {
+        return false;
+    };
+    let from = scanned.get(p).copied().unwrap_or(0).min(bytes.len());
+    let Some(last_nl) = bytes[from..].iter().rposition(|&b| b == b'\n') else {
+        return false;
+    };
+    let upto = from + last_nl + 1;
+    let text = String::from_utf8_lossy(&bytes[from..upto]);
+    scanned.insert(p.to_owned(), upto);
+    text.lines().any(|l| re.is_match(l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_780), (2026, 11, 24));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn log_scan_only_counts_complete_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.stdout");
+        let re = regex::Regex::new("^ready$").unwrap();
+        let mut seen = HashMap::new();
+        std::fs::write(&p, "starting\nrea").unwrap();
+        assert!(!log_matches(&p, &re, &mut seen));
+        std::fs::write(&p, "starting\nready\n").unwrap();
+        assert!(log_matches(&p, &re, &mut seen));
+    }
+}

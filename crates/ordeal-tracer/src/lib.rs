@@ -23,6 +23,7 @@ mod decode;
 mod mem;
 mod procfs;
 pub mod seccomp;
+mod sockinfo;
 mod spawn;
 
 pub use spawn::SpawnSpec;
@@ -297,6 +298,8 @@ struct Thread {
 
 struct Proc {
     fds: HashMap<i32, Fd>,
+    /// Opened on first need, to borrow fds for socket inspection.
+    pidfd: Option<std::os::fd::OwnedFd>,
     root: bool,
 }
 
@@ -328,8 +331,8 @@ struct Inner<S: Sink> {
     streams: HashMap<u64, (u64, u64)>,
     peers: HashMap<u64, u64>,
     listeners: HashMap<u16, String>,
-    /// Socket inode → label of the process that created it, to name the peer at accept.
-    ino_owner: HashMap<u64, Rc<str>>,
+    /// Local address of each connected client socket → its node, to name the peer at accept.
+    connectors: HashMap<String, Rc<str>>,
     groups: Vec<i32>,
     shutting_down: bool,
 }
@@ -386,7 +389,7 @@ impl<S: Sink> Inner<S> {
             streams: HashMap::new(),
             peers: HashMap::new(),
             listeners: HashMap::new(),
-            ino_owner: HashMap::new(),
+            connectors: HashMap::new(),
             groups: Vec::new(),
             shutting_down: false,
         }
@@ -492,6 +495,7 @@ impl<S: Sink> Inner<S> {
                 pid,
                 Proc {
                     fds: HashMap::new(),
+                    pidfd: None,
                     root: true,
                 },
             );
@@ -612,7 +616,14 @@ impl<S: Sink> Inner<S> {
                 .get(&parent_tgid)
                 .map(|p| p.fds.clone())
                 .unwrap_or_default();
-            self.procs.insert(tgid, Proc { fds, root: false });
+            self.procs.insert(
+                tgid,
+                Proc {
+                    fds,
+                    pidfd: None,
+                    root: false,
+                },
+            );
         }
         self.threads.insert(
             tid,
@@ -708,7 +719,7 @@ impl<S: Sink> Inner<S> {
             return f.clone();
         }
         let kind = match procfs::fd_target(tgid, fd) {
-            Some(procfs::FdTarget::Socket(ino)) => Fd::Sock(self.resolve_sock(tgid, ino, None)),
+            Some(procfs::FdTarget::Socket(ino)) => Fd::Sock(self.resolve_sock(tgid, fd, ino, None)),
             Some(procfs::FdTarget::Path(p)) if self.under_roots(&p) => Fd::Data(p),
             _ => Fd::Ignore,
         };
@@ -730,11 +741,16 @@ impl<S: Sink> Inner<S> {
         }
     }
 
-    fn resolve_sock(&self, tgid: i32, ino: u64, hint: Option<Proto>) -> SockState {
-        let a = procfs::socket_addrs(tgid, ino, hint);
-        let (proto, local, remote) = match a {
-            Some(a) => (a.proto, a.local, a.remote),
-            None => (hint.unwrap_or(Proto::Other), None, None),
+    fn resolve_sock(&mut self, tgid: i32, fd: i32, ino: u64, hint: Option<Proto>) -> SockState {
+        let info = self.procs.get_mut(&tgid).and_then(|p| {
+            if p.pidfd.is_none() {
+                p.pidfd = sockinfo::pidfd_open(tgid);
+            }
+            sockinfo::inspect(p.pidfd.as_ref()?, fd)
+        });
+        let (proto, local, remote) = match info {
+            Some(i) if i.ino == ino => (i.proto, i.local, i.remote),
+            _ => (hint.unwrap_or(Proto::Other), None, None),
         };
         let peer_node = remote.as_deref().and_then(|r| self.owner_of(r));
         SockState {
@@ -744,6 +760,36 @@ impl<S: Sink> Inner<S> {
             remote,
             peer_node,
         }
+    }
+
+    /// The node whose socket is the other end of accepted socket `s`: by its local address
+    /// among completed connects, else among connects still in flight (the accept can be
+    /// reported before the connect that caused it).
+    fn connecting_peer(&mut self, s: &SockState) -> Option<String> {
+        let client = s.remote.clone()?;
+        if let Some(n) = self.connectors.get(&client) {
+            return Some(n.to_string());
+        }
+        let in_flight: Vec<(i32, i32, Rc<str>)> = self
+            .threads
+            .values()
+            .filter_map(|t| {
+                let p = t.pending.as_ref()?;
+                (p.nr == libc::SYS_connect).then(|| (t.tgid, p.args[0] as i32, t.label.clone()))
+            })
+            .collect();
+        for (tgid, fd, label) in in_flight {
+            let pidfd = self.procs.get_mut(&tgid).and_then(|p| {
+                if p.pidfd.is_none() {
+                    p.pidfd = sockinfo::pidfd_open(tgid);
+                }
+                p.pidfd.as_ref()
+            })?;
+            if sockinfo::inspect(pidfd, fd).and_then(|i| i.local) == Some(client.clone()) {
+                return Some(label.to_string());
+            }
+        }
+        None
     }
 
     fn owner_of(&self, addr: &str) -> Option<String> {
@@ -1031,9 +1077,6 @@ impl<S: Sink> Inner<S> {
                 };
                 ev.fd = Some(ret as i32);
                 ev.sock = Some(Self::sock_event(&st, &self.peers));
-                if let Some(t) = self.threads.get(&tid) {
-                    self.ino_owner.insert(st.ino, t.label.clone());
-                }
                 self.set_fd(tgid, ret as i32, Fd::Sock(st));
             }
             SYS_socketpair if ret == 0 => {
@@ -1068,11 +1111,26 @@ impl<S: Sink> Inner<S> {
             SYS_bind | SYS_listen | SYS_connect | SYS_shutdown => {
                 let fd = a[0] as i32;
                 let connected = ret == 0 || ret == -(EINPROGRESS as i64);
-                if connected {
+                let hint = match self.procs.get(&tgid).and_then(|p| p.fds.get(&fd)) {
+                    Some(Fd::Sock(s)) => Some(s.proto),
+                    _ => None,
+                };
+                if connected || nr == SYS_listen || nr == SYS_bind {
                     // Addresses change with these calls: re-resolve from the kernel's tables.
                     self.forget_fd(tgid, fd);
                 }
+                if let Some(procfs::FdTarget::Socket(ino)) = procfs::fd_target(tgid, fd) {
+                    // Keep what socket() told us when the tables no longer list it (a refused
+                    // non-blocking connect is gone from /proc/net/tcp at once).
+                    let st = self.resolve_sock(tgid, fd, ino, hint);
+                    self.set_fd(tgid, fd, Fd::Sock(st));
+                }
                 if let Fd::Sock(s) = self.fd_kind(tgid, fd) {
+                    if nr == SYS_connect && connected {
+                        if let (Some(l), Some(t)) = (&s.local, self.threads.get(&tid)) {
+                            self.connectors.insert(l.clone(), t.label.clone());
+                        }
+                    }
                     if nr == SYS_listen && ret == 0 {
                         if let Some(port) = s.local.as_deref().and_then(port_of) {
                             self.listeners.insert(port, ev.node.clone());
@@ -1083,15 +1141,9 @@ impl<S: Sink> Inner<S> {
             }
             SYS_accept | SYS_accept4 if ret >= 0 => {
                 if let Fd::Sock(mut s) = self.fd_kind(tgid, ret as i32) {
-                    // The connecting side may not have reported its connect yet: find its
-                    // socket by the mirrored address pair and ask who created it.
-                    if let (Some(l), Some(r)) = (&s.local, &s.remote) {
-                        let owner = procfs::tcp_ino_by_addrs(tgid, r, l)
-                            .and_then(|ino| self.ino_owner.get(&ino));
-                        if let Some(n) = owner {
-                            s.peer_node = Some(n.to_string());
-                            self.set_fd(tgid, ret as i32, Fd::Sock(s.clone()));
-                        }
+                    if s.peer_node.is_none() {
+                        s.peer_node = self.connecting_peer(&s);
+                        self.set_fd(tgid, ret as i32, Fd::Sock(s.clone()));
                     }
                     ev.sock = Some(Self::sock_event(&s, &self.peers));
                 }
@@ -1103,10 +1155,9 @@ impl<S: Sink> Inner<S> {
                 }
             }
             SYS_close => {
-                if let Some(s) = &ev.sock {
-                    // Other processes may still hold it; losing a name is harmless, growing
-                    // without bound is not.
-                    self.ino_owner.remove(&s.ino);
+                if let Some(l) = ev.sock.as_ref().and_then(|s| s.local.as_ref()) {
+                    // Bounded by the open connections; a stale name would be harmless anyway.
+                    self.connectors.remove(l);
                 }
             }
             SYS_open | SYS_creat | SYS_openat if ret >= 0 => {
