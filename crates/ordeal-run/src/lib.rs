@@ -157,13 +157,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Creates the run directory: `--out` must be absent or empty.
-fn make_run_dir(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf, Error> {
+/// The run directory: `--out` (absolute), or a fresh `runs/<timestamp>-<name>`.
+fn run_dir_path(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf, Error> {
     let dir = match &opts.out {
         Some(d) => d.clone(),
         None => opts
             .runs_root
             .join(format!("{}-{}", timestamp_name(), exp.name())),
+    };
+    let dir = if dir.is_absolute() {
+        dir
+    } else {
+        std::env::current_dir()
+            .map_err(io_err("reading the current directory"))?
+            .join(dir)
     };
     if dir.exists() {
         let non_empty = std::fs::read_dir(&dir)
@@ -177,10 +184,12 @@ fn make_run_dir(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf, Error> {
             )));
         }
     }
+    Ok(dir)
+}
+
+fn create_run_dir(dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(dir.join("logs"))
-        .map_err(io_err(format!("creating {}", dir.display())))?;
-    dir.canonicalize()
-        .map_err(io_err(format!("resolving {}", dir.display())))
+        .map_err(io_err(format!("creating {}", dir.display())))
 }
 
 /// Runs the experiment once. `cancel` (set by SIGINT/SIGTERM handlers) ends the run early:
@@ -190,8 +199,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         on: opts.progress,
         t0: Instant::now(),
     };
-    let run_dir = make_run_dir(exp, opts)?;
+    // Resolve first: a bad file or a missing program is reported before anything exists.
+    let run_dir = run_dir_path(exp, opts)?;
     let resolved = exp.resolve(&ResolveContext::new(&run_dir, &opts.ordeal_exe))?;
+    create_run_dir(&run_dir)?;
     resolved.prepare_data_dirs()?;
     progress.say(format!("run directory {}", run_dir.display()));
 
@@ -384,6 +395,10 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 &w.cwd,
                 w.trace,
             )?;
+        }
+        if std::env::var_os("ORDEAL_TEST_PANIC").is_some() {
+            // Test hook: proves that a panic mid-run still leaves no process behind.
+            panic!("ORDEAL_TEST_PANIC is set");
         }
         // Workload phase: until every workload has exited.
         loop {

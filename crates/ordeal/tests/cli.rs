@@ -1,0 +1,279 @@
+//! End-to-end tests of the `ordeal` binary: the demo, bad input, and cleanup on every exit path.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ordeal() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ordeal"))
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let out = ordeal().args(args).output().expect("ordeal runs");
+    assert!(
+        out.status.success(),
+        "ordeal {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Processes whose environment carries this run directory: everything ordeal started.
+fn survivors(run_dir: &Path) -> Vec<i32> {
+    let needle = format!("ORDEAL_RUN_DIR={}", run_dir.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        if !zombie && env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn demo_runs_traced_and_reports_exact_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let out = run_ok(&["demo", "--out", out_dir.to_str().unwrap(), "-q"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("verdict  PASS"), "{stdout}");
+    for f in ["trace.jsonl", "graph.dot", "trace.json", "summary.json", "hb.jsonl"] {
+        assert!(out_dir.join(f).exists(), "{f} missing");
+    }
+    let s = json(&out_dir.join("summary.json"));
+    assert_eq!(s["verdict"]["status"], "pass");
+    let names: Vec<&str> = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["n0", "n1", "n2", "client"]);
+    let pair = |from: &str, to: &str| {
+        s["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["from"] == from && p["to"] == to)
+            .map(|p| p["bytes"].as_u64().unwrap())
+            .unwrap_or(0)
+    };
+    // The client talks to the primary; the primary replicates to both backups, which ack.
+    assert!(pair("client", "n0") > 0 && pair("n0", "client") > 0);
+    assert!(pair("n0", "n1") > 0 && pair("n0", "n2") > 0);
+    assert!(pair("n1", "n0") > 0 && pair("n2", "n0") > 0);
+    // Byte-range matching is exact: every byte the client sent over a traced connection was
+    // received by a traced node, so the matched bytes equal the client's sent bytes.
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(out_dir.join("trace.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let client_sent: u64 = events
+        .iter()
+        .filter(|e| e["node"] == "client" && e["class"] == "data")
+        .filter(|e| ["write", "writev", "sendto", "sendmsg"].contains(&e["call"].as_str().unwrap()))
+        .filter_map(|e| e["ret"].as_i64())
+        .filter(|&r| r > 0)
+        .map(|r| r as u64)
+        .sum();
+    let matched: u64 = ["n0", "n1", "n2"].iter().map(|n| pair("client", n)).sum();
+    assert_eq!(client_sent, matched);
+    // Every node was killed at teardown; the client ended on its own with 0.
+    for n in s["nodes"].as_array().unwrap() {
+        let status = n["processes"][0]["signal"].as_str().map(str::to_string);
+        let code = n["processes"][0]["code"].as_i64();
+        if n["name"] == "client" {
+            assert_eq!(code, Some(0));
+        } else {
+            assert_eq!(status.as_deref(), Some("SIGKILL"), "{n}");
+        }
+    }
+    // Persistence calls under the data dirs were recorded: the demo saves with rename + fsync.
+    let renames = events
+        .iter()
+        .filter(|e| e["call"] == "rename" && e["node"] == "n0")
+        .count();
+    assert!(renames > 0);
+    assert!(events
+        .iter()
+        .any(|e| e["call"] == "fsync" && e["node"] == "n1"));
+    assert!(survivors(&out_dir).is_empty());
+
+    // `ordeal graph` rebuilds the same summary from trace.jsonl.
+    let before = std::fs::read(out_dir.join("summary.json")).unwrap();
+    std::fs::remove_file(out_dir.join("graph.dot")).unwrap();
+    run_ok(&["graph", out_dir.to_str().unwrap()]);
+    assert_eq!(std::fs::read(out_dir.join("summary.json")).unwrap(), before);
+    assert!(out_dir.join("graph.dot").exists());
+}
+
+#[test]
+fn unknown_key_is_reported_with_position_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("bad.toml");
+    std::fs::write(
+        &exp,
+        "name = \"bad\"\n[[node]]\nname = \"a\"\nargvv = [\"true\"]\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("run");
+    let out = ordeal()
+        .args(["run", exp.to_str().unwrap(), "--out", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:4:1: unknown field `argvv`", exp.display())),
+        "{err}"
+    );
+    assert!(!out_dir.exists(), "nothing may be created for a bad file");
+}
+
+#[test]
+fn missing_program_is_reported_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("missing.toml");
+    std::fs::write(
+        &exp,
+        "name = \"m\"\n[[node]]\nname = \"ok\"\nargv = [\"sleep\", \"100\"]\n\
+         [[node]]\nname = \"gone\"\nargv = [\"/nonexistent/server\"]\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("run");
+    let out = ordeal()
+        .args(["run", exp.to_str().unwrap(), "--out", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gone") && err.contains("/nonexistent/server"), "{err}");
+    assert!(!out_dir.exists());
+}
+
+/// An experiment whose node forks a process that escapes into its own session, and whose
+/// workload never ends on its own.
+fn stubborn(dir: &Path) -> PathBuf {
+    let exp = dir.join("stubborn.toml");
+    std::fs::write(
+        &exp,
+        r#"name = "stubborn"
+timeout = "120s"
+[[node]]
+name = "server"
+argv = ["sh", "-c", "setsid sleep 300 & echo up; exec sleep 300"]
+ready = { log = "^up$" }
+[[workload]]
+name = "forever"
+argv = ["sh", "-c", "echo working; sleep 300"]
+"#,
+    )
+    .unwrap();
+    exp
+}
+
+fn wait_for_line(path: &Path, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path)
+            .map(|s| s.lines().any(|l| l == line))
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+    panic!("{line:?} never appeared in {}", path.display());
+}
+
+fn no_survivors_after(signal: Option<i32>, env: Option<(&str, &str)>) -> Option<i32> {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = stubborn(dir.path());
+    let out_dir = dir.path().join("run");
+    let mut cmd = ordeal();
+    cmd.args(["run", exp.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(sig) = signal {
+        wait_for_line(&out_dir.join("logs/forever.stdout"), "working");
+        // Three processes at least: the node's shell→sleep, the escaped sleep, the workload.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while survivors(&out_dir).len() < 3 && Instant::now() < deadline {
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+        assert!(survivors(&out_dir).len() >= 3, "{:?}", survivors(&out_dir));
+        unsafe { libc_kill(child.id() as i32, sig) };
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        out_dir.join("logs/forever.stdout").exists(),
+        "the run got as far as starting its workload"
+    );
+    // The kernel delivers EXITKILL/parent-death kills asynchronously: poll briefly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !survivors(&out_dir).is_empty() && Instant::now() < deadline {
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+    assert_eq!(survivors(&out_dir), Vec::<i32>::new(), "processes survived");
+    status.code()
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn sigterm_to_ordeal_leaves_no_process_behind() {
+    assert_eq!(no_survivors_after(Some(15), None), Some(130));
+}
+
+#[test]
+fn sigint_to_ordeal_leaves_no_process_behind() {
+    assert_eq!(no_survivors_after(Some(2), None), Some(130));
+}
+
+#[test]
+fn sigkill_to_ordeal_leaves_no_process_behind() {
+    // ordeal cannot clean up: PTRACE_O_EXITKILL and the parent-death signal must.
+    assert_eq!(no_survivors_after(Some(9), None), None);
+}
+
+#[test]
+fn panic_in_ordeal_leaves_no_process_behind() {
+    let code = no_survivors_after(None, Some(("ORDEAL_TEST_PANIC", "1")));
+    assert_eq!(code, Some(101), "a panic exits with Rust's panic code");
+}
+
+#[test]
+fn help_and_version() {
+    let v = run_ok(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).trim(),
+        format!("ordeal {}", env!("CARGO_PKG_VERSION"))
+    );
+    for sub in ["run", "demo", "graph"] {
+        let h = run_ok(&[sub, "--help"]);
+        assert!(String::from_utf8_lossy(&h.stdout).contains("Usage: ordeal"));
+    }
+}
