@@ -1,6 +1,7 @@
 //! Traces small C programs and checks exact facts about the events.
 
-use ordeal_events::{Class, Event, Proto};
+use ordeal_events::{Class, Event, Header, NodeInfo, Proto};
+use ordeal_hb::{EdgeKind, HbGraph};
 use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -166,6 +167,55 @@ fn client_server_connect_accept_and_exact_bytes() {
         .collect();
     assert!(exits.contains(&("client".into(), Some(7))), "{exits:?}");
     assert!(exits.contains(&("server".into(), Some(0))), "{exits:?}");
+
+    // The happens-before graph built from these real events.
+    let g = HbGraph::build(&header(&["server", "client"]), &events);
+    let edges: Vec<_> = g.edges().collect();
+    assert!(edges
+        .iter()
+        .any(|e| e.kind == EdgeKind::Connect && e.from == connect.seq && e.to == accept.seq));
+    let msg = |from: u64| -> Vec<(u64, u64)> {
+        edges
+            .iter()
+            .filter(|e| e.from == from)
+            .filter_map(|e| match e.kind {
+                EdgeKind::Message { bytes } => Some((e.to, bytes)),
+                _ => None,
+            })
+            .collect()
+    };
+    // Each 5-byte write reaches the server's reads with exactly 5 bytes in all.
+    for w in &writes {
+        let to = msg(w.seq);
+        assert!(!to.is_empty());
+        assert!(to.iter().all(|(r, _)| reads.iter().any(|x| x.seq == *r)));
+        assert_eq!(to.iter().map(|(_, b)| b).sum::<u64>(), 5);
+    }
+    let client_read = events
+        .iter()
+        .find(|e| e.node == "client" && e.call == "read" && e.moved() > 0)
+        .unwrap();
+    assert_eq!(msg(pong.seq), vec![(client_read.seq, 4)]);
+    // Causality across processes: the first write happens before the pong is read.
+    assert!(g.happens_before(writes[0].seq, client_read.seq));
+    assert!(!g.happens_before(client_read.seq, writes[0].seq));
+}
+
+fn header(nodes: &[&str]) -> Header {
+    Header {
+        schema: "ordeal-trace".into(),
+        version: ordeal_events::SCHEMA_VERSION,
+        experiment: "t".into(),
+        started_at: String::new(),
+        nodes: nodes
+            .iter()
+            .map(|n| NodeInfo {
+                name: n.to_string(),
+                role: "node".into(),
+                ports: vec![],
+            })
+            .collect(),
+    }
 }
 
 #[test]
@@ -203,6 +253,12 @@ fn fork_is_followed_and_file_calls_under_data_roots_recorded() {
     let exit = child_events.iter().find(|e| e.call == "exit").unwrap();
     assert_eq!(exit.code, Some(3));
     assert!(std::fs::read(data.join("f")).unwrap() == b"abc");
+    let g = HbGraph::build(&header(&["f"]), &events);
+    let first_child = child_events[0].seq;
+    assert!(g
+        .edges()
+        .any(|e| e.kind == EdgeKind::Fork && e.from == fork.seq && e.to == first_child));
+    assert!(g.happens_before(fork.seq, exit.seq));
 }
 
 #[test]
@@ -231,6 +287,11 @@ fn threads_are_followed_and_socketpair_peers_known() {
     assert_eq!(ws.proto, Proto::Unix);
     assert_eq!(ws.peer_ino, Some(rs.ino));
     assert_eq!(rs.peer_ino, Some(ws.ino));
+    let g = HbGraph::build(&header(&["t"]), &events);
+    assert!(g
+        .edges()
+        .any(|e| e.from == w.seq && e.to == r.seq && e.kind == EdgeKind::Message { bytes: 4 }));
+    assert!(g.happens_before(w.seq, r.seq));
 }
 
 #[test]
