@@ -277,3 +277,38 @@ fn help_and_version() {
         assert!(String::from_utf8_lossy(&h.stdout).contains("Usage: ordeal"));
     }
 }
+
+#[test]
+fn two_runs_at_once_do_not_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let outs: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("run{i}"))).collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|o| {
+            ordeal()
+                .args(["demo", "--out", o.to_str().unwrap(), "-q"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let ports = |o: &Path| -> Vec<u64> {
+        let t = std::fs::read_to_string(o.join("trace.jsonl")).unwrap();
+        let h: serde_json::Value = serde_json::from_str(t.lines().next().unwrap()).unwrap();
+        h["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|n| n["ports"].as_array().cloned().unwrap_or_default())
+            .map(|p| p.as_u64().unwrap())
+            .collect()
+    };
+    let (a, b) = (ports(&outs[0]), ports(&outs[1]));
+    assert_eq!(a.len(), 3);
+    assert!(a.iter().all(|p| !b.contains(p)), "{a:?} vs {b:?}");
+}
