@@ -188,8 +188,7 @@ fn run_dir_path(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf, Error> {
 }
 
 fn create_run_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir.join("logs"))
-        .map_err(io_err(format!("creating {}", dir.display())))
+    std::fs::create_dir_all(dir.join("logs")).map_err(io_err(format!("creating {}", dir.display())))
 }
 
 /// Runs the experiment once. `cancel` (set by SIGINT/SIGTERM handlers) ends the run early:

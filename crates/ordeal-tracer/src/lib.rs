@@ -553,6 +553,13 @@ impl<S: Sink> Inner<S> {
         }
         let sig = libc::WSTOPSIG(status);
         let event = status >> 16;
+        if event == libc::PTRACE_EVENT_EXIT {
+            // The thread is dying (PTRACE_O_TRACEEXIT). Finish the call it was in, if any, and
+            // always let it go on: SIGKILL cannot end this stop once its process is exiting.
+            self.on_exit_stop(tid)?;
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        }
         if self.shutting_down {
             // Born or stopped after the kill sweep: SIGKILL ends it from any ptrace stop.
             // SAFETY: killing a tracee of ours.
@@ -716,6 +723,13 @@ impl<S: Sink> Inner<S> {
     /// Looks up (and caches) what `fd` of process `tgid` is.
     fn fd_kind(&mut self, tgid: i32, fd: i32) -> Fd {
         if let Some(f) = self.procs.get(&tgid).and_then(|p| p.fds.get(&fd)) {
+            if let Fd::Data(_) = f {
+                // Directories can be renamed under an open file (etcd renames wal.tmp to
+                // wal): ask the kernel for its current path, rare enough to afford it.
+                if let Some(procfs::FdTarget::Path(p)) = procfs::fd_target(tgid, fd) {
+                    return Fd::Data(p);
+                }
+            }
             return f.clone();
         }
         let kind = match procfs::fd_target(tgid, fd) {
@@ -1038,13 +1052,49 @@ impl<S: Sink> Inner<S> {
         }
     }
 
+    /// A thread stopped on its way out (`PTRACE_EVENT_EXIT`). When another thread's
+    /// `exit_group` (or a fatal signal) arrives while this one is inside a call we asked to
+    /// see the end of, the kernel skips the syscall-exit stop: the call did run (a send's
+    /// bytes reach the peer) but its event would be lost. Its registers are still readable
+    /// here, so complete it now.
+    fn on_exit_stop(&mut self, tid: i32) -> Result<(), Error> {
+        let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
+        let Some(Pending { nr, args, mut ev }) = pending else {
+            return Ok(());
+        };
+        if self.shutting_down {
+            return Ok(());
+        }
+        let Some(ret) = mem::syscall_ret(tid) else {
+            return Ok(());
+        };
+        // -ENOSYS: killed before the call ran. -512..-516: interrupted, would have been
+        // restarted (it will not be now). Neither moved anything.
+        if ret == -(libc::ENOSYS as i64) || (-516..=-512).contains(&ret) {
+            return Ok(());
+        }
+        let tgid = ev.pid;
+        ev.dur = self.now().saturating_sub(ev.ts);
+        ev.ret = Some(ret);
+        ev.errno = decode::errno_name(ret);
+        self.complete(tid, tgid, nr, &args, ret, &mut ev);
+        self.emit(ev)
+    }
+
     fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
         let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
         let Some(Pending { nr, args, mut ev }) = pending else {
             resume(tid, libc::PTRACE_CONT, 0);
             return Ok(());
         };
-        let ret = mem::syscall_ret(tid).unwrap_or(-(libc::ESRCH as i64));
+        let Some(ret) = mem::syscall_ret(tid) else {
+            // The thread left the stop before we could read it: it was killed meanwhile (say,
+            // another thread called exit_group). Its exit stop completes the call.
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.pending = Some(Pending { nr, args, ev });
+            }
+            return Ok(());
+        };
         if (-516..=-512).contains(&ret) {
             // Interrupted and about to be restarted by the kernel: the retry is the real call.
             resume(tid, libc::PTRACE_CONT, 0);

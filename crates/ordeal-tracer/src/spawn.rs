@@ -86,6 +86,7 @@ const PTRACE_OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
     | libc::PTRACE_O_TRACECLONE
     | libc::PTRACE_O_TRACEEXEC
     | libc::PTRACE_O_TRACESECCOMP
+    | libc::PTRACE_O_TRACEEXIT
     | libc::PTRACE_O_EXITKILL;
 
 /// Forks and execs. Must run on the tracer thread: the child's parent-death signal and the

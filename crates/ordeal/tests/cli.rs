@@ -51,7 +51,13 @@ fn demo_runs_traced_and_reports_exact_structure() {
     let out = run_ok(&["demo", "--out", out_dir.to_str().unwrap(), "-q"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("verdict  PASS"), "{stdout}");
-    for f in ["trace.jsonl", "graph.dot", "trace.json", "summary.json", "hb.jsonl"] {
+    for f in [
+        "trace.jsonl",
+        "graph.dot",
+        "trace.json",
+        "summary.json",
+        "hb.jsonl",
+    ] {
         assert!(out_dir.join(f).exists(), "{f} missing");
     }
     let s = json(&out_dir.join("summary.json"));
@@ -134,7 +140,12 @@ fn unknown_key_is_reported_with_position_and_nothing_starts() {
     .unwrap();
     let out_dir = dir.path().join("run");
     let out = ordeal()
-        .args(["run", exp.to_str().unwrap(), "--out", out_dir.to_str().unwrap()])
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -158,12 +169,20 @@ fn missing_program_is_reported_before_anything_starts() {
     .unwrap();
     let out_dir = dir.path().join("run");
     let out = ordeal()
-        .args(["run", exp.to_str().unwrap(), "--out", out_dir.to_str().unwrap()])
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("gone") && err.contains("/nonexistent/server"), "{err}");
+    assert!(
+        err.contains("gone") && err.contains("/nonexistent/server"),
+        "{err}"
+    );
     assert!(!out_dir.exists());
 }
 
@@ -207,9 +226,15 @@ fn no_survivors_after(signal: Option<i32>, env: Option<(&str, &str)>) -> Option<
     let exp = stubborn(dir.path());
     let out_dir = dir.path().join("run");
     let mut cmd = ordeal();
-    cmd.args(["run", exp.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     if let Some((k, v)) = env {
         cmd.env(k, v);
     }
@@ -295,7 +320,11 @@ fn two_runs_at_once_do_not_collide() {
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let ports = |o: &Path| -> Vec<u64> {
         let t = std::fs::read_to_string(o.join("trace.jsonl")).unwrap();
