@@ -379,8 +379,14 @@ impl HbGraph {
     }
 
     fn peer_name(&self, ep: &Endpoint) -> String {
+        // A refused non-blocking connect leaves no remote address on the socket: fall back on
+        // the address the connect asked for.
+        let target = ep
+            .connect
+            .and_then(|c| self.events[c as usize].addr.as_deref());
         ep.remote
             .as_deref()
+            .or(target)
             .and_then(|a| self.addr_map.lookup(a))
             .map(str::to_string)
             .or_else(|| ep.peer_node.clone())
@@ -724,18 +730,34 @@ impl HbGraph {
             let key = crate::addr::split_host_port(&r.src)
                 .zip(crate::addr::split_host_port(&r.dst))
                 .map(|((_, a), (_, b))| (a, b));
-            let Some(list) = key.and_then(|k| sends.get_mut(&k)) else {
-                continue;
-            };
             let re = &self.events[r.idx as usize];
             let r_end = re.ts.saturating_add(re.dur);
-            let hit = list.iter_mut().find(|(s, used)| {
-                !*used
-                    && s.size == r.size
-                    && self.events[s.idx as usize].ts <= r_end
-                    && addr_compatible(&s.src, &r.src)
-                    && addr_compatible(&s.dst, &r.dst)
-            });
+            let events = &self.events;
+            let fits = |s: &Dgram, used: bool| {
+                !used && s.size == r.size && events[s.idx as usize].ts <= r_end
+            };
+            let hit = match key {
+                Some(k) => sends.get_mut(&k).and_then(|list| {
+                    list.iter_mut().find(|(s, used)| {
+                        fits(s, *used)
+                            && addr_compatible(&s.src, &r.src)
+                            && addr_compatible(&s.dst, &r.dst)
+                    })
+                }),
+                // recv(2)/recvfrom with no address buffer: the source is unknown, so take the
+                // oldest fitting datagram sent to this socket's address, from anyone.
+                None => {
+                    let Some((_, dport)) = crate::addr::split_host_port(&r.dst) else {
+                        continue;
+                    };
+                    sends
+                        .iter_mut()
+                        .filter(|((_, d), _)| *d == dport)
+                        .flat_map(|(_, list)| list.iter_mut())
+                        .filter(|(s, used)| fits(s, *used) && addr_compatible(&s.dst, &r.dst))
+                        .min_by_key(|(s, _)| s.idx)
+                }
+            };
             if let Some((s, used)) = hit {
                 *used = true;
                 matched_recv[ri] = true;

@@ -342,3 +342,48 @@ fn shutdown_kills_every_descendant_even_escaped_ones() {
         .count();
     assert_eq!(killed, 3, "{events:#?}");
 }
+
+#[test]
+fn udp_datagrams_carry_addresses_and_are_matched() {
+    let prog = compile("udp");
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tracer::start(config(vec![]), Vec::new()).unwrap();
+    t.spawn(spec("u", &prog, &[], dir.path())).unwrap();
+    assert_eq!(wait_exit(&t, "u"), ExitStatus::Code(0));
+    let (_, events) = t.shutdown().unwrap();
+    let sends: Vec<&Event> = events.iter().filter(|e| e.call == "sendto").collect();
+    let recvs: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.call == "recvfrom" && e.moved() > 0)
+        .collect();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(
+        recvs.len(),
+        2,
+        "recv(2) is recvfrom with no address on x86_64"
+    );
+    let (a, b) = (
+        sends[0].sock.clone().unwrap(),
+        sends[1].sock.clone().unwrap(),
+    );
+    assert_eq!((a.proto, b.proto), (Proto::Udp, Proto::Udp));
+    // The first datagram goes a → b; recvfrom reports a as its source.
+    assert_eq!(sends[0].addr, b.local);
+    assert_eq!(recvs[0].addr, a.local);
+    assert_eq!((sends[0].ret, recvs[0].ret), (Some(8), Some(8)));
+    let g = HbGraph::build(&header(&["u"]), &events);
+    let msgs: Vec<(u64, u64, u64)> = g
+        .edges()
+        .filter_map(|e| match e.kind {
+            EdgeKind::Message { bytes } => Some((e.from, e.to, bytes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            (sends[0].seq, recvs[0].seq, 8),
+            (sends[1].seq, recvs[1].seq, 2)
+        ]
+    );
+}
