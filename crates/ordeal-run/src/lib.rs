@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub max_dot_events: usize,
     /// Pin the tracer thread to this CPU.
     pub tracer_cpu: Option<usize>,
+    /// Also pin every traced process to `tracer_cpu`.
+    pub pin_traced: bool,
     /// Progress lines on stderr.
     pub progress: bool,
 }
@@ -75,6 +77,7 @@ impl RunOptions {
             payload_bytes: 0,
             max_dot_events: ordeal_hb::DEFAULT_DOT_LIMIT,
             tracer_cpu: None,
+            pin_traced: false,
             progress: true,
         }
     }
@@ -226,6 +229,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
             .collect(),
         origin_ns: origin,
         cpu: opts.tracer_cpu,
+        pin_traced: opts.pin_traced,
     };
     let tracer = Tracer::start(config, writer)?;
     let mut sup = Supervisor {

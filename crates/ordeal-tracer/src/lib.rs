@@ -49,6 +49,10 @@ pub struct Config {
     pub origin_ns: u64,
     /// Pin the tracer thread to this CPU.
     pub cpu: Option<usize>,
+    /// Also pin every traced program (and so its descendants) to `cpu`. A ptrace stop costs
+    /// several times less when tracer and tracee share a CPU (docs/bench.md), at the price of
+    /// running all traced processes on that one CPU.
+    pub pin_traced: bool,
 }
 
 /// How a process ended.
@@ -478,7 +482,11 @@ impl<S: Sink> Inner<S> {
             label: label.to_string(),
             source,
         };
-        let prepared = spawn::prepare(spec, seccomp::program(seccomp::TRACED)).map_err(err)?;
+        let pin = match self.cfg.cpu {
+            Some(cpu) if self.cfg.pin_traced && traced => Some(cpu),
+            _ => None,
+        };
+        let prepared = spawn::prepare(spec, seccomp::program(seccomp::TRACED), pin).map_err(err)?;
         let ts = self.now();
         let pid = spawn::fork_exec(&prepared).map_err(err)?;
         self.groups.push(pid);

@@ -34,6 +34,7 @@ pub(crate) struct Prepared {
     cwd: CString,
     filter: Vec<libc::sock_filter>,
     traced: bool,
+    cpu: Option<libc::cpu_set_t>,
     stdout: OwnedFd,
     stderr: OwnedFd,
 }
@@ -50,7 +51,16 @@ fn cstring(s: &[u8], what: &str) -> std::io::Result<CString> {
 pub(crate) fn prepare(
     spec: SpawnSpec,
     filter: Vec<libc::sock_filter>,
+    pin: Option<usize>,
 ) -> std::io::Result<Prepared> {
+    let cpu = pin.map(|c| {
+        // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes one bit.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(c, &mut set);
+            set
+        }
+    });
     let program = cstring(spec.program.as_os_str().as_bytes(), "program path")?;
     let argv = spec
         .argv
@@ -75,6 +85,7 @@ pub(crate) fn prepare(
         cwd: cstring(spec.cwd.as_os_str().as_bytes(), "working directory")?,
         filter,
         traced: spec.traced,
+        cpu,
         stdout: spec.stdout,
         stderr: spec.stderr,
     })
@@ -139,6 +150,9 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
                 libc::_exit(126);
             }
             libc::close(gate[1]);
+            if let Some(set) = &p.cpu {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
+            }
             if p.traced {
                 let mut b = 0u8;
                 // EOF (tracer closed its end) means: seized, go on.

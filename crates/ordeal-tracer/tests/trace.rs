@@ -387,3 +387,24 @@ fn udp_datagrams_carry_addresses_and_are_matched() {
         ]
     );
 }
+
+#[test]
+fn pin_traced_runs_programs_on_the_tracer_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(vec![]);
+    cfg.cpu = Some(0);
+    cfg.pin_traced = true;
+    let t = Tracer::start(cfg, Vec::new()).unwrap();
+    let grep = Path::new("/bin/grep");
+    t.spawn(spec(
+        "g",
+        grep,
+        &["Cpus_allowed_list", "/proc/self/status"],
+        dir.path(),
+    ))
+    .unwrap();
+    assert_eq!(wait_exit(&t, "g"), ExitStatus::Code(0));
+    drop(t);
+    let out = std::fs::read_to_string(dir.path().join("g.stdout")).unwrap();
+    assert_eq!(out.trim(), "Cpus_allowed_list:\t0");
+}

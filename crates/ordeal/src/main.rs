@@ -66,9 +66,13 @@ struct RunFlags {
     /// Draw individual events in graph.dot up to this many communication events.
     #[arg(long, default_value_t = ordeal_hb::DEFAULT_DOT_LIMIT)]
     max_graph_events: usize,
-    /// Pin the tracer thread to this CPU (placement matters for ptrace cost).
+    /// Pin the tracer thread to this CPU (placement matters for ptrace cost, docs/bench.md).
     #[arg(long, value_name = "CPU")]
     tracer_cpu: Option<usize>,
+    /// Also run every traced process on the tracer's CPU: several times cheaper stops, at the
+    /// price of one CPU for the whole traced system. Needs --tracer-cpu.
+    #[arg(long, requires = "tracer_cpu")]
+    pin: bool,
     /// No progress lines; print only the summary.
     #[arg(short, long)]
     quiet: bool,
@@ -131,6 +135,7 @@ fn run(mut exp: ordeal_experiment::Experiment, flags: RunFlags) -> anyhow::Resul
     opts.payload_bytes = flags.payload;
     opts.max_dot_events = flags.max_graph_events;
     opts.tracer_cpu = flags.tracer_cpu;
+    opts.pin_traced = flags.pin;
     opts.progress = !flags.quiet;
     let report = ordeal_run::run(&exp, &opts, &cancel)?;
     print!("{}", ordeal_hb::human_summary(&report.summary));
