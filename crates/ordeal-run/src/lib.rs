@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// How often conditions are polled while waiting (readiness, exits, cancellation).
 const POLL: Duration = Duration::from_millis(10);
+/// How often a long workload phase reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -240,19 +242,17 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         cancel,
     };
     let verdict = sup.drive(&resolved);
-    let started = sup.started;
     progress.say("stopping all processes");
     let (stats, writer) = tracer.shutdown()?;
     let mut out = writer.into_inner();
     out.flush().map_err(io_err("flushing trace.jsonl"))?;
     drop(out);
-    // Exits that only the shutdown produced do not change the verdict; they are in the trace.
-    let _ = started;
-    let summary = write_outputs(&run_dir, verdict, opts.max_dot_events)?;
     progress.say(format!(
-        "{} events traced, {} ptrace stops",
+        "{} events traced, {} ptrace stops; building the graph and outputs",
         stats.events, stats.stops
     ));
+    let summary = write_outputs(&run_dir, verdict, opts.max_dot_events)?;
+    progress.say("outputs written");
     Ok(RunReport {
         run_dir,
         summary,
@@ -404,7 +404,15 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             panic!("ORDEAL_TEST_PANIC is set");
         }
         // Workload phase: until every workload has exited.
+        let mut next_report = Instant::now() + PROGRESS_EVERY;
         loop {
+            if Instant::now() >= next_report {
+                next_report += PROGRESS_EVERY;
+                self.progress.say(format!(
+                    "workloads running, {} events traced",
+                    self.tracer.events_so_far()
+                ));
+            }
             self.drain_notices();
             let pending: Vec<&Started> = self
                 .started

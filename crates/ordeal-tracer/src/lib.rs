@@ -32,8 +32,9 @@ use ordeal_events::{escape_bytes, Class, Event, Proto, Sock};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 /// Tracer settings.
@@ -140,6 +141,7 @@ enum Cmd {
 
 /// Handle to the tracer thread. Dropping it kills every process it started and waits for them.
 pub struct Tracer<S: Sink + 'static> {
+    events: Arc<AtomicU64>,
     tx: Sender<Cmd>,
     tid: i32,
     thread: Option<std::thread::JoinHandle<Result<(Stats, S), Error>>>,
@@ -182,6 +184,8 @@ impl<S: Sink + 'static> Tracer<S> {
         let (tx, rx) = mpsc::channel();
         let (ntx, nrx) = mpsc::channel();
         let (tid_tx, tid_rx) = mpsc::channel();
+        let events = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&events);
         let thread = std::thread::Builder::new()
             .name("ordeal-tracer".into())
             .spawn(move || {
@@ -190,13 +194,14 @@ impl<S: Sink + 'static> Tracer<S> {
                 if let Some(cpu) = config.cpu {
                     pin_to_cpu(cpu);
                 }
-                let mut t = Inner::new(config, sink, ntx);
+                let mut t = Inner::new(config, sink, ntx, counter);
                 let r = t.run(rx);
                 r.map(|()| (t.stats.clone(), t.sink))
             })
             .map_err(Error::Thread)?;
         let tid = tid_rx.recv().map_err(|_| Error::Gone)?;
         Ok(Self {
+            events,
             tx,
             tid,
             thread: Some(thread),
@@ -232,6 +237,11 @@ impl<S: Sink + 'static> Tracer<S> {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Gone),
             }
         }
+    }
+
+    /// Events written so far (for progress reports).
+    pub fn events_so_far(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
     }
 
     /// Process exits and other notices, in the order they happened.
@@ -318,6 +328,7 @@ const PTRACE_EVENT_STOP: i32 = 128;
 
 struct Inner<S: Sink> {
     cfg: Config,
+    counter: Arc<AtomicU64>,
     sink: S,
     notices: Sender<Notice>,
     seq: u64,
@@ -372,7 +383,7 @@ fn port_of(addr: &str) -> Option<u16> {
 }
 
 impl<S: Sink> Inner<S> {
-    fn new(cfg: Config, sink: S, notices: Sender<Notice>) -> Self {
+    fn new(cfg: Config, sink: S, notices: Sender<Notice>, counter: Arc<AtomicU64>) -> Self {
         let mut cfg = cfg;
         cfg.data_roots = cfg
             .data_roots
@@ -381,6 +392,7 @@ impl<S: Sink> Inner<S> {
             .collect();
         Self {
             cfg,
+            counter,
             sink,
             notices,
             seq: 0,
@@ -528,6 +540,7 @@ impl<S: Sink> Inner<S> {
         ev.seq = self.seq;
         self.seq += 1;
         self.stats.events += 1;
+        self.counter.store(self.stats.events, Ordering::Relaxed);
         self.sink.event(&ev).map_err(Error::Sink)
     }
 

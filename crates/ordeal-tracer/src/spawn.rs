@@ -27,8 +27,11 @@ pub struct SpawnSpec {
 
 pub(crate) struct Prepared {
     program: CString,
+    // The pointer arrays below point into these: they must live as long as `Prepared`.
+    #[allow(dead_code)]
     argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
+    #[allow(dead_code)]
     env: Vec<CString>,
     env_ptrs: Vec<*const libc::c_char>,
     cwd: CString,
@@ -199,6 +202,5 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
         unsafe { libc::kill(pid, libc::SIGKILL) };
         return Err(e);
     }
-    let _ = (&p.argv, &p.env);
     Ok(pid)
 }
