@@ -375,12 +375,16 @@ fn exit_column(procs: &[ProcessSummary]) -> String {
 pub fn human_summary(s: &Summary) -> String {
     let mut out = String::new();
     let procs: usize = s.nodes.iter().map(|n| n.process_count).sum();
+    let workloads = s.nodes.iter().filter(|n| n.role == "workload").count();
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let _ = writeln!(
         out,
-        "{}: {} nodes, {} processes, {} events in {}",
+        "{}: {}, {}, {} traced, {} events in {}",
         s.experiment,
-        s.nodes.len(),
-        procs,
+        count(s.nodes.len() - workloads, "node", "nodes"),
+        count(workloads, "workload", "workloads"),
+        count(procs, "process", "processes"),
         s.events.total,
         fmt_duration(s.span_ns)
     );

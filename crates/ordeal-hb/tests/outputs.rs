@@ -140,7 +140,9 @@ fn human_summary_is_aligned_and_complete() {
     let s = Summary::build(&g, Verdict::fail(vec!["b was killed".into()]));
     let text = human_summary(&s);
     println!("{text}");
-    assert!(text.starts_with("test: 3 nodes, 2 processes, 18 events in 17.0 µs\n"));
+    assert!(
+        text.starts_with("test: 3 nodes, 0 workloads, 2 processes traced, 18 events in 17.0 µs\n")
+    );
     assert!(
         text.contains("  NODE  ROLE  PROCS  THREADS  EXIT\n"),
         "{text}"
