@@ -116,36 +116,26 @@ impl Progress {
     }
 }
 
-fn timestamp_name() -> String {
-    // UTC wall clock, for naming only (all measurements use the monotonic clock).
+/// The UTC wall clock as (year, month, day, hour, minute, second, millisecond), for naming
+/// only: all measurements use the monotonic clock.
+fn utc_now() -> (i64, u32, u32, i64, i64, i64, u32) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86400));
     let s = secs.rem_euclid(86400);
-    format!(
-        "{y:04}{mo:02}{d:02}-{:02}{:02}{:02}-{:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        now.subsec_millis()
-    )
+    (y, mo, d, s / 3600, s / 60 % 60, s % 60, now.subsec_millis())
+}
+
+fn timestamp_name() -> String {
+    let (y, mo, d, h, mi, s, ms) = utc_now();
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{ms:03}")
 }
 
 fn rfc3339_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86400));
-    let s = secs.rem_euclid(86400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    let (y, mo, d, h, mi, s, _) = utc_now();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).

@@ -1080,7 +1080,7 @@ impl<S: Sink> Inner<S> {
     /// here, so complete it now.
     fn on_exit_stop(&mut self, tid: i32) -> Result<(), Error> {
         let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
-        let Some(Pending { nr, args, mut ev }) = pending else {
+        let Some(Pending { nr, args, ev }) = pending else {
             return Ok(());
         };
         if self.shutting_down {
@@ -1094,6 +1094,12 @@ impl<S: Sink> Inner<S> {
         if ret == -(libc::ENOSYS as i64) || (-516..=-512).contains(&ret) {
             return Ok(());
         }
+        self.finish(tid, Pending { nr, args, ev }, ret)
+    }
+
+    /// Records a completed call with its result.
+    fn finish(&mut self, tid: i32, p: Pending, ret: i64) -> Result<(), Error> {
+        let Pending { nr, args, mut ev } = p;
         let tgid = ev.pid;
         ev.dur = self.now().saturating_sub(ev.ts);
         ev.ret = Some(ret);
@@ -1104,7 +1110,7 @@ impl<S: Sink> Inner<S> {
 
     fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
         let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
-        let Some(Pending { nr, args, mut ev }) = pending else {
+        let Some(Pending { nr, args, ev }) = pending else {
             resume(tid, libc::PTRACE_CONT, 0);
             return Ok(());
         };
@@ -1121,13 +1127,10 @@ impl<S: Sink> Inner<S> {
             resume(tid, libc::PTRACE_CONT, 0);
             return Ok(());
         }
-        let tgid = ev.pid;
-        ev.dur = self.now().saturating_sub(ev.ts);
-        ev.ret = Some(ret);
-        ev.errno = decode::errno_name(ret);
-        self.complete(tid, tgid, nr, &args, ret, &mut ev);
+        // Reading what `complete` needs happens before the tracee runs on.
+        let r = self.finish(tid, Pending { nr, args, ev }, ret);
         resume(tid, libc::PTRACE_CONT, 0);
-        self.emit(ev)
+        r
     }
 
     /// Fills in what is only known after the call, and updates the tracer's own state.

@@ -129,16 +129,9 @@ fn demo_runs_traced_and_reports_exact_structure() {
     assert!(out_dir.join("graph.dot").exists());
 }
 
-#[test]
-fn unknown_key_is_reported_with_position_and_nothing_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = dir.path().join("bad.toml");
-    std::fs::write(
-        &exp,
-        "name = \"bad\"\n[[node]]\nname = \"a\"\nargvv = [\"true\"]\n",
-    )
-    .unwrap();
-    let out_dir = dir.path().join("run");
+/// Runs an experiment that must be refused (exit 2); returns its --out and the error text.
+fn run_refused(exp: &Path) -> (PathBuf, String) {
+    let out_dir = exp.with_extension("run");
     let out = ordeal()
         .args([
             "run",
@@ -149,7 +142,19 @@ fn unknown_key_is_reported_with_position_and_nothing_starts() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    (out_dir, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn unknown_key_is_reported_with_position_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("bad.toml");
+    std::fs::write(
+        &exp,
+        "name = \"bad\"\n[[node]]\nname = \"a\"\nargvv = [\"true\"]\n",
+    )
+    .unwrap();
+    let (out_dir, err) = run_refused(&exp);
     assert!(
         err.contains(&format!("{}:4:1: unknown field `argvv`", exp.display())),
         "{err}"
@@ -167,18 +172,7 @@ fn missing_program_is_reported_before_anything_starts() {
          [[node]]\nname = \"gone\"\nargv = [\"/nonexistent/server\"]\n",
     )
     .unwrap();
-    let out_dir = dir.path().join("run");
-    let out = ordeal()
-        .args([
-            "run",
-            exp.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (out_dir, err) = run_refused(&exp);
     assert!(
         err.contains("gone") && err.contains("/nonexistent/server"),
         "{err}"
