@@ -408,3 +408,46 @@ fn pin_traced_runs_programs_on_the_tracer_cpu() {
     let out = std::fs::read_to_string(dir.path().join("g.stdout")).unwrap();
     assert_eq!(out.trim(), "Cpus_allowed_list:\t0");
 }
+
+#[test]
+fn unix_path_sockets_pair_connect_accept_and_bytes() {
+    let prog = compile("unix");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let t = Tracer::start(config(vec![]), Vec::new()).unwrap();
+    t.spawn(spec("x", &prog, &[path.to_str().unwrap()], dir.path()))
+        .unwrap();
+    assert_eq!(wait_exit(&t, "x"), ExitStatus::Code(0));
+    let (_, events) = t.shutdown().unwrap();
+    let connect = events.iter().find(|e| e.call == "connect").unwrap();
+    let accept = events.iter().find(|e| e.call == "accept").unwrap();
+    assert_eq!(connect.addr.as_deref(), path.to_str());
+    let (cs, ss) = (connect.sock.clone().unwrap(), accept.sock.clone().unwrap());
+    assert_eq!((cs.proto, ss.proto), (Proto::Unix, Proto::Unix));
+    assert_eq!(cs.remote.as_deref(), path.to_str());
+    assert_eq!(ss.local.as_deref(), path.to_str());
+    let hello = events
+        .iter()
+        .find(|e| e.call == "write" && e.ret == Some(5))
+        .unwrap();
+    let bye = events
+        .iter()
+        .find(|e| e.call == "write" && e.ret == Some(3))
+        .unwrap();
+    let g = HbGraph::build(&header(&["x"]), &events);
+    let edges: Vec<_> = g.edges().collect();
+    assert!(edges
+        .iter()
+        .any(|e| e.kind == EdgeKind::Connect && e.from == connect.seq && e.to == accept.seq));
+    let bytes_from = |seq: u64| -> u64 {
+        edges
+            .iter()
+            .filter(|e| e.from == seq)
+            .map(|e| match e.kind {
+                EdgeKind::Message { bytes } => bytes,
+                _ => 0,
+            })
+            .sum()
+    };
+    assert_eq!((bytes_from(hello.seq), bytes_from(bye.seq)), (5, 3));
+}
