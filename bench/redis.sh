@@ -274,7 +274,7 @@ run_ordeal() {
     forget "$pid" $opid
     if [[ -s $WORK/$key.maxrss ]]; then MAXRSS=$(tail -1 "$WORK/$key.maxrss" | tr -dc 0-9 || true); fi
     BUILD_SECS=$(awk 'match($0, /[0-9]+\.[0-9]+s]/) { t = substr($0, RSTART, RLENGTH - 2) }
-        /stopping all processes/ { a = t } / ptrace stops/ { b = t }
+        / ptrace stops/ { a = t } /outputs written/ { b = t }
         END { if (a != "" && b != "") printf "%.1f", b - a }' "$WORK/$key.err")
     line=$(grep -E '[0-9]+ events traced, [0-9]+ ptrace stops' "$WORK/$key.err" | tail -1 || true)
     if [[ -n $line ]]; then
