@@ -735,8 +735,28 @@ impl<S: Sink> Inner<S> {
                 status: st,
                 root,
             });
+            self.release_orphans(tid, t.label);
         }
         Ok(())
+    }
+
+    /// A child parked until its parent's fork event waits forever if the parent was killed
+    /// before reporting it. Once a parked child's parent is no process we know (it has been
+    /// reparented), adopt it into the node of the process that just died and let it run.
+    fn release_orphans(&mut self, dead: i32, label: Rc<str>) {
+        let orphans: Vec<i32> = self
+            .parked
+            .iter()
+            .copied()
+            .filter(|&c| {
+                procfs::tgid_ppid(c).is_some_and(|(_, ppid)| !self.procs.contains_key(&ppid))
+            })
+            .collect();
+        for c in orphans {
+            self.parked.remove(&c);
+            self.register(c, dead, label.clone());
+            resume(c, libc::PTRACE_CONT, 0);
+        }
     }
 
     // ---- system calls -------------------------------------------------------------------
