@@ -12,7 +12,7 @@
 //! where ordeal itself dies).
 
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
-use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved};
+use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved, StartAfter};
 use ordeal_hb::{HbGraph, Summary, Verdict};
 use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
 use std::collections::{BTreeMap, HashMap};
@@ -325,37 +325,11 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
     }
 
     fn phases(&mut self, r: &Resolved, deadline: Instant) -> Result<Verdict, String> {
-        let base_env: BTreeMap<String, String> = std::env::vars().collect();
         for n in &r.nodes {
-            let mut env = base_env.clone();
-            env.extend(n.env.clone());
-            env.insert("ORDEAL_NODE".into(), n.name.clone());
-            env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
+            let env = self.env_for(&n.name, &n.env);
             self.start(&n.name, "node", &n.program, &n.argv, env, &n.cwd, n.trace)?;
         }
-        let wenv = |w: &ordeal_experiment::WorkloadSpec| {
-            let mut env = base_env.clone();
-            env.extend(w.env.clone());
-            env.insert("ORDEAL_NODE".into(), w.name.clone());
-            env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
-            env
-        };
-        use ordeal_experiment::StartAfter;
-        for w in r
-            .workloads
-            .iter()
-            .filter(|w| w.after == StartAfter::Started)
-        {
-            self.start(
-                &w.name,
-                "workload",
-                &w.program,
-                &w.argv,
-                wenv(w),
-                &w.cwd,
-                w.trace,
-            )?;
-        }
+        self.start_workloads(r, StartAfter::Started)?;
         for n in &r.nodes {
             if let Some(check) = &n.ready {
                 let t0 = Instant::now();
@@ -378,17 +352,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 }
             }
         }
-        for w in r.workloads.iter().filter(|w| w.after == StartAfter::Ready) {
-            self.start(
-                &w.name,
-                "workload",
-                &w.program,
-                &w.argv,
-                wenv(w),
-                &w.cwd,
-                w.trace,
-            )?;
-        }
+        self.start_workloads(r, StartAfter::Ready)?;
         if std::env::var_os("ORDEAL_TEST_PANIC").is_some() {
             // Test hook: proves that a panic mid-run still leaves no process behind.
             panic!("ORDEAL_TEST_PANIC is set");
@@ -442,6 +406,25 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         } else {
             Verdict::fail(reasons)
         })
+    }
+
+    /// The inherited environment, the experiment's additions, and ordeal's own variables.
+    fn env_for(&self, name: &str, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = std::env::vars().collect();
+        env.extend(extra.clone());
+        env.insert("ORDEAL_NODE".into(), name.to_string());
+        env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
+        env
+    }
+
+    fn start_workloads(&mut self, r: &Resolved, when: StartAfter) -> Result<(), String> {
+        for w in r.workloads.iter().filter(|w| w.after == when) {
+            let env = self.env_for(&w.name, &w.env);
+            self.start(
+                &w.name, "workload", &w.program, &w.argv, env, &w.cwd, w.trace,
+            )?;
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -335,3 +335,43 @@ fn two_runs_at_once_do_not_collide() {
     assert_eq!(a.len(), 3);
     assert!(a.iter().all(|p| !b.contains(p)), "{a:?} vs {b:?}");
 }
+
+#[test]
+fn started_workloads_run_before_readiness_and_untraced_ones_leave_only_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("order.toml");
+    // The node only becomes ready once the `after = "started"` workload has created `go`.
+    std::fs::write(
+        &exp,
+        r#"name = "order"
+[[node]]
+name = "server"
+argv = ["sleep", "300"]
+ready = { command = ["test", "-e", "{run_dir}/go"] }
+ready_timeout = "20s"
+[[workload]]
+name = "opener"
+after = "started"
+trace = false
+argv = ["touch", "{run_dir}/go"]
+"#,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("run");
+    run_ok(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+    ]);
+    let calls: Vec<String> = std::fs::read_to_string(out_dir.join("trace.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["node"] == "opener")
+        .map(|e| e["call"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(calls, ["spawn", "exit"]);
+}
