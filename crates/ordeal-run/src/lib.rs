@@ -204,8 +204,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     let trace_path = run_dir.join("trace.jsonl");
     let file =
         File::create(&trace_path).map_err(io_err(format!("creating {}", trace_path.display())))?;
-    let writer = TraceWriter::new(BufWriter::with_capacity(1 << 20, file), &header)
+    let mut writer = TraceWriter::new(BufWriter::with_capacity(1 << 20, file), &header)
         .map_err(io_err("writing trace header"))?;
+    // The header goes to disk at once: a run killed early still leaves a readable trace.
+    writer.flush().map_err(io_err("writing trace header"))?;
     let origin = ordeal_tracer::monotonic_ns();
     let config = Config {
         payload_bytes: opts.payload_bytes,

@@ -325,9 +325,12 @@ struct Pending {
 }
 
 const PTRACE_EVENT_STOP: i32 = 128;
+/// How far (in traced time) the sink may run ahead of what is flushed to disk.
+const FLUSH_EVERY_NS: u64 = 200_000_000;
 
 struct Inner<S: Sink> {
     cfg: Config,
+    flushed_at: u64,
     counter: Arc<AtomicU64>,
     sink: S,
     notices: Sender<Notice>,
@@ -392,6 +395,7 @@ impl<S: Sink> Inner<S> {
             .collect();
         Self {
             cfg,
+            flushed_at: 0,
             counter,
             sink,
             notices,
@@ -541,7 +545,14 @@ impl<S: Sink> Inner<S> {
         self.seq += 1;
         self.stats.events += 1;
         self.counter.store(self.stats.events, Ordering::Relaxed);
-        self.sink.event(&ev).map_err(Error::Sink)
+        self.sink.event(&ev).map_err(Error::Sink)?;
+        // Flush now and then, so that if ordeal itself is killed the trace on disk is at
+        // most this far behind (the event's own timestamp is a free clock reading).
+        if ev.ts.saturating_sub(self.flushed_at) >= FLUSH_EVERY_NS {
+            self.flushed_at = ev.ts;
+            self.sink.flush().map_err(Error::Sink)?;
+        }
+        Ok(())
     }
 
     fn base_event(&self, tid: i32, call: &str, class: Class, ts: u64) -> Event {

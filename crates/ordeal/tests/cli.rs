@@ -216,6 +216,15 @@ fn wait_for_line(path: &Path, line: &str) {
 }
 
 fn no_survivors_after(signal: Option<i32>, env: Option<(&str, &str)>) -> Option<i32> {
+    no_survivors_after_in(signal, env).0
+}
+
+/// Runs the stubborn experiment, signals ordeal, checks nothing survives; returns ordeal's exit
+/// code and the directory holding the run (`run/` inside it).
+fn no_survivors_after_in(
+    signal: Option<i32>,
+    env: Option<(&str, &str)>,
+) -> (Option<i32>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let exp = stubborn(dir.path());
     let out_dir = dir.path().join("run");
@@ -254,7 +263,7 @@ fn no_survivors_after(signal: Option<i32>, env: Option<(&str, &str)>) -> Option<
         std::thread::park_timeout(Duration::from_millis(10));
     }
     assert_eq!(survivors(&out_dir), Vec::<i32>::new(), "processes survived");
-    status.code()
+    (status.code(), dir)
 }
 
 extern "C" {
@@ -275,7 +284,10 @@ fn sigint_to_ordeal_leaves_no_process_behind() {
 #[test]
 fn sigkill_to_ordeal_leaves_no_process_behind() {
     // ordeal cannot clean up: PTRACE_O_EXITKILL and the parent-death signal must.
-    assert_eq!(no_survivors_after(Some(9), None), None);
+    let (code, out_dir) = no_survivors_after_in(Some(9), None);
+    assert_eq!(code, None);
+    // What was flushed before the kill is still a readable trace.
+    run_ok(&["graph", out_dir.path().join("run").to_str().unwrap()]);
 }
 
 #[test]
