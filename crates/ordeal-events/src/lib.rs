@@ -145,6 +145,10 @@ pub struct Event {
     /// Killing signal for exit (`SIGKILL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// The fault ordeal injected at this event (`fail ECONNREFUSED`, `short-io 2`,
+    /// `crash before`, `crash after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 impl Event {

@@ -94,6 +94,27 @@ pub struct Stats {
     pub exit_stops: u64,
 }
 
+/// What to do to a traced call, decided by an [`Interceptor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Let it run unchanged.
+    Proceed,
+    /// Skip the call: it returns `-errno` without running (entry only).
+    Fail(i32),
+    /// Let a plain `read`/`write`/`recvfrom`/`sendto` move at most this many bytes (entry only).
+    Limit(u64),
+    /// SIGKILL every process of the calling node: at entry the call never runs, at exit it has
+    /// completed but the process never sees its result.
+    Crash,
+}
+
+/// Fault injection hook, called on the tracer thread at the calls that are recorded: with the
+/// event as known at entry (no `ret` yet), and with the completed event at exit.
+pub trait Interceptor: Send {
+    fn at_entry(&mut self, ev: &Event) -> Action;
+    fn at_exit(&mut self, ev: &Event) -> Action;
+}
+
 /// Where events go (a trace.jsonl writer in practice).
 pub trait Sink: Send {
     fn event(&mut self, ev: &Event) -> std::io::Result<()>;
@@ -180,6 +201,15 @@ pub fn monotonic_ns() -> u64 {
 impl<S: Sink + 'static> Tracer<S> {
     /// Starts the tracer thread.
     pub fn start(config: Config, sink: S) -> Result<Self, Error> {
+        Self::start_with(config, sink, None)
+    }
+
+    /// Starts the tracer thread with a fault-injection hook.
+    pub fn start_with(
+        config: Config,
+        sink: S,
+        interceptor: Option<Box<dyn Interceptor>>,
+    ) -> Result<Self, Error> {
         install_wake_handler();
         let (tx, rx) = mpsc::channel();
         let (ntx, nrx) = mpsc::channel();
@@ -195,6 +225,7 @@ impl<S: Sink + 'static> Tracer<S> {
                     pin_to_cpu(cpu);
                 }
                 let mut t = Inner::new(config, sink, ntx, counter);
+                t.interceptor = interceptor;
                 let r = t.run(rx);
                 r.map(|()| (t.stats.clone(), t.sink))
             })
@@ -330,6 +361,7 @@ const FLUSH_EVERY_NS: u64 = 200_000_000;
 
 struct Inner<S: Sink> {
     cfg: Config,
+    interceptor: Option<Box<dyn Interceptor>>,
     flushed_at: u64,
     counter: Arc<AtomicU64>,
     sink: S,
@@ -341,6 +373,10 @@ struct Inner<S: Sink> {
     /// Children that stopped before their parent's fork event: held until it arrives so the
     /// fork event precedes everything the child does.
     parked: HashSet<i32>,
+    /// Node of a parked child's parent, when known.
+    parked_under: HashMap<i32, Rc<str>>,
+    /// Thread-group id of tasks not registered yet (parked or expected), read from /proc.
+    early_tgid: HashMap<i32, i32>,
     /// Children announced by a fork event whose first stop has not arrived yet.
     expected: HashMap<i32, (i32, Rc<str>)>,
     /// Untraced processes we started and still have to reap.
@@ -351,7 +387,8 @@ struct Inner<S: Sink> {
     listeners: HashMap<u16, String>,
     /// Local address of each connected client socket → its node, to name the peer at accept.
     connectors: HashMap<String, Rc<str>>,
-    groups: Vec<i32>,
+    /// Process groups of started programs, with their node.
+    groups: Vec<(i32, Rc<str>)>,
     shutting_down: bool,
 }
 
@@ -395,6 +432,7 @@ impl<S: Sink> Inner<S> {
             .collect();
         Self {
             cfg,
+            interceptor: None,
             flushed_at: 0,
             counter,
             sink,
@@ -404,6 +442,8 @@ impl<S: Sink> Inner<S> {
             threads: HashMap::new(),
             procs: HashMap::new(),
             parked: HashSet::new(),
+            parked_under: HashMap::new(),
+            early_tgid: HashMap::new(),
             expected: HashMap::new(),
             untraced: HashMap::new(),
             streams: HashMap::new(),
@@ -424,8 +464,10 @@ impl<S: Sink> Inner<S> {
             while let Ok(cmd) = rx.try_recv() {
                 self.command(cmd)?;
             }
-            let idle =
-                self.threads.is_empty() && self.untraced.is_empty() && self.parked.is_empty();
+            let idle = self.threads.is_empty()
+                && self.untraced.is_empty()
+                && self.parked.is_empty()
+                && self.expected.is_empty();
             if idle && self.shutting_down {
                 break;
             }
@@ -474,7 +516,7 @@ impl<S: Sink> Inner<S> {
     fn kill_all(&mut self) {
         // SAFETY: signals to processes we started (or their descendants).
         unsafe {
-            for &g in &self.groups {
+            for (g, _) in &self.groups {
                 libc::kill(-g, libc::SIGKILL);
             }
             let parked = self.parked.iter().chain(self.expected.keys());
@@ -505,7 +547,7 @@ impl<S: Sink> Inner<S> {
         let prepared = spawn::prepare(spec, seccomp::program(seccomp::TRACED), pin).map_err(err)?;
         let ts = self.now();
         let pid = spawn::fork_exec(&prepared).map_err(err)?;
-        self.groups.push(pid);
+        self.groups.push((pid, label.clone()));
         if traced {
             self.threads.insert(
                 pid,
@@ -643,10 +685,19 @@ impl<S: Sink> Inner<S> {
             return true;
         }
         self.parked.insert(tid);
+        // Remember whose child it is while /proc can still tell.
+        if let Some((tgid, ppid)) = procfs::tgid_ppid(tid) {
+            self.early_tgid.insert(tid, tgid);
+            let parent = self.threads.get(&tgid).or_else(|| self.threads.get(&ppid));
+            if let Some(l) = parent.map(|t| t.label.clone()) {
+                self.parked_under.insert(tid, l);
+            }
+        }
         false
     }
 
     fn register(&mut self, tid: i32, parent_tgid: i32, label: Rc<str>) {
+        self.early_tgid.remove(&tid);
         let tgid = procfs::tgid_ppid(tid).map(|(t, _)| t).unwrap_or(tid);
         if tgid != parent_tgid && !self.procs.contains_key(&tgid) {
             // A new process: it starts with a copy of its parent's fd table.
@@ -690,9 +741,13 @@ impl<S: Sink> Inner<S> {
             None => return Ok(()),
         };
         if self.parked.remove(&child) {
+            self.parked_under.remove(&child);
             self.register(child, tgid, label);
             resume(child, libc::PTRACE_CONT, 0);
         } else if !self.threads.contains_key(&child) {
+            if let Some((child_tgid, _)) = procfs::tgid_ppid(child) {
+                self.early_tgid.insert(child, child_tgid);
+            }
             self.expected.insert(child, (tgid, label));
         }
         Ok(())
@@ -729,7 +784,24 @@ impl<S: Sink> Inner<S> {
             ev.node = label.to_string();
             return self.emit(exit_fields(ev, st));
         }
-        self.parked.remove(&tid);
+        // A thread or process that ended before it was registered (killed at shutdown, say):
+        // announced by its parent's fork event but never stopped, or stopped (parked) before
+        // that event. Its exit still belongs in the trace, under its own process.
+        let unregistered = match self.expected.remove(&tid) {
+            Some((_, label)) => Some((self.early_tgid.remove(&tid), Some(label))),
+            None if self.parked.remove(&tid) => {
+                Some((self.early_tgid.remove(&tid), self.parked_under.remove(&tid)))
+            }
+            None => None,
+        };
+        if let Some((tgid, label)) = unregistered {
+            let mut ev = exit_fields(self.base_event(tid, "exit", Class::Proc, self.now()), st);
+            ev.pid = tgid.unwrap_or(tid);
+            if let Some(label) = label {
+                ev.node = label.to_string();
+            }
+            return self.emit(ev);
+        }
         if !self.threads.contains_key(&tid) {
             return Ok(());
         }
@@ -765,6 +837,7 @@ impl<S: Sink> Inner<S> {
             .collect();
         for c in orphans {
             self.parked.remove(&c);
+            self.parked_under.remove(&c);
             self.register(c, dead, label.clone());
             resume(c, libc::PTRACE_CONT, 0);
         }
@@ -907,17 +980,80 @@ impl<S: Sink> Inner<S> {
         let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
         let tgid = self.threads.get(&tid).map(|t| t.tgid).unwrap_or(tid);
         let ts = self.now();
-        let pending = self.decode_entry(tid, tgid, nr, &args, ts);
-        match pending {
-            Some(ev) => {
-                if let Some(t) = self.threads.get_mut(&tid) {
-                    t.pending = Some(Pending { nr, args, ev });
+        let Some(mut ev) = self.decode_entry(tid, tgid, nr, &args, ts) else {
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        };
+        let action = match self.interceptor.as_mut() {
+            Some(i) => i.at_entry(&ev),
+            None => Action::Proceed,
+        };
+        match action {
+            Action::Fail(errno) if errno > 0 => {
+                // Skipping a call from its seccomp stop: syscall number -1, and the return
+                // register holds what the call appears to return (seccomp(2)).
+                let mut regs = regs;
+                regs.orig_rax = u64::MAX;
+                regs.rax = (-(errno as i64)) as u64;
+                if mem::setregs(tid, &regs) {
+                    ev.fault = Some(format!(
+                        "fail {}",
+                        decode::errno_name(-(errno as i64)).unwrap_or_default()
+                    ));
+                    let r = self.finish(tid, Pending { nr, args, ev }, -(errno as i64));
+                    resume(tid, libc::PTRACE_CONT, 0);
+                    return r;
                 }
-                resume(tid, libc::PTRACE_SYSCALL, 0);
             }
-            None => resume(tid, libc::PTRACE_CONT, 0),
+            Action::Limit(max) if is_plain_transfer(nr) && args[2] > max => {
+                let mut regs = regs;
+                regs.rdx = max;
+                if mem::setregs(tid, &regs) {
+                    ev.len = Some(max);
+                    ev.fault = Some(format!("short-io {max}"));
+                }
+            }
+            Action::Crash => {
+                // Skip the call too: nothing of it may happen, whatever the kill's timing.
+                let mut regs = regs;
+                regs.orig_rax = u64::MAX;
+                mem::setregs(tid, &regs);
+                ev.fault = Some("crash before".into());
+                self.emit(ev)?;
+                let node = self.threads.get(&tid).map(|t| t.label.clone());
+                if let Some(node) = node {
+                    self.kill_node(&node);
+                }
+                resume(tid, libc::PTRACE_CONT, 0);
+                return Ok(());
+            }
+            _ => {}
         }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.pending = Some(Pending { nr, args, ev });
+        }
+        resume(tid, libc::PTRACE_SYSCALL, 0);
         Ok(())
+    }
+
+    /// SIGKILLs every process of `node`: its process groups and every traced process labelled
+    /// with it (also those that left their group).
+    fn kill_node(&mut self, node: &str) {
+        let tgids: Vec<i32> = self
+            .threads
+            .values()
+            .filter(|t| &*t.label == node)
+            .map(|t| t.tgid)
+            .collect();
+        // SAFETY: signals to processes of ours.
+        unsafe {
+            for (g, _) in self.groups.iter().filter(|(_, l)| &**l == node) {
+                libc::kill(-g, libc::SIGKILL);
+            }
+            for p in tgids {
+                libc::kill(p, libc::SIGKILL);
+            }
+        }
     }
 
     /// Decides whether a call is worth its exit stop; if so returns the event to complete.
@@ -1136,7 +1272,22 @@ impl<S: Sink> Inner<S> {
         ev.ret = Some(ret);
         ev.errno = decode::errno_name(ret);
         self.complete(tid, tgid, nr, &args, ret, &mut ev);
-        self.emit(ev)
+        let crash = ev.fault.is_none()
+            && self
+                .interceptor
+                .as_mut()
+                .is_some_and(|i| i.at_exit(&ev) == Action::Crash);
+        if crash {
+            ev.fault = Some("crash after".into());
+        }
+        let node = crash.then(|| ev.node.clone());
+        self.emit(ev)?;
+        if let Some(node) = node {
+            // Killed while still in its exit stop: the call completed (its bytes were sent)
+            // but the process never runs another instruction.
+            self.kill_node(&node);
+        }
+        Ok(())
     }
 
     fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
@@ -1317,6 +1468,14 @@ impl<S: Sink> Inner<S> {
             }
         }
     }
+}
+
+/// Calls whose third argument is the byte count of one buffer.
+fn is_plain_transfer(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_read | libc::SYS_write | libc::SYS_recvfrom | libc::SYS_sendto
+    )
 }
 
 fn exit_fields(mut ev: Event, st: ExitStatus) -> Event {

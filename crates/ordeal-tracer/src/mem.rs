@@ -65,6 +65,18 @@ pub fn getregs(tid: i32) -> Option<libc::user_regs_struct> {
     }
 }
 
+pub fn setregs(tid: i32, regs: &libc::user_regs_struct) -> bool {
+    // SAFETY: PTRACE_SETREGS reads one user_regs_struct from `regs`.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETREGS,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            regs as *const _ as *mut libc::c_void,
+        ) == 0
+    }
+}
+
 /// The return value register alone: one PEEKUSER instead of a full GETREGS at syscall exit.
 pub fn syscall_ret(tid: i32) -> Option<i64> {
     const RAX_OFFSET: usize = 10 * 8; // offsetof(struct user_regs_struct, rax)

@@ -6,16 +6,27 @@ use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Compiles a test program once per test process (tests run in parallel threads: a binary
+/// being rewritten while another test execs it fails with ETXTBSY or worse).
 fn compile(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let out =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tp-{name}-{}", std::process::id()));
+    if built.iter().any(|b| b == name) {
+        return out;
+    }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tp-{name}"));
+    let tmp = out.with_extension("tmp");
     let st = std::process::Command::new("cc")
         .args(["-O1", "-pthread", "-o"])
-        .arg(&out)
+        .arg(&tmp)
         .arg(&src)
         .status()
         .expect("cc runs");
     assert!(st.success(), "compiling {name}");
+    std::fs::rename(&tmp, &out).unwrap();
+    built.push(name.to_string());
     out
 }
 
@@ -450,4 +461,150 @@ fn unix_path_sockets_pair_connect_accept_and_bytes() {
             .sum()
     };
     assert_eq!((bytes_from(hello.seq), bytes_from(bye.seq)), (5, 3));
+}
+
+/// Applies `action` to the first event matching `(node, call)` at entry or exit.
+struct OneShot {
+    node: &'static str,
+    call: &'static str,
+    at_exit: bool,
+    action: ordeal_tracer::Action,
+    done: bool,
+}
+
+impl ordeal_tracer::Interceptor for OneShot {
+    fn at_entry(&mut self, ev: &Event) -> ordeal_tracer::Action {
+        self.fire(ev, false)
+    }
+    fn at_exit(&mut self, ev: &Event) -> ordeal_tracer::Action {
+        self.fire(ev, true)
+    }
+}
+
+impl OneShot {
+    fn fire(&mut self, ev: &Event, exit: bool) -> ordeal_tracer::Action {
+        if !self.done && exit == self.at_exit && ev.node == self.node && ev.call == self.call {
+            self.done = true;
+            return self.action;
+        }
+        ordeal_tracer::Action::Proceed
+    }
+}
+
+/// Runs the C server and client with one fault; returns (client exit, server exit, events).
+fn client_server_with(
+    fault: OneShot,
+    server_exits: bool,
+) -> (ExitStatus, Option<ExitStatus>, Vec<Event>) {
+    let (server, client) = (compile("server"), compile("client"));
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tracer::start_with(config(vec![]), Vec::new(), Some(Box::new(fault))).unwrap();
+    t.spawn(spec("server", &server, &[], dir.path())).unwrap();
+    let line = poll_file(&dir.path().join("server.stdout"), "listening");
+    let port = line.split_whitespace().nth(1).unwrap().to_string();
+    t.spawn(spec("client", &client, &[&port], dir.path()))
+        .unwrap();
+    // A server still waiting for a client that never connected does not end: shutdown kills it.
+    let (c, s) = if server_exits {
+        let st = wait_exits(&t, &["client", "server"]);
+        (st[0], Some(st[1]))
+    } else {
+        (wait_exit(&t, "client"), None)
+    };
+    let (_, events) = t.shutdown().unwrap();
+    (c, s, events)
+}
+
+#[test]
+fn injected_errno_skips_the_call() {
+    let (c, _, events) = client_server_with(
+        OneShot {
+            node: "client",
+            call: "connect",
+            at_exit: false,
+            action: ordeal_tracer::Action::Fail(libc_econnrefused()),
+            done: false,
+        },
+        false,
+    );
+    assert_eq!(
+        c,
+        ExitStatus::Code(2),
+        "client.c exits 2 when connect fails: {:#?}",
+        events
+            .iter()
+            .filter(|e| e.node == "client")
+            .collect::<Vec<_>>()
+    );
+    let connect = events.iter().find(|e| e.call == "connect").unwrap();
+    assert_eq!(connect.ret, Some(-111));
+    assert_eq!(connect.fault.as_deref(), Some("fail ECONNREFUSED"));
+    assert!(
+        !events.iter().any(|e| e.call == "accept" && e.ret.is_some()),
+        "no connection reached the server"
+    );
+}
+
+fn libc_econnrefused() -> i32 {
+    111
+}
+
+#[test]
+fn short_write_moves_fewer_bytes() {
+    let (c, s, events) = client_server_with(
+        OneShot {
+            node: "server",
+            call: "write",
+            at_exit: false,
+            action: ordeal_tracer::Action::Limit(2),
+            done: false,
+        },
+        true,
+    );
+    // server.c ignores short writes: only "po" reaches the client, which then reads EOF.
+    assert_eq!((c, s), (ExitStatus::Code(3), Some(ExitStatus::Code(0))));
+    let w = events
+        .iter()
+        .find(|e| e.node == "server" && e.call == "write")
+        .unwrap();
+    assert_eq!((w.len, w.ret), (Some(2), Some(2)));
+    assert_eq!(w.fault.as_deref(), Some("short-io 2"));
+    let got: u64 = events
+        .iter()
+        .filter(|e| e.node == "client" && e.call == "read")
+        .map(|e| e.moved())
+        .sum();
+    assert_eq!(got, 2);
+}
+
+#[test]
+fn crash_after_a_write_delivers_it_crash_before_does_not() {
+    let after = |at_exit| OneShot {
+        node: "server",
+        call: "write",
+        at_exit,
+        action: ordeal_tracer::Action::Crash,
+        done: false,
+    };
+    // After: "pong" was sent, so the client completes (exit 7); the server dies by SIGKILL.
+    let (c, s, events) = client_server_with(after(true), true);
+    assert_eq!(c, ExitStatus::Code(7));
+    assert_eq!(s, Some(ExitStatus::Signal(9)));
+    let w = events
+        .iter()
+        .find(|e| e.node == "server" && e.call == "write")
+        .unwrap();
+    assert_eq!((w.ret, w.fault.as_deref()), (Some(4), Some("crash after")));
+    // Before: the write never happens; the client reads EOF (client.c exits 3).
+    let (c, s, events) = client_server_with(after(false), true);
+    assert_eq!(c, ExitStatus::Code(3));
+    assert_eq!(s, Some(ExitStatus::Signal(9)));
+    let w = events
+        .iter()
+        .find(|e| e.node == "server" && e.call == "write")
+        .unwrap();
+    assert_eq!((w.ret, w.fault.as_deref()), (None, Some("crash before")));
+    assert!(!events
+        .iter()
+        .any(|e| e.node == "client" && e.call == "read" && e.moved() > 0));
 }
