@@ -1,0 +1,354 @@
+//! Fault schedules for ordeal: which faults to inject into a traced run, and when.
+//!
+//! A fault schedule file (TOML, documented for users in `docs/faults.md`) lists faults, each
+//! with a [`FaultKind`] (crash, restart, pause, delay, fail, short-io, partition, heal) and a
+//! [`Trigger`] (the nth event matching a [`Pattern`], a time after the workload starts, or a
+//! probability per matching event drawn from the schedule's seed). This crate parses and
+//! validates schedules, decides when each fault fires ([`TriggerState`]), and reads and writes
+//! the record of what fired ([`Applied`], `schedule.applied.toml`). It does not inject
+//! anything: the tracer and the supervisor do, asking this crate when.
+//!
+//! ```no_run
+//! use ordeal_faults::{Participants, Schedule, When};
+//!
+//! let who = Participants::new(["n0", "n1"], ["client"]);
+//! // Parse and check against the experiment's names; every problem is reported at once.
+//! let schedule = Schedule::load("faults.toml", &who)?;
+//! let mut states = schedule.trigger_states();
+//! # let ev = ordeal_events::Event::default();
+//! // At a call's entry, with the event as known then:
+//! for (fault, state) in schedule.faults.iter().zip(&mut states) {
+//!     if state.observe(&ev, When::Before) {
+//!         println!("fault {} fires", fault.name);
+//!     }
+//! }
+//! # Ok::<(), ordeal_faults::Error>(())
+//! ```
+//!
+//! Every problem with a file is reported as an [`Error::Invalid`] holding [`Diagnostic`]s,
+//! displayed as `file:line:column: message`.
+
+mod applied;
+mod calls;
+mod check;
+mod error;
+mod parse;
+mod pattern;
+mod trigger;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use applied::{
+    applied_to_toml, parse_applied_toml, read_applied_toml, write_applied_toml, Applied,
+    APPLIED_FILE,
+};
+pub use calls::{
+    allowed_errnos, call_classes, call_direction, CallInfo, Errno, LIFECYCLE_STEPS, SHORT_IO_CALLS,
+    TRACED_CALLS,
+};
+pub use error::{Diagnostic, Error, Location};
+pub use ordeal_events::Class;
+pub use ordeal_experiment::parse_duration;
+pub use pattern::{Direction, PathGlob, Pattern};
+pub use trigger::{fault_seed, TriggerState};
+
+use parse::FaultSpans;
+
+/// The fault kinds as written in a schedule's `kind`.
+pub const FAULT_KINDS: &[&str] = &[
+    "crash",
+    "restart",
+    "pause",
+    "delay",
+    "fail",
+    "short-io",
+    "partition",
+    "heal",
+];
+
+/// One fault of a schedule: what happens, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Unique within the schedule; `KIND-N` (N: 1-based position in the file) when the file
+    /// gives none.
+    pub name: String,
+    pub kind: FaultKind,
+    pub trigger: Trigger,
+}
+
+/// What a fault does when it fires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// SIGKILL the node's whole process group (every process of the node). With
+    /// `restart_after`, start the node's command again that long after the crash, on the same
+    /// data dir, and wait for its ready condition.
+    Crash {
+        node: String,
+        restart_after: Option<Duration>,
+    },
+    /// Start a crashed node's command again (same data dir) and wait for its ready condition.
+    Restart { node: String },
+    /// SIGSTOP the node's process group, and SIGCONT it `duration` later.
+    Pause { node: String, duration: Duration },
+    /// Hold the matching system call of the thread that made it for `duration` (before it runs
+    /// or before it returns, per the trigger's `when`); other threads run on.
+    Delay { duration: Duration },
+    /// Skip the matching system call: it returns `-errno` without running.
+    Fail { errno: Errno },
+    /// Let the matching transfer move at most `max_bytes` bytes (a short read or write).
+    ShortIo { max_bytes: u64 },
+    /// Cut traffic from the `from` nodes to the `to` nodes (and back, unless `oneway`), until a
+    /// `heal` fault fires or, with `duration`, that long after.
+    Partition {
+        from: Vec<String>,
+        to: Vec<String>,
+        oneway: bool,
+        duration: Option<Duration>,
+    },
+    /// End every partition in effect.
+    Heal,
+}
+
+impl FaultKind {
+    /// The kind as written in a schedule (`short-io`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Crash { .. } => "crash",
+            FaultKind::Restart { .. } => "restart",
+            FaultKind::Pause { .. } => "pause",
+            FaultKind::Delay { .. } => "delay",
+            FaultKind::Fail { .. } => "fail",
+            FaultKind::ShortIo { .. } => "short-io",
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::Heal => "heal",
+        }
+    }
+
+    /// Whether the fault acts on the system call at which it fires (delay, fail, short-io), so
+    /// that it needs a call-level trigger (`nth` or `p`); the others act on whole nodes.
+    pub fn is_call_level(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. }
+        )
+    }
+
+    /// The node a crash, restart or pause acts on.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            FaultKind::Crash { node, .. }
+            | FaultKind::Restart { node }
+            | FaultKind::Pause { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an event counts at its call's entry or at its completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum When {
+    /// At the call's entry, before it runs (the default).
+    #[default]
+    Before,
+    /// When the call has completed, before the process sees its result.
+    After,
+}
+
+impl When {
+    pub fn name(self) -> &'static str {
+        match self {
+            When::Before => "before",
+            When::After => "after",
+        }
+    }
+}
+
+/// When a fault fires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// At the `nth` (1-based) event matching `pattern`, and at the `times - 1` matching events
+    /// after it.
+    At {
+        nth: u64,
+        times: u64,
+        pattern: Pattern,
+        when: When,
+    },
+    /// Once, `after` the workload started.
+    Time { after: Duration },
+    /// At each event matching `pattern` with probability `p`, until it fired `times` times.
+    /// The dice come from the schedule's seed and the fault's position: a replay with the same
+    /// events fires at the same ones.
+    Probability {
+        p: f64,
+        times: u64,
+        pattern: Pattern,
+        when: When,
+    },
+}
+
+impl Trigger {
+    /// The trigger's pattern (none for a time trigger).
+    pub fn pattern(&self) -> Option<&Pattern> {
+        match self {
+            Trigger::At { pattern, .. } | Trigger::Probability { pattern, .. } => Some(pattern),
+            Trigger::Time { .. } => None,
+        }
+    }
+
+    /// The trigger's `when` (none for a time trigger).
+    pub fn when(&self) -> Option<When> {
+        match self {
+            Trigger::At { when, .. } | Trigger::Probability { when, .. } => Some(*when),
+            Trigger::Time { .. } => None,
+        }
+    }
+
+    /// The k-th matching event (`nth = 1`), counted at the call's entry.
+    pub fn nth(nth: u64, pattern: Pattern) -> Trigger {
+        Trigger::At {
+            nth,
+            times: 1,
+            pattern,
+            when: When::Before,
+        }
+    }
+}
+
+/// The names a schedule may refer to: the experiment's nodes and workloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Participants {
+    pub nodes: Vec<String>,
+    pub workloads: Vec<String>,
+}
+
+impl Participants {
+    pub fn new<N, W>(nodes: N, workloads: W) -> Participants
+    where
+        N: IntoIterator,
+        N::Item: Into<String>,
+        W: IntoIterator,
+        W::Item: Into<String>,
+    {
+        Participants {
+            nodes: nodes.into_iter().map(Into::into).collect(),
+            workloads: workloads.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A parsed fault schedule. It remembers where each value was in its file, so that
+/// [`Schedule::validate`] can point at it.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Seeds every probability trigger (`seed`, default 0).
+    pub seed: u64,
+    /// The faults, in file order. They may be changed; [`Schedule::validate`] then names a
+    /// fault whose name changed (or that moved) instead of pointing at its position.
+    pub faults: Vec<Fault>,
+    file: String,
+    /// Positions of each fault's values, by index (empty for a schedule built in code).
+    spans: Vec<FaultSpans>,
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.seed == other.seed && self.faults == other.faults
+    }
+}
+
+impl Schedule {
+    /// A schedule built in code. `file` names it in messages; problems found by
+    /// [`Schedule::validate`] name the fault instead of a position.
+    pub fn new(file: impl Into<String>, seed: u64, faults: Vec<Fault>) -> Schedule {
+        Schedule {
+            seed,
+            faults,
+            file: file.into(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Reads and parses the schedule at `path` (see [`Schedule::parse`]).
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Schedule, Error> {
+        let path = path.as_ref();
+        Schedule::parse(&read(path)?, path)
+    }
+
+    /// Parses schedule text; `path` names the file in messages. Checks everything that does
+    /// not depend on the experiment (kinds, keys, values, impossible trigger combinations);
+    /// [`Schedule::validate`] then checks the node names.
+    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Schedule, Error> {
+        parse::parse(text, &path.as_ref().display().to_string(), None)
+    }
+
+    /// Reads, parses and validates the schedule at `path` for an experiment with these nodes
+    /// and workloads, reporting every problem of either step together.
+    pub fn load(path: impl AsRef<Path>, names: &Participants) -> Result<Schedule, Error> {
+        let path = path.as_ref();
+        Schedule::parse_for(&read(path)?, path, names)
+    }
+
+    /// [`Schedule::parse`] and [`Schedule::validate_for`] in one step, reporting every problem
+    /// of either together.
+    pub fn parse_for(
+        text: &str,
+        path: impl AsRef<Path>,
+        names: &Participants,
+    ) -> Result<Schedule, Error> {
+        parse::parse(text, &path.as_ref().display().to_string(), Some(names))
+    }
+
+    /// Checks the schedule against an experiment's node names (see
+    /// [`Schedule::validate_for`], with no workloads).
+    pub fn validate<S: AsRef<str>>(&self, node_names: &[S]) -> Result<(), Error> {
+        let names = Participants::new(node_names.iter().map(|s| s.as_ref()), Vec::<String>::new());
+        self.validate_for(&names)
+    }
+
+    /// Checks the schedule for an experiment: every node a fault or trigger names exists
+    /// (crash, restart and pause need nodes; patterns and partitions may also name workloads),
+    /// and every rule [`Schedule::parse`] checks holds (for schedules built or changed in code).
+    pub fn validate_for(&self, names: &Participants) -> Result<(), Error> {
+        let mut diags = check::check_schedule(self, Some(names));
+        if diags.is_empty() {
+            return Ok(());
+        }
+        error::sort(&mut diags);
+        Err(Error::Invalid(diags))
+    }
+
+    /// The file name used in messages.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The fault called `name`.
+    pub fn fault(&self, name: &str) -> Option<&Fault> {
+        self.faults.iter().find(|f| f.name == name)
+    }
+
+    /// A fresh trigger state for every fault, in order, seeded from the schedule's seed.
+    pub fn trigger_states(&self) -> Vec<TriggerState> {
+        self.faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| TriggerState::new(f, self.seed, i))
+            .collect()
+    }
+
+    /// Where fault `index` was in the file, unless the faults were changed since.
+    pub(crate) fn spans(&self, index: usize) -> Option<&FaultSpans> {
+        let fault = self.faults.get(index)?;
+        self.spans.get(index).filter(|s| s.fault == fault.name)
+    }
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        what: "fault schedule",
+        source,
+    })
+}

@@ -1,0 +1,674 @@
+//! The schedule file as written, and its conversion into the model.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::calls::parse_class;
+use crate::check::{self, msg};
+use crate::error::{self, Source};
+use crate::{
+    parse_duration, Diagnostic, Direction, Errno, Error, Fault, FaultKind, Location, Participants,
+    PathGlob, Pattern, Schedule, Trigger, When, FAULT_KINDS,
+};
+
+type Str = Spanned<String>;
+type Int = Spanned<i64>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    #[serde(default)]
+    seed: Option<Int>,
+    #[serde(default, rename = "fault")]
+    faults: Vec<Spanned<RawFault>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    #[serde(default)]
+    name: Option<Str>,
+    #[serde(default)]
+    kind: Option<Str>,
+    #[serde(default)]
+    node: Option<Str>,
+    #[serde(default)]
+    restart_after: Option<Str>,
+    #[serde(default)]
+    duration: Option<Str>,
+    #[serde(default)]
+    errno: Option<Str>,
+    #[serde(default)]
+    max_bytes: Option<Int>,
+    #[serde(default)]
+    from: Option<Spanned<Vec<Str>>>,
+    #[serde(default)]
+    to: Option<Spanned<Vec<Str>>>,
+    #[serde(default)]
+    oneway: Option<Spanned<bool>>,
+    #[serde(default)]
+    trigger: Option<Spanned<RawTrigger>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    #[serde(default)]
+    nth: Option<Int>,
+    #[serde(default)]
+    p: Option<Spanned<Number>>,
+    #[serde(default)]
+    after: Option<Str>,
+    #[serde(default)]
+    times: Option<Int>,
+    #[serde(default)]
+    when: Option<Str>,
+    #[serde(default)]
+    node: Option<Str>,
+    #[serde(default)]
+    call: Option<Str>,
+    #[serde(default)]
+    class: Option<Str>,
+    #[serde(default)]
+    peer: Option<Str>,
+    #[serde(default)]
+    direction: Option<Str>,
+    #[serde(default)]
+    path: Option<Str>,
+}
+
+/// An integer or a float (`p = 1` and `p = 0.5` are both fine).
+struct Number(f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number between 0 and 1")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+                Ok(Number(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Where each value of a fault was in the file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FaultSpans {
+    /// The fault's name when it was parsed: positions are used only while it still matches.
+    pub fault: String,
+    pub table: Option<Location>,
+    pub name: Option<Location>,
+    pub node: Option<Location>,
+    pub restart_after: Option<Location>,
+    pub duration: Option<Location>,
+    pub errno: Option<Location>,
+    pub max_bytes: Option<Location>,
+    pub from: Option<Location>,
+    pub from_items: Vec<Location>,
+    pub to: Option<Location>,
+    pub to_items: Vec<Location>,
+    pub trigger: TriggerSpans,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TriggerSpans {
+    pub table: Option<Location>,
+    pub nth: Option<Location>,
+    pub p: Option<Location>,
+    pub after: Option<Location>,
+    pub times: Option<Location>,
+    pub when: Option<Location>,
+    pub node: Option<Location>,
+    pub call: Option<Location>,
+    pub class: Option<Location>,
+    pub peer: Option<Location>,
+    pub direction: Option<Location>,
+    pub path: Option<Location>,
+}
+
+pub(crate) fn parse(
+    text: &str,
+    file: &str,
+    names: Option<&Participants>,
+) -> Result<Schedule, Error> {
+    let src = Source { file, text };
+    let raw: RawSchedule = toml::from_str(text).map_err(|e| {
+        let mut message = e.message().trim().replace('\n', "; ");
+        let at = e.span().and_then(|s| text.get(s.start..)).unwrap_or("");
+        if at.starts_with("[fault]") {
+            message.push_str(" (write `[[fault]]`: each fault is an entry of the `fault` array)");
+        }
+        Error::Invalid(vec![Diagnostic {
+            location: src.opt(e.span().map(|s| s.start)),
+            message,
+        }])
+    })?;
+    let mut c = Converter {
+        src,
+        diags: Vec::new(),
+    };
+    let seed = match &raw.seed {
+        Some(s) if *s.get_ref() < 0 => {
+            c.err(s.span(), "`seed` must be a whole number, 0 or more");
+            0
+        }
+        Some(s) => *s.get_ref() as u64,
+        None => 0,
+    };
+    if raw.faults.is_empty() {
+        c.diags.push(Diagnostic {
+            location: Location::file_only(file),
+            message: "the schedule has no fault: add at least one [[fault]] table".into(),
+        });
+    }
+    let mut faults = Vec::new();
+    let mut spans = Vec::new();
+    for (i, rf) in raw.faults.iter().enumerate() {
+        let (kind, trigger, name, sp) = c.fault(i, rf);
+        match (kind, trigger) {
+            (Some(kind), Some(trigger)) => {
+                let sp = FaultSpans {
+                    fault: name.clone(),
+                    ..sp
+                };
+                faults.push(Fault {
+                    name,
+                    kind,
+                    trigger,
+                });
+                spans.push(sp);
+            }
+            // Check what could be read, so that fixing the file takes one round.
+            (kind, trigger) => {
+                c.diags.extend(check::check_parts(
+                    file,
+                    &name,
+                    kind.as_ref(),
+                    trigger.as_ref(),
+                    &sp,
+                    names,
+                ));
+            }
+        }
+    }
+    let schedule = Schedule {
+        seed,
+        faults,
+        file: file.to_string(),
+        spans,
+    };
+    let mut diags = c.diags;
+    diags.extend(check::check_schedule(&schedule, names));
+    if !diags.is_empty() {
+        error::sort(&mut diags);
+        return Err(Error::Invalid(diags));
+    }
+    Ok(schedule)
+}
+
+struct Converter<'a> {
+    src: Source<'a>,
+    diags: Vec<Diagnostic>,
+}
+
+/// The keys each fault kind takes besides `name`, `kind` and `trigger`: (key, required).
+fn kind_keys(kind: &str) -> &'static [(&'static str, bool)] {
+    match kind {
+        "crash" => &[("node", true), ("restart_after", false)],
+        "restart" => &[("node", true)],
+        "pause" => &[("node", true), ("duration", true)],
+        "delay" => &[("duration", true)],
+        "fail" => &[("errno", true)],
+        "short-io" => &[("max_bytes", true)],
+        "partition" => &[
+            ("from", true),
+            ("to", true),
+            ("oneway", false),
+            ("duration", false),
+        ],
+        _ => &[],
+    }
+}
+
+/// What a required key means, for "needs KEY" messages.
+fn key_help(kind: &str, key: &str) -> &'static str {
+    match (kind, key) {
+        ("pause", "duration") => " (how long the node stays stopped, e.g. \"2s\")",
+        ("delay", "duration") => " (how long the call is held, e.g. \"500ms\")",
+        (_, "node") => " (the node it acts on)",
+        (_, "errno") => " (the error the call returns, e.g. \"ECONNREFUSED\")",
+        (_, "max_bytes") => " (the most bytes the call may move, e.g. 1)",
+        (_, "from") | (_, "to") => " (a list of node names)",
+        _ => "",
+    }
+}
+
+impl Converter<'_> {
+    fn loc(&self, span: Range<usize>) -> Location {
+        self.src.at(span.start)
+    }
+
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let d = Diagnostic {
+            location: self.loc(span),
+            message: message.into(),
+        };
+        self.diags.push(d);
+    }
+
+    fn err_at(&mut self, location: &Option<Location>, message: impl Into<String>) {
+        let location = location
+            .clone()
+            .unwrap_or_else(|| Location::file_only(self.src.file));
+        self.diags.push(Diagnostic {
+            location,
+            message: message.into(),
+        });
+    }
+
+    fn span<T>(&self, v: &Option<Spanned<T>>) -> Option<Location> {
+        v.as_ref().map(|v| self.loc(v.span()))
+    }
+
+    fn duration(&mut self, value: &Str) -> Option<Duration> {
+        match parse_duration(value.get_ref()) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.err(value.span(), m);
+                None
+            }
+        }
+    }
+
+    /// Converts one `[[fault]]`: its kind, its trigger, its name and where its values are.
+    fn fault(
+        &mut self,
+        index: usize,
+        raw: &Spanned<RawFault>,
+    ) -> (Option<FaultKind>, Option<Trigger>, String, FaultSpans) {
+        let table = raw.span();
+        let f = raw.get_ref();
+        let mut sp = FaultSpans {
+            fault: String::new(),
+            table: Some(self.loc(table.clone())),
+            name: self.span(&f.name),
+            node: self.span(&f.node),
+            restart_after: self.span(&f.restart_after),
+            duration: self.span(&f.duration),
+            errno: self.span(&f.errno),
+            max_bytes: self.span(&f.max_bytes),
+            from: self.span(&f.from),
+            from_items: f
+                .from
+                .iter()
+                .flat_map(|l| l.get_ref())
+                .map(|s| self.loc(s.span()))
+                .collect(),
+            to: self.span(&f.to),
+            to_items: f
+                .to
+                .iter()
+                .flat_map(|l| l.get_ref())
+                .map(|s| self.loc(s.span()))
+                .collect(),
+            trigger: TriggerSpans::default(),
+        };
+
+        let kind_name = match &f.kind {
+            None => {
+                self.err(
+                    table.clone(),
+                    format!("the fault has no `kind`: write kind = {}", quoted_kinds()),
+                );
+                None
+            }
+            Some(k) if FAULT_KINDS.contains(&k.get_ref().as_str()) => Some(k.get_ref().as_str()),
+            Some(k) => {
+                self.err(
+                    k.span(),
+                    format!(
+                        "unknown fault kind `{}`: expected {}",
+                        k.get_ref(),
+                        FAULT_KINDS.join(", ")
+                    ),
+                );
+                None
+            }
+        };
+        let name = match &f.name {
+            Some(n) => n.get_ref().clone(),
+            None => format!("{}-{}", kind_name.unwrap_or("fault"), index + 1),
+        };
+
+        let kind = kind_name.and_then(|k| self.kind(k, f, &table));
+        let trigger = match &f.trigger {
+            Some(t) => {
+                sp.trigger.table = Some(self.loc(t.span()));
+                self.trigger(t, &mut sp.trigger)
+            }
+            None => {
+                self.err(
+                    table,
+                    "the fault has no `trigger`: add `trigger = { nth = 1, call = \"...\" }` \
+                     (the nth matching event), `{ after = \"1s\" }` (a time after the \
+                     workload starts) or `{ p = 0.01, call = \"...\" }` (a probability per \
+                     matching event)",
+                );
+                None
+            }
+        };
+        (kind, trigger, name, sp)
+    }
+
+    fn kind(&mut self, kind: &str, f: &RawFault, table: &Range<usize>) -> Option<FaultKind> {
+        let keys = kind_keys(kind);
+        let present: [(&str, Option<Range<usize>>); 8] = [
+            ("node", f.node.as_ref().map(|v| v.span())),
+            ("restart_after", f.restart_after.as_ref().map(|v| v.span())),
+            ("duration", f.duration.as_ref().map(|v| v.span())),
+            ("errno", f.errno.as_ref().map(|v| v.span())),
+            ("max_bytes", f.max_bytes.as_ref().map(|v| v.span())),
+            ("from", f.from.as_ref().map(|v| v.span())),
+            ("to", f.to.as_ref().map(|v| v.span())),
+            ("oneway", f.oneway.as_ref().map(|v| v.span())),
+        ];
+        let mut ok = true;
+        for (key, span) in &present {
+            if let Some(span) = span {
+                if !keys.iter().any(|(k, _)| k == key) {
+                    let takes = if keys.is_empty() {
+                        format!("a `{kind}` fault takes only `name`, `kind` and `trigger`")
+                    } else {
+                        let names: Vec<String> =
+                            keys.iter().map(|(k, _)| format!("`{k}`")).collect();
+                        format!("a `{kind}` fault takes {}", and_list(&names))
+                    };
+                    // Reported, but the fault is still built, to check the rest of it.
+                    self.err(
+                        span.clone(),
+                        format!("`{key}` does not apply to a `{kind}` fault ({takes})"),
+                    );
+                }
+            }
+        }
+        for (key, required) in keys {
+            let given = present.iter().any(|(k, s)| k == key && s.is_some());
+            if *required && !given {
+                self.err(
+                    table.clone(),
+                    format!("a `{kind}` fault needs `{key}`{}", key_help(kind, key)),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+
+        let node = || {
+            f.node
+                .as_ref()
+                .map(|n| n.get_ref().clone())
+                .unwrap_or_default()
+        };
+        let duration = |c: &mut Converter, v: &Option<Str>| -> Result<Option<Duration>, ()> {
+            match v {
+                Some(v) => c.duration(v).map(Some).ok_or(()),
+                None => Ok(None),
+            }
+        };
+        let list = |v: &Option<Spanned<Vec<Str>>>| -> Vec<String> {
+            v.iter()
+                .flat_map(|l| l.get_ref())
+                .map(|s| s.get_ref().clone())
+                .collect()
+        };
+        Some(match kind {
+            "crash" => FaultKind::Crash {
+                node: node(),
+                restart_after: duration(self, &f.restart_after).ok()?,
+            },
+            "restart" => FaultKind::Restart { node: node() },
+            "pause" => FaultKind::Pause {
+                node: node(),
+                duration: duration(self, &f.duration).ok()??,
+            },
+            "delay" => FaultKind::Delay {
+                duration: duration(self, &f.duration).ok()??,
+            },
+            "fail" => {
+                let e = f.errno.as_ref()?;
+                match e.get_ref().parse::<Errno>() {
+                    Ok(errno) => FaultKind::Fail { errno },
+                    Err(m) => {
+                        self.err(e.span(), m);
+                        return None;
+                    }
+                }
+            }
+            "short-io" => {
+                let m = f.max_bytes.as_ref()?;
+                let max_bytes = if *m.get_ref() < 0 {
+                    self.err(m.span(), msg::MAX_BYTES);
+                    1 // reported; keeps the rest of the fault checked
+                } else {
+                    *m.get_ref() as u64
+                };
+                FaultKind::ShortIo { max_bytes }
+            }
+            "partition" => FaultKind::Partition {
+                from: list(&f.from),
+                to: list(&f.to),
+                oneway: f.oneway.as_ref().is_some_and(|o| *o.get_ref()),
+                duration: duration(self, &f.duration).ok()?,
+            },
+            "heal" => FaultKind::Heal,
+            _ => return None,
+        })
+    }
+
+    fn trigger(&mut self, raw: &Spanned<RawTrigger>, sp: &mut TriggerSpans) -> Option<Trigger> {
+        let t = raw.get_ref();
+        *sp = TriggerSpans {
+            table: sp.table.clone(),
+            nth: self.span(&t.nth),
+            p: self.span(&t.p),
+            after: self.span(&t.after),
+            times: self.span(&t.times),
+            when: self.span(&t.when),
+            node: self.span(&t.node),
+            call: self.span(&t.call),
+            class: self.span(&t.class),
+            peer: self.span(&t.peer),
+            direction: self.span(&t.direction),
+            path: self.span(&t.path),
+        };
+        let which: Vec<&str> = [
+            ("nth", t.nth.is_some()),
+            ("p", t.p.is_some()),
+            ("after", t.after.is_some()),
+        ]
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(k, _)| *k)
+        .collect();
+        if which.len() != 1 {
+            let what = if which.is_empty() {
+                "the trigger needs one of".to_string()
+            } else {
+                let names: Vec<String> = which.iter().map(|k| format!("`{k}`")).collect();
+                format!("the trigger has {}: give only one of", names.join(" and "))
+            };
+            self.err_at(
+                &sp.table,
+                format!(
+                    "{what} `nth` (fire at the nth matching event), `p` (fire with this \
+                     probability at each matching event) or `after` (fire this long after the \
+                     workload starts)"
+                ),
+            );
+            return None;
+        }
+
+        if let Some(after) = &t.after {
+            let mut ok = true;
+            let extra: [(&str, &Option<Location>); 8] = [
+                ("times", &sp.times),
+                ("when", &sp.when),
+                ("node", &sp.node),
+                ("call", &sp.call),
+                ("class", &sp.class),
+                ("peer", &sp.peer),
+                ("direction", &sp.direction),
+                ("path", &sp.path),
+            ];
+            for (key, loc) in extra {
+                if loc.is_some() {
+                    self.err_at(
+                        loc,
+                        format!(
+                            "`{key}` does not apply to a time trigger (`after`), which counts \
+                             no events; use `nth` or `p` to fire at a matching event"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            let after = self.duration(after);
+            return match (ok, after) {
+                (true, Some(after)) => Some(Trigger::Time { after }),
+                _ => None,
+            };
+        }
+
+        // A negative count is reported here and replaced by 1, so that the rest of the trigger
+        // is still checked (the schedule is rejected anyway).
+        let count = |c: &mut Converter, v: &Option<Int>, message: &str| -> u64 {
+            match v {
+                Some(v) if *v.get_ref() < 0 => {
+                    c.err(v.span(), message);
+                    1
+                }
+                Some(v) => *v.get_ref() as u64,
+                None => 1,
+            }
+        };
+        let mut ok = true;
+        let nth = count(self, &t.nth, msg::NTH);
+        let times = count(self, &t.times, msg::TIMES);
+        let when = match &t.when {
+            None => When::Before,
+            Some(w) => match w.get_ref().as_str() {
+                "before" => When::Before,
+                "after" => When::After,
+                other => {
+                    self.err(
+                        w.span(),
+                        format!(
+                            "`when` must be \"before\" (at the call's entry) or \"after\" (once \
+                             it completed), not \"{other}\""
+                        ),
+                    );
+                    ok = false;
+                    When::Before
+                }
+            },
+        };
+        let class = t.class.as_ref().and_then(|c| {
+            let class = parse_class(c.get_ref());
+            if class.is_none() {
+                self.err(
+                    c.span(),
+                    format!(
+                        "unknown class `{}`: expected \"net\", \"data\", \"file\" or \"proc\"",
+                        c.get_ref()
+                    ),
+                );
+                ok = false;
+            }
+            class
+        });
+        let direction = t
+            .direction
+            .as_ref()
+            .and_then(|d| match d.get_ref().as_str() {
+                "send" => Some(Direction::Send),
+                "recv" => Some(Direction::Recv),
+                other => {
+                    self.err(
+                        d.span(),
+                        format!("`direction` must be \"send\" or \"recv\", not \"{other}\""),
+                    );
+                    ok = false;
+                    None
+                }
+            });
+        let path = t
+            .path
+            .as_ref()
+            .and_then(|p| match PathGlob::new(p.get_ref()) {
+                Ok(g) => Some(g),
+                Err(m) => {
+                    self.err(p.span(), m);
+                    ok = false;
+                    None
+                }
+            });
+        let string = |v: &Option<Str>| v.as_ref().map(|s| s.get_ref().clone());
+        let pattern = Pattern {
+            node: string(&t.node),
+            call: string(&t.call),
+            class,
+            peer: string(&t.peer),
+            direction,
+            path,
+        };
+        if !ok {
+            return None;
+        }
+        Some(match &t.p {
+            Some(p) => Trigger::Probability {
+                p: p.get_ref().0,
+                times,
+                pattern,
+                when,
+            },
+            None => Trigger::At {
+                nth,
+                times,
+                pattern,
+                when,
+            },
+        })
+    }
+}
+
+fn quoted_kinds() -> String {
+    let q: Vec<String> = FAULT_KINDS.iter().map(|k| format!("\"{k}\"")).collect();
+    format!("{} or {}", q[..q.len() - 1].join(", "), q[q.len() - 1])
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}

@@ -1,0 +1,181 @@
+//! Deciding when a fault fires: [`TriggerState`].
+
+use std::time::Duration;
+
+use ordeal_events::{Class, Event};
+
+use crate::{Fault, Trigger, When};
+
+/// The running state of one fault's trigger: how many events matched, how many times it
+/// fired, and its random stream. Fully deterministic: the same schedule (seed and fault order)
+/// fed the same events fires at the same events.
+///
+/// The tracer calls [`TriggerState::observe`] at every recorded call's entry (`When::Before`,
+/// with the event as known then: no `ret`) and exit (`When::After`, the completed event); the
+/// supervisor calls [`TriggerState::observe_time`] as time passes.
+#[derive(Debug, Clone)]
+pub struct TriggerState {
+    trigger: Trigger,
+    /// Call-level faults (delay, fail, short-io) count system calls only, never lifecycle
+    /// events.
+    syscalls_only: bool,
+    rng: SplitMix64,
+    matched: u64,
+    fired: u64,
+}
+
+impl TriggerState {
+    /// The state of the `index`-th fault (0-based, in schedule order) of a schedule whose seed
+    /// is `seed`.
+    pub fn new(fault: &Fault, seed: u64, index: usize) -> TriggerState {
+        let mut s = TriggerState::for_trigger(&fault.trigger, seed, index);
+        s.syscalls_only = fault.kind.is_call_level();
+        s
+    }
+
+    /// The state of a bare trigger, counting lifecycle events too (see [`TriggerState::new`]
+    /// for the seeding).
+    pub fn for_trigger(trigger: &Trigger, seed: u64, index: usize) -> TriggerState {
+        TriggerState {
+            trigger: trigger.clone(),
+            syscalls_only: false,
+            rng: SplitMix64(fault_seed(seed, index)),
+            matched: 0,
+            fired: 0,
+        }
+    }
+
+    /// Counts `ev`, seen at point `at` of its call, and says whether the fault fires at it.
+    ///
+    /// An event counts when `at` is the trigger's `when` and the trigger's pattern matches.
+    /// Lifecycle events (class `proc`) are instants: pass each once, with either `at`. Time
+    /// triggers never fire here.
+    pub fn observe(&mut self, ev: &Event, at: When) -> bool {
+        let lifecycle = ev.class == Some(Class::Proc);
+        if lifecycle && self.syscalls_only {
+            return false;
+        }
+        let (pattern, when) = match &self.trigger {
+            Trigger::Time { .. } => return false,
+            Trigger::At { pattern, when, .. } | Trigger::Probability { pattern, when, .. } => {
+                (pattern, *when)
+            }
+        };
+        if (!lifecycle && at != when) || !pattern.matches(ev) {
+            return false;
+        }
+        self.matched += 1;
+        let fire = match &self.trigger {
+            Trigger::At { nth, times, .. } => self
+                .matched
+                .checked_sub(*nth)
+                .is_some_and(|past| past < *times),
+            Trigger::Probability { p, times, .. } => {
+                self.fired < *times && self.rng.next_f64() < *p
+            }
+            Trigger::Time { .. } => false,
+        };
+        if fire {
+            self.fired += 1;
+        }
+        fire
+    }
+
+    /// Says whether a time trigger fires now, `elapsed` after the workload started. Fires once,
+    /// at the first call with `elapsed` at or past its `after`; always false for other
+    /// triggers.
+    pub fn observe_time(&mut self, elapsed: Duration) -> bool {
+        match self.trigger {
+            Trigger::Time { after } if self.fired == 0 && elapsed >= after => {
+                self.fired = 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// For a time trigger that has not fired: when it is due, after the workload's start.
+    pub fn deadline(&self) -> Option<Duration> {
+        match self.trigger {
+            Trigger::Time { after } if self.fired == 0 => Some(after),
+            _ => None,
+        }
+    }
+
+    /// Events counted so far.
+    pub fn matched(&self) -> u64 {
+        self.matched
+    }
+
+    /// Times fired so far.
+    pub fn fired(&self) -> u64 {
+        self.fired
+    }
+
+    /// Whether the trigger can never fire again.
+    pub fn exhausted(&self) -> bool {
+        match &self.trigger {
+            Trigger::At { nth, times, .. } => {
+                self.matched >= nth.saturating_add(times.saturating_sub(1))
+            }
+            Trigger::Probability { times, .. } => self.fired >= *times,
+            Trigger::Time { .. } => self.fired > 0,
+        }
+    }
+
+    pub fn trigger(&self) -> &Trigger {
+        &self.trigger
+    }
+}
+
+/// The seed of the random stream of fault `index` (0-based) in a schedule seeded with `seed`.
+pub fn fault_seed(seed: u64, index: usize) -> u64 {
+    mix(seed ^ mix((index as u64).wrapping_add(1).wrapping_mul(GOLDEN)))
+}
+
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for fault dice.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GOLDEN);
+        mix(self.0)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix_reference_values() {
+        // First outputs of SplitMix64 seeded with 1234567 (from the reference implementation).
+        let mut r = SplitMix64(1234567);
+        assert_eq!(r.next_u64(), 6457827717110365317);
+        assert_eq!(r.next_u64(), 3203168211198807973);
+        assert_eq!(r.next_u64(), 9817491932198370423);
+    }
+
+    #[test]
+    fn uniform_in_unit_interval() {
+        let mut r = SplitMix64(7);
+        for _ in 0..10_000 {
+            let x = r.next_f64();
+            assert!((0.0..1.0).contains(&x));
+        }
+    }
+}
