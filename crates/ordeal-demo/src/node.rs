@@ -36,6 +36,9 @@ pub struct NodeConfig {
     pub election_timeout: Duration,
 }
 
+/// How long a starting node waits for lower-index peers to come up before it takes over.
+const STARTUP_GRACE: Duration = Duration::from_secs(1);
+
 impl NodeConfig {
     /// A configuration with the default timeouts (1 s per peer exchange,
     /// 30 s per election) and no bugs.
@@ -486,11 +489,13 @@ impl<'a> Node<'a> {
         *lock(&self.state) = next;
         if self.cfg.bugs.ack_before_replicate {
             // BUG ack-before-replicate: the client hears OK while the write
-            // exists on this node only, and the next request does not wait
-            // for it to be replicated; a crash until then loses it.
+            // exists on this node only: replication is queued only after the
+            // reply went out, and the next request does not wait for it; a
+            // crash until then loses it.
+            let sent = send(out, "OK");
             lock(&self.pending).writes.push_back((seq, key, value));
             self.pending_changed.notify_all();
-            return send(out, "OK");
+            return sent;
         }
         self.replicate(seq, &key, &value);
         send(out, "OK")
@@ -639,8 +644,12 @@ impl<'a> Node<'a> {
     /// Runs elections and follows primaries until the node is stopped. A
     /// primary stays primary until it stops.
     fn manage_role(&self) -> anyhow::Result<()> {
+        // At start-up, lower-index peers that refuse connections may simply not be listening
+        // yet: give them a moment before taking over, so that a cluster started all at once
+        // always elects node 0 (deterministic runs). After losing a primary, no grace.
+        let mut grace_until = Some(Instant::now() + STARTUP_GRACE);
         loop {
-            match self.elect()? {
+            match self.elect(grace_until.take())? {
                 Elected::Stopped => return Ok(()),
                 Elected::Primary => {
                     self.stop.wait();
@@ -668,7 +677,7 @@ impl<'a> Node<'a> {
     /// The second round settles races: of two nodes turning candidate, the
     /// later one always sees the earlier and backs off. Otherwise wait and
     /// retry, until `election_timeout`.
-    fn elect(&self) -> anyhow::Result<Elected> {
+    fn elect(&self, grace_until: Option<Instant>) -> anyhow::Result<Elected> {
         let deadline = Instant::now() + self.cfg.election_timeout;
         let timeout = self.cfg.peer_timeout;
         for attempt in 0u32.. {
@@ -692,6 +701,7 @@ impl<'a> Node<'a> {
             } else if roles
                 .iter()
                 .all(|(p, r)| *p > self.cfg.id || *r == PeerRole::Refused)
+                && grace_until.is_none_or(|g| Instant::now() >= g || self.cfg.id == 0)
             {
                 self.set_role(Role::Candidate);
                 let clear = self.other_peers().all(|p| {

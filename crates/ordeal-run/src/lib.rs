@@ -11,6 +11,8 @@
 //! seizure carries `PTRACE_O_EXITKILL` and every child a parent-death signal for the paths
 //! where ordeal itself dies).
 
+pub mod faults;
+
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
 use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved, StartAfter};
 use ordeal_hb::{HbGraph, Summary, Verdict};
@@ -68,6 +70,8 @@ pub struct RunOptions {
     pub pin_traced: bool,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Faults to inject (validated against the experiment by the caller).
+    pub faults: Option<ordeal_faults::Schedule>,
 }
 
 impl RunOptions {
@@ -81,6 +85,7 @@ impl RunOptions {
             tracer_cpu: None,
             pin_traced: false,
             progress: true,
+            faults: None,
         }
     }
 }
@@ -225,9 +230,19 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         cpu: opts.tracer_cpu,
         pin_traced: opts.pin_traced,
     };
-    let tracer = Tracer::start(config, writer)?;
+    let crashed = faults::Crashed::default();
+    let hook = match &opts.faults {
+        Some(s) => {
+            faults::check_supported(s).map_err(Error::Usage)?;
+            Some(Box::new(faults::ScheduleHook::new(s, crashed.clone()))
+                as Box<dyn ordeal_tracer::Interceptor>)
+        }
+        None => None,
+    };
+    let tracer = Tracer::start_with(config, writer, hook)?;
     let mut sup = Supervisor {
         tracer: &tracer,
+        crashed: &crashed,
         started: Vec::new(),
         run_dir: &run_dir,
         progress: &progress,
@@ -244,6 +259,20 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         stats.events, stats.stops
     ));
     let summary = write_outputs(&run_dir, verdict, opts.max_dot_events)?;
+    if let Some(s) = &opts.faults {
+        let events = TraceReader::open(&trace_path)?.read_all()?;
+        let applied = faults::applied(s, &events);
+        for a in applied.iter().filter(|a| a.fired) {
+            progress.say(format!(
+                "fault {} fired at seq {}: {}",
+                a.fault,
+                a.seq.unwrap_or_default(),
+                a.detail.as_deref().unwrap_or("")
+            ));
+        }
+        ordeal_faults::write_applied_toml(&applied, run_dir.join(ordeal_faults::APPLIED_FILE))
+            .map_err(|e| Error::Usage(e.to_string()))?;
+    }
     progress.say("outputs written");
     Ok(RunReport {
         run_dir,
@@ -306,6 +335,7 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
 
 struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
     tracer: &'a Tracer<S>,
+    crashed: &'a faults::Crashed,
     started: Vec<Started>,
     run_dir: &'a Path,
     progress: &'a Progress,
@@ -397,6 +427,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             match (s.role, s.exit) {
                 ("workload", Some(ExitStatus::Code(0))) => {}
                 ("workload", Some(st)) => reasons.push(format!("workload {} ended: {st}", s.name)),
+                ("node", Some(ExitStatus::Signal(libc::SIGKILL)))
+                    if self.crashed.lock().is_ok_and(|c| c.contains(&s.name)) => {}
                 ("node", Some(st)) => {
                     reasons.push(format!("node {} exited unexpectedly: {st}", s.name))
                 }

@@ -94,18 +94,19 @@ pub struct Stats {
     pub exit_stops: u64,
 }
 
-/// What to do to a traced call, decided by an [`Interceptor`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to do to a traced call, decided by an [`Interceptor`]. `name` names the fault in the
+/// event's `fault` marker (`NAME: fail ECONNREFUSED`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Let it run unchanged.
     Proceed,
     /// Skip the call: it returns `-errno` without running (entry only).
-    Fail(i32),
+    Fail { name: String, errno: i32 },
     /// Let a plain `read`/`write`/`recvfrom`/`sendto` move at most this many bytes (entry only).
-    Limit(u64),
-    /// SIGKILL every process of the calling node: at entry the call never runs, at exit it has
-    /// completed but the process never sees its result.
-    Crash,
+    Limit { name: String, max: u64 },
+    /// SIGKILL every process of `node`. When it is the calling node: at entry the call never
+    /// runs, at exit it has completed but the process never sees its result.
+    Crash { name: String, node: String },
 }
 
 /// Fault injection hook, called on the tracer thread at the calls that are recorded: with the
@@ -989,43 +990,42 @@ impl<S: Sink> Inner<S> {
             None => Action::Proceed,
         };
         match action {
-            Action::Fail(errno) if errno > 0 => {
+            Action::Fail { name, errno } if errno > 0 => {
                 // Skipping a call from its seccomp stop: syscall number -1, and the return
                 // register holds what the call appears to return (seccomp(2)).
                 let mut regs = regs;
                 regs.orig_rax = u64::MAX;
                 regs.rax = (-(errno as i64)) as u64;
                 if mem::setregs(tid, &regs) {
-                    ev.fault = Some(format!(
-                        "fail {}",
-                        decode::errno_name(-(errno as i64)).unwrap_or_default()
-                    ));
+                    let e = decode::errno_name(-(errno as i64)).unwrap_or_default();
+                    ev.fault = Some(format!("{name}: fail {e}"));
                     let r = self.finish(tid, Pending { nr, args, ev }, -(errno as i64));
                     resume(tid, libc::PTRACE_CONT, 0);
                     return r;
                 }
             }
-            Action::Limit(max) if is_plain_transfer(nr) && args[2] > max => {
+            Action::Limit { name, max } if is_plain_transfer(nr) && args[2] > max => {
                 let mut regs = regs;
                 regs.rdx = max;
                 if mem::setregs(tid, &regs) {
                     ev.len = Some(max);
-                    ev.fault = Some(format!("short-io {max}"));
+                    ev.fault = Some(format!("{name}: short-io {max}"));
                 }
             }
-            Action::Crash => {
-                // Skip the call too: nothing of it may happen, whatever the kill's timing.
-                let mut regs = regs;
-                regs.orig_rax = u64::MAX;
-                mem::setregs(tid, &regs);
-                ev.fault = Some("crash before".into());
-                self.emit(ev)?;
-                let node = self.threads.get(&tid).map(|t| t.label.clone());
-                if let Some(node) = node {
+            Action::Crash { name, node } => {
+                if node == ev.node {
+                    // Skip the call too: nothing of it may happen, whatever the kill's timing.
+                    let mut regs = regs;
+                    regs.orig_rax = u64::MAX;
+                    mem::setregs(tid, &regs);
+                    ev.fault = Some(format!("{name}: crash {node} before"));
+                    self.emit(ev)?;
                     self.kill_node(&node);
+                    resume(tid, libc::PTRACE_CONT, 0);
+                    return Ok(());
                 }
-                resume(tid, libc::PTRACE_CONT, 0);
-                return Ok(());
+                ev.fault = Some(format!("{name}: crash {node} before"));
+                self.kill_node(&node);
             }
             _ => {}
         }
@@ -1272,19 +1272,20 @@ impl<S: Sink> Inner<S> {
         ev.ret = Some(ret);
         ev.errno = decode::errno_name(ret);
         self.complete(tid, tgid, nr, &args, ret, &mut ev);
-        let crash = ev.fault.is_none()
-            && self
-                .interceptor
-                .as_mut()
-                .is_some_and(|i| i.at_exit(&ev) == Action::Crash);
-        if crash {
-            ev.fault = Some("crash after".into());
+        let crash = match self.interceptor.as_mut() {
+            Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
+                Action::Crash { name, node } => Some((name, node)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((name, node)) = &crash {
+            ev.fault = Some(format!("{name}: crash {node} after"));
         }
-        let node = crash.then(|| ev.node.clone());
         self.emit(ev)?;
-        if let Some(node) = node {
-            // Killed while still in its exit stop: the call completed (its bytes were sent)
-            // but the process never runs another instruction.
+        if let Some((_, node)) = crash {
+            // The calling thread is still in its exit stop: the call completed (its bytes were
+            // sent) but, if it is the crashed node, the process never runs another instruction.
             self.kill_node(&node);
         }
         Ok(())

@@ -485,7 +485,7 @@ impl OneShot {
     fn fire(&mut self, ev: &Event, exit: bool) -> ordeal_tracer::Action {
         if !self.done && exit == self.at_exit && ev.node == self.node && ev.call == self.call {
             self.done = true;
-            return self.action;
+            return self.action.clone();
         }
         ordeal_tracer::Action::Proceed
     }
@@ -522,7 +522,10 @@ fn injected_errno_skips_the_call() {
             node: "client",
             call: "connect",
             at_exit: false,
-            action: ordeal_tracer::Action::Fail(libc_econnrefused()),
+            action: ordeal_tracer::Action::Fail {
+                name: "f".into(),
+                errno: libc_econnrefused(),
+            },
             done: false,
         },
         false,
@@ -538,7 +541,7 @@ fn injected_errno_skips_the_call() {
     );
     let connect = events.iter().find(|e| e.call == "connect").unwrap();
     assert_eq!(connect.ret, Some(-111));
-    assert_eq!(connect.fault.as_deref(), Some("fail ECONNREFUSED"));
+    assert_eq!(connect.fault.as_deref(), Some("f: fail ECONNREFUSED"));
     assert!(
         !events.iter().any(|e| e.call == "accept" && e.ret.is_some()),
         "no connection reached the server"
@@ -556,7 +559,10 @@ fn short_write_moves_fewer_bytes() {
             node: "server",
             call: "write",
             at_exit: false,
-            action: ordeal_tracer::Action::Limit(2),
+            action: ordeal_tracer::Action::Limit {
+                name: "f".into(),
+                max: 2,
+            },
             done: false,
         },
         true,
@@ -568,7 +574,7 @@ fn short_write_moves_fewer_bytes() {
         .find(|e| e.node == "server" && e.call == "write")
         .unwrap();
     assert_eq!((w.len, w.ret), (Some(2), Some(2)));
-    assert_eq!(w.fault.as_deref(), Some("short-io 2"));
+    assert_eq!(w.fault.as_deref(), Some("f: short-io 2"));
     let got: u64 = events
         .iter()
         .filter(|e| e.node == "client" && e.call == "read")
@@ -583,7 +589,10 @@ fn crash_after_a_write_delivers_it_crash_before_does_not() {
         node: "server",
         call: "write",
         at_exit,
-        action: ordeal_tracer::Action::Crash,
+        action: ordeal_tracer::Action::Crash {
+            name: "f".into(),
+            node: "server".into(),
+        },
         done: false,
     };
     // After: "pong" was sent, so the client completes (exit 7); the server dies by SIGKILL.
@@ -594,7 +603,10 @@ fn crash_after_a_write_delivers_it_crash_before_does_not() {
         .iter()
         .find(|e| e.node == "server" && e.call == "write")
         .unwrap();
-    assert_eq!((w.ret, w.fault.as_deref()), (Some(4), Some("crash after")));
+    assert_eq!(
+        (w.ret, w.fault.as_deref()),
+        (Some(4), Some("f: crash server after"))
+    );
     // Before: the write never happens; the client reads EOF (client.c exits 3).
     let (c, s, events) = client_server_with(after(false), true);
     assert_eq!(c, ExitStatus::Code(3));
@@ -603,7 +615,10 @@ fn crash_after_a_write_delivers_it_crash_before_does_not() {
         .iter()
         .find(|e| e.node == "server" && e.call == "write")
         .unwrap();
-    assert_eq!((w.ret, w.fault.as_deref()), (None, Some("crash before")));
+    assert_eq!(
+        (w.ret, w.fault.as_deref()),
+        (None, Some("f: crash server before"))
+    );
     assert!(!events
         .iter()
         .any(|e| e.node == "client" && e.call == "read" && e.moved() > 0));

@@ -73,6 +73,10 @@ struct RunFlags {
     /// price of one CPU for the whole traced system. Needs --tracer-cpu.
     #[arg(long, requires = "tracer_cpu")]
     pin: bool,
+    /// Inject the faults of this schedule (TOML, see docs/faults.md); writes
+    /// RUN_DIR/schedule.applied.toml.
+    #[arg(long, value_name = "SCHEDULE")]
+    faults: Option<PathBuf>,
     /// No progress lines; print only the summary.
     #[arg(short, long)]
     quiet: bool,
@@ -137,6 +141,15 @@ fn run(mut exp: ordeal_experiment::Experiment, flags: RunFlags) -> anyhow::Resul
             .with_context(|| format!("--set {kv}: expected NAME=VALUE"))?;
         exp.set_var(k, v)?;
     }
+    let faults = match &flags.faults {
+        Some(path) => {
+            let names = ordeal_faults::Participants::new(exp.node_names(), exp.workload_names());
+            let s = ordeal_faults::Schedule::load(path, &names)?;
+            ordeal_run::faults::check_supported(&s).map_err(anyhow::Error::msg)?;
+            Some(s)
+        }
+        None => None,
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&cancel))
@@ -149,6 +162,7 @@ fn run(mut exp: ordeal_experiment::Experiment, flags: RunFlags) -> anyhow::Resul
     opts.max_dot_events = flags.max_graph_events;
     opts.tracer_cpu = flags.tracer_cpu;
     opts.pin_traced = flags.pin;
+    opts.faults = faults;
     opts.progress = !flags.quiet;
     let report = ordeal_run::run(&exp, &opts, &cancel)?;
     print!("{}", ordeal_hb::human_summary(&report.summary));

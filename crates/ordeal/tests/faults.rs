@@ -1,0 +1,168 @@
+//! Faults applied by `ordeal run --faults`: exact firing points, verdicts both ways.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ordeal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ordeal"))
+        .args(args)
+        .output()
+        .expect("ordeal runs")
+}
+
+fn example(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+fn events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("trace.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Runs the demo with the crash-after-ack schedule and the given bugs.
+fn demo_crash(bugs: &str) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let sched = example("examples/faults/crash-primary-after-ack.toml");
+    let o = ordeal(&[
+        "demo",
+        "--faults",
+        sched.to_str().unwrap(),
+        "--set",
+        &format!("bugs={bugs}"),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    (o, dir)
+}
+
+#[test]
+fn crash_after_ack_passes_the_correct_store_and_fails_ack_before_replicate() {
+    let (o, dir) = demo_crash("");
+    let run = dir.path().join("run");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let evs = events(&run);
+    // Exactly one event carries the fault: n0's 8th send to the client, and n0 never acts again.
+    let marked: Vec<&serde_json::Value> = evs.iter().filter(|e| e.get("fault").is_some()).collect();
+    assert_eq!(marked.len(), 1);
+    let m = marked[0];
+    assert_eq!(m["fault"], "crash-primary: crash n0 after");
+    assert_eq!(
+        (m["node"].as_str(), m["sock"]["peer_node"].as_str()),
+        (Some("n0"), Some("client"))
+    );
+    let sends_before: usize = evs
+        .iter()
+        .filter(|e| e["seq"].as_u64() <= m["seq"].as_u64())
+        .filter(|e| e["node"] == "n0" && e["class"] == "data" && e["sock"]["peer_node"] == "client")
+        .filter(|e| ["write", "sendto", "sendmsg", "writev"].contains(&e["call"].as_str().unwrap()))
+        .count();
+    assert_eq!(sends_before, 8);
+    assert!(evs
+        .iter()
+        .filter(|e| e["seq"].as_u64() > m["seq"].as_u64() && e["node"] == "n0")
+        .all(|e| e["call"] == "exit" && e["signal"] == "SIGKILL"));
+    let applied = std::fs::read_to_string(run.join("schedule.applied.toml")).unwrap();
+    assert!(
+        applied.contains(&format!("seq = {}\n", m["seq"])),
+        "{applied}"
+    );
+    assert!(applied.contains("fired = true"));
+    let s = summary(&run);
+    assert_eq!(s["verdict"]["status"], "pass");
+
+    // The same crash point with the bug: the acknowledged write is lost and the client sees it.
+    let (o, dir) = demo_crash("ack-before-replicate");
+    let run = dir.path().join("run");
+    assert_eq!(o.status.code(), Some(1));
+    let s = summary(&run);
+    assert_eq!(s["verdict"]["status"], "fail");
+    assert_eq!(s["verdict"]["reasons"][0], "workload client ended: exit 1");
+    let client = std::fs::read_to_string(run.join("logs/client.stdout")).unwrap();
+    assert!(client.contains("VIOLATION"), "{client}");
+}
+
+#[test]
+fn injected_connect_error_is_marked_and_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = dir.path().join("refuse.toml");
+    std::fs::write(
+        &sched,
+        "[[fault]]\nname = \"refuse\"\nkind = \"fail\"\nerrno = \"ECONNREFUSED\"\n\
+         trigger = { nth = 1, node = \"client\", call = \"connect\" }\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let o = ordeal(&[
+        "demo",
+        "--faults",
+        sched.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let evs = events(&run);
+    let first = evs
+        .iter()
+        .find(|e| e["node"] == "client" && e["call"] == "connect")
+        .unwrap();
+    assert_eq!(first["fault"], "refuse: fail ECONNREFUSED");
+    assert_eq!(
+        (first["ret"].as_i64(), first["errno"].as_str()),
+        (Some(-111), Some("ECONNREFUSED"))
+    );
+    assert_eq!(evs.iter().filter(|e| e.get("fault").is_some()).count(), 1);
+}
+
+#[test]
+fn bad_or_unsupported_schedules_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[fault]]\nkind = \"crash\"\nnode = \"nope\"\ntrigger = { nth = 1, node = \"n0\", call = \"write\" }\n",
+            "bad.toml:3:8:",
+        ),
+        (
+            "[[fault]]\nkind = \"pause\"\nnode = \"n1\"\nduration = \"1s\"\ntrigger = { after = \"1s\" }\n",
+            "cannot be applied by this version of ordeal yet",
+        ),
+    ];
+    for (text, want) in cases {
+        let sched = dir.path().join("bad.toml");
+        std::fs::write(&sched, text).unwrap();
+        let run = dir.path().join("run");
+        let o = ordeal(&[
+            "demo",
+            "--faults",
+            sched.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{err}");
+        assert!(!run.exists());
+    }
+}
