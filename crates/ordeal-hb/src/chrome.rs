@@ -98,6 +98,9 @@ fn args(g: &HbGraph, e: &Event) -> Value {
     if let Some(d) = &e.data {
         a.insert("data".into(), json!(d));
     }
+    if let Some(f) = &e.fault {
+        a.insert("fault".into(), json!(f));
+    }
     Value::Object(a)
 }
 
@@ -160,13 +163,18 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
             Some(Class::Proc) => "proc",
             None => "other",
         };
-        let v = if is_instant(e) {
+        let mut v = if is_instant(e) {
             json!({"name":e.call,"cat":cat,"ph":"i","s":"t","ts":us(e.ts),
                    "pid":pid(&e.node),"tid":e.tid,"args":args(g, e)})
         } else {
             json!({"name":e.call,"cat":cat,"ph":"X","ts":us(e.ts),"dur":us(durs[i]),
                    "pid":pid(&e.node),"tid":e.tid,"args":args(g, e)})
         };
+        if let (Some(f), Some(o)) = (&e.fault, v.as_object_mut()) {
+            // Injected faults: named after the fault and drawn in the viewer's alarm colour.
+            o.insert("name".into(), json!(format!("{} ⚡ {f}", e.call)));
+            o.insert("cname".into(), json!("terrible"));
+        }
         emit(&mut w, &v)?;
     }
 

@@ -39,6 +39,9 @@ pub fn dot_escape(s: &str) -> String {
 /// the file operations that make data durable (fsync family, rename). Non-blocking reads and
 /// writes that returned EAGAIN are left out.
 pub fn drawn(e: &Event) -> bool {
+    if e.fault.is_some() {
+        return true; // an injected fault is always part of the picture
+    }
     match e.class {
         Some(Class::Net) | Some(Class::Proc) => true,
         Some(Class::Data) => !matches!(e.errno.as_deref(), Some("EAGAIN") | Some("EWOULDBLOCK")),
@@ -230,12 +233,21 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
             }
             for &seq in &shown_by_thread[t] {
                 let e = g.event(seq).expect("shown event exists");
-                writeln!(
-                    w,
-                    "{indent}e{seq} [label=\"{}\", fillcolor=\"{}\"];",
-                    dot_escape(&event_label(g, e)),
-                    fill(e)
-                )?;
+                match &e.fault {
+                    // Faulted events stand out: red, thick border, the fault under the label.
+                    Some(f) => writeln!(
+                        w,
+                        "{indent}e{seq} [label=\"{}\\n⚡ {}\", fillcolor=\"#fca5a5\", color=\"#dc2626\", penwidth=2];",
+                        dot_escape(&event_label(g, e)),
+                        dot_escape(f)
+                    )?,
+                    None => writeln!(
+                        w,
+                        "{indent}e{seq} [label=\"{}\", fillcolor=\"{}\"];",
+                        dot_escape(&event_label(g, e)),
+                        fill(e)
+                    )?,
+                }
             }
             if nested {
                 writeln!(w, "    }}")?;

@@ -388,6 +388,8 @@ struct Inner<S: Sink> {
     listeners: HashMap<u16, String>,
     /// Local address of each connected client socket → its node, to name the peer at accept.
     connectors: HashMap<String, Rc<str>>,
+    /// Accepted socket inode → the node at its other end, for the socket's other fds.
+    accepted_peer: HashMap<u64, Rc<str>>,
     /// Process groups of started programs, with their node.
     groups: Vec<(i32, Rc<str>)>,
     shutting_down: bool,
@@ -451,6 +453,7 @@ impl<S: Sink> Inner<S> {
             peers: HashMap::new(),
             listeners: HashMap::new(),
             connectors: HashMap::new(),
+            accepted_peer: HashMap::new(),
             groups: Vec::new(),
             shutting_down: false,
         }
@@ -892,7 +895,12 @@ impl<S: Sink> Inner<S> {
             Some(i) if i.ino == ino => (i.proto, i.local, i.remote),
             _ => (hint.unwrap_or(Proto::Other), None, None),
         };
-        let peer_node = remote.as_deref().and_then(|r| self.owner_of(r));
+        // The same socket under another fd (dup, try_clone, inherited) has the same peer.
+        let peer_node = self
+            .accepted_peer
+            .get(&ino)
+            .map(|p| p.to_string())
+            .or_else(|| remote.as_deref().and_then(|r| self.owner_of(r)));
         SockState {
             ino,
             proto,
@@ -1400,6 +1408,9 @@ impl<S: Sink> Inner<S> {
                 if let Fd::Sock(mut s) = self.fd_kind(tgid, ret as i32) {
                     if s.peer_node.is_none() {
                         s.peer_node = self.connecting_peer(&s);
+                        if let Some(p) = &s.peer_node {
+                            self.accepted_peer.insert(s.ino, Rc::from(p.as_str()));
+                        }
                         self.set_fd(tgid, ret as i32, Fd::Sock(s.clone()));
                     }
                     ev.sock = Some(Self::sock_event(&s, &self.peers));
@@ -1412,9 +1423,12 @@ impl<S: Sink> Inner<S> {
                 }
             }
             SYS_close => {
-                if let Some(l) = ev.sock.as_ref().and_then(|s| s.local.as_ref()) {
+                if let Some(s) = &ev.sock {
                     // Bounded by the open connections; a stale name would be harmless anyway.
-                    self.connectors.remove(l);
+                    if let Some(l) = &s.local {
+                        self.connectors.remove(l);
+                    }
+                    self.accepted_peer.remove(&s.ino);
                 }
             }
             SYS_open | SYS_creat | SYS_openat if ret >= 0 => {

@@ -31,9 +31,14 @@ fn summary(run: &Path) -> serde_json::Value {
 
 /// Runs the demo with the crash-after-ack schedule and the given bugs.
 fn demo_crash(bugs: &str) -> (Output, tempfile::TempDir) {
+    demo_with("examples/faults/crash-primary-after-ack.toml", bugs)
+}
+
+/// Runs the demo with an example schedule and the given bugs.
+fn demo_with(schedule: &str, bugs: &str) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let sched = example("examples/faults/crash-primary-after-ack.toml");
+    let sched = example(schedule);
     let o = ordeal(&[
         "demo",
         "--faults",
@@ -116,6 +121,10 @@ fn injected_connect_error_is_marked_and_survived() {
         "--out",
         run.to_str().unwrap(),
         "-q",
+        "--max-graph-events",
+        "1000",
+        "--set",
+        "ops=2",
     ]);
     assert_eq!(
         o.status.code(),
@@ -134,6 +143,27 @@ fn injected_connect_error_is_marked_and_survived() {
         (Some(-111), Some("ECONNREFUSED"))
     );
     assert_eq!(evs.iter().filter(|e| e.get("fault").is_some()).count(), 1);
+    // The faulted event stands out in the pictures.
+    let dot = std::fs::read_to_string(run.join("graph.dot")).unwrap();
+    let line = format!("e{} [label=", first["seq"]);
+    let node = dot
+        .lines()
+        .find(|l| l.trim_start().starts_with(&line))
+        .unwrap();
+    assert!(
+        node.contains("⚡ refuse: fail ECONNREFUSED") && node.contains("#dc2626"),
+        "{node}"
+    );
+    let chrome: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("trace.json")).unwrap()).unwrap();
+    let slice = chrome["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["args"]["fault"] == "refuse: fail ECONNREFUSED")
+        .unwrap();
+    assert_eq!(slice["name"], "connect ⚡ refuse: fail ECONNREFUSED");
+    assert_eq!(slice["cname"], "terrible");
 }
 
 #[test]
@@ -165,4 +195,35 @@ fn bad_or_unsupported_schedules_are_refused_before_anything_starts() {
         assert!(err.contains(want), "{err}");
         assert!(!run.exists());
     }
+}
+
+#[test]
+fn short_read_passes_the_correct_store_and_fails_no_short_read_handling() {
+    let (o, dir) = demo_with("examples/faults/short-read.toml", "");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let evs = events(&dir.path().join("run"));
+    let cut = evs.iter().find(|e| e.get("fault").is_some()).unwrap();
+    assert_eq!(cut["fault"], "short-read: short-io 8");
+    assert_eq!(
+        (cut["len"].as_u64(), cut["ret"].as_i64()),
+        (Some(8), Some(8))
+    );
+    assert_eq!(
+        (cut["node"].as_str(), cut["call"].as_str()),
+        (Some("n0"), Some("recvfrom"))
+    );
+
+    let (o, dir) = demo_with("examples/faults/short-read.toml", "no-short-read-handling");
+    assert_eq!(o.status.code(), Some(1));
+    let client = std::fs::read_to_string(dir.path().join("run/logs/client.stdout")).unwrap();
+    assert!(
+        client.contains("GET k2 from node 0")
+            && client.contains("returned v, but the last acknowledged SET was v0"),
+        "{client}"
+    );
 }
