@@ -4,8 +4,9 @@
 use ordeal_events::Event;
 use ordeal_faults::{Applied, Fault, FaultKind, Schedule, Trigger, TriggerState, When};
 use ordeal_tracer::{Action, Interceptor};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Faults this build can apply. The rest of the schedule format (restart, pause, delay,
 /// partition, heal, time triggers) parses and validates but is refused here until the
@@ -15,19 +16,13 @@ pub fn check_supported(s: &Schedule) -> Result<(), String> {
     for f in &s.faults {
         let kind_ok = matches!(
             f.kind,
-            FaultKind::Fail { .. }
-                | FaultKind::ShortIo { .. }
-                | FaultKind::Crash {
-                    restart_after: None,
-                    ..
-                }
+            FaultKind::Fail { .. } | FaultKind::ShortIo { .. } | FaultKind::Crash { .. }
         );
         if !kind_ok {
             problems.push(format!(
-                "fault `{}`: `{}`{} cannot be applied by this version of ordeal yet (supported: fail, short-io, crash without restart_after)",
+                "fault `{}`: `{}` cannot be applied by this version of ordeal yet (supported: fail, short-io, crash)",
                 f.name,
                 f.kind.name(),
-                if matches!(f.kind, FaultKind::Crash { .. }) { " with restart_after" } else { "" }
             ));
         }
         if matches!(f.trigger, Trigger::Time { .. }) {
@@ -44,8 +39,9 @@ pub fn check_supported(s: &Schedule) -> Result<(), String> {
     }
 }
 
-/// Nodes crashed on purpose: their deaths are the fault, not a failure of the run.
-pub type Crashed = Arc<Mutex<BTreeSet<String>>>;
+/// Nodes crashed on purpose, with the delay after which to start them again: their deaths
+/// are the fault, not a failure of the run.
+pub type Crashed = Arc<Mutex<BTreeMap<String, Option<Duration>>>>;
 
 /// The tracer hook: feeds every recorded call to each fault's trigger.
 pub struct ScheduleHook {
@@ -78,9 +74,12 @@ impl ScheduleHook {
                     name,
                     max: *max_bytes,
                 },
-                FaultKind::Crash { node, .. } => {
+                FaultKind::Crash {
+                    node,
+                    restart_after,
+                } => {
                     if let Ok(mut c) = self.crashed.lock() {
-                        c.insert(node.clone());
+                        c.insert(node.clone(), *restart_after);
                     }
                     Action::Crash {
                         name,

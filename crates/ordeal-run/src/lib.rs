@@ -105,6 +105,9 @@ struct Started {
     role: &'static str,
     pid: i32,
     exit: Option<ExitStatus>,
+    exited_at: Option<Instant>,
+    /// Whether this incarnation was started again after a crash fault.
+    restarted: bool,
 }
 
 struct Progress {
@@ -366,7 +369,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             if let Some(check) = &n.ready {
                 let t0 = Instant::now();
                 let until = (t0 + n.ready_timeout).min(deadline);
-                match self.wait_ready(&n.name, check, &n.cwd, until)? {
+                match self.wait_ready(&n.name, check, &n.cwd, until, HashMap::new())? {
                     Ok(()) => self.progress.say(format!(
                         "{} ready after {:.3}s",
                         n.name,
@@ -400,6 +403,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 ));
             }
             self.drain_notices();
+            self.restart_crashed(r, deadline)?;
             let pending: Vec<&Started> = self
                 .started
                 .iter()
@@ -427,8 +431,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             match (s.role, s.exit) {
                 ("workload", Some(ExitStatus::Code(0))) => {}
                 ("workload", Some(st)) => reasons.push(format!("workload {} ended: {st}", s.name)),
-                ("node", Some(ExitStatus::Signal(libc::SIGKILL)))
-                    if self.crashed.lock().is_ok_and(|c| c.contains(&s.name)) => {}
+                ("node", Some(ExitStatus::Signal(libc::SIGKILL))) if self.was_crashed(s) => {}
                 ("node", Some(st)) => {
                     reasons.push(format!("node {} exited unexpectedly: {st}", s.name))
                 }
@@ -474,7 +477,11 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
     ) -> Result<(), String> {
         let log = |ext: &str| -> Result<std::os::fd::OwnedFd, String> {
             let p = self.run_dir.join("logs").join(format!("{name}.{ext}"));
-            File::create(&p)
+            // Appending: a node restarted after a crash continues its logs.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
                 .map(Into::into)
                 .map_err(|e| format!("creating {}: {e}", p.display()))
         };
@@ -498,6 +505,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             role,
             pid,
             exit: None,
+            exited_at: None,
+            restarted: false,
         });
         Ok(())
     }
@@ -511,6 +520,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         }
         if let Some(s) = self.started.iter_mut().find(|s| s.pid == pid) {
             s.exit = Some(status);
+            s.exited_at = Some(Instant::now());
             self.progress
                 .say(format!("{} {} ended: {status}", s.role, s.name));
         }
@@ -528,11 +538,86 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         }
     }
 
+    /// Whether this incarnation was killed by a crash fault: its node is marked crashed (not yet
+    /// restarted), or a later incarnation was started as its restart.
+    fn was_crashed(&self, s: &Started) -> bool {
+        let pending = self.crashed.lock().is_ok_and(|c| c.contains_key(&s.name));
+        let restarted_later = self
+            .started
+            .iter()
+            .skip_while(|x| x.pid != s.pid)
+            .skip(1)
+            .any(|x| x.name == s.name && x.restarted);
+        pending || restarted_later
+    }
+
+    /// How the latest incarnation of `name` ended, if it did.
     fn exit_of(&self, name: &str) -> Option<ExitStatus> {
         self.started
             .iter()
+            .rev()
             .find(|s| s.name == name)
             .and_then(|s| s.exit)
+    }
+
+    /// Starts again every node a crash fault killed once its `restart_after` has passed, and
+    /// waits until it is ready.
+    fn restart_crashed(&mut self, r: &Resolved, deadline: Instant) -> Result<(), String> {
+        let due: Vec<String> = {
+            let Ok(crashed) = self.crashed.lock() else {
+                return Ok(());
+            };
+            r.nodes
+                .iter()
+                .filter_map(|n| {
+                    let after = (*crashed.get(&n.name)?)?;
+                    let last = self.started.iter().rev().find(|s| s.name == n.name)?;
+                    let dead_since = last.exited_at?;
+                    (dead_since.elapsed() >= after).then(|| n.name.clone())
+                })
+                .collect()
+        };
+        for name in due {
+            if let Ok(mut c) = self.crashed.lock() {
+                c.remove(&name);
+            }
+            let Some(n) = r.nodes.iter().find(|n| n.name == name) else {
+                continue;
+            };
+            self.progress
+                .say(format!("restarting node {name} after its crash"));
+            // Its ready line must come from the new incarnation: skip what the logs hold.
+            let logs_so_far: HashMap<PathBuf, usize> = ["stdout", "stderr"]
+                .iter()
+                .map(|ext| self.run_dir.join("logs").join(format!("{name}.{ext}")))
+                .map(|p| {
+                    let len = std::fs::metadata(&p).map(|m| m.len() as usize).unwrap_or(0);
+                    (p, len)
+                })
+                .collect();
+            let env = self.env_for(&n.name, &n.env);
+            self.start(&n.name, "node", &n.program, &n.argv, env, &n.cwd, n.trace)?;
+            if let Some(s) = self.started.last_mut() {
+                s.restarted = true;
+            }
+            if let Some(check) = &n.ready {
+                let t0 = Instant::now();
+                let until = (t0 + n.ready_timeout).min(deadline);
+                match self.wait_ready(&n.name, check, &n.cwd, until, logs_so_far)? {
+                    Ok(()) => self.progress.say(format!(
+                        "{name} ready again after {:.3}s",
+                        t0.elapsed().as_secs_f64()
+                    )),
+                    Err(Stop::Cancelled) => return Ok(()),
+                    Err(Stop::Timeout) => {
+                        return Err(format!(
+                            "node {name} did not become ready again after its restart"
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn tail_of(&self, name: &str) -> String {
@@ -554,8 +639,9 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         check: &ReadyCheck,
         cwd: &Path,
         until: Instant,
+        scanned: HashMap<PathBuf, usize>,
     ) -> Result<Result<(), Stop>, String> {
-        let mut scanned: HashMap<PathBuf, usize> = HashMap::new();
+        let mut scanned = scanned;
         loop {
             self.drain_notices();
             if let Some(st) = self.exit_of(name) {

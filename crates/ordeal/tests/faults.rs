@@ -227,3 +227,54 @@ fn short_read_passes_the_correct_store_and_fails_no_short_read_handling() {
         "{client}"
     );
 }
+
+#[test]
+fn a_crashed_node_restarts_on_its_data_and_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = dir.path().join("restart.toml");
+    let base = std::fs::read_to_string(example("examples/faults/crash-primary-after-ack.toml"))
+        .unwrap()
+        .replace("trigger =", "restart_after = \"200ms\"\ntrigger =");
+    std::fs::write(&sched, base).unwrap();
+    let run = dir.path().join("run");
+    let o = ordeal(&[
+        "demo",
+        "--faults",
+        sched.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let evs = events(&run);
+    let spawns: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["node"] == "n0" && e["call"] == "spawn")
+        .collect();
+    assert_eq!(
+        spawns.len(),
+        2,
+        "started, then started again after the crash"
+    );
+    let crash = evs.iter().find(|e| e.get("fault").is_some()).unwrap();
+    assert!(spawns[1]["seq"].as_u64() > crash["seq"].as_u64());
+    // Both incarnations ran on the same data dir, the second recovered from it.
+    assert_eq!(spawns[0]["argv"], spawns[1]["argv"]);
+    let s = summary(&run);
+    let n0 = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "n0")
+        .unwrap();
+    assert_eq!(n0["process_count"], 2);
+    assert_eq!(s["verdict"]["status"], "pass");
+    let log = std::fs::read_to_string(run.join("logs/n0.stdout")).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.contains("listening")).collect();
+    assert_eq!(lines, ["node 0 is primary", "node 0 joined primary 1"]);
+}
