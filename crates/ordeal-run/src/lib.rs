@@ -246,6 +246,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     let mut sup = Supervisor {
         tracer: &tracer,
         crashed: &crashed,
+        schedule: opts.faults.as_ref(),
         started: Vec::new(),
         run_dir: &run_dir,
         progress: &progress,
@@ -339,6 +340,7 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
 struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
     tracer: &'a Tracer<S>,
     crashed: &'a faults::Crashed,
+    schedule: Option<&'a ordeal_faults::Schedule>,
     started: Vec<Started>,
     run_dir: &'a Path,
     progress: &'a Progress,
@@ -393,6 +395,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             panic!("ORDEAL_TEST_PANIC is set");
         }
         // Workload phase: until every workload has exited.
+        let workload_start = Instant::now();
+        let mut time_faults = self.schedule.map(faults::TimeFaults::new);
         let mut next_report = Instant::now() + PROGRESS_EVERY;
         loop {
             if Instant::now() >= next_report {
@@ -403,6 +407,12 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 ));
             }
             self.drain_notices();
+            if let Some(tf) = time_faults.as_mut() {
+                for f in tf.due(workload_start.elapsed()) {
+                    self.fire_node_fault(&f)?;
+                }
+            }
+            self.resume_paused()?;
             self.restart_crashed(r, deadline)?;
             let pending: Vec<&Started> = self
                 .started
@@ -538,10 +548,58 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         }
     }
 
+    /// Applies a node-level fault decided here (a time trigger) rather than at a call.
+    fn fire_node_fault(&mut self, f: &ordeal_faults::Fault) -> Result<(), String> {
+        let Some(action) = faults::node_fault(f, self.crashed) else {
+            return Ok(());
+        };
+        let (node, what, signal) = match &action {
+            ordeal_tracer::Action::Crash { node, .. } => (node.clone(), "crash", libc::SIGKILL),
+            ordeal_tracer::Action::Pause { node, .. } => (node.clone(), "pause", libc::SIGSTOP),
+            _ => return Ok(()),
+        };
+        self.progress
+            .say(format!("fault {}: {what} {node}", f.name));
+        let marker = format!("{}: {what} {node}", f.name);
+        self.tracer
+            .signal_node(&node, signal, Some(marker))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Resumes (SIGCONT) every paused node whose pause is over.
+    fn resume_paused(&mut self) -> Result<(), String> {
+        let due: Vec<(String, String)> = {
+            let Ok(mut p) = self.crashed.lock() else {
+                return Ok(());
+            };
+            let now = Instant::now();
+            let (due, rest): (Vec<_>, Vec<_>) =
+                p.paused.drain(..).partition(|(_, _, at)| *at <= now);
+            p.paused = rest;
+            due.into_iter().map(|(n, f, _)| (n, f)).collect()
+        };
+        for (node, fault) in due {
+            self.progress
+                .say(format!("resuming node {node} (fault {fault})"));
+            // The marker does not start with the fault's name: a resume is not a firing.
+            self.tracer
+                .signal_node(
+                    &node,
+                    libc::SIGCONT,
+                    Some(format!("resume {node} after {fault}")),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Whether this incarnation was killed by a crash fault: its node is marked crashed (not yet
     /// restarted), or a later incarnation was started as its restart.
     fn was_crashed(&self, s: &Started) -> bool {
-        let pending = self.crashed.lock().is_ok_and(|c| c.contains_key(&s.name));
+        let pending = self
+            .crashed
+            .lock()
+            .is_ok_and(|c| c.crashed.contains_key(&s.name));
         let restarted_later = self
             .started
             .iter()
@@ -570,7 +628,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             r.nodes
                 .iter()
                 .filter_map(|n| {
-                    let after = (*crashed.get(&n.name)?)?;
+                    let after = (*crashed.crashed.get(&n.name)?)?;
                     let last = self.started.iter().rev().find(|s| s.name == n.name)?;
                     let dead_since = last.exited_at?;
                     (dead_since.elapsed() >= after).then(|| n.name.clone())
@@ -579,7 +637,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         };
         for name in due {
             if let Ok(mut c) = self.crashed.lock() {
-                c.remove(&name);
+                c.crashed.remove(&name);
             }
             let Some(n) = r.nodes.iter().find(|n| n.name == name) else {
                 continue;
@@ -644,6 +702,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         let mut scanned = scanned;
         loop {
             self.drain_notices();
+            // A pause that fired during start-up ends on time here too.
+            self.resume_paused()?;
             if let Some(st) = self.exit_of(name) {
                 return Err(format!(
                     "node {name} exited before it was ready: {st}{}",

@@ -107,6 +107,9 @@ pub enum Action {
     /// SIGKILL every process of `node`. When it is the calling node: at entry the call never
     /// runs, at exit it has completed but the process never sees its result.
     Crash { name: String, node: String },
+    /// SIGSTOP every process of `node` (the caller of [`Tracer::start_with`] resumes it with
+    /// [`Tracer::signal_node`] and SIGCONT). When it is the calling node, it stops right here.
+    Pause { name: String, node: String },
 }
 
 /// Fault injection hook, called on the tracer thread at the calls that are recorded: with the
@@ -158,6 +161,13 @@ pub enum Error {
 
 enum Cmd {
     Spawn(SpawnSpec, Sender<Result<i32, Error>>),
+    /// Signal every process of a node, recording a `fault` event named `marker` (if any).
+    Signal {
+        node: String,
+        signal: i32,
+        marker: Option<String>,
+        done: Sender<()>,
+    },
     Shutdown,
 }
 
@@ -265,6 +275,33 @@ impl<S: Sink + 'static> Tracer<S> {
             self.poke();
             match rrx.recv_timeout(Duration::from_millis(20)) {
                 Ok(r) => return r,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Gone),
+            }
+        }
+    }
+
+    /// Sends `signal` to every process of `node` (its process groups and every traced
+    /// process labelled with it). With a `marker`, a `fault` event records it in the trace.
+    pub fn signal_node(
+        &self,
+        node: &str,
+        signal: i32,
+        marker: Option<String>,
+    ) -> Result<(), Error> {
+        let (dtx, drx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Signal {
+                node: node.to_string(),
+                signal,
+                marker,
+                done: dtx,
+            })
+            .map_err(|_| Error::Gone)?;
+        loop {
+            self.poke();
+            match drx.recv_timeout(Duration::from_millis(20)) {
+                Ok(()) => return Ok(()),
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Gone),
             }
@@ -508,6 +545,25 @@ impl<S: Sink> Inner<S> {
             Cmd::Spawn(spec, reply) => {
                 let r = self.spawn(spec);
                 let _ = reply.send(r);
+            }
+            Cmd::Signal {
+                node,
+                signal,
+                marker,
+                done,
+            } => {
+                if let Some(m) = marker {
+                    // Not tied to any call (a time trigger, a resume): a lifecycle event of
+                    // its own marks where in the trace it happened.
+                    let mut ev = self.base_event(0, "fault", Class::Proc, self.now());
+                    ev.node = node.clone();
+                    ev.pid = 0;
+                    ev.tid = 0;
+                    ev.fault = Some(m);
+                    self.emit(ev)?;
+                }
+                self.signal_node(&node, signal);
+                let _ = done.send(());
             }
             Cmd::Shutdown => {
                 self.shutting_down = true;
@@ -1020,6 +1076,10 @@ impl<S: Sink> Inner<S> {
                     ev.fault = Some(format!("{name}: short-io {max}"));
                 }
             }
+            Action::Pause { name, node } => {
+                ev.fault = Some(format!("{name}: pause {node} before"));
+                self.signal_node(&node, libc::SIGSTOP);
+            }
             Action::Crash { name, node } => {
                 if node == ev.node {
                     // Skip the call too: nothing of it may happen, whatever the kill's timing.
@@ -1044,22 +1104,29 @@ impl<S: Sink> Inner<S> {
         Ok(())
     }
 
-    /// SIGKILLs every process of `node`: its process groups and every traced process labelled
-    /// with it (also those that left their group).
+    /// SIGKILLs every process of `node`.
     fn kill_node(&mut self, node: &str) {
-        let tgids: Vec<i32> = self
+        self.signal_node(node, libc::SIGKILL);
+    }
+
+    /// Signals every process of `node`: its process groups and every traced process labelled
+    /// with it (also those that left their group).
+    fn signal_node(&mut self, node: &str, signal: i32) {
+        let mut tgids: Vec<i32> = self
             .threads
             .values()
             .filter(|t| &*t.label == node)
             .map(|t| t.tgid)
             .collect();
+        tgids.sort_unstable();
+        tgids.dedup();
         // SAFETY: signals to processes of ours.
         unsafe {
             for (g, _) in self.groups.iter().filter(|(_, l)| &**l == node) {
-                libc::kill(-g, libc::SIGKILL);
+                libc::kill(-g, signal);
             }
             for p in tgids {
-                libc::kill(p, libc::SIGKILL);
+                libc::kill(p, signal);
             }
         }
     }
@@ -1280,21 +1347,22 @@ impl<S: Sink> Inner<S> {
         ev.ret = Some(ret);
         ev.errno = decode::errno_name(ret);
         self.complete(tid, tgid, nr, &args, ret, &mut ev);
-        let crash = match self.interceptor.as_mut() {
+        let act = match self.interceptor.as_mut() {
             Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
-                Action::Crash { name, node } => Some((name, node)),
+                Action::Crash { name, node } => Some((name, node, "crash", libc::SIGKILL)),
+                Action::Pause { name, node } => Some((name, node, "pause", libc::SIGSTOP)),
                 _ => None,
             },
             _ => None,
         };
-        if let Some((name, node)) = &crash {
-            ev.fault = Some(format!("{name}: crash {node} after"));
+        if let Some((name, node, what, _)) = &act {
+            ev.fault = Some(format!("{name}: {what} {node} after"));
         }
         self.emit(ev)?;
-        if let Some((_, node)) = crash {
+        if let Some((_, node, _, signal)) = act {
             // The calling thread is still in its exit stop: the call completed (its bytes were
-            // sent) but, if it is the crashed node, the process never runs another instruction.
-            self.kill_node(&node);
+            // sent) but, if it is the node hit, the process runs no further instruction.
+            self.signal_node(&node, signal);
         }
         Ok(())
     }

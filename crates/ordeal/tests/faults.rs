@@ -175,7 +175,7 @@ fn bad_or_unsupported_schedules_are_refused_before_anything_starts() {
             "bad.toml:3:8:",
         ),
         (
-            "[[fault]]\nkind = \"pause\"\nnode = \"n1\"\nduration = \"1s\"\ntrigger = { after = \"1s\" }\n",
+            "[[fault]]\nkind = \"partition\"\nfrom = [\"n0\"]\nto = [\"n1\"]\ntrigger = { after = \"1s\" }\n",
             "cannot be applied by this version of ordeal yet",
         ),
     ];
@@ -277,4 +277,66 @@ fn a_crashed_node_restarts_on_its_data_and_rejoins() {
     let log = std::fs::read_to_string(run.join("logs/n0.stdout")).unwrap();
     let lines: Vec<&str> = log.lines().filter(|l| !l.contains("listening")).collect();
     assert_eq!(lines, ["node 0 is primary", "node 0 joined primary 1"]);
+}
+
+#[test]
+fn pause_stops_a_node_for_its_duration_and_time_triggers_fire_after_the_workload_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = dir.path().join("pause.toml");
+    std::fs::write(
+        &sched,
+        r#"[[fault]]
+name = "pause-n1"
+kind = "pause"
+node = "n1"
+duration = "600ms"
+trigger = { nth = 3, node = "n0", class = "data", direction = "send", peer = "n1" }
+[[fault]]
+name = "late-crash"
+kind = "crash"
+node = "n2"
+trigger = { after = "150ms" }
+"#,
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let o = ordeal(&[
+        "demo",
+        "--faults",
+        sched.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let evs = events(&run);
+    let find = |f: &dyn Fn(&serde_json::Value) -> bool| evs.iter().find(|e| f(e)).unwrap().clone();
+    let pause = find(&|e| e["fault"] == "pause-n1: pause n1 before");
+    let resume = find(&|e| e["fault"] == "resume n1 after pause-n1");
+    let ms = |e: &serde_json::Value| e["ts"].as_u64().unwrap() / 1_000_000;
+    assert!(
+        ms(&resume) >= ms(&pause) + 600,
+        "paused {} ms",
+        ms(&resume) - ms(&pause)
+    );
+    // n1 did nothing while stopped (allowing for calls already under way at the stop).
+    assert!(!evs.iter().any(|e| e["node"] == "n1"
+        && e["call"] != "fault"
+        && ms(e) > ms(&pause) + 50
+        && ms(e) < ms(&resume)));
+    let crash = find(&|e| e["fault"] == "late-crash: crash n2");
+    assert_eq!(crash["call"], "fault");
+    let workload = find(&|e| e["node"] == "client" && e["call"] == "spawn");
+    assert!(ms(&crash) >= ms(&workload) + 150);
+    let applied = std::fs::read_to_string(run.join("schedule.applied.toml")).unwrap();
+    assert_eq!(applied.matches("fired = true").count(), 2, "{applied}");
+    assert!(
+        applied.contains("detail = \"crash n2 (time trigger)\""),
+        "{applied}"
+    );
 }
