@@ -74,6 +74,9 @@ pub enum StartAfter {
     Started,
 }
 
+/// The name under which the `[check]` command runs (logs, messages).
+pub const CHECK_NAME: &str = "check";
+
 /// A parsed and validated experiment file. Nothing is allocated or touched on disk until
 /// [`Experiment::resolve`].
 #[derive(Debug, Clone)]
@@ -86,6 +89,8 @@ pub struct Experiment {
     vars: BTreeMap<String, String>,
     nodes: Vec<Node>,
     workloads: Vec<Workload>,
+    /// The `[check]` command, named `check`.
+    check: Option<Process>,
     /// Every `{port.NAME}` name (and every name listed in a node's `ports`).
     port_names: BTreeSet<String>,
     /// Port name → owning node.
@@ -527,6 +532,27 @@ impl Validator<'_> {
             });
         }
 
+        let check = raw.check.as_ref().map(|c| {
+            let table = c.span();
+            let c = c.get_ref();
+            let name = Spanned::new(table.clone(), CHECK_NAME.to_string());
+            let mut process = self.process(table, &name, &c.argv, &c.env, &c.cwd, &mut used);
+            process.trace = false;
+            process
+        });
+        if let Some(n) = raw
+            .nodes
+            .iter()
+            .map(|n| &n.get_ref().name)
+            .chain(raw.workloads.iter().map(|w| &w.get_ref().name))
+            .find(|n| n.get_ref() == CHECK_NAME && raw.check.is_some())
+        {
+            self.err(
+                Some(n.span()),
+                format!("the name `{CHECK_NAME}` is taken by [check] (its logs are logs/check.*)"),
+            );
+        }
+
         // Cross-checks of placeholders.
         let mut port_names = BTreeSet::new();
         for u in &used {
@@ -644,6 +670,7 @@ impl Validator<'_> {
             vars,
             nodes,
             workloads,
+            check,
             port_names,
             port_owners,
         })

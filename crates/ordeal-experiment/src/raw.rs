@@ -25,6 +25,18 @@ pub(crate) struct RawExperiment {
     pub nodes: Vec<Spanned<RawNode>>,
     #[serde(default, rename = "workload")]
     pub workloads: Vec<Spanned<RawWorkload>>,
+    #[serde(default)]
+    pub check: Option<Spanned<RawCheck>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    pub argv: StrList,
+    #[serde(default)]
+    pub env: StrMap,
+    #[serde(default)]
+    pub cwd: Option<Str>,
 }
 
 #[derive(Deserialize)]

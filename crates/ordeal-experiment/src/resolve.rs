@@ -55,6 +55,8 @@ pub struct Resolved {
     pub nodes: Vec<NodeSpec>,
     /// Workloads, in file order.
     pub workloads: Vec<WorkloadSpec>,
+    /// The `[check]` command, run (untraced) after the workloads.
+    pub check: Option<WorkloadSpec>,
     /// Every allocated port: port name → number.
     pub ports: BTreeMap<String, u16>,
     /// The variable values used (file values with overrides applied).
@@ -248,10 +250,23 @@ impl Experiment {
                 trace: w.process.trace,
             });
         }
+        let check = self.check.as_ref().map(|c| {
+            let (program, argv, env, cwd) = r.process("[check]", c);
+            WorkloadSpec {
+                name: c.name.clone(),
+                program,
+                argv,
+                env,
+                cwd,
+                after: StartAfter::Ready,
+                trace: false,
+            }
+        });
         if !r.diags.is_empty() {
             return Err(Error::Invalid(r.diags));
         }
         Ok(Resolved {
+            check,
             name: self.name.clone(),
             timeout: self.timeout,
             run_dir,

@@ -300,6 +300,11 @@ fn header_for(r: &Resolved) -> Header {
         role: "workload".into(),
         ports: vec![],
     }));
+    nodes.extend(r.check.iter().map(|c| NodeInfo {
+        name: c.name.clone(),
+        role: "check".into(),
+        ports: vec![],
+    }));
     Header {
         schema: "ordeal-trace".into(),
         version: SCHEMA_VERSION,
@@ -437,6 +442,16 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         }
         self.drain_notices();
         let mut reasons = Vec::new();
+        if let Some(c) = &r.check {
+            match self.run_check(r, c, deadline)? {
+                Some(ExitStatus::Code(0)) => {}
+                Some(st) => reasons.push(format!(
+                    "check failed ({st}){}",
+                    self.tail_of(ordeal_experiment::CHECK_NAME)
+                )),
+                None => return Ok(interrupted()),
+            }
+        }
         for s in &self.started {
             match (s.role, s.exit) {
                 ("workload", Some(ExitStatus::Code(0))) => {}
@@ -545,6 +560,45 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
     fn wait_notice(&mut self, d: Duration) {
         if let Ok(n) = self.tracer.notices().recv_timeout(d) {
             self.record_notice(n);
+        }
+    }
+
+    /// Runs the experiment's `[check]` (untraced) with the run's ports and data dirs in its
+    /// environment; returns how it ended (None: cancelled).
+    fn run_check(
+        &mut self,
+        r: &Resolved,
+        c: &ordeal_experiment::WorkloadSpec,
+        deadline: Instant,
+    ) -> Result<Option<ExitStatus>, String> {
+        let mut env = self.env_for(&c.name, &c.env);
+        for (name, port) in &r.ports {
+            env.insert(format!("ORDEAL_PORT_{}", env_key(name)), port.to_string());
+        }
+        for n in &r.nodes {
+            if let Some(d) = &n.data_dir {
+                env.insert(
+                    format!("ORDEAL_DATA_DIR_{}", env_key(&n.name)),
+                    d.path.display().to_string(),
+                );
+            }
+        }
+        self.start(&c.name, "check", &c.program, &c.argv, env, &c.cwd, false)?;
+        loop {
+            self.drain_notices();
+            if let Some(st) = self.exit_of(&c.name) {
+                return Ok(Some(st));
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the check did not finish within the run's {:?}",
+                    r.timeout
+                ));
+            }
+            self.wait_notice(POLL);
         }
     }
 
@@ -747,6 +801,19 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             self.wait_notice(POLL);
         }
     }
+}
+
+/// `n1-peer` → `N1_PEER`, for environment variable names.
+fn env_key(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn interrupted() -> Verdict {

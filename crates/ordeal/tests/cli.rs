@@ -387,3 +387,80 @@ argv = ["touch", "{run_dir}/go"]
         .collect();
     assert_eq!(calls, ["spawn", "exit"]);
 }
+
+#[test]
+fn the_check_sees_the_run_and_decides_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    for (code, verdict) in [(0, Some(0)), (3, Some(1))] {
+        let exp = dir.path().join(format!("check{code}.toml"));
+        std::fs::write(
+            &exp,
+            format!(
+                r#"name = "checked"
+[[node]]
+name = "server"
+argv = ["sleep", "300"]
+data_dir = true
+ports = ["p"]
+ready = {{ command = ["test", "-d", "{{data_dir.server}}"] }}
+[[workload]]
+name = "client"
+argv = ["echo", "{{port.p}}"]
+[check]
+argv = ["sh", "-c", "test \"$ORDEAL_PORT_P\" = {{port.p}} && test -d \"$ORDEAL_DATA_DIR_SERVER\" && echo checked && exit {code}"]
+"#
+            ),
+        )
+        .unwrap();
+        let out_dir = dir.path().join(format!("run{code}"));
+        let out = ordeal()
+            .args([
+                "run",
+                exp.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            verdict,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join("logs/check.stdout")).unwrap(),
+            "checked\n"
+        );
+        let s = json(&out_dir.join("summary.json"));
+        if code == 0 {
+            assert_eq!(s["verdict"]["status"], "pass");
+        } else {
+            assert!(s["verdict"]["reasons"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("check failed (exit 3)"));
+        }
+    }
+}
+
+#[test]
+fn a_node_cannot_take_the_check_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("taken.toml");
+    std::fs::write(
+        &exp,
+        "name = \"t\"\n[[node]]\nname = \"check\"\nargv = [\"true\"]\n[check]\nargv = [\"true\"]\n",
+    )
+    .unwrap();
+    let (out_dir, err) = run_refused(&exp);
+    assert!(
+        err.contains(&format!(
+            "{}:3:8: the name `check` is taken by [check]",
+            exp.display()
+        )),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
+}
