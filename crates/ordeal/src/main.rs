@@ -16,7 +16,8 @@ const DEMO_TOML: &str = include_str!("../../../examples/demo-kv.toml");
     version,
     about = "Run a multi-process system traced at the system-call level and rebuild who talked to whom.",
     after_help = "Exit codes: 0 the run passed, 1 it failed (see the verdict), 2 usage, \
-                  configuration or setup error, 130 interrupted."
+                  configuration or setup error, 130 interrupted. `ordeal replay`: 0 same \
+                  firings and verdict, 1 different."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,17 @@ enum Cmd {
         #[arg(long, default_value_t = ordeal_hb::DEFAULT_DOT_LIMIT)]
         max_graph_events: usize,
     },
+    /// Run a recorded run again (same experiment, variables and fault schedule) and report
+    /// whether the same faults fired at the same points and the outcome is the same.
+    Replay {
+        run_dir: PathBuf,
+        /// Run directory of the replay; default RUN_DIR.replay-<timestamp>.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// No progress lines.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// The demo's key-value store processes (used by the demo experiment).
     #[command(hide = true)]
     Kv {
@@ -52,7 +64,7 @@ enum Cmd {
     },
 }
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 struct RunFlags {
     /// Run directory (must not exist or be empty); default runs/<timestamp>-<name>.
     #[arg(long, value_name = "DIR")]
@@ -109,14 +121,20 @@ fn error_text(e: &anyhow::Error) -> String {
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.cmd {
         Cmd::Run { experiment, flags } => {
-            let exp = ordeal_experiment::Experiment::from_path(&experiment)?;
-            run(exp, flags)
+            let text = std::fs::read_to_string(&experiment).with_context(|| {
+                format!("{}: cannot read experiment file", experiment.display())
+            })?;
+            run(&text, &experiment, flags).map(|(code, _)| code)
         }
+        // Relative paths in the demo file resolve against the current directory.
         Cmd::Demo { flags } => {
-            // Relative paths in the demo file resolve against the current directory.
-            let exp = ordeal_experiment::Experiment::parse(DEMO_TOML, Path::new("demo-kv.toml"))?;
-            run(exp, flags)
+            run(DEMO_TOML, Path::new("demo-kv.toml"), flags).map(|(code, _)| code)
         }
+        Cmd::Replay {
+            run_dir,
+            out,
+            quiet,
+        } => replay(&run_dir, out, quiet),
         Cmd::Graph {
             run_dir,
             max_graph_events,
@@ -134,21 +152,49 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn run(mut exp: ordeal_experiment::Experiment, flags: RunFlags) -> anyhow::Result<u8> {
+/// What `ordeal replay` needs to run a run again, saved as RUN_DIR/replay.json.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReplayInfo {
+    experiment_path: PathBuf,
+    experiment: String,
+    set: Vec<String>,
+    faults_path: Option<PathBuf>,
+    faults: Option<String>,
+    payload: usize,
+}
+
+/// Runs an experiment given as text; returns the exit code and the run directory.
+fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)> {
+    let mut exp = ordeal_experiment::Experiment::parse(text, path)?;
+    let faults_text = match &flags.faults {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read fault schedule", p.display()))?,
+        ),
+        None => None,
+    };
+    let info = ReplayInfo {
+        experiment_path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        experiment: text.to_string(),
+        set: flags.set.clone(),
+        faults_path: flags.faults.clone(),
+        faults: faults_text.clone(),
+        payload: flags.payload,
+    };
     for kv in &flags.set {
         let (k, v) = kv
             .split_once('=')
             .with_context(|| format!("--set {kv}: expected NAME=VALUE"))?;
         exp.set_var(k, v)?;
     }
-    let faults = match &flags.faults {
-        Some(path) => {
+    let faults = match (&flags.faults, &faults_text) {
+        (Some(path), Some(text)) => {
             let names = ordeal_faults::Participants::new(exp.node_names(), exp.workload_names());
-            let s = ordeal_faults::Schedule::load(path, &names)?;
+            let s = ordeal_faults::Schedule::parse_for(text, path, &names)?;
             ordeal_run::faults::check_supported(&s).map_err(anyhow::Error::msg)?;
             Some(s)
         }
-        None => None,
+        _ => None,
     };
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -165,12 +211,107 @@ fn run(mut exp: ordeal_experiment::Experiment, flags: RunFlags) -> anyhow::Resul
     opts.faults = faults;
     opts.progress = !flags.quiet;
     let report = ordeal_run::run(&exp, &opts, &cancel)?;
+    let replay_file = report.run_dir.join("replay.json");
+    std::fs::write(&replay_file, serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("writing {}", replay_file.display()))?;
     print!("{}", ordeal_hb::human_summary(&report.summary));
     println!("run directory: {}", report.run_dir.display());
-    Ok(match report.summary.verdict.status.as_str() {
+    let code = match report.summary.verdict.status.as_str() {
         "pass" => 0,
         "fail" => 1,
         _ if cancel.load(std::sync::atomic::Ordering::SeqCst) => 130,
         _ => 2,
-    })
+    };
+    Ok((code, report.run_dir))
+}
+
+/// A firing as compared between runs: which fault, whether, where (pids and seqs differ).
+fn firing_key(a: &ordeal_faults::Applied) -> String {
+    let detail = a.detail.as_deref().unwrap_or("");
+    let detail = detail.split(" (pid").next().unwrap_or(detail);
+    format!(
+        "{} fired={} node={} {}",
+        a.fault,
+        a.fired,
+        a.node.as_deref().unwrap_or("-"),
+        detail
+    )
+}
+
+fn replay(run_dir: &Path, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<u8> {
+    let file = run_dir.join("replay.json");
+    let info: ReplayInfo = serde_json::from_slice(
+        &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
+    )
+    .with_context(|| format!("{}: not a replay record", file.display()))?;
+    // The schedule as it was, from the record: a file edited since does not change the replay.
+    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+    let faults = match (&info.faults, &info.faults_path) {
+        (Some(text), Some(p)) => {
+            let name = p
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "faults.toml".into());
+            let copy = tmp.path().join(name);
+            std::fs::write(&copy, text)?;
+            Some(copy)
+        }
+        _ => None,
+    };
+    let out = out.unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        PathBuf::from(format!("{}.replay-{stamp}", run_dir.display()))
+    });
+    let flags = RunFlags {
+        out: Some(out),
+        set: info.set.clone(),
+        payload: info.payload,
+        max_graph_events: ordeal_hb::DEFAULT_DOT_LIMIT,
+        faults,
+        quiet,
+        ..Default::default()
+    };
+    let (code, new_dir) = run(&info.experiment, &info.experiment_path, flags)?;
+    let verdict = |d: &Path| -> anyhow::Result<String> {
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("summary.json"))?)?;
+        Ok(s["verdict"]["status"].as_str().unwrap_or("?").to_string())
+    };
+    let applied = |d: &Path| -> Vec<String> {
+        ordeal_faults::read_applied_toml(d.join(ordeal_faults::APPLIED_FILE))
+            .map(|v| v.iter().map(firing_key).collect())
+            .unwrap_or_default()
+    };
+    let (v0, v1) = (verdict(run_dir)?, verdict(&new_dir)?);
+    let (a0, a1) = (applied(run_dir), applied(&new_dir));
+    println!();
+    println!("replay of {}", run_dir.display());
+    let same_faults = a0 == a1;
+    println!(
+        "  faults   {}",
+        if same_faults {
+            "same firings"
+        } else {
+            "DIFFERENT firings"
+        }
+    );
+    for (i, k) in a0.iter().enumerate() {
+        let mark = if a1.get(i) == Some(k) { " " } else { "≠" };
+        println!("    {mark} {k}");
+        if let Some(other) = a1.get(i).filter(|o| *o != k) {
+            println!("      now: {other}");
+        }
+    }
+    for k in a1.iter().skip(a0.len()) {
+        println!("    + {k}");
+    }
+    println!(
+        "  verdict  {v0} → {v1}{}",
+        if v0 == v1 { " (same)" } else { " (DIFFERENT)" }
+    );
+    // The replay's own exit code is its verdict; replay answers "same or not".
+    let _ = code;
+    Ok(if same_faults && v0 == v1 { 0 } else { 1 })
 }

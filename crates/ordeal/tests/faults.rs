@@ -346,3 +346,28 @@ trigger = { after = "150ms" }
         "{applied}"
     );
 }
+
+#[test]
+fn replay_runs_again_and_compares_firings_and_verdict() {
+    let (o, dir) = demo_crash("ack-before-replicate");
+    assert_eq!(o.status.code(), Some(1));
+    let run = dir.path().join("run");
+    let again = dir.path().join("again");
+    let o = ordeal(&[
+        "replay",
+        run.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+        "-q",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("faults   same firings"), "{text}");
+    assert!(
+        text.contains("crash-primary fired=true node=n0 crash n0 after at sendto"),
+        "{text}"
+    );
+    assert!(text.contains("verdict  fail → fail (same)"), "{text}");
+    // The replay is a run of its own, replayable in turn.
+    assert!(again.join("replay.json").exists() && again.join("schedule.applied.toml").exists());
+}
