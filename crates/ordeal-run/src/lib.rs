@@ -604,6 +604,19 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
 
     /// Applies a node-level fault decided here (a time trigger) rather than at a call.
     fn fire_node_fault(&mut self, f: &ordeal_faults::Fault) -> Result<(), String> {
+        let running = |node: &str| {
+            self.started
+                .iter()
+                .any(|s| s.name == node && s.exit.is_none())
+        };
+        if f.kind.node().is_some_and(|n| !running(n)) {
+            // Aimed at a node that is not running: recorded as not fired (no marker).
+            self.progress.say(format!(
+                "fault {}: not fired, its node is not running",
+                f.name
+            ));
+            return Ok(());
+        }
         let Some(action) = faults::node_fault(f, self.crashed) else {
             return Ok(());
         };

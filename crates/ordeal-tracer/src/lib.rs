@@ -1076,6 +1076,8 @@ impl<S: Sink> Inner<S> {
                     ev.fault = Some(format!("{name}: short-io {max}"));
                 }
             }
+            // Aimed at a node with no process left: not applied, and so not marked.
+            Action::Pause { node, .. } | Action::Crash { node, .. } if !self.node_alive(&node) => {}
             Action::Pause { name, node } => {
                 ev.fault = Some(format!("{name}: pause {node} before"));
                 self.signal_node(&node, libc::SIGSTOP);
@@ -1102,6 +1104,11 @@ impl<S: Sink> Inner<S> {
         }
         resume(tid, libc::PTRACE_SYSCALL, 0);
         Ok(())
+    }
+
+    /// Whether any traced thread of `node` is still alive.
+    fn node_alive(&self, node: &str) -> bool {
+        self.threads.values().any(|t| &*t.label == node)
     }
 
     /// SIGKILLs every process of `node`.
@@ -1354,7 +1361,8 @@ impl<S: Sink> Inner<S> {
                 _ => None,
             },
             _ => None,
-        };
+        }
+        .filter(|(_, node, _, _)| self.node_alive(node));
         if let Some((name, node, what, _)) = &act {
             ev.fault = Some(format!("{name}: {what} {node} after"));
         }

@@ -371,3 +371,36 @@ fn replay_runs_again_and_compares_firings_and_verdict() {
     // The replay is a run of its own, replayable in turn.
     assert!(again.join("replay.json").exists() && again.join("schedule.applied.toml").exists());
 }
+
+#[test]
+fn a_fault_aimed_at_a_node_that_is_gone_is_recorded_as_not_fired() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = dir.path().join("twice.toml");
+    std::fs::write(
+        &sched,
+        "[[fault]]\nname = \"first\"\nkind = \"crash\"\nnode = \"n2\"\ntrigger = { after = \"0s\" }\n\
+         [[fault]]\nname = \"second\"\nkind = \"crash\"\nnode = \"n2\"\ntrigger = { after = \"50ms\" }\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let o = ordeal(&[
+        "demo",
+        "--faults",
+        sched.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let applied = ordeal_faults::read_applied_toml(run.join("schedule.applied.toml")).unwrap();
+    let fired: Vec<(&str, bool)> = applied
+        .iter()
+        .map(|a| (a.fault.as_str(), a.fired))
+        .collect();
+    assert_eq!(fired, [("first", true), ("second", false)]);
+}
