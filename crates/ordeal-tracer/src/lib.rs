@@ -555,10 +555,19 @@ impl<S: Sink> Inner<S> {
                 if let Some(m) = marker {
                     // Not tied to any call (a time trigger, a resume): a lifecycle event of
                     // its own marks where in the trace it happened.
-                    let mut ev = self.base_event(0, "fault", Class::Proc, self.now());
+                    // Recorded on the node's (latest) root process, so it takes its place in
+                    // that thread's program order; pid 0 if the node has none left.
+                    let root = self
+                        .groups
+                        .iter()
+                        .rev()
+                        .find(|(g, l)| &**l == node && self.threads.contains_key(g))
+                        .map(|(g, _)| *g)
+                        .unwrap_or(0);
+                    let mut ev = self.base_event(root, "fault", Class::Proc, self.now());
                     ev.node = node.clone();
-                    ev.pid = 0;
-                    ev.tid = 0;
+                    ev.pid = root;
+                    ev.tid = root;
                     ev.fault = Some(m);
                     self.emit(ev)?;
                 }
