@@ -561,7 +561,7 @@ impl<S: Sink> Inner<S> {
                         .groups
                         .iter()
                         .rev()
-                        .find(|(g, l)| &**l == node && self.threads.contains_key(g))
+                        .find(|(g, l)| **l == *node && self.threads.contains_key(g))
                         .map(|(g, _)| *g)
                         .unwrap_or(0);
                     let mut ev = self.base_event(root, "fault", Class::Proc, self.now());
