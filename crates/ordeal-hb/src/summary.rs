@@ -207,8 +207,11 @@ fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
     for (t, info) in graph.threads().iter().enumerate() {
         *threads_per_node.entry(info.node.as_str()).or_default() += 1;
         let leader = info.tid == info.pid;
+        // A process begins with a leader that was spawned or forked. A leader incarnation with
+        // no creator (events of a tid recorded after its exit) continues the same process.
+        let created = info.spawned || info.parent.is_some();
         let k = match latest.get(&info.pid) {
-            Some(&k) if !leader && procs[k].node == info.node => k,
+            Some(&k) if (!leader || !created) && procs[k].node == info.node => k,
             _ => {
                 procs.push(Proc {
                     node: info.node.clone(),
