@@ -93,8 +93,9 @@ fn display_diagnostics(d: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-/// The text of an experiment file, for turning byte offsets into [`Location`]s.
-pub(crate) struct Source<'a> {
+/// The text of a TOML file, for turning byte offsets into [`Location`]s (also used by other
+/// ordeal file formats, so that every error reads the same).
+pub struct Source<'a> {
     pub file: &'a str,
     pub text: &'a str,
 }

@@ -40,11 +40,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use duration::parse_duration;
-pub use error::{Diagnostic, Error, Location};
+pub use error::{Diagnostic, Error, Location, Source};
 pub use ports::{PortAllocator, PortReservation, DEFAULT_LOCK_DIR, DEFAULT_PORT_RANGE};
 pub use resolve::{DataDir, NodeSpec, ReadyCheck, ResolveContext, Resolved, WorkloadSpec};
 
-use error::Source;
 use raw::{RawDataDir, RawExperiment, Str, StrList, StrMap};
 use template::{is_simple_name, Placeholder, Template};
 

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Source;
 use crate::{Diagnostic, Error, Fault};
+use ordeal_experiment::Source;
 
 /// The name of the record in a run directory.
 pub const APPLIED_FILE: &str = "schedule.applied.toml";
@@ -134,7 +134,7 @@ pub fn parse_applied_toml(text: &str, path: impl AsRef<Path>) -> Result<Vec<Appl
         .map(|f| f.applied)
         .map_err(|e| {
             Error::Invalid(vec![Diagnostic {
-                location: src.opt(e.span().map(|s| s.start)),
+                location: src.span(e.span()),
                 message: e.message().trim().replace('\n', "; "),
             }])
         })

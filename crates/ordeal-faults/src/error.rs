@@ -47,39 +47,6 @@ fn display_diagnostics(d: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-/// The text of a file, for turning byte offsets into [`Location`]s.
-pub(crate) struct Source<'a> {
-    pub file: &'a str,
-    pub text: &'a str,
-}
-
-impl Source<'_> {
-    /// Location of a byte offset (1-based line and column; the column counts characters).
-    pub fn at(&self, offset: usize) -> Location {
-        let mut offset = offset.min(self.text.len());
-        while !self.text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = self.text[line_start..offset].chars().count() + 1;
-        Location {
-            file: self.file.to_string(),
-            line_col: Some((line, col)),
-        }
-    }
-
-    /// Location of an offset, or of the whole file when there is none.
-    pub fn opt(&self, offset: Option<usize>) -> Location {
-        match offset {
-            Some(o) => self.at(o),
-            None => Location::file_only(self.file),
-        }
-    }
-}
-
-/// Sorts diagnostics into file order (file-level ones first), keeping the order of ties.
 pub(crate) fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| d.location.line_col.unwrap_or((0, 0)));
 }

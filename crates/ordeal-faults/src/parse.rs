@@ -10,11 +10,12 @@ use toml::Spanned;
 
 use crate::calls::parse_class;
 use crate::check::{self, msg};
-use crate::error::{self, Source};
+use crate::error;
 use crate::{
     parse_duration, Diagnostic, Direction, Errno, Error, Fault, FaultKind, Location, Participants,
     PathGlob, Pattern, Schedule, Trigger, When, FAULT_KINDS,
 };
+use ordeal_experiment::Source;
 
 type Str = Spanned<String>;
 type Int = Spanned<i64>;
@@ -155,7 +156,7 @@ pub(crate) fn parse(
             message.push_str(" (write `[[fault]]`: each fault is an entry of the `fault` array)");
         }
         Error::Invalid(vec![Diagnostic {
-            location: src.opt(e.span().map(|s| s.start)),
+            location: src.span(e.span()),
             message,
         }])
     })?;
