@@ -265,16 +265,19 @@ impl<S: Sink + 'static> Tracer<S> {
 
     /// Starts a program under the tracer; returns its pid once it is on its way to exec.
     pub fn spawn(&self, spec: SpawnSpec) -> Result<i32, Error> {
-        let (rtx, rrx) = mpsc::channel();
-        self.tx
-            .send(Cmd::Spawn(spec, rtx))
-            .map_err(|_| Error::Gone)?;
-        // The tracer may be blocked in waitpid: poke it until it answers. Re-poking closes the
-        // window where the signal lands just before it enters waitpid.
+        self.request(|reply| Cmd::Spawn(spec, reply))?
+    }
+
+    /// Sends a command and waits for its answer. The tracer may be blocked in waitpid: poke
+    /// it until it answers. Re-poking closes the window where the signal lands just before it
+    /// enters waitpid.
+    fn request<T>(&self, cmd: impl FnOnce(Sender<T>) -> Cmd) -> Result<T, Error> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(cmd(tx)).map_err(|_| Error::Gone)?;
         loop {
             self.poke();
-            match rrx.recv_timeout(Duration::from_millis(20)) {
-                Ok(r) => return r,
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(r) => return Ok(r),
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Gone),
             }
@@ -289,23 +292,12 @@ impl<S: Sink + 'static> Tracer<S> {
         signal: i32,
         marker: Option<String>,
     ) -> Result<(), Error> {
-        let (dtx, drx) = mpsc::channel();
-        self.tx
-            .send(Cmd::Signal {
-                node: node.to_string(),
-                signal,
-                marker,
-                done: dtx,
-            })
-            .map_err(|_| Error::Gone)?;
-        loop {
-            self.poke();
-            match drx.recv_timeout(Duration::from_millis(20)) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Gone),
-            }
-        }
+        self.request(|done| Cmd::Signal {
+            node: node.to_string(),
+            signal,
+            marker,
+            done,
+        })
     }
 
     /// Events written so far (for progress reports).

@@ -34,21 +34,23 @@ fn demo_crash(bugs: &str) -> (Output, tempfile::TempDir) {
     demo_with("examples/faults/crash-primary-after-ack.toml", bugs)
 }
 
+/// `ordeal demo --faults SCHEDULE --out RUN -q EXTRA...`.
+fn demo_faults(schedule: &str, run: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["demo", "--faults", schedule, "--out", run, "-q"];
+    args.extend_from_slice(extra);
+    ordeal(&args)
+}
+
 /// Runs the demo with an example schedule and the given bugs.
 fn demo_with(schedule: &str, bugs: &str) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let sched = example(schedule);
-    let o = ordeal(&[
-        "demo",
-        "--faults",
+    let o = demo_faults(
         sched.to_str().unwrap(),
-        "--set",
-        &format!("bugs={bugs}"),
-        "--out",
         out.to_str().unwrap(),
-        "-q",
-    ]);
+        &["--set", &format!("bugs={bugs}")],
+    );
     (o, dir)
 }
 
@@ -120,18 +122,11 @@ fn injected_connect_error_is_marked_and_survived() {
     )
     .unwrap();
     let run = dir.path().join("run");
-    let o = ordeal(&[
-        "demo",
-        "--faults",
+    let o = demo_faults(
         sched.to_str().unwrap(),
-        "--out",
         run.to_str().unwrap(),
-        "-q",
-        "--max-graph-events",
-        "1000",
-        "--set",
-        "ops=2",
-    ]);
+        &["--max-graph-events", "1000", "--set", "ops=2"],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -189,13 +184,7 @@ fn bad_or_unsupported_schedules_are_refused_before_anything_starts() {
         let sched = dir.path().join("bad.toml");
         std::fs::write(&sched, text).unwrap();
         let run = dir.path().join("run");
-        let o = ordeal(&[
-            "demo",
-            "--faults",
-            sched.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-        ]);
+        let o = demo_faults(sched.to_str().unwrap(), run.to_str().unwrap(), &[]);
         assert_eq!(o.status.code(), Some(2));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(want), "{err}");
@@ -243,14 +232,7 @@ fn a_crashed_node_restarts_on_its_data_and_rejoins() {
         .replace("trigger =", "restart_after = \"200ms\"\ntrigger =");
     std::fs::write(&sched, base).unwrap();
     let run = dir.path().join("run");
-    let o = ordeal(&[
-        "demo",
-        "--faults",
-        sched.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = demo_faults(sched.to_str().unwrap(), run.to_str().unwrap(), &[]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -306,14 +288,7 @@ trigger = { after = "150ms" }
     )
     .unwrap();
     let run = dir.path().join("run");
-    let o = ordeal(&[
-        "demo",
-        "--faults",
-        sched.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = demo_faults(sched.to_str().unwrap(), run.to_str().unwrap(), &[]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -383,14 +358,7 @@ fn a_fault_aimed_at_a_node_that_is_gone_is_recorded_as_not_fired() {
     )
     .unwrap();
     let run = dir.path().join("run");
-    let o = ordeal(&[
-        "demo",
-        "--faults",
-        sched.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = demo_faults(sched.to_str().unwrap(), run.to_str().unwrap(), &[]);
     assert_eq!(
         o.status.code(),
         Some(0),
