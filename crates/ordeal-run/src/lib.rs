@@ -440,6 +440,23 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             }
             self.wait_notice(POLL);
         }
+        // Recovery phase (Jepsen's final heal): faults still in progress when the workloads end
+        // complete before the check, so the check always sees the system recovered.
+        while self.recovery_pending() {
+            self.drain_notices();
+            self.resume_paused()?;
+            self.restart_crashed(r, deadline)?;
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(interrupted());
+            }
+            if Instant::now() >= deadline {
+                return Ok(Verdict::fail(vec![format!(
+                    "timeout: the run's {:?} passed while restarting or resuming nodes after the workloads",
+                    r.timeout
+                )]));
+            }
+            self.wait_notice(POLL);
+        }
         self.drain_notices();
         let mut reasons = Vec::new();
         if let Some(c) = &r.check {
@@ -658,6 +675,13 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Whether a fired fault still has a restart or a resume to do.
+    fn recovery_pending(&self) -> bool {
+        self.crashed
+            .lock()
+            .is_ok_and(|p| !p.paused.is_empty() || p.crashed.values().any(|a| a.is_some()))
     }
 
     /// Whether this incarnation was killed by a crash fault: its node is marked crashed (not yet
