@@ -29,52 +29,56 @@ impl TimeFaults {
             .collect()
     }
 }
+use ordeal_events::Proto;
 use ordeal_tracer::{Action, Interceptor};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Faults this build can apply. The rest of the schedule format (restart, delay, partition,
-/// heal) parses and validates but is refused here until the supervisor applies it.
-pub fn check_supported(s: &Schedule) -> Result<(), String> {
-    let mut problems = Vec::new();
-    for f in &s.faults {
-        let kind_ok = matches!(
-            f.kind,
-            FaultKind::Fail { .. }
-                | FaultKind::ShortIo { .. }
-                | FaultKind::Crash { .. }
-                | FaultKind::Pause { .. }
-        );
-        if !kind_ok {
-            problems.push(format!(
-                "fault `{}`: `{}` cannot be applied by this version of ordeal yet (supported: fail, short-io, crash, pause)",
-                f.name,
-                f.kind.name(),
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
-}
-
-/// What fired faults left for the supervisor to do, shared with the tracer's hook.
+/// What fired faults left for the supervisor (and the tracer hook) to do, shared between them.
 #[derive(Debug, Default)]
 pub struct Pending {
     /// Nodes crashed on purpose, with the delay after which to start them again: their
     /// deaths are the fault, not a failure of the run.
     pub crashed: BTreeMap<String, Option<Duration>>,
+    /// Nodes a `restart` fault asked to start again (if they are not running), with the fault.
+    pub restart: Vec<(String, String)>,
     /// Paused nodes: (node, fault, when to resume).
     pub paused: Vec<(String, String, Instant)>,
+    /// Partitions in effect.
+    pub cuts: Vec<Cut>,
 }
 
-pub type Crashed = Arc<Mutex<Pending>>;
+/// A partition in effect: traffic from `from` to `to` (and back unless `oneway`) is cut.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    pub fault: String,
+    pub from: BTreeSet<String>,
+    pub to: BTreeSet<String>,
+    pub oneway: bool,
+    /// When a partition with a `duration` heals by itself.
+    pub until: Option<Instant>,
+}
+
+impl Cut {
+    /// Whether traffic sent by node `a` to node `b` is cut.
+    pub fn blocks(&self, a: &str, b: &str) -> bool {
+        (self.from.contains(a) && self.to.contains(b))
+            || (!self.oneway && self.to.contains(a) && self.from.contains(b))
+    }
+
+    /// How the fault marker describes it: `n0 | n1,n2` both ways, `n0 -> n1` one way.
+    pub fn describe(&self) -> String {
+        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+        let arrow = if self.oneway { "->" } else { "|" };
+        format!("{} {arrow} {}", join(&self.from), join(&self.to))
+    }
+}
+
+pub type Shared = Arc<Mutex<Pending>>;
 
 /// Records what a node-level fault needs done later; returns the tracer action for it.
-pub fn node_fault(f: &Fault, shared: &Crashed) -> Option<Action> {
+pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
     let name = f.name.clone();
     let mut p = shared.lock().ok()?;
     match &f.kind {
@@ -96,23 +100,69 @@ pub fn node_fault(f: &Fault, shared: &Crashed) -> Option<Action> {
                 node: node.clone(),
             })
         }
-        _ => None,
+        FaultKind::Restart { node } => {
+            // Marked on the spawn event of the new incarnation, by the supervisor.
+            p.restart.push((node.clone(), name));
+            None
+        }
+        FaultKind::Partition {
+            from,
+            to,
+            oneway,
+            duration,
+        } => {
+            let cut = Cut {
+                fault: name.clone(),
+                from: from.iter().cloned().collect(),
+                to: to.iter().cloned().collect(),
+                oneway: *oneway,
+                until: duration.map(|d| Instant::now() + d),
+            };
+            let what = format!("partition {}", cut.describe());
+            p.cuts.push(cut);
+            Some(Action::Mark { name, what })
+        }
+        FaultKind::Heal => {
+            let healed: Vec<String> = p.cuts.drain(..).map(|c| c.fault).collect();
+            let what = if healed.is_empty() {
+                "heal (no partition in effect)".to_string()
+            } else {
+                format!("heal {}", healed.join(","))
+            };
+            Some(Action::Mark { name, what })
+        }
+        FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
     }
 }
 
-/// The tracer hook: feeds every recorded call to each fault's trigger.
+/// The node on whose root process a node-level fault fired by time is recorded.
+pub fn marker_node(f: &Fault, shared: &Shared) -> Option<String> {
+    match &f.kind {
+        FaultKind::Partition { from, .. } => from.first().cloned(),
+        FaultKind::Heal => shared
+            .lock()
+            .ok()?
+            .cuts
+            .first()
+            .and_then(|c| c.from.iter().next().cloned()),
+        k => k.node().map(str::to_string),
+    }
+}
+
+/// The tracer hook: feeds every recorded call to each fault's trigger, and applies the
+/// partitions in effect to the calls that cross them.
 pub struct ScheduleHook {
     faults: Vec<Fault>,
     states: Vec<TriggerState>,
-    crashed: Crashed,
+    shared: Shared,
 }
 
 impl ScheduleHook {
-    pub fn new(s: &Schedule, crashed: Crashed) -> Self {
+    pub fn new(s: &Schedule, shared: Shared) -> Self {
         Self {
             faults: s.faults.clone(),
             states: s.trigger_states(),
-            crashed,
+            shared,
         }
     }
 
@@ -131,7 +181,11 @@ impl ScheduleHook {
                     name,
                     max: *max_bytes,
                 },
-                _ => match node_fault(f, &self.crashed) {
+                FaultKind::Delay { duration } => Action::Delay {
+                    name,
+                    dur: *duration,
+                },
+                _ => match node_fault(f, &self.shared) {
                     Some(a) => a,
                     None => continue,
                 },
@@ -139,14 +193,56 @@ impl ScheduleHook {
         }
         Action::Proceed
     }
+
+    /// What a partition in effect does to this call (at entry): a connect across it times
+    /// out, a stream send across it waits for the heal, a datagram across it is lost.
+    fn partitioned(&self, ev: &Event) -> Action {
+        let Some(peer) = ev.sock.as_ref().and_then(|s| s.peer_node.as_deref()) else {
+            return Action::Proceed;
+        };
+        let Ok(p) = self.shared.lock() else {
+            return Action::Proceed;
+        };
+        let Some(cut) = p.cuts.iter().find(|c| c.blocks(&ev.node, peer)) else {
+            return Action::Proceed;
+        };
+        // Effects of a partition are marked `by NAME: ...`, not `NAME: ...`: they are not
+        // firings of it.
+        let name = format!("by {}", cut.fault);
+        if ev.call == "connect" {
+            return Action::Fail {
+                name,
+                errno: libc::ETIMEDOUT,
+            };
+        }
+        if !ev.is_send() {
+            return Action::Proceed;
+        }
+        match ev.sock.as_ref().map(|s| s.proto) {
+            Some(Proto::Udp) => Action::Discard { name },
+            _ => Action::Hold {
+                name,
+                gate: cut.fault.clone(),
+            },
+        }
+    }
 }
 
 impl Interceptor for ScheduleHook {
     fn at_entry(&mut self, ev: &Event) -> Action {
-        self.decide(ev, When::Before)
+        match self.decide(ev, When::Before) {
+            Action::Proceed => self.partitioned(ev),
+            a => a,
+        }
     }
     fn at_exit(&mut self, ev: &Event) -> Action {
         self.decide(ev, When::After)
+    }
+    fn gate_open(&mut self, gate: &str) -> bool {
+        self.shared
+            .lock()
+            .map(|p| !p.cuts.iter().any(|c| c.fault == gate))
+            .unwrap_or(true)
     }
 }
 

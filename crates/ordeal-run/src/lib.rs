@@ -15,6 +15,7 @@ pub mod faults;
 
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
 use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved, StartAfter};
+use ordeal_faults::FaultKind;
 use ordeal_hb::{HbGraph, Summary, Verdict};
 use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
 use std::collections::{BTreeMap, HashMap};
@@ -233,19 +234,15 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         cpu: opts.tracer_cpu,
         pin_traced: opts.pin_traced,
     };
-    let crashed = faults::Crashed::default();
-    let hook = match &opts.faults {
-        Some(s) => {
-            faults::check_supported(s).map_err(Error::Usage)?;
-            Some(Box::new(faults::ScheduleHook::new(s, crashed.clone()))
-                as Box<dyn ordeal_tracer::Interceptor>)
-        }
-        None => None,
-    };
+    let shared = faults::Shared::default();
+    let hook = opts.faults.as_ref().map(|s| {
+        Box::new(faults::ScheduleHook::new(s, shared.clone()))
+            as Box<dyn ordeal_tracer::Interceptor>
+    });
     let tracer = Tracer::start_with(config, writer, hook)?;
     let mut sup = Supervisor {
         tracer: &tracer,
-        crashed: &crashed,
+        shared: &shared,
         schedule: opts.faults.as_ref(),
         started: Vec::new(),
         run_dir: &run_dir,
@@ -344,7 +341,7 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
 
 struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
     tracer: &'a Tracer<S>,
-    crashed: &'a faults::Crashed,
+    shared: &'a faults::Shared,
     schedule: Option<&'a ordeal_faults::Schedule>,
     started: Vec<Started>,
     run_dir: &'a Path,
@@ -369,7 +366,9 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
     fn phases(&mut self, r: &Resolved, deadline: Instant) -> Result<Verdict, String> {
         for n in &r.nodes {
             let env = self.env_for(&n.name, &n.env);
-            self.start(&n.name, "node", &n.program, &n.argv, env, &n.cwd, n.trace)?;
+            self.start(
+                &n.name, "node", &n.program, &n.argv, env, &n.cwd, n.trace, None,
+            )?;
         }
         self.start_workloads(r, StartAfter::Started)?;
         for n in &r.nodes {
@@ -418,6 +417,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 }
             }
             self.resume_paused()?;
+            self.heal_due(false)?;
             self.restart_crashed(r, deadline)?;
             let pending: Vec<&Started> = self
                 .started
@@ -445,6 +445,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         while self.recovery_pending() {
             self.drain_notices();
             self.resume_paused()?;
+            self.heal_due(true)?;
             self.restart_crashed(r, deadline)?;
             if self.cancel.load(Ordering::SeqCst) {
                 return Ok(interrupted());
@@ -500,7 +501,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         for w in r.workloads.iter().filter(|w| w.after == when) {
             let env = self.env_for(&w.name, &w.env);
             self.start(
-                &w.name, "workload", &w.program, &w.argv, env, &w.cwd, w.trace,
+                &w.name, "workload", &w.program, &w.argv, env, &w.cwd, w.trace, None,
             )?;
         }
         Ok(())
@@ -516,6 +517,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         env: BTreeMap<String, String>,
         cwd: &Path,
         traced: bool,
+        marker: Option<String>,
     ) -> Result<(), String> {
         let log = |ext: &str| -> Result<std::os::fd::OwnedFd, String> {
             let p = self.run_dir.join("logs").join(format!("{name}.{ext}"));
@@ -536,6 +538,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             stdout: log("stdout")?,
             stderr: log("stderr")?,
             traced,
+            marker,
         };
         let pid = self.tracer.spawn(spec).map_err(|e| e.to_string())?;
         self.progress.say(format!(
@@ -600,7 +603,9 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 );
             }
         }
-        self.start(&c.name, "check", &c.program, &c.argv, env, &c.cwd, false)?;
+        self.start(
+            &c.name, "check", &c.program, &c.argv, env, &c.cwd, false, None,
+        )?;
         loop {
             self.drain_notices();
             if let Some(st) = self.exit_of(&c.name) {
@@ -626,7 +631,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 .iter()
                 .any(|s| s.name == node && s.exit.is_none())
         };
-        if f.kind.node().is_some_and(|n| !running(n)) {
+        let acts_on_running = matches!(f.kind, FaultKind::Crash { .. } | FaultKind::Pause { .. });
+        if acts_on_running && f.kind.node().is_some_and(|n| !running(n)) {
             // Aimed at a node that is not running: recorded as not fired (no marker).
             self.progress.say(format!(
                 "fault {}: not fired, its node is not running",
@@ -634,26 +640,64 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             ));
             return Ok(());
         }
-        let Some(action) = faults::node_fault(f, self.crashed) else {
+        let marker_node = faults::marker_node(f, self.shared);
+        let Some(action) = faults::node_fault(f, self.shared) else {
             return Ok(());
         };
-        let (node, what, signal) = match &action {
-            ordeal_tracer::Action::Crash { node, .. } => (node.clone(), "crash", libc::SIGKILL),
-            ordeal_tracer::Action::Pause { node, .. } => (node.clone(), "pause", libc::SIGSTOP),
+        let (node, what, signal) = match action {
+            ordeal_tracer::Action::Crash { node, .. } => {
+                (node.clone(), format!("crash {node}"), libc::SIGKILL)
+            }
+            ordeal_tracer::Action::Pause { node, .. } => {
+                (node.clone(), format!("pause {node}"), libc::SIGSTOP)
+            }
+            // Restart, partition, heal: only the marker (signal 0); the rest happens here
+            // (restart) or in the tracer hook (partition), woken by this request.
+            ordeal_tracer::Action::Mark { what, .. } => match marker_node {
+                Some(n) => (n, what, 0),
+                None => return Ok(()),
+            },
             _ => return Ok(()),
         };
-        self.progress
-            .say(format!("fault {}: {what} {node}", f.name));
-        let marker = format!("{}: {what} {node}", f.name);
+        self.progress.say(format!("fault {}: {what}", f.name));
+        let marker = format!("{}: {what}", f.name);
         self.tracer
             .signal_node(&node, signal, Some(marker))
             .map_err(|e| e.to_string())
     }
 
+    /// Heals every partition whose `duration` is over (all of them with `all`: the final heal
+    /// when the workloads are done), and lets the threads it held go on.
+    fn heal_due(&mut self, all: bool) -> Result<(), String> {
+        let due: Vec<faults::Cut> = {
+            let Ok(mut p) = self.shared.lock() else {
+                return Ok(());
+            };
+            let now = Instant::now();
+            let (due, rest): (Vec<_>, Vec<_>) = p
+                .cuts
+                .drain(..)
+                .partition(|c| all || c.until.is_some_and(|t| t <= now));
+            p.cuts = rest;
+            due
+        };
+        for c in due {
+            let why = if all { "final heal" } else { "heal" };
+            self.progress
+                .say(format!("{why}: partition {} ({})", c.describe(), c.fault));
+            let node = c.from.iter().next().cloned().unwrap_or_default();
+            // Not `NAME: ...`: a heal is not a firing of the partition.
+            self.tracer
+                .signal_node(&node, 0, Some(format!("{why} after {}", c.fault)))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Resumes (SIGCONT) every paused node whose pause is over.
     fn resume_paused(&mut self) -> Result<(), String> {
         let due: Vec<(String, String)> = {
-            let Ok(mut p) = self.crashed.lock() else {
+            let Ok(mut p) = self.shared.lock() else {
                 return Ok(());
             };
             let now = Instant::now();
@@ -679,16 +723,19 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
 
     /// Whether a fired fault still has a restart or a resume to do.
     fn recovery_pending(&self) -> bool {
-        self.crashed
-            .lock()
-            .is_ok_and(|p| !p.paused.is_empty() || p.crashed.values().any(|a| a.is_some()))
+        self.shared.lock().is_ok_and(|p| {
+            !p.paused.is_empty()
+                || !p.cuts.is_empty()
+                || !p.restart.is_empty()
+                || p.crashed.values().any(|a| a.is_some())
+        })
     }
 
     /// Whether this incarnation was killed by a crash fault: its node is marked crashed (not yet
     /// restarted), or a later incarnation was started as its restart.
     fn was_crashed(&self, s: &Started) -> bool {
         let pending = self
-            .crashed
+            .shared
             .lock()
             .is_ok_and(|c| c.crashed.contains_key(&s.name));
         let restarted_later = self
@@ -712,22 +759,45 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
     /// Starts again every node a crash fault killed once its `restart_after` has passed, and
     /// waits until it is ready.
     fn restart_crashed(&mut self, r: &Resolved, deadline: Instant) -> Result<(), String> {
-        let due: Vec<String> = {
-            let Ok(crashed) = self.crashed.lock() else {
+        // (node, the marker of its spawn event)
+        let due: Vec<(String, String)> = {
+            let Ok(mut p) = self.shared.lock() else {
                 return Ok(());
             };
-            r.nodes
-                .iter()
-                .filter_map(|n| {
-                    let after = (*crashed.crashed.get(&n.name)?)?;
-                    let last = self.started.iter().rev().find(|s| s.name == n.name)?;
-                    let dead_since = last.exited_at?;
-                    (dead_since.elapsed() >= after).then(|| n.name.clone())
-                })
-                .collect()
+            let dead = |name: &str| {
+                self.started
+                    .iter()
+                    .rev()
+                    .find(|s| s.name == name)
+                    .and_then(|s| s.exited_at)
+            };
+            let mut due = Vec::new();
+            // A restart fault: the node starts again now if it is dead; a restart of a node
+            // that is running does nothing (unless a crash is on its way: it waits for the
+            // death).
+            for (node, fault) in std::mem::take(&mut p.restart) {
+                if dead(&node).is_some() {
+                    due.push((node.clone(), format!("{fault}: restart {node}")));
+                } else if p.crashed.contains_key(&node) {
+                    p.restart.push((node, fault));
+                } else {
+                    self.progress
+                        .say(format!("fault {fault}: not fired, node {node} is running"));
+                }
+            }
+            for (node, after) in &p.crashed {
+                let (Some(after), Some(since)) = (after, dead(node)) else {
+                    continue;
+                };
+                if since.elapsed() >= *after && !due.iter().any(|(n, _)| n == node) {
+                    // Not `NAME: ...`: the restart is part of the crash fault, not a firing.
+                    due.push((node.clone(), format!("restart_after of {node}'s crash")));
+                }
+            }
+            due
         };
-        for name in due {
-            if let Ok(mut c) = self.crashed.lock() {
+        for (name, marker) in due {
+            if let Ok(mut c) = self.shared.lock() {
                 c.crashed.remove(&name);
             }
             let Some(n) = r.nodes.iter().find(|n| n.name == name) else {
@@ -745,7 +815,16 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 })
                 .collect();
             let env = self.env_for(&n.name, &n.env);
-            self.start(&n.name, "node", &n.program, &n.argv, env, &n.cwd, n.trace)?;
+            self.start(
+                &n.name,
+                "node",
+                &n.program,
+                &n.argv,
+                env,
+                &n.cwd,
+                n.trace,
+                Some(marker),
+            )?;
             if let Some(s) = self.started.last_mut() {
                 s.restarted = true;
             }

@@ -32,7 +32,7 @@ use ordeal_events::{escape_bytes, Class, Event, Proto, Sock};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -110,6 +110,33 @@ pub enum Action {
     /// SIGSTOP every process of `node` (the caller of [`Tracer::start_with`] resumes it with
     /// [`Tracer::signal_node`] and SIGCONT). When it is the calling node, it stops right here.
     Pause { name: String, node: String },
+    /// Hold the calling thread for `dur`: at entry before the call runs, at exit before the
+    /// thread sees its result. Other threads run on.
+    Delay { name: String, dur: Duration },
+    /// Hold the calling thread before the call runs until [`Interceptor::gate_open`] says
+    /// `gate` is open (entry only). A non-blocking call (`O_NONBLOCK` fd or `MSG_DONTWAIT`)
+    /// fails with `EAGAIN` instead, as it would with a full buffer.
+    Hold { name: String, gate: String },
+    /// Skip the call but report it as a full success: a datagram that is lost on the way
+    /// (entry only; plain transfers).
+    Discard { name: String },
+    /// Only mark the event (a node-level fault that fired at this call and is applied
+    /// elsewhere).
+    Mark { name: String, what: String },
+}
+
+/// A thread held by a [`Action::Delay`] or [`Action::Hold`]: resumed with `req` when released.
+struct Held {
+    tid: i32,
+    until: Until,
+    req: libc::c_uint,
+    /// Set on release: stops the timer thread that pokes the tracer when `At` is due.
+    released: Arc<AtomicBool>,
+}
+
+enum Until {
+    At(u64),
+    Gate(String),
 }
 
 /// Fault injection hook, called on the tracer thread at the calls that are recorded: with the
@@ -117,6 +144,11 @@ pub enum Action {
 pub trait Interceptor: Send {
     fn at_entry(&mut self, ev: &Event) -> Action;
     fn at_exit(&mut self, ev: &Event) -> Action;
+    /// Whether threads held on `gate` may go on. Asked on every turn of the tracer loop while
+    /// one is held; the owner of the gate wakes the tracer with [`Tracer::wake`] when it opens.
+    fn gate_open(&mut self, _gate: &str) -> bool {
+        true
+    }
 }
 
 /// Where events go (a trace.jsonl writer in practice).
@@ -168,6 +200,8 @@ enum Cmd {
         marker: Option<String>,
         done: Sender<()>,
     },
+    /// Nothing but a turn of the loop (held threads are looked at again).
+    Wake(Sender<()>),
     Shutdown,
 }
 
@@ -300,6 +334,12 @@ impl<S: Sink + 'static> Tracer<S> {
         })
     }
 
+    /// Makes the tracer look at its held threads again (after a gate opened); returns once
+    /// the tracer has the request (released threads go on in the same turn of its loop).
+    pub fn wake(&self) -> Result<(), Error> {
+        self.request(Cmd::Wake)
+    }
+
     /// Events written so far (for progress reports).
     pub fn events_so_far(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
@@ -421,6 +461,7 @@ struct Inner<S: Sink> {
     accepted_peer: HashMap<u64, Rc<str>>,
     /// Process groups of started programs, with their node.
     groups: Vec<(i32, Rc<str>)>,
+    held: Vec<Held>,
     shutting_down: bool,
 }
 
@@ -484,6 +525,7 @@ impl<S: Sink> Inner<S> {
             connectors: HashMap::new(),
             accepted_peer: HashMap::new(),
             groups: Vec::new(),
+            held: Vec::new(),
             shutting_down: false,
         }
     }
@@ -496,6 +538,9 @@ impl<S: Sink> Inner<S> {
         loop {
             while let Ok(cmd) = rx.try_recv() {
                 self.command(cmd)?;
+            }
+            if !self.held.is_empty() {
+                self.release_held();
             }
             let idle = self.threads.is_empty()
                 && self.untraced.is_empty()
@@ -548,13 +593,16 @@ impl<S: Sink> Inner<S> {
                     // Not tied to any call (a time trigger, a resume): a lifecycle event of
                     // its own marks where in the trace it happened.
                     // Recorded on the node's (latest) root process, so it takes its place in
-                    // that thread's program order; pid 0 if the node has none left.
+                    // that thread's program order.
+                    let of_node = |(g, l): &&(i32, Rc<str>)| (**l == *node).then_some(*g);
                     let root = self
                         .groups
                         .iter()
                         .rev()
-                        .find(|(g, l)| **l == *node && self.threads.contains_key(g))
-                        .map(|(g, _)| *g)
+                        .filter(|(g, _)| self.threads.contains_key(g))
+                        .find_map(|x| of_node(&x))
+                        // None left: the last one that was (the marker follows its exit).
+                        .or_else(|| self.groups.iter().rev().find_map(|x| of_node(&x)))
                         .unwrap_or(0);
                     let mut ev = self.base_event(root, "fault", Class::Proc, self.now());
                     ev.node = node.clone();
@@ -564,6 +612,9 @@ impl<S: Sink> Inner<S> {
                     self.emit(ev)?;
                 }
                 self.signal_node(&node, signal);
+                let _ = done.send(());
+            }
+            Cmd::Wake(done) => {
                 let _ = done.send(());
             }
             Cmd::Shutdown => {
@@ -597,6 +648,7 @@ impl<S: Sink> Inner<S> {
         let label: Rc<str> = Rc::from(spec.label.as_str());
         let traced = spec.traced;
         let argv = spec.argv.clone();
+        let marker = spec.marker.clone();
         let err = |source| Error::Spawn {
             label: label.to_string(),
             source,
@@ -638,6 +690,7 @@ impl<S: Sink> Inner<S> {
             class: Some(Class::Proc),
             child: Some(pid),
             argv: Some(argv),
+            fault: marker,
             ..Default::default()
         })?;
         Ok(pid)
@@ -1069,6 +1122,51 @@ impl<S: Sink> Inner<S> {
                     return r;
                 }
             }
+            Action::Delay { name, dur } => {
+                ev.fault = Some(format!("{name}: delay {} before", fmt_dur(dur)));
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.pending = Some(Pending { nr, args, ev });
+                }
+                self.hold_for(tid, dur, libc::PTRACE_SYSCALL);
+                return Ok(());
+            }
+            Action::Hold { name, gate } => {
+                if nonblocking_call(nr, &args) || procfs::fd_nonblocking(tgid, args[0] as i32) {
+                    let mut regs = regs;
+                    regs.orig_rax = u64::MAX;
+                    regs.rax = (-(libc::EAGAIN as i64)) as u64;
+                    if mem::setregs(tid, &regs) {
+                        ev.fault = Some(format!("{name}: EAGAIN"));
+                        let r = self.finish(tid, Pending { nr, args, ev }, -(libc::EAGAIN as i64));
+                        resume(tid, libc::PTRACE_CONT, 0);
+                        return r;
+                    }
+                } else {
+                    ev.fault = Some(format!("{name}: held"));
+                    if let Some(t) = self.threads.get_mut(&tid) {
+                        t.pending = Some(Pending { nr, args, ev });
+                    }
+                    self.held.push(Held {
+                        tid,
+                        until: Until::Gate(gate),
+                        req: libc::PTRACE_SYSCALL,
+                        released: Arc::new(AtomicBool::new(false)),
+                    });
+                    return Ok(());
+                }
+            }
+            Action::Discard { name } if is_plain_transfer(nr) => {
+                let mut regs = regs;
+                regs.orig_rax = u64::MAX;
+                regs.rax = args[2];
+                if mem::setregs(tid, &regs) {
+                    ev.fault = Some(format!("{name}: dropped"));
+                    let r = self.finish(tid, Pending { nr, args, ev }, args[2] as i64);
+                    resume(tid, libc::PTRACE_CONT, 0);
+                    return r;
+                }
+            }
+            Action::Mark { name, what } => ev.fault = Some(format!("{name}: {what}")),
             Action::Limit { name, max } if is_plain_transfer(nr) && args[2] > max => {
                 let mut regs = regs;
                 regs.rdx = max;
@@ -1171,7 +1269,12 @@ impl<S: Sink> Inner<S> {
                     if nr == SYS_sendmsg {
                         ev.addr = msghdr_name(tid, a[1]);
                     }
-                    ev.sock = Some(Self::sock_event(&s, &self.peers));
+                    let mut sock = Self::sock_event(&s, &self.peers);
+                    if sock.peer_node.is_none() {
+                        // An unconnected datagram socket: the destination names the peer.
+                        sock.peer_node = ev.addr.as_deref().and_then(|a| self.owner_of(a));
+                    }
+                    ev.sock = Some(sock);
                     Some(ev)
                 }
                 Fd::Data(path)
@@ -1234,6 +1337,21 @@ impl<S: Sink> Inner<S> {
                 ev.fd = Some(fd);
                 ev.addr = mem::read_mem(tid, a[1], (a[2] as usize).min(128))
                     .and_then(|b| decode::sockaddr(&b));
+                if nr == SYS_connect {
+                    // Whom it is connecting to, for faults decided at entry (a partition
+                    // refuses it); the completed event describes the socket in full.
+                    let peer_node = ev.addr.as_deref().and_then(|a| self.owner_of(a));
+                    if peer_node.is_some() {
+                        ev.sock = Some(Sock {
+                            ino: 0,
+                            proto: Proto::Other,
+                            local: None,
+                            remote: ev.addr.clone(),
+                            peer_ino: None,
+                            peer_node,
+                        });
+                    }
+                }
                 Some(ev)
             }
             SYS_listen | SYS_shutdown | SYS_accept | SYS_accept4 => {
@@ -1355,10 +1473,20 @@ impl<S: Sink> Inner<S> {
         ev.ret = Some(ret);
         ev.errno = decode::errno_name(ret);
         self.complete(tid, tgid, nr, &args, ret, &mut ev);
+        let mut delay = None;
         let act = match self.interceptor.as_mut() {
             Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
                 Action::Crash { name, node } => Some((name, node, "crash", libc::SIGKILL)),
                 Action::Pause { name, node } => Some((name, node, "pause", libc::SIGSTOP)),
+                Action::Delay { name, dur } => {
+                    ev.fault = Some(format!("{name}: delay {} after", fmt_dur(dur)));
+                    delay = Some(dur);
+                    None
+                }
+                Action::Mark { name, what } => {
+                    ev.fault = Some(format!("{name}: {what}"));
+                    None
+                }
                 _ => None,
             },
             _ => None,
@@ -1373,7 +1501,66 @@ impl<S: Sink> Inner<S> {
             // sent) but, if it is the node hit, the process runs no further instruction.
             self.signal_node(&node, signal);
         }
+        if let Some(dur) = delay {
+            // Held in its exit stop: the caller resumes it only if it is not held.
+            self.hold_for(tid, dur, libc::PTRACE_CONT);
+        }
         Ok(())
+    }
+
+    fn is_held(&self, tid: i32) -> bool {
+        self.held.iter().any(|h| h.tid == tid)
+    }
+
+    /// Holds `tid` in its current stop for `dur`; a timer thread pokes the tracer when it is
+    /// due (and again until the tracer has released it, so a poke that lands just before
+    /// `waitpid` is not lost).
+    fn hold_for(&mut self, tid: i32, dur: Duration, req: libc::c_uint) {
+        let released = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&released);
+        // SAFETY: getpid/gettid have no preconditions.
+        let (pid, me) = unsafe { (libc::getpid(), libc::gettid()) };
+        let _ = std::thread::Builder::new()
+            .name("ordeal-delay".into())
+            .spawn(move || {
+                std::thread::sleep(dur);
+                while !flag.load(Ordering::SeqCst) {
+                    // SAFETY: poking the tracer thread, whose signal handler is a no-op;
+                    // ESRCH (the tracer is gone) ends the timer.
+                    let r = unsafe {
+                        libc::syscall(libc::SYS_tgkill, pid, me, WAKE_SIGNAL as libc::c_long)
+                    };
+                    if r != 0 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
+        self.held.push(Held {
+            tid,
+            until: Until::At(self.now() + dur.as_nanos() as u64),
+            req,
+            released,
+        });
+    }
+
+    /// Resumes every held thread whose time has come or whose gate is open.
+    fn release_held(&mut self) {
+        let now = self.now();
+        let mut keep = Vec::new();
+        for h in std::mem::take(&mut self.held) {
+            let due = match &h.until {
+                Until::At(t) => now >= *t,
+                Until::Gate(g) => self.interceptor.as_mut().is_none_or(|i| i.gate_open(g)),
+            };
+            if due || !self.threads.contains_key(&h.tid) {
+                h.released.store(true, Ordering::SeqCst);
+                resume(h.tid, h.req, 0);
+            } else {
+                keep.push(h);
+            }
+        }
+        self.held = keep;
     }
 
     fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
@@ -1397,7 +1584,9 @@ impl<S: Sink> Inner<S> {
         }
         // Reading what `complete` needs happens before the tracee runs on.
         let r = self.finish(tid, Pending { nr, args, ev }, ret);
-        resume(tid, libc::PTRACE_CONT, 0);
+        if !self.is_held(tid) {
+            resume(tid, libc::PTRACE_CONT, 0);
+        }
         r
     }
 
@@ -1563,6 +1752,27 @@ impl<S: Sink> Inner<S> {
 }
 
 /// Calls whose third argument is the byte count of one buffer.
+/// Whether a send asks not to block (`MSG_DONTWAIT` in its flags argument).
+fn nonblocking_call(nr: i64, a: &[u64; 6]) -> bool {
+    let flags = match nr {
+        libc::SYS_sendto | libc::SYS_recvfrom => a[3],
+        libc::SYS_sendmsg | libc::SYS_recvmsg => a[2],
+        _ => return false,
+    };
+    flags & libc::MSG_DONTWAIT as u64 != 0
+}
+
+/// A duration as people write it in schedules: `250ms`, `1.5s`.
+fn fmt_dur(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.subsec_nanos() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else if d.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}us", d.as_micros())
+    }
+}
+
 fn is_plain_transfer(nr: i64) -> bool {
     matches!(
         nr,

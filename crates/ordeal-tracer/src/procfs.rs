@@ -55,8 +55,40 @@ pub fn cmdline(pid: i32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether `fd` of `pid` is in non-blocking mode (`O_NONBLOCK` in its fdinfo flags).
+pub fn fd_nonblocking(pid: i32, fd: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+        return false;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| i64::from_str_radix(v.trim(), 8).ok())
+        .is_some_and(|f| f & libc::O_NONBLOCK as i64 != 0)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nonblocking_mode_is_read_from_fdinfo() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 into a local array; both fds are closed below.
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
+            0
+        );
+        let me = std::process::id() as i32;
+        assert!(super::fd_nonblocking(me, fds[0]));
+        // SAFETY: clearing the flag on our own fd.
+        unsafe { libc::fcntl(fds[0], libc::F_SETFL, 0) };
+        assert!(!super::fd_nonblocking(me, fds[0]));
+        assert!(!super::fd_nonblocking(me, 9999), "no such fd");
+        // SAFETY: closing the fds opened above.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -23,6 +23,8 @@ pub struct SpawnSpec {
     pub stderr: OwnedFd,
     /// False runs the program without ptrace or seccomp (still supervised).
     pub traced: bool,
+    /// A fault marker for the `spawn` event (a restart fault that started this program).
+    pub marker: Option<String>,
 }
 
 pub(crate) struct Prepared {

@@ -4,6 +4,8 @@ use ordeal_events::{Class, Event, Header, NodeInfo, Proto};
 use ordeal_hb::{EdgeKind, HbGraph};
 use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Compiles a test program once per test process (tests run in parallel threads: a binary
@@ -39,6 +41,7 @@ fn spec(label: &str, prog: &Path, args: &[&str], dir: &Path) -> SpawnSpec {
     let mut argv = vec![prog.to_string_lossy().into_owned()];
     argv.extend(args.iter().map(|s| s.to_string()));
     SpawnSpec {
+        marker: None,
         label: label.into(),
         program: prog.to_owned(),
         argv,
@@ -622,4 +625,120 @@ fn crash_after_a_write_delivers_it_crash_before_does_not() {
     assert!(!events
         .iter()
         .any(|e| e.node == "client" && e.call == "read" && e.moved() > 0));
+}
+
+/// Holds the client's first write on a gate the test opens.
+struct Gate {
+    held: Arc<AtomicBool>,
+    open: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl ordeal_tracer::Interceptor for Gate {
+    fn at_entry(&mut self, ev: &Event) -> ordeal_tracer::Action {
+        if !self.done && ev.node == "client" && ev.call == "write" {
+            self.done = true;
+            self.held.store(true, SeqCst);
+            return ordeal_tracer::Action::Hold {
+                name: "g".into(),
+                gate: "g".into(),
+            };
+        }
+        ordeal_tracer::Action::Proceed
+    }
+    fn at_exit(&mut self, _: &Event) -> ordeal_tracer::Action {
+        ordeal_tracer::Action::Proceed
+    }
+    fn gate_open(&mut self, gate: &str) -> bool {
+        assert_eq!(gate, "g");
+        self.open.load(SeqCst)
+    }
+}
+
+fn poll_flag(flag: &AtomicBool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !flag.load(SeqCst) {
+        assert!(Instant::now() < deadline, "flag never set");
+        std::thread::park_timeout(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_held_call_runs_only_once_its_gate_opens() {
+    let (server, client) = (compile("server"), compile("client"));
+    let dir = tempfile::tempdir().unwrap();
+    let (held, open) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let gate = Gate {
+        held: held.clone(),
+        open: open.clone(),
+        done: false,
+    };
+    let cfg = config(vec![]);
+    let origin = cfg.origin_ns;
+    let t = Tracer::start_with(cfg, Vec::new(), Some(Box::new(gate))).unwrap();
+    t.spawn(spec("server", &server, &[], dir.path())).unwrap();
+    let line = poll_file(&dir.path().join("server.stdout"), "listening");
+    let port = line.split_whitespace().nth(1).unwrap().to_string();
+    t.spawn(spec("client", &client, &[&port], dir.path()))
+        .unwrap();
+    poll_flag(&held);
+    let opened_at = ordeal_tracer::monotonic_ns() - origin;
+    open.store(true, SeqCst);
+    t.wake().unwrap();
+    let st = wait_exits(&t, &["client", "server"]);
+    assert_eq!(st, [ExitStatus::Code(7), ExitStatus::Code(0)]);
+    let (_, events) = t.shutdown().unwrap();
+    let w = events
+        .iter()
+        .find(|e| e.fault.as_deref() == Some("g: held"))
+        .unwrap();
+    assert_eq!(
+        (w.node.as_str(), w.call.as_str(), w.ret),
+        ("client", "write", Some(5))
+    );
+    assert!(w.ts < opened_at && w.ts + w.dur >= opened_at, "{w:?}");
+    // The server read "hello" only after the gate opened.
+    let first_read = events
+        .iter()
+        .find(|e| e.node == "server" && e.call == "read" && e.moved() > 0)
+        .unwrap();
+    assert!(first_read.ts + first_read.dur >= opened_at);
+}
+
+/// Discards the first datagram sent.
+struct DropFirst {
+    fired: Arc<AtomicBool>,
+}
+
+impl ordeal_tracer::Interceptor for DropFirst {
+    fn at_entry(&mut self, ev: &Event) -> ordeal_tracer::Action {
+        if ev.call == "sendto" && !self.fired.swap(true, SeqCst) {
+            return ordeal_tracer::Action::Discard { name: "f".into() };
+        }
+        ordeal_tracer::Action::Proceed
+    }
+    fn at_exit(&mut self, _: &Event) -> ordeal_tracer::Action {
+        ordeal_tracer::Action::Proceed
+    }
+}
+
+#[test]
+fn a_discarded_datagram_reports_success_and_never_arrives() {
+    let prog = compile("udp");
+    let dir = tempfile::tempdir().unwrap();
+    let fired = Arc::new(AtomicBool::new(false));
+    let hook = DropFirst {
+        fired: fired.clone(),
+    };
+    let t = Tracer::start_with(config(vec![]), Vec::new(), Some(Box::new(hook))).unwrap();
+    t.spawn(spec("u", &prog, &[], dir.path())).unwrap();
+    poll_flag(&fired);
+    // udp.c now waits forever for the lost datagram: shutdown ends it.
+    let (_, events) = t.shutdown().unwrap();
+    let s = events.iter().find(|e| e.call == "sendto").unwrap();
+    assert_eq!((s.ret, s.fault.as_deref()), (Some(8), Some("f: dropped")));
+    assert!(!events.iter().any(|e| e.call == "recvfrom" && e.moved() > 0));
 }

@@ -191,7 +191,6 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
         (Some(path), Some(text)) => {
             let names = ordeal_faults::Participants::new(exp.node_names(), exp.workload_names());
             let s = ordeal_faults::Schedule::parse_for(text, path, &names)?;
-            ordeal_run::faults::check_supported(&s).map_err(anyhow::Error::msg)?;
             Some(s)
         }
         _ => None,

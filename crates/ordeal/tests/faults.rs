@@ -175,10 +175,6 @@ fn bad_or_unsupported_schedules_are_refused_before_anything_starts() {
             "[[fault]]\nkind = \"crash\"\nnode = \"nope\"\ntrigger = { nth = 1, node = \"n0\", call = \"write\" }\n",
             "bad.toml:3:8:",
         ),
-        (
-            "[[fault]]\nkind = \"partition\"\nfrom = [\"n0\"]\nto = [\"n1\"]\ntrigger = { after = \"1s\" }\n",
-            "cannot be applied by this version of ordeal yet",
-        ),
     ];
     for (text, want) in cases {
         let sched = dir.path().join("bad.toml");
@@ -371,4 +367,243 @@ fn a_fault_aimed_at_a_node_that_is_gone_is_recorded_as_not_fired() {
         .map(|a| (a.fault.as_str(), a.fired))
         .collect();
     assert_eq!(fired, [("first", true), ("second", false)]);
+}
+
+/// Runs the demo (bug-free) with a schedule given as text; returns the run's events.
+fn demo_schedule(text: &str) -> (Output, tempfile::TempDir, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = dir.path().join("schedule.toml");
+    std::fs::write(&sched, text).unwrap();
+    let run = dir.path().join("run");
+    let o = demo_faults(sched.to_str().unwrap(), run.to_str().unwrap(), &[]);
+    assert!(
+        run.join("trace.jsonl").exists(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let evs = events(&run);
+    (o, dir, evs)
+}
+
+fn marked<'a>(evs: &'a [serde_json::Value], marker: &str) -> Vec<&'a serde_json::Value> {
+    evs.iter().filter(|e| e["fault"] == marker).collect()
+}
+
+fn end_ns(e: &serde_json::Value) -> u64 {
+    e["ts"].as_u64().unwrap() + e["dur"].as_u64().unwrap()
+}
+
+#[test]
+fn delay_holds_one_call_before_it_runs_or_before_its_result_is_seen() {
+    let (o, _dir, evs) = demo_schedule(
+        r#"[[fault]]
+name = "slow-ack"
+kind = "delay"
+duration = "500ms"
+trigger = { nth = 3, node = "n0", class = "data", direction = "send", peer = "client" }
+[[fault]]
+name = "slow-reply"
+kind = "delay"
+duration = "300ms"
+trigger = { nth = 2, node = "n1", class = "data", direction = "recv", peer = "n0", when = "after" }
+"#,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Before: the send itself lasted the delay (it ran once the hold ended).
+    let ack = marked(&evs, "slow-ack: delay 500ms before");
+    assert_eq!(ack.len(), 1);
+    assert_eq!(
+        (
+            ack[0]["node"].as_str(),
+            ack[0]["sock"]["peer_node"].as_str()
+        ),
+        (Some("n0"), Some("client"))
+    );
+    let dur = ack[0]["dur"].as_u64().unwrap();
+    assert!((500_000_000..2_000_000_000).contains(&dur), "{dur}");
+    // After: the receive completed at once; the thread's next call came the delay later.
+    let reply = marked(&evs, "slow-reply: delay 300ms after");
+    assert_eq!(reply.len(), 1);
+    assert!(reply[0]["dur"].as_u64().unwrap() < 300_000_000);
+    let next = evs
+        .iter()
+        .find(|e| e["tid"] == reply[0]["tid"] && e["seq"].as_u64() > reply[0]["seq"].as_u64())
+        .unwrap();
+    assert!(
+        next["ts"].as_u64().unwrap() >= end_ns(reply[0]) + 300_000_000,
+        "{next}"
+    );
+}
+
+#[test]
+fn partition_holds_sends_across_it_until_it_heals() {
+    let (o, _dir, evs) = demo_schedule(
+        r#"[[fault]]
+name = "cut"
+kind = "partition"
+from = ["n0"]
+to = ["n1", "n2"]
+duration = "300ms"
+trigger = { nth = 3, node = "n0", class = "data", direction = "send", peer = "client", when = "after" }
+"#,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let fired = marked(&evs, "cut: partition n0 | n1,n2");
+    assert_eq!(fired.len(), 1);
+    let heal = marked(&evs, "heal after cut");
+    assert_eq!(heal.len(), 1);
+    let (cut_at, heal_at) = (
+        fired[0]["ts"].as_u64().unwrap(),
+        heal[0]["ts"].as_u64().unwrap(),
+    );
+    assert!(heal_at >= cut_at + 300_000_000);
+    // The primary's next replication sends were held until the heal, and only those.
+    let held = marked(&evs, "by cut: held");
+    assert!(!held.is_empty());
+    for h in &held {
+        let peer = h["sock"]["peer_node"].as_str().unwrap();
+        assert_eq!(h["node"], "n0", "{h}");
+        assert!(peer == "n1" || peer == "n2", "{h}");
+        assert!(
+            h["ts"].as_u64().unwrap() >= cut_at && end_ns(h) >= heal_at,
+            "{h}"
+        );
+        assert!(
+            h["ret"].as_i64().unwrap() > 0,
+            "delivered after the heal: {h}"
+        );
+    }
+    // Nothing crossed the cut while it held: no data call between n0 and a backup completed
+    // inside the window unless it was held.
+    let crossing = evs.iter().filter(|e| {
+        let (n, p) = (
+            e["node"].as_str().unwrap_or(""),
+            e["sock"]["peer_node"].as_str().unwrap_or(""),
+        );
+        e["class"] == "data"
+            && e["call"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("send") || c == "write")
+            && ((n == "n0" && (p == "n1" || p == "n2")) || (p == "n0" && (n == "n1" || n == "n2")))
+            && e["ts"].as_u64().unwrap() > cut_at
+            && end_ns(e) < heal_at
+    });
+    assert_eq!(crossing.count(), 0);
+}
+
+#[test]
+fn oneway_partition_times_out_connects_and_ends_with_a_final_heal() {
+    let (o, dir, evs) = demo_schedule(
+        r#"[[fault]]
+name = "cut"
+kind = "partition"
+from = ["client"]
+to = ["n1", "n2"]
+oneway = true
+trigger = { nth = 1, node = "client", call = "connect" }
+"#,
+    );
+    let fired = marked(&evs, "cut: partition client -> n1,n2");
+    assert_eq!(fired.len(), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let cut_seq = fired[0]["seq"].as_u64().unwrap();
+    let connects: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["node"] == "client" && e["call"] == "connect")
+        .filter(|e| e["seq"].as_u64().unwrap() > cut_seq)
+        .filter(|e| {
+            let port = e["addr"]
+                .as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .to_string();
+            ["n1", "n2"].iter().any(|n| {
+                evs.iter().any(|x| {
+                    x["node"] == *n
+                        && x["call"] == "listen"
+                        && x["sock"]["local"]
+                            .as_str()
+                            .is_some_and(|l| l.ends_with(&format!(":{port}")))
+                })
+            })
+        })
+        .collect();
+    assert!(!connects.is_empty());
+    for c in &connects {
+        assert_eq!(
+            (c["ret"].as_i64(), c["fault"].as_str()),
+            (Some(-110), Some("by cut: fail ETIMEDOUT")),
+            "{c}"
+        );
+    }
+    // Nothing healed it: the final heal did, before the check, and it is recorded.
+    assert_eq!(marked(&evs, "final heal after cut").len(), 1);
+    let applied = std::fs::read_to_string(dir.path().join("run/schedule.applied.toml")).unwrap();
+    assert_eq!(applied.matches("fired = true").count(), 1, "{applied}");
+}
+
+#[test]
+fn restart_starts_a_crashed_node_again_and_marks_its_spawn() {
+    let (o, _dir, evs) = demo_schedule(
+        r#"[[fault]]
+name = "down"
+kind = "crash"
+node = "n2"
+trigger = { nth = 3, node = "n2", call = "rename", when = "after" }
+[[fault]]
+name = "back"
+kind = "restart"
+node = "n2"
+trigger = { nth = 6, node = "n1", call = "rename", when = "after" }
+[[fault]]
+name = "noop"
+kind = "restart"
+node = "n1"
+trigger = { nth = 1, node = "n0", call = "rename" }
+"#,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let down = marked(&evs, "down: crash n2 after");
+    let spawns: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["node"] == "n2" && e["call"] == "spawn")
+        .collect();
+    assert_eq!(spawns.len(), 2);
+    assert_eq!(down.len(), 1);
+    assert_eq!(spawns[1]["fault"], "back: restart n2");
+    assert!(spawns[1]["seq"].as_u64() > down[0]["seq"].as_u64());
+    // n2 did nothing between its death and its restart.
+    let (d, r) = (
+        down[0]["seq"].as_u64().unwrap(),
+        spawns[1]["seq"].as_u64().unwrap(),
+    );
+    assert!(!evs.iter().any(|e| e["node"] == "n2"
+        && e["call"] != "exit"
+        && (d + 1..r).contains(&e["seq"].as_u64().unwrap())));
+    // A restart of a running node does nothing: n1 was started once.
+    assert_eq!(
+        evs.iter()
+            .filter(|e| e["node"] == "n1" && e["call"] == "spawn")
+            .count(),
+        1
+    );
+    assert!(!evs
+        .iter()
+        .any(|e| e["fault"].as_str().is_some_and(|f| f.starts_with("noop"))));
 }
