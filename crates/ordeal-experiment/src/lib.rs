@@ -73,6 +73,23 @@ pub enum StartAfter {
     Started,
 }
 
+/// How the nodes of a run are networked (`network = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Everything on this machine's loopback, in ordeal's own network namespace; partitions
+    /// are emulated at the system-call layer.
+    Loopback,
+    /// Each node and workload in a network namespace of its own, with an address on a
+    /// private bridge ([`netns_addr`]); partitions drop packets.
+    Netns,
+}
+
+/// The address of the i-th participant (nodes then workloads, in file order, from 0) with
+/// `network = "netns"`.
+pub fn netns_addr(i: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(10, 77, 0, (i + 1).min(253) as u8)
+}
+
 /// The name under which the `[check]` command runs (logs, messages).
 pub const CHECK_NAME: &str = "check";
 
@@ -85,6 +102,7 @@ pub struct Experiment {
     name: String,
     description: Option<String>,
     timeout: Duration,
+    network: Network,
     vars: BTreeMap<String, String>,
     nodes: Vec<Node>,
     workloads: Vec<Workload>,
@@ -216,6 +234,11 @@ impl Experiment {
     /// The experiment's `description`, if any.
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
+    }
+
+    /// How nodes are networked (`network`).
+    pub fn network(&self) -> Network {
+        self.network
     }
 
     /// The whole-run deadline (`timeout`).
@@ -394,6 +417,17 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|t| self.duration(t))
             .unwrap_or(DEFAULT_TIMEOUT);
+        let network = match raw.network.as_ref().map(|n| (n, n.get_ref().as_str())) {
+            None | Some((_, "loopback")) => Network::Loopback,
+            Some((_, "netns")) => Network::Netns,
+            Some((n, other)) => {
+                self.err(
+                    Some(n.span()),
+                    format!("unknown network `{other}`: expected `loopback` or `netns`"),
+                );
+                Network::Loopback
+            }
+        };
 
         let mut vars = BTreeMap::new();
         for (k, v) in &raw.vars {
@@ -565,6 +599,12 @@ impl Validator<'_> {
                         "undefined variable `{v}` in `{{var.{v}}}`: declare it in [vars] \
                          (e.g. `{v} = \"\"`)"
                     )),
+                    Placeholder::Host(h)
+                        if !nodes.iter().any(|n| &n.process.name == h)
+                            && !workloads.iter().any(|w| &w.process.name == h) =>
+                    {
+                        Some(format!("unknown node or workload `{h}` in `{{host.{h}}}`"))
+                    }
                     Placeholder::DataDir(d) => match nodes.iter().find(|n| &n.process.name == d) {
                         Some(n) if n.data_dir.is_none() => Some(format!(
                             "node `{d}` has no data directory (set `data_dir = true` or \
@@ -654,6 +694,13 @@ impl Validator<'_> {
             }
         }
         port_owners.extend(implicit);
+        if network == Network::Netns && nodes.len() + workloads.len() > 253 {
+            self.err(
+                raw.network.as_ref().map(|n| n.span()),
+                "`network = \"netns\"` gives each node and workload an address in one /24: at \
+                 most 253 of them",
+            );
+        }
 
         if !self.diags.is_empty() {
             self.diags
@@ -666,6 +713,7 @@ impl Validator<'_> {
             name: raw.name.into_inner(),
             description: raw.description,
             timeout,
+            network,
             vars,
             nodes,
             workloads,

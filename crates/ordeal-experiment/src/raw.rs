@@ -18,6 +18,8 @@ pub(crate) struct RawExperiment {
     #[serde(default)]
     pub timeout: Option<Str>,
     #[serde(default)]
+    pub network: Option<Str>,
+    #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
     pub vars: StrMap,

@@ -61,6 +61,10 @@ pub struct Resolved {
     pub ports: BTreeMap<String, u16>,
     /// The variable values used (file values with overrides applied).
     pub vars: BTreeMap<String, String>,
+    /// How nodes are networked.
+    pub network: crate::Network,
+    /// Each node's and workload's address (`{host.NAME}`): `127.0.0.1` on loopback.
+    pub hosts: BTreeMap<String, String>,
     reservation: PortReservation,
 }
 
@@ -188,8 +192,24 @@ impl Experiment {
                 (name, path)
             })
             .collect();
+        let participants = self
+            .nodes
+            .iter()
+            .map(|n| &n.process.name)
+            .chain(self.workloads.iter().map(|w| &w.process.name));
+        let hosts: BTreeMap<String, String> = participants
+            .enumerate()
+            .map(|(i, name)| {
+                let host = match self.network {
+                    crate::Network::Loopback => "127.0.0.1".to_string(),
+                    crate::Network::Netns => crate::netns_addr(i).to_string(),
+                };
+                (name.clone(), host)
+            })
+            .collect();
         let values = Values {
             ports: &ports,
+            hosts: &hosts,
             data_dirs: &data_dirs,
             vars: &self.vars,
             run_dir: &run_dir_str,
@@ -274,6 +294,8 @@ impl Experiment {
             workloads,
             ports,
             vars: self.vars.clone(),
+            network: self.network,
+            hosts: hosts.clone(),
             reservation,
         })
     }

@@ -10,6 +10,7 @@ use crate::error::Location;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Placeholder {
     Port(String),
+    Host(String),
     DataDir(String),
     Var(String),
     RunDir,
@@ -39,7 +40,8 @@ pub(crate) fn is_simple_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-const EXPECTED: &str = "expected `{port.NAME}`, `{data_dir.NODE}`, `{var.NAME}`, `{run_dir}` \
+const EXPECTED: &str =
+    "expected `{port.NAME}`, `{host.NAME}`, `{data_dir.NODE}`, `{var.NAME}`, `{run_dir}` \
                         or `{ordeal}` (write `{{` and `}}` for literal braces)";
 
 /// Parses `text`. On error, returns the byte offset of the problem in `text` and a message.
@@ -105,6 +107,7 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
     };
     let make: fn(String) -> Placeholder = match kind {
         "port" => Placeholder::Port,
+        "host" => Placeholder::Host,
         "data_dir" => Placeholder::DataDir,
         "var" => Placeholder::Var,
         _ => return Err(unknown()),
@@ -121,6 +124,7 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
 /// The values placeholders expand to in one run.
 pub(crate) struct Values<'a> {
     pub ports: &'a BTreeMap<String, u16>,
+    pub hosts: &'a BTreeMap<String, String>,
     pub data_dirs: &'a BTreeMap<String, PathBuf>,
     pub vars: &'a BTreeMap<String, String>,
     pub run_dir: &'a str,
@@ -138,6 +142,7 @@ impl Template {
                 Piece::Hole(p, _) => {
                     let value: String = match p {
                         Placeholder::Port(n) => values.ports[n].to_string(),
+                        Placeholder::Host(n) => values.hosts[n].clone(),
                         Placeholder::DataDir(n) => values.data_dirs[n].to_string_lossy().into(),
                         Placeholder::Var(n) => values.vars[n].clone(),
                         Placeholder::RunDir => values.run_dir.to_string(),

@@ -811,3 +811,40 @@ fn documentation_example_is_valid() {
         .argv
         .contains(&"ack-before-replicate".to_string()));
 }
+
+#[test]
+fn host_placeholders_follow_the_network_mode() {
+    let sb = Sandbox::new();
+    let text = |network: &str| {
+        format!(
+            "name = \"x\"\n{network}\n[[node]]\nname = \"a\"\nargv = [\"{{ordeal}}\", \"{{host.a}}:{{port.a}}\"]\n\
+             [[node]]\nname = \"b\"\nargv = [\"{{ordeal}}\", \"{{host.b}}\"]\n\
+             [[workload]]\nname = \"w\"\nargv = [\"{{ordeal}}\", \"{{host.w}}\", \"{{host.a}}\"]\n"
+        )
+    };
+    let run = sb.parse(&text("")).unwrap().resolve(&sb.ctx()).unwrap();
+    assert_eq!(run.network, ordeal_experiment::Network::Loopback);
+    assert_eq!(
+        run.nodes[0].argv[1],
+        format!("127.0.0.1:{}", run.ports["a"])
+    );
+    assert_eq!(run.workloads[0].argv[1..], ["127.0.0.1", "127.0.0.1"]);
+
+    let sb = Sandbox::new();
+    let exp = sb.parse(&text("network = \"netns\"")).unwrap();
+    assert_eq!(exp.network(), ordeal_experiment::Network::Netns);
+    let run = exp.resolve(&sb.ctx()).unwrap();
+    assert_eq!(
+        run.nodes[0].argv[1],
+        format!("10.77.0.1:{}", run.ports["a"])
+    );
+    assert_eq!(run.nodes[1].argv[1], "10.77.0.2");
+    assert_eq!(run.workloads[0].argv[1..], ["10.77.0.3", "10.77.0.1"]);
+    assert_eq!(run.hosts["w"], "10.77.0.3");
+
+    let err = parse_err("name = \"x\"\n[[node]]\nname = \"a\"\nargv = [\"p\", \"{host.zz}\"]\n");
+    assert!(
+        err.starts_with("demo.toml:4:15: unknown node or workload `zz` in `{host.zz}`"),
+        "{err}"
+    );
+}

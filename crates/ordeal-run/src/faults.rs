@@ -36,8 +36,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What fired faults left for the supervisor (and the tracer hook) to do, shared between them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Pending {
+    /// With `network = "netns"`: partitions are packet drops there, not call-level effects.
+    pub net: Option<Arc<ordeal_netns::Network>>,
     /// Nodes crashed on purpose, with the delay after which to start them again: their
     /// deaths are the fault, not a failure of the run.
     pub crashed: BTreeMap<String, Option<Duration>>,
@@ -76,6 +78,27 @@ impl Cut {
 }
 
 pub type Shared = Arc<Mutex<Pending>>;
+
+impl Pending {
+    /// Makes the namespaces' drop rules match the partitions in effect (netns mode).
+    pub fn sync_net(&self) -> Result<(), String> {
+        let Some(net) = &self.net else {
+            return Ok(());
+        };
+        let mut pairs = BTreeSet::new();
+        for c in &self.cuts {
+            for f in &c.from {
+                for t in &c.to {
+                    pairs.insert((f.clone(), t.clone()));
+                    if !c.oneway {
+                        pairs.insert((t.clone(), f.clone()));
+                    }
+                }
+            }
+        }
+        net.set_cuts(&pairs).map_err(|e| e.to_string())
+    }
+}
 
 /// Records what a node-level fault needs done later; returns the tracer action for it.
 pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
@@ -120,15 +143,24 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             };
             let what = format!("partition {}", cut.describe());
             p.cuts.push(cut);
+            // In netns mode the rules are in place before the call (or time) that fired it
+            // goes on. A failure leaves the partition unapplied, and says so in the marker.
+            let what = match p.sync_net() {
+                Ok(()) => what,
+                Err(e) => format!("{what} (not applied: {e})"),
+            };
             Some(Action::Mark { name, what })
         }
         FaultKind::Heal => {
             let healed: Vec<String> = p.cuts.drain(..).map(|c| c.fault).collect();
-            let what = if healed.is_empty() {
+            let mut what = if healed.is_empty() {
                 "heal (no partition in effect)".to_string()
             } else {
                 format!("heal {}", healed.join(","))
             };
+            if let Err(e) = p.sync_net() {
+                what.push_str(&format!(" (not applied: {e})"));
+            }
             Some(Action::Mark { name, what })
         }
         FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
@@ -203,6 +235,10 @@ impl ScheduleHook {
         let Ok(p) = self.shared.lock() else {
             return Action::Proceed;
         };
+        if p.net.is_some() {
+            // The kernel drops the packets: calls run as they would on a lossy network.
+            return Action::Proceed;
+        }
         let Some(cut) = p.cuts.iter().find(|c| c.blocks(&ev.node, peer)) else {
             return Action::Proceed;
         };

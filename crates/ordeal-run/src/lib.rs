@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often conditions are polled while waiting (readiness, exits, cancellation).
@@ -45,6 +46,8 @@ pub enum Error {
     Trace(#[from] ordeal_events::Error),
     #[error("{0}")]
     Usage(String),
+    #[error("network = \"netns\": {0}")]
+    Netns(#[from] ordeal_netns::Error),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -195,6 +198,59 @@ fn create_run_dir(dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(dir.join("logs")).map_err(io_err(format!("creating {}", dir.display())))
 }
 
+/// Creates the run's namespaces (nodes, then workloads, in file order: the addresses the
+/// experiment's `{host.NAME}` expanded to) and writes `network.json`.
+fn create_network(r: &Resolved, run_dir: &Path) -> Result<ordeal_netns::Network, Error> {
+    let members: Vec<String> = r
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .chain(r.workloads.iter().map(|w| w.name.clone()))
+        .collect();
+    let net = ordeal_netns::Network::create(&members)?;
+    let mut doc = serde_json::Map::new();
+    for m in &members {
+        let addr = net.addr(m).map(|a| a.to_string());
+        if addr.as_ref() != r.hosts.get(m) {
+            return Err(Error::Usage(format!(
+                "internal: {m} has address {addr:?} but the experiment expanded {:?}",
+                r.hosts.get(m)
+            )));
+        }
+        let inode = net.netns(m).and_then(|fd| ordeal_netns::ns_inode(&fd));
+        doc.insert(
+            m.clone(),
+            serde_json::json!({ "addr": addr, "netns_inode": inode }),
+        );
+    }
+    let hub = ordeal_netns::ns_inode(&net.hub_netns());
+    let json = serde_json::json!({
+        "subnet": "10.77.0.0/24",
+        "hub": { "addr": format!("10.77.0.{}", ordeal_netns::HUB_HOST), "netns_inode": hub },
+        "members": doc,
+        "holder_pids": net.holder_pids(),
+    });
+    let path = run_dir.join("network.json");
+    let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+    std::fs::write(&path, text + "\n").map_err(io_err(format!("writing {}", path.display())))?;
+    Ok(net)
+}
+
+/// Makes `cmd` enter the network namespace `ns` before it execs.
+fn enter_netns(cmd: &mut std::process::Command, ns: Arc<std::os::fd::OwnedFd>) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setns is async-signal-safe; `ns` is moved into the closure, open until exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs the experiment once. `cancel` (set by SIGINT/SIGTERM handlers) ends the run early:
 /// everything is still torn down and the outputs written, with an `error` verdict.
 pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<RunReport, Error> {
@@ -208,6 +264,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     create_run_dir(&run_dir)?;
     resolved.prepare_data_dirs()?;
     progress.say(format!("run directory {}", run_dir.display()));
+    let net = match resolved.network {
+        ordeal_experiment::Network::Loopback => None,
+        ordeal_experiment::Network::Netns => Some(Arc::new(create_network(&resolved, &run_dir)?)),
+    };
 
     let header = header_for(&resolved);
     let trace_path = run_dir.join("trace.jsonl");
@@ -235,6 +295,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         pin_traced: opts.pin_traced,
     };
     let shared = faults::Shared::default();
+    if let Ok(mut p) = shared.lock() {
+        p.net = net.clone();
+    }
     let hook = opts.faults.as_ref().map(|s| {
         Box::new(faults::ScheduleHook::new(s, shared.clone()))
             as Box<dyn ordeal_tracer::Interceptor>
@@ -243,6 +306,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     let mut sup = Supervisor {
         tracer: &tracer,
         shared: &shared,
+        net: net.as_deref(),
         schedule: opts.faults.as_ref(),
         started: Vec::new(),
         run_dir: &run_dir,
@@ -342,6 +406,7 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
 struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
     tracer: &'a Tracer<S>,
     shared: &'a faults::Shared,
+    net: Option<&'a ordeal_netns::Network>,
     schedule: Option<&'a ordeal_faults::Schedule>,
     started: Vec<Started>,
     run_dir: &'a Path,
@@ -539,6 +604,11 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             stderr: log("stderr")?,
             traced,
             marker,
+            netns: self.net.and_then(|n| match role {
+                // The check talks to every node: it runs in the hub, which reaches them all.
+                "check" => Some(n.hub_netns()),
+                _ => n.netns(name),
+            }),
         };
         let pid = self.tracer.spawn(spec).map_err(|e| e.to_string())?;
         self.progress.say(format!(
@@ -679,6 +749,9 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 .drain(..)
                 .partition(|c| all || c.until.is_some_and(|t| t <= now));
             p.cuts = rest;
+            if !due.is_empty() {
+                p.sync_net()?;
+            }
             due
         };
         for c in due {
@@ -884,9 +957,11 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 return Ok(Err(Stop::Cancelled));
             }
             let ok = match check {
-                ReadyCheck::Tcp(addr) => {
-                    std::net::TcpStream::connect_timeout(addr, Duration::from_millis(100)).is_ok()
-                }
+                ReadyCheck::Tcp(addr) => match self.net {
+                    Some(net) => net.hub_connects(*addr, Duration::from_millis(100)),
+                    None => std::net::TcpStream::connect_timeout(addr, Duration::from_millis(100))
+                        .is_ok(),
+                },
                 ReadyCheck::Log { regex, stream } => {
                     let streams: &[&str] = match stream {
                         LogStream::Stdout => &["stdout"],
@@ -898,15 +973,18 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                         log_matches(&p, regex, &mut scanned)
                     })
                 }
-                ReadyCheck::Command { program, argv } => std::process::Command::new(program)
-                    .args(argv.iter().skip(1))
-                    .current_dir(cwd)
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false),
+                ReadyCheck::Command { program, argv } => {
+                    let mut cmd = std::process::Command::new(program);
+                    cmd.args(argv.iter().skip(1))
+                        .current_dir(cwd)
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null());
+                    if let Some(net) = self.net {
+                        enter_netns(&mut cmd, net.hub_netns());
+                    }
+                    cmd.status().map(|s| s.success()).unwrap_or(false)
+                }
             };
             if ok {
                 return Ok(Ok(()));

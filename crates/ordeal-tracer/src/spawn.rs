@@ -25,6 +25,8 @@ pub struct SpawnSpec {
     pub traced: bool,
     /// A fault marker for the `spawn` event (a restart fault that started this program).
     pub marker: Option<String>,
+    /// A network namespace to enter before exec (`setns`), kept open by the caller's `Arc`.
+    pub netns: Option<std::sync::Arc<OwnedFd>>,
 }
 
 pub(crate) struct Prepared {
@@ -42,6 +44,7 @@ pub(crate) struct Prepared {
     cpu: Option<libc::cpu_set_t>,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    netns: Option<std::sync::Arc<OwnedFd>>,
 }
 
 fn cstring(s: &[u8], what: &str) -> std::io::Result<CString> {
@@ -93,6 +96,7 @@ pub(crate) fn prepare(
         cpu,
         stdout: spec.stdout,
         stderr: spec.stderr,
+        netns: spec.netns,
     })
 }
 
@@ -155,6 +159,11 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
                 libc::_exit(126);
             }
             libc::close(gate[1]);
+            if let Some(ns) = &p.netns {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    libc::_exit(124);
+                }
+            }
             if let Some(set) = &p.cpu {
                 libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
             }

@@ -42,6 +42,7 @@ fn spec(label: &str, prog: &Path, args: &[&str], dir: &Path) -> SpawnSpec {
     argv.extend(args.iter().map(|s| s.to_string()));
     SpawnSpec {
         marker: None,
+        netns: None,
         label: label.into(),
         program: prog.to_owned(),
         argv,

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+mod state_cmd;
+
 /// The demo experiment, embedded so `ordeal demo` needs nothing but the binary.
 const DEMO_TOML: &str = include_str!("../../../examples/demo-kv.toml");
 
@@ -56,6 +58,15 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Capture a directory's state, or diff two states (docs/checkpoints.md).
+    State {
+        #[command(subcommand)]
+        cmd: state_cmd::StateCmd,
+    },
+    /// Ask the run's checkpoint service (ORDEAL_CHECKPOINT_SOCKET) for a checkpoint.
+    Checkpoint(state_cmd::CheckpointArgs),
+    /// Ask the run's checkpoint service to watch PATH from the next checkpoint on.
+    Watch(state_cmd::WatchArgs),
     /// The demo's key-value store processes (used by the demo experiment).
     #[command(hide = true)]
     Kv {
@@ -145,6 +156,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             println!("outputs rebuilt in {}", run_dir.display());
             Ok(0)
         }
+        Cmd::State { cmd } => state_cmd::state(cmd),
+        Cmd::Checkpoint(args) => state_cmd::checkpoint(args),
+        Cmd::Watch(args) => state_cmd::watch(args),
         Cmd::Kv { cmd } => {
             let code = ordeal_demo::run(cmd)?;
             Ok(code.clamp(0, 255) as u8)
