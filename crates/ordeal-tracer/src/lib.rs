@@ -1751,7 +1751,6 @@ impl<S: Sink> Inner<S> {
     }
 }
 
-/// Calls whose third argument is the byte count of one buffer.
 /// Whether a send asks not to block (`MSG_DONTWAIT` in its flags argument).
 fn nonblocking_call(nr: i64, a: &[u64; 6]) -> bool {
     let flags = match nr {
@@ -1773,6 +1772,7 @@ fn fmt_dur(d: Duration) -> String {
     }
 }
 
+/// Calls whose third argument is the byte count of one buffer.
 fn is_plain_transfer(nr: i64) -> bool {
     matches!(
         nr,
