@@ -13,6 +13,7 @@
 #   SERVER_CPU=N       CPU for redis-server (and the tracer) when pinned (default 0)
 #   CLIENT_CPU=N       CPU for redis-benchmark when pinned (default 1)
 #   STRACE=0           skip the strace configurations
+#   FAULTS=0           skip the run with a schedule of faults that never fire
 #   MEM_SECONDS=N      length of the traced run that measures peak memory (default 60; 0 skips)
 #   KEEP=1             keep the work directory (run directories, logs) instead of deleting it
 #
@@ -25,6 +26,7 @@ PIPELINE=${PIPELINE:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 STRACE=${STRACE:-1}
+FAULTS=${FAULTS:-1}
 MEM_SECONDS=${MEM_SECONDS:-60}
 KEEP=${KEEP:-0}
 TESTS=set,get
@@ -314,6 +316,9 @@ if ((PIN)); then
     direct untraced_pin "untraced, pinned (srv $S, bench $C)" taskset -c "$S" -- taskset -c "$C"
 fi
 traced ordeal "ordeal"
+if [[ $FAULTS != 0 ]]; then
+    traced ordeal_dormant "ordeal + 4 dormant faults" --faults "$ROOT/bench/dormant-faults.toml"
+fi
 if ((PIN)); then
     traced ordeal_same "ordeal, tracer+srv CPU $S, bench $C" \
         --tracer-cpu "$S" --set "server_cpus=$S" --set "client_cpus=$C"
@@ -374,6 +379,10 @@ for k in "${ORDER[@]}"; do
     printf '  %s: SET %sx  GET %sx untraced%s\n' "${LABEL[$k]}" "$(ratio "${SET[$k]}" "${SET[$b]:-}")" \
         "$(ratio "${GET[$k]}" "${GET[$b]:-}")" "$(if [[ $b == untraced_pin ]]; then echo ' (pinned)'; fi)"
 done
+if [[ -n ${SET[ordeal_dormant]:-} ]]; then
+    printf '  dormant faults: SET %sx  GET %sx of plain ordeal (the cost of evaluating 4 triggers per event)\n' \
+        "$(ratio "${SET[ordeal_dormant]}" "${SET[ordeal]:-}")" "$(ratio "${GET[ordeal_dormant]}" "${GET[ordeal]:-}")"
+fi
 for k in "${ORDER[@]}"; do
     [[ -n ${STOPS[$k]} ]] || continue
     printf '  %s: %s ptrace stops = %s per request; cost %s us per stop (tracer CPU %s us);' \

@@ -946,7 +946,13 @@ impl<S: Sink> Inner<S> {
             .iter()
             .copied()
             .filter(|&c| {
-                procfs::tgid_ppid(c).is_some_and(|(_, ppid)| !self.procs.contains_key(&ppid))
+                procfs::tgid_ppid(c).is_some_and(|(tgid, ppid)| {
+                    // A new thread's PPid is its process' parent (ordeal, for a node's root
+                    // process), not its creator: it is an orphan only if its process is gone.
+                    // Taking it for one put a live node's new thread under the dead node.
+                    let creator = if tgid != c { tgid } else { ppid };
+                    !self.procs.contains_key(&creator)
+                })
             })
             .collect();
         for c in orphans {
@@ -1458,8 +1464,12 @@ impl<S: Sink> Inner<S> {
             return Ok(());
         };
         // -ENOSYS: killed before the call ran. -512..-516: interrupted, would have been
-        // restarted (it will not be now). Neither moved anything.
-        if ret == -(libc::ENOSYS as i64) || (-516..=-512).contains(&ret) {
+        // restarted (it will not be now). -EINTR: interrupted by the fatal signal itself.
+        // None moved anything, and the dying program never sees them.
+        if ret == -(libc::ENOSYS as i64)
+            || ret == -(libc::EINTR as i64)
+            || (-516..=-512).contains(&ret)
+        {
             return Ok(());
         }
         self.finish(tid, Pending { nr, args, ev }, ret)
