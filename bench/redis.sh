@@ -316,12 +316,17 @@ if ((PIN)); then
     direct untraced_pin "untraced, pinned (srv $S, bench $C)" taskset -c "$S" -- taskset -c "$C"
 fi
 traced ordeal "ordeal"
-if [[ $FAULTS != 0 ]]; then
-    traced ordeal_dormant "ordeal + 4 dormant faults" --faults "$ROOT/bench/dormant-faults.toml"
-fi
 if ((PIN)); then
     traced ordeal_same "ordeal, tracer+srv CPU $S, bench $C" \
         --tracer-cpu "$S" --set "server_cpus=$S" --set "client_cpus=$C"
+    if [[ $FAULTS != 0 ]]; then
+        traced ordeal_same_dormant "ordeal + 4 dormant faults, same CPUs" \
+            --tracer-cpu "$S" --set "server_cpus=$S" --set "client_cpus=$C" \
+            --faults "$ROOT/bench/dormant-faults.toml"
+        # Again without faults, so that drift over the minutes of the bench shows.
+        traced ordeal_same_again "ordeal, tracer+srv CPU $S, bench $C (again)" \
+            --tracer-cpu "$S" --set "server_cpus=$S" --set "client_cpus=$C"
+    fi
     traced ordeal_split "ordeal, tracer CPU $C, srv $S, bench $C" \
         --tracer-cpu "$C" --set "server_cpus=$S" --set "client_cpus=$C"
 fi
@@ -349,7 +354,7 @@ usec_per_stop() {
             printf "%.1f", ((n / s + n / g) - (n / bs + n / bg)) / st * 1e6
         else printf "-" }'
 }
-base_of() { case $1 in *_same | *_split | *_pin) echo untraced_pin ;; *) echo untraced ;; esac; }
+base_of() { case $1 in *_same | *_same_* | *_split | *_pin) echo untraced_pin ;; *) echo untraced ;; esac; }
 
 echo
 echo "redis-benchmark -n $REQUESTS -c $CLIENTS -P $PIPELINE -t $TESTS --csv  ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU CPUs, $(uname -r))"
@@ -379,9 +384,12 @@ for k in "${ORDER[@]}"; do
     printf '  %s: SET %sx  GET %sx untraced%s\n' "${LABEL[$k]}" "$(ratio "${SET[$k]}" "${SET[$b]:-}")" \
         "$(ratio "${GET[$k]}" "${GET[$b]:-}")" "$(if [[ $b == untraced_pin ]]; then echo ' (pinned)'; fi)"
 done
-if [[ -n ${SET[ordeal_dormant]:-} ]]; then
-    printf '  dormant faults: SET %sx  GET %sx of plain ordeal (the cost of evaluating 4 triggers per event)\n' \
-        "$(ratio "${SET[ordeal_dormant]}" "${SET[ordeal]:-}")" "$(ratio "${GET[ordeal_dormant]}" "${GET[ordeal]:-}")"
+if [[ -n ${SET[ordeal_same_dormant]:-} ]]; then
+    printf '  4 dormant faults: SET %sx  GET %sx of the same placement without faults (before), %sx %sx (after)\n' \
+        "$(ratio "${SET[ordeal_same_dormant]}" "${SET[ordeal_same]:-}")" \
+        "$(ratio "${GET[ordeal_same_dormant]}" "${GET[ordeal_same]:-}")" \
+        "$(ratio "${SET[ordeal_same_dormant]}" "${SET[ordeal_same_again]:-}")" \
+        "$(ratio "${GET[ordeal_same_dormant]}" "${GET[ordeal_same_again]:-}")"
 fi
 for k in "${ORDER[@]}"; do
     [[ -n ${STOPS[$k]} ]] || continue
