@@ -665,6 +665,9 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         for (name, port) in &r.ports {
             env.insert(format!("ORDEAL_PORT_{}", env_key(name)), port.to_string());
         }
+        for (name, host) in &r.hosts {
+            env.insert(format!("ORDEAL_HOST_{}", env_key(name)), host.clone());
+        }
         for n in &r.nodes {
             if let Some(d) = &n.data_dir {
                 env.insert(

@@ -407,7 +407,7 @@ ready = {{ command = ["test", "-d", "{{data_dir.server}}"] }}
 name = "client"
 argv = ["echo", "{{port.p}}"]
 [check]
-argv = ["sh", "-c", "test \"$ORDEAL_PORT_P\" = {{port.p}} && test -d \"$ORDEAL_DATA_DIR_SERVER\" && echo checked && exit {code}"]
+argv = ["sh", "-c", "test \"$ORDEAL_PORT_P\" = {{port.p}} && test \"$ORDEAL_HOST_SERVER:$ORDEAL_HOST_CLIENT\" = 127.0.0.1:127.0.0.1 && test -d \"$ORDEAL_DATA_DIR_SERVER\" && echo checked && exit {code}"]
 "#
             ),
         )
