@@ -130,9 +130,14 @@ pub struct Event {
     /// Decoded flags (`O_WRONLY|O_CREAT|O_TRUNC`, `SHUT_WR`, `SOCK_CLOEXEC`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flags: Option<String>,
-    /// File offset for pwrite/sync_file_range, or length for ftruncate.
+    /// File offset for pwrite/sync_file_range, or length for ftruncate. With file-data
+    /// recording on, also the offset a plain `write`/`writev` wrote at (O_APPEND included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pos: Option<u64>,
+    /// With file-data recording on (`ordeal crash`): where the `ret` bytes this write put in
+    /// its file start in `RUN_DIR/filedata.bin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_at: Option<u64>,
     /// Child pid/tid for fork/clone/spawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<i32>,

@@ -92,6 +92,8 @@ pub fn netns_addr(i: usize) -> std::net::Ipv4Addr {
 
 /// The name under which the `[check]` command runs (logs, messages).
 pub const CHECK_NAME: &str = "check";
+/// The name under which `[crash] check` runs on a recovered crash state.
+pub const CRASH_CHECK_NAME: &str = "crash-check";
 
 /// A parsed and validated experiment file. Nothing is allocated or touched on disk until
 /// [`Experiment::resolve`].
@@ -108,6 +110,8 @@ pub struct Experiment {
     workloads: Vec<Workload>,
     /// The `[check]` command, named `check`.
     check: Option<Process>,
+    /// `[crash] check`: the check of a recovered crash state, named `crash-check`.
+    crash_check: Option<Process>,
     /// Every `{port.NAME}` name (and every name listed in a node's `ports`).
     port_names: BTreeSet<String>,
     /// Port name → owning node.
@@ -573,6 +577,14 @@ impl Validator<'_> {
             process.trace = false;
             process
         });
+        let crash_check = raw.crash.as_ref().and_then(|c| {
+            let table = c.span();
+            let argv = c.get_ref().check.as_ref()?;
+            let name = Spanned::new(table.clone(), CRASH_CHECK_NAME.to_string());
+            let mut process = self.process(table, &name, argv, &StrMap::new(), &None, &mut used);
+            process.trace = false;
+            Some(process)
+        });
         if let Some(n) = raw
             .nodes
             .iter()
@@ -718,6 +730,7 @@ impl Validator<'_> {
             nodes,
             workloads,
             check,
+            crash_check,
             port_names,
             port_owners,
         })

@@ -29,6 +29,16 @@ pub(crate) struct RawExperiment {
     pub workloads: Vec<Spanned<RawWorkload>>,
     #[serde(default)]
     pub check: Option<Spanned<RawCheck>>,
+    #[serde(default)]
+    pub crash: Option<Spanned<RawCrash>>,
+}
+
+/// `[crash]`: how `ordeal crash` checks a recovered crash state.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCrash {
+    #[serde(default)]
+    pub check: Option<StrList>,
 }
 
 #[derive(Deserialize)]

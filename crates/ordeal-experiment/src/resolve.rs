@@ -57,6 +57,8 @@ pub struct Resolved {
     pub workloads: Vec<WorkloadSpec>,
     /// The `[check]` command, run (untraced) after the workloads.
     pub check: Option<WorkloadSpec>,
+    /// `[crash] check`: run (untraced) by `ordeal crash` on each recovered crash state.
+    pub crash_check: Option<WorkloadSpec>,
     /// Every allocated port: port name → number.
     pub ports: BTreeMap<String, u16>,
     /// The variable values used (file values with overrides applied).
@@ -282,11 +284,24 @@ impl Experiment {
                 trace: false,
             }
         });
+        let crash_check = self.crash_check.as_ref().map(|c| {
+            let (program, argv, env, cwd) = r.process("[crash] check", c);
+            WorkloadSpec {
+                name: c.name.clone(),
+                program,
+                argv,
+                env,
+                cwd,
+                after: StartAfter::Ready,
+                trace: false,
+            }
+        });
         if !r.diags.is_empty() {
             return Err(Error::Invalid(r.diags));
         }
         Ok(Resolved {
             check,
+            crash_check,
             name: self.name.clone(),
             timeout: self.timeout,
             run_dir,

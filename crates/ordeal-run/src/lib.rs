@@ -11,6 +11,8 @@
 //! seizure carries `PTRACE_O_EXITKILL` and every child a parent-death signal for the paths
 //! where ordeal itself dies).
 
+mod checkpoints;
+pub mod crash;
 pub mod faults;
 
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
@@ -76,6 +78,12 @@ pub struct RunOptions {
     pub progress: bool,
     /// Faults to inject (validated against the experiment by the caller).
     pub faults: Option<ordeal_faults::Schedule>,
+    /// For `ordeal crash`: record the bytes of data-dir writes (`filedata.bin`) and copy each
+    /// node's data dir to `base/NODE` before anything starts.
+    pub record_file_data: bool,
+    /// Write only `summary.json` (no graph.dot/svg, trace.json, hb.jsonl): for campaigns that
+    /// run many times (`ordeal explore`); `ordeal graph RUN_DIR` writes the rest later.
+    pub summary_only: bool,
 }
 
 impl RunOptions {
@@ -90,6 +98,8 @@ impl RunOptions {
             pin_traced: false,
             progress: true,
             faults: None,
+            record_file_data: false,
+            summary_only: false,
         }
     }
 }
@@ -100,6 +110,22 @@ pub struct RunReport {
     pub run_dir: PathBuf,
     pub summary: Summary,
     pub stats: ordeal_tracer::Stats,
+    /// Where the run's wall time went.
+    pub times: RunTimes,
+}
+
+/// Wall time of a run's steps. The steps inside `drive` (nodes started, ready, workloads) can be
+/// read from the trace, whose time 0 is the tracer's start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunTimes {
+    /// Resolving the experiment, run and data directories, network, until the tracer starts.
+    pub setup: Duration,
+    /// From the tracer's start to the verdict: start, ready, workloads, recovery, check.
+    pub drive: Duration,
+    /// Killing every process and stopping the tracer.
+    pub teardown: Duration,
+    /// Building the graph and writing the outputs (and `schedule.applied.toml`).
+    pub outputs: Duration,
 }
 
 /// How one started process ended (or not).
@@ -263,6 +289,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     let resolved = exp.resolve(&ResolveContext::new(&run_dir, &opts.ordeal_exe))?;
     create_run_dir(&run_dir)?;
     resolved.prepare_data_dirs()?;
+    if opts.record_file_data {
+        checkpoints::copy_bases(&resolved, &run_dir)?;
+    }
     progress.say(format!("run directory {}", run_dir.display()));
     let net = match resolved.network {
         ordeal_experiment::Network::Loopback => None,
@@ -293,6 +322,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         origin_ns: origin,
         cpu: opts.tracer_cpu,
         pin_traced: opts.pin_traced,
+        file_data: opts
+            .record_file_data
+            .then(|| run_dir.join(crash::FILE_DATA)),
     };
     let shared = faults::Shared::default();
     if let Ok(mut p) = shared.lock() {
@@ -302,8 +334,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         Box::new(faults::ScheduleHook::new(s, shared.clone()))
             as Box<dyn ordeal_tracer::Interceptor>
     });
+    let t_drive = Instant::now();
     let tracer = Tracer::start_with(config, writer, hook)?;
+    let mut ckpt = checkpoints::Checkpoints::start(&resolved, &run_dir, tracer.marker())?;
     let mut sup = Supervisor {
+        ckpt: &ckpt,
         tracer: &tracer,
         shared: &shared,
         net: net.as_deref(),
@@ -314,8 +349,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         cancel,
     };
     let verdict = sup.drive(&resolved);
+    let t_teardown = Instant::now();
+    ckpt.stop();
     progress.say("stopping all processes");
     let (stats, writer) = tracer.shutdown()?;
+    let t_outputs = Instant::now();
     let mut out = writer.into_inner();
     out.flush().map_err(io_err("flushing trace.jsonl"))?;
     drop(out);
@@ -323,7 +361,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         "{} events traced, {} ptrace stops; building the graph and outputs",
         stats.events, stats.stops
     ));
-    let summary = write_outputs(&run_dir, verdict, opts.max_dot_events)?;
+    let summary = if opts.summary_only {
+        write_summary_only(&run_dir, verdict)?
+    } else {
+        write_outputs(&run_dir, verdict, opts.max_dot_events)?
+    };
     if let Some(s) = &opts.faults {
         let events = TraceReader::open(&trace_path)?.read_all()?;
         let applied = faults::applied(s, &events);
@@ -339,10 +381,17 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
             .map_err(|e| Error::Usage(e.to_string()))?;
     }
     progress.say("outputs written");
+    let times = RunTimes {
+        setup: t_drive.duration_since(progress.t0),
+        drive: t_teardown.duration_since(t_drive),
+        teardown: t_outputs.duration_since(t_teardown),
+        outputs: t_outputs.elapsed(),
+    };
     Ok(RunReport {
         run_dir,
         summary,
         stats,
+        times,
     })
 }
 
@@ -391,6 +440,20 @@ pub fn write_outputs(
     Ok(summary)
 }
 
+/// Only `summary.json`, from `RUN_DIR/trace.jsonl` with `verdict` (see
+/// [`RunOptions::summary_only`]).
+fn write_summary_only(run_dir: &Path, verdict: Verdict) -> Result<Summary, Error> {
+    let reader = TraceReader::open(&run_dir.join("trace.jsonl"))?;
+    let header = reader.header.clone();
+    let graph = HbGraph::from_owned(header, reader.read_all()?);
+    let summary = Summary::build(&graph, verdict);
+    let path = run_dir.join("summary.json");
+    let file = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
+    ordeal_hb::write_summary_json(&summary, file)
+        .map_err(io_err(format!("writing {}", path.display())))?;
+    Ok(summary)
+}
+
 /// `ordeal graph RUN_DIR`: outputs again from the trace, keeping the recorded verdict.
 pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> {
     let verdict = std::fs::read(run_dir.join("summary.json"))
@@ -405,6 +468,7 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
 
 struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
     tracer: &'a Tracer<S>,
+    ckpt: &'a checkpoints::Checkpoints,
     shared: &'a faults::Shared,
     net: Option<&'a ordeal_netns::Network>,
     schedule: Option<&'a ordeal_faults::Schedule>,
@@ -546,6 +610,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 _ => {}
             }
         }
+        reasons.extend(self.ckpt.reasons());
         Ok(if reasons.is_empty() {
             Verdict::pass()
         } else {
@@ -559,6 +624,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         env.extend(extra.clone());
         env.insert("ORDEAL_NODE".into(), name.to_string());
         env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
+        let socket = self.ckpt.socket().display().to_string();
+        env.insert(ordeal_state::service::ENV.into(), socket);
         env
     }
 
@@ -908,10 +975,13 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 let t0 = Instant::now();
                 let until = (t0 + n.ready_timeout).min(deadline);
                 match self.wait_ready(&n.name, check, &n.cwd, until, logs_so_far)? {
-                    Ok(()) => self.progress.say(format!(
-                        "{name} ready again after {:.3}s",
-                        t0.elapsed().as_secs_f64()
-                    )),
+                    Ok(()) => {
+                        self.progress.say(format!(
+                            "{name} ready again after {:.3}s",
+                            t0.elapsed().as_secs_f64()
+                        ));
+                        self.recovered(&name);
+                    }
                     Err(Stop::Cancelled) => return Ok(()),
                     Err(Stop::Timeout) => {
                         return Err(format!(

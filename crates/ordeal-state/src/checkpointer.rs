@@ -27,7 +27,7 @@ pub struct Root {
     pub path: PathBuf,
 }
 
-type SeqFn = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+type SeqFn = Box<dyn Fn(u64, Option<&str>) -> Option<u64> + Send + Sync>;
 
 /// Takes checkpoints of a set of roots into a directory.
 pub struct Checkpointer {
@@ -64,7 +64,7 @@ impl Checkpointer {
             roots,
             out_dir: out_dir.to_path_buf(),
             opts,
-            seq: Box::new(|| None),
+            seq: Box::new(|_, _| None),
             state: Mutex::new(State {
                 next_id: 1,
                 ..Default::default()
@@ -74,8 +74,23 @@ impl Checkpointer {
 
     /// Sets the function giving the sequence number of the last event written to the trace.
     pub fn with_seq(mut self, seq: impl Fn() -> Option<u64> + Send + Sync + 'static) -> Self {
-        self.seq = Box::new(seq);
+        self.seq = Box::new(move |_, _| seq());
         self
+    }
+
+    /// Sets the function that places checkpoint `id` (with its label) in the trace, typically
+    /// by recording a marker event, and returns that event's sequence number: the stamp.
+    pub fn with_marker(
+        mut self,
+        mark: impl Fn(u64, Option<&str>) -> Option<u64> + Send + Sync + 'static,
+    ) -> Self {
+        self.seq = Box::new(mark);
+        self
+    }
+
+    /// The roots captured at each checkpoint.
+    pub fn roots(&self) -> &[Root] {
+        &self.roots
     }
 
     /// The capture file of checkpoint `id` for the root of `node`.
@@ -102,7 +117,7 @@ impl Checkpointer {
     pub fn take(&self, label: Option<&str>) -> Result<u64> {
         let mut st = self.lock();
         let id = st.next_id;
-        let seq = (self.seq)();
+        let seq = (self.seq)(id, label);
         let monotonic_ns = crate::monotonic_ns();
         let mut files = Vec::new();
         let mut captures = Vec::new();

@@ -19,13 +19,15 @@
 //!   directory of checkpoint files and checks watches at every checkpoint.
 //!
 //! The crate knows nothing about ptrace, experiments or run directories beyond paths it is
-//! given; the supervisor decides what a checkpoint captures and how it is stamped. Crash-state
-//! generation and recovery checks (a persistence model fed by the trace) will build on
-//! [`Capture`] and [`diff::diff`]: a crash state is a directory, the oracle a capture.
+//! given; the supervisor decides what a checkpoint captures and how it is stamped.
+//! - [`persist`]: the persistence model behind `ordeal crash` (docs/crash.md): recorded file
+//!   calls become operations over a base tree, and crash states (prefixes, lost, cut, torn,
+//!   seeded random) are generated and materialized as directories.
 
 pub mod capture;
 pub mod checkpointer;
 pub mod diff;
+pub mod persist;
 pub mod service;
 pub mod watch;
 

@@ -54,6 +54,14 @@ pub struct Config {
     /// several times less when tracer and tracee share a CPU (docs/bench.md), at the price of
     /// running all traced processes on that one CPU.
     pub pin_traced: bool,
+    /// Record the bytes of every successful write to a data-dir file (off by default): they
+    /// are appended to this file, and the write's event carries `data_at` (where they start
+    /// in it) and `pos` (the file offset written at, also for plain `write`/`writev`, read
+    /// from `/proc/PID/fdinfo` at the syscall-exit stop, so O_APPEND is right too).
+    ///
+    /// A side file rather than the event's `data` field: the bytes stay exact (binary, no
+    /// escaping) and trace.jsonl stays small and greppable however much a node writes.
+    pub file_data: Option<PathBuf>,
 }
 
 /// How a process ended.
@@ -202,6 +210,15 @@ enum Cmd {
     },
     /// Nothing but a turn of the loop (held threads are looked at again).
     Wake(Sender<()>),
+    /// Record a lifecycle event `call` (class `proc`) on `node`, with `pos` and `data`;
+    /// answers its `seq`.
+    Mark {
+        node: String,
+        call: String,
+        pos: Option<u64>,
+        data: Option<String>,
+        done: Sender<u64>,
+    },
     Shutdown,
 }
 
@@ -340,6 +357,14 @@ impl<S: Sink + 'static> Tracer<S> {
         self.request(Cmd::Wake)
     }
 
+    /// A handle other threads can use to record marker events (see [`Marker::mark`]).
+    pub fn marker(&self) -> Marker {
+        Marker {
+            tx: self.tx.clone(),
+            tid: self.tid,
+        }
+    }
+
     /// Events written so far (for progress reports).
     pub fn events_so_far(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
@@ -366,6 +391,54 @@ impl<S: Sink + 'static> Tracer<S> {
             std::thread::park_timeout(Duration::from_millis(5));
         }
         thread.join().map_err(|_| Error::Gone)?
+    }
+}
+
+/// Records marker events from any thread: a lifecycle event written by the tracer thread in
+/// its place in `seq` order (the tracer thread stays the only writer of events).
+#[derive(Clone)]
+pub struct Marker {
+    tx: Sender<Cmd>,
+    tid: i32,
+}
+
+impl Marker {
+    /// Records an event `call` (class `proc`, e.g. `checkpoint`) on `node`'s latest root
+    /// process, with `pos` and `data` set; returns its `seq` once it is written. Fails when
+    /// the tracer is gone.
+    pub fn mark(
+        &self,
+        node: &str,
+        call: &str,
+        pos: Option<u64>,
+        data: Option<String>,
+    ) -> Result<u64, Error> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Mark {
+                node: node.to_string(),
+                call: call.to_string(),
+                pos,
+                data,
+                done: tx,
+            })
+            .map_err(|_| Error::Gone)?;
+        loop {
+            // SAFETY: tgkill to the tracer thread, whose wake signal handler is a no-op.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    libc::getpid(),
+                    self.tid,
+                    WAKE_SIGNAL as libc::c_long,
+                )
+            };
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(seq) => return Ok(seq),
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Gone),
+            }
+        }
     }
 }
 
@@ -463,6 +536,8 @@ struct Inner<S: Sink> {
     groups: Vec<(i32, Rc<str>)>,
     held: Vec<Held>,
     shutting_down: bool,
+    /// `Config::file_data`, opened: the writer and how many bytes it holds.
+    file_data: Option<(std::io::BufWriter<std::fs::File>, u64)>,
 }
 
 fn resume(tid: i32, req: libc::c_uint, sig: i32) {
@@ -527,6 +602,7 @@ impl<S: Sink> Inner<S> {
             groups: Vec::new(),
             held: Vec::new(),
             shutting_down: false,
+            file_data: None,
         }
     }
 
@@ -535,6 +611,10 @@ impl<S: Sink> Inner<S> {
     }
 
     fn run(&mut self, rx: Receiver<Cmd>) -> Result<(), Error> {
+        if let Some(p) = &self.cfg.file_data {
+            let f = std::fs::File::create(p).map_err(Error::Sink)?;
+            self.file_data = Some((std::io::BufWriter::with_capacity(1 << 20, f), 0));
+        }
         loop {
             while let Ok(cmd) = rx.try_recv() {
                 self.command(cmd)?;
@@ -574,6 +654,9 @@ impl<S: Sink> Inner<S> {
             self.stats.stops += 1;
             self.on_status(tid, status)?;
         }
+        if let Some((w, _)) = &mut self.file_data {
+            std::io::Write::flush(w).map_err(Error::Sink)?;
+        }
         self.sink.flush().map_err(Error::Sink)
     }
 
@@ -592,22 +675,7 @@ impl<S: Sink> Inner<S> {
                 if let Some(m) = marker {
                     // Not tied to any call (a time trigger, a resume): a lifecycle event of
                     // its own marks where in the trace it happened.
-                    // Recorded on the node's (latest) root process, so it takes its place in
-                    // that thread's program order.
-                    let of_node = |(g, l): &&(i32, Rc<str>)| (**l == *node).then_some(*g);
-                    let root = self
-                        .groups
-                        .iter()
-                        .rev()
-                        .filter(|(g, _)| self.threads.contains_key(g))
-                        .find_map(|x| of_node(&x))
-                        // None left: the last one that was (the marker follows its exit).
-                        .or_else(|| self.groups.iter().rev().find_map(|x| of_node(&x)))
-                        .unwrap_or(0);
-                    let mut ev = self.base_event(root, "fault", Class::Proc, self.now());
-                    ev.node = node.clone();
-                    ev.pid = root;
-                    ev.tid = root;
+                    let mut ev = self.node_event(&node, "fault");
                     ev.fault = Some(m);
                     self.emit(ev)?;
                 }
@@ -617,12 +685,46 @@ impl<S: Sink> Inner<S> {
             Cmd::Wake(done) => {
                 let _ = done.send(());
             }
+            Cmd::Mark {
+                node,
+                call,
+                pos,
+                data,
+                done,
+            } => {
+                let mut ev = self.node_event(&node, &call);
+                ev.pos = pos;
+                ev.data = data;
+                let seq = self.seq;
+                self.emit(ev)?;
+                let _ = done.send(seq);
+            }
             Cmd::Shutdown => {
                 self.shutting_down = true;
                 self.kill_all();
             }
         }
         Ok(())
+    }
+
+    /// A lifecycle event on `node`'s (latest) root process, so it takes its place in that
+    /// thread's program order.
+    fn node_event(&self, node: &str, call: &str) -> Event {
+        let of_node = |(g, l): &&(i32, Rc<str>)| (**l == *node).then_some(*g);
+        let root = self
+            .groups
+            .iter()
+            .rev()
+            .filter(|(g, _)| self.threads.contains_key(g))
+            .find_map(|x| of_node(&x))
+            // None left: the last one that was (the marker follows its exit).
+            .or_else(|| self.groups.iter().rev().find_map(|x| of_node(&x)))
+            .unwrap_or(0);
+        let mut ev = self.base_event(root, call, Class::Proc, self.now());
+        ev.node = node.to_string();
+        ev.pid = root;
+        ev.tid = root;
+        ev
     }
 
     fn kill_all(&mut self) {
@@ -1713,6 +1815,11 @@ impl<S: Sink> Inner<S> {
                     self.set_fd(tgid, ret as i32, Fd::Data(PathBuf::from(p)));
                 }
             }
+            SYS_write | SYS_writev | SYS_pwrite64 | SYS_pwritev
+                if ret > 0 && ev.class == Some(Class::File) && self.file_data.is_some() =>
+            {
+                self.record_file_data(tid, tgid, nr, a, ret as u64, ev);
+            }
             _ => {}
         }
         if ev.class == Some(Class::Data) {
@@ -1759,6 +1866,58 @@ impl<S: Sink> Inner<S> {
             }
         }
     }
+}
+
+impl<S: Sink> Inner<S> {
+    /// Appends the bytes a successful data-dir write wrote to the file-data file; sets
+    /// `data_at` and, for `write`/`writev`, `pos` (the fd's offset after the call, from
+    /// fdinfo, minus what it wrote: right for O_APPEND too).
+    fn record_file_data(
+        &mut self,
+        tid: i32,
+        tgid: i32,
+        nr: i64,
+        a: &[u64; 6],
+        moved: u64,
+        ev: &mut Event,
+    ) {
+        let bytes = match nr {
+            libc::SYS_write | libc::SYS_pwrite64 => mem::read_mem(tid, a[1], moved as usize),
+            _ => iov_bytes(tid, a[1], a[2], moved as usize),
+        };
+        let Some(bytes) = bytes.filter(|b| b.len() as u64 == moved) else {
+            return;
+        };
+        if matches!(nr, libc::SYS_write | libc::SYS_writev) {
+            ev.pos = procfs::fd_pos(tgid, a[0] as i32).map(|p| p.saturating_sub(moved));
+        }
+        let Some((w, len)) = &mut self.file_data else {
+            return;
+        };
+        if std::io::Write::write_all(w, &bytes).is_ok() {
+            ev.data_at = Some(*len);
+            *len += moved;
+        }
+    }
+}
+
+/// The first `max` bytes an iovec array points to.
+fn iov_bytes(pid: i32, iov: u64, cnt: u64, max: usize) -> Option<Vec<u8>> {
+    let cnt = cnt.min(1024) as usize;
+    let b = mem::read_mem(pid, iov, cnt * 16)?;
+    let mut out = Vec::with_capacity(max);
+    for c in b.chunks_exact(16) {
+        if out.len() >= max {
+            break;
+        }
+        let base = u64::from_ne_bytes(c[0..8].try_into().ok()?);
+        let len = u64::from_ne_bytes(c[8..16].try_into().ok()?) as usize;
+        let take = len.min(max - out.len());
+        if take > 0 {
+            out.extend_from_slice(&mem::read_mem(pid, base, take)?);
+        }
+    }
+    Some(out)
 }
 
 /// Whether a send asks not to block (`MSG_DONTWAIT` in its flags argument).

@@ -29,6 +29,14 @@ pub fn fd_target(pid: i32, fd: i32) -> Option<FdTarget> {
     Some(FdTarget::Other)
 }
 
+/// The file offset of an fd (`pos:` in /proc/PID/fdinfo/FD).
+pub fn fd_pos(pid: i32, fd: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("pos:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 pub fn cwd(pid: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+mod crash_cmd;
 mod state_cmd;
 
 /// The demo experiment, embedded so `ordeal demo` needs nothing but the binary.
@@ -67,6 +68,9 @@ enum Cmd {
     Checkpoint(state_cmd::CheckpointArgs),
     /// Ask the run's checkpoint service to watch PATH from the next checkpoint on.
     Watch(state_cmd::WatchArgs),
+    /// Generate crash states of a node from a recorded run and check it recovers from each.
+    /// Exit 0 no vulnerability, 1 vulnerabilities found (docs/crash.md).
+    Crash(crash_cmd::CrashArgs),
     /// The demo's key-value store processes (used by the demo experiment).
     #[command(hide = true)]
     Kv {
@@ -159,6 +163,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Cmd::State { cmd } => state_cmd::state(cmd),
         Cmd::Checkpoint(args) => state_cmd::checkpoint(args),
         Cmd::Watch(args) => state_cmd::watch(args),
+        Cmd::Crash(args) => crash_cmd::crash(args, DEMO_TOML),
         Cmd::Kv { cmd } => {
             let code = ordeal_demo::run(cmd)?;
             Ok(code.clamp(0, 255) as u8)

@@ -1,0 +1,567 @@
+//! `ordeal crash`: crash states of one node and whether it recovers from each
+//! (docs/crash.md).
+//!
+//! 1. Run the experiment once, traced, recording the bytes of every data-dir write
+//!    (`filedata.bin`) and copying each node's data dir as prepared (`base/NODE`).
+//! 2. Turn the node's file calls in trace.jsonl into operations over that base
+//!    ([`ordeal_state::persist::build_ops`]) and generate crash states under the persistence
+//!    model ([`ordeal_state::persist::Explorer`]): prefixes, lost, cut, torn, then seeded random
+//!    ones, until the budget or the time is spent.
+//! 3. Each distinct state (by content hash) is materialized in a scratch run directory
+//!    (`crash/states/NNNNN/data/NODE`, never the original), the node is started on it alone
+//!    (untraced, fresh ports), its ready condition awaited, then `[crash] check` (or `[check]`)
+//!    run. A state from which it does not recover is a failure; failures are grouped into
+//!    vulnerabilities by the operations they blame (lost, torn, persisted ahead), each
+//!    reported once with the source calls' `seq` in trace.jsonl.
+
+use crate::{checkpoints, Error, Progress, RunOptions, Stop, Supervisor};
+use ordeal_events::{Class, Event, TraceReader};
+use ordeal_experiment::{Experiment, ResolveContext};
+use ordeal_state::persist::{self, Call, CrashState, Explorer, Kind, Op, Role, Tree};
+use ordeal_tracer::{Config, ExitStatus, Tracer};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The side file holding the bytes of data-dir writes (see `data_at` in docs/trace-format.md).
+pub const FILE_DATA: &str = "filedata.bin";
+/// The report written in the run directory.
+pub const REPORT: &str = "crash.json";
+
+/// Options of `ordeal crash`.
+#[derive(Debug, Clone)]
+pub struct CrashOptions {
+    /// The recording run (its `out` is the crash run's directory).
+    pub run: RunOptions,
+    /// The node whose crash states are explored; default the first node with a data dir.
+    pub node: Option<String>,
+    pub seed: u64,
+    /// Most distinct crash states checked.
+    pub budget: usize,
+    /// Stop generating after this long (the recording run not included).
+    pub time: Option<Duration>,
+}
+
+/// One operation in a report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OpRef {
+    pub role: Role,
+    /// The source call's seq in trace.jsonl.
+    pub seq: u64,
+    pub call: String,
+    /// `write state.tmp [0, 120)`, `rename state.tmp → state`.
+    pub op: String,
+}
+
+/// A crash vulnerability: crash states from which the node does not recover, blamed on the
+/// same operations.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vulnerability {
+    pub id: usize,
+    /// The operations, by role, of the first state found.
+    pub ops: Vec<OpRef>,
+    /// How the first state was made.
+    pub kind: Kind,
+    /// For a torn write: how it was torn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut: Option<String>,
+    /// The last operation issued before the crash (its seq).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_after_seq: Option<u64>,
+    /// Why recovery failed, for the first state.
+    pub error: String,
+    /// How many distinct failing states it covers.
+    pub states: usize,
+    /// The first failing state's directory, kept (its data dir and logs).
+    pub example: PathBuf,
+}
+
+impl Vulnerability {
+    /// One line per operation.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for o in &self.ops {
+            s.push_str(&format!(
+                "    {:<11} seq {:<7} {}\n",
+                o.role.as_str(),
+                o.seq,
+                o.op
+            ));
+        }
+        s
+    }
+}
+
+/// What `ordeal crash` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashReport {
+    pub run_dir: PathBuf,
+    pub node: String,
+    pub seed: u64,
+    /// Verdict of the recording run.
+    pub recording: String,
+    pub operations: usize,
+    pub crash_points: usize,
+    /// Crash states generated (duplicates included).
+    pub generated: usize,
+    /// Distinct states recovered and checked.
+    pub checked: usize,
+    pub failed: usize,
+    /// Seconds spent generating and checking (recording excluded).
+    pub seconds: f64,
+    /// Whether every systematic state was generated before the budget or time ran out.
+    pub complete: bool,
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+impl CrashReport {
+    /// The text summary.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "crash states of {}: {} operations, {} crash points, {} states generated, {} distinct checked ({:.1}/s){}\n",
+            self.node,
+            self.operations,
+            self.crash_points,
+            self.generated,
+            self.checked,
+            self.checked as f64 / self.seconds.max(1e-9),
+            if self.complete { "" } else { ", budget reached before every systematic state" }
+        );
+        if self.vulnerabilities.is_empty() {
+            s.push_str("no vulnerability found\n");
+        }
+        for v in &self.vulnerabilities {
+            s.push_str(&format!(
+                "vulnerability {} ({:?}, {} state{}): {}\n",
+                v.id,
+                v.kind,
+                v.states,
+                if v.states == 1 { "" } else { "s" },
+                v.error
+            ));
+            s.push_str(&v.describe());
+            if let Some(c) = &v.cut {
+                s.push_str(&format!("    torn: {c}\n"));
+            }
+            s.push_str(&format!("    example: {}\n", v.example.display()));
+        }
+        s.push_str(&format!(
+            "report: {}\n",
+            self.run_dir.join(REPORT).display()
+        ));
+        s
+    }
+}
+
+/// A sink for the recovery runs' tracers: their processes are untraced, their few lifecycle
+/// events are not kept.
+struct Discard;
+
+impl ordeal_tracer::Sink for Discard {
+    fn event(&mut self, _: &Event) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `ordeal crash`.
+pub fn crash(
+    exp: &Experiment,
+    opts: &CrashOptions,
+    cancel: &AtomicBool,
+) -> Result<CrashReport, Error> {
+    if exp.network() == ordeal_experiment::Network::Netns {
+        return Err(Error::Usage(
+            "ordeal crash supports network = \"loopback\" only".into(),
+        ));
+    }
+    let node = match &opts.node {
+        Some(n) => n.clone(),
+        None => {
+            let probe = exp.resolve(&ResolveContext::new(
+                std::env::temp_dir().join("ordeal-crash-probe"),
+                &opts.run.ordeal_exe,
+            ))?;
+            probe
+                .nodes
+                .iter()
+                .find(|n| n.data_dir.is_some())
+                .map(|n| n.name.clone())
+                .ok_or_else(|| Error::Usage("no node has a data_dir: nothing to crash".into()))?
+        }
+    };
+    let mut run_opts = opts.run.clone();
+    run_opts.record_file_data = true;
+    let progress = Progress {
+        on: opts.run.progress,
+        t0: Instant::now(),
+    };
+    progress.say(format!("recording a run of {} (file data on)", exp.name()));
+    let recording = crate::run(exp, &run_opts, cancel)?;
+    let run_dir = recording.run_dir.clone();
+    let base_dir = run_dir.join("base").join(&node);
+    if !base_dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "node {node} has no data_dir (or is not a node of the experiment)"
+        )));
+    }
+    let data_dir = std::fs::canonicalize(run_dir.join("data").join(&node))
+        .map_err(crate::io_err(format!("data dir of {node}")))?;
+    let calls = calls_of(&run_dir, &node, &data_dir)?;
+    let base = Tree::load(&base_dir).map_err(|e| Error::Usage(e.to_string()))?;
+    let (ops, ninos) =
+        persist::build_ops(&base, &calls).map_err(|e| Error::Usage(e.to_string()))?;
+    let ex = Explorer::new(&base, &ops, ninos);
+    progress.say(format!(
+        "{node}: {} file calls → {} operations, {} crash points",
+        calls.len(),
+        ops.len(),
+        ex.points().len()
+    ));
+    let states_dir = run_dir.join("crash").join("states");
+    std::fs::create_dir_all(&states_dir)
+        .map_err(crate::io_err(format!("creating {}", states_dir.display())))?;
+
+    let mut x = Exploration {
+        exp,
+        opts,
+        node: &node,
+        ops: &ops,
+        ex: &ex,
+        states_dir: &states_dir,
+        cancel,
+        seen: HashMap::new(),
+        vulns: Vec::new(),
+        generated: 0,
+        checked: 0,
+        failed: 0,
+    };
+    let t0 = Instant::now();
+    let out_of_time = |t0: Instant| opts.time.is_some_and(|t| t0.elapsed() >= t);
+    let mut next_report = Instant::now() + Duration::from_secs(1);
+    let mut complete = true;
+    let systematic = ex.systematic();
+    let mut rng = persist::Rng::new(opts.seed);
+    let mut fruitless = 0usize;
+    let mut i = 0usize;
+    loop {
+        if x.checked >= opts.budget || out_of_time(t0) || cancel.load(Ordering::SeqCst) {
+            complete = i >= systematic.len();
+            break;
+        }
+        let s = if i < systematic.len() {
+            i += 1;
+            systematic[i - 1].clone()
+        } else {
+            // Random states until the budget, or until they stop yielding new trees.
+            if fruitless > 200 {
+                break;
+            }
+            i += 1;
+            ex.random(&mut rng)
+        };
+        let before = x.checked;
+        x.check(&s)?;
+        if i > systematic.len() {
+            fruitless = if x.checked > before { 0 } else { fruitless + 1 };
+        }
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(1);
+            let secs = t0.elapsed().as_secs_f64();
+            progress.say(format!(
+                "{} states generated, {} checked ({:.1}/s), {} failed, {} vulnerabilit{}",
+                x.generated,
+                x.checked,
+                x.checked as f64 / secs.max(1e-9),
+                x.failed,
+                x.vulns.len(),
+                if x.vulns.len() == 1 { "y" } else { "ies" }
+            ));
+        }
+    }
+    let report = CrashReport {
+        run_dir: run_dir.clone(),
+        node: node.clone(),
+        seed: opts.seed,
+        recording: recording.summary.verdict.status.clone(),
+        operations: ops.len(),
+        crash_points: ex.points().len(),
+        generated: x.generated,
+        checked: x.checked,
+        failed: x.failed,
+        seconds: t0.elapsed().as_secs_f64(),
+        complete,
+        vulnerabilities: x.vulns,
+    };
+    let path = run_dir.join(REPORT);
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    std::fs::write(&path, text + "\n")
+        .map_err(crate::io_err(format!("writing {}", path.display())))?;
+    progress.say(format!(
+        "{} states checked in {:.2}s, {} vulnerabilit{}",
+        report.checked,
+        report.seconds,
+        report.vulnerabilities.len(),
+        if report.vulnerabilities.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
+    ));
+    Ok(report)
+}
+
+/// The node's file calls, with paths relative to its data dir and the bytes of writes.
+fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Error> {
+    let fd_path = run_dir.join(FILE_DATA);
+    let blob =
+        std::fs::read(&fd_path).map_err(crate::io_err(format!("reading {}", fd_path.display())))?;
+    let rel = |p: &Option<String>| -> Option<String> {
+        let p = Path::new(p.as_deref()?);
+        let r = p.strip_prefix(data_dir).ok()?;
+        Some(r.to_string_lossy().into_owned())
+    };
+    let mut calls = Vec::new();
+    for e in TraceReader::open(&run_dir.join("trace.jsonl"))?.read_all()? {
+        if e.node != node || e.class != Some(Class::File) {
+            continue;
+        }
+        let (path, path2) = (rel(&e.path), rel(&e.path2));
+        if path.is_none() && path2.is_none() && e.call != "sync" {
+            continue;
+        }
+        let data = match (e.data_at, e.ret) {
+            (Some(at), Some(n)) if n > 0 => {
+                let (at, n) = (at as usize, n as usize);
+                let bytes = blob.get(at..at + n).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{}: event {} points past the end of the file",
+                        fd_path.display(),
+                        e.seq
+                    ))
+                })?;
+                Some(Arc::from(bytes))
+            }
+            _ => None,
+        };
+        calls.push(Call {
+            seq: e.seq,
+            pid: e.pid,
+            call: e.call.clone(),
+            path,
+            path2,
+            flags: e.flags.clone(),
+            fd: e.fd,
+            ret: e.ret.unwrap_or(0),
+            pos: e.pos,
+            data,
+        });
+    }
+    Ok(calls)
+}
+
+struct Exploration<'a> {
+    exp: &'a Experiment,
+    opts: &'a CrashOptions,
+    node: &'a str,
+    ops: &'a [Op],
+    ex: &'a Explorer<'a>,
+    states_dir: &'a Path,
+    cancel: &'a AtomicBool,
+    /// Tree hash → recovery error (None: recovered).
+    seen: HashMap<blake3::Hash, Option<String>>,
+    vulns: Vec<Vulnerability>,
+    generated: usize,
+    checked: usize,
+    failed: usize,
+}
+
+/// One blamed operation, without its place: what makes two failures the same vulnerability.
+fn signature(ops: &[Op], blame: &[(Role, usize)]) -> Vec<(Role, String)> {
+    blame
+        .iter()
+        .filter(|(r, _)| *r != Role::CrashAfter)
+        .map(|&(r, i)| (r, kind_of(&ops[i].describe())))
+        .collect()
+}
+
+impl Exploration<'_> {
+    fn check(&mut self, s: &CrashState) -> Result<(), Error> {
+        self.generated += 1;
+        let tree = self.ex.tree(s);
+        let h = tree.hash();
+        let error = match self.seen.get(&h) {
+            Some(e) => e.clone(),
+            None => {
+                self.checked += 1;
+                let dir = self.states_dir.join(format!("{:05}", self.checked));
+                let e = self.recover(&tree, &dir)?;
+                if e.is_none() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                } else {
+                    self.failed += 1;
+                }
+                self.seen.insert(h, e.clone());
+                if let Some(err) = &e {
+                    self.blame(s, err, &dir);
+                }
+                return Ok(());
+            }
+        };
+        let _ = error;
+        Ok(())
+    }
+
+    /// Files a failing (distinct) state under its vulnerability.
+    fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) {
+        let blame = self.ex.blame(s);
+        let sig = signature(self.ops, &blame);
+        let core: Vec<&(Role, String)> =
+            sig.iter().filter(|(r, _)| *r != Role::Persisted).collect();
+        // Same blamed operations: the same vulnerability. A random state whose lost/torn
+        // operations include a known vulnerability's is counted under it.
+        let known = self.vulns.iter_mut().find(|v| {
+            let vs = signature_of(v);
+            vs == sig
+                || (s.kind == Kind::Random
+                    && vs
+                        .iter()
+                        .filter(|(r, _)| *r != Role::Persisted)
+                        .all(|x| core.contains(&x)))
+        });
+        if let Some(v) = known {
+            v.states += 1;
+            let _ = std::fs::remove_dir_all(dir);
+            return;
+        }
+        let ops = blame
+            .iter()
+            .map(|&(role, i)| OpRef {
+                role,
+                seq: self.ops[i].seq,
+                call: self.ops[i].call.clone(),
+                op: self.ops[i].describe(),
+            })
+            .collect();
+        self.vulns.push(Vulnerability {
+            id: self.vulns.len() + 1,
+            ops,
+            kind: s.kind,
+            cut: s.torn.map(|(_, c)| c.to_string()),
+            crash_after_seq: s.crash_at.checked_sub(1).map(|i| self.ops[i].seq),
+            error: error.to_string(),
+            states: 1,
+            example: dir.to_path_buf(),
+        });
+    }
+
+    /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
+    /// ready, runs the crash check; `Some(reason)` if it does not recover.
+    fn recover(&self, tree: &Tree, dir: &Path) -> Result<Option<String>, Error> {
+        let r = self
+            .exp
+            .resolve(&ResolveContext::new(dir, &self.opts.run.ordeal_exe))?;
+        let Some(n) = r.node(self.node) else {
+            return Err(Error::Usage(format!("no node {}", self.node)));
+        };
+        let Some(dd) = &n.data_dir else {
+            return Err(Error::Usage(format!("node {} has no data_dir", self.node)));
+        };
+        crate::create_run_dir(dir)?;
+        tree.materialize(&dd.path)
+            .map_err(|e| Error::Usage(format!("materializing a crash state: {e}")))?;
+        let tracer = Tracer::start(
+            Config {
+                origin_ns: ordeal_tracer::monotonic_ns(),
+                ..Default::default()
+            },
+            Discard,
+        )?;
+        let mut ckpt = checkpoints::Checkpoints::start(&r, dir, tracer.marker())?;
+        let shared = crate::faults::Shared::default();
+        let quiet = Progress {
+            on: false,
+            t0: Instant::now(),
+        };
+        let mut sup = Supervisor {
+            tracer: &tracer,
+            ckpt: &ckpt,
+            shared: &shared,
+            net: None,
+            schedule: None,
+            started: Vec::new(),
+            run_dir: dir,
+            progress: &quiet,
+            cancel: self.cancel,
+        };
+        let deadline = Instant::now() + r.timeout;
+        let outcome = (|| -> Result<Option<String>, String> {
+            let env = sup.env_for(&n.name, &n.env);
+            sup.start(
+                &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
+            )?;
+            if let Some(check) = &n.ready {
+                let until = (Instant::now() + n.ready_timeout).min(deadline);
+                match sup.wait_ready(&n.name, check, &n.cwd, until, HashMap::new()) {
+                    Err(e) => return Ok(Some(e)),
+                    Ok(Err(Stop::Timeout)) => {
+                        return Ok(Some(format!(
+                            "node {} was not ready within {:?}",
+                            n.name, n.ready_timeout
+                        )))
+                    }
+                    Ok(Err(Stop::Cancelled)) => return Err("interrupted".into()),
+                    Ok(Ok(())) => {}
+                }
+            }
+            let check = r.crash_check.as_ref().or(r.check.as_ref());
+            if let Some(c) = check {
+                match sup.run_check(&r, c, deadline)? {
+                    Some(ExitStatus::Code(0)) => {}
+                    Some(st) => {
+                        return Ok(Some(format!(
+                            "{} failed ({st}){}",
+                            c.name,
+                            sup.tail_of(&c.name)
+                        )))
+                    }
+                    None => return Err("interrupted".into()),
+                }
+            }
+            sup.drain_notices();
+            if let Some(st) = sup.exit_of(&n.name) {
+                return Ok(Some(format!(
+                    "node {} exited: {st}{}",
+                    n.name,
+                    sup.tail_of(&n.name)
+                )));
+            }
+            Ok(None)
+        })();
+        ckpt.stop();
+        tracer.shutdown()?;
+        drop(r);
+        outcome.map_err(Error::Usage)
+    }
+}
+
+fn signature_of(v: &Vulnerability) -> Vec<(Role, String)> {
+    v.ops
+        .iter()
+        .filter(|o| o.role != Role::CrashAfter)
+        .map(|o| (o.role, kind_of(&o.op)))
+        .collect()
+}
+
+/// The operation without its offsets: `write state.tmp [0, 5)` → `write state.tmp`.
+fn kind_of(op: &str) -> String {
+    match op.find(" [") {
+        Some(i) => op[..i].to_string(),
+        None => op.to_string(),
+    }
+}

@@ -1,0 +1,91 @@
+//! `ordeal crash EXPERIMENT`: generate crash states of a node from a recorded run and check
+//! that it recovers from each (docs/crash.md).
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct CrashArgs {
+    /// The experiment file (TOML, see docs/experiment.md); `demo` for the embedded demo.
+    experiment: PathBuf,
+    /// The node whose crash states are explored; default the first node with a data_dir.
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
+    /// Seeds the random crash states: same seed, same states.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most distinct crash states recovered and checked.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    budget: usize,
+    /// Stop generating crash states after this long ("30s", "2m"), recording excluded.
+    #[arg(long, value_name = "DURATION", value_parser = parse_time)]
+    time: Option<Duration>,
+    /// Run directory (must not exist or be empty); default runs/<timestamp>-<name>.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Override a variable of the experiment's [vars] (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// No progress lines.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn parse_time(s: &str) -> Result<Duration, String> {
+    ordeal_experiment::parse_duration(s)
+}
+
+/// Exit code: 0 no vulnerability, 1 vulnerabilities found.
+pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
+    let (text, path) = if args.experiment.as_os_str() == "demo" {
+        (demo_toml.to_string(), PathBuf::from("demo-kv.toml"))
+    } else {
+        let text = std::fs::read_to_string(&args.experiment).with_context(|| {
+            format!("{}: cannot read experiment file", args.experiment.display())
+        })?;
+        (text, args.experiment.clone())
+    };
+    let mut exp = ordeal_experiment::Experiment::parse(&text, &path)?;
+    for kv in &args.set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set {kv}: expected NAME=VALUE"))?;
+        exp.set_var(k, v)?;
+    }
+    if let Some(n) = &args.node {
+        if !exp.node_names().any(|x| x == n) {
+            let names: Vec<&str> = exp.node_names().collect();
+            anyhow::bail!("--node {n}: no such node (nodes: {})", names.join(", "));
+        }
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&cancel))
+            .context("installing signal handlers")?;
+    }
+    let exe = std::env::current_exe().context("locating the ordeal executable")?;
+    let mut run = ordeal_run::RunOptions::new(exe);
+    run.out = args.out;
+    run.progress = !args.quiet;
+    let opts = ordeal_run::crash::CrashOptions {
+        run,
+        node: args.node,
+        seed: args.seed,
+        budget: args.budget,
+        time: args.time,
+    };
+    let report = ordeal_run::crash::crash(&exp, &opts, &cancel)?;
+    print!("{}", report.human());
+    if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(130);
+    }
+    Ok(if report.vulnerabilities.is_empty() {
+        0
+    } else {
+        1
+    })
+}
