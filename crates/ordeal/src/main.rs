@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 mod crash_cmd;
+mod shadow_cmd;
 mod state_cmd;
 
 /// The demo experiment, embedded so `ordeal demo` needs nothing but the binary.
@@ -27,6 +28,8 @@ struct Cli {
     cmd: Cmd,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run an experiment file traced; write trace, graph and summary to a run directory.
@@ -71,6 +74,14 @@ enum Cmd {
     /// Generate crash states of a node from a recorded run and check it recovers from each.
     /// Exit 0 no vulnerability, 1 vulnerabilities found (docs/crash.md).
     Crash(crash_cmd::CrashArgs),
+    /// Proxy clients to production, duplicate their traffic to debug clones and compare the
+    /// answers; production is never slowed (docs/shadow.md).
+    Shadow(shadow_cmd::ShadowArgs),
+    /// Start a debug copy of a running service from a copy of its data dir taken while it is
+    /// paused (docs/shadow.md).
+    Clone(shadow_cmd::CloneArgs),
+    /// Toxiproxy-like TCP proxies with network toxics and a JSON API (docs/proxy.md).
+    Proxy(shadow_cmd::ProxyArgs),
     /// The demo's key-value store processes (used by the demo experiment).
     #[command(hide = true)]
     Kv {
@@ -164,6 +175,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Checkpoint(args) => state_cmd::checkpoint(args),
         Cmd::Watch(args) => state_cmd::watch(args),
         Cmd::Crash(args) => crash_cmd::crash(args, DEMO_TOML),
+        Cmd::Shadow(args) => shadow_cmd::shadow(args),
+        Cmd::Clone(args) => shadow_cmd::clone(args),
+        Cmd::Proxy(args) => shadow_cmd::proxy(args),
         Cmd::Kv { cmd } => {
             let code = ordeal_demo::run(cmd)?;
             Ok(code.clamp(0, 255) as u8)

@@ -1,0 +1,51 @@
+//! Shadow traffic and network toxics.
+//!
+//! A [`Proxy`] sits in front of a production endpoint: every client connection is forwarded to
+//! production and production's answers go back unchanged. Each client → production byte
+//! stream is also duplicated to zero or more debug targets ([`ShadowTarget`]), through a
+//! bounded per-connection [`window::Window`]: production never waits for a target; when a
+//! window overflows, the target is marked diverged (or re-cloned, [`OverflowPolicy`]) and the
+//! overflow is counted. What targets answer is read, compared with production's answers
+//! ([`compare`]) and dropped.
+//!
+//! Toxics ([`Toxic`]) act on any proxy's streams (latency, bandwidth, slicer, timeout,
+//! reset_peer, limit_data, slow_close, and `down` = disabled), and can be changed at run time
+//! through a Toxiproxy-like JSON API ([`api`]). [`clone`] makes a debug copy of a running
+//! service (pause, reflink copy of its data dir, resume, start); [`replay`] records
+//! production's backend conversations and answers a clone's backend connections from them.
+//!
+//! Threads, not an event loop: two per proxied connection, two per connection and target.
+
+pub mod api;
+pub mod clone;
+pub mod compare;
+pub mod proxy;
+pub mod replay;
+pub mod shadow;
+pub mod toxic;
+pub mod window;
+
+pub use api::{ApiServer, Registry};
+pub use compare::Framing;
+pub use proxy::{Proxy, ProxyConfig, ProxyStats, ProxyView};
+pub use shadow::{OverflowPolicy, ShadowTarget, TargetConfig, TargetReport, TargetState};
+pub use toxic::{Stream, Toxic, ToxicError};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Toxic(#[from] ToxicError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}

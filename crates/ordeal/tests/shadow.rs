@@ -1,0 +1,263 @@
+//! `ordeal shadow`, `ordeal clone` and `ordeal proxy` end to end, on loopback, with the demo
+//! KV store as the service (one node = its own primary).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_ordeal");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the whole group on drop.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Only our own child's group, and only while it is not yet reaped.
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", self.0.id())])
+                .status();
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn kv_node(port: u16, dir: &Path) -> Proc {
+    let c = Command::new(EXE)
+        .args(["kv", "node", "--id", "0", "--peers"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let p = Proc(c);
+    assert!(wait_for(Duration::from_secs(20), || TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_ok()));
+    p
+}
+
+fn ask(addr: &str, lines: &[&str]) -> Vec<String> {
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut w = c;
+    lines
+        .iter()
+        .map(|l| {
+            w.write_all(format!("{l}\n").as_bytes()).unwrap();
+            let mut s = String::new();
+            r.read_line(&mut s).unwrap();
+            s.trim().to_string()
+        })
+        .collect()
+}
+
+fn read_json(p: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+#[test]
+fn shadow_clones_a_running_service_and_compares() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("prod");
+    let port = free_port();
+    let _prod = kv_node(port, &data);
+    let prod_addr = format!("127.0.0.1:{port}");
+    assert!(wait_for(Duration::from_secs(20), || ask(
+        &prod_addr,
+        &["SET a 1"]
+    ) == ["OK"]));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let report = tmp.path().join("report.json");
+    let cmd = format!("{EXE} kv node --id 0 --peers {{addr}} --data-dir {{data_dir}}");
+    let pid = _prod.0.id().to_string();
+    let shadow = Command::new(EXE)
+        .args(["shadow", "--listen", &listen, "--upstream", &prod_addr])
+        .args(["--cmd", &cmd, "--pid", &pid, "--data-dir"])
+        .arg(&data)
+        .arg("--clone-dir")
+        .arg(tmp.path().join("clones"))
+        .args(["--framing", "lines", "--status-every", "100ms", "--report"])
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut shadow = Proc(shadow);
+    assert!(
+        wait_for(Duration::from_secs(30), || read_json(&report)
+            .is_some_and(|v| v["proxy"]["shadow"][0]["state"] == "live")),
+        "the clone is up"
+    );
+    let answers = ask(&listen, &["GET a", "SET b 2", "GET b"]);
+    assert_eq!(answers, ["VALUE 1", "OK", "VALUE 2"]);
+    assert!(wait_for(Duration::from_secs(20), || read_json(&report)
+        .is_some_and(|v| v["proxy"]["shadow"][0]["comparison"]
+            ["connections_identical"]
+            == 1)));
+    Command::new("kill")
+        .args(["-s", "TERM", "--", &shadow.0.id().to_string()])
+        .status()
+        .unwrap();
+    let st = wait_for(Duration::from_secs(20), || {
+        matches!(shadow.0.try_wait(), Ok(Some(_)))
+    });
+    assert!(st, "ordeal shadow stops on SIGTERM");
+    let v = read_json(&report).unwrap();
+    assert_eq!(v["final"], true);
+    let t = &v["proxy"]["shadow"][0];
+    assert_eq!(t["name"], "clone");
+    assert_eq!(t["connections_fed"], 1);
+    assert_eq!(t["overflows"], 0);
+    assert_eq!(t["comparison"]["messages_identical"], 3);
+    assert_eq!(t["comparison"]["messages_different"], 0);
+    let snap = &v["clones"][0]["snapshot"];
+    assert!(snap["pause_seconds"].as_f64().unwrap() > 0.0);
+    assert!(["copy", "reflink"].contains(&snap["method"].as_str().unwrap()));
+    assert_eq!(snap["paused"][0].as_u64().unwrap().to_string(), pid);
+    // Production itself was not changed by the copy's writes, and is still up.
+    assert_eq!(ask(&prod_addr, &["GET b"]), ["VALUE 2"]);
+    let mut out = String::new();
+    std::io::Read::read_to_string(shadow.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains("shadow summary"), "{out}");
+}
+
+#[test]
+fn clone_standalone_reports_pause_and_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("prod");
+    let port = free_port();
+    let prod = kv_node(port, &data);
+    let addr = format!("127.0.0.1:{port}");
+    assert!(wait_for(Duration::from_secs(20), || ask(
+        &addr,
+        &["SET k v"]
+    ) == ["OK"]));
+    let cmd = format!("{EXE} kv node --id 0 --peers {{addr}} --data-dir {{data_dir}}");
+    let out = Command::new(EXE)
+        .args(["clone", "--cmd", &cmd, "--pid", &prod.0.id().to_string()])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--duration", "500ms"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["snapshot"]["pause_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["snapshot"]["files_copied"].as_u64().unwrap()
+            + v["snapshot"]["files_reflinked"].as_u64().unwrap()
+            >= 1
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("paused production"));
+    // The copy was killed at the end: its port is free again.
+    let addr = v["addr"].as_str().unwrap();
+    assert!(wait_for(Duration::from_secs(5), || TcpStream::connect(
+        addr
+    )
+    .is_err()));
+}
+
+#[test]
+fn clone_rejects_bad_input() {
+    let out = Command::new(EXE)
+        .args([
+            "clone",
+            "--cmd",
+            "x 'y",
+            "--pid",
+            "999999999",
+            "--data-dir",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(EXE)
+        .args([
+            "shadow",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:1",
+            "--window",
+            "lots",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn proxy_applies_a_toxic_schedule() {
+    // An echo-like upstream: the KV store answers ERR lines to anything.
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _prod = kv_node(port, &tmp.path().join("d"));
+    let addr = format!("127.0.0.1:{port}");
+    assert!(wait_for(Duration::from_secs(20), || ask(
+        &addr,
+        &["SET w 1"]
+    ) == ["OK"]));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let api = format!("127.0.0.1:{}", free_port());
+    let p = Command::new(EXE)
+        .args(["proxy", "--api", &api, "--proxy"])
+        .arg(format!("kv={listen}=127.0.0.1:{port}"))
+        .args([
+            "--at",
+            r#"0s:kv:{"type":"latency","attributes":{"latency":300}}"#,
+        ])
+        .args(["--at", "1500ms:kv:-latency_downstream"])
+        .args(["--duration", "20s"])
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _p = Proc(p);
+    assert!(wait_for(Duration::from_secs(10), || TcpStream::connect(
+        &listen
+    )
+    .is_ok()));
+    let t0 = Instant::now();
+    assert_eq!(ask(&listen, &["SET x 1"]), ["OK"]);
+    let d = t0.elapsed();
+    assert!(d >= Duration::from_millis(250), "latency toxic on: {d:?}");
+    assert!(wait_for(Duration::from_secs(10), || {
+        let t0 = Instant::now();
+        ask(&listen, &["GET x"]) == ["VALUE 1"] && t0.elapsed() < Duration::from_millis(250)
+    }));
+}
