@@ -540,6 +540,23 @@ struct Inner<S: Sink> {
     file_data: Option<(std::io::BufWriter<std::fs::File>, u64)>,
 }
 
+/// Sends `sig` to one process. Refuses anything but a real pid: `kill(0)` and `kill(-1)`
+/// would hit ordeal's own process group or every process.
+fn kill_pid(pid: i32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: a signal to a process of ours.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Sends `sig` to the process group `pgid` (one of ours, > 1).
+fn kill_group(pgid: i32, sig: i32) {
+    if pgid > 1 {
+        // SAFETY: a signal to a process group of ours.
+        unsafe { libc::kill(-pgid, sig) };
+    }
+}
+
 fn resume(tid: i32, req: libc::c_uint, sig: i32) {
     // SAFETY: resuming a tracee; ESRCH (it died meanwhile) is fine to ignore.
     unsafe {
@@ -728,15 +745,12 @@ impl<S: Sink> Inner<S> {
     }
 
     fn kill_all(&mut self) {
-        // SAFETY: signals to processes we started (or their descendants).
-        unsafe {
-            for (g, _) in &self.groups {
-                libc::kill(-g, libc::SIGKILL);
-            }
-            let parked = self.parked.iter().chain(self.expected.keys());
-            for &p in self.procs.keys().chain(self.untraced.keys()).chain(parked) {
-                libc::kill(p, libc::SIGKILL);
-            }
+        for (g, _) in &self.groups {
+            kill_group(*g, libc::SIGKILL);
+        }
+        let parked = self.parked.iter().chain(self.expected.keys());
+        for &p in self.procs.keys().chain(self.untraced.keys()).chain(parked) {
+            kill_pid(p, libc::SIGKILL);
         }
     }
 
@@ -853,7 +867,7 @@ impl<S: Sink> Inner<S> {
         if self.shutting_down {
             // Born or stopped after the kill sweep: SIGKILL ends it from any ptrace stop.
             // SAFETY: killing a tracee of ours.
-            unsafe { libc::kill(tid, libc::SIGKILL) };
+            kill_pid(tid, libc::SIGKILL);
             return Ok(());
         }
         if !self.threads.contains_key(&tid) && !self.adopt(tid) {
@@ -943,6 +957,11 @@ impl<S: Sink> Inner<S> {
 
     fn on_fork(&mut self, tid: i32, event: i32) -> Result<(), Error> {
         let child = event_msg(tid) as i32;
+        if child <= 0 {
+            // The message could not be read (the thread died meanwhile): there is no child
+            // id to remember. Never keep a 0 as a pid: kill(0) would hit our own group.
+            return Ok(());
+        }
         let call = match event {
             libc::PTRACE_EVENT_FORK => "fork",
             libc::PTRACE_EVENT_VFORK => "vfork",
@@ -1334,14 +1353,11 @@ impl<S: Sink> Inner<S> {
             .collect();
         tgids.sort_unstable();
         tgids.dedup();
-        // SAFETY: signals to processes of ours.
-        unsafe {
-            for (g, _) in self.groups.iter().filter(|(_, l)| &**l == node) {
-                libc::kill(-g, signal);
-            }
-            for p in tgids {
-                libc::kill(p, signal);
-            }
+        for (g, _) in self.groups.iter().filter(|(_, l)| &**l == node) {
+            kill_group(*g, signal);
+        }
+        for p in tgids {
+            kill_pid(p, signal);
         }
     }
 
