@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 mod crash_cmd;
+mod explore_cmd;
 mod shadow_cmd;
 mod state_cmd;
 
@@ -74,6 +75,10 @@ enum Cmd {
     /// Generate crash states of a node from a recorded run and check it recovers from each.
     /// Exit 0 no vulnerability, 1 vulnerabilities found (docs/crash.md).
     Crash(crash_cmd::CrashArgs),
+    /// Run an experiment many times with faults mined from its traces; shrink every failure to
+    /// a minimal schedule and measure its reproduction rate (docs/explore.md).
+    /// Exit 0 no failure, 1 failures found, 130 interrupted.
+    Explore(explore_cmd::ExploreArgs),
     /// Proxy clients to production, duplicate their traffic to debug clones and compare the
     /// answers; production is never slowed (docs/shadow.md).
     Shadow(shadow_cmd::ShadowArgs),
@@ -175,6 +180,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Checkpoint(args) => state_cmd::checkpoint(args),
         Cmd::Watch(args) => state_cmd::watch(args),
         Cmd::Crash(args) => crash_cmd::crash(args, DEMO_TOML),
+        Cmd::Explore(args) => explore_cmd::explore(args, DEMO_TOML),
         Cmd::Shadow(args) => shadow_cmd::shadow(args),
         Cmd::Clone(args) => shadow_cmd::clone(args),
         Cmd::Proxy(args) => shadow_cmd::proxy(args),

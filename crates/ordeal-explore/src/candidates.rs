@@ -1,0 +1,547 @@
+//! Candidate faults, mined from the events of earlier runs.
+//!
+//! Every send, receive, connect, accept, fsync and rename a run recorded is a *point*: the
+//! `nth` event matching a [`Site`] (node, call, class, peer, file name). A point where the
+//! workloads were already running can take a fault of every [`Action`] that makes sense there
+//! ([`actions_for`]): crash the node before or after the call, pause it, delay the call, fail
+//! it, shorten it (receives), or partition the node from the peer. A [`Fault`] is an action at
+//! a point; a schedule is a list of faults, written as a normal fault schedule
+//! ([`schedule_toml`]) so that every run of a campaign can be replayed with `ordeal replay`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use ordeal_events::{Class, Event, Header};
+use serde::{Deserialize, Serialize};
+
+/// Where a point is: what a trigger's pattern says. `nth` counts events matching all of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Site {
+    pub node: String,
+    pub call: String,
+    /// `data`, `net` or `file`.
+    pub class: String,
+    /// The node at the other end of the socket (`None`: any, when the trace did not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// For file calls: the file name (last path component; for a rename, of its target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// What a site's call does, for choosing actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteKind {
+    Send,
+    Recv,
+    Connect,
+    Accept,
+    Sync,
+    Rename,
+}
+
+impl Site {
+    pub fn kind(&self) -> Option<SiteKind> {
+        match (self.class.as_str(), self.call.as_str()) {
+            ("data", c) if is_send(c) => Some(SiteKind::Send),
+            ("data", c) if is_recv(c) => Some(SiteKind::Recv),
+            ("net", "connect") => Some(SiteKind::Connect),
+            ("net", "accept" | "accept4") => Some(SiteKind::Accept),
+            ("file", "fsync" | "fdatasync") => Some(SiteKind::Sync),
+            ("file", "rename" | "renameat" | "renameat2") => Some(SiteKind::Rename),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.node, self.call)?;
+        if let Some(p) = &self.peer {
+            let arrow = match self.kind() {
+                Some(SiteKind::Recv) | Some(SiteKind::Accept) => "←",
+                _ => "→",
+            };
+            write!(f, " {arrow} {p}")?;
+        }
+        if let Some(p) = &self.file {
+            write!(f, " {p}")?;
+        }
+        Ok(())
+    }
+}
+
+fn is_send(call: &str) -> bool {
+    matches!(call, "write" | "writev" | "sendto" | "sendmsg" | "sendmmsg")
+}
+
+fn is_recv(call: &str) -> bool {
+    matches!(call, "read" | "readv" | "recvfrom" | "recvmsg" | "recvmmsg")
+}
+
+/// One point seen in a run: the `nth` event of `site` (1-based), at `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Occurrence {
+    pub site: Site,
+    pub nth: u64,
+    pub seq: u64,
+    /// The call's result (bytes moved, or a negative errno).
+    pub ret: i64,
+    /// Whether a workload had started when it happened: only such points take node-level
+    /// faults (a crash during start-up is a failed start, not a failure of the system).
+    pub in_workload: bool,
+    /// A send to a workload by a thread that made data durable (fsync, rename) since it last
+    /// heard from that workload: the acknowledgement of a write.
+    #[serde(default)]
+    pub ack: bool,
+}
+
+/// The points of a trace, in seq order.
+pub fn mine(header: &Header, events: &[Event]) -> Vec<Occurrence> {
+    let workloads: Vec<&str> = header
+        .nodes
+        .iter()
+        .filter(|n| n.role == "workload")
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut in_workload = false;
+    let mut counts: HashMap<Site, u64> = HashMap::new();
+    // Threads that made data durable since they last heard from a workload.
+    let mut durable: HashMap<i32, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for ev in events {
+        if !in_workload && workloads.contains(&ev.node.as_str()) {
+            in_workload = true;
+        }
+        let Some(site) = site_of(ev) else { continue };
+        let to_workload = site.peer.as_deref().is_some_and(|p| workloads.contains(&p));
+        let mut ack = false;
+        match site.kind() {
+            Some(SiteKind::Sync | SiteKind::Rename) if ev.ok() => {
+                durable.insert(ev.tid, true);
+            }
+            Some(SiteKind::Recv) if to_workload => {
+                durable.insert(ev.tid, false);
+            }
+            Some(SiteKind::Send) if to_workload => {
+                ack = durable.insert(ev.tid, false).unwrap_or(false);
+            }
+            _ => {}
+        }
+        // A site without a peer matches every peer: count all of them, as the trigger will.
+        let n = counts.entry(site.clone()).or_insert(0);
+        *n += 1;
+        let nth = *n;
+        if site.peer.is_some() {
+            let any = Site {
+                peer: None,
+                ..site.clone()
+            };
+            *counts.entry(any).or_insert(0) += 1;
+        }
+        if ev.errno.as_deref() == Some("EAGAIN") {
+            continue;
+        }
+        out.push(Occurrence {
+            site,
+            nth,
+            seq: ev.seq,
+            ret: ev.ret.unwrap_or(0),
+            in_workload,
+            ack,
+        });
+    }
+    out
+}
+
+/// The site of an event, if it is a point (a send, receive, connect, accept, fsync, rename).
+pub fn site_of(ev: &Event) -> Option<Site> {
+    let class = ev.class?;
+    let (class, peer, file) = match class {
+        Class::Data if is_send(&ev.call) || is_recv(&ev.call) => {
+            let peer = ev.sock.as_ref()?.peer_node.clone()?;
+            if peer == ev.node {
+                return None;
+            }
+            ("data", Some(peer), None)
+        }
+        Class::Net if matches!(ev.call.as_str(), "connect" | "accept" | "accept4") => {
+            let peer = ev.sock.as_ref().and_then(|s| s.peer_node.clone());
+            if peer.as_deref() == Some(ev.node.as_str()) {
+                return None;
+            }
+            ("net", peer, None)
+        }
+        Class::File
+            if matches!(
+                ev.call.as_str(),
+                "fsync" | "fdatasync" | "rename" | "renameat" | "renameat2"
+            ) =>
+        {
+            let path = if ev.call.starts_with("rename") {
+                ev.path2.as_ref()?
+            } else {
+                ev.path.as_ref()?
+            };
+            let name = path.rsplit('/').next().filter(|s| !s.is_empty())?;
+            ("file", None, Some(name.to_string()))
+        }
+        _ => return None,
+    };
+    Some(Site {
+        node: ev.node.clone(),
+        call: ev.call.clone(),
+        class: class.into(),
+        peer,
+        file,
+    })
+}
+
+/// What is done at a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Crash the node at the call's entry (the call does not happen), restart it later.
+    CrashBefore,
+    /// Crash the node once the call completed, before it sees the result; restart it later.
+    CrashAfter,
+    /// Freeze the node (SIGSTOP) for the model's long duration.
+    Pause,
+    /// Hold the call for the model's long duration.
+    Delay,
+    /// Fail the call with the error the situation calls for ([`errno_for`]).
+    Fail,
+    /// Let the receive return two bytes less than it got (the end arrives in the next read).
+    ShortIo,
+    /// Cut the node from the peer for the model's long duration.
+    Partition,
+}
+
+impl Action {
+    pub const ALL: [Action; 7] = [
+        Action::CrashBefore,
+        Action::CrashAfter,
+        Action::Pause,
+        Action::Delay,
+        Action::Fail,
+        Action::ShortIo,
+        Action::Partition,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::CrashBefore => "crash-before",
+            Action::CrashAfter => "crash-after",
+            Action::Pause => "pause",
+            Action::Delay => "delay",
+            Action::Fail => "fail",
+            Action::ShortIo => "short-io",
+            Action::Partition => "partition",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// Whether the action disrupts a whole node or link for a while (crash, pause, delay,
+    /// partition): a schedule holds at most [`FaultModel::max_disruptions`] of them, the
+    /// failures a correct system is expected to survive.
+    pub fn disruptive(self) -> bool {
+        !matches!(self, Action::Fail | Action::ShortIo)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault: an action at the `nth` event of a site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Fault {
+    pub action: Action,
+    pub site: Site,
+    pub nth: u64,
+    /// `short-io` only: the most bytes the call may move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+impl Fault {
+    /// A stable, readable name, also the fault's `name` in schedules.
+    pub fn name(&self) -> String {
+        let mut s = format!("{}-{}-{}", self.action, self.site.node, self.site.call);
+        if let Some(p) = &self.site.peer {
+            s.push('-');
+            s.push_str(p);
+        }
+        if let Some(f) = &self.site.file {
+            let clean: String = f
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            s.push('-');
+            s.push_str(&clean);
+        }
+        s.push_str(&format!("-{}", self.nth));
+        s
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {} #{}", self.action, self.site, self.nth)?;
+        if let Some(b) = self.max_bytes {
+            write!(f, " (max {b} B)")?;
+        }
+        Ok(())
+    }
+}
+
+/// The faults a campaign may use and their parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultModel {
+    pub actions: Vec<Action>,
+    /// Pause, delay and partition length: choose it above the system's internal timeouts (so
+    /// that they expire) and below its clients' patience.
+    #[serde(with = "ms")]
+    pub long: Duration,
+    /// How long after a crash the node is started again.
+    #[serde(with = "ms")]
+    pub restart_after: Duration,
+    /// Most faults in one schedule.
+    pub max_faults: usize,
+    /// Most disruptive faults (crash, pause, delay, partition) in one schedule.
+    pub max_disruptions: usize,
+}
+
+mod ms {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}
+
+impl Default for FaultModel {
+    fn default() -> Self {
+        FaultModel {
+            actions: Action::ALL.to_vec(),
+            long: Duration::from_millis(1500),
+            restart_after: Duration::from_millis(500),
+            max_faults: 2,
+            max_disruptions: 1,
+        }
+    }
+}
+
+impl FaultModel {
+    /// Whether `faults` may form one schedule.
+    pub fn allows(&self, faults: &[Fault]) -> bool {
+        if faults.len() > self.max_faults {
+            return false;
+        }
+        if faults.iter().filter(|f| f.action.disruptive()).count() > self.max_disruptions {
+            return false;
+        }
+        // Two faults at the same point: only the first would fire.
+        for (i, a) in faults.iter().enumerate() {
+            if faults[i + 1..]
+                .iter()
+                .any(|b| b.site == a.site && b.nth == a.nth)
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The actions that make sense at an occurrence, given the role of its node and its peer.
+pub fn actions_for(
+    o: &Occurrence,
+    node_is_node: bool,
+    peer_is_node_or_workload: bool,
+) -> Vec<Action> {
+    let Some(kind) = o.site.kind() else {
+        return Vec::new();
+    };
+    let ok = o.ret >= 0;
+    let mut v = Vec::new();
+    let node_faults = node_is_node && o.in_workload;
+    match kind {
+        SiteKind::Send => {
+            if node_faults {
+                v.extend([Action::CrashBefore, Action::CrashAfter, Action::Pause]);
+                if peer_is_node_or_workload {
+                    v.push(Action::Partition);
+                }
+            }
+            v.extend([Action::Delay, Action::Fail]);
+        }
+        SiteKind::Recv => {
+            if node_faults {
+                v.push(Action::CrashAfter);
+            }
+            v.extend([Action::Delay, Action::Fail]);
+            if ok && o.ret >= 3 && matches!(o.site.call.as_str(), "read" | "recvfrom") {
+                v.push(Action::ShortIo);
+            }
+        }
+        SiteKind::Connect | SiteKind::Accept => {
+            v.extend([Action::Delay, Action::Fail]);
+        }
+        SiteKind::Sync | SiteKind::Rename => {
+            if node_faults {
+                v.extend([Action::CrashBefore, Action::CrashAfter]);
+            }
+            v.push(Action::Fail);
+        }
+    }
+    // Faults at failed calls change nothing worth a run (except failing them differently).
+    if !ok {
+        v.retain(|a| matches!(a, Action::CrashBefore | Action::Delay));
+    }
+    // Before the workloads run, a fault would test start-up, not the system.
+    if !o.in_workload {
+        v.clear();
+    }
+    v
+}
+
+/// How promising an action at a site is, from its place in the system: 0 first, 2 last.
+///
+/// 0: the system's contract with its clients and its replication: crashing a node right after
+/// it answered a workload (an acknowledgement), shortening what a node receives from a workload
+/// (request framing), delaying what a node receives from another node (a slow replica).
+/// 1: the rest of node-to-node traffic and durability: crashes around sends, receives, fsyncs
+/// and renames, failed node-to-node transfers and syncs, pauses and partitions between nodes.
+/// 2: everything else (faults in the workloads' own calls, connection set-up).
+pub fn priority(action: Action, site: &Site, is_node: &dyn Fn(&str) -> bool) -> u8 {
+    let node = is_node(&site.node);
+    let peer_node = site.peer.as_deref().is_some_and(is_node);
+    let peer_workload = site.peer.as_deref().is_some_and(|p| !is_node(p));
+    let kind = site.kind();
+    match (action, kind) {
+        (Action::CrashAfter, Some(SiteKind::Send)) if node && peer_workload => 0,
+        (Action::ShortIo, Some(SiteKind::Recv)) if node && peer_workload => 0,
+        (Action::Delay, Some(SiteKind::Recv)) if node && peer_node => 0,
+        _ if !node => 2,
+        (_, Some(SiteKind::Connect | SiteKind::Accept)) => 2,
+        (Action::CrashBefore | Action::CrashAfter, _) => 1,
+        (Action::Fail, Some(SiteKind::Sync | SiteKind::Rename)) => 1,
+        (_, Some(SiteKind::Send | SiteKind::Recv)) if peer_node => 1,
+        _ => 2,
+    }
+}
+
+/// The error a failed call returns: what the kernel would say in the situation simulated
+/// (a connection that breaks, a disk that fails), and that a correct system must handle.
+pub fn errno_for(site: &Site) -> &'static str {
+    match site.kind() {
+        Some(SiteKind::Connect) => "ETIMEDOUT",
+        Some(SiteKind::Accept) => "ECONNABORTED",
+        Some(SiteKind::Send) | Some(SiteKind::Recv) => "ECONNRESET",
+        _ => "EIO",
+    }
+}
+
+fn duration_text(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+/// A file-name glob matching exactly this name (glob characters escaped).
+fn glob_literal(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The schedule of `faults` as fault-schedule TOML (docs/faults.md).
+pub fn schedule_toml(faults: &[Fault], model: &FaultModel, seed: u64) -> String {
+    let mut s = String::from("# Written by ordeal explore.\n");
+    s.push_str(&format!("seed = {seed}\n"));
+    for f in faults {
+        let site = &f.site;
+        s.push_str("\n[[fault]]\n");
+        s.push_str(&format!("name = {}\n", quote(&f.name())));
+        let long = duration_text(model.long);
+        let when = match f.action {
+            Action::CrashAfter => "after",
+            _ => "before",
+        };
+        match f.action {
+            Action::CrashBefore | Action::CrashAfter => {
+                s.push_str("kind = \"crash\"\n");
+                s.push_str(&format!("node = {}\n", quote(&site.node)));
+                s.push_str(&format!(
+                    "restart_after = \"{}\"\n",
+                    duration_text(model.restart_after)
+                ));
+            }
+            Action::Pause => {
+                s.push_str("kind = \"pause\"\n");
+                s.push_str(&format!("node = {}\n", quote(&site.node)));
+                s.push_str(&format!("duration = \"{long}\"\n"));
+            }
+            Action::Delay => {
+                s.push_str("kind = \"delay\"\n");
+                s.push_str(&format!("duration = \"{long}\"\n"));
+            }
+            Action::Fail => {
+                s.push_str("kind = \"fail\"\n");
+                s.push_str(&format!("errno = \"{}\"\n", errno_for(site)));
+            }
+            Action::ShortIo => {
+                s.push_str("kind = \"short-io\"\n");
+                s.push_str(&format!(
+                    "max_bytes = {}\n",
+                    f.max_bytes.unwrap_or(1).max(1)
+                ));
+            }
+            Action::Partition => {
+                s.push_str("kind = \"partition\"\n");
+                s.push_str(&format!("from = [{}]\n", quote(&site.node)));
+                s.push_str(&format!(
+                    "to = [{}]\n",
+                    quote(site.peer.as_deref().unwrap_or_default())
+                ));
+                s.push_str(&format!("duration = \"{long}\"\n"));
+            }
+        }
+        let mut trig = format!(
+            "trigger = {{ nth = {}, node = {}, call = {}, class = \"{}\"",
+            f.nth,
+            quote(&site.node),
+            quote(&site.call),
+            site.class
+        );
+        if let Some(p) = &site.peer {
+            trig.push_str(&format!(", peer = {}", quote(p)));
+        }
+        if let Some(file) = &site.file {
+            trig.push_str(&format!(", path = {}", quote(&glob_literal(file))));
+        }
+        trig.push_str(&format!(", when = \"{when}\" }}\n"));
+        s.push_str(&trig);
+    }
+    s
+}

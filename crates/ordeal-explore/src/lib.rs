@@ -1,0 +1,58 @@
+//! Exploration campaigns: run a system many times, learn from each trace where to inject the
+//! next faults, and turn every failure into a minimal, reproducible schedule.
+//!
+//! Flow ([`explore`]): J worker threads run the experiment with [`ordeal_run::run`] (summary
+//! only, no graph rendering); the first J runs are fault-free baselines. After each run, in run
+//! order, the coordinator computes the run's behaviour [`fingerprint`] (communication structure
+//! with pids, ports and timing abstracted away), mines the run's trace for candidate points
+//! ([`candidates::mine`]), and lets the [`strategy`] pick the next schedule (random, systematic
+//! or novelty-driven). Failing runs are grouped by [`signature`]; each distinct failure is
+//! shrunk with [`ddmin`] (over its faults, then towards earlier trigger indices) and its
+//! minimal schedule rerun R times for a reproduction rate. Outputs ([`report`]): explore.json,
+//! junit.xml and a self-contained report.html in the campaign directory (layout in
+//! docs/explore.md).
+//!
+//! Determinism: run i is chosen only from the results of runs 0..=i-J, taken in run order, and
+//! from the seeded [`rng::Rng`]; the same seed and the same run results give the same choices
+//! whatever the order in which parallel runs finish.
+
+pub mod campaign;
+pub mod candidates;
+pub mod ddmin;
+pub mod fingerprint;
+pub mod progress;
+pub mod report;
+pub mod rng;
+pub mod signature;
+pub mod strategy;
+
+pub use campaign::{explore, Config, Failure, Outcome, Phases, ReplaySource, Reproduction};
+pub use candidates::{Action, Fault, FaultModel, Site};
+pub use fingerprint::{fingerprint, Fingerprint};
+pub use progress::ProgressMode;
+pub use strategy::StrategyKind;
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+    /// A fault-free run failed to start: the experiment itself does not work.
+    #[error("the experiment cannot be run: {0}")]
+    Setup(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

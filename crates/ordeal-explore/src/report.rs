@@ -1,0 +1,677 @@
+//! A campaign's outputs: explore.json, junit.xml, behaviours.svg, discovery.svg and a
+//! self-contained report.html (inline CSS and SVG, no script, no network).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use ordeal_events::TraceReader;
+use ordeal_hb::{EdgeKind, HbGraph};
+
+use crate::campaign::{Config, Outcome};
+use crate::Error;
+
+pub fn write_all(out: &Path, o: &Outcome, cfg: &Config) -> Result<(), Error> {
+    let write = |name: &str, text: &str| -> Result<(), Error> {
+        let p = out.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
+    let json = serde_json::to_string_pretty(o).unwrap_or_default();
+    write("explore.json", &(json + "\n"))?;
+    write("junit.xml", &junit(o))?;
+    let hist = histogram_svg(o);
+    let disc = discovery_svg(o);
+    write("behaviours.svg", &hist)?;
+    write("discovery.svg", &disc)?;
+    write("report.html", &html(out, o, cfg, &hist, &disc))?;
+    Ok(())
+}
+
+/// Escapes text for XML and HTML (content and attribute values).
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => o.push('\u{FFFD}'),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn repro_text(f: &crate::Failure) -> String {
+    match &f.reproduction {
+        Some(r) => format!("{} ({}/{} reruns failed)", r.verdict, r.failed, r.runs),
+        None => "not measured".into(),
+    }
+}
+
+/// JUnit XML: one test case per distinct failure (a passing one when there is none).
+pub fn junit(o: &Outcome) -> String {
+    let suite = format!("ordeal-explore.{}", o.experiment);
+    let n = o.failures.len().max(1);
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"ordeal explore\" tests=\"{n}\" failures=\"{}\" errors=\"0\" time=\"{:.3}\">",
+        o.failures.len(),
+        o.elapsed_s
+    );
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{}\" errors=\"0\" time=\"{:.3}\">",
+        esc(&suite),
+        o.failures.len(),
+        o.elapsed_s
+    );
+    let _ = writeln!(x, "    <properties>");
+    for (k, v) in [
+        ("strategy", o.strategy.clone()),
+        ("seed", o.seed.to_string()),
+        ("runs", o.runs.to_string()),
+        ("unique_behaviours", o.unique_behaviours.to_string()),
+    ] {
+        let _ = writeln!(x, "      <property name=\"{k}\" value=\"{}\"/>", esc(&v));
+    }
+    let _ = writeln!(x, "    </properties>");
+    if o.failures.is_empty() {
+        let _ = writeln!(
+            x,
+            "    <testcase classname=\"{}\" name=\"no failure in {} runs\" time=\"{:.3}\"/>",
+            esc(&suite),
+            o.runs,
+            o.explore_s
+        );
+    }
+    for f in &o.failures {
+        let body = format!(
+            "{}\nhits: {} exploration runs\nreproduction: {}\nreplay: {}\n\nminimal schedule:\n{}",
+            f.signature,
+            f.hits,
+            repro_text(f),
+            f.replay,
+            f.minimal_schedule
+        );
+        let _ = writeln!(
+            x,
+            "    <testcase classname=\"{}\" name=\"{}: {}\">",
+            esc(&suite),
+            esc(&f.id),
+            esc(&f.signature)
+        );
+        let _ = writeln!(
+            x,
+            "      <failure message=\"{}\" type=\"{}\">{}</failure>",
+            esc(&f.signature),
+            esc(&repro_text(f)),
+            esc(&body)
+        );
+        let _ = writeln!(x, "    </testcase>");
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+fn status_colour(outcome: &str) -> &'static str {
+    if outcome.starts_with("pass") {
+        "#4c9f70"
+    } else if outcome.starts_with("fail") {
+        "#d1495b"
+    } else {
+        "#8d8d8d"
+    }
+}
+
+/// Bar chart: runs per unique behaviour, most frequent first, coloured by outcome.
+pub fn histogram_svg(o: &Outcome) -> String {
+    let (w, h, left, bottom, top) = (640.0, 240.0, 50.0, 30.0, 24.0);
+    let n = o.behaviours.len().max(1) as f64;
+    let max = o
+        .behaviours
+        .iter()
+        .map(|b| b.runs)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let plot_w = w - left - 10.0;
+    let plot_h = h - bottom - top;
+    let bw = (plot_w / n).max(1.0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"15\" font-size=\"13\">Runs per unique behaviour ({} behaviours, {} runs)</text>",
+        o.behaviours.len(),
+        o.runs
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>",
+        h - bottom,
+        w - 10.0,
+        h - bottom
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#333\"/>",
+        h - bottom
+    );
+    for (i, b) in o.behaviours.iter().enumerate() {
+        let bh = plot_h * b.runs as f64 / max;
+        let x = left + i as f64 * bw;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"><title>{}: {} runs, first run {}, {}</title></rect>",
+            h - bottom - bh,
+            (bw - 1.0).max(0.5),
+            status_colour(&b.outcome),
+            b.fingerprint,
+            b.runs,
+            b.first_run,
+            esc(&b.outcome)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{top}\" text-anchor=\"end\">{max}</text>",
+        left - 4.0
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
+        left - 4.0,
+        h - bottom
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">unique behaviours, most frequent first (green pass, red fail, grey error)</text>",
+        left + plot_w / 2.0,
+        h - 8.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Line chart: unique behaviours against runs.
+pub fn discovery_svg(o: &Outcome) -> String {
+    let (w, h, left, bottom, top) = (640.0, 240.0, 50.0, 30.0, 24.0);
+    let max_x = o.discovery.last().map(|d| d.0).unwrap_or(1).max(1) as f64;
+    let max_y = o.discovery.last().map(|d| d.1).unwrap_or(1).max(1) as f64;
+    let plot_w = w - left - 10.0;
+    let plot_h = h - bottom - top;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"15\" font-size=\"13\">Discovery: unique behaviours after each run</text>"
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#333\"/>",
+        h - bottom,
+        w - 10.0,
+        h - bottom,
+        h - bottom
+    );
+    let pts: Vec<String> = std::iter::once((0u64, 0usize))
+        .chain(o.discovery.iter().copied())
+        .map(|(x, y)| {
+            format!(
+                "{:.1},{:.1}",
+                left + plot_w * x as f64 / max_x,
+                h - bottom - plot_h * y as f64 / max_y
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#2e6fdb\" stroke-width=\"2\" points=\"{}\"/>",
+        pts.join(" ")
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{top}\" text-anchor=\"end\">{max_y}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
+        left - 4.0,
+        left - 4.0,
+        h - bottom
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max_x} runs</text>",
+        w - 10.0,
+        h - 8.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A space-time diagram of a run: one lane per node, an arrow per message (blue) and connection
+/// (dashed), in causal order top to bottom; faulted events in red, with their marker.
+pub fn communication_svg(run_dir: &Path) -> Option<String> {
+    let reader = TraceReader::open(&run_dir.join("trace.jsonl")).ok()?;
+    let header = reader.header.clone();
+    let events = reader.read_all().ok()?;
+    let g = HbGraph::from_owned(header, events);
+    let lanes: Vec<&str> = g
+        .header()
+        .nodes
+        .iter()
+        .filter(|n| n.role != "check")
+        .map(|n| n.name.as_str())
+        .collect();
+    let lane = |n: &str| lanes.iter().position(|l| *l == n);
+    struct Arrow {
+        from: u64,
+        to: u64,
+        connect: bool,
+        bytes: u64,
+    }
+    let mut arrows: Vec<Arrow> = Vec::new();
+    for e in g.edges() {
+        let (connect, bytes) = match e.kind {
+            EdgeKind::Message { bytes } => (false, bytes),
+            EdgeKind::Connect => (true, 0),
+            _ => continue,
+        };
+        let (Some(a), Some(b)) = (g.event(e.from), g.event(e.to)) else {
+            continue;
+        };
+        if a.node == b.node || lane(&a.node).is_none() || lane(&b.node).is_none() {
+            continue;
+        }
+        arrows.push(Arrow {
+            from: e.from,
+            to: e.to,
+            connect,
+            bytes,
+        });
+    }
+    let marks: Vec<&ordeal_events::Event> = g
+        .events()
+        .iter()
+        .filter(|e| e.fault.is_some() || (e.call == "exit" && e.pid == e.tid && e.signal.is_some()))
+        .filter(|e| lane(&e.node).is_some())
+        .collect();
+    // Keep the picture readable: at most 400 arrows, centred on the first fault.
+    arrows.sort_by_key(|a| a.from.min(a.to));
+    let limit = 400;
+    let mut note = String::new();
+    if arrows.len() > limit {
+        let first_fault = marks
+            .iter()
+            .find(|e| e.fault.is_some())
+            .map(|e| e.seq)
+            .unwrap_or(0);
+        let pos = arrows
+            .iter()
+            .position(|a| a.from >= first_fault)
+            .unwrap_or(0);
+        let start = pos.saturating_sub(limit / 2).min(arrows.len() - limit);
+        note = format!(
+            "arrows {}..{} of {} shown (around the first fault)",
+            start + 1,
+            start + limit,
+            arrows.len()
+        );
+        arrows = arrows.drain(start..start + limit).collect();
+    }
+    let lo = arrows.first().map(|a| a.from.min(a.to)).unwrap_or(0);
+    let hi = arrows
+        .iter()
+        .map(|a| a.from.max(a.to))
+        .max()
+        .unwrap_or(u64::MAX);
+    let mut seqs: BTreeSet<u64> = BTreeSet::new();
+    for a in &arrows {
+        seqs.insert(a.from);
+        seqs.insert(a.to);
+    }
+    for m in &marks {
+        if m.seq >= lo && m.seq <= hi {
+            seqs.insert(m.seq);
+        }
+    }
+    let rank: std::collections::HashMap<u64, usize> =
+        seqs.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+    let lane_w = 150.0;
+    let top = 50.0;
+    let step = 7.0;
+    let w = 40.0 + lane_w * lanes.len() as f64 + 180.0;
+    let h = top + step * seqs.len() as f64 + 30.0;
+    let x = |n: &str| 60.0 + lane_w * lane(n).unwrap_or(0) as f64;
+    let y = |s: u64| top + step * rank.get(&s).copied().unwrap_or(0) as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    s.push_str("<defs><marker id=\"ah\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#2e6fdb\"/></marker></defs>\n");
+    if !note.is_empty() {
+        let _ = writeln!(
+            s,
+            "<text x=\"10\" y=\"14\" fill=\"#555\">{}</text>",
+            esc(&note)
+        );
+    }
+    for l in &lanes {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.0}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text><line x1=\"{:.0}\" y1=\"{}\" x2=\"{:.0}\" y2=\"{:.0}\" stroke=\"#bbb\"/>",
+            x(l),
+            top - 16.0,
+            esc(l),
+            x(l),
+            top - 10.0,
+            x(l),
+            h - 20.0
+        );
+    }
+    for a in &arrows {
+        let (Some(ea), Some(eb)) = (g.event(a.from), g.event(a.to)) else {
+            continue;
+        };
+        let dash = if a.connect {
+            " stroke-dasharray=\"4 3\""
+        } else {
+            ""
+        };
+        let title = if a.connect {
+            format!(
+                "#{} {} connect → #{} {} accept",
+                a.from, ea.node, a.to, eb.node
+            )
+        } else {
+            format!(
+                "#{} {} {} → #{} {} {}: {} B",
+                a.from, ea.node, ea.call, a.to, eb.node, eb.call, a.bytes
+            )
+        };
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.0}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\" stroke=\"#2e6fdb\" stroke-width=\"1\"{dash} marker-end=\"url(#ah)\"><title>{}</title></line>",
+            x(&ea.node),
+            y(a.from),
+            x(&eb.node),
+            y(a.to),
+            esc(&title)
+        );
+    }
+    for m in &marks {
+        if !rank.contains_key(&m.seq) {
+            continue;
+        }
+        let label = match &m.fault {
+            Some(f) => format!("#{} {}: {}", m.seq, m.call, f),
+            None => format!("#{} exit {}", m.seq, m.signal.as_deref().unwrap_or("")),
+        };
+        let colour = if m.fault.is_some() { "#d1495b" } else { "#444" };
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{:.0}\" cy=\"{:.0}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle><text x=\"{:.0}\" y=\"{:.0}\" fill=\"{colour}\">{}</text>",
+            x(&m.node),
+            y(m.seq),
+            esc(&label),
+            x(&m.node) + 8.0,
+            y(m.seq) + 4.0,
+            esc(&label)
+        );
+    }
+    s.push_str("</svg>\n");
+    Some(s)
+}
+
+/// The last `n` lines of a file.
+fn tail(p: &Path, n: usize) -> Option<String> {
+    let text = std::fs::read_to_string(p).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(n);
+    Some(lines[from..].join("\n"))
+}
+
+const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}\
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
+pre{background:#f5f5f5;padding:.6em;overflow-x:auto;font-size:12px}code{background:#f0f0f0;padding:0 .2em}\
+.fail{color:#b00020;font-weight:bold}.pass{color:#2b7a4b;font-weight:bold}.graph{overflow:auto;max-height:700px;border:1px solid #ddd}\
+details{margin:.4em 0}";
+
+pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ordeal explore: {}</title><style>{CSS}</style></head><body>\n",
+        esc(&o.experiment)
+    );
+    let _ = writeln!(h, "<h1>ordeal explore: {}</h1>", esc(&o.experiment));
+    let verdict = if o.failures.is_empty() {
+        format!(
+            "<span class=\"pass\">no failure found in {} runs</span>",
+            o.runs
+        )
+    } else {
+        format!(
+            "<span class=\"fail\">{} distinct failure(s)</span> in {} failing exploration run(s)",
+            o.failures.len(),
+            o.failures.iter().map(|f| f.hits).sum::<u64>()
+        )
+    };
+    let _ = writeln!(h, "<p>{verdict}</p>");
+    h.push_str("<h2>Summary</h2>\n<table>\n");
+    let m = &o.mean_phases_ms;
+    let rows: Vec<(&str, String)> = vec![
+        ("experiment", o.experiment.clone()),
+        ("campaign directory", out.display().to_string()),
+        ("strategy", o.strategy.clone()),
+        ("seed", o.seed.to_string()),
+        ("parallel runs (-j)", o.jobs.to_string()),
+        ("stopped because", o.stopped.clone()),
+        (
+            "exploration runs",
+            format!("{} ({} fault-free baselines)", o.runs, o.baseline_runs),
+        ),
+        ("shrinking runs", o.shrink_runs.to_string()),
+        ("reproduction reruns", o.rerun_runs.to_string()),
+        ("unique behaviours", o.unique_behaviours.to_string()),
+        (
+            "candidates",
+            format!(
+                "{} single faults mined, {} schedules tried, {} single/extension candidates and {} pairs remaining",
+                o.candidates.mined, o.candidates.tried, o.candidates.remaining, o.candidates.remaining_pairs
+            ),
+        ),
+        (
+            "tried by kind",
+            o.candidates
+                .tried_by_kind
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("runs that ended in error", o.errors.len().to_string()),
+        (
+            "time",
+            format!(
+                "{:.1} s in all, exploration {:.1} s ({:.0} runs/min)",
+                o.elapsed_s, o.explore_s, o.runs_per_minute
+            ),
+        ),
+        (
+            "mean run (ms)",
+            format!(
+                "{:.0}: {}",
+                o.mean_run_ms,
+                m.named()
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        (
+            "fault model",
+            format!(
+                "{}; long faults {} ms, restart after {} ms, at most {} faults and {} disruptive per schedule",
+                o.model
+                    .actions
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                o.model.long.as_millis(),
+                o.model.restart_after.as_millis(),
+                o.model.max_faults,
+                o.model.max_disruptions
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    h.push_str("</table>\n<h2>Behaviours</h2>\n");
+    h.push_str(hist);
+    h.push_str(disc);
+    h.push_str("<details><summary>Every unique behaviour</summary><table><tr><th>fingerprint</th><th>runs</th><th>first run</th><th>outcome</th></tr>\n");
+    for b in &o.behaviours {
+        let _ = writeln!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            b.fingerprint,
+            b.runs,
+            b.first_run,
+            esc(&b.outcome)
+        );
+    }
+    h.push_str("</table></details>\n<h2>Failures</h2>\n");
+    if o.failures.is_empty() {
+        h.push_str("<p>None.</p>\n");
+    }
+    let participants: Vec<String> = cfg
+        .experiment
+        .node_names()
+        .chain(cfg.experiment.workload_names())
+        .map(str::to_string)
+        .chain(std::iter::once(ordeal_experiment::CHECK_NAME.to_string()))
+        .collect();
+    for f in &o.failures {
+        let _ = writeln!(
+            h,
+            "<h3 id=\"{}\">{}: {}</h3>",
+            esc(&f.id),
+            esc(&f.id),
+            esc(&f.signature)
+        );
+        h.push_str("<table>\n");
+        let rows: Vec<(&str, String)> = vec![
+            (
+                "hits",
+                format!(
+                    "{} exploration run(s): {}",
+                    f.hits,
+                    f.runs
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            ("reproduction", repro_text(f)),
+            (
+                "shrinking",
+                format!(
+                    "{} fault(s) → {} fault(s) in {} runs",
+                    f.original_faults.len(),
+                    f.minimal_faults.len(),
+                    f.shrink_runs
+                ),
+            ),
+            ("minimal faults", f.minimal_faults.join("; ")),
+            ("what went wrong", f.lines.join("\n")),
+            ("run shown", f.run_dir.clone()),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(
+                h,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                esc(k),
+                esc(&v).replace('\n', "<br>")
+            );
+        }
+        let _ = writeln!(
+            h,
+            "<tr><th>replay</th><td><code>{}</code></td></tr></table>",
+            esc(&f.replay)
+        );
+        let _ = writeln!(
+            h,
+            "<p>Minimal schedule (<code>failures/{}/schedule.toml</code>):</p><pre>{}</pre>",
+            esc(&f.id),
+            esc(&f.minimal_schedule)
+        );
+        let run = out.join(&f.run_dir);
+        h.push_str(
+            "<p>Communication of the failing run (faulted events in red; hover for details):</p>\n",
+        );
+        match communication_svg(&run) {
+            Some(svg) => {
+                let _ = writeln!(h, "<div class=\"graph\">{svg}</div>");
+            }
+            None => h.push_str("<p>(trace not available)</p>\n"),
+        }
+        h.push_str("<p>Logs of the failing run (last 40 lines each):</p>\n");
+        for p in &participants {
+            for ext in ["stdout", "stderr"] {
+                let file = run.join("logs").join(format!("{p}.{ext}"));
+                if let Some(t) = tail(&file, 40).filter(|t| !t.is_empty()) {
+                    let _ = writeln!(
+                        h,
+                        "<details><summary>{p}.{ext}</summary><pre>{}</pre></details>",
+                        esc(&t)
+                    );
+                }
+            }
+        }
+        if f.original_schedule != f.minimal_schedule {
+            let _ = writeln!(
+                h,
+                "<details><summary>Original schedule (run {})</summary><pre>{}</pre></details>",
+                f.first_run,
+                esc(&f.original_schedule)
+            );
+        }
+    }
+    if !o.errors.is_empty() {
+        h.push_str("<h2>Runs that ended in error</h2><table><tr><th>run</th><th>faults</th><th>error</th></tr>\n");
+        for e in &o.errors {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.dir),
+                esc(&e.faults.join("; ")),
+                esc(e.error.as_deref().unwrap_or(&e.status))
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("<h2>Runs</h2><details><summary>Every run of the campaign</summary><table><tr><th>run</th><th>phase</th><th>faults</th><th>fired</th><th>status</th><th>behaviour</th></tr>\n");
+    for r in &o.run_log {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code>{}</td></tr>",
+            esc(&r.dir),
+            r.phase,
+            esc(&r.faults.join("; ")),
+            esc(&r.fired.join("; ")),
+            esc(&r.status),
+            esc(r.fingerprint.as_deref().unwrap_or("-")),
+            if r.new_behaviour { " new" } else { "" }
+        );
+    }
+    h.push_str("</table></details>\n</body></html>\n");
+    h
+}

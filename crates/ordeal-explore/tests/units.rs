@@ -1,0 +1,303 @@
+//! Fingerprints, mining, schedules and signatures on synthetic traces.
+
+use ordeal_events::{Class, Event, Header, NodeInfo, Proto, Sock};
+use ordeal_explore::candidates::{mine, schedule_toml, Occurrence};
+use ordeal_explore::{fingerprint, Action, Fault, FaultModel, Site};
+use ordeal_hb::HbGraph;
+
+fn header(port: u16) -> Header {
+    Header {
+        schema: "ordeal-trace".into(),
+        version: 1,
+        experiment: "t".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        nodes: vec![
+            NodeInfo {
+                name: "n0".into(),
+                role: "node".into(),
+                ports: vec![port],
+            },
+            NodeInfo {
+                name: "client".into(),
+                role: "workload".into(),
+                ports: vec![],
+            },
+        ],
+    }
+}
+
+/// Synthetic run: the client connects to n0 and sends `requests` (bytes each), n0 answers each
+/// with 3 bytes after making it durable (fsync + rename). `pid`, `port`, `ino` and `scale`
+/// (time) vary what a fingerprint must ignore; `pipelined` sends every request before reading
+/// any answer (a different exchange order).
+fn trace(
+    pid: i32,
+    port: u16,
+    ino: u64,
+    scale: u64,
+    requests: &[u64],
+    pipelined: bool,
+) -> Vec<Event> {
+    let server = format!("127.0.0.1:{port}");
+    let client_addr = format!("127.0.0.1:{}", port + 31000);
+    let csock = |ino| Sock {
+        ino,
+        proto: Proto::Tcp,
+        local: Some(client_addr.clone()),
+        remote: Some(server.clone()),
+        peer_ino: None,
+        peer_node: Some("n0".into()),
+    };
+    let ssock = |ino| Sock {
+        ino,
+        proto: Proto::Tcp,
+        local: Some(server.clone()),
+        remote: Some(client_addr.clone()),
+        peer_ino: None,
+        peer_node: Some("client".into()),
+    };
+    let mut evs: Vec<Event> = Vec::new();
+    let mut push = |mut e: Event| {
+        e.seq = evs.len() as u64;
+        e.ts = (evs.len() as u64 + 1) * 1000 * scale;
+        e.dur = 10 * scale;
+        evs.push(e);
+    };
+    let (np, cp) = (pid, pid + 7);
+    let ev = |node: &str, p: i32, call: &str, class: Class| Event {
+        node: node.into(),
+        pid: p,
+        tid: p,
+        call: call.into(),
+        class: Some(class),
+        ..Default::default()
+    };
+    push(Event {
+        child: Some(np),
+        ..ev("n0", np, "spawn", Class::Proc)
+    });
+    push(Event {
+        child: Some(cp),
+        ..ev("client", cp, "spawn", Class::Proc)
+    });
+    push(Event {
+        ret: Some(0),
+        sock: Some(csock(ino)),
+        addr: Some(server.clone()),
+        ..ev("client", cp, "connect", Class::Net)
+    });
+    push(Event {
+        ret: Some(5),
+        sock: Some(ssock(ino + 1)),
+        ..ev("n0", np, "accept4", Class::Net)
+    });
+    let (mut coff, mut soff) = (0u64, 0u64);
+    let (mut crecv, mut srecv) = (0u64, 0u64);
+    let mut send_req = |push: &mut dyn FnMut(Event), n: u64| {
+        push(Event {
+            ret: Some(n as i64),
+            len: Some(n),
+            off: Some(coff),
+            sock: Some(csock(ino)),
+            ..ev("client", cp, "sendto", Class::Data)
+        });
+        coff += n;
+    };
+    let mut serve = |push: &mut dyn FnMut(Event), n: u64| {
+        push(Event {
+            ret: Some(n as i64),
+            len: Some(1024),
+            off: Some(srecv),
+            sock: Some(ssock(ino + 1)),
+            ..ev("n0", np, "recvfrom", Class::Data)
+        });
+        srecv += n;
+        push(Event {
+            ret: Some(0),
+            path: Some(format!("/tmp/run{pid}/data/n0/state.tmp")),
+            ..ev("n0", np, "fsync", Class::File)
+        });
+        push(Event {
+            ret: Some(0),
+            path: Some(format!("/tmp/run{pid}/data/n0/state.tmp")),
+            path2: Some(format!("/tmp/run{pid}/data/n0/state")),
+            ..ev("n0", np, "rename", Class::File)
+        });
+        push(Event {
+            ret: Some(3),
+            len: Some(3),
+            off: Some(soff),
+            sock: Some(ssock(ino + 1)),
+            ..ev("n0", np, "sendto", Class::Data)
+        });
+        soff += 3;
+    };
+    let mut recv_ans = |push: &mut dyn FnMut(Event)| {
+        push(Event {
+            ret: Some(3),
+            len: Some(1024),
+            off: Some(crecv),
+            sock: Some(csock(ino)),
+            ..ev("client", cp, "recvfrom", Class::Data)
+        });
+        crecv += 3;
+    };
+    if pipelined {
+        for &n in requests {
+            send_req(&mut push, n);
+        }
+        for &n in requests {
+            serve(&mut push, n);
+        }
+        for _ in requests {
+            recv_ans(&mut push);
+        }
+    } else {
+        for &n in requests {
+            send_req(&mut push, n);
+            serve(&mut push, n);
+            recv_ans(&mut push);
+        }
+    }
+    evs
+}
+
+fn fp(port: u16, events: Vec<Event>) -> ordeal_explore::Fingerprint {
+    let h = header(port);
+    let g = HbGraph::build(&h, &events);
+    fingerprint(&h, &g, "pass")
+}
+
+#[test]
+fn fingerprint_ignores_pids_ports_inodes_and_timing() {
+    let a = fp(7000, trace(100, 7000, 500, 1, &[10, 7], false));
+    let b = fp(24001, trace(4242, 24001, 91_000, 37, &[10, 7], false));
+    assert_eq!(a.hash, b.hash);
+    assert_eq!(a.canonical, b.canonical);
+    assert_eq!(
+        a.canonical,
+        "node n0\n  client#0 A R10 S3 R7 S3\nworkload client\n  life spawn\n  n0#0 C S10 R3 S7 R3\nedges\n  \
+         c client.n0#0.0 > n0.client#0.0\n  m client.n0#0.1 > n0.client#0.1\n  \
+         m client.n0#0.3 > n0.client#0.3\n  m n0.client#0.2 > client.n0#0.2\n  \
+         m n0.client#0.4 > client.n0#0.4\noutcome pass\n"
+    );
+    assert_eq!(a.hash.len(), 16);
+}
+
+#[test]
+fn fingerprint_sees_exchange_order_sizes_and_outcome() {
+    let base = fp(7000, trace(100, 7000, 500, 1, &[10, 7], false));
+    let pipelined = fp(7000, trace(100, 7000, 500, 1, &[10, 7], true));
+    assert_ne!(base.hash, pipelined.hash);
+    assert!(
+        pipelined.canonical.contains("n0#0 C S17 R6"),
+        "{}",
+        pipelined.canonical
+    );
+    let sizes = fp(7000, trace(100, 7000, 500, 1, &[10, 8], false));
+    assert_ne!(base.hash, sizes.hash);
+    let h = header(7000);
+    let evs = trace(100, 7000, 500, 1, &[10, 7], false);
+    let failed = fingerprint(
+        &h,
+        &HbGraph::build(&h, &evs),
+        "fail: workload client ended: exit N",
+    );
+    assert_ne!(base.hash, failed.hash);
+}
+
+fn site(node: &str, call: &str, class: &str, peer: Option<&str>, file: Option<&str>) -> Site {
+    Site {
+        node: node.into(),
+        call: call.into(),
+        class: class.into(),
+        peer: peer.map(Into::into),
+        file: file.map(Into::into),
+    }
+}
+
+#[test]
+fn mining_lists_exact_points() {
+    let evs = trace(100, 7000, 500, 1, &[10, 7], false);
+    let got: Vec<(Site, u64, u64, i64, bool)> = mine(&header(7000), &evs)
+        .into_iter()
+        .map(|o: Occurrence| (o.site, o.nth, o.seq, o.ret, o.ack))
+        .collect();
+    let c = |call, class| site("client", call, class, Some("n0"), None);
+    let s = |call, class| site("n0", call, class, Some("client"), None);
+    let f = |call, file| site("n0", call, "file", None, Some(file));
+    assert_eq!(
+        got,
+        vec![
+            (c("connect", "net"), 1, 2, 0, false),
+            (s("accept4", "net"), 1, 3, 5, false),
+            (c("sendto", "data"), 1, 4, 10, false),
+            (s("recvfrom", "data"), 1, 5, 10, false),
+            (f("fsync", "state.tmp"), 1, 6, 0, false),
+            (f("rename", "state"), 1, 7, 0, false),
+            (s("sendto", "data"), 1, 8, 3, true),
+            (c("recvfrom", "data"), 1, 9, 3, false),
+            (c("sendto", "data"), 2, 10, 7, false),
+            (s("recvfrom", "data"), 2, 11, 7, false),
+            (f("fsync", "state.tmp"), 2, 12, 0, false),
+            (f("rename", "state"), 2, 13, 0, false),
+            (s("sendto", "data"), 2, 14, 3, true),
+            (c("recvfrom", "data"), 2, 15, 3, false),
+        ]
+    );
+}
+
+#[test]
+fn schedules_are_valid_fault_files() {
+    let faults = vec![
+        Fault {
+            action: Action::CrashAfter,
+            site: site("n0", "sendto", "data", Some("client"), None),
+            nth: 2,
+            max_bytes: None,
+        },
+        Fault {
+            action: Action::ShortIo,
+            site: site("n0", "recvfrom", "data", Some("client"), None),
+            nth: 1,
+            max_bytes: Some(8),
+        },
+        Fault {
+            action: Action::Fail,
+            site: site("n0", "rename", "file", None, Some("state")),
+            nth: 1,
+            max_bytes: None,
+        },
+    ];
+    let text = schedule_toml(&faults, &FaultModel::default(), 7);
+    let names = ordeal_faults::Participants::new(["n0"], ["client"]);
+    let s = ordeal_faults::Schedule::parse_for(&text, "x.toml", &names).expect(&text);
+    assert_eq!(s.seed, 7);
+    assert_eq!(s.faults.len(), 3);
+    assert_eq!(s.faults[0].name, "crash-after-n0-sendto-client-2");
+    assert_eq!(
+        s.faults[0].kind,
+        ordeal_faults::FaultKind::Crash {
+            node: "n0".into(),
+            restart_after: Some(std::time::Duration::from_millis(500))
+        }
+    );
+    assert_eq!(
+        s.faults[1].kind,
+        ordeal_faults::FaultKind::ShortIo { max_bytes: 8 }
+    );
+    assert_eq!(s.faults[2].kind.name(), "fail");
+    assert!(text.contains("errno = \"EIO\""), "{text}");
+    assert!(text.contains("path = \"state\""), "{text}");
+    // The model allows one disruption per schedule.
+    let two_crashes = vec![
+        faults[0].clone(),
+        Fault {
+            nth: 1,
+            ..faults[0].clone()
+        },
+    ];
+    assert!(!FaultModel::default().allows(&two_crashes));
+    assert!(FaultModel::default().allows(&faults[..2]));
+    assert!(!FaultModel::default().allows(&faults), "at most 2 faults");
+}

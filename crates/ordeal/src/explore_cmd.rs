@@ -1,0 +1,235 @@
+//! `ordeal explore`: argument handling for ordeal-explore campaigns.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ordeal_explore::{Action, FaultModel, ProgressMode, StrategyKind};
+
+#[derive(Args, Debug)]
+pub struct ExploreArgs {
+    /// The experiment file (TOML, see docs/experiment.md). Omit with --demo.
+    #[arg(required_unless_present = "demo")]
+    experiment: Option<PathBuf>,
+    /// Explore the embedded demo (examples/demo-kv.toml).
+    #[arg(long, conflicts_with = "experiment")]
+    demo: bool,
+    /// Exploration runs, fault-free baselines included (default 200 when no other budget).
+    #[arg(long, value_name = "N")]
+    runs: Option<u64>,
+    /// Time budget of the exploration: 90s, 10m, 1h.
+    #[arg(long, value_name = "DURATION")]
+    time: Option<String>,
+    /// Stop after K consecutive runs without a new unique behaviour.
+    #[arg(long, value_name = "K")]
+    until_stable: Option<u64>,
+    /// Runs in parallel (each on its own ports and directories).
+    #[arg(short = 'j', long = "jobs", value_name = "J", default_value_t = 1)]
+    jobs: usize,
+    /// Campaign directory (must not exist or be empty); default explore/<timestamp>-<name>.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Seed of every choice of the campaign.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// random, systematic or novelty.
+    #[arg(long, default_value = "systematic")]
+    strategy: String,
+    /// Override a variable of the experiment's [vars] (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Reruns of each minimal schedule, for its reproduction rate.
+    #[arg(long, value_name = "R", default_value_t = 10)]
+    reruns: u32,
+    /// Do not shrink failing schedules.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Stop exploring once N distinct failures were found.
+    #[arg(long, value_name = "N")]
+    stop_after: Option<usize>,
+    /// Fault kinds to use (comma-separated): crash-before, crash-after, pause, delay, fail,
+    /// short-io, partition. Default: all.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    faults: Vec<String>,
+    /// Length of pauses, delays and partitions: above the system's internal timeouts, below
+    /// its clients' patience.
+    #[arg(long, value_name = "DURATION", default_value = "1500ms")]
+    fault_duration: String,
+    /// How long after a crash the node is started again.
+    #[arg(long, value_name = "DURATION", default_value = "500ms")]
+    restart_after: String,
+    /// Most faults per schedule.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    max_faults: usize,
+    /// Keep the directory of every run (default: failing, erroneous and first-of-a-kind only).
+    #[arg(long)]
+    keep_runs: bool,
+    /// No progress on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    ordeal_experiment::parse_duration(text).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))
+}
+
+fn default_out(name: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    PathBuf::from("explore").join(format!("{secs}-{name}"))
+}
+
+/// Runs the campaign; exit code 0 no failure, 1 failures found, 130 interrupted.
+pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
+    let (text, path) = match (&args.experiment, args.demo) {
+        (Some(p), _) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read experiment file", p.display()))?,
+            p.clone(),
+        ),
+        (None, _) => (demo_toml.to_string(), PathBuf::from("demo-kv.toml")),
+    };
+    let mut exp = ordeal_experiment::Experiment::parse(&text, &path)?;
+    for kv in &args.set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set {kv}: expected NAME=VALUE"))?;
+        exp.set_var(k, v)?;
+    }
+    let strategy = StrategyKind::parse(&args.strategy).with_context(|| {
+        format!(
+            "--strategy {}: expected random, systematic or novelty",
+            args.strategy
+        )
+    })?;
+    let mut model = FaultModel {
+        long: duration("--fault-duration", &args.fault_duration)?,
+        restart_after: duration("--restart-after", &args.restart_after)?,
+        max_faults: args.max_faults.max(1),
+        ..FaultModel::default()
+    };
+    if !args.faults.is_empty() {
+        model.actions = args
+            .faults
+            .iter()
+            .map(|k| {
+                Action::parse(k.trim()).with_context(|| {
+                    format!(
+                        "--faults {k}: expected crash-before, crash-after, pause, delay, fail, short-io or partition"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if args.jobs == 0 {
+        bail!("-j 0: at least one run at a time");
+    }
+    let time = args
+        .time
+        .as_deref()
+        .map(|t| duration("--time", t))
+        .transpose()?;
+    let runs = match (args.runs, time, args.until_stable) {
+        (None, None, None) => Some(200),
+        (r, _, _) => r,
+    };
+    let exe = std::env::current_exe().context("locating the ordeal executable")?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(exp.name()));
+    let cfg = ordeal_explore::Config {
+        replay: ordeal_explore::ReplaySource {
+            experiment_path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
+            experiment: text.clone(),
+            set: args.set.clone(),
+        },
+        experiment: exp,
+        ordeal_exe: exe,
+        out,
+        runs,
+        time,
+        until_stable: args.until_stable,
+        jobs: args.jobs,
+        seed: args.seed,
+        strategy,
+        reruns: args.reruns,
+        shrink: !args.no_shrink,
+        stop_after: args.stop_after,
+        model,
+        keep_runs: args.keep_runs,
+        progress: if args.quiet {
+            ProgressMode::Quiet
+        } else {
+            ProgressMode::Auto
+        },
+    };
+    let out_dir = std::path::absolute(&cfg.out).unwrap_or_else(|_| cfg.out.clone());
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&cancel))
+            .context("installing signal handlers")?;
+    }
+    let o = ordeal_explore::explore(cfg, Arc::clone(&cancel))?;
+    print_summary(&o, &out_dir);
+    Ok(if o.interrupted {
+        130
+    } else if o.failures.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+fn print_summary(o: &ordeal_explore::Outcome, out: &Path) {
+    println!(
+        "{}: {} runs ({} stopped), {} unique behaviours, {} distinct failures, {:.0} runs/min",
+        o.experiment,
+        o.runs,
+        o.stopped,
+        o.unique_behaviours,
+        o.failures.len(),
+        o.runs_per_minute
+    );
+    println!(
+        "  candidates: {} mined, {} tried, {} remaining (+{} pairs)",
+        o.candidates.mined,
+        o.candidates.tried,
+        o.candidates.remaining,
+        o.candidates.remaining_pairs
+    );
+    let m = &o.mean_phases_ms;
+    println!(
+        "  mean run {:.0} ms: {}",
+        o.mean_run_ms,
+        m.named()
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !o.errors.is_empty() {
+        println!(
+            "  {} runs ended in error (see explore.json)",
+            o.errors.len()
+        );
+    }
+    for f in &o.failures {
+        println!();
+        println!("  {} ({} hits): {}", f.id, f.hits, f.signature);
+        println!("    minimal: {}", f.minimal_faults.join("; "));
+        match &f.reproduction {
+            Some(r) => println!(
+                "    reproduction: {} ({}/{} reruns failed)",
+                r.verdict, r.failed, r.runs
+            ),
+            None => println!("    reproduction: not measured"),
+        }
+        println!("    replay: {}", f.replay);
+    }
+    println!();
+    println!("report: {}", out.join("report.html").display());
+    println!("campaign directory: {}", out.display());
+}
