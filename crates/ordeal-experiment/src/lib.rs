@@ -49,6 +49,8 @@ use template::{is_simple_name, Placeholder, Template};
 
 /// Default whole-run deadline (`timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default hang detection interval (`hang_timeout`).
+pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default deadline for a node to become ready (`ready_timeout`).
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -104,6 +106,7 @@ pub struct Experiment {
     name: String,
     description: Option<String>,
     timeout: Duration,
+    hang_timeout: Option<Duration>,
     network: Network,
     vars: BTreeMap<String, String>,
     nodes: Vec<Node>,
@@ -248,6 +251,11 @@ impl Experiment {
     /// The whole-run deadline (`timeout`).
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// How long without any traced event makes a run hung (`hang_timeout`); `None` = off.
+    pub fn hang_timeout(&self) -> Option<Duration> {
+        self.hang_timeout
     }
 
     /// The file's path as given, used in messages.
@@ -421,6 +429,11 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|t| self.duration(t))
             .unwrap_or(DEFAULT_TIMEOUT);
+        let hang_timeout = match raw.hang_timeout.as_ref() {
+            None => Some(DEFAULT_HANG_TIMEOUT),
+            Some(v) if v.get_ref().trim() == "off" => None,
+            Some(v) => self.duration(v),
+        };
         let network = match raw.network.as_ref().map(|n| (n, n.get_ref().as_str())) {
             None | Some((_, "loopback")) => Network::Loopback,
             Some((_, "netns")) => Network::Netns,
@@ -725,6 +738,7 @@ impl Validator<'_> {
             name: raw.name.into_inner(),
             description: raw.description,
             timeout,
+            hang_timeout,
             network,
             vars,
             nodes,

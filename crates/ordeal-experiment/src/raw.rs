@@ -17,6 +17,9 @@ pub(crate) struct RawExperiment {
     pub name: Str,
     #[serde(default)]
     pub timeout: Option<Str>,
+    /// `"30s"`, or `"off"`: no traced event for this long while workloads run = hung.
+    #[serde(default)]
+    pub hang_timeout: Option<Str>,
     #[serde(default)]
     pub network: Option<Str>,
     #[serde(default)]

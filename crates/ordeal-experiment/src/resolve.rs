@@ -49,6 +49,8 @@ pub struct Resolved {
     pub name: String,
     /// The whole-run deadline.
     pub timeout: Duration,
+    /// No traced event for this long while workloads run = hung (`None`: off).
+    pub hang_timeout: Option<Duration>,
     /// The run directory (absolute).
     pub run_dir: PathBuf,
     /// Nodes, in file order.
@@ -304,6 +306,7 @@ impl Experiment {
             crash_check,
             name: self.name.clone(),
             timeout: self.timeout,
+            hang_timeout: self.hang_timeout,
             run_dir,
             nodes,
             workloads,

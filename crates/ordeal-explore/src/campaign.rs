@@ -418,7 +418,7 @@ fn execute(sh: &Shared, dir: &Path, faults: &[Fault]) -> Result<Analysis, String
     let fp = fingerprint(graph.header(), &graph, &outcome);
     // The canonical text behind the hash: `diff` two of them to see how two behaviours differ.
     let _ = std::fs::write(dir.join("fingerprint.txt"), &fp.canonical);
-    let (lines, sig) = if verdict.status == "fail" {
+    let (lines, sig) = if matches!(verdict.status.as_str(), "fail" | "hung") {
         let who: Vec<String> = graph
             .header()
             .nodes
@@ -781,7 +781,7 @@ impl State {
         }
         self.discovery
             .push((self.explore_runs, self.behaviours.len()));
-        let failed = a.status == "fail";
+        let failed = matches!(a.status.as_str(), "fail" | "hung");
         self.knowledge
             .learn(&faults, &a.occurrences, a.first_fired, new, failed);
         if let Some(sig) = &a.signature {

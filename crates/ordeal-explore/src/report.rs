@@ -636,6 +636,30 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
                 }
             }
         }
+        // Snapshots of the failing run (summary.json `snapshots[]`, paths relative to the
+        // run): the text stacks inline, the JSON linked.
+        let snapshots = std::fs::read(run.join("summary.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("snapshots").and_then(|s| s.as_array()).cloned())
+            .unwrap_or_default();
+        for snap in &snapshots {
+            let reason = snap["reason"].as_str().unwrap_or("snapshot");
+            let text = snap["text"]
+                .as_str()
+                .and_then(|t| std::fs::read_to_string(run.join(t)).ok());
+            let json = snap["json"].as_str().unwrap_or("");
+            let link = format!("{}/{json}", f.run_dir);
+            if let Some(text) = text {
+                let _ = writeln!(
+                    h,
+                    "<details><summary>Snapshot on {} (threads, stacks, fds; <a href=\"{}\">json</a>)</summary><pre>{}</pre></details>",
+                    esc(reason),
+                    esc(&link),
+                    esc(&text)
+                );
+            }
+        }
         if f.original_schedule != f.minimal_schedule {
             let _ = writeln!(
                 h,

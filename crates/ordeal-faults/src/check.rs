@@ -248,7 +248,7 @@ impl Checker<'_> {
                 }
                 self.positive(*duration, &sp.duration);
             }
-            FaultKind::Heal => {}
+            FaultKind::Heal | FaultKind::Snapshot => {}
         }
     }
 

@@ -1,7 +1,8 @@
 //! Fault schedules for ordeal: which faults to inject into a traced run, and when.
 //!
 //! A fault schedule file (TOML, documented for users in `docs/faults.md`) lists faults, each
-//! with a [`FaultKind`] (crash, restart, pause, delay, fail, short-io, partition, heal) and a
+//! with a [`FaultKind`] (crash, restart, pause, delay, fail, short-io, partition, heal,
+//! snapshot) and a
 //! [`Trigger`] (the nth event matching a [`Pattern`], a time after the workload starts, or a
 //! probability per matching event drawn from the schedule's seed). This crate parses and
 //! validates schedules, decides when each fault fires ([`TriggerState`]), and reads and writes
@@ -65,6 +66,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "short-io",
     "partition",
     "heal",
+    "snapshot",
 ];
 
 /// One fault of a schedule: what happens, and when.
@@ -108,6 +110,9 @@ pub enum FaultKind {
     },
     /// End every partition in effect.
     Heal,
+    /// Snapshot every node (threads, stacks, fds, memory) into `RUN_DIR/snapshots/`, right
+    /// after the matching call or at the time given.
+    Snapshot,
 }
 
 impl FaultKind {
@@ -122,6 +127,7 @@ impl FaultKind {
             FaultKind::ShortIo { .. } => "short-io",
             FaultKind::Partition { .. } => "partition",
             FaultKind::Heal => "heal",
+            FaultKind::Snapshot => "snapshot",
         }
     }
 

@@ -480,6 +480,7 @@ impl Converter<'_> {
                 duration: duration(self, &f.duration).ok()?,
             },
             "heal" => FaultKind::Heal,
+            "snapshot" => FaultKind::Snapshot,
             _ => return None,
         })
     }

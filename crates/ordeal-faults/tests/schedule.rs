@@ -320,14 +320,14 @@ fn kinds_and_keys() {
         "[[fault]]\nkind = \"explode\"\ntrigger = { after = \"1s\" }\n",
         &[
             "f.toml:2:8: unknown fault kind `explode`: expected crash, restart, pause, delay, \
-           fail, short-io, partition, heal",
+           fail, short-io, partition, heal, snapshot",
         ],
     );
     assert_errors(
         "[[fault]]\nnode = \"n0\"\ntrigger = { after = \"1s\" }\n",
         &[
             "f.toml:1:1: the fault has no `kind`: write kind = \"crash\", \"restart\", \"pause\", \
-           \"delay\", \"fail\", \"short-io\", \"partition\" or \"heal\"",
+           \"delay\", \"fail\", \"short-io\", \"partition\", \"heal\" or \"snapshot\"",
         ],
     );
     assert_errors(
@@ -815,7 +815,7 @@ trigger = { p = 2.0, call = \"fsync\", direction = \"recv\" }
         text,
         &[
             "f.toml:4:8: unknown fault kind `explode`: expected crash, restart, pause, delay, \
-             fail, short-io, partition, heal",
+             fail, short-io, partition, heal, snapshot",
             "f.toml:5:29: unknown node `ghost` (nodes: n0, n1, n2; workloads: client)",
             "f.toml:10:21: a `fail` fault acts on one system call: its trigger needs `nth` or \
              `p` (a matching call), not `after`",

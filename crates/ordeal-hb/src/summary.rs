@@ -34,6 +34,14 @@ impl Verdict {
             reasons,
         }
     }
+    /// No traced event for the hang timeout while workloads ran (ordeal-diag's classifier:
+    /// the first reason says `hung (blocked)` or `hung (busy)` and what threads waited on).
+    pub fn hung(reasons: Vec<String>) -> Self {
+        Self {
+            status: "hung".into(),
+            reasons,
+        }
+    }
     pub fn error(reasons: Vec<String>) -> Self {
         Self {
             status: "error".into(),
@@ -65,6 +73,26 @@ pub struct Summary {
     /// Inconsistencies found in the trace (normally empty).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Snapshots of the nodes taken during the run (on a hang, a failure, on request),
+    /// relative to the run directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotLink>,
+}
+
+/// One snapshot in `RUN_DIR/snapshots/` (written by ordeal-run, see docs/outputs.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotLink {
+    /// `hang`, `failure`, `request`.
+    pub reason: String,
+    /// Milliseconds since the run started.
+    pub at_ms: u64,
+    /// The snapshot as JSON, relative to the run directory.
+    pub json: String,
+    /// Its readable text form (stacks, fds), relative to the run directory.
+    pub text: String,
+    /// Dumps written with it (paths as given by --dump-dir) and refusals.
+    #[serde(default)]
+    pub dumps: Vec<String>,
 }
 
 /// One node (or workload) of the run.
@@ -181,6 +209,7 @@ impl Summary {
             events: counts,
             edges: graph.edge_counts(),
             warnings: graph.warnings().to_vec(),
+            snapshots: Vec::new(),
         }
     }
 
@@ -537,6 +566,9 @@ pub fn human_summary(s: &Summary) -> String {
     let _ = writeln!(out, "  verdict  {}", s.verdict.status.to_uppercase());
     for r in &s.verdict.reasons {
         let _ = writeln!(out, "    - {r}");
+    }
+    for l in &s.snapshots {
+        let _ = writeln!(out, "  snapshot ({}) {}", l.reason, l.text);
     }
     out
 }

@@ -498,6 +498,7 @@ impl Exploration<'_> {
             run_dir: dir,
             progress: &quiet,
             cancel: self.cancel,
+            diag: crate::diag::Diag::disabled(dir),
         };
         let deadline = Instant::now() + r.timeout;
         let outcome = (|| -> Result<Option<String>, String> {

@@ -49,6 +49,8 @@ pub struct Pending {
     pub paused: Vec<(String, String, Instant)>,
     /// Partitions in effect.
     pub cuts: Vec<Cut>,
+    /// `snapshot` faults fired and not taken yet (the supervisor takes them).
+    pub snapshots: Vec<String>,
 }
 
 /// A partition in effect: traffic from `from` to `to` (and back unless `oneway`) is cut.
@@ -163,8 +165,23 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             }
             Some(Action::Mark { name, what })
         }
+        FaultKind::Snapshot => {
+            p.snapshots.push(name.clone());
+            Some(Action::Mark {
+                name,
+                what: "snapshot".into(),
+            })
+        }
         FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
     }
+}
+
+/// The `snapshot` faults fired since the last call.
+pub fn take_snapshots(shared: &Shared) -> Vec<String> {
+    shared
+        .lock()
+        .map(|mut p| std::mem::take(&mut p.snapshots))
+        .unwrap_or_default()
 }
 
 /// The node on whose root process a node-level fault fired by time is recorded.

@@ -13,6 +13,7 @@
 
 mod checkpoints;
 pub mod crash;
+pub mod diag;
 pub mod faults;
 
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
@@ -84,6 +85,8 @@ pub struct RunOptions {
     /// Write only `summary.json` (no graph.dot/svg, trace.json, hb.jsonl): for campaigns that
     /// run many times (`ordeal explore`); `ordeal graph RUN_DIR` writes the rest later.
     pub summary_only: bool,
+    /// Hang detection, snapshots and dumps (see [`diag`]).
+    pub diag: diag::DiagOptions,
 }
 
 impl RunOptions {
@@ -100,6 +103,7 @@ impl RunOptions {
             faults: None,
             record_file_data: false,
             summary_only: false,
+            diag: diag::DiagOptions::default(),
         }
     }
 }
@@ -347,6 +351,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         run_dir: &run_dir,
         progress: &progress,
         cancel,
+        diag: diag::Diag::new(&resolved, &opts.diag, &run_dir),
     };
     let verdict = sup.drive(&resolved);
     let t_teardown = Instant::now();
@@ -434,7 +439,8 @@ pub fn write_outputs(
     let header = reader.header.clone();
     let events = reader.read_all()?;
     let graph = HbGraph::from_owned(header, events);
-    let summary = Summary::build(&graph, verdict);
+    let mut summary = Summary::build(&graph, verdict);
+    summary.snapshots = diag::links(run_dir);
     ordeal_hb::write_outputs(run_dir, &graph, &summary, max_dot_events)
         .map_err(io_err(format!("writing outputs in {}", run_dir.display())))?;
     Ok(summary)
@@ -446,7 +452,8 @@ fn write_summary_only(run_dir: &Path, verdict: Verdict) -> Result<Summary, Error
     let reader = TraceReader::open(&run_dir.join("trace.jsonl"))?;
     let header = reader.header.clone();
     let graph = HbGraph::from_owned(header, reader.read_all()?);
-    let summary = Summary::build(&graph, verdict);
+    let mut summary = Summary::build(&graph, verdict);
+    summary.snapshots = diag::links(run_dir);
     let path = run_dir.join("summary.json");
     let file = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
     ordeal_hb::write_summary_json(&summary, file)
@@ -476,6 +483,7 @@ struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
     run_dir: &'a Path,
     progress: &'a Progress,
     cancel: &'a AtomicBool,
+    diag: diag::Diag,
 }
 
 enum Stop {
@@ -486,9 +494,43 @@ enum Stop {
 impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
     fn drive(&mut self, r: &Resolved) -> Verdict {
         let deadline = Instant::now() + r.timeout;
-        match self.phases(r, deadline) {
+        let verdict = match self.phases(r, deadline) {
             Ok(v) => v,
             Err(e) => Verdict::error(vec![e]),
+        };
+        let failed = matches!(verdict.status.as_str(), "fail" | "error");
+        if failed && !self.cancel.load(Ordering::SeqCst) && self.diag.links().is_empty() {
+            self.snapshot_into(&verdict, "failure");
+        }
+        verdict
+    }
+
+    /// Takes the snapshots `snapshot` faults asked for.
+    fn scheduled_snapshots(&mut self) {
+        for name in faults::take_snapshots(self.shared) {
+            match self.diag.snapshot(self.tracer, "schedule", &name) {
+                Ok(l) => self
+                    .progress
+                    .say(format!("fault {name}: snapshot {}", l.text)),
+                Err(e) => self
+                    .progress
+                    .say(format!("fault {name}: snapshot failed: {e}")),
+            }
+        }
+    }
+
+    /// Snapshots every node (linked from summary.json's `snapshots`, not from the verdict's
+    /// reasons, which stay comparable between runs).
+    fn snapshot_into(&mut self, verdict: &Verdict, reason: &str) {
+        if !self.diag.wants_snapshot(reason) {
+            return;
+        }
+        let detail = verdict.reasons.first().cloned().unwrap_or_default();
+        match self.diag.snapshot(self.tracer, reason, &detail) {
+            Ok(l) => self
+                .progress
+                .say(format!("snapshot of every node: {}", l.text)),
+            Err(e) => self.progress.say(format!("snapshot failed: {e}")),
         }
     }
 
@@ -548,6 +590,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             self.resume_paused()?;
             self.heal_due(false)?;
             self.restart_crashed(r, deadline)?;
+            self.diag.poll_requests(self.tracer);
+            self.scheduled_snapshots();
             let pending: Vec<&Started> = self
                 .started
                 .iter()
@@ -558,6 +602,13 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             }
             if self.cancel.load(Ordering::SeqCst) {
                 return Ok(interrupted());
+            }
+            let paused = self.shared.lock().is_ok_and(|p| !p.paused.is_empty());
+            if let Some(h) = self.diag.poll_hang(self.tracer, paused) {
+                self.progress.say(h.reason());
+                let v = Verdict::hung(vec![h.reason()]);
+                self.snapshot_into(&v, "hang");
+                return Ok(v);
             }
             if Instant::now() >= deadline {
                 let names: Vec<String> = pending.iter().map(|s| s.name.clone()).collect();
@@ -576,6 +627,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             self.resume_paused()?;
             self.heal_due(true)?;
             self.restart_crashed(r, deadline)?;
+            self.diag.poll_requests(self.tracer);
+            self.scheduled_snapshots();
             if self.cancel.load(Ordering::SeqCst) {
                 return Ok(interrupted());
             }
@@ -780,7 +833,14 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             ));
             return Ok(());
         }
-        let marker_node = faults::marker_node(f, self.shared);
+        let marker_node = faults::marker_node(f, self.shared).or_else(|| {
+            // A snapshot concerns every node: its marker goes on the first one running.
+            let first = self
+                .started
+                .iter()
+                .find(|s| s.role == "node" && s.exit.is_none());
+            matches!(f.kind, FaultKind::Snapshot).then(|| first.map(|s| s.name.clone()))?
+        });
         let Some(action) = faults::node_fault(f, self.shared) else {
             return Ok(());
         };

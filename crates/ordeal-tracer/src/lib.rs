@@ -23,9 +23,11 @@ mod decode;
 mod mem;
 mod procfs;
 pub mod seccomp;
+mod snapshot;
 mod sockinfo;
 mod spawn;
 
+pub use snapshot::{Capture, CaptureRequest, ThreadCapture};
 pub use spawn::SpawnSpec;
 
 use ordeal_events::{escape_bytes, Class, Event, Proto, Sock};
@@ -219,6 +221,8 @@ enum Cmd {
         data: Option<String>,
         done: Sender<u64>,
     },
+    /// Registers and stacks of traced threads (see `snapshot.rs`).
+    Capture(CaptureRequest, Sender<Result<Capture, Error>>),
     Shutdown,
 }
 
@@ -363,6 +367,13 @@ impl<S: Sink + 'static> Tracer<S> {
             tx: self.tx.clone(),
             tid: self.tid,
         }
+    }
+
+    /// Every traced thread (of one node, or all) with what the tracer knows of it, and with
+    /// `req.registers` its registers and a copy of its stack, each thread stopped only
+    /// briefly (see the `snapshot` module).
+    pub fn capture(&self, req: CaptureRequest) -> Result<Capture, Error> {
+        self.request(|reply| Cmd::Capture(req, reply))?
     }
 
     /// Events written so far (for progress reports).
@@ -716,6 +727,10 @@ impl<S: Sink> Inner<S> {
                 self.emit(ev)?;
                 let _ = done.send(seq);
             }
+            Cmd::Capture(req, reply) => {
+                let r = self.capture(req);
+                let _ = reply.send(r);
+            }
             Cmd::Shutdown => {
                 self.shutting_down = true;
                 self.kill_all();
@@ -893,6 +908,9 @@ impl<S: Sink> Inner<S> {
                 ) {
                     // Group-stop: stay stopped until SIGCONT, as without a tracer.
                     resume(tid, libc::PTRACE_LISTEN as libc::c_uint, 0);
+                } else if self.threads.get(&tid).is_some_and(|t| t.pending.is_some()) {
+                    // Interrupted (a capture) in a traced call that awaits its exit stop.
+                    resume(tid, libc::PTRACE_SYSCALL, 0);
                 } else {
                     resume(tid, libc::PTRACE_CONT, 0);
                 }

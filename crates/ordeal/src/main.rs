@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 mod crash_cmd;
+mod diag_cmd;
 mod explore_cmd;
 mod shadow_cmd;
 mod state_cmd;
@@ -20,7 +21,7 @@ const DEMO_TOML: &str = include_str!("../../../examples/demo-kv.toml");
     name = "ordeal",
     version,
     about = "Run a multi-process system traced at the system-call level and rebuild who talked to whom.",
-    after_help = "Exit codes: 0 the run passed, 1 it failed (see the verdict), 2 usage, \
+    after_help = "Exit codes: 0 the run passed, 1 it failed or hung (see the verdict), 2 usage, \
                   configuration or setup error, 130 interrupted. `ordeal replay`: 0 same \
                   firings and verdict, 1 different."
 )]
@@ -72,6 +73,9 @@ enum Cmd {
     Checkpoint(state_cmd::CheckpointArgs),
     /// Ask the run's checkpoint service to watch PATH from the next checkpoint on.
     Watch(state_cmd::WatchArgs),
+    /// Snapshot every node of a run in progress (threads, stacks, fds, memory) into
+    /// RUN_DIR/snapshots/; prints the text file's path.
+    Snapshot(diag_cmd::SnapshotArgs),
     /// Generate crash states of a node from a recorded run and check it recovers from each.
     /// Exit 0 no vulnerability, 1 vulnerabilities found (docs/crash.md).
     Crash(crash_cmd::CrashArgs),
@@ -123,6 +127,8 @@ struct RunFlags {
     /// No progress lines; print only the summary.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    diag: diag_cmd::DiagFlags,
 }
 
 fn main() -> ExitCode {
@@ -179,6 +185,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Cmd::State { cmd } => state_cmd::state(cmd),
         Cmd::Checkpoint(args) => state_cmd::checkpoint(args),
         Cmd::Watch(args) => state_cmd::watch(args),
+        Cmd::Snapshot(args) => diag_cmd::snapshot(args),
         Cmd::Crash(args) => crash_cmd::crash(args, DEMO_TOML),
         Cmd::Explore(args) => explore_cmd::explore(args, DEMO_TOML),
         Cmd::Shadow(args) => shadow_cmd::shadow(args),
@@ -248,6 +255,7 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
     opts.pin_traced = flags.pin;
     opts.faults = faults;
     opts.progress = !flags.quiet;
+    opts.diag = flags.diag.options()?;
     let report = ordeal_run::run(&exp, &opts, &cancel)?;
     let replay_file = report.run_dir.join("replay.json");
     std::fs::write(&replay_file, serde_json::to_vec_pretty(&info)?)
@@ -256,7 +264,7 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
     println!("run directory: {}", report.run_dir.display());
     let code = match report.summary.verdict.status.as_str() {
         "pass" => 0,
-        "fail" => 1,
+        "fail" | "hung" => 1,
         _ if cancel.load(std::sync::atomic::Ordering::SeqCst) => 130,
         _ => 2,
     };

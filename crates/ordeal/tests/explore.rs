@@ -155,6 +155,9 @@ fn check_found(
         "faulted events highlighted"
     );
     assert!(html.contains("client.stdout"));
+    // The failing run's snapshot (threads and stacks of every node), inline.
+    assert!(html.contains("Snapshot on failure"), "snapshot embedded");
+    assert!(html.contains("== node n1"), "stacks of a live node");
     assert!(html.contains(&format!("{verdict} ({failed}/3 reruns failed)")));
     // The terminal summary.
     assert!(stdout.contains("F1 ("), "{stdout}");

@@ -1,0 +1,379 @@
+//! Stack unwinding and symbolization of a (stopped, then resumed) thread from its registers
+//! and a copy of its stack.
+//!
+//! Unwinding uses `framehop` with each module's `.eh_frame`/`.eh_frame_hdr`/`.debug_frame`
+//! (DWARF CFI), falling back to frame pointers where there is none; when CFI unwinding ends
+//! after fewer frames than a plain frame-pointer walk, the frame-pointer walk is kept.
+//! Symbols come from `.symtab`; for Go binaries (stripped ones too) from `.gopclntab` (Go 1.16
+//! and 1.18+ layouts); else from a debug file found by build id under
+//! `/usr/lib/debug/.build-id/` (Debian's `-dbg`/`-dbgsym` packages); else from `.dynsym`
+//! (exported functions only). No line numbers (no DWARF `.debug_line` reading).
+
+use crate::procfs::Mapping;
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::{Deref, Range};
+use std::sync::Arc;
+
+/// At most this many frames per thread.
+pub const MAX_FRAMES: usize = 256;
+
+/// A slice of a shared file image (framehop wants owned section data).
+#[derive(Clone)]
+pub struct Bytes(Arc<Vec<u8>>, Range<usize>);
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0[self.1.clone()]
+    }
+}
+
+/// One frame of a stack trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The instruction pointer (first frame) or a return address.
+    pub addr: u64,
+    /// File name of the module (`libc.so.6`), if the address is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Function name, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Offset of `addr` from the start of `function`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#014x}", self.addr)?;
+        match (&self.function, self.offset) {
+            (Some(n), Some(o)) => write!(f, " {n}+{o:#x}")?,
+            (Some(n), None) => write!(f, " {n}")?,
+            _ => write!(f, " ??")?,
+        }
+        if let Some(m) = &self.module {
+            write!(f, " ({m})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where symbols of a module come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolSource {
+    Symtab,
+    /// `.symtab` of a separate debug file found by build id under /usr/lib/debug.
+    DebugFile,
+    Dynsym,
+    Gopclntab,
+    None,
+}
+
+struct Sym {
+    addr: u64,
+    size: u64,
+    name: String,
+}
+
+struct LoadedModule {
+    name: String,
+    avma: Range<u64>,
+    bias: u64,
+    /// Sorted by address.
+    symbols: Vec<Sym>,
+    source: SymbolSource,
+}
+
+impl LoadedModule {
+    fn lookup(&self, avma: u64) -> Option<(&str, u64)> {
+        let svma = avma.wrapping_sub(self.bias);
+        let i = self.symbols.partition_point(|s| s.addr <= svma);
+        let s = self.symbols.get(i.checked_sub(1)?)?;
+        let off = svma - s.addr;
+        // A zero size (Go, some asm) means "up to the next symbol".
+        if s.size != 0 && off >= s.size.max(1) {
+            return None;
+        }
+        Some((&s.name, off))
+    }
+}
+
+/// The modules of one process, loaded once for all its threads.
+pub struct ProcessModules {
+    unwinder: UnwinderX86_64<Bytes>,
+    modules: Vec<LoadedModule>,
+}
+
+/// What symbolization covers for one module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    pub path: String,
+    pub start: u64,
+    pub end: u64,
+    pub symbols: usize,
+    pub source: SymbolSource,
+}
+
+impl ProcessModules {
+    /// Loads every file-backed executable mapping of `maps` (read through
+    /// `/proc/PID/root`, so a process in another mount namespace works too).
+    pub fn load(pid: i32, maps: &[Mapping]) -> Self {
+        let mut by_path: BTreeMap<&str, Vec<&Mapping>> = BTreeMap::new();
+        for m in maps.iter().filter(|m| m.file_backed()) {
+            by_path.entry(m.path.as_str()).or_default().push(m);
+        }
+        let mut unwinder = UnwinderX86_64::new();
+        let mut modules = Vec::new();
+        for (path, ms) in by_path {
+            let Some(exec) = ms.iter().find(|m| m.executable()) else {
+                continue;
+            };
+            let data =
+                std::fs::read(format!("/proc/{pid}/root{path}")).or_else(|_| std::fs::read(path));
+            let Ok(data) = data else {
+                continue;
+            };
+            if let Some((module, loaded)) = load_module(path, Arc::new(data), exec, &ms) {
+                unwinder.add_module(module);
+                modules.push(loaded);
+            }
+        }
+        modules.sort_by_key(|m| m.avma.start);
+        Self { unwinder, modules }
+    }
+
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        self.modules
+            .iter()
+            .map(|m| ModuleInfo {
+                path: m.name.clone(),
+                start: m.avma.start,
+                end: m.avma.end,
+                symbols: m.symbols.len(),
+                source: m.source,
+            })
+            .collect()
+    }
+
+    fn module_of(&self, addr: u64) -> Option<&LoadedModule> {
+        let i = self.modules.partition_point(|m| m.avma.start <= addr);
+        let m = self.modules.get(i.checked_sub(1)?)?;
+        m.avma.contains(&addr).then_some(m)
+    }
+
+    /// Names an address (`lookup` = the address to look up: a return address minus one).
+    pub fn symbolize(&self, addr: u64, lookup: u64) -> Frame {
+        let m = self.module_of(lookup);
+        let sym = m.and_then(|m| m.lookup(lookup));
+        Frame {
+            addr,
+            module: m.map(|m| {
+                m.name
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(m.name.as_str())
+                    .to_string()
+            }),
+            function: sym.map(|(n, _)| n.to_string()),
+            offset: sym.map(|(_, o)| o + (addr - lookup)),
+        }
+    }
+
+    /// Unwinds a thread from `ip`/`sp`/`bp` over its copied stack (`stack` starts at
+    /// `stack_base`), and names every frame.
+    pub fn unwind(&self, ip: u64, sp: u64, bp: u64, stack_base: u64, stack: &[u8]) -> Vec<Frame> {
+        let read = |addr: u64| -> Result<u64, ()> {
+            let off = addr.checked_sub(stack_base).ok_or(())? as usize;
+            let b = stack.get(off..off + 8).ok_or(())?;
+            Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?))
+        };
+        let mut cfi = Vec::new();
+        let mut cache = CacheX86_64::<_>::new();
+        let mut read_stack = read;
+        let mut iter = self.unwinder.iter_frames(
+            ip,
+            UnwindRegsX86_64::new(ip, sp, bp),
+            &mut cache,
+            &mut read_stack,
+        );
+        while let Ok(Some(f)) = iter.next() {
+            cfi.push(f);
+            if cfi.len() >= MAX_FRAMES {
+                break;
+            }
+        }
+        let fp = frame_pointer_walk(ip, bp, &read);
+        let frames = if fp.len() > cfi.len() { fp } else { cfi };
+        frames
+            .into_iter()
+            .map(|f| self.symbolize(f.address(), f.address_for_lookup()))
+            .collect()
+    }
+}
+
+/// The classic `[rbp] = caller's rbp, [rbp+8] = return address` chain.
+fn frame_pointer_walk(
+    ip: u64,
+    bp: u64,
+    read: &dyn Fn(u64) -> Result<u64, ()>,
+) -> Vec<FrameAddress> {
+    let mut out = vec![FrameAddress::InstructionPointer(ip)];
+    let mut bp = bp;
+    while out.len() < MAX_FRAMES && bp != 0 && bp.is_multiple_of(8) {
+        let (Ok(next), Ok(ret)) = (read(bp), read(bp + 8)) else {
+            break;
+        };
+        match FrameAddress::from_return_address(ret) {
+            Some(a) if ret > 0x1000 => out.push(a),
+            _ => break,
+        }
+        if next <= bp {
+            break;
+        }
+        bp = next;
+    }
+    out
+}
+
+fn section_of(
+    file: &object::File<'_>,
+    data: &Arc<Vec<u8>>,
+    name: &str,
+) -> Option<(Range<u64>, Bytes)> {
+    let s = file.section_by_name(name)?;
+    let (off, size) = s.file_range()?;
+    let r = off as usize..(off + size) as usize;
+    if r.end > data.len() {
+        return None;
+    }
+    Some((
+        s.address()..s.address() + s.size(),
+        Bytes(Arc::clone(data), r),
+    ))
+}
+
+fn load_module(
+    path: &str,
+    data: Arc<Vec<u8>>,
+    exec: &Mapping,
+    all: &[&Mapping],
+) -> Option<(Module<Bytes>, LoadedModule)> {
+    let file = object::File::parse(&data[..]).ok()?;
+    // Load bias: the executable mapping maps file offset `exec.offset` at `exec.start`; the
+    // PT_LOAD segment holding that offset says which vaddr it was linked at.
+    let seg = file.segments().find(|s| {
+        let (off, size) = s.file_range();
+        off <= exec.offset && exec.offset < off + size.max(1)
+    })?;
+    let (seg_off, _) = seg.file_range();
+    let linked = seg.address() + (exec.offset - seg_off);
+    let bias = exec.start.wrapping_sub(linked);
+    let start = all
+        .iter()
+        .filter(|m| m.executable())
+        .map(|m| m.start)
+        .min()?;
+    let end = all.iter().filter(|m| m.executable()).map(|m| m.end).max()?;
+    let text = section_of(&file, &data, ".text");
+    let eh = section_of(&file, &data, ".eh_frame");
+    let eh_hdr = section_of(&file, &data, ".eh_frame_hdr");
+    let got = file
+        .section_by_name(".got")
+        .map(|s| s.address()..s.address() + s.size());
+    let info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        text_svma: text.as_ref().map(|t| t.0.clone()),
+        text: text.map(|t| t.1),
+        stubs_svma: None,
+        stub_helper_svma: None,
+        got_svma: got,
+        unwind_info: None,
+        eh_frame_svma: eh.as_ref().map(|t| t.0.clone()),
+        eh_frame: eh.map(|t| t.1),
+        eh_frame_hdr_svma: eh_hdr.as_ref().map(|t| t.0.clone()),
+        eh_frame_hdr: eh_hdr.map(|t| t.1),
+        debug_frame: section_of(&file, &data, ".debug_frame").map(|t| t.1),
+        text_segment_svma: None,
+        text_segment: None,
+    };
+    let module = Module::new(path.to_string(), start..end, bias, info);
+    let (symbols, source) = symbols_of(&file, &data);
+    Some((
+        module,
+        LoadedModule {
+            name: path.to_string(),
+            avma: start..end,
+            bias,
+            symbols,
+            source,
+        },
+    ))
+}
+
+/// `.symtab` of `/usr/lib/debug/.build-id/xx/yyyy.debug`, when installed.
+fn debug_file_symbols(
+    file: &object::File<'_>,
+    collect: &dyn Fn(object::SymbolIterator<'_, '_>) -> Vec<Sym>,
+) -> Option<Vec<Sym>> {
+    let id = file.build_id().ok()??;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let path = format!(
+        "/usr/lib/debug/.build-id/{}/{}.debug",
+        hex.get(..2)?,
+        hex.get(2..)?
+    );
+    let data = std::fs::read(path).ok()?;
+    let dbg = object::File::parse(&data[..]).ok()?;
+    let v = collect(dbg.symbols());
+    (!v.is_empty()).then_some(v)
+}
+
+fn symbols_of(file: &object::File<'_>, data: &[u8]) -> (Vec<Sym>, SymbolSource) {
+    let collect = |it: object::SymbolIterator<'_, '_>| -> Vec<Sym> {
+        let mut v: Vec<Sym> = it
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
+            .filter_map(|s| {
+                Some(Sym {
+                    addr: s.address(),
+                    size: s.size(),
+                    name: s.name().ok()?.to_string(),
+                })
+            })
+            .collect();
+        v.sort_by_key(|s| (s.addr, std::cmp::Reverse(s.size)));
+        v.dedup_by_key(|s| s.addr);
+        v
+    };
+    let v = collect(file.symbols());
+    if !v.is_empty() {
+        return (v, SymbolSource::Symtab);
+    }
+    if let Some(v) = crate::gopclntab::symbols(file, data) {
+        if !v.is_empty() {
+            let v = v
+                .into_iter()
+                .map(|(addr, name)| Sym {
+                    addr,
+                    size: 0,
+                    name,
+                })
+                .collect();
+            return (v, SymbolSource::Gopclntab);
+        }
+    }
+    // A separate debug file (Debian's *-dbg / *-dbgsym packages) by build id.
+    if let Some(v) = debug_file_symbols(file, &collect) {
+        return (v, SymbolSource::DebugFile);
+    }
+    let v = collect(file.dynamic_symbols());
+    if !v.is_empty() {
+        return (v, SymbolSource::Dynsym);
+    }
+    (Vec::new(), SymbolSource::None)
+}
