@@ -10,6 +10,7 @@ use std::sync::Arc;
 mod crash_cmd;
 mod diag_cmd;
 mod explore_cmd;
+mod history_cmd;
 mod shadow_cmd;
 mod state_cmd;
 
@@ -83,6 +84,15 @@ enum Cmd {
     /// a minimal schedule and measure its reproduction rate (docs/explore.md).
     /// Exit 0 no failure, 1 failures found, 130 interrupted.
     Explore(explore_cmd::ExploreArgs),
+    /// Check a recorded history (history.jsonl or Jepsen .edn) for linearizability.
+    /// Exit 0 linearizable, 1 not, 3 unknown (a budget ran out), 2 error.
+    CheckHistory(history_cmd::CheckArgs),
+    /// Recording workload clients (kv, redis, etcd) writing history.jsonl.
+    #[command(hide = true)]
+    Workload {
+        #[command(subcommand)]
+        cmd: history_cmd::WorkloadCmd,
+    },
     /// Proxy clients to production, duplicate their traffic to debug clones and compare the
     /// answers; production is never slowed (docs/shadow.md).
     Shadow(shadow_cmd::ShadowArgs),
@@ -188,6 +198,8 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Snapshot(args) => diag_cmd::snapshot(args),
         Cmd::Crash(args) => crash_cmd::crash(args, DEMO_TOML),
         Cmd::Explore(args) => explore_cmd::explore(args, DEMO_TOML),
+        Cmd::CheckHistory(args) => history_cmd::check_history(args),
+        Cmd::Workload { cmd } => history_cmd::workload(cmd),
         Cmd::Shadow(args) => shadow_cmd::shadow(args),
         Cmd::Clone(args) => shadow_cmd::clone(args),
         Cmd::Proxy(args) => shadow_cmd::proxy(args),

@@ -1,0 +1,209 @@
+//! history.jsonl: one JSON object per line (format in docs/history.md).
+
+use crate::history::{Entry, History, Kind, Value, F};
+use crate::Error;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// Parses one line of history.jsonl; `Err` is the reason (without position).
+pub fn parse_entry(line: &str) -> Result<Entry, String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| "expected a JSON object".to_string())?;
+    for k in obj.keys() {
+        if !matches!(
+            k.as_str(),
+            "type" | "process" | "f" | "key" | "value" | "time" | "error"
+        ) {
+            return Err(format!("unknown field {k:?}"));
+        }
+    }
+    let str_field = |name: &str| -> Result<&str, String> {
+        obj.get(name)
+            .ok_or_else(|| format!("missing field {name:?}"))?
+            .as_str()
+            .ok_or_else(|| format!("field {name:?} must be a string"))
+    };
+    let u64_field = |name: &str| -> Result<u64, String> {
+        obj.get(name)
+            .ok_or_else(|| format!("missing field {name:?}"))?
+            .as_u64()
+            .ok_or_else(|| format!("field {name:?} must be a non-negative integer"))
+    };
+    let kind = str_field("type")?;
+    let kind = Kind::parse(kind).ok_or_else(|| {
+        format!("type {kind:?} is not one of \"invoke\", \"ok\", \"fail\", \"info\"")
+    })?;
+    let f = str_field("f")?;
+    let f =
+        F::parse(f).ok_or_else(|| format!("f {f:?} is not one of \"read\", \"write\", \"cas\""))?;
+    let key = match obj.get("key") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(k @ (serde_json::Value::String(_) | serde_json::Value::Number(_))) => {
+            Some(Value::from_json(k).map_err(|e| format!("key: {e}"))?)
+        }
+        Some(_) => return Err("field \"key\" must be a string or an integer".to_string()),
+    };
+    let value = match obj.get("value") {
+        None => Value::Nil,
+        Some(v) => Value::from_json(v).map_err(|e| format!("value: {e}"))?,
+    };
+    let error = match obj.get("error") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("field \"error\" must be a string".to_string()),
+    };
+    Ok(Entry {
+        kind,
+        process: u64_field("process")?,
+        f,
+        key,
+        value,
+        time: u64_field("time")?,
+        error,
+    })
+}
+
+/// The line of history.jsonl for `e` (without the newline).
+pub fn entry_line(e: &Entry) -> String {
+    // Written by hand to keep the documented field order.
+    let mut s = format!(
+        "{{\"type\":\"{}\",\"process\":{},\"f\":\"{}\"",
+        e.kind.name(),
+        e.process,
+        e.f.name()
+    );
+    if let Some(k) = &e.key {
+        s.push_str(",\"key\":");
+        s.push_str(&k.to_json().to_string());
+    }
+    s.push_str(",\"value\":");
+    s.push_str(&e.value.to_json().to_string());
+    s.push_str(&format!(",\"time\":{}", e.time));
+    if let Some(err) = &e.error {
+        s.push_str(",\"error\":");
+        s.push_str(&serde_json::Value::from(err.as_str()).to_string());
+    }
+    s.push('}');
+    s
+}
+
+/// Reads history.jsonl from `r`; `source` names it in errors (`source:line: reason`).
+/// Blank lines are skipped.
+pub fn read(r: impl BufRead, source: &str) -> Result<History, Error> {
+    let mut h = History {
+        source: source.to_string(),
+        ..History::default()
+    };
+    for (i, line) in r.lines().enumerate() {
+        let line = line.map_err(|e| Error::Io {
+            path: source.to_string(),
+            source: e,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e = parse_entry(&line).map_err(|msg| Error::Parse {
+            path: source.to_string(),
+            line: i + 1,
+            msg,
+        })?;
+        h.entries.push(e);
+        h.lines.push(i + 1);
+    }
+    Ok(h)
+}
+
+/// Reads a history.jsonl file.
+pub fn read_file(path: &Path) -> Result<History, Error> {
+    let f = std::fs::File::open(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    read(std::io::BufReader::new(f), &path.display().to_string())
+}
+
+/// Writes entries as history.jsonl.
+pub fn write(mut w: impl Write, entries: &[Entry]) -> std::io::Result<()> {
+    for e in entries {
+        writeln!(w, "{}", entry_line(e))?;
+    }
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let entries = vec![
+            Entry::new(Kind::Invoke, 0, F::Read, Value::Nil, 1),
+            Entry {
+                key: Some(Value::Str("k1".into())),
+                error: Some("timeout".into()),
+                ..Entry::new(
+                    Kind::Info,
+                    3,
+                    F::Cas,
+                    Value::List(vec![Value::Int(1), Value::Str("x".into())]),
+                    99,
+                )
+            },
+        ];
+        let mut buf = Vec::new();
+        write(&mut buf, &entries).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(
+            text,
+            "{\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"value\":null,\"time\":1}\n\
+             {\"type\":\"info\",\"process\":3,\"f\":\"cas\",\"key\":\"k1\",\"value\":[1,\"x\"],\"time\":99,\"error\":\"timeout\"}\n"
+        );
+        let h = read(text.as_bytes(), "h.jsonl").unwrap();
+        assert_eq!(h.entries, entries);
+        assert_eq!(h.lines, vec![1, 2]);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_file_and_line() {
+        let cases = [
+            (
+                "{\"type\":\"invoke\"",
+                "h.jsonl:2: not JSON: EOF while parsing an object at line 1 column 16",
+            ),
+            ("[1]", "h.jsonl:2: expected a JSON object"),
+            (
+                "{\"type\":\"start\",\"process\":0,\"f\":\"read\",\"time\":1}",
+                "h.jsonl:2: type \"start\" is not one of \"invoke\", \"ok\", \"fail\", \"info\"",
+            ),
+            (
+                "{\"type\":\"ok\",\"process\":-1,\"f\":\"read\",\"time\":1}",
+                "h.jsonl:2: field \"process\" must be a non-negative integer",
+            ),
+            (
+                "{\"type\":\"ok\",\"process\":1,\"f\":\"read\"}",
+                "h.jsonl:2: missing field \"time\"",
+            ),
+            (
+                "{\"type\":\"ok\",\"process\":1,\"f\":\"read\",\"time\":1,\"value\":1.5}",
+                "h.jsonl:2: value: number 1.5 is not a 64-bit integer",
+            ),
+            (
+                "{\"type\":\"ok\",\"process\":1,\"f\":\"read\",\"time\":1,\"vlaue\":1}",
+                "h.jsonl:2: unknown field \"vlaue\"",
+            ),
+            (
+                "{\"type\":\"ok\",\"process\":1,\"f\":\"read\",\"time\":1,\"key\":[1]}",
+                "h.jsonl:2: field \"key\" must be a string or an integer",
+            ),
+        ];
+        for (line, msg) in cases {
+            let text = format!(
+                "{{\"type\":\"invoke\",\"process\":1,\"f\":\"read\",\"time\":0}}\n{line}\n"
+            );
+            let err = read(text.as_bytes(), "h.jsonl").unwrap_err();
+            assert_eq!(err.to_string(), msg, "{line}");
+        }
+    }
+}
