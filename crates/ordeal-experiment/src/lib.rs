@@ -92,6 +92,18 @@ pub fn netns_addr(i: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(10, 77, 0, (i + 1).min(253) as u8)
 }
 
+/// `[check] history = { model, file }`: check a recorded history after the workloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCheck {
+    /// `register`, `cas-register` or `kv`.
+    pub model: String,
+    /// The history file, relative to the run directory (default `history.jsonl`).
+    pub file: String,
+}
+
+/// The models `[check] history` accepts.
+pub const HISTORY_MODELS: [&str; 3] = ["register", "cas-register", "kv"];
+
 /// The name under which the `[check]` command runs (logs, messages).
 pub const CHECK_NAME: &str = "check";
 /// The name under which `[crash] check` runs on a recovered crash state.
@@ -113,6 +125,8 @@ pub struct Experiment {
     workloads: Vec<Workload>,
     /// The `[check]` command, named `check`.
     check: Option<Process>,
+    /// `[check] history`: the recorded history to check for linearizability.
+    history_check: Option<HistoryCheck>,
     /// `[crash] check`: the check of a recovered crash state, named `crash-check`.
     crash_check: Option<Process>,
     /// Every `{port.NAME}` name (and every name listed in a node's `ports`).
@@ -582,14 +596,61 @@ impl Validator<'_> {
             });
         }
 
-        let check = raw.check.as_ref().map(|c| {
+        let check = raw.check.as_ref().and_then(|c| {
             let table = c.span();
             let c = c.get_ref();
+            let argv = c.argv.as_ref()?;
             let name = Spanned::new(table.clone(), CHECK_NAME.to_string());
-            let mut process = self.process(table, &name, &c.argv, &c.env, &c.cwd, &mut used);
+            let mut process = self.process(table, &name, argv, &c.env, &c.cwd, &mut used);
             process.trace = false;
-            process
+            Some(process)
         });
+        let mut history_check = None;
+        if let Some(c) = &raw.check {
+            let inner = c.get_ref();
+            if inner.argv.is_none() && inner.history.is_none() {
+                self.err(
+                    Some(c.span()),
+                    "[check] needs `argv` (a command), `history = { model = \"...\" }`, or both",
+                );
+            }
+            if inner.argv.is_none() && (!inner.env.is_empty() || inner.cwd.is_some()) {
+                self.err(Some(c.span()), "`env` and `cwd` in [check] need `argv`");
+            }
+            if let Some(h) = &inner.history {
+                let model = h.get_ref().model.get_ref();
+                if !HISTORY_MODELS.contains(&model.as_str()) {
+                    self.err(
+                        Some(h.get_ref().model.span()),
+                        format!(
+                            "unknown history model `{model}`: expected one of {}",
+                            HISTORY_MODELS.join(", ")
+                        ),
+                    );
+                }
+                let file = h
+                    .get_ref()
+                    .file
+                    .as_ref()
+                    .map(|f| f.get_ref().clone())
+                    .unwrap_or_else(|| "history.jsonl".to_string());
+                let bad = file.is_empty()
+                    || Path::new(&file).is_absolute()
+                    || Path::new(&file)
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir));
+                if bad {
+                    self.err(
+                        h.get_ref().file.as_ref().map(|f| f.span()),
+                        format!("history file `{file}` must be a relative path inside the run directory"),
+                    );
+                }
+                history_check = Some(HistoryCheck {
+                    model: model.clone(),
+                    file,
+                });
+            }
+        }
         let crash_check = raw.crash.as_ref().and_then(|c| {
             let table = c.span();
             let argv = c.get_ref().check.as_ref()?;
@@ -744,6 +805,7 @@ impl Validator<'_> {
             nodes,
             workloads,
             check,
+            history_check,
             crash_check,
             port_names,
             port_owners,

@@ -47,11 +47,22 @@ pub(crate) struct RawCrash {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCheck {
-    pub argv: StrList,
+    #[serde(default)]
+    pub argv: Option<StrList>,
+    #[serde(default)]
+    pub history: Option<Spanned<RawHistoryCheck>>,
     #[serde(default)]
     pub env: StrMap,
     #[serde(default)]
     pub cwd: Option<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHistoryCheck {
+    pub model: Str,
+    #[serde(default)]
+    pub file: Option<Str>,
 }
 
 #[derive(Deserialize)]

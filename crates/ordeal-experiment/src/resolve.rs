@@ -61,6 +61,8 @@ pub struct Resolved {
     pub check: Option<WorkloadSpec>,
     /// `[crash] check`: run (untraced) by `ordeal crash` on each recovered crash state.
     pub crash_check: Option<WorkloadSpec>,
+    /// `[check] history`: the history to check after the workloads.
+    pub history_check: Option<crate::HistoryCheck>,
     /// Every allocated port: port name → number.
     pub ports: BTreeMap<String, u16>,
     /// The variable values used (file values with overrides applied).
@@ -304,6 +306,7 @@ impl Experiment {
         Ok(Resolved {
             check,
             crash_check,
+            history_check: self.history_check.clone(),
             name: self.name.clone(),
             timeout: self.timeout,
             hang_timeout: self.hang_timeout,

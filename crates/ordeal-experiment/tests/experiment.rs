@@ -848,3 +848,44 @@ fn host_placeholders_follow_the_network_mode() {
         "{err}"
     );
 }
+
+#[test]
+fn check_history_is_parsed_and_checked() {
+    let base = "name = \"x\"\n[[node]]\nname = \"a\"\nargv = [\"true\"]\n";
+    let exp = Experiment::parse(
+        &format!("{base}[check]\nhistory = {{ model = \"kv\" }}\n"),
+        "demo.toml",
+    )
+    .unwrap();
+    let sb = Sandbox::new();
+    let exp_file = sb.parse(&format!(
+        "{base}[check]\nargv = [\"true\"]\nhistory = {{ model = \"cas-register\", file = \"h/ops.jsonl\" }}\n"
+    ));
+    let run = exp_file.unwrap().resolve(&sb.ctx()).unwrap();
+    let h = run.history_check.unwrap();
+    assert_eq!(
+        (h.model.as_str(), h.file.as_str()),
+        ("cas-register", "h/ops.jsonl")
+    );
+    assert!(run.check.is_some());
+    drop(exp);
+
+    let err = parse_err(&format!(
+        "{base}[check]\nhistory = {{ model = \"queue\" }}\n"
+    ));
+    assert!(
+        err.starts_with(
+            "demo.toml:6:21: unknown history model `queue`: expected one of register, cas-register, kv"
+        ),
+        "{err}"
+    );
+    let err = parse_err(&format!("{base}[check]\nenv = {{ A = \"1\" }}\n"));
+    assert!(err.contains("[check] needs `argv`"), "{err}");
+    let err = parse_err(&format!(
+        "{base}[check]\nhistory = {{ model = \"kv\", file = \"../h.jsonl\" }}\n"
+    ));
+    assert!(
+        err.contains("history file `../h.jsonl` must be a relative path inside the run directory"),
+        "{err}"
+    );
+}

@@ -41,8 +41,24 @@ th{background:#f3f3f3}code{font-family:ui-monospace,monospace}\
 .sw{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:middle;border:1px solid #555}\
 svg text{font:11px ui-monospace,monospace}.lane{font-weight:600}";
 
+/// Something that happened to the system under test at a time on the history's clock (a
+/// fault, a node started or ended), drawn across the timelines so a reader sees what
+/// preceded an anomaly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// Nanoseconds, on the clock of the history's `time` field.
+    pub time: u64,
+    /// What happened (`n0: crash-primary: crash n0 after`).
+    pub label: String,
+}
+
 /// The report as a complete HTML page; `title` names the history (e.g. its file).
 pub fn render(r: &Report, title: &str) -> String {
+    render_with_marks(r, title, &[])
+}
+
+/// [`render`], with system events drawn on the timelines and listed.
+pub fn render_with_marks(r: &Report, title: &str, marks: &[Mark]) -> String {
     let mut s = String::new();
     let (class, word) = match &r.verdict {
         Verdict::Linearizable => ("lin", "linearizable".to_string()),
@@ -104,7 +120,19 @@ pub fn render(r: &Report, title: &str) -> String {
         );
     }
     for k in bad.iter().take(MAX_KEYS) {
-        violation(&mut s, r, k);
+        violation(&mut s, r, k, marks);
+    }
+    if !marks.is_empty() {
+        s.push_str("<h2>System events</h2><table><tr><th>time</th><th>event</th></tr>");
+        for m in marks {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                time(m.time),
+                esc(&m.label)
+            );
+        }
+        s.push_str("</table>");
     }
     if bad.len() > MAX_KEYS {
         let _ = write!(
@@ -133,7 +161,7 @@ fn key_name(k: &KeyResult) -> String {
         .map_or("(register)".to_string(), |k| k.to_string())
 }
 
-fn violation(s: &mut String, r: &Report, k: &KeyResult) {
+fn violation(s: &mut String, r: &Report, k: &KeyResult, marks: &[Mark]) {
     let _ = write!(s, "<h2>{}: not linearizable</h2>", esc(&key_name(k)));
     let Some(e) = &k.explanation else {
         let _ = write!(
@@ -192,6 +220,14 @@ fn violation(s: &mut String, r: &Report, k: &KeyResult) {
         .max()
         .unwrap_or(last)
         .max(t0 + 1);
+    // System events in the window, and shortly before it (what preceded the anomaly): the
+    // window grows to show them.
+    let reach = t0.saturating_sub(t1 - t0);
+    let near: Vec<&Mark> = marks
+        .iter()
+        .filter(|m| m.time >= reach && m.time <= t1)
+        .collect();
+    let t0 = near.iter().map(|m| m.time).min().map_or(t0, |m| m.min(t0));
     let span = (t1 - t0) as f64 * 1.08;
     let mut lanes: BTreeMap<u64, usize> = BTreeMap::new();
     for o in &shown {
@@ -225,6 +261,19 @@ fn violation(s: &mut String, r: &Report, k: &KeyResult) {
             yl = y + lane_h / 2.0,
             xr = left + width,
             yt = y + lane_h / 2.0 + 4.0
+        );
+    }
+    for (i, m) in near.iter().enumerate() {
+        let xm = x(m.time);
+        let _ = write!(
+            s,
+            "<g><title>{tip}</title><line x1=\"{xm:.1}\" y1=\"18\" x2=\"{xm:.1}\" y2=\"{height}\" \
+             stroke=\"#6a1b9a\" stroke-dasharray=\"5 3\"/><text x=\"{tx:.1}\" y=\"{ty}\" \
+             fill=\"#6a1b9a\">{label}</text></g>",
+            tip = esc(&format!("{} at {}", m.label, time(m.time))),
+            tx = xm + 2.0,
+            ty = 30.0 + (i % 3) as f64 * 11.0,
+            label = esc(&m.label),
         );
     }
     for o in &shown {

@@ -475,9 +475,10 @@ impl Exploration<'_> {
         crate::create_run_dir(dir)?;
         tree.materialize(&dd.path)
             .map_err(|e| Error::Usage(format!("materializing a crash state: {e}")))?;
+        let origin_ns = ordeal_tracer::monotonic_ns();
         let tracer = Tracer::start(
             Config {
-                origin_ns: ordeal_tracer::monotonic_ns(),
+                origin_ns,
                 ..Default::default()
             },
             Discard,
@@ -490,6 +491,7 @@ impl Exploration<'_> {
         };
         let mut sup = Supervisor {
             tracer: &tracer,
+            origin_ns,
             ckpt: &ckpt,
             shared: &shared,
             net: None,

@@ -15,6 +15,7 @@ mod checkpoints;
 pub mod crash;
 pub mod diag;
 pub mod faults;
+mod history;
 
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
 use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved, StartAfter};
@@ -344,6 +345,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     let mut sup = Supervisor {
         ckpt: &ckpt,
         tracer: &tracer,
+        origin_ns: origin,
         shared: &shared,
         net: net.as_deref(),
         schedule: opts.faults.as_ref(),
@@ -353,7 +355,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         cancel,
         diag: diag::Diag::new(&resolved, &opts.diag, &run_dir),
     };
-    let verdict = sup.drive(&resolved);
+    let mut verdict = sup.drive(&resolved);
     let t_teardown = Instant::now();
     ckpt.stop();
     progress.say("stopping all processes");
@@ -362,6 +364,24 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     let mut out = writer.into_inner();
     out.flush().map_err(io_err("flushing trace.jsonl"))?;
     drop(out);
+    if let Some(hc) = &resolved.history_check {
+        // After the tracer is done, so the whole trace (faults, node ends) is on disk.
+        if matches!(verdict.status.as_str(), "pass" | "fail") {
+            let events = TraceReader::open(&trace_path)?.read_all()?;
+            let h = history::check(&run_dir, hc, &events);
+            progress.say(h.line);
+            if let Some(reason) = h.reason {
+                verdict = match verdict.status.as_str() {
+                    "pass" => Verdict::fail(vec![reason]),
+                    _ => {
+                        let mut reasons = verdict.reasons.clone();
+                        reasons.push(reason);
+                        Verdict::fail(reasons)
+                    }
+                };
+            }
+        }
+    }
     progress.say(format!(
         "{} events traced, {} ptrace stops; building the graph and outputs",
         stats.events, stats.stops
@@ -475,6 +495,8 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
 
 struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
     tracer: &'a Tracer<S>,
+    /// CLOCK_MONOTONIC ns of the trace's time 0.
+    origin_ns: u64,
     ckpt: &'a checkpoints::Checkpoints,
     shared: &'a faults::Shared,
     net: Option<&'a ordeal_netns::Network>,
@@ -677,6 +699,11 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         env.extend(extra.clone());
         env.insert("ORDEAL_NODE".into(), name.to_string());
         env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
+        // Recording clients put their times on the trace's clock (ordeal-history).
+        env.insert(
+            ordeal_history::workload::CLOCK_ORIGIN_ENV.into(),
+            self.origin_ns.to_string(),
+        );
         let socket = self.ckpt.socket().display().to_string();
         env.insert(ordeal_state::service::ENV.into(), socket);
         env

@@ -147,6 +147,13 @@ struct Held {
 enum Until {
     At(u64),
     Gate(String),
+    /// Until the gate opens, or until `at`: then the call fails with `EAGAIN`, as a blocking
+    /// send with `SO_SNDTIMEO` does when nothing drains the buffer. `name` marks the event.
+    GateOrTimeout {
+        gate: String,
+        at: u64,
+        name: String,
+    },
 }
 
 /// Fault injection hook, called on the tracer thread at the calls that are recorded: with the
@@ -1291,11 +1298,29 @@ impl<S: Sink> Inner<S> {
                     if let Some(t) = self.threads.get_mut(&tid) {
                         t.pending = Some(Pending { nr, args, ev });
                     }
+                    // A send timeout still applies: the program's own way out of a stall.
+                    let timeout = self.procs.get_mut(&tgid).and_then(|p| {
+                        if p.pidfd.is_none() {
+                            p.pidfd = sockinfo::pidfd_open(tgid);
+                        }
+                        sockinfo::send_timeout(p.pidfd.as_ref()?, args[0] as i32)
+                    });
+                    let (until, released) = match timeout {
+                        Some(t) => (
+                            Until::GateOrTimeout {
+                                gate,
+                                at: self.now() + t.as_nanos() as u64,
+                                name,
+                            },
+                            poke_after(t),
+                        ),
+                        None => (Until::Gate(gate), Arc::new(AtomicBool::new(false))),
+                    };
                     self.held.push(Held {
                         tid,
-                        until: Until::Gate(gate),
+                        until,
                         req: libc::PTRACE_SYSCALL,
-                        released: Arc::new(AtomicBool::new(false)),
+                        released,
                     });
                     return Ok(());
                 }
@@ -1662,32 +1687,38 @@ impl<S: Sink> Inner<S> {
     /// due (and again until the tracer has released it, so a poke that lands just before
     /// `waitpid` is not lost).
     fn hold_for(&mut self, tid: i32, dur: Duration, req: libc::c_uint) {
-        let released = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&released);
-        // SAFETY: getpid/gettid have no preconditions.
-        let (pid, me) = unsafe { (libc::getpid(), libc::gettid()) };
-        let _ = std::thread::Builder::new()
-            .name("ordeal-delay".into())
-            .spawn(move || {
-                std::thread::sleep(dur);
-                while !flag.load(Ordering::SeqCst) {
-                    // SAFETY: poking the tracer thread, whose signal handler is a no-op;
-                    // ESRCH (the tracer is gone) ends the timer.
-                    let r = unsafe {
-                        libc::syscall(libc::SYS_tgkill, pid, me, WAKE_SIGNAL as libc::c_long)
-                    };
-                    if r != 0 {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            });
+        let released = poke_after(dur);
         self.held.push(Held {
             tid,
             until: Until::At(self.now() + dur.as_nanos() as u64),
             req,
             released,
         });
+    }
+
+    /// A held send whose `SO_SNDTIMEO` passed: it fails with `EAGAIN` without running.
+    fn time_out_held(&mut self, tid: i32, name: &str) {
+        let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
+        let Some(mut p) = pending else {
+            resume(tid, libc::PTRACE_CONT, 0);
+            return;
+        };
+        let eagain = -(libc::EAGAIN as i64);
+        if let Some(mut regs) = mem::getregs(tid) {
+            regs.orig_rax = u64::MAX;
+            regs.rax = eagain as u64;
+            if mem::setregs(tid, &regs) {
+                p.ev.fault = Some(format!("{name}: held, then EAGAIN (SO_SNDTIMEO)"));
+                let _ = self.finish(tid, p, eagain);
+                resume(tid, libc::PTRACE_CONT, 0);
+                return;
+            }
+        }
+        // Registers unreadable (it is dying): let the call run as it would.
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.pending = Some(p);
+        }
+        resume(tid, libc::PTRACE_SYSCALL, 0);
     }
 
     /// Resumes every held thread whose time has come or whose gate is open.
@@ -1698,6 +1729,15 @@ impl<S: Sink> Inner<S> {
             let due = match &h.until {
                 Until::At(t) => now >= *t,
                 Until::Gate(g) => self.interceptor.as_mut().is_none_or(|i| i.gate_open(g)),
+                Until::GateOrTimeout { gate, at, name } => {
+                    let open = self.interceptor.as_mut().is_none_or(|i| i.gate_open(gate));
+                    if !open && now >= *at && self.threads.contains_key(&h.tid) {
+                        h.released.store(true, Ordering::SeqCst);
+                        self.time_out_held(h.tid, name);
+                        continue;
+                    }
+                    open
+                }
             };
             if due || !self.threads.contains_key(&h.tid) {
                 h.released.store(true, Ordering::SeqCst);
@@ -1952,6 +1992,32 @@ fn iov_bytes(pid: i32, iov: u64, cnt: u64, max: usize) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// Starts a timer thread that pokes the tracer thread (the caller) once `dur` has passed, and
+/// again every 10 ms until the returned flag is set (so a poke that lands just before
+/// `waitpid` is not lost). ESRCH (the tracer is gone) ends it.
+fn poke_after(dur: Duration) -> Arc<AtomicBool> {
+    let released = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&released);
+    // SAFETY: getpid/gettid have no preconditions.
+    let (pid, me) = unsafe { (libc::getpid(), libc::gettid()) };
+    let _ = std::thread::Builder::new()
+        .name("ordeal-delay".into())
+        .spawn(move || {
+            std::thread::sleep(dur);
+            while !flag.load(Ordering::SeqCst) {
+                // SAFETY: poking the tracer thread, whose signal handler is a no-op.
+                let r = unsafe {
+                    libc::syscall(libc::SYS_tgkill, pid, me, WAKE_SIGNAL as libc::c_long)
+                };
+                if r != 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    released
 }
 
 /// Whether a send asks not to block (`MSG_DONTWAIT` in its flags argument).

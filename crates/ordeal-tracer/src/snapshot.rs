@@ -92,6 +92,9 @@ impl<S: Sink> Inner<S> {
         let state = match self.held.iter().find(|h| h.tid == tid).map(|h| &h.until) {
             Some(Until::At(_)) => "held by a delay fault".to_string(),
             Some(Until::Gate(g)) => format!("held at gate {g}"),
+            Some(Until::GateOrTimeout { gate, .. }) => {
+                format!("held at gate {gate} (until its send timeout)")
+            }
             None if self.parked.contains(&tid) => {
                 "parked (waiting for its parent's fork event)".to_string()
             }

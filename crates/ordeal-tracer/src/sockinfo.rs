@@ -94,6 +94,35 @@ pub fn inspect(pidfd: &OwnedFd, fd: i32) -> Option<SockInfo> {
     })
 }
 
+/// The send timeout (`SO_SNDTIMEO`) of `fd` of the process behind `pidfd`, if one is set.
+pub fn send_timeout(pidfd: &OwnedFd, fd: i32) -> Option<std::time::Duration> {
+    // SAFETY: pidfd_getfd returns a new fd in our table or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd we own.
+    let own = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: getsockopt into a local timeval.
+    let r = unsafe {
+        libc::getsockopt(
+            own.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            &mut tv as *mut libc::timeval as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    let d = std::time::Duration::from_secs(tv.tv_sec.max(0) as u64)
+        + std::time::Duration::from_micros(tv.tv_usec.max(0) as u64);
+    (r == 0 && !d.is_zero()).then_some(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

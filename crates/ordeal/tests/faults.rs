@@ -284,7 +284,13 @@ trigger = { after = "150ms" }
     )
     .unwrap();
     let run = dir.path().join("run");
-    let o = demo_faults(sched.to_str().unwrap(), run.to_str().unwrap(), &[]);
+    // A time trigger fires only while the workload runs: 400 operations take well over
+    // 150 ms (40 can finish before it on a fast run).
+    let o = demo_faults(
+        sched.to_str().unwrap(),
+        run.to_str().unwrap(),
+        &["--set", "ops=400"],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),

@@ -47,6 +47,16 @@ fn live_namespaces() -> BTreeSet<u64> {
         .collect()
 }
 
+/// Whether process `pid` still runs (a zombie waiting to be reaped holds nothing: when the
+/// test's own parent is a PID namespace's init that does not reap, holders stay zombies).
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.chars().next()))
+        .flatten()
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
 /// Checks that everything network.json lists is gone (polling briefly: the kernel delivers
 /// parent-death kills asynchronously).
 fn assert_nothing_left(run: &Path) {
@@ -72,11 +82,7 @@ fn assert_nothing_left(run: &Path) {
             .copied()
             .filter(|i| live.contains(i))
             .collect();
-        let procs: Vec<u64> = pids
-            .iter()
-            .copied()
-            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
-            .collect();
+        let procs: Vec<u64> = pids.iter().copied().filter(|p| alive(*p)).collect();
         (ns, procs)
     };
     let deadline = Instant::now() + Duration::from_secs(10);

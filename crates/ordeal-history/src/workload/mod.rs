@@ -6,7 +6,8 @@
 //!   always apply; an operation in flight then ends within `timeout`).
 //! * Keys are `k0` .. `k{keys-1}`; written values are unique integers; a cas compares with
 //!   the last value its slot read or wrote for the key.
-//! * Times are monotonic nanoseconds since the workload started, taken under the lock that
+//! * Times are monotonic nanoseconds since the workload started (or, under `ordeal run`, on the
+//!   trace's clock: see [`CLOCK_ORIGIN_ENV`]), taken under the lock that
 //!   appends to the history, so file order is time order.
 //! * An operation that may or may not have taken effect (timeout, connection lost after the
 //!   request was sent, an ambiguous server error) is recorded `info`, and its slot continues
@@ -174,12 +175,35 @@ pub fn parse_value(s: &str) -> Value {
 struct Recorder<W: Write> {
     out: W,
     start: Instant,
+    /// Added to every time: `start` on the clock named by [`CLOCK_ORIGIN_ENV`], or 0.
+    offset: u64,
     error: Option<std::io::Error>,
+}
+
+/// When set (by `ordeal run`, to the trace's time origin in CLOCK_MONOTONIC ns), history times
+/// are on the trace's clock, so operations, faults and node events share one timeline.
+pub const CLOCK_ORIGIN_ENV: &str = "ORDEAL_CLOCK_ORIGIN_NS";
+
+/// `start`'s offset from the origin in [`CLOCK_ORIGIN_ENV`] (0 without it).
+fn clock_offset() -> u64 {
+    let Some(origin) = std::env::var(CLOCK_ORIGIN_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    else {
+        return 0;
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64).saturating_sub(origin)
 }
 
 impl<W: Write> Recorder<W> {
     fn record(&mut self, mut e: Entry) {
-        e.time = self.start.elapsed().as_nanos() as u64;
+        e.time = self.offset + self.start.elapsed().as_nanos() as u64;
         if self.error.is_none() {
             if let Err(err) = writeln!(self.out, "{}", jsonl::entry_line(&e)) {
                 self.error = Some(err);
@@ -203,10 +227,12 @@ pub fn run<W: Write + Send>(
         return Err(WorkloadError::Config("--rate must be 0 or positive".into()));
     }
     let start = Instant::now();
+    let offset = clock_offset();
     let deadline = start + cfg.duration;
     let rec = Mutex::new(Recorder {
         out,
         start,
+        offset,
         error: None,
     });
     let issued = AtomicU64::new(0);
