@@ -180,7 +180,8 @@ impl ProcessModules {
                     .unwrap_or(m.name.as_str())
                     .to_string()
             }),
-            function: sym.map(|(n, _)| n.to_string()),
+            // Rust symbols read as paths (`{:#}`: without the hash); others stay as they are.
+            function: sym.map(|(n, _)| format!("{:#}", rustc_demangle::demangle(n))),
             offset: sym.map(|(_, o)| o + (addr - lookup)),
         }
     }
@@ -267,12 +268,23 @@ fn load_module(
     let file = object::File::parse(&data[..]).ok()?;
     // Load bias: the executable mapping maps file offset `exec.offset` at `exec.start`; the
     // PT_LOAD segment holding that offset says which vaddr it was linked at.
-    let seg = file.segments().find(|s| {
-        let (off, size) = s.file_range();
-        off <= exec.offset && exec.offset < off + size.max(1)
-    })?;
+    // The mapping starts at a page boundary, which can lie before the segment's own file
+    // offset and inside the previous segment's last page (lld lays out a read-only segment
+    // then the text segment on one page): the latest segment starting on or after that page
+    // is the one mapped. Taking the first match put the bias one page off for Rust binaries.
+    const PAGE: u64 = 0x1000;
+    let seg = file
+        .segments()
+        .filter(|s| {
+            let (off, size) = s.file_range();
+            (off & !(PAGE - 1)) <= exec.offset && exec.offset < off + size.max(1)
+        })
+        .max_by_key(|s| s.file_range().0)?;
     let (seg_off, _) = seg.file_range();
-    let linked = seg.address() + (exec.offset - seg_off);
+    let linked = seg
+        .address()
+        .wrapping_sub(seg_off)
+        .wrapping_add(exec.offset);
     let bias = exec.start.wrapping_sub(linked);
     let start = all
         .iter()

@@ -158,6 +158,9 @@ fn check_found(
     // The failing run's snapshot (threads and stacks of every node), inline.
     assert!(html.contains("Snapshot on failure"), "snapshot embedded");
     assert!(html.contains("== node n1"), "stacks of a live node");
+    // Symbolized and demangled, in the demo's own code (the ordeal binary: a PIE whose text
+    // segment is not at its file offset).
+    assert!(html.contains("ordeal_demo::node::"), "demo frames named");
     assert!(html.contains(&format!("{verdict} ({failed}/3 reruns failed)")));
     // The terminal summary.
     assert!(stdout.contains("F1 ("), "{stdout}");
