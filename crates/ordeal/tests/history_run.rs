@@ -52,7 +52,14 @@ fn both_ways(schedule: &str, bug: &str, fault_mark: &str) -> tempfile::TempDir {
     let html = std::fs::read_to_string(r.join("history.html")).unwrap();
     assert!(html.contains(fault_mark), "the fault is on the timeline");
 
-    let (o, dir) = run(schedule, bug);
+    // The bug loses or hides a write for sure, but whether a read then sees it depends on how
+    // the concurrent clients interleave: a write to the same key that lands first hides the
+    // loss from any checker (the lost write linearizes before it). Each attempt shows it in
+    // about 8 runs of 10 here: up to four attempts.
+    let (o, dir) = (0..4)
+        .map(|_| run(schedule, bug))
+        .find(|(o, _)| o.status.code() != Some(0))
+        .unwrap_or_else(|| panic!("{bug}: linearizable in four attempts"));
     let r = dir.path().join("run");
     assert_eq!(
         o.status.code(),
@@ -87,7 +94,7 @@ fn ack_before_replicate_is_not_linearizable_under_a_primary_crash() {
     let dir = both_ways(
         "examples/faults/kv-history-crash-primary.toml",
         "ack-before-replicate",
-        "n0: crash-primary: crash n0 after",
+        "n0: crash-primary: crash n0 before",
     );
     let html = std::fs::read_to_string(dir.path().join("run/history.html")).unwrap();
     assert!(
