@@ -1,7 +1,10 @@
 //! Checkpoints wired into runs (ORDEAL_CHECKPOINT_SOCKET, the `checkpoint` marker, watches,
 //! recovery after a crash fault) and `ordeal crash` (crash states, vulnerabilities).
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{compile, events};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn ordeal(args: &[&str]) -> Output {
@@ -22,38 +25,6 @@ fn text(o: &Output) -> String {
 
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn events(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("trace.jsonl"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Compiles tests/progs/NAME.c once per test process.
-fn compile(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cr-{name}-{}", std::process::id()));
-    if built.iter().any(|b| b == name) {
-        return out;
-    }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c"));
-    let tmp = out.with_extension("tmp");
-    let st = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&tmp)
-        .arg(&src)
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "compiling {name}");
-    std::fs::rename(&tmp, &out).unwrap();
-    built.push(name.to_string());
-    out
 }
 
 /// The demo's three nodes, and a workload `client` running `sh -c SCRIPT` with $0 = ordeal,
@@ -307,7 +278,7 @@ fn the_demo_with_rename_without_fsync_has_a_crash_vulnerability_and_without_it_n
 }
 
 fn saver_exp(mode: &str) -> String {
-    let prog = compile("saver");
+    let prog = compile("saver", &["-O1"]);
     format!(
         "name = \"saver\"\ntimeout = \"30s\"\n[[node]]\nname = \"saver\"\nargv = [{:?}, \"{{data_dir.saver}}\", {mode:?}]\ndata_dir = true\nready = {{ log = \"^saved$\" }}\n",
         prog.display().to_string()

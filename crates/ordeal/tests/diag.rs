@@ -1,6 +1,12 @@
 //! Diagnostics end to end: hang verdicts (blocked / busy) with their evidence, snapshots on
 //! request with every thread, stacks and socket peers, dumps and their free-space checks.
 
+mod common;
+use common::compile;
+
+/// Frame pointers and debug info, so stacks unwind and name the functions.
+const C_FLAGS: &[&str] = &["-g", "-O1", "-fno-omit-frame-pointer", "-pthread"];
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -21,29 +27,6 @@ fn text(o: &Output) -> String {
 fn json(path: &Path) -> Value {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&b).unwrap()
-}
-
-/// Compiles a test program with frame pointers and debug info, once per test process.
-fn compile(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dg-{name}-{}", std::process::id()));
-    if built.iter().any(|b| b == name) {
-        return out;
-    }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c"));
-    let tmp = out.with_extension("tmp");
-    let st = Command::new("cc")
-        .args(["-g", "-O1", "-fno-omit-frame-pointer", "-pthread", "-o"])
-        .arg(&tmp)
-        .arg(&src)
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "compiling {name}");
-    std::fs::rename(&tmp, &out).unwrap();
-    built.push(name.to_string());
-    out
 }
 
 /// An experiment: one node running `prog` (ready when it prints `ready_log`) and a workload
@@ -100,7 +83,7 @@ fn functions(t: &Value) -> Vec<String> {
 #[test]
 fn deadlocked_threads_make_a_blocked_hang_with_futex_waits_and_stacks() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = hang_exp(dir.path(), &compile("deadlock"), "started", "1s");
+    let exp = hang_exp(dir.path(), &compile("deadlock", C_FLAGS), "started", "1s");
     let run = dir.path().join("run");
     let t0 = Instant::now();
     let o = ordeal()
@@ -152,7 +135,7 @@ fn deadlocked_threads_make_a_blocked_hang_with_futex_waits_and_stacks() {
 #[test]
 fn a_spinning_node_makes_a_busy_hang() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = hang_exp(dir.path(), &compile("spin"), "spinning", "2s");
+    let exp = hang_exp(dir.path(), &compile("spin", C_FLAGS), "spinning", "2s");
     let run = dir.path().join("run");
     let o = ordeal()
         .args([
@@ -178,7 +161,7 @@ fn a_spinning_node_makes_a_busy_hang() {
 #[test]
 fn hang_detection_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = hang_exp(dir.path(), &compile("deadlock"), "started", "off");
+    let exp = hang_exp(dir.path(), &compile("deadlock", C_FLAGS), "started", "off");
     let text = std::fs::read_to_string(&exp)
         .unwrap()
         .replace("timeout = \"60s\"", "timeout = \"3s\"");
@@ -282,8 +265,8 @@ impl Drop for Bg {
 }
 
 fn pair_exp(dir: &Path) -> PathBuf {
-    let pair = compile("pair");
-    let dl = compile("deadlock");
+    let pair = compile("pair", C_FLAGS);
+    let dl = compile("deadlock", C_FLAGS);
     let p = dir.join("pair.toml");
     std::fs::write(
         &p,
@@ -473,7 +456,7 @@ fn dumps_over_the_cap_are_refused_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let dumps = dir.path().join("dumps");
     std::fs::create_dir(&dumps).unwrap();
-    let exp = hang_exp(dir.path(), &compile("deadlock"), "started", "1s");
+    let exp = hang_exp(dir.path(), &compile("deadlock", C_FLAGS), "started", "1s");
     let run = dir.path().join("run");
     let o = ordeal()
         .args([

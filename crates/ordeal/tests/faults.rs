@@ -1,5 +1,8 @@
 //! Faults applied by `ordeal run --faults`: exact firing points, verdicts both ways.
 
+mod common;
+use common::{events, summary};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -14,19 +17,6 @@ fn example(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel)
-}
-
-fn events(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("trace.jsonl"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn summary(run: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
 }
 
 /// Runs the demo with the crash-after-ack schedule and the given bugs.

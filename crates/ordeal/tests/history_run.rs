@@ -2,6 +2,9 @@
 //! the verdict names the operation that cannot be placed, and history.html draws the run's
 //! faults on the operations' timeline. Both directions for both runtime bugs of the demo.
 
+mod common;
+use common::summary;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -30,10 +33,6 @@ fn run(schedule: &str, bugs: &str) -> (Output, tempfile::TempDir) {
         .output()
         .unwrap();
     (o, dir)
-}
-
-fn summary(run: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
 }
 
 /// The bug-free store passes; with `bug` the history is not linearizable, and the reason

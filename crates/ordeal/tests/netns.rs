@@ -1,6 +1,9 @@
 //! `network = "netns"`: real namespaces per node, partitions that drop packets, and nothing
 //! left behind (namespaces, holder processes, interfaces) however the run ends.
 
+mod common;
+use common::events;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -18,15 +21,6 @@ fn demo_netns(dir: &Path) -> PathBuf {
     let exp = dir.join("demo-netns.toml");
     std::fs::write(&exp, format!("network = \"netns\"\n{demo}")).unwrap();
     exp
-}
-
-fn events(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("trace.jsonl"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn root_interfaces() -> BTreeSet<String> {
