@@ -739,6 +739,16 @@ impl<S: Sink> Inner<S> {
                 let _ = reply.send(r);
             }
             Cmd::Shutdown => {
+                // A call still held by a fault (a delay, a partition) never completes now:
+                // record it as it stands, so the firing is not lost with it.
+                for h in std::mem::take(&mut self.held) {
+                    h.released.store(true, Ordering::SeqCst);
+                    let pending = self.threads.get_mut(&h.tid).and_then(|t| t.pending.take());
+                    if let Some(Pending { mut ev, .. }) = pending {
+                        ev.dur = self.now().saturating_sub(ev.ts);
+                        self.emit(ev)?;
+                    }
+                }
                 self.shutting_down = true;
                 self.kill_all();
             }

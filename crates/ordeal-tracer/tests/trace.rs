@@ -743,3 +743,36 @@ fn a_discarded_datagram_reports_success_and_never_arrives() {
     assert_eq!((s.ret, s.fault.as_deref()), (Some(8), Some("f: dropped")));
     assert!(!events.iter().any(|e| e.call == "recvfrom" && e.moved() > 0));
 }
+
+#[test]
+fn a_call_still_held_at_shutdown_is_recorded_with_its_fault() {
+    let (server, client) = (compile("server"), compile("client"));
+    let dir = tempfile::tempdir().unwrap();
+    let (held, open) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let gate = Gate {
+        held: held.clone(),
+        open,
+        done: false,
+    };
+    let t = Tracer::start_with(config(vec![]), Vec::new(), Some(Box::new(gate))).unwrap();
+    t.spawn(spec("server", &server, &[], dir.path())).unwrap();
+    let line = poll_file(&dir.path().join("server.stdout"), "listening");
+    let port = line.split_whitespace().nth(1).unwrap().to_string();
+    t.spawn(spec("client", &client, &[&port], dir.path()))
+        .unwrap();
+    poll_flag(&held);
+    // The gate never opens: the run ends with the write held.
+    let (_, events) = t.shutdown().unwrap();
+    let w: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.fault.as_deref() == Some("g: held"))
+        .collect();
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].call.as_str(), w[0].ret), ("write", None));
+    assert!(!events
+        .iter()
+        .any(|e| e.node == "server" && e.call == "read" && e.moved() > 0));
+}
