@@ -42,7 +42,9 @@ use toml::Spanned;
 pub use duration::parse_duration;
 pub use error::{Diagnostic, Error, Location, Source};
 pub use ports::{PortAllocator, PortReservation, DEFAULT_LOCK_DIR, DEFAULT_PORT_RANGE};
-pub use resolve::{DataDir, NodeSpec, ReadyCheck, ResolveContext, Resolved, WorkloadSpec};
+pub use resolve::{
+    DataDir, NodeSpec, ProxySpec, ReadyCheck, ResolveContext, Resolved, WorkloadSpec,
+};
 
 use raw::{RawDataDir, RawExperiment, Str, StrList, StrMap};
 use template::{is_simple_name, Placeholder, Template};
@@ -127,6 +129,8 @@ pub struct Experiment {
     check: Option<Process>,
     /// `[check] history`: the recorded history to check for linearizability.
     history_check: Option<HistoryCheck>,
+    /// `[[proxy]]` tables, in file order.
+    proxies: Vec<ProxyDef>,
     /// `[crash] check`: the check of a recovered crash state, named `crash-check`.
     crash_check: Option<Process>,
     /// Every `{port.NAME}` name (and every name listed in a node's `ports`).
@@ -168,6 +172,13 @@ enum ReadyDef {
     Tcp(Template),
     Log { regex: Template, stream: LogStream },
     Command { argv: Vec<Template> },
+}
+
+#[derive(Debug, Clone)]
+struct ProxyDef {
+    name: String,
+    listen: Template,
+    upstream: Template,
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +266,11 @@ impl Experiment {
     /// The experiment's `description`, if any.
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
+    }
+
+    /// The `[[proxy]]` names, in file order.
+    pub fn proxy_names(&self) -> Vec<String> {
+        self.proxies.iter().map(|p| p.name.clone()).collect()
     }
 
     /// How nodes are networked (`network`).
@@ -487,7 +503,8 @@ impl Validator<'_> {
             .nodes
             .iter()
             .map(|n| &n.get_ref().name)
-            .chain(raw.workloads.iter().map(|w| &w.get_ref().name));
+            .chain(raw.workloads.iter().map(|w| &w.get_ref().name))
+            .chain(raw.proxies.iter().map(|p| &p.get_ref().name));
         for n in names {
             let name = n.get_ref();
             if !is_simple_name(name) {
@@ -605,6 +622,21 @@ impl Validator<'_> {
             process.trace = false;
             Some(process)
         });
+        let mut proxies = Vec::new();
+        for p in &raw.proxies {
+            let p = p.get_ref();
+            proxies.push(ProxyDef {
+                name: p.name.get_ref().clone(),
+                listen: self.template(&p.listen, &mut used),
+                upstream: self.template(&p.upstream, &mut used),
+            });
+        }
+        if network == Network::Netns && !raw.proxies.is_empty() {
+            self.err(
+                raw.proxies.first().map(|p| p.span()),
+                "[[proxy]] runs in ordeal's own network namespace: it needs network = \"loopback\"",
+            );
+        }
         let mut history_check = None;
         if let Some(c) = &raw.check {
             let inner = c.get_ref();
@@ -806,6 +838,7 @@ impl Validator<'_> {
             workloads,
             check,
             history_check,
+            proxies,
             crash_check,
             port_names,
             port_owners,

@@ -34,6 +34,17 @@ pub(crate) struct RawExperiment {
     pub check: Option<Spanned<RawCheck>>,
     #[serde(default)]
     pub crash: Option<Spanned<RawCrash>>,
+    #[serde(default, rename = "proxy")]
+    pub proxies: Vec<Spanned<RawProxy>>,
+}
+
+/// `[[proxy]]`: a TCP proxy ordeal runs between nodes, where toxics are applied.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxy {
+    pub name: Str,
+    pub listen: Str,
+    pub upstream: Str,
 }
 
 /// `[crash]`: how `ordeal crash` checks a recovered crash state.

@@ -63,6 +63,8 @@ pub struct Resolved {
     pub crash_check: Option<WorkloadSpec>,
     /// `[check] history`: the history to check after the workloads.
     pub history_check: Option<crate::HistoryCheck>,
+    /// `[[proxy]]`: TCP proxies ordeal runs for the run (where `toxic` faults act).
+    pub proxies: Vec<ProxySpec>,
     /// Every allocated port: port name → number.
     pub ports: BTreeMap<String, u16>,
     /// The variable values used (file values with overrides applied).
@@ -72,6 +74,15 @@ pub struct Resolved {
     /// Each node's and workload's address (`{host.NAME}`): `127.0.0.1` on loopback.
     pub hosts: BTreeMap<String, String>,
     reservation: PortReservation,
+}
+
+/// A `[[proxy]]`, ready to start: it listens on `listen` and forwards to `upstream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySpec {
+    pub name: String,
+    pub listen: SocketAddr,
+    /// `host:port`.
+    pub upstream: String,
 }
 
 /// A node, ready to start.
@@ -300,6 +311,24 @@ impl Experiment {
                 trace: false,
             }
         });
+        let mut proxies = Vec::new();
+        for p in &self.proxies {
+            let what = format!("proxy `{}`", p.name);
+            let listen = r.string(&what, &p.listen);
+            let upstream = r.string(&what, &p.upstream);
+            match resolve_addr(&listen) {
+                Ok(addr) if addr.ip().is_loopback() => proxies.push(ProxySpec {
+                    name: p.name.clone(),
+                    listen: addr,
+                    upstream,
+                }),
+                Ok(addr) => r.err(
+                    &p.listen.location,
+                    format!("{what}: listen address {addr} is not on loopback"),
+                ),
+                Err(m) => r.err(&p.listen.location, format!("{what}: listen: {m}")),
+            }
+        }
         if !r.diags.is_empty() {
             return Err(Error::Invalid(r.diags));
         }
@@ -307,6 +336,7 @@ impl Experiment {
             check,
             crash_check,
             history_check: self.history_check.clone(),
+            proxies,
             name: self.name.clone(),
             timeout: self.timeout,
             hang_timeout: self.hang_timeout,

@@ -249,6 +249,7 @@ impl Checker<'_> {
                 self.positive(*duration, &sp.duration);
             }
             FaultKind::Heal | FaultKind::Snapshot => {}
+            FaultKind::Toxic { duration, .. } => self.positive(*duration, &sp.duration),
         }
     }
 

@@ -67,7 +67,19 @@ pub const FAULT_KINDS: &[&str] = &[
     "partition",
     "heal",
     "snapshot",
+    "toxic",
 ];
+
+/// A toxic as a schedule gives it (Toxiproxy's model; ordeal-shadow applies and validates
+/// it): `type`, `stream` and numeric attributes (`latency`, `jitter`, `rate`, ... in
+/// Toxiproxy's units: milliseconds, KB/s, bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToxicSpec {
+    pub kind: String,
+    /// `upstream` (client → server) or `downstream` (the default).
+    pub stream: String,
+    pub attributes: std::collections::BTreeMap<String, u64>,
+}
 
 /// One fault of a schedule: what happens, and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +122,13 @@ pub enum FaultKind {
     },
     /// End every partition in effect.
     Heal,
+    /// Add a toxic to an experiment's `[[proxy]]` (removed after `duration`, else at the end
+    /// of the workloads).
+    Toxic {
+        proxy: String,
+        toxic: ToxicSpec,
+        duration: Option<Duration>,
+    },
     /// Snapshot every node (threads, stacks, fds, memory) into `RUN_DIR/snapshots/`, right
     /// after the matching call or at the time given.
     Snapshot,
@@ -128,6 +147,7 @@ impl FaultKind {
             FaultKind::Partition { .. } => "partition",
             FaultKind::Heal => "heal",
             FaultKind::Snapshot => "snapshot",
+            FaultKind::Toxic { .. } => "toxic",
         }
     }
 

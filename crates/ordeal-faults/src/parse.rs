@@ -13,7 +13,7 @@ use crate::check::{self, msg};
 use crate::error;
 use crate::{
     parse_duration, Diagnostic, Direction, Errno, Error, Fault, FaultKind, Location, Participants,
-    PathGlob, Pattern, Schedule, Trigger, When, FAULT_KINDS,
+    PathGlob, Pattern, Schedule, ToxicSpec, Trigger, When, FAULT_KINDS,
 };
 use ordeal_experiment::Source;
 
@@ -52,6 +52,10 @@ struct RawFault {
     to: Option<Spanned<Vec<Str>>>,
     #[serde(default)]
     oneway: Option<Spanned<bool>>,
+    #[serde(default)]
+    proxy: Option<Str>,
+    #[serde(default)]
+    toxic: Option<Spanned<toml::value::Table>>,
     #[serde(default)]
     trigger: Option<Spanned<RawTrigger>>,
 }
@@ -243,6 +247,7 @@ fn kind_keys(kind: &str) -> &'static [(&'static str, bool)] {
             ("oneway", false),
             ("duration", false),
         ],
+        "toxic" => &[("proxy", true), ("toxic", true), ("duration", false)],
         _ => &[],
     }
 }
@@ -256,6 +261,8 @@ fn key_help(kind: &str, key: &str) -> &'static str {
         (_, "errno") => " (the error the call returns, e.g. \"ECONNREFUSED\")",
         (_, "max_bytes") => " (the most bytes the call may move, e.g. 1)",
         (_, "from") | (_, "to") => " (a list of node names)",
+        (_, "proxy") => " (the name of a [[proxy]] of the experiment)",
+        (_, "toxic") => " (e.g. `{ type = \"latency\", latency = 100 }`)",
         _ => "",
     }
 }
@@ -379,7 +386,7 @@ impl Converter<'_> {
 
     fn kind(&mut self, kind: &str, f: &RawFault, table: &Range<usize>) -> Option<FaultKind> {
         let keys = kind_keys(kind);
-        let present: [(&str, Option<Range<usize>>); 8] = [
+        let present: [(&str, Option<Range<usize>>); 10] = [
             ("node", f.node.as_ref().map(|v| v.span())),
             ("restart_after", f.restart_after.as_ref().map(|v| v.span())),
             ("duration", f.duration.as_ref().map(|v| v.span())),
@@ -388,6 +395,8 @@ impl Converter<'_> {
             ("from", f.from.as_ref().map(|v| v.span())),
             ("to", f.to.as_ref().map(|v| v.span())),
             ("oneway", f.oneway.as_ref().map(|v| v.span())),
+            ("proxy", f.proxy.as_ref().map(|v| v.span())),
+            ("toxic", f.toxic.as_ref().map(|v| v.span())),
         ];
         let mut ok = true;
         for (key, span) in &present {
@@ -481,7 +490,61 @@ impl Converter<'_> {
             },
             "heal" => FaultKind::Heal,
             "snapshot" => FaultKind::Snapshot,
+            "toxic" => {
+                let t = f.toxic.as_ref()?;
+                let toxic = self.toxic(t)?;
+                FaultKind::Toxic {
+                    proxy: f.proxy.as_ref()?.get_ref().clone(),
+                    toxic,
+                    duration: duration(self, &f.duration).ok()?,
+                }
+            }
             _ => return None,
+        })
+    }
+
+    /// `toxic = { type = "...", stream = "...", ATTRIBUTE = N, ... }`.
+    fn toxic(&mut self, raw: &Spanned<toml::value::Table>) -> Option<ToxicSpec> {
+        let span = raw.span();
+        let t = raw.get_ref();
+        let kind = match t.get("type") {
+            Some(toml::Value::String(s)) => s.clone(),
+            _ => {
+                self.err(
+                    span,
+                    "`toxic` needs `type`: latency, bandwidth, slicer, timeout, reset_peer, \
+                     limit_data or slow_close",
+                );
+                return None;
+            }
+        };
+        let stream = match t.get("stream") {
+            None => "downstream".to_string(),
+            Some(toml::Value::String(s)) if s == "upstream" || s == "downstream" => s.clone(),
+            Some(_) => {
+                self.err(span, "`stream` is \"upstream\" or \"downstream\"");
+                return None;
+            }
+        };
+        let mut attributes = std::collections::BTreeMap::new();
+        for (k, v) in t.iter().filter(|(k, _)| *k != "type" && *k != "stream") {
+            match v {
+                toml::Value::Integer(n) if *n >= 0 => {
+                    attributes.insert(k.clone(), *n as u64);
+                }
+                _ => {
+                    self.err(
+                        span.clone(),
+                        format!("toxic attribute `{k}` must be a whole number, 0 or more"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(ToxicSpec {
+            kind,
+            stream,
+            attributes,
         })
     }
 

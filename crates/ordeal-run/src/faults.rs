@@ -51,6 +51,56 @@ pub struct Pending {
     pub cuts: Vec<Cut>,
     /// `snapshot` faults fired and not taken yet (the supervisor takes them).
     pub snapshots: Vec<String>,
+    /// The experiment's `[[proxy]]`s, running.
+    pub proxies: BTreeMap<String, ordeal_shadow::Proxy>,
+    /// Toxics in effect: (fault, proxy, toxic name, when a `duration` ends it).
+    pub toxics: Vec<(String, String, String, Option<Instant>)>,
+}
+
+/// The toxic a `toxic` fault adds, named after the fault.
+pub fn toxic_of(fault: &str, spec: &ordeal_faults::ToxicSpec) -> ordeal_shadow::Toxic {
+    let stream = if spec.stream == "upstream" {
+        ordeal_shadow::toxic::Stream::Upstream
+    } else {
+        ordeal_shadow::toxic::Stream::Downstream
+    };
+    let attrs: Vec<(&str, u64)> = spec
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    let mut t = ordeal_shadow::Toxic::new(&spec.kind, stream, &attrs);
+    t.name = fault.to_string();
+    t
+}
+
+/// Checks what a schedule needs from the experiment beyond its nodes: every `toxic` fault
+/// names a `[[proxy]]` and gives a toxic ordeal-shadow accepts.
+pub fn check_toxics(s: &Schedule, proxies: &[String]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for f in &s.faults {
+        if let FaultKind::Toxic { proxy, toxic, .. } = &f.kind {
+            if !proxies.contains(proxy) {
+                problems.push(format!(
+                    "fault `{}`: no [[proxy]] named `{proxy}` in the experiment{}",
+                    f.name,
+                    if proxies.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it has {})", proxies.join(", "))
+                    }
+                ));
+            }
+            if let Err(e) = toxic_of(&f.name, toxic).effect() {
+                problems.push(format!("fault `{}`: {e}", f.name));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
 }
 
 /// A partition in effect: traffic from `from` to `to` (and back unless `oneway`) is cut.
@@ -171,6 +221,29 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
                 name,
                 what: "snapshot".into(),
             })
+        }
+        FaultKind::Toxic {
+            proxy,
+            toxic,
+            duration,
+        } => {
+            let t = toxic_of(&name, toxic);
+            let what = format!("toxic {} {} on {proxy}", toxic.kind, toxic.stream);
+            let added = p
+                .proxies
+                .get(proxy)
+                .map(|px| px.add_toxic(t.clone()).map_err(|e| e.to_string()));
+            let what = match added {
+                Some(Ok(_)) => {
+                    let until = duration.map(|d| Instant::now() + d);
+                    p.toxics
+                        .push((name.clone(), proxy.clone(), t.name.clone(), until));
+                    what
+                }
+                Some(Err(e)) => format!("{what} (not applied: {e})"),
+                None => format!("{what} (not applied: no such proxy)"),
+            };
+            Some(Action::Mark { name, what })
         }
         FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
     }

@@ -290,6 +290,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
         t0: Instant::now(),
     };
     // Resolve first: a bad file or a missing program is reported before anything exists.
+    if let Some(s) = &opts.faults {
+        // Refused before anything starts, like the rest of a bad schedule.
+        faults::check_toxics(s, &exp.proxy_names()).map_err(Error::Usage)?;
+    }
     let run_dir = run_dir_path(exp, opts)?;
     let resolved = exp.resolve(&ResolveContext::new(&run_dir, &opts.ordeal_exe))?;
     create_run_dir(&run_dir)?;
@@ -334,6 +338,20 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     let shared = faults::Shared::default();
     if let Ok(mut p) = shared.lock() {
         p.net = net.clone();
+        for px in &resolved.proxies {
+            let proxy = ordeal_shadow::Proxy::start(ordeal_shadow::ProxyConfig {
+                name: px.name.clone(),
+                listen: px.listen.to_string(),
+                upstream: px.upstream.clone(),
+                enabled: true,
+            })
+            .map_err(|e| Error::Usage(format!("proxy `{}`: {e}", px.name)))?;
+            progress.say(format!(
+                "proxy {} listening on {} → {}",
+                px.name, px.listen, px.upstream
+            ));
+            p.proxies.insert(px.name.clone(), proxy);
+        }
     }
     let hook = opts.faults.as_ref().map(|s| {
         Box::new(faults::ScheduleHook::new(s, shared.clone()))
@@ -360,6 +378,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     ckpt.stop();
     progress.say("stopping all processes");
     let (stats, writer) = tracer.shutdown()?;
+    if let Ok(p) = shared.lock() {
+        for px in p.proxies.values() {
+            px.shutdown();
+        }
+    }
     let t_outputs = Instant::now();
     let mut out = writer.into_inner();
     out.flush().map_err(io_err("flushing trace.jsonl"))?;
@@ -880,10 +903,13 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             }
             // Restart, partition, heal: only the marker (signal 0); the rest happens here
             // (restart) or in the tracer hook (partition), woken by this request.
-            ordeal_tracer::Action::Mark { what, .. } => match marker_node {
-                Some(n) => (n, what, 0),
-                None => return Ok(()),
-            },
+            // A fault acting on no node (a toxic on a proxy): on the first node.
+            ordeal_tracer::Action::Mark { what, .. } => {
+                match marker_node.or_else(|| self.started.first().map(|s| s.name.clone())) {
+                    Some(n) => (n, what, 0),
+                    None => return Ok(()),
+                }
+            }
             _ => return Ok(()),
         };
         self.progress.say(format!("fault {}: {what}", f.name));
@@ -921,6 +947,36 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 .signal_node(&node, 0, Some(format!("{why} after {}", c.fault)))
                 .map_err(|e| e.to_string())?;
         }
+        // Toxics whose duration is over (all of them at the end): removed from their proxy.
+        let ended: Vec<(String, String, String)> = {
+            let Ok(mut p) = self.shared.lock() else {
+                return Ok(());
+            };
+            let now = Instant::now();
+            let (due, rest): (Vec<_>, Vec<_>) = p
+                .toxics
+                .drain(..)
+                .partition(|(_, _, _, until)| all || until.is_some_and(|t| t <= now));
+            p.toxics = rest;
+            for (_, proxy, toxic, _) in &due {
+                if let Some(px) = p.proxies.get(proxy) {
+                    let _ = px.remove_toxic(toxic);
+                }
+            }
+            due.into_iter()
+                .map(|(f, px, _, _)| (f, px, String::new()))
+                .collect()
+        };
+        for (fault, proxy, _) in ended {
+            let why = if all { "final removal" } else { "removal" };
+            self.progress
+                .say(format!("{why} of toxic {fault} on {proxy}"));
+            if let Some(node) = self.started.first().map(|s| s.name.clone()) {
+                self.tracer
+                    .signal_node(&node, 0, Some(format!("{why} of toxic {fault}")))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
         Ok(())
     }
 
@@ -956,6 +1012,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         self.shared.lock().is_ok_and(|p| {
             !p.paused.is_empty()
                 || !p.cuts.is_empty()
+                || !p.toxics.is_empty()
                 || !p.restart.is_empty()
                 || p.crashed.values().any(|a| a.is_some())
         })

@@ -252,6 +252,12 @@ fn proxy_applies_a_toxic_schedule() {
         &listen
     )
     .is_ok()));
+    // The `0s` toxic is added just after the proxy listens: wait until the API shows it.
+    assert!(wait_for(Duration::from_secs(10), || http_get(
+        &api,
+        "/proxies/kv/toxics"
+    )
+    .is_some_and(|b| b.contains("latency"))));
     let t0 = Instant::now();
     assert_eq!(ask(&listen, &["SET x 1"]), ["OK"]);
     let d = t0.elapsed();
@@ -260,4 +266,19 @@ fn proxy_applies_a_toxic_schedule() {
         let t0 = Instant::now();
         ask(&listen, &["GET x"]) == ["VALUE 1"] && t0.elapsed() < Duration::from_millis(250)
     }));
+}
+
+/// GET `path` from the HTTP API at `addr`; the whole response (None if it cannot connect).
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    c.read_to_string(&mut body).ok()?;
+    Some(body)
 }
