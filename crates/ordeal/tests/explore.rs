@@ -24,12 +24,13 @@ fn text(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// One campaign at a time: each already runs two systems at once, and several campaigns on two
+/// CPUs starve the nodes' start-up past their ready timeout (runs that end in error).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `ordeal explore --demo` with `bugs` and the test budget; returns the output and the
 /// campaign directory.
 fn explore(bugs: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
-    // One campaign at a time: each already runs two demos at once, and four campaigns on two
-    // CPUs starve the nodes' start-up past their ready timeout (runs that end in error).
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("c");
@@ -269,4 +270,65 @@ fn bug_free_demo_passes_the_same_budget() {
         stdout.contains("demo-kv: 40 runs (runs stopped)"),
         "{stdout}"
     );
+}
+
+/// Whether `program` is on PATH; under CI it must be (CI installs it).
+fn have(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("CI is set, so this test must run, but {program} is not installed");
+    }
+    found
+}
+
+#[test]
+fn finds_that_redis_can_lose_an_acknowledged_write_on_failover() {
+    if !have("redis-server") || !have("redis-cli") {
+        eprintln!("redis-server or redis-cli not installed: skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c");
+    let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/redis-failover.toml");
+    let o = {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        ordeal(&[
+            "explore",
+            exp.to_str().unwrap(),
+            "--runs",
+            "80",
+            "-j",
+            "2",
+            "--reruns",
+            "3",
+            "--stop-after",
+            "1",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    let j = json(&out.join("explore.json"));
+    let f = &j["failures"][0];
+    let lines = f["lines"].to_string();
+    assert!(
+        lines.contains("VIOLATION: acknowledged writes lost after failover"),
+        "{lines}"
+    );
+    // Shrunk to one fault: the replication link cut (the replica lags), and deterministic.
+    let minimal: Vec<&str> = f["minimal_faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    assert_eq!(minimal.len(), 1, "{minimal:?}");
+    assert!(
+        minimal[0].starts_with("partition at primary") && minimal[0].contains("replica"),
+        "{minimal:?}"
+    );
+    assert_eq!(f["reproduction"]["verdict"], "deterministic", "{f}");
 }
