@@ -1,6 +1,6 @@
 //! The campaign: worker threads running runs, the exploration loop, shrinking and reruns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -11,11 +11,12 @@ use ordeal_events::{Header, TraceReader};
 use ordeal_experiment::Experiment;
 use ordeal_faults::{Participants, Schedule};
 use ordeal_hb::HbGraph;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::candidates::{mine, schedule_toml, Fault, FaultModel, Occurrence};
 use crate::ddmin::ddmin;
 use crate::fingerprint::fingerprint;
+use crate::journal::{self, CampaignHeader, Entry, FailureEntry, Journal, RunEntry, Shard};
 use crate::progress::{Progress, ProgressMode, Snapshot};
 use crate::rng::Rng;
 use crate::signature;
@@ -59,10 +60,46 @@ pub struct Config {
     /// Keep the directory of every run (default: only failing, erroneous and first-of-a-kind).
     pub keep_runs: bool,
     pub progress: ProgressMode,
+    /// This campaign's part of a sharded campaign (docs/scale.md): exploration run i belongs
+    /// to shard i mod N, and choices are planned from the baseline runs only.
+    pub shard: Option<Shard>,
+    /// Continue the interrupted campaign in `out` (its journal) instead of starting one.
+    pub resume: bool,
+}
+
+impl Config {
+    /// The campaign header of these settings.
+    pub fn header(&self) -> CampaignHeader {
+        CampaignHeader {
+            format: journal::FORMAT.into(),
+            journal_version: journal::JOURNAL_VERSION,
+            ordeal_version: journal::ORDEAL_VERSION.into(),
+            experiment: self.experiment.name().to_string(),
+            experiment_hash: journal::experiment_hash(
+                &self.replay.experiment,
+                self.experiment.vars(),
+            ),
+            experiment_path: self.replay.experiment_path.clone(),
+            experiment_text: self.replay.experiment.clone(),
+            set: self.replay.set.clone(),
+            seed: self.seed,
+            strategy: self.strategy.name().to_string(),
+            jobs: self.jobs,
+            runs: self.runs,
+            time_s: self.time.map(|t| t.as_secs()),
+            until_stable: self.until_stable,
+            stop_after: self.stop_after,
+            reruns: self.reruns,
+            shrink: self.shrink,
+            keep_runs: self.keep_runs,
+            model: self.model.clone(),
+            shard: self.shard,
+        }
+    }
 }
 
 /// Where the time of a run went, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Phases {
     /// Resolving, directories, until the tracer starts.
     pub setup: f64,
@@ -129,8 +166,8 @@ impl Phases {
     }
 }
 
-/// What one run showed.
-#[derive(Debug, Clone)]
+/// What one run showed (also a `runs.jsonl` journal line's result).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Analysis {
     pub status: String,
     pub reasons: Vec<String>,
@@ -144,6 +181,7 @@ pub struct Analysis {
     pub signature: Option<String>,
     pub lines: Vec<String>,
     pub phases: Phases,
+    #[serde(with = "crate::candidates::ms", rename = "wall_ms")]
     pub wall: Duration,
     pub events: usize,
     pub interrupted: bool,
@@ -179,7 +217,7 @@ pub struct Behaviour {
 }
 
 /// How reliably a minimal schedule fails.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reproduction {
     pub runs: u32,
     pub failed: u32,
@@ -247,6 +285,15 @@ pub struct Outcome {
     pub mean_phases_ms: Phases,
     pub mean_run_ms: f64,
     pub run_log: Vec<RunRecord>,
+    /// `I/N` for a shard of a sharded campaign.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// For `ordeal merge`: the shard directories merged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    /// Problems found on the way (journal lines that could not be read, missing shards).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -273,13 +320,27 @@ pub struct CandidateStats {
 
 struct Job {
     id: u64,
+    meta: Meta,
+    /// A recorded result that replaces the run's own (the pinning test hook).
+    pinned: Option<Result<Analysis, String>>,
+}
+
+/// What a finished run's journal line needs besides its result.
+#[derive(Clone)]
+struct Meta {
+    key: String,
+    phase: &'static str,
+    explore_id: u64,
     dir: PathBuf,
     faults: Vec<Fault>,
 }
 
 struct Done {
     id: u64,
+    meta: Meta,
     result: Result<Analysis, String>,
+    /// Taken from the journal: the run was not run again.
+    recorded: bool,
 }
 
 struct Shared {
@@ -318,8 +379,19 @@ impl Pool {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        let result = execute(&shared, &job.dir, &job.faults);
-                        if done_tx.send(Done { id: job.id, result }).is_err() {
+                        let mut result = execute(&shared, &job.meta.dir, &job.meta.faults);
+                        if let Some(p) = job.pinned {
+                            if !shared.cancel.load(Ordering::SeqCst) {
+                                result = p;
+                            }
+                        }
+                        let done = Done {
+                            id: job.id,
+                            meta: job.meta,
+                            result,
+                            recorded: false,
+                        };
+                        if done_tx.send(done).is_err() {
                             return;
                         }
                     })
@@ -529,23 +601,94 @@ struct State {
     progress: Progress,
     t0: Instant,
     next_extra: u64,
+    journal: Journal,
+    /// Finished runs of the journal (resume), by key.
+    recorded: HashMap<String, RunEntry>,
+    /// Results pinned by the test hook, by key.
+    pinned: BTreeMap<String, RunEntry>,
+    /// Results taken from the journal, delivered before the pool's.
+    ready: VecDeque<Done>,
+    /// Sharded campaigns: the schedules of runs J.., chosen from the baselines.
+    plan: Option<Vec<Vec<Fault>>>,
+    cancel: Arc<AtomicBool>,
+    /// The first journal write that failed (durability is lost: the campaign stops).
+    journal_error: Option<Error>,
+    warnings: Vec<String>,
 }
 
-/// Runs a campaign and writes explore.json, junit.xml and report.html into `cfg.out`.
+/// The exploration loop's bookkeeping.
+#[derive(Default)]
+struct Cursor {
+    next_id: u64,
+    /// Dispatched, not incorporated, in run order.
+    pending: VecDeque<u64>,
+    in_flight: BTreeMap<u64, Vec<Fault>>,
+    buffer: BTreeMap<u64, Result<Analysis, String>>,
+    incorporated: u64,
+    since_new: u64,
+    stopped: Option<String>,
+    exhausted: bool,
+}
+
+/// Runs a campaign and writes explore.json, junit.xml and report.html into `cfg.out`; with
+/// `cfg.resume`, continues the campaign journaled there.
 pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
     let out = absolute(&cfg.out)?;
-    if out.exists()
-        && std::fs::read_dir(&out)
-            .map_err(|e| Error::io(&out, e))?
-            .next()
-            .is_some()
-    {
-        return Err(Error::Usage(format!(
-            "campaign directory {} exists and is not empty (choose another --out)",
-            out.display()
-        )));
+    let mut recorded: HashMap<String, RunEntry> = HashMap::new();
+    let mut warnings = Vec::new();
+    if cfg.resume {
+        let on_disk = journal::read_header(&out)?;
+        let mut mine = cfg.header();
+        mine.experiment_path = on_disk.experiment_path.clone();
+        if on_disk != mine {
+            return Err(Error::Usage(format!(
+                "{}: the settings given differ from the campaign's {} (resume takes them from there)",
+                out.display(),
+                journal::HEADER_FILE
+            )));
+        }
+        let (entries, bad) = journal::read_journal(&out)?;
+        for b in &bad {
+            warnings.push(format!("{b}: ignored, the run is done again"));
+        }
+        for (_, e) in entries {
+            if let Entry::Run(r) = e {
+                recorded.entry(r.key.clone()).or_insert(r);
+            }
+        }
+        if !bad.is_empty() {
+            let lines: Vec<usize> = bad.iter().map(|b| b.line).collect();
+            journal::drop_lines(&out, &lines)?;
+        }
+        let done: std::collections::HashSet<&str> =
+            recorded.values().map(|r| r.dir.as_str()).collect();
+        for d in journal::run_dirs(&out) {
+            if !done.contains(d.as_str()) {
+                // Half-written: started, never journaled.
+                let p = out.join(&d);
+                std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        for f in ["explore.json", "junit.xml", "report.html"] {
+            let _ = std::fs::remove_file(out.join(f));
+        }
+    } else {
+        if out.exists()
+            && std::fs::read_dir(&out)
+                .map_err(|e| Error::io(&out, e))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::Usage(format!(
+                "campaign directory {} exists and is not empty (choose another --out, or --resume it)",
+                out.display()
+            )));
+        }
+        std::fs::create_dir_all(out.join("runs")).map_err(|e| Error::io(&out, e))?;
+        journal::write_header(&out, &cfg.header())?;
     }
     std::fs::create_dir_all(out.join("runs")).map_err(|e| Error::io(&out, e))?;
+    let journal = Journal::open(&out)?;
     let mut cfg = cfg;
     cfg.out = out;
     cfg.jobs = cfg.jobs.max(1);
@@ -561,7 +704,16 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
     });
     let pool = Pool::start(cfg.jobs, shared);
     let knowledge = Knowledge::new(cfg.model.clone(), names.nodes.clone());
-    let progress = Progress::new(cfg.progress, cfg.runs, cfg.time);
+    let mut progress = Progress::new(cfg.progress, cfg.runs, cfg.time);
+    for w in &warnings {
+        progress.say(&format!("warning: {w}"));
+    }
+    if !recorded.is_empty() {
+        progress.say(&format!(
+            "resuming: {} finished runs from the journal",
+            recorded.len()
+        ));
+    }
     let mut st = State {
         rng: Rng::new(cfg.seed),
         cfg,
@@ -584,12 +736,23 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
         progress,
         t0: Instant::now(),
         next_extra: 0,
+        journal,
+        recorded,
+        pinned: journal::pinned_results(),
+        ready: VecDeque::new(),
+        plan: None,
+        cancel: Arc::clone(&cancel),
+        journal_error: None,
+        warnings,
     };
     let stopped = st.exploration(&cancel)?;
     let explore_s = st.t0.elapsed().as_secs_f64();
     st.progress.finish_line();
-    if !cancel.load(Ordering::SeqCst) {
+    if !cancel.load(Ordering::SeqCst) && st.journal_error.is_none() {
         st.shrink_and_rerun(&cancel);
+    }
+    if let Some(e) = st.journal_error.take() {
+        return Err(e);
     }
     let interrupted = cancel.load(Ordering::SeqCst);
     let outcome = st.outcome(
@@ -625,99 +788,224 @@ impl State {
         }
     }
 
+    /// Starts a run, or takes its result from the journal when it finished before.
+    fn dispatch(&mut self, id: u64, meta: Meta) {
+        if let Some(r) = self.recorded.get(&meta.key) {
+            if r.faults == meta.faults {
+                let result = r.result.clone();
+                self.ready.push_back(Done {
+                    id,
+                    meta,
+                    result,
+                    recorded: true,
+                });
+                return;
+            }
+            self.warnings.push(format!(
+                "{}: the journal recorded another schedule ({}); run again",
+                meta.key,
+                r.faults
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            let _ = std::fs::remove_dir_all(&meta.dir);
+        }
+        let pinned = self
+            .pinned
+            .get(&meta.key)
+            .filter(|r| r.faults == meta.faults)
+            .map(|r| r.result.clone());
+        self.pool.send(Job { id, meta, pinned });
+    }
+
+    /// The next finished run: journaled ones first, then the pool's (journaled as they come).
+    fn receive(&mut self, timeout: Duration) -> Result<Option<Done>, Error> {
+        if let Some(d) = self.ready.pop_front() {
+            return Ok(Some(d));
+        }
+        match self.pool.rx.recv_timeout(timeout) {
+            Ok(d) => {
+                self.record(&d);
+                Ok(Some(d))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Error::Usage("internal: the worker threads are gone".into()))
+            }
+        }
+    }
+
+    /// Appends a finished run to the journal (fsynced). Runs cut short by an interruption are
+    /// not finished: a resume does them again.
+    fn record(&mut self, d: &Done) {
+        if d.recorded {
+            return;
+        }
+        let cancelled = self.cancel.load(Ordering::SeqCst);
+        match &d.result {
+            Ok(a) if a.interrupted => return,
+            Err(_) if cancelled => return,
+            _ => {}
+        }
+        let rel = d
+            .meta
+            .dir
+            .strip_prefix(&self.cfg.out)
+            .unwrap_or(&d.meta.dir)
+            .display()
+            .to_string();
+        let e = Entry::Run(RunEntry {
+            key: d.meta.key.clone(),
+            phase: d.meta.phase.to_string(),
+            id: d.meta.explore_id,
+            dir: rel,
+            faults: d.meta.faults.clone(),
+            result: d.result.clone(),
+        });
+        self.append(&e);
+    }
+
+    fn append(&mut self, e: &Entry) {
+        if let Err(err) = self.journal.append(e) {
+            if self.journal_error.is_none() {
+                self.progress
+                    .say(&format!("cannot write the journal, stopping: {err}"));
+                self.journal_error = Some(err);
+                self.cancel.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
     fn exploration(&mut self, cancel: &AtomicBool) -> Result<String, Error> {
-        let jobs = self.cfg.jobs as u64;
-        let mut next_id: u64 = 0;
-        let mut in_flight: BTreeMap<u64, Vec<Fault>> = BTreeMap::new();
-        let mut buffer: BTreeMap<u64, Result<Analysis, String>> = BTreeMap::new();
-        let mut incorporated: u64 = 0;
-        let mut since_new: u64 = 0;
-        let mut stopped: Option<String> = None;
-        let mut exhausted = false;
+        let mut c = Cursor::default();
+        if cancel.load(Ordering::SeqCst) {
+            c.stopped = Some("interrupted".into());
+        } else {
+            self.fill(&mut c);
+        }
         loop {
-            if stopped.is_none() {
+            if c.stopped.is_none() {
                 if cancel.load(Ordering::SeqCst) {
-                    stopped = Some("interrupted".into());
-                } else if self.cfg.runs.is_some_and(|n| next_id >= n) {
-                    stopped = Some("runs".into());
+                    c.stopped = Some("interrupted".into());
                 } else if self.cfg.time.is_some_and(|t| self.t0.elapsed() >= t) {
-                    stopped = Some("time".into());
-                } else if self.cfg.until_stable.is_some_and(|k| since_new >= k) {
-                    stopped = Some("stable".into());
-                } else if self
-                    .cfg
-                    .stop_after
-                    .is_some_and(|k| self.failures.len() >= k)
-                {
-                    stopped = Some("failures".into());
-                } else if exhausted && in_flight.is_empty() {
-                    stopped = Some("exhausted".into());
+                    c.stopped = Some("time".into());
                 }
             }
-            // Dispatch: run i once runs 0..=i-J are known, so that choices depend only on the
-            // seed and on what earlier runs showed, never on which run finished first.
-            while stopped.is_none()
-                && (in_flight.len() as u64) < jobs
-                && (next_id < jobs || incorporated > next_id - jobs)
-                && self.cfg.runs.is_none_or(|n| next_id < n)
-            {
-                let faults = if next_id < jobs {
-                    Vec::new()
-                } else {
-                    match self.knowledge.next(self.cfg.strategy, &mut self.rng) {
-                        Some(f) => {
-                            exhausted = false;
-                            self.tried += 1;
-                            if let Some(last) = f.last() {
-                                *self
-                                    .tried_by_kind
-                                    .entry(last.action.name().to_string())
-                                    .or_insert(0) += 1;
-                            }
-                            f
-                        }
-                        None => {
-                            exhausted = true;
-                            break;
+            if c.pending.is_empty() {
+                // `fill` dispatches whenever it can: nothing pending means nothing left.
+                if c.stopped.is_none() {
+                    c.stopped = Some(if c.exhausted { "exhausted" } else { "runs" }.into());
+                }
+                break;
+            }
+            if let Some(d) = self.receive(Duration::from_millis(200))? {
+                c.buffer.insert(d.id, d.result);
+            }
+            while let Some(&id) = c.pending.front() {
+                let Some(result) = c.buffer.remove(&id) else {
+                    break;
+                };
+                c.pending.pop_front();
+                let faults = c.in_flight.remove(&id).unwrap_or_default();
+                let new = self.incorporate(id, faults, result)?;
+                c.since_new = if new { 0 } else { c.since_new + 1 };
+                c.incorporated += 1;
+                // Budgets that depend on results are checked here, in run order, so that
+                // they stop every replay of the same results at the same run.
+                if c.stopped.is_none() {
+                    if self.cfg.until_stable.is_some_and(|k| c.since_new >= k) {
+                        c.stopped = Some("stable".into());
+                    } else if self
+                        .cfg
+                        .stop_after
+                        .is_some_and(|k| self.failures.len() >= k)
+                    {
+                        c.stopped = Some("failures".into());
+                    }
+                }
+                if c.stopped.is_none() && !cancel.load(Ordering::SeqCst) {
+                    self.fill(&mut c);
+                }
+            }
+            self.progress.update(&self.snapshot(c.pending.len()));
+        }
+        Ok(c.stopped.unwrap_or_else(|| "runs".into()))
+    }
+
+    /// Dispatches runs while fewer than J are pending. Called once at the start and after each
+    /// incorporated run only, so run i is chosen after exactly runs 0..=i-J were taken in:
+    /// the same seed and the same results give the same choices, whatever the timing.
+    fn fill(&mut self, c: &mut Cursor) {
+        let jobs = self.cfg.jobs as u64;
+        while (c.pending.len() as u64) < jobs && self.cfg.runs.is_none_or(|n| c.next_id < n) {
+            let id = c.next_id;
+            let faults = if id < jobs {
+                Vec::new()
+            } else if let Some(shard) = self.cfg.shard {
+                // Planned: every schedule comes from the baselines, so that every shard
+                // computes the same list and takes its own part of it.
+                if self.plan.is_none() {
+                    if c.incorporated < jobs {
+                        break;
+                    }
+                    let n = self.cfg.runs.unwrap_or(0).saturating_sub(jobs);
+                    let mut plan = Vec::new();
+                    for _ in 0..n {
+                        match self.knowledge.next(self.cfg.strategy, &mut self.rng) {
+                            Some(f) => plan.push(f),
+                            None => break,
                         }
                     }
+                    self.plan = Some(plan);
+                }
+                let k = (id - jobs) as usize;
+                let Some(f) = self.plan.as_ref().and_then(|p| p.get(k)).cloned() else {
+                    c.exhausted = true;
+                    break;
                 };
-                let dir = run_dir(&self.cfg.out, next_id);
-                in_flight.insert(next_id, faults.clone());
-                self.pool.send(Job {
-                    id: next_id,
-                    dir,
-                    faults,
-                });
-                next_id += 1;
-            }
-            if in_flight.is_empty() {
-                if stopped.is_some() {
-                    break;
+                if !shard.owns(id) {
+                    c.next_id += 1;
+                    continue;
                 }
-                if exhausted {
-                    stopped = Some("exhausted".into());
-                    break;
+                self.count_tried(&f);
+                f
+            } else {
+                match self.knowledge.next(self.cfg.strategy, &mut self.rng) {
+                    Some(f) => {
+                        c.exhausted = false;
+                        self.count_tried(&f);
+                        f
+                    }
+                    None => {
+                        c.exhausted = true;
+                        break;
+                    }
                 }
-            }
-            match self.pool.rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(d) => {
-                    buffer.insert(d.id, d.result);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Usage("internal: the worker threads are gone".into()))
-                }
-            }
-            while let Some(result) = buffer.remove(&incorporated) {
-                let faults = in_flight.remove(&incorporated).unwrap_or_default();
-                let new = self.incorporate(incorporated, faults, result)?;
-                since_new = if new { 0 } else { since_new + 1 };
-                incorporated += 1;
-            }
-            self.progress.update(&self.snapshot(in_flight.len()));
+            };
+            let meta = Meta {
+                key: format!("explore:{id}"),
+                phase: "explore",
+                explore_id: id,
+                dir: run_dir(&self.cfg.out, id),
+                faults: faults.clone(),
+            };
+            c.in_flight.insert(id, faults);
+            c.pending.push_back(id);
+            self.dispatch(id, meta);
+            c.next_id += 1;
         }
-        Ok(stopped.unwrap_or_else(|| "runs".into()))
+    }
+
+    fn count_tried(&mut self, f: &[Fault]) {
+        self.tried += 1;
+        if let Some(last) = f.last() {
+            *self
+                .tried_by_kind
+                .entry(last.action.name().to_string())
+                .or_insert(0) += 1;
+        }
     }
 
     /// Takes in one exploration run, in run order. Returns whether its behaviour was new.
@@ -782,8 +1070,10 @@ impl State {
         self.discovery
             .push((self.explore_runs, self.behaviours.len()));
         let failed = matches!(a.status.as_str(), "fail" | "hung");
-        self.knowledge
-            .learn(&faults, &a.occurrences, a.first_fired, new, failed);
+        if self.plan.is_none() {
+            self.knowledge
+                .learn(&faults, &a.occurrences, a.first_fired, new, failed);
+        }
         if let Some(sig) = &a.signature {
             match self.failures.iter_mut().find(|f| f.signature == *sig) {
                 Some(f) => {
@@ -839,27 +1129,36 @@ impl State {
         Ok(new)
     }
 
-    /// Runs `batch` (directories and schedules) on the pool and returns the results in order.
-    fn run_batch(&mut self, batch: Vec<(PathBuf, Vec<Fault>)>) -> Vec<Result<Analysis, String>> {
+    /// Runs `batch` (journal keys, directories and schedules) on the pool and returns the
+    /// results in order.
+    fn run_batch(
+        &mut self,
+        phase: &'static str,
+        batch: Vec<(String, PathBuf, Vec<Fault>)>,
+    ) -> Vec<Result<Analysis, String>> {
         let base = 1_000_000_000 + self.next_extra;
         let n = batch.len() as u64;
         self.next_extra += n;
-        for (i, (dir, faults)) in batch.into_iter().enumerate() {
+        for (i, (key, dir, faults)) in batch.into_iter().enumerate() {
             if let Some(parent) = dir.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            self.pool.send(Job {
-                id: base + i as u64,
+            let meta = Meta {
+                key,
+                phase,
+                explore_id: 0,
                 dir,
                 faults,
-            });
+            };
+            self.dispatch(base + i as u64, meta);
         }
         let mut got: BTreeMap<u64, Result<Analysis, String>> = BTreeMap::new();
         while (got.len() as u64) < n {
-            match self.pool.rx.recv() {
-                Ok(d) => {
+            match self.receive(Duration::from_secs(3600)) {
+                Ok(Some(d)) => {
                     got.insert(d.id, d.result);
                 }
+                Ok(None) => {}
                 Err(_) => break,
             }
         }
@@ -939,7 +1238,8 @@ impl State {
                         }
                         counter += 1;
                         let dir = fdir.join("shrink").join(format!("{counter:03}"));
-                        let r = self.run_batch(vec![(dir.clone(), subset.to_vec())]);
+                        let key = format!("shrink:{sig}:{counter}");
+                        let r = self.run_batch("shrink", vec![(key, dir.clone(), subset.to_vec())]);
                         self.shrink_runs += 1;
                         self.extra_record("shrink", &dir, subset, &r[0]);
                         matches!(&r[0], Ok(a) if a.signature.as_deref() == Some(sig.as_str()))
@@ -961,20 +1261,24 @@ impl State {
                     if nths.is_empty() {
                         continue;
                     }
-                    let batch: Vec<(PathBuf, Vec<Fault>)> = nths
+                    let batch: Vec<(String, PathBuf, Vec<Fault>)> = nths
                         .iter()
                         .map(|&x| {
                             counter += 1;
                             let mut s = minimal.clone();
                             s[k].nth = x;
-                            (fdir.join("shrink").join(format!("{counter:03}")), s)
+                            (
+                                format!("shrink:{sig}:{counter}"),
+                                fdir.join("shrink").join(format!("{counter:03}")),
+                                s,
+                            )
                         })
-                        .filter(|(_, s)| self.cfg.model.allows(s))
+                        .filter(|(_, _, s)| self.cfg.model.allows(s))
                         .collect();
-                    let results = self.run_batch(batch.clone());
+                    let results = self.run_batch("shrink", batch.clone());
                     self.shrink_runs += batch.len() as u64;
                     let mut best: Option<Vec<Fault>> = None;
-                    for ((dir, s), r) in batch.iter().zip(&results) {
+                    for ((_, dir, s), r) in batch.iter().zip(&results) {
                         self.extra_record("shrink", dir, s, r);
                         let fails =
                             matches!(r, Ok(a) if a.signature.as_deref() == Some(sig.as_str()));
@@ -999,13 +1303,19 @@ impl State {
             let mut reproduction = None;
             let mut failing_dir: Option<PathBuf> = None;
             if self.cfg.reruns > 0 && !cancel.load(Ordering::SeqCst) {
-                let batch: Vec<(PathBuf, Vec<Fault>)> = (0..self.cfg.reruns)
-                    .map(|i| (fdir.join("reruns").join(format!("{i:02}")), minimal.clone()))
+                let batch: Vec<(String, PathBuf, Vec<Fault>)> = (0..self.cfg.reruns)
+                    .map(|i| {
+                        (
+                            format!("rerun:{sig}:{i}"),
+                            fdir.join("reruns").join(format!("{i:02}")),
+                            minimal.clone(),
+                        )
+                    })
                     .collect();
-                let results = self.run_batch(batch.clone());
+                let results = self.run_batch("rerun", batch.clone());
                 self.rerun_runs += batch.len() as u64;
                 let mut failed = 0u32;
-                for ((dir, s), r) in batch.iter().zip(&results) {
+                for ((_, dir, s), r) in batch.iter().zip(&results) {
                     self.extra_record("rerun", dir, s, r);
                     if matches!(r, Ok(a) if a.signature.as_deref() == Some(sig.as_str())) {
                         failed += 1;
@@ -1047,6 +1357,20 @@ impl State {
             // The full outputs (graph.svg, trace.json, ...) of the run the report shows.
             let shown = self.cfg.out.join(&self.failures[fi].run_dir);
             let _ = ordeal_run::rebuild(&shown, ordeal_hb::DEFAULT_DOT_LIMIT);
+            if !cancel.load(Ordering::SeqCst) {
+                let f = &self.failures[fi];
+                let e = Entry::Failure(FailureEntry {
+                    id: f.id.clone(),
+                    signature: f.signature.clone(),
+                    first_run: f.first_run,
+                    original: f.original.clone(),
+                    minimal: f.minimal.clone(),
+                    shrink_runs: f.shrink_runs,
+                    reproduction: f.reproduction.clone(),
+                    run_dir: f.run_dir.clone(),
+                });
+                self.append(&e);
+            }
         }
     }
 
@@ -1105,6 +1429,9 @@ impl State {
                 0.0
             },
             run_log: self.log.clone(),
+            shard: self.cfg.shard.map(|s| s.to_string()),
+            merged_from: Vec::new(),
+            warnings: self.warnings.clone(),
         }
     }
 }

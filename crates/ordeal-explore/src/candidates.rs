@@ -308,7 +308,7 @@ impl fmt::Display for Fault {
 }
 
 /// The faults a campaign may use and their parameters.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaultModel {
     pub actions: Vec<Action>,
     /// Pause, delay and partition length: choose it above the system's internal timeouts (so
@@ -324,11 +324,14 @@ pub struct FaultModel {
     pub max_disruptions: usize,
 }
 
-mod ms {
-    use serde::Serializer;
+pub(crate) mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }
 

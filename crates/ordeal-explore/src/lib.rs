@@ -15,11 +15,18 @@
 //! Determinism: run i is chosen only from the results of runs 0..=i-J, taken in run order, and
 //! from the seeded [`rng::Rng`]; the same seed and the same run results give the same choices
 //! whatever the order in which parallel runs finish.
+//!
+//! Durability and scale ([`journal`], [`merge`], docs/scale.md): every finished run is appended
+//! (fsynced) to the campaign's `runs.jsonl`; a resume replays the recorded results through the
+//! same choices and runs only what is missing. `--shard I/N` plans runs from the baselines and
+//! takes runs i ≡ I (mod N); [`merge::merge`] combines shard directories.
 
 pub mod campaign;
 pub mod candidates;
 pub mod ddmin;
 pub mod fingerprint;
+pub mod journal;
+pub mod merge;
 pub mod progress;
 pub mod report;
 pub mod rng;
@@ -29,6 +36,7 @@ pub mod strategy;
 pub use campaign::{explore, Config, Failure, Outcome, Phases, ReplaySource, Reproduction};
 pub use candidates::{Action, Fault, FaultModel, Site};
 pub use fingerprint::{fingerprint, Fingerprint};
+pub use journal::{CampaignHeader, Shard};
 pub use progress::ProgressMode;
 pub use strategy::StrategyKind;
 

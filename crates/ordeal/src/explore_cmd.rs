@@ -11,8 +11,8 @@ use ordeal_explore::{Action, FaultModel, ProgressMode, StrategyKind};
 
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
-    /// The experiment file (TOML, see docs/experiment.md). Omit with --demo.
-    #[arg(required_unless_present = "demo")]
+    /// The experiment file (TOML, see docs/experiment.md). Omit with --demo or --resume.
+    #[arg(required_unless_present_any = ["demo", "resume"])]
     experiment: Option<PathBuf>,
     /// Explore the embedded demo (examples/demo-kv.toml).
     #[arg(long, conflicts_with = "experiment")]
@@ -70,6 +70,66 @@ pub struct ExploreArgs {
     /// No progress on stderr.
     #[arg(short, long)]
     quiet: bool,
+    /// Continue the interrupted campaign in DIR: finished runs are taken from its journal,
+    /// every setting from its campaign.json (docs/scale.md).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = [
+            "experiment", "demo", "out", "shard", "runs", "time", "until_stable", "jobs", "seed",
+            "strategy", "set", "reruns", "no_shrink", "stop_after", "faults", "fault_duration",
+            "restart_after", "max_faults", "keep_runs",
+        ]
+    )]
+    resume: Option<PathBuf>,
+    /// Take the I-th (0-based) of N disjoint parts of the campaign: runs i with i mod N = I,
+    /// from a plan made of the baseline runs only (docs/scale.md). Needs --runs.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+}
+
+/// The settings of the campaign in `dir`, from its campaign.json.
+fn resume_config(dir: &Path, quiet: bool) -> anyhow::Result<ordeal_explore::Config> {
+    let h = ordeal_explore::journal::read_header(dir)
+        .with_context(|| format!("--resume {}", dir.display()))?;
+    let mut exp = ordeal_experiment::Experiment::parse(&h.experiment_text, &h.experiment_path)
+        .with_context(|| format!("{}: the recorded experiment", dir.display()))?;
+    for kv in &h.set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("{}: recorded --set {kv}", dir.display()))?;
+        exp.set_var(k, v)?;
+    }
+    let strategy = StrategyKind::parse(&h.strategy)
+        .with_context(|| format!("{}: unknown strategy {}", dir.display(), h.strategy))?;
+    Ok(ordeal_explore::Config {
+        replay: ordeal_explore::ReplaySource {
+            experiment_path: h.experiment_path.clone(),
+            experiment: h.experiment_text.clone(),
+            set: h.set.clone(),
+        },
+        experiment: exp,
+        ordeal_exe: std::env::current_exe().context("locating the ordeal executable")?,
+        out: dir.to_path_buf(),
+        runs: h.runs,
+        time: h.time_s.map(Duration::from_secs),
+        until_stable: h.until_stable,
+        jobs: h.jobs,
+        seed: h.seed,
+        strategy,
+        reruns: h.reruns,
+        shrink: h.shrink,
+        stop_after: h.stop_after,
+        model: h.model,
+        keep_runs: h.keep_runs,
+        progress: if quiet {
+            ProgressMode::Quiet
+        } else {
+            ProgressMode::Auto
+        },
+        shard: h.shard,
+        resume: true,
+    })
 }
 
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
@@ -86,6 +146,10 @@ fn default_out(name: &str) -> PathBuf {
 
 /// Runs the campaign; exit code 0 no failure, 1 failures found, 130 interrupted.
 pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
+    if let Some(dir) = &args.resume {
+        let cfg = resume_config(dir, args.quiet)?;
+        return campaign(cfg);
+    }
     let (text, path) = match (&args.experiment, args.demo) {
         (Some(p), _) => (
             std::fs::read_to_string(p)
@@ -138,6 +202,20 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         (None, None, None) => Some(200),
         (r, _, _) => r,
     };
+    let shard = args
+        .shard
+        .as_deref()
+        .map(ordeal_explore::Shard::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--shard {e}"))?;
+    if shard.is_some() {
+        if args.runs.is_none() {
+            bail!("--shard needs --runs: the shards split a fixed list of runs");
+        }
+        if args.until_stable.is_some() || args.stop_after.is_some() {
+            bail!("--shard: --until-stable and --stop-after depend on every shard's results; use --runs");
+        }
+    }
     let exe = std::env::current_exe().context("locating the ordeal executable")?;
     let out = args.out.clone().unwrap_or_else(|| default_out(exp.name()));
     let cfg = ordeal_explore::Config {
@@ -165,7 +243,13 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         } else {
             ProgressMode::Auto
         },
+        shard,
+        resume: false,
     };
+    campaign(cfg)
+}
+
+fn campaign(cfg: ordeal_explore::Config) -> anyhow::Result<u8> {
     let out_dir = std::path::absolute(&cfg.out).unwrap_or_else(|_| cfg.out.clone());
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -183,7 +267,10 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
     })
 }
 
-fn print_summary(o: &ordeal_explore::Outcome, out: &Path) {
+pub(crate) fn print_summary(o: &ordeal_explore::Outcome, out: &Path) {
+    for w in &o.warnings {
+        eprintln!("warning: {w}");
+    }
     println!(
         "{}: {} runs ({} stopped), {} unique behaviours, {} distinct failures, {:.0} runs/min",
         o.experiment,

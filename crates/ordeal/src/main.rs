@@ -11,6 +11,7 @@ mod crash_cmd;
 mod diag_cmd;
 mod explore_cmd;
 mod history_cmd;
+mod merge_cmd;
 mod shadow_cmd;
 mod state_cmd;
 
@@ -84,6 +85,9 @@ enum Cmd {
     /// a minimal schedule and measure its reproduction rate (docs/explore.md).
     /// Exit 0 no failure, 1 failures found, 130 interrupted.
     Explore(explore_cmd::ExploreArgs),
+    /// Merge shard directories of one campaign into one result and report (docs/scale.md).
+    /// Exit 0 no failure, 1 failures found.
+    Merge(merge_cmd::MergeArgs),
     /// Check a recorded history (history.jsonl or Jepsen .edn) for linearizability.
     /// Exit 0 linearizable, 1 not, 3 unknown (a budget ran out), 2 error.
     CheckHistory(history_cmd::CheckArgs),
@@ -198,6 +202,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Snapshot(args) => diag_cmd::snapshot(args),
         Cmd::Crash(args) => crash_cmd::crash(args, DEMO_TOML),
         Cmd::Explore(args) => explore_cmd::explore(args, DEMO_TOML),
+        Cmd::Merge(args) => merge_cmd::merge(args),
         Cmd::CheckHistory(args) => history_cmd::check_history(args),
         Cmd::Workload { cmd } => history_cmd::workload(cmd),
         Cmd::Shadow(args) => shadow_cmd::shadow(args),
