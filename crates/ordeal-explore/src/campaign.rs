@@ -120,7 +120,7 @@ pub struct Phases {
 }
 
 impl Phases {
-    fn add(&mut self, o: &Phases) {
+    pub(crate) fn add(&mut self, o: &Phases) {
         self.setup += o.setup;
         self.start += o.start;
         self.ready += o.ready;
@@ -130,7 +130,7 @@ impl Phases {
         self.outputs += o.outputs;
         self.analysis += o.analysis;
     }
-    fn scaled(&self, k: f64) -> Phases {
+    pub(crate) fn scaled(&self, k: f64) -> Phases {
         Phases {
             setup: self.setup * k,
             start: self.start * k,

@@ -266,7 +266,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
                 continue;
             }
         };
-        phases_sum = add(phases_sum, &a.phases);
+        phases_sum.add(&a.phases);
         wall_sum += a.wall.as_secs_f64() * 1000.0 + a.phases.analysis;
         timed += 1;
         let new = !index.contains_key(&a.fingerprint);
@@ -423,7 +423,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
     stops.dedup();
     behaviours.sort_by(|a, b| b.runs.cmp(&a.runs).then(a.first_run.cmp(&b.first_run)));
     let mean = if timed > 0 {
-        scale(phases_sum, 1.0 / timed as f64)
+        phases_sum.scaled(1.0 / timed as f64)
     } else {
         Phases::default()
     };
@@ -479,29 +479,4 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     crate::report::write_all(&out, &outcome, &cfg)?;
     Ok(outcome)
-}
-
-fn add(mut a: Phases, o: &Phases) -> Phases {
-    a.setup += o.setup;
-    a.start += o.start;
-    a.ready += o.ready;
-    a.workload += o.workload;
-    a.check += o.check;
-    a.teardown += o.teardown;
-    a.outputs += o.outputs;
-    a.analysis += o.analysis;
-    a
-}
-
-fn scale(a: Phases, k: f64) -> Phases {
-    Phases {
-        setup: a.setup * k,
-        start: a.start * k,
-        ready: a.ready * k,
-        workload: a.workload * k,
-        check: a.check * k,
-        teardown: a.teardown * k,
-        outputs: a.outputs * k,
-        analysis: a.analysis * k,
-    }
 }
