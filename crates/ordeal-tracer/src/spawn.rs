@@ -168,9 +168,20 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
                 libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
             }
             if p.traced {
+                // One byte means: seized, go on; EOF means the tracer gave up. Not EOF alone:
+                // a child forked at the same moment by another tracer thread of this process
+                // holds a copy of our write end until it execs, and it may itself be waiting
+                // on a gate whose write end our child holds (two parallel runs deadlocked so).
                 let mut b = 0u8;
-                // EOF (tracer closed its end) means: seized, go on.
-                while libc::read(gate[0], &mut b as *mut u8 as *mut libc::c_void, 1) < 0 {}
+                loop {
+                    let r = libc::read(gate[0], &mut b as *mut u8 as *mut libc::c_void, 1);
+                    if r == 1 {
+                        break;
+                    }
+                    if r == 0 || *libc::__errno_location() != libc::EINTR {
+                        libc::_exit(126);
+                    }
+                }
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
                 if libc::prctl(
                     libc::PR_SET_SECCOMP,
@@ -208,6 +219,18 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
     } else {
         Ok(())
     };
+    if p.traced && seized.is_ok() {
+        // SAFETY: a one-byte write from a local to our own pipe.
+        let b = 1u8;
+        if unsafe { libc::write(gate[1], &b as *const u8 as *const libc::c_void, 1) } != 1 {
+            let e = std::io::Error::last_os_error();
+            unsafe {
+                libc::close(gate[1]);
+                libc::kill(pid, libc::SIGKILL);
+            }
+            return Err(e);
+        }
+    }
     unsafe { libc::close(gate[1]) };
     if let Err(e) = seized {
         unsafe { libc::kill(pid, libc::SIGKILL) };

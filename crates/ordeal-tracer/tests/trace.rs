@@ -776,3 +776,25 @@ fn a_call_still_held_at_shutdown_is_recorded_with_its_fault() {
         .iter()
         .any(|e| e.node == "server" && e.call == "read" && e.moved() > 0));
 }
+
+/// Two runs in one process (`ordeal explore -j 2`) fork at the same moments: each child
+/// inherits the other's start gate until it execs. A gate released by EOF alone deadlocked
+/// both children (each holding the other's write end); found by a 200-run campaign.
+#[test]
+fn tracers_spawning_in_parallel_threads_never_block_each_others_children() {
+    let dir = tempfile::tempdir().unwrap();
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let dir = dir.path().to_owned();
+            s.spawn(move || {
+                let t = Tracer::start(config(vec![]), Vec::new()).unwrap();
+                for k in 0..150 {
+                    let label = format!("t{i}-{k}");
+                    t.spawn(spec(&label, Path::new("/bin/true"), &[], &dir))
+                        .unwrap();
+                    assert_eq!(wait_exit(&t, &label), ExitStatus::Code(0), "{label}");
+                }
+            });
+        }
+    });
+}
