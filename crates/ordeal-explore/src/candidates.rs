@@ -167,7 +167,12 @@ pub fn site_of(ev: &Event) -> Option<Site> {
             ("data", Some(peer), None)
         }
         Class::Net if matches!(ev.call.as_str(), "connect" | "accept" | "accept4") => {
-            let peer = ev.sock.as_ref().and_then(|s| s.peer_node.clone());
+            // An accept's faults (delay, fail) act at its entry, where who connects is not
+            // known yet: its site is the node's n-th accept, whoever the peer.
+            let peer = match ev.call.as_str() {
+                "connect" => ev.sock.as_ref().and_then(|s| s.peer_node.clone()),
+                _ => None,
+            };
             if peer.as_deref() == Some(ev.node.as_str()) {
                 return None;
             }
