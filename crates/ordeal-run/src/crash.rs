@@ -519,6 +519,10 @@ impl Exploration<'_> {
                         )))
                     }
                     Ok(Err(Stop::Cancelled)) => return Err("interrupted".into()),
+                    // No fault schedule here: only a crash fault makes this.
+                    Ok(Err(Stop::Crashed)) => {
+                        return Ok(Some(format!("node {} was crashed while starting", n.name)))
+                    }
                     Ok(Ok(())) => {}
                 }
             }

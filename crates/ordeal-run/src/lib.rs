@@ -534,6 +534,8 @@ struct Supervisor<'a, S: ordeal_tracer::Sink + 'static> {
 enum Stop {
     Cancelled,
     Timeout,
+    /// A crash fault killed the node while it was starting.
+    Crashed,
 }
 
 impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
@@ -598,6 +600,11 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                         t0.elapsed().as_secs_f64()
                     )),
                     Err(Stop::Cancelled) => return Ok(interrupted()),
+                    Err(Stop::Crashed) => {
+                        if !self.await_restart(r, &n.name, deadline)? {
+                            return Ok(interrupted());
+                        }
+                    }
                     Err(Stop::Timeout) => {
                         return Err(format!(
                             "node {} was not ready within {:?}{}",
@@ -1126,7 +1133,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                         ));
                         self.recovered(&name);
                     }
-                    Err(Stop::Cancelled) => return Ok(()),
+                    // Crashed again while restarting: the next call restarts it again.
+                    Err(Stop::Cancelled | Stop::Crashed) => return Ok(()),
                     Err(Stop::Timeout) => {
                         return Err(format!(
                             "node {name} did not become ready again after its restart"
@@ -1136,6 +1144,59 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             }
         }
         Ok(())
+    }
+
+    /// A crash fault killed `name` before it was ready: waits until its restart (which waits
+    /// for the ready condition) brought it back. `Ok(false)`: the run was cancelled.
+    fn await_restart(
+        &mut self,
+        r: &Resolved,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<bool, String> {
+        loop {
+            self.drain_notices();
+            self.resume_paused()?;
+            self.heal_due(false)?;
+            self.restart_crashed(r, deadline)?;
+            let crashed = self
+                .shared
+                .lock()
+                .ok()
+                .and_then(|p| p.crashed.get(name).cloned());
+            match crashed {
+                Some(None) => {
+                    return Err(format!(
+                        "node {name} was crashed by a fault before it was ready, and the fault \
+                         does not restart it"
+                    ))
+                }
+                Some(Some(_)) => {}
+                None => match self.exit_of(name) {
+                    // Restarted and ready.
+                    None => return Ok(true),
+                    Some(st) => {
+                        let latest = self.started.iter().rev().find(|s| s.name == name);
+                        if !latest.is_some_and(|s| self.was_crashed(s)) {
+                            return Err(format!(
+                                "node {name} exited before it was ready: {st}{}",
+                                self.tail_of(name)
+                            ));
+                        }
+                    }
+                },
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "node {name} was not ready again before the run's timeout after a crash \
+                     during its start-up"
+                ));
+            }
+            self.wait_notice(POLL);
+        }
     }
 
     fn tail_of(&self, name: &str) -> String {
@@ -1162,8 +1223,13 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         let mut scanned = scanned;
         loop {
             self.drain_notices();
-            // A pause that fired during start-up ends on time here too.
+            // A pause or a partition that began during start-up ends on time here too.
             self.resume_paused()?;
+            self.heal_due(false)?;
+            let latest = self.started.iter().rev().find(|s| s.name == name);
+            if latest.is_some_and(|s| s.exit.is_some() && self.was_crashed(s)) {
+                return Ok(Err(Stop::Crashed));
+            }
             if let Some(st) = self.exit_of(name) {
                 return Err(format!(
                     "node {name} exited before it was ready: {st}{}",

@@ -603,3 +603,59 @@ trigger = { nth = 1, node = "n0", call = "rename" }
         .iter()
         .any(|e| e["fault"].as_str().is_some_and(|f| f.starts_with("noop"))));
 }
+
+/// Faults keep their course while a node starts: a node crashed before it was ready is
+/// restarted after `restart_after` and waited for again; a partition that began during
+/// start-up heals on time, and the run goes on.
+#[test]
+fn a_node_crashed_or_cut_off_while_starting_is_restarted_or_healed_and_the_run_goes_on() {
+    // n1 persists the primary's snapshot (its first rename) before it says it joined.
+    let (o, _dir, evs) = demo_schedule(
+        r#"[[fault]]
+name = "early"
+kind = "crash"
+node = "n1"
+restart_after = "100ms"
+trigger = { nth = 1, node = "n1", call = "rename", when = "after" }
+[[fault]]
+name = "cut"
+kind = "partition"
+from = ["n2"]
+to = ["n0"]
+duration = "300ms"
+trigger = { nth = 1, node = "n2", call = "connect", peer = "n0", when = "before" }
+"#,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let early = marked(&evs, "early: crash n1 after");
+    assert_eq!(early.len(), 1);
+    let spawns: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["node"] == "n1" && e["call"] == "spawn")
+        .collect();
+    assert_eq!(
+        spawns.len(),
+        2,
+        "started, crashed while starting, started again"
+    );
+    assert!(spawns[1]["seq"].as_u64() > early[0]["seq"].as_u64());
+    // The workload started only once every node was ready: after n1's second start.
+    let client = evs
+        .iter()
+        .find(|e| e["node"] == "client" && e["call"] == "spawn")
+        .unwrap();
+    assert!(client["seq"].as_u64() > spawns[1]["seq"].as_u64());
+    // The partition fired at n2's first connect to n0 and was healed before the workload.
+    let cut = marked(&evs, "cut: partition n2 | n0");
+    assert_eq!(cut.len(), 1);
+    let heal = marked(&evs, "heal after cut");
+    assert_eq!(heal.len(), 1);
+    assert!(cut[0]["seq"].as_u64() < heal[0]["seq"].as_u64());
+    assert!(heal[0]["seq"].as_u64() < client["seq"].as_u64());
+}
