@@ -5,8 +5,9 @@
 //! ```
 //!
 //! direct vs through the proxy vs proxy + one shadow target vs proxy + one latency-0 toxic:
-//! throughput of a large one-way transfer (MB/s) and p50/p99 of small request/response
-//! round trips, then the proxy's memory under a debug target that stops reading.
+//! throughput of a large one-way transfer (MB/s), the CPU time the whole process (client,
+//! proxy, servers) spent on it per GB, and p50/p99 of small request/response round trips, then
+//! the proxy's memory under a debug target that stops reading.
 
 use ordeal_shadow::*;
 use std::io::{Read, Write};
@@ -50,9 +51,21 @@ fn stuck() -> SocketAddr {
     a
 }
 
-fn throughput(addr: SocketAddr, bytes: u64) -> f64 {
+/// CPU time (user + system) of every thread of the process so far, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
+}
+
+/// MB/s, and CPU milliseconds per GB moved.
+fn throughput(addr: SocketAddr, bytes: u64) -> (f64, f64) {
     let mut c = TcpStream::connect(addr).unwrap();
     let buf = vec![0x5au8; 1 << 20];
+    let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let mut sent = 0;
     while sent < bytes {
@@ -62,7 +75,8 @@ fn throughput(addr: SocketAddr, bytes: u64) -> f64 {
     c.shutdown(std::net::Shutdown::Write).unwrap();
     let mut b = [0u8; 1];
     let _ = c.read(&mut b); // the server closes once it has read everything
-    sent as f64 / t0.elapsed().as_secs_f64() / 1e6
+    let mbs = sent as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    (mbs, (cpu_seconds() - cpu0) * 1e3 / (sent as f64 / 1e9))
 }
 
 fn latencies(addr: SocketAddr, n: usize) -> (Duration, Duration) {
@@ -147,14 +161,14 @@ fn main() {
         ),
     ];
     println!(
-        "{:<26} {:>10} {:>10} {:>10} {:>12} {:>12}",
-        "", "MB/s", "p50 µs", "p99 µs", "+p50 µs", "+p99 µs"
+        "{:<26} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "", "MB/s", "CPU ms/GB", "p50 µs", "p99 µs", "+p50 µs", "+p99 µs"
     );
     let mut base = (Duration::ZERO, Duration::ZERO);
     let mut base_mbs = 0.0;
     for (name, make) in &configs {
         let (a, p1) = make(sink);
-        let mbs = throughput(a, bytes);
+        let (mbs, cpu) = throughput(a, bytes);
         let (b, p2) = make(echo);
         let (p50, p99) = latencies(b, pings);
         if *name == "direct" {
@@ -163,9 +177,10 @@ fn main() {
         }
         let add = |x: Duration, y: Duration| x.as_secs_f64() * 1e6 - y.as_secs_f64() * 1e6;
         println!(
-            "{:<26} {:>10.0} {:>10.1} {:>10.1} {:>12.1} {:>12.1}   ({:.0} % of direct)",
+            "{:<26} {:>8.0} {:>10.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1}   ({:.0} % of direct)",
             name,
             mbs,
+            cpu,
             p50.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             add(p50, base.0),
@@ -188,7 +203,7 @@ fn main() {
     cfg.window = 4 << 20;
     let t = p.add_shadow(cfg).unwrap();
     let before = rss_kib("VmRSS:");
-    let mbs = throughput(p.listen_addr(), 1 << 30);
+    let (mbs, _) = throughput(p.listen_addr(), 1 << 30);
     let r = t.report();
     println!(
         "stuck debug target, window 4 MiB, 1 GiB through: {mbs:.0} MB/s, overflows {}, state {:?}, RSS {} → {} KiB (peak {} KiB)",

@@ -22,6 +22,7 @@ pub mod compare;
 pub mod proxy;
 pub mod replay;
 pub mod shadow;
+mod splice;
 pub mod toxic;
 pub mod window;
 
