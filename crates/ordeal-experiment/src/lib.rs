@@ -106,6 +106,18 @@ pub struct HistoryCheck {
 /// The models `[check] history` accepts.
 pub const HISTORY_MODELS: [&str; 3] = ["register", "cas-register", "kv"];
 
+/// `[explore]`: how `ordeal explore` perturbs this system by default (its flags override).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExploreDefaults {
+    /// Length of pauses, delays and partitions (`--fault-duration`).
+    pub fault_duration: Option<Duration>,
+    /// How long after a crash the node starts again (`--restart-after`).
+    pub restart_after: Option<Duration>,
+    /// Variables of `[vars]` to set in every run of a campaign (`--set` goes on top), in name
+    /// order.
+    pub set: Vec<(String, String)>,
+}
+
 /// The name under which the `[check]` command runs (logs, messages).
 pub const CHECK_NAME: &str = "check";
 /// The name under which `[crash] check` runs on a recovered crash state.
@@ -133,6 +145,7 @@ pub struct Experiment {
     proxies: Vec<ProxyDef>,
     /// `[crash] check`: the check of a recovered crash state, named `crash-check`.
     crash_check: Option<Process>,
+    explore: ExploreDefaults,
     /// Every `{port.NAME}` name (and every name listed in a node's `ports`).
     port_names: BTreeSet<String>,
     /// Port name → owning node.
@@ -281,6 +294,11 @@ impl Experiment {
     /// The whole-run deadline (`timeout`).
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The `[explore]` table: campaign defaults for this system.
+    pub fn explore(&self) -> &ExploreDefaults {
+        &self.explore
     }
 
     /// How long without any traced event makes a run hung (`hang_timeout`); `None` = off.
@@ -488,6 +506,24 @@ impl Validator<'_> {
                 );
             }
             vars.insert(k.get_ref().clone(), v.get_ref().clone());
+        }
+
+        let mut explore = ExploreDefaults::default();
+        if let Some(e) = raw.explore.as_ref().map(|e| e.get_ref()) {
+            explore.fault_duration = e.fault_duration.as_ref().and_then(|d| self.duration(d));
+            explore.restart_after = e.restart_after.as_ref().and_then(|d| self.duration(d));
+            for (k, v) in &e.set {
+                if !vars.contains_key(k.get_ref()) {
+                    self.err(
+                        Some(k.span()),
+                        format!(
+                            "[explore] set: unknown variable `{}` (declare it in [vars])",
+                            k.get_ref()
+                        ),
+                    );
+                }
+                explore.set.push((k.get_ref().clone(), v.get_ref().clone()));
+            }
         }
 
         if raw.nodes.is_empty() {
@@ -840,6 +876,7 @@ impl Validator<'_> {
             history_check,
             proxies,
             crash_check,
+            explore,
             port_names,
             port_owners,
         })

@@ -36,6 +36,20 @@ pub(crate) struct RawExperiment {
     pub crash: Option<Spanned<RawCrash>>,
     #[serde(default, rename = "proxy")]
     pub proxies: Vec<Spanned<RawProxy>>,
+    #[serde(default)]
+    pub explore: Option<Spanned<RawExplore>>,
+}
+
+/// `[explore]`: the campaign settings this system needs (`ordeal explore`'s flags override).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExplore {
+    #[serde(default)]
+    pub fault_duration: Option<Str>,
+    #[serde(default)]
+    pub restart_after: Option<Str>,
+    #[serde(default)]
+    pub set: StrMap,
 }
 
 /// `[[proxy]]`: a TCP proxy ordeal runs between nodes, where toxics are applied.

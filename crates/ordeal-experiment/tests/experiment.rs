@@ -889,3 +889,43 @@ fn check_history_is_parsed_and_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn explore_table_gives_campaign_defaults_and_checks_its_variables() {
+    let base = "name = \"x\"\n[vars]\nops = \"40\"\nslow = \"1\"\n[[node]]\nname = \"a\"\nargv = [\"a\"]\n";
+    let e = Experiment::parse(base, "demo.toml").unwrap();
+    assert_eq!(e.explore(), &ordeal_experiment::ExploreDefaults::default());
+    let text = format!(
+        "{base}[explore]\nfault_duration = \"150ms\"\nrestart_after = \"50ms\"\nset = {{ slow = \"0\", ops = \"10\" }}\n"
+    );
+    let e = Experiment::parse(&text, "demo.toml").unwrap();
+    let d = e.explore();
+    assert_eq!(d.fault_duration, Some(Duration::from_millis(150)));
+    assert_eq!(d.restart_after, Some(Duration::from_millis(50)));
+    assert_eq!(
+        d.set,
+        [
+            ("ops".to_string(), "10".to_string()),
+            ("slow".into(), "0".into())
+        ]
+    );
+    // The file's own [vars] are untouched: `ordeal run` uses them.
+    assert_eq!(e.vars()["ops"], "40");
+    let err = parse_err(&format!("{base}[explore]\nset = {{ opz = \"10\" }}\n"));
+    assert!(
+        err.starts_with(
+            "demo.toml:9:9: [explore] set: unknown variable `opz` (declare it in [vars])"
+        ),
+        "{err}"
+    );
+    let err = parse_err(&format!("{base}[explore]\nfault_duration = \"0s\"\n"));
+    assert!(
+        err.starts_with("demo.toml:9:18: the duration must be greater than zero"),
+        "{err}"
+    );
+    let err = parse_err(&format!("{base}[explore]\nruns = 5\n"));
+    assert!(
+        err.starts_with("demo.toml:9:1: unknown field `runs`"),
+        "{err}"
+    );
+}

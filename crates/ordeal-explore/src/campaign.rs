@@ -366,8 +366,16 @@ impl Pool {
         let (tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(std::sync::Mutex::new(job_rx));
         let (done_tx, rx) = mpsc::channel::<Done>();
+        // One CPU per worker when there are enough: a run's tracer and its traced processes
+        // then share that CPU, where a ptrace stop costs a context switch instead of a
+        // cross-CPU wake-up (several times more; docs/bench.md), and two runs never compete.
+        // ORDEAL_EXPLORE_NO_PIN=1 turns it off (bench/explore.sh's baseline).
+        let cpus = allowed_cpus();
+        let off = std::env::var_os("ORDEAL_EXPLORE_NO_PIN").is_some_and(|v| v == "1");
+        let pin = (n <= cpus.len() && !off).then_some(cpus);
         let handles = (0..n)
             .map(|i| {
+                let cpu = pin.as_ref().map(|c| c[i]);
                 let job_rx = Arc::clone(&job_rx);
                 let done_tx = done_tx.clone();
                 let shared = Arc::clone(&shared);
@@ -379,7 +387,7 @@ impl Pool {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        let mut result = execute(&shared, &job.meta.dir, &job.meta.faults);
+                        let mut result = execute(&shared, &job.meta.dir, &job.meta.faults, cpu);
                         if let Some(p) = job.pinned {
                             if !shared.cancel.load(Ordering::SeqCst) {
                                 result = p;
@@ -427,7 +435,26 @@ fn ms(d: Duration) -> f64 {
 
 /// One run: the run itself (summary.json only), its schedule and replay record, and the
 /// analysis of its trace.
-fn execute(sh: &Shared, dir: &Path, faults: &[Fault]) -> Result<Analysis, String> {
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills a local, zeroed cpu set of the size given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+fn execute(
+    sh: &Shared,
+    dir: &Path,
+    faults: &[Fault],
+    cpu: Option<usize>,
+) -> Result<Analysis, String> {
     let t0 = Instant::now();
     let toml = (!faults.is_empty()).then(|| schedule_toml(faults, &sh.model, sh.seed));
     let schedule = match &toml {
@@ -442,6 +469,8 @@ fn execute(sh: &Shared, dir: &Path, faults: &[Fault]) -> Result<Analysis, String
     opts.progress = false;
     opts.faults = schedule;
     opts.summary_only = true;
+    opts.tracer_cpu = cpu;
+    opts.pin_traced = cpu.is_some();
     let report = ordeal_run::run(&sh.exp, &opts, &sh.cancel).map_err(|e| e.to_string())?;
     let wall = t0.elapsed();
     let t1 = Instant::now();

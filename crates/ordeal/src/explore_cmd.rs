@@ -55,12 +55,13 @@ pub struct ExploreArgs {
     #[arg(long, value_name = "KINDS", value_delimiter = ',')]
     faults: Vec<String>,
     /// Length of pauses, delays and partitions: above the system's internal timeouts, below
-    /// its clients' patience.
-    #[arg(long, value_name = "DURATION", default_value = "1500ms")]
-    fault_duration: String,
-    /// How long after a crash the node is started again.
-    #[arg(long, value_name = "DURATION", default_value = "500ms")]
-    restart_after: String,
+    /// its clients' patience. Default: the experiment's [explore] fault_duration, else 1500ms.
+    #[arg(long, value_name = "DURATION")]
+    fault_duration: Option<String>,
+    /// How long after a crash the node is started again. Default: the experiment's [explore]
+    /// restart_after, else 500ms.
+    #[arg(long, value_name = "DURATION")]
+    restart_after: Option<String>,
     /// Most faults per schedule.
     #[arg(long, value_name = "N", default_value_t = 2)]
     max_faults: usize,
@@ -159,7 +160,16 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         (None, _) => (demo_toml.to_string(), PathBuf::from("demo-kv.toml")),
     };
     let mut exp = ordeal_experiment::Experiment::parse(&text, &path)?;
-    for kv in &args.set {
+    // The experiment's [explore] set, then --set on top; recorded together, so that replays
+    // and resumed campaigns run with the same variables.
+    let defaults = exp.explore().clone();
+    let mut set: Vec<String> = defaults
+        .set
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    set.extend(args.set.iter().cloned());
+    for kv in &set {
         let (k, v) = kv
             .split_once('=')
             .with_context(|| format!("--set {kv}: expected NAME=VALUE"))?;
@@ -172,8 +182,18 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         )
     })?;
     let mut model = FaultModel {
-        long: duration("--fault-duration", &args.fault_duration)?,
-        restart_after: duration("--restart-after", &args.restart_after)?,
+        long: match &args.fault_duration {
+            Some(t) => duration("--fault-duration", t)?,
+            None => defaults
+                .fault_duration
+                .unwrap_or(FaultModel::default().long),
+        },
+        restart_after: match &args.restart_after {
+            Some(t) => duration("--restart-after", t)?,
+            None => defaults
+                .restart_after
+                .unwrap_or(FaultModel::default().restart_after),
+        },
         max_faults: args.max_faults.max(1),
         ..FaultModel::default()
     };
@@ -222,7 +242,7 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         replay: ordeal_explore::ReplaySource {
             experiment_path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
             experiment: text.clone(),
-            set: args.set.clone(),
+            set,
         },
         experiment: exp,
         ordeal_exe: exe,
