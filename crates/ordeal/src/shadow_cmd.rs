@@ -734,6 +734,8 @@ pub fn shadow(args: ShadowArgs) -> anyhow::Result<u8> {
         }
         Ok(())
     };
+    // At once, not only at the first tick: a shadow inside a run may be killed before it.
+    write_report(&report(false))?;
     let until = args.duration.map(|d| Instant::now() + d);
     run_until(&stop, until, args.status_every, || {
         for r in proxy.shadow_reports() {

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const EXE: &str = env!("CARGO_BIN_EXE_ordeal");
 
 fn free_port() -> u16 {
@@ -281,4 +283,165 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut body = String::new();
     c.read_to_string(&mut body).ok()?;
     Some(body)
+}
+
+/// `ordeal shadow --node` from inside a real, traced `ordeal run`: a workload shadows node n0
+/// of its own run (found from ORDEAL_RUN_DIR), drives the demo client through the proxy, and
+/// stops the shadow. The node, paused under ptrace for the copy, resumes; every response of the
+/// clone equals production's; the clone and its copy die with the run.
+#[test]
+fn shadow_of_a_node_inside_a_traced_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("shadow-in-run.toml");
+    std::fs::write(
+        &exp,
+        r#"name = "shadow-in-run"
+timeout = "90s"
+
+[[node]]
+name = "n0"
+argv = ["{ordeal}", "kv", "node", "--id", "0", "--peers", "{host.n0}:{port.n0}",
+        "--data-dir", "{data_dir.n0}"]
+data_dir = true
+ready = { log = "is primary" }
+
+[[workload]]
+name = "shadowed"
+argv = ["sh", "-c", """
+set -e
+"$0" shadow --node n0 --listen 127.0.0.1:$1 --upstream 127.0.0.1:$2 --framing lines \
+    --status-every 100ms --report "$ORDEAL_RUN_DIR/shadow.json" --duration 60s \
+    > "$ORDEAL_RUN_DIR/shadow.out" 2>&1 &
+S=$!
+i=0
+until grep -Eq '"state": ?"live"' "$ORDEAL_RUN_DIR/shadow.json" 2>/dev/null; do
+    i=$((i+1)); if [ $i -gt 600 ]; then kill $S; exit 3; fi
+    sleep 0.05
+done
+"$0" kv client --nodes 127.0.0.1:$1 --ops 20 --seed 3
+kill -TERM $S
+# Stopped by a signal, ordeal shadow exits 130 after writing its final report.
+wait $S || test $? -eq 130
+""", "{ordeal}", "{port.px}", "{port.n0}"]
+"#,
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let o = Command::new(EXE)
+        .args(["run", "-q", "--out"])
+        .arg(&run)
+        .arg(&exp)
+        .output()
+        .unwrap();
+    let shadow_out = std::fs::read_to_string(run.join("shadow.out")).unwrap_or_default();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}\nshadow: {shadow_out}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = common::summary(&run);
+    assert_eq!(s["verdict"]["status"], "pass");
+    let v = read_json(&run.join("shadow.json")).unwrap();
+    assert_eq!(v["final"], true);
+    let t = &v["proxy"]["shadow"][0];
+    assert_eq!(t["name"], "clone");
+    assert_eq!(t["overflows"], 0, "{t}");
+    // Every one of the client's 20 requests answered the same by the clone.
+    assert_eq!(t["comparison"]["messages_identical"], 20, "{t}");
+    assert_eq!(t["comparison"]["messages_different"], 0, "{t}");
+    let fed = t["connections_fed"].as_u64().unwrap();
+    assert!(fed >= 1, "{t}");
+    assert_eq!(t["comparison"]["connections_identical"], fed, "{t}");
+    // The paused process is the traced node n0 (its group), and it went on serving.
+    let evs = common::events(&run);
+    let n0 = evs
+        .iter()
+        .find(|e| e["node"] == "n0" && e["call"] == "spawn")
+        .unwrap();
+    let clone = &v["clones"][0];
+    assert_eq!(clone["snapshot"]["paused"][0], n0["pid"], "{clone}");
+    assert_eq!(clone["snapshot"]["paused_scope"], "group");
+    assert!(clone["snapshot"]["pause_seconds"].as_f64().unwrap() > 0.0);
+    // The copy is in the run directory, not in n0's data dir.
+    let dest = clone["snapshot"]["dest"].as_str().unwrap();
+    assert!(Path::new(dest).starts_with(&run), "{dest}");
+    assert!(!Path::new(dest).starts_with(run.join("data/n0")), "{dest}");
+    // Nothing escaped: the clone process is gone.
+    let pid = clone["pid"].as_i64().unwrap();
+    // (Pids are reused quickly in a test's pid namespace: the clone is the process running
+    // on its copy of the data.)
+    assert!(
+        !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(dest)),
+        "clone {pid} survived"
+    );
+}
+
+/// docs/shadow.md's "Within an experiment" recipe, as written: `ordeal shadow --node` as an
+/// untraced node of the run, the workload talking to it.
+#[test]
+fn shadow_node_recipe_from_the_docs_runs_as_written() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/shadow.md"))
+        .unwrap();
+    let start = doc.find("## Within an experiment").unwrap();
+    let block = &doc[start..];
+    let toml_start = block.find("```toml\n").unwrap() + "```toml\n".len();
+    let toml_len = block[toml_start..].find("```").unwrap();
+    let recipe = &block[toml_start..toml_start + toml_len];
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("recipe.toml");
+    std::fs::write(
+        &exp,
+        format!("name = \"shadow-recipe\"\ntimeout = \"90s\"\n\n{recipe}"),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let o = Command::new(EXE)
+        .args(["run", "-q", "--out"])
+        .arg(&run)
+        .arg(&exp)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(common::summary(&run)["verdict"]["status"], "pass");
+    let evs = common::events(&run);
+    let primary = evs
+        .iter()
+        .find(|e| e["node"] == "primary" && e["call"] == "spawn")
+        .unwrap();
+    let front: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["node"] == "front")
+        .filter_map(|e| e["call"].as_str())
+        .collect();
+    assert!(
+        front.iter().all(|c| ["spawn", "exit"].contains(c)),
+        "front is untraced: {front:?}"
+    );
+    // The last report (a status tick: the run killed the shadow node, so not final).
+    let v = read_json(&run.join("shadow.json")).unwrap();
+    let clone = &v["clones"][0];
+    assert_eq!(clone["snapshot"]["paused"][0], primary["pid"], "{clone}");
+    let dest = clone["snapshot"]["dest"].as_str().unwrap();
+    assert!(Path::new(dest).starts_with(run.join("shadow")), "{dest}");
+    assert_eq!(v["proxy"]["shadow"][0]["state"], "live", "{v}");
+    // (Pids are reused quickly in a test's pid namespace: the clone is the process running
+    // on its copy of the data.)
+    let pid = clone["pid"].as_i64().unwrap();
+    let running = || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(dest))
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || !running()),
+        "clone {pid} survived the run"
+    );
 }
