@@ -257,6 +257,8 @@ pub struct Outcome {
     pub schema: &'static str,
     pub version: u32,
     pub experiment: String,
+    /// The experiment variables set for every run (`[explore] set`, then `--set`).
+    pub set: Vec<String>,
     pub strategy: String,
     pub seed: u64,
     pub jobs: usize,
@@ -1416,6 +1418,7 @@ impl State {
             schema: "ordeal-explore",
             version: 1,
             experiment: self.cfg.experiment.name().to_string(),
+            set: self.cfg.replay.set.clone(),
             strategy: self.cfg.strategy.name().to_string(),
             seed: self.cfg.seed,
             jobs: self.cfg.jobs,

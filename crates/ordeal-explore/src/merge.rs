@@ -431,6 +431,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
         schema: "ordeal-explore",
         version: 1,
         experiment: h.experiment.clone(),
+        set: h.set.clone(),
         strategy: h.strategy.clone(),
         seed: h.seed,
         jobs: h.jobs,

@@ -465,6 +465,14 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
     let m = &o.mean_phases_ms;
     let rows: Vec<(&str, String)> = vec![
         ("experiment", o.experiment.clone()),
+        (
+            "variables set",
+            if o.set.is_empty() {
+                "none".to_string()
+            } else {
+                o.set.join(", ")
+            },
+        ),
         ("campaign directory", out.display().to_string()),
         ("strategy", o.strategy.clone()),
         ("seed", o.seed.to_string()),

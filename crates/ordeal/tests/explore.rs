@@ -245,6 +245,15 @@ fn bug_free_demo_passes_the_same_budget() {
         String::from_utf8_lossy(&o.stderr)
     );
     let j = json(&out.join("explore.json"));
+    // The demo's [explore] set, then --set; recorded and shown in the report.
+    assert_eq!(
+        j["set"],
+        serde_json::json!(["ops=10", "peer_timeout_ms=100", "bugs="])
+    );
+    assert!(text(&out.join("report.html"))
+        .contains("<th>variables set</th><td>ops=10, peer_timeout_ms=100, bugs=</td>"));
+    let replay = json(&out.join("runs/000000/replay.json"));
+    assert_eq!(replay["set"], j["set"]);
     assert_eq!(j["runs"], 40);
     assert_eq!(j["stopped"], "runs");
     assert_eq!(j["baseline_runs"], 2);
