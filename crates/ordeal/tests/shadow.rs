@@ -285,6 +285,24 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     Some(body)
 }
 
+/// `ordeal run EXP --out RUN`, which must pass (its output and the shadow's log otherwise).
+fn run_ok(exp: &Path, run: &Path) {
+    let o = Command::new(EXE)
+        .args(["run", "-q", "--out"])
+        .arg(run)
+        .arg(exp)
+        .output()
+        .unwrap();
+    let shadow_out = std::fs::read_to_string(run.join("shadow.out")).unwrap_or_default();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}\nshadow: {shadow_out}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// `ordeal shadow --node` from inside a real, traced `ordeal run`: a workload shadows node n0
 /// of its own run (found from ORDEAL_RUN_DIR), drives the demo client through the proxy, and
 /// stops the shadow. The node, paused under ptrace for the copy, resumes; every response of the
@@ -327,20 +345,7 @@ wait $S || test $? -eq 130
     )
     .unwrap();
     let run = tmp.path().join("run");
-    let o = Command::new(EXE)
-        .args(["run", "-q", "--out"])
-        .arg(&run)
-        .arg(&exp)
-        .output()
-        .unwrap();
-    let shadow_out = std::fs::read_to_string(run.join("shadow.out")).unwrap_or_default();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}\nshadow: {shadow_out}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    run_ok(&exp, &run);
     let s = common::summary(&run);
     assert_eq!(s["verdict"]["status"], "pass");
     let v = read_json(&run.join("shadow.json")).unwrap();
@@ -398,19 +403,7 @@ fn shadow_node_recipe_from_the_docs_runs_as_written() {
     )
     .unwrap();
     let run = tmp.path().join("run");
-    let o = Command::new(EXE)
-        .args(["run", "-q", "--out"])
-        .arg(&run)
-        .arg(&exp)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    run_ok(&exp, &run);
     assert_eq!(common::summary(&run)["verdict"]["status"], "pass");
     let evs = common::events(&run);
     let primary = evs
