@@ -7,8 +7,11 @@
 //! Symbols come from `.symtab`; for Go binaries (stripped ones too) from `.gopclntab` (Go 1.16
 //! and 1.18+ layouts); else from a debug file found by build id under
 //! `/usr/lib/debug/.build-id/` (Debian's `-dbg`/`-dbgsym` packages); else from `.dynsym`
-//! (exported functions only). No line numbers (no DWARF `.debug_line` reading).
+//! (exported functions only). Source file and line come from DWARF (`.debug_info`,
+//! `.debug_line`) of the module or of its debug file, read lazily once per module
+//! ([`crate::lines`]); none for Go's pclntab.
 
+use crate::lines::Lines;
 use crate::procfs::Mapping;
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
@@ -16,7 +19,7 @@ use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::{Deref, Range};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// At most this many frames per thread.
 pub const MAX_FRAMES: usize = 256;
@@ -24,6 +27,26 @@ pub const MAX_FRAMES: usize = 256;
 /// A slice of a shared file image (framehop wants owned section data).
 #[derive(Clone)]
 pub struct Bytes(Arc<Vec<u8>>, Range<usize>);
+
+impl Bytes {
+    /// `range` of `data`, if it lies within it.
+    pub(crate) fn new(data: Arc<Vec<u8>>, range: Range<usize>) -> Option<Self> {
+        (range.start <= range.end && range.end <= data.len()).then_some(Self(data, range))
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({:?} of {})", self.1, self.0.len())
+    }
+}
+
+// SAFETY: the bytes live in the `Vec`'s heap buffer, owned by the `Arc` and never mutated or
+// reallocated (nothing takes `Arc::get_mut`/`make_mut` on it), so they stay at the same
+// address however a `Bytes` moves, while any clone of the `Arc` lives.
+unsafe impl gimli::StableDeref for Bytes {}
+// SAFETY: a clone shares the same `Arc` and range, so it derefs to the very same bytes.
+unsafe impl gimli::CloneStableDeref for Bytes {}
 
 impl Deref for Bytes {
     type Target = [u8];
@@ -46,6 +69,14 @@ pub struct Frame {
     /// Offset of `addr` from the start of `function`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// Source file, as DWARF records it (absolute when the compilation directory is), when
+    /// the module has line info. With inlining, that of the outermost function (the one
+    /// `function` names): where it called or inlined the code at `addr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Line in `file`; for a return address, the line of the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
 }
 
 impl std::fmt::Display for Frame {
@@ -55,6 +86,12 @@ impl std::fmt::Display for Frame {
             (Some(n), Some(o)) => write!(f, " {n}+{o:#x}")?,
             (Some(n), None) => write!(f, " {n}")?,
             _ => write!(f, " ??")?,
+        }
+        if let Some(file) = &self.file {
+            write!(f, " at {file}")?;
+            if let Some(l) = self.line {
+                write!(f, ":{l}")?;
+            }
         }
         if let Some(m) = &self.module {
             write!(f, " ({m})")?;
@@ -88,6 +125,10 @@ struct LoadedModule {
     /// Sorted by address.
     symbols: Vec<Sym>,
     source: SymbolSource,
+    /// The file image, for reading DWARF when first needed.
+    data: Arc<Vec<u8>>,
+    /// Line tables, loaded at the first look-up in this module (`None`: no usable DWARF).
+    lines: OnceLock<Option<Lines>>,
 }
 
 impl LoadedModule {
@@ -101,6 +142,13 @@ impl LoadedModule {
             return None;
         }
         Some((&s.name, off))
+    }
+
+    fn line_of(&self, avma: u64) -> Option<(String, u32)> {
+        self.lines
+            .get_or_init(|| Lines::load(&self.data))
+            .as_ref()?
+            .find(avma.wrapping_sub(self.bias))
     }
 }
 
@@ -167,10 +215,12 @@ impl ProcessModules {
         m.avma.contains(&addr).then_some(m)
     }
 
-    /// Names an address (`lookup` = the address to look up: a return address minus one).
+    /// Names an address (`lookup` = the address to look up: a return address minus one,
+    /// so that a return address gets the call's line, not the next statement's).
     pub fn symbolize(&self, addr: u64, lookup: u64) -> Frame {
         let m = self.module_of(lookup);
         let sym = m.and_then(|m| m.lookup(lookup));
+        let (file, line) = m.and_then(|m| m.line_of(lookup)).unzip();
         Frame {
             addr,
             module: m.map(|m| {
@@ -183,6 +233,8 @@ impl ProcessModules {
             // Rust symbols read as paths (`{:#}`: without the hash); others stay as they are.
             function: sym.map(|(n, _)| format!("{:#}", rustc_demangle::demangle(n))),
             offset: sym.map(|(_, o)| o + (addr - lookup)),
+            file,
+            line,
         }
     }
 
@@ -324,7 +376,20 @@ fn load_module(
             bias,
             symbols,
             source,
+            data: Arc::clone(&data),
+            lines: OnceLock::new(),
         },
+    ))
+}
+
+/// `/usr/lib/debug/.build-id/xx/yyyy.debug` for the build id of `file`.
+pub(crate) fn debug_file_path(file: &object::File<'_>) -> Option<String> {
+    let id = file.build_id().ok()??;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!(
+        "/usr/lib/debug/.build-id/{}/{}.debug",
+        hex.get(..2)?,
+        hex.get(2..)?
     ))
 }
 
@@ -333,14 +398,7 @@ fn debug_file_symbols(
     file: &object::File<'_>,
     collect: &dyn Fn(object::SymbolIterator<'_, '_>) -> Vec<Sym>,
 ) -> Option<Vec<Sym>> {
-    let id = file.build_id().ok()??;
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let path = format!(
-        "/usr/lib/debug/.build-id/{}/{}.debug",
-        hex.get(..2)?,
-        hex.get(2..)?
-    );
-    let data = std::fs::read(path).ok()?;
+    let data = std::fs::read(debug_file_path(file)?).ok()?;
     let dbg = object::File::parse(&data[..]).ok()?;
     let v = collect(dbg.symbols());
     (!v.is_empty()).then_some(v)

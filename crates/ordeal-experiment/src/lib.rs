@@ -55,6 +55,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default deadline for a node to become ready (`ready_timeout`).
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a node has to exit after its `stop_signal` (`stop_timeout`).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The signals `stop_signal` accepts (SIGKILL is the default: no graceful stop).
+pub const STOP_SIGNALS: [&str; 7] = [
+    "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL",
+];
 
 /// Which output stream a `ready = { log = ... }` condition watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -172,6 +178,8 @@ struct Node {
     data_dir: Option<DataDirDef>,
     ready: Option<ReadyDef>,
     ready_timeout: Duration,
+    stop_signal: Option<String>,
+    stop_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -606,6 +614,32 @@ impl Validator<'_> {
                     self.duration(t).unwrap_or(DEFAULT_READY_TIMEOUT)
                 }
             };
+            let stop_signal = n.stop_signal.as_ref().and_then(|sig| {
+                let name = sig.get_ref().trim();
+                if !STOP_SIGNALS.contains(&name) {
+                    self.err(
+                        Some(sig.span()),
+                        format!(
+                            "unknown stop_signal `{name}`: expected one of {}",
+                            STOP_SIGNALS.join(", ")
+                        ),
+                    );
+                }
+                (name != "SIGKILL").then(|| name.to_string())
+            });
+            let stop_timeout = match &n.stop_timeout {
+                None => DEFAULT_STOP_TIMEOUT,
+                Some(t) => {
+                    if n.stop_signal.is_none() {
+                        self.err(
+                            Some(t.span()),
+                            "`stop_timeout` has no effect without `stop_signal`: remove it or \
+                             add a stop signal",
+                        );
+                    }
+                    self.duration(t).unwrap_or(DEFAULT_STOP_TIMEOUT)
+                }
+            };
             if let Some(list) = &n.ports {
                 let mut listed = BTreeSet::new();
                 let mut unique = Vec::new();
@@ -634,6 +668,8 @@ impl Validator<'_> {
                 data_dir,
                 ready,
                 ready_timeout,
+                stop_signal,
+                stop_timeout,
             });
         }
 

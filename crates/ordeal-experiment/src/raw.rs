@@ -106,6 +106,10 @@ pub(crate) struct RawNode {
     #[serde(default)]
     pub ready_timeout: Option<Str>,
     #[serde(default)]
+    pub stop_signal: Option<Str>,
+    #[serde(default)]
+    pub stop_timeout: Option<Str>,
+    #[serde(default)]
     pub ports: Option<StrList>,
     #[serde(default)]
     pub trace: Option<bool>,

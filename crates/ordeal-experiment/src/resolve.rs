@@ -105,6 +105,10 @@ pub struct NodeSpec {
     pub ready: Option<ReadyCheck>,
     /// How long the ready condition may take to hold, from the node's start.
     pub ready_timeout: Duration,
+    /// At the end of the run, this signal (`SIGTERM`, ...) first, then SIGKILL after
+    /// `stop_timeout`; `None`: SIGKILL at once.
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Duration,
     /// The ports that belong to this node: port name → number.
     pub ports: BTreeMap<String, u16>,
 }
@@ -270,6 +274,8 @@ impl Experiment {
                 data_dir,
                 ready,
                 ready_timeout: n.ready_timeout,
+                stop_signal: n.stop_signal.clone(),
+                stop_timeout: n.stop_timeout,
                 ports: node_ports,
             });
         }

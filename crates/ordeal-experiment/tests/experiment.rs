@@ -929,3 +929,26 @@ fn explore_table_gives_campaign_defaults_and_checks_its_variables() {
         "{err}"
     );
 }
+
+#[test]
+fn stop_signal_and_timeout_are_checked() {
+    let node = "name = \"x\"\n[[node]]\nname = \"a\"\nargv = [\"a\"]\n";
+    let sb = Sandbox::new();
+    let text = "name = \"x\"\n[[node]]\nname = \"a\"\nargv = [\"{ordeal}\"]\nstop_signal = \"SIGINT\"\nstop_timeout = \"2s\"\n[[node]]\nname = \"b\"\nargv = [\"{ordeal}\"]\n";
+    let run = sb.parse(text).unwrap().resolve(&sb.ctx()).unwrap();
+    assert_eq!(run.nodes[0].stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(run.nodes[0].stop_timeout, Duration::from_secs(2));
+    assert_eq!(run.nodes[1].stop_signal, None, "SIGKILL at once by default");
+    let err = parse_err(&format!("{node}stop_signal = \"SIGSTOP\"\n"));
+    assert!(
+        err.starts_with(
+            "demo.toml:5:15: unknown stop_signal `SIGSTOP`: expected one of SIGTERM, SIGINT"
+        ),
+        "{err}"
+    );
+    let err = parse_err(&format!("{node}stop_timeout = \"1s\"\n"));
+    assert!(
+        err.starts_with("demo.toml:5:16: `stop_timeout` has no effect without `stop_signal`"),
+        "{err}"
+    );
+}

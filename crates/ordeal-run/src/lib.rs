@@ -375,6 +375,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     };
     let mut verdict = sup.drive(&resolved);
     let t_teardown = Instant::now();
+    sup.stop_gracefully(&resolved);
     ckpt.stop();
     progress.say("stopping all processes");
     let (stats, writer) = tracer.shutdown()?;
@@ -1199,6 +1200,59 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         }
     }
 
+    /// Nodes with a `stop_signal` get it first and their `stop_timeout` to exit, all at once;
+    /// one still running after its own timeout is killed (SIGKILL). The tracer's shutdown
+    /// then kills whatever is left. Skipped when the run is cancelled.
+    fn stop_gracefully(&mut self, r: &Resolved) {
+        if self.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        self.drain_notices();
+        // (node, deadline)
+        let mut waiting: Vec<(String, Instant)> = Vec::new();
+        for n in &r.nodes {
+            let Some((sig, num)) = n
+                .stop_signal
+                .as_deref()
+                .and_then(|s| Some((s, signal_number(s)?)))
+            else {
+                continue;
+            };
+            let running =
+                self.started.iter().any(|s| s.name == n.name) && self.exit_of(&n.name).is_none();
+            if !running {
+                continue;
+            }
+            self.progress
+                .say(format!("stopping node {} with {sig}", n.name));
+            if self.tracer.signal_node(&n.name, num, None).is_ok() {
+                waiting.push((n.name.clone(), Instant::now() + n.stop_timeout));
+            }
+        }
+        while !waiting.is_empty() {
+            self.drain_notices();
+            let now = Instant::now();
+            let mut left = Vec::new();
+            for (name, deadline) in std::mem::take(&mut waiting) {
+                if self.exit_of(&name).is_some() {
+                    continue;
+                }
+                if now >= deadline {
+                    self.progress.say(format!(
+                        "node {name} did not exit within its stop_timeout: killed"
+                    ));
+                    let _ = self.tracer.signal_node(&name, libc::SIGKILL, None);
+                    continue;
+                }
+                left.push((name, deadline));
+            }
+            waiting = left;
+            if !waiting.is_empty() {
+                self.wait_notice(POLL);
+            }
+        }
+    }
+
     fn tail_of(&self, name: &str) -> String {
         let p = self.run_dir.join("logs").join(format!("{name}.stderr"));
         let text = std::fs::read_to_string(&p).unwrap_or_default();
@@ -1334,4 +1388,17 @@ mod tests {
         std::fs::write(&p, "starting\nready\n").unwrap();
         assert!(log_matches(&p, &re, &mut seen));
     }
+}
+
+/// The number of a `stop_signal` name (the experiment file accepts only these).
+fn signal_number(name: &str) -> Option<i32> {
+    Some(match name {
+        "SIGTERM" => libc::SIGTERM,
+        "SIGINT" => libc::SIGINT,
+        "SIGQUIT" => libc::SIGQUIT,
+        "SIGHUP" => libc::SIGHUP,
+        "SIGUSR1" => libc::SIGUSR1,
+        "SIGUSR2" => libc::SIGUSR2,
+        _ => return None,
+    })
 }

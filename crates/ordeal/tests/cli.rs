@@ -464,3 +464,73 @@ fn a_node_cannot_take_the_check_name() {
     );
     assert!(!out_dir.exists());
 }
+
+/// `stop_signal`: at the end of the run a node gets its signal first and `stop_timeout` to
+/// exit (its handler runs, its exit is recorded); one that ignores it is killed after the
+/// timeout; a node without it is killed at once.
+#[test]
+fn stop_signal_lets_nodes_exit_cleanly_and_stop_timeout_bounds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("stop.toml");
+    // Each node says it started (its ready line), then waits; `clean` exits 0 on SIGTERM
+    // after writing a file, `deaf` ignores SIGTERM, `plain` has no stop_signal.
+    std::fs::write(
+        &exp,
+        r#"name = "stop"
+[[node]]
+name = "clean"
+argv = ["sh", "-c", "trap 'echo bye > \"$ORDEAL_RUN_DIR/clean.bye\"; exit 0' TERM; echo up; while :; do sleep 0.05; done"]
+ready = { log = "up" }
+stop_signal = "SIGTERM"
+stop_timeout = "20s"
+[[node]]
+name = "deaf"
+argv = ["sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.05; done"]
+ready = { log = "up" }
+stop_signal = "SIGTERM"
+stop_timeout = "300ms"
+[[node]]
+name = "plain"
+argv = ["sh", "-c", "trap 'echo bye > \"$ORDEAL_RUN_DIR/plain.bye\"; exit 0' TERM; echo up; while :; do sleep 0.05; done"]
+ready = { log = "up" }
+[[workload]]
+name = "w"
+argv = ["true"]
+"#,
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let t0 = Instant::now();
+    run_ok(&[
+        "run",
+        "-q",
+        "--out",
+        run.to_str().unwrap(),
+        exp.to_str().unwrap(),
+    ]);
+    let took = t0.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(run.join("clean.bye")).unwrap(),
+        "bye\n"
+    );
+    assert!(
+        !run.join("plain.bye").exists(),
+        "plain was killed, its trap never ran"
+    );
+    let s = json(&run.join("summary.json"));
+    let root = |name: &str| {
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()["processes"][0]
+            .clone()
+    };
+    assert_eq!(root("clean")["code"], 0, "{}", root("clean"));
+    assert_eq!(root("deaf")["signal"], "SIGKILL", "{}", root("deaf"));
+    assert_eq!(root("plain")["signal"], "SIGKILL", "{}", root("plain"));
+    // The deaf node cost its 300 ms, not the clean node's 20 s.
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(survivors(&run).is_empty());
+}

@@ -419,13 +419,24 @@ fn shadow_node_recipe_from_the_docs_runs_as_written() {
         front.iter().all(|c| ["spawn", "exit"].contains(c)),
         "front is untraced: {front:?}"
     );
-    // The last report (a status tick: the run killed the shadow node, so not final).
+    // The final report: the run stopped the shadow node with its stop_signal (SIGTERM).
     let v = read_json(&run.join("shadow.json")).unwrap();
+    assert_eq!(v["final"], true);
+    let t = &v["proxy"]["shadow"][0];
+    assert_eq!(t["comparison"]["messages_identical"], 100, "{t}");
+    assert_eq!(t["comparison"]["messages_different"], 0, "{t}");
+    let front = common::summary(&run)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "front")
+        .unwrap()["processes"][0]
+        .clone();
+    assert_eq!(front["code"], 130, "{front}");
     let clone = &v["clones"][0];
     assert_eq!(clone["snapshot"]["paused"][0], primary["pid"], "{clone}");
     let dest = clone["snapshot"]["dest"].as_str().unwrap();
     assert!(Path::new(dest).starts_with(run.join("shadow")), "{dest}");
-    assert_eq!(v["proxy"]["shadow"][0]["state"], "live", "{v}");
     // (Pids are reused quickly in a test's pid namespace: the clone is the process running
     // on its copy of the data.)
     let pid = clone["pid"].as_i64().unwrap();
