@@ -76,9 +76,10 @@ fn c_frames_get_the_file_and_line_of_their_dwarf() {
     assert_eq!(json["line"], 10);
 }
 
+/// Returns the line its code starts at: that of `fn`, the line above.
 #[inline(never)]
 fn marker() -> u32 {
-    line!()
+    line!() - 1
 }
 
 #[test]

@@ -1366,6 +1366,19 @@ fn log_matches(p: &Path, re: &regex::Regex, scanned: &mut HashMap<PathBuf, usize
     text.lines().any(|l| re.is_match(l))
 }
 
+/// The number of a `stop_signal` name (the experiment file accepts only these).
+fn signal_number(name: &str) -> Option<i32> {
+    Some(match name {
+        "SIGTERM" => libc::SIGTERM,
+        "SIGINT" => libc::SIGINT,
+        "SIGQUIT" => libc::SIGQUIT,
+        "SIGHUP" => libc::SIGHUP,
+        "SIGUSR1" => libc::SIGUSR1,
+        "SIGUSR2" => libc::SIGUSR2,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1388,17 +1401,4 @@ mod tests {
         std::fs::write(&p, "starting\nready\n").unwrap();
         assert!(log_matches(&p, &re, &mut seen));
     }
-}
-
-/// The number of a `stop_signal` name (the experiment file accepts only these).
-fn signal_number(name: &str) -> Option<i32> {
-    Some(match name {
-        "SIGTERM" => libc::SIGTERM,
-        "SIGINT" => libc::SIGINT,
-        "SIGQUIT" => libc::SIGQUIT,
-        "SIGHUP" => libc::SIGHUP,
-        "SIGUSR1" => libc::SIGUSR1,
-        "SIGUSR2" => libc::SIGUSR2,
-        _ => return None,
-    })
 }
