@@ -76,23 +76,21 @@ fn c_frames_get_the_file_and_line_of_their_dwarf() {
     assert_eq!(json["line"], 10);
 }
 
-/// Returns the line its code starts at: that of `fn`, the line above.
-#[inline(never)]
-fn marker() -> u32 {
-    line!() - 1
-}
-
 #[test]
 fn rust_frames_of_this_process_get_file_and_line() {
-    let addr = marker as *const () as u64;
-    let f = symbolize_in(std::process::id() as i32, addr, addr);
+    let ip: u64;
+    // SAFETY: only reads the instruction pointer (of the next instruction) into a register.
+    unsafe { std::arch::asm!("lea {}, [rip]", out(reg) ip) }
+    let asm_line = line!() - 1;
+    // `ip - 1` lies within the `lea`, on the `asm!` line.
+    let f = symbolize_in(std::process::id() as i32, ip, ip - 1);
     assert!(
         f.file
             .as_deref()
             .is_some_and(|p| Path::new(p).ends_with("tests/lines.rs")),
         "{f}"
     );
-    assert_eq!(f.line, Some(marker()), "{f}");
+    assert_eq!(f.line, Some(asm_line), "{f}");
     // No DWARF line for an address outside any module: no file, and none serialized.
     let none = symbolize_in(std::process::id() as i32, 0x10, 0x10);
     assert_eq!((&none.file, none.line), (&None, None));
@@ -155,4 +153,11 @@ fn bench_symbolize_a_stack() {
         t2 - t1,
         t3 - t2
     );
+}
+
+/// The cached line tables keep modules shareable between threads.
+#[test]
+fn process_modules_stay_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<ProcessModules>();
 }
