@@ -9,7 +9,8 @@
 //! `/usr/lib/debug/.build-id/` (Debian's `-dbg`/`-dbgsym` packages); else from `.dynsym`
 //! (exported functions only). Source file and line come from DWARF (`.debug_info`,
 //! `.debug_line`) of the module or of its debug file, read lazily once per module
-//! ([`crate::lines`]); none for Go's pclntab.
+//! ([`crate::lines`]); without usable DWARF, for Go binaries, from `.gopclntab`'s pc-value
+//! tables ([`crate::gopclntab::Table`]).
 
 use crate::lines::Lines;
 use crate::procfs::Mapping;
@@ -70,7 +71,7 @@ pub struct Frame {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
     /// Source file, as DWARF records it (absolute when the compilation directory is), when
-    /// the module has line info. With inlining, that of the outermost function (the one
+    /// the module has line info; for Go without DWARF, as `.gopclntab` records it. With inlining, that of the outermost function (the one
     /// `function` names): where it called or inlined the code at `addr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
@@ -129,6 +130,8 @@ struct LoadedModule {
     data: Arc<Vec<u8>>,
     /// Line tables, loaded at the first look-up in this module (`None`: no usable DWARF).
     lines: OnceLock<Option<Lines>>,
+    /// Go's pc → file:line tables, loaded at the first look-up DWARF does not answer.
+    go_lines: OnceLock<Option<crate::gopclntab::Table>>,
 }
 
 impl LoadedModule {
@@ -145,10 +148,16 @@ impl LoadedModule {
     }
 
     fn line_of(&self, avma: u64) -> Option<(String, u32)> {
-        self.lines
-            .get_or_init(|| Lines::load(&self.data))
+        let svma = avma.wrapping_sub(self.bias);
+        let dwarf = self.lines.get_or_init(|| Lines::load(&self.data));
+        if let Some(found) = dwarf.as_ref().and_then(|l| l.find(svma)) {
+            return Some(found);
+        }
+        // Go: stripped, or with compressed DWARF (the Go linker's default).
+        self.go_lines
+            .get_or_init(|| crate::gopclntab::Table::load(&self.data))
             .as_ref()?
-            .find(avma.wrapping_sub(self.bias))
+            .find(svma)
     }
 }
 
@@ -378,6 +387,7 @@ fn load_module(
             source,
             data: Arc::clone(&data),
             lines: OnceLock::new(),
+            go_lines: OnceLock::new(),
         },
     ))
 }
