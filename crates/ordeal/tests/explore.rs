@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 /// The budget of every campaign here: the bug-free demo must pass all of it.
 const RUNS: &str = "40";
+/// Reruns of each minimal schedule (the product's default): a timing-dependent bug that
+/// fails in 6 of 10 reruns still fails in one of these with near certainty.
+const RERUNS: &str = "10";
 
 fn ordeal(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ordeal"))
@@ -45,7 +48,7 @@ fn explore(bugs: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
         "-j",
         "2",
         "--reruns",
-        "3",
+        RERUNS,
         "-q",
         "--out",
         out.to_str().unwrap(),
@@ -58,10 +61,13 @@ fn explore(bugs: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
 /// expected kind and place, reproduced, and reported in every output. Returns explore.json.
 fn check_found(
     bug: &str,
+    extra: &[&str],
     fault_prefixes: &[&str],
     symptoms: &[&str],
 ) -> (serde_json::Value, tempfile::TempDir) {
-    let (o, tmp) = explore(bug, &["--stop-after", "1"]);
+    let mut args = vec!["--stop-after", "1"];
+    args.extend_from_slice(extra);
+    let (o, tmp) = explore(bug, &args);
     let out = tmp.path().join("c");
     let stdout = String::from_utf8_lossy(&o.stdout);
     let errors = std::fs::read_to_string(out.join("explore.json"))
@@ -102,16 +108,16 @@ fn check_found(
     assert!(!f["original_faults"].as_array().unwrap().is_empty());
     // Reproduced: every rerun of a deterministic failure fails the same way.
     let r = &f["reproduction"];
-    assert_eq!(r["runs"], 3);
+    assert_eq!(r["runs"], 10);
     let failed = r["failed"].as_u64().unwrap();
     assert!(failed >= 1, "{r}");
-    let verdict = if failed == 3 {
+    let verdict = if failed == 10 {
         "deterministic"
     } else {
         "flaky"
     };
     assert_eq!(r["verdict"], verdict);
-    assert_eq!(j["rerun_runs"], 3);
+    assert_eq!(j["rerun_runs"], 10);
     // The minimal schedule on disk is the one reported, and a valid fault schedule.
     let fdir = out.join("failures/F1");
     let schedule = text(&fdir.join("schedule.toml"));
@@ -169,12 +175,12 @@ fn check_found(
     // Symbolized and demangled, in the demo's own code (the ordeal binary: a PIE whose text
     // segment is not at its file offset).
     assert!(html.contains("ordeal_demo::node::"), "demo frames named");
-    assert!(html.contains(&format!("{verdict} ({failed}/3 reruns failed)")));
+    assert!(html.contains(&format!("{verdict} ({failed}/10 reruns failed)")));
     // The terminal summary.
     assert!(stdout.contains("F1 ("), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "reproduction: {verdict} ({failed}/3 reruns failed)"
+            "reproduction: {verdict} ({failed}/10 reruns failed)"
         )),
         "{stdout}"
     );
@@ -185,6 +191,7 @@ fn check_found(
 fn finds_ack_before_replicate_and_replays_it() {
     let (j, _tmp) = check_found(
         "ack-before-replicate",
+        &[],
         // The write is lost when the primary dies after its OK went out and before the
         // replication did: after the reply, or just before the replication message.
         &[
@@ -212,10 +219,11 @@ fn finds_ack_before_replicate_and_replays_it() {
 fn finds_stale_read() {
     check_found(
         "stale-read",
-        // A backup answers while behind: delayed replication, or a failover (the primary
-        // crashed right after an acknowledged write) with a backup not yet caught up. Which
-        // one a campaign meets first depends on timing; both show the same bug.
-        &["delay at n", "crash-after at n0 ", "crash-before at n0 "],
+        // A backup answers while behind. Delayed replication shows it in 6 to 10 reruns of 10
+        // (measured, debug build); it also shows through a failover after a crash of the
+        // primary, but in about 2 of 10, too rarely for a test of reproduction: delays only.
+        &["--faults", "delay"],
+        &["delay at n"],
         // The backup is behind: an older value, or none yet.
         &[
             "returned vN, but the last acknowledged SET was vN",
@@ -228,6 +236,7 @@ fn finds_stale_read() {
 fn finds_no_short_read_handling() {
     check_found(
         "no-short-read-handling",
+        &[],
         &["short-io at n0 recvfrom ← client #"],
         &["GET kN from node N"],
     );
