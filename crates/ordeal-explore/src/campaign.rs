@@ -208,6 +208,51 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+impl RunRecord {
+    /// The record of a run: from its analysis, or from why it could not be run or read
+    /// (status `error`).
+    pub(crate) fn of(
+        id: u64,
+        phase: &'static str,
+        dir: String,
+        kept: bool,
+        faults: Vec<String>,
+        result: Result<&Analysis, &str>,
+        new_behaviour: bool,
+    ) -> RunRecord {
+        match result {
+            Ok(a) => RunRecord {
+                id,
+                phase,
+                dir,
+                kept,
+                faults,
+                fired: a.fired.clone(),
+                status: a.status.clone(),
+                fingerprint: Some(a.fingerprint.clone()),
+                new_behaviour,
+                signature: a.signature.clone(),
+                wall_ms: a.wall.as_millis() as u64,
+                error: None,
+            },
+            Err(e) => RunRecord {
+                id,
+                phase,
+                dir,
+                kept,
+                faults,
+                fired: Vec::new(),
+                status: "error".into(),
+                fingerprint: None,
+                new_behaviour: false,
+                signature: None,
+                wall_ms: 0,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Behaviour {
     pub fingerprint: String,
@@ -1056,20 +1101,15 @@ impl State {
                     // A fault-free run that cannot even be set up: nothing else will work.
                     return Err(Error::Setup(format!("run {id} ({}): {e}", dir.display())));
                 }
-                let rec = RunRecord {
+                let rec = RunRecord::of(
                     id,
-                    phase: "explore",
-                    dir: rel,
-                    kept: dir.exists(),
-                    faults: fault_names,
-                    fired: Vec::new(),
-                    status: "error".into(),
-                    fingerprint: None,
-                    new_behaviour: false,
-                    signature: None,
-                    wall_ms: 0,
-                    error: Some(e),
-                };
+                    "explore",
+                    rel,
+                    dir.exists(),
+                    fault_names,
+                    Err(&e),
+                    false,
+                );
                 self.errors.push(rec.clone());
                 self.log.push(rec);
                 self.explore_runs += 1;
@@ -1139,20 +1179,7 @@ impl State {
         if !keep {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let rec = RunRecord {
-            id,
-            phase: "explore",
-            dir: rel,
-            kept: keep,
-            faults: fault_names,
-            fired: a.fired.clone(),
-            status: a.status.clone(),
-            fingerprint: Some(a.fingerprint.clone()),
-            new_behaviour: new,
-            signature: a.signature.clone(),
-            wall_ms: a.wall.as_millis() as u64,
-            error: None,
-        };
+        let rec = RunRecord::of(id, "explore", rel, keep, fault_names, Ok(&a), new);
         if a.status == "error" {
             self.errors.push(rec.clone());
         }
@@ -1208,36 +1235,17 @@ impl State {
             .unwrap_or(dir)
             .display()
             .to_string();
-        let rec = match r {
-            Ok(a) => RunRecord {
-                id: self.log.len() as u64,
-                phase,
-                dir: rel,
-                kept: true,
-                faults: faults.iter().map(|f| f.to_string()).collect(),
-                fired: a.fired.clone(),
-                status: a.status.clone(),
-                fingerprint: Some(a.fingerprint.clone()),
-                new_behaviour: false,
-                signature: a.signature.clone(),
-                wall_ms: a.wall.as_millis() as u64,
-                error: None,
-            },
-            Err(e) => RunRecord {
-                id: self.log.len() as u64,
-                phase,
-                dir: rel,
-                kept: dir.exists(),
-                faults: faults.iter().map(|f| f.to_string()).collect(),
-                fired: Vec::new(),
-                status: "error".into(),
-                fingerprint: None,
-                new_behaviour: false,
-                signature: None,
-                wall_ms: 0,
-                error: Some(e.clone()),
-            },
-        };
+        let faults = faults.iter().map(|f| f.to_string()).collect();
+        let kept = r.is_ok() || dir.exists();
+        let rec = RunRecord::of(
+            self.log.len() as u64,
+            phase,
+            rel,
+            kept,
+            faults,
+            r.as_ref().map_err(|e| e.as_str()),
+            false,
+        );
         self.log.push(rec);
     }
 

@@ -246,20 +246,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
         let a = match &r.result {
             Ok(a) => a,
             Err(e) => {
-                let rec = RunRecord {
+                let rec = RunRecord::of(
                     id,
-                    phase: "explore",
-                    dir: dir.display().to_string(),
-                    kept: dir.exists(),
-                    faults: names,
-                    fired: Vec::new(),
-                    status: "error".into(),
-                    fingerprint: None,
-                    new_behaviour: false,
-                    signature: None,
-                    wall_ms: 0,
-                    error: Some(e.clone()),
-                };
+                    "explore",
+                    dir.display().to_string(),
+                    dir.exists(),
+                    names,
+                    Err(e),
+                    false,
+                );
                 errors.push(rec.clone());
                 log.push(rec);
                 discovery.push((runs, behaviours.len()));
@@ -312,20 +307,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
                 }
             }
         }
-        let rec = RunRecord {
+        let rec = RunRecord::of(
             id,
-            phase: "explore",
-            dir: dir.display().to_string(),
-            kept: dir.exists(),
-            faults: names,
-            fired: a.fired.clone(),
-            status: a.status.clone(),
-            fingerprint: Some(a.fingerprint.clone()),
-            new_behaviour: new,
-            signature: a.signature.clone(),
-            wall_ms: a.wall.as_millis() as u64,
-            error: None,
-        };
+            "explore",
+            dir.display().to_string(),
+            dir.exists(),
+            names,
+            Ok(a),
+            new,
+        );
         if a.status == "error" {
             errors.push(rec.clone());
         }
@@ -345,31 +335,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
                 rerun_runs += 1;
                 "rerun"
             };
-            let (fired, status, fingerprint, signature, wall_ms, error) = match &r.result {
-                Ok(a) => (
-                    a.fired.clone(),
-                    a.status.clone(),
-                    Some(a.fingerprint.clone()),
-                    a.signature.clone(),
-                    a.wall.as_millis() as u64,
-                    None,
-                ),
-                Err(e) => (Vec::new(), "error".into(), None, None, 0, Some(e.clone())),
-            };
-            log.push(RunRecord {
-                id: log.len() as u64,
+            log.push(RunRecord::of(
+                log.len() as u64,
                 phase,
-                dir: dir.display().to_string(),
-                kept: dir.exists(),
-                faults: r.faults.iter().map(|f| f.to_string()).collect(),
-                fired,
-                status,
-                fingerprint,
-                new_behaviour: false,
-                signature,
-                wall_ms,
-                error,
-            });
+                dir.display().to_string(),
+                dir.exists(),
+                r.faults.iter().map(|f| f.to_string()).collect(),
+                r.result.as_ref().map_err(|e| e.as_str()),
+                false,
+            ));
         }
     }
     for f in &mut failures {
