@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ordeal_events::{Header, TraceReader};
 use ordeal_experiment::Experiment;
 use ordeal_faults::{Participants, Schedule};
-use ordeal_hb::HbGraph;
+use ordeal_hb::{HbGraph, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::candidates::{mine, schedule_toml, Fault, FaultModel, Occurrence};
@@ -169,7 +169,7 @@ impl Phases {
 /// What one run showed (also a `runs.jsonl` journal line's result).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Analysis {
-    pub status: String,
+    pub status: Status,
     pub reasons: Vec<String>,
     pub outcome: String,
     pub fingerprint: String,
@@ -199,7 +199,7 @@ pub struct RunRecord {
     pub kept: bool,
     pub faults: Vec<String>,
     pub fired: Vec<String>,
-    pub status: String,
+    pub status: Status,
     pub fingerprint: Option<String>,
     pub new_behaviour: bool,
     pub signature: Option<String>,
@@ -228,7 +228,7 @@ impl RunRecord {
                 kept,
                 faults,
                 fired: a.fired.clone(),
-                status: a.status.clone(),
+                status: a.status,
                 fingerprint: Some(a.fingerprint.clone()),
                 new_behaviour,
                 signature: a.signature.clone(),
@@ -242,7 +242,7 @@ impl RunRecord {
                 kept,
                 faults,
                 fired: Vec::new(),
-                status: "error".into(),
+                status: Status::Error,
                 fingerprint: None,
                 new_behaviour: false,
                 signature: None,
@@ -545,8 +545,8 @@ fn execute(
     let header = reader.header.clone();
     let events = reader.read_all().map_err(|e| e.to_string())?;
     let verdict = &report.summary.verdict;
-    let interrupted = sh.cancel.load(Ordering::SeqCst) && verdict.status == "error";
-    let outcome = signature::outcome(&verdict.status, &verdict.reasons, dir);
+    let interrupted = sh.cancel.load(Ordering::SeqCst) && verdict.status == Status::Error;
+    let outcome = signature::outcome(verdict.status, &verdict.reasons, dir);
     let occurrences = mine(&header, &events);
     let mut fired: Vec<(u64, String)> = events
         .iter()
@@ -566,7 +566,7 @@ fn execute(
     let fp = fingerprint(graph.header(), &graph, &outcome);
     // The canonical text behind the hash: `diff` two of them to see how two behaviours differ.
     let _ = std::fs::write(dir.join("fingerprint.txt"), &fp.canonical);
-    let (lines, sig) = if matches!(verdict.status.as_str(), "fail" | "hung") {
+    let (lines, sig) = if verdict.status.is_failure() {
         let who: Vec<String> = graph
             .header()
             .nodes
@@ -596,7 +596,7 @@ fn execute(
     };
     phases.check = (drive - phases.start - phases.ready - phases.workload).max(0.0);
     Ok(Analysis {
-        status: verdict.status.clone(),
+        status: verdict.status,
         reasons: verdict.reasons.clone(),
         outcome,
         fingerprint: fp.hash,
@@ -1140,7 +1140,7 @@ impl State {
         }
         self.discovery
             .push((self.explore_runs, self.behaviours.len()));
-        let failed = matches!(a.status.as_str(), "fail" | "hung");
+        let failed = a.status.is_failure();
         if self.plan.is_none() {
             self.knowledge
                 .learn(&faults, &a.occurrences, a.first_fired, new, failed);
@@ -1175,12 +1175,12 @@ impl State {
                 }
             }
         }
-        let keep = self.cfg.keep_runs || new || a.status != "pass";
+        let keep = self.cfg.keep_runs || new || a.status != Status::Pass;
         if !keep {
             let _ = std::fs::remove_dir_all(&dir);
         }
         let rec = RunRecord::of(id, "explore", rel, keep, fault_names, Ok(&a), new);
-        if a.status == "error" {
+        if a.status == Status::Error {
             self.errors.push(rec.clone());
         }
         self.log.push(rec);

@@ -19,6 +19,7 @@ use crate::journal::{self, CampaignHeader, Entry, FailureEntry, RunEntry, Shard}
 use crate::progress::ProgressMode;
 use crate::strategy::StrategyKind;
 use crate::Error;
+use ordeal_hb::Status;
 
 /// One shard directory, read.
 struct Part {
@@ -316,7 +317,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
             Ok(a),
             new,
         );
-        if a.status == "error" {
+        if a.status == Status::Error {
             errors.push(rec.clone());
         }
         log.push(rec);

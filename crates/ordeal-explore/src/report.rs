@@ -685,7 +685,7 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&e.dir),
                 esc(&e.faults.join("; ")),
-                esc(e.error.as_deref().unwrap_or(&e.status))
+                esc(e.error.as_deref().unwrap_or(e.status.as_str()))
             );
         }
         h.push_str("</table>\n");
@@ -699,7 +699,7 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
             r.phase,
             esc(&r.faults.join("; ")),
             esc(&r.fired.join("; ")),
-            esc(&r.status),
+            esc(r.status.as_str()),
             esc(r.fingerprint.as_deref().unwrap_or("-")),
             if r.new_behaviour { " new" } else { "" }
         );

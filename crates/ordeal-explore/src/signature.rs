@@ -1,6 +1,7 @@
 //! Failure signatures: what a failure looks like with run-specific details (numbers, ports,
 //! paths, pids) abstracted away, so that fifty hits of one bug group into one entry.
 
+use ordeal_hb::Status;
 use std::path::Path;
 
 /// `text` with every run of digits replaced by `N` and the run directory by `RUN_DIR`.
@@ -22,7 +23,7 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// The normalized outcome of a run: its status and the first line of each reason.
-pub fn outcome(status: &str, reasons: &[String], run_dir: &Path) -> String {
+pub fn outcome(status: Status, reasons: &[String], run_dir: &Path) -> String {
     let dir = run_dir.display().to_string();
     let mut parts: Vec<String> = reasons
         .iter()
@@ -106,15 +107,15 @@ mod tests {
     #[test]
     fn equal_failures_share_a_signature_and_different_ones_do_not() {
         let a = signature(
-            &outcome("fail", &["workload client ended: exit 1".into()], Path::new("/r/1")),
+            &outcome(Status::Fail, &["workload client ended: exit 1".into()], Path::new("/r/1")),
             &[normalize("client: VIOLATION: op 8: GET k1 from node 1 (127.0.0.1:20288) returned NOTFOUND, but SET k1 v3 was acknowledged")],
         );
         let b = signature(
-            &outcome("fail", &["workload client ended: exit 1".into()], Path::new("/r/2")),
+            &outcome(Status::Fail, &["workload client ended: exit 1".into()], Path::new("/r/2")),
             &[normalize("client: VIOLATION: op 13: GET k3 from node 2 (127.0.0.1:31002) returned NOTFOUND, but SET k3 v17 was acknowledged")],
         );
         let c = signature(
-            &outcome("fail", &["workload client ended: exit 1".into()], Path::new("/r/3")),
+            &outcome(Status::Fail, &["workload client ended: exit 1".into()], Path::new("/r/3")),
             &[normalize("client: VIOLATION: op 9: GET k1 from node 1 (127.0.0.1:20288) returned v2, but the last acknowledged SET was v7")],
         );
         assert_eq!(a, b);

@@ -34,5 +34,5 @@ pub use graph::{
 pub use output::{render_svg, write_hb_jsonl, write_outputs, Outputs};
 pub use summary::{
     fmt_bytes, human_summary, write_summary_json, EventCounts, NodeSummary, PairSummary,
-    ProcessSummary, SnapshotLink, Summary, Verdict, SUMMARY_SCHEMA, SUMMARY_VERSION,
+    ProcessSummary, SnapshotLink, Status, Summary, Verdict, SUMMARY_SCHEMA, SUMMARY_VERSION,
 };

@@ -11,11 +11,55 @@ pub const SUMMARY_SCHEMA: &str = "ordeal-summary";
 /// Version of the `summary.json` schema; bump on incompatible changes.
 pub const SUMMARY_VERSION: u32 = 1;
 
+/// How a run ended. Serialized in lower case (`"pass"`), as summary.json has always had it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every check held.
+    Pass,
+    /// A check failed: the system misbehaved.
+    Fail,
+    /// Workloads stopped making progress (no traced event for the hang timeout).
+    Hung,
+    /// The run itself went wrong (start-up, ordeal's own error, interruption): no verdict on
+    /// the system.
+    Error,
+}
+
+impl Status {
+    /// The word summary.json and the terminal use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Hung => "hung",
+            Status::Error => "error",
+        }
+    }
+    /// A finding about the system under test (fail or hung), as opposed to a pass or an error.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Fail | Status::Hung)
+    }
+    /// The CLI's exit code for a run with this status: 0 pass, 1 fail/hung, 2 error.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Pass => 0,
+            Status::Fail | Status::Hung => 1,
+            Status::Error => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The outcome of a run, decided by the caller (the run knows its checks; this crate does not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// `pass`, `fail` or `error`.
-    pub status: String,
+    pub status: Status,
     /// Why, one sentence each (empty for a plain pass).
     #[serde(default)]
     pub reasons: Vec<String>,
@@ -24,13 +68,13 @@ pub struct Verdict {
 impl Verdict {
     pub fn pass() -> Self {
         Self {
-            status: "pass".into(),
+            status: Status::Pass,
             reasons: Vec::new(),
         }
     }
     pub fn fail(reasons: Vec<String>) -> Self {
         Self {
-            status: "fail".into(),
+            status: Status::Fail,
             reasons,
         }
     }
@@ -38,13 +82,13 @@ impl Verdict {
     /// the first reason says `hung (blocked)` or `hung (busy)` and what threads waited on).
     pub fn hung(reasons: Vec<String>) -> Self {
         Self {
-            status: "hung".into(),
+            status: Status::Hung,
             reasons,
         }
     }
     pub fn error(reasons: Vec<String>) -> Self {
         Self {
-            status: "error".into(),
+            status: Status::Error,
             reasons,
         }
     }
@@ -563,7 +607,7 @@ pub fn human_summary(s: &Summary) -> String {
             let _ = writeln!(out, "    {w}");
         }
     }
-    let _ = writeln!(out, "  verdict  {}", s.verdict.status.to_uppercase());
+    let _ = writeln!(out, "  verdict  {}", s.verdict.status.as_str().to_uppercase());
     for r in &s.verdict.reasons {
         let _ = writeln!(out, "    - {r}");
     }

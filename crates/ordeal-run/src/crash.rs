@@ -102,7 +102,7 @@ pub struct CrashReport {
     pub node: String,
     pub seed: u64,
     /// Verdict of the recording run.
-    pub recording: String,
+    pub recording: ordeal_hb::Status,
     pub operations: usize,
     pub crash_points: usize,
     /// Crash states generated (duplicates included).
@@ -288,7 +288,7 @@ pub fn crash(
         run_dir: run_dir.clone(),
         node: node.clone(),
         seed: opts.seed,
-        recording: recording.summary.verdict.status.clone(),
+        recording: recording.summary.verdict.status,
         operations: ops.len(),
         crash_points: ex.points().len(),
         generated: x.generated,

@@ -20,7 +20,7 @@ mod history;
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
 use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved, StartAfter};
 use ordeal_faults::FaultKind;
-use ordeal_hb::{HbGraph, Summary, Verdict};
+use ordeal_hb::{HbGraph, Status, Summary, Verdict};
 use ordeal_tracer::{Config, ExitStatus, Notice, SpawnSpec, Tracer};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -390,13 +390,13 @@ pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<R
     drop(out);
     if let Some(hc) = &resolved.history_check {
         // After the tracer is done, so the whole trace (faults, node ends) is on disk.
-        if matches!(verdict.status.as_str(), "pass" | "fail") {
+        if matches!(verdict.status, Status::Pass | Status::Fail) {
             let events = TraceReader::open(&trace_path)?.read_all()?;
             let h = history::check(&run_dir, hc, &events);
             progress.say(h.line);
             if let Some(reason) = h.reason {
-                verdict = match verdict.status.as_str() {
-                    "pass" => Verdict::fail(vec![reason]),
+                verdict = match verdict.status {
+                    Status::Pass => Verdict::fail(vec![reason]),
                     _ => {
                         let mut reasons = verdict.reasons.clone();
                         reasons.push(reason);
@@ -546,7 +546,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             Ok(v) => v,
             Err(e) => Verdict::error(vec![e]),
         };
-        let failed = matches!(verdict.status.as_str(), "fail" | "error");
+        let failed = matches!(verdict.status, Status::Fail | Status::Error);
         if failed && !self.cancel.load(Ordering::SeqCst) && self.diag.links().is_empty() {
             self.snapshot_into(&verdict, "failure");
         }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 mod crash_cmd;
@@ -279,11 +279,11 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
         .with_context(|| format!("writing {}", replay_file.display()))?;
     print!("{}", ordeal_hb::human_summary(&report.summary));
     println!("run directory: {}", report.run_dir.display());
-    let code = match report.summary.verdict.status.as_str() {
-        "pass" => 0,
-        "fail" | "hung" => 1,
-        _ if cancel.load(std::sync::atomic::Ordering::SeqCst) => 130,
-        _ => 2,
+    let status = report.summary.verdict.status;
+    let code = if status == ordeal_hb::Status::Error && cancel.load(Ordering::SeqCst) {
+        130
+    } else {
+        status.exit_code()
     };
     Ok((code, report.run_dir))
 }
