@@ -150,10 +150,124 @@ pub struct Event {
     /// Killing signal for exit (`SIGKILL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
-    /// The fault ordeal injected at this event (`fail ECONNREFUSED`, `short-io 2`,
-    /// `crash before`, `crash after`).
+    /// The fault ordeal injected at this event: which fault and what it did here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fault: Option<String>,
+    pub fault: Option<FaultMark>,
+}
+
+/// The mark of an injected fault on the event where it acted.
+///
+/// In trace.jsonl it is the text `"F: action"` for a firing and `"by F: action"` for an effect
+/// (fault names are `[A-Za-z0-9_.-]+`, so the text parses back unambiguously); in memory it
+/// is this struct, so no reader parses text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FaultMark {
+    /// The fault's name in the schedule.
+    pub name: String,
+    /// What it did at this event: `fail ECONNREFUSED`, `short-io 2`, `delay 100ms before`,
+    /// `crash n0 before`, `held`, `dropped`, `partition n0 | n1`, `resume n0`, `restart n0`.
+    pub action: String,
+    /// A consequence of the fault, not its firing: a call held by a partition in effect, the
+    /// resume that ends a pause, the restart that follows a crash.
+    pub effect: bool,
+}
+
+impl FaultMark {
+    /// Fault `name` fired here and did `action`.
+    pub fn fired(name: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            action: action.into(),
+            effect: false,
+        }
+    }
+    /// A consequence of fault `name` happened here.
+    pub fn effect(name: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            action: action.into(),
+            effect: true,
+        }
+    }
+    /// Whether this is a firing of the fault called `name`.
+    pub fn is_firing_of(&self, name: &str) -> bool {
+        !self.effect && self.name == name
+    }
+}
+
+/// Which fault an injected action belongs to, before what it did is known.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FaultRef {
+    pub name: String,
+    /// See [`FaultMark::effect`].
+    pub effect: bool,
+}
+
+impl FaultRef {
+    /// The firing of fault `name`.
+    pub fn fired(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            effect: false,
+        }
+    }
+    /// A consequence of fault `name`.
+    pub fn effect_of(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            effect: true,
+        }
+    }
+    /// The mark of this fault having done `action`.
+    pub fn mark(&self, action: impl Into<String>) -> FaultMark {
+        FaultMark {
+            name: self.name.clone(),
+            action: action.into(),
+            effect: self.effect,
+        }
+    }
+}
+
+impl std::fmt::Display for FaultMark {
+    /// `F: action` for a firing, `by F: action` for an effect (the labels of graphs and reports).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let by = if self.effect { "by " } else { "" };
+        write!(f, "{by}{}: {}", self.name, self.action)
+    }
+}
+
+impl std::str::FromStr for FaultMark {
+    type Err = std::convert::Infallible;
+    /// Parses the trace's text form. A text in neither form (written by hand) is kept whole as
+    /// the action of an effect of no named fault.
+    fn from_str(t: &str) -> Result<Self, Self::Err> {
+        let (effect, rest) = match t.strip_prefix("by ") {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        Ok(match rest.split_once(": ") {
+            Some((name, action)) if !name.is_empty() && !name.contains(' ') => FaultMark {
+                name: name.to_string(),
+                action: action.to_string(),
+                effect,
+            },
+            _ => FaultMark::effect("", t),
+        })
+    }
+}
+
+impl Serialize for FaultMark {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultMark {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let Ok(mark) = text.parse();
+        Ok(mark)
+    }
 }
 
 impl Event {
@@ -429,6 +543,34 @@ mod tests {
         bytes.extend_from_slice(b"{\"type\":\"event\",\"seq\":1,\"ts\"");
         let r = TraceReader::new(&bytes[..], Path::new("t.jsonl")).unwrap();
         assert_eq!(r.read_all().unwrap(), vec![ev]);
+    }
+
+    #[test]
+    fn fault_marks_are_typed_in_memory_and_text_in_the_trace() {
+        let ev = Event {
+            fault: Some(FaultMark::fired("refuse", "fail ECONNREFUSED")),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(
+            json.ends_with(r#""fault":"refuse: fail ECONNREFUSED"}"#),
+            "{json}"
+        );
+        let held = FaultMark::effect("cut", "held");
+        assert_eq!(serde_json::to_string(&held).unwrap(), r#""by cut: held""#);
+        let read = |s: &str| serde_json::from_str::<FaultMark>(s).unwrap();
+        assert_eq!(read(r#""refuse: fail ECONNREFUSED""#), ev.fault.unwrap());
+        assert_eq!(read(r#""by cut: held""#), held);
+        assert_eq!(
+            read(r#""by p: resume n0""#),
+            FaultMark::effect("p", "resume n0")
+        );
+        assert_eq!(
+            read(r#""something else""#),
+            FaultMark::effect("", "something else")
+        );
+        assert!(read(r#""a: crash n0 after""#).is_firing_of("a"));
+        assert!(!held.is_firing_of("cut"));
     }
 
     #[test]

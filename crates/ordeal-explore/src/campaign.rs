@@ -552,11 +552,10 @@ fn execute(
         .iter()
         .filter_map(|e| {
             let f = e.fault.as_ref()?;
-            let (name, what) = f.split_once(": ")?;
             faults
                 .iter()
-                .any(|x| x.name() == name)
-                .then(|| (e.seq, format!("{name}: {what} (seq {})", e.seq)))
+                .any(|x| f.is_firing_of(&x.name()))
+                .then(|| (e.seq, format!("{f} (seq {})", e.seq)))
         })
         .collect();
     fired.sort();

@@ -99,7 +99,7 @@ fn args(g: &HbGraph, e: &Event) -> Value {
         a.insert("data".into(), json!(d));
     }
     if let Some(f) = &e.fault {
-        a.insert("fault".into(), json!(f));
+        a.insert("fault".into(), json!(f.to_string()));
     }
     Value::Object(a)
 }

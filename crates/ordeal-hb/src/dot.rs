@@ -239,7 +239,7 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
                         w,
                         "{indent}e{seq} [label=\"{}\\n⚡ {}\", fillcolor=\"#fca5a5\", color=\"#dc2626\", penwidth=2];",
                         dot_escape(&event_label(g, e)),
-                        dot_escape(f)
+                        dot_escape(&f.to_string())
                     )?,
                     None => writeln!(
                         w,

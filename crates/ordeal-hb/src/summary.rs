@@ -607,7 +607,11 @@ pub fn human_summary(s: &Summary) -> String {
             let _ = writeln!(out, "    {w}");
         }
     }
-    let _ = writeln!(out, "  verdict  {}", s.verdict.status.as_str().to_uppercase());
+    let _ = writeln!(
+        out,
+        "  verdict  {}",
+        s.verdict.status.as_str().to_uppercase()
+    );
     for r in &s.verdict.reasons {
         let _ = writeln!(out, "    - {r}");
     }

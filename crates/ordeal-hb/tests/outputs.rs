@@ -40,7 +40,9 @@ fn summary_counts_are_exact() {
     assert_eq!((s.schema.as_str(), s.version), ("ordeal-summary", 1));
     assert_eq!(s.experiment, "test");
     assert_eq!(s.verdict.status, ordeal_hb::Status::Fail);
-    assert!(serde_json::to_string(&s).unwrap().contains(r#""verdict":{"status":"fail""#));
+    assert!(serde_json::to_string(&s)
+        .unwrap()
+        .contains(r#""verdict":{"status":"fail""#));
 
     let a = s.node("a").unwrap();
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Applying a fault schedule during a run: which faults can be applied, the tracer hook that
 //! fires them, and the `schedule.applied.toml` derived afterwards from the trace.
 
-use ordeal_events::Event;
+use ordeal_events::{Event, FaultRef};
 use ordeal_faults::{Applied, Fault, FaultKind, Schedule, Trigger, TriggerState, When};
 
 /// Faults fired by time (after the workload starts), decided by the supervisor.
@@ -42,7 +42,7 @@ pub struct Pending {
     pub net: Option<Arc<ordeal_netns::Network>>,
     /// Nodes crashed on purpose, with the delay after which to start them again: their
     /// deaths are the fault, not a failure of the run.
-    pub crashed: BTreeMap<String, Option<Duration>>,
+    pub crashed: BTreeMap<String, (String, Option<Duration>)>,
     /// Nodes a `restart` fault asked to start again (if they are not running), with the fault.
     pub restart: Vec<(String, String)>,
     /// Paused nodes: (node, fault, when to resume).
@@ -161,9 +161,10 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             node,
             restart_after,
         } => {
-            p.crashed.insert(node.clone(), *restart_after);
+            p.crashed
+                .insert(node.clone(), (name.clone(), *restart_after));
             Some(Action::Crash {
-                name,
+                by: FaultRef::fired(name),
                 node: node.clone(),
             })
         }
@@ -171,7 +172,7 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             p.paused
                 .push((node.clone(), name.clone(), Instant::now() + *duration));
             Some(Action::Pause {
-                name,
+                by: FaultRef::fired(name),
                 node: node.clone(),
             })
         }
@@ -201,7 +202,10 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
                 Ok(()) => what,
                 Err(e) => format!("{what} (not applied: {e})"),
             };
-            Some(Action::Mark { name, what })
+            Some(Action::Mark {
+                by: FaultRef::fired(name),
+                what,
+            })
         }
         FaultKind::Heal => {
             let healed: Vec<String> = p.cuts.drain(..).map(|c| c.fault).collect();
@@ -213,12 +217,15 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             if let Err(e) = p.sync_net() {
                 what.push_str(&format!(" (not applied: {e})"));
             }
-            Some(Action::Mark { name, what })
+            Some(Action::Mark {
+                by: FaultRef::fired(name),
+                what,
+            })
         }
         FaultKind::Snapshot => {
             p.snapshots.push(name.clone());
             Some(Action::Mark {
-                name,
+                by: FaultRef::fired(name),
                 what: "snapshot".into(),
             })
         }
@@ -243,7 +250,10 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
                 Some(Err(e)) => format!("{what} (not applied: {e})"),
                 None => format!("{what} (not applied: no such proxy)"),
             };
-            Some(Action::Mark { name, what })
+            Some(Action::Mark {
+                by: FaultRef::fired(name),
+                what,
+            })
         }
         FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
     }
@@ -296,15 +306,15 @@ impl ScheduleHook {
             let name = f.name.clone();
             return match &f.kind {
                 FaultKind::Fail { errno } => Action::Fail {
-                    name,
+                    by: FaultRef::fired(name),
                     errno: errno.code(),
                 },
                 FaultKind::ShortIo { max_bytes } => Action::Limit {
-                    name,
+                    by: FaultRef::fired(name),
                     max: *max_bytes,
                 },
                 FaultKind::Delay { duration } => Action::Delay {
-                    name,
+                    by: FaultRef::fired(name),
                     dur: *duration,
                 },
                 _ => match node_fault(f, &self.shared) {
@@ -332,12 +342,11 @@ impl ScheduleHook {
         let Some(cut) = p.cuts.iter().find(|c| c.blocks(&ev.node, peer)) else {
             return Action::Proceed;
         };
-        // Effects of a partition are marked `by NAME: ...`, not `NAME: ...`: they are not
-        // firings of it.
-        let name = format!("by {}", cut.fault);
+        // Effects of a partition, not firings of it (marked `by NAME: ...`).
+        let by = FaultRef::effect_of(&cut.fault);
         if ev.call == "connect" {
             return Action::Fail {
-                name,
+                by,
                 errno: libc::ETIMEDOUT,
             };
         }
@@ -345,9 +354,9 @@ impl ScheduleHook {
             return Action::Proceed;
         }
         match ev.sock.as_ref().map(|s| s.proto) {
-            Some(Proto::Udp) => Action::Discard { name },
+            Some(Proto::Udp) => Action::Discard { by },
             _ => Action::Hold {
-                name,
+                by,
                 gate: cut.fault.clone(),
             },
         }
@@ -372,15 +381,19 @@ impl Interceptor for ScheduleHook {
     }
 }
 
-/// What fired where, read back from the trace: every event marked `NAME: ...` is a firing of
-/// fault NAME (one entry per firing); a fault with none is listed as not fired.
+/// What fired where, read back from the trace: every event marked as a firing of fault NAME
+/// (one entry per firing); a fault with none is listed as not fired.
 pub fn applied(s: &Schedule, events: &[Event]) -> Vec<Applied> {
     let mut out = Vec::new();
     for f in &s.faults {
-        let prefix = format!("{}: ", f.name);
         let before = out.len();
         for e in events {
-            let Some(what) = e.fault.as_deref().and_then(|m| m.strip_prefix(&prefix)) else {
+            let Some(what) = e
+                .fault
+                .as_ref()
+                .filter(|m| m.is_firing_of(&f.name))
+                .map(|m| &m.action)
+            else {
                 continue;
             };
             let mut a = Applied::fired_at(f, Some(e.seq), e.ts);

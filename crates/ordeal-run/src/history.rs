@@ -111,8 +111,8 @@ pub(crate) fn marks(events: &[Event]) -> Vec<Mark> {
             });
         } else if let Some(f) = &e.fault {
             // Effects of a partition on single calls would crowd the picture: only firings
-            // and ends (heal, resume) are drawn.
-            if !f.starts_with("by ") {
+            // and the fault events of their ends (heal, resume) are drawn.
+            if !f.effect || e.call == "fault" {
                 out.push(Mark {
                     time: e.ts + e.dur,
                     label: format!("{}: {f}", e.node),

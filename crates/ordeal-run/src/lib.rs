@@ -17,6 +17,7 @@ pub mod diag;
 pub mod faults;
 mod history;
 
+use ordeal_events::FaultMark;
 use ordeal_events::{Header, NodeInfo, TraceReader, TraceWriter, SCHEMA_VERSION};
 use ordeal_experiment::{Experiment, LogStream, ReadyCheck, ResolveContext, Resolved, StartAfter};
 use ordeal_faults::FaultKind;
@@ -760,7 +761,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         env: BTreeMap<String, String>,
         cwd: &Path,
         traced: bool,
-        marker: Option<String>,
+        marker: Option<FaultMark>,
     ) -> Result<(), String> {
         let log = |ext: &str| -> Result<std::os::fd::OwnedFd, String> {
             let p = self.run_dir.join("logs").join(format!("{name}.{ext}"));
@@ -921,7 +922,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             _ => return Ok(()),
         };
         self.progress.say(format!("fault {}: {what}", f.name));
-        let marker = format!("{}: {what}", f.name);
+        let marker = FaultMark::fired(&f.name, what);
         self.tracer
             .signal_node(&node, signal, Some(marker))
             .map_err(|e| e.to_string())
@@ -950,9 +951,9 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             self.progress
                 .say(format!("{why}: partition {} ({})", c.describe(), c.fault));
             let node = c.from.iter().next().cloned().unwrap_or_default();
-            // Not `NAME: ...`: a heal is not a firing of the partition.
+            // An effect: a heal is not a firing of the partition.
             self.tracer
-                .signal_node(&node, 0, Some(format!("{why} after {}", c.fault)))
+                .signal_node(&node, 0, Some(FaultMark::effect(&c.fault, why)))
                 .map_err(|e| e.to_string())?;
         }
         // Toxics whose duration is over (all of them at the end): removed from their proxy.
@@ -981,7 +982,11 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 .say(format!("{why} of toxic {fault} on {proxy}"));
             if let Some(node) = self.started.first().map(|s| s.name.clone()) {
                 self.tracer
-                    .signal_node(&node, 0, Some(format!("{why} of toxic {fault}")))
+                    .signal_node(
+                        &node,
+                        0,
+                        Some(FaultMark::effect(&fault, format!("{why} of the toxic"))),
+                    )
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -1003,12 +1008,12 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
         for (node, fault) in due {
             self.progress
                 .say(format!("resuming node {node} (fault {fault})"));
-            // The marker does not start with the fault's name: a resume is not a firing.
+            // An effect: a resume is not a firing of the pause.
             self.tracer
                 .signal_node(
                     &node,
                     libc::SIGCONT,
-                    Some(format!("resume {node} after {fault}")),
+                    Some(FaultMark::effect(&fault, format!("resume {node}"))),
                 )
                 .map_err(|e| e.to_string())?;
         }
@@ -1022,7 +1027,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 || !p.cuts.is_empty()
                 || !p.toxics.is_empty()
                 || !p.restart.is_empty()
-                || p.crashed.values().any(|a| a.is_some())
+                || p.crashed.values().any(|(_, a)| a.is_some())
         })
     }
 
@@ -1055,7 +1060,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
     /// waits until it is ready.
     fn restart_crashed(&mut self, r: &Resolved, deadline: Instant) -> Result<(), String> {
         // (node, the marker of its spawn event)
-        let due: Vec<(String, String)> = {
+        let due: Vec<(String, FaultMark)> = {
             let Ok(mut p) = self.shared.lock() else {
                 return Ok(());
             };
@@ -1072,7 +1077,8 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             // death).
             for (node, fault) in std::mem::take(&mut p.restart) {
                 if dead(&node).is_some() {
-                    due.push((node.clone(), format!("{fault}: restart {node}")));
+                    let mark = FaultMark::fired(&fault, format!("restart {node}"));
+                    due.push((node.clone(), mark));
                 } else if p.crashed.contains_key(&node) {
                     p.restart.push((node, fault));
                 } else {
@@ -1080,13 +1086,14 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                         .say(format!("fault {fault}: not fired, node {node} is running"));
                 }
             }
-            for (node, after) in &p.crashed {
+            for (node, (fault, after)) in &p.crashed {
                 let (Some(after), Some(since)) = (after, dead(node)) else {
                     continue;
                 };
                 if since.elapsed() >= *after && !due.iter().any(|(n, _)| n == node) {
-                    // Not `NAME: ...`: the restart is part of the crash fault, not a firing.
-                    due.push((node.clone(), format!("restart_after of {node}'s crash")));
+                    // An effect: the restart is part of the crash fault, not a firing.
+                    let mark = FaultMark::effect(fault, format!("restart {node} (restart_after)"));
+                    due.push((node.clone(), mark));
                 }
             }
             due
@@ -1164,7 +1171,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
                 .shared
                 .lock()
                 .ok()
-                .and_then(|p| p.crashed.get(name).cloned());
+                .and_then(|p| p.crashed.get(name).map(|(_, after)| *after));
             match crashed {
                 Some(None) => {
                     return Err(format!(

@@ -30,7 +30,7 @@ mod spawn;
 pub use snapshot::{Capture, CaptureRequest, ThreadCapture};
 pub use spawn::SpawnSpec;
 
-use ordeal_events::{escape_bytes, Class, Event, Proto, Sock};
+use ordeal_events::{escape_bytes, Class, Event, FaultMark, FaultRef, Proto, Sock};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -104,35 +104,35 @@ pub struct Stats {
     pub exit_stops: u64,
 }
 
-/// What to do to a traced call, decided by an [`Interceptor`]. `name` names the fault in the
-/// event's `fault` marker (`NAME: fail ECONNREFUSED`).
+/// What to do to a traced call, decided by an [`Interceptor`]. `by` names the fault in the
+/// event's `fault` mark ([`FaultMark`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Let it run unchanged.
     Proceed,
     /// Skip the call: it returns `-errno` without running (entry only).
-    Fail { name: String, errno: i32 },
+    Fail { by: FaultRef, errno: i32 },
     /// Let a plain `read`/`write`/`recvfrom`/`sendto` move at most this many bytes (entry only).
-    Limit { name: String, max: u64 },
+    Limit { by: FaultRef, max: u64 },
     /// SIGKILL every process of `node`. When it is the calling node: at entry the call never
     /// runs, at exit it has completed but the process never sees its result.
-    Crash { name: String, node: String },
+    Crash { by: FaultRef, node: String },
     /// SIGSTOP every process of `node` (the caller of [`Tracer::start_with`] resumes it with
     /// [`Tracer::signal_node`] and SIGCONT). When it is the calling node, it stops right here.
-    Pause { name: String, node: String },
+    Pause { by: FaultRef, node: String },
     /// Hold the calling thread for `dur`: at entry before the call runs, at exit before the
     /// thread sees its result. Other threads run on.
-    Delay { name: String, dur: Duration },
+    Delay { by: FaultRef, dur: Duration },
     /// Hold the calling thread before the call runs until [`Interceptor::gate_open`] says
     /// `gate` is open (entry only). A non-blocking call (`O_NONBLOCK` fd or `MSG_DONTWAIT`)
     /// fails with `EAGAIN` instead, as it would with a full buffer.
-    Hold { name: String, gate: String },
+    Hold { by: FaultRef, gate: String },
     /// Skip the call but report it as a full success: a datagram that is lost on the way
     /// (entry only; plain transfers).
-    Discard { name: String },
+    Discard { by: FaultRef },
     /// Only mark the event (a node-level fault that fired at this call and is applied
     /// elsewhere).
-    Mark { name: String, what: String },
+    Mark { by: FaultRef, what: String },
 }
 
 /// A thread held by a [`Action::Delay`] or [`Action::Hold`]: resumed with `req` when released.
@@ -148,11 +148,11 @@ enum Until {
     At(u64),
     Gate(String),
     /// Until the gate opens, or until `at`: then the call fails with `EAGAIN`, as a blocking
-    /// send with `SO_SNDTIMEO` does when nothing drains the buffer. `name` marks the event.
+    /// send with `SO_SNDTIMEO` does when nothing drains the buffer. `by` marks the event.
     GateOrTimeout {
         gate: String,
         at: u64,
-        name: String,
+        by: FaultRef,
     },
 }
 
@@ -214,7 +214,7 @@ enum Cmd {
     Signal {
         node: String,
         signal: i32,
-        marker: Option<String>,
+        marker: Option<FaultMark>,
         done: Sender<()>,
     },
     /// Nothing but a turn of the loop (held threads are looked at again).
@@ -352,7 +352,7 @@ impl<S: Sink + 'static> Tracer<S> {
         &self,
         node: &str,
         signal: i32,
-        marker: Option<String>,
+        marker: Option<FaultMark>,
     ) -> Result<(), Error> {
         self.request(|done| Cmd::Signal {
             node: node.to_string(),
@@ -1270,7 +1270,7 @@ impl<S: Sink> Inner<S> {
             None => Action::Proceed,
         };
         match action {
-            Action::Fail { name, errno } if errno > 0 => {
+            Action::Fail { by, errno } if errno > 0 => {
                 // Skipping a call from its seccomp stop: syscall number -1, and the return
                 // register holds what the call appears to return (seccomp(2)).
                 let mut regs = regs;
@@ -1278,33 +1278,33 @@ impl<S: Sink> Inner<S> {
                 regs.rax = (-(errno as i64)) as u64;
                 if mem::setregs(tid, &regs) {
                     let e = decode::errno_name(-(errno as i64)).unwrap_or_default();
-                    ev.fault = Some(format!("{name}: fail {e}"));
+                    ev.fault = Some(by.mark(format!("fail {e}")));
                     let r = self.finish(tid, Pending { nr, args, ev }, -(errno as i64));
                     resume(tid, libc::PTRACE_CONT, 0);
                     return r;
                 }
             }
-            Action::Delay { name, dur } => {
-                ev.fault = Some(format!("{name}: delay {} before", fmt_dur(dur)));
+            Action::Delay { by, dur } => {
+                ev.fault = Some(by.mark(format!("delay {} before", fmt_dur(dur))));
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.pending = Some(Pending { nr, args, ev });
                 }
                 self.hold_for(tid, dur, libc::PTRACE_SYSCALL);
                 return Ok(());
             }
-            Action::Hold { name, gate } => {
+            Action::Hold { by, gate } => {
                 if nonblocking_call(nr, &args) || procfs::fd_nonblocking(tgid, args[0] as i32) {
                     let mut regs = regs;
                     regs.orig_rax = u64::MAX;
                     regs.rax = (-(libc::EAGAIN as i64)) as u64;
                     if mem::setregs(tid, &regs) {
-                        ev.fault = Some(format!("{name}: EAGAIN"));
+                        ev.fault = Some(by.mark("EAGAIN"));
                         let r = self.finish(tid, Pending { nr, args, ev }, -(libc::EAGAIN as i64));
                         resume(tid, libc::PTRACE_CONT, 0);
                         return r;
                     }
                 } else {
-                    ev.fault = Some(format!("{name}: held"));
+                    ev.fault = Some(by.mark("held"));
                     if let Some(t) = self.threads.get_mut(&tid) {
                         t.pending = Some(Pending { nr, args, ev });
                     }
@@ -1320,7 +1320,7 @@ impl<S: Sink> Inner<S> {
                             Until::GateOrTimeout {
                                 gate,
                                 at: self.now() + t.as_nanos() as u64,
-                                name,
+                                by,
                             },
                             poke_after(t),
                         ),
@@ -1335,45 +1335,45 @@ impl<S: Sink> Inner<S> {
                     return Ok(());
                 }
             }
-            Action::Discard { name } if is_plain_transfer(nr) => {
+            Action::Discard { by } if is_plain_transfer(nr) => {
                 let mut regs = regs;
                 regs.orig_rax = u64::MAX;
                 regs.rax = args[2];
                 if mem::setregs(tid, &regs) {
-                    ev.fault = Some(format!("{name}: dropped"));
+                    ev.fault = Some(by.mark("dropped"));
                     let r = self.finish(tid, Pending { nr, args, ev }, args[2] as i64);
                     resume(tid, libc::PTRACE_CONT, 0);
                     return r;
                 }
             }
-            Action::Mark { name, what } => ev.fault = Some(format!("{name}: {what}")),
-            Action::Limit { name, max } if is_plain_transfer(nr) && args[2] > max => {
+            Action::Mark { by, what } => ev.fault = Some(by.mark(what)),
+            Action::Limit { by, max } if is_plain_transfer(nr) && args[2] > max => {
                 let mut regs = regs;
                 regs.rdx = max;
                 if mem::setregs(tid, &regs) {
                     ev.len = Some(max);
-                    ev.fault = Some(format!("{name}: short-io {max}"));
+                    ev.fault = Some(by.mark(format!("short-io {max}")));
                 }
             }
             // Aimed at a node with no process left: not applied, and so not marked.
             Action::Pause { node, .. } | Action::Crash { node, .. } if !self.node_alive(&node) => {}
-            Action::Pause { name, node } => {
-                ev.fault = Some(format!("{name}: pause {node} before"));
+            Action::Pause { by, node } => {
+                ev.fault = Some(by.mark(format!("pause {node} before")));
                 self.signal_node(&node, libc::SIGSTOP);
             }
-            Action::Crash { name, node } => {
+            Action::Crash { by, node } => {
                 if node == ev.node {
                     // Skip the call too: nothing of it may happen, whatever the kill's timing.
                     let mut regs = regs;
                     regs.orig_rax = u64::MAX;
                     mem::setregs(tid, &regs);
-                    ev.fault = Some(format!("{name}: crash {node} before"));
+                    ev.fault = Some(by.mark(format!("crash {node} before")));
                     self.emit(ev)?;
                     self.kill_node(&node);
                     resume(tid, libc::PTRACE_CONT, 0);
                     return Ok(());
                 }
-                ev.fault = Some(format!("{name}: crash {node} before"));
+                ev.fault = Some(by.mark(format!("crash {node} before")));
                 self.kill_node(&node);
             }
             _ => {}
@@ -1657,15 +1657,15 @@ impl<S: Sink> Inner<S> {
         let mut delay = None;
         let act = match self.interceptor.as_mut() {
             Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
-                Action::Crash { name, node } => Some((name, node, "crash", libc::SIGKILL)),
-                Action::Pause { name, node } => Some((name, node, "pause", libc::SIGSTOP)),
-                Action::Delay { name, dur } => {
-                    ev.fault = Some(format!("{name}: delay {} after", fmt_dur(dur)));
+                Action::Crash { by, node } => Some((by, node, "crash", libc::SIGKILL)),
+                Action::Pause { by, node } => Some((by, node, "pause", libc::SIGSTOP)),
+                Action::Delay { by, dur } => {
+                    ev.fault = Some(by.mark(format!("delay {} after", fmt_dur(dur))));
                     delay = Some(dur);
                     None
                 }
-                Action::Mark { name, what } => {
-                    ev.fault = Some(format!("{name}: {what}"));
+                Action::Mark { by, what } => {
+                    ev.fault = Some(by.mark(what));
                     None
                 }
                 _ => None,
@@ -1673,8 +1673,8 @@ impl<S: Sink> Inner<S> {
             _ => None,
         }
         .filter(|(_, node, _, _)| self.node_alive(node));
-        if let Some((name, node, what, _)) = &act {
-            ev.fault = Some(format!("{name}: {what} {node} after"));
+        if let Some((by, node, what, _)) = &act {
+            ev.fault = Some(by.mark(format!("{what} {node} after")));
         }
         self.emit(ev)?;
         if let Some((_, node, _, signal)) = act {
@@ -1707,7 +1707,7 @@ impl<S: Sink> Inner<S> {
     }
 
     /// A held send whose `SO_SNDTIMEO` passed: it fails with `EAGAIN` without running.
-    fn time_out_held(&mut self, tid: i32, name: &str) {
+    fn time_out_held(&mut self, tid: i32, by: &FaultRef) {
         let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
         let Some(mut p) = pending else {
             resume(tid, libc::PTRACE_CONT, 0);
@@ -1718,7 +1718,7 @@ impl<S: Sink> Inner<S> {
             regs.orig_rax = u64::MAX;
             regs.rax = eagain as u64;
             if mem::setregs(tid, &regs) {
-                p.ev.fault = Some(format!("{name}: held, then EAGAIN (SO_SNDTIMEO)"));
+                p.ev.fault = Some(by.mark("held, then EAGAIN (SO_SNDTIMEO)"));
                 let _ = self.finish(tid, p, eagain);
                 resume(tid, libc::PTRACE_CONT, 0);
                 return;
@@ -1739,11 +1739,11 @@ impl<S: Sink> Inner<S> {
             let due = match &h.until {
                 Until::At(t) => now >= *t,
                 Until::Gate(g) => self.interceptor.as_mut().is_none_or(|i| i.gate_open(g)),
-                Until::GateOrTimeout { gate, at, name } => {
+                Until::GateOrTimeout { gate, at, by } => {
                     let open = self.interceptor.as_mut().is_none_or(|i| i.gate_open(gate));
                     if !open && now >= *at && self.threads.contains_key(&h.tid) {
                         h.released.store(true, Ordering::SeqCst);
-                        self.time_out_held(h.tid, name);
+                        self.time_out_held(h.tid, by);
                         continue;
                     }
                     open

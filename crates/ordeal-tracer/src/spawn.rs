@@ -24,7 +24,7 @@ pub struct SpawnSpec {
     /// False runs the program without ptrace or seccomp (still supervised).
     pub traced: bool,
     /// A fault marker for the `spawn` event (a restart fault that started this program).
-    pub marker: Option<String>,
+    pub marker: Option<ordeal_events::FaultMark>,
     /// A network namespace to enter before exec (`setns`), kept open by the caller's `Arc`.
     pub netns: Option<std::sync::Arc<OwnedFd>>,
 }

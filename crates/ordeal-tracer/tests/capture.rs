@@ -1,5 +1,6 @@
 //! `Tracer::capture`: registers and stacks of every traced thread, each stopped only briefly,
 //! and a paused (group-stopped) node stays paused.
+use ordeal_events::FaultRef;
 
 use ordeal_events::Event;
 use ordeal_tracer::{CaptureRequest, Config, SpawnSpec, Tracer};
@@ -147,7 +148,7 @@ impl ordeal_tracer::Interceptor for HoldRead {
         if !self.done && ev.call == "read" {
             self.done = true;
             return ordeal_tracer::Action::Hold {
-                name: "h".into(),
+                by: FaultRef::fired("h"),
                 gate: "g".into(),
             };
         }

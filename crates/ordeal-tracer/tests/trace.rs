@@ -1,4 +1,5 @@
 //! Traces small C programs and checks exact facts about the events.
+use ordeal_events::FaultRef;
 
 use ordeal_events::{Class, Event, Header, NodeInfo, Proto};
 use ordeal_hb::{EdgeKind, HbGraph};
@@ -527,7 +528,7 @@ fn injected_errno_skips_the_call() {
             call: "connect",
             at_exit: false,
             action: ordeal_tracer::Action::Fail {
-                name: "f".into(),
+                by: FaultRef::fired("f"),
                 errno: libc_econnrefused(),
             },
             done: false,
@@ -545,7 +546,10 @@ fn injected_errno_skips_the_call() {
     );
     let connect = events.iter().find(|e| e.call == "connect").unwrap();
     assert_eq!(connect.ret, Some(-111));
-    assert_eq!(connect.fault.as_deref(), Some("f: fail ECONNREFUSED"));
+    assert_eq!(
+        connect.fault.as_ref().map(|f| f.to_string()).as_deref(),
+        Some("f: fail ECONNREFUSED")
+    );
     assert!(
         !events.iter().any(|e| e.call == "accept" && e.ret.is_some()),
         "no connection reached the server"
@@ -564,7 +568,7 @@ fn short_write_moves_fewer_bytes() {
             call: "write",
             at_exit: false,
             action: ordeal_tracer::Action::Limit {
-                name: "f".into(),
+                by: FaultRef::fired("f"),
                 max: 2,
             },
             done: false,
@@ -578,7 +582,10 @@ fn short_write_moves_fewer_bytes() {
         .find(|e| e.node == "server" && e.call == "write")
         .unwrap();
     assert_eq!((w.len, w.ret), (Some(2), Some(2)));
-    assert_eq!(w.fault.as_deref(), Some("f: short-io 2"));
+    assert_eq!(
+        w.fault.as_ref().map(|f| f.to_string()).as_deref(),
+        Some("f: short-io 2")
+    );
     let got: u64 = events
         .iter()
         .filter(|e| e.node == "client" && e.call == "read")
@@ -594,7 +601,7 @@ fn crash_after_a_write_delivers_it_crash_before_does_not() {
         call: "write",
         at_exit,
         action: ordeal_tracer::Action::Crash {
-            name: "f".into(),
+            by: FaultRef::fired("f"),
             node: "server".into(),
         },
         done: false,
@@ -608,7 +615,7 @@ fn crash_after_a_write_delivers_it_crash_before_does_not() {
         .find(|e| e.node == "server" && e.call == "write")
         .unwrap();
     assert_eq!(
-        (w.ret, w.fault.as_deref()),
+        (w.ret, w.fault.as_ref().map(|f| f.to_string()).as_deref()),
         (Some(4), Some("f: crash server after"))
     );
     // Before: the write never happens; the client reads EOF (client.c exits 3).
@@ -620,7 +627,7 @@ fn crash_after_a_write_delivers_it_crash_before_does_not() {
         .find(|e| e.node == "server" && e.call == "write")
         .unwrap();
     assert_eq!(
-        (w.ret, w.fault.as_deref()),
+        (w.ret, w.fault.as_ref().map(|f| f.to_string()).as_deref()),
         (None, Some("f: crash server before"))
     );
     assert!(!events
@@ -641,7 +648,7 @@ impl ordeal_tracer::Interceptor for Gate {
             self.done = true;
             self.held.store(true, SeqCst);
             return ordeal_tracer::Action::Hold {
-                name: "g".into(),
+                by: FaultRef::fired("g"),
                 gate: "g".into(),
             };
         }
@@ -694,7 +701,7 @@ fn a_held_call_runs_only_once_its_gate_opens() {
     let (_, events) = t.shutdown().unwrap();
     let w = events
         .iter()
-        .find(|e| e.fault.as_deref() == Some("g: held"))
+        .find(|e| e.fault.as_ref().map(|f| f.to_string()).as_deref() == Some("g: held"))
         .unwrap();
     assert_eq!(
         (w.node.as_str(), w.call.as_str(), w.ret),
@@ -717,7 +724,9 @@ struct DropFirst {
 impl ordeal_tracer::Interceptor for DropFirst {
     fn at_entry(&mut self, ev: &Event) -> ordeal_tracer::Action {
         if ev.call == "sendto" && !self.fired.swap(true, SeqCst) {
-            return ordeal_tracer::Action::Discard { name: "f".into() };
+            return ordeal_tracer::Action::Discard {
+                by: FaultRef::fired("f"),
+            };
         }
         ordeal_tracer::Action::Proceed
     }
@@ -740,7 +749,10 @@ fn a_discarded_datagram_reports_success_and_never_arrives() {
     // udp.c now waits forever for the lost datagram: shutdown ends it.
     let (_, events) = t.shutdown().unwrap();
     let s = events.iter().find(|e| e.call == "sendto").unwrap();
-    assert_eq!((s.ret, s.fault.as_deref()), (Some(8), Some("f: dropped")));
+    assert_eq!(
+        (s.ret, s.fault.as_ref().map(|f| f.to_string()).as_deref()),
+        (Some(8), Some("f: dropped"))
+    );
     assert!(!events.iter().any(|e| e.call == "recvfrom" && e.moved() > 0));
 }
 
@@ -768,7 +780,7 @@ fn a_call_still_held_at_shutdown_is_recorded_with_its_fault() {
     let (_, events) = t.shutdown().unwrap();
     let w: Vec<&Event> = events
         .iter()
-        .filter(|e| e.fault.as_deref() == Some("g: held"))
+        .filter(|e| e.fault.as_ref().map(|f| f.to_string()).as_deref() == Some("g: held"))
         .collect();
     assert_eq!(w.len(), 1);
     assert_eq!((w[0].call.as_str(), w[0].ret), ("write", None));

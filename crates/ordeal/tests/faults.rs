@@ -290,7 +290,7 @@ trigger = { after = "150ms" }
     let evs = events(&run);
     let find = |f: &dyn Fn(&serde_json::Value) -> bool| evs.iter().find(|e| f(e)).unwrap().clone();
     let pause = find(&|e| e["fault"] == "pause-n1: pause n1 before");
-    let resume = find(&|e| e["fault"] == "resume n1 after pause-n1");
+    let resume = find(&|e| e["fault"] == "by pause-n1: resume n1");
     let ms = |e: &serde_json::Value| e["ts"].as_u64().unwrap() / 1_000_000;
     assert!(
         ms(&resume) >= ms(&pause) + 600,
@@ -456,7 +456,7 @@ trigger = { nth = 3, node = "n0", class = "data", direction = "send", peer = "cl
     );
     let fired = marked(&evs, "cut: partition n0 | n1,n2");
     assert_eq!(fired.len(), 1);
-    let heal = marked(&evs, "heal after cut");
+    let heal = marked(&evs, "by cut: heal");
     assert_eq!(heal.len(), 1);
     let (cut_at, heal_at) = (
         fired[0]["ts"].as_u64().unwrap(),
@@ -544,7 +544,7 @@ trigger = { nth = 1, node = "client", call = "connect" }
         );
     }
     // Nothing healed it: the final heal did, before the check, and it is recorded.
-    assert_eq!(marked(&evs, "final heal after cut").len(), 1);
+    assert_eq!(marked(&evs, "by cut: final heal").len(), 1);
     let applied = std::fs::read_to_string(dir.path().join("run/schedule.applied.toml")).unwrap();
     assert_eq!(applied.matches("fired = true").count(), 1, "{applied}");
 }
@@ -654,7 +654,7 @@ trigger = { nth = 1, node = "n2", call = "connect", peer = "n0", when = "before"
     // The partition fired at n2's first connect to n0 and was healed before the workload.
     let cut = marked(&evs, "cut: partition n2 | n0");
     assert_eq!(cut.len(), 1);
-    let heal = marked(&evs, "heal after cut");
+    let heal = marked(&evs, "by cut: heal");
     assert_eq!(heal.len(), 1);
     assert!(cut[0]["seq"].as_u64() < heal[0]["seq"].as_u64());
     assert!(heal[0]["seq"].as_u64() < client["seq"].as_u64());

@@ -97,7 +97,7 @@ fn ack_before_replicate_is_not_linearizable_under_a_primary_crash() {
     );
     let html = std::fs::read_to_string(dir.path().join("run/history.html")).unwrap();
     assert!(
-        html.contains("n0 started (restart_after of n0"),
+        html.contains("n0 started (by crash-primary: restart n0 (restart_after))"),
         "the restart is drawn too"
     );
 }

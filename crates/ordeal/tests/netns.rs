@@ -150,7 +150,7 @@ trigger = { nth = 3, node = "n0", class = "data", direction = "send", peer = "cl
             .as_u64()
             .unwrap()
     };
-    let (cut, heal) = (at("cut: partition n0 | n1,n2"), at("heal after cut"));
+    let (cut, heal) = (at("cut: partition n0 | n1,n2"), at("by cut: heal"));
     assert!(heal >= cut + 300_000_000);
     // The kernel drops packets: no call is held or failed by ordeal itself.
     assert!(!evs

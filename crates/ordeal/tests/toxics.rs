@@ -72,7 +72,7 @@ trigger = { after = "0s" }
     };
     let (on, off) = (
         at("slow-link: toxic latency downstream on p0"),
-        at("removal of toxic slow-link"),
+        at("by slow-link: removal of the toxic"),
     );
     assert!(off >= on + 1_000_000_000);
     // Through the proxy (the client's connections to p0's port), answers took the latency
