@@ -7,6 +7,10 @@
 //! This crate knows nothing about ptrace, experiments or graphs: it is the contract between the
 //! tracer (which writes events) and every reader (graph, summary, later the explorer).
 
+pub mod calls;
+
+pub use calls::{CallSpec, Direction, Errno, FileOp, SocketOp, Step};
+
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -282,19 +286,43 @@ impl Event {
             _ => 0,
         }
     }
-    /// Whether this is a send-direction data call (bytes leave this process).
-    pub fn is_send(&self) -> bool {
-        matches!(
-            self.call.as_str(),
-            "write" | "writev" | "send" | "sendto" | "sendmsg" | "sendmmsg" | "pwrite64"
-        )
+    /// The traced call this event records (`None` for lifecycle steps and markers).
+    pub fn spec(&self) -> Option<&'static CallSpec> {
+        calls::by_name(&self.call)
     }
-    /// Whether this is a receive-direction data call.
+    /// The lifecycle step this event records, if it is one.
+    pub fn step(&self) -> Option<Step> {
+        Step::from_name(&self.call)
+    }
+    /// What the call did to a socket (class `net` or `data` only).
+    pub fn socket_op(&self) -> Option<SocketOp> {
+        if !matches!(self.class, Some(Class::Net | Class::Data)) {
+            return None;
+        }
+        self.spec()?.socket.map(|s| s.op)
+    }
+    /// What the call did to a data-dir file (class `file` only).
+    pub fn file_op(&self) -> Option<FileOp> {
+        if self.class != Some(Class::File) {
+            return None;
+        }
+        self.spec()?.file.map(|f| f.op)
+    }
+    /// The direction of a socket transfer (class `data`).
+    pub fn direction(&self) -> Option<Direction> {
+        self.socket_op()?.direction()
+    }
+    /// Whether the call's result is a byte count: a socket transfer or a data-dir write.
+    pub fn moves_bytes(&self) -> bool {
+        self.direction().is_some() || self.file_op() == Some(FileOp::Write)
+    }
+    /// Whether this is a socket send (bytes leave this process).
+    pub fn is_send(&self) -> bool {
+        self.direction() == Some(Direction::Send)
+    }
+    /// Whether this is a socket receive.
     pub fn is_recv(&self) -> bool {
-        matches!(
-            self.call.as_str(),
-            "read" | "readv" | "recv" | "recvfrom" | "recvmsg" | "recvmmsg" | "pread64"
-        )
+        self.direction() == Some(Direction::Recv)
     }
 }
 

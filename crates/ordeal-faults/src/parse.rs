@@ -467,7 +467,7 @@ impl Converter<'_> {
                 match e.get_ref().parse::<Errno>() {
                     Ok(errno) => FaultKind::Fail { errno },
                     Err(m) => {
-                        self.err(e.span(), m);
+                        self.err(e.span(), m.to_string());
                         return None;
                     }
                 }

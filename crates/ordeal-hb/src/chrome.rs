@@ -52,7 +52,7 @@ fn args(g: &HbGraph, e: &Event) -> Value {
     if let Some(fd) = e.fd {
         a.insert("fd".into(), json!(fd));
     }
-    if e.is_send() || e.is_recv() {
+    if e.moves_bytes() {
         a.insert("bytes".into(), json!(e.moved()));
     }
     if let Some(off) = e.off {

@@ -2,7 +2,7 @@
 
 use crate::graph::{EdgeKind, HbGraph, EXTERNAL};
 use crate::summary::fmt_bytes;
-use ordeal_events::{Class, Event};
+use ordeal_events::{Class, Event, FileOp, SocketOp, Step};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 
@@ -45,17 +45,7 @@ pub fn drawn(e: &Event) -> bool {
     match e.class {
         Some(Class::Net) | Some(Class::Proc) => true,
         Some(Class::Data) => !matches!(e.errno.as_deref(), Some("EAGAIN") | Some("EWOULDBLOCK")),
-        Some(Class::File) => matches!(
-            e.call.as_str(),
-            "fsync"
-                | "fdatasync"
-                | "sync"
-                | "syncfs"
-                | "sync_file_range"
-                | "rename"
-                | "renameat"
-                | "renameat2"
-        ),
+        Some(Class::File) => matches!(e.file_op(), Some(FileOp::Sync(_) | FileOp::Rename)),
         None => false,
     }
 }
@@ -87,7 +77,7 @@ pub fn event_label(g: &HbGraph, e: &Event) -> String {
             })
     };
     match e.call.as_str() {
-        _ if e.class == Some(Class::Data) || e.is_send() || e.is_recv() => match e.ret {
+        _ if e.class == Some(Class::Data) || e.moves_bytes() => match e.ret {
             Some(r) if r < 0 => format!("{head} {}", err()),
             Some(0) if e.is_recv() => format!("{head} EOF"),
             _ => format!("{head} {}B", e.moved()),
@@ -99,7 +89,7 @@ pub fn event_label(g: &HbGraph, e: &Event) -> String {
                 _ => format!("{head} → {to}"),
             }
         }
-        "accept" | "accept4" if e.ok() => {
+        _ if e.socket_op() == Some(SocketOp::Accept) && e.ok() => {
             format!("{head} ← {}", peer().unwrap_or_else(|| "?".into()))
         }
         "bind" | "listen" if e.ok() => {
@@ -112,11 +102,11 @@ pub fn event_label(g: &HbGraph, e: &Event) -> String {
                 None => head,
             }
         }
-        "spawn" | "exec" | "execve" => match e.argv.as_ref().and_then(|a| a.first()) {
+        "spawn" | "exec" => match e.argv.as_ref().and_then(|a| a.first()) {
             Some(a0) => format!("{head} {}", basename(a0)),
             None => head,
         },
-        "fork" | "vfork" | "clone" | "clone3" => match e.child {
+        _ if e.step().is_some_and(Step::creates_task) => match e.child {
             Some(c) => format!("{head} → {c}"),
             None => head,
         },
@@ -125,7 +115,7 @@ pub fn event_label(g: &HbGraph, e: &Event) -> String {
             (None, Some(c)) => format!("{head} {c}"),
             _ => head,
         },
-        "rename" | "renameat" | "renameat2" => match (&e.path, &e.path2) {
+        _ if e.file_op() == Some(FileOp::Rename) => match (&e.path, &e.path2) {
             (Some(a), Some(b)) => format!("{head} {} → {}", basename(a), basename(b)),
             _ => head,
         },

@@ -2,7 +2,7 @@
 
 use crate::addr::{addr_compatible, is_unspecified, norm_addr, AddrMap};
 use crate::ranges::{match_ranges, Range};
-use ordeal_events::{Class, Event, Header, Proto};
+use ordeal_events::{Class, Event, Header, Proto, SocketOp, Step};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -318,7 +318,7 @@ impl HbGraph {
             if e.call == "exit" {
                 self.threads[t].exited = true;
             }
-            if matches!(e.call.as_str(), "fork" | "vfork" | "clone" | "clone3") && e.ok() {
+            if e.step().is_some_and(Step::creates_task) && e.ok() {
                 if let Some(child) = e.child.filter(|&c| c > 0) {
                     // The child's first event normally comes later. If the current thread with
                     // this tid has no known creator (every traced thread is spawned or forked),
@@ -420,15 +420,17 @@ impl HbGraph {
             if ep.peer_node.is_none() {
                 ep.peer_node = s.peer_node.clone();
             }
-            match e.call.as_str() {
-                "connect" if connect_attempted(e) && ep.connect.is_none() => {
+            match e.socket_op() {
+                Some(SocketOp::Connect) if connect_attempted(e) && ep.connect.is_none() => {
                     ep.connect = Some(i as u32)
                 }
-                "accept" | "accept4" if e.ok() && ep.accept.is_none() => ep.accept = Some(i as u32),
-                "listen" if e.ok() => ep.listening = true,
+                Some(SocketOp::Accept) if e.ok() && ep.accept.is_none() => {
+                    ep.accept = Some(i as u32)
+                }
+                Some(SocketOp::Listen) if e.ok() => ep.listening = true,
                 _ => {}
             }
-            if e.class == Some(Class::Data) || e.class.is_none() {
+            if e.class == Some(Class::Data) {
                 if e.is_send() && e.moved() > 0 {
                     ep.sends.push(i as u32);
                 } else if e.is_recv() && e.moved() > 0 {

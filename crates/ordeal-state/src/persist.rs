@@ -24,6 +24,7 @@
 //! Identical trees are recognised by hash, so each distinct state is checked once.
 
 use crate::{Error, Result};
+use ordeal_events::calls::{FileOp, SyncScope};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
@@ -444,8 +445,11 @@ pub fn build_ops(base: &Tree, calls: &[Call]) -> Result<(Vec<Op>, usize)> {
                 kind,
             });
         };
-        match c.call.as_str() {
-            "open" | "openat" | "creat" => {
+        let Some(op) = ordeal_events::calls::by_name(&c.call).and_then(|s| s.file) else {
+            continue;
+        };
+        match op.op {
+            FileOp::Open => {
                 let Some(p) = c.path.clone() else { continue };
                 let fd = c.ret as i32;
                 let creat = c.call == "creat" || flags.contains("O_CREAT");
@@ -470,12 +474,12 @@ pub fn build_ops(base: &Tree, calls: &[Call]) -> Result<(Vec<Op>, usize)> {
                     fds.insert((c.pid, fd), target);
                 }
             }
-            "close" => {
+            FileOp::Close => {
                 if let Some(fd) = c.fd {
                     fds.remove(&(c.pid, fd));
                 }
             }
-            "write" | "writev" | "pwrite64" | "pwritev" => {
+            FileOp::Write => {
                 if c.ret == 0 {
                     continue;
                 }
@@ -490,18 +494,20 @@ pub fn build_ops(base: &Tree, calls: &[Call]) -> Result<(Vec<Op>, usize)> {
                 };
                 push(OpKind::Write { ino, off, data }, &mut t);
             }
-            "ftruncate" | "truncate" => {
+            FileOp::Truncate => {
                 if let (Some(Target::File(ino)), Some(len)) = (by_fd(&fds, &t), c.pos) {
                     push(OpKind::Truncate { ino, len }, &mut t);
                 }
             }
-            "fsync" | "fdatasync" => match by_fd(&fds, &t) {
+            FileOp::Sync(SyncScope::File | SyncScope::Data) => match by_fd(&fds, &t) {
                 Some(Target::File(ino)) => push(OpKind::SyncFile { ino }, &mut t),
                 Some(Target::Dir(path)) => push(OpKind::SyncDir { path }, &mut t),
                 None => {}
             },
-            "sync" | "syncfs" => push(OpKind::SyncAll, &mut t),
-            "rename" | "renameat" | "renameat2" => {
+            FileOp::Sync(SyncScope::FileSystem | SyncScope::All) => push(OpKind::SyncAll, &mut t),
+            // Starts writeback, makes nothing durable.
+            FileOp::Sync(SyncScope::Range) => {}
+            FileOp::Rename => {
                 let (Some(from), Some(to)) = (c.path.clone(), c.path2.clone()) else {
                     continue;
                 };
@@ -511,20 +517,19 @@ pub fn build_ops(base: &Tree, calls: &[Call]) -> Result<(Vec<Op>, usize)> {
                 };
                 push(OpKind::Rename { from, to, ino }, &mut t);
             }
-            "unlink" | "unlinkat" | "rmdir" => {
+            FileOp::Unlink | FileOp::Rmdir => {
                 let Some(path) = c.path.clone() else { continue };
-                if c.call == "rmdir" || flags.contains("AT_REMOVEDIR") {
+                if op.op == FileOp::Rmdir || flags.contains("AT_REMOVEDIR") {
                     push(OpKind::Rmdir { path }, &mut t);
                 } else {
                     push(OpKind::Unlink { path }, &mut t);
                 }
             }
-            "mkdir" | "mkdirat" => {
+            FileOp::Mkdir => {
                 if let Some(path) = c.path.clone() {
                     push(OpKind::Mkdir { path }, &mut t);
                 }
             }
-            _ => {}
         }
     }
     Ok((ops, t.files.len()))

@@ -2,7 +2,7 @@
 //!
 //! A dedicated tracer thread forks every program it is asked to start, seizes it with ptrace
 //! (`PTRACE_O_EXITKILL`, following fork/vfork/clone/exec), and installs a seccomp-bpf filter in
-//! the child before exec so that only the calls in [`seccomp::TRACED`] stop the tracee. At a
+//! the child before exec so that only the calls of the call table (`ordeal_events::calls`) stop the tracee. At a
 //! seccomp stop the tracer decides, from its per-process fd cache, whether the call concerns a
 //! socket or a file under a data root; only then does it ask for the syscall-exit stop (to learn
 //! the result). Everything else is resumed at once.
@@ -22,15 +22,17 @@
 mod decode;
 mod mem;
 mod procfs;
+mod record;
 pub mod seccomp;
 mod snapshot;
 mod sockinfo;
 mod spawn;
 
+pub use record::syscall_name;
 pub use snapshot::{Capture, CaptureRequest, ThreadCapture};
 pub use spawn::SpawnSpec;
 
-use ordeal_events::{escape_bytes, Class, Event, FaultMark, FaultRef, Proto, Sock};
+use ordeal_events::{Class, Event, FaultMark, FaultRef, Proto, Sock};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -805,7 +807,8 @@ impl<S: Sink> Inner<S> {
             Some(cpu) if self.cfg.pin_traced && traced => Some(cpu),
             _ => None,
         };
-        let prepared = spawn::prepare(spec, seccomp::program(seccomp::TRACED), pin).map_err(err)?;
+        let prepared =
+            spawn::prepare(spec, seccomp::program(&seccomp::traced()), pin).map_err(err)?;
         let ts = self.now();
         let pid = spawn::fork_exec(&prepared).map_err(err)?;
         self.groups.push((pid, label.clone()));
@@ -1293,7 +1296,9 @@ impl<S: Sink> Inner<S> {
                 return Ok(());
             }
             Action::Hold { by, gate } => {
-                if nonblocking_call(nr, &args) || procfs::fd_nonblocking(tgid, args[0] as i32) {
+                if record::nonblocking_call(nr, &args)
+                    || procfs::fd_nonblocking(tgid, args[0] as i32)
+                {
                     let mut regs = regs;
                     regs.orig_rax = u64::MAX;
                     regs.rax = (-(libc::EAGAIN as i64)) as u64;
@@ -1335,7 +1340,7 @@ impl<S: Sink> Inner<S> {
                     return Ok(());
                 }
             }
-            Action::Discard { by } if is_plain_transfer(nr) => {
+            Action::Discard { by } if record::is_plain_transfer(nr) => {
                 let mut regs = regs;
                 regs.orig_rax = u64::MAX;
                 regs.rax = args[2];
@@ -1347,7 +1352,7 @@ impl<S: Sink> Inner<S> {
                 }
             }
             Action::Mark { by, what } => ev.fault = Some(by.mark(what)),
-            Action::Limit { by, max } if is_plain_transfer(nr) && args[2] > max => {
+            Action::Limit { by, max } if record::is_plain_transfer(nr) && args[2] > max => {
                 let mut regs = regs;
                 regs.rdx = max;
                 if mem::setregs(tid, &regs) {
@@ -1411,210 +1416,6 @@ impl<S: Sink> Inner<S> {
         }
         for p in tgids {
             kill_pid(p, signal);
-        }
-    }
-
-    /// Decides whether a call is worth its exit stop; if so returns the event to complete.
-    fn decode_entry(
-        &mut self,
-        tid: i32,
-        tgid: i32,
-        nr: i64,
-        a: &[u64; 6],
-        ts: u64,
-    ) -> Option<Event> {
-        use libc::*;
-        let name = syscall_name(nr);
-        let fd = a[0] as i32;
-        match nr {
-            SYS_read | SYS_write | SYS_readv | SYS_writev | SYS_recvfrom | SYS_sendto
-            | SYS_recvmsg | SYS_sendmsg | SYS_recvmmsg | SYS_sendmmsg | SYS_pwrite64
-            | SYS_pwritev => match self.fd_kind(tgid, fd) {
-                Fd::Sock(s) => {
-                    let mut ev = self.base_event(tid, name, Class::Data, ts);
-                    ev.fd = Some(fd);
-                    ev.len = match nr {
-                        SYS_readv | SYS_writev => iov_total(tid, a[1], a[2]),
-                        SYS_sendmsg | SYS_recvmsg => msghdr_iov_total(tid, a[1]),
-                        SYS_sendmmsg | SYS_recvmmsg => None,
-                        _ => Some(a[2]),
-                    };
-                    if nr == SYS_sendto && a[4] != 0 {
-                        ev.addr = mem::read_mem(tid, a[4], a[5] as usize)
-                            .and_then(|b| decode::sockaddr(&b));
-                    }
-                    if nr == SYS_sendmsg {
-                        ev.addr = msghdr_name(tid, a[1]);
-                    }
-                    let mut sock = Self::sock_event(&s, &self.peers);
-                    if sock.peer_node.is_none() {
-                        // An unconnected datagram socket: the destination names the peer.
-                        sock.peer_node = ev.addr.as_deref().and_then(|a| self.owner_of(a));
-                    }
-                    ev.sock = Some(sock);
-                    Some(ev)
-                }
-                Fd::Data(path)
-                    if matches!(nr, SYS_write | SYS_writev | SYS_pwrite64 | SYS_pwritev) =>
-                {
-                    let mut ev = self.base_event(tid, name, Class::File, ts);
-                    ev.fd = Some(fd);
-                    ev.path = Some(path.to_string_lossy().into_owned());
-                    ev.len = match nr {
-                        SYS_writev | SYS_pwritev => iov_total(tid, a[1], a[2]),
-                        _ => Some(a[2]),
-                    };
-                    if matches!(nr, SYS_pwrite64 | SYS_pwritev) {
-                        ev.pos = Some(a[3]);
-                    }
-                    Some(ev)
-                }
-                _ => None,
-            },
-            SYS_close => {
-                let kind = self.fd_kind(tgid, fd);
-                self.forget_fd(tgid, fd);
-                match kind {
-                    Fd::Sock(s) => {
-                        let mut ev = self.base_event(tid, name, Class::Net, ts);
-                        ev.fd = Some(fd);
-                        ev.sock = Some(Self::sock_event(&s, &self.peers));
-                        Some(ev)
-                    }
-                    Fd::Data(p) => {
-                        let mut ev = self.base_event(tid, name, Class::File, ts);
-                        ev.fd = Some(fd);
-                        ev.path = Some(p.to_string_lossy().into_owned());
-                        Some(ev)
-                    }
-                    Fd::Ignore => None,
-                }
-            }
-            SYS_close_range => {
-                const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
-                if a[2] & CLOSE_RANGE_CLOEXEC == 0 {
-                    if let Some(p) = self.procs.get_mut(&tgid) {
-                        let (lo, hi) = (a[0] as u32, a[1] as u32);
-                        p.fds.retain(|&f, _| !(lo..=hi).contains(&(f as u32)));
-                    }
-                }
-                None
-            }
-            SYS_dup2 | SYS_dup3 => {
-                self.forget_fd(tgid, a[1] as i32);
-                None
-            }
-            SYS_socket | SYS_socketpair => {
-                let mut ev = self.base_event(tid, name, Class::Net, ts);
-                ev.flags = Some(decode::socket_type(a[0], a[1]));
-                Some(ev)
-            }
-            SYS_bind | SYS_connect => {
-                let mut ev = self.base_event(tid, name, Class::Net, ts);
-                ev.fd = Some(fd);
-                ev.addr = mem::read_mem(tid, a[1], (a[2] as usize).min(128))
-                    .and_then(|b| decode::sockaddr(&b));
-                if nr == SYS_connect {
-                    // Whom it is connecting to, for faults decided at entry (a partition
-                    // refuses it); the completed event describes the socket in full.
-                    let peer_node = ev.addr.as_deref().and_then(|a| self.owner_of(a));
-                    if peer_node.is_some() {
-                        ev.sock = Some(Sock {
-                            ino: 0,
-                            proto: Proto::Other,
-                            local: None,
-                            remote: ev.addr.clone(),
-                            peer_ino: None,
-                            peer_node,
-                        });
-                    }
-                }
-                Some(ev)
-            }
-            SYS_listen | SYS_shutdown | SYS_accept | SYS_accept4 => {
-                let mut ev = self.base_event(tid, name, Class::Net, ts);
-                ev.fd = Some(fd);
-                if nr == SYS_shutdown {
-                    ev.flags = Some(decode::shutdown_how(a[1]));
-                }
-                if nr == SYS_accept4 && a[3] != 0 {
-                    ev.flags = Some(decode::accept_flags(a[3]));
-                }
-                Some(ev)
-            }
-            SYS_open | SYS_creat | SYS_openat => {
-                let (dirfd, path, flags) = match nr {
-                    SYS_open => (None, a[0], a[1]),
-                    SYS_creat => (None, a[0], (O_CREAT | O_WRONLY | O_TRUNC) as u64),
-                    _ => (Some(a[0] as i64), a[1], a[2]),
-                };
-                let p = self.path_arg(tid, tgid, dirfd, path)?;
-                if !self.under_roots(&p) {
-                    return None;
-                }
-                let mut ev = self.base_event(tid, name, Class::File, ts);
-                ev.path = Some(p.to_string_lossy().into_owned());
-                ev.flags = Some(decode::open_flags(flags));
-                Some(ev)
-            }
-            SYS_fsync | SYS_fdatasync | SYS_sync_file_range | SYS_ftruncate | SYS_syncfs => {
-                let Fd::Data(p) = self.fd_kind(tgid, fd) else {
-                    return None;
-                };
-                let mut ev = self.base_event(tid, name, Class::File, ts);
-                ev.fd = Some(fd);
-                ev.path = Some(p.to_string_lossy().into_owned());
-                match nr {
-                    SYS_ftruncate => ev.pos = Some(a[1]),
-                    SYS_sync_file_range => {
-                        ev.pos = Some(a[1]);
-                        ev.len = Some(a[2]);
-                    }
-                    _ => {}
-                }
-                Some(ev)
-            }
-            SYS_sync => Some(self.base_event(tid, name, Class::File, ts)),
-            SYS_truncate | SYS_unlink | SYS_mkdir | SYS_rmdir | SYS_unlinkat | SYS_mkdirat => {
-                let (dirfd, path) = match nr {
-                    SYS_unlinkat | SYS_mkdirat => (Some(a[0] as i64), a[1]),
-                    _ => (None, a[0]),
-                };
-                let p = self.path_arg(tid, tgid, dirfd, path)?;
-                if !self.under_roots(&p) {
-                    return None;
-                }
-                let mut ev = self.base_event(tid, name, Class::File, ts);
-                ev.path = Some(p.to_string_lossy().into_owned());
-                if nr == SYS_truncate {
-                    ev.pos = Some(a[1]);
-                }
-                if nr == SYS_unlinkat && a[2] as i32 & AT_REMOVEDIR != 0 {
-                    ev.flags = Some("AT_REMOVEDIR".into());
-                }
-                Some(ev)
-            }
-            SYS_rename | SYS_renameat | SYS_renameat2 => {
-                let (from, to) = match nr {
-                    SYS_rename => (
-                        self.path_arg(tid, tgid, None, a[0]),
-                        self.path_arg(tid, tgid, None, a[1]),
-                    ),
-                    _ => (
-                        self.path_arg(tid, tgid, Some(a[0] as i64), a[1]),
-                        self.path_arg(tid, tgid, Some(a[2] as i64), a[3]),
-                    ),
-                };
-                let (from, to) = (from?, to?);
-                if !self.under_roots(&from) && !self.under_roots(&to) {
-                    return None;
-                }
-                let mut ev = self.base_event(tid, name, Class::File, ts);
-                ev.path = Some(from.to_string_lossy().into_owned());
-                ev.path2 = Some(to.to_string_lossy().into_owned());
-                Some(ev)
-            }
-            _ => None,
         }
     }
 
@@ -1785,223 +1586,6 @@ impl<S: Sink> Inner<S> {
         }
         r
     }
-
-    /// Fills in what is only known after the call, and updates the tracer's own state.
-    fn complete(&mut self, tid: i32, tgid: i32, nr: i64, a: &[u64; 6], ret: i64, ev: &mut Event) {
-        use libc::*;
-        match nr {
-            SYS_socket if ret >= 0 => {
-                let hint = proto_hint(a[0], a[1]);
-                let st = match procfs::fd_target(tgid, ret as i32) {
-                    Some(procfs::FdTarget::Socket(ino)) => SockState {
-                        ino,
-                        proto: hint,
-                        local: None,
-                        remote: None,
-                        peer_node: None,
-                    },
-                    _ => return,
-                };
-                ev.fd = Some(ret as i32);
-                ev.sock = Some(Self::sock_event(&st, &self.peers));
-                self.set_fd(tgid, ret as i32, Fd::Sock(st));
-            }
-            SYS_socketpair if ret == 0 => {
-                let (Some(f0), Some(f1)) = (mem::read_u32(tid, a[3]), mem::read_u32(tid, a[3] + 4))
-                else {
-                    return;
-                };
-                let hint = proto_hint(a[0], a[1]);
-                let mut inos = Vec::new();
-                for f in [f0 as i32, f1 as i32] {
-                    if let Some(procfs::FdTarget::Socket(ino)) = procfs::fd_target(tgid, f) {
-                        inos.push(ino);
-                        let st = SockState {
-                            ino,
-                            proto: hint,
-                            local: None,
-                            remote: None,
-                            peer_node: Some(ev.node.clone()),
-                        };
-                        self.set_fd(tgid, f, Fd::Sock(st));
-                    }
-                }
-                if let [x, y] = inos[..] {
-                    self.peers.insert(x, y);
-                    self.peers.insert(y, x);
-                }
-                ev.flags = Some(format!(
-                    "{} fds=[{f0},{f1}]",
-                    ev.flags.as_deref().unwrap_or("")
-                ));
-            }
-            SYS_bind | SYS_listen | SYS_connect | SYS_shutdown => {
-                let fd = a[0] as i32;
-                let connected = ret == 0 || ret == -(EINPROGRESS as i64);
-                let hint = match self.procs.get(&tgid).and_then(|p| p.fds.get(&fd)) {
-                    Some(Fd::Sock(s)) => Some(s.proto),
-                    _ => None,
-                };
-                if connected || nr == SYS_listen || nr == SYS_bind {
-                    // Addresses change with these calls: re-resolve from the kernel's tables.
-                    self.forget_fd(tgid, fd);
-                }
-                if let Some(procfs::FdTarget::Socket(ino)) = procfs::fd_target(tgid, fd) {
-                    // Keep what socket() told us when the tables no longer list it (a refused
-                    // non-blocking connect is gone from /proc/net/tcp at once).
-                    let st = self.resolve_sock(tgid, fd, ino, hint);
-                    self.set_fd(tgid, fd, Fd::Sock(st));
-                }
-                if let Fd::Sock(s) = self.fd_kind(tgid, fd) {
-                    if nr == SYS_connect && connected {
-                        if let (Some(l), Some(t)) = (&s.local, self.threads.get(&tid)) {
-                            self.connectors.insert(l.clone(), t.label.clone());
-                        }
-                    }
-                    if nr == SYS_listen && ret == 0 {
-                        if let Some(port) = s.local.as_deref().and_then(port_of) {
-                            self.listeners.insert(port, ev.node.clone());
-                        }
-                    }
-                    ev.sock = Some(Self::sock_event(&s, &self.peers));
-                }
-            }
-            SYS_accept | SYS_accept4 if ret >= 0 => {
-                if let Fd::Sock(mut s) = self.fd_kind(tgid, ret as i32) {
-                    if s.peer_node.is_none() {
-                        s.peer_node = self.connecting_peer(&s);
-                        if let Some(p) = &s.peer_node {
-                            self.accepted_peer.insert(s.ino, Rc::from(p.as_str()));
-                        }
-                        self.set_fd(tgid, ret as i32, Fd::Sock(s.clone()));
-                    }
-                    ev.sock = Some(Self::sock_event(&s, &self.peers));
-                }
-                if a[1] != 0 {
-                    if let Some(len) = mem::read_u32(tid, a[2]) {
-                        ev.addr = mem::read_mem(tid, a[1], (len as usize).min(128))
-                            .and_then(|b| decode::sockaddr(&b));
-                    }
-                }
-            }
-            SYS_close => {
-                if let Some(s) = &ev.sock {
-                    // Bounded by the open connections; a stale name would be harmless anyway.
-                    if let Some(l) = &s.local {
-                        self.connectors.remove(l);
-                    }
-                    self.accepted_peer.remove(&s.ino);
-                }
-            }
-            SYS_open | SYS_creat | SYS_openat if ret >= 0 => {
-                ev.fd = Some(ret as i32);
-                if let Some(p) = &ev.path {
-                    self.set_fd(tgid, ret as i32, Fd::Data(PathBuf::from(p)));
-                }
-            }
-            SYS_write | SYS_writev | SYS_pwrite64 | SYS_pwritev
-                if ret > 0 && ev.class == Some(Class::File) && self.file_data.is_some() =>
-            {
-                self.record_file_data(tid, tgid, nr, a, ret as u64, ev);
-            }
-            _ => {}
-        }
-        if ev.class == Some(Class::Data) {
-            let send = ev.is_send();
-            if let Some(s) = &mut ev.sock {
-                let moved = if ret > 0 && !matches!(nr, SYS_sendmmsg | SYS_recvmmsg) {
-                    ret as u64
-                } else {
-                    0
-                };
-                let entry = self.streams.entry(s.ino).or_default();
-                let counter = if send { &mut entry.0 } else { &mut entry.1 };
-                ev.off = Some(*counter);
-                *counter += moved;
-                if nr == SYS_recvfrom && a[4] != 0 && ret >= 0 {
-                    if let Some(len) = mem::read_u32(tid, a[5]) {
-                        ev.addr = mem::read_mem(tid, a[4], (len as usize).min(128))
-                            .and_then(|b| decode::sockaddr(&b));
-                    }
-                }
-                if nr == SYS_recvmsg && ret >= 0 {
-                    ev.addr = msghdr_name(tid, a[1]);
-                }
-                if s.remote.is_none() && s.proto == Proto::Tcp {
-                    // Resolved before it was connected (e.g. inherited): try again.
-                    if let Fd::Sock(fresh) = {
-                        self.forget_fd(tgid, a[0] as i32);
-                        self.fd_kind(tgid, a[0] as i32)
-                    } {
-                        *s = Self::sock_event(&fresh, &self.peers);
-                    }
-                }
-                if self.cfg.payload_bytes > 0 && moved > 0 {
-                    let n = (moved as usize).min(self.cfg.payload_bytes);
-                    let buf = match nr {
-                        SYS_read | SYS_write | SYS_recvfrom | SYS_sendto => Some(a[1]),
-                        SYS_readv | SYS_writev => mem::read_u64(tid, a[1]),
-                        _ => None,
-                    };
-                    ev.data = buf
-                        .and_then(|b| mem::read_mem(tid, b, n))
-                        .map(|bytes| escape_bytes(&bytes));
-                }
-            }
-        }
-    }
-}
-
-impl<S: Sink> Inner<S> {
-    /// Appends the bytes a successful data-dir write wrote to the file-data file; sets
-    /// `data_at` and, for `write`/`writev`, `pos` (the fd's offset after the call, from
-    /// fdinfo, minus what it wrote: right for O_APPEND too).
-    fn record_file_data(
-        &mut self,
-        tid: i32,
-        tgid: i32,
-        nr: i64,
-        a: &[u64; 6],
-        moved: u64,
-        ev: &mut Event,
-    ) {
-        let bytes = match nr {
-            libc::SYS_write | libc::SYS_pwrite64 => mem::read_mem(tid, a[1], moved as usize),
-            _ => iov_bytes(tid, a[1], a[2], moved as usize),
-        };
-        let Some(bytes) = bytes.filter(|b| b.len() as u64 == moved) else {
-            return;
-        };
-        if matches!(nr, libc::SYS_write | libc::SYS_writev) {
-            ev.pos = procfs::fd_pos(tgid, a[0] as i32).map(|p| p.saturating_sub(moved));
-        }
-        let Some((w, len)) = &mut self.file_data else {
-            return;
-        };
-        if std::io::Write::write_all(w, &bytes).is_ok() {
-            ev.data_at = Some(*len);
-            *len += moved;
-        }
-    }
-}
-
-/// The first `max` bytes an iovec array points to.
-fn iov_bytes(pid: i32, iov: u64, cnt: u64, max: usize) -> Option<Vec<u8>> {
-    let cnt = cnt.min(1024) as usize;
-    let b = mem::read_mem(pid, iov, cnt * 16)?;
-    let mut out = Vec::with_capacity(max);
-    for c in b.chunks_exact(16) {
-        if out.len() >= max {
-            break;
-        }
-        let base = u64::from_ne_bytes(c[0..8].try_into().ok()?);
-        let len = u64::from_ne_bytes(c[8..16].try_into().ok()?) as usize;
-        let take = len.min(max - out.len());
-        if take > 0 {
-            out.extend_from_slice(&mem::read_mem(pid, base, take)?);
-        }
-    }
-    Some(out)
 }
 
 /// Starts a timer thread that pokes the tracer thread (the caller) once `dur` has passed, and
@@ -2030,16 +1614,6 @@ fn poke_after(dur: Duration) -> Arc<AtomicBool> {
     released
 }
 
-/// Whether a send asks not to block (`MSG_DONTWAIT` in its flags argument).
-fn nonblocking_call(nr: i64, a: &[u64; 6]) -> bool {
-    let flags = match nr {
-        libc::SYS_sendto | libc::SYS_recvfrom => a[3],
-        libc::SYS_sendmsg | libc::SYS_recvmsg => a[2],
-        _ => return false,
-    };
-    flags & libc::MSG_DONTWAIT as u64 != 0
-}
-
 /// A duration as people write it in schedules: `250ms`, `1.5s`.
 fn fmt_dur(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.subsec_nanos() == 0 && d.as_secs() > 0 {
@@ -2051,104 +1625,10 @@ fn fmt_dur(d: Duration) -> String {
     }
 }
 
-/// Calls whose third argument is the byte count of one buffer.
-fn is_plain_transfer(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_read | libc::SYS_write | libc::SYS_recvfrom | libc::SYS_sendto
-    )
-}
-
 fn exit_fields(mut ev: Event, st: ExitStatus) -> Event {
     match st {
         ExitStatus::Code(c) => ev.code = Some(c),
         ExitStatus::Signal(s) => ev.signal = Some(decode::signal_name(s)),
     }
     ev
-}
-
-fn proto_hint(domain: u64, ty: u64) -> Proto {
-    match (domain as i32, (ty & 0xf) as i32) {
-        (libc::AF_UNIX, _) => Proto::Unix,
-        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) => Proto::Tcp,
-        (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM) => Proto::Udp,
-        _ => Proto::Other,
-    }
-}
-
-/// Sum of iov_len over an iovec array (at most 64 entries read).
-fn iov_total(pid: i32, iov: u64, cnt: u64) -> Option<u64> {
-    let cnt = cnt.min(64) as usize;
-    let b = mem::read_mem(pid, iov, cnt * 16)?;
-    Some(
-        b.chunks_exact(16)
-            .map(|c| u64::from_ne_bytes(c[8..16].try_into().unwrap_or([0; 8])))
-            .sum(),
-    )
-}
-
-/// `struct msghdr`: name (0), namelen (8), iov (16), iovlen (24), ...
-fn msghdr_iov_total(pid: i32, msg: u64) -> Option<u64> {
-    let iov = mem::read_u64(pid, msg + 16)?;
-    let n = mem::read_u64(pid, msg + 24)?;
-    iov_total(pid, iov, n)
-}
-
-fn msghdr_name(pid: i32, msg: u64) -> Option<String> {
-    let name = mem::read_u64(pid, msg)?;
-    let len = mem::read_u32(pid, msg + 8)?;
-    if name == 0 || len == 0 {
-        return None;
-    }
-    decode::sockaddr(&mem::read_mem(pid, name, (len as usize).min(128))?)
-}
-
-/// Name of a traced system call.
-pub fn syscall_name(nr: i64) -> &'static str {
-    use libc::*;
-    match nr {
-        SYS_socket => "socket",
-        SYS_socketpair => "socketpair",
-        SYS_bind => "bind",
-        SYS_listen => "listen",
-        SYS_connect => "connect",
-        SYS_accept => "accept",
-        SYS_accept4 => "accept4",
-        SYS_shutdown => "shutdown",
-        SYS_close => "close",
-        SYS_close_range => "close_range",
-        SYS_dup2 => "dup2",
-        SYS_dup3 => "dup3",
-        SYS_read => "read",
-        SYS_write => "write",
-        SYS_readv => "readv",
-        SYS_writev => "writev",
-        SYS_pwrite64 => "pwrite64",
-        SYS_pwritev => "pwritev",
-        SYS_sendto => "sendto",
-        SYS_recvfrom => "recvfrom",
-        SYS_sendmsg => "sendmsg",
-        SYS_recvmsg => "recvmsg",
-        SYS_sendmmsg => "sendmmsg",
-        SYS_recvmmsg => "recvmmsg",
-        SYS_open => "open",
-        SYS_openat => "openat",
-        SYS_creat => "creat",
-        SYS_fsync => "fsync",
-        SYS_fdatasync => "fdatasync",
-        SYS_sync_file_range => "sync_file_range",
-        SYS_sync => "sync",
-        SYS_syncfs => "syncfs",
-        SYS_ftruncate => "ftruncate",
-        SYS_truncate => "truncate",
-        SYS_rename => "rename",
-        SYS_renameat => "renameat",
-        SYS_renameat2 => "renameat2",
-        SYS_unlink => "unlink",
-        SYS_unlinkat => "unlinkat",
-        SYS_mkdir => "mkdir",
-        SYS_mkdirat => "mkdirat",
-        SYS_rmdir => "rmdir",
-        _ => "?",
-    }
 }

@@ -234,6 +234,44 @@ fn header(nodes: &[&str]) -> Header {
     }
 }
 
+/// pwritev2 came to the tracer as one row of the call table: recorded with its position
+/// (or the fd's, for offset -1) and, with file data on, the bytes it wrote.
+#[test]
+fn pwritev2_is_recorded_with_its_position_and_data() {
+    let prog = compile("pwritev2");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let filedata = dir.path().join("filedata.bin");
+    let cfg = Config {
+        file_data: Some(filedata.clone()),
+        ..config(vec![data.clone()])
+    };
+    let t = Tracer::start(cfg, Vec::new()).unwrap();
+    t.spawn(spec("p", &prog, &[data.to_str().unwrap()], dir.path()))
+        .unwrap();
+    assert_eq!(wait_exit(&t, "p"), ExitStatus::Code(0));
+    let (_, events) = t.shutdown().unwrap();
+    let file: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.class == Some(Class::File))
+        .collect();
+    let calls: Vec<&str> = file.iter().map(|e| e.call.as_str()).collect();
+    assert_eq!(
+        calls,
+        ["openat", "write", "pwritev2", "pwritev2", "fsync", "close"]
+    );
+    let fields = |e: &Event| (e.len, e.ret, e.pos, e.data_at);
+    assert_eq!(fields(file[1]), (Some(2), Some(2), Some(0), Some(0)));
+    assert_eq!(fields(file[2]), (Some(3), Some(3), Some(10), Some(2)));
+    assert_eq!(fields(file[3]), (Some(2), Some(2), Some(2), Some(5)));
+    assert_eq!(std::fs::read(&filedata).unwrap(), b"abXYZcd");
+    assert_eq!(
+        std::fs::read(data.join("f")).unwrap(),
+        b"abcd\0\0\0\0\0\0XYZ"
+    );
+}
+
 #[test]
 fn fork_is_followed_and_file_calls_under_data_roots_recorded() {
     let forker = compile("forker");
