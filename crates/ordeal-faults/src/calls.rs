@@ -189,19 +189,13 @@ impl fmt::Display for Errno {
 }
 
 impl FromStr for Errno {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Errno, String> {
+    type Err = crate::UnknownErrno;
+    fn from_str(s: &str) -> Result<Errno, crate::UnknownErrno> {
         Errno::ALL
             .iter()
             .copied()
             .find(|e| e.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Errno::ALL.iter().map(|e| e.name()).collect();
-                format!(
-                    "unknown errno `{s}`: a `fail` fault can inject {}",
-                    names.join(", ")
-                )
-            })
+            .ok_or_else(|| crate::UnknownErrno(s.to_string()))
     }
 }
 

@@ -1,9 +1,12 @@
-//! Errors and source locations.
+//! Errors. Locations and diagnostics come from ordeal-toml, shared with the other file formats.
 
 use std::io;
 use std::path::PathBuf;
 
-pub use ordeal_experiment::{Diagnostic, Location};
+use ordeal_toml::{display_diagnostics, truncated};
+pub use ordeal_toml::{Diagnostic, Location};
+
+use crate::Errno;
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +43,13 @@ impl Error {
     }
 }
 
-fn display_diagnostics(d: &[Diagnostic]) -> String {
-    d.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+/// A name that is not one of the errnos a `fail` fault can inject ([`Errno`]'s `FromStr`).
+/// Displayed as a message suitable after a location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown errno `{}`: a `fail` fault can inject {}", truncated(.0), errno_names())]
+pub struct UnknownErrno(pub String);
 
-pub(crate) fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| d.location.line_col.unwrap_or((0, 0)));
+fn errno_names() -> String {
+    let names: Vec<&str> = Errno::ALL.iter().map(|e| e.name()).collect();
+    names.join(", ")
 }
