@@ -230,10 +230,22 @@ impl std::fmt::Display for Errno {
     }
 }
 
-/// A name that is not a supported errno.
+/// A name that is not a supported errno (a long one is cut at 64 characters in the message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown errno `{0}`: a `fail` fault can inject {names}", names = Errno::ALL.iter().map(|e| e.name()).collect::<Vec<_>>().join(", "))]
+#[error("unknown errno `{}`: a `fail` fault can inject {}", shown(.0), errno_names())]
 pub struct UnknownErrno(pub String);
+
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
+}
+
+fn errno_names() -> String {
+    let names: Vec<&str> = Errno::ALL.iter().map(|e| e.name()).collect();
+    names.join(", ")
+}
 
 impl std::str::FromStr for Errno {
     type Err = UnknownErrno;

@@ -442,8 +442,8 @@ impl Resolver<'_> {
             .or_else(|| std::env::var_os("PATH"));
         match find_program(argv0, cwd, path_var.as_deref(), self.run_dir) {
             Ok(p) => p,
-            Err(message) => {
-                self.err(location, format!("{what}: {message}"));
+            Err(e) => {
+                self.err(location, format!("{what}: {e}"));
                 PathBuf::from(argv0)
             }
         }
@@ -475,8 +475,8 @@ impl Resolver<'_> {
                 let addr = self.string(what, t);
                 match resolve_addr(&addr) {
                     Ok(a) => Some(ReadyCheck::Tcp(a)),
-                    Err(m) => {
-                        self.err(&t.location, format!("{what}: ready.tcp: {m}"));
+                    Err(e) => {
+                        self.err(&t.location, format!("{what}: ready.tcp: {e}"));
                         None
                     }
                 }
@@ -516,26 +516,71 @@ impl Resolver<'_> {
     }
 }
 
+/// Why a `ready.tcp` address cannot be used; displayed as a message suitable after a location.
+#[derive(Debug, thiserror::Error)]
+enum AddrError {
+    #[error("`{0}` is not of the form `host:port`")]
+    NotHostPort(String),
+    #[error("`{addr}`: invalid port `{port}`")]
+    InvalidPort { addr: String, port: String },
+    #[error("cannot resolve `{addr}`: {source}")]
+    Lookup {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("`{0}` resolves to no address")]
+    NoAddress(String),
+}
+
 /// `host:port` → a socket address (an IPv4 one when the host has both).
-fn resolve_addr(addr: &str) -> Result<SocketAddr, String> {
+fn resolve_addr(addr: &str) -> Result<SocketAddr, AddrError> {
     if let Ok(a) = addr.parse::<SocketAddr>() {
         return Ok(a);
     }
     let Some((_, port)) = addr.rsplit_once(':') else {
-        return Err(format!("`{addr}` is not of the form `host:port`"));
+        return Err(AddrError::NotHostPort(addr.to_string()));
     };
     if port.parse::<u16>().is_err() {
-        return Err(format!("`{addr}`: invalid port `{port}`"));
+        return Err(AddrError::InvalidPort {
+            addr: addr.to_string(),
+            port: port.to_string(),
+        });
     }
     let all: Vec<SocketAddr> = addr
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{addr}`: {e}"))?
+        .map_err(|source| AddrError::Lookup {
+            addr: addr.to_string(),
+            source,
+        })?
         .collect();
     all.iter()
         .find(|a| a.is_ipv4())
         .or(all.first())
         .copied()
-        .ok_or_else(|| format!("`{addr}` resolves to no address"))
+        .ok_or_else(|| AddrError::NoAddress(addr.to_string()))
+}
+
+/// Why a program cannot be run; displayed as a message suitable after a location.
+#[derive(Debug, thiserror::Error)]
+enum ProgramError {
+    #[error("the program name (argv[0]) is empty")]
+    EmptyName,
+    /// A program given by path.
+    #[error("program `{argv0}` {why} (looked at {})", path.display())]
+    Unusable {
+        argv0: String,
+        why: &'static str,
+        path: PathBuf,
+    },
+    /// A program found in `PATH`, but not executable.
+    #[error("program `{argv0}` is not executable ({} {why})", path.display())]
+    NotExecutable {
+        argv0: String,
+        path: PathBuf,
+        why: &'static str,
+    },
+    #[error("program `{argv0}` not found in PATH ({path_var})")]
+    NotFound { argv0: String, path_var: String },
 }
 
 /// Finds the program `argv0` as `execvp` would: a name with a `/` is a path (relative to
@@ -546,9 +591,9 @@ fn find_program(
     cwd: &Path,
     path_var: Option<&OsStr>,
     run_dir: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ProgramError> {
     if argv0.is_empty() {
-        return Err("the program name (argv[0]) is empty".into());
+        return Err(ProgramError::EmptyName);
     }
     if argv0.contains('/') {
         let p = normalize(&cwd.join(argv0));
@@ -557,10 +602,11 @@ fn find_program(
         }
         return match executable(&p) {
             Ok(()) => Ok(p),
-            Err(why) => Err(format!(
-                "program `{argv0}` {why} (looked at {})",
-                p.display()
-            )),
+            Err(why) => Err(ProgramError::Unusable {
+                argv0: argv0.to_string(),
+                why,
+                path: p,
+            }),
         };
     }
     let path_var = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
@@ -575,17 +621,21 @@ fn find_program(
         match executable(&candidate) {
             Ok(()) => return Ok(candidate),
             Err(why) if candidate.exists() && not_executable.is_none() => {
-                not_executable = Some(format!("{} {why}", candidate.display()));
+                not_executable = Some((candidate, why));
             }
             Err(_) => {}
         }
     }
     Err(match not_executable {
-        Some(detail) => format!("program `{argv0}` is not executable ({detail})"),
-        None => format!(
-            "program `{argv0}` not found in PATH ({})",
-            path_var.to_string_lossy()
-        ),
+        Some((path, why)) => ProgramError::NotExecutable {
+            argv0: argv0.to_string(),
+            path,
+            why,
+        },
+        None => ProgramError::NotFound {
+            argv0: argv0.to_string(),
+            path_var: path_var.to_string_lossy().into_owned(),
+        },
     })
 }
 
@@ -620,8 +670,14 @@ mod tests {
         );
         assert_eq!(resolve_addr("[::1]:8").unwrap(), "[::1]:8".parse().unwrap());
         assert_eq!(resolve_addr("localhost:81").unwrap().port(), 81);
-        assert!(resolve_addr("127.0.0.1").unwrap_err().contains("host:port"));
-        assert!(resolve_addr("h:x").unwrap_err().contains("invalid port"));
+        assert_eq!(
+            resolve_addr("127.0.0.1").unwrap_err().to_string(),
+            "`127.0.0.1` is not of the form `host:port`"
+        );
+        assert_eq!(
+            resolve_addr("h:x").unwrap_err().to_string(),
+            "`h:x`: invalid port `x`"
+        );
     }
 
     #[test]
@@ -629,17 +685,28 @@ mod tests {
         let root = Path::new("/nonexistent-run");
         let sh = find_program("sh", Path::new("/"), Some(OsStr::new("/nope:/bin")), root);
         assert_eq!(sh.unwrap(), Path::new("/bin/sh"));
-        let err = find_program("no-such-prog-xyz", Path::new("/"), None, root).unwrap_err();
-        assert!(err.contains("not found in PATH"), "{err}");
-        let err = find_program("./bin", Path::new("/"), None, root).unwrap_err();
-        assert!(err.contains("is a directory"), "{err}");
+        let err = find_program("no-such-prog-xyz", Path::new("/"), None, root)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "program `no-such-prog-xyz` not found in PATH (/usr/local/bin:/usr/bin:/bin)"
+        );
+        let err = find_program("./bin", Path::new("/"), None, root)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "program `./bin` is a directory (looked at /bin)");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("data.txt"), "x").unwrap();
-        let err = find_program("./data.txt", dir.path(), None, root).unwrap_err();
-        assert!(err.contains("is not executable"), "{err}");
-        assert!(
-            err.contains(&format!("{}/data.txt", dir.path().display())),
-            "{err}"
+        let err = find_program("./data.txt", dir.path(), None, root)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "program `./data.txt` is not executable (looked at {}/data.txt)",
+                dir.path().display()
+            )
         );
         let err = find_program(
             "data.txt",
@@ -647,8 +714,21 @@ mod tests {
             Some(dir.path().as_os_str()),
             root,
         )
-        .unwrap_err();
-        assert!(err.contains("is not executable"), "{err}");
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "program `data.txt` is not executable ({}/data.txt is not executable)",
+                dir.path().display()
+            )
+        );
+        assert_eq!(
+            find_program("", Path::new("/"), None, root)
+                .unwrap_err()
+                .to_string(),
+            "the program name (argv[0]) is empty"
+        );
         let inside = find_program("./x", Path::new("/nonexistent-run/data/a"), None, root);
         assert_eq!(inside.unwrap(), Path::new("/nonexistent-run/data/a/x"));
     }

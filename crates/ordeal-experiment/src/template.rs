@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::error::Location;
+use ordeal_toml::truncated;
+
+use crate::Location;
 
 /// One placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,12 +46,40 @@ const EXPECTED: &str =
     "expected `{port.NAME}`, `{host.NAME}`, `{data_dir.NODE}`, `{var.NAME}`, `{run_dir}` \
                         or `{ordeal}` (write `{{` and `}}` for literal braces)";
 
-/// Parses `text`. On error, returns the byte offset of the problem in `text` and a message.
-pub(crate) fn parse(text: &str) -> Result<Vec<Piece>, (usize, String)> {
+/// A problem in a string with placeholders, at byte `offset` of the string (its `{` or `}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}")]
+pub(crate) struct TemplateError {
+    pub offset: usize,
+    pub problem: TemplateProblem,
+}
+
+/// What is wrong with a placeholder; displayed as a message suitable after a location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TemplateProblem {
+    #[error("unmatched `}}` (write `}}}}` for a literal brace)")]
+    UnmatchedClose,
+    #[error("unclosed `{{` (write `{{{{` for a literal brace)")]
+    Unclosed,
+    /// The text between the braces.
+    #[error("unknown placeholder `{{{}}}`: {}", truncated(.0), EXPECTED)]
+    Unknown(String),
+    #[error(
+        "invalid name `{}` in placeholder `{{{}}}`: names are made of letters, digits, `_` \
+         and `-`",
+        truncated(name),
+        truncated(inner)
+    )]
+    InvalidName { name: String, inner: String },
+}
+
+/// Parses `text`.
+pub(crate) fn parse(text: &str) -> Result<Vec<Piece>, TemplateError> {
     let mut pieces = Vec::new();
     let mut lit = String::new();
     let mut i = 0;
     let bytes = text.as_bytes();
+    let at = |offset, problem| TemplateError { offset, problem };
     while i < bytes.len() {
         match bytes[i] {
             b'{' if bytes.get(i + 1) == Some(&b'{') => {
@@ -60,21 +90,13 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Piece>, (usize, String)> {
                 lit.push('}');
                 i += 2;
             }
-            b'}' => {
-                return Err((
-                    i,
-                    "unmatched `}` (write `}}` for a literal brace)".to_string(),
-                ))
-            }
+            b'}' => return Err(at(i, TemplateProblem::UnmatchedClose)),
             b'{' => {
                 let Some(len) = text[i + 1..].find('}') else {
-                    return Err((
-                        i,
-                        "unclosed `{` (write `{{` for a literal brace)".to_string(),
-                    ));
+                    return Err(at(i, TemplateProblem::Unclosed));
                 };
                 let inner = &text[i + 1..i + 1 + len];
-                let hole = parse_placeholder(inner).map_err(|m| (i, m))?;
+                let hole = parse_placeholder(inner).map_err(|p| at(i, p))?;
                 if !lit.is_empty() {
                     pieces.push(Piece::Lit(std::mem::take(&mut lit)));
                 }
@@ -95,13 +117,13 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Piece>, (usize, String)> {
     Ok(pieces)
 }
 
-fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
+fn parse_placeholder(inner: &str) -> Result<Placeholder, TemplateProblem> {
     match inner {
         "run_dir" => return Ok(Placeholder::RunDir),
         "ordeal" => return Ok(Placeholder::Ordeal),
         _ => {}
     }
-    let unknown = || format!("unknown placeholder `{{{inner}}}`: {EXPECTED}");
+    let unknown = || TemplateProblem::Unknown(inner.to_string());
     let Some((kind, name)) = inner.split_once('.') else {
         return Err(unknown());
     };
@@ -113,10 +135,10 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
         _ => return Err(unknown()),
     };
     if !is_simple_name(name) {
-        return Err(format!(
-            "invalid name `{name}` in placeholder `{{{inner}}}`: names are made of \
-             letters, digits, `_` and `-`"
-        ));
+        return Err(TemplateProblem::InvalidName {
+            name: name.to_string(),
+            inner: inner.to_string(),
+        });
     }
     Ok(make(name.to_string()))
 }
@@ -200,20 +222,57 @@ mod tests {
 
     #[test]
     fn errors() {
-        let (off, msg) = parse("ab{nope}").unwrap_err();
-        assert_eq!(off, 2);
-        assert!(msg.contains("unknown placeholder `{nope}`"), "{msg}");
-        let (off, msg) = parse("x{port.a").unwrap_err();
-        assert_eq!(off, 1);
-        assert!(msg.contains("unclosed"), "{msg}");
-        let (off, msg) = parse("xy}").unwrap_err();
-        assert_eq!(off, 2);
-        assert!(msg.contains("unmatched `}`"), "{msg}");
-        let (_, msg) = parse("{port.}").unwrap_err();
-        assert!(msg.contains("invalid name"), "{msg}");
-        let (_, msg) = parse("{env.HOME}").unwrap_err();
-        assert!(msg.contains("unknown placeholder `{env.HOME}`"), "{msg}");
-        let (_, msg) = parse("\\d{1,5}").unwrap_err();
-        assert!(msg.contains("unknown placeholder `{1,5}`"), "{msg}");
+        let err = |text| {
+            let e = parse(text).unwrap_err();
+            (e.offset, e.to_string())
+        };
+        assert_eq!(
+            err("ab{nope}"),
+            (2, format!("unknown placeholder `{{nope}}`: {EXPECTED}"))
+        );
+        assert_eq!(
+            err("x{port.a"),
+            (
+                1,
+                "unclosed `{` (write `{{` for a literal brace)".to_string()
+            )
+        );
+        assert_eq!(
+            err("xy}"),
+            (
+                2,
+                "unmatched `}` (write `}}` for a literal brace)".to_string()
+            )
+        );
+        assert_eq!(
+            err("{port.}"),
+            (
+                0,
+                "invalid name `` in placeholder `{port.}`: names are made of letters, digits, \
+                 `_` and `-`"
+                    .to_string()
+            )
+        );
+        let (_, msg) = err("{env.HOME}");
+        assert!(
+            msg.starts_with("unknown placeholder `{env.HOME}`: "),
+            "{msg}"
+        );
+        let (_, msg) = err("\\d{1,5}");
+        assert!(msg.starts_with("unknown placeholder `{1,5}`: "), "{msg}");
+    }
+
+    #[test]
+    fn a_huge_placeholder_is_cut_in_the_message() {
+        let inner = "v".repeat(10_000);
+        let (_, msg) = {
+            let e = parse(&format!("{{{inner}}}")).unwrap_err();
+            (e.offset, e.to_string())
+        };
+        let shown = "v".repeat(ordeal_toml::MAX_SHOWN_CHARS);
+        assert!(
+            msg.starts_with(&format!("unknown placeholder `{{{shown}…}}`: ")),
+            "{msg}"
+        );
     }
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Diagnostic, Error, Fault};
-use ordeal_experiment::Source;
+use crate::{Error, Fault};
+use ordeal_toml::Source;
 
 /// The name of the record in a run directory.
 pub const APPLIED_FILE: &str = "schedule.applied.toml";
@@ -129,15 +129,10 @@ pub fn write_applied_toml(entries: &[Applied], path: impl AsRef<Path>) -> Result
 /// Parses a record; `path` names the file in messages.
 pub fn parse_applied_toml(text: &str, path: impl AsRef<Path>) -> Result<Vec<Applied>, Error> {
     let file = path.as_ref().display().to_string();
-    let src = Source { file: &file, text };
+    let src = Source::new(&file, text);
     toml::from_str::<AppliedFile>(text)
         .map(|f| f.applied)
-        .map_err(|e| {
-            Error::Invalid(vec![Diagnostic {
-                location: src.span(e.span()),
-                message: e.message().trim().replace('\n', "; "),
-            }])
-        })
+        .map_err(|e| Error::Invalid(vec![src.toml_error(&e)]))
 }
 
 /// Reads the record at `path`.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ordeal_events::Class;
+use ordeal_toml::{suggest, truncated};
 
 use crate::calls::{
     allowed_errnos, call_classes, call_direction, class_name, NO_PEER_CALLS, SHORT_IO_CALLS,
@@ -659,36 +660,17 @@ fn list_names(what: &str, names: &[String]) -> String {
 
 fn unknown_call(call: &str) -> String {
     let all: Vec<&str> = TRACED_CALLS.iter().map(|c| c.name).collect();
-    let near = all
-        .iter()
-        .chain(LIFECYCLE_STEPS)
-        .map(|n| (edit_distance(call, n), *n))
-        .filter(|(d, _)| *d <= 2)
-        .min();
+    let near = suggest(call, all.iter().chain(LIFECYCLE_STEPS).copied(), 2);
     let hint = match near {
-        Some((_, n)) => format!(" (did you mean `{n}`?)"),
+        Some(n) => format!(" (did you mean `{n}`?)"),
         None => String::new(),
     };
     format!(
-        "unknown call `{call}`{hint}: the recorded calls are {}, and the lifecycle steps {}",
+        "unknown call `{}`{hint}: the recorded calls are {}, and the lifecycle steps {}",
+        truncated(call),
         all.join(", "),
         LIFECYCLE_STEPS.join(", ")
     )
-}
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -696,10 +678,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("wrtie", "write"), 2);
-        assert_eq!(edit_distance("fsync", "fsync"), 0);
-        assert_eq!(edit_distance("", "abc"), 3);
+    fn unknown_calls() {
+        let hint = |call: &str| {
+            let m = unknown_call(call);
+            m[..m.find(": the recorded calls").unwrap()].to_string()
+        };
+        assert_eq!(
+            hint("wrtie"),
+            "unknown call `wrtie` (did you mean `write`?)"
+        );
+        assert_eq!(hint("exce"), "unknown call `exce` (did you mean `exec`?)");
+        assert_eq!(hint("frobnicate"), "unknown call `frobnicate`");
+        // A huge name: no suggestion, and shown cut.
+        let huge = "w".repeat(1_000_000);
+        let shown = "w".repeat(ordeal_toml::MAX_SHOWN_CHARS);
+        assert_eq!(hint(&huge), format!("unknown call `{shown}…`"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Errors and source locations.
+//! Errors. Locations and diagnostics come from ordeal-toml, shared with the other file formats.
 
 use std::io;
 use std::path::PathBuf;
 
-pub use ordeal_experiment::{Diagnostic, Location};
+use ordeal_toml::display_diagnostics;
+pub use ordeal_toml::{Diagnostic, Location};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +41,4 @@ impl Error {
     }
 }
 
-fn display_diagnostics(d: &[Diagnostic]) -> String {
-    d.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-pub(crate) fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| d.location.line_col.unwrap_or((0, 0)));
-}
+pub use ordeal_events::calls::UnknownErrno;

@@ -48,10 +48,10 @@ pub use calls::{
     allowed_errnos, call_classes, call_direction, CallInfo, Errno, LIFECYCLE_STEPS, SHORT_IO_CALLS,
     TRACED_CALLS,
 };
-pub use error::{Diagnostic, Error, Location};
+pub use error::{Diagnostic, Error, Location, UnknownErrno};
 pub use ordeal_events::Class;
-pub use ordeal_experiment::parse_duration;
-pub use pattern::{Direction, PathGlob, Pattern};
+pub use ordeal_toml::{parse_duration, DurationError};
+pub use pattern::{Direction, GlobError, PathGlob, Pattern};
 pub use trigger::{fault_seed, TriggerState};
 
 use parse::FaultSpans;
@@ -341,7 +341,7 @@ impl Schedule {
         if diags.is_empty() {
             return Ok(());
         }
-        error::sort(&mut diags);
+        ordeal_toml::sort_diagnostics(&mut diags);
         Err(Error::Invalid(diags))
     }
 

@@ -10,12 +10,11 @@ use toml::Spanned;
 
 use crate::calls::parse_class;
 use crate::check::{self, msg};
-use crate::error;
 use crate::{
     parse_duration, Diagnostic, Direction, Errno, Error, Fault, FaultKind, Location, Participants,
     PathGlob, Pattern, Schedule, ToxicSpec, Trigger, When, FAULT_KINDS,
 };
-use ordeal_experiment::Source;
+use ordeal_toml::Source;
 
 type Str = Spanned<String>;
 type Int = Spanned<i64>;
@@ -152,17 +151,15 @@ pub(crate) fn parse(
     file: &str,
     names: Option<&Participants>,
 ) -> Result<Schedule, Error> {
-    let src = Source { file, text };
+    let src = Source::new(file, text);
     let raw: RawSchedule = toml::from_str(text).map_err(|e| {
-        let mut message = e.message().trim().replace('\n', "; ");
+        let mut d = src.toml_error(&e);
         let at = e.span().and_then(|s| text.get(s.start..)).unwrap_or("");
         if at.starts_with("[fault]") {
-            message.push_str(" (write `[[fault]]`: each fault is an entry of the `fault` array)");
+            d.message
+                .push_str(" (write `[[fault]]`: each fault is an entry of the `fault` array)");
         }
-        Error::Invalid(vec![Diagnostic {
-            location: src.span(e.span()),
-            message,
-        }])
+        Error::Invalid(vec![d])
     })?;
     let mut c = Converter {
         src,
@@ -221,7 +218,7 @@ pub(crate) fn parse(
     let mut diags = c.diags;
     diags.extend(check::check_schedule(&schedule, names));
     if !diags.is_empty() {
-        error::sort(&mut diags);
+        ordeal_toml::sort_diagnostics(&mut diags);
         return Err(Error::Invalid(diags));
     }
     Ok(schedule)
@@ -283,7 +280,7 @@ impl Converter<'_> {
     fn err_at(&mut self, location: &Option<Location>, message: impl Into<String>) {
         let location = location
             .clone()
-            .unwrap_or_else(|| Location::file_only(self.src.file));
+            .unwrap_or_else(|| Location::file_only(self.src.file()));
         self.diags.push(Diagnostic {
             location,
             message: message.into(),
@@ -297,8 +294,8 @@ impl Converter<'_> {
     fn duration(&mut self, value: &Str) -> Option<Duration> {
         match parse_duration(value.get_ref()) {
             Ok(d) => Some(d),
-            Err(m) => {
-                self.err(value.span(), m);
+            Err(e) => {
+                self.err(value.span(), e.to_string());
                 None
             }
         }
@@ -690,7 +687,7 @@ impl Converter<'_> {
             .and_then(|p| match PathGlob::new(p.get_ref()) {
                 Ok(g) => Some(g),
                 Err(m) => {
-                    self.err(p.span(), m);
+                    self.err(p.span(), m.to_string());
                     ok = false;
                     None
                 }

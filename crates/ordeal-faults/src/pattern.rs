@@ -4,6 +4,7 @@ use std::fmt;
 
 use globset::{GlobBuilder, GlobMatcher};
 use ordeal_events::{Class, Event};
+use ordeal_toml::truncated;
 
 /// Which way bytes go in a socket data call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,6 +92,16 @@ impl Pattern {
     }
 }
 
+/// Why a path glob does not compile; displayed as a message suitable after a location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    #[error("the path glob is empty")]
+    Empty,
+    /// `reason` is globset's.
+    #[error("invalid path glob `{}`: {reason}", truncated(glob))]
+    Invalid { glob: String, reason: String },
+}
+
 /// A path glob (`*`, `?`, `[...]`, `{a,b}`, `**`), as written in a schedule.
 ///
 /// `*` and `?` never match `/`; `**` matches any number of directories. A glob starting with
@@ -103,10 +114,10 @@ pub struct PathGlob {
 }
 
 impl PathGlob {
-    /// Compiles a glob; the error is a message suitable after a location.
-    pub fn new(text: &str) -> Result<PathGlob, String> {
+    /// Compiles a glob.
+    pub fn new(text: &str) -> Result<PathGlob, GlobError> {
         if text.is_empty() {
-            return Err("the path glob is empty".into());
+            return Err(GlobError::Empty);
         }
         let full = if text.starts_with('/') {
             text.to_string()
@@ -117,7 +128,10 @@ impl PathGlob {
             .literal_separator(true)
             .backslash_escape(true)
             .build()
-            .map_err(|e| format!("invalid path glob `{text}`: {}", glob_message(&e)))?;
+            .map_err(|e| GlobError::Invalid {
+                glob: text.to_string(),
+                reason: e.kind().to_string(),
+            })?;
         Ok(PathGlob {
             text: text.to_string(),
             matcher: glob.compile_matcher(),
@@ -133,10 +147,6 @@ impl PathGlob {
     pub fn is_match(&self, path: &str) -> bool {
         self.matcher.is_match(path)
     }
-}
-
-fn glob_message(e: &globset::Error) -> String {
-    e.kind().to_string()
 }
 
 impl PartialEq for PathGlob {

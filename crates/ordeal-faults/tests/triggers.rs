@@ -162,8 +162,8 @@ fn path_globs() {
     assert!(!p("*").matches(&sock_ev("n0", "read", Class::Data, None)));
     assert_eq!(PathGlob::new("wal/*.log").unwrap().as_str(), "wal/*.log");
     assert_eq!(
-        PathGlob::new("").unwrap_err(),
-        "the path glob is empty".to_string()
+        PathGlob::new("").unwrap_err().to_string(),
+        "the path glob is empty"
     );
 }
 

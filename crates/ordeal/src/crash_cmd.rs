@@ -36,7 +36,7 @@ pub struct CrashArgs {
 }
 
 fn parse_time(s: &str) -> Result<Duration, String> {
-    ordeal_experiment::parse_duration(s)
+    ordeal_experiment::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Exit code: 0 no vulnerability, 1 vulnerabilities found.

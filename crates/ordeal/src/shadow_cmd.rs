@@ -122,7 +122,7 @@ pub struct ProxyArgs {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    ordeal_experiment::parse_duration(s)
+    ordeal_experiment::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn duration_or_zero(s: &str) -> Result<Duration, String> {

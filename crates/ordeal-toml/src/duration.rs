@@ -2,17 +2,26 @@
 
 use std::time::Duration;
 
+use crate::truncated;
+
+/// Why a text is not a duration. Displayed as a message suitable after a location; the text
+/// is shown cut when long ([`truncated`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error(
+        "invalid duration `{}`: expected a whole number followed by a unit \
+         (`ms`, `s`, `m` or `h`), e.g. \"500ms\", \"30s\" or \"1m30s\"",
+        truncated(.0)
+    )]
+    Invalid(String),
+    #[error("duration `{}` is too large", truncated(.0))]
+    TooLarge(String),
+}
+
 /// Parses a duration: one or more `<integer><unit>` groups, optionally separated by spaces,
 /// added together. Units: `ms`, `s`, `m`, `h`. Examples: `"500ms"`, `"30s"`, `"1m 30s"`.
-///
-/// The error is a message suitable after a location.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration `{text}`: expected a whole number followed by a unit \
-             (`ms`, `s`, `m` or `h`), e.g. \"500ms\", \"30s\" or \"1m30s\""
-        )
-    };
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError::Invalid(text.to_string());
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -40,7 +49,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         };
         total = part
             .and_then(|p| total.checked_add(p))
-            .ok_or_else(|| format!("duration `{text}` is too large"))?;
+            .ok_or_else(|| DurationError::TooLarge(text.to_string()))?;
     }
     Ok(total)
 }
@@ -66,12 +75,37 @@ mod tests {
     #[test]
     fn invalid() {
         for bad in ["", "30", "s", "1.5s", "10 s", "3d", "-1s", "1sec", "ms5"] {
-            let err = parse_duration(bad).unwrap_err();
-            assert!(err.contains("invalid duration"), "{bad}: {err}");
+            assert_eq!(
+                parse_duration(bad),
+                Err(DurationError::Invalid(bad.to_string()))
+            );
         }
-        assert!(parse_duration("99999999999999999999h").is_err());
-        assert!(parse_duration("18446744073709551615h")
-            .unwrap_err()
-            .contains("too large"));
+        assert_eq!(
+            parse_duration("1x").unwrap_err().to_string(),
+            "invalid duration `1x`: expected a whole number followed by a unit (`ms`, `s`, \
+             `m` or `h`), e.g. \"500ms\", \"30s\" or \"1m30s\""
+        );
+        // Too many digits for a u64.
+        assert_eq!(
+            parse_duration("99999999999999999999h"),
+            Err(DurationError::Invalid("99999999999999999999h".into()))
+        );
+        assert_eq!(
+            parse_duration("18446744073709551615h")
+                .unwrap_err()
+                .to_string(),
+            "duration `18446744073709551615h` is too large"
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_in_the_message() {
+        let text = "9".repeat(100_000) + "q";
+        let message = parse_duration(&text).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("invalid duration `{}…`: ", "9".repeat(64))),
+            "{message}"
+        );
+        assert!(message.len() < 300, "{}", message.len());
     }
 }
