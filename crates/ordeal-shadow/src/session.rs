@@ -43,22 +43,23 @@ pub struct SessionOptions {
 /// Something a session did.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// The JSON API serves at this address.
     ApiListening(SocketAddr),
+    /// A backend's recorder (for production) and replay endpoint (for the copies) started.
     Backend {
         name: &'a str,
         recorder: SocketAddr,
         backend: &'a str,
         replay: SocketAddr,
     },
+    /// The proxy listens.
     ProxyListening {
         listen: SocketAddr,
         upstream: &'a str,
     },
     /// Production was copied (`label`: `clone`, or `re-clone` after an overflow).
-    Cloned {
-        label: &'a str,
-        clone: &'a Cloned,
-    },
+    Cloned { label: &'a str, clone: &'a Cloned },
+    /// The candidate version started on its copy.
     CandidateStarted(&'a StartedCopy),
     /// One target's state, at each status tick.
     Status(&'a TargetReport),
