@@ -32,6 +32,18 @@ pub enum CopyMethod {
     Empty,
 }
 
+impl CopyMethod {
+    /// The name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyMethod::Reflink => "reflink",
+            CopyMethod::Copy => "copy",
+            CopyMethod::Mixed => "mixed",
+            CopyMethod::Empty => "empty",
+        }
+    }
+}
+
 /// What [`snapshot`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotReport {
@@ -529,6 +541,18 @@ mod tests {
         assert!(expand(&["{nope}".to_string()], &v).is_err());
         assert!(split_command("a 'b").is_err());
         assert_eq!(expand(&["{{x}}".to_string()], &v).unwrap(), ["{x}"]);
+    }
+
+    #[test]
+    fn copy_method_names_are_the_json_names() {
+        for m in [
+            CopyMethod::Reflink,
+            CopyMethod::Copy,
+            CopyMethod::Mixed,
+            CopyMethod::Empty,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
     }
 
     #[test]

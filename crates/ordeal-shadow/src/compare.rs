@@ -18,13 +18,15 @@ pub enum Framing {
 }
 
 impl std::str::FromStr for Framing {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
         match s {
             "none" => Ok(Framing::None),
             "lines" | "line" => Ok(Framing::Lines),
             "resp" => Ok(Framing::Resp),
-            _ => Err(format!("unknown framing `{s}` (none, lines or resp)")),
+            _ => Err(crate::Error::Invalid(format!(
+                "unknown framing `{s}` (none, lines or resp)"
+            ))),
         }
     }
 }
@@ -440,6 +442,17 @@ impl ConnCompare {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn framings_parse_by_name() {
+        assert_eq!("none".parse::<Framing>().unwrap(), Framing::None);
+        assert_eq!("line".parse::<Framing>().unwrap(), Framing::Lines);
+        assert_eq!("resp".parse::<Framing>().unwrap(), Framing::Resp);
+        assert_eq!(
+            "http".parse::<Framing>().unwrap_err().to_string(),
+            "unknown framing `http` (none, lines or resp)"
+        );
+    }
 
     #[test]
     fn resp_framing() {

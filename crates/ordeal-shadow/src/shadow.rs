@@ -2,6 +2,7 @@
 
 use crate::compare::{CompareStats, ConnCompare, Framing};
 use crate::window::{Pop, Push, Window};
+use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -26,14 +27,14 @@ pub enum OverflowPolicy {
 }
 
 impl std::str::FromStr for OverflowPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             "diverge" => Ok(OverflowPolicy::Diverge),
             "reclone" => Ok(OverflowPolicy::Reclone),
-            _ => Err(format!(
+            _ => Err(Error::Invalid(format!(
                 "unknown overflow policy `{s}` (diverge or reclone)"
-            )),
+            ))),
         }
     }
 }
@@ -88,7 +89,7 @@ impl TargetConfig {
 
 /// Called on overflow with the `reclone` policy: clone production again and call
 /// [`ShadowTarget::begin_epoch`] (while production is paused) then [`ShadowTarget::set_live`].
-pub type Recloner = Arc<dyn Fn(&Arc<ShadowTarget>) -> Result<(), String> + Send + Sync>;
+pub type Recloner = Arc<dyn Fn(&Arc<ShadowTarget>) -> Result<(), Error> + Send + Sync>;
 
 #[derive(Debug)]
 struct TInner {
@@ -158,6 +159,43 @@ pub struct TargetReport {
     pub write_errors: u64,
     pub reason: Option<String>,
     pub comparison: Option<CompareStats>,
+}
+
+impl TargetReport {
+    /// One line: state, lag, window left, connections fed, overflows, comparison counts.
+    pub fn status_line(&self) -> String {
+        let diffs = self
+            .comparison
+            .as_ref()
+            .map(|c| {
+                let real = c
+                    .real_differences
+                    .map(|x| format!(" ({x} real)"))
+                    .unwrap_or_default();
+                format!(
+                    ", conns same/diff {}/{}, msgs same/diff {}/{}{real}",
+                    c.connections_identical,
+                    c.connections_different,
+                    c.messages_identical,
+                    c.messages_different
+                )
+            })
+            .unwrap_or_default();
+        // Lower case throughout (states are Debug-printed), except the target's own name.
+        format!(
+            "{}: {:?}, lag {} B / {:.3} s, window left {}, conns fed {}, overflows {}{diffs}",
+            self.name,
+            self.state,
+            self.lag_bytes,
+            self.lag_seconds,
+            self.remaining_window
+                .map_or("-".to_string(), |x| format!("{x} B")),
+            self.connections_fed,
+            self.overflows
+        )
+        .to_lowercase()
+        .replacen(&self.name.to_lowercase(), &self.name, 1)
+    }
 }
 
 impl ShadowTarget {
@@ -304,7 +342,7 @@ impl ShadowTarget {
                             Ok(()) => {
                                 me.c.reclones.fetch_add(1, Relaxed);
                             }
-                            Err(e) => me.fail(format!("re-clone failed: {e}")),
+                            Err(e) => me.fail(format!("re-clone failed: {}", e.chain_text())),
                         });
                     }
                 }
@@ -597,5 +635,26 @@ impl Link {
         }
         let mut links = lock(&self.target.links);
         links.retain(|l| !std::ptr::eq(Arc::as_ptr(l), self));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_policies_parse_by_name() {
+        assert_eq!(
+            "reclone".parse::<OverflowPolicy>().unwrap(),
+            OverflowPolicy::Reclone
+        );
+        assert_eq!(
+            "diverge".parse::<OverflowPolicy>().unwrap(),
+            OverflowPolicy::Diverge
+        );
+        assert_eq!(
+            "retry".parse::<OverflowPolicy>().unwrap_err().to_string(),
+            "unknown overflow policy `retry` (diverge or reclone)"
+        );
     }
 }
