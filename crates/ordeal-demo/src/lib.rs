@@ -116,6 +116,7 @@
 //! * `no-short-read-handling`: a node reads each request with one `read()`
 //!   and takes what it got as exactly one line. A request split over two TCP
 //!   segments, or two requests in one, get `ERR` (and a SET is not applied).
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

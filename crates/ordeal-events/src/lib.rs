@@ -6,6 +6,7 @@
 //!
 //! This crate knows nothing about ptrace, experiments or graphs: it is the contract between the
 //! tracer (which writes events) and every reader (graph, summary, later the explorer).
+#![forbid(unsafe_code)]
 
 pub mod calls;
 

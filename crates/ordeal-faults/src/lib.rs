@@ -28,6 +28,7 @@
 //!
 //! Every problem with a file is reported as an [`Error::Invalid`] holding [`Diagnostic`]s,
 //! displayed as `file:line:column: message`.
+#![forbid(unsafe_code)]
 
 mod applied;
 mod calls;

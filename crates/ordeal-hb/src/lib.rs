@@ -13,6 +13,7 @@
 //!   [`write_hb_jsonl`] (`hb.jsonl`). [`write_outputs`] writes them all into a directory.
 //!
 //! The formats are documented for users in `docs/outputs.md`.
+#![forbid(unsafe_code)]
 
 pub mod addr;
 mod chrome;

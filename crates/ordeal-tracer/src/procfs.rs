@@ -80,10 +80,8 @@ mod tests {
     fn nonblocking_mode_is_read_from_fdinfo() {
         let mut fds = [0; 2];
         // SAFETY: pipe2 into a local array; both fds are closed below.
-        assert_eq!(
-            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
-            0
-        );
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) };
+        assert_eq!(rc, 0);
         let me = std::process::id() as i32;
         assert!(super::fd_nonblocking(me, fds[0]));
         // SAFETY: clearing the flag on our own fd.

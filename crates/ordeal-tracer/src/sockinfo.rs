@@ -21,6 +21,7 @@ pub struct SockInfo {
 pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a fresh fd from pidfd_open, owned by nobody else.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
@@ -66,6 +67,7 @@ pub fn inspect(pidfd: &OwnedFd, fd: i32) -> Option<SockInfo> {
     if raw < 0 {
         return None;
     }
+    // SAFETY: a fresh fd from pidfd_getfd, owned by nobody else.
     let own = unsafe { OwnedFd::from_raw_fd(raw as i32) };
     let fd = own.as_raw_fd();
     // SAFETY: fstat into a local struct.

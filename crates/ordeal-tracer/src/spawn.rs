@@ -120,6 +120,7 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
     if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let devnull = c"/dev/null";
     let prog = libc::sock_fprog {
@@ -131,6 +132,7 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         let e = std::io::Error::last_os_error();
+        // SAFETY: closing the two fds of our own pipe, used by nothing else.
         unsafe {
             libc::close(gate[0]);
             libc::close(gate[1]);
@@ -138,6 +140,8 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
         return Err(e);
     }
     if pid == 0 {
+        // SAFETY: the forked child: only async-signal-safe raw calls on memory prepared before
+        // the fork (see `Prepared`), ending in execve or _exit.
         unsafe {
             libc::setpgid(0, 0);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -200,6 +204,7 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
             libc::_exit(127);
         }
     }
+    // SAFETY: the read end is the child's; the parent's copy is ours to close.
     unsafe { libc::close(gate[0]) };
     let seized = if p.traced {
         // SAFETY: PTRACE_SEIZE on our own child.
@@ -220,10 +225,11 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
         Ok(())
     };
     if p.traced && seized.is_ok() {
-        // SAFETY: a one-byte write from a local to our own pipe.
         let b = 1u8;
+        // SAFETY: a one-byte write from a local to our own pipe.
         if unsafe { libc::write(gate[1], &b as *const u8 as *const libc::c_void, 1) } != 1 {
             let e = std::io::Error::last_os_error();
+            // SAFETY: our own pipe end; `pid` is our child, not yet reaped.
             unsafe {
                 libc::close(gate[1]);
                 libc::kill(pid, libc::SIGKILL);
@@ -231,8 +237,10 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
             return Err(e);
         }
     }
+    // SAFETY: our own pipe end, closed once.
     unsafe { libc::close(gate[1]) };
     if let Err(e) = seized {
+        // SAFETY: `pid` is our child, not yet reaped: the signal cannot hit another process.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         return Err(e);
     }

@@ -1,4 +1,5 @@
 //! The `ordeal` command line: a thin layer over the library crates.
+#![forbid(unsafe_code)]
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};

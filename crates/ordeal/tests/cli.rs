@@ -250,6 +250,7 @@ fn no_survivors_after_in(
             std::thread::park_timeout(Duration::from_millis(10));
         }
         assert!(survivors(&out_dir).len() >= 3, "{:?}", survivors(&out_dir));
+        // SAFETY: our own child, not yet reaped (wait() comes below).
         unsafe { libc_kill(child.id() as i32, sig) };
     }
     let status = child.wait().unwrap();
