@@ -12,7 +12,9 @@ use std::rc::Rc;
 use ordeal_events::calls::{self, Arg, Bookkeeping, CallSpec, Flags};
 use ordeal_events::{escape_bytes, Class, Event, FileOp, Proto, Sock, SocketOp};
 
-use crate::{decode, mem, procfs, Fd, Inner, Sink, SockState};
+use crate::fds::{Fd, SockState};
+use crate::inner::Inner;
+use crate::{decode, mem, procfs, Sink};
 
 /// Name of a traced system call (`?` for any other number).
 pub fn syscall_name(nr: i64) -> &'static str {
@@ -337,7 +339,7 @@ impl<S: Sink> Inner<S> {
                 }
             }
             if op == SocketOp::Listen && ret == 0 {
-                if let Some(port) = s.local.as_deref().and_then(crate::port_of) {
+                if let Some(port) = s.local.as_deref().and_then(crate::inner::port_of) {
                     self.listeners.insert(port, ev.node.clone());
                 }
             }

@@ -17,7 +17,9 @@
 //! resumed by the main loop like any interrupt stop. The stack is copied (from `rsp` up,
 //! `stack_bytes` at most) while the thread is stopped, so unwinding can happen later.
 
-use super::{mem, Inner, Sink, Until};
+use crate::hold::Until;
+use crate::inner::Inner;
+use crate::{mem, Sink};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,245 @@
+//! A traced call's two stops: at entry the call is decoded (record.rs) and the
+//! [`Interceptor`](crate::Interceptor) decides its fate (fail it, shorten it, hold or delay the
+//! thread, drop it, crash or pause a node); at exit the event is completed and written.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::hold::{poke_after, Held, Until};
+use crate::inner::{fmt_dur, resume, Inner, Pending};
+use crate::{decode, mem, procfs, record, sockinfo, Action, Error, Sink};
+
+impl<S: Sink> Inner<S> {
+    pub(crate) fn on_entry(&mut self, tid: i32) -> Result<(), Error> {
+        let Some(regs) = mem::getregs(tid) else {
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        };
+        let nr = regs.orig_rax as i64;
+        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+        let tgid = self.threads.get(&tid).map(|t| t.tgid).unwrap_or(tid);
+        let ts = self.now();
+        let Some(mut ev) = self.decode_entry(tid, tgid, nr, &args, ts) else {
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        };
+        let action = match self.interceptor.as_mut() {
+            Some(i) => i.at_entry(&ev),
+            None => Action::Proceed,
+        };
+        match action {
+            Action::Fail { by, errno } if errno > 0 => {
+                // Skipping a call from its seccomp stop: syscall number -1, and the return
+                // register holds what the call appears to return (seccomp(2)).
+                let mut regs = regs;
+                regs.orig_rax = u64::MAX;
+                regs.rax = (-(errno as i64)) as u64;
+                if mem::setregs(tid, &regs) {
+                    let e = decode::errno_name(-(errno as i64)).unwrap_or_default();
+                    ev.fault = Some(by.mark(format!("fail {e}")));
+                    let r = self.finish(tid, Pending { nr, args, ev }, -(errno as i64));
+                    resume(tid, libc::PTRACE_CONT, 0);
+                    return r;
+                }
+            }
+            Action::Delay { by, dur } => {
+                ev.fault = Some(by.mark(format!("delay {} before", fmt_dur(dur))));
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.pending = Some(Pending { nr, args, ev });
+                }
+                self.hold_for(tid, dur, libc::PTRACE_SYSCALL);
+                return Ok(());
+            }
+            Action::Hold { by, gate } => {
+                if record::nonblocking_call(nr, &args)
+                    || procfs::fd_nonblocking(tgid, args[0] as i32)
+                {
+                    let mut regs = regs;
+                    regs.orig_rax = u64::MAX;
+                    regs.rax = (-(libc::EAGAIN as i64)) as u64;
+                    if mem::setregs(tid, &regs) {
+                        ev.fault = Some(by.mark("EAGAIN"));
+                        let r = self.finish(tid, Pending { nr, args, ev }, -(libc::EAGAIN as i64));
+                        resume(tid, libc::PTRACE_CONT, 0);
+                        return r;
+                    }
+                } else {
+                    ev.fault = Some(by.mark("held"));
+                    if let Some(t) = self.threads.get_mut(&tid) {
+                        t.pending = Some(Pending { nr, args, ev });
+                    }
+                    // A send timeout still applies: the program's own way out of a stall.
+                    let timeout = self.procs.get_mut(&tgid).and_then(|p| {
+                        if p.pidfd.is_none() {
+                            p.pidfd = sockinfo::pidfd_open(tgid);
+                        }
+                        sockinfo::send_timeout(p.pidfd.as_ref()?, args[0] as i32)
+                    });
+                    let (until, released) = match timeout {
+                        Some(t) => (
+                            Until::GateOrTimeout {
+                                gate,
+                                at: self.now() + t.as_nanos() as u64,
+                                by,
+                            },
+                            poke_after(t),
+                        ),
+                        None => (Until::Gate(gate), Arc::new(AtomicBool::new(false))),
+                    };
+                    self.held.push(Held {
+                        tid,
+                        until,
+                        req: libc::PTRACE_SYSCALL,
+                        released,
+                    });
+                    return Ok(());
+                }
+            }
+            Action::Discard { by } if record::is_plain_transfer(nr) => {
+                let mut regs = regs;
+                regs.orig_rax = u64::MAX;
+                regs.rax = args[2];
+                if mem::setregs(tid, &regs) {
+                    ev.fault = Some(by.mark("dropped"));
+                    let r = self.finish(tid, Pending { nr, args, ev }, args[2] as i64);
+                    resume(tid, libc::PTRACE_CONT, 0);
+                    return r;
+                }
+            }
+            Action::Mark { by, what } => ev.fault = Some(by.mark(what)),
+            Action::Limit { by, max } if record::is_plain_transfer(nr) && args[2] > max => {
+                let mut regs = regs;
+                regs.rdx = max;
+                if mem::setregs(tid, &regs) {
+                    ev.len = Some(max);
+                    ev.fault = Some(by.mark(format!("short-io {max}")));
+                }
+            }
+            // Aimed at a node with no process left: not applied, and so not marked.
+            Action::Pause { node, .. } | Action::Crash { node, .. } if !self.node_alive(&node) => {}
+            Action::Pause { by, node } => {
+                ev.fault = Some(by.mark(format!("pause {node} before")));
+                self.signal_node(&node, libc::SIGSTOP);
+            }
+            Action::Crash { by, node } => {
+                if node == ev.node {
+                    // Skip the call too: nothing of it may happen, whatever the kill's timing.
+                    let mut regs = regs;
+                    regs.orig_rax = u64::MAX;
+                    mem::setregs(tid, &regs);
+                    ev.fault = Some(by.mark(format!("crash {node} before")));
+                    self.emit(ev)?;
+                    self.kill_node(&node);
+                    resume(tid, libc::PTRACE_CONT, 0);
+                    return Ok(());
+                }
+                ev.fault = Some(by.mark(format!("crash {node} before")));
+                self.kill_node(&node);
+            }
+            _ => {}
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.pending = Some(Pending { nr, args, ev });
+        }
+        resume(tid, libc::PTRACE_SYSCALL, 0);
+        Ok(())
+    }
+
+    /// A thread stopped on its way out (`PTRACE_EVENT_EXIT`). When another thread's
+    /// `exit_group` (or a fatal signal) arrives while this one is inside a call we asked to
+    /// see the end of, the kernel skips the syscall-exit stop: the call did run (a send's
+    /// bytes reach the peer) but its event would be lost. Its registers are still readable
+    /// here, so complete it now.
+    pub(crate) fn on_exit_stop(&mut self, tid: i32) -> Result<(), Error> {
+        let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
+        let Some(Pending { nr, args, ev }) = pending else {
+            return Ok(());
+        };
+        if self.shutting_down {
+            return Ok(());
+        }
+        let Some(ret) = mem::syscall_ret(tid) else {
+            return Ok(());
+        };
+        // -ENOSYS: killed before the call ran. -512..-516: interrupted, would have been
+        // restarted (it will not be now). -EINTR: interrupted by the fatal signal itself.
+        // None moved anything, and the dying program never sees them.
+        if ret == -(libc::ENOSYS as i64)
+            || ret == -(libc::EINTR as i64)
+            || (-516..=-512).contains(&ret)
+        {
+            return Ok(());
+        }
+        self.finish(tid, Pending { nr, args, ev }, ret)
+    }
+
+    /// Records a completed call with its result.
+    pub(crate) fn finish(&mut self, tid: i32, p: Pending, ret: i64) -> Result<(), Error> {
+        let Pending { nr, args, mut ev } = p;
+        let tgid = ev.pid;
+        ev.dur = self.now().saturating_sub(ev.ts);
+        ev.ret = Some(ret);
+        ev.errno = decode::errno_name(ret);
+        self.complete(tid, tgid, nr, &args, ret, &mut ev);
+        let mut delay = None;
+        let act = match self.interceptor.as_mut() {
+            Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
+                Action::Crash { by, node } => Some((by, node, "crash", libc::SIGKILL)),
+                Action::Pause { by, node } => Some((by, node, "pause", libc::SIGSTOP)),
+                Action::Delay { by, dur } => {
+                    ev.fault = Some(by.mark(format!("delay {} after", fmt_dur(dur))));
+                    delay = Some(dur);
+                    None
+                }
+                Action::Mark { by, what } => {
+                    ev.fault = Some(by.mark(what));
+                    None
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+        .filter(|(_, node, _, _)| self.node_alive(node));
+        if let Some((by, node, what, _)) = &act {
+            ev.fault = Some(by.mark(format!("{what} {node} after")));
+        }
+        self.emit(ev)?;
+        if let Some((_, node, _, signal)) = act {
+            // The calling thread is still in its exit stop: the call completed (its bytes were
+            // sent) but, if it is the node hit, the process runs no further instruction.
+            self.signal_node(&node, signal);
+        }
+        if let Some(dur) = delay {
+            // Held in its exit stop: the caller resumes it only if it is not held.
+            self.hold_for(tid, dur, libc::PTRACE_CONT);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
+        let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
+        let Some(Pending { nr, args, ev }) = pending else {
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        };
+        let Some(ret) = mem::syscall_ret(tid) else {
+            // The thread left the stop before we could read it: it was killed meanwhile (say,
+            // another thread called exit_group). Its exit stop completes the call.
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.pending = Some(Pending { nr, args, ev });
+            }
+            return Ok(());
+        };
+        if (-516..=-512).contains(&ret) {
+            // Interrupted and about to be restarted by the kernel: the retry is the real call.
+            resume(tid, libc::PTRACE_CONT, 0);
+            return Ok(());
+        }
+        // Reading what `complete` needs happens before the tracee runs on.
+        let r = self.finish(tid, Pending { nr, args, ev }, ret);
+        if !self.is_held(tid) {
+            resume(tid, libc::PTRACE_CONT, 0);
+        }
+        r
+    }
+}
