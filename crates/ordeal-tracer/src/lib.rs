@@ -20,6 +20,7 @@
 #![allow(non_upper_case_globals)]
 
 mod decode;
+pub mod engine;
 mod mem;
 mod procfs;
 pub mod seccomp;
@@ -27,6 +28,7 @@ mod snapshot;
 mod sockinfo;
 mod spawn;
 
+pub use engine::{Capabilities, Engine, Launcher, MarkEvents, Ptrace};
 pub use snapshot::{Capture, CaptureRequest, ThreadCapture};
 pub use spawn::SpawnSpec;
 
