@@ -22,6 +22,8 @@
 mod checkpoints;
 pub mod crash;
 pub mod diag;
+#[cfg(test)]
+mod engine_tests;
 pub mod faults;
 mod history;
 pub mod lasting;
