@@ -45,7 +45,7 @@ pub struct Pending {
     /// With `network = "netns"`: partitions are packet drops there, not call-level effects.
     pub net: Option<Arc<ordeal_netns::Network>>,
     /// Fired faults whose effect lasts, in firing order: ended by the supervisor's tick
-    /// ([`lasting::tick`](crate::lasting)).
+    /// (see [`crate::lasting`]).
     pub lasting: Vec<Box<dyn Lasting>>,
     /// Partitions in effect (the hook applies them to calls; in netns mode, drop rules).
     pub cuts: Vec<Cut>,

@@ -4,7 +4,7 @@
 //! A fault whose effect lasts (a pause until its resume, a partition until its heal, a toxic
 //! until its removal, a crash until its `restart_after`, a `restart` until its node is dead)
 //! is a [`Lasting`] value, pushed into [`Pending::lasting`] by [`faults::node_fault`] when it
-//! fires. The supervisor calls [`tick`] on every turn of its loops: each value that is
+//! fires. The supervisor calls `tick` on every turn of its loops: each value that is
 //! [`due`](Lasting::due) is taken out and [ended](Lasting::end) through an [`EndCtx`] (the
 //! supervisor's side: signals with fault marks, restarts). A new node-level fault that lasts
 //! is one more type here and its start in [`faults::node_fault`]; the supervisor is not
