@@ -10,7 +10,8 @@
 //!   directory is captured (`recovered-NODE-K.json`) and compared with the latest checkpoint
 //!   taken before the crash; every difference is reported.
 
-use crate::{Error, Supervisor};
+use crate::supervisor::Supervisor;
+use crate::Error;
 use ordeal_experiment::Resolved;
 use ordeal_state::checkpointer::{Checkpointer, Root};
 use ordeal_state::service::{Capturer, Server, ServerOptions};
@@ -69,7 +70,7 @@ impl Checkpoints {
     pub(crate) fn start(
         r: &Resolved,
         run_dir: &Path,
-        marker: ordeal_tracer::Marker,
+        marker: Arc<dyn ordeal_tracer::MarkEvents>,
     ) -> Result<Checkpoints, Error> {
         let roots: Vec<Root> = r
             .nodes
@@ -125,15 +126,14 @@ impl Checkpoints {
     }
 
     /// Compares `node`'s recovered data directory (it crashed at `crashed_at` and is ready
-    /// again) with the latest checkpoint taken before the crash. `Ok`: a note for the
-    /// progress lines; `Err`: the differences, also kept for the verdict.
-    pub(crate) fn check_recovery(&self, node: &str, crashed_at: Instant) -> Result<String, String> {
+    /// again) with the latest checkpoint taken before the crash.
+    pub(crate) fn check_recovery(&self, node: &str, crashed_at: Instant) -> Recovery {
         let Some(root) = self.capturer.cp.roots().iter().find(|r| r.node == node) else {
-            return Ok(format!("{node} has no data dir: no recovery check"));
+            return Recovery::Note(format!("{node} has no data dir: no recovery check"));
         };
         let root = root.clone();
         let Some(id) = self.latest_before(crashed_at) else {
-            return Ok(format!(
+            return Recovery::Note(format!(
                 "{node}: no checkpoint before its crash to compare with"
             ));
         };
@@ -143,12 +143,11 @@ impl Checkpoints {
             *n
         };
         let reference = self.capturer.cp.file(id, node);
-        let result = (|| -> Result<Vec<ordeal_state::Difference>, String> {
-            let at = Capture::load(&reference).map_err(|e| e.to_string())?;
-            let now = ordeal_state::capture(&root.path, &CaptureOptions::default())
-                .map_err(|e| e.to_string())?;
+        let result = (|| -> Result<Vec<ordeal_state::Difference>, ordeal_state::Error> {
+            let at = Capture::load(&reference)?;
+            let now = ordeal_state::capture(&root.path, &CaptureOptions::default())?;
             let file = self.dir.join(format!("recovered-{node}-{k}.json"));
-            now.save(&file).map_err(|e| e.to_string())?;
+            now.save(&file)?;
             Ok(ordeal_state::diff(&at, &now))
         })();
         let label = Capture::load(&reference)
@@ -158,7 +157,7 @@ impl Checkpoints {
             .unwrap_or_default();
         let msg = match result {
             Ok(d) if d.is_empty() => {
-                return Ok(format!(
+                return Recovery::Note(format!(
                     "{node}: recovered state equals checkpoint {id}, the latest before its crash"
                 ))
             }
@@ -177,7 +176,7 @@ impl Checkpoints {
         if let Ok(mut f) = self.found.lock() {
             f.push(msg.clone());
         }
-        Err(msg)
+        Recovery::Problem(msg)
     }
 
     /// Every reason to fail the run: watch violations at checkpoints and in the final state of
@@ -211,7 +210,15 @@ impl Checkpoints {
     }
 }
 
-impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
+/// What the recovery comparison of a node found.
+pub(crate) enum Recovery {
+    /// Nothing to hold against the run (equal, or nothing to compare with).
+    Note(String),
+    /// A difference or a failed comparison, also kept for the verdict.
+    Problem(String),
+}
+
+impl Supervisor<'_> {
     /// After `name` is ready again following a crash: the recovery comparison.
     pub(crate) fn recovered(&mut self, name: &str) {
         // The incarnation before the one just started: when it died.
@@ -224,8 +231,7 @@ impl<S: ordeal_tracer::Sink + 'static> Supervisor<'_, S> {
             .and_then(|s| s.exited_at);
         let Some(at) = crashed_at else { return };
         match self.ckpt.check_recovery(name, at) {
-            Ok(note) => self.progress.say(note),
-            Err(msg) => self.progress.say(msg),
+            Recovery::Note(msg) | Recovery::Problem(msg) => self.progress.say(msg),
         }
     }
 }

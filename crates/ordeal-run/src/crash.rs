@@ -14,11 +14,12 @@
 //!    vulnerabilities by the operations they blame (lost, torn, persisted ahead), each
 //!    reported once with the source calls' `seq` in trace.jsonl.
 
-use crate::{checkpoints, Error, Progress, RunOptions, Stop, Supervisor};
+use crate::supervisor::{Progress, Stop, Supervisor};
+use crate::{checkpoints, Error, RunOptions};
 use ordeal_events::{Class, Event, TraceReader};
 use ordeal_experiment::{Experiment, ResolveContext};
 use ordeal_state::persist::{self, Call, CrashState, Explorer, Kind, Op, Role, Tree};
-use ordeal_tracer::{Config, ExitStatus, Tracer};
+use ordeal_tracer::{Config, ExitStatus, Launcher};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -197,10 +198,7 @@ pub fn crash(
     };
     let mut run_opts = opts.run.clone();
     run_opts.record_file_data = true;
-    let progress = Progress {
-        on: opts.run.progress,
-        t0: Instant::now(),
-    };
+    let progress = Progress::new(opts.run.progress);
     progress.say(format!("recording a run of {} (file data on)", exp.name()));
     let recording = crate::run(exp, &run_opts, cancel)?;
     let run_dir = recording.run_dir.clone();
@@ -472,25 +470,23 @@ impl Exploration<'_> {
         let Some(dd) = &n.data_dir else {
             return Err(Error::Usage(format!("node {} has no data_dir", self.node)));
         };
-        crate::create_run_dir(dir)?;
+        crate::rundir::create_run_dir(dir)?;
         tree.materialize(&dd.path)
             .map_err(|e| Error::Usage(format!("materializing a crash state: {e}")))?;
         let origin_ns = ordeal_tracer::monotonic_ns();
-        let tracer = Tracer::start(
+        let engine = ordeal_tracer::Ptrace.start(
             Config {
                 origin_ns,
                 ..Default::default()
             },
-            Discard,
+            Box::new(Discard),
+            None,
         )?;
-        let mut ckpt = checkpoints::Checkpoints::start(&r, dir, tracer.marker())?;
+        let mut ckpt = checkpoints::Checkpoints::start(&r, dir, engine.marker())?;
         let shared = crate::faults::Shared::default();
-        let quiet = Progress {
-            on: false,
-            t0: Instant::now(),
-        };
+        let quiet = Progress::new(false);
         let mut sup = Supervisor {
-            tracer: &tracer,
+            engine: engine.as_ref(),
             origin_ns,
             ckpt: &ckpt,
             shared: &shared,
@@ -503,7 +499,7 @@ impl Exploration<'_> {
             diag: crate::diag::Diag::disabled(dir),
         };
         let deadline = Instant::now() + r.timeout;
-        let outcome = (|| -> Result<Option<String>, String> {
+        let outcome = (|| -> Result<Option<String>, Error> {
             let env = sup.env_for(&n.name, &n.env);
             sup.start(
                 &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
@@ -511,14 +507,14 @@ impl Exploration<'_> {
             if let Some(check) = &n.ready {
                 let until = (Instant::now() + n.ready_timeout).min(deadline);
                 match sup.wait_ready(&n.name, check, &n.cwd, until, HashMap::new()) {
-                    Err(e) => return Ok(Some(e)),
+                    Err(e) => return Ok(Some(e.to_string())),
                     Ok(Err(Stop::Timeout)) => {
                         return Ok(Some(format!(
                             "node {} was not ready within {:?}",
                             n.name, n.ready_timeout
                         )))
                     }
-                    Ok(Err(Stop::Cancelled)) => return Err("interrupted".into()),
+                    Ok(Err(Stop::Cancelled)) => return Err(Error::Interrupted),
                     // No fault schedule here: only a crash fault makes this.
                     Ok(Err(Stop::Crashed)) => {
                         return Ok(Some(format!("node {} was crashed while starting", n.name)))
@@ -537,7 +533,7 @@ impl Exploration<'_> {
                             sup.tail_of(&c.name)
                         )))
                     }
-                    None => return Err("interrupted".into()),
+                    None => return Err(Error::Interrupted),
                 }
             }
             sup.drain_notices();
@@ -551,9 +547,9 @@ impl Exploration<'_> {
             Ok(None)
         })();
         ckpt.stop();
-        tracer.shutdown()?;
+        engine.shutdown()?;
         drop(r);
-        outcome.map_err(Error::Usage)
+        outcome
     }
 }
 

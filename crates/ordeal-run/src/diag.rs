@@ -11,12 +11,13 @@
 //! the supervisor answers in `snapshots/requests/NAME.done` with one line, `ok TEXT_PATH`
 //! or `err REASON`, and removes the request.
 
+use crate::{io_err, Error};
 use ordeal_diag::dump::{self, DumpRecord, Limits};
 use ordeal_diag::snapshot::{self, Captured, ReadOptions, Snapshot};
 use ordeal_diag::{procfs, HangDetector, Sample, ThreadSample};
 use ordeal_experiment::Resolved;
 use ordeal_hb::SnapshotLink;
-use ordeal_tracer::{CaptureRequest, Sink, Tracer};
+use ordeal_tracer::{CaptureRequest, Engine};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -121,9 +122,9 @@ impl Diag {
     /// Called on every turn of the workload loop: samples when due; returns the hang once
     /// no traced event happened for the timeout. While `faults_in_effect` (a node paused by a
     /// fault) or a thread is held by a fault, quiet is expected: the window starts again.
-    pub(crate) fn poll_hang<S: Sink + 'static>(
+    pub(crate) fn poll_hang(
         &mut self,
-        tracer: &Tracer<S>,
+        tracer: &dyn Engine,
         faults_in_effect: bool,
     ) -> Option<ordeal_diag::Hang> {
         let det = self.detector.as_mut()?;
@@ -141,7 +142,7 @@ impl Diag {
     }
 
     /// Answers pending `ordeal snapshot` requests.
-    pub(crate) fn poll_requests<S: Sink + 'static>(&mut self, tracer: &Tracer<S>) {
+    pub(crate) fn poll_requests(&mut self, tracer: &dyn Engine) {
         let now = Instant::now();
         if now < self.next_request_poll {
             return;
@@ -173,16 +174,16 @@ impl Diag {
     }
 
     /// Takes a snapshot of every node (with dumps when asked); returns its link.
-    pub(crate) fn snapshot<S: Sink + 'static>(
+    pub(crate) fn snapshot(
         &mut self,
-        tracer: &Tracer<S>,
+        tracer: &dyn Engine,
         reason: &str,
         detail: &str,
-    ) -> Result<SnapshotLink, String> {
+    ) -> Result<SnapshotLink, Error> {
         let n = self.links.len() + 1;
         let base = format!("{n:03}-{reason}");
         let dir = self.run_dir.join(SNAPSHOT_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let at_ms = self.t0.elapsed().as_millis() as u64;
         let mut snap = Snapshot::new(reason, detail, at_ms);
         // What every thread waits in, before the capture perturbs it.
@@ -206,14 +207,12 @@ impl Diag {
         if let Some(dd) = self.opts.dump_dir.clone() {
             snap.dumps = self.dumps(tracer, &dd, &base);
         }
-        let cap = tracer
-            .capture(CaptureRequest {
-                node: None,
-                registers: true,
-                stack_bytes: self.opts.stack_bytes,
-                timeout: Duration::from_millis(500),
-            })
-            .map_err(|e| e.to_string())?;
+        let cap = tracer.capture(CaptureRequest {
+            node: None,
+            registers: true,
+            stack_bytes: self.opts.stack_bytes,
+            timeout: Duration::from_millis(500),
+        })?;
         snap.max_pause_us = cap.max_pause.as_micros() as u64;
         let mut by_proc: Vec<(String, i32, HashMap<i32, Captured>)> = Vec::new();
         for t in cap.threads {
@@ -251,11 +250,11 @@ impl Diag {
         snapshot::resolve_peers(&mut snap, &self.port_owners);
         let json_rel = format!("{SNAPSHOT_DIR}/{base}.json");
         let text_rel = format!("{SNAPSHOT_DIR}/{base}.txt");
-        let json = serde_json::to_vec_pretty(&snap).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(&snap)?;
         std::fs::write(self.run_dir.join(&json_rel), json)
-            .map_err(|e| format!("writing {json_rel}: {e}"))?;
+            .map_err(io_err(format!("writing {json_rel}")))?;
         std::fs::write(self.run_dir.join(&text_rel), snap.to_text())
-            .map_err(|e| format!("writing {text_rel}: {e}"))?;
+            .map_err(io_err(format!("writing {text_rel}")))?;
         let link = SnapshotLink {
             reason: reason.to_string(),
             at_ms,
@@ -264,18 +263,13 @@ impl Diag {
             dumps: snap.dumps.iter().map(|d| d.to_string()).collect(),
         };
         self.links.push(link.clone());
-        let index = serde_json::to_vec_pretty(&self.links).map_err(|e| e.to_string())?;
+        let index = serde_json::to_vec_pretty(&self.links)?;
         std::fs::write(self.run_dir.join(INDEX), index)
-            .map_err(|e| format!("writing {INDEX}: {e}"))?;
+            .map_err(io_err(format!("writing {INDEX}")))?;
         Ok(link)
     }
 
-    fn dumps<S: Sink + 'static>(
-        &self,
-        tracer: &Tracer<S>,
-        dir: &Path,
-        base: &str,
-    ) -> Vec<DumpRecord> {
+    fn dumps(&self, tracer: &dyn Engine, dir: &Path, base: &str) -> Vec<DumpRecord> {
         let list = match tracer.capture(CaptureRequest {
             registers: false,
             ..CaptureRequest::default()
@@ -320,8 +314,8 @@ impl Diag {
 }
 
 /// Dumps one process: estimate, free-space check, stop, registers, write, continue.
-fn dump_one<S: Sink + 'static>(
-    tracer: &Tracer<S>,
+fn dump_one(
+    tracer: &dyn Engine,
     node: &str,
     pid: i32,
     kind: DumpKind,
@@ -394,7 +388,7 @@ fn dump_one<S: Sink + 'static>(
 
 /// One hang-detection sample: the event count and every thread's state and CPU time; and
 /// whether a fault holds a thread.
-fn sample<S: Sink + 'static>(tracer: &Tracer<S>) -> (Sample, bool) {
+fn sample(tracer: &dyn Engine) -> (Sample, bool) {
     // The count first: an event after it shows up next time, never hidden by this sample.
     let events = tracer.events_so_far();
     let Ok(cap) = tracer.capture(CaptureRequest {
@@ -455,16 +449,13 @@ pub fn links(run_dir: &Path) -> Vec<SnapshotLink> {
 
 /// Asks the supervisor of the run in `run_dir` for a snapshot (see the module doc) and
 /// waits for it; returns the path of its text form.
-pub fn request_snapshot(run_dir: &Path, label: &str, timeout: Duration) -> Result<PathBuf, String> {
+pub fn request_snapshot(run_dir: &Path, label: &str, timeout: Duration) -> Result<PathBuf, Error> {
     let dir = run_dir.join(REQUEST_DIR);
     if !dir.is_dir() {
-        return Err(format!(
-            "{} is not the directory of a run that takes snapshots (no {REQUEST_DIR}/)",
-            run_dir.display()
-        ));
+        return Err(Error::NotSnapshotting(run_dir.to_path_buf()));
     }
     if run_dir.join("summary.json").exists() {
-        return Err(format!("the run in {} has ended", run_dir.display()));
+        return Err(Error::RunEnded(run_dir.to_path_buf()));
     }
     let name = format!(
         "{}-{}",
@@ -477,8 +468,8 @@ pub fn request_snapshot(run_dir: &Path, label: &str, timeout: Duration) -> Resul
     let tmp = dir.join(format!("{name}.tmp"));
     let req = dir.join(format!("{name}.req"));
     let done = dir.join(format!("{name}.done"));
-    std::fs::write(&tmp, label).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &req).map_err(|e| format!("writing {}: {e}", req.display()))?;
+    std::fs::write(&tmp, label).map_err(io_err(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, &req).map_err(io_err(format!("writing {}", req.display())))?;
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(text) = std::fs::read_to_string(&done) {
@@ -486,15 +477,17 @@ pub fn request_snapshot(run_dir: &Path, label: &str, timeout: Duration) -> Resul
             let line = text.trim();
             return match line.strip_prefix("ok ") {
                 Some(p) => Ok(PathBuf::from(p)),
-                None => Err(line.strip_prefix("err ").unwrap_or(line).to_string()),
+                None => Err(Error::SnapshotFailed(
+                    line.strip_prefix("err ").unwrap_or(line).to_string(),
+                )),
             };
         }
         if run_dir.join("summary.json").exists() || Instant::now() >= deadline {
             let _ = std::fs::remove_file(&req);
             return Err(if Instant::now() >= deadline {
-                format!("no answer within {timeout:?} (is the run still going?)")
+                Error::NoAnswer(timeout)
             } else {
-                "the run ended before taking the snapshot".to_string()
+                Error::EndedBeforeSnapshot
             });
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -502,7 +495,7 @@ pub fn request_snapshot(run_dir: &Path, label: &str, timeout: Duration) -> Resul
 }
 
 /// Parses a size: `512`, `64K`, `512M`, `2G`, `1T` (powers of 1024, optional `iB`/`B`).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, Error> {
     let t = s.trim();
     let t = t
         .strip_suffix("iB")
@@ -519,9 +512,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| {
-            format!("invalid size `{s}`: expected a number with an optional K, M, G or T")
-        })
+        .ok_or_else(|| Error::InvalidSize(s.to_string()))
 }
 
 #[cfg(test)]
@@ -530,11 +521,16 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("512"), Ok(512));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("99999999999T").is_err());
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
+        assert_eq!(
+            parse_size("lots").unwrap_err().to_string(),
+            "invalid size `lots`: expected a number with an optional K, M, G or T"
+        );
+        assert!(
+            matches!(parse_size("99999999999T"), Err(Error::InvalidSize(s)) if s == "99999999999T")
+        );
     }
 }

@@ -1,8 +1,17 @@
-//! Applying a fault schedule during a run: which faults can be applied, the tracer hook that
-//! fires them, and the `schedule.applied.toml` derived afterwards from the trace.
+//! Applying a fault schedule during a run: which faults can be applied (by the experiment and
+//! by the engine), the tracer hook that fires them, the start of node-level faults (what
+//! lasts goes to [`crate::lasting`]), and the `schedule.applied.toml` derived afterwards from
+//! the trace.
 
-use ordeal_events::{Event, FaultRef};
+use crate::lasting::{self, Lasting};
+use crate::Error;
+use ordeal_events::{Event, FaultRef, Proto};
+use ordeal_experiment::Network;
 use ordeal_faults::{Applied, Fault, FaultKind, Schedule, Trigger, TriggerState, When};
+use ordeal_tracer::{Action, Interceptor, Launcher};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Faults fired by time (after the workload starts), decided by the supervisor.
 pub struct TimeFaults {
@@ -29,32 +38,21 @@ impl TimeFaults {
             .collect()
     }
 }
-use ordeal_events::Proto;
-use ordeal_tracer::{Action, Interceptor};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// What fired faults left for the supervisor (and the tracer hook) to do, shared between them.
 #[derive(Default)]
 pub struct Pending {
     /// With `network = "netns"`: partitions are packet drops there, not call-level effects.
     pub net: Option<Arc<ordeal_netns::Network>>,
-    /// Nodes crashed on purpose, with the delay after which to start them again: their
-    /// deaths are the fault, not a failure of the run.
-    pub crashed: BTreeMap<String, (String, Option<Duration>)>,
-    /// Nodes a `restart` fault asked to start again (if they are not running), with the fault.
-    pub restart: Vec<(String, String)>,
-    /// Paused nodes: (node, fault, when to resume).
-    pub paused: Vec<(String, String, Instant)>,
-    /// Partitions in effect.
+    /// Fired faults whose effect lasts, in firing order: ended by the supervisor's tick
+    /// (see [`crate::lasting`]).
+    pub lasting: Vec<Box<dyn Lasting>>,
+    /// Partitions in effect (the hook applies them to calls; in netns mode, drop rules).
     pub cuts: Vec<Cut>,
     /// `snapshot` faults fired and not taken yet (the supervisor takes them).
     pub snapshots: Vec<String>,
     /// The experiment's `[[proxy]]`s, running.
     pub proxies: BTreeMap<String, ordeal_shadow::Proxy>,
-    /// Toxics in effect: (fault, proxy, toxic name, when a `duration` ends it).
-    pub toxics: Vec<(String, String, String, Option<Instant>)>,
 }
 
 /// The toxic a `toxic` fault adds, named after the fault.
@@ -76,7 +74,7 @@ pub fn toxic_of(fault: &str, spec: &ordeal_faults::ToxicSpec) -> ordeal_shadow::
 
 /// Checks what a schedule needs from the experiment beyond its nodes: every `toxic` fault
 /// names a `[[proxy]]` and gives a toxic ordeal-shadow accepts.
-pub fn check_toxics(s: &Schedule, proxies: &[String]) -> Result<(), String> {
+pub fn check_toxics(s: &Schedule, proxies: &[String]) -> Result<(), Error> {
     let mut problems = Vec::new();
     for f in &s.faults {
         if let FaultKind::Toxic { proxy, toxic, .. } = &f.kind {
@@ -99,7 +97,45 @@ pub fn check_toxics(s: &Schedule, proxies: &[String]) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("\n"))
+        Err(Error::Schedule(problems))
+    }
+}
+
+/// Checks that the engine can apply every fault of the schedule: without interception of
+/// calls (a ptrace capability), a fault can neither act on a call nor fire at one, and a
+/// partition on loopback (which acts on the calls that cross it) cannot be applied.
+pub fn check_engine(s: &Schedule, network: Network, engine: &dyn Launcher) -> Result<(), Error> {
+    if engine.capabilities().intercept {
+        return Ok(());
+    }
+    let problems: Vec<String> = s
+        .faults
+        .iter()
+        .filter_map(|f| {
+            let why = if f.kind.is_call_level() {
+                format!(
+                    "a {} fault acts on the call at which it fires",
+                    f.kind.name()
+                )
+            } else if !matches!(f.trigger, Trigger::Time { .. }) {
+                "it fires at a call (an `nth` or `p` trigger)".to_string()
+            } else if matches!(f.kind, FaultKind::Partition { .. }) && network == Network::Loopback
+            {
+                "a partition on network = \"loopback\" acts on the calls that cross it".to_string()
+            } else {
+                return None;
+            };
+            Some(format!(
+                "fault `{}`: {why}, and the {} engine does not intercept calls",
+                f.name,
+                engine.name()
+            ))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Schedule(problems))
     }
 }
 
@@ -133,7 +169,7 @@ pub type Shared = Arc<Mutex<Pending>>;
 
 impl Pending {
     /// Makes the namespaces' drop rules match the partitions in effect (netns mode).
-    pub fn sync_net(&self) -> Result<(), String> {
+    pub fn sync_net(&self) -> Result<(), ordeal_netns::Error> {
         let Some(net) = &self.net else {
             return Ok(());
         };
@@ -148,7 +184,7 @@ impl Pending {
                 }
             }
         }
-        net.set_cuts(&pairs).map_err(|e| e.to_string())
+        net.set_cuts(&pairs)
     }
 }
 
@@ -161,16 +197,24 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             node,
             restart_after,
         } => {
-            p.crashed
-                .insert(node.clone(), (name.clone(), *restart_after));
+            // A node crashed again before its restart: the latest crash decides when.
+            p.lasting.retain(|l| l.keeps_down() != Some(node.as_str()));
+            p.lasting.push(Box::new(lasting::Crash {
+                node: node.clone(),
+                fault: name.clone(),
+                restart_after: *restart_after,
+            }));
             Some(Action::Crash {
                 by: FaultRef::fired(name),
                 node: node.clone(),
             })
         }
         FaultKind::Pause { node, duration } => {
-            p.paused
-                .push((node.clone(), name.clone(), Instant::now() + *duration));
+            p.lasting.push(Box::new(lasting::Pause {
+                node: node.clone(),
+                fault: name.clone(),
+                until: Instant::now() + *duration,
+            }));
             Some(Action::Pause {
                 by: FaultRef::fired(name),
                 node: node.clone(),
@@ -178,7 +222,10 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
         }
         FaultKind::Restart { node } => {
             // Marked on the spawn event of the new incarnation, by the supervisor.
-            p.restart.push((node.clone(), name));
+            p.lasting.push(Box::new(lasting::Restart {
+                node: node.clone(),
+                fault: name,
+            }));
             None
         }
         FaultKind::Partition {
@@ -195,6 +242,10 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
                 until: duration.map(|d| Instant::now() + d),
             };
             let what = format!("partition {}", cut.describe());
+            p.lasting.push(Box::new(lasting::Partition {
+                fault: name.clone(),
+                until: cut.until,
+            }));
             p.cuts.push(cut);
             // In netns mode the rules are in place before the call (or time) that fired it
             // goes on. A failure leaves the partition unapplied, and says so in the marker.
@@ -209,6 +260,8 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
         }
         FaultKind::Heal => {
             let healed: Vec<String> = p.cuts.drain(..).map(|c| c.fault).collect();
+            // Healed now: their own ends are over.
+            p.lasting.retain(|l| !healed.iter().any(|h| h == l.fault()));
             let mut what = if healed.is_empty() {
                 "heal (no partition in effect)".to_string()
             } else {
@@ -236,15 +289,15 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
         } => {
             let t = toxic_of(&name, toxic);
             let what = format!("toxic {} {} on {proxy}", toxic.kind, toxic.stream);
-            let added = p
-                .proxies
-                .get(proxy)
-                .map(|px| px.add_toxic(t.clone()).map_err(|e| e.to_string()));
+            let added = p.proxies.get(proxy).map(|px| px.add_toxic(t.clone()));
             let what = match added {
                 Some(Ok(_)) => {
-                    let until = duration.map(|d| Instant::now() + d);
-                    p.toxics
-                        .push((name.clone(), proxy.clone(), t.name.clone(), until));
+                    p.lasting.push(Box::new(lasting::Toxic {
+                        fault: name.clone(),
+                        proxy: proxy.clone(),
+                        toxic: t.name.clone(),
+                        until: duration.map(|d| Instant::now() + d),
+                    }));
                     what
                 }
                 Some(Err(e)) => format!("{what} (not applied: {e})"),
@@ -257,6 +310,28 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
         }
         FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
     }
+}
+
+/// Whether a fired fault still has something to end by itself (a resume, a heal, a toxic
+/// removal, a restart): the recovery phase waits for it.
+pub fn recovery_pending(shared: &Shared) -> bool {
+    shared
+        .lock()
+        .is_ok_and(|p| p.lasting.iter().any(|l| l.ends()))
+}
+
+/// Whether a fault in effect makes quiet expected (a paused node).
+pub fn quiet_expected(shared: &Shared) -> bool {
+    shared
+        .lock()
+        .is_ok_and(|p| p.lasting.iter().any(|l| l.quiets()))
+}
+
+/// Whether a fault keeps `node` down (crashed on purpose, not started again yet).
+pub fn kept_down(shared: &Shared, node: &str) -> bool {
+    shared
+        .lock()
+        .is_ok_and(|p| p.lasting.iter().any(|l| l.keeps_down() == Some(node)))
 }
 
 /// The `snapshot` faults fired since the last call.

@@ -27,6 +27,7 @@
 #![allow(non_upper_case_globals)]
 
 mod decode;
+pub mod engine;
 mod fds;
 mod hold;
 mod inner;
@@ -39,6 +40,7 @@ mod sockinfo;
 mod spawn;
 mod stops;
 
+pub use engine::{Capabilities, Engine, Launcher, MarkEvents, Ptrace};
 pub use record::syscall_name;
 pub use snapshot::{Capture, CaptureRequest, ThreadCapture};
 pub use spawn::SpawnSpec;

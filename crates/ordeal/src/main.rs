@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ordeal_run::replay::FiringDiff;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -289,19 +290,6 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
     Ok((code, report.run_dir))
 }
 
-/// A firing as compared between runs: which fault, whether, where (pids and seqs differ).
-fn firing_key(a: &ordeal_faults::Applied) -> String {
-    let detail = a.detail.as_deref().unwrap_or("");
-    let detail = detail.split(" (pid").next().unwrap_or(detail);
-    format!(
-        "{} fired={} node={} {}",
-        a.fault,
-        a.fired,
-        a.node.as_deref().unwrap_or("-"),
-        detail
-    )
-}
-
 fn replay(run_dir: &Path, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<u8> {
     let file = run_dir.join("replay.json");
     let info: ReplayInfo = serde_json::from_slice(
@@ -339,43 +327,40 @@ fn replay(run_dir: &Path, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<u
         ..Default::default()
     };
     let (code, new_dir) = run(&info.experiment, &info.experiment_path, flags)?;
-    let verdict = |d: &Path| -> anyhow::Result<String> {
-        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("summary.json"))?)?;
-        Ok(s["verdict"]["status"].as_str().unwrap_or("?").to_string())
-    };
-    let applied = |d: &Path| -> Vec<String> {
-        ordeal_faults::read_applied_toml(d.join(ordeal_faults::APPLIED_FILE))
-            .map(|v| v.iter().map(firing_key).collect())
-            .unwrap_or_default()
-    };
-    let (v0, v1) = (verdict(run_dir)?, verdict(&new_dir)?);
-    let (a0, a1) = (applied(run_dir), applied(&new_dir));
+    let c = ordeal_run::replay::ReplayComparison::of(run_dir, &new_dir)?;
     println!();
     println!("replay of {}", run_dir.display());
-    let same_faults = a0 == a1;
     println!(
         "  faults   {}",
-        if same_faults {
+        if c.same_firings() {
             "same firings"
         } else {
             "DIFFERENT firings"
         }
     );
-    for (i, k) in a0.iter().enumerate() {
-        let mark = if a1.get(i) == Some(k) { " " } else { "≠" };
-        println!("    {mark} {k}");
-        if let Some(other) = a1.get(i).filter(|o| *o != k) {
-            println!("      now: {other}");
+    for f in c.firings() {
+        match f {
+            FiringDiff::Same(k) => println!("      {k}"),
+            FiringDiff::Changed { was, now } => {
+                println!("    ≠ {was}");
+                if let Some(other) = now {
+                    println!("      now: {other}");
+                }
+            }
+            FiringDiff::Added(k) => println!("    + {k}"),
         }
     }
-    for k in a1.iter().skip(a0.len()) {
-        println!("    + {k}");
-    }
     println!(
-        "  verdict  {v0} → {v1}{}",
-        if v0 == v1 { " (same)" } else { " (DIFFERENT)" }
+        "  verdict  {} → {}{}",
+        c.original,
+        c.replayed,
+        if c.same_verdict() {
+            " (same)"
+        } else {
+            " (DIFFERENT)"
+        }
     );
     // The replay's own exit code is its verdict; replay answers "same or not".
     let _ = code;
-    Ok(if same_faults && v0 == v1 { 0 } else { 1 })
+    Ok(c.exit_code())
 }

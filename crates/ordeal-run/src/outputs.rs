@@ -1,0 +1,104 @@
+//! What a run leaves besides its trace: the trace's header, the happens-before graph and
+//! summary rebuilt from `trace.jsonl` (all outputs, or `summary.json` alone for campaigns),
+//! and `schedule.applied.toml` read back from the trace.
+
+use crate::{diag, faults, io_err, rundir, Error, Progress};
+use ordeal_events::{Header, NodeInfo, TraceReader, SCHEMA_VERSION};
+use ordeal_experiment::Resolved;
+use ordeal_hb::{HbGraph, Summary, Verdict};
+use std::fs::File;
+use std::path::Path;
+
+/// The trace header of a run of `r` starting now: every participant with its role and ports.
+pub(crate) fn header_for(r: &Resolved) -> Header {
+    let mut nodes: Vec<NodeInfo> = r
+        .nodes
+        .iter()
+        .map(|n| NodeInfo {
+            name: n.name.clone(),
+            role: "node".into(),
+            ports: n.ports.values().copied().collect(),
+        })
+        .collect();
+    nodes.extend(r.workloads.iter().map(|w| NodeInfo {
+        name: w.name.clone(),
+        role: "workload".into(),
+        ports: vec![],
+    }));
+    nodes.extend(r.check.iter().map(|c| NodeInfo {
+        name: c.name.clone(),
+        role: "check".into(),
+        ports: vec![],
+    }));
+    Header {
+        schema: "ordeal-trace".into(),
+        version: SCHEMA_VERSION,
+        experiment: r.name.clone(),
+        started_at: rundir::rfc3339_now(),
+        nodes,
+    }
+}
+
+/// Rebuilds graph, summary and every output from `RUN_DIR/trace.jsonl` with `verdict`.
+pub fn write_outputs(
+    run_dir: &Path,
+    verdict: Verdict,
+    max_dot_events: usize,
+) -> Result<Summary, Error> {
+    let reader = TraceReader::open(&run_dir.join("trace.jsonl"))?;
+    let header = reader.header.clone();
+    let events = reader.read_all()?;
+    let graph = HbGraph::from_owned(header, events);
+    let mut summary = Summary::build(&graph, verdict);
+    summary.snapshots = diag::links(run_dir);
+    ordeal_hb::write_outputs(run_dir, &graph, &summary, max_dot_events)
+        .map_err(io_err(format!("writing outputs in {}", run_dir.display())))?;
+    Ok(summary)
+}
+
+/// Only `summary.json`, from `RUN_DIR/trace.jsonl` with `verdict` (see
+/// [`crate::RunOptions::summary_only`]).
+pub(crate) fn write_summary_only(run_dir: &Path, verdict: Verdict) -> Result<Summary, Error> {
+    let reader = TraceReader::open(&run_dir.join("trace.jsonl"))?;
+    let header = reader.header.clone();
+    let graph = HbGraph::from_owned(header, reader.read_all()?);
+    let mut summary = Summary::build(&graph, verdict);
+    summary.snapshots = diag::links(run_dir);
+    let path = run_dir.join("summary.json");
+    let file = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
+    ordeal_hb::write_summary_json(&summary, file)
+        .map_err(io_err(format!("writing {}", path.display())))?;
+    Ok(summary)
+}
+
+/// `ordeal graph RUN_DIR`: outputs again from the trace, keeping the recorded verdict.
+pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> {
+    let verdict = std::fs::read(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
+        .map(|s| s.verdict)
+        .unwrap_or_else(|| {
+            Verdict::error(vec!["no verdict recorded (summary.json missing)".into()])
+        });
+    write_outputs(run_dir, verdict, max_dot_events)
+}
+
+/// `schedule.applied.toml`: what fired where, read back from the trace (and said).
+pub(crate) fn write_applied(
+    run_dir: &Path,
+    s: &ordeal_faults::Schedule,
+    progress: &Progress,
+) -> Result<(), Error> {
+    let events = TraceReader::open(&run_dir.join("trace.jsonl"))?.read_all()?;
+    let applied = faults::applied(s, &events);
+    for a in applied.iter().filter(|a| a.fired) {
+        progress.say(format!(
+            "fault {} fired at seq {}: {}",
+            a.fault,
+            a.seq.unwrap_or_default(),
+            a.detail.as_deref().unwrap_or("")
+        ));
+    }
+    ordeal_faults::write_applied_toml(&applied, run_dir.join(ordeal_faults::APPLIED_FILE))?;
+    Ok(())
+}

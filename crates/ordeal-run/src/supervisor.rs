@@ -1,0 +1,578 @@
+//! The supervisor's phases over one started engine: start every node, wait until each is
+//! ready, run the workloads (time-triggered faults fired here, lasting faults ended on
+//! time), the recovery phase (faults still in effect end before the check), the check, the
+//! verdict; and the graceful stop afterwards.
+
+use crate::{checkpoints, diag, faults, Error};
+use ordeal_events::FaultMark;
+use ordeal_experiment::{Resolved, StartAfter};
+use ordeal_faults::FaultKind;
+use ordeal_hb::{Status, Verdict};
+use ordeal_tracer::{Engine, ExitStatus, Notice, SpawnSpec};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often conditions are polled while waiting (readiness, exits, cancellation).
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+/// How often a long workload phase reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Progress lines on stderr, stamped with the time since the run began.
+pub(crate) struct Progress {
+    pub(crate) on: bool,
+    pub(crate) t0: Instant,
+}
+
+impl Progress {
+    pub(crate) fn new(on: bool) -> Self {
+        Self {
+            on,
+            t0: Instant::now(),
+        }
+    }
+
+    pub(crate) fn say(&self, msg: impl AsRef<str>) {
+        if self.on {
+            let t = self.t0.elapsed().as_secs_f64();
+            eprintln!("[{t:7.3}s] {}", msg.as_ref());
+        }
+    }
+}
+
+/// How one started process ended (or not).
+#[derive(Debug, Clone)]
+pub(crate) struct Started {
+    pub(crate) name: String,
+    pub(crate) role: &'static str,
+    pub(crate) pid: i32,
+    pub(crate) exit: Option<ExitStatus>,
+    pub(crate) exited_at: Option<Instant>,
+    /// Whether this incarnation was started again after a crash fault.
+    pub(crate) restarted: bool,
+}
+
+/// One run's supervisor over its engine.
+pub(crate) struct Supervisor<'a> {
+    pub(crate) engine: &'a dyn Engine,
+    /// CLOCK_MONOTONIC ns of the trace's time 0.
+    pub(crate) origin_ns: u64,
+    pub(crate) ckpt: &'a checkpoints::Checkpoints,
+    pub(crate) shared: &'a faults::Shared,
+    pub(crate) net: Option<&'a ordeal_netns::Network>,
+    pub(crate) schedule: Option<&'a ordeal_faults::Schedule>,
+    pub(crate) started: Vec<Started>,
+    pub(crate) run_dir: &'a Path,
+    pub(crate) progress: &'a Progress,
+    pub(crate) cancel: &'a AtomicBool,
+    pub(crate) diag: diag::Diag,
+}
+
+/// Why waiting for a node stopped short of its ready condition.
+pub(crate) enum Stop {
+    Cancelled,
+    Timeout,
+    /// A crash fault killed the node while it was starting.
+    Crashed,
+}
+
+impl Supervisor<'_> {
+    pub(crate) fn drive(&mut self, r: &Resolved) -> Verdict {
+        let deadline = Instant::now() + r.timeout;
+        let verdict = match self.phases(r, deadline) {
+            Ok(v) => v,
+            Err(e) => Verdict::error(vec![e.to_string()]),
+        };
+        let failed = matches!(verdict.status, Status::Fail | Status::Error);
+        if failed && !self.cancel.load(Ordering::SeqCst) && self.diag.links().is_empty() {
+            self.snapshot_into(&verdict, "failure");
+        }
+        verdict
+    }
+
+    /// Takes the snapshots `snapshot` faults asked for.
+    fn scheduled_snapshots(&mut self) {
+        for name in faults::take_snapshots(self.shared) {
+            match self.diag.snapshot(self.engine, "schedule", &name) {
+                Ok(l) => self
+                    .progress
+                    .say(format!("fault {name}: snapshot {}", l.text)),
+                Err(e) => self
+                    .progress
+                    .say(format!("fault {name}: snapshot failed: {e}")),
+            }
+        }
+    }
+
+    /// Snapshots every node (linked from summary.json's `snapshots`, not from the verdict's
+    /// reasons, which stay comparable between runs).
+    fn snapshot_into(&mut self, verdict: &Verdict, reason: &str) {
+        if !self.diag.wants_snapshot(reason) {
+            return;
+        }
+        let detail = verdict.reasons.first().cloned().unwrap_or_default();
+        match self.diag.snapshot(self.engine, reason, &detail) {
+            Ok(l) => self
+                .progress
+                .say(format!("snapshot of every node: {}", l.text)),
+            Err(e) => self.progress.say(format!("snapshot failed: {e}")),
+        }
+    }
+
+    fn phases(&mut self, r: &Resolved, deadline: Instant) -> Result<Verdict, Error> {
+        for n in &r.nodes {
+            let env = self.env_for(&n.name, &n.env);
+            self.start(
+                &n.name, "node", &n.program, &n.argv, env, &n.cwd, n.trace, None,
+            )?;
+        }
+        self.start_workloads(r, StartAfter::Started)?;
+        for n in &r.nodes {
+            if let Some(check) = &n.ready {
+                let t0 = Instant::now();
+                let until = (t0 + n.ready_timeout).min(deadline);
+                match self.wait_ready(&n.name, check, &n.cwd, until, HashMap::new())? {
+                    Ok(()) => self.progress.say(format!(
+                        "{} ready after {:.3}s",
+                        n.name,
+                        t0.elapsed().as_secs_f64()
+                    )),
+                    Err(Stop::Cancelled) => return Ok(interrupted()),
+                    Err(Stop::Crashed) => {
+                        if !self.await_restart(r, &n.name, deadline)? {
+                            return Ok(interrupted());
+                        }
+                    }
+                    Err(Stop::Timeout) => {
+                        return Err(Error::NotReady {
+                            node: n.name.clone(),
+                            within: until.saturating_duration_since(t0),
+                            tail: self.tail_of(&n.name),
+                        })
+                    }
+                }
+            }
+        }
+        self.start_workloads(r, StartAfter::Ready)?;
+        if std::env::var_os("ORDEAL_TEST_PANIC").is_some() {
+            // Test hook: proves that a panic mid-run still leaves no process behind.
+            panic!("ORDEAL_TEST_PANIC is set");
+        }
+        // Workload phase: until every workload has exited.
+        let workload_start = Instant::now();
+        let mut time_faults = self.schedule.map(faults::TimeFaults::new);
+        let mut next_report = Instant::now() + PROGRESS_EVERY;
+        loop {
+            if Instant::now() >= next_report {
+                next_report += PROGRESS_EVERY;
+                self.progress.say(format!(
+                    "workloads running, {} events traced",
+                    self.engine.events_so_far()
+                ));
+            }
+            self.drain_notices();
+            if let Some(tf) = time_faults.as_mut() {
+                for f in tf.due(workload_start.elapsed()) {
+                    self.fire_node_fault(&f)?;
+                }
+            }
+            self.end_lasting(false, Some((r, deadline)))?;
+            self.diag.poll_requests(self.engine);
+            self.scheduled_snapshots();
+            let pending: Vec<&Started> = self
+                .started
+                .iter()
+                .filter(|s| s.role == "workload" && s.exit.is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(interrupted());
+            }
+            let quiet = faults::quiet_expected(self.shared);
+            if let Some(h) = self.diag.poll_hang(self.engine, quiet) {
+                self.progress.say(h.reason());
+                let v = Verdict::hung(vec![h.reason()]);
+                self.snapshot_into(&v, "hang");
+                return Ok(v);
+            }
+            if Instant::now() >= deadline {
+                let names: Vec<String> = pending.iter().map(|s| s.name.clone()).collect();
+                return Ok(Verdict::fail(vec![format!(
+                    "timeout: the run's {:?} passed with {} still running",
+                    r.timeout,
+                    names.join(", ")
+                )]));
+            }
+            self.wait_notice(POLL);
+        }
+        // Recovery phase (Jepsen's final heal): faults still in progress when the workloads end
+        // complete before the check, so the check always sees the system recovered.
+        while faults::recovery_pending(self.shared) {
+            self.drain_notices();
+            self.end_lasting(true, Some((r, deadline)))?;
+            self.diag.poll_requests(self.engine);
+            self.scheduled_snapshots();
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(interrupted());
+            }
+            if Instant::now() >= deadline {
+                return Ok(Verdict::fail(vec![format!(
+                    "timeout: the run's {:?} passed while restarting or resuming nodes after the workloads",
+                    r.timeout
+                )]));
+            }
+            self.wait_notice(POLL);
+        }
+        self.drain_notices();
+        let mut reasons = Vec::new();
+        if let Some(c) = &r.check {
+            match self.run_check(r, c, deadline)? {
+                Some(ExitStatus::Code(0)) => {}
+                Some(st) => reasons.push(format!(
+                    "check failed ({st}){}",
+                    self.tail_of(ordeal_experiment::CHECK_NAME)
+                )),
+                None => return Ok(interrupted()),
+            }
+        }
+        for s in &self.started {
+            match (s.role, s.exit) {
+                ("workload", Some(ExitStatus::Code(0))) => {}
+                ("workload", Some(st)) => reasons.push(format!("workload {} ended: {st}", s.name)),
+                ("node", Some(ExitStatus::Signal(libc::SIGKILL))) if self.was_crashed(s) => {}
+                ("node", Some(st)) => {
+                    reasons.push(format!("node {} exited unexpectedly: {st}", s.name))
+                }
+                _ => {}
+            }
+        }
+        reasons.extend(self.ckpt.reasons());
+        Ok(if reasons.is_empty() {
+            Verdict::pass()
+        } else {
+            Verdict::fail(reasons)
+        })
+    }
+
+    /// The inherited environment, the experiment's additions, and ordeal's own variables.
+    pub(crate) fn env_for(
+        &self,
+        name: &str,
+        extra: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = std::env::vars().collect();
+        env.extend(extra.clone());
+        env.insert("ORDEAL_NODE".into(), name.to_string());
+        env.insert("ORDEAL_RUN_DIR".into(), self.run_dir.display().to_string());
+        // Recording clients put their times on the trace's clock (ordeal-history).
+        env.insert(
+            ordeal_history::workload::CLOCK_ORIGIN_ENV.into(),
+            self.origin_ns.to_string(),
+        );
+        let socket = self.ckpt.socket().display().to_string();
+        env.insert(ordeal_state::service::ENV.into(), socket);
+        env
+    }
+
+    fn start_workloads(&mut self, r: &Resolved, when: StartAfter) -> Result<(), Error> {
+        for w in r.workloads.iter().filter(|w| w.after == when) {
+            let env = self.env_for(&w.name, &w.env);
+            self.start(
+                &w.name, "workload", &w.program, &w.argv, env, &w.cwd, w.trace, None,
+            )?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start(
+        &mut self,
+        name: &str,
+        role: &'static str,
+        program: &Path,
+        argv: &[String],
+        env: BTreeMap<String, String>,
+        cwd: &Path,
+        traced: bool,
+        marker: Option<FaultMark>,
+    ) -> Result<(), Error> {
+        let log = |ext: &str| -> Result<std::os::fd::OwnedFd, Error> {
+            let p = self.run_dir.join("logs").join(format!("{name}.{ext}"));
+            // Appending: a node restarted after a crash continues its logs.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map(Into::into)
+                .map_err(crate::io_err(format!("creating {}", p.display())))
+        };
+        let spec = SpawnSpec {
+            label: name.to_string(),
+            program: program.to_owned(),
+            argv: argv.to_vec(),
+            env: env.into_iter().collect(),
+            cwd: cwd.to_owned(),
+            stdout: log("stdout")?,
+            stderr: log("stderr")?,
+            traced,
+            marker,
+            netns: self.net.and_then(|n| match role {
+                // The check talks to every node: it runs in the hub, which reaches them all.
+                "check" => Some(n.hub_netns()),
+                _ => n.netns(name),
+            }),
+        };
+        let pid = self.engine.spawn(spec)?;
+        self.progress.say(format!(
+            "started {role} {name} (pid {pid}): {}",
+            argv.join(" ")
+        ));
+        self.started.push(Started {
+            name: name.to_string(),
+            role,
+            pid,
+            exit: None,
+            exited_at: None,
+            restarted: false,
+        });
+        Ok(())
+    }
+
+    fn record_notice(&mut self, n: Notice) {
+        let Notice::Exited {
+            pid, status, root, ..
+        } = n;
+        if !root {
+            return;
+        }
+        if let Some(s) = self.started.iter_mut().find(|s| s.pid == pid) {
+            s.exit = Some(status);
+            s.exited_at = Some(Instant::now());
+            self.progress
+                .say(format!("{} {} ended: {status}", s.role, s.name));
+        }
+    }
+
+    pub(crate) fn drain_notices(&mut self) {
+        while let Ok(n) = self.engine.notices().try_recv() {
+            self.record_notice(n);
+        }
+    }
+
+    pub(crate) fn wait_notice(&mut self, d: Duration) {
+        if let Ok(n) = self.engine.notices().recv_timeout(d) {
+            self.record_notice(n);
+        }
+    }
+
+    /// Runs the experiment's `[check]` (untraced) with the run's ports and data dirs in its
+    /// environment; returns how it ended (None: cancelled).
+    pub(crate) fn run_check(
+        &mut self,
+        r: &Resolved,
+        c: &ordeal_experiment::WorkloadSpec,
+        deadline: Instant,
+    ) -> Result<Option<ExitStatus>, Error> {
+        let mut env = self.env_for(&c.name, &c.env);
+        for (name, port) in &r.ports {
+            env.insert(format!("ORDEAL_PORT_{}", env_key(name)), port.to_string());
+        }
+        for (name, host) in &r.hosts {
+            env.insert(format!("ORDEAL_HOST_{}", env_key(name)), host.clone());
+        }
+        for n in &r.nodes {
+            if let Some(d) = &n.data_dir {
+                env.insert(
+                    format!("ORDEAL_DATA_DIR_{}", env_key(&n.name)),
+                    d.path.display().to_string(),
+                );
+            }
+        }
+        self.start(
+            &c.name, "check", &c.program, &c.argv, env, &c.cwd, false, None,
+        )?;
+        loop {
+            self.drain_notices();
+            if let Some(st) = self.exit_of(&c.name) {
+                return Ok(Some(st));
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::CheckTimeout { timeout: r.timeout });
+            }
+            self.wait_notice(POLL);
+        }
+    }
+
+    /// Applies a node-level fault decided here (a time trigger) rather than at a call.
+    pub(crate) fn fire_node_fault(&mut self, f: &ordeal_faults::Fault) -> Result<(), Error> {
+        let running = |node: &str| {
+            self.started
+                .iter()
+                .any(|s| s.name == node && s.exit.is_none())
+        };
+        let acts_on_running = matches!(f.kind, FaultKind::Crash { .. } | FaultKind::Pause { .. });
+        if acts_on_running && f.kind.node().is_some_and(|n| !running(n)) {
+            // Aimed at a node that is not running: recorded as not fired (no marker).
+            self.progress.say(format!(
+                "fault {}: not fired, its node is not running",
+                f.name
+            ));
+            return Ok(());
+        }
+        let marker_node = faults::marker_node(f, self.shared).or_else(|| {
+            // A snapshot concerns every node: its marker goes on the first one running.
+            let first = self
+                .started
+                .iter()
+                .find(|s| s.role == "node" && s.exit.is_none());
+            matches!(f.kind, FaultKind::Snapshot).then(|| first.map(|s| s.name.clone()))?
+        });
+        let Some(action) = faults::node_fault(f, self.shared) else {
+            return Ok(());
+        };
+        let (node, what, signal) = match action {
+            ordeal_tracer::Action::Crash { node, .. } => {
+                (node.clone(), format!("crash {node}"), libc::SIGKILL)
+            }
+            ordeal_tracer::Action::Pause { node, .. } => {
+                (node.clone(), format!("pause {node}"), libc::SIGSTOP)
+            }
+            // Restart, partition, heal: only the marker (signal 0); the rest happens here
+            // (restart) or in the tracer hook (partition), woken by this request.
+            // A fault acting on no node (a toxic on a proxy): on the first node.
+            ordeal_tracer::Action::Mark { what, .. } => {
+                match marker_node.or_else(|| self.started.first().map(|s| s.name.clone())) {
+                    Some(n) => (n, what, 0),
+                    None => return Ok(()),
+                }
+            }
+            _ => return Ok(()),
+        };
+        self.progress.say(format!("fault {}: {what}", f.name));
+        let marker = FaultMark::fired(&f.name, what);
+        Ok(self.engine.signal_node(&node, signal, Some(marker))?)
+    }
+
+    /// Whether this incarnation was killed by a crash fault: a fault keeps its node down
+    /// (not yet restarted), or a later incarnation was started as its restart.
+    pub(crate) fn was_crashed(&self, s: &Started) -> bool {
+        let pending = faults::kept_down(self.shared, &s.name);
+        let restarted_later = self
+            .started
+            .iter()
+            .skip_while(|x| x.pid != s.pid)
+            .skip(1)
+            .any(|x| x.name == s.name && x.restarted);
+        pending || restarted_later
+    }
+
+    /// How the latest incarnation of `name` ended, if it did.
+    pub(crate) fn exit_of(&self, name: &str) -> Option<ExitStatus> {
+        self.started
+            .iter()
+            .rev()
+            .find(|s| s.name == name)
+            .and_then(|s| s.exit)
+    }
+
+    /// Nodes with a `stop_signal` get it first and their `stop_timeout` to exit, all at once;
+    /// one still running after its own timeout is killed (SIGKILL). The engine's shutdown
+    /// then kills whatever is left. Skipped when the run is cancelled.
+    pub(crate) fn stop_gracefully(&mut self, r: &Resolved) {
+        if self.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        self.drain_notices();
+        // (node, deadline)
+        let mut waiting: Vec<(String, Instant)> = Vec::new();
+        for n in &r.nodes {
+            let Some((sig, num)) = n
+                .stop_signal
+                .as_deref()
+                .and_then(|s| Some((s, signal_number(s)?)))
+            else {
+                continue;
+            };
+            let running =
+                self.started.iter().any(|s| s.name == n.name) && self.exit_of(&n.name).is_none();
+            if !running {
+                continue;
+            }
+            self.progress
+                .say(format!("stopping node {} with {sig}", n.name));
+            if self.engine.signal_node(&n.name, num, None).is_ok() {
+                waiting.push((n.name.clone(), Instant::now() + n.stop_timeout));
+            }
+        }
+        while !waiting.is_empty() {
+            self.drain_notices();
+            let now = Instant::now();
+            let mut left = Vec::new();
+            for (name, deadline) in std::mem::take(&mut waiting) {
+                if self.exit_of(&name).is_some() {
+                    continue;
+                }
+                if now >= deadline {
+                    self.progress.say(format!(
+                        "node {name} did not exit within its stop_timeout: killed"
+                    ));
+                    let _ = self.engine.signal_node(&name, libc::SIGKILL, None);
+                    continue;
+                }
+                left.push((name, deadline));
+            }
+            waiting = left;
+            if !waiting.is_empty() {
+                self.wait_notice(POLL);
+            }
+        }
+    }
+
+    /// `; last lines of RUN_DIR/logs/NAME.stderr:` and its last 5 lines, or nothing.
+    pub(crate) fn tail_of(&self, name: &str) -> String {
+        let p = self.run_dir.join("logs").join(format!("{name}.stderr"));
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(5).collect();
+        if lines.is_empty() {
+            return String::new();
+        }
+        let body: Vec<&str> = lines.into_iter().rev().collect();
+        format!("; last lines of {}:\n  {}", p.display(), body.join("\n  "))
+    }
+}
+
+/// `n1-peer` → `N1_PEER`, for environment variable names.
+fn env_key(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn interrupted() -> Verdict {
+    Verdict::error(vec!["interrupted (SIGINT/SIGTERM)".into()])
+}
+
+/// The number of a `stop_signal` name (the experiment file accepts only these).
+fn signal_number(name: &str) -> Option<i32> {
+    Some(match name {
+        "SIGTERM" => libc::SIGTERM,
+        "SIGINT" => libc::SIGINT,
+        "SIGQUIT" => libc::SIGQUIT,
+        "SIGHUP" => libc::SIGHUP,
+        "SIGUSR1" => libc::SIGUSR1,
+        "SIGUSR2" => libc::SIGUSR2,
+        _ => return None,
+    })
+}
