@@ -5,8 +5,8 @@
 //! snapshot) and a
 //! [`Trigger`] (the nth event matching a [`Pattern`], a time after the workload starts, or a
 //! probability per matching event drawn from the schedule's seed). This crate parses and
-//! validates schedules, decides when each fault fires ([`TriggerState`]), and reads and writes
-//! the record of what fired ([`Applied`], `schedule.applied.toml`). It does not inject
+//! validates schedules, writes them back as files ([`Schedule::to_toml`]), decides when each
+//! fault fires ([`TriggerState`]), and reads and writes the record of what fired ([`Applied`], `schedule.applied.toml`). It does not inject
 //! anything: the tracer and the supervisor do, asking this crate when.
 //!
 //! ```no_run
@@ -36,6 +36,7 @@ mod error;
 mod parse;
 mod pattern;
 mod trigger;
+mod write;
 
 use std::path::Path;
 use std::time::Duration;
