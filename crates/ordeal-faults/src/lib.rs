@@ -6,8 +6,9 @@
 //! [`Trigger`] (the nth event matching a [`Pattern`], a time after the workload starts, or a
 //! probability per matching event drawn from the schedule's seed). This crate parses and
 //! validates schedules, writes them back as files ([`Schedule::to_toml`]), decides when each
-//! fault fires ([`TriggerState`]), and reads and writes the record of what fired ([`Applied`], `schedule.applied.toml`). It does not inject
-//! anything: the tracer and the supervisor do, asking this crate when.
+//! fault fires ([`TriggerState`]), and reads and writes the record of what fired ([`Applied`],
+//! `schedule.applied.toml`). It does not inject anything: the tracer and the supervisor do,
+//! asking this crate when.
 //!
 //! ```no_run
 //! use ordeal_faults::{Participants, Schedule, When};
