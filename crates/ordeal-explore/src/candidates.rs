@@ -5,14 +5,15 @@
 //! workloads were already running can take a fault of every [`Action`] that makes sense there
 //! ([`actions_for`]): crash the node before or after the call, pause it, delay the call, fail
 //! it, shorten it (receives), or partition the node from the peer. A [`Fault`] is an action at
-//! a point; a schedule is a list of faults, written as a normal fault schedule
-//! ([`schedule_toml`]) so that every run of a campaign can be replayed with `ordeal replay`.
+//! a point; a schedule is a list of faults, run as a normal fault schedule
+//! ([`crate::schedule`]).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use ordeal_events::{Class, Event, Header};
+use ordeal_faults::Errno;
 use serde::{Deserialize, Serialize};
 
 /// Where a point is: what a trigger's pattern says. `nth` counts events matching all of it.
@@ -454,102 +455,11 @@ pub fn priority(action: Action, site: &Site, is_node: &dyn Fn(&str) -> bool) -> 
 
 /// The error a failed call returns: what the kernel would say in the situation simulated
 /// (a connection that breaks, a disk that fails), and that a correct system must handle.
-pub fn errno_for(site: &Site) -> &'static str {
+pub fn errno_for(site: &Site) -> Errno {
     match site.kind() {
-        Some(SiteKind::Connect) => "ETIMEDOUT",
-        Some(SiteKind::Accept) => "ECONNABORTED",
-        Some(SiteKind::Send) | Some(SiteKind::Recv) => "ECONNRESET",
-        _ => "EIO",
+        Some(SiteKind::Connect) => Errno::ETIMEDOUT,
+        Some(SiteKind::Accept) => Errno::ECONNABORTED,
+        Some(SiteKind::Send) | Some(SiteKind::Recv) => Errno::ECONNRESET,
+        _ => Errno::EIO,
     }
-}
-
-fn duration_text(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
-}
-
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
-}
-
-/// A file-name glob matching exactly this name (glob characters escaped).
-fn glob_literal(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The schedule of `faults` as fault-schedule TOML (docs/faults.md).
-pub fn schedule_toml(faults: &[Fault], model: &FaultModel, seed: u64) -> String {
-    let mut s = String::from("# Written by ordeal explore.\n");
-    s.push_str(&format!("seed = {seed}\n"));
-    for f in faults {
-        let site = &f.site;
-        s.push_str("\n[[fault]]\n");
-        s.push_str(&format!("name = {}\n", quote(&f.name())));
-        let long = duration_text(model.long);
-        let when = match f.action {
-            Action::CrashAfter => "after",
-            _ => "before",
-        };
-        match f.action {
-            Action::CrashBefore | Action::CrashAfter => {
-                s.push_str("kind = \"crash\"\n");
-                s.push_str(&format!("node = {}\n", quote(&site.node)));
-                s.push_str(&format!(
-                    "restart_after = \"{}\"\n",
-                    duration_text(model.restart_after)
-                ));
-            }
-            Action::Pause => {
-                s.push_str("kind = \"pause\"\n");
-                s.push_str(&format!("node = {}\n", quote(&site.node)));
-                s.push_str(&format!("duration = \"{long}\"\n"));
-            }
-            Action::Delay => {
-                s.push_str("kind = \"delay\"\n");
-                s.push_str(&format!("duration = \"{long}\"\n"));
-            }
-            Action::Fail => {
-                s.push_str("kind = \"fail\"\n");
-                s.push_str(&format!("errno = \"{}\"\n", errno_for(site)));
-            }
-            Action::ShortIo => {
-                s.push_str("kind = \"short-io\"\n");
-                s.push_str(&format!(
-                    "max_bytes = {}\n",
-                    f.max_bytes.unwrap_or(1).max(1)
-                ));
-            }
-            Action::Partition => {
-                s.push_str("kind = \"partition\"\n");
-                s.push_str(&format!("from = [{}]\n", quote(&site.node)));
-                s.push_str(&format!(
-                    "to = [{}]\n",
-                    quote(site.peer.as_deref().unwrap_or_default())
-                ));
-                s.push_str(&format!("duration = \"{long}\"\n"));
-            }
-        }
-        let mut trig = format!(
-            "trigger = {{ nth = {}, node = {}, call = {}, class = \"{}\"",
-            f.nth,
-            quote(&site.node),
-            quote(&site.call),
-            site.class
-        );
-        if let Some(p) = &site.peer {
-            trig.push_str(&format!(", peer = {}", quote(p)));
-        }
-        if let Some(file) = &site.file {
-            trig.push_str(&format!(", path = {}", quote(&glob_literal(file))));
-        }
-        trig.push_str(&format!(", when = \"{when}\" }}\n"));
-        s.push_str(&trig);
-    }
-    s
 }

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::{Analysis, Reproduction};
 use crate::candidates::{Fault, FaultModel};
-use crate::Error;
+use crate::model::{Analysis, Reproduction};
+use crate::{Error, RunError};
 
 /// `campaign.json`'s `format`.
 pub const FORMAT: &str = "ordeal-campaign";
@@ -39,20 +39,15 @@ pub struct Shard {
 
 impl Shard {
     /// Parses `I/N` (0 ≤ I < N).
-    pub fn parse(s: &str) -> Result<Shard, String> {
+    pub fn parse(s: &str) -> Result<Shard, Error> {
+        let bad = |why: &str| Error::Usage(format!("{s}: {why}"));
         let (i, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("{s}: expected I/N (e.g. 0/3)"))?;
-        let index: u64 = i
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s}: I is not a number"))?;
-        let count: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s}: N is not a number"))?;
+            .ok_or_else(|| bad("expected I/N (e.g. 0/3)"))?;
+        let index: u64 = i.trim().parse().map_err(|_| bad("I is not a number"))?;
+        let count: u64 = n.trim().parse().map_err(|_| bad("N is not a number"))?;
         if count == 0 || index >= count {
-            return Err(format!("{s}: expected 0 ≤ I < N"));
+            return Err(bad("expected 0 ≤ I < N"));
         }
         Ok(Shard { index, count })
     }
@@ -137,7 +132,7 @@ pub struct RunEntry {
     /// Relative to the campaign directory.
     pub dir: String,
     pub faults: Vec<Fault>,
-    pub result: Result<Analysis, String>,
+    pub result: Result<Analysis, RunError>,
 }
 
 /// A distinct failure after its shrinking and reruns (what merge needs of it).

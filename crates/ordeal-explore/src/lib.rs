@@ -6,7 +6,8 @@
 //! order, the coordinator computes the run's behaviour [`fingerprint`] (communication structure
 //! with pids, ports and timing abstracted away), mines the run's trace for candidate points
 //! ([`candidates::mine`]), and lets the [`strategy`] pick the next schedule (random, systematic
-//! or novelty-driven). Failing runs are grouped by [`signature`]; each distinct failure is
+//! or novelty-driven), run as an [`ordeal_faults::Schedule`] built from the candidates
+//! ([`schedule`]) and written next to the run for `ordeal replay`. Failing runs are grouped by [`signature`]; each distinct failure is
 //! shrunk with [`ddmin`] (over its faults, then towards earlier trigger indices) and its
 //! minimal schedule rerun R times for a reproduction rate. Outputs ([`report`]): explore.json,
 //! junit.xml and a self-contained report.html in the campaign directory (layout in
@@ -18,49 +19,34 @@
 //!
 //! Durability and scale ([`journal`], [`merge`], docs/scale.md): every finished run is appended
 //! (fsynced) to the campaign's `runs.jsonl`; a resume replays the recorded results through the
-//! same choices and runs only what is missing. `--shard I/N` plans runs from the baselines and
+//! same choices and runs only what is missing ([`Config::resume`] rebuilds the settings from
+//! `campaign.json`). `--shard I/N` plans runs from the baselines and
 //! takes runs i ≡ I (mod N); [`merge::merge`] combines shard directories.
 
 pub mod campaign;
 pub mod candidates;
+pub mod config;
 pub mod ddmin;
+mod error;
+mod execute;
 pub mod fingerprint;
 pub mod journal;
 pub mod merge;
+pub mod model;
+mod pool;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod schedule;
 pub mod signature;
 pub mod strategy;
 
-pub use campaign::{explore, Config, Failure, Outcome, Phases, ReplaySource, Reproduction};
+pub use campaign::{explore, run_dir};
 pub use candidates::{Action, Fault, FaultModel, Site};
+pub use config::{Config, ReplaySource};
+pub use error::{Error, RunError};
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use journal::{CampaignHeader, Shard};
+pub use model::{Failure, Outcome, Phases, Reproduction};
 pub use progress::ProgressMode;
 pub use strategy::StrategyKind;
-
-use std::path::{Path, PathBuf};
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Usage(String),
-    /// A fault-free run failed to start: the experiment itself does not work.
-    #[error("the experiment cannot be run: {0}")]
-    Setup(String),
-}
-
-impl Error {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}

@@ -8,15 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::campaign::{
-    Behaviour, Budget, CandidateStats, Config, Failure, Outcome, Phases, ReplaySource,
-    Reproduction, RunRecord,
-};
-use crate::candidates::schedule_toml;
+use crate::config::Config;
 use crate::journal::{self, CampaignHeader, Entry, FailureEntry, RunEntry, Shard};
-use crate::progress::ProgressMode;
+use crate::model::{
+    Behaviour, Budget, CandidateStats, Failure, Outcome, Phases, Reproduction, RunRecord,
+};
+use crate::schedule::schedule_toml;
 use crate::strategy::StrategyKind;
 use crate::Error;
 use ordeal_hb::Status;
@@ -188,30 +186,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
         }
     }
     let strategy = StrategyKind::parse(&h.strategy).unwrap_or(StrategyKind::Systematic);
-    let cfg = Config {
-        experiment: exp,
-        replay: ReplaySource {
-            experiment_path: h.experiment_path.clone(),
-            experiment: h.experiment_text.clone(),
-            set: h.set.clone(),
-        },
-        ordeal_exe: exe,
-        out: out.clone(),
-        runs: h.runs,
-        time: h.time_s.map(Duration::from_secs),
-        until_stable: h.until_stable,
-        jobs: h.jobs,
-        seed: h.seed,
-        strategy,
-        reruns: h.reruns,
-        shrink: h.shrink,
-        stop_after: h.stop_after,
-        model: h.model.clone(),
-        keep_runs: h.keep_runs,
-        progress: ProgressMode::Quiet,
-        shard: None,
-        resume: false,
-    };
+    let mut cfg = Config::recorded(&h, exp, strategy, exe, out.clone());
+    cfg.shard = None;
 
     // Exploration runs, each from the shard that owns it, in run order.
     let mut owned: BTreeMap<u64, (&Part, &RunEntry)> = BTreeMap::new();
@@ -286,7 +262,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
                     f.runs.push(id);
                 }
                 None => {
-                    let toml = schedule_toml(&r.faults, &h.model, h.seed);
+                    let toml = schedule_toml(&r.faults, &h.model, h.seed)?;
                     failures.push(Failure {
                         id: format!("F{}", failures.len() + 1),
                         signature: sig.clone(),
@@ -342,7 +318,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
                 dir.display().to_string(),
                 dir.exists(),
                 r.faults.iter().map(|f| f.to_string()).collect(),
-                r.result.as_ref().map_err(|e| e.as_str()),
+                r.result.as_ref(),
                 false,
             ));
         }
@@ -359,10 +335,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
         {
             f.minimal = e.minimal.clone();
             f.minimal_faults = e.minimal.iter().map(|x| x.to_string()).collect();
-            f.minimal_schedule = schedule_toml(&e.minimal, &h.model, h.seed);
+            f.minimal_schedule = schedule_toml(&e.minimal, &h.model, h.seed)?;
             f.original = e.original.clone();
             f.original_faults = e.original.iter().map(|x| x.to_string()).collect();
-            f.original_schedule = schedule_toml(&e.original, &h.model, h.seed);
+            f.original_schedule = schedule_toml(&e.original, &h.model, h.seed)?;
             f.shrink_runs = e.shrink_runs;
             let d = p.dir.join(&e.run_dir);
             f.run_dir = d.display().to_string();
@@ -375,22 +351,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
         if !measured.is_empty() {
             let runs: u32 = measured.iter().map(|r| r.runs).sum();
             let failed: u32 = measured.iter().map(|r| r.failed).sum();
-            f.reproduction = Some(Reproduction {
-                runs,
-                failed,
-                rate: if runs > 0 {
-                    failed as f64 / runs as f64
-                } else {
-                    0.0
-                },
-                verdict: if failed == runs {
-                    "deterministic".into()
-                } else if failed == 0 {
-                    "not reproduced".into()
-                } else {
-                    "flaky".into()
-                },
-            });
+            f.reproduction = Some(Reproduction::new(runs, failed));
         }
     }
     let mut stops: Vec<String> = parts.iter().map(|p| p.stopped.clone()).collect();

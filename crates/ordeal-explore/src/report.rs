@@ -8,7 +8,8 @@ use std::path::Path;
 use ordeal_events::TraceReader;
 use ordeal_hb::{EdgeKind, HbGraph};
 
-use crate::campaign::{Config, Outcome};
+use crate::config::Config;
+use crate::model::Outcome;
 use crate::Error;
 
 pub fn write_all(out: &Path, o: &Outcome, cfg: &Config) -> Result<(), Error> {

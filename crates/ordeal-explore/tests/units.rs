@@ -1,7 +1,8 @@
 //! Fingerprints, mining, schedules and signatures on synthetic traces.
 
 use ordeal_events::{Class, Event, Header, NodeInfo, Proto, Sock};
-use ordeal_explore::candidates::{actions_for, mine, schedule_toml, Occurrence};
+use ordeal_explore::candidates::{actions_for, mine, Occurrence};
+use ordeal_explore::schedule::schedule_toml;
 use ordeal_explore::{fingerprint, Action, Fault, FaultModel, Site};
 use ordeal_hb::HbGraph;
 
@@ -270,7 +271,7 @@ fn schedules_are_valid_fault_files() {
             max_bytes: None,
         },
     ];
-    let text = schedule_toml(&faults, &FaultModel::default(), 7);
+    let text = schedule_toml(&faults, &FaultModel::default(), 7).unwrap();
     let names = ordeal_faults::Participants::new(["n0"], ["client"]);
     let s = ordeal_faults::Schedule::parse_for(&text, "x.toml", &names).expect(&text);
     assert_eq!(s.seed, 7);
@@ -319,7 +320,7 @@ fn every_mined_candidate_is_a_valid_schedule() {
                 nth: o.nth,
                 max_bytes: (action == Action::ShortIo).then_some(2),
             };
-            let text = schedule_toml(std::slice::from_ref(&f), &FaultModel::default(), 1);
+            let text = schedule_toml(std::slice::from_ref(&f), &FaultModel::default(), 1).unwrap();
             ordeal_faults::Schedule::parse_for(&text, "x.toml", &names)
                 .unwrap_or_else(|e| panic!("{f}: {e}\n{text}"));
             checked += 1;

@@ -5,9 +5,10 @@
 //! snapshot) and a
 //! [`Trigger`] (the nth event matching a [`Pattern`], a time after the workload starts, or a
 //! probability per matching event drawn from the schedule's seed). This crate parses and
-//! validates schedules, decides when each fault fires ([`TriggerState`]), and reads and writes
-//! the record of what fired ([`Applied`], `schedule.applied.toml`). It does not inject
-//! anything: the tracer and the supervisor do, asking this crate when.
+//! validates schedules, writes them back as files ([`Schedule::to_toml`]), decides when each
+//! fault fires ([`TriggerState`]), and reads and writes the record of what fired ([`Applied`],
+//! `schedule.applied.toml`). It does not inject anything: the tracer and the supervisor do,
+//! asking this crate when.
 //!
 //! ```no_run
 //! use ordeal_faults::{Participants, Schedule, When};
@@ -37,6 +38,7 @@ mod error;
 mod parse;
 mod pattern;
 mod trigger;
+mod write;
 
 use std::path::Path;
 use std::time::Duration;

@@ -89,50 +89,6 @@ pub struct ExploreArgs {
     shard: Option<String>,
 }
 
-/// The settings of the campaign in `dir`, from its campaign.json.
-fn resume_config(dir: &Path, quiet: bool) -> anyhow::Result<ordeal_explore::Config> {
-    let h = ordeal_explore::journal::read_header(dir)
-        .with_context(|| format!("--resume {}", dir.display()))?;
-    let mut exp = ordeal_experiment::Experiment::parse(&h.experiment_text, &h.experiment_path)
-        .with_context(|| format!("{}: the recorded experiment", dir.display()))?;
-    for kv in &h.set {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("{}: recorded --set {kv}", dir.display()))?;
-        exp.set_var(k, v)?;
-    }
-    let strategy = StrategyKind::parse(&h.strategy)
-        .with_context(|| format!("{}: unknown strategy {}", dir.display(), h.strategy))?;
-    Ok(ordeal_explore::Config {
-        replay: ordeal_explore::ReplaySource {
-            experiment_path: h.experiment_path.clone(),
-            experiment: h.experiment_text.clone(),
-            set: h.set.clone(),
-        },
-        experiment: exp,
-        ordeal_exe: std::env::current_exe().context("locating the ordeal executable")?,
-        out: dir.to_path_buf(),
-        runs: h.runs,
-        time: h.time_s.map(Duration::from_secs),
-        until_stable: h.until_stable,
-        jobs: h.jobs,
-        seed: h.seed,
-        strategy,
-        reruns: h.reruns,
-        shrink: h.shrink,
-        stop_after: h.stop_after,
-        model: h.model,
-        keep_runs: h.keep_runs,
-        progress: if quiet {
-            ProgressMode::Quiet
-        } else {
-            ProgressMode::Auto
-        },
-        shard: h.shard,
-        resume: true,
-    })
-}
-
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
     ordeal_experiment::parse_duration(text).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))
 }
@@ -147,9 +103,16 @@ fn default_out(name: &str) -> PathBuf {
 
 /// Runs the campaign; exit code 0 no failure, 1 failures found, 130 interrupted.
 pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
+    let progress = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
     if let Some(dir) = &args.resume {
-        let cfg = resume_config(dir, args.quiet)?;
-        return campaign(cfg);
+        let header = ordeal_explore::journal::read_header(dir)
+            .with_context(|| format!("--resume {}", dir.display()))?;
+        let exe = std::env::current_exe().context("locating the ordeal executable")?;
+        return campaign(ordeal_explore::Config::resume(dir, &header, exe, progress)?);
     }
     let (text, path) = match (&args.experiment, args.demo) {
         (Some(p), _) => (
@@ -258,11 +221,7 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         stop_after: args.stop_after,
         model,
         keep_runs: args.keep_runs,
-        progress: if args.quiet {
-            ProgressMode::Quiet
-        } else {
-            ProgressMode::Auto
-        },
+        progress,
         shard,
         resume: false,
     };
