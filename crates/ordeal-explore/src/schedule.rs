@@ -59,7 +59,9 @@ impl Fault {
             other => return Err(refused(format!("unknown class `{other}`"))),
         };
         let path = match &site.file {
-            Some(name) => Some(PathGlob::new(&glob_literal(name)).map_err(refused)?),
+            Some(name) => {
+                Some(PathGlob::new(&glob_literal(name)).map_err(|e| refused(e.to_string()))?)
+            }
             None => None,
         };
         let pattern = Pattern {
