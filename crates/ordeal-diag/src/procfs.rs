@@ -6,6 +6,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+// The readers the tracer needs too live in ordeal-sys.
+pub use ordeal_sys::proc::{cmdline, parse_stat, task_stat, tasks, TaskStat};
+
 /// Clock ticks per second of /proc CPU times.
 pub fn ticks_per_sec() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -15,47 +18,6 @@ pub fn ticks_per_sec() -> u64 {
     } else {
         100
     }
-}
-
-/// From /proc/PID/task/TID/stat: state letter, name, user+system CPU ticks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskStat {
-    pub state: char,
-    pub comm: String,
-    pub cpu_ticks: u64,
-}
-
-/// Parses a `stat` line (the command name may contain spaces and parentheses).
-pub fn parse_stat(text: &str) -> Option<TaskStat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-    // rest[0] = state (field 3); utime is field 14, stime field 15 → rest[11], rest[12].
-    let state = rest.first()?.chars().next()?;
-    let utime: u64 = rest.get(11)?.parse().ok()?;
-    let stime: u64 = rest.get(12)?.parse().ok()?;
-    Some(TaskStat {
-        state,
-        comm,
-        cpu_ticks: utime + stime,
-    })
-}
-
-pub fn task_stat(pid: i32, tid: i32) -> Option<TaskStat> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?)
-}
-
-/// Thread ids of a process.
-pub fn tasks(pid: i32) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
 }
 
 /// The system call a thread is blocked in, from /proc/PID/task/TID/syscall.
@@ -106,17 +68,6 @@ pub fn task_wchan(pid: i32, tid: i32) -> Option<String> {
     let w = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/wchan")).ok()?;
     let w = w.trim();
     (!w.is_empty() && w != "0").then(|| w.to_string())
-}
-
-pub fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 pub fn exe(pid: i32) -> Option<String> {
@@ -355,9 +306,7 @@ pub fn fds(pid: i32) -> Vec<FdEntry> {
                 let fd: i32 = e.file_name().to_str()?.parse().ok()?;
                 let target = std::fs::read_link(e.path()).ok()?;
                 let target = target.to_string_lossy().into_owned();
-                let socket_ino = target
-                    .strip_prefix("socket:[")
-                    .and_then(|r| r.trim_end_matches(']').parse().ok());
+                let socket_ino = ordeal_sys::proc::socket_inode(&target);
                 Some(FdEntry {
                     fd,
                     target,
@@ -397,15 +346,6 @@ pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_with_odd_name() {
-        let s = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 1 1 1";
-        let st = parse_stat(s).unwrap();
-        assert_eq!(st.state, 'S');
-        assert_eq!(st.comm, "a (b) c");
-        assert_eq!(st.cpu_ticks, 10);
-    }
 
     #[test]
     fn syscall_lines() {

@@ -71,14 +71,4 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock trace.jsonl's event times are taken on.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
+pub use ordeal_sys::clock::monotonic_ns;

@@ -41,6 +41,8 @@ mod spawn;
 mod stops;
 
 pub use engine::{Capabilities, Engine, Launcher, MarkEvents, Ptrace};
+/// CLOCK_MONOTONIC in nanoseconds: the clock of event times (`Config::origin_ns` is on it).
+pub use ordeal_sys::clock::monotonic_ns;
 pub use record::syscall_name;
 pub use snapshot::{Capture, CaptureRequest, ThreadCapture};
 pub use spawn::SpawnSpec;
@@ -253,16 +255,6 @@ fn install_wake_handler() {
             libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut());
         }
     });
-}
-
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime into a local timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl<S: Sink + 'static> Tracer<S> {

@@ -7,27 +7,14 @@ use ordeal_tracer::{CaptureRequest, Config, SpawnSpec, Tracer};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Compiles a test program once per test process (tests run in parallel threads).
+/// Compiles tests/progs/NAME.c once per test process (see `compile_c`).
 fn compile(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cap-{name}-{}", std::process::id()));
-    if built.iter().any(|b| b == name) {
-        return out;
-    }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c"));
-    let tmp = out.with_extension("tmp");
-    let st = std::process::Command::new("cc")
-        .args(["-g", "-O1", "-fno-omit-frame-pointer", "-pthread", "-o"])
-        .arg(&tmp)
-        .arg(&src)
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "compiling {name}");
-    std::fs::rename(&tmp, &out).unwrap();
-    built.push(name.to_string());
-    out
+    ordeal_test_support::compile_c(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c")),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "cap",
+        &["-g", "-O1", "-fno-omit-frame-pointer", "-pthread"],
+    )
 }
 
 fn states(pid: i32) -> Vec<char> {

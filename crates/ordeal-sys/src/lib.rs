@@ -1,0 +1,11 @@
+//! Small system plumbing shared by ordeal's crates, so each fact lives in one place:
+//!
+//! - [`clock`]: CLOCK_MONOTONIC in nanoseconds, the clock trace.jsonl's event times use;
+//! - [`rng`]: [`rng::SplitMix64`], the one seeded generator behind fault dice and crash
+//!   states (same seed, same sequence, bit for bit);
+//! - [`proc`]: /proc readers more than one crate needs (command line, cwd, task status and
+//!   stat, fd targets, fdinfo). Every reader returns `None`/empty for a task that is gone.
+
+pub mod clock;
+pub mod proc;
+pub mod rng;

@@ -1,0 +1,114 @@
+//! Helpers shared by ordeal's integration tests (a dev-dependency only):
+//!
+//! - [`compile_c`]: a C test program compiled once per test process;
+//! - [`ordeal_bin`]: the `ordeal` binary cargo built next to the test executable;
+//! - [`assert_success`]: an exit-status assertion whose message shows stdout and stderr.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// Compiles `src` with `cc FLAGS` into `out_dir/PREFIX-STEM-PID` (STEM: the source's file
+/// stem) once per test process, and returns the binary's path.
+///
+/// Tests run in parallel threads: a binary rewritten while another test execs it fails with
+/// ETXTBSY (or worse), so each program is built once, under a name no other test process
+/// (another test file, a concurrent `cargo test`) uses, and renamed into place only when
+/// complete.
+pub fn compile_c(src: &Path, out_dir: &Path, prefix: &str, flags: &[&str]) -> PathBuf {
+    static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let name = src
+        .file_stem()
+        .unwrap_or_else(|| panic!("{} has no file name", src.display()))
+        .to_string_lossy();
+    let out = out_dir.join(format!("{prefix}-{name}-{}", std::process::id()));
+    if built.contains(&out) {
+        return out;
+    }
+    let tmp = out.with_extension("tmp");
+    let st = Command::new("cc")
+        .args(flags)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(src)
+        .status()
+        .expect("cc runs");
+    assert!(st.success(), "compiling {name}");
+    std::fs::rename(&tmp, &out).unwrap();
+    built.push(out.clone());
+    out
+}
+
+/// The `ordeal` binary of this build: in the profile directory above the test executable
+/// (`target/PROFILE/deps/TEST-HASH` → `target/PROFILE/ordeal`). Tests of the `ordeal` crate
+/// itself have `env!("CARGO_BIN_EXE_ordeal")`; other crates' tests use this (the binary
+/// exists once `cargo build -p ordeal` or the workspace's tests built it).
+pub fn ordeal_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("the test executable is in a directory");
+    let profile = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().unwrap_or(deps)
+    } else {
+        deps
+    };
+    profile.join("ordeal")
+}
+
+/// Asserts that `out` (of the command described by `what`) exited with status 0; the panic
+/// message shows its stdout and stderr.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_once_per_process() {
+        let dir = std::env::temp_dir().join(format!("ots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("seven.c");
+        std::fs::write(&src, "int main(void) { return 7; }\n").unwrap();
+        let bin = compile_c(&src, &dir, "t", &["-O1"]);
+        assert_eq!(bin, dir.join(format!("t-seven-{}", std::process::id())));
+        let st = Command::new(&bin).status().unwrap();
+        assert_eq!(st.code(), Some(7));
+        // A second call reuses the binary: a changed source is not rebuilt.
+        std::fs::write(&src, "int main(void) { return 3; }\n").unwrap();
+        assert_eq!(compile_c(&src, &dir, "t", &["-O1"]), bin);
+        assert_eq!(Command::new(&bin).status().unwrap().code(), Some(7));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ordeal_bin_is_in_the_profile_directory() {
+        let exe = std::env::current_exe().unwrap();
+        let deps = exe.parent().unwrap();
+        assert_eq!(deps.file_name().unwrap(), "deps");
+        assert_eq!(ordeal_bin(), deps.parent().unwrap().join("ordeal"));
+    }
+
+    #[test]
+    fn failure_message_shows_the_output() {
+        let ok = Command::new("sh").args(["-c", "exit 0"]).output().unwrap();
+        assert_success(&ok, "sh");
+        let bad = Command::new("sh")
+            .args(["-c", "echo out; echo err >&2; exit 3"])
+            .output()
+            .unwrap();
+        let msg = std::panic::catch_unwind(|| assert_success(&bad, "sh -c"))
+            .unwrap_err()
+            .downcast::<String>()
+            .unwrap();
+        assert_eq!(*msg, "sh -c failed (exit status: 3): out\n\nerr\n");
+    }
+}
