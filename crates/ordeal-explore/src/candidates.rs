@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use ordeal_events::{Class, Event, Header};
+use ordeal_events::calls::{self, SyncScope};
+use ordeal_events::{Class, Direction, Event, FileOp, Header, SocketOp};
 use ordeal_faults::Errno;
 use serde::{Deserialize, Serialize};
 
@@ -44,13 +45,22 @@ pub enum SiteKind {
 
 impl Site {
     pub fn kind(&self) -> Option<SiteKind> {
-        match (self.class.as_str(), self.call.as_str()) {
-            ("data", c) if is_send(c) => Some(SiteKind::Send),
-            ("data", c) if is_recv(c) => Some(SiteKind::Recv),
-            ("net", "connect") => Some(SiteKind::Connect),
-            ("net", "accept" | "accept4") => Some(SiteKind::Accept),
-            ("file", "fsync" | "fdatasync") => Some(SiteKind::Sync),
-            ("file", "rename" | "renameat" | "renameat2") => Some(SiteKind::Rename),
+        let spec = calls::by_name(&self.call)?;
+        match self.class.as_str() {
+            "data" => match spec.direction()? {
+                Direction::Send => Some(SiteKind::Send),
+                Direction::Recv => Some(SiteKind::Recv),
+            },
+            "net" => match spec.socket?.op {
+                SocketOp::Connect => Some(SiteKind::Connect),
+                SocketOp::Accept => Some(SiteKind::Accept),
+                _ => None,
+            },
+            "file" => match spec.file?.op {
+                FileOp::Sync(SyncScope::File | SyncScope::Data) => Some(SiteKind::Sync),
+                FileOp::Rename => Some(SiteKind::Rename),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -71,14 +81,6 @@ impl fmt::Display for Site {
         }
         Ok(())
     }
-}
-
-fn is_send(call: &str) -> bool {
-    matches!(call, "write" | "writev" | "sendto" | "sendmsg" | "sendmmsg")
-}
-
-fn is_recv(call: &str) -> bool {
-    matches!(call, "read" | "readv" | "recvfrom" | "recvmsg" | "recvmmsg")
 }
 
 /// One point seen in a run: the `nth` event of `site` (1-based), at `seq`.
@@ -160,18 +162,18 @@ pub fn mine(header: &Header, events: &[Event]) -> Vec<Occurrence> {
 pub fn site_of(ev: &Event) -> Option<Site> {
     let class = ev.class?;
     let (class, peer, file) = match class {
-        Class::Data if is_send(&ev.call) || is_recv(&ev.call) => {
+        Class::Data if ev.direction().is_some() => {
             let peer = ev.sock.as_ref()?.peer_node.clone()?;
             if peer == ev.node {
                 return None;
             }
             ("data", Some(peer), None)
         }
-        Class::Net if matches!(ev.call.as_str(), "connect" | "accept" | "accept4") => {
+        Class::Net if matches!(ev.socket_op(), Some(SocketOp::Connect | SocketOp::Accept)) => {
             // An accept's faults (delay, fail) act at its entry, where who connects is not
             // known yet: its site is the node's n-th accept, whoever the peer.
-            let peer = match ev.call.as_str() {
-                "connect" => ev.sock.as_ref().and_then(|s| s.peer_node.clone()),
+            let peer = match ev.socket_op() {
+                Some(SocketOp::Connect) => ev.sock.as_ref().and_then(|s| s.peer_node.clone()),
                 _ => None,
             };
             if peer.as_deref() == Some(ev.node.as_str()) {
@@ -181,11 +183,11 @@ pub fn site_of(ev: &Event) -> Option<Site> {
         }
         Class::File
             if matches!(
-                ev.call.as_str(),
-                "fsync" | "fdatasync" | "rename" | "renameat" | "renameat2"
+                ev.file_op(),
+                Some(FileOp::Sync(SyncScope::File | SyncScope::Data) | FileOp::Rename)
             ) =>
         {
-            let path = if ev.call.starts_with("rename") {
+            let path = if ev.file_op() == Some(FileOp::Rename) {
                 ev.path2.as_ref()?
             } else {
                 ev.path.as_ref()?
@@ -402,7 +404,8 @@ pub fn actions_for(
                 v.push(Action::CrashAfter);
             }
             v.extend([Action::Delay, Action::Fail]);
-            if ok && o.ret >= 3 && matches!(o.site.call.as_str(), "read" | "recvfrom") {
+            let plain = calls::by_name(&o.site.call).is_some_and(|c| c.is_plain_transfer());
+            if ok && o.ret >= 3 && plain {
                 v.push(Action::ShortIo);
             }
         }
@@ -461,5 +464,47 @@ pub fn errno_for(site: &Site) -> Errno {
         Some(SiteKind::Accept) => Errno::ECONNABORTED,
         Some(SiteKind::Send) | Some(SiteKind::Recv) => Errno::ECONNRESET,
         _ => Errno::EIO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(class: &str, call: &str) -> Option<SiteKind> {
+        Site {
+            node: "n0".into(),
+            call: call.into(),
+            class: class.into(),
+            peer: None,
+            file: None,
+        }
+        .kind()
+    }
+
+    /// Fault points come from the call table: every transfer by its direction, connect and
+    /// both accepts, the syncs that make data durable, every rename.
+    #[test]
+    fn site_kinds_follow_the_call_table() {
+        for c in calls::recorded() {
+            let want = match c.direction() {
+                Some(Direction::Send) => Some(SiteKind::Send),
+                Some(Direction::Recv) => Some(SiteKind::Recv),
+                None => None,
+            };
+            assert_eq!(kind("data", c.name), want, "{}", c.name);
+        }
+        assert_eq!(kind("net", "accept4"), Some(SiteKind::Accept));
+        assert_eq!(kind("net", "connect"), Some(SiteKind::Connect));
+        assert_eq!(kind("net", "bind"), None);
+        assert_eq!(kind("file", "fdatasync"), Some(SiteKind::Sync));
+        assert_eq!(
+            kind("file", "sync_file_range"),
+            None,
+            "makes nothing durable"
+        );
+        assert_eq!(kind("file", "renameat2"), Some(SiteKind::Rename));
+        assert_eq!(kind("file", "pwritev2"), None);
+        assert_eq!(kind("data", "no-such-call"), None);
     }
 }

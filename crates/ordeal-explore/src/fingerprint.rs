@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use ordeal_events::{Class, Event, Header};
+use ordeal_events::{Class, Event, Header, SocketOp};
 use ordeal_hb::{EdgeKind, HbGraph};
 
 /// A run's behaviour: the canonical text and its 64-bit FNV-1a hash (16 hex digits).
@@ -84,8 +84,10 @@ pub fn fingerprint(header: &Header, graph: &HbGraph, outcome: &str) -> Fingerpri
             continue;
         }
         let token = match (ev.class, ev.call.as_str()) {
-            (Some(Class::Net), "connect") => connect_token(ev),
-            (Some(Class::Net), "accept" | "accept4") => Some("A".to_string()),
+            (Some(Class::Net), _) if ev.socket_op() == Some(SocketOp::Connect) => connect_token(ev),
+            (Some(Class::Net), _) if ev.socket_op() == Some(SocketOp::Accept) => {
+                Some("A".to_string())
+            }
             (Some(Class::Data), _) => data_token(ev),
             _ => None,
         };
