@@ -1,0 +1,277 @@
+//! Stream connections: pairs the two ends of each TCP or Unix socket (kernel-reported peer inode,
+//! then mirrored address pairs, then Unix paths), adds connect → accept edges, records each
+//! [`Connection`] and its traffic, and aggregates connects that failed.
+//!
+//! Invariant: pairing is symmetric and one-to-one; a pair is recorded as one connection,
+//! oriented client → server, and a socketpair (neither connect nor accept) is not a connection.
+
+use super::endpoints::{connect_attempted, Endpoint};
+use super::{Connection, EdgeKind, FailedConnect, HbGraph, EXTERNAL};
+use crate::addr::norm_addr;
+use ordeal_events::Proto;
+use std::collections::{BTreeMap, HashMap};
+
+impl HbGraph {
+    pub(super) fn match_streams(&mut self) {
+        let eps = self.collect_endpoints();
+        let stream = |ep: &Endpoint| matches!(ep.proto, Some(Proto::Tcp) | Some(Proto::Unix));
+        let mut partner: HashMap<u64, u64> = HashMap::new();
+
+        // 1. The kernel told us the other end.
+        for (&ino, ep) in &eps {
+            if !stream(ep) || partner.contains_key(&ino) {
+                continue;
+            }
+            if let Some(p) = ep.peer_ino {
+                if p != ino && eps.contains_key(&p) && !partner.contains_key(&p) {
+                    partner.insert(ino, p);
+                    partner.insert(p, ino);
+                }
+            }
+        }
+        // 2. Mirrored address pairs, in order of appearance per 4-tuple.
+        let mut by_tuple: BTreeMap<(&str, &str), Vec<(u32, u64)>> = BTreeMap::new();
+        for (&ino, ep) in &eps {
+            if !stream(ep) || ep.listening || partner.contains_key(&ino) {
+                continue;
+            }
+            if let (Some(l), Some(r)) = (&ep.local, &ep.remote) {
+                if !l.is_empty() && !r.is_empty() && l != r {
+                    by_tuple
+                        .entry((l.as_str(), r.as_str()))
+                        .or_default()
+                        .push((ep.first, ino));
+                }
+            }
+        }
+        let mut pairs_by_tuple = Vec::new();
+        for ((l, r), side) in &by_tuple {
+            if l > r {
+                continue;
+            }
+            let Some(other) = by_tuple.get(&(*r, *l)) else {
+                continue;
+            };
+            let (mut a, mut b) = (side.clone(), other.clone());
+            a.sort();
+            b.sort();
+            for (x, y) in a.iter().zip(b.iter()) {
+                pairs_by_tuple.push((x.1, y.1));
+            }
+        }
+        for (x, y) in pairs_by_tuple {
+            partner.insert(x, y);
+            partner.insert(y, x);
+        }
+        // 3. Unix sockets without a kernel-reported peer: connects to a path and accepts on
+        //    that path, paired in order of appearance.
+        type Side = Vec<(u32, u64)>;
+        let mut unix: BTreeMap<&str, (Side, Side)> = BTreeMap::new();
+        for (&ino, ep) in &eps {
+            if ep.proto != Some(Proto::Unix) || partner.contains_key(&ino) {
+                continue;
+            }
+            if let (Some(c), Some(path)) = (ep.connect, ep.remote.as_deref()) {
+                unix.entry(path).or_default().0.push((c, ino));
+            } else if let (Some(a), Some(path)) = (ep.accept, ep.local.as_deref()) {
+                unix.entry(path).or_default().1.push((a, ino));
+            }
+        }
+        for (clients, servers) in unix.values() {
+            for (c, s) in clients.iter().zip(servers.iter()) {
+                partner.insert(c.1, s.1);
+                partner.insert(s.1, c.1);
+            }
+        }
+
+        // Edges, connections and traffic.
+        for (&ino, ep) in &eps {
+            if !stream(ep) {
+                continue;
+            }
+            match partner
+                .get(&ino)
+                .and_then(|p| eps.get(p).map(|pe| (*p, pe)))
+            {
+                Some((pino, pe)) => {
+                    self.peer_of_ino.insert(ino, pe.node.clone());
+                    self.stream_direction(ep, pe);
+                    // Record the connection once per pair, oriented client → server. A pair
+                    // with neither a connect nor an accept (socketpair) is not a connection.
+                    if ino < pino {
+                        if ep.connect.is_some() || pe.accept.is_some() {
+                            self.add_paired_connection(ino, ep, pino, pe);
+                        } else if pe.connect.is_some() || ep.accept.is_some() {
+                            self.add_paired_connection(pino, pe, ino, ep);
+                        }
+                    }
+                }
+                None if ep.listening => {}
+                None => {
+                    let peer = self.peer_name(ep);
+                    self.peer_of_ino.insert(ino, peer.clone());
+                    self.unpaired_stream(ino, ep, &peer);
+                }
+            }
+        }
+        self.connections.sort_by_key(|c| {
+            c.connect_seq
+                .into_iter()
+                .chain(c.accept_seq)
+                .min()
+                .unwrap_or(u64::MAX)
+        });
+    }
+
+    fn add_paired_connection(&mut self, cino: u64, c: &Endpoint, sino: u64, s: &Endpoint) {
+        if let (Some(ci), Some(si)) = (c.connect, s.accept) {
+            self.cross.push((ci, si, EdgeKind::Connect));
+        }
+        let sum = |v: &[u32]| {
+            v.iter()
+                .map(|&i| self.events[i as usize].moved())
+                .sum::<u64>()
+        };
+        let conn = Connection {
+            proto: c.proto.unwrap_or(Proto::Other),
+            client_node: c.node.clone(),
+            server_node: s.node.clone(),
+            client_addr: c.local.clone().unwrap_or_else(|| "?".into()),
+            server_addr: c
+                .remote
+                .clone()
+                .or_else(|| s.local.clone())
+                .unwrap_or_else(|| "?".into()),
+            client_ino: Some(cino),
+            server_ino: Some(sino),
+            connect_seq: c.connect.map(|i| self.events[i as usize].seq),
+            accept_seq: s.accept.map(|i| self.events[i as usize].seq),
+            bytes_client_to_server: sum(&c.sends),
+            bytes_server_to_client: sum(&s.sends),
+            both_traced: true,
+        };
+        self.traffic
+            .entry((conn.client_node.clone(), conn.server_node.clone()))
+            .or_default()
+            .connections += 1;
+        self.connections.push(conn);
+    }
+
+    fn unpaired_stream(&mut self, ino: u64, ep: &Endpoint, peer: &str) {
+        let sum = |v: &[u32]| {
+            v.iter()
+                .map(|&i| self.events[i as usize].moved())
+                .sum::<u64>()
+        };
+        let (sent, received) = (sum(&ep.sends), sum(&ep.recvs));
+        if sent > 0 {
+            self.traffic
+                .entry((ep.node.clone(), peer.to_string()))
+                .or_default()
+                .unmatched_bytes += sent;
+        }
+        if received > 0 {
+            self.traffic
+                .entry((peer.to_string(), ep.node.clone()))
+                .or_default()
+                .unmatched_bytes += received;
+        }
+        let here = ep.local.clone().unwrap_or_else(|| "?".into());
+        let there = ep.remote.clone().unwrap_or_else(|| "?".into());
+        let conn = if let Some(c) = ep.connect {
+            if ep.local.is_none() && sent == 0 && received == 0 {
+                // A non-blocking connect whose socket had no address left by the time the tracer
+                // looked: it was refused at once and never carried anything. Not a connection.
+                return;
+            }
+            Connection {
+                proto: ep.proto.unwrap_or(Proto::Other),
+                client_node: ep.node.clone(),
+                server_node: peer.to_string(),
+                client_addr: here,
+                server_addr: ep
+                    .remote
+                    .clone()
+                    .or_else(|| self.events[c as usize].addr.as_deref().map(norm_addr))
+                    .unwrap_or_else(|| "?".into()),
+                client_ino: Some(ino),
+                server_ino: None,
+                connect_seq: Some(self.events[c as usize].seq),
+                accept_seq: None,
+                bytes_client_to_server: sent,
+                bytes_server_to_client: received,
+                both_traced: false,
+            }
+        } else if let Some(a) = ep.accept {
+            Connection {
+                proto: ep.proto.unwrap_or(Proto::Other),
+                client_node: peer.to_string(),
+                server_node: ep.node.clone(),
+                client_addr: there,
+                server_addr: here,
+                client_ino: None,
+                server_ino: Some(ino),
+                connect_seq: None,
+                accept_seq: Some(self.events[a as usize].seq),
+                bytes_client_to_server: received,
+                bytes_server_to_client: sent,
+                both_traced: false,
+            }
+        } else {
+            return;
+        };
+        self.traffic
+            .entry((conn.client_node.clone(), conn.server_node.clone()))
+            .or_default()
+            .connections += 1;
+        self.connections.push(conn);
+    }
+
+    pub(super) fn collect_failed_connects(&mut self) {
+        let mut agg: BTreeMap<(String, String, String), FailedConnect> = BTreeMap::new();
+        for e in &self.events {
+            if e.call != "connect" || connect_attempted(e) {
+                continue;
+            }
+            let addr = e
+                .addr
+                .as_deref()
+                .or_else(|| e.sock.as_ref().and_then(|s| s.remote.as_deref()))
+                .map(norm_addr)
+                .unwrap_or_else(|| "?".into());
+            let errno = e
+                .errno
+                .clone()
+                .unwrap_or_else(|| format!("{}", e.ret.unwrap_or(0)));
+            let target = self.addr_map.lookup(&addr).unwrap_or(EXTERNAL).to_string();
+            agg.entry((e.node.clone(), addr.clone(), errno.clone()))
+                .and_modify(|f| f.count += 1)
+                .or_insert(FailedConnect {
+                    node: e.node.clone(),
+                    addr,
+                    target_node: target,
+                    errno,
+                    count: 1,
+                    first_seq: e.seq,
+                });
+        }
+        let mut v: Vec<_> = agg.into_values().collect();
+        v.sort_by_key(|f| f.first_seq);
+        self.failed_connects = v;
+    }
+
+    /// Stream connections, by time of their connect/accept.
+    pub fn connections(&self) -> &[Connection] {
+        &self.connections
+    }
+
+    /// Failed connect attempts, aggregated by node, address and errno.
+    pub fn failed_connects(&self) -> &[FailedConnect] {
+        &self.failed_connects
+    }
+
+    /// The node at the other end of a socket (by inode), if the socket carried a stream.
+    pub fn peer_node(&self, ino: u64) -> Option<&str> {
+        self.peer_of_ino.get(&ino).map(String::as_str)
+    }
+}

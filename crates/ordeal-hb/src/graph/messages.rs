@@ -1,0 +1,81 @@
+//! Message edges on a paired stream: one direction's sends matched to the other end's receives
+//! by byte range.
+//!
+//! Invariant: each edge carries the number of bytes its send and receive share; bytes sent that
+//! no traced receive consumed count as unmatched traffic.
+
+use super::endpoints::Endpoint;
+use super::{EdgeKind, HbGraph};
+use crate::ranges::{match_ranges, Range};
+use ordeal_events::Event;
+
+impl HbGraph {
+    /// Matches sends on `a` against receives on `b` (one direction of a paired stream).
+    pub(super) fn stream_direction(&mut self, a: &Endpoint, b: &Endpoint) {
+        let sends = ranges(&self.events, &a.sends);
+        let recvs = ranges(&self.events, &b.recvs);
+        let overlaps = match_ranges(&sends, &recvs);
+        let mut matched = vec![0u64; sends.len()];
+        let mut last_counted: Option<usize> = None;
+        for o in &overlaps {
+            let (s, r) = (a.sends[o.send], b.recvs[o.recv]);
+            self.cross
+                .push((s, r, EdgeKind::Message { bytes: o.bytes }));
+            matched[o.send] += o.bytes;
+            let key = (
+                self.events[s as usize].node.clone(),
+                self.events[r as usize].node.clone(),
+            );
+            let t = self.traffic.entry(key).or_default();
+            t.bytes += o.bytes;
+            if last_counted != Some(o.send) {
+                t.messages += 1;
+                last_counted = Some(o.send);
+            }
+        }
+        for (k, &s) in a.sends.iter().enumerate() {
+            let left = sends[k].len.saturating_sub(matched[k]);
+            if left > 0 {
+                let key = (self.events[s as usize].node.clone(), b.node.clone());
+                self.traffic.entry(key).or_default().unmatched_bytes += left;
+            }
+        }
+    }
+}
+
+/// Byte ranges of some data events: `off` when recorded, else the running total.
+fn ranges(events: &[Event], idx: &[u32]) -> Vec<Range> {
+    let mut next = 0u64;
+    idx.iter()
+        .map(|&i| {
+            let e = &events[i as usize];
+            let off = e.off.unwrap_or(next);
+            next = off + e.moved();
+            Range::new(off, e.moved())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_use_the_recorded_offset_else_the_running_total() {
+        let data = |ret: i64, off: Option<u64>| Event {
+            ret: Some(ret),
+            off,
+            ..Default::default()
+        };
+        let events = vec![
+            data(4, None),
+            data(99, None),
+            data(6, Some(10)),
+            data(3, None),
+        ];
+        assert_eq!(
+            ranges(&events, &[0, 2, 3]),
+            vec![Range::new(0, 4), Range::new(10, 6), Range::new(16, 3)]
+        );
+    }
+}
