@@ -33,6 +33,7 @@ pub mod watch;
 
 pub use capture::{capture, Capture, CaptureOptions, Entry, EntryKind, Stamp};
 pub use diff::{diff, Change, Difference};
+pub use service::CaptureError;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
