@@ -165,24 +165,25 @@ impl Model {
             .insert(value.to_string());
     }
 
-    /// Checks a GET's answer (`None` = NOTFOUND); the error completes the
-    /// sentence "GET k from node n ...".
-    fn check_get(&self, key: &str, observed: Option<&str>) -> Result<(), String> {
+    /// Checks a GET's answer (`None` = NOTFOUND).
+    fn check_get(&self, key: &str, observed: Option<&str>) -> Result<(), Inconsistency> {
         let history = self.keys.get(key);
         let acknowledged = history.and_then(|h| h.acknowledged.as_deref());
         match (observed, acknowledged) {
             (None, None) => Ok(()),
-            (None, Some(expected)) => Err(format!(
-                "returned NOTFOUND, but SET {key} {expected} was acknowledged"
-            )),
+            (None, Some(expected)) => Err(Inconsistency::Lost {
+                key: key.to_string(),
+                expected: expected.to_string(),
+            }),
             (Some(value), _) if acknowledged == Some(value) => Ok(()),
             (Some(value), _) if history.is_some_and(|h| h.uncertain.contains(value)) => Ok(()),
-            (Some(value), Some(expected)) => Err(format!(
-                "returned {value}, but the last acknowledged SET was {expected}"
-            )),
-            (Some(value), None) => Err(format!(
-                "returned {value}, but no SET of that key was acknowledged or in doubt"
-            )),
+            (Some(value), Some(expected)) => Err(Inconsistency::Stale {
+                observed: value.to_string(),
+                expected: expected.to_string(),
+            }),
+            (Some(value), None) => Err(Inconsistency::Unwritten {
+                observed: value.to_string(),
+            }),
         }
     }
 
@@ -192,6 +193,21 @@ impl Model {
             .filter_map(|(k, h)| h.acknowledged.clone().map(|v| (k.clone(), v)))
             .collect()
     }
+}
+
+/// A GET answer no history of acknowledged and in-doubt SETs explains. The
+/// text completes the sentence "GET k from node n ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Inconsistency {
+    /// NOTFOUND for a key with an acknowledged value.
+    #[error("returned NOTFOUND, but SET {key} {expected} was acknowledged")]
+    Lost { key: String, expected: String },
+    /// A value older than the last acknowledged one (and not in doubt).
+    #[error("returned {observed}, but the last acknowledged SET was {expected}")]
+    Stale { observed: String, expected: String },
+    /// A value never written to that key.
+    #[error("returned {observed}, but no SET of that key was acknowledged or in doubt")]
+    Unwritten { observed: String },
 }
 
 /// xorshift64, seeded through splitmix64 so nearby seeds diverge at once.
@@ -235,10 +251,19 @@ struct Conn {
 
 struct Attempt {
     /// The node that answered and its answer.
-    result: Result<(usize, Reply), String>,
+    result: Result<(usize, Reply), Unserved>,
     /// Whether some node may have received the request without answering
     /// it definitively (so a SET may or may not have happened).
     maybe_applied: bool,
+}
+
+/// No node gave a wanted answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("no node served the request within {timeout_ms} ms (last: {last})")]
+struct Unserved {
+    timeout_ms: u128,
+    /// The last problem seen (`node 1: NOTPRIMARY`, a connection error, ...).
+    last: String,
 }
 
 /// One failed exchange with a node.
@@ -264,10 +289,10 @@ impl Session {
                 let node = (start + i) % n;
                 let Some(left) = time_left(deadline) else {
                     return Attempt {
-                        result: Err(format!(
-                            "no node served the request within {} ms (last: {last_error})",
-                            self.timeout.as_millis()
-                        )),
+                        result: Err(Unserved {
+                            timeout_ms: self.timeout.as_millis(),
+                            last: last_error,
+                        }),
                         maybe_applied,
                     };
                 };
@@ -394,14 +419,46 @@ mod tests {
         model.set_acknowledged("a", "v1");
         model.set_acknowledged("a", "v2");
         assert_eq!(
-            model.check_get("a", None),
+            model.check_get("a", None).map_err(|e| e.to_string()),
             Err("returned NOTFOUND, but SET a v2 was acknowledged".to_string())
         );
         assert_eq!(
-            model.check_get("a", Some("v1")),
+            model.check_get("a", Some("v1")).map_err(|e| e.to_string()),
             Err("returned v1, but the last acknowledged SET was v2".to_string())
         );
         assert!(model.check_get("b", Some("v9")).is_err());
+    }
+
+    #[test]
+    fn inconsistencies_name_the_values() {
+        let mut model = Model::default();
+        model.set_acknowledged("a", "v2");
+        assert_eq!(
+            model.check_get("a", Some("v1")),
+            Err(Inconsistency::Stale {
+                observed: "v1".into(),
+                expected: "v2".into()
+            })
+        );
+        let e = model.check_get("b", Some("v9")).unwrap_err();
+        assert_eq!(
+            e,
+            Inconsistency::Unwritten {
+                observed: "v9".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "returned v9, but no SET of that key was acknowledged or in doubt"
+        );
+        let e = Unserved {
+            timeout_ms: 2000,
+            last: "node 1: NOTPRIMARY".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no node served the request within 2000 ms (last: node 1: NOTPRIMARY)"
+        );
     }
 
     #[test]

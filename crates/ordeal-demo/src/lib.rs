@@ -131,7 +131,7 @@ mod wire;
 pub use bugs::{Bugs, UnknownBug, BUG_NAMES};
 pub use client::{run_client, ClientReport};
 pub use node::{run_node, run_node_on, spawn_node, NodeConfig, NodeHandle, StopSignal};
-pub use store::{State, StoreError, STATE_FILE, STATE_TMP_FILE};
+pub use store::{FormatError, State, StoreError, STATE_FILE, STATE_TMP_FILE};
 
 /// `ordeal kv ...`: the demo store's processes.
 #[derive(clap::Subcommand, Debug)]

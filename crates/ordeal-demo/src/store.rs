@@ -43,7 +43,48 @@ pub enum StoreError {
         /// The state file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        reason: FormatError,
+    },
+}
+
+/// What is wrong with the text of a state file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The bytes are not UTF-8.
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    /// Nothing at all.
+    #[error("file is empty")]
+    Empty,
+    /// The text does not end with a newline: the file was cut short.
+    #[error("last line is incomplete")]
+    IncompleteLastLine,
+    /// The first line is not `seq <seq> keys <count>`.
+    #[error("bad header {0:?}")]
+    BadHeader(String),
+    /// A key appears on two lines; `line` is the second (1-based).
+    #[error("line {line}: duplicate key {key:?}")]
+    DuplicateKey {
+        /// Line number, 1-based.
+        line: usize,
+        /// The key.
+        key: String,
+    },
+    /// A line that is not `<key> <value>`.
+    #[error("line {line}: expected `key value`, found {text:?}")]
+    BadEntry {
+        /// Line number, 1-based.
+        line: usize,
+        /// The line's text.
+        text: String,
+    },
+    /// The header's key count differs from the lines that follow.
+    #[error("header announces {announced} keys but the file has {found}")]
+    WrongKeyCount {
+        /// The count in the header.
+        announced: usize,
+        /// The keys read.
+        found: usize,
     },
 }
 
@@ -56,21 +97,21 @@ impl State {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
+        let corrupt = |reason: FormatError| StoreError::Corrupt {
             path: path.clone(),
             reason,
         };
-        let text = String::from_utf8(bytes).map_err(|_| corrupt("not valid UTF-8".into()))?;
+        let text = String::from_utf8(bytes).map_err(|_| corrupt(FormatError::NotUtf8))?;
         State::parse(&text).map_err(corrupt)
     }
 
     /// Parses the state file format (see [`State`]).
-    pub fn parse(text: &str) -> Result<State, String> {
+    pub fn parse(text: &str) -> Result<State, FormatError> {
         let Some(body) = text.strip_suffix('\n') else {
             return Err(if text.is_empty() {
-                "file is empty".to_string()
+                FormatError::Empty
             } else {
-                "last line is incomplete".to_string()
+                FormatError::IncompleteLastLine
             });
         };
         let mut lines = body.split('\n');
@@ -78,9 +119,9 @@ impl State {
         let (seq, count) = match header.split(' ').collect::<Vec<_>>().as_slice() {
             ["seq", seq, "keys", count] => match (seq.parse::<u64>(), count.parse::<usize>()) {
                 (Ok(seq), Ok(count)) => (seq, count),
-                _ => return Err(format!("bad header {header:?}")),
+                _ => return Err(FormatError::BadHeader(header.to_string())),
             },
-            _ => return Err(format!("bad header {header:?}")),
+            _ => return Err(FormatError::BadHeader(header.to_string())),
         };
         let mut data = BTreeMap::new();
         for (index, line) in lines.enumerate() {
@@ -88,21 +129,25 @@ impl State {
             match line.split(' ').collect::<Vec<_>>().as_slice() {
                 [key, value] if !key.is_empty() && !value.is_empty() => {
                     if data.insert(key.to_string(), value.to_string()).is_some() {
-                        return Err(format!("line {line_no}: duplicate key {key:?}"));
+                        return Err(FormatError::DuplicateKey {
+                            line: line_no,
+                            key: key.to_string(),
+                        });
                     }
                 }
                 _ => {
-                    return Err(format!(
-                        "line {line_no}: expected `key value`, found {line:?}"
-                    ))
+                    return Err(FormatError::BadEntry {
+                        line: line_no,
+                        text: line.to_string(),
+                    })
                 }
             }
         }
         if data.len() != count {
-            return Err(format!(
-                "header announces {count} keys but the file has {}",
-                data.len()
-            ));
+            return Err(FormatError::WrongKeyCount {
+                announced: count,
+                found: data.len(),
+            });
         }
         Ok(State { seq, data })
     }
@@ -197,8 +242,57 @@ mod tests {
             ("seq 3 keys 1\n\n", "line 2: expected `key value`"),
         ];
         for (text, reason) in cases {
-            let err = State::parse(text).unwrap_err();
+            let err = State::parse(text).unwrap_err().to_string();
             assert!(err.contains(reason), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn format_errors_say_where_and_what() {
+        let cases = [
+            (
+                "seq 3 keys x\n",
+                FormatError::BadHeader("seq 3 keys x".into()),
+                "bad header \"seq 3 keys x\"",
+            ),
+            (
+                "seq 3 keys 2\na v1\na v2\n",
+                FormatError::DuplicateKey {
+                    line: 3,
+                    key: "a".into(),
+                },
+                "line 3: duplicate key \"a\"",
+            ),
+            (
+                "seq 3 keys 1\na v1 extra\n",
+                FormatError::BadEntry {
+                    line: 2,
+                    text: "a v1 extra".into(),
+                },
+                "line 2: expected `key value`, found \"a v1 extra\"",
+            ),
+            (
+                "seq 3 keys 2\na v1\n",
+                FormatError::WrongKeyCount {
+                    announced: 2,
+                    found: 1,
+                },
+                "header announces 2 keys but the file has 1",
+            ),
+        ];
+        for (text, want, message) in cases {
+            let err = State::parse(text).unwrap_err();
+            assert_eq!(err, want, "{text:?}");
+            assert_eq!(err.to_string(), message);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(STATE_FILE), b"seq 1 keys 0\n\xff").unwrap();
+        match State::load(dir.path()) {
+            Err(StoreError::Corrupt { path, reason }) => {
+                assert_eq!(path, dir.path().join(STATE_FILE));
+                assert_eq!(reason, FormatError::NotUtf8);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

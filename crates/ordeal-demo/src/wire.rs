@@ -113,28 +113,45 @@ pub enum Request {
     },
 }
 
-/// Parses a request line; the error is the reason sent back after `ERR `.
-pub fn parse_request(line: &str) -> Result<Request, String> {
+/// Why a request line is refused: its text is the reason sent back after `ERR `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The line holds no word.
+    #[error("empty request")]
+    Empty,
+    /// A known command with the wrong number of words; holds the expected form.
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    /// `JOIN` with something other than a node index.
+    #[error("invalid node id {0:?}")]
+    InvalidNodeId(String),
+    /// The first word is not a command.
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+}
+
+/// Parses a request line.
+pub fn parse_request(line: &str) -> Result<Request, RequestError> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
-        [] => Err("empty request".to_string()),
+        [] => Err(RequestError::Empty),
         ["SET", key, value] => Ok(Request::Set {
             key: key.to_string(),
             value: value.to_string(),
         }),
-        ["SET", ..] => Err("usage: SET key value".to_string()),
+        ["SET", ..] => Err(RequestError::Usage("SET key value")),
         ["GET", key] => Ok(Request::Get {
             key: key.to_string(),
         }),
-        ["GET", ..] => Err("usage: GET key".to_string()),
+        ["GET", ..] => Err(RequestError::Usage("GET key")),
         ["ROLE"] => Ok(Request::Role),
-        ["ROLE", ..] => Err("usage: ROLE".to_string()),
+        ["ROLE", ..] => Err(RequestError::Usage("ROLE")),
         ["JOIN", id] => id
             .parse()
             .map(|id| Request::Join { id })
-            .map_err(|_| format!("invalid node id {id:?}")),
-        ["JOIN", ..] => Err("usage: JOIN id".to_string()),
-        [command, ..] => Err(format!("unknown command {command:?}")),
+            .map_err(|_| RequestError::InvalidNodeId(id.to_string())),
+        ["JOIN", ..] => Err(RequestError::Usage("JOIN id")),
+        [command, ..] => Err(RequestError::UnknownCommand(command.to_string())),
     }
 }
 
@@ -168,34 +185,66 @@ pub fn parse_reply(line: &str) -> Reply {
     }
 }
 
+/// A replication message that is not what the protocol says comes next. The lines are
+/// kept whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicationError {
+    /// `REPL` whose sequence number is not a number.
+    #[error("bad sequence number in {0:?}")]
+    BadSequence(String),
+    /// `SNAPSHOT` whose sequence number or count is not a number.
+    #[error("bad snapshot header {0:?}")]
+    BadSnapshotHeader(String),
+    /// The peer asked to `JOIN` answered `NOTPRIMARY`.
+    #[error("the peer is not the primary")]
+    NotPrimary,
+    /// Some other line where `expected` should be.
+    #[error("expected `{expected}`, got {line:?}")]
+    Unexpected {
+        /// The form the protocol wants here.
+        expected: &'static str,
+        /// The line received.
+        line: String,
+    },
+}
+
 /// Parses `REPL seq key value` into its parts.
-pub fn parse_repl(line: &str) -> Result<(u64, String, String), String> {
+pub fn parse_repl(line: &str) -> Result<(u64, String, String), ReplicationError> {
     match line.split_whitespace().collect::<Vec<_>>().as_slice() {
         ["REPL", seq, key, value] => seq
             .parse()
             .map(|seq| (seq, key.to_string(), value.to_string()))
-            .map_err(|_| format!("bad sequence number in {line:?}")),
-        _ => Err(format!("expected `REPL seq key value`, got {line:?}")),
+            .map_err(|_| ReplicationError::BadSequence(line.to_string())),
+        _ => Err(ReplicationError::Unexpected {
+            expected: "REPL seq key value",
+            line: line.to_string(),
+        }),
     }
 }
 
 /// Parses the primary's answer to `JOIN`: `SNAPSHOT seq count`.
-pub fn parse_snapshot_header(line: &str) -> Result<(u64, usize), String> {
+pub fn parse_snapshot_header(line: &str) -> Result<(u64, usize), ReplicationError> {
     match line.split_whitespace().collect::<Vec<_>>().as_slice() {
         ["SNAPSHOT", seq, count] => match (seq.parse(), count.parse()) {
             (Ok(seq), Ok(count)) => Ok((seq, count)),
-            _ => Err(format!("bad snapshot header {line:?}")),
+            _ => Err(ReplicationError::BadSnapshotHeader(line.to_string())),
         },
-        ["NOTPRIMARY"] => Err("the peer is not the primary".to_string()),
-        _ => Err(format!("expected `SNAPSHOT seq count`, got {line:?}")),
+        ["NOTPRIMARY"] => Err(ReplicationError::NotPrimary),
+        _ => Err(ReplicationError::Unexpected {
+            expected: "SNAPSHOT seq count",
+            line: line.to_string(),
+        }),
     }
 }
 
 /// Parses one snapshot entry: `KV key value`.
-pub fn parse_kv(line: &str) -> Result<(String, String), String> {
+pub fn parse_kv(line: &str) -> Result<(String, String), ReplicationError> {
     match line.split_whitespace().collect::<Vec<_>>().as_slice() {
         ["KV", key, value] => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("expected `KV key value`, got {line:?}")),
+        _ => Err(ReplicationError::Unexpected {
+            expected: "KV key value",
+            line: line.to_string(),
+        }),
     }
 }
 
@@ -274,7 +323,11 @@ mod tests {
             ("set a 1", "unknown command \"set\""),
         ];
         for (line, reason) in cases {
-            assert_eq!(parse_request(line), Err(reason.to_string()), "{line:?}");
+            assert_eq!(
+                parse_request(line).map_err(|e| e.to_string()),
+                Err(reason.to_string()),
+                "{line:?}"
+            );
         }
     }
 
@@ -301,11 +354,68 @@ mod tests {
         assert!(parse_repl("ACK 4").is_err());
         assert_eq!(parse_snapshot_header("SNAPSHOT 9 2"), Ok((9, 2)));
         assert_eq!(
-            parse_snapshot_header("NOTPRIMARY"),
+            parse_snapshot_header("NOTPRIMARY").map_err(|e| e.to_string()),
             Err("the peer is not the primary".to_string())
         );
         assert_eq!(parse_kv("KV a 1"), Ok(("a".to_string(), "1".to_string())));
         assert!(parse_kv("KV a").is_err());
+    }
+
+    #[test]
+    fn request_errors_say_what_was_wrong() {
+        assert_eq!(parse_request("GET"), Err(RequestError::Usage("GET key")));
+        assert_eq!(
+            parse_request("JOIN two"),
+            Err(RequestError::InvalidNodeId("two".into()))
+        );
+        assert_eq!(
+            parse_request("DEL a"),
+            Err(RequestError::UnknownCommand("DEL".into()))
+        );
+    }
+
+    #[test]
+    fn replication_errors_name_the_line() {
+        let cases = [
+            (
+                parse_repl("REPL x a v1").unwrap_err(),
+                ReplicationError::BadSequence("REPL x a v1".into()),
+                "bad sequence number in \"REPL x a v1\"",
+            ),
+            (
+                parse_repl("ACK 4").unwrap_err(),
+                ReplicationError::Unexpected {
+                    expected: "REPL seq key value",
+                    line: "ACK 4".into(),
+                },
+                "expected `REPL seq key value`, got \"ACK 4\"",
+            ),
+            (
+                parse_snapshot_header("SNAPSHOT 9 many").unwrap_err(),
+                ReplicationError::BadSnapshotHeader("SNAPSHOT 9 many".into()),
+                "bad snapshot header \"SNAPSHOT 9 many\"",
+            ),
+            (
+                parse_snapshot_header("ERR busy").unwrap_err(),
+                ReplicationError::Unexpected {
+                    expected: "SNAPSHOT seq count",
+                    line: "ERR busy".into(),
+                },
+                "expected `SNAPSHOT seq count`, got \"ERR busy\"",
+            ),
+            (
+                parse_kv("KV a").unwrap_err(),
+                ReplicationError::Unexpected {
+                    expected: "KV key value",
+                    line: "KV a".into(),
+                },
+                "expected `KV key value`, got \"KV a\"",
+            ),
+        ];
+        for (got, want, text) in cases {
+            assert_eq!(got, want);
+            assert_eq!(got.to_string(), text);
+        }
     }
 
     #[test]

@@ -36,15 +36,18 @@ impl std::fmt::Display for DumpKind {
     }
 }
 
+/// A dump kind name that is neither `minidump` (or `mini`) nor `core`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dump kind `{0}`: expected minidump or core")]
+pub struct UnknownDumpKind(pub String);
+
 impl std::str::FromStr for DumpKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownDumpKind;
+    fn from_str(s: &str) -> Result<Self, UnknownDumpKind> {
         match s {
             "minidump" | "mini" => Ok(DumpKind::Minidump),
             "core" => Ok(DumpKind::Core),
-            _ => Err(format!(
-                "unknown dump kind `{s}`: expected minidump or core"
-            )),
+            _ => Err(UnknownDumpKind(s.to_string())),
         }
     }
 }
@@ -255,25 +258,54 @@ pub fn estimate(pid: i32, kind: DumpKind, maps: &[Mapping], sps: &[u64]) -> u64 
     mem + PAGE + rs.len() as u64 * 56 + sps.len() as u64 * 400 + maps.len() as u64 * 300
 }
 
-/// Decides whether a dump of `estimate` bytes may go to `dir`. `Err` says why not.
-pub fn check_space(dir: &Path, estimate: u64, limits: Limits) -> Result<u64, String> {
+/// Why a dump may not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SpaceError {
+    /// The estimate is over the cap.
+    #[error("estimated {} exceeds the dump size cap {}", human(*estimate), human(*cap))]
+    OverCap { estimate: u64, cap: u64 },
+    /// The free space of the target filesystem is unknown.
+    #[error("cannot stat {}: {source}", dir.display())]
+    Stat {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing would eat into the reserve.
+    #[error(
+        "{} free on {}: writing an estimated {} would leave less than the reserve of {}",
+        human(*free),
+        dir.display(),
+        human(*estimate),
+        human(*reserve)
+    )]
+    Reserve {
+        free: u64,
+        dir: PathBuf,
+        estimate: u64,
+        reserve: u64,
+    },
+}
+
+/// Decides whether a dump of `estimate` bytes may go to `dir`; returns the free bytes there.
+pub fn check_space(dir: &Path, estimate: u64, limits: Limits) -> Result<u64, SpaceError> {
     if estimate > limits.cap {
-        return Err(format!(
-            "estimated {} exceeds the dump size cap {}",
-            human(estimate),
-            human(limits.cap)
-        ));
+        return Err(SpaceError::OverCap {
+            estimate,
+            cap: limits.cap,
+        });
     }
-    let free =
-        procfs::free_bytes(dir).map_err(|e| format!("cannot stat {}: {e}", dir.display()))?;
+    let free = procfs::free_bytes(dir).map_err(|source| SpaceError::Stat {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     if free.saturating_sub(estimate) < limits.reserve {
-        return Err(format!(
-            "{} free on {}: writing an estimated {} would leave less than the reserve of {}",
-            human(free),
-            dir.display(),
-            human(estimate),
-            human(limits.reserve)
-        ));
+        return Err(SpaceError::Reserve {
+            free,
+            dir: dir.to_path_buf(),
+            estimate,
+            reserve: limits.reserve,
+        });
     }
     Ok(free)
 }
@@ -560,7 +592,7 @@ mod tests {
                 cap: 1 << 20,
             },
         );
-        assert!(r.unwrap_err().contains("cap"));
+        assert!(r.unwrap_err().to_string().contains("cap"));
         let r = check_space(
             d.path(),
             1,
@@ -569,7 +601,7 @@ mod tests {
                 cap: u64::MAX,
             },
         );
-        assert!(r.unwrap_err().contains("reserve"));
+        assert!(r.unwrap_err().to_string().contains("reserve"));
         assert!(check_space(
             d.path(),
             1,
@@ -579,5 +611,64 @@ mod tests {
             }
         )
         .is_ok());
+    }
+
+    #[test]
+    fn space_and_kind_errors_carry_the_figures() {
+        let d = tempfile::tempdir().unwrap();
+        let e = check_space(
+            d.path(),
+            3 << 30,
+            Limits {
+                reserve: 0,
+                cap: 1 << 30,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            SpaceError::OverCap {
+                estimate,
+                cap
+            } if estimate == 3 << 30 && cap == 1 << 30
+        ));
+        assert_eq!(
+            e.to_string(),
+            "estimated 3.0 GiB exceeds the dump size cap 1.0 GiB"
+        );
+        match check_space(
+            d.path(),
+            1 << 20,
+            Limits {
+                reserve: u64::MAX,
+                cap: u64::MAX,
+            },
+        ) {
+            Err(e @ SpaceError::Reserve { free, .. }) => assert_eq!(
+                e.to_string(),
+                format!(
+                    "{} free on {}: writing an estimated 1.0 MiB would leave less than the \
+                     reserve of 16777216.0 TiB",
+                    human(free),
+                    d.path().display()
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
+        let missing = d.path().join("missing");
+        match check_space(&missing, 1, Limits { reserve: 0, cap: 1 }) {
+            Err(SpaceError::Stat { dir, source }) => {
+                assert_eq!(dir, missing);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!("mini".parse::<DumpKind>().unwrap(), DumpKind::Minidump);
+        let e = "full".parse::<DumpKind>().unwrap_err();
+        assert_eq!(e, UnknownDumpKind("full".into()));
+        assert_eq!(
+            e.to_string(),
+            "unknown dump kind `full`: expected minidump or core"
+        );
     }
 }

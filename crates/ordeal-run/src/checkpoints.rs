@@ -14,7 +14,7 @@ use crate::supervisor::Supervisor;
 use crate::Error;
 use ordeal_experiment::Resolved;
 use ordeal_state::checkpointer::{Checkpointer, Root};
-use ordeal_state::service::{Capturer, Server, ServerOptions};
+use ordeal_state::service::{CaptureError, Capturer, Server, ServerOptions};
 use ordeal_state::{Capture, CaptureOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -38,17 +38,17 @@ struct RunCapturer {
 }
 
 impl Capturer for RunCapturer {
-    fn checkpoint(&self, label: Option<&str>) -> Result<u64, String> {
+    fn checkpoint(&self, label: Option<&str>) -> Result<u64, CaptureError> {
         let at = Instant::now();
-        let id = self.cp.take(label).map_err(|e| e.to_string())?;
+        let id = self.cp.take(label)?;
         if let Ok(mut t) = self.taken.lock() {
             t.push(Taken { id, at });
         }
         Ok(id)
     }
 
-    fn watch(&self, path: &Path) -> Result<(), String> {
-        self.cp.add_watch(path).map_err(|e| e.to_string())
+    fn watch(&self, path: &Path) -> Result<(), CaptureError> {
+        Ok(self.cp.add_watch(path)?)
     }
 }
 

@@ -341,7 +341,7 @@ fn dump_one(
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     if let Err(why) = dump::check_space(dir, estimated, limits) {
-        rec.refused = Some(why);
+        rec.refused = Some(why.to_string());
         return rec;
     }
     let paused = dump::Paused::stop(pid, Duration::from_secs(1));

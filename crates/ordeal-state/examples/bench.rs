@@ -19,10 +19,14 @@
 
 use ordeal_state::capture::{capture, CaptureOptions};
 use std::collections::HashMap;
+use std::error::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Errors of this example: their messages are all it needs.
+type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
 struct Args {
     files: usize,
@@ -32,7 +36,7 @@ struct Args {
     parent: PathBuf,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args() -> Result<Args> {
     let mut a = Args {
         files: 10_000,
         bytes: 1_000_000_000,
@@ -61,7 +65,7 @@ fn parse_args() -> Result<Args, String> {
                         .into(),
                 )
             }
-            other if other.starts_with('-') => return Err(format!("unknown option {other}")),
+            other if other.starts_with('-') => return Err(format!("unknown option {other}").into()),
             other => a.parent = PathBuf::from(other),
         }
     }
@@ -99,7 +103,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn time(runs: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<Duration, String> {
+fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
     let mut t = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
@@ -110,13 +114,7 @@ fn time(runs: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<Durati
 }
 
 /// Runs `xargs -0 [-P n -n k] TOOL` over the list file, in the tree, output discarded.
-fn xargs(
-    tree: &Path,
-    list: &Path,
-    tool: &str,
-    parallel: usize,
-    per_call: usize,
-) -> Result<(), String> {
+fn xargs(tree: &Path, list: &Path, tool: &str, parallel: usize, per_call: usize) -> Result<()> {
     let mut cmd = Command::new("xargs");
     cmd.arg("-0");
     if parallel > 1 {
@@ -125,14 +123,14 @@ fn xargs(
     let status = cmd
         .arg(tool)
         .current_dir(tree)
-        .stdin(std::fs::File::open(list).map_err(|e| e.to_string())?)
+        .stdin(std::fs::File::open(list)?)
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("xargs {tool}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("xargs {tool}: {status}"))
+        Err(format!("xargs {tool}: {status}").into())
     }
 }
 
@@ -160,7 +158,7 @@ fn main() {
     }
 }
 
-fn run(args: &Args) -> Result<(), String> {
+fn run(args: &Args) -> Result<()> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -176,14 +174,13 @@ fn run(args: &Args) -> Result<(), String> {
         tree.display()
     );
     let start = Instant::now();
-    let names = generate(&tree, args.files, args.bytes).map_err(|e| e.to_string())?;
+    let names = generate(&tree, args.files, args.bytes)?;
     eprintln!("generated in {:.1} s", start.elapsed().as_secs_f64());
     let list = tmp.path().join("files.list");
-    let mut f = std::fs::File::create(&list).map_err(|e| e.to_string())?;
+    let mut f = std::fs::File::create(&list)?;
     for n in &names {
-        f.write_all(n.as_bytes())
-            .and_then(|_| f.write_all(b"\0"))
-            .map_err(|e| e.to_string())?;
+        f.write_all(n.as_bytes())?;
+        f.write_all(b"\0")?;
     }
     drop(f);
 
@@ -193,13 +190,13 @@ fn run(args: &Args) -> Result<(), String> {
         threads: 1,
         ..Default::default()
     };
-    let reference = capture(&tree, &all).map_err(|e| e.to_string())?;
+    let reference = capture(&tree, &all)?;
     let bytes = reference.stats.bytes;
     let files = reference.stats.files;
 
     let per_call = names.len().div_ceil(cpus * 4).max(1);
     let mut rows: Vec<(String, Duration)> = Vec::new();
-    let cap = |o: &CaptureOptions| capture(&tree, o).map(|_| ()).map_err(|e| e.to_string());
+    let cap = |o: &CaptureOptions| -> Result<()> { Ok(capture(&tree, o).map(|_| ())?) };
     rows.push((
         format!("ordeal state capture ({cpus} threads)"),
         time(args.runs, || cap(&all))?,
@@ -257,9 +254,8 @@ fn run(args: &Args) -> Result<(), String> {
         let out = Command::new("xargs")
             .args(["-0", "b3sum"])
             .current_dir(&tree)
-            .stdin(std::fs::File::open(&list).map_err(|e| e.to_string())?)
-            .output()
-            .map_err(|e| e.to_string())?;
+            .stdin(std::fs::File::open(&list)?)
+            .output()?;
         let theirs: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_once("  "))

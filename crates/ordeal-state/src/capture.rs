@@ -11,16 +11,19 @@
 //! permission bits (`mode & 0o7777`), link count, uid, gid, symlink target, content hash.
 //! Never timestamps, inode numbers or block counts: they differ between two equal states.
 
-use crate::{Error, Result};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::ffi::OsStr;
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileTypeExt;
+
+mod file;
+mod hash;
+mod ignore;
+mod walk;
+
+pub use hash::hash_file;
+pub use ignore::Ignore;
+pub use walk::capture;
 
 /// The `format` field of every capture file.
 pub const FORMAT: &str = "ordeal-state";
@@ -201,276 +204,6 @@ pub struct CaptureOptions {
     pub threads: usize,
 }
 
-/// Compiled ignore globs.
-#[derive(Clone, Debug)]
-pub struct Ignore {
-    globs: Vec<String>,
-    by_name: globset::GlobSet,
-    by_path: globset::GlobSet,
-}
-
-impl Ignore {
-    /// Compiles globs (see [`CaptureOptions::ignore`]).
-    pub fn new(globs: &[String]) -> Result<Ignore> {
-        let mut by_name = globset::GlobSetBuilder::new();
-        let mut by_path = globset::GlobSetBuilder::new();
-        for g in globs {
-            let pattern = g.trim_start_matches('/').trim_end_matches('/');
-            if pattern.is_empty() {
-                return Err(Error::Glob {
-                    glob: g.clone(),
-                    message: "empty pattern".into(),
-                });
-            }
-            let glob = globset::GlobBuilder::new(pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| Error::Glob {
-                    glob: g.clone(),
-                    message: e.kind().to_string(),
-                })?;
-            if pattern.contains('/') || g.starts_with('/') {
-                by_path.add(glob);
-            } else {
-                by_name.add(glob);
-            }
-        }
-        let build = |b: globset::GlobSetBuilder| {
-            b.build().map_err(|e| Error::Glob {
-                glob: globs.join(" "),
-                message: e.to_string(),
-            })
-        };
-        Ok(Ignore {
-            globs: globs.to_vec(),
-            by_name: build(by_name)?,
-            by_path: build(by_path)?,
-        })
-    }
-
-    /// The globs as given.
-    pub fn globs(&self) -> &[String] {
-        &self.globs
-    }
-
-    /// Whether the entry at `rel` (exact relative path bytes, not the root) is ignored.
-    pub fn is_ignored(&self, rel: &[u8]) -> bool {
-        if rel.is_empty() {
-            return false;
-        }
-        let name = rel.rsplit(|&c| c == b'/').next().unwrap_or(rel);
-        self.by_name.is_match(Path::new(OsStr::from_bytes(name)))
-            || self.by_path.is_match(Path::new(OsStr::from_bytes(rel)))
-    }
-}
-
-/// Captures the tree at `root` (a directory).
-pub fn capture(root: &Path, opts: &CaptureOptions) -> Result<Capture> {
-    let ignore = Ignore::new(&opts.ignore)?;
-    let meta = std::fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
-    if !meta.is_dir() {
-        return Err(Error::Other(format!("{}: not a directory", root.display())));
-    }
-    let mut entries = vec![entry_of(b"", &meta, None)];
-    let mut files: Vec<(usize, PathBuf)> = Vec::new();
-    let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), Vec::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            // Removed since we saw it: a live system may delete directories under us.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rel.is_empty() => continue,
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        for item in rd {
-            let item = item.map_err(|e| Error::io(&dir, e))?;
-            let name = item.file_name();
-            let mut child_rel = rel.clone();
-            if !child_rel.is_empty() {
-                child_rel.push(b'/');
-            }
-            child_rel.extend_from_slice(name.as_bytes());
-            let path = item.path();
-            let meta = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&path, e)),
-            };
-            if meta.is_dir() && name.as_bytes() == b"lost+found" {
-                continue;
-            }
-            if ignore.is_ignored(&child_rel) {
-                continue;
-            }
-            let target = if meta.file_type().is_symlink() {
-                match std::fs::read_link(&path) {
-                    Ok(t) => Some(t),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io(&path, e)),
-                }
-            } else {
-                None
-            };
-            let entry = entry_of(&child_rel, &meta, target.as_deref());
-            if entry.kind == EntryKind::File {
-                files.push((entries.len(), path.clone()));
-            }
-            if entry.kind == EntryKind::Dir {
-                stack.push((path, child_rel));
-            }
-            entries.push(entry);
-        }
-    }
-    let hashes = hash_files(&files, opts.threads)?;
-    let mut vanished = Vec::new();
-    for ((idx, _), h) in files.iter().zip(hashes) {
-        match h {
-            Some(h) => entries[*idx].hash = Some(h),
-            None => vanished.push(*idx),
-        }
-    }
-    if !vanished.is_empty() {
-        let gone: std::collections::HashSet<usize> = vanished.into_iter().collect();
-        entries = entries
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, e)| e)
-            .collect();
-    }
-    entries.sort_by(|a, b| path_cmp(&a.key(), &b.key()));
-    Ok(Capture::new(
-        root.display().to_string(),
-        ignore.globs().to_vec(),
-        entries,
-    ))
-}
-
-fn entry_of(rel: &[u8], meta: &std::fs::Metadata, target: Option<&Path>) -> Entry {
-    let (path, path_hex) = text_of(rel);
-    let (target, target_hex) = match target {
-        Some(t) => {
-            let (text, hex) = text_of(t.as_os_str().as_bytes());
-            (Some(text), hex)
-        }
-        None => (None, None),
-    };
-    Entry {
-        path: if rel.is_empty() { ".".into() } else { path },
-        path_hex,
-        kind: EntryKind::of(meta.file_type()),
-        size: meta.size(),
-        mode: meta.mode() & 0o7777,
-        nlink: meta.nlink(),
-        uid: meta.uid(),
-        gid: meta.gid(),
-        target,
-        target_hex,
-        hash: None,
-    }
-}
-
-/// Text for bytes, and their hex when the text is not exact.
-fn text_of(bytes: &[u8]) -> (String, Option<String>) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if s != "." => (s.to_string(), None),
-        _ => (
-            String::from_utf8_lossy(bytes).into_owned(),
-            Some(to_hex(bytes)),
-        ),
-    }
-}
-
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
-}
-
-/// Hashes files in parallel; `None` for a file that vanished before it could be opened.
-fn hash_files(files: &[(usize, PathBuf)], threads: usize) -> Result<Vec<Option<String>>> {
-    let work = || {
-        files
-            .par_iter()
-            .map(|(_, p)| match hash_file(p) {
-                Ok(h) => Ok(Some(h.to_hex().to_string())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::io(p, e)),
-            })
-            .collect::<Result<Vec<_>>>()
-    };
-    if threads == 0 {
-        work()
-    } else {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::Other(format!("starting hashing threads: {e}")))?
-            .install(work)
-    }
-}
-
-/// Read size; also the size from which a chunk is hashed with several threads.
-const CHUNK: usize = 1 << 20;
-const PARALLEL_FROM: usize = 256 << 10;
-
-thread_local! {
-    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// BLAKE3 of a file's content, read in chunks. Refuses to follow a symlink or block on a
-/// FIFO that replaced the file since it was listed.
-pub fn hash_file(path: &Path) -> std::io::Result<blake3::Hash> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("no longer a regular file"));
-    }
-    BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < CHUNK {
-            buf.resize(CHUNK, 0);
-        }
-        let mut hasher = blake3::Hasher::new();
-        loop {
-            let mut filled = 0;
-            while filled < CHUNK {
-                match f.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if filled >= PARALLEL_FROM {
-                hasher.update_rayon(&buf[..filled]);
-            } else {
-                hasher.update(&buf[..filled]);
-            }
-            if filled < CHUNK {
-                return Ok(hasher.finalize());
-            }
-        }
-    })
-}
-
 impl Capture {
     /// A capture of `root` from entries (sorted here), with totals computed.
     pub fn new(root: String, ignore: Vec<String>, mut entries: Vec<Entry>) -> Capture {
@@ -547,90 +280,38 @@ impl Capture {
         }
         self.recount();
     }
+}
 
-    /// The capture file's text: the header, then one entry per line.
-    pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Header<'a> {
-            format: &'a str,
-            version: u32,
-            hash: &'a str,
-            root: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            stamp: &'a Option<Stamp>,
-            #[serde(skip_serializing_if = "Vec::is_empty")]
-            ignore: &'a Vec<String>,
-            stats: &'a Stats,
-        }
-        let header = Header {
-            format: &self.format,
-            version: self.version,
-            hash: &self.hash,
-            root: &self.root,
-            stamp: &self.stamp,
-            ignore: &self.ignore,
-            stats: &self.stats,
-        };
-        // Serializing these plain structs cannot fail.
-        let mut out = serde_json::to_string(&header).unwrap_or_default();
-        out.pop(); // the closing brace
-        out.push_str(",\"entries\":[");
-        for (i, e) in self.entries.iter().enumerate() {
-            out.push_str(if i == 0 { "\n" } else { ",\n" });
-            out.push_str(&serde_json::to_string(e).unwrap_or_default());
-        }
-        out.push_str("\n]}\n");
-        out
+/// Text for bytes, and their hex when the text is not exact.
+fn text_of(bytes: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s != "." => (s.to_string(), None),
+        _ => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(to_hex(bytes)),
+        ),
     }
+}
 
-    /// Parses a capture file's text.
-    pub fn from_json(text: &[u8], path: &Path) -> Result<Capture> {
-        let bad = |message: String| Error::Format {
-            path: path.to_path_buf(),
-            message,
-        };
-        let mut c: Capture = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
-        if c.format != FORMAT {
-            return Err(bad(format!(
-                "format is {:?}, expected {FORMAT:?}",
-                c.format
-            )));
-        }
-        if c.version == 0 || c.version > VERSION {
-            return Err(bad(format!(
-                "version {} (this ordeal reads versions 1 to {VERSION})",
-                c.version
-            )));
-        }
-        if c.hash != HASH {
-            return Err(bad(format!("hash {:?}, expected {HASH:?}", c.hash)));
-        }
-        c.entries.sort_by(|a, b| path_cmp(&a.key(), &b.key()));
-        if let Some(w) = c.entries.windows(2).find(|w| w[0].key() == w[1].key()) {
-            return Err(bad(format!("path {:?} appears twice", w[0].path)));
-        }
-        c.recount();
-        Ok(c)
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
     }
+    s
+}
 
-    /// Reads a capture file.
-    pub fn load(path: &Path) -> Result<Capture> {
-        let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Capture::from_json(&text, path)
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
     }
-
-    /// Writes the capture file atomically (a temporary file renamed over `path`).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-        std::io::Write::write_all(&mut tmp, self.to_json().as_bytes())
-            .map_err(|e| Error::io(path, e))?;
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        Ok(())
-    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
 }
 
 /// Serde for permission bits as an octal string ("0644"); numbers are accepted too.
@@ -658,8 +339,12 @@ pub(crate) mod octal {
 
 #[cfg(test)]
 mod tests {
+    use super::hash::CHUNK;
     use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::Path;
 
     fn keys(c: &Capture) -> Vec<String> {
         c.entries.iter().map(|e| e.path.clone()).collect()

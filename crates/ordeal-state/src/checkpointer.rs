@@ -12,7 +12,7 @@
 //! each stamp sits at an exact place in trace.jsonl.
 
 use crate::capture::{capture, Capture, CaptureOptions, Stamp};
-use crate::service::Capturer;
+use crate::service::{CaptureError, Capturer};
 use crate::watch::{normalize, Violation, WatchSet};
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -218,12 +218,12 @@ impl Checkpointer {
 }
 
 impl Capturer for Checkpointer {
-    fn checkpoint(&self, label: Option<&str>) -> std::result::Result<u64, String> {
-        self.take(label).map_err(|e| e.to_string())
+    fn checkpoint(&self, label: Option<&str>) -> std::result::Result<u64, CaptureError> {
+        Ok(self.take(label)?)
     }
 
-    fn watch(&self, path: &Path) -> std::result::Result<(), String> {
-        self.add_watch(path).map_err(|e| e.to_string())
+    fn watch(&self, path: &Path) -> std::result::Result<(), CaptureError> {
+        Ok(self.add_watch(path)?)
     }
 }
 
@@ -300,5 +300,35 @@ mod tests {
                 "\"violation\""
             ]
         );
+    }
+
+    #[test]
+    fn a_failed_capture_is_refused_with_its_cause() {
+        let t = tempfile::tempdir().unwrap();
+        let gone = t.path().join("n0");
+        let cp = Checkpointer::new(
+            vec![Root {
+                node: "n0".into(),
+                path: gone.clone(),
+            }],
+            &t.path().join("ckpt"),
+            CaptureOptions::default(),
+        )
+        .unwrap();
+        match Capturer::checkpoint(&cp, None) {
+            Err(CaptureError::State(Error::Io { path, source })) => {
+                assert_eq!(path, gone);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        let server = Server::start(Arc::new(cp), ServerOptions::default()).unwrap();
+        match checkpoint_at(server.socket_path(), Some("x")) {
+            Err(crate::service::ClientError::Refused(reason)) => assert_eq!(
+                reason,
+                format!("{}: No such file or directory (os error 2)", gone.display())
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

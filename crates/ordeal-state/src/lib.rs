@@ -2,17 +2,18 @@
 //! the checkpoint service processes call during a run, and watches on paths that must not
 //! change once a checkpoint covers them.
 //!
-//! - [`capture`]: walk a tree without following symlinks (skipping `lost+found` and ignore
-//!   globs) and record, per entry, its type, size, permission bits, link count, owner, symlink
-//!   target and BLAKE3 content hash — never timestamps. Files are hashed in parallel. The
-//!   result, a [`Capture`], has a versioned JSON format (docs/checkpoints.md) and an optional
-//!   [`Stamp`] placing it in a run's trace (event sequence number, monotonic time).
-//! - [`diff`]: the differences between two captures, path by path, in a stable order, as text
-//!   or JSON.
+//! - [`capture`](mod@capture): walk a tree without following symlinks (skipping `lost+found`
+//!   and ignore globs) and record, per entry, its type, size, permission bits, link count,
+//!   owner, symlink target and BLAKE3 content hash — never timestamps. Files are hashed in
+//!   parallel. The result, a [`Capture`], has a versioned JSON format (docs/checkpoints.md) and
+//!   an optional [`Stamp`] placing it in a run's trace (event sequence number, monotonic time).
+//! - [`diff`](mod@diff): the differences between two captures, path by path, in a stable
+//!   order, as text or JSON.
 //! - [`service`]: a Unix-socket server for the line protocol `checkpoint [label]`,
 //!   `watch <path>`, `ping`, serializing requests through one worker and delegating what a
-//!   checkpoint is to a [`service::Capturer`]; and the client functions ([`service::checkpoint`],
-//!   [`service::watch`]) that read `ORDEAL_CHECKPOINT_SOCKET`.
+//!   checkpoint is to a [`service::Capturer`] (its failures, a [`CaptureError`], become the
+//!   `err` reply); and the client functions ([`service::checkpoint`], [`service::watch`]) that
+//!   read `ORDEAL_CHECKPOINT_SOCKET`.
 //! - [`watch`]: the watch set (which checkpoint covers each watched path) and the check that a
 //!   later capture left a watched path as it was.
 //! - [`checkpointer`]: a ready [`service::Capturer`] that captures a set of named roots into a
@@ -33,6 +34,7 @@ pub mod watch;
 
 pub use capture::{capture, Capture, CaptureOptions, Entry, EntryKind, Stamp};
 pub use diff::{diff, Change, Difference};
+pub use service::CaptureError;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -34,10 +34,23 @@ pub const MAX_LINE: usize = 4096;
 /// What a checkpoint is and how it is stamped: the server's caller decides.
 /// Calls come from the server's single worker thread, one at a time.
 pub trait Capturer: Send + Sync + 'static {
-    /// Takes a checkpoint; returns its id, or a one-line reason it failed.
-    fn checkpoint(&self, label: Option<&str>) -> Result<u64, String>;
+    /// Takes a checkpoint; returns its id, or why it failed.
+    fn checkpoint(&self, label: Option<&str>) -> Result<u64, CaptureError>;
     /// Records a watch on an absolute path (covered by the next checkpoint).
-    fn watch(&self, path: &Path) -> Result<(), String>;
+    fn watch(&self, path: &Path) -> Result<(), CaptureError>;
+}
+
+/// Why a checkpoint or a watch failed. Its text, on one line, is the reason the service
+/// replies with (`err REASON`).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Capturing, writing or checking failed in this crate (a root that cannot be read, the
+    /// checkpoint directory).
+    #[error(transparent)]
+    State(#[from] crate::Error),
+    /// The capturer's own reason.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Server settings.
@@ -73,34 +86,50 @@ pub enum Request {
     Ping,
 }
 
-/// Parses one request line (without its newline); `Err` is the reason for `err REASON`.
-pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+/// Why a request line is refused: its text is the reason of the `err REASON` reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request is not UTF-8")]
+    NotUtf8,
+    #[error("request has control characters")]
+    ControlCharacters,
+    #[error("empty request")]
+    Empty,
+    #[error("watch needs a path")]
+    WatchWithoutPath,
+    /// The relative path given.
+    #[error("watch path must be absolute: {0}")]
+    WatchPathNotAbsolute(String),
+    #[error("ping takes no argument")]
+    PingWithArgument,
+    /// The request word, cut to its first 32 characters.
+    #[error("unknown request {0:?}: expected checkpoint [label], watch <path> or ping")]
+    Unknown(String),
+}
+
+/// Parses one request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_string())?;
+    let text = std::str::from_utf8(line).map_err(|_| RequestError::NotUtf8)?;
     let text = text.trim();
     let (word, rest) = match text.split_once(char::is_whitespace) {
         Some((w, r)) => (w, r.trim()),
         None => (text, ""),
     };
     if rest.chars().any(char::is_control) {
-        return Err("request has control characters".into());
+        return Err(RequestError::ControlCharacters);
     }
     match word {
-        "" => Err("empty request".into()),
+        "" => Err(RequestError::Empty),
         "checkpoint" => Ok(Request::Checkpoint(
             (!rest.is_empty()).then(|| rest.to_string()),
         )),
-        "watch" if rest.is_empty() => Err("watch needs a path".into()),
-        "watch" if !rest.starts_with('/') => Err(format!("watch path must be absolute: {rest}")),
+        "watch" if rest.is_empty() => Err(RequestError::WatchWithoutPath),
+        "watch" if !rest.starts_with('/') => Err(RequestError::WatchPathNotAbsolute(rest.into())),
         "watch" => Ok(Request::Watch(PathBuf::from(rest))),
         "ping" if rest.is_empty() => Ok(Request::Ping),
-        "ping" => Err("ping takes no argument".into()),
-        other => {
-            let shown: String = other.chars().take(32).collect();
-            Err(format!(
-                "unknown request {shown:?}: expected checkpoint [label], watch <path> or ping"
-            ))
-        }
+        "ping" => Err(RequestError::PingWithArgument),
+        other => Err(RequestError::Unknown(other.chars().take(32).collect())),
     }
 }
 
@@ -223,7 +252,7 @@ fn work(rx: mpsc::Receiver<Job>, capturer: Arc<dyn Capturer>, stop: Arc<AtomicBo
             });
             match std::panic::catch_unwind(run) {
                 Ok(Ok(r)) => r,
-                Ok(Err(reason)) => format!("err {}", one_line(&reason)),
+                Ok(Err(reason)) => format!("err {}", one_line(&reason.to_string())),
                 Err(_) => "err internal error: the capture panicked".to_string(),
             }
         };
@@ -476,14 +505,14 @@ mod tests {
     }
 
     impl Capturer for Probe {
-        fn checkpoint(&self, label: Option<&str>) -> Result<u64, String> {
+        fn checkpoint(&self, label: Option<&str>) -> Result<u64, CaptureError> {
             if self.running.fetch_add(1, Ordering::SeqCst) != 0 {
                 self.overlapped.store(true, Ordering::SeqCst);
             }
             std::thread::sleep(Duration::from_millis(self.delay_ms));
             self.running.fetch_sub(1, Ordering::SeqCst);
             if label == Some("fail") {
-                return Err("disk\non fire".into());
+                return Err(CaptureError::Failed("disk\non fire".into()));
             }
             if label == Some("panic") {
                 panic!("capturer panicked");
@@ -495,7 +524,7 @@ mod tests {
                 .push(format!("checkpoint {id} {label:?}"));
             Ok(id)
         }
-        fn watch(&self, path: &Path) -> Result<(), String> {
+        fn watch(&self, path: &Path) -> Result<(), CaptureError> {
             self.log
                 .lock()
                 .unwrap()
@@ -551,8 +580,48 @@ mod tests {
                 "unknown request \"snapshot\": expected checkpoint [label], watch <path> or ping",
             ),
         ] {
-            assert_eq!(parse_request(line), Err(want.to_string()));
+            assert_eq!(
+                parse_request(line).map_err(|e| e.to_string()),
+                Err(want.to_string())
+            );
         }
+    }
+
+    #[test]
+    fn request_errors_carry_what_was_wrong() {
+        assert_eq!(
+            parse_request(b"watch rel/x"),
+            Err(RequestError::WatchPathNotAbsolute("rel/x".into()))
+        );
+        // An unknown word is cut to 32 characters, in the error and in the reply.
+        let long = format!("{} now", "x".repeat(40));
+        let e = parse_request(long.as_bytes()).unwrap_err();
+        assert_eq!(e, RequestError::Unknown("x".repeat(32)));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "unknown request \"{}\": expected checkpoint [label], watch <path> or ping",
+                "x".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn capture_errors_keep_their_cause() {
+        let e = CaptureError::from(crate::Error::io(
+            "/data/n0",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+        assert_eq!(e.to_string(), "/data/n0: entity not found");
+        assert!(matches!(e, CaptureError::State(crate::Error::Io { .. })));
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some("entity not found".to_string())
+        );
+        assert_eq!(
+            CaptureError::Failed("disk full".into()).to_string(),
+            "disk full"
+        );
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl<'a> Node<'a> {
             };
             let (seq, key, value) = match wire::parse_repl(&line) {
                 Ok(write) => write,
-                Err(e) => break e,
+                Err(e) => break e.to_string(),
             };
             let mut next = lock(&self.state).clone();
             next.seq = seq;
@@ -247,6 +247,6 @@ impl<'a> Node<'a> {
     }
 }
 
-fn invalid_data(reason: String) -> io::Error {
+fn invalid_data(reason: wire::ReplicationError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, reason)
 }

@@ -1,0 +1,236 @@
+//! A directory tree held in memory (names, file contents, permission bits): loaded from a base
+//! directory, changed by operations, hashed to recognise equal crash states, and written out.
+
+use super::explore::Cut;
+use super::ops::OpKind;
+use crate::{Error, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A node of a tree: a directory, a file (inode number), a symlink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Node {
+    Dir,
+    File(usize),
+    Symlink(Vec<u8>),
+}
+
+/// A directory tree in memory: names and file contents.
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    pub(super) names: BTreeMap<String, Node>,
+    pub(super) files: Vec<Arc<Vec<u8>>>,
+    /// Permission bits of base entries.
+    modes: HashMap<String, u32>,
+}
+
+impl Tree {
+    /// Reads a directory (the base) into memory, without following symlinks.
+    pub fn load(root: &Path) -> Result<Tree> {
+        let mut t = Tree::default();
+        t.names.insert(String::new(), Node::Dir);
+        load_into(root, "", &mut t)?;
+        Ok(t)
+    }
+
+    /// Number of entries, the root included.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Content of the file at `path`.
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        match self.names.get(path)? {
+            Node::File(ino) => Some(self.files[*ino].as_slice()),
+            _ => None,
+        }
+    }
+
+    /// Paths in the tree, in order (the root is `""`).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.names.keys().map(String::as_str)
+    }
+
+    /// A content hash of the whole tree (names, types, contents), to recognise equal states.
+    pub fn hash(&self) -> blake3::Hash {
+        let mut h = blake3::Hasher::new();
+        for (p, n) in &self.names {
+            h.update(&(p.len() as u64).to_le_bytes());
+            h.update(p.as_bytes());
+            match n {
+                Node::Dir => {
+                    h.update(b"d");
+                }
+                Node::File(ino) => {
+                    h.update(b"f");
+                    h.update(&(self.files[*ino].len() as u64).to_le_bytes());
+                    h.update(&self.files[*ino]);
+                }
+                Node::Symlink(t) => {
+                    h.update(b"l");
+                    h.update(&(t.len() as u64).to_le_bytes());
+                    h.update(t);
+                }
+            }
+        }
+        h.finalize()
+    }
+
+    /// Writes the tree into `dir` (created; must not exist or be empty).
+    pub fn materialize(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (p, n) in &self.names {
+            if p.is_empty() {
+                continue;
+            }
+            let to = dir.join(p);
+            match n {
+                Node::Dir => std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?,
+                Node::File(ino) => {
+                    std::fs::write(&to, self.files[*ino].as_slice())
+                        .map_err(|e| Error::io(&to, e))?;
+                }
+                Node::Symlink(t) => {
+                    use std::os::unix::ffi::OsStrExt;
+                    symlink(std::ffi::OsStr::from_bytes(t), &to).map_err(|e| Error::io(&to, e))?
+                }
+            }
+            if let Some(m) = self.modes.get(p) {
+                if !matches!(n, Node::Symlink(_)) {
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(*m))
+                        .map_err(|e| Error::io(&to, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn new_file(&mut self) -> usize {
+        self.files.push(Arc::new(Vec::new()));
+        self.files.len() - 1
+    }
+
+    /// Applies a namespace operation.
+    pub(super) fn apply_ns(&mut self, k: &OpKind) {
+        match k {
+            OpKind::Create { path, ino } => {
+                self.names.insert(path.clone(), Node::File(*ino));
+            }
+            OpKind::Mkdir { path } => {
+                self.names.insert(path.clone(), Node::Dir);
+            }
+            OpKind::Unlink { path } | OpKind::Rmdir { path } => {
+                self.remove_tree(path);
+            }
+            OpKind::Rename { from, to, .. } => {
+                if from == to || !self.names.contains_key(from) {
+                    return;
+                }
+                self.remove_tree(to);
+                let prefix = format!("{from}/");
+                let moved: Vec<String> = self
+                    .names
+                    .range(from.clone()..)
+                    .map(|(p, _)| p)
+                    .take_while(|p| *p == from || p.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                for p in moved {
+                    if let Some(n) = self.names.remove(&p) {
+                        let np = format!("{to}{}", &p[from.len()..]);
+                        self.modes
+                            .remove(&p)
+                            .map(|m| self.modes.insert(np.clone(), m));
+                        self.names.insert(np, n);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn remove_tree(&mut self, path: &str) {
+        let prefix = format!("{path}/");
+        let gone: Vec<String> = self
+            .names
+            .range(path.to_string()..)
+            .map(|(p, _)| p)
+            .take_while(|p| *p == path || p.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for p in gone {
+            self.names.remove(&p);
+            self.modes.remove(&p);
+        }
+    }
+
+    /// Applies a data operation (`torn`: only part of a write).
+    pub(super) fn apply_data(&mut self, k: &OpKind, torn: Option<Cut>) {
+        match k {
+            OpKind::Write { ino, off, data } => {
+                let f = Arc::make_mut(&mut self.files[*ino]);
+                let off = *off as usize;
+                let (keep, full_len) = match torn {
+                    None => (data.len(), data.len()),
+                    Some(Cut::Prefix(n)) => (n as usize, n as usize),
+                    Some(Cut::ZeroTail(n)) => (n as usize, data.len()),
+                };
+                if f.len() < off + full_len {
+                    f.resize(off + full_len, 0);
+                }
+                f[off..off + keep].copy_from_slice(&data[..keep]);
+                if keep < full_len {
+                    f[off + keep..off + full_len].fill(0);
+                }
+            }
+            OpKind::Truncate { ino, len } => {
+                Arc::make_mut(&mut self.files[*ino]).resize(*len as usize, 0);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn load_into(dir: &Path, rel: &str, t: &mut Tree) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let path = e.path();
+        let md = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+        let ft = md.file_type();
+        t.modes.insert(p.clone(), md.permissions().mode() & 0o7777);
+        if ft.is_dir() {
+            t.names.insert(p.clone(), Node::Dir);
+            load_into(&path, &p, t)?;
+        } else if ft.is_file() {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let ino = t.new_file();
+            t.files[ino] = Arc::new(bytes);
+            t.names.insert(p, Node::File(ino));
+        } else if ft.is_symlink() {
+            use std::os::unix::ffi::OsStrExt;
+            let target = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
+            t.names
+                .insert(p, Node::Symlink(target.as_os_str().as_bytes().to_vec()));
+        }
+    }
+    Ok(())
+}
+
+/// Copies a directory tree (files, directories, symlinks, permission bits) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    Tree::load(from)?.materialize(to)
+}
