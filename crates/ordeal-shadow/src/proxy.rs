@@ -363,6 +363,22 @@ impl Proxy {
         }
     }
 
+    /// Waits until every shadow target has been fed all it was sent and has answered (or
+    /// `timeout`); true if so. Call after [`Proxy::wait_idle`]: a client's connection can close
+    /// while its copy is still being answered, and a report taken then misses those answers.
+    pub fn wait_shadows_done(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.targets().iter().any(|t| t.feeding()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits until no connection is open (or `timeout`); true if none is.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -13,6 +13,7 @@ use crate::Error;
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// How to make a copy: command words with placeholders ({port}, {addr}, {data_dir},
 /// {backend.NAME} and each of `extra_ports`), the data directory to copy and the pid to pause.
@@ -56,6 +57,28 @@ impl RecipeSource {
             }),
             RecipeSource::Node { run_dir, node } => {
                 node_recipe(procs, run_dir, node, upstream_port)
+            }
+        }
+    }
+
+    /// [`RecipeSource::recipe`], waiting up to `timeout` for a run's node to be there and
+    /// listen: a shadow started beside its node in a run (nodes start together) may look
+    /// before the node has exec'd or bound its port.
+    pub fn recipe_within(
+        &self,
+        procs: &dyn Processes,
+        upstream_port: Option<u16>,
+        timeout: Duration,
+    ) -> Result<Recipe, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.recipe(procs, upstream_port) {
+                Err(Error::NotFound(_) | Error::Invalid(_))
+                    if matches!(self, RecipeSource::Node { .. }) && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => return r,
             }
         }
     }
@@ -415,6 +438,69 @@ mod tests {
                 pid: 42,
                 extra_ports: Vec::new(),
             }
+        );
+    }
+
+    /// A node that appears (and starts listening) only after a few looks.
+    struct Late {
+        looks: std::cell::Cell<u32>,
+        then: Fake,
+    }
+
+    impl Processes for Late {
+        fn pids(&self) -> Result<Vec<i32>, Error> {
+            self.looks.set(self.looks.get() + 1);
+            match self.looks.get() {
+                1 => Ok(Vec::new()),
+                _ => self.then.pids(),
+            }
+        }
+        fn process_group(&self, pid: i32) -> Option<i32> {
+            self.then.process_group(pid)
+        }
+        fn environ(&self, pid: i32) -> Vec<(String, String)> {
+            self.then.environ(pid)
+        }
+        fn cmdline(&self, pid: i32) -> std::io::Result<Vec<u8>> {
+            self.then.cmdline(pid)
+        }
+        fn listening_ports(&self, pid: i32) -> Vec<u16> {
+            match self.looks.get() {
+                2 => Vec::new(),
+                _ => self.then.listening_ports(pid),
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_recipe_waits_for_the_node_to_start_and_listen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().to_path_buf();
+        fs::create_dir_all(run.join("data/n1")).unwrap();
+        let procs = Late {
+            looks: std::cell::Cell::new(0),
+            then: Fake(vec![fake(
+                20,
+                20,
+                env("n1", &run),
+                cmdline(&["kv"]),
+                vec![7000],
+            )]),
+        };
+        let src = RecipeSource::Node {
+            run_dir: run.clone(),
+            node: "n1".into(),
+        };
+        let r = src
+            .recipe_within(&procs, None, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!((r.pid, procs.looks.get()), (20, 3));
+        // Without time to wait, the first look decides.
+        procs.looks.set(0);
+        let e = src.recipe_within(&procs, None, Duration::ZERO).unwrap_err();
+        assert!(
+            e.to_string().starts_with("no running process of node `n1`"),
+            "{e}"
         );
     }
 

@@ -366,6 +366,8 @@ impl Session {
         });
         self.proxy.set_enabled(false)?;
         self.proxy.wait_idle(Duration::from_secs(2));
+        // Before the final report: the copies' answers to the last requests still count.
+        self.proxy.wait_shadows_done(Duration::from_secs(2));
         let replay = self.replay_report();
         let fin = self.report(true, replay.as_ref());
         self.proxy.shutdown();

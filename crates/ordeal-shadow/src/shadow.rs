@@ -351,6 +351,12 @@ impl ShadowTarget {
     }
 
     /// The comparison statistics so far.
+    /// Whether a production connection's copy is still being fed to this target or its
+    /// answers read (a comparison may still change).
+    pub(crate) fn feeding(&self) -> bool {
+        !lock(&self.links).is_empty()
+    }
+
     pub fn compare_stats(&self) -> CompareStats {
         lock(&self.compare).clone()
     }

@@ -202,7 +202,7 @@ pub fn clone(args: CloneArgs) -> anyhow::Result<u8> {
     let Some(source) = recipe_source(&args.src)? else {
         bail!("nothing to clone: give --cmd, --data-dir and --pid, or --node");
     };
-    let recipe = source.recipe(&ProcFs, None)?;
+    let recipe = source.recipe_within(&ProcFs, None, args.src.ready_timeout)?;
     let root = clone_root(&args.src)?;
     let cloner = Cloner {
         recipe,
@@ -254,7 +254,8 @@ pub fn shadow(args: ShadowArgs) -> anyhow::Result<u8> {
     }
     let root = clone_root(&args.src)?;
     if let Some(source) = recipe_source(&args.src)? {
-        let recipe = source.recipe(&ProcFs, session.upstream_port())?;
+        let recipe =
+            source.recipe_within(&ProcFs, session.upstream_port(), args.src.ready_timeout)?;
         let candidate = args.candidate_cmd.as_deref();
         let timeout = args.src.ready_timeout;
         session.clone_production(recipe, root.path(), timeout, candidate, &stop)?;
