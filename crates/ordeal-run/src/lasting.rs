@@ -19,6 +19,7 @@
 use crate::faults::Shared;
 use crate::Error;
 use ordeal_events::FaultMark;
+use ordeal_tracer::ExitStatus;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,11 @@ pub trait Lasting: Send {
     /// the run. Over once the node is started again.
     fn keeps_down(&self) -> Option<&str> {
         None
+    }
+    /// Whether it explains `node` ending with `status`: that end is the fault, not a failure
+    /// of the run (asked when the exit is recorded).
+    fn explains_exit(&self, _node: &str, _status: ExitStatus) -> bool {
+        false
     }
     /// Whether it ends by itself (the recovery phase waits for it); a crash without
     /// `restart_after` lasts until a `restart` fault.
@@ -311,6 +317,9 @@ impl Lasting for Crash {
     }
     fn keeps_down(&self) -> Option<&str> {
         Some(&self.node)
+    }
+    fn explains_exit(&self, node: &str, status: ExitStatus) -> bool {
+        node == self.node && status == ExitStatus::Signal(libc::SIGKILL)
     }
     fn ends(&self) -> bool {
         self.restart_after.is_some()
