@@ -289,6 +289,14 @@ mod tests {
                 },
                 Trigger::Time { after: ms(50) },
             ),
+            fault(
+                "term",
+                FaultKind::Signal {
+                    node: "n1".into(),
+                    signal: crate::Signal::SIGTERM,
+                },
+                at(1, 1, Pattern::default(), When::After),
+            ),
         ];
         Schedule::new("built", 42, faults)
     }

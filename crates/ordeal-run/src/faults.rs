@@ -250,7 +250,9 @@ impl NodeAction {
 /// The node a fault signals when it fires: it fires only while that node runs.
 pub fn signalled_node(f: &Fault) -> Option<&str> {
     match &f.kind {
-        FaultKind::Crash { node, .. } | FaultKind::Pause { node, .. } => Some(node),
+        FaultKind::Crash { node, .. }
+        | FaultKind::Pause { node, .. }
+        | FaultKind::Signal { node, .. } => Some(node),
         _ => None,
     }
 }
@@ -281,6 +283,16 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
                 until: Instant::now() + *duration,
             }));
             NodeAction::signal(node, libc::SIGSTOP, format!("pause {node}"))
+        }
+        FaultKind::Signal { node, signal } => {
+            // The node may end of it: that end is the fault.
+            p.lasting.push(Box::new(lasting::Signalled {
+                node: node.clone(),
+                fault: name,
+                signal: signal.number(),
+            }));
+            let what = format!("signal {signal} {node}");
+            NodeAction::signal(node, signal.number(), what)
         }
         FaultKind::Restart { node } => {
             // Marked on the spawn event of the new incarnation, by the supervisor.
@@ -700,5 +712,67 @@ trigger = { nth = 1, call = "write" }
             "n1",
             ExitStatus::Signal(libc::SIGKILL)
         ));
+    }
+    #[test]
+    fn a_signal_goes_to_its_node_and_explains_the_ends_it_causes_until_the_node_is_dead() {
+        let s = schedule(
+            "[[fault]]\nname = \"term\"\nkind = \"signal\"\nnode = \"n1\"\n\
+             signal = \"SIGTERM\"\ntrigger = { after = \"1s\" }\n",
+        );
+        let f = &s.faults[0];
+        assert_eq!(signalled_node(f), Some("n1"));
+        let shared = Shared::default();
+        let a = node_fault(f, &shared).unwrap();
+        assert_eq!(
+            a,
+            action(node("n1"), libc::SIGTERM, "signal SIGTERM n1").unwrap()
+        );
+        assert_eq!(
+            a.at_call(FaultRef::fired("term")),
+            Action::Signal {
+                by: FaultRef::fired("term"),
+                node: "n1".into(),
+                signal: libc::SIGTERM,
+                what: "signal SIGTERM n1".into()
+            }
+        );
+        // Killed by it, or ended as a program handling it ends: the fault.
+        for st in [
+            ExitStatus::Signal(libc::SIGTERM),
+            ExitStatus::Code(0),
+            ExitStatus::Code(128 + libc::SIGTERM),
+        ] {
+            assert!(explains_exit(&shared, "n1", st), "{st}");
+        }
+        // Anything else is a failure of the run, and another node's end is not its doing.
+        for st in [
+            ExitStatus::Code(1),
+            ExitStatus::Signal(libc::SIGSEGV),
+            ExitStatus::Signal(libc::SIGKILL),
+        ] {
+            assert!(!explains_exit(&shared, "n1", st), "{st}");
+        }
+        assert!(!explains_exit(
+            &shared,
+            "n0",
+            ExitStatus::Signal(libc::SIGTERM)
+        ));
+        // Nothing to wait for, nothing kept down; over once the node is dead.
+        assert!(!recovery_pending(&shared) && !kept_down(&shared, "n1"));
+        let p = shared.lock().unwrap();
+        let l = &p.lasting[0];
+        let (mut died, down) = (BTreeMap::new(), BTreeSet::new());
+        let tick = |all, died: &BTreeMap<String, Instant>| {
+            l.due(&lasting::Tick {
+                now: Instant::now(),
+                all,
+                died,
+                down: &down,
+            })
+        };
+        assert!(!tick(false, &died));
+        assert!(tick(true, &died));
+        died.insert("n1".to_string(), Instant::now());
+        assert!(tick(false, &died));
     }
 }

@@ -14,6 +14,7 @@ mod partition;
 mod pause;
 mod restart;
 mod short_io;
+mod signal;
 mod snapshot;
 mod toxic;
 
@@ -28,10 +29,11 @@ use crate::parse::{Converter, RawTrigger};
 use crate::write::Keys;
 use crate::{Errno, Pattern};
 
+pub use signal::{Signal, SignalError};
 pub use toxic::ToxicSpec;
 
 /// Every kind, in the order messages list them.
-const SPECS: [&Spec; 10] = [
+const SPECS: [&Spec; 11] = [
     &crash::SPEC,
     &restart::SPEC,
     &pause::SPEC,
@@ -42,6 +44,7 @@ const SPECS: [&Spec; 10] = [
     &heal::SPEC,
     &snapshot::SPEC,
     &toxic::SPEC,
+    &signal::SPEC,
 ];
 
 /// The fault kinds as written in a schedule's `kind`.
@@ -98,6 +101,9 @@ pub enum FaultKind {
         toxic: ToxicSpec,
         duration: Option<Duration>,
     },
+    /// Send `signal` to every process of the node (its process groups and every traced
+    /// process of it). Its exit after that is the fault, not a failure of the run.
+    Signal { node: String, signal: Signal },
 }
 
 impl FaultKind {
@@ -112,12 +118,13 @@ impl FaultKind {
         self.spec().call_level
     }
 
-    /// The node a node fault (crash, restart, pause) acts on.
+    /// The node a node fault (crash, restart, pause, signal) acts on.
     pub fn node(&self) -> Option<&str> {
         match self {
             FaultKind::Crash { node, .. }
             | FaultKind::Restart { node }
-            | FaultKind::Pause { node, .. } => Some(node),
+            | FaultKind::Pause { node, .. }
+            | FaultKind::Signal { node, .. } => Some(node),
             _ => None,
         }
     }
@@ -134,6 +141,7 @@ impl FaultKind {
             FaultKind::Heal => &heal::SPEC,
             FaultKind::Snapshot => &snapshot::SPEC,
             FaultKind::Toxic { .. } => &toxic::SPEC,
+            FaultKind::Signal { .. } => &signal::SPEC,
         }
     }
 }
@@ -282,6 +290,7 @@ raw_fault! {
     oneway: bool,
     proxy: String,
     toxic: toml::value::Table,
+    signal: String,
 }
 
 /// A required string key's value (present once the keys were checked).
@@ -315,7 +324,8 @@ mod tests {
                 "partition",
                 "heal",
                 "snapshot",
-                "toxic"
+                "toxic",
+                "signal"
             ]
         );
         for name in FAULT_KINDS {
