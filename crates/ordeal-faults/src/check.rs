@@ -1,5 +1,7 @@
 //! The rules a schedule must follow, checked on the model so that schedules built in code are
-//! checked too. Positions come from the file when the schedule was parsed.
+//! checked too. Positions come from the file when the schedule was parsed. The rules every
+//! fault shares (names, triggers, patterns, call faults and their calls) are here; each kind's
+//! own are in its file of `kinds/`, which checks through [`Checker`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,12 +9,10 @@ use std::time::Duration;
 use ordeal_events::Class;
 use ordeal_toml::{suggest, truncated};
 
-use crate::calls::{
-    allowed_errnos, call_classes, call_direction, class_name, NO_PEER_CALLS, SHORT_IO_CALLS,
-};
-use crate::parse::FaultSpans;
+use crate::calls::{call_classes, call_direction, class_name, NO_PEER_CALLS};
+use crate::parse::{FaultSpans, TriggerSpans};
 use crate::{
-    Diagnostic, Errno, FaultKind, Location, Participants, Pattern, Schedule, Trigger, When,
+    Diagnostic, FaultKind, Location, Participants, Pattern, Schedule, Trigger, When,
     LIFECYCLE_STEPS, TRACED_CALLS,
 };
 
@@ -118,7 +118,8 @@ pub(crate) fn check_parts(
     c.diags
 }
 
-struct Checker<'a> {
+/// Checks one fault, collecting its problems; kinds check their values through it.
+pub(crate) struct Checker<'a> {
     file: &'a str,
     name: &'a str,
     spans: &'a FaultSpans,
@@ -127,12 +128,12 @@ struct Checker<'a> {
 }
 
 /// A call a pattern can match: its name and the class of its event.
-type Variant = (&'static str, Class);
+pub(crate) type Variant = (&'static str, Class);
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     /// Reports at the first known location of `at`, else at the fault's table, else naming the
     /// fault.
-    fn err(&mut self, at: &[&Option<Location>], message: impl Into<String>) {
+    pub(crate) fn err(&mut self, at: &[&Option<Location>], message: impl Into<String>) {
         let message = message.into();
         let found = at
             .iter()
@@ -148,14 +149,30 @@ impl Checker<'_> {
         self.diags.push(Diagnostic { location, message });
     }
 
-    fn positive(&mut self, d: Option<Duration>, at: &Option<Location>) {
+    /// Where the value of the fault's kind key `key` was.
+    pub(crate) fn key(&self, key: &str) -> &'a Option<Location> {
+        self.spans.key(key)
+    }
+
+    /// Where the items of the fault's list key `key` were.
+    pub(crate) fn items(&self, key: &str) -> &'a [Location] {
+        self.spans.items(key)
+    }
+
+    /// Where the trigger's values were.
+    pub(crate) fn trigger_spans(&self) -> &'a TriggerSpans {
+        &self.spans.trigger
+    }
+
+    /// A duration of key `key`, if given, is not zero.
+    pub(crate) fn positive(&mut self, d: Option<Duration>, key: &str) {
         if d.is_some_and(|d| d.is_zero()) {
-            self.err(&[at], msg::ZERO_DURATION);
+            self.err(&[self.key(key)], msg::ZERO_DURATION);
         }
     }
 
-    /// A crash, restart or pause target: a node of the experiment.
-    fn node_target(&mut self, kind: &str, node: &str, at: &Option<Location>) {
+    /// The target of a node fault (key `node`): a node of the experiment.
+    pub(crate) fn node_target(&mut self, kind: &str, node: &str) {
         let Some(names) = self.names else { return };
         if names.nodes.iter().any(|n| n == node) {
             return;
@@ -171,11 +188,11 @@ impl Checker<'_> {
                 list_names("nodes", &names.nodes)
             )
         };
-        self.err(&[at], message);
+        self.err(&[self.key("node")], message);
     }
 
     /// A pattern or partition name: a node or a workload.
-    fn participant(&mut self, name: &str, at: &Option<Location>) {
+    pub(crate) fn participant(&mut self, name: &str, at: &Option<Location>) {
         let Some(names) = self.names else { return };
         if names
             .nodes
@@ -194,64 +211,7 @@ impl Checker<'_> {
     }
 
     fn kind(&mut self, kind: &FaultKind) {
-        let sp = self.spans;
-        let k = kind.name();
-        match kind {
-            FaultKind::Crash {
-                node,
-                restart_after,
-            } => {
-                self.node_target(k, node, &sp.node);
-                self.positive(*restart_after, &sp.restart_after);
-            }
-            FaultKind::Restart { node } => self.node_target(k, node, &sp.node),
-            FaultKind::Pause { node, duration } => {
-                self.node_target(k, node, &sp.node);
-                self.positive(Some(*duration), &sp.duration);
-            }
-            FaultKind::Delay { duration } => self.positive(Some(*duration), &sp.duration),
-            FaultKind::Fail { .. } => {}
-            FaultKind::ShortIo { max_bytes } => {
-                if *max_bytes == 0 {
-                    self.err(&[&sp.max_bytes], msg::MAX_BYTES);
-                }
-            }
-            FaultKind::Partition {
-                from, to, duration, ..
-            } => {
-                for (side, list, at, items) in [
-                    ("from", from, &sp.from, &sp.from_items),
-                    ("to", to, &sp.to, &sp.to_items),
-                ] {
-                    if list.is_empty() {
-                        self.err(&[at], format!("`{side}` must name at least one node"));
-                    }
-                    for (i, n) in list.iter().enumerate() {
-                        let here = items.get(i).cloned();
-                        if list[..i].contains(n) {
-                            self.err(&[&here, at], format!("`{n}` is listed twice in `{side}`"));
-                        } else {
-                            self.participant(n, &here.or_else(|| at.clone()));
-                        }
-                    }
-                }
-                for (i, n) in to.iter().enumerate() {
-                    if from.contains(n) && !to[..i].contains(n) {
-                        let here = sp.to_items.get(i).cloned();
-                        self.err(
-                            &[&here, &sp.to],
-                            format!(
-                                "`{n}` is on both sides of the partition: a node cannot be cut \
-                                 off from itself"
-                            ),
-                        );
-                    }
-                }
-                self.positive(*duration, &sp.duration);
-            }
-            FaultKind::Heal | FaultKind::Snapshot => {}
-            FaultKind::Toxic { duration, .. } => self.positive(*duration, &sp.duration),
-        }
+        (kind.spec().check)(kind, self)
     }
 
     /// Checks a trigger; for a call-level trigger whose pattern is possible, returns the calls
@@ -466,13 +426,9 @@ impl Checker<'_> {
             return;
         }
         let Some(found) = found else { return };
+        let spec = kind.spec();
         if trigger.when() == Some(When::After) {
-            let why = match kind {
-                FaultKind::Fail { .. } => Some("it returns an error instead of running the call"),
-                FaultKind::ShortIo { .. } => Some("it shortens the transfer before it happens"),
-                _ => None,
-            };
-            if let Some(why) = why {
+            if let Some(why) = spec.before_only {
                 self.err(
                     &[&t.when, &t.table],
                     format!("a `{k}` fault fires before the call ({why}): use when = \"before\""),
@@ -496,60 +452,7 @@ impl Checker<'_> {
             return;
         }
         let pattern = trigger.pattern().expect("a call-level trigger");
-        match kind {
-            FaultKind::Fail { errno } => self.errno(*errno, &calls, pattern),
-            FaultKind::ShortIo { .. } => {
-                let (good, bad): (Vec<Variant>, Vec<Variant>) = calls
-                    .iter()
-                    .partition(|(n, c)| *c == Class::Data && SHORT_IO_CALLS.contains(n));
-                if !bad.is_empty() {
-                    let what = "a `short-io` fault shortens a read, write, recvfrom or sendto \
-                                on a socket (class `data`)";
-                    let message = if good.is_empty() {
-                        format!("{what}, not {}", describe(&bad, "or"))
-                    } else {
-                        let mut hint = narrow_hint(pattern, &good, &bad);
-                        if hint.starts_with("`call`") {
-                            hint = "`call`".into();
-                        }
-                        format!(
-                            "{what}, but this trigger can also match {}: narrow it with {hint}",
-                            describe(&bad, "and"),
-                        )
-                    };
-                    self.err(&[&t.call, &t.class, &t.table], message);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn errno(&mut self, errno: Errno, calls: &[Variant], pattern: &Pattern) {
-        let (good, bad): (Vec<Variant>, Vec<Variant>) = calls
-            .iter()
-            .partition(|(n, c)| allowed_errnos(n, *c).contains(&errno));
-        if bad.is_empty() {
-            return;
-        }
-        let applies = format!("`{errno}` applies to {}", errno_calls(errno));
-        let message = if !good.is_empty() {
-            format!(
-                "`{errno}` does not apply to {}, which this trigger can also match: narrow it \
-                 with {} ({applies})",
-                describe(&bad, "and"),
-                narrow_hint(pattern, &good, &bad)
-            )
-        } else if pattern.call.is_some() {
-            format!(
-                "`{errno}` does not apply to {}: {applies}",
-                describe(&bad, "or")
-            )
-        } else {
-            format!("`{errno}` does not apply to any call this trigger can match: {applies}")
-        };
-        let t = &self.spans.trigger;
-        let at = [&self.spans.errno, &t.call, &t.class, &t.table];
-        self.err(&at, message);
+        (spec.check_calls)(kind, &calls, pattern, self);
     }
 }
 
@@ -584,7 +487,7 @@ fn candidates(p: &Pattern, when: When) -> Vec<Variant> {
 
 /// How to narrow a pattern to the `good` calls: with the class or direction that separates
 /// them from the `bad` ones, or in general.
-fn narrow_hint(p: &Pattern, good: &[Variant], bad: &[Variant]) -> String {
+pub(crate) fn narrow_hint(p: &Pattern, good: &[Variant], bad: &[Variant]) -> String {
     let class = good[0].1;
     if p.class.is_none()
         && good.iter().all(|(_, c)| *c == class)
@@ -606,7 +509,7 @@ fn narrow_hint(p: &Pattern, good: &[Variant], bad: &[Variant]) -> String {
 
 /// `` `connect` ``, or `` `write` (class data) `` for a call of several classes; at most five,
 /// joined with `word`.
-fn describe(variants: &[Variant], word: &str) -> String {
+pub(crate) fn describe(variants: &[Variant], word: &str) -> String {
     let mut parts: Vec<String> = variants
         .iter()
         .take(5)
@@ -622,24 +525,6 @@ fn describe(variants: &[Variant], word: &str) -> String {
         1 => parts.remove(0),
         n => format!("{} {word} {}", parts[..n - 1].join(", "), parts[n - 1]),
     }
-}
-
-/// The calls an errno applies to, grouped by class: `connect (net); read, ... (data)`.
-fn errno_calls(errno: Errno) -> String {
-    let mut groups = Vec::new();
-    for class in [Class::Net, Class::Data, Class::File] {
-        let names: Vec<&str> = TRACED_CALLS
-            .iter()
-            .filter(|c| {
-                c.classes.contains(&class) && allowed_errnos(c.name, class).contains(&errno)
-            })
-            .map(|c| c.name)
-            .collect();
-        if !names.is_empty() {
-            groups.push(format!("{} ({})", names.join(", "), class_name(class)));
-        }
-    }
-    groups.join("; ")
 }
 
 fn class_list(classes: &[Class]) -> String {
@@ -693,15 +578,5 @@ mod tests {
         let huge = "w".repeat(1_000_000);
         let shown = "w".repeat(ordeal_toml::MAX_SHOWN_CHARS);
         assert_eq!(hint(&huge), format!("unknown call `{shown}…`"));
-    }
-
-    #[test]
-    fn errno_groups() {
-        assert_eq!(errno_calls(Errno::ECONNREFUSED), "connect (net)");
-        assert_eq!(
-            errno_calls(Errno::ETIMEDOUT),
-            "connect (net); read, write, readv, writev, sendto, recvfrom, sendmsg, recvmsg, \
-             sendmmsg, recvmmsg (data)"
-        );
     }
 }

@@ -1,10 +1,11 @@
 //! Fault schedules for ordeal: which faults to inject into a traced run, and when.
 //!
 //! A fault schedule file (TOML, documented for users in `docs/faults.md`) lists faults, each
-//! with a [`FaultKind`] (crash, restart, pause, delay, fail, short-io, partition, heal,
-//! snapshot) and a
-//! [`Trigger`] (the nth event matching a [`Pattern`], a time after the workload starts, or a
-//! probability per matching event drawn from the schedule's seed). This crate parses and
+//! with a [`FaultKind`] (one of [`FAULT_KINDS`]: node faults such as crash or partition, call
+//! faults such as delay or fail) and a [`Trigger`] (the nth event matching a [`Pattern`], a
+//! time after the workload starts, or a probability per matching event drawn from the
+//! schedule's seed). Each kind is one file of `src/kinds/`, holding all the schedule side knows
+//! of it: its keys, their reading, checks and writing. This crate parses and
 //! validates schedules, writes them back as files ([`Schedule::to_toml`]), decides when each
 //! fault fires ([`TriggerState`]), and reads and writes the record of what fired ([`Applied`],
 //! `schedule.applied.toml`). It does not inject anything: the tracer and the supervisor do,
@@ -35,6 +36,7 @@ mod applied;
 mod calls;
 mod check;
 mod error;
+mod kinds;
 mod parse;
 mod pattern;
 mod trigger;
@@ -52,37 +54,14 @@ pub use calls::{
     TRACED_CALLS,
 };
 pub use error::{Diagnostic, Error, Location, UnknownErrno};
+// The kinds and the types of their values (each kind is one file of `kinds/`).
+pub use kinds::*;
 pub use ordeal_events::Class;
 pub use ordeal_toml::{parse_duration, DurationError};
 pub use pattern::{Direction, GlobError, PathGlob, Pattern};
 pub use trigger::{fault_seed, TriggerState};
 
 use parse::FaultSpans;
-
-/// The fault kinds as written in a schedule's `kind`.
-pub const FAULT_KINDS: &[&str] = &[
-    "crash",
-    "restart",
-    "pause",
-    "delay",
-    "fail",
-    "short-io",
-    "partition",
-    "heal",
-    "snapshot",
-    "toxic",
-];
-
-/// A toxic as a schedule gives it (Toxiproxy's model; ordeal-shadow applies and validates
-/// it): `type`, `stream` and numeric attributes (`latency`, `jitter`, `rate`, ... in
-/// Toxiproxy's units: milliseconds, KB/s, bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToxicSpec {
-    pub kind: String,
-    /// `upstream` (client → server) or `downstream` (the default).
-    pub stream: String,
-    pub attributes: std::collections::BTreeMap<String, u64>,
-}
 
 /// One fault of a schedule: what happens, and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,86 +71,6 @@ pub struct Fault {
     pub name: String,
     pub kind: FaultKind,
     pub trigger: Trigger,
-}
-
-/// What a fault does when it fires.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FaultKind {
-    /// SIGKILL the node's whole process group (every process of the node). With
-    /// `restart_after`, start the node's command again that long after the crash, on the same
-    /// data dir, and wait for its ready condition.
-    Crash {
-        node: String,
-        restart_after: Option<Duration>,
-    },
-    /// Start a crashed node's command again (same data dir) and wait for its ready condition.
-    Restart { node: String },
-    /// SIGSTOP the node's process group, and SIGCONT it `duration` later.
-    Pause { node: String, duration: Duration },
-    /// Hold the matching system call of the thread that made it for `duration` (before it runs
-    /// or before it returns, per the trigger's `when`); other threads run on.
-    Delay { duration: Duration },
-    /// Skip the matching system call: it returns `-errno` without running.
-    Fail { errno: Errno },
-    /// Let the matching transfer move at most `max_bytes` bytes (a short read or write).
-    ShortIo { max_bytes: u64 },
-    /// Cut traffic from the `from` nodes to the `to` nodes (and back, unless `oneway`), until a
-    /// `heal` fault fires or, with `duration`, that long after.
-    Partition {
-        from: Vec<String>,
-        to: Vec<String>,
-        oneway: bool,
-        duration: Option<Duration>,
-    },
-    /// End every partition in effect.
-    Heal,
-    /// Add a toxic to an experiment's `[[proxy]]` (removed after `duration`, else at the end
-    /// of the workloads).
-    Toxic {
-        proxy: String,
-        toxic: ToxicSpec,
-        duration: Option<Duration>,
-    },
-    /// Snapshot every node (threads, stacks, fds, memory) into `RUN_DIR/snapshots/`, right
-    /// after the matching call or at the time given.
-    Snapshot,
-}
-
-impl FaultKind {
-    /// The kind as written in a schedule (`short-io`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::Crash { .. } => "crash",
-            FaultKind::Restart { .. } => "restart",
-            FaultKind::Pause { .. } => "pause",
-            FaultKind::Delay { .. } => "delay",
-            FaultKind::Fail { .. } => "fail",
-            FaultKind::ShortIo { .. } => "short-io",
-            FaultKind::Partition { .. } => "partition",
-            FaultKind::Heal => "heal",
-            FaultKind::Snapshot => "snapshot",
-            FaultKind::Toxic { .. } => "toxic",
-        }
-    }
-
-    /// Whether the fault acts on the system call at which it fires (delay, fail, short-io), so
-    /// that it needs a call-level trigger (`nth` or `p`); the others act on whole nodes.
-    pub fn is_call_level(&self) -> bool {
-        matches!(
-            self,
-            FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. }
-        )
-    }
-
-    /// The node a crash, restart or pause acts on.
-    pub fn node(&self) -> Option<&str> {
-        match self {
-            FaultKind::Crash { node, .. }
-            | FaultKind::Restart { node }
-            | FaultKind::Pause { node, .. } => Some(node),
-            _ => None,
-        }
-    }
 }
 
 /// Whether an event counts at its call's entry or at its completion.
@@ -337,7 +236,7 @@ impl Schedule {
     }
 
     /// Checks the schedule for an experiment: every node a fault or trigger names exists
-    /// (crash, restart and pause need nodes; patterns and partitions may also name workloads),
+    /// (node faults need nodes; patterns and partitions may also name workloads),
     /// and every rule [`Schedule::parse`] checks holds (for schedules built or changed in code).
     pub fn validate_for(&self, names: &Participants) -> Result<(), Error> {
         let mut diags = check::check_schedule(self, Some(names));

@@ -1,5 +1,7 @@
-//! The schedule file as written, and its conversion into the model.
+//! The schedule file as written, and its conversion into the model: the top level, each
+//! fault's name, kind and keys (each kind reads its own values: `kinds/`), and triggers.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
@@ -10,9 +12,10 @@ use toml::Spanned;
 
 use crate::calls::parse_class;
 use crate::check::{self, msg};
+use crate::kinds::{self, Given, RawFault, Spec};
 use crate::{
-    parse_duration, Diagnostic, Direction, Errno, Error, Fault, FaultKind, Location, Participants,
-    PathGlob, Pattern, Schedule, ToxicSpec, Trigger, When, FAULT_KINDS,
+    parse_duration, Diagnostic, Direction, Error, Fault, FaultKind, Location, Participants,
+    PathGlob, Pattern, Schedule, Trigger, When, FAULT_KINDS,
 };
 use ordeal_toml::Source;
 
@@ -30,38 +33,7 @@ struct RawSchedule {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFault {
-    #[serde(default)]
-    name: Option<Str>,
-    #[serde(default)]
-    kind: Option<Str>,
-    #[serde(default)]
-    node: Option<Str>,
-    #[serde(default)]
-    restart_after: Option<Str>,
-    #[serde(default)]
-    duration: Option<Str>,
-    #[serde(default)]
-    errno: Option<Str>,
-    #[serde(default)]
-    max_bytes: Option<Int>,
-    #[serde(default)]
-    from: Option<Spanned<Vec<Str>>>,
-    #[serde(default)]
-    to: Option<Spanned<Vec<Str>>>,
-    #[serde(default)]
-    oneway: Option<Spanned<bool>>,
-    #[serde(default)]
-    proxy: Option<Str>,
-    #[serde(default)]
-    toxic: Option<Spanned<toml::value::Table>>,
-    #[serde(default)]
-    trigger: Option<Spanned<RawTrigger>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTrigger {
+pub(crate) struct RawTrigger {
     #[serde(default)]
     nth: Option<Int>,
     #[serde(default)]
@@ -118,16 +90,29 @@ pub(crate) struct FaultSpans {
     pub fault: String,
     pub table: Option<Location>,
     pub name: Option<Location>,
-    pub node: Option<Location>,
-    pub restart_after: Option<Location>,
-    pub duration: Option<Location>,
-    pub errno: Option<Location>,
-    pub max_bytes: Option<Location>,
-    pub from: Option<Location>,
-    pub from_items: Vec<Location>,
-    pub to: Option<Location>,
-    pub to_items: Vec<Location>,
+    /// The kind's keys given, by key.
+    pub keys: BTreeMap<&'static str, KeySpans>,
     pub trigger: TriggerSpans,
+}
+
+/// Where a kind key's value was, and its items (of a list).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeySpans {
+    pub value: Option<Location>,
+    pub items: Vec<Location>,
+}
+
+impl FaultSpans {
+    /// Where the value of kind key `key` was.
+    pub fn key(&self, key: &str) -> &Option<Location> {
+        static NONE: Option<Location> = None;
+        self.keys.get(key).map_or(&NONE, |k| &k.value)
+    }
+
+    /// Where the items of list key `key` were.
+    pub fn items(&self, key: &str) -> &[Location] {
+        self.keys.get(key).map_or(&[], |k| &k.items)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -224,44 +209,10 @@ pub(crate) fn parse(
     Ok(schedule)
 }
 
-struct Converter<'a> {
+/// Turns the file's values into the model, collecting the problems found on the way.
+pub(crate) struct Converter<'a> {
     src: Source<'a>,
     diags: Vec<Diagnostic>,
-}
-
-/// The keys each fault kind takes besides `name`, `kind` and `trigger`: (key, required).
-fn kind_keys(kind: &str) -> &'static [(&'static str, bool)] {
-    match kind {
-        "crash" => &[("node", true), ("restart_after", false)],
-        "restart" => &[("node", true)],
-        "pause" => &[("node", true), ("duration", true)],
-        "delay" => &[("duration", true)],
-        "fail" => &[("errno", true)],
-        "short-io" => &[("max_bytes", true)],
-        "partition" => &[
-            ("from", true),
-            ("to", true),
-            ("oneway", false),
-            ("duration", false),
-        ],
-        "toxic" => &[("proxy", true), ("toxic", true), ("duration", false)],
-        _ => &[],
-    }
-}
-
-/// What a required key means, for "needs KEY" messages.
-fn key_help(kind: &str, key: &str) -> &'static str {
-    match (kind, key) {
-        ("pause", "duration") => " (how long the node stays stopped, e.g. \"2s\")",
-        ("delay", "duration") => " (how long the call is held, e.g. \"500ms\")",
-        (_, "node") => " (the node it acts on)",
-        (_, "errno") => " (the error the call returns, e.g. \"ECONNREFUSED\")",
-        (_, "max_bytes") => " (the most bytes the call may move, e.g. 1)",
-        (_, "from") | (_, "to") => " (a list of node names)",
-        (_, "proxy") => " (the name of a [[proxy]] of the experiment)",
-        (_, "toxic") => " (e.g. `{ type = \"latency\", latency = 100 }`)",
-        _ => "",
-    }
 }
 
 impl Converter<'_> {
@@ -269,7 +220,8 @@ impl Converter<'_> {
         self.src.at(span.start)
     }
 
-    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+    /// Reports a problem with the value at `span`.
+    pub(crate) fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
         let d = Diagnostic {
             location: self.loc(span),
             message: message.into(),
@@ -291,13 +243,23 @@ impl Converter<'_> {
         v.as_ref().map(|v| self.loc(v.span()))
     }
 
-    fn duration(&mut self, value: &Str) -> Option<Duration> {
+    /// A duration; `None` after reporting a malformed one.
+    pub(crate) fn duration(&mut self, value: &Str) -> Option<Duration> {
         match parse_duration(value.get_ref()) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.err(value.span(), e.to_string());
                 None
             }
+        }
+    }
+
+    /// An optional duration: `Some(None)` when not given, `None` after reporting a malformed
+    /// one.
+    pub(crate) fn optional_duration(&mut self, value: &Option<Str>) -> Option<Option<Duration>> {
+        match value {
+            Some(v) => self.duration(v).map(Some),
+            None => Some(None),
         }
     }
 
@@ -309,33 +271,25 @@ impl Converter<'_> {
     ) -> (Option<FaultKind>, Option<Trigger>, String, FaultSpans) {
         let table = raw.span();
         let f = raw.get_ref();
+        let given = f.given();
         let mut sp = FaultSpans {
             fault: String::new(),
             table: Some(self.loc(table.clone())),
             name: self.span(&f.name),
-            node: self.span(&f.node),
-            restart_after: self.span(&f.restart_after),
-            duration: self.span(&f.duration),
-            errno: self.span(&f.errno),
-            max_bytes: self.span(&f.max_bytes),
-            from: self.span(&f.from),
-            from_items: f
-                .from
+            keys: given
                 .iter()
-                .flat_map(|l| l.get_ref())
-                .map(|s| self.loc(s.span()))
-                .collect(),
-            to: self.span(&f.to),
-            to_items: f
-                .to
-                .iter()
-                .flat_map(|l| l.get_ref())
-                .map(|s| self.loc(s.span()))
+                .map(|g| {
+                    let spans = KeySpans {
+                        value: Some(self.loc(g.span.clone())),
+                        items: g.items.iter().map(|s| self.loc(s.clone())).collect(),
+                    };
+                    (g.key, spans)
+                })
                 .collect(),
             trigger: TriggerSpans::default(),
         };
 
-        let kind_name = match &f.kind {
+        let spec = match &f.kind {
             None => {
                 self.err(
                     table.clone(),
@@ -343,25 +297,27 @@ impl Converter<'_> {
                 );
                 None
             }
-            Some(k) if FAULT_KINDS.contains(&k.get_ref().as_str()) => Some(k.get_ref().as_str()),
             Some(k) => {
-                self.err(
-                    k.span(),
-                    format!(
-                        "unknown fault kind `{}`: expected {}",
-                        k.get_ref(),
-                        FAULT_KINDS.join(", ")
-                    ),
-                );
-                None
+                let spec = kinds::spec(k.get_ref());
+                if spec.is_none() {
+                    self.err(
+                        k.span(),
+                        format!(
+                            "unknown fault kind `{}`: expected {}",
+                            k.get_ref(),
+                            FAULT_KINDS.join(", ")
+                        ),
+                    );
+                }
+                spec
             }
         };
         let name = match &f.name {
             Some(n) => n.get_ref().clone(),
-            None => format!("{}-{}", kind_name.unwrap_or("fault"), index + 1),
+            None => format!("{}-{}", spec.map_or("fault", |s| s.name), index + 1),
         };
 
-        let kind = kind_name.and_then(|k| self.kind(k, f, &table));
+        let kind = spec.and_then(|s| self.kind(s, f, &given, &table));
         let trigger = match &f.trigger {
             Some(t) => {
                 sp.trigger.table = Some(self.loc(t.span()));
@@ -381,45 +337,37 @@ impl Converter<'_> {
         (kind, trigger, name, sp)
     }
 
-    fn kind(&mut self, kind: &str, f: &RawFault, table: &Range<usize>) -> Option<FaultKind> {
-        let keys = kind_keys(kind);
-        let present: [(&str, Option<Range<usize>>); 10] = [
-            ("node", f.node.as_ref().map(|v| v.span())),
-            ("restart_after", f.restart_after.as_ref().map(|v| v.span())),
-            ("duration", f.duration.as_ref().map(|v| v.span())),
-            ("errno", f.errno.as_ref().map(|v| v.span())),
-            ("max_bytes", f.max_bytes.as_ref().map(|v| v.span())),
-            ("from", f.from.as_ref().map(|v| v.span())),
-            ("to", f.to.as_ref().map(|v| v.span())),
-            ("oneway", f.oneway.as_ref().map(|v| v.span())),
-            ("proxy", f.proxy.as_ref().map(|v| v.span())),
-            ("toxic", f.toxic.as_ref().map(|v| v.span())),
-        ];
-        let mut ok = true;
-        for (key, span) in &present {
-            if let Some(span) = span {
-                if !keys.iter().any(|(k, _)| k == key) {
-                    let takes = if keys.is_empty() {
-                        format!("a `{kind}` fault takes only `name`, `kind` and `trigger`")
-                    } else {
-                        let names: Vec<String> =
-                            keys.iter().map(|(k, _)| format!("`{k}`")).collect();
-                        format!("a `{kind}` fault takes {}", and_list(&names))
-                    };
-                    // Reported, but the fault is still built, to check the rest of it.
-                    self.err(
-                        span.clone(),
-                        format!("`{key}` does not apply to a `{kind}` fault ({takes})"),
-                    );
-                }
+    /// Checks the keys given against the kind's, then lets the kind read its values.
+    fn kind(
+        &mut self,
+        spec: &Spec,
+        f: &RawFault,
+        given: &[Given],
+        table: &Range<usize>,
+    ) -> Option<FaultKind> {
+        let kind = spec.name;
+        let keys = spec.keys;
+        for g in given {
+            if !keys.iter().any(|k| k.name == g.key) {
+                let takes = if keys.is_empty() {
+                    format!("a `{kind}` fault takes only `name`, `kind` and `trigger`")
+                } else {
+                    let names: Vec<String> = keys.iter().map(|k| format!("`{}`", k.name)).collect();
+                    format!("a `{kind}` fault takes {}", and_list(&names))
+                };
+                // Reported, but the fault is still built, to check the rest of it.
+                self.err(
+                    g.span.clone(),
+                    format!("`{}` does not apply to a `{kind}` fault ({takes})", g.key),
+                );
             }
         }
-        for (key, required) in keys {
-            let given = present.iter().any(|(k, s)| k == key && s.is_some());
-            if *required && !given {
+        let mut ok = true;
+        for key in keys.iter().filter(|k| k.required) {
+            if !given.iter().any(|g| g.key == key.name) {
                 self.err(
                     table.clone(),
-                    format!("a `{kind}` fault needs `{key}`{}", key_help(kind, key)),
+                    format!("a `{kind}` fault needs `{}`{}", key.name, key.help),
                 );
                 ok = false;
             }
@@ -427,122 +375,7 @@ impl Converter<'_> {
         if !ok {
             return None;
         }
-
-        let node = || {
-            f.node
-                .as_ref()
-                .map(|n| n.get_ref().clone())
-                .unwrap_or_default()
-        };
-        let duration = |c: &mut Converter, v: &Option<Str>| -> Result<Option<Duration>, ()> {
-            match v {
-                Some(v) => c.duration(v).map(Some).ok_or(()),
-                None => Ok(None),
-            }
-        };
-        let list = |v: &Option<Spanned<Vec<Str>>>| -> Vec<String> {
-            v.iter()
-                .flat_map(|l| l.get_ref())
-                .map(|s| s.get_ref().clone())
-                .collect()
-        };
-        Some(match kind {
-            "crash" => FaultKind::Crash {
-                node: node(),
-                restart_after: duration(self, &f.restart_after).ok()?,
-            },
-            "restart" => FaultKind::Restart { node: node() },
-            "pause" => FaultKind::Pause {
-                node: node(),
-                duration: duration(self, &f.duration).ok()??,
-            },
-            "delay" => FaultKind::Delay {
-                duration: duration(self, &f.duration).ok()??,
-            },
-            "fail" => {
-                let e = f.errno.as_ref()?;
-                match e.get_ref().parse::<Errno>() {
-                    Ok(errno) => FaultKind::Fail { errno },
-                    Err(m) => {
-                        self.err(e.span(), m.to_string());
-                        return None;
-                    }
-                }
-            }
-            "short-io" => {
-                let m = f.max_bytes.as_ref()?;
-                let max_bytes = if *m.get_ref() < 0 {
-                    self.err(m.span(), msg::MAX_BYTES);
-                    1 // reported; keeps the rest of the fault checked
-                } else {
-                    *m.get_ref() as u64
-                };
-                FaultKind::ShortIo { max_bytes }
-            }
-            "partition" => FaultKind::Partition {
-                from: list(&f.from),
-                to: list(&f.to),
-                oneway: f.oneway.as_ref().is_some_and(|o| *o.get_ref()),
-                duration: duration(self, &f.duration).ok()?,
-            },
-            "heal" => FaultKind::Heal,
-            "snapshot" => FaultKind::Snapshot,
-            "toxic" => {
-                let t = f.toxic.as_ref()?;
-                let toxic = self.toxic(t)?;
-                FaultKind::Toxic {
-                    proxy: f.proxy.as_ref()?.get_ref().clone(),
-                    toxic,
-                    duration: duration(self, &f.duration).ok()?,
-                }
-            }
-            _ => return None,
-        })
-    }
-
-    /// `toxic = { type = "...", stream = "...", ATTRIBUTE = N, ... }`.
-    fn toxic(&mut self, raw: &Spanned<toml::value::Table>) -> Option<ToxicSpec> {
-        let span = raw.span();
-        let t = raw.get_ref();
-        let kind = match t.get("type") {
-            Some(toml::Value::String(s)) => s.clone(),
-            _ => {
-                self.err(
-                    span,
-                    "`toxic` needs `type`: latency, bandwidth, slicer, timeout, reset_peer, \
-                     limit_data or slow_close",
-                );
-                return None;
-            }
-        };
-        let stream = match t.get("stream") {
-            None => "downstream".to_string(),
-            Some(toml::Value::String(s)) if s == "upstream" || s == "downstream" => s.clone(),
-            Some(_) => {
-                self.err(span, "`stream` is \"upstream\" or \"downstream\"");
-                return None;
-            }
-        };
-        let mut attributes = std::collections::BTreeMap::new();
-        for (k, v) in t.iter().filter(|(k, _)| *k != "type" && *k != "stream") {
-            match v {
-                toml::Value::Integer(n) if *n >= 0 => {
-                    attributes.insert(k.clone(), *n as u64);
-                }
-                _ => {
-                    self.err(
-                        span.clone(),
-                        format!("toxic attribute `{k}` must be a whole number, 0 or more"),
-                    );
-                    return None;
-                }
-            }
-        }
-        Some(ToxicSpec {
-            kind,
-            stream,
-            attributes,
-        })
+        (spec.read)(f, self)
     }
 
     fn trigger(&mut self, raw: &Spanned<RawTrigger>, sp: &mut TriggerSpans) -> Option<Trigger> {

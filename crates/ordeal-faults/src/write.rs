@@ -1,11 +1,12 @@
-//! Writing a schedule back as a schedule file: [`Schedule::to_toml`].
+//! Writing a schedule back as a schedule file: [`Schedule::to_toml`]. Each kind writes its
+//! own keys (`kinds/`) through [`Keys`].
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use ordeal_events::Class;
 
-use crate::{FaultKind, Pattern, Schedule, ToxicSpec, Trigger, When};
+use crate::{FaultKind, Pattern, Schedule, Trigger, When};
 
 impl Schedule {
     /// The schedule as a schedule file (docs/faults.md) that [`Schedule::parse`] reads back as
@@ -29,54 +30,29 @@ impl Schedule {
 }
 
 fn write_kind(s: &mut String, kind: &FaultKind) {
-    let mut key = |k: &str, v: String| {
-        let _ = writeln!(s, "{k} = {v}");
-    };
-    match kind {
-        FaultKind::Crash {
-            node,
-            restart_after,
-        } => {
-            key("node", quote(node));
-            if let Some(d) = restart_after {
-                key("restart_after", duration(*d));
-            }
-        }
-        FaultKind::Restart { node } => key("node", quote(node)),
-        FaultKind::Pause { node, duration: d } => {
-            key("node", quote(node));
-            key("duration", duration(*d));
-        }
-        FaultKind::Delay { duration: d } => key("duration", duration(*d)),
-        FaultKind::Fail { errno } => key("errno", quote(errno.name())),
-        FaultKind::ShortIo { max_bytes } => key("max_bytes", max_bytes.to_string()),
-        FaultKind::Partition {
-            from,
-            to,
-            oneway,
-            duration: d,
-        } => {
-            key("from", list(from));
-            key("to", list(to));
-            if *oneway {
-                key("oneway", "true".into());
-            }
-            if let Some(d) = d {
-                key("duration", duration(*d));
-            }
-        }
-        FaultKind::Heal | FaultKind::Snapshot => {}
-        FaultKind::Toxic {
-            proxy,
-            toxic,
-            duration: d,
-        } => {
-            key("proxy", quote(proxy));
-            key("toxic", toxic_table(toxic));
-            if let Some(d) = d {
-                key("duration", duration(*d));
-            }
-        }
+    (kind.spec().write)(kind, &mut Keys(s))
+}
+
+/// Where a kind writes its keys, one `key = value` line each.
+pub(crate) struct Keys<'a>(&'a mut String);
+
+impl Keys<'_> {
+    /// `key = value`, the value written as TOML already.
+    pub(crate) fn raw(&mut self, key: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.0, "{key} = {value}");
+    }
+
+    pub(crate) fn string(&mut self, key: &str, value: &str) {
+        self.raw(key, quote(value))
+    }
+
+    pub(crate) fn duration(&mut self, key: &str, value: Duration) {
+        self.raw(key, duration(value))
+    }
+
+    pub(crate) fn strings(&mut self, key: &str, items: &[String]) {
+        let items: Vec<String> = items.iter().map(|s| quote(s)).collect();
+        self.raw(key, format!("[{}]", items.join(", ")))
     }
 }
 
@@ -130,17 +106,6 @@ fn pattern_keys(p: &Pattern) -> Vec<String> {
     keys
 }
 
-fn toxic_table(t: &ToxicSpec) -> String {
-    let mut keys = vec![
-        format!("type = {}", quote(&t.kind)),
-        format!("stream = {}", quote(&t.stream)),
-    ];
-    for (k, v) in &t.attributes {
-        keys.push(format!("{} = {v}", bare_or_quoted(k)));
-    }
-    format!("{{ {} }}", keys.join(", "))
-}
-
 /// The class as a schedule names it (the inverse of the parser's class names).
 fn class_name(c: Class) -> &'static str {
     match c {
@@ -155,11 +120,6 @@ fn duration(d: Duration) -> String {
     format!("\"{}ms\"", d.as_millis())
 }
 
-fn list(items: &[String]) -> String {
-    let items: Vec<String> = items.iter().map(|s| quote(s)).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// A float TOML reads back as the same `f64` (Rust's shortest round-trip form).
 fn float(x: f64) -> String {
     if x.is_nan() {
@@ -171,21 +131,9 @@ fn float(x: f64) -> String {
     }
 }
 
-fn bare_or_quoted(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        key.to_string()
-    } else {
-        quote(key)
-    }
-}
-
 /// A TOML basic string. Escapes as JSON does (`\"`, `\\`, `\n`, `\t`, ..., other control
 /// characters as `\u00XX`), plus DEL, which TOML does not allow raw.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -212,7 +160,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::{Direction, Errno, Fault, Participants, PathGlob};
+    use crate::{Direction, Errno, Fault, Participants, PathGlob, ToxicSpec};
 
     fn at(nth: u64, times: u64, pattern: Pattern, when: When) -> Trigger {
         Trigger::At {
@@ -340,6 +288,14 @@ mod tests {
                     duration: Some(ms(700)),
                 },
                 Trigger::Time { after: ms(50) },
+            ),
+            fault(
+                "term",
+                FaultKind::Signal {
+                    node: "n1".into(),
+                    signal: crate::Signal::SIGTERM,
+                },
+                at(1, 1, Pattern::default(), When::After),
             ),
         ];
         Schedule::new("built", 42, faults)

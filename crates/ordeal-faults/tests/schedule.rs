@@ -286,7 +286,7 @@ fn syntax_errors_are_reported_with_positions() {
         "[[fault]]\nkind = \"heal\"\ncolour = \"red\"\n",
         &[
             "f.toml:3:1: unknown field `colour`, expected one of `name`, `kind`, `node`, \
-           `restart_after`, `duration`, `errno`, `max_bytes`, `from`, `to`, `oneway`, `proxy`, `toxic`, `trigger`",
+           `restart_after`, `duration`, `errno`, `max_bytes`, `from`, `to`, `oneway`, `proxy`, `toxic`, `signal`, `trigger`",
         ],
     );
     assert_errors(
@@ -320,14 +320,15 @@ fn kinds_and_keys() {
         "[[fault]]\nkind = \"explode\"\ntrigger = { after = \"1s\" }\n",
         &[
             "f.toml:2:8: unknown fault kind `explode`: expected crash, restart, pause, delay, \
-           fail, short-io, partition, heal, snapshot, toxic",
+           fail, short-io, partition, heal, snapshot, toxic, signal",
         ],
     );
     assert_errors(
         "[[fault]]\nnode = \"n0\"\ntrigger = { after = \"1s\" }\n",
         &[
             "f.toml:1:1: the fault has no `kind`: write kind = \"crash\", \"restart\", \"pause\", \
-           \"delay\", \"fail\", \"short-io\", \"partition\", \"heal\", \"snapshot\" or \"toxic\"",
+           \"delay\", \"fail\", \"short-io\", \"partition\", \"heal\", \"snapshot\", \"toxic\" or \
+           \"signal\"",
         ],
     );
     assert_errors(
@@ -815,7 +816,7 @@ trigger = { p = 2.0, call = \"fsync\", direction = \"recv\" }
         text,
         &[
             "f.toml:4:8: unknown fault kind `explode`: expected crash, restart, pause, delay, \
-             fail, short-io, partition, heal, snapshot, toxic",
+             fail, short-io, partition, heal, snapshot, toxic, signal",
             "f.toml:5:29: unknown node `ghost` (nodes: n0, n1, n2; workloads: client)",
             "f.toml:10:21: a `fail` fault acts on one system call: its trigger needs `nth` or \
              `p` (a matching call), not `after`",

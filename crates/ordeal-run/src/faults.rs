@@ -8,7 +8,7 @@ use crate::Error;
 use ordeal_events::{Event, FaultRef, Proto};
 use ordeal_experiment::Network;
 use ordeal_faults::{Applied, Fault, FaultKind, Schedule, Trigger, TriggerState, When};
-use ordeal_tracer::{Action, Interceptor, Launcher};
+use ordeal_tracer::{Action, ExitStatus, Interceptor, Launcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -188,8 +188,78 @@ impl Pending {
     }
 }
 
-/// Records what a node-level fault needs done later; returns the tracer action for it.
-pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
+/// What starting a node-level fault asks of whoever fired it (the supervisor at a time, the
+/// tracer at a call): send `signal` to every process of a node, and mark the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAction {
+    /// The node signalled or, with no signal, where a fault fired by time is marked.
+    pub on: MarkOn,
+    /// 0: none, only the mark.
+    pub signal: i32,
+    /// The mark's text (`crash n0`, `partition n0 | n1`).
+    pub what: String,
+}
+
+/// Where a node-level fault acts, or is marked when it acts on no node in particular.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkOn {
+    Node(String),
+    /// The first node still running (a fault on every node: a snapshot); else as
+    /// [`MarkOn::FirstStarted`].
+    FirstRunning,
+    /// The first process the run started (a fault on no node: a toxic on a proxy).
+    FirstStarted,
+}
+
+impl NodeAction {
+    fn signal(node: &str, signal: i32, what: String) -> Option<NodeAction> {
+        Some(NodeAction {
+            on: MarkOn::Node(node.to_string()),
+            signal,
+            what,
+        })
+    }
+
+    fn mark(on: MarkOn, what: impl Into<String>) -> Option<NodeAction> {
+        Some(NodeAction {
+            on,
+            signal: 0,
+            what: what.into(),
+        })
+    }
+
+    /// The tracer action applying it at a call. SIGKILL is a crash: when it hits the calling
+    /// node at a call's entry, the call does not run either.
+    pub fn at_call(self, by: FaultRef) -> Action {
+        match (self.on, self.signal) {
+            (MarkOn::Node(node), libc::SIGKILL) => Action::Crash { by, node },
+            (MarkOn::Node(node), signal) if signal != 0 => Action::Signal {
+                by,
+                node,
+                signal,
+                what: self.what,
+            },
+            _ => Action::Mark {
+                by,
+                what: self.what,
+            },
+        }
+    }
+}
+
+/// The node a fault signals when it fires: it fires only while that node runs.
+pub fn signalled_node(f: &Fault) -> Option<&str> {
+    match &f.kind {
+        FaultKind::Crash { node, .. }
+        | FaultKind::Pause { node, .. }
+        | FaultKind::Signal { node, .. } => Some(node),
+        _ => None,
+    }
+}
+
+/// Starts a node-level fault: records what it needs done later, and returns what to do now
+/// (none for a restart, whose mark goes on the new incarnation's spawn, or a call fault).
+pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
     let name = f.name.clone();
     let mut p = shared.lock().ok()?;
     match &f.kind {
@@ -201,24 +271,28 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             p.lasting.retain(|l| l.keeps_down() != Some(node.as_str()));
             p.lasting.push(Box::new(lasting::Crash {
                 node: node.clone(),
-                fault: name.clone(),
+                fault: name,
                 restart_after: *restart_after,
             }));
-            Some(Action::Crash {
-                by: FaultRef::fired(name),
-                node: node.clone(),
-            })
+            NodeAction::signal(node, libc::SIGKILL, format!("crash {node}"))
         }
         FaultKind::Pause { node, duration } => {
             p.lasting.push(Box::new(lasting::Pause {
                 node: node.clone(),
-                fault: name.clone(),
+                fault: name,
                 until: Instant::now() + *duration,
             }));
-            Some(Action::Pause {
-                by: FaultRef::fired(name),
+            NodeAction::signal(node, libc::SIGSTOP, format!("pause {node}"))
+        }
+        FaultKind::Signal { node, signal } => {
+            // The node may end of it: that end is the fault.
+            p.lasting.push(Box::new(lasting::Signalled {
                 node: node.clone(),
-            })
+                fault: name,
+                signal: signal.number(),
+            }));
+            let what = format!("signal {signal} {node}");
+            NodeAction::signal(node, signal.number(), what)
         }
         FaultKind::Restart { node } => {
             // Marked on the spawn event of the new incarnation, by the supervisor.
@@ -243,7 +317,7 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             };
             let what = format!("partition {}", cut.describe());
             p.lasting.push(Box::new(lasting::Partition {
-                fault: name.clone(),
+                fault: name,
                 until: cut.until,
             }));
             p.cuts.push(cut);
@@ -253,12 +327,19 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
                 Ok(()) => what,
                 Err(e) => format!("{what} (not applied: {e})"),
             };
-            Some(Action::Mark {
-                by: FaultRef::fired(name),
-                what,
-            })
+            let on = from
+                .first()
+                .cloned()
+                .map_or(MarkOn::FirstStarted, MarkOn::Node);
+            NodeAction::mark(on, what)
         }
         FaultKind::Heal => {
+            // Marked on the first node cut off by the first partition healed.
+            let on = p
+                .cuts
+                .first()
+                .and_then(|c| c.from.iter().next().cloned())
+                .map_or(MarkOn::FirstStarted, MarkOn::Node);
             let healed: Vec<String> = p.cuts.drain(..).map(|c| c.fault).collect();
             // Healed now: their own ends are over.
             p.lasting.retain(|l| !healed.iter().any(|h| h == l.fault()));
@@ -270,17 +351,11 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             if let Err(e) = p.sync_net() {
                 what.push_str(&format!(" (not applied: {e})"));
             }
-            Some(Action::Mark {
-                by: FaultRef::fired(name),
-                what,
-            })
+            NodeAction::mark(on, what)
         }
         FaultKind::Snapshot => {
-            p.snapshots.push(name.clone());
-            Some(Action::Mark {
-                by: FaultRef::fired(name),
-                what: "snapshot".into(),
-            })
+            p.snapshots.push(name);
+            NodeAction::mark(MarkOn::FirstRunning, "snapshot")
         }
         FaultKind::Toxic {
             proxy,
@@ -293,7 +368,7 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
             let what = match added {
                 Some(Ok(_)) => {
                     p.lasting.push(Box::new(lasting::Toxic {
-                        fault: name.clone(),
+                        fault: name,
                         proxy: proxy.clone(),
                         toxic: t.name.clone(),
                         until: duration.map(|d| Instant::now() + d),
@@ -303,10 +378,7 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<Action> {
                 Some(Err(e)) => format!("{what} (not applied: {e})"),
                 None => format!("{what} (not applied: no such proxy)"),
             };
-            Some(Action::Mark {
-                by: FaultRef::fired(name),
-                what,
-            })
+            NodeAction::mark(MarkOn::FirstStarted, what)
         }
         FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
     }
@@ -327,6 +399,15 @@ pub fn quiet_expected(shared: &Shared) -> bool {
         .is_ok_and(|p| p.lasting.iter().any(|l| l.quiets()))
 }
 
+/// Whether a fired fault explains `node` ending with `status` (a crash's SIGKILL): that end
+/// is the fault, not a failure of the run. Asked when the exit is recorded, while what the
+/// fault left is still there.
+pub fn explains_exit(shared: &Shared, node: &str, status: ExitStatus) -> bool {
+    shared
+        .lock()
+        .is_ok_and(|p| p.lasting.iter().any(|l| l.explains_exit(node, status)))
+}
+
 /// Whether a fault keeps `node` down (crashed on purpose, not started again yet).
 pub fn kept_down(shared: &Shared, node: &str) -> bool {
     shared
@@ -340,20 +421,6 @@ pub fn take_snapshots(shared: &Shared) -> Vec<String> {
         .lock()
         .map(|mut p| std::mem::take(&mut p.snapshots))
         .unwrap_or_default()
-}
-
-/// The node on whose root process a node-level fault fired by time is recorded.
-pub fn marker_node(f: &Fault, shared: &Shared) -> Option<String> {
-    match &f.kind {
-        FaultKind::Partition { from, .. } => from.first().cloned(),
-        FaultKind::Heal => shared
-            .lock()
-            .ok()?
-            .cuts
-            .first()
-            .and_then(|c| c.from.iter().next().cloned()),
-        k => k.node().map(str::to_string),
-    }
 }
 
 /// The tracer hook: feeds every recorded call to each fault's trigger, and applies the
@@ -393,7 +460,7 @@ impl ScheduleHook {
                     dur: *duration,
                 },
                 _ => match node_fault(f, &self.shared) {
-                    Some(a) => a,
+                    Some(a) => a.at_call(FaultRef::fired(name)),
                     None => continue,
                 },
             };
@@ -485,4 +552,227 @@ pub fn applied(s: &Schedule, events: &[Event]) -> Vec<Applied> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(text: &str) -> Schedule {
+        let names = ordeal_faults::Participants::new(["n0", "n1", "n2"], ["client"]);
+        Schedule::parse_for(text, "s.toml", &names).unwrap()
+    }
+
+    fn action(on: MarkOn, signal: i32, what: &str) -> Option<NodeAction> {
+        Some(NodeAction {
+            on,
+            signal,
+            what: what.into(),
+        })
+    }
+
+    fn node(n: &str) -> MarkOn {
+        MarkOn::Node(n.into())
+    }
+
+    #[test]
+    fn node_faults_say_which_signal_goes_to_which_node_and_what_is_marked() {
+        let s = schedule(
+            r#"[[fault]]
+kind = "crash"
+node = "n0"
+trigger = { after = "1s" }
+[[fault]]
+kind = "pause"
+node = "n2"
+duration = "1h"
+trigger = { after = "1s" }
+[[fault]]
+kind = "restart"
+node = "n0"
+trigger = { after = "1s" }
+[[fault]]
+kind = "heal"
+trigger = { after = "1s" }
+[[fault]]
+kind = "partition"
+from = ["n1", "n0"]
+to = ["n2"]
+trigger = { after = "1s" }
+[[fault]]
+kind = "heal"
+trigger = { after = "1s" }
+[[fault]]
+kind = "snapshot"
+trigger = { after = "1s" }
+[[fault]]
+kind = "toxic"
+proxy = "px"
+toxic = { type = "latency", latency = 5 }
+trigger = { after = "1s" }
+[[fault]]
+kind = "delay"
+duration = "1s"
+trigger = { nth = 1, call = "write" }
+"#,
+        );
+        let shared = Shared::default();
+        let got: Vec<Option<NodeAction>> =
+            s.faults.iter().map(|f| node_fault(f, &shared)).collect();
+        assert_eq!(
+            got,
+            [
+                action(node("n0"), libc::SIGKILL, "crash n0"),
+                action(node("n2"), libc::SIGSTOP, "pause n2"),
+                None,
+                action(MarkOn::FirstStarted, 0, "heal (no partition in effect)"),
+                action(node("n1"), 0, "partition n0,n1 | n2"),
+                action(node("n0"), 0, "heal partition-5"),
+                action(MarkOn::FirstRunning, 0, "snapshot"),
+                action(
+                    MarkOn::FirstStarted,
+                    0,
+                    "toxic latency downstream on px (not applied: no such proxy)"
+                ),
+                None,
+            ]
+        );
+        let signalled: Vec<Option<&str>> = s.faults.iter().map(signalled_node).collect();
+        assert_eq!(
+            signalled,
+            [
+                Some("n0"),
+                Some("n2"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn at_a_call_sigkill_is_a_crash_another_signal_a_signal_and_none_a_mark() {
+        let by = || FaultRef::fired("f");
+        let kill = action(node("n0"), libc::SIGKILL, "crash n0").unwrap();
+        assert_eq!(
+            kill.at_call(by()),
+            Action::Crash {
+                by: by(),
+                node: "n0".into()
+            }
+        );
+        let stop = action(node("n2"), libc::SIGSTOP, "pause n2").unwrap();
+        assert_eq!(
+            stop.at_call(by()),
+            Action::Signal {
+                by: by(),
+                node: "n2".into(),
+                signal: libc::SIGSTOP,
+                what: "pause n2".into()
+            }
+        );
+        let mark = action(MarkOn::FirstRunning, 0, "snapshot").unwrap();
+        assert_eq!(
+            mark.at_call(by()),
+            Action::Mark {
+                by: by(),
+                what: "snapshot".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_crash_explains_the_sigkill_of_its_node_only() {
+        let s =
+            schedule("[[fault]]\nkind = \"crash\"\nnode = \"n0\"\ntrigger = { after = \"1s\" }\n");
+        let shared = Shared::default();
+        assert!(!explains_exit(
+            &shared,
+            "n0",
+            ExitStatus::Signal(libc::SIGKILL)
+        ));
+        node_fault(&s.faults[0], &shared);
+        assert!(explains_exit(
+            &shared,
+            "n0",
+            ExitStatus::Signal(libc::SIGKILL)
+        ));
+        assert!(!explains_exit(&shared, "n0", ExitStatus::Code(1)));
+        assert!(!explains_exit(
+            &shared,
+            "n0",
+            ExitStatus::Signal(libc::SIGSEGV)
+        ));
+        assert!(!explains_exit(
+            &shared,
+            "n1",
+            ExitStatus::Signal(libc::SIGKILL)
+        ));
+    }
+    #[test]
+    fn a_signal_goes_to_its_node_and_explains_the_ends_it_causes_until_the_node_is_dead() {
+        let s = schedule(
+            "[[fault]]\nname = \"term\"\nkind = \"signal\"\nnode = \"n1\"\n\
+             signal = \"SIGTERM\"\ntrigger = { after = \"1s\" }\n",
+        );
+        let f = &s.faults[0];
+        assert_eq!(signalled_node(f), Some("n1"));
+        let shared = Shared::default();
+        let a = node_fault(f, &shared).unwrap();
+        assert_eq!(
+            a,
+            action(node("n1"), libc::SIGTERM, "signal SIGTERM n1").unwrap()
+        );
+        assert_eq!(
+            a.at_call(FaultRef::fired("term")),
+            Action::Signal {
+                by: FaultRef::fired("term"),
+                node: "n1".into(),
+                signal: libc::SIGTERM,
+                what: "signal SIGTERM n1".into()
+            }
+        );
+        // Killed by it, or ended as a program handling it ends: the fault.
+        for st in [
+            ExitStatus::Signal(libc::SIGTERM),
+            ExitStatus::Code(0),
+            ExitStatus::Code(128 + libc::SIGTERM),
+        ] {
+            assert!(explains_exit(&shared, "n1", st), "{st}");
+        }
+        // Anything else is a failure of the run, and another node's end is not its doing.
+        for st in [
+            ExitStatus::Code(1),
+            ExitStatus::Signal(libc::SIGSEGV),
+            ExitStatus::Signal(libc::SIGKILL),
+        ] {
+            assert!(!explains_exit(&shared, "n1", st), "{st}");
+        }
+        assert!(!explains_exit(
+            &shared,
+            "n0",
+            ExitStatus::Signal(libc::SIGTERM)
+        ));
+        // Nothing to wait for, nothing kept down; over once the node is dead.
+        assert!(!recovery_pending(&shared) && !kept_down(&shared, "n1"));
+        let p = shared.lock().unwrap();
+        let l = &p.lasting[0];
+        let (mut died, down) = (BTreeMap::new(), BTreeSet::new());
+        let tick = |all, died: &BTreeMap<String, Instant>| {
+            l.due(&lasting::Tick {
+                now: Instant::now(),
+                all,
+                died,
+                down: &down,
+            })
+        };
+        assert!(!tick(false, &died));
+        assert!(tick(true, &died));
+        died.insert("n1".to_string(), Instant::now());
+        assert!(tick(false, &died));
+    }
 }

@@ -2,7 +2,8 @@
 //! does it.
 //!
 //! A fault whose effect lasts (a pause until its resume, a partition until its heal, a toxic
-//! until its removal, a crash until its `restart_after`, a `restart` until its node is dead)
+//! until its removal, a crash until its `restart_after`, a `restart` until its node is dead,
+//! a signal until its node is dead)
 //! is a [`Lasting`] value, pushed into [`Pending::lasting`] by [`faults::node_fault`] when it
 //! fires. The supervisor calls `tick` on every turn of its loops: each value that is
 //! [`due`](Lasting::due) is taken out and [ended](Lasting::end) through an [`EndCtx`] (the
@@ -19,6 +20,7 @@
 use crate::faults::Shared;
 use crate::Error;
 use ordeal_events::FaultMark;
+use ordeal_tracer::ExitStatus;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -68,6 +70,11 @@ pub trait Lasting: Send {
     /// the run. Over once the node is started again.
     fn keeps_down(&self) -> Option<&str> {
         None
+    }
+    /// Whether it explains `node` ending with `status`: that end is the fault, not a failure
+    /// of the run (asked when the exit is recorded).
+    fn explains_exit(&self, _node: &str, _status: ExitStatus) -> bool {
+        false
     }
     /// Whether it ends by itself (the recovery phase waits for it); a crash without
     /// `restart_after` lasts until a `restart` fault.
@@ -312,8 +319,44 @@ impl Lasting for Crash {
     fn keeps_down(&self) -> Option<&str> {
         Some(&self.node)
     }
+    fn explains_exit(&self, node: &str, status: ExitStatus) -> bool {
+        node == self.node && status == ExitStatus::Signal(libc::SIGKILL)
+    }
     fn ends(&self) -> bool {
         self.restart_after.is_some()
+    }
+}
+
+/// A node sent a signal by a `signal` fault: if it ends of it (killed by it, or exiting with
+/// 0 or 128 + its number, as programs that handle it do), that end is the fault. Over once
+/// the node is dead (or at the end).
+pub struct Signalled {
+    pub node: String,
+    pub fault: String,
+    pub signal: i32,
+}
+
+impl Lasting for Signalled {
+    fn fault(&self) -> &str {
+        &self.fault
+    }
+    fn due(&self, tick: &Tick) -> bool {
+        tick.all || tick.died.contains_key(&self.node)
+    }
+    fn end(self: Box<Self>, _all: bool, _ctx: &mut dyn EndCtx) -> Result<(), Error> {
+        Ok(())
+    }
+    fn explains_exit(&self, node: &str, status: ExitStatus) -> bool {
+        node == self.node
+            && [
+                ExitStatus::Signal(self.signal),
+                ExitStatus::Code(0),
+                ExitStatus::Code(128 + self.signal),
+            ]
+            .contains(&status)
+    }
+    fn ends(&self) -> bool {
+        false
     }
 }
 

@@ -3,10 +3,10 @@
 //! time), the recovery phase (faults still in effect end before the check), the check, the
 //! verdict; and the graceful stop afterwards.
 
+use crate::faults::MarkOn;
 use crate::{checkpoints, diag, faults, Error};
 use ordeal_events::FaultMark;
 use ordeal_experiment::{Resolved, StartAfter};
-use ordeal_faults::FaultKind;
 use ordeal_hb::{Status, Verdict};
 use ordeal_tracer::{Engine, ExitStatus, Notice, SpawnSpec};
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +51,9 @@ pub(crate) struct Started {
     pub(crate) exited_at: Option<Instant>,
     /// Whether this incarnation was started again after a crash fault.
     pub(crate) restarted: bool,
+    /// Whether a fired fault explains how it ended (a crash's SIGKILL): not a failure of the
+    /// run.
+    pub(crate) exit_explained: bool,
 }
 
 /// One run's supervisor over its engine.
@@ -242,7 +245,7 @@ impl Supervisor<'_> {
             match (s.role, s.exit) {
                 ("workload", Some(ExitStatus::Code(0))) => {}
                 ("workload", Some(st)) => reasons.push(format!("workload {} ended: {st}", s.name)),
-                ("node", Some(ExitStatus::Signal(libc::SIGKILL))) if self.was_crashed(s) => {}
+                ("node", Some(_)) if s.exit_explained => {}
                 ("node", Some(st)) => {
                     reasons.push(format!("node {} exited unexpectedly: {st}", s.name))
                 }
@@ -337,6 +340,7 @@ impl Supervisor<'_> {
             exit: None,
             exited_at: None,
             restarted: false,
+            exit_explained: false,
         });
         Ok(())
     }
@@ -351,6 +355,8 @@ impl Supervisor<'_> {
         if let Some(s) = self.started.iter_mut().find(|s| s.pid == pid) {
             s.exit = Some(status);
             s.exited_at = Some(Instant::now());
+            s.exit_explained =
+                s.role == "node" && faults::explains_exit(self.shared, &s.name, status);
             self.progress
                 .say(format!("{} {} ended: {status}", s.role, s.name));
         }
@@ -409,15 +415,15 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Applies a node-level fault decided here (a time trigger) rather than at a call.
+    /// Applies a node-level fault decided here (a time trigger) rather than at a call: what
+    /// [`faults::node_fault`] asks, a signal and a mark on the node's root process.
     pub(crate) fn fire_node_fault(&mut self, f: &ordeal_faults::Fault) -> Result<(), Error> {
         let running = |node: &str| {
             self.started
                 .iter()
                 .any(|s| s.name == node && s.exit.is_none())
         };
-        let acts_on_running = matches!(f.kind, FaultKind::Crash { .. } | FaultKind::Pause { .. });
-        if acts_on_running && f.kind.node().is_some_and(|n| !running(n)) {
+        if faults::signalled_node(f).is_some_and(|n| !running(n)) {
             // Aimed at a node that is not running: recorded as not fired (no marker).
             self.progress.say(format!(
                 "fault {}: not fired, its node is not running",
@@ -425,38 +431,31 @@ impl Supervisor<'_> {
             ));
             return Ok(());
         }
-        let marker_node = faults::marker_node(f, self.shared).or_else(|| {
-            // A snapshot concerns every node: its marker goes on the first one running.
-            let first = self
-                .started
-                .iter()
-                .find(|s| s.role == "node" && s.exit.is_none());
-            matches!(f.kind, FaultKind::Snapshot).then(|| first.map(|s| s.name.clone()))?
-        });
         let Some(action) = faults::node_fault(f, self.shared) else {
             return Ok(());
         };
-        let (node, what, signal) = match action {
-            ordeal_tracer::Action::Crash { node, .. } => {
-                (node.clone(), format!("crash {node}"), libc::SIGKILL)
-            }
-            ordeal_tracer::Action::Pause { node, .. } => {
-                (node.clone(), format!("pause {node}"), libc::SIGSTOP)
-            }
-            // Restart, partition, heal: only the marker (signal 0); the rest happens here
-            // (restart) or in the tracer hook (partition), woken by this request.
-            // A fault acting on no node (a toxic on a proxy): on the first node.
-            ordeal_tracer::Action::Mark { what, .. } => {
-                match marker_node.or_else(|| self.started.first().map(|s| s.name.clone())) {
-                    Some(n) => (n, what, 0),
-                    None => return Ok(()),
-                }
-            }
-            _ => return Ok(()),
+        let first_started = || self.started.first().map(|s| s.name.clone());
+        let node = match action.on {
+            MarkOn::Node(n) => Some(n),
+            MarkOn::FirstRunning => self
+                .started
+                .iter()
+                .find(|s| s.role == "node" && s.exit.is_none())
+                .map(|s| s.name.clone())
+                .or_else(first_started),
+            MarkOn::FirstStarted => first_started(),
         };
-        self.progress.say(format!("fault {}: {what}", f.name));
-        let marker = FaultMark::fired(&f.name, what);
-        Ok(self.engine.signal_node(&node, signal, Some(marker))?)
+        let Some(node) = node else {
+            return Ok(());
+        };
+        // Partition, heal, snapshot, toxic: only the marker (signal 0); the rest happens here
+        // or in the tracer hook, woken by this request.
+        self.progress
+            .say(format!("fault {}: {}", f.name, action.what));
+        let marker = FaultMark::fired(&f.name, action.what);
+        Ok(self
+            .engine
+            .signal_node(&node, action.signal, Some(marker))?)
     }
 
     /// Whether this incarnation was killed by a crash fault: a fault keeps its node down

@@ -134,9 +134,16 @@ pub enum Action {
     /// SIGKILL every process of `node`. When it is the calling node: at entry the call never
     /// runs, at exit it has completed but the process never sees its result.
     Crash { by: FaultRef, node: String },
-    /// SIGSTOP every process of `node` (the caller of [`Tracer::start_with`] resumes it with
-    /// [`Tracer::signal_node`] and SIGCONT). When it is the calling node, it stops right here.
-    Pause { by: FaultRef, node: String },
+    /// Send `signal` to every process of `node`, marking the event `WHAT before` (at entry) or
+    /// `WHAT after` (at exit). A pause is SIGSTOP (the caller of [`Tracer::start_with`]
+    /// resumes it with [`Tracer::signal_node`] and SIGCONT): when it is the calling node, it
+    /// stops right here.
+    Signal {
+        by: FaultRef,
+        node: String,
+        signal: i32,
+        what: String,
+    },
     /// Hold the calling thread for `dur`: at entry before the call runs, at exit before the
     /// thread sees its result. Other threads run on.
     Delay { by: FaultRef, dur: Duration },

@@ -116,10 +116,16 @@ impl<S: Sink> Inner<S> {
                 }
             }
             // Aimed at a node with no process left: not applied, and so not marked.
-            Action::Pause { node, .. } | Action::Crash { node, .. } if !self.node_alive(&node) => {}
-            Action::Pause { by, node } => {
-                ev.fault = Some(by.mark(format!("pause {node} before")));
-                self.signal_node(&node, libc::SIGSTOP);
+            Action::Signal { node, .. } | Action::Crash { node, .. } if !self.node_alive(&node) => {
+            }
+            Action::Signal {
+                by,
+                node,
+                signal,
+                what,
+            } => {
+                ev.fault = Some(by.mark(format!("{what} before")));
+                self.signal_node(&node, signal);
             }
             Action::Crash { by, node } => {
                 if node == ev.node {
@@ -184,8 +190,16 @@ impl<S: Sink> Inner<S> {
         let mut delay = None;
         let act = match self.interceptor.as_mut() {
             Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
-                Action::Crash { by, node } => Some((by, node, "crash", libc::SIGKILL)),
-                Action::Pause { by, node } => Some((by, node, "pause", libc::SIGSTOP)),
+                Action::Crash { by, node } => {
+                    let what = format!("crash {node}");
+                    Some((by, node, what, libc::SIGKILL))
+                }
+                Action::Signal {
+                    by,
+                    node,
+                    signal,
+                    what,
+                } => Some((by, node, what, signal)),
                 Action::Delay { by, dur } => {
                     ev.fault = Some(by.mark(format!("delay {} after", fmt_dur(dur))));
                     delay = Some(dur);
@@ -200,8 +214,8 @@ impl<S: Sink> Inner<S> {
             _ => None,
         }
         .filter(|(_, node, _, _)| self.node_alive(node));
-        if let Some((by, node, what, _)) = &act {
-            ev.fault = Some(by.mark(format!("{what} {node} after")));
+        if let Some((by, _, what, _)) = &act {
+            ev.fault = Some(by.mark(format!("{what} after")));
         }
         self.emit(ev)?;
         if let Some((_, node, _, signal)) = act {

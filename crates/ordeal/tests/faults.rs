@@ -659,3 +659,88 @@ trigger = { nth = 1, node = "n2", call = "connect", peer = "n0", when = "before"
     assert!(cut[0]["seq"].as_u64() < heal[0]["seq"].as_u64());
     assert!(heal[0]["seq"].as_u64() < client["seq"].as_u64());
 }
+
+/// A `signal` fault sends its signal to every process of the node: the demo node has no
+/// SIGTERM handler and dies of it, which is the fault, not a failure of the run.
+#[test]
+fn a_sigterm_ends_the_node_it_is_sent_to_and_the_run_passes() {
+    let (o, dir, evs) = demo_schedule(
+        r#"[[fault]]
+name = "term-n2"
+kind = "signal"
+node = "n2"
+signal = "SIGTERM"
+trigger = { after = "0s" }
+"#,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mark = marked(&evs, "term-n2: signal SIGTERM n2");
+    assert_eq!(mark.len(), 1);
+    assert_eq!(
+        (&mark[0]["call"], &mark[0]["node"]),
+        (&"fault".into(), &"n2".into())
+    );
+    // It came while the workload ran.
+    let client = evs
+        .iter()
+        .find(|e| e["node"] == "client" && e["call"] == "spawn")
+        .unwrap();
+    assert!(mark[0]["seq"].as_u64() > client["seq"].as_u64());
+    // n2's root process was killed by it, after the mark.
+    let spawn = evs
+        .iter()
+        .find(|e| e["node"] == "n2" && e["call"] == "spawn")
+        .unwrap();
+    let root_exit: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["node"] == "n2" && e["call"] == "exit")
+        .filter(|e| e["pid"] == spawn["pid"] && e["tid"] == spawn["pid"])
+        .collect();
+    assert_eq!(root_exit.len(), 1, "{root_exit:#?}");
+    assert_eq!(root_exit[0]["signal"], "SIGTERM");
+    assert!(root_exit[0]["seq"].as_u64() > mark[0]["seq"].as_u64());
+    // Every thread of n2 still alive then ended of it; n2 was not started again.
+    let after: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|e| e["node"] == "n2" && e["seq"].as_u64() > mark[0]["seq"].as_u64())
+        .filter(|e| e["call"] == "exit")
+        .collect();
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|e| e["signal"] == "SIGTERM"), "{after:#?}");
+    assert_eq!(
+        evs.iter()
+            .filter(|e| e["node"] == "n2" && e["call"] == "spawn")
+            .count(),
+        1
+    );
+    let run = dir.path().join("run");
+    let s = summary(&run);
+    assert_eq!(s["verdict"]["status"], "pass", "{}", s["verdict"]);
+    let applied = ordeal_faults::read_applied_toml(run.join("schedule.applied.toml")).unwrap();
+    let fired: Vec<(&str, &str, bool, Option<&str>)> = applied
+        .iter()
+        .map(|a| {
+            (
+                a.fault.as_str(),
+                a.kind.as_str(),
+                a.fired,
+                a.detail.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fired,
+        [(
+            "term-n2",
+            "signal",
+            true,
+            Some("signal SIGTERM n2 (time trigger)")
+        )]
+    );
+}
