@@ -1,0 +1,271 @@
+//! The four raw-tracepoint programs and the records they write.
+//!
+//! Every program first decides, as cheaply as it can, whether the event is one to record: the
+//! system-call programs check the call number against the allowed array (a bounds check and
+//! an inlined array read) before the hash lookup of the caller's tgid among the followed
+//! processes; the scheduler programs (rare events) check the tgid only. A record that does
+//! not fit in the ring buffer increments the lost counter instead.
+//!
+//! Records (little-endian, 8-byte aligned), common part: `kind: u32 @0, tid: u32 @4,
+//! tgid: u32 @8, ktime_ns: u64 @16` (bpf_ktime_get_ns: CLOCK_MONOTONIC), then by kind:
+//! - enter: `nr: u64 @24`, then 64 bytes @32 copied from `struct pt_regs` at 56..120
+//!   (x86_64: r10, r9, r8, ax, cx, dx, si, di; the arguments are di, si, dx, r10, r8, r9);
+//! - exit: `nr: u64 @24, ret: u64 @32`;
+//! - fork: `child_tid: u32 @24, child_tgid: u32 @28`;
+//! - process exit: `status: u32 @24` (the wait(2)-style status).
+
+use crate::asm::{Asm, AsmError, Cond, Helper, Insn, Reg, Size};
+use crate::btf::TaskOffsets;
+use Reg::*;
+
+pub const KIND_ENTER: u32 = 1;
+pub const KIND_EXIT: u32 = 2;
+pub const KIND_FORK: u32 = 3;
+pub const KIND_PROCESS_EXIT: u32 = 4;
+
+pub const ENTER_SIZE: usize = 96;
+pub const EXIT_SIZE: usize = 40;
+pub const FORK_SIZE: usize = 32;
+pub const PROCESS_EXIT_SIZE: usize = 32;
+
+/// Size of the allowed-calls array: call numbers at or above are never recorded.
+pub const MAX_NR: u32 = 512;
+
+/// x86_64 `struct pt_regs`: where the copied block starts, and `orig_ax` (the call number).
+const REGS_BLOCK: i32 = 56;
+const REGS_BLOCK_LEN: i32 = 64;
+const ORIG_AX: i32 = 120;
+
+// Stack slots (offsets from the frame pointer R10).
+const LOST_KEY: i16 = -4;
+const TGID_KEY: i16 = -8;
+const SCRATCH: i16 = -16;
+const SCRATCH2: i16 = -12;
+const ONE: i16 = -20;
+const NR_KEY: i16 = -24;
+
+/// The maps the programs use, by descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct MapFds {
+    /// tgid (u32) → u32: the followed processes.
+    pub followed: i32,
+    /// call number (u32) → u32, non-zero when the call is recorded.
+    pub allowed: i32,
+    pub ring: i32,
+    /// [0] → u64: records that did not fit, forks that could not be followed.
+    pub lost: i32,
+}
+
+/// `r0 = r2 = r10 + off` style: points `reg` at a stack slot.
+fn stack_ptr(a: &mut Asm, reg: Reg, off: i16) {
+    a.mov(reg, R10).add_imm(reg, off.into());
+}
+
+/// Leaves (via `out`) unless the current task's tgid is followed. Keeps the current
+/// `pid_tgid` in R8 and the tgid at `TGID_KEY`.
+fn require_followed(a: &mut Asm, maps: &MapFds) {
+    a.call(Helper::GetCurrentPidTgid)
+        .mov(R8, R0)
+        .rsh_imm(R0, 32)
+        .store(Size::W, R10, TGID_KEY, R0)
+        .load_map(R1, maps.followed);
+    stack_ptr(a, R2, TGID_KEY);
+    a.call(Helper::MapLookupElem)
+        .jump_if(Cond::Eq, R0, 0, "out");
+}
+
+/// Leaves unless the call number in R7 is in the allowed array.
+fn require_allowed(a: &mut Asm, maps: &MapFds) {
+    a.jump_if(Cond::Gt, R7, MAX_NR as i32 - 1, "out")
+        .store(Size::W, R10, NR_KEY, R7)
+        .load_map(R1, maps.allowed);
+    stack_ptr(a, R2, NR_KEY);
+    a.call(Helper::MapLookupElem)
+        .jump_if(Cond::Eq, R0, 0, "out")
+        .load(Size::W, R1, R0, 0)
+        .jump_if(Cond::Eq, R1, 0, "out");
+}
+
+/// Reserves `size` bytes of the ring into R9 (or counts a lost record and leaves), and
+/// writes the common part: kind, tid and tgid from R8 (`pid_tgid`), the time.
+fn reserve(a: &mut Asm, maps: &MapFds, kind: u32, size: usize) {
+    a.load_map(R1, maps.ring)
+        .mov_imm(R2, size as i32)
+        .mov_imm(R3, 0)
+        .call(Helper::RingbufReserve)
+        .jump_if(Cond::Eq, R0, 0, "lost")
+        .mov(R9, R0)
+        .store_imm(Size::W, R9, 0, kind as i32)
+        .store(Size::W, R9, 4, R8)
+        .rsh_imm(R8, 32)
+        .store(Size::W, R9, 8, R8)
+        .call(Helper::KtimeGetNs)
+        .store(Size::DW, R9, 16, R0);
+}
+
+/// `lost[0] += 1`, then on to `next`.
+fn count_lost(a: &mut Asm, maps: &MapFds, next: &'static str) {
+    a.store_imm(Size::W, R10, LOST_KEY, 0)
+        .load_map(R1, maps.lost);
+    stack_ptr(a, R2, LOST_KEY);
+    a.call(Helper::MapLookupElem)
+        .jump_if(Cond::Eq, R0, 0, next)
+        .mov_imm(R1, 1)
+        .atomic_add64(R0, 0, R1)
+        .jump(next);
+}
+
+/// Submits the record in R9, returns 0; the `lost` path counts and returns 0.
+fn submit_and_return(a: &mut Asm, maps: &MapFds) {
+    a.mov(R1, R9).mov_imm(R2, 0).call(Helper::RingbufSubmit);
+    a.label("out").mov_imm(R0, 0).exit();
+    a.label("lost");
+    count_lost(a, maps, "out");
+}
+
+/// `raw_syscalls:sys_enter(regs, id)`.
+pub fn sys_enter(maps: &MapFds) -> Result<Vec<Insn>, AsmError> {
+    let mut a = Asm::new();
+    a.mov(R6, R1).load(Size::DW, R7, R6, 8);
+    require_allowed(&mut a, maps);
+    require_followed(&mut a, maps);
+    reserve(&mut a, maps, KIND_ENTER, ENTER_SIZE);
+    a.store(Size::DW, R9, 24, R7)
+        .mov(R1, R9)
+        .add_imm(R1, 32)
+        .mov_imm(R2, REGS_BLOCK_LEN)
+        .load(Size::DW, R3, R6, 0)
+        .add_imm(R3, REGS_BLOCK)
+        .call(Helper::ProbeReadKernel);
+    submit_and_return(&mut a, maps);
+    a.finish()
+}
+
+/// `raw_syscalls:sys_exit(regs, ret)`.
+pub fn sys_exit(maps: &MapFds) -> Result<Vec<Insn>, AsmError> {
+    let mut a = Asm::new();
+    a.mov(R6, R1);
+    stack_ptr(&mut a, R1, SCRATCH);
+    a.mov_imm(R2, 8)
+        .load(Size::DW, R3, R6, 0)
+        .add_imm(R3, ORIG_AX)
+        .call(Helper::ProbeReadKernel)
+        .jump_if(Cond::Ne, R0, 0, "out")
+        .load(Size::DW, R7, R10, SCRATCH);
+    require_allowed(&mut a, maps);
+    require_followed(&mut a, maps);
+    reserve(&mut a, maps, KIND_EXIT, EXIT_SIZE);
+    a.store(Size::DW, R9, 24, R7)
+        .load(Size::DW, R1, R6, 8)
+        .store(Size::DW, R9, 32, R1);
+    submit_and_return(&mut a, maps);
+    a.finish()
+}
+
+/// Reads the 4-byte field at `field` of the task in R7 into the stack slot `slot`.
+fn read_task_u32(a: &mut Asm, field: u32, slot: i16) {
+    stack_ptr(a, R1, slot);
+    a.mov_imm(R2, 4)
+        .mov(R3, R7)
+        .add_imm(R3, field as i32)
+        .call(Helper::ProbeReadKernel)
+        .jump_if(Cond::Ne, R0, 0, "out");
+}
+
+/// `sched:sched_process_fork(parent, child)`, fired in the parent: a new process of a
+/// followed one is followed too (threads already are: the key is the tgid).
+pub fn sched_process_fork(maps: &MapFds, task: &TaskOffsets) -> Result<Vec<Insn>, AsmError> {
+    let mut a = Asm::new();
+    a.mov(R6, R1);
+    require_followed(&mut a, maps);
+    a.load(Size::DW, R7, R6, 8);
+    read_task_u32(&mut a, task.pid, SCRATCH);
+    read_task_u32(&mut a, task.tgid, SCRATCH2);
+    a.load(Size::W, R1, R10, SCRATCH)
+        .load(Size::W, R2, R10, SCRATCH2)
+        .jump_if_reg(Cond::Ne, R1, R2, "record")
+        .store_imm(Size::W, R10, ONE, 1)
+        .load_map(R1, maps.followed);
+    stack_ptr(&mut a, R2, SCRATCH2);
+    stack_ptr(&mut a, R3, ONE);
+    a.mov_imm(R4, 0)
+        .call(Helper::MapUpdateElem)
+        .jump_if(Cond::Eq, R0, 0, "record");
+    // The map is full: this process will not be followed, which is lost records.
+    count_lost(&mut a, maps, "record");
+    a.label("record");
+    reserve(&mut a, maps, KIND_FORK, FORK_SIZE);
+    a.load(Size::W, R1, R10, SCRATCH)
+        .store(Size::W, R9, 24, R1)
+        .load(Size::W, R1, R10, SCRATCH2)
+        .store(Size::W, R9, 28, R1);
+    submit_and_return(&mut a, maps);
+    a.finish()
+}
+
+/// `sched:sched_process_exit(task, group_dead)`, fired in the exiting thread: the last thread
+/// of a followed process records the process's status and unfollows it.
+pub fn sched_process_exit(maps: &MapFds, task: &TaskOffsets) -> Result<Vec<Insn>, AsmError> {
+    let mut a = Asm::new();
+    a.mov(R6, R1);
+    require_followed(&mut a, maps);
+    a.load(Size::DW, R1, R6, 8)
+        .jump_if(Cond::Eq, R1, 0, "out")
+        .load_map(R1, maps.followed);
+    stack_ptr(&mut a, R2, TGID_KEY);
+    a.call(Helper::MapDeleteElem).load(Size::DW, R7, R6, 0);
+    read_task_u32(&mut a, task.exit_code, SCRATCH);
+    reserve(&mut a, maps, KIND_PROCESS_EXIT, PROCESS_EXIT_SIZE);
+    a.load(Size::W, R1, R10, SCRATCH).store(Size::W, R9, 24, R1);
+    submit_and_return(&mut a, maps);
+    a.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps() -> MapFds {
+        MapFds {
+            followed: 3,
+            allowed: 4,
+            ring: 5,
+            lost: 6,
+        }
+    }
+
+    #[test]
+    fn all_programs_assemble() {
+        let task = TaskOffsets {
+            pid: 100,
+            tgid: 104,
+            exit_code: 90,
+        };
+        for p in [
+            sys_enter(&maps()),
+            sys_exit(&maps()),
+            sched_process_fork(&maps(), &task),
+            sched_process_exit(&maps(), &task),
+        ] {
+            let p = p.unwrap();
+            assert_eq!(
+                p.last().map(|i| i.code),
+                Some(0x05),
+                "ends with the lost path's jump"
+            );
+        }
+    }
+
+    #[test]
+    fn sys_enter_filters_by_call_number_before_anything_else() {
+        let p = sys_enter(&maps()).unwrap();
+        // mov r6, r1; r7 = ctx[1] (id); if r7 > 511 goto out
+        assert_eq!((p[1].code, p[1].off), (0x79, 8));
+        assert_eq!((p[2].code, p[2].imm), (0x25, MAX_NR as i32 - 1));
+        let first_call = p.iter().position(|i| i.code == 0x85).unwrap();
+        assert_eq!(p[first_call].imm, Helper::MapLookupElem as i32);
+        // That lookup is in the allowed array (fd 4), loaded just before.
+        assert!(p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 4));
+        assert!(!p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 3));
+    }
+}
