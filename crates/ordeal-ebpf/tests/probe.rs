@@ -28,9 +28,13 @@ fn family() -> PathBuf {
 /// machine cannot load BPF and we are not in CI.
 fn probe() -> Option<Probe> {
     let calls: Vec<i64> = CALLS.iter().map(|c| c.nr).collect();
+    probe_with(&calls, DEFAULT_RING_BYTES)
+}
+
+fn probe_with(syscalls: &[i64], ring_bytes: usize) -> Option<Probe> {
     match Probe::start(ProbeConfig {
-        syscalls: &calls,
-        ring_bytes: DEFAULT_RING_BYTES,
+        syscalls,
+        ring_bytes,
     }) {
         Ok(p) => Some(p),
         Err(e) if e.is_permission_denied() && std::env::var("CI").as_deref() != Ok("true") => {
@@ -216,4 +220,49 @@ fn calls_outside_the_set_are_not_recorded_and_an_exited_process_is_forgotten() {
     assert!(matches!(records.last(), Some(Record::ProcessExit { pid: p, .. }) if *p == pid));
     assert!(probe.poll(Duration::from_millis(50)).unwrap().is_empty());
     assert_eq!(probe.lost().unwrap(), 0);
+}
+
+/// Waits until `pid` is blocked in read(2) (/proc/PID/syscall starts with its number 0).
+fn wait_until_reading(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if now.starts_with("0 ") {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("{pid} never blocked in read");
+}
+
+#[test]
+fn records_that_do_not_fit_are_counted_as_lost() {
+    let calls: Vec<i64> = CALLS.iter().map(|c| c.nr).collect();
+    // One page of ring: room for a few dozen records, not for 2000.
+    let Some(mut probe) = probe_with(&calls, 4096) else {
+        return;
+    };
+    let writer = ordeal_test_support::compile_c(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/writer.c"),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "ebpf",
+        &["-O1"],
+    );
+    let mut child = Command::new(writer)
+        .arg("1000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    wait_until_reading(pid);
+    probe.follow(pid).unwrap();
+    release(&mut child);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Nothing was consumed while it ran: what is in the ring now is all that was kept.
+    let got = probe.poll(Duration::ZERO).unwrap();
+    let lost = probe.lost().unwrap();
+    assert!(lost > 0 && !got.is_empty(), "got {} lost {lost}", got.len());
+    // The read's exit, 1000 writes' entries and exits, the process exit.
+    assert_eq!(got.len() as u64 + lost, 1 + 2 * 1000 + 1);
 }
