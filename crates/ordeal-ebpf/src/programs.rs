@@ -56,7 +56,7 @@ pub struct MapFds {
     pub lost: i32,
 }
 
-/// `r0 = r2 = r10 + off` style: points `reg` at a stack slot.
+/// Points `reg` at the stack slot `off`.
 fn stack_ptr(a: &mut Asm, reg: Reg, off: i16) {
     a.mov(reg, R10).add_imm(reg, off.into());
 }
@@ -235,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn all_programs_assemble() {
+    fn all_programs_assemble_into_short_programs() {
         let task = TaskOffsets {
             pid: 100,
             tgid: 104,
@@ -248,6 +248,7 @@ mod tests {
             sched_process_exit(&maps(), &task),
         ] {
             let p = p.unwrap();
+            assert!(p.len() < 80, "{} instructions", p.len());
             assert_eq!(
                 p.last().map(|i| i.code),
                 Some(0x05),
