@@ -17,7 +17,7 @@
 //! aya because aya loads ELF objects that a BPF compiler (clang, or a nightly rustc with
 //! bpf-linker) must build: this way there is nothing to install, no compiled object to
 //! commit and keep in sync with its source, and no dependency beyond libc. The programs are
-//! short (under 80 instructions each) and stay readable in this form.
+//! short (under 100 instructions each) and stay readable in this form.
 //!
 //! Standalone for now: not yet wired into runs. x86_64 only (the `pt_regs` layout and call
 //! numbers); needs root (CAP_BPF and CAP_PERFMON).

@@ -248,7 +248,7 @@ mod tests {
             sched_process_exit(&maps(), &task),
         ] {
             let p = p.unwrap();
-            assert!(p.len() < 80, "{} instructions", p.len());
+            assert!(p.len() < 100, "{} instructions", p.len());
             assert_eq!(
                 p.last().map(|i| i.code),
                 Some(0x05),
