@@ -100,15 +100,14 @@ pub struct Explanation {
     /// and why none of them leads anywhere.
     pub unplaceable: Vec<Unplaced>,
     /// True when the model's pre-check ([`Model::precheck`]) found the violation without a
-    /// search: `prefix` is then the operations that prove it (for the registers, the value's
-    /// writer and the operation that overwrote it), not a search's longest prefix.
+    /// search: `prefix` is then the operations that prove it, not a search's longest prefix.
     pub proof: bool,
 }
 
-/// The result for one key (or the single register).
+/// The result for one part of the history: a key, or the whole history.
 #[derive(Clone, Debug)]
 pub struct KeyResult {
-    /// The key (`None` for a register history).
+    /// The part's key ([`Model::partition`]; `None` for a history of one part).
     pub key: Option<Value>,
     /// Operations checked (failed operations, indeterminate reads and whatever [`Model::keep`]
     /// leaves out are not).
@@ -269,8 +268,8 @@ impl<O> Partition<O> {
         let keep = model.keep(&ops);
         let mut ops: Vec<Prepared<O>> = ops
             .into_iter()
-            .zip(keep)
-            .filter_map(|(o, keep)| keep.then_some(o))
+            .enumerate()
+            .filter_map(|(i, o)| keep.get(i).copied().unwrap_or(true).then_some(o))
             .collect();
         ops.sort_by_key(|o| o.call_pos);
         let read_only = ops.iter().map(|o| model.read_only(&o.op)).collect();

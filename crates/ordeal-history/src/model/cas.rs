@@ -182,6 +182,8 @@ impl Model for CasRegister {
             .collect()
     }
 
+    /// The single-writer pre-check: its explanation's prefix is the value's writer and the
+    /// operation that overwrote it.
     fn precheck(&self, ops: &[Prepared<RegisterOp>]) -> Option<Explanation> {
         single_writer::precheck(ops, &self.values)
     }

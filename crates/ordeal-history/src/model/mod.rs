@@ -11,7 +11,8 @@
 //!    one, or the counter in `tests/custom_model.rs` for the least a model needs: `name`,
 //!    `init`, `step`, `describe`, `op`).
 //! 2. `pub mod NAME;` and one line in the `builtin!` list at the end of this file, which
-//!    makes it a [`Builtin`] (so `--model NAME` and [`Builtin::parse`] know it).
+//!    makes it a [`Builtin`]: [`Builtin::parse`] (and so an experiment's `[check] history`)
+//!    knows it. (The CLI's `--model` values are the `ModelArg` enum of the `ordeal` crate.)
 //!
 //! Nothing in the search changes. A model used only from code needs neither step 2 nor this
 //! crate: [`crate::checker::check`] takes any [`Model`].
@@ -31,10 +32,11 @@ mod single_writer;
 /// The search applies these rules to every model: a failed operation (`fail`) did not happen
 /// and is left out; an indeterminate one (`info`) may be linearized at any point after its
 /// invocation, or never; a history is linearizable when every completed (`ok`) operation is
-/// linearized.
+/// linearized. Parts are checked in parallel threads, hence `Sync`.
 pub trait Model: Sync {
     /// The object's state. The search interns states (one copy of each distinct state per
-    /// part), so cloning and hashing it is all it costs.
+    /// part) and works with their indexes; it hashes a state each time an operation changes
+    /// it, so a small one is fast.
     type State: Clone + Eq + Hash + Debug;
     /// An operation as the model applies it: its function, arguments and result (and, if the
     /// model needs it, whether it is indeterminate).
@@ -68,10 +70,11 @@ pub trait Model: Sync {
         None
     }
 
-    /// True when `op` never changes the state (a read). The search then leaves it out when
-    /// it is indeterminate (it constrains nothing), and linearizes it as soon as the model
-    /// accepts it without trying alternatives (it can be moved to the front of any
-    /// linearization from there). Default: false, always correct, only slower.
+    /// True when `op` never changes the state (a read: [`Model::step`] gives the same state or
+    /// `None`, whatever the state). The search then leaves it out when it is indeterminate
+    /// (it constrains nothing), and linearizes it as soon as the model accepts it without
+    /// trying alternatives (it can be moved to the front of any linearization from there).
+    /// Default: false, always correct, only slower.
     fn read_only(&self, _op: &Self::Op) -> bool {
         false
     }
