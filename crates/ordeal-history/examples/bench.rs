@@ -24,12 +24,35 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn run_case(args: &[String]) -> Result<(), String> {
+/// Why a case could not run.
+#[derive(Debug, thiserror::Error)]
+enum CaseError {
+    #[error("expected MODEL OPS PROCESSES KEYS VALUES THREADS MUTATE")]
+    Usage,
+    #[error("{arg}: {source}")]
+    Number {
+        arg: String,
+        source: std::num::ParseIntError,
+    },
+    #[error("unknown model")]
+    UnknownModel,
+    #[error("no stale read possible")]
+    NoStaleRead,
+    #[error(transparent)]
+    Check(#[from] ordeal_history::Error),
+}
+
+fn run_case(args: &[String]) -> Result<(), CaseError> {
     let [model, ops, procs, keys, values, threads, mutate] = args else {
-        return Err("expected MODEL OPS PROCESSES KEYS VALUES THREADS MUTATE".into());
+        return Err(CaseError::Usage);
     };
-    let num = |s: &String| s.parse::<usize>().map_err(|e| format!("{s}: {e}"));
-    let model = Model::parse(model).ok_or("unknown model")?;
+    let num = |s: &String| {
+        s.parse::<usize>().map_err(|source| CaseError::Number {
+            arg: s.clone(),
+            source,
+        })
+    };
+    let model = Model::parse(model).ok_or(CaseError::UnknownModel)?;
     let cfg = Config {
         processes: num(procs)?,
         ops: num(ops)?,
@@ -45,8 +68,7 @@ fn run_case(args: &[String]) -> Result<(), String> {
     let mut entries = generate::linearizable(&cfg);
     let expect_lin = mutate == "no";
     if !expect_lin {
-        entries =
-            generate::stale_read(&entries, &mut Rng::new(7)).ok_or("no stale read possible")?;
+        entries = generate::stale_read(&entries, &mut Rng::new(7)).ok_or(CaseError::NoStaleRead)?;
     }
     let budget = Budget {
         threads: num(threads)?,
@@ -54,7 +76,7 @@ fn run_case(args: &[String]) -> Result<(), String> {
         ..Budget::default()
     };
     let start = Instant::now();
-    let r = check_entries(entries, model, &budget).map_err(|e| e.to_string())?;
+    let r = check_entries(entries, model, &budget)?;
     let secs = start.elapsed().as_secs_f64();
     let ok = match (&r.verdict, expect_lin) {
         (Verdict::Linearizable, true) | (Verdict::NotLinearizable, false) => "ok",

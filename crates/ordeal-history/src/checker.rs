@@ -6,8 +6,12 @@
 //! operation from the list, pushing it on a stack), and backtracks when it reaches a
 //! completion whose operation is not linearized yet. Every configuration reached — the set of
 //! linearized operations and the model state — is remembered, and a configuration seen before
-//! is not explored again (Lowe's memoization). A key-value history is split by key and the keys
-//! are checked independently and in parallel (P-compositionality, Horn & Kroening).
+//! is not explored again (Lowe's memoization). The history is split into the parts the model
+//! says are independent ([`Model::partition`]: a key-value history by key), checked
+//! independently and in parallel (P-compositionality, Horn & Kroening).
+//!
+//! The search is generic over [`Model`] and names no model. Model states are interned: the
+//! search, its stack and its memo keys use their indexes.
 //!
 //! The set of linearized operations is stored exactly but compactly: `w`, the first finite
 //! operation not linearized, the linearized operations after `w` (all invoked before `w`
@@ -16,47 +20,15 @@
 //! Indeterminate operations (`info`) have no completion: they may be linearized at any point
 //! after their invocation or never; the search succeeds once every completed operation is
 //! linearized. Failed operations (`fail`) did not happen and are left out, and so are
-//! indeterminate reads (they change nothing).
+//! indeterminate operations the model says are read-only (they change nothing).
 
-use crate::history::{Operation, Outcome, Value, F};
+use crate::history::{Operation, Outcome, Value};
+use crate::model::{Model, ModelMismatch, Prepared};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// The sequential specification to check against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Model {
-    /// One register: read, write. Initial value nil.
-    Register,
-    /// One register with compare-and-set: read, write, cas `[old new]`. Initial value nil.
-    CasRegister,
-    /// A map of independent cas-registers, one per key (every operation has a key); checked
-    /// per key.
-    Kv,
-}
-
-impl Model {
-    /// The model named `s` (`register`, `cas-register`, `kv`).
-    pub fn parse(s: &str) -> Option<Model> {
-        Some(match s {
-            "register" => Model::Register,
-            "cas-register" => Model::CasRegister,
-            "kv" | "key-value" | "map" => Model::Kv,
-            _ => return None,
-        })
-    }
-
-    /// The model's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Register => "register",
-            Model::CasRegister => "cas-register",
-            Model::Kv => "kv",
-        }
-    }
-}
 
 /// Limits of a check; exceeding one gives [`Verdict::Unknown`] with the reason.
 #[derive(Clone, Debug, Default)]
@@ -68,7 +40,7 @@ pub struct Budget {
     pub memory: Option<u64>,
     /// Search steps (an operation tried or undone) per key.
     pub max_steps: Option<u64>,
-    /// Worker threads for key-value histories; 0 = the number of CPUs.
+    /// Worker threads for histories of several parts (keys); 0 = the number of CPUs.
     pub threads: usize,
 }
 
@@ -127,18 +99,18 @@ pub struct Explanation {
     /// The operations that could be linearized next (invoked before `blocking` completed)
     /// and why none of them leads anywhere.
     pub unplaceable: Vec<Unplaced>,
-    /// True when the single-writer pre-check found the violation without a search: `prefix`
-    /// is then the writes that prove it (the value's writer and the operation that overwrote
-    /// it), not a search's longest prefix.
+    /// True when the model's pre-check ([`Model::precheck`]) found the violation without a
+    /// search: `prefix` is then the operations that prove it, not a search's longest prefix.
     pub proof: bool,
 }
 
-/// The result for one key (or the single register).
+/// The result for one part of the history: a key, or the whole history.
 #[derive(Clone, Debug)]
 pub struct KeyResult {
-    /// The key (`None` for a register history).
+    /// The part's key ([`Model::partition`]; `None` for a history of one part).
     pub key: Option<Value>,
-    /// Operations checked (failed operations and indeterminate reads are left out).
+    /// Operations checked (failed operations, indeterminate reads and whatever [`Model::keep`]
+    /// leaves out are not).
     pub ops: usize,
     /// The verdict.
     pub verdict: Verdict,
@@ -155,8 +127,8 @@ pub struct KeyResult {
 /// The result of a check.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// The model checked against.
-    pub model: Model,
+    /// The name of the model checked against ([`Model::name`]).
+    pub model: &'static str,
     /// Not linearizable if a key is; else unknown if a key is; else linearizable.
     pub verdict: Verdict,
     /// Per key, in key order.
@@ -169,44 +141,35 @@ pub struct Report {
     pub peak_memory: u64,
 }
 
-/// A history that does not fit the model.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{at}: {msg}")]
-pub struct ModelMismatch {
-    /// Where the operation came from.
-    pub at: String,
-    /// What does not fit.
-    pub msg: String,
-}
-
-/// Checks `ops` (from [`crate::history::operations`]) against `model`.
-pub fn check(ops: Vec<Operation>, model: Model, budget: &Budget) -> Result<Report, ModelMismatch> {
+/// Checks `ops` (from [`crate::history::operations`]) against `model`: any [`Model`], built
+/// in or not.
+pub fn check<M: Model>(
+    ops: Vec<Operation>,
+    mut model: M,
+    budget: &Budget,
+) -> Result<Report, ModelMismatch> {
     let start = Instant::now();
+    let mut by_key: BTreeMap<Option<Value>, Vec<Prepared<M::Op>>> = BTreeMap::new();
     for op in &ops {
-        let bad = |msg: &str| {
-            Err(ModelMismatch {
-                at: op.origin.clone(),
-                msg: msg.to_string(),
-            })
-        };
-        match model {
-            Model::Register if op.f == F::Cas => {
-                return bad("cas in a register history: use the cas-register model")
-            }
-            Model::Register | Model::CasRegister if op.key.is_some() => {
-                return bad("operation with a key in a single-register history: use the kv model")
-            }
-            Model::Kv if op.key.is_none() => return bad("operation without a key in a kv history"),
-            _ => {}
+        let applied = model.op(op)?;
+        let part = by_key.entry(model.partition(op)).or_default();
+        let info = op.outcome == Outcome::Info;
+        // A failed operation did not happen; an indeterminate one that changes nothing
+        // constrains nothing.
+        if op.outcome == Outcome::Fail || (info && model.read_only(&applied)) {
+            continue;
         }
+        part.push(Prepared {
+            id: op.id,
+            op: applied,
+            info,
+            call_pos: op.call_pos,
+            ret_pos: if info { None } else { op.ret_pos },
+        });
     }
-    let mut by_key: BTreeMap<Option<Value>, Vec<usize>> = BTreeMap::new();
-    for op in &ops {
-        by_key.entry(op.key.clone()).or_default().push(op.id);
-    }
-    let parts: Vec<(Option<Value>, Partition)> = by_key
+    let parts: Vec<(Option<Value>, Partition<M::Op>)> = by_key
         .into_iter()
-        .map(|(k, ids)| (k, Partition::new(&ops, &ids)))
+        .map(|(k, ops)| (k, Partition::new(&model, ops)))
         .collect();
     let shared = Shared {
         deadline: budget.time.map(|t| start + t),
@@ -232,7 +195,7 @@ pub fn check(ops: Vec<Operation>, model: Model, budget: &Budget) -> Result<Repor
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(&p) = order.get(i) else { break };
         let (key, part) = &parts[p];
-        let r = check_partition(key.clone(), part, &shared);
+        let r = check_partition(&model, key.clone(), part, &shared);
         if let Ok(mut slot) = results[p].lock() {
             *slot = Some(r);
         }
@@ -272,7 +235,7 @@ pub fn check(ops: Vec<Operation>, model: Model, budget: &Budget) -> Result<Repor
         Verdict::Linearizable
     };
     Ok(Report {
-        model,
+        model: model.name(),
         verdict,
         keys,
         operations: ops,
@@ -292,100 +255,25 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// What the model does with an operation; values are interned (0 = nil).
-#[derive(Clone, Copy, Debug)]
-enum Action {
-    Read(u32),
-    Write(u32),
-    Cas(u32, u32),
+/// One part's operations, ready to search.
+struct Partition<O> {
+    /// In invocation order.
+    ops: Vec<Prepared<O>>,
+    /// For each operation, [`Model::read_only`].
+    read_only: Vec<bool>,
 }
 
-struct POp {
-    gid: usize,
-    action: Action,
-    info: bool,
-    call_pos: usize,
-    ret_pos: Option<usize>,
-}
-
-/// One key's operations, interned and ready to search.
-struct Partition {
-    ops: Vec<POp>,
-    values: Vec<Value>,
-}
-
-impl Partition {
-    fn new(all: &[Operation], ids: &[usize]) -> Partition {
-        let mut values = vec![Value::Nil];
-        let mut index: HashMap<Value, u32> = HashMap::from([(Value::Nil, 0)]);
-        let mut intern = |v: &Value| -> u32 {
-            if let Some(&i) = index.get(v) {
-                return i;
-            }
-            let i = values.len() as u32;
-            values.push(v.clone());
-            index.insert(v.clone(), i);
-            i
-        };
-        // Values some operation depends on: read by an ok read, compared by a cas.
-        let mut observed: HashSet<&Value> = HashSet::from([&Value::Nil]);
-        for &id in ids {
-            let op = &all[id];
-            match (op.f, op.outcome) {
-                (F::Read, Outcome::Ok) => {
-                    observed.insert(&op.value);
-                }
-                (F::Cas, Outcome::Ok | Outcome::Info) => {
-                    if let Some((o, _)) = op.value.as_cas() {
-                        observed.insert(o);
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut ops = Vec::new();
-        for &id in ids {
-            let op = &all[id];
-            let info = op.outcome == Outcome::Info;
-            if op.outcome == Outcome::Fail || (info && op.f == F::Read) {
-                continue;
-            }
-            // An indeterminate write of a value nobody reads or compares may as well not have
-            // happened: drop it rather than try it everywhere (docs/history.md has the proof).
-            let written = match op.f {
-                F::Cas => op.value.as_cas().map(|(_, n)| n),
-                _ => Some(&op.value),
-            };
-            if info && written.is_some_and(|v| !observed.contains(v)) {
-                continue;
-            }
-            let action = match op.f {
-                F::Read => Action::Read(intern(&op.value)),
-                F::Write => Action::Write(intern(&op.value)),
-                F::Cas => match op.value.as_cas() {
-                    Some((o, n)) => Action::Cas(intern(o), intern(n)),
-                    None => continue,
-                },
-            };
-            ops.push(POp {
-                gid: op.id,
-                action,
-                info,
-                call_pos: op.call_pos,
-                ret_pos: if info { None } else { op.ret_pos },
-            });
-        }
+impl<O> Partition<O> {
+    fn new<M: Model<Op = O>>(model: &M, ops: Vec<Prepared<O>>) -> Partition<O> {
+        let keep = model.keep(&ops);
+        let mut ops: Vec<Prepared<O>> = ops
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, o)| keep.get(i).copied().unwrap_or(true).then_some(o))
+            .collect();
         ops.sort_by_key(|o| o.call_pos);
-        Partition { ops, values }
-    }
-}
-
-fn step(state: u32, op: &POp) -> Option<u32> {
-    match op.action {
-        Action::Read(v) => (state == v).then_some(state),
-        Action::Write(v) => Some(v),
-        Action::Cas(o, n) if op.info => Some(if state == o { n } else { state }),
-        Action::Cas(o, n) => (state == o).then_some(n),
+        let read_only = ops.iter().map(|o| model.read_only(&o.op)).collect();
+        Partition { ops, read_only }
     }
 }
 
@@ -453,10 +341,15 @@ enum Outcome2 {
     Captured(Explanation),
 }
 
-struct Search<'a> {
-    part: &'a Partition,
+struct Search<'a, M: Model> {
+    model: &'a M,
+    part: &'a Partition<M::Op>,
     shared: &'a Shared,
     n: usize,
+    /// The model states reached, interned: the search and its memo keys use their indexes
+    /// (0 is the initial state).
+    states: Vec<M::State>,
+    state_ids: HashMap<M::State, u32, BuildHasherDefault<Fx>>,
     // The event list: node 0 is the head, node 1 + 2i the call of op i, 2 + 2i its completion,
     // node 1 + 2n the tail.
     next: Vec<usize>,
@@ -469,8 +362,8 @@ struct Search<'a> {
     cache: Cache,
 }
 
-impl<'a> Search<'a> {
-    fn new(part: &'a Partition, shared: &'a Shared) -> Search<'a> {
+impl<'a, M: Model> Search<'a, M> {
+    fn new(model: &'a M, part: &'a Partition<M::Op>, shared: &'a Shared) -> Search<'a, M> {
         let n = part.ops.len();
         let mut events: Vec<(usize, usize)> = Vec::with_capacity(2 * n);
         for (i, op) in part.ops.iter().enumerate() {
@@ -502,10 +395,14 @@ impl<'a> Search<'a> {
             })
             .collect();
         let info_ids = (0..n).filter(|&i| part.ops[i].info).collect();
+        let init = model.init();
         Search {
+            model,
             part,
             shared,
             n,
+            states: vec![init.clone()],
+            state_ids: HashMap::from_iter([(init, 0)]),
             next,
             prev,
             lin: vec![0; n.div_ceil(64)],
@@ -515,6 +412,17 @@ impl<'a> Search<'a> {
             bytes: 0,
             cache: Cache::default(),
         }
+    }
+
+    /// The index of `state`, interning it if new.
+    fn intern(&mut self, state: M::State) -> u32 {
+        if let Some(&id) = self.state_ids.get(&state) {
+            return id;
+        }
+        let id = self.states.len() as u32;
+        self.states.push(state.clone());
+        self.state_ids.insert(state, id);
+        id
     }
 
     fn is_lin(&self, i: usize) -> bool {
@@ -692,15 +600,17 @@ impl<'a> Search<'a> {
                 }
             }
             let mut dead = false;
+            let model = self.model;
             if last.is_none() {
-                // A read the model accepts now may be linearized first without loss of
-                // generality (it changes nothing, and nothing pending must precede it):
-                // take it, and do not try alternatives to it.
+                // A read ([`Model::read_only`]) the model accepts now may be linearized first
+                // without loss of generality (it changes nothing, and nothing pending must
+                // precede it): take it, and do not try alternatives to it.
+                let state = &self.states[cur.state as usize];
                 let mut node = self.next[HEAD];
                 let mut forced = None;
                 while node != tail && node % 2 == 1 {
                     let i = (node - 1) / 2;
-                    if matches!(ops[i].action, Action::Read(v) if v == cur.state) {
+                    if part.read_only[i] && model.step(state, &ops[i].op).is_some() {
                         forced = Some(i);
                         break;
                     }
@@ -716,20 +626,27 @@ impl<'a> Search<'a> {
                 }
             }
             if !dead {
-                let mut best: Option<((usize, usize), u32)> = None;
+                let state = &self.states[cur.state as usize];
+                let mut best: Option<((usize, usize), M::State)> = None;
                 let mut node = self.next[HEAD];
                 while node != tail && node % 2 == 1 {
                     let i = (node - 1) / 2;
                     let k = order(i);
-                    if last.is_none_or(|l| k > l) && best.is_none_or(|(b, _)| k < b) {
-                        if let Some(ns) = step(cur.state, &ops[i]) {
+                    if last.is_none_or(|l| k > l) && best.as_ref().is_none_or(|(b, _)| k < *b) {
+                        if let Some(ns) = model.step(state, &ops[i].op) {
                             best = Some((k, ns));
                         }
                     }
                     node = self.next[node];
                 }
+                // `None`: the state does not change (no need to intern it).
+                let best = best.map(|(k, ns)| (k, (ns != *state).then_some(ns)));
                 if let Some((k, ns)) = best {
                     last = Some(k);
+                    let ns = match ns {
+                        None => cur.state,
+                        Some(ns) => self.intern(ns),
+                    };
                     match self.linearize(k.1, ns, &mut cur, &mut stack, false, &mut buf) {
                         Tried::Done => return Outcome2::Linearizable,
                         Tried::OutOfMemory => return oom(),
@@ -768,17 +685,17 @@ impl<'a> Search<'a> {
 
     fn explain(&self, stack: &[(usize, u32, bool)], state: u32, entry: usize) -> Explanation {
         let ops = &self.part.ops;
-        let v = |x: u32| self.part.values[x as usize].clone();
+        let v = |x: u32| self.model.describe(&self.states[x as usize]);
         let mut prefix = Vec::with_capacity(stack.len());
         for (k, &(i, _, _)) in stack.iter().enumerate() {
             let after = stack.get(k + 1).map_or(state, |&(_, s, _)| s);
             prefix.push(Placed {
-                op: ops[i].gid,
+                op: ops[i].id,
                 state: v(after),
             });
         }
         let blocking = if entry.is_multiple_of(2) && entry > 0 {
-            ops[(entry - 2) / 2].gid
+            ops[(entry - 2) / 2].id
         } else {
             usize::MAX
         };
@@ -786,23 +703,16 @@ impl<'a> Search<'a> {
         let mut node = self.next[HEAD];
         while node != entry && node % 2 == 1 {
             let i = (node - 1) / 2;
-            let cur = v(state);
-            let (rejected, reason) = match (step(state, &ops[i]), ops[i].action) {
-                (None, Action::Read(x)) => {
-                    (true, format!("reads {}, but the value is {cur}", v(x)))
-                }
-                (None, Action::Cas(o, _)) => (
-                    true,
-                    format!("cas expects {}, but the value is {cur}", v(o)),
-                ),
-                (None, Action::Write(_)) => (true, "rejected".to_string()),
-                (Some(_), _) => (
+            let now = &self.states[state as usize];
+            let (rejected, reason) = match self.model.step(now, &ops[i].op) {
+                None => (true, self.model.rejection(now, &ops[i].op)),
+                Some(_) => (
                     false,
                     "possible here, but every continuation fails".to_string(),
                 ),
             };
             unplaceable.push(Unplaced {
-                op: ops[i].gid,
+                op: ops[i].id,
                 rejected,
                 reason,
             });
@@ -818,109 +728,19 @@ impl<'a> Search<'a> {
     }
 }
 
-impl Drop for Search<'_> {
+impl<M: Model> Drop for Search<'_, M> {
     fn drop(&mut self) {
         self.shared.memory.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
-/// Violations that need no search when a value has a single writer: a read (or a cas's
-/// comparison) of a value nobody writes, whose writer is invoked only after the read
-/// completed, or that was overwritten by an operation that began after its writer completed
-/// and completed before the read began (a stale read); a read of nil after a write completed.
-/// These are decided in O(n log n) however many processes overlap; the explanation's prefix is
-/// the operations that prove the violation.
-fn precheck(part: &Partition) -> Option<Explanation> {
-    let ops = &part.ops;
-    let written = |o: &POp| match o.action {
-        Action::Write(v) | Action::Cas(_, v) => Some(v),
-        Action::Read(_) => None,
-    };
-    let mut writers: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (i, o) in ops.iter().enumerate() {
-        if let Some(v) = written(o) {
-            writers.entry(v).or_default().push(i);
-        }
-    }
-    // Writes and cas that certainly took effect, by invocation, with the earliest completion
-    // among those invoked at or after each.
-    let mut effective: Vec<usize> = (0..ops.len())
-        .filter(|&i| !ops[i].info && written(&ops[i]).is_some())
-        .collect();
-    effective.sort_by_key(|&i| ops[i].call_pos);
-    let mut sufmin: Vec<(usize, usize)> = vec![(usize::MAX, usize::MAX); effective.len() + 1];
-    for k in (0..effective.len()).rev() {
-        let i = effective[k];
-        let r = ops[i].ret_pos.unwrap_or(usize::MAX);
-        sufmin[k] = if r < sufmin[k + 1].0 {
-            (r, i)
-        } else {
-            sufmin[k + 1]
-        };
-    }
-    // The effective operation invoked after `after` that completed first, if before `before`.
-    let between = |after: Option<usize>, before: usize| -> Option<usize> {
-        let k = match after {
-            None => 0,
-            Some(a) => effective.partition_point(|&i| ops[i].call_pos <= a),
-        };
-        let (r, i) = sufmin[k];
-        (r < before).then_some(i)
-    };
-    let v = |x: u32| part.values[x as usize].clone();
-    for o in ops {
-        let (u, Some(ret)) = (
-            match o.action {
-                Action::Read(u) | Action::Cas(u, _) if !o.info => u,
-                _ => continue,
-            },
-            o.ret_pos,
-        ) else {
-            continue;
-        };
-        let ws = writers.get(&u).map_or(&[][..], |w| w.as_slice());
-        let proof: Option<Vec<usize>> = match ws {
-            // Nil is never written: after a write completed, a read cannot see it.
-            [] if u == 0 => between(None, o.call_pos).map(|w| vec![w]),
-            // Someone writes nil: the initial state is a second writer.
-            _ if u == 0 => None,
-            [] => Some(between(None, o.call_pos).into_iter().collect()),
-            [w] if ops[*w].call_pos > ret => Some(between(None, o.call_pos).into_iter().collect()),
-            [w] => ops[*w]
-                .ret_pos
-                .and_then(|wr| between(Some(wr), o.call_pos))
-                .map(|w2| vec![*w, w2]),
-            _ => None,
-        };
-        let Some(proof) = proof else { continue };
-        let state = proof.last().and_then(|&i| written(&ops[i])).unwrap_or(0);
-        let reason = match o.action {
-            Action::Cas(..) => format!("cas expects {}, but the value is {}", v(u), v(state)),
-            _ => format!("reads {}, but the value is {}", v(u), v(state)),
-        };
-        return Some(Explanation {
-            prefix: proof
-                .iter()
-                .map(|&i| Placed {
-                    op: ops[i].gid,
-                    state: v(written(&ops[i]).unwrap_or(0)),
-                })
-                .collect(),
-            state: v(state),
-            blocking: o.gid,
-            unplaceable: vec![Unplaced {
-                op: o.gid,
-                rejected: true,
-                reason,
-            }],
-            proof: true,
-        });
-    }
-    None
-}
-
-fn check_partition(key: Option<Value>, part: &Partition, shared: &Shared) -> KeyResult {
-    if let Some(e) = precheck(part) {
+fn check_partition<M: Model>(
+    model: &M,
+    key: Option<Value>,
+    part: &Partition<M::Op>,
+    shared: &Shared,
+) -> KeyResult {
+    if let Some(e) = model.precheck(&part.ops) {
         return KeyResult {
             key,
             ops: part.ops.len(),
@@ -931,7 +751,7 @@ fn check_partition(key: Option<Value>, part: &Partition, shared: &Shared) -> Key
             explanation_missing: None,
         };
     }
-    let mut search = Search::new(part, shared);
+    let mut search = Search::new(model, part, shared);
     let outcome = search.run(None);
     let (steps, configurations) = (search.steps, search.cache.len());
     drop(search);
@@ -950,7 +770,7 @@ fn check_partition(key: Option<Value>, part: &Partition, shared: &Shared) -> Key
         Outcome2::NotLinearizable { best_depth } => {
             result.verdict = Verdict::NotLinearizable;
             // Run the same (deterministic) search again up to its deepest dead end.
-            let mut again = Search::new(part, shared);
+            let mut again = Search::new(model, part, shared);
             match again.run(Some(best_depth)) {
                 Outcome2::Captured(e) => result.explanation = Some(e),
                 Outcome2::Stopped(reason) => result.explanation_missing = Some(reason),

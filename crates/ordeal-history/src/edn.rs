@@ -41,7 +41,8 @@ pub enum Edn {
 }
 
 /// A parse error: line (1-based) and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
 pub struct EdnError {
     /// Line of the problem.
     pub line: usize,
@@ -238,16 +239,13 @@ impl<'a> Parser<'a> {
                 if t.is_empty() {
                     return self.err(format!("unexpected character {:?}", c as char));
                 }
-                Self::atom(t).map_err(|msg| EdnError {
-                    line: self.line,
-                    msg,
-                })?
+                self.atom(t)?
             }
         };
         Ok(Some(v))
     }
 
-    fn atom(t: &str) -> Result<Edn, String> {
+    fn atom(&self, t: &str) -> Result<Edn, EdnError> {
         match t {
             "nil" => return Ok(Edn::Nil),
             "true" => return Ok(Edn::Bool(true)),
@@ -267,7 +265,7 @@ impl<'a> Parser<'a> {
         let float = t.strip_suffix('M').unwrap_or(t);
         match float.parse::<f64>() {
             Ok(f) => Ok(Edn::Float(f)),
-            Err(_) => Err(format!("invalid number {t:?}")),
+            Err(_) => self.err(format!("invalid number {t:?}")),
         }
     }
 
@@ -348,7 +346,7 @@ fn keyword<'e>(m: &'e [(Edn, Edn)], name: &str) -> Option<&'e Edn> {
         .map(|(_, v)| v)
 }
 
-fn to_value(e: &Edn) -> Result<Value, String> {
+fn to_value(e: &Edn) -> Result<Value, OpError> {
     Ok(match e {
         Edn::Nil => Value::Nil,
         Edn::Int(i) => Value::Int(*i),
@@ -357,7 +355,7 @@ fn to_value(e: &Edn) -> Result<Value, String> {
         Edn::Vector(items) | Edn::List(items) => {
             Value::List(items.iter().map(to_value).collect::<Result<_, _>>()?)
         }
-        other => return Err(format!("unsupported value {other:?}")),
+        other => return Err(OpError::UnsupportedValue(other.clone())),
     })
 }
 
@@ -368,34 +366,60 @@ fn name_of(e: &Edn) -> Option<&str> {
     }
 }
 
+/// Why an EDN form is not an operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OpError {
+    /// Not a map.
+    #[error("expected an operation map {{:type .. :f .. :process ..}}")]
+    NotAMap,
+    /// A required key (`process`, `type`, `f`) is absent.
+    #[error("missing :{0}")]
+    Missing(&'static str),
+    /// A negative `:process`.
+    #[error(":process {0} is negative")]
+    NegativeProcess(i64),
+    /// `:type` is not a kind.
+    #[error(":type must be :invoke, :ok, :fail or :info, got {0:?}")]
+    UnknownType(Edn),
+    /// `:f` is not a function.
+    #[error(":f must be :read, :write or :cas, got {0:?}")]
+    UnknownF(Edn),
+    /// `:value` is not a [`Value`] (a float, a map...).
+    #[error(":value: unsupported value {0:?}")]
+    UnsupportedValue(Edn),
+    /// `:time` is not a non-negative integer.
+    #[error(":time must be a non-negative integer, got {0:?}")]
+    BadTime(Edn),
+}
+
 /// One operation map as an entry; `Ok(None)` for an entry to skip (a non-integer process,
 /// such as `:nemesis`). `index` is the time used when the map has no `:time`.
-pub fn map_entry(form: &Edn, index: u64) -> Result<Option<Entry>, String> {
+pub fn map_entry(form: &Edn, index: u64) -> Result<Option<Entry>, OpError> {
     let Edn::Map(m) = form else {
-        return Err("expected an operation map {:type .. :f .. :process ..}".to_string());
+        return Err(OpError::NotAMap);
     };
     let process = match keyword(m, "process") {
         Some(Edn::Int(p)) if *p >= 0 => *p as u64,
-        Some(Edn::Int(p)) => return Err(format!(":process {p} is negative")),
+        Some(Edn::Int(p)) => return Err(OpError::NegativeProcess(*p)),
         Some(_) => return Ok(None),
-        None => return Err("missing :process".to_string()),
+        None => return Err(OpError::Missing("process")),
     };
-    let kind = keyword(m, "type").ok_or("missing :type")?;
+    let kind = keyword(m, "type").ok_or(OpError::Missing("type"))?;
     let kind = name_of(kind)
         .and_then(Kind::parse)
-        .ok_or_else(|| format!(":type must be :invoke, :ok, :fail or :info, got {kind:?}"))?;
-    let f = keyword(m, "f").ok_or("missing :f")?;
+        .ok_or_else(|| OpError::UnknownType(kind.clone()))?;
+    let f = keyword(m, "f").ok_or(OpError::Missing("f"))?;
     let f = name_of(f)
         .and_then(F::parse)
-        .ok_or_else(|| format!(":f must be :read, :write or :cas, got {f:?}"))?;
+        .ok_or_else(|| OpError::UnknownF(f.clone()))?;
     let value = match keyword(m, "value") {
         None => Value::Nil,
-        Some(v) => to_value(v).map_err(|e| format!(":value: {e}"))?,
+        Some(v) => to_value(v)?,
     };
     let time = match keyword(m, "time") {
         None => index,
         Some(Edn::Int(t)) if *t >= 0 => *t as u64,
-        Some(t) => return Err(format!(":time must be a non-negative integer, got {t:?}")),
+        Some(t) => return Err(OpError::BadTime(t.clone())),
     };
     let error = keyword(m, "error").map(|e| match e {
         Edn::Str(s) => s.clone(),
@@ -418,7 +442,7 @@ pub fn read_str(text: &str, source: &str) -> Result<History, Error> {
     let forms = parse_all(text).map_err(|e| Error::Parse {
         path: source.to_string(),
         line: e.line,
-        msg: e.msg,
+        source: e.into(),
     })?;
     // One vector or list of maps, or maps one after the other. Elements carry the top-level
     // form's line only when they are top-level; inside a vector, lines are re-derived below.
@@ -443,11 +467,11 @@ pub fn read_str(text: &str, source: &str) -> Result<History, Error> {
                 h.lines.push(*line);
             }
             Ok(None) => {}
-            Err(msg) => {
+            Err(e) => {
                 return Err(Error::Parse {
                     path: source.to_string(),
                     line: *line,
-                    msg,
+                    source: e.into(),
                 })
             }
         }

@@ -51,20 +51,20 @@ impl Value {
 
     /// The value of a JSON value; `Err` names what is not representable (floats, objects,
     /// booleans).
-    pub fn from_json(v: &serde_json::Value) -> Result<Value, String> {
+    pub fn from_json(v: &serde_json::Value) -> Result<Value, ValueError> {
         match v {
             serde_json::Value::Null => Ok(Value::Nil),
             serde_json::Value::Number(n) => n
                 .as_i64()
                 .map(Value::Int)
-                .ok_or_else(|| format!("number {n} is not a 64-bit integer")),
+                .ok_or_else(|| ValueError::NotAnInteger(n.clone())),
             serde_json::Value::String(s) => Ok(Value::Str(s.clone())),
             serde_json::Value::Array(items) => items
                 .iter()
                 .map(Value::from_json)
                 .collect::<Result<_, _>>()
                 .map(Value::List),
-            other => Err(format!("unsupported value {other}")),
+            other => Err(ValueError::Unsupported(other.clone())),
         }
     }
 
@@ -75,6 +75,17 @@ impl Value {
             _ => None,
         }
     }
+}
+
+/// A JSON value that is not a [`Value`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A float, or an integer beyond 64 bits.
+    #[error("number {0} is not a 64-bit integer")]
+    NotAnInteger(serde_json::Number),
+    /// A boolean or an object.
+    #[error("unsupported value {0}")]
+    Unsupported(serde_json::Value),
 }
 
 /// What an entry records.

@@ -73,7 +73,7 @@ pub fn render_with_marks(r: &Report, title: &str, marks: &[Mark]) -> String {
          {keys} key(s), checked in {ms} ms, {conf} configurations memoized (peak {mem}).</p>",
         t = esc(title),
         w = esc(&word),
-        m = r.model.name(),
+        m = r.model,
         ops = r.operations.len(),
         keys = r.keys.len(),
         ms = r.elapsed.as_millis(),

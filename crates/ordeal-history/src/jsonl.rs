@@ -1,58 +1,94 @@
 //! history.jsonl: one JSON object per line (format in docs/history.md).
 
-use crate::history::{Entry, History, Kind, Value, F};
+use crate::history::{Entry, History, Kind, Value, ValueError, F};
 use crate::Error;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+/// Why a line of history.jsonl is not an entry.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not JSON at all.
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not an object.
+    #[error("expected a JSON object")]
+    NotAnObject,
+    /// A field the format does not have (a typo).
+    #[error("unknown field {0:?}")]
+    UnknownField(String),
+    /// A required field is absent.
+    #[error("missing field {0:?}")]
+    MissingField(&'static str),
+    /// The field must be a string.
+    #[error("field {0:?} must be a string")]
+    NotAString(&'static str),
+    /// The field must be a non-negative integer.
+    #[error("field {0:?} must be a non-negative integer")]
+    NotANonNegativeInteger(&'static str),
+    /// `type` is not a kind.
+    #[error("type {0:?} is not one of \"invoke\", \"ok\", \"fail\", \"info\"")]
+    UnknownType(String),
+    /// `f` is not a function.
+    #[error("f {0:?} is not one of \"read\", \"write\", \"cas\"")]
+    UnknownF(String),
+    /// `key` is neither a string nor an integer.
+    #[error("field \"key\" must be a string or an integer")]
+    KeyType,
+    /// `key` is not a [`Value`].
+    #[error("key: {0}")]
+    Key(#[source] ValueError),
+    /// `value` is not a [`Value`].
+    #[error("value: {0}")]
+    Value(#[source] ValueError),
+    /// `error` is not a string.
+    #[error("field \"error\" must be a string")]
+    ErrorType,
+}
+
 /// Parses one line of history.jsonl; `Err` is the reason (without position).
-pub fn parse_entry(line: &str) -> Result<Entry, String> {
-    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| "expected a JSON object".to_string())?;
+pub fn parse_entry(line: &str) -> Result<Entry, LineError> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(LineError::NotJson)?;
+    let obj = v.as_object().ok_or(LineError::NotAnObject)?;
     for k in obj.keys() {
         if !matches!(
             k.as_str(),
             "type" | "process" | "f" | "key" | "value" | "time" | "error"
         ) {
-            return Err(format!("unknown field {k:?}"));
+            return Err(LineError::UnknownField(k.clone()));
         }
     }
-    let str_field = |name: &str| -> Result<&str, String> {
+    let str_field = |name: &'static str| -> Result<&str, LineError> {
         obj.get(name)
-            .ok_or_else(|| format!("missing field {name:?}"))?
+            .ok_or(LineError::MissingField(name))?
             .as_str()
-            .ok_or_else(|| format!("field {name:?} must be a string"))
+            .ok_or(LineError::NotAString(name))
     };
-    let u64_field = |name: &str| -> Result<u64, String> {
+    let u64_field = |name: &'static str| -> Result<u64, LineError> {
         obj.get(name)
-            .ok_or_else(|| format!("missing field {name:?}"))?
+            .ok_or(LineError::MissingField(name))?
             .as_u64()
-            .ok_or_else(|| format!("field {name:?} must be a non-negative integer"))
+            .ok_or(LineError::NotANonNegativeInteger(name))
     };
     let kind = str_field("type")?;
-    let kind = Kind::parse(kind).ok_or_else(|| {
-        format!("type {kind:?} is not one of \"invoke\", \"ok\", \"fail\", \"info\"")
-    })?;
+    let kind = Kind::parse(kind).ok_or_else(|| LineError::UnknownType(kind.to_string()))?;
     let f = str_field("f")?;
-    let f =
-        F::parse(f).ok_or_else(|| format!("f {f:?} is not one of \"read\", \"write\", \"cas\""))?;
+    let f = F::parse(f).ok_or_else(|| LineError::UnknownF(f.to_string()))?;
     let key = match obj.get("key") {
         None | Some(serde_json::Value::Null) => None,
         Some(k @ (serde_json::Value::String(_) | serde_json::Value::Number(_))) => {
-            Some(Value::from_json(k).map_err(|e| format!("key: {e}"))?)
+            Some(Value::from_json(k).map_err(LineError::Key)?)
         }
-        Some(_) => return Err("field \"key\" must be a string or an integer".to_string()),
+        Some(_) => return Err(LineError::KeyType),
     };
     let value = match obj.get("value") {
         None => Value::Nil,
-        Some(v) => Value::from_json(v).map_err(|e| format!("value: {e}"))?,
+        Some(v) => Value::from_json(v).map_err(LineError::Value)?,
     };
     let error = match obj.get("error") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err("field \"error\" must be a string".to_string()),
+        Some(_) => return Err(LineError::ErrorType),
     };
     Ok(Entry {
         kind,
@@ -104,10 +140,10 @@ pub fn read(r: impl BufRead, source: &str) -> Result<History, Error> {
         if line.trim().is_empty() {
             continue;
         }
-        let e = parse_entry(&line).map_err(|msg| Error::Parse {
+        let e = parse_entry(&line).map_err(|e| Error::Parse {
             path: source.to_string(),
             line: i + 1,
-            msg,
+            source: e.into(),
         })?;
         h.entries.push(e);
         h.lines.push(i + 1);
