@@ -193,10 +193,7 @@ fn main() {
 
 /// What `ordeal_run::write_outputs` does (without the snapshot links).
 fn build_outputs(dir: &std::path::Path) -> ordeal_hb::Summary {
-    let reader = ordeal_events::TraceReader::open(&dir.join("trace.jsonl")).expect("opening");
-    let header = reader.header.clone();
-    let events = reader.read_all().expect("reading");
-    let graph = ordeal_hb::HbGraph::from_owned(header, events);
+    let graph = ordeal_hb::HbGraph::from_trace(&dir.join("trace.jsonl")).expect("reading");
     let summary = ordeal_hb::Summary::build(&graph, Verdict::pass());
     ordeal_hb::write_outputs(dir, &graph, &summary, ordeal_hb::DEFAULT_DOT_LIMIT)
         .expect("writing the outputs");
