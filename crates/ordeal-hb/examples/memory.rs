@@ -128,7 +128,10 @@ fn synthesize<W: Write>(out: W, events: u64) -> u64 {
     while g.seq < events {
         let k = round % CLIENTS;
         let tid = BENCH_PID + 1 + k as i32;
-        let (c, s) = (sock(100 + 2 * k, &client(k), server), sock(101 + 2 * k, server, &client(k)));
+        let (c, s) = (
+            sock(100 + 2 * k, &client(k), server),
+            sock(101 + 2 * k, server, &client(k)),
+        );
         let (o_req, o_resp) = off[k as usize];
         let data = |node: &str, pid, tid, call: &str, s: &Sock, off, n: u64, fd| {
             let mut e = ev(node, pid, tid, call, Class::Data);
@@ -140,7 +143,16 @@ fn synthesize<W: Write>(out: W, events: u64) -> u64 {
             e
         };
         g.emit(data("bench", BENCH_PID, tid, "write", &c, o_req, req, 10));
-        g.emit(data("redis", SERVER_PID, SERVER_PID, "read", &s, o_req, req, 7 + k as i32));
+        g.emit(data(
+            "redis",
+            SERVER_PID,
+            SERVER_PID,
+            "read",
+            &s,
+            o_req,
+            req,
+            7 + k as i32,
+        ));
         let mut e = ev("redis", SERVER_PID, SERVER_PID, "write", Class::File);
         e.ret = Some(req as i64);
         e.fd = Some(5);
@@ -156,7 +168,16 @@ fn synthesize<W: Write>(out: W, events: u64) -> u64 {
             e.path = Some("/tmp/ordeal-run/redis/appendonly.aof".into());
             g.emit(e);
         }
-        g.emit(data("redis", SERVER_PID, SERVER_PID, "write", &s, o_resp, resp, 7 + k as i32));
+        g.emit(data(
+            "redis",
+            SERVER_PID,
+            SERVER_PID,
+            "write",
+            &s,
+            o_resp,
+            resp,
+            7 + k as i32,
+        ));
         g.emit(data("bench", BENCH_PID, tid, "read", &c, o_resp, resp, 10));
         off[k as usize] = (o_req + req, o_resp + resp);
         round += 1;

@@ -40,12 +40,9 @@ pub fn dot_escape(s: &str) -> String {
 /// the file operations that make data durable (fsync family, rename). Non-blocking reads and
 /// writes that returned EAGAIN are left out.
 pub fn drawn(e: &Event) -> bool {
-    drawn_by(
-        e.fault.is_some(),
-        e.class,
-        e.errno.as_deref(),
-        || e.file_op(),
-    )
+    drawn_by(e.fault.is_some(), e.class, e.errno.as_deref(), || {
+        e.file_op()
+    })
 }
 
 fn drawn_ev(e: EvRef) -> bool {
@@ -153,7 +150,12 @@ pub fn event_label(g: &HbGraph, e: &Event) -> String {
 /// Number of net + data + proc events: what the event-level picture limit counts.
 pub fn communication_events(g: &HbGraph) -> usize {
     (0..g.len())
-        .filter(|&i| matches!(g.ev(i).class(), Some(Class::Net | Class::Data | Class::Proc)))
+        .filter(|&i| {
+            matches!(
+                g.ev(i).class(),
+                Some(Class::Net | Class::Data | Class::Proc)
+            )
+        })
         .count()
 }
 

@@ -341,9 +341,16 @@ impl HbGraph {
 
     /// Calls `f` with every event in `seq` order, with its index: from memory, or read again
     /// from the trace file for a graph built by [`HbGraph::from_trace`].
-    pub fn for_each_event(&self, mut f: impl FnMut(usize, &Event) -> io::Result<()>) -> io::Result<()> {
+    pub fn for_each_event(
+        &self,
+        mut f: impl FnMut(usize, &Event) -> io::Result<()>,
+    ) -> io::Result<()> {
         let Some(path) = &self.trace else {
-            return self.events.iter().enumerate().try_for_each(|(i, e)| f(i, e));
+            return self
+                .events
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, e)| f(i, e));
         };
         let changed = || io::Error::other(format!("{}: changed while it was read", path.display()));
         let reader = TraceReader::open(path).map_err(io::Error::other)?;

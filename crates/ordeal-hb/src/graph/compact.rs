@@ -293,16 +293,28 @@ mod tests {
         });
         t.finish();
         let e = t.get(0);
-        assert_eq!((e.seq(), e.ts(), e.dur(), e.pid(), e.tid()), (7, 10, 3, 1, 2));
-        assert_eq!((e.node(), e.call(), e.class()), ("a", "write", Some(Class::Data)));
-        assert_eq!((e.ret(), e.errno(), e.off()), (Some(-11), Some("EAGAIN"), Some(40)));
+        assert_eq!(
+            (e.seq(), e.ts(), e.dur(), e.pid(), e.tid()),
+            (7, 10, 3, 1, 2)
+        );
+        assert_eq!(
+            (e.node(), e.call(), e.class()),
+            ("a", "write", Some(Class::Data))
+        );
+        assert_eq!(
+            (e.ret(), e.errno(), e.off()),
+            (Some(-11), Some("EAGAIN"), Some(40))
+        );
         assert_eq!((e.ok(), e.moved()), (full.ok(), full.moved()));
         assert_eq!((e.is_send(), e.is_recv()), (full.is_send(), full.is_recv()));
         assert_eq!(e.sock(), full.sock.as_ref());
         assert_eq!((e.addr(), e.child(), e.has_fault()), (None, None, true));
         let exit = t.get(1);
         assert_eq!(exit.node_id(), e.node_id());
-        assert_eq!((exit.ret(), exit.off(), exit.has_fault()), (None, None, false));
+        assert_eq!(
+            (exit.ret(), exit.off(), exit.has_fault()),
+            (None, None, false)
+        );
         assert_eq!(t.kept(1).and_then(|e| e.code), Some(3));
         assert!(t.kept(0).is_none());
     }

@@ -105,7 +105,10 @@ impl HbGraph {
         for d in unmatched_sends {
             let peer = self.addr_map.lookup(&d.dst).unwrap_or(EXTERNAL);
             extra.push((
-                (self.table.get(d.idx as usize).node().to_string(), peer.to_string()),
+                (
+                    self.table.get(d.idx as usize).node().to_string(),
+                    peer.to_string(),
+                ),
                 d.size,
             ));
         }
@@ -113,7 +116,10 @@ impl HbGraph {
             if !matched_recv[ri] {
                 let peer = self.addr_map.lookup(&d.src).unwrap_or(EXTERNAL);
                 extra.push((
-                    (peer.to_string(), self.table.get(d.idx as usize).node().to_string()),
+                    (
+                        peer.to_string(),
+                        self.table.get(d.idx as usize).node().to_string(),
+                    ),
                     d.size,
                 ));
             }

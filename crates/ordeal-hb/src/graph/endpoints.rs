@@ -4,9 +4,9 @@
 //! successful (or in-progress) connect and first successful accept; its sends and receives are
 //! in `seq` order and each moved at least one byte.
 
+use super::compact::EvRef;
 use super::{HbGraph, EXTERNAL};
 use crate::addr::{is_unspecified, norm_addr, AddrMap};
-use super::compact::EvRef;
 use ordeal_events::{Class, Proto, SocketOp};
 use std::collections::BTreeMap;
 
@@ -65,9 +65,7 @@ impl HbGraph {
     pub(super) fn peer_name(&self, ep: &Endpoint) -> String {
         // A refused non-blocking connect leaves no remote address on the socket: fall back on
         // the address the connect asked for.
-        let target = ep
-            .connect
-            .and_then(|c| self.table.get(c as usize).addr());
+        let target = ep.connect.and_then(|c| self.table.get(c as usize).addr());
         ep.remote
             .as_deref()
             .or(target)

@@ -4,10 +4,10 @@
 //! Invariant: each edge carries the number of bytes its send and receive share; bytes sent that
 //! no traced receive consumed count as unmatched traffic.
 
+use super::compact::EventTable;
 use super::endpoints::Endpoint;
 use super::{EdgeKind, HbGraph};
 use crate::ranges::{match_ranges, Range};
-use super::compact::EventTable;
 
 impl HbGraph {
     /// Matches sends on `a` against receives on `b` (one direction of a paired stream).
@@ -36,7 +36,10 @@ impl HbGraph {
         for (k, &s) in a.sends.iter().enumerate() {
             let left = sends[k].len.saturating_sub(matched[k]);
             if left > 0 {
-                let key = (self.table.get(s as usize).node().to_string(), b.node.clone());
+                let key = (
+                    self.table.get(s as usize).node().to_string(),
+                    b.node.clone(),
+                );
                 self.traffic.entry(key).or_default().unmatched_bytes += left;
             }
         }
@@ -69,7 +72,12 @@ mod tests {
             ..Default::default()
         };
         let mut events = EventTable::default();
-        for e in [data(4, None), data(99, None), data(6, Some(10)), data(3, None)] {
+        for e in [
+            data(4, None),
+            data(99, None),
+            data(6, Some(10)),
+            data(3, None),
+        ] {
             events.push(&e);
         }
         assert_eq!(
