@@ -198,25 +198,29 @@ fn main() {
     let size = std::fs::metadata(&trace).map(|m| m.len()).unwrap_or(0);
     let before = vm_hwm_kb();
     let t0 = Instant::now();
-    let summary = build_outputs(dir.path());
+    let (summary, graph_peak) = build_outputs(dir.path());
     let secs = t0.elapsed().as_secs_f64();
     let peak = vm_hwm_kb();
     println!(
         "events {n}  trace.jsonl {:.0} MiB  output phase {secs:.1} s  peak RSS {:.0} MiB \
-         (before the output phase {:.0} MiB)  {:.0} B/event  connections {}",
+         (before the output phase {:.0} MiB, after the graph {:.0} MiB)  {:.0} B/event  \
+         connections {}",
         size as f64 / 1048576.0,
         peak as f64 / 1024.0,
         before as f64 / 1024.0,
+        graph_peak as f64 / 1024.0,
         (peak.saturating_sub(before) * 1024) as f64 / n as f64,
         summary.connections.len(),
     );
 }
 
-/// What `ordeal_run::write_outputs` does (without the snapshot links).
-fn build_outputs(dir: &std::path::Path) -> ordeal_hb::Summary {
+/// What `ordeal_run::write_outputs` does (without the snapshot links); also the peak RSS
+/// once the graph is built, in KiB.
+fn build_outputs(dir: &std::path::Path) -> (ordeal_hb::Summary, u64) {
     let graph = ordeal_hb::HbGraph::from_trace(&dir.join("trace.jsonl")).expect("reading");
+    let graph_peak = vm_hwm_kb();
     let summary = ordeal_hb::Summary::build(&graph, Verdict::pass());
     ordeal_hb::write_outputs(dir, &graph, &summary, ordeal_hb::DEFAULT_DOT_LIMIT)
         .expect("writing the outputs");
-    summary
+    (summary, graph_peak)
 }
