@@ -18,19 +18,20 @@ fn us(ns: u64) -> f64 {
 /// the thread's next event starts, so slices of one thread never overlap (Perfetto drops
 /// improperly nested slices).
 fn slice_durs(g: &HbGraph) -> Vec<u64> {
-    let events = g.events();
-    let mut d: Vec<u64> = events.iter().map(|e| e.dur.max(MIN_SLICE_NS)).collect();
+    let mut d: Vec<u64> = (0..g.len())
+        .map(|i| g.ev(i).dur().max(MIN_SLICE_NS))
+        .collect();
     for t in 0..g.threads().len() {
         let mut next: Option<u64> = None;
-        let evs: Vec<&Event> = g.thread_events(t).collect();
-        for e in evs.into_iter().rev() {
-            if let (Some(n), Some(i)) = (next, g.index_of(e.seq)) {
-                if n < e.ts + d[i] && n >= e.ts + MIN_SLICE_NS {
-                    d[i] = n - e.ts;
+        for &k in g.thread_indices(t).iter().rev() {
+            let e = g.ev(k as usize);
+            if let (Some(n), Some(i)) = (next, g.index_of(e.seq())) {
+                if n < e.ts() + d[i] && n >= e.ts() + MIN_SLICE_NS {
+                    d[i] = n - e.ts();
                 }
             }
-            if !is_instant(e) {
-                next = Some(e.ts);
+            if !is_instant(e.class()) {
+                next = Some(e.ts());
             }
         }
     }
@@ -38,12 +39,12 @@ fn slice_durs(g: &HbGraph) -> Vec<u64> {
 }
 
 /// A point strictly inside a slice, where flow arrows attach.
-fn flow_ts(e: &Event, dur: u64) -> u64 {
-    e.ts + dur / 2
+fn flow_ts(ts: u64, dur: u64) -> u64 {
+    ts + dur / 2
 }
 
-fn is_instant(e: &Event) -> bool {
-    e.class == Some(Class::Proc)
+fn is_instant(class: Option<Class>) -> bool {
+    class == Some(Class::Proc)
 }
 
 fn args(g: &HbGraph, e: &Event) -> Value {
@@ -155,7 +156,7 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
     }
 
     let durs = slice_durs(g);
-    for (i, e) in g.events().iter().enumerate() {
+    g.for_each_event(|i, e| {
         let cat = match e.class {
             Some(Class::Net) => "net",
             Some(Class::Data) => "data",
@@ -163,7 +164,7 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
             Some(Class::Proc) => "proc",
             None => "other",
         };
-        let mut v = if is_instant(e) {
+        let mut v = if is_instant(e.class) {
             json!({"name":e.call,"cat":cat,"ph":"i","s":"t","ts":us(e.ts),
                    "pid":pid(&e.node),"tid":e.tid,"args":args(g, e)})
         } else {
@@ -175,8 +176,8 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
             o.insert("name".into(), json!(format!("{} ⚡ {f}", e.call)));
             o.insert("cname".into(), json!("terrible"));
         }
-        emit(&mut w, &v)?;
-    }
+        emit(&mut w, &v)
+    })?;
 
     let mut id = 0u64;
     for edge in g.edges() {
@@ -188,20 +189,20 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         let (Some(ia), Some(ib)) = (g.index_of(edge.from), g.index_of(edge.to)) else {
             continue;
         };
-        let (a, b) = (&g.events()[ia], &g.events()[ib]);
-        if is_instant(a) || is_instant(b) {
+        let (a, b) = (g.ev(ia), g.ev(ib));
+        if is_instant(a.class()) || is_instant(b.class()) {
             continue;
         }
         id += 1;
         emit(
             &mut w,
-            &json!({"name":name,"cat":"msg","ph":"s","id":id,"ts":us(flow_ts(a, durs[ia])),
-                    "pid":pid(&a.node),"tid":a.tid}),
+            &json!({"name":name,"cat":"msg","ph":"s","id":id,"ts":us(flow_ts(a.ts(), durs[ia])),
+                    "pid":pid(a.node()),"tid":a.tid()}),
         )?;
         emit(
             &mut w,
-            &json!({"name":name,"cat":"msg","ph":"f","bp":"e","id":id,"ts":us(flow_ts(b, durs[ib])),
-                    "pid":pid(&b.node),"tid":b.tid}),
+            &json!({"name":name,"cat":"msg","ph":"f","bp":"e","id":id,"ts":us(flow_ts(b.ts(), durs[ib])),
+                    "pid":pid(b.node()),"tid":b.tid()}),
         )?;
     }
     w.write_all(b"\n]}\n")

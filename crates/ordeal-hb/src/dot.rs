@@ -1,5 +1,6 @@
 //! `graph.dot`: the happens-before graph for Graphviz.
 
+use crate::graph::compact::EvRef;
 use crate::graph::{EdgeKind, HbGraph, EXTERNAL};
 use crate::summary::fmt_bytes;
 use ordeal_events::{Class, Event, FileOp, SocketOp, Step};
@@ -39,13 +40,28 @@ pub fn dot_escape(s: &str) -> String {
 /// the file operations that make data durable (fsync family, rename). Non-blocking reads and
 /// writes that returned EAGAIN are left out.
 pub fn drawn(e: &Event) -> bool {
-    if e.fault.is_some() {
+    drawn_by(e.fault.is_some(), e.class, e.errno.as_deref(), || {
+        e.file_op()
+    })
+}
+
+fn drawn_ev(e: EvRef) -> bool {
+    drawn_by(e.has_fault(), e.class(), e.errno(), || e.file_op())
+}
+
+fn drawn_by(
+    fault: bool,
+    class: Option<Class>,
+    errno: Option<&str>,
+    file_op: impl FnOnce() -> Option<FileOp>,
+) -> bool {
+    if fault {
         return true; // an injected fault is always part of the picture
     }
-    match e.class {
+    match class {
         Some(Class::Net) | Some(Class::Proc) => true,
-        Some(Class::Data) => !matches!(e.errno.as_deref(), Some("EAGAIN") | Some("EWOULDBLOCK")),
-        Some(Class::File) => matches!(e.file_op(), Some(FileOp::Sync(_) | FileOp::Rename)),
+        Some(Class::Data) => !matches!(errno, Some("EAGAIN") | Some("EWOULDBLOCK")),
+        Some(Class::File) => matches!(file_op(), Some(FileOp::Sync(_) | FileOp::Rename)),
         None => false,
     }
 }
@@ -133,9 +149,13 @@ pub fn event_label(g: &HbGraph, e: &Event) -> String {
 
 /// Number of net + data + proc events: what the event-level picture limit counts.
 pub fn communication_events(g: &HbGraph) -> usize {
-    g.events()
-        .iter()
-        .filter(|e| matches!(e.class, Some(Class::Net | Class::Data | Class::Proc)))
+    (0..g.len())
+        .filter(|&i| {
+            matches!(
+                g.ev(i).class(),
+                Some(Class::Net | Class::Data | Class::Proc)
+            )
+        })
         .count()
 }
 
@@ -183,8 +203,27 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
     // edges whose ends are hidden.
     let mut shown_by_thread: Vec<Vec<u64>> = vec![Vec::new(); g.threads().len()];
     for (t, list) in shown_by_thread.iter_mut().enumerate() {
-        list.extend(g.thread_events(t).filter(|e| drawn(e)).map(|e| e.seq));
+        list.extend(
+            g.thread_indices(t)
+                .iter()
+                .map(|&i| g.ev(i as usize))
+                .filter(|&e| drawn_ev(e))
+                .map(|e| e.seq()),
+        );
     }
+    // The whole events of the shown ones, for their labels.
+    let wanted: HashSet<usize> = shown_by_thread
+        .iter()
+        .flatten()
+        .filter_map(|&seq| g.index_of(seq))
+        .collect();
+    let mut shown: HashMap<usize, Event> = HashMap::new();
+    g.for_each_event(|i, e| {
+        if wanted.contains(&i) {
+            shown.insert(i, e.clone());
+        }
+        Ok(())
+    })?;
     let mut threads_by_node: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (t, info) in g.threads().iter().enumerate() {
         if !shown_by_thread[t].is_empty() {
@@ -222,7 +261,10 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
                 )?;
             }
             for &seq in &shown_by_thread[t] {
-                let e = g.event(seq).expect("shown event exists");
+                let e = g
+                    .index_of(seq)
+                    .and_then(|i| shown.get(&i))
+                    .expect("shown event exists");
                 match &e.fault {
                     // Faulted events stand out: red, thick border, the fault under the label.
                     Some(f) => writeln!(
@@ -278,7 +320,8 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         if from == to {
             continue;
         }
-        let cross_node = g.event(from).map(|x| &x.node) != g.event(to).map(|x| &x.node);
+        let node = |seq| g.index_of(seq).map(|i| g.ev(i).node_id());
+        let cross_node = node(from) != node(to);
         let attrs = match e.kind {
             EdgeKind::Message { bytes } if cross_node => format!(
                 "style=bold, penwidth=2, color=\"#1d4ed8\", fontcolor=\"#1d4ed8\", label=\"{}\"",
@@ -312,8 +355,8 @@ pub fn write_node_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         .map(|n| (n.name.as_str(), n.role.as_str()))
         .collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for e in g.events() {
-        *counts.entry(e.node.as_str()).or_default() += 1;
+    for i in 0..g.len() {
+        *counts.entry(g.ev(i).node()).or_default() += 1;
     }
     for name in g.node_names() {
         let id = ids.len();

@@ -12,11 +12,15 @@
 
 use crate::addr::AddrMap;
 use clocks::Changes;
-use ordeal_events::{Event, Header, Proto};
+use compact::EventTable;
+use ordeal_events::{Event, Header, Proto, TraceReader};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
 
 mod clocks;
+pub(crate) mod compact;
 mod connections;
 mod datagrams;
 mod edges;
@@ -190,7 +194,13 @@ pub struct EdgeCounts {
 #[derive(Debug, Clone)]
 pub struct HbGraph {
     header: Header,
+    /// The whole events, when the graph was built from them ([`HbGraph::from_owned`]).
     events: Vec<Event>,
+    /// The trace file the events are read again from, for a graph built by
+    /// [`HbGraph::from_trace`] (which keeps no whole events).
+    trace: Option<PathBuf>,
+    /// What the passes and queries read of every event.
+    table: EventTable,
     ev_thread: Vec<u32>,
     ev_pos: Vec<u32>,
     threads: Vec<ThreadInfo>,
@@ -222,23 +232,64 @@ impl HbGraph {
     /// Builds the graph, taking ownership of the events (no copy). Never fails: inconsistencies
     /// in the input (cycles, duplicate seqs) are reported by [`HbGraph::warnings`].
     pub fn from_owned(header: Header, mut events: Vec<Event>) -> HbGraph {
-        let mut warnings = Vec::new();
         if !events.windows(2).all(|w| w[0].seq <= w[1].seq) {
             events.sort_by_key(|e| e.seq);
         }
-        if let Some(w) = events.windows(2).find(|w| w[0].seq == w[1].seq) {
+        let mut table = EventTable::default();
+        for e in &events {
+            table.push(e);
+        }
+        Self::from_table(header, table, events, None)
+    }
+
+    /// Builds the graph from a `trace.jsonl` file, streaming: only the compact form of each
+    /// event stays in memory (about 80 bytes, against 600 and more for an [`Event`]), so
+    /// [`HbGraph::events`] is empty and [`HbGraph::event`] answers `None`; the outputs read the
+    /// whole events from the file again ([`HbGraph::for_each_event`]). A file whose events are
+    /// not in `seq` order is read whole and sorted, as by [`HbGraph::from_owned`].
+    pub fn from_trace(path: &Path) -> Result<HbGraph, ordeal_events::Error> {
+        let reader = TraceReader::open(path)?;
+        let header = reader.header.clone();
+        let mut table = EventTable::default();
+        for e in reader {
+            let e = e?;
+            if table.evs.last().is_some_and(|last| last.seq > e.seq) {
+                let events = TraceReader::open(path)?.read_all()?;
+                return Ok(Self::from_owned(header, events));
+            }
+            table.push(&e);
+        }
+        Ok(Self::from_table(
+            header,
+            table,
+            Vec::new(),
+            Some(path.to_owned()),
+        ))
+    }
+
+    fn from_table(
+        header: Header,
+        mut table: EventTable,
+        events: Vec<Event>,
+        trace: Option<PathBuf>,
+    ) -> HbGraph {
+        table.finish();
+        let mut warnings = Vec::new();
+        if let Some(w) = table.evs.windows(2).find(|w| w[0].seq == w[1].seq) {
             warnings.push(format!(
                 "duplicate event seq {}: queries by seq see only one of them",
                 w[0].seq
             ));
         }
         assert!(
-            events.len() < u32::MAX as usize,
+            table.len() < u32::MAX as usize,
             "ordeal-hb supports fewer than 2^32 events"
         );
         let mut g = HbGraph {
             header,
             events,
+            trace,
+            table,
             ev_thread: Vec::new(),
             ev_pos: Vec::new(),
             threads: Vec::new(),
@@ -273,25 +324,76 @@ impl HbGraph {
         &self.header
     }
 
-    /// All events, sorted by `seq`.
+    /// All events, sorted by `seq`; empty for a graph built by [`HbGraph::from_trace`].
     pub fn events(&self) -> &[Event] {
         &self.events
     }
 
-    /// Index of the event with this `seq` in [`HbGraph::events`].
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the trace has no event.
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+
+    /// Calls `f` with every event in `seq` order, with its index: from memory, or read again
+    /// from the trace file for a graph built by [`HbGraph::from_trace`].
+    pub fn for_each_event(
+        &self,
+        mut f: impl FnMut(usize, &Event) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let Some(path) = &self.trace else {
+            return self
+                .events
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, e)| f(i, e));
+        };
+        let changed = || io::Error::other(format!("{}: changed while it was read", path.display()));
+        let reader = TraceReader::open(path).map_err(io::Error::other)?;
+        let mut i = 0;
+        for e in reader {
+            let e = e.map_err(io::Error::other)?;
+            if i >= self.table.len() || self.table.evs[i].seq != e.seq {
+                return Err(changed());
+            }
+            f(i, &e)?;
+            i += 1;
+        }
+        if i != self.table.len() {
+            return Err(changed());
+        }
+        Ok(())
+    }
+
+    /// Index of the event with this `seq` (in [`HbGraph::for_each_event`] order).
     pub fn index_of(&self, seq: u64) -> Option<usize> {
+        let evs = &self.table.evs;
         // Dense seqs make this O(1) in the common case.
-        if let Some(e) = self.events.get(seq as usize) {
+        if let Some(e) = evs.get(seq as usize) {
             if e.seq == seq {
                 return Some(seq as usize);
             }
         }
-        self.events.binary_search_by_key(&seq, |e| e.seq).ok()
+        evs.binary_search_by_key(&seq, |e| e.seq).ok()
     }
 
-    /// The event with this `seq`.
+    /// The event with this `seq`; `None` for a graph built by [`HbGraph::from_trace`].
     pub fn event(&self, seq: u64) -> Option<&Event> {
-        self.index_of(seq).map(|i| &self.events[i])
+        self.index_of(seq).and_then(|i| self.events.get(i))
+    }
+
+    /// The whole event at index `i` when it is a spawn, exec or exit (kept for the summary).
+    pub(crate) fn kept_event(&self, i: usize) -> Option<&Event> {
+        self.table.kept(i)
+    }
+
+    /// The compact event at index `i`.
+    pub(crate) fn ev(&self, i: usize) -> compact::EvRef<'_> {
+        self.table.get(i)
     }
 
     /// Traffic per directed `(from, to)` node pair. Peers that were not traced and own no

@@ -18,9 +18,10 @@ pub fn write_hb_jsonl<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
         .iter()
         .map(|t| serde_json::to_string(&t.label()).expect("string serializes"))
         .collect();
-    for e in g.events() {
-        write!(w, "{{\"seq\":{},\"vc\":{{", e.seq)?;
-        if let Some(vc) = g.vc(e.seq) {
+    for i in 0..g.len() {
+        let seq = g.ev(i).seq();
+        write!(w, "{{\"seq\":{seq},\"vc\":{{")?;
+        if let Some(vc) = g.vc(seq) {
             for (k, (t, v)) in vc.0.iter().enumerate() {
                 if k > 0 {
                     w.write_all(b",")?;
@@ -29,7 +30,7 @@ pub fn write_hb_jsonl<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
             }
         }
         w.write_all(b"},\"pred\":[")?;
-        for (k, p) in g.preds(e.seq).iter().enumerate() {
+        for (k, p) in g.preds(seq).iter().enumerate() {
             if k > 0 {
                 w.write_all(b",")?;
             }

@@ -205,13 +205,13 @@ pub struct EventCounts {
 impl Summary {
     /// Summarises a graph; `verdict` is the caller's judgement of the run.
     pub fn build(graph: &HbGraph, verdict: Verdict) -> Summary {
-        let events = graph.events();
+        let events = (0..graph.len()).map(|i| graph.ev(i));
         let mut counts = EventCounts {
-            total: events.len() as u64,
+            total: graph.len() as u64,
             ..Default::default()
         };
-        for e in events {
-            let class = match e.class {
+        for e in events.clone() {
+            let class = match e.class() {
                 Some(c) => serde_json::to_value(c)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
@@ -219,11 +219,11 @@ impl Summary {
                 None => "other".into(),
             };
             *counts.by_class.entry(class).or_default() += 1;
-            *counts.by_call.entry(e.call.clone()).or_default() += 1;
+            *counts.by_call.entry(e.call().to_string()).or_default() += 1;
         }
         let span_ns = match (
-            events.iter().map(|e| e.ts).min(),
-            events.iter().map(|e| e.ts.saturating_add(e.dur)).max(),
+            events.clone().map(|e| e.ts()).min(),
+            events.map(|e| e.ts().saturating_add(e.dur())).max(),
         ) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
@@ -301,7 +301,12 @@ fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
             }
         };
         let pr = &mut procs[k];
-        for e in graph.thread_events(t) {
+        // Only the lifecycle events matched here are kept whole by the graph.
+        for e in graph
+            .thread_indices(t)
+            .iter()
+            .filter_map(|&i| graph.kept_event(i as usize))
+        {
             match e.call.as_str() {
                 "spawn" | "exec" | "execve" | "execveat" if e.ok() => {
                     if let Some(argv) = e.argv.as_ref().filter(|a| !a.is_empty()) {

@@ -402,3 +402,72 @@ fn chrome_slices_of_one_thread_never_overlap() {
         .collect();
     assert_eq!(x, vec![(2.0, 1.0), (3.0, 0.1)]);
 }
+
+/// Every output file of a graph streamed from trace.jsonl, byte for byte as from the events
+/// in memory, for both dot levels.
+#[test]
+fn outputs_from_the_trace_file_equal_outputs_from_events() {
+    let (h, mut t) = rich();
+    t.push("b", 200, 200, "fsync", |e| {
+        e.ret = Some(0);
+        e.path = Some("/data/b/wal".into());
+        e.fault = Some(ordeal_events::FaultMark::fired("f", "delay 1ms before"));
+    });
+    t.push("b", 200, 200, "exec", |e| {
+        e.argv = Some(vec!["/bin/true".into(), "x".into()]);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let mut w = ordeal_events::TraceWriter::new(Vec::new(), &h).unwrap();
+    for e in &t.events {
+        w.write(e).unwrap();
+    }
+    std::fs::write(&trace, w.into_inner()).unwrap();
+    let streamed = HbGraph::from_trace(&trace).unwrap();
+    let held = HbGraph::build(&h, &t.events);
+    assert!(streamed.events().is_empty());
+    assert_eq!(streamed.len(), t.events.len());
+    for limit in [DEFAULT_DOT_LIMIT, 0] {
+        let mut files = Vec::new();
+        for g in [&held, &streamed] {
+            let out = dir.path().join(format!("out{}", files.len()));
+            std::fs::create_dir(&out).unwrap();
+            let s = Summary::build(g, Verdict::pass());
+            write_outputs(&out, g, &s, limit).unwrap();
+            files.push(out);
+        }
+        for name in ["graph.dot", "trace.json", "summary.json", "hb.jsonl"] {
+            let read = |d: &Path| std::fs::read_to_string(d.join(name)).unwrap();
+            assert_eq!(
+                read(&files[0]),
+                read(&files[1]),
+                "{name} (dot limit {limit})"
+            );
+        }
+        for f in files {
+            std::fs::remove_dir_all(f).unwrap();
+        }
+    }
+}
+
+/// A trace written out of `seq` order is read whole and sorted, like events in memory.
+#[test]
+fn a_trace_file_out_of_seq_order_is_sorted() {
+    let (h, t) = rich();
+    let mut events = t.events.clone();
+    events.swap(3, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let mut w = ordeal_events::TraceWriter::new(Vec::new(), &h).unwrap();
+    for e in &events {
+        w.write(e).unwrap();
+    }
+    std::fs::write(&trace, w.into_inner()).unwrap();
+    let g = HbGraph::from_trace(&trace).unwrap();
+    assert_eq!(g.events(), &t.events[..]);
+    let held = HbGraph::build(&h, &t.events);
+    assert_eq!(
+        g.edges().collect::<Vec<_>>(),
+        held.edges().collect::<Vec<_>>()
+    );
+}

@@ -45,10 +45,8 @@ pub fn write_outputs(
     verdict: Verdict,
     max_dot_events: usize,
 ) -> Result<Summary, Error> {
-    let reader = TraceReader::open(&run_dir.join("trace.jsonl"))?;
-    let header = reader.header.clone();
-    let events = reader.read_all()?;
-    let graph = HbGraph::from_owned(header, events);
+    // Streamed: the graph keeps a compact form of each event, the outputs read the file again.
+    let graph = HbGraph::from_trace(&run_dir.join("trace.jsonl"))?;
     let mut summary = Summary::build(&graph, verdict);
     summary.snapshots = diag::links(run_dir);
     ordeal_hb::write_outputs(run_dir, &graph, &summary, max_dot_events)
@@ -59,9 +57,7 @@ pub fn write_outputs(
 /// Only `summary.json`, from `RUN_DIR/trace.jsonl` with `verdict` (see
 /// [`crate::RunOptions::summary_only`]).
 pub(crate) fn write_summary_only(run_dir: &Path, verdict: Verdict) -> Result<Summary, Error> {
-    let reader = TraceReader::open(&run_dir.join("trace.jsonl"))?;
-    let header = reader.header.clone();
-    let graph = HbGraph::from_owned(header, reader.read_all()?);
+    let graph = HbGraph::from_trace(&run_dir.join("trace.jsonl"))?;
     let mut summary = Summary::build(&graph, verdict);
     summary.snapshots = diag::links(run_dir);
     let path = run_dir.join("summary.json");

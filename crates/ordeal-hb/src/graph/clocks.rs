@@ -18,7 +18,7 @@ impl HbGraph {
     /// changes. A cycle (impossible for a faithful trace) is broken at the lowest-seq event left
     /// by dropping its incoming edges from unprocessed events, with a warning.
     pub(super) fn compute_clocks(&mut self) {
-        let n = self.events.len();
+        let n = self.table.len();
         let mut indeg = vec![0u32; n];
         for evs in &self.thread_events {
             for &i in evs.iter().skip(1) {
@@ -56,8 +56,8 @@ impl HbGraph {
                         if !done[f as usize] && !broken[ei as usize] {
                             broken[ei as usize] = true;
                             cut.push(Edge {
-                                from: self.events[f as usize].seq,
-                                to: self.events[i].seq,
+                                from: self.table.evs[f as usize].seq,
+                                to: self.table.evs[i].seq,
                                 kind,
                             });
                         }
@@ -65,7 +65,7 @@ impl HbGraph {
                     self.warnings.push(format!(
                         "happens-before cycle: dropped {} edge(s) into event #{} ({})",
                         cut.len(),
-                        self.events[i].seq,
+                        self.table.evs[i].seq,
                         cut.iter()
                             .map(|e| format!("#{} {}", e.from, e.kind.name()))
                             .collect::<Vec<_>>()

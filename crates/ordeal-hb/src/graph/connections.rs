@@ -129,7 +129,7 @@ impl HbGraph {
         }
         let sum = |v: &[u32]| {
             v.iter()
-                .map(|&i| self.events[i as usize].moved())
+                .map(|&i| self.table.get(i as usize).moved())
                 .sum::<u64>()
         };
         let conn = Connection {
@@ -144,8 +144,8 @@ impl HbGraph {
                 .unwrap_or_else(|| "?".into()),
             client_ino: Some(cino),
             server_ino: Some(sino),
-            connect_seq: c.connect.map(|i| self.events[i as usize].seq),
-            accept_seq: s.accept.map(|i| self.events[i as usize].seq),
+            connect_seq: c.connect.map(|i| self.table.evs[i as usize].seq),
+            accept_seq: s.accept.map(|i| self.table.evs[i as usize].seq),
             bytes_client_to_server: sum(&c.sends),
             bytes_server_to_client: sum(&s.sends),
             both_traced: true,
@@ -160,7 +160,7 @@ impl HbGraph {
     fn unpaired_stream(&mut self, ino: u64, ep: &Endpoint, peer: &str) {
         let sum = |v: &[u32]| {
             v.iter()
-                .map(|&i| self.events[i as usize].moved())
+                .map(|&i| self.table.get(i as usize).moved())
                 .sum::<u64>()
         };
         let (sent, received) = (sum(&ep.sends), sum(&ep.recvs));
@@ -192,11 +192,11 @@ impl HbGraph {
                 server_addr: ep
                     .remote
                     .clone()
-                    .or_else(|| self.events[c as usize].addr.as_deref().map(norm_addr))
+                    .or_else(|| self.table.get(c as usize).addr().map(norm_addr))
                     .unwrap_or_else(|| "?".into()),
                 client_ino: Some(ino),
                 server_ino: None,
-                connect_seq: Some(self.events[c as usize].seq),
+                connect_seq: Some(self.table.evs[c as usize].seq),
                 accept_seq: None,
                 bytes_client_to_server: sent,
                 bytes_server_to_client: received,
@@ -212,7 +212,7 @@ impl HbGraph {
                 client_ino: None,
                 server_ino: Some(ino),
                 connect_seq: None,
-                accept_seq: Some(self.events[a as usize].seq),
+                accept_seq: Some(self.table.evs[a as usize].seq),
                 bytes_client_to_server: received,
                 bytes_server_to_client: sent,
                 both_traced: false,
@@ -229,30 +229,30 @@ impl HbGraph {
 
     pub(super) fn collect_failed_connects(&mut self) {
         let mut agg: BTreeMap<(String, String, String), FailedConnect> = BTreeMap::new();
-        for e in &self.events {
-            if e.call != "connect" || connect_attempted(e) {
+        for i in 0..self.table.len() {
+            let e = self.table.get(i);
+            if e.call() != "connect" || connect_attempted(e) {
                 continue;
             }
             let addr = e
-                .addr
-                .as_deref()
-                .or_else(|| e.sock.as_ref().and_then(|s| s.remote.as_deref()))
+                .addr()
+                .or_else(|| e.sock().and_then(|s| s.remote.as_deref()))
                 .map(norm_addr)
                 .unwrap_or_else(|| "?".into());
             let errno = e
-                .errno
-                .clone()
-                .unwrap_or_else(|| format!("{}", e.ret.unwrap_or(0)));
+                .errno()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}", e.ret().unwrap_or(0)));
             let target = self.addr_map.lookup(&addr).unwrap_or(EXTERNAL).to_string();
-            agg.entry((e.node.clone(), addr.clone(), errno.clone()))
+            agg.entry((e.node().to_string(), addr.clone(), errno.clone()))
                 .and_modify(|f| f.count += 1)
                 .or_insert(FailedConnect {
-                    node: e.node.clone(),
+                    node: e.node().to_string(),
                     addr,
                     target_node: target,
                     errno,
                     count: 1,
-                    first_seq: e.seq,
+                    first_seq: e.seq(),
                 });
         }
         let mut v: Vec<_> = agg.into_values().collect();

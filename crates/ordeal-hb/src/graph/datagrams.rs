@@ -20,22 +20,23 @@ impl HbGraph {
         let mut sends: BTreeMap<(u16, u16), Vec<(Dgram, bool)>> = BTreeMap::new();
         let mut unkeyed_sends: Vec<Dgram> = Vec::new();
         let mut recvs: Vec<Dgram> = Vec::new();
-        for (i, e) in self.events.iter().enumerate() {
-            let Some(s) = &e.sock else { continue };
+        for i in 0..self.table.len() {
+            let e = self.table.get(i);
+            let Some(s) = e.sock() else { continue };
             if s.proto != Proto::Udp || e.moved() == 0 {
                 continue;
             }
             let (src, dst) = if e.is_send() {
-                (s.local.clone(), e.addr.clone().or_else(|| s.remote.clone()))
+                (s.local.as_deref(), e.addr().or(s.remote.as_deref()))
             } else if e.is_recv() {
-                (e.addr.clone().or_else(|| s.remote.clone()), s.local.clone())
+                (e.addr().or(s.remote.as_deref()), s.local.as_deref())
             } else {
                 continue;
             };
             let d = Dgram {
                 idx: i as u32,
-                src: src.map(|a| norm_addr(&a)).unwrap_or_default(),
-                dst: dst.map(|a| norm_addr(&a)).unwrap_or_default(),
+                src: src.map(norm_addr).unwrap_or_default(),
+                dst: dst.map(norm_addr).unwrap_or_default(),
                 size: e.moved(),
             };
             let key = crate::addr::split_host_port(&d.src)
@@ -52,9 +53,9 @@ impl HbGraph {
             let key = crate::addr::split_host_port(&r.src)
                 .zip(crate::addr::split_host_port(&r.dst))
                 .map(|((_, a), (_, b))| (a, b));
-            let re = &self.events[r.idx as usize];
-            let r_end = re.ts.saturating_add(re.dur);
-            let events = &self.events;
+            let re = self.table.get(r.idx as usize);
+            let r_end = re.ts().saturating_add(re.dur());
+            let events = &self.table.evs;
             let fits = |s: &Dgram, used: bool| {
                 !used && s.size == r.size && events[s.idx as usize].ts <= r_end
             };
@@ -85,7 +86,10 @@ impl HbGraph {
                 matched_recv[ri] = true;
                 self.cross
                     .push((s.idx, r.idx, EdgeKind::Message { bytes: r.size }));
-                let key = (self.events[s.idx as usize].node.clone(), re.node.clone());
+                let key = (
+                    self.table.get(s.idx as usize).node().to_string(),
+                    re.node().to_string(),
+                );
                 let t = self.traffic.entry(key).or_default();
                 t.messages += 1;
                 t.bytes += r.size;
@@ -101,7 +105,10 @@ impl HbGraph {
         for d in unmatched_sends {
             let peer = self.addr_map.lookup(&d.dst).unwrap_or(EXTERNAL);
             extra.push((
-                (self.events[d.idx as usize].node.clone(), peer.to_string()),
+                (
+                    self.table.get(d.idx as usize).node().to_string(),
+                    peer.to_string(),
+                ),
                 d.size,
             ));
         }
@@ -109,7 +116,10 @@ impl HbGraph {
             if !matched_recv[ri] {
                 let peer = self.addr_map.lookup(&d.src).unwrap_or(EXTERNAL);
                 extra.push((
-                    (peer.to_string(), self.events[d.idx as usize].node.clone()),
+                    (
+                        peer.to_string(),
+                        self.table.get(d.idx as usize).node().to_string(),
+                    ),
                     d.size,
                 ));
             }

@@ -9,7 +9,7 @@ use super::{Edge, EdgeCounts, EdgeKind, HbGraph};
 
 impl HbGraph {
     pub(super) fn index_edges(&mut self) {
-        let n = self.events.len();
+        let n = self.table.len();
         let (in_start, in_list) = csr(n, self.cross.iter().map(|e| e.1));
         let (out_start, out_list) = csr(n, self.cross.iter().map(|e| e.0));
         self.in_start = in_start;
@@ -31,8 +31,8 @@ impl HbGraph {
     pub fn edges(&self) -> impl Iterator<Item = Edge> + '_ {
         let program = self.thread_events.iter().flat_map(move |evs| {
             evs.windows(2).map(move |w| Edge {
-                from: self.events[w[0] as usize].seq,
-                to: self.events[w[1] as usize].seq,
+                from: self.table.evs[w[0] as usize].seq,
+                to: self.table.evs[w[1] as usize].seq,
                 kind: EdgeKind::Program,
             })
         });
@@ -41,8 +41,8 @@ impl HbGraph {
 
     fn cross_edge(&self, (f, t, kind): (u32, u32, EdgeKind)) -> Edge {
         Edge {
-            from: self.events[f as usize].seq,
-            to: self.events[t as usize].seq,
+            from: self.table.evs[f as usize].seq,
+            to: self.table.evs[t as usize].seq,
             kind,
         }
     }
@@ -58,7 +58,7 @@ impl HbGraph {
         if pos > 0 {
             let p = self.thread_events[t][pos - 1] as usize;
             v.push(Edge {
-                from: self.events[p].seq,
+                from: self.table.evs[p].seq,
                 to: seq,
                 kind: EdgeKind::Program,
             });
@@ -82,7 +82,7 @@ impl HbGraph {
         if let Some(&nx) = self.thread_events[t].get(pos + 1) {
             v.push(Edge {
                 from: seq,
-                to: self.events[nx as usize].seq,
+                to: self.table.evs[nx as usize].seq,
                 kind: EdgeKind::Program,
             });
         }

@@ -4,9 +4,10 @@
 //! successful (or in-progress) connect and first successful accept; its sends and receives are
 //! in `seq` order and each moved at least one byte.
 
+use super::compact::EvRef;
 use super::{HbGraph, EXTERNAL};
 use crate::addr::{is_unspecified, norm_addr, AddrMap};
-use ordeal_events::{Class, Event, Proto, SocketOp};
+use ordeal_events::{Class, Proto, SocketOp};
 use std::collections::BTreeMap;
 
 /// What one socket inode did over the trace.
@@ -34,19 +35,20 @@ impl HbGraph {
                 map.add_header_port(p, &n.name);
             }
         }
-        for e in &self.events {
+        for i in 0..self.table.len() {
+            let e = self.table.get(i);
             if !e.ok() {
                 continue;
             }
-            match e.call.as_str() {
+            match e.call() {
                 "bind" => {
-                    if let Some(a) = &e.addr {
-                        map.add_listen(a, &e.node);
+                    if let Some(a) = e.addr() {
+                        map.add_listen(a, e.node());
                     }
                 }
                 "listen" => {
-                    if let Some(a) = e.sock.as_ref().and_then(|s| s.local.as_ref()) {
-                        map.add_listen(a, &e.node);
+                    if let Some(a) = e.sock().and_then(|s| s.local.as_ref()) {
+                        map.add_listen(a, e.node());
                     }
                 }
                 _ => {}
@@ -63,9 +65,7 @@ impl HbGraph {
     pub(super) fn peer_name(&self, ep: &Endpoint) -> String {
         // A refused non-blocking connect leaves no remote address on the socket: fall back on
         // the address the connect asked for.
-        let target = ep
-            .connect
-            .and_then(|c| self.events[c as usize].addr.as_deref());
+        let target = ep.connect.and_then(|c| self.table.get(c as usize).addr());
         ep.remote
             .as_deref()
             .or(target)
@@ -77,10 +77,11 @@ impl HbGraph {
 
     pub(super) fn collect_endpoints(&self) -> BTreeMap<u64, Endpoint> {
         let mut eps: BTreeMap<u64, Endpoint> = BTreeMap::new();
-        for (i, e) in self.events.iter().enumerate() {
-            let Some(s) = &e.sock else { continue };
+        for i in 0..self.table.len() {
+            let e = self.table.get(i);
+            let Some(s) = e.sock() else { continue };
             let ep = eps.entry(s.ino).or_insert_with(|| Endpoint {
-                node: e.node.clone(),
+                node: e.node().to_string(),
                 first: i as u32,
                 ..Default::default()
             });
@@ -110,7 +111,7 @@ impl HbGraph {
                 Some(SocketOp::Listen) if e.ok() => ep.listening = true,
                 _ => {}
             }
-            if e.class == Some(Class::Data) {
+            if e.class() == Some(Class::Data) {
                 if e.is_send() && e.moved() > 0 {
                     ep.sends.push(i as u32);
                 } else if e.is_recv() && e.moved() > 0 {
@@ -123,11 +124,11 @@ impl HbGraph {
 }
 
 /// A connect that started a connection: success, or an asynchronous one still in progress.
-pub(super) fn connect_attempted(e: &Event) -> bool {
+pub(super) fn connect_attempted(e: EvRef) -> bool {
     e.ok()
         || matches!(
-            e.errno.as_deref(),
+            e.errno(),
             Some("EINPROGRESS") | Some("EALREADY") | Some("EINTR") | Some("EISCONN")
         )
-        || (e.errno.is_none() && e.ret == Some(-115))
+        || (e.errno().is_none() && e.ret() == Some(-115))
 }

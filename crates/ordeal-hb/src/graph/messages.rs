@@ -4,16 +4,16 @@
 //! Invariant: each edge carries the number of bytes its send and receive share; bytes sent that
 //! no traced receive consumed count as unmatched traffic.
 
+use super::compact::EventTable;
 use super::endpoints::Endpoint;
 use super::{EdgeKind, HbGraph};
 use crate::ranges::{match_ranges, Range};
-use ordeal_events::Event;
 
 impl HbGraph {
     /// Matches sends on `a` against receives on `b` (one direction of a paired stream).
     pub(super) fn stream_direction(&mut self, a: &Endpoint, b: &Endpoint) {
-        let sends = ranges(&self.events, &a.sends);
-        let recvs = ranges(&self.events, &b.recvs);
+        let sends = ranges(&self.table, &a.sends);
+        let recvs = ranges(&self.table, &b.recvs);
         let overlaps = match_ranges(&sends, &recvs);
         let mut matched = vec![0u64; sends.len()];
         let mut last_counted: Option<usize> = None;
@@ -23,8 +23,8 @@ impl HbGraph {
                 .push((s, r, EdgeKind::Message { bytes: o.bytes }));
             matched[o.send] += o.bytes;
             let key = (
-                self.events[s as usize].node.clone(),
-                self.events[r as usize].node.clone(),
+                self.table.get(s as usize).node().to_string(),
+                self.table.get(r as usize).node().to_string(),
             );
             let t = self.traffic.entry(key).or_default();
             t.bytes += o.bytes;
@@ -36,7 +36,10 @@ impl HbGraph {
         for (k, &s) in a.sends.iter().enumerate() {
             let left = sends[k].len.saturating_sub(matched[k]);
             if left > 0 {
-                let key = (self.events[s as usize].node.clone(), b.node.clone());
+                let key = (
+                    self.table.get(s as usize).node().to_string(),
+                    b.node.clone(),
+                );
                 self.traffic.entry(key).or_default().unmatched_bytes += left;
             }
         }
@@ -44,12 +47,12 @@ impl HbGraph {
 }
 
 /// Byte ranges of some data events: `off` when recorded, else the running total.
-fn ranges(events: &[Event], idx: &[u32]) -> Vec<Range> {
+fn ranges(events: &EventTable, idx: &[u32]) -> Vec<Range> {
     let mut next = 0u64;
     idx.iter()
         .map(|&i| {
-            let e = &events[i as usize];
-            let off = e.off.unwrap_or(next);
+            let e = events.get(i as usize);
+            let off = e.off().unwrap_or(next);
             next = off + e.moved();
             Range::new(off, e.moved())
         })
@@ -59,6 +62,7 @@ fn ranges(events: &[Event], idx: &[u32]) -> Vec<Range> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ordeal_events::Event;
 
     #[test]
     fn ranges_use_the_recorded_offset_else_the_running_total() {
@@ -67,12 +71,15 @@ mod tests {
             off,
             ..Default::default()
         };
-        let events = vec![
+        let mut events = EventTable::default();
+        for e in [
             data(4, None),
             data(99, None),
             data(6, Some(10)),
             data(3, None),
-        ];
+        ] {
+            events.push(&e);
+        }
         assert_eq!(
             ranges(&events, &[0, 2, 3]),
             vec![Range::new(0, 4), Range::new(10, 6), Range::new(16, 3)]

@@ -11,29 +11,29 @@ use std::collections::HashMap;
 
 impl HbGraph {
     pub(super) fn assign_threads(&mut self) {
-        let n = self.events.len();
+        let n = self.table.len();
         self.ev_thread = vec![0; n];
         self.ev_pos = vec![0; n];
         let mut current: HashMap<i32, usize> = HashMap::new();
         let mut pending_fork: HashMap<i32, u32> = HashMap::new();
         let mut incarnations: HashMap<i32, u32> = HashMap::new();
         for i in 0..n {
-            let e = &self.events[i];
-            let tid = e.tid;
+            let e = self.table.get(i);
+            let tid = e.tid();
             let fork = pending_fork.remove(&tid);
             let t = match current.get(&tid) {
-                Some(&t) if fork.is_none() && e.call != "spawn" && !self.threads[t].exited => t,
+                Some(&t) if fork.is_none() && e.call() != "spawn" && !self.threads[t].exited => t,
                 _ => {
                     let inc = incarnations.entry(tid).or_insert(0);
                     *inc += 1;
                     let t = self.threads.len();
                     self.threads.push(ThreadInfo {
-                        node: e.node.clone(),
-                        pid: e.pid,
+                        node: e.node().to_string(),
+                        pid: e.pid(),
                         tid,
                         incarnation: *inc,
-                        parent: fork.map(|f| self.events[f as usize].seq),
-                        spawned: e.call == "spawn",
+                        parent: fork.map(|f| self.table.evs[f as usize].seq),
+                        spawned: e.call() == "spawn",
                         exited: false,
                         events: 0,
                     });
@@ -49,12 +49,12 @@ impl HbGraph {
             self.ev_pos[i] = self.thread_events[t].len() as u32;
             self.thread_events[t].push(i as u32);
             self.threads[t].events += 1;
-            let e = &self.events[i];
-            if e.call == "exit" {
+            let e = self.table.get(i);
+            if e.call() == "exit" {
                 self.threads[t].exited = true;
             }
             if e.step().is_some_and(Step::creates_task) && e.ok() {
-                if let Some(child) = e.child.filter(|&c| c > 0) {
+                if let Some(child) = e.child().filter(|&c| c > 0) {
                     // The child's first event normally comes later. If the current thread with
                     // this tid has no known creator (every traced thread is spawned or forked),
                     // the fork was recorded after the child ran (vfork returns only once the
@@ -66,7 +66,7 @@ impl HbGraph {
                                 && c != t =>
                         {
                             let first = self.thread_events[c][0];
-                            self.threads[c].parent = Some(e.seq);
+                            self.threads[c].parent = Some(e.seq());
                             self.cross.push((i as u32, first, EdgeKind::Fork));
                         }
                         _ => {
@@ -88,12 +88,16 @@ impl HbGraph {
         self.index_of(seq).map(|i| self.ev_thread[i] as usize)
     }
 
-    /// Events of one thread incarnation in program order.
+    /// Events of one thread incarnation in program order (none for a graph built by
+    /// [`HbGraph::from_trace`]).
     pub fn thread_events(&self, t: ThreadId) -> impl Iterator<Item = &Event> + '_ {
-        self.thread_events
-            .get(t)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.events[i as usize])
+        self.thread_indices(t)
+            .iter()
+            .filter_map(|&i| self.events.get(i as usize))
+    }
+
+    /// Indices of one thread incarnation's events in program order.
+    pub(crate) fn thread_indices(&self, t: ThreadId) -> &[u32] {
+        self.thread_events.get(t).map_or(&[], Vec::as_slice)
     }
 }

@@ -1,0 +1,321 @@
+//! The compact event form the graph is built from: what the passes and the outputs' cross-event
+//! lookups read, with strings and sockets interned. About 80 bytes an event, where an owned
+//! [`Event`] costs 600 and more; fields only printed (paths, flags, payloads) are not kept and
+//! the outputs read them from the events themselves, streamed in `seq` order.
+//!
+//! Invariant: `evs[i]` describes the `i`-th event in `seq` order; `kept` holds the whole events
+//! the summary reads (process lifecycle), by index.
+
+use ordeal_events::{calls, CallSpec, Class, Direction, Event, FileOp, Sock, SocketOp, Step};
+use std::collections::HashMap;
+
+/// Id of an absent string or socket.
+const NONE: u32 = u32::MAX;
+
+const HAS_RET: u8 = 1;
+const HAS_OFF: u8 = 2;
+const HAS_CHILD: u8 = 4;
+const HAS_FAULT: u8 = 8;
+
+/// One event, compact. Strings and sockets are ids into [`EventTable`].
+#[derive(Debug, Clone)]
+pub(crate) struct Ev {
+    pub(crate) seq: u64,
+    pub(crate) ts: u64,
+    pub(crate) dur: u64,
+    ret: i64,
+    off: u64,
+    pub(crate) pid: i32,
+    pub(crate) tid: i32,
+    child: i32,
+    node: u32,
+    call: u32,
+    errno: u32,
+    addr: u32,
+    sock: u32,
+    class: Option<Class>,
+    has: u8,
+}
+
+/// What the graph keeps of a trace's events.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EventTable {
+    pub(crate) evs: Vec<Ev>,
+    strings: Vec<Box<str>>,
+    string_ids: HashMap<Box<str>, u32>,
+    socks: Vec<Sock>,
+    sock_ids: HashMap<Sock, u32>,
+    /// Per call id: its entry in the call table and its lifecycle step.
+    call_info: Vec<(Option<&'static CallSpec>, Option<Step>)>,
+    kept: HashMap<u32, Event>,
+}
+
+/// Calls whose whole events the summary reads (commands, exit codes and signals).
+fn kept_call(call: &str) -> bool {
+    matches!(call, "spawn" | "exec" | "execve" | "execveat" | "exit")
+}
+
+impl EventTable {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.string_ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as u32;
+        self.strings.push(s.into());
+        self.string_ids.insert(s.into(), id);
+        id
+    }
+
+    fn intern_opt(&mut self, s: Option<&str>) -> u32 {
+        s.map_or(NONE, |s| self.intern(s))
+    }
+
+    /// Appends an event (callers keep `seq` order).
+    pub(crate) fn push(&mut self, e: &Event) {
+        let node = self.intern(&e.node);
+        let call = self.intern(&e.call);
+        if call as usize >= self.call_info.len() {
+            self.call_info.resize(call as usize + 1, (None, None));
+            self.call_info[call as usize] = (calls::by_name(&e.call), Step::from_name(&e.call));
+        }
+        let errno = self.intern_opt(e.errno.as_deref());
+        let addr = self.intern_opt(e.addr.as_deref());
+        let sock = match &e.sock {
+            None => NONE,
+            Some(s) => match self.sock_ids.get(s) {
+                Some(&id) => id,
+                None => {
+                    let id = self.socks.len() as u32;
+                    self.socks.push(s.clone());
+                    self.sock_ids.insert(s.clone(), id);
+                    id
+                }
+            },
+        };
+        let mut has = 0;
+        for (set, bit) in [
+            (e.ret.is_some(), HAS_RET),
+            (e.off.is_some(), HAS_OFF),
+            (e.child.is_some(), HAS_CHILD),
+            (e.fault.is_some(), HAS_FAULT),
+        ] {
+            if set {
+                has |= bit;
+            }
+        }
+        if kept_call(&e.call) {
+            self.kept.insert(self.evs.len() as u32, e.clone());
+        }
+        self.evs.push(Ev {
+            seq: e.seq,
+            ts: e.ts,
+            dur: e.dur,
+            ret: e.ret.unwrap_or(0),
+            off: e.off.unwrap_or(0),
+            pid: e.pid,
+            tid: e.tid,
+            child: e.child.unwrap_or(0),
+            node,
+            call,
+            errno,
+            addr,
+            sock,
+            class: e.class,
+            has,
+        });
+    }
+
+    /// Frees the lookup maps once every event is in.
+    pub(crate) fn finish(&mut self) {
+        self.string_ids = HashMap::new();
+        self.sock_ids = HashMap::new();
+        self.evs.shrink_to_fit();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.evs.len()
+    }
+
+    /// The event at index `i`.
+    pub(crate) fn get(&self, i: usize) -> EvRef<'_> {
+        EvRef {
+            t: self,
+            e: &self.evs[i],
+        }
+    }
+
+    /// The whole event at index `i`, for the process lifecycle calls the summary reads.
+    pub(crate) fn kept(&self, i: usize) -> Option<&Event> {
+        self.kept.get(&(i as u32))
+    }
+}
+
+/// One compact event with its table: the [`Event`] accessors the graph uses.
+#[derive(Clone, Copy)]
+pub(crate) struct EvRef<'a> {
+    t: &'a EventTable,
+    e: &'a Ev,
+}
+
+impl<'a> EvRef<'a> {
+    fn string(&self, id: u32) -> Option<&'a str> {
+        (id != NONE).then(|| &*self.t.strings[id as usize])
+    }
+    pub(crate) fn seq(&self) -> u64 {
+        self.e.seq
+    }
+    pub(crate) fn ts(&self) -> u64 {
+        self.e.ts
+    }
+    pub(crate) fn dur(&self) -> u64 {
+        self.e.dur
+    }
+    pub(crate) fn pid(&self) -> i32 {
+        self.e.pid
+    }
+    pub(crate) fn tid(&self) -> i32 {
+        self.e.tid
+    }
+    pub(crate) fn node(&self) -> &'a str {
+        self.string(self.e.node).unwrap_or_default()
+    }
+    /// Interned node id: equal ids, equal nodes.
+    pub(crate) fn node_id(&self) -> u32 {
+        self.e.node
+    }
+    pub(crate) fn call(&self) -> &'a str {
+        self.string(self.e.call).unwrap_or_default()
+    }
+    pub(crate) fn class(&self) -> Option<Class> {
+        self.e.class
+    }
+    pub(crate) fn ret(&self) -> Option<i64> {
+        (self.e.has & HAS_RET != 0).then_some(self.e.ret)
+    }
+    pub(crate) fn off(&self) -> Option<u64> {
+        (self.e.has & HAS_OFF != 0).then_some(self.e.off)
+    }
+    pub(crate) fn child(&self) -> Option<i32> {
+        (self.e.has & HAS_CHILD != 0).then_some(self.e.child)
+    }
+    pub(crate) fn has_fault(&self) -> bool {
+        self.e.has & HAS_FAULT != 0
+    }
+    pub(crate) fn errno(&self) -> Option<&'a str> {
+        self.string(self.e.errno)
+    }
+    pub(crate) fn addr(&self) -> Option<&'a str> {
+        self.string(self.e.addr)
+    }
+    pub(crate) fn sock(&self) -> Option<&'a Sock> {
+        (self.e.sock != NONE).then(|| &self.t.socks[self.e.sock as usize])
+    }
+    /// See [`Event::ok`].
+    pub(crate) fn ok(&self) -> bool {
+        self.ret().is_none_or(|r| r >= 0)
+    }
+    /// See [`Event::moved`].
+    pub(crate) fn moved(&self) -> u64 {
+        match self.ret() {
+            Some(r) if r > 0 => r as u64,
+            _ => 0,
+        }
+    }
+    fn spec(&self) -> Option<&'static CallSpec> {
+        self.t.call_info[self.e.call as usize].0
+    }
+    pub(crate) fn step(&self) -> Option<Step> {
+        self.t.call_info[self.e.call as usize].1
+    }
+    /// See [`Event::socket_op`].
+    pub(crate) fn socket_op(&self) -> Option<SocketOp> {
+        if !matches!(self.e.class, Some(Class::Net | Class::Data)) {
+            return None;
+        }
+        self.spec()?.socket.map(|s| s.op)
+    }
+    /// See [`Event::file_op`].
+    pub(crate) fn file_op(&self) -> Option<FileOp> {
+        if self.e.class != Some(Class::File) {
+            return None;
+        }
+        self.spec()?.file.map(|f| f.op)
+    }
+    fn direction(&self) -> Option<Direction> {
+        self.socket_op()?.direction()
+    }
+    pub(crate) fn is_send(&self) -> bool {
+        self.direction() == Some(Direction::Send)
+    }
+    pub(crate) fn is_recv(&self) -> bool {
+        self.direction() == Some(Direction::Recv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordeal_events::{FaultMark, Proto};
+
+    #[test]
+    fn a_compact_event_answers_like_the_event() {
+        let full = Event {
+            seq: 7,
+            ts: 10,
+            dur: 3,
+            node: "a".into(),
+            pid: 1,
+            tid: 2,
+            call: "write".into(),
+            class: Some(Class::Data),
+            ret: Some(-11),
+            errno: Some("EAGAIN".into()),
+            off: Some(40),
+            sock: Some(Sock {
+                ino: 9,
+                proto: Proto::Tcp,
+                local: Some("127.0.0.1:1".into()),
+                remote: None,
+                peer_ino: None,
+                peer_node: None,
+            }),
+            fault: Some(FaultMark::fired("f", "fail EAGAIN")),
+            ..Default::default()
+        };
+        let mut t = EventTable::default();
+        t.push(&full);
+        t.push(&Event {
+            node: "a".into(),
+            call: "exit".into(),
+            class: Some(Class::Proc),
+            code: Some(3),
+            ..Default::default()
+        });
+        t.finish();
+        let e = t.get(0);
+        assert_eq!(
+            (e.seq(), e.ts(), e.dur(), e.pid(), e.tid()),
+            (7, 10, 3, 1, 2)
+        );
+        assert_eq!(
+            (e.node(), e.call(), e.class()),
+            ("a", "write", Some(Class::Data))
+        );
+        assert_eq!(
+            (e.ret(), e.errno(), e.off()),
+            (Some(-11), Some("EAGAIN"), Some(40))
+        );
+        assert_eq!((e.ok(), e.moved()), (full.ok(), full.moved()));
+        assert_eq!((e.is_send(), e.is_recv()), (full.is_send(), full.is_recv()));
+        assert_eq!(e.sock(), full.sock.as_ref());
+        assert_eq!((e.addr(), e.child(), e.has_fault()), (None, None, true));
+        let exit = t.get(1);
+        assert_eq!(exit.node_id(), e.node_id());
+        assert_eq!(
+            (exit.ret(), exit.off(), exit.has_fault()),
+            (None, None, false)
+        );
+        assert_eq!(t.kept(1).and_then(|e| e.code), Some(3));
+        assert!(t.kept(0).is_none());
+    }
+}
