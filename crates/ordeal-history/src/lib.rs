@@ -22,6 +22,7 @@
 //! the `builtin!` list of `src/model/mod.rs` to make it a [`Model`] known by name. The search
 //! does not change: `tests/custom_model.rs` checks a counter defined outside the crate with
 //! [`checker::check`]. docs/history.md has the details.
+#![forbid(unsafe_code)]
 
 pub mod checker;
 pub mod edn;

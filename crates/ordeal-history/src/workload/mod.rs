@@ -192,13 +192,7 @@ fn clock_offset() -> u64 {
     else {
         return 0;
     };
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime into a local timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64).saturating_sub(origin)
+    ordeal_sys::clock::monotonic_ns().saturating_sub(origin)
 }
 
 impl<W: Write> Recorder<W> {
