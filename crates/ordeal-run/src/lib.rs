@@ -119,8 +119,8 @@ pub enum Error {
     /// The supervisor's answer to a snapshot request that failed.
     #[error("{0}")]
     SnapshotFailed(String),
-    #[error("invalid size `{0}`: expected a number with an optional K, M, G or T")]
-    InvalidSize(String),
+    #[error(transparent)]
+    InvalidSize(#[from] ordeal_toml::SizeError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {

@@ -27,10 +27,12 @@
 
 mod diagnostic;
 mod duration;
+mod size;
 mod source;
 mod suggest;
 
 pub use diagnostic::{display_diagnostics, sort_diagnostics, Diagnostic, Location};
 pub use duration::{parse_duration, DurationError};
+pub use size::{parse_size, SizeError};
 pub use source::Source;
 pub use suggest::{suggest, truncated, MAX_SHOWN_CHARS};

@@ -35,8 +35,8 @@ pub struct CrashArgs {
     quiet: bool,
 }
 
-fn parse_time(s: &str) -> Result<Duration, String> {
-    ordeal_experiment::parse_duration(s).map_err(|e| e.to_string())
+fn parse_time(s: &str) -> Result<Duration, ordeal_toml::DurationError> {
+    ordeal_toml::parse_duration(s)
 }
 
 /// Exit code: 0 no vulnerability, 1 vulnerabilities found.

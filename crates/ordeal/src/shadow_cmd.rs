@@ -121,11 +121,11 @@ pub struct ProxyArgs {
     duration: Option<Duration>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    ordeal_experiment::parse_duration(s).map_err(|e| e.to_string())
+fn duration(s: &str) -> Result<Duration, ordeal_toml::DurationError> {
+    ordeal_toml::parse_duration(s)
 }
 
-fn duration_or_zero(s: &str) -> Result<Duration, String> {
+fn duration_or_zero(s: &str) -> Result<Duration, ordeal_toml::DurationError> {
     if s == "0" {
         Ok(Duration::ZERO)
     } else {
@@ -133,23 +133,13 @@ fn duration_or_zero(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn size(s: &str) -> Result<usize, String> {
-    let (num, mul) = [
-        ("GiB", 1usize << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-        ("B", 1),
-    ]
-    .iter()
-    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
-    .unwrap_or((s, 1));
-    let n: usize = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid size `{s}` (e.g. 65536, 256KiB, 4MiB)"))?;
-    n.checked_mul(mul)
-        .filter(|&v| v > 0)
-        .ok_or_else(|| format!("invalid size `{s}`"))
+/// A size in bytes, more than 0 (a window, a limit).
+fn size(s: &str) -> anyhow::Result<usize> {
+    let n = ordeal_toml::parse_size(s)?;
+    match usize::try_from(n) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("invalid size `{s}`: it must be more than 0"),
+    }
 }
 
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
