@@ -1,11 +1,14 @@
-//! What the probe costs a traced program: a child makes N `getppid()` calls, then N one-byte
-//! `write()`s to /dev/null, timed in the child, with no probe loaded, with the probe loaded
-//! but the child not followed, and with the child followed (its calls recorded and consumed).
+//! What the probe costs a traced program, and what bounds that cost: a child makes N
+//! `getppid()` calls, then N one-byte `write()`s to /dev/null, timed in the child, with no
+//! probe loaded, with the probe loaded but the child not followed, and followed with the
+//! programs stopped at each stage (return at once; the two map lookups; reserve and submit
+//! with nobody reading a ring large enough for everything; the time; the register copy) and
+//! then with each way of waking the consumer.
 //!
 //! `cargo run --release -p ordeal-ebpf --example overhead [-- N]` (root). Prints the median
 //! ns per call of 3 interleaved rounds and the ratio to no probe.
 
-use ordeal_ebpf::{Probe, ProbeConfig, DEFAULT_RING_BYTES};
+use ordeal_ebpf::{Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,22 +16,119 @@ use std::time::{Duration, Instant};
 const CHILD_ENV: &str = "ORDEAL_OVERHEAD_CHILD";
 const SYS_GETPPID: i64 = 110;
 
+/// How the parent reads the ring while the child runs.
 #[derive(Clone, Copy, PartialEq)]
-enum Scenario {
-    NoProbe,
-    Unfollowed,
-    Followed,
+enum Consumer {
+    /// `Probe::poll(20 ms)` in a loop.
+    Poll,
+    /// Every `ms` milliseconds, take what is there (`Probe::poll(0)`).
+    Timer(u64),
+    /// Not at all until the child is done (the ring holds everything).
+    AfterTheEnd,
 }
 
-impl Scenario {
-    fn name(self) -> &'static str {
-        match self {
-            Scenario::NoProbe => "no probe",
-            Scenario::Unfollowed => "probe, not followed",
-            Scenario::Followed => "probe, followed",
-        }
+#[derive(Clone, Copy)]
+struct Case {
+    name: &'static str,
+    /// The programs, or no probe at all.
+    probe: Option<(Stage, Wakeup)>,
+    followed: bool,
+    consumer: Consumer,
+}
+
+const fn case(
+    name: &'static str,
+    stage: Stage,
+    wakeup: Wakeup,
+    followed: bool,
+    consumer: Consumer,
+) -> Case {
+    Case {
+        name,
+        probe: Some((stage, wakeup)),
+        followed,
+        consumer,
     }
 }
+
+const CASES: [Case; 11] = [
+    Case {
+        name: "no probe",
+        probe: None,
+        followed: false,
+        consumer: Consumer::Timer(20),
+    },
+    case(
+        "loaded, not followed",
+        Stage::Full,
+        Wakeup::PastQuarter,
+        false,
+        Consumer::Poll,
+    ),
+    case(
+        "followed: return at once",
+        Stage::ReturnAtOnce,
+        Wakeup::Never,
+        true,
+        Consumer::AfterTheEnd,
+    ),
+    case(
+        "+ call and tgid lookups",
+        Stage::Filter,
+        Wakeup::Never,
+        true,
+        Consumer::AfterTheEnd,
+    ),
+    case(
+        "+ reserve/submit, unread",
+        Stage::Reserve,
+        Wakeup::Never,
+        true,
+        Consumer::AfterTheEnd,
+    ),
+    case(
+        "+ ktime",
+        Stage::Ktime,
+        Wakeup::Never,
+        true,
+        Consumer::AfterTheEnd,
+    ),
+    case(
+        "+ 64-byte regs copy",
+        Stage::Full,
+        Wakeup::Never,
+        true,
+        Consumer::AfterTheEnd,
+    ),
+    case(
+        "full, wake when empty, poll",
+        Stage::Full,
+        Wakeup::WhenEmpty,
+        true,
+        Consumer::Poll,
+    ),
+    case(
+        "full, wake always, poll",
+        Stage::Full,
+        Wakeup::Always,
+        true,
+        Consumer::Poll,
+    ),
+    case(
+        "full, no wakeup, 1 ms timer",
+        Stage::Full,
+        Wakeup::Never,
+        true,
+        Consumer::Timer(1),
+    ),
+    case(
+        "full, wake past 1/4 (default)",
+        Stage::Full,
+        Wakeup::PastQuarter,
+        true,
+        Consumer::Poll,
+    ),
+];
 
 /// The child: waits for the go byte, makes `n` calls of `call`, prints the time they took.
 fn child(call: &str, n: u64) {
@@ -50,23 +150,29 @@ fn child(call: &str, n: u64) {
     eprintln!("{}", start.elapsed().as_nanos());
 }
 
-/// Runs one child; returns its ns per call and, when followed, the records seen and lost.
-fn run(call: &str, n: u64, scenario: Scenario) -> (f64, u64, u64) {
+/// Runs one child; returns its ns per call, the records consumed and lost.
+fn run(call: &str, n: u64, case: Case) -> (f64, u64, u64) {
     let calls: Vec<i64> = ordeal_events::calls::CALLS
         .iter()
         .map(|c| c.nr)
         .chain([SYS_GETPPID])
         .collect();
-    let mut probe = match scenario {
-        Scenario::NoProbe => None,
-        _ => Some(
-            Probe::start(ProbeConfig {
-                syscalls: &calls,
-                ring_bytes: DEFAULT_RING_BYTES,
-            })
-            .unwrap_or_else(|e| panic!("loading the probe (root needed): {e}")),
-        ),
+    // Unread, the ring must hold an enter and an exit record (152 bytes with headers) per call.
+    let ring_bytes = match case.consumer {
+        Consumer::AfterTheEnd => (n as usize * 160).next_power_of_two().min(1 << 30),
+        _ => DEFAULT_RING_BYTES,
     };
+    let mut probe = case.probe.map(|(stage, wakeup)| {
+        Probe::start_measuring(
+            ProbeConfig {
+                syscalls: &calls,
+                ring_bytes,
+            },
+            stage,
+            wakeup,
+        )
+        .unwrap_or_else(|e| panic!("loading the probe (root needed): {e}"))
+    });
     let mut c = Command::new(std::env::current_exe().expect("own path"))
         .env(CHILD_ENV, format!("{call}:{n}"))
         .stdin(Stdio::piped())
@@ -74,15 +180,21 @@ fn run(call: &str, n: u64, scenario: Scenario) -> (f64, u64, u64) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("child starts");
-    if let (Some(p), Scenario::Followed) = (&probe, scenario) {
+    if let (Some(p), true) = (&probe, case.followed) {
         p.follow(c.id() as i32).expect("follow");
     }
     c.stdin.take().expect("stdin").write_all(b"g").expect("go");
     let mut records = 0u64;
     while c.try_wait().expect("wait").is_none() {
-        match &mut probe {
-            Some(p) => records += p.poll(Duration::from_millis(20)).expect("poll").len() as u64,
-            None => std::thread::sleep(Duration::from_millis(20)),
+        match (&mut probe, case.consumer) {
+            (Some(p), Consumer::Poll) => {
+                records += p.poll(Duration::from_millis(20)).expect("poll").len() as u64
+            }
+            (Some(p), Consumer::Timer(ms)) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                records += p.poll(Duration::ZERO).expect("poll").len() as u64;
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
         }
     }
     let lost = match &mut probe {
@@ -117,28 +229,29 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().expect("N is a number"))
         .unwrap_or(1_000_000);
-    let scenarios = [Scenario::NoProbe, Scenario::Unfollowed, Scenario::Followed];
     for call in ["getppid", "write"] {
-        let mut times = vec![Vec::new(); scenarios.len()];
-        let mut seen = (0, 0);
+        let mut times = vec![Vec::new(); CASES.len()];
+        let mut seen = vec![(0, 0); CASES.len()];
         for _round in 0..3 {
-            for (i, &s) in scenarios.iter().enumerate() {
-                let (ns, records, lost) = run(call, n, s);
+            for (i, &case) in CASES.iter().enumerate() {
+                let (ns, records, lost) = run(call, n, case);
                 times[i].push(ns);
-                if s == Scenario::Followed {
-                    seen = (records, lost);
-                }
+                seen[i] = (records, lost);
             }
         }
         let base = median(times[0].clone());
         println!("{call} x {n}:");
-        for (i, s) in scenarios.iter().enumerate() {
+        for (i, case) in CASES.iter().enumerate() {
             let m = median(times[i].clone());
-            println!("  {:<20} {:>8.1} ns/call  {:>5.2}x", s.name(), m, m / base);
+            let (records, lost) = seen[i];
+            println!(
+                "  {:<30} {:>7.1} ns/call {:>5.2}x  {:>8} records {} lost",
+                case.name,
+                m,
+                m / base,
+                records,
+                lost
+            );
         }
-        println!(
-            "  (followed, last round: {} records consumed, {} lost)",
-            seen.0, seen.1
-        );
     }
 }

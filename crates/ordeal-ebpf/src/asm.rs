@@ -48,6 +48,7 @@ pub enum Size {
 pub enum Cond {
     Eq = 0x10,
     Gt = 0x20,
+    Le = 0xb0,
     Ne = 0x50,
 }
 
@@ -62,6 +63,7 @@ pub enum Helper {
     ProbeReadKernel = 113,
     RingbufReserve = 131,
     RingbufSubmit = 132,
+    RingbufQuery = 134,
 }
 
 const CLASS_LD: u8 = 0x00;

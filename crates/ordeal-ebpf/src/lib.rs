@@ -3,7 +3,8 @@
 //!
 //! [`Probe::start`] loads four raw-tracepoint programs (`sys_enter`, `sys_exit`,
 //! `sched_process_fork`, `sched_process_exit`) and their maps; [`Probe::follow`] adds a
-//! process; [`Probe::poll`] returns [`Record`]s; [`Probe::lost`] counts what the kernel could
+//! process; [`Probe::poll`] returns [`Record`]s (looking every [`POLL_TICK`] while it waits:
+//! the kernel wakes it only when a quarter of the ring is unread); [`Probe::lost`] counts what the kernel could
 //! not record. Dropping the probe detaches and closes everything (nothing is pinned).
 //!
 //! In the kernel, only tasks whose tgid is in the followed map produce records, and system
@@ -29,6 +30,8 @@ mod ring;
 mod sys;
 
 pub use asm::AsmError;
+#[doc(hidden)]
+pub use programs::{Stage, Wakeup};
 
 use programs::MapFds;
 use std::ffi::CStr;
@@ -73,6 +76,8 @@ impl Error {
 
 /// Ring buffer size when the caller has no better idea: 8 MiB.
 pub const DEFAULT_RING_BYTES: usize = 8 << 20;
+/// How often [`Probe::poll`] looks at the ring while it waits.
+pub const POLL_TICK: Duration = Duration::from_millis(2);
 /// Processes followed at once, at most; a fork beyond counts as lost.
 pub const MAX_FOLLOWED: u32 = 16384;
 
@@ -240,6 +245,17 @@ impl Probe {
     /// Creates the maps, loads and attaches the programs. Records nothing until a process is
     /// followed.
     pub fn start(config: ProbeConfig) -> Result<Probe, Error> {
+        Probe::start_measuring(config, Stage::Full, Wakeup::PastQuarter)
+    }
+
+    /// [`Probe::start`] with programs that stop at `stage` and wake the consumer per
+    /// `wakeup`: for measuring what each costs (examples/overhead.rs), nothing else.
+    #[doc(hidden)]
+    pub fn start_measuring(
+        config: ProbeConfig,
+        stage: Stage,
+        wakeup: Wakeup,
+    ) -> Result<Probe, Error> {
         let page = page_size();
         let bytes = config.ring_bytes;
         if !bytes.is_power_of_two() || bytes < page || bytes > (1 << 30) {
@@ -272,11 +288,22 @@ impl Probe {
             ring: ring_map.as_raw_fd(),
             lost: lost.as_raw_fd(),
         };
+        let plan = programs::Plan {
+            stage,
+            wakeup,
+            ring_bytes: bytes,
+        };
         let programs = [
-            sys::prog_load("ordeal_fork", &programs::sched_process_fork(&fds, &task)?)?,
-            sys::prog_load("ordeal_pexit", &programs::sched_process_exit(&fds, &task)?)?,
-            sys::prog_load("ordeal_enter", &programs::sys_enter(&fds)?)?,
-            sys::prog_load("ordeal_exit", &programs::sys_exit(&fds)?)?,
+            sys::prog_load(
+                "ordeal_fork",
+                &programs::sched_process_fork(&fds, &plan, &task)?,
+            )?,
+            sys::prog_load(
+                "ordeal_pexit",
+                &programs::sched_process_exit(&fds, &plan, &task)?,
+            )?,
+            sys::prog_load("ordeal_enter", &programs::sys_enter(&fds, &plan)?)?,
+            sys::prog_load("ordeal_exit", &programs::sys_exit(&fds, &plan)?)?,
         ];
         let ring = ring::Ring::new(ring_map.as_fd(), bytes, page)?;
         let links = TRACEPOINTS
@@ -318,11 +345,20 @@ impl Probe {
 
     /// The records written so far, in the order the kernel reserved them; when there are
     /// none yet, waits up to `timeout` for some.
+    ///
+    /// The kernel wakes a waiting consumer only once a quarter of the ring is unread (a
+    /// wakeup per record would cost the traced task more than the record itself), so the
+    /// wait looks at the ring every [`POLL_TICK`] too: a record waits at most that long.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<Record>, Error> {
         let mut out = Vec::new();
         self.drain_into(&mut out);
-        if out.is_empty() && !timeout.is_zero() {
-            ring::Ring::wait(self.ring_map.as_fd(), timeout)?;
+        let deadline = std::time::Instant::now() + timeout;
+        while out.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            ring::Ring::wait(self.ring_map.as_fd(), left.min(POLL_TICK))?;
             self.drain_into(&mut out);
         }
         Ok(out)

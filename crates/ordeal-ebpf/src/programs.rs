@@ -4,7 +4,9 @@
 //! system-call programs check the call number against the allowed array (a bounds check and
 //! an inlined array read) before the hash lookup of the caller's tgid among the followed
 //! processes; the scheduler programs (rare events) check the tgid only. A record that does
-//! not fit in the ring buffer increments the lost counter instead.
+//! not fit in the ring buffer increments the lost counter instead. A submitted record wakes
+//! the consumer only once a quarter of the ring is unread ([`Wakeup::PastQuarter`]); below
+//! that, the consumer finds records by looking on a short timer.
 //!
 //! Records (little-endian, 8-byte aligned), common part: `kind: u32 @0, tid: u32 @4,
 //! tgid: u32 @8, ktime_ns: u64 @16` (bpf_ktime_get_ns: CLOCK_MONOTONIC), then by kind:
@@ -43,6 +45,54 @@ const SCRATCH: i16 = -16;
 const SCRATCH2: i16 = -12;
 const ONE: i16 = -20;
 const NR_KEY: i16 = -24;
+
+/// How far the system-call programs go: each stage does everything the previous one does.
+/// Only [`Stage::Full`] records what [`crate::Record`] promises; the others exist to measure
+/// what each step costs a followed call (examples/overhead.rs).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stage {
+    /// Return at once (the cost of the tracepoint itself).
+    ReturnAtOnce,
+    /// Check the call number and the followed map, then return.
+    Filter,
+    /// Reserve, fill the ids and the call number (enter) or result (exit), submit.
+    Reserve,
+    /// And the time.
+    Ktime,
+    /// And, on enter, the 64-byte register copy.
+    #[default]
+    Full,
+}
+
+/// When a submitted record wakes a consumer blocked in poll(2).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wakeup {
+    /// The kernel's default: when the ring was empty before this record (flags 0).
+    WhenEmpty,
+    /// Never (BPF_RB_NO_WAKEUP): the consumer must poll on a timer.
+    Never,
+    /// Always (BPF_RB_FORCE_WAKEUP).
+    Always,
+    /// Only once the unread data passes a quarter of the ring; the consumer polls on a short
+    /// timer for the rest. A wakeup costs the traced task an irq_work (a self-interrupt) and
+    /// the consumer a context switch, per record when the consumer keeps up.
+    #[default]
+    PastQuarter,
+}
+
+const BPF_RB_NO_WAKEUP: i32 = 1;
+const BPF_RB_FORCE_WAKEUP: i32 = 2;
+const BPF_RB_AVAIL_DATA: i32 = 0;
+
+/// What the programs do beyond their maps.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub stage: Stage,
+    pub wakeup: Wakeup,
+    pub ring_bytes: usize,
+}
 
 /// The maps the programs use, by descriptor.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +138,7 @@ fn require_allowed(a: &mut Asm, maps: &MapFds) {
 
 /// Reserves `size` bytes of the ring into R9 (or counts a lost record and leaves), and
 /// writes the common part: kind, tid and tgid from R8 (`pid_tgid`), the time.
-fn reserve(a: &mut Asm, maps: &MapFds, kind: u32, size: usize) {
+fn reserve(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, size: usize) {
     a.load_map(R1, maps.ring)
         .mov_imm(R2, size as i32)
         .mov_imm(R3, 0)
@@ -98,9 +148,10 @@ fn reserve(a: &mut Asm, maps: &MapFds, kind: u32, size: usize) {
         .store_imm(Size::W, R9, 0, kind as i32)
         .store(Size::W, R9, 4, R8)
         .rsh_imm(R8, 32)
-        .store(Size::W, R9, 8, R8)
-        .call(Helper::KtimeGetNs)
-        .store(Size::DW, R9, 16, R0);
+        .store(Size::W, R9, 8, R8);
+    if plan.stage == Stage::Ktime || plan.stage == Stage::Full || kind > KIND_EXIT {
+        a.call(Helper::KtimeGetNs).store(Size::DW, R9, 16, R0);
+    }
 }
 
 /// `lost[0] += 1`, then on to `next`.
@@ -116,34 +167,68 @@ fn count_lost(a: &mut Asm, maps: &MapFds, next: &'static str) {
 }
 
 /// Submits the record in R9, returns 0; the `lost` path counts and returns 0.
-fn submit_and_return(a: &mut Asm, maps: &MapFds) {
-    a.mov(R1, R9).mov_imm(R2, 0).call(Helper::RingbufSubmit);
+fn submit_and_return(a: &mut Asm, maps: &MapFds, plan: &Plan) {
+    match plan.wakeup {
+        Wakeup::WhenEmpty => {
+            a.mov_imm(R2, 0);
+        }
+        Wakeup::Never => {
+            a.mov_imm(R2, BPF_RB_NO_WAKEUP);
+        }
+        Wakeup::Always => {
+            a.mov_imm(R2, BPF_RB_FORCE_WAKEUP);
+        }
+        Wakeup::PastQuarter => {
+            a.load_map(R1, maps.ring)
+                .mov_imm(R2, BPF_RB_AVAIL_DATA)
+                .call(Helper::RingbufQuery)
+                .mov_imm(R2, BPF_RB_NO_WAKEUP)
+                .jump_if(Cond::Le, R0, (plan.ring_bytes / 4) as i32, "submit")
+                .mov_imm(R2, BPF_RB_FORCE_WAKEUP)
+                .label("submit");
+        }
+    }
+    a.mov(R1, R9).call(Helper::RingbufSubmit);
     a.label("out").mov_imm(R0, 0).exit();
     a.label("lost");
     count_lost(a, maps, "out");
 }
 
 /// `raw_syscalls:sys_enter(regs, id)`.
-pub fn sys_enter(maps: &MapFds) -> Result<Vec<Insn>, AsmError> {
+pub fn sys_enter(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmError> {
     let mut a = Asm::new();
+    if plan.stage == Stage::ReturnAtOnce {
+        a.mov_imm(R0, 0).exit();
+        return a.finish();
+    }
     a.mov(R6, R1).load(Size::DW, R7, R6, 8);
     require_allowed(&mut a, maps);
     require_followed(&mut a, maps);
-    reserve(&mut a, maps, KIND_ENTER, ENTER_SIZE);
-    a.store(Size::DW, R9, 24, R7)
-        .mov(R1, R9)
-        .add_imm(R1, 32)
-        .mov_imm(R2, REGS_BLOCK_LEN)
-        .load(Size::DW, R3, R6, 0)
-        .add_imm(R3, REGS_BLOCK)
-        .call(Helper::ProbeReadKernel);
-    submit_and_return(&mut a, maps);
+    if plan.stage == Stage::Filter {
+        a.label("out").mov_imm(R0, 0).exit();
+        return a.finish();
+    }
+    reserve(&mut a, maps, plan, KIND_ENTER, ENTER_SIZE);
+    a.store(Size::DW, R9, 24, R7);
+    if plan.stage == Stage::Full {
+        a.mov(R1, R9)
+            .add_imm(R1, 32)
+            .mov_imm(R2, REGS_BLOCK_LEN)
+            .load(Size::DW, R3, R6, 0)
+            .add_imm(R3, REGS_BLOCK)
+            .call(Helper::ProbeReadKernel);
+    }
+    submit_and_return(&mut a, maps, plan);
     a.finish()
 }
 
 /// `raw_syscalls:sys_exit(regs, ret)`.
-pub fn sys_exit(maps: &MapFds) -> Result<Vec<Insn>, AsmError> {
+pub fn sys_exit(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmError> {
     let mut a = Asm::new();
+    if plan.stage == Stage::ReturnAtOnce {
+        a.mov_imm(R0, 0).exit();
+        return a.finish();
+    }
     a.mov(R6, R1);
     stack_ptr(&mut a, R1, SCRATCH);
     a.mov_imm(R2, 8)
@@ -154,11 +239,15 @@ pub fn sys_exit(maps: &MapFds) -> Result<Vec<Insn>, AsmError> {
         .load(Size::DW, R7, R10, SCRATCH);
     require_allowed(&mut a, maps);
     require_followed(&mut a, maps);
-    reserve(&mut a, maps, KIND_EXIT, EXIT_SIZE);
+    if plan.stage == Stage::Filter {
+        a.label("out").mov_imm(R0, 0).exit();
+        return a.finish();
+    }
+    reserve(&mut a, maps, plan, KIND_EXIT, EXIT_SIZE);
     a.store(Size::DW, R9, 24, R7)
         .load(Size::DW, R1, R6, 8)
         .store(Size::DW, R9, 32, R1);
-    submit_and_return(&mut a, maps);
+    submit_and_return(&mut a, maps, plan);
     a.finish()
 }
 
@@ -174,7 +263,11 @@ fn read_task_u32(a: &mut Asm, field: u32, slot: i16) {
 
 /// `sched:sched_process_fork(parent, child)`, fired in the parent: a new process of a
 /// followed one is followed too (threads already are: the key is the tgid).
-pub fn sched_process_fork(maps: &MapFds, task: &TaskOffsets) -> Result<Vec<Insn>, AsmError> {
+pub fn sched_process_fork(
+    maps: &MapFds,
+    plan: &Plan,
+    task: &TaskOffsets,
+) -> Result<Vec<Insn>, AsmError> {
     let mut a = Asm::new();
     a.mov(R6, R1);
     require_followed(&mut a, maps);
@@ -194,18 +287,22 @@ pub fn sched_process_fork(maps: &MapFds, task: &TaskOffsets) -> Result<Vec<Insn>
     // The map is full: this process will not be followed, which is lost records.
     count_lost(&mut a, maps, "record");
     a.label("record");
-    reserve(&mut a, maps, KIND_FORK, FORK_SIZE);
+    reserve(&mut a, maps, plan, KIND_FORK, FORK_SIZE);
     a.load(Size::W, R1, R10, SCRATCH)
         .store(Size::W, R9, 24, R1)
         .load(Size::W, R1, R10, SCRATCH2)
         .store(Size::W, R9, 28, R1);
-    submit_and_return(&mut a, maps);
+    submit_and_return(&mut a, maps, plan);
     a.finish()
 }
 
 /// `sched:sched_process_exit(task, group_dead)`, fired in the exiting thread: the last thread
 /// of a followed process records the process's status and unfollows it.
-pub fn sched_process_exit(maps: &MapFds, task: &TaskOffsets) -> Result<Vec<Insn>, AsmError> {
+pub fn sched_process_exit(
+    maps: &MapFds,
+    plan: &Plan,
+    task: &TaskOffsets,
+) -> Result<Vec<Insn>, AsmError> {
     let mut a = Asm::new();
     a.mov(R6, R1);
     require_followed(&mut a, maps);
@@ -215,9 +312,9 @@ pub fn sched_process_exit(maps: &MapFds, task: &TaskOffsets) -> Result<Vec<Insn>
     stack_ptr(&mut a, R2, TGID_KEY);
     a.call(Helper::MapDeleteElem).load(Size::DW, R7, R6, 0);
     read_task_u32(&mut a, task.exit_code, SCRATCH);
-    reserve(&mut a, maps, KIND_PROCESS_EXIT, PROCESS_EXIT_SIZE);
+    reserve(&mut a, maps, plan, KIND_PROCESS_EXIT, PROCESS_EXIT_SIZE);
     a.load(Size::W, R1, R10, SCRATCH).store(Size::W, R9, 24, R1);
-    submit_and_return(&mut a, maps);
+    submit_and_return(&mut a, maps, plan);
     a.finish()
 }
 
@@ -234,6 +331,14 @@ mod tests {
         }
     }
 
+    fn plan() -> Plan {
+        Plan {
+            stage: Stage::Full,
+            wakeup: Wakeup::PastQuarter,
+            ring_bytes: 1 << 20,
+        }
+    }
+
     #[test]
     fn all_programs_assemble_into_short_programs() {
         let task = TaskOffsets {
@@ -242,10 +347,10 @@ mod tests {
             exit_code: 90,
         };
         for p in [
-            sys_enter(&maps()),
-            sys_exit(&maps()),
-            sched_process_fork(&maps(), &task),
-            sched_process_exit(&maps(), &task),
+            sys_enter(&maps(), &plan()),
+            sys_exit(&maps(), &plan()),
+            sched_process_fork(&maps(), &plan(), &task),
+            sched_process_exit(&maps(), &plan(), &task),
         ] {
             let p = p.unwrap();
             assert!(p.len() < 100, "{} instructions", p.len());
@@ -259,7 +364,7 @@ mod tests {
 
     #[test]
     fn sys_enter_filters_by_call_number_before_anything_else() {
-        let p = sys_enter(&maps()).unwrap();
+        let p = sys_enter(&maps(), &plan()).unwrap();
         // mov r6, r1; r7 = ctx[1] (id); if r7 > 511 goto out
         assert_eq!((p[1].code, p[1].off), (0x79, 8));
         assert_eq!((p[2].code, p[2].imm), (0x25, MAX_NR as i32 - 1));
@@ -268,5 +373,59 @@ mod tests {
         // That lookup is in the allowed array (fd 4), loaded just before.
         assert!(p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 4));
         assert!(!p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 3));
+    }
+
+    #[test]
+    fn records_wake_the_consumer_only_past_a_quarter_of_the_ring() {
+        let p = sys_exit(&maps(), &plan()).unwrap();
+        let submit = p
+            .iter()
+            .position(|i| i.code == 0x85 && i.imm == Helper::RingbufSubmit as i32)
+            .unwrap();
+        // r0 = ringbuf_query(ring, AVAIL_DATA); r2 = NO_WAKEUP; if r0 <= 256 KiB skip;
+        // r2 = FORCE_WAKEUP; r1 = r9; submit
+        let q = &p[submit - 5..submit];
+        assert_eq!((q[0].code, q[0].imm), (0x85, Helper::RingbufQuery as i32));
+        assert_eq!((q[1].code, q[1].imm), (0xb7, BPF_RB_NO_WAKEUP));
+        assert_eq!((q[2].code, q[2].imm, q[2].off), (0xb5, 1 << 18, 1));
+        assert_eq!((q[3].code, q[3].imm), (0xb7, BPF_RB_FORCE_WAKEUP));
+        assert_eq!(q[4].code, 0xbf);
+    }
+
+    #[test]
+    fn measuring_stages_leave_out_their_steps() {
+        let calls = |stage, wakeup| {
+            let plan = Plan {
+                stage,
+                wakeup,
+                ring_bytes: 1 << 20,
+            };
+            sys_enter(&maps(), &plan)
+                .unwrap()
+                .iter()
+                .filter(|i| i.code == 0x85)
+                .map(|i| i.imm)
+                .collect::<Vec<_>>()
+        };
+        let (lookup, pid) = (
+            Helper::MapLookupElem as i32,
+            Helper::GetCurrentPidTgid as i32,
+        );
+        let (reserve, submit) = (Helper::RingbufReserve as i32, Helper::RingbufSubmit as i32);
+        let (ktime, read) = (Helper::KtimeGetNs as i32, Helper::ProbeReadKernel as i32);
+        assert_eq!(calls(Stage::ReturnAtOnce, Wakeup::Never), vec![]);
+        assert_eq!(
+            calls(Stage::Filter, Wakeup::Never),
+            vec![lookup, pid, lookup]
+        );
+        // The lost path's lookup comes last.
+        assert_eq!(
+            calls(Stage::Reserve, Wakeup::Never),
+            vec![lookup, pid, lookup, reserve, submit, lookup]
+        );
+        assert_eq!(
+            calls(Stage::Full, Wakeup::WhenEmpty),
+            vec![lookup, pid, lookup, reserve, ktime, read, submit, lookup]
+        );
     }
 }
