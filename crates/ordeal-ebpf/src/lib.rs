@@ -1,8 +1,8 @@
 //! The foundation of ordeal's eBPF observation engine: a probe that records the system calls,
 //! forks and exits of followed processes, filtered in the kernel, through a BPF ring buffer.
 //!
-//! [`Probe::start`] loads four raw-tracepoint programs (`sys_enter`, `sys_exit`,
-//! `sched_process_fork`, `sched_process_exit`) and their maps; [`Probe::follow`] adds a
+//! [`Probe::start`] loads five raw-tracepoint programs (`sys_enter`, `sys_exit`,
+//! `sched_process_fork`, `sched_process_exec`, `sched_process_exit`) and their maps; [`Probe::follow`] adds a
 //! process; [`Probe::poll`] returns [`Record`]s (looking every [`POLL_TICK`] while it waits:
 //! the kernel wakes it only when a quarter of the ring is unread); [`Probe::lost`] counts what the kernel could
 //! not record. Dropping the probe detaches and closes everything (nothing is pinned).
@@ -140,6 +140,12 @@ pub enum Record {
         thread: bool,
         ktime_ns: u64,
     },
+    /// Process `pid` replaced its program (a successful execve, called by thread `old_tid`).
+    Exec {
+        pid: i32,
+        old_tid: i32,
+        ktime_ns: u64,
+    },
     /// The last thread of process `pid` exited.
     ProcessExit {
         pid: i32,
@@ -159,6 +165,17 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 impl Record {
+    /// When it happened (CLOCK_MONOTONIC, ns).
+    pub fn ktime_ns(&self) -> u64 {
+        match *self {
+            Record::Enter { ktime_ns, .. }
+            | Record::Exit { ktime_ns, .. }
+            | Record::Fork { ktime_ns, .. }
+            | Record::Exec { ktime_ns, .. }
+            | Record::ProcessExit { ktime_ns, .. } => ktime_ns,
+        }
+    }
+
     /// Decodes one ring-buffer record (layouts in the `programs` module); None for a record
     /// of unknown kind or the wrong size.
     fn decode(b: &[u8]) -> Option<Record> {
@@ -197,6 +214,11 @@ impl Record {
                     ktime_ns,
                 }
             }
+            (KIND_EXEC, EXEC_SIZE) => Record::Exec {
+                pid: tgid,
+                old_tid: u32_at(b, 24) as i32,
+                ktime_ns,
+            },
             (KIND_PROCESS_EXIT, PROCESS_EXIT_SIZE) => Record::ProcessExit {
                 pid: tgid,
                 ending: Ending::from_status(u32_at(b, 24)),
@@ -208,8 +230,9 @@ impl Record {
 }
 
 /// The raw tracepoints, in attach order.
-const TRACEPOINTS: [&CStr; 4] = [
+const TRACEPOINTS: [&CStr; 5] = [
     c"sched_process_fork",
+    c"sched_process_exec",
     c"sched_process_exit",
     c"sys_enter",
     c"sys_exit",
@@ -298,6 +321,7 @@ impl Probe {
                 "ordeal_fork",
                 &programs::sched_process_fork(&fds, &plan, &task)?,
             )?,
+            sys::prog_load("ordeal_exec", &programs::sched_process_exec(&fds, &plan)?)?,
             sys::prog_load(
                 "ordeal_pexit",
                 &programs::sched_process_exit(&fds, &plan, &task)?,
@@ -459,6 +483,16 @@ mod tests {
             Some(Record::ProcessExit {
                 pid: 10,
                 ending: Ending::Exited(7),
+                ktime_ns: 99
+            })
+        );
+        let mut b = record(programs::KIND_EXEC, 10, 10, programs::EXEC_SIZE);
+        b[24..28].copy_from_slice(&12u32.to_le_bytes());
+        assert_eq!(
+            Record::decode(&b),
+            Some(Record::Exec {
+                pid: 10,
+                old_tid: 12,
                 ktime_ns: 99
             })
         );

@@ -1,4 +1,4 @@
-//! The four raw-tracepoint programs and the records they write.
+//! The five raw-tracepoint programs and the records they write.
 //!
 //! Every program first decides, as cheaply as it can, whether the event is one to record: the
 //! system-call programs check the call number against the allowed array (a bounds check and
@@ -14,7 +14,8 @@
 //!   (x86_64: r10, r9, r8, ax, cx, dx, si, di; the arguments are di, si, dx, r10, r8, r9);
 //! - exit: `nr: u64 @24, ret: u64 @32`;
 //! - fork: `child_tid: u32 @24, child_tgid: u32 @28`;
-//! - process exit: `status: u32 @24` (the wait(2)-style status).
+//! - process exit: `status: u32 @24` (the wait(2)-style status);
+//! - exec: `old_tid: u32 @24` (the thread that called execve: after it, tid = tgid).
 
 use crate::asm::{Asm, AsmError, Cond, Helper, Insn, Reg, Size};
 use crate::btf::TaskOffsets;
@@ -24,11 +25,13 @@ pub const KIND_ENTER: u32 = 1;
 pub const KIND_EXIT: u32 = 2;
 pub const KIND_FORK: u32 = 3;
 pub const KIND_PROCESS_EXIT: u32 = 4;
+pub const KIND_EXEC: u32 = 5;
 
 pub const ENTER_SIZE: usize = 96;
 pub const EXIT_SIZE: usize = 40;
 pub const FORK_SIZE: usize = 32;
 pub const PROCESS_EXIT_SIZE: usize = 32;
+pub const EXEC_SIZE: usize = 32;
 
 /// Size of the allowed-calls array: call numbers at or above are never recorded.
 pub const MAX_NR: u32 = 512;
@@ -318,6 +321,18 @@ pub fn sched_process_exit(
     a.finish()
 }
 
+/// `sched:sched_process_exec(task, old_pid, bprm)`, fired in the task that called execve once
+/// the new program has replaced the old (a successful exec only).
+pub fn sched_process_exec(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmError> {
+    let mut a = Asm::new();
+    a.mov(R6, R1);
+    require_followed(&mut a, maps);
+    reserve(&mut a, maps, plan, KIND_EXEC, EXEC_SIZE);
+    a.load(Size::DW, R1, R6, 8).store(Size::W, R9, 24, R1);
+    submit_and_return(&mut a, maps, plan);
+    a.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +366,7 @@ mod tests {
             sys_exit(&maps(), &plan()),
             sched_process_fork(&maps(), &plan(), &task),
             sched_process_exit(&maps(), &plan(), &task),
+            sched_process_exec(&maps(), &plan()),
         ] {
             let p = p.unwrap();
             assert!(p.len() < 100, "{} instructions", p.len());

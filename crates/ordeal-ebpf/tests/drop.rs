@@ -31,7 +31,7 @@ fn dropping_the_probe_closes_every_map_program_and_link() {
         }
         Err(e) => panic!("the probe must load: {e}"),
     };
-    assert_eq!(bpf_fds(), (4, 4, 4));
+    assert_eq!(bpf_fds(), (4, 5, 5));
     drop(probe);
     assert_eq!(bpf_fds(), (0, 0, 0));
 }

@@ -168,7 +168,7 @@ fn records_a_followed_family_and_nothing_else() {
         let tgid = match *r {
             Record::Enter { tgid, .. } | Record::Exit { tgid, .. } => tgid,
             Record::Fork { parent, .. } => parent,
-            Record::ProcessExit { pid, .. } => pid,
+            Record::ProcessExit { pid, .. } | Record::Exec { pid, .. } => pid,
         };
         assert!(tgid == pid || tgid == grandchild, "foreign record {r:?}");
         if let Record::Enter { args, .. } = r {
@@ -178,15 +178,7 @@ fn records_a_followed_family_and_nothing_else() {
     assert_ne!(stranger_pid, grandchild);
 
     // Records are in time order, and nothing was lost.
-    let times: Vec<u64> = records
-        .iter()
-        .map(|r| match *r {
-            Record::Enter { ktime_ns, .. }
-            | Record::Exit { ktime_ns, .. }
-            | Record::Fork { ktime_ns, .. }
-            | Record::ProcessExit { ktime_ns, .. } => ktime_ns,
-        })
-        .collect();
+    let times: Vec<u64> = records.iter().map(Record::ktime_ns).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(probe.lost().unwrap(), 0);
 }
