@@ -20,18 +20,24 @@
 //! commit and keep in sync with its source, and no dependency beyond libc. The programs are
 //! short (under 100 instructions each) and stay readable in this form.
 //!
+//! [`Recorder`] turns records into trace events ([`ordeal_events::Event`]): the followed
+//! processes' lifecycle (fork/clone, exec, exit) and their socket transfers, with the socket
+//! resolved through /proc when the transfer's entry is processed (see the `record` module).
+//!
 //! Standalone for now: not yet wired into runs. x86_64 only (the `pt_regs` layout and call
 //! numbers); needs root (CAP_BPF and CAP_PERFMON).
 
 mod asm;
 mod btf;
 mod programs;
+mod record;
 mod ring;
 mod sys;
 
 pub use asm::AsmError;
 #[doc(hidden)]
 pub use programs::{Stage, Wakeup};
+pub use record::{ProcResolver, Recorder, SockResolver};
 
 use programs::MapFds;
 use std::ffi::CStr;

@@ -429,7 +429,7 @@ mod tests {
         );
         let (reserve, submit) = (Helper::RingbufReserve as i32, Helper::RingbufSubmit as i32);
         let (ktime, read) = (Helper::KtimeGetNs as i32, Helper::ProbeReadKernel as i32);
-        assert_eq!(calls(Stage::ReturnAtOnce, Wakeup::Never), vec![]);
+        assert_eq!(calls(Stage::ReturnAtOnce, Wakeup::Never), Vec::<i32>::new());
         assert_eq!(
             calls(Stage::Filter, Wakeup::Never),
             vec![lookup, pid, lookup]
