@@ -58,6 +58,9 @@ fn feed_until(
     }
 }
 
+/// A transfer's (call, ret, len, off, socket inode).
+type Transfer = (String, Option<i64>, Option<u64>, Option<u64>, u64);
+
 fn exited(events: &[Event], pid: i32) -> bool {
     events.iter().any(|e| e.call == "exit" && e.pid == pid)
 }
@@ -142,7 +145,7 @@ fn a_tcp_exchange_records_both_ends_transfers() {
         return;
     };
     let of = |pid: i32| -> Vec<&Event> { events.iter().filter(|e| e.pid == pid).collect() };
-    let data = |pid: i32| -> Vec<(String, Option<i64>, Option<u64>, Option<u64>, u64)> {
+    let data = |pid: i32| -> Vec<Transfer> {
         of(pid)
             .iter()
             .filter(|e| e.class == Some(Class::Data))
