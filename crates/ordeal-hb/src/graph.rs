@@ -11,7 +11,7 @@
 //! cross-thread edge joins two distinct events, and a built graph never changes.
 
 use crate::addr::AddrMap;
-use clocks::Changes;
+use changes::Changes;
 use compact::EventTable;
 use ordeal_events::{Event, Header, Proto, TraceReader};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod changes;
 mod clocks;
 pub(crate) mod compact;
 mod connections;

@@ -4,14 +4,11 @@
 //! Invariant: a thread's own component at its `k`-th event is `k` and is not stored; every
 //! change list increases in both position and value.
 
+use super::changes::{Changes, Cursor};
 use super::{Edge, HbGraph, ThreadId, VectorClock};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::rc::Rc;
-
-/// Per-thread change list of one foreign clock component: `(position, value)` where the value
-/// changed, increasing in both.
-pub(super) type Changes = Vec<(u32, u32)>;
 
 impl HbGraph {
     /// Kahn's algorithm (ready events by lowest seq first) computing every thread's clock
@@ -140,6 +137,9 @@ impl HbGraph {
             .map(|m| {
                 let mut v: Vec<(u32, Changes)> = m.into_iter().collect();
                 v.sort_by_key(|x| x.0);
+                for (_, ch) in &mut v {
+                    ch.shrink_to_fit();
+                }
                 v
             })
             .collect();
@@ -152,7 +152,7 @@ impl HbGraph {
         }
         let list = &self.changes[t];
         match list.binary_search_by_key(&(c as u32), |x| x.0) {
-            Ok(k) => value_at(&list[k].1, pos),
+            Ok(k) => list[k].1.value_at(pos),
             Err(_) => 0,
         }
     }
@@ -170,17 +170,23 @@ impl HbGraph {
     pub fn vc(&self, seq: u64) -> Option<VectorClock> {
         let i = self.index_of(seq)?;
         let (t, pos) = (self.ev_thread[i] as usize, self.ev_pos[i]);
-        let mut v: Vec<(ThreadId, u64)> = self.changes[t]
+        let foreign = self.changes[t]
             .iter()
-            .map(|(c, ch)| (*c as usize, value_at(ch, pos)))
-            .filter(|&(_, x)| x > 0)
-            .collect();
-        let own = (t, pos as u64 + 1);
-        match v.binary_search_by_key(&t, |x| x.0) {
-            Ok(k) => v[k] = own,
-            Err(k) => v.insert(k, own),
+            .map(|(c, ch)| (*c as usize, ch.value_at(pos)));
+        Some(clock_of(t, pos, foreign))
+    }
+
+    /// Reads the vector clocks of events asked in increasing index order, decoding each stored
+    /// change once (what [`HbGraph::vc`] repeats for each event).
+    pub(crate) fn clock_walk(&self) -> ClockWalk<'_> {
+        ClockWalk {
+            g: self,
+            cursors: self
+                .changes
+                .iter()
+                .map(|t| t.iter().map(|(_, ch)| ch.cursor()).collect())
+                .collect(),
         }
-        Some(VectorClock(v))
     }
 
     /// The vector clock with components named by [`ThreadInfo::label`](super::ThreadInfo::label).
@@ -217,12 +223,34 @@ impl HbGraph {
     }
 }
 
-fn value_at(ch: &Changes, pos: u32) -> u64 {
-    let k = ch.partition_point(|&(p, _)| p <= pos);
-    if k == 0 {
-        0
-    } else {
-        ch[k - 1].1 as u64
+/// A clock from its foreign components and the thread's own position.
+fn clock_of(t: ThreadId, pos: u32, foreign: impl Iterator<Item = (ThreadId, u64)>) -> VectorClock {
+    let mut v: Vec<(ThreadId, u64)> = foreign.filter(|&(_, x)| x > 0).collect();
+    let own = (t, pos as u64 + 1);
+    match v.binary_search_by_key(&t, |x| x.0) {
+        Ok(k) => v[k] = own,
+        Err(k) => v.insert(k, own),
+    }
+    VectorClock(v)
+}
+
+/// See [`HbGraph::clock_walk`].
+pub(crate) struct ClockWalk<'a> {
+    g: &'a HbGraph,
+    /// Per thread, a cursor per stored foreign component (as in `changes`).
+    cursors: Vec<Vec<Cursor<'a>>>,
+}
+
+impl ClockWalk<'_> {
+    /// The vector clock of event `i`; `i` must not decrease from one call to the next.
+    pub(crate) fn vc(&mut self, i: usize) -> VectorClock {
+        let g = self.g;
+        let (t, pos) = (g.ev_thread[i] as usize, g.ev_pos[i]);
+        let foreign = g.changes[t]
+            .iter()
+            .zip(self.cursors[t].iter_mut())
+            .map(|((c, _), cur)| (*c as usize, cur.value_at(pos)));
+        clock_of(t, pos, foreign)
     }
 }
 
@@ -246,11 +274,7 @@ fn merge(
     let (mut i, mut j) = (0, 0);
     let mut grew = |c: u32, v: u32| {
         if c != own {
-            let list = changes.entry(c).or_default();
-            match list.last_mut() {
-                Some(last) if last.0 == pos => last.1 = last.1.max(v),
-                _ => list.push((pos, v)),
-            }
+            changes.entry(c).or_default().record(pos, v);
         }
     };
     while i < cur.len() || j < other.len() {
@@ -288,10 +312,10 @@ mod tests {
 
     #[test]
     fn value_at_is_the_last_change_at_or_before_the_position() {
-        let ch: Changes = vec![(2, 1), (5, 3)];
+        let ch: Changes = [(2, 1), (5, 3)].into_iter().collect();
         let seen: Vec<u64> = [0, 1, 2, 4, 5, 100]
             .iter()
-            .map(|&p| value_at(&ch, p))
+            .map(|&p| ch.value_at(p))
             .collect();
         assert_eq!(seen, vec![0, 0, 1, 1, 3, 3]);
     }
@@ -317,12 +341,12 @@ mod tests {
         );
         assert_eq!(out, vec![(0, 9), (1, 5), (2, 4), (3, 7)]);
         // Component 0 is the thread's own: never recorded. Component 3 did not grow.
-        let mut recorded: Vec<_> = changes.clone().into_iter().collect();
+        let mut recorded: Vec<_> = changes.iter().map(|(c, ch)| (*c, ch.to_vec())).collect();
         recorded.sort();
         assert_eq!(recorded, vec![(1, vec![(7, 5)]), (2, vec![(7, 4)])]);
 
         // A second merge at the same position keeps one entry per position, with the max.
         merge(&out, &[(1, 6)], 0, 7, &mut changes);
-        assert_eq!(changes[&1], vec![(7, 6)]);
+        assert_eq!(changes[&1].to_vec(), vec![(7, 6)]);
     }
 }
