@@ -208,9 +208,8 @@ pub struct HbGraph {
     thread_events: Vec<Vec<u32>>,
     /// Cross-thread edges (fork, connect, message) in creation order, as event indices.
     cross: Vec<(u32, u32, EdgeKind)>,
-    in_start: Vec<u32>,
+    /// Numbers of the `cross` edges sorted by target, and by source.
     in_list: Vec<u32>,
-    out_start: Vec<u32>,
     out_list: Vec<u32>,
     /// Per thread: foreign component → change list, sorted by component.
     changes: Vec<Vec<(u32, Changes)>>,
@@ -296,9 +295,7 @@ impl HbGraph {
             threads: Vec::new(),
             thread_events: Vec::new(),
             cross: Vec::new(),
-            in_start: Vec::new(),
             in_list: Vec::new(),
-            out_start: Vec::new(),
             out_list: Vec::new(),
             changes: Vec::new(),
             connections: Vec::new(),
@@ -310,11 +307,16 @@ impl HbGraph {
             warnings,
         };
         g.assign_threads();
+        // Each list grew by doubling; the graph keeps them as they are.
+        for evs in &mut g.thread_events {
+            evs.shrink_to_fit();
+        }
         g.build_addr_map();
         g.match_streams();
         g.match_datagrams();
         g.collect_failed_connects();
         g.cross.retain(|&(f, t, _)| f != t);
+        g.cross.shrink_to_fit();
         g.index_edges();
         g.compute_clocks();
         g

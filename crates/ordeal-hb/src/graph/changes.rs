@@ -1,15 +1,15 @@
 //! The change list of one foreign clock component in one thread, compact: `(position, value)`
-//! pairs stored as varint deltas (a busy server's clients each learn every other client's
-//! component at each receive, so these lists hold ten entries an event and more; deltas take
-//! about 2 bytes an entry where plain pairs take 8), with an absolute mark every [`BLOCK`]
-//! entries for the binary search.
+//! pairs stored as deltas (a busy server's clients each learn every other client's component
+//! at each receive, so these lists hold ten entries an event and more). A pair of small deltas
+//! takes one byte, others a marker and two varints, where plain pairs take 8 bytes; an
+//! absolute mark every [`BLOCK`] entries serves the binary search.
 //!
 //! Invariant: entries increase in position and in value; `marks[b]` is entry `b * BLOCK` and the
 //! byte offset just past its encoding; the last entry is also kept whole in `last`, where merges
 //! at the same position raise it, and is encoded only once the next entry comes.
 
 /// Entries decoded at most by a lookup, after the binary search over the marks.
-const BLOCK: usize = 16;
+const BLOCK: usize = 32;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Changes {
@@ -39,8 +39,7 @@ impl Changes {
     }
 
     fn encode(&mut self, (pos, value): (u32, u32)) {
-        write_varint(&mut self.bytes, pos - self.prev.0);
-        write_varint(&mut self.bytes, value - self.prev.1);
+        write_delta(&mut self.bytes, pos - self.prev.0, value - self.prev.1);
         if self.encoded as usize % BLOCK == 0 {
             self.marks.push((pos, value, self.bytes.len() as u32));
         }
@@ -76,12 +75,11 @@ impl Changes {
             if at >= self.bytes.len() {
                 break;
             }
-            let dp = read_varint(&self.bytes, &mut at);
+            let (dp, dv) = read_delta(&self.bytes, &mut at);
             if p + dp > pos {
                 break;
             }
-            p += dp;
-            v += read_varint(&self.bytes, &mut at);
+            (p, v) = (p + dp, v + dv);
         }
         v as u64
     }
@@ -103,8 +101,8 @@ impl Changes {
         let (mut p, mut v, mut at) = (0, 0, 0);
         let mut out = Vec::new();
         while at < self.bytes.len() {
-            p += read_varint(&self.bytes, &mut at);
-            v += read_varint(&self.bytes, &mut at);
+            let (dp, dv) = read_delta(&self.bytes, &mut at);
+            (p, v) = (p + dp, v + dv);
             out.push((p, v));
         }
         out.extend(self.last);
@@ -130,11 +128,11 @@ impl Cursor<'_> {
         let bytes = &self.changes.bytes;
         while self.at < bytes.len() {
             let mut at = self.at;
-            let p = self.prev.0 + read_varint(bytes, &mut at);
+            let (dp, dv) = read_delta(bytes, &mut at);
+            let (p, v) = (self.prev.0 + dp, self.prev.1 + dv);
             if p > pos {
                 return self.value as u64;
             }
-            let v = self.prev.1 + read_varint(bytes, &mut at);
             (self.at, self.prev, self.value) = (at, (p, v), v);
         }
         match self.changes.last {
@@ -155,6 +153,31 @@ impl FromIterator<(u32, u32)> for Changes {
             c.record(p, v);
         }
         c
+    }
+}
+
+/// Marks a delta pair written as two varints; a byte below it holds `dp - 1` (3 bits) and `dv`
+/// (4 bits).
+const LONG: u8 = 0x80;
+
+fn write_delta(out: &mut Vec<u8>, dp: u32, dv: u32) {
+    if (1..=8).contains(&dp) && dv < 16 {
+        out.push(((dp - 1) << 4 | dv) as u8);
+    } else {
+        out.push(LONG);
+        write_varint(out, dp);
+        write_varint(out, dv);
+    }
+}
+
+fn read_delta(bytes: &[u8], at: &mut usize) -> (u32, u32) {
+    let b = bytes[*at];
+    *at += 1;
+    if b == LONG {
+        let dp = read_varint(bytes, at);
+        (dp, read_varint(bytes, at))
+    } else {
+        (u32::from(b >> 4) + 1, u32::from(b & 15))
     }
 }
 
@@ -198,6 +221,20 @@ mod tests {
     }
 
     #[test]
+    fn small_delta_pairs_take_one_byte() {
+        let mut bytes = Vec::new();
+        let pairs = [(1, 0), (8, 15), (9, 0), (0, 3), (2, 16), (300, 70_000)];
+        for (dp, dv) in pairs {
+            write_delta(&mut bytes, dp, dv);
+        }
+        assert_eq!(bytes.len(), 1 + 1 + 3 + 3 + 3 + 1 + 2 + 3);
+        let mut at = 0;
+        let back: Vec<(u32, u32)> = pairs.iter().map(|_| read_delta(&bytes, &mut at)).collect();
+        assert_eq!(back, pairs);
+        assert_eq!(at, bytes.len());
+    }
+
+    #[test]
     fn a_raise_at_the_same_position_keeps_one_entry_with_the_max() {
         let mut c = Changes::default();
         c.record(7, 5);
@@ -210,7 +247,8 @@ mod tests {
 
     #[test]
     fn value_at_matches_a_plain_search_across_blocks() {
-        // 100 entries (several blocks), positions 3k + 2, values k² + 1 (deltas up to 2 bytes).
+        // 100 entries (several blocks), positions 3k + 2, values k² + 1: short deltas, then
+        // long ones.
         let pairs: Vec<(u32, u32)> = (0..100).map(|k| (3 * k + 2, k * k + 1)).collect();
         let c: Changes = pairs.iter().copied().collect();
         assert_eq!(c.to_vec(), pairs);
