@@ -1,5 +1,6 @@
 //! The compact event form the graph is built from: what the passes and the outputs' cross-event
-//! lookups read, with strings and sockets interned. 64 bytes an event, where an owned
+//! lookups read, with strings, sockets, tasks (node, pid, tid) and (errno, address) pairs
+//! interned. 56 bytes an event, where an owned
 //! [`Event`] costs 600 and more; fields only printed (paths, flags, payloads) are not kept and
 //! the outputs read them from the events themselves, streamed in `seq` order.
 //!
@@ -21,7 +22,8 @@ const WIDE_RET: u8 = 16;
 /// `dur` does not fit in 32 bits: it is in [`EventTable::wide_dur`].
 const WIDE_DUR: u8 = 32;
 
-/// One event, compact. Strings and sockets are ids into [`EventTable`]; return values and
+/// One event, compact. Tasks, call names, (errno, address) pairs and sockets are ids into
+/// [`EventTable`]; return values and
 /// durations take 32 bits (byte counts, errors and sub-4-second calls), the rare wider ones and
 /// the children of fork calls are kept aside by index.
 #[derive(Debug, Clone)]
@@ -31,12 +33,11 @@ pub(crate) struct Ev {
     off: u64,
     ret: i32,
     dur: u32,
-    pid: i32,
-    tid: i32,
-    node: u32,
+    /// Into `tasks`.
+    task: u32,
     call: u32,
-    errno: u32,
-    addr: u32,
+    /// Into `details`, or `NONE` when the event has neither an errno nor an address.
+    detail: u32,
     sock: u32,
     class: Option<Class>,
     has: u8,
@@ -50,6 +51,12 @@ pub(crate) struct EventTable {
     string_ids: HashMap<Box<str>, u32>,
     socks: Vec<Sock>,
     sock_ids: HashMap<Sock, u32>,
+    /// `(node, pid, tid)`: few, as threads are.
+    tasks: Vec<(u32, i32, i32)>,
+    task_ids: HashMap<(u32, i32, i32), u32>,
+    /// `(errno, address)` string ids.
+    details: Vec<(u32, u32)>,
+    detail_ids: HashMap<(u32, u32), u32>,
     /// Per call id: its entry in the call table and its lifecycle step.
     call_info: Vec<(Option<&'static CallSpec>, Option<Step>)>,
     kept: HashMap<u32, Event>,
@@ -59,8 +66,7 @@ pub(crate) struct EventTable {
     children: HashMap<u32, i32>,
 }
 
-// The point of the form: one cache line an event.
-const _: () = assert!(std::mem::size_of::<Ev>() == 64);
+const _: () = assert!(std::mem::size_of::<Ev>() == 56);
 
 /// Calls whose whole events the summary reads (commands, exit codes and signals).
 fn kept_call(call: &str) -> bool {
@@ -90,8 +96,20 @@ impl EventTable {
             self.call_info.resize(call as usize + 1, (None, None));
             self.call_info[call as usize] = (calls::by_name(&e.call), Step::from_name(&e.call));
         }
+        let task = (node, e.pid, e.tid);
+        let task = *self.task_ids.entry(task).or_insert_with(|| {
+            self.tasks.push(task);
+            self.tasks.len() as u32 - 1
+        });
         let errno = self.intern_opt(e.errno.as_deref());
         let addr = self.intern_opt(e.addr.as_deref());
+        let detail = match (errno, addr) {
+            (NONE, NONE) => NONE,
+            pair => *self.detail_ids.entry(pair).or_insert_with(|| {
+                self.details.push(pair);
+                self.details.len() as u32 - 1
+            }),
+        };
         let sock = match &e.sock {
             None => NONE,
             Some(s) => match self.sock_ids.get(s) {
@@ -139,12 +157,9 @@ impl EventTable {
             dur,
             ret,
             off: e.off.unwrap_or(0),
-            pid: e.pid,
-            tid: e.tid,
-            node,
+            task,
             call,
-            errno,
-            addr,
+            detail,
             sock,
             class: e.class,
             has,
@@ -155,6 +170,8 @@ impl EventTable {
     pub(crate) fn finish(&mut self) {
         self.string_ids = HashMap::new();
         self.sock_ids = HashMap::new();
+        self.task_ids = HashMap::new();
+        self.detail_ids = HashMap::new();
         self.evs.shrink_to_fit();
     }
 
@@ -201,18 +218,27 @@ impl<'a> EvRef<'a> {
         }
         self.e.dur.into()
     }
+    fn task(&self) -> (u32, i32, i32) {
+        self.t.tasks[self.e.task as usize]
+    }
+    fn detail(&self) -> (u32, u32) {
+        match self.e.detail {
+            NONE => (NONE, NONE),
+            d => self.t.details[d as usize],
+        }
+    }
     pub(crate) fn pid(&self) -> i32 {
-        self.e.pid
+        self.task().1
     }
     pub(crate) fn tid(&self) -> i32 {
-        self.e.tid
+        self.task().2
     }
     pub(crate) fn node(&self) -> &'a str {
-        self.string(self.e.node).unwrap_or_default()
+        self.string(self.node_id()).unwrap_or_default()
     }
     /// Interned node id: equal ids, equal nodes.
     pub(crate) fn node_id(&self) -> u32 {
-        self.e.node
+        self.task().0
     }
     pub(crate) fn call(&self) -> &'a str {
         self.string(self.e.call).unwrap_or_default()
@@ -242,10 +268,10 @@ impl<'a> EvRef<'a> {
         self.e.has & HAS_FAULT != 0
     }
     pub(crate) fn errno(&self) -> Option<&'a str> {
-        self.string(self.e.errno)
+        self.string(self.detail().0)
     }
     pub(crate) fn addr(&self) -> Option<&'a str> {
-        self.string(self.e.addr)
+        self.string(self.detail().1)
     }
     pub(crate) fn sock(&self) -> Option<&'a Sock> {
         (self.e.sock != NONE).then(|| &self.t.socks[self.e.sock as usize])
