@@ -186,10 +186,11 @@ pub struct EdgeCounts {
 /// Each thread incarnation is a component. A thread's own component at its `k`-th event
 /// (from 1) is `k`, so it is not stored. Foreign components only change at events with an
 /// incoming cross-thread edge (a receive, an accept, a thread's first event), so each thread
-/// keeps, per foreign component, the list of positions where that component grew. A clock
-/// entry is then a binary search, and memory is proportional to the number of component
-/// increases, not to events × threads: a 1M-event, 100-thread trace whose receives each learn
-/// a few new components costs a few MB, where dense vectors would cost 400 MB.
+/// keeps, per foreign component, the list of positions where that component grew (as deltas,
+/// 1 to 2 bytes an entry). A clock entry is then a binary search and a short decode, and
+/// memory is proportional to the number of component increases, not to events × threads: a
+/// 1M-event, 100-thread trace whose receives each learn a few new components costs a few MB,
+/// where dense vectors would cost 400 MB.
 /// [`HbGraph::happens_before`] needs a single component of one clock: `a → b` iff
 /// `vc(b)[thread(a)] ≥ vc(a)[thread(a)]`, equivalent to the componentwise comparison.
 #[derive(Debug, Clone)]
@@ -243,7 +244,7 @@ impl HbGraph {
     }
 
     /// Builds the graph from a `trace.jsonl` file, streaming: only the compact form of each
-    /// event stays in memory (about 80 bytes, against 600 and more for an [`Event`]), so
+    /// event stays in memory (56 bytes, against 600 and more for an [`Event`]), so
     /// [`HbGraph::events`] is empty and [`HbGraph::event`] answers `None`; the outputs read the
     /// whole events from the file again ([`HbGraph::for_each_event`]). A file whose events are
     /// not in `seq` order is read whole and sorted, as by [`HbGraph::from_owned`].

@@ -40,7 +40,7 @@ impl Changes {
 
     fn encode(&mut self, (pos, value): (u32, u32)) {
         write_delta(&mut self.bytes, pos - self.prev.0, value - self.prev.1);
-        if self.encoded as usize % BLOCK == 0 {
+        if (self.encoded as usize).is_multiple_of(BLOCK) {
             self.marks.push((pos, value, self.bytes.len() as u32));
         }
         self.encoded += 1;

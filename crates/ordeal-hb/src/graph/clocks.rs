@@ -158,7 +158,7 @@ impl HbGraph {
     }
 
     /// Number of stored vector-clock entries (component increases), a measure of the clock
-    /// memory: 8 bytes each.
+    /// memory: stored as deltas, 1 to 2 bytes each in a typical trace.
     pub fn clock_entries(&self) -> usize {
         self.changes
             .iter()
