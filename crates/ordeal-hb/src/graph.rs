@@ -204,7 +204,6 @@ pub struct HbGraph {
     /// What the passes and queries read of every event.
     table: EventTable,
     ev_thread: Vec<u32>,
-    ev_pos: Vec<u32>,
     threads: Vec<ThreadInfo>,
     thread_events: Vec<Vec<u32>>,
     /// Cross-thread edges (fork, connect, message) in creation order, as event indices.
@@ -292,7 +291,6 @@ impl HbGraph {
             trace,
             table,
             ev_thread: Vec::new(),
-            ev_pos: Vec::new(),
             threads: Vec::new(),
             thread_events: Vec::new(),
             cross: Vec::new(),

@@ -79,7 +79,7 @@ impl HbGraph {
             done[i] = true;
             processed += 1;
             let t = self.ev_thread[i] as usize;
-            let pos = self.ev_pos[i];
+            let pos = self.pos_of(i);
             let mut clock = clocks[t].take().unwrap_or_default();
             for &ei in self.in_edges(i) {
                 if broken[ei as usize] {
@@ -146,7 +146,7 @@ impl HbGraph {
     }
 
     fn component(&self, i: usize, c: ThreadId) -> u64 {
-        let (t, pos) = (self.ev_thread[i] as usize, self.ev_pos[i]);
+        let (t, pos) = (self.ev_thread[i] as usize, self.pos_of(i));
         if t == c {
             return pos as u64 + 1;
         }
@@ -169,7 +169,7 @@ impl HbGraph {
     /// The vector clock of an event.
     pub fn vc(&self, seq: u64) -> Option<VectorClock> {
         let i = self.index_of(seq)?;
-        let (t, pos) = (self.ev_thread[i] as usize, self.ev_pos[i]);
+        let (t, pos) = (self.ev_thread[i] as usize, self.pos_of(i));
         let foreign = self.changes[t]
             .iter()
             .map(|(c, ch)| (*c as usize, ch.value_at(pos)));
@@ -210,7 +210,7 @@ impl HbGraph {
             return false;
         };
         let ta = self.ev_thread[ia] as usize;
-        self.component(ib, ta) > self.ev_pos[ia] as u64
+        self.component(ib, ta) > self.pos_of(ia) as u64
     }
 
     /// Whether neither event happened before the other (false for unknown seqs and `a == b`).
@@ -245,7 +245,7 @@ impl ClockWalk<'_> {
     /// The vector clock of event `i`; `i` must not decrease from one call to the next.
     pub(crate) fn vc(&mut self, i: usize) -> VectorClock {
         let g = self.g;
-        let (t, pos) = (g.ev_thread[i] as usize, g.ev_pos[i]);
+        let (t, pos) = (g.ev_thread[i] as usize, g.pos_of(i));
         let foreign = g.changes[t]
             .iter()
             .zip(self.cursors[t].iter_mut())

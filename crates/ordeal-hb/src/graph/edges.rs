@@ -50,7 +50,7 @@ impl HbGraph {
             return Vec::new();
         };
         let mut v = Vec::new();
-        let (t, pos) = (self.ev_thread[i] as usize, self.ev_pos[i] as usize);
+        let (t, pos) = (self.ev_thread[i] as usize, self.pos_of(i) as usize);
         if pos > 0 {
             let p = self.thread_events[t][pos - 1] as usize;
             v.push(Edge {
@@ -74,7 +74,7 @@ impl HbGraph {
             return Vec::new();
         };
         let mut v = Vec::new();
-        let (t, pos) = (self.ev_thread[i] as usize, self.ev_pos[i] as usize);
+        let (t, pos) = (self.ev_thread[i] as usize, self.pos_of(i) as usize);
         if let Some(&nx) = self.thread_events[t].get(pos + 1) {
             v.push(Edge {
                 from: seq,
