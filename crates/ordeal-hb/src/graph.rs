@@ -207,7 +207,7 @@ pub struct HbGraph {
     threads: Vec<ThreadInfo>,
     thread_events: Vec<Vec<u32>>,
     /// Cross-thread edges (fork, connect, message) in creation order, as event indices.
-    cross: Vec<(u32, u32, EdgeKind)>,
+    cross: Vec<edges::Cross>,
     /// Numbers of the `cross` edges sorted by target, and by source.
     in_list: Vec<u32>,
     out_list: Vec<u32>,
@@ -314,7 +314,7 @@ impl HbGraph {
         g.match_streams();
         g.match_datagrams();
         g.collect_failed_connects();
-        g.cross.retain(|&(f, t, _)| f != t);
+        g.cross.retain(|c| c.from != c.to);
         g.cross.shrink_to_fit();
         g.index_edges();
         g.compute_clocks();

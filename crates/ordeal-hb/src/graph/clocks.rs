@@ -22,8 +22,8 @@ impl HbGraph {
                 indeg[i as usize] += 1;
             }
         }
-        for &(_, t, _) in &self.cross {
-            indeg[t as usize] += 1;
+        for c in &self.cross {
+            indeg[c.to as usize] += 1;
         }
         let mut broken = vec![false; self.cross.len()];
         let mut done = vec![false; n];
@@ -49,7 +49,8 @@ impl HbGraph {
                     let i = cursor;
                     let mut cut = Vec::new();
                     for &ei in self.in_edges(i) {
-                        let (f, _, kind) = self.cross[ei as usize];
+                        let (f, kind) =
+                            (self.cross[ei as usize].from, self.cross[ei as usize].kind());
                         if !done[f as usize] && !broken[ei as usize] {
                             broken[ei as usize] = true;
                             cut.push(Edge {
@@ -85,7 +86,7 @@ impl HbGraph {
                 if broken[ei as usize] {
                     continue;
                 }
-                let f = self.cross[ei as usize].0;
+                let f = self.cross[ei as usize].from;
                 let Some((left, snap)) = pending.get_mut(&f) else {
                     continue;
                 };
@@ -108,7 +109,7 @@ impl HbGraph {
                 pending.insert(i as u32, (outs.len() as u32, Rc::new(clock.clone())));
             }
             for ei in outs {
-                let to = self.cross[ei as usize].1 as usize;
+                let to = self.cross[ei as usize].to as usize;
                 indeg[to] = indeg[to].saturating_sub(1);
                 if indeg[to] == 0 && !done[to] {
                     heap.push(Reverse(to as u32));

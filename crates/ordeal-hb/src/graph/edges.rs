@@ -8,18 +8,53 @@
 
 use super::{Edge, EdgeCounts, EdgeKind, HbGraph};
 
+/// A cross-thread edge between event indices, in 16 bytes where `(u32, u32, EdgeKind)` takes
+/// 24: the kind is a message's byte count, or one of the reserved values above any count (a
+/// count comes from one call's return value, below 2^63).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cross {
+    pub(super) from: u32,
+    pub(super) to: u32,
+    kind: u64,
+}
+
+const FORK: u64 = u64::MAX;
+const CONNECT: u64 = u64::MAX - 1;
+const PROGRAM: u64 = u64::MAX - 2;
+
+impl Cross {
+    pub(super) fn new(from: u32, to: u32, kind: EdgeKind) -> Cross {
+        let kind = match kind {
+            EdgeKind::Fork => FORK,
+            EdgeKind::Connect => CONNECT,
+            EdgeKind::Program => PROGRAM,
+            EdgeKind::Message { bytes } => bytes.min(PROGRAM - 1),
+        };
+        Cross { from, to, kind }
+    }
+
+    pub(super) fn kind(&self) -> EdgeKind {
+        match self.kind {
+            FORK => EdgeKind::Fork,
+            CONNECT => EdgeKind::Connect,
+            PROGRAM => EdgeKind::Program,
+            bytes => EdgeKind::Message { bytes },
+        }
+    }
+}
+
 impl HbGraph {
     pub(super) fn index_edges(&mut self) {
-        self.in_list = by_key(self.cross.iter().map(|e| e.1));
-        self.out_list = by_key(self.cross.iter().map(|e| e.0));
+        self.in_list = by_key(self.cross.iter().map(|e| e.to));
+        self.out_list = by_key(self.cross.iter().map(|e| e.from));
     }
 
     pub(super) fn in_edges(&self, i: usize) -> &[u32] {
-        keyed(&self.in_list, i as u32, |e| self.cross[e as usize].1)
+        keyed(&self.in_list, i as u32, |e| self.cross[e as usize].to)
     }
 
     pub(super) fn out_edges(&self, i: usize) -> &[u32] {
-        keyed(&self.out_list, i as u32, |e| self.cross[e as usize].0)
+        keyed(&self.out_list, i as u32, |e| self.cross[e as usize].from)
     }
 
     /// Every edge: program-order edges thread by thread, then fork, connect and message edges
@@ -35,11 +70,11 @@ impl HbGraph {
         program.chain(self.cross.iter().map(move |&c| self.cross_edge(c)))
     }
 
-    fn cross_edge(&self, (f, t, kind): (u32, u32, EdgeKind)) -> Edge {
+    fn cross_edge(&self, c: Cross) -> Edge {
         Edge {
-            from: self.table.evs[f as usize].seq,
-            to: self.table.evs[t as usize].seq,
-            kind,
+            from: self.table.evs[c.from as usize].seq,
+            to: self.table.evs[c.to as usize].seq,
+            kind: c.kind(),
         }
     }
 
@@ -100,8 +135,8 @@ impl HbGraph {
                 .sum(),
             ..Default::default()
         };
-        for &(_, _, k) in &self.cross {
-            match k {
+        for e in &self.cross {
+            match e.kind() {
                 EdgeKind::Program => c.program += 1,
                 EdgeKind::Fork => c.fork += 1,
                 EdgeKind::Connect => c.connect += 1,
@@ -137,6 +172,23 @@ fn keyed(list: &[u32], k: u32, key: impl Fn(u32) -> u32) -> &[u32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cross_edge_keeps_its_kind_in_16_bytes() {
+        assert_eq!(std::mem::size_of::<Cross>(), 16);
+        for kind in [
+            EdgeKind::Fork,
+            EdgeKind::Connect,
+            EdgeKind::Program,
+            EdgeKind::Message { bytes: 1 },
+            EdgeKind::Message {
+                bytes: i64::MAX as u64,
+            },
+        ] {
+            let c = Cross::new(3, 9, kind);
+            assert_eq!((c.from, c.to, c.kind()), (3, 9, kind));
+        }
+    }
 
     #[test]
     fn edge_numbers_are_grouped_by_key_in_edge_order() {

@@ -5,6 +5,7 @@
 //! in its thread is found by bisection, not stored; a tid starts a new incarnation after its
 //! `exit`, at a `spawn`, or when a pending fork names it.
 
+use super::edges::Cross;
 use super::{EdgeKind, HbGraph, ThreadId, ThreadInfo};
 use ordeal_events::{Event, Step};
 use std::collections::HashMap;
@@ -38,7 +39,7 @@ impl HbGraph {
                     });
                     self.thread_events.push(Vec::new());
                     if let Some(f) = fork {
-                        self.cross.push((f, i as u32, EdgeKind::Fork));
+                        self.cross.push(Cross::new(f, i as u32, EdgeKind::Fork));
                     }
                     current.insert(tid, t);
                     t
@@ -65,7 +66,7 @@ impl HbGraph {
                         {
                             let first = self.thread_events[c][0];
                             self.threads[c].parent = Some(e.seq());
-                            self.cross.push((i as u32, first, EdgeKind::Fork));
+                            self.cross.push(Cross::new(i as u32, first, EdgeKind::Fork));
                         }
                         _ => {
                             pending_fork.insert(child, i as u32);
