@@ -26,7 +26,6 @@ impl HbGraph {
             indeg[c.to as usize] += 1;
         }
         let mut broken = vec![false; self.cross.len()];
-        let mut done = vec![false; n];
         let mut heap: BinaryHeap<Reverse<u32>> = (0..n as u32)
             .filter(|&i| indeg[i as usize] == 0)
             .map(Reverse)
@@ -43,7 +42,7 @@ impl HbGraph {
             let i = match heap.pop() {
                 Some(Reverse(i)) => i as usize,
                 None => {
-                    while done[cursor] {
+                    while indeg[cursor] == DONE {
                         cursor += 1;
                     }
                     let i = cursor;
@@ -51,7 +50,7 @@ impl HbGraph {
                     for &ei in self.in_edges(i) {
                         let (f, kind) =
                             (self.cross[ei as usize].from, self.cross[ei as usize].kind());
-                        if !done[f as usize] && !broken[ei as usize] {
+                        if indeg[f as usize] != DONE && !broken[ei as usize] {
                             broken[ei as usize] = true;
                             cut.push(Edge {
                                 from: self.table.evs[f as usize].seq,
@@ -74,10 +73,10 @@ impl HbGraph {
                     i
                 }
             };
-            if done[i] {
+            if indeg[i] == DONE {
                 continue;
             }
-            done[i] = true;
+            indeg[i] = DONE;
             processed += 1;
             let t = self.ev_thread[i] as usize;
             let pos = self.pos_of(i);
@@ -109,19 +108,11 @@ impl HbGraph {
                 pending.insert(i as u32, (outs.len() as u32, Rc::new(clock.clone())));
             }
             for ei in outs {
-                let to = self.cross[ei as usize].to as usize;
-                indeg[to] = indeg[to].saturating_sub(1);
-                if indeg[to] == 0 && !done[to] {
-                    heap.push(Reverse(to as u32));
-                }
+                release(&mut indeg, &mut heap, self.cross[ei as usize].to);
             }
             let evs = &self.thread_events[t];
             if let Some(&next) = evs.get(pos as usize + 1) {
-                let next = next as usize;
-                indeg[next] = indeg[next].saturating_sub(1);
-                if indeg[next] == 0 && !done[next] {
-                    heap.push(Reverse(next as u32));
-                }
+                release(&mut indeg, &mut heap, next);
                 clocks[t] = Some(clock);
             }
         }
@@ -221,6 +212,20 @@ impl HbGraph {
             && self.index_of(b).is_some()
             && !self.happens_before(a, b)
             && !self.happens_before(b, a)
+    }
+}
+
+/// In-degree of an event already processed by the clock pass.
+const DONE: u32 = u32::MAX;
+
+/// One edge into `to` is consumed: `to` is ready once none is left.
+fn release(indeg: &mut [u32], heap: &mut BinaryHeap<Reverse<u32>>, to: u32) {
+    let d = &mut indeg[to as usize];
+    if *d != DONE {
+        *d = d.saturating_sub(1);
+        if *d == 0 {
+            heap.push(Reverse(to));
+        }
     }
 }
 
