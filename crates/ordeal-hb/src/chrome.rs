@@ -16,26 +16,44 @@ fn us(ns: u64) -> f64 {
 
 /// Drawn duration of every event (by index): at least [`MIN_SLICE_NS`], and cut short where
 /// the thread's next event starts, so slices of one thread never overlap (Perfetto drops
-/// improperly nested slices).
-fn slice_durs(g: &HbGraph) -> Vec<u64> {
-    let mut d: Vec<u64> = (0..g.len())
-        .map(|i| g.ev(i).dur().max(MIN_SLICE_NS))
-        .collect();
-    for t in 0..g.threads().len() {
-        let mut next: Option<u64> = None;
-        for &k in g.thread_indices(t).iter().rev() {
-            let e = g.ev(k as usize);
-            if let (Some(n), Some(i)) = (next, g.index_of(e.seq())) {
-                if n < e.ts() + d[i] && n >= e.ts() + MIN_SLICE_NS {
-                    d[i] = n - e.ts();
+/// improperly nested slices). Only the cut ones are stored: a syscall normally ends before
+/// the thread's next one starts.
+struct SliceDurs {
+    /// `(index, drawn duration)` of the cut slices, by index.
+    cuts: Vec<(u32, u64)>,
+}
+
+impl SliceDurs {
+    fn new(g: &HbGraph) -> SliceDurs {
+        let drawn = |i: usize| g.ev(i).dur().max(MIN_SLICE_NS);
+        let mut cuts: HashMap<u32, u64> = HashMap::new();
+        for t in 0..g.threads().len() {
+            let mut next: Option<u64> = None;
+            for &k in g.thread_indices(t).iter().rev() {
+                let e = g.ev(k as usize);
+                // With duplicate seqs, events sharing one share the slice `index_of` finds.
+                if let (Some(n), Some(i)) = (next, g.index_of(e.seq())) {
+                    let d = cuts.get(&(i as u32)).copied().unwrap_or_else(|| drawn(i));
+                    if n < e.ts() + d && n >= e.ts() + MIN_SLICE_NS {
+                        cuts.insert(i as u32, n - e.ts());
+                    }
+                }
+                if !is_instant(e.class()) {
+                    next = Some(e.ts());
                 }
             }
-            if !is_instant(e.class()) {
-                next = Some(e.ts());
-            }
+        }
+        let mut cuts: Vec<(u32, u64)> = cuts.into_iter().collect();
+        cuts.sort_unstable();
+        SliceDurs { cuts }
+    }
+
+    fn get(&self, g: &HbGraph, i: usize) -> u64 {
+        match self.cuts.binary_search_by_key(&(i as u32), |c| c.0) {
+            Ok(k) => self.cuts[k].1,
+            Err(_) => g.ev(i).dur().max(MIN_SLICE_NS),
         }
     }
-    d
 }
 
 /// A point strictly inside a slice, where flow arrows attach.
@@ -155,7 +173,7 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         }
     }
 
-    let durs = slice_durs(g);
+    let durs = SliceDurs::new(g);
     g.for_each_event(|i, e| {
         let cat = match e.class {
             Some(Class::Net) => "net",
@@ -168,7 +186,7 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
             json!({"name":e.call,"cat":cat,"ph":"i","s":"t","ts":us(e.ts),
                    "pid":pid(&e.node),"tid":e.tid,"args":args(g, e)})
         } else {
-            json!({"name":e.call,"cat":cat,"ph":"X","ts":us(e.ts),"dur":us(durs[i]),
+            json!({"name":e.call,"cat":cat,"ph":"X","ts":us(e.ts),"dur":us(durs.get(g, i)),
                    "pid":pid(&e.node),"tid":e.tid,"args":args(g, e)})
         };
         if let (Some(f), Some(o)) = (&e.fault, v.as_object_mut()) {
@@ -196,12 +214,12 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         id += 1;
         emit(
             &mut w,
-            &json!({"name":name,"cat":"msg","ph":"s","id":id,"ts":us(flow_ts(a.ts(), durs[ia])),
+            &json!({"name":name,"cat":"msg","ph":"s","id":id,"ts":us(flow_ts(a.ts(), durs.get(g, ia))),
                     "pid":pid(a.node()),"tid":a.tid()}),
         )?;
         emit(
             &mut w,
-            &json!({"name":name,"cat":"msg","ph":"f","bp":"e","id":id,"ts":us(flow_ts(b.ts(), durs[ib])),
+            &json!({"name":name,"cat":"msg","ph":"f","bp":"e","id":id,"ts":us(flow_ts(b.ts(), durs.get(g, ib))),
                     "pid":pid(b.node()),"tid":b.tid()}),
         )?;
     }

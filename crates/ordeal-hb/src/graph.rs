@@ -11,7 +11,7 @@
 //! cross-thread edge joins two distinct events, and a built graph never changes.
 
 use crate::addr::AddrMap;
-use clocks::Changes;
+use changes::Changes;
 use compact::EventTable;
 use ordeal_events::{Event, Header, Proto, TraceReader};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod changes;
 mod clocks;
 pub(crate) mod compact;
 mod connections;
@@ -185,10 +186,11 @@ pub struct EdgeCounts {
 /// Each thread incarnation is a component. A thread's own component at its `k`-th event
 /// (from 1) is `k`, so it is not stored. Foreign components only change at events with an
 /// incoming cross-thread edge (a receive, an accept, a thread's first event), so each thread
-/// keeps, per foreign component, the list of positions where that component grew. A clock
-/// entry is then a binary search, and memory is proportional to the number of component
-/// increases, not to events × threads: a 1M-event, 100-thread trace whose receives each learn
-/// a few new components costs a few MB, where dense vectors would cost 400 MB.
+/// keeps, per foreign component, the list of positions where that component grew (as deltas,
+/// 1 to 2 bytes an entry). A clock entry is then a binary search and a short decode, and
+/// memory is proportional to the number of component increases, not to events × threads: a
+/// 1M-event, 100-thread trace whose receives each learn a few new components costs a few MB,
+/// where dense vectors would cost 400 MB.
 /// [`HbGraph::happens_before`] needs a single component of one clock: `a → b` iff
 /// `vc(b)[thread(a)] ≥ vc(a)[thread(a)]`, equivalent to the componentwise comparison.
 #[derive(Debug, Clone)]
@@ -202,14 +204,12 @@ pub struct HbGraph {
     /// What the passes and queries read of every event.
     table: EventTable,
     ev_thread: Vec<u32>,
-    ev_pos: Vec<u32>,
     threads: Vec<ThreadInfo>,
     thread_events: Vec<Vec<u32>>,
     /// Cross-thread edges (fork, connect, message) in creation order, as event indices.
-    cross: Vec<(u32, u32, EdgeKind)>,
-    in_start: Vec<u32>,
+    cross: Vec<edges::Cross>,
+    /// Numbers of the `cross` edges sorted by target, and by source.
     in_list: Vec<u32>,
-    out_start: Vec<u32>,
     out_list: Vec<u32>,
     /// Per thread: foreign component → change list, sorted by component.
     changes: Vec<Vec<(u32, Changes)>>,
@@ -243,7 +243,7 @@ impl HbGraph {
     }
 
     /// Builds the graph from a `trace.jsonl` file, streaming: only the compact form of each
-    /// event stays in memory (about 80 bytes, against 600 and more for an [`Event`]), so
+    /// event stays in memory (56 bytes, against 600 and more for an [`Event`]), so
     /// [`HbGraph::events`] is empty and [`HbGraph::event`] answers `None`; the outputs read the
     /// whole events from the file again ([`HbGraph::for_each_event`]). A file whose events are
     /// not in `seq` order is read whole and sorted, as by [`HbGraph::from_owned`].
@@ -291,13 +291,10 @@ impl HbGraph {
             trace,
             table,
             ev_thread: Vec::new(),
-            ev_pos: Vec::new(),
             threads: Vec::new(),
             thread_events: Vec::new(),
             cross: Vec::new(),
-            in_start: Vec::new(),
             in_list: Vec::new(),
-            out_start: Vec::new(),
             out_list: Vec::new(),
             changes: Vec::new(),
             connections: Vec::new(),
@@ -309,11 +306,16 @@ impl HbGraph {
             warnings,
         };
         g.assign_threads();
+        // Each list grew by doubling; the graph keeps them as they are.
+        for evs in &mut g.thread_events {
+            evs.shrink_to_fit();
+        }
         g.build_addr_map();
         g.match_streams();
         g.match_datagrams();
         g.collect_failed_connects();
-        g.cross.retain(|&(f, t, _)| f != t);
+        g.cross.retain(|c| c.from != c.to);
+        g.cross.shrink_to_fit();
         g.index_edges();
         g.compute_clocks();
         g

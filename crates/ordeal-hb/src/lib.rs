@@ -8,7 +8,7 @@
 //!   send → receive (byte-range matching for streams, FIFO for UDP datagrams), then computes a
 //!   vector clock for every event: [`HbGraph::vc`], [`HbGraph::happens_before`],
 //!   [`HbGraph::concurrent`]. [`HbGraph::from_trace`] builds it from a `trace.jsonl` file
-//!   keeping only a compact form of each event (about 80 bytes); the outputs then read the
+//!   keeping only a compact form of each event (56 bytes); the outputs then read the
 //!   whole events from the file again ([`HbGraph::for_each_event`]).
 //! * Outputs: [`write_dot`] (`graph.dot`), [`write_chrome_trace`] (`trace.json`, for
 //!   Perfetto), [`Summary`] (`summary.json`) with [`human_summary`] for the terminal, and

@@ -18,16 +18,21 @@ pub fn write_hb_jsonl<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
         .iter()
         .map(|t| serde_json::to_string(&t.label()).expect("string serializes"))
         .collect();
+    let mut clocks = g.clock_walk();
     for i in 0..g.len() {
         let seq = g.ev(i).seq();
         write!(w, "{{\"seq\":{seq},\"vc\":{{")?;
-        if let Some(vc) = g.vc(seq) {
-            for (k, (t, v)) in vc.0.iter().enumerate() {
-                if k > 0 {
-                    w.write_all(b",")?;
-                }
-                write!(w, "{}:{v}", labels[*t])?;
+        // With duplicate seqs (a warned inconsistency), every line shows the one event
+        // `vc(seq)` finds.
+        let vc = match g.index_of(seq) {
+            Some(j) if j == i => clocks.vc(i),
+            _ => g.vc(seq).unwrap_or_default(),
+        };
+        for (k, (t, v)) in vc.0.iter().enumerate() {
+            if k > 0 {
+                w.write_all(b",")?;
             }
+            write!(w, "{}:{v}", labels[*t])?;
         }
         w.write_all(b"},\"pred\":[")?;
         for (k, p) in g.preds(seq).iter().enumerate() {

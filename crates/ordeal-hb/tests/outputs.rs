@@ -471,3 +471,52 @@ fn a_trace_file_out_of_seq_order_is_sorted() {
         held.edges().collect::<Vec<_>>()
     );
 }
+
+/// One server thread, four client processes, 60 request/response rounds each: every client's
+/// clock learns the other clients' components at each response, so each change list spans
+/// several encoded blocks. hb.jsonl, which reads clocks sequentially, shows on every line the
+/// clock [`HbGraph::vc_named`] looks up for that event.
+#[test]
+fn hb_jsonl_clocks_equal_the_clock_lookups_on_a_busy_server() {
+    let mut t = common::Trace::new();
+    t.spawn("s", 200, "server");
+    t.listen("s", 200, 1, "127.0.0.1:7000");
+    let mut socks = Vec::new();
+    for k in 0..4 {
+        let pid = 100 + k as i32;
+        let port = format!("127.0.0.1:{}", 40000 + k);
+        t.spawn("c", pid, "client");
+        let c = tcp(10 + 2 * k, &port, "127.0.0.1:7000");
+        let s = tcp(11 + 2 * k, "127.0.0.1:7000", &port);
+        t.connect("c", pid, pid, c.clone());
+        t.accept("s", 200, 200, s.clone());
+        socks.push((pid, c, s));
+    }
+    for round in 0..60u64 {
+        for (pid, c, s) in &socks {
+            t.data("c", *pid, *pid, "write", c, 3 * round, 3);
+            t.data("s", 200, 200, "read", s, 3 * round, 3);
+            t.data("s", 200, 200, "write", s, 2 * round, 2);
+            t.data("c", *pid, *pid, "read", c, 2 * round, 2);
+        }
+    }
+    let g = HbGraph::build(&header(&[("s", &[7000]), ("c", &[])]), &t.events);
+    assert!(g.clock_entries() > 4 * 60 * 3, "{}", g.clock_entries());
+    let mut buf = Vec::new();
+    write_hb_jsonl(&g, &mut buf).unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), t.events.len());
+    for (e, line) in t.events.iter().zip(lines) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let vc: std::collections::BTreeMap<String, u64> =
+            serde_json::from_value(v["vc"].clone()).unwrap();
+        assert_eq!(vc, g.vc_named(e.seq).unwrap(), "event {}", e.seq);
+    }
+    // The last client read knows every client's last write.
+    let last = t.events.last().unwrap().seq;
+    let named = g.vc_named(last).unwrap();
+    assert_eq!(named.len(), 5, "{named:?}");
+    assert_eq!(named["c/103"], 2 + 2 * 60);
+    assert_eq!(named["c/100"], 2 + 2 * 60 - 1);
+}

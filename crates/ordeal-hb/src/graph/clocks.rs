@@ -4,14 +4,11 @@
 //! Invariant: a thread's own component at its `k`-th event is `k` and is not stored; every
 //! change list increases in both position and value.
 
+use super::changes::{Changes, Cursor};
 use super::{Edge, HbGraph, ThreadId, VectorClock};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::rc::Rc;
-
-/// Per-thread change list of one foreign clock component: `(position, value)` where the value
-/// changed, increasing in both.
-pub(super) type Changes = Vec<(u32, u32)>;
 
 impl HbGraph {
     /// Kahn's algorithm (ready events by lowest seq first) computing every thread's clock
@@ -25,11 +22,10 @@ impl HbGraph {
                 indeg[i as usize] += 1;
             }
         }
-        for &(_, t, _) in &self.cross {
-            indeg[t as usize] += 1;
+        for c in &self.cross {
+            indeg[c.to as usize] += 1;
         }
         let mut broken = vec![false; self.cross.len()];
-        let mut done = vec![false; n];
         let mut heap: BinaryHeap<Reverse<u32>> = (0..n as u32)
             .filter(|&i| indeg[i as usize] == 0)
             .map(Reverse)
@@ -46,14 +42,15 @@ impl HbGraph {
             let i = match heap.pop() {
                 Some(Reverse(i)) => i as usize,
                 None => {
-                    while done[cursor] {
+                    while indeg[cursor] == DONE {
                         cursor += 1;
                     }
                     let i = cursor;
                     let mut cut = Vec::new();
                     for &ei in self.in_edges(i) {
-                        let (f, _, kind) = self.cross[ei as usize];
-                        if !done[f as usize] && !broken[ei as usize] {
+                        let (f, kind) =
+                            (self.cross[ei as usize].from, self.cross[ei as usize].kind());
+                        if indeg[f as usize] != DONE && !broken[ei as usize] {
                             broken[ei as usize] = true;
                             cut.push(Edge {
                                 from: self.table.evs[f as usize].seq,
@@ -76,19 +73,19 @@ impl HbGraph {
                     i
                 }
             };
-            if done[i] {
+            if indeg[i] == DONE {
                 continue;
             }
-            done[i] = true;
+            indeg[i] = DONE;
             processed += 1;
             let t = self.ev_thread[i] as usize;
-            let pos = self.ev_pos[i];
+            let pos = self.pos_of(i);
             let mut clock = clocks[t].take().unwrap_or_default();
             for &ei in self.in_edges(i) {
                 if broken[ei as usize] {
                     continue;
                 }
-                let f = self.cross[ei as usize].0;
+                let f = self.cross[ei as usize].from;
                 let Some((left, snap)) = pending.get_mut(&f) else {
                     continue;
                 };
@@ -111,19 +108,11 @@ impl HbGraph {
                 pending.insert(i as u32, (outs.len() as u32, Rc::new(clock.clone())));
             }
             for ei in outs {
-                let to = self.cross[ei as usize].1 as usize;
-                indeg[to] = indeg[to].saturating_sub(1);
-                if indeg[to] == 0 && !done[to] {
-                    heap.push(Reverse(to as u32));
-                }
+                release(&mut indeg, &mut heap, self.cross[ei as usize].to);
             }
             let evs = &self.thread_events[t];
             if let Some(&next) = evs.get(pos as usize + 1) {
-                let next = next as usize;
-                indeg[next] = indeg[next].saturating_sub(1);
-                if indeg[next] == 0 && !done[next] {
-                    heap.push(Reverse(next as u32));
-                }
+                release(&mut indeg, &mut heap, next);
                 clocks[t] = Some(clock);
             }
         }
@@ -140,25 +129,28 @@ impl HbGraph {
             .map(|m| {
                 let mut v: Vec<(u32, Changes)> = m.into_iter().collect();
                 v.sort_by_key(|x| x.0);
+                for (_, ch) in &mut v {
+                    ch.shrink_to_fit();
+                }
                 v
             })
             .collect();
     }
 
     fn component(&self, i: usize, c: ThreadId) -> u64 {
-        let (t, pos) = (self.ev_thread[i] as usize, self.ev_pos[i]);
+        let (t, pos) = (self.ev_thread[i] as usize, self.pos_of(i));
         if t == c {
             return pos as u64 + 1;
         }
         let list = &self.changes[t];
         match list.binary_search_by_key(&(c as u32), |x| x.0) {
-            Ok(k) => value_at(&list[k].1, pos),
+            Ok(k) => list[k].1.value_at(pos),
             Err(_) => 0,
         }
     }
 
     /// Number of stored vector-clock entries (component increases), a measure of the clock
-    /// memory: 8 bytes each.
+    /// memory: stored as deltas, 1 to 2 bytes each in a typical trace.
     pub fn clock_entries(&self) -> usize {
         self.changes
             .iter()
@@ -169,18 +161,24 @@ impl HbGraph {
     /// The vector clock of an event.
     pub fn vc(&self, seq: u64) -> Option<VectorClock> {
         let i = self.index_of(seq)?;
-        let (t, pos) = (self.ev_thread[i] as usize, self.ev_pos[i]);
-        let mut v: Vec<(ThreadId, u64)> = self.changes[t]
+        let (t, pos) = (self.ev_thread[i] as usize, self.pos_of(i));
+        let foreign = self.changes[t]
             .iter()
-            .map(|(c, ch)| (*c as usize, value_at(ch, pos)))
-            .filter(|&(_, x)| x > 0)
-            .collect();
-        let own = (t, pos as u64 + 1);
-        match v.binary_search_by_key(&t, |x| x.0) {
-            Ok(k) => v[k] = own,
-            Err(k) => v.insert(k, own),
+            .map(|(c, ch)| (*c as usize, ch.value_at(pos)));
+        Some(clock_of(t, pos, foreign))
+    }
+
+    /// Reads the vector clocks of events asked in increasing index order, decoding each stored
+    /// change once (what [`HbGraph::vc`] repeats for each event).
+    pub(crate) fn clock_walk(&self) -> ClockWalk<'_> {
+        ClockWalk {
+            g: self,
+            cursors: self
+                .changes
+                .iter()
+                .map(|t| t.iter().map(|(_, ch)| ch.cursor()).collect())
+                .collect(),
         }
-        Some(VectorClock(v))
     }
 
     /// The vector clock with components named by [`ThreadInfo::label`](super::ThreadInfo::label).
@@ -204,7 +202,7 @@ impl HbGraph {
             return false;
         };
         let ta = self.ev_thread[ia] as usize;
-        self.component(ib, ta) > self.ev_pos[ia] as u64
+        self.component(ib, ta) > self.pos_of(ia) as u64
     }
 
     /// Whether neither event happened before the other (false for unknown seqs and `a == b`).
@@ -217,12 +215,48 @@ impl HbGraph {
     }
 }
 
-fn value_at(ch: &Changes, pos: u32) -> u64 {
-    let k = ch.partition_point(|&(p, _)| p <= pos);
-    if k == 0 {
-        0
-    } else {
-        ch[k - 1].1 as u64
+/// In-degree of an event already processed by the clock pass.
+const DONE: u32 = u32::MAX;
+
+/// One edge into `to` is consumed: `to` is ready once none is left.
+fn release(indeg: &mut [u32], heap: &mut BinaryHeap<Reverse<u32>>, to: u32) {
+    let d = &mut indeg[to as usize];
+    if *d != DONE {
+        *d = d.saturating_sub(1);
+        if *d == 0 {
+            heap.push(Reverse(to));
+        }
+    }
+}
+
+/// A clock from its foreign components and the thread's own position.
+fn clock_of(t: ThreadId, pos: u32, foreign: impl Iterator<Item = (ThreadId, u64)>) -> VectorClock {
+    let mut v: Vec<(ThreadId, u64)> = foreign.filter(|&(_, x)| x > 0).collect();
+    let own = (t, pos as u64 + 1);
+    match v.binary_search_by_key(&t, |x| x.0) {
+        Ok(k) => v[k] = own,
+        Err(k) => v.insert(k, own),
+    }
+    VectorClock(v)
+}
+
+/// See [`HbGraph::clock_walk`].
+pub(crate) struct ClockWalk<'a> {
+    g: &'a HbGraph,
+    /// Per thread, a cursor per stored foreign component (as in `changes`).
+    cursors: Vec<Vec<Cursor<'a>>>,
+}
+
+impl ClockWalk<'_> {
+    /// The vector clock of event `i`; `i` must not decrease from one call to the next.
+    pub(crate) fn vc(&mut self, i: usize) -> VectorClock {
+        let g = self.g;
+        let (t, pos) = (g.ev_thread[i] as usize, g.pos_of(i));
+        let foreign = g.changes[t]
+            .iter()
+            .zip(self.cursors[t].iter_mut())
+            .map(|((c, _), cur)| (*c as usize, cur.value_at(pos)));
+        clock_of(t, pos, foreign)
     }
 }
 
@@ -246,11 +280,7 @@ fn merge(
     let (mut i, mut j) = (0, 0);
     let mut grew = |c: u32, v: u32| {
         if c != own {
-            let list = changes.entry(c).or_default();
-            match list.last_mut() {
-                Some(last) if last.0 == pos => last.1 = last.1.max(v),
-                _ => list.push((pos, v)),
-            }
+            changes.entry(c).or_default().record(pos, v);
         }
     };
     while i < cur.len() || j < other.len() {
@@ -288,10 +318,10 @@ mod tests {
 
     #[test]
     fn value_at_is_the_last_change_at_or_before_the_position() {
-        let ch: Changes = vec![(2, 1), (5, 3)];
+        let ch: Changes = [(2, 1), (5, 3)].into_iter().collect();
         let seen: Vec<u64> = [0, 1, 2, 4, 5, 100]
             .iter()
-            .map(|&p| value_at(&ch, p))
+            .map(|&p| ch.value_at(p))
             .collect();
         assert_eq!(seen, vec![0, 0, 1, 1, 3, 3]);
     }
@@ -317,12 +347,12 @@ mod tests {
         );
         assert_eq!(out, vec![(0, 9), (1, 5), (2, 4), (3, 7)]);
         // Component 0 is the thread's own: never recorded. Component 3 did not grow.
-        let mut recorded: Vec<_> = changes.clone().into_iter().collect();
+        let mut recorded: Vec<_> = changes.iter().map(|(c, ch)| (*c, ch.to_vec())).collect();
         recorded.sort();
         assert_eq!(recorded, vec![(1, vec![(7, 5)]), (2, vec![(7, 4)])]);
 
         // A second merge at the same position keeps one entry per position, with the max.
         merge(&out, &[(1, 6)], 0, 7, &mut changes);
-        assert_eq!(changes[&1], vec![(7, 6)]);
+        assert_eq!(changes[&1].to_vec(), vec![(7, 6)]);
     }
 }

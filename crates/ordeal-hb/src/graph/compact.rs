@@ -1,5 +1,6 @@
 //! The compact event form the graph is built from: what the passes and the outputs' cross-event
-//! lookups read, with strings and sockets interned. About 80 bytes an event, where an owned
+//! lookups read, with strings, sockets, tasks (node, pid, tid) and (errno, address) pairs
+//! interned. 56 bytes an event, where an owned
 //! [`Event`] costs 600 and more; fields only printed (paths, flags, payloads) are not kept and
 //! the outputs read them from the events themselves, streamed in `seq` order.
 //!
@@ -16,22 +17,27 @@ const HAS_RET: u8 = 1;
 const HAS_OFF: u8 = 2;
 const HAS_CHILD: u8 = 4;
 const HAS_FAULT: u8 = 8;
+/// `ret` does not fit in 32 bits: it is in [`EventTable::wide_ret`].
+const WIDE_RET: u8 = 16;
+/// `dur` does not fit in 32 bits: it is in [`EventTable::wide_dur`].
+const WIDE_DUR: u8 = 32;
 
-/// One event, compact. Strings and sockets are ids into [`EventTable`].
+/// One event, compact. Tasks, call names, (errno, address) pairs and sockets are ids into
+/// [`EventTable`]; return values and
+/// durations take 32 bits (byte counts, errors and sub-4-second calls), the rare wider ones and
+/// the children of fork calls are kept aside by index.
 #[derive(Debug, Clone)]
 pub(crate) struct Ev {
     pub(crate) seq: u64,
     pub(crate) ts: u64,
-    pub(crate) dur: u64,
-    ret: i64,
     off: u64,
-    pub(crate) pid: i32,
-    pub(crate) tid: i32,
-    child: i32,
-    node: u32,
+    ret: i32,
+    dur: u32,
+    /// Into `tasks`.
+    task: u32,
     call: u32,
-    errno: u32,
-    addr: u32,
+    /// Into `details`, or `NONE` when the event has neither an errno nor an address.
+    detail: u32,
     sock: u32,
     class: Option<Class>,
     has: u8,
@@ -45,10 +51,22 @@ pub(crate) struct EventTable {
     string_ids: HashMap<Box<str>, u32>,
     socks: Vec<Sock>,
     sock_ids: HashMap<Sock, u32>,
+    /// `(node, pid, tid)`: few, as threads are.
+    tasks: Vec<(u32, i32, i32)>,
+    task_ids: HashMap<(u32, i32, i32), u32>,
+    /// `(errno, address)` string ids.
+    details: Vec<(u32, u32)>,
+    detail_ids: HashMap<(u32, u32), u32>,
     /// Per call id: its entry in the call table and its lifecycle step.
     call_info: Vec<(Option<&'static CallSpec>, Option<Step>)>,
     kept: HashMap<u32, Event>,
+    wide_ret: HashMap<u32, i64>,
+    wide_dur: HashMap<u32, u64>,
+    /// `child` of the events that have one (fork, clone, spawn).
+    children: HashMap<u32, i32>,
 }
+
+const _: () = assert!(std::mem::size_of::<Ev>() == 56);
 
 /// Calls whose whole events the summary reads (commands, exit codes and signals).
 fn kept_call(call: &str) -> bool {
@@ -78,8 +96,20 @@ impl EventTable {
             self.call_info.resize(call as usize + 1, (None, None));
             self.call_info[call as usize] = (calls::by_name(&e.call), Step::from_name(&e.call));
         }
+        let task = (node, e.pid, e.tid);
+        let task = *self.task_ids.entry(task).or_insert_with(|| {
+            self.tasks.push(task);
+            self.tasks.len() as u32 - 1
+        });
         let errno = self.intern_opt(e.errno.as_deref());
         let addr = self.intern_opt(e.addr.as_deref());
+        let detail = match (errno, addr) {
+            (NONE, NONE) => NONE,
+            pair => *self.detail_ids.entry(pair).or_insert_with(|| {
+                self.details.push(pair);
+                self.details.len() as u32 - 1
+            }),
+        };
         let sock = match &e.sock {
             None => NONE,
             Some(s) => match self.sock_ids.get(s) {
@@ -103,22 +133,33 @@ impl EventTable {
                 has |= bit;
             }
         }
+        let i = self.evs.len() as u32;
         if kept_call(&e.call) {
-            self.kept.insert(self.evs.len() as u32, e.clone());
+            self.kept.insert(i, e.clone());
+        }
+        let ret = e.ret.unwrap_or(0);
+        let ret = i32::try_from(ret).unwrap_or_else(|_| {
+            has |= WIDE_RET;
+            self.wide_ret.insert(i, ret);
+            0
+        });
+        let dur = u32::try_from(e.dur).unwrap_or_else(|_| {
+            has |= WIDE_DUR;
+            self.wide_dur.insert(i, e.dur);
+            0
+        });
+        if let Some(child) = e.child {
+            self.children.insert(i, child);
         }
         self.evs.push(Ev {
             seq: e.seq,
             ts: e.ts,
-            dur: e.dur,
-            ret: e.ret.unwrap_or(0),
+            dur,
+            ret,
             off: e.off.unwrap_or(0),
-            pid: e.pid,
-            tid: e.tid,
-            child: e.child.unwrap_or(0),
-            node,
+            task,
             call,
-            errno,
-            addr,
+            detail,
             sock,
             class: e.class,
             has,
@@ -129,6 +170,8 @@ impl EventTable {
     pub(crate) fn finish(&mut self) {
         self.string_ids = HashMap::new();
         self.sock_ids = HashMap::new();
+        self.task_ids = HashMap::new();
+        self.detail_ids = HashMap::new();
         self.evs.shrink_to_fit();
     }
 
@@ -141,6 +184,7 @@ impl EventTable {
         EvRef {
             t: self,
             e: &self.evs[i],
+            i: i as u32,
         }
     }
 
@@ -155,6 +199,7 @@ impl EventTable {
 pub(crate) struct EvRef<'a> {
     t: &'a EventTable,
     e: &'a Ev,
+    i: u32,
 }
 
 impl<'a> EvRef<'a> {
@@ -168,20 +213,32 @@ impl<'a> EvRef<'a> {
         self.e.ts
     }
     pub(crate) fn dur(&self) -> u64 {
-        self.e.dur
+        if self.e.has & WIDE_DUR != 0 {
+            return self.t.wide_dur.get(&self.i).copied().unwrap_or_default();
+        }
+        self.e.dur.into()
+    }
+    fn task(&self) -> (u32, i32, i32) {
+        self.t.tasks[self.e.task as usize]
+    }
+    fn detail(&self) -> (u32, u32) {
+        match self.e.detail {
+            NONE => (NONE, NONE),
+            d => self.t.details[d as usize],
+        }
     }
     pub(crate) fn pid(&self) -> i32 {
-        self.e.pid
+        self.task().1
     }
     pub(crate) fn tid(&self) -> i32 {
-        self.e.tid
+        self.task().2
     }
     pub(crate) fn node(&self) -> &'a str {
-        self.string(self.e.node).unwrap_or_default()
+        self.string(self.node_id()).unwrap_or_default()
     }
     /// Interned node id: equal ids, equal nodes.
     pub(crate) fn node_id(&self) -> u32 {
-        self.e.node
+        self.task().0
     }
     pub(crate) fn call(&self) -> &'a str {
         self.string(self.e.call).unwrap_or_default()
@@ -190,22 +247,31 @@ impl<'a> EvRef<'a> {
         self.e.class
     }
     pub(crate) fn ret(&self) -> Option<i64> {
-        (self.e.has & HAS_RET != 0).then_some(self.e.ret)
+        if self.e.has & HAS_RET == 0 {
+            return None;
+        }
+        if self.e.has & WIDE_RET != 0 {
+            return self.t.wide_ret.get(&self.i).copied();
+        }
+        Some(self.e.ret.into())
     }
     pub(crate) fn off(&self) -> Option<u64> {
         (self.e.has & HAS_OFF != 0).then_some(self.e.off)
     }
     pub(crate) fn child(&self) -> Option<i32> {
-        (self.e.has & HAS_CHILD != 0).then_some(self.e.child)
+        if self.e.has & HAS_CHILD == 0 {
+            return None;
+        }
+        self.t.children.get(&self.i).copied()
     }
     pub(crate) fn has_fault(&self) -> bool {
         self.e.has & HAS_FAULT != 0
     }
     pub(crate) fn errno(&self) -> Option<&'a str> {
-        self.string(self.e.errno)
+        self.string(self.detail().0)
     }
     pub(crate) fn addr(&self) -> Option<&'a str> {
-        self.string(self.e.addr)
+        self.string(self.detail().1)
     }
     pub(crate) fn sock(&self) -> Option<&'a Sock> {
         (self.e.sock != NONE).then(|| &self.t.socks[self.e.sock as usize])
@@ -317,5 +383,44 @@ mod tests {
         );
         assert_eq!(t.kept(1).and_then(|e| e.code), Some(3));
         assert!(t.kept(0).is_none());
+    }
+
+    #[test]
+    fn values_wider_than_32_bits_and_children_are_kept_aside() {
+        let mut t = EventTable::default();
+        t.push(&Event {
+            call: "mmap".into(),
+            ret: Some(0x7f00_0000_1000),
+            dur: 5_000_000_000,
+            ..Default::default()
+        });
+        t.push(&Event {
+            call: "clone".into(),
+            ret: Some(i32::MIN as i64),
+            dur: u32::MAX as u64,
+            child: Some(42),
+            ..Default::default()
+        });
+        t.push(&Event {
+            call: "read".into(),
+            ret: Some(-(1 << 33)),
+            ..Default::default()
+        });
+        t.finish();
+        let got: Vec<_> = (0..3)
+            .map(|i| {
+                let e = t.get(i);
+                (e.ret(), e.dur(), e.child())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(0x7f00_0000_1000), 5_000_000_000, None),
+                (Some(i32::MIN as i64), u32::MAX as u64, Some(42)),
+                (Some(-(1 << 33)), 0, None),
+            ]
+        );
+        assert_eq!((t.wide_ret.len(), t.wide_dur.len()), (2, 1));
     }
 }

@@ -5,6 +5,7 @@
 //! Invariant: pairing is symmetric and one-to-one; a pair is recorded as one connection,
 //! oriented client → server, and a socketpair (neither connect nor accept) is not a connection.
 
+use super::edges::Cross;
 use super::endpoints::{connect_attempted, Endpoint};
 use super::{Connection, EdgeKind, FailedConnect, HbGraph, EXTERNAL};
 use crate::addr::norm_addr;
@@ -125,7 +126,7 @@ impl HbGraph {
 
     fn add_paired_connection(&mut self, cino: u64, c: &Endpoint, sino: u64, s: &Endpoint) {
         if let (Some(ci), Some(si)) = (c.connect, s.accept) {
-            self.cross.push((ci, si, EdgeKind::Connect));
+            self.cross.push(Cross::new(ci, si, EdgeKind::Connect));
         }
         let sum = |v: &[u32]| {
             v.iter()

@@ -4,6 +4,7 @@
 //! Invariant: a send matches at most one receive; every unmatched datagram counts as unmatched
 //! traffic toward the node owning its address, or [`EXTERNAL`].
 
+use super::edges::Cross;
 use super::{EdgeKind, HbGraph, EXTERNAL};
 use crate::addr::{addr_compatible, norm_addr};
 use ordeal_events::Proto;
@@ -84,8 +85,11 @@ impl HbGraph {
             if let Some((s, used)) = hit {
                 *used = true;
                 matched_recv[ri] = true;
-                self.cross
-                    .push((s.idx, r.idx, EdgeKind::Message { bytes: r.size }));
+                self.cross.push(Cross::new(
+                    s.idx,
+                    r.idx,
+                    EdgeKind::Message { bytes: r.size },
+                ));
                 let key = (
                     self.table.get(s.idx as usize).node().to_string(),
                     re.node().to_string(),

@@ -5,6 +5,7 @@
 //! no traced receive consumed count as unmatched traffic.
 
 use super::compact::EventTable;
+use super::edges::Cross;
 use super::endpoints::Endpoint;
 use super::{EdgeKind, HbGraph};
 use crate::ranges::{match_ranges, Range};
@@ -20,7 +21,7 @@ impl HbGraph {
         for o in &overlaps {
             let (s, r) = (a.sends[o.send], b.recvs[o.recv]);
             self.cross
-                .push((s, r, EdgeKind::Message { bytes: o.bytes }));
+                .push(Cross::new(s, r, EdgeKind::Message { bytes: o.bytes }));
             matched[o.send] += o.bytes;
             let key = (
                 self.table.get(s as usize).node().to_string(),

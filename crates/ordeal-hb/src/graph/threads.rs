@@ -1,10 +1,11 @@
 //! Thread incarnations and fork edges: every event gets a thread incarnation and a position in
 //! its program order, and each fork/vfork/clone gets an edge to the first event of its child.
 //!
-//! Invariant: `thread_events[t]` lists event indices in increasing `seq` and `ev_pos[i]` is event
-//! `i`'s index in that list; a tid starts a new incarnation after its `exit`, at a `spawn`, or
-//! when a pending fork names it.
+//! Invariant: `thread_events[t]` lists event indices in increasing `seq`, so an event's position
+//! in its thread is found by bisection, not stored; a tid starts a new incarnation after its
+//! `exit`, at a `spawn`, or when a pending fork names it.
 
+use super::edges::Cross;
 use super::{EdgeKind, HbGraph, ThreadId, ThreadInfo};
 use ordeal_events::{Event, Step};
 use std::collections::HashMap;
@@ -13,7 +14,6 @@ impl HbGraph {
     pub(super) fn assign_threads(&mut self) {
         let n = self.table.len();
         self.ev_thread = vec![0; n];
-        self.ev_pos = vec![0; n];
         let mut current: HashMap<i32, usize> = HashMap::new();
         let mut pending_fork: HashMap<i32, u32> = HashMap::new();
         let mut incarnations: HashMap<i32, u32> = HashMap::new();
@@ -39,14 +39,13 @@ impl HbGraph {
                     });
                     self.thread_events.push(Vec::new());
                     if let Some(f) = fork {
-                        self.cross.push((f, i as u32, EdgeKind::Fork));
+                        self.cross.push(Cross::new(f, i as u32, EdgeKind::Fork));
                     }
                     current.insert(tid, t);
                     t
                 }
             };
             self.ev_thread[i] = t as u32;
-            self.ev_pos[i] = self.thread_events[t].len() as u32;
             self.thread_events[t].push(i as u32);
             self.threads[t].events += 1;
             let e = self.table.get(i);
@@ -67,7 +66,7 @@ impl HbGraph {
                         {
                             let first = self.thread_events[c][0];
                             self.threads[c].parent = Some(e.seq());
-                            self.cross.push((i as u32, first, EdgeKind::Fork));
+                            self.cross.push(Cross::new(i as u32, first, EdgeKind::Fork));
                         }
                         _ => {
                             pending_fork.insert(child, i as u32);
@@ -94,6 +93,12 @@ impl HbGraph {
         self.thread_indices(t)
             .iter()
             .filter_map(|&i| self.events.get(i as usize))
+    }
+
+    /// Position of event `i` in its thread's program order (from 0).
+    pub(super) fn pos_of(&self, i: usize) -> u32 {
+        let evs = &self.thread_events[self.ev_thread[i] as usize];
+        evs.binary_search(&(i as u32)).unwrap_or_default() as u32
     }
 
     /// Indices of one thread incarnation's events in program order.
