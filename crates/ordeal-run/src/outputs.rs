@@ -85,8 +85,15 @@ pub(crate) fn write_applied(
     s: &ordeal_faults::Schedule,
     progress: &Progress,
 ) -> Result<(), Error> {
-    let events = TraceReader::open(&run_dir.join("trace.jsonl"))?.read_all()?;
-    let applied = faults::applied(s, &events);
+    // Only the marked events matter: streamed, so a long run's trace is never held whole.
+    let mut marked = Vec::new();
+    for e in TraceReader::open(&run_dir.join("trace.jsonl"))? {
+        let e = e?;
+        if e.fault.is_some() {
+            marked.push(e);
+        }
+    }
+    let applied = faults::applied(s, &marked);
     for a in applied.iter().filter(|a| a.fired) {
         progress.say(format!(
             "fault {} fired at seq {}: {}",
