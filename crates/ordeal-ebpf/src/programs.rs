@@ -59,6 +59,8 @@ const ONE: i16 = -20;
 const NR_KEY: i16 = -24;
 const CALL_FLAGS: i16 = -28;
 const POINTER: i16 = -40;
+/// Right below `POINTER`: `max_fds` and the `fd` array pointer that follows it read at once.
+const MAX_FDS: i16 = -48;
 
 /// How far the system-call programs go: each stage does everything the previous one does.
 /// Only [`Stage::Full`] records what [`crate::Record`] promises; the others exist to measure
@@ -190,16 +192,29 @@ fn read_fd_inode(a: &mut Asm, file: &FileOffsets) {
         .mov(R3, R0);
     follow_pointer(a, file.task_files, DONE);
     follow_pointer(a, file.files_fdt, DONE);
-    a.mov(R7, R3);
-    stack_ptr(a, R1, POINTER);
-    a.mov_imm(R2, 4)
-        .add_imm(R3, file.fdt_max_fds as i32)
-        .call(Helper::ProbeReadKernel)
-        .jump_if(Cond::Ne, R0, 0, DONE)
-        .load(Size::W, R1, R10, POINTER)
-        .jump_if_reg(Cond::Le, R1, R8, DONE)
-        .mov(R3, R7);
-    follow_pointer(a, file.fdt_fd, DONE);
+    if file.fdt_fd == file.fdt_max_fds + 8 {
+        // `max_fds` and `fd` side by side (the usual layout): one read for both.
+        stack_ptr(a, R1, MAX_FDS);
+        a.mov_imm(R2, 16)
+            .add_imm(R3, file.fdt_max_fds as i32)
+            .call(Helper::ProbeReadKernel)
+            .jump_if(Cond::Ne, R0, 0, DONE)
+            .load(Size::W, R1, R10, MAX_FDS)
+            .jump_if_reg(Cond::Le, R1, R8, DONE)
+            .load(Size::DW, R3, R10, POINTER)
+            .jump_if(Cond::Eq, R3, 0, DONE);
+    } else {
+        a.mov(R7, R3);
+        stack_ptr(a, R1, MAX_FDS);
+        a.mov_imm(R2, 4)
+            .add_imm(R3, file.fdt_max_fds as i32)
+            .call(Helper::ProbeReadKernel)
+            .jump_if(Cond::Ne, R0, 0, DONE)
+            .load(Size::W, R1, R10, MAX_FDS)
+            .jump_if_reg(Cond::Le, R1, R8, DONE)
+            .mov(R3, R7);
+        follow_pointer(a, file.fdt_fd, DONE);
+    }
     a.lsh_imm(R8, 3).add(R3, R8);
     follow_pointer(a, 0, DONE);
     follow_pointer(a, file.file_inode, DONE);
@@ -475,6 +490,22 @@ mod tests {
     }
 
     #[test]
+    fn max_fds_apart_from_the_fd_array_takes_a_read_of_its_own() {
+        let reads = |file: &FileOffsets| {
+            sys_enter(&maps(), &plan(), file)
+                .unwrap()
+                .iter()
+                .filter(|i| i.code == 0x85 && i.imm == Helper::ProbeReadKernel as i32)
+                .count()
+        };
+        let apart = FileOffsets {
+            fdt_fd: 16,
+            ..file()
+        };
+        assert_eq!((reads(&file()), reads(&apart)), (8, 9));
+    }
+
+    #[test]
     fn records_wake_the_consumer_only_past_a_quarter_of_the_ring() {
         let p = sys_exit(&maps(), &plan()).unwrap();
         let submit = p
@@ -523,10 +554,10 @@ mod tests {
             vec![lookup, pid, lookup, reserve, submit, lookup]
         );
         let task = Helper::GetCurrentTask as i32;
-        // The register copy, then the walk: files, fdt, max_fds, fd array, file, inode,
-        // then i_mode and i_ino.
+        // The register copy, then the walk: files, fdt, max_fds with the fd array (side by
+        // side), file, inode, then i_mode and i_ino.
         let mut full = vec![lookup, pid, lookup, reserve, ktime, read, task];
-        full.extend([read; 8]);
+        full.extend([read; 7]);
         full.extend([submit, lookup]);
         assert_eq!(calls(Stage::Full, Wakeup::WhenEmpty), full);
     }
