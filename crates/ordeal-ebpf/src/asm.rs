@@ -60,6 +60,7 @@ pub enum Helper {
     MapDeleteElem = 3,
     KtimeGetNs = 5,
     GetCurrentPidTgid = 14,
+    GetCurrentTask = 35,
     ProbeReadKernel = 113,
     RingbufReserve = 131,
     RingbufSubmit = 132,
@@ -78,6 +79,7 @@ const MODE_ATOMIC: u8 = 0xc0;
 const SRC_K: u8 = 0x00;
 const SRC_X: u8 = 0x08;
 const ALU_ADD: u8 = 0x00;
+const ALU_LSH: u8 = 0x60;
 const ALU_RSH: u8 = 0x70;
 const ALU_MOV: u8 = 0xb0;
 const JMP_JA: u8 = 0x00;
@@ -137,6 +139,14 @@ impl Asm {
     /// `dst += imm`
     pub fn add_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
         self.push(CLASS_ALU64 | ALU_ADD | SRC_K, dst, Reg::R0, 0, imm)
+    }
+    /// `dst += src`
+    pub fn add(&mut self, dst: Reg, src: Reg) -> &mut Self {
+        self.push(CLASS_ALU64 | ALU_ADD | SRC_X, dst, src, 0, 0)
+    }
+    /// `dst <<= imm`
+    pub fn lsh_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
+        self.push(CLASS_ALU64 | ALU_LSH | SRC_K, dst, Reg::R0, 0, imm)
     }
     /// `dst >>= imm` (logical)
     pub fn rsh_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
@@ -250,7 +260,9 @@ mod tests {
             .atomic_add64(Reg::R0, 0, Reg::R1)
             .call(Helper::RingbufReserve)
             .load_map(Reg::R1, 5)
-            .exit();
+            .exit()
+            .lsh_imm(Reg::R8, 3)
+            .add(Reg::R3, Reg::R8);
         let p: Vec<[u8; 8]> = a.finish().unwrap().into_iter().map(bytes).collect();
         assert_eq!(p[0], [0xbf, 0x16, 0, 0, 0, 0, 0, 0]);
         assert_eq!(p[1], [0x79, 0x67, 8, 0, 0, 0, 0, 0]);
@@ -263,6 +275,8 @@ mod tests {
         assert_eq!(p[8], [0x18, 0x11, 0, 0, 5, 0, 0, 0]);
         assert_eq!(p[9], [0; 8]);
         assert_eq!(p[10], [0x95, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(p[11], [0x67, 0x08, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(p[12], [0x0f, 0x83, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]

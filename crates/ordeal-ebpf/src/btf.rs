@@ -1,5 +1,6 @@
 //! Reads member offsets of kernel structs from the kernel's BTF (/sys/kernel/btf/vmlinux), so
-//! the programs read `task_struct` fields where this kernel has them, without headers.
+//! the programs read `task_struct` fields, and walk from the task to a descriptor's inode,
+//! where this kernel has them, without headers.
 //!
 //! Format (Documentation/bpf/btf.rst): a header, a type section of records (`name_off`,
 //! `info` with kind and member count, `size_or_type`, then kind-specific data), a string
@@ -20,29 +21,73 @@ pub struct TaskOffsets {
     pub exit_code: u32,
 }
 
-impl TaskOffsets {
+/// Where the system-call entry program finds the inode behind descriptor `fd` of the current
+/// task: `task->files->fdt` (an RCU pointer: read once, as an observer may), bounds-checked
+/// against `fdt->max_fds`, then `fdt->fd[fd]->f_inode`, its `i_ino` and `i_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileOffsets {
+    /// `task_struct.files` (`struct files_struct *`).
+    pub task_files: u32,
+    /// `files_struct.fdt` (`struct fdtable *`).
+    pub files_fdt: u32,
+    /// `fdtable.max_fds` (`unsigned int`).
+    pub fdt_max_fds: u32,
+    /// `fdtable.fd` (`struct file **`).
+    pub fdt_fd: u32,
+    /// `file.f_inode` (`struct inode *`).
+    pub file_inode: u32,
+    /// `inode.i_mode` (`umode_t`, 2 bytes).
+    pub inode_mode: u32,
+    /// `inode.i_ino` (`unsigned long`).
+    pub inode_ino: u32,
+}
+
+/// Everything the programs read from kernel structs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task: TaskOffsets,
+    pub file: FileOffsets,
+}
+
+impl KernelOffsets {
     /// From the running kernel's BTF.
-    pub fn of_running_kernel() -> Result<TaskOffsets, Error> {
+    pub fn of_running_kernel() -> Result<KernelOffsets, Error> {
         const PATH: &str = "/sys/kernel/btf/vmlinux";
         let blob = std::fs::read(PATH).map_err(|e| Error::Btf(format!("reading {PATH}: {e}")))?;
-        TaskOffsets::from_btf(&blob)
+        KernelOffsets::from_btf(&blob)
     }
 
-    pub fn from_btf(blob: &[u8]) -> Result<TaskOffsets, Error> {
-        let members = struct_members(blob, "task_struct")?;
-        let find = |name: &str| {
-            members
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|&(_, off)| off)
-                .ok_or_else(|| Error::Btf(format!("task_struct has no member `{name}`")))
-        };
-        Ok(TaskOffsets {
-            pid: find("pid")?,
-            tgid: find("tgid")?,
-            exit_code: find("exit_code")?,
+    pub fn from_btf(blob: &[u8]) -> Result<KernelOffsets, Error> {
+        let task = struct_members(blob, "task_struct")?;
+        let files = struct_members(blob, "files_struct")?;
+        let fdt = struct_members(blob, "fdtable")?;
+        let file = struct_members(blob, "file")?;
+        let inode = struct_members(blob, "inode")?;
+        Ok(KernelOffsets {
+            task: TaskOffsets {
+                pid: offset_of(&task, "task_struct", "pid")?,
+                tgid: offset_of(&task, "task_struct", "tgid")?,
+                exit_code: offset_of(&task, "task_struct", "exit_code")?,
+            },
+            file: FileOffsets {
+                task_files: offset_of(&task, "task_struct", "files")?,
+                files_fdt: offset_of(&files, "files_struct", "fdt")?,
+                fdt_max_fds: offset_of(&fdt, "fdtable", "max_fds")?,
+                fdt_fd: offset_of(&fdt, "fdtable", "fd")?,
+                file_inode: offset_of(&file, "file", "f_inode")?,
+                inode_mode: offset_of(&inode, "inode", "i_mode")?,
+                inode_ino: offset_of(&inode, "inode", "i_ino")?,
+            },
         })
     }
+}
+
+fn offset_of(members: &[(String, u32)], strukt: &str, name: &str) -> Result<u32, Error> {
+    members
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|&(_, off)| off)
+        .ok_or_else(|| Error::Btf(format!("{strukt} has no member `{name}`")))
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -132,37 +177,39 @@ fn struct_members(blob: &[u8], name: &str) -> Result<Vec<(String, u32)>, Error> 
 mod tests {
     use super::*;
 
-    /// A BTF blob: an int, a typedef, and `struct task_struct { int a:3; int pid; int tgid;
-    /// int exit_code; }` with the bitfield flag set.
-    fn blob() -> Vec<u8> {
-        let strings = b"\0int\0pid_t\0task_struct\0a\0pid\0tgid\0exit_code\0";
-        let s = |name: &str| {
-            let needle = format!("\0{name}\0");
-            let at = strings
-                .windows(needle.len())
-                .position(|w| w == needle.as_bytes())
-                .unwrap();
-            (at + 1) as u32
-        };
+    /// The structs the programs read, as (name, [(member, bit offset)]).
+    type Structs<'a> = &'a [(&'a str, &'a [(&'a str, u32)])];
+
+    /// A BTF blob: an int, a typedef, and each struct of `structs` (members typed as the
+    /// typedef), with the bitfield flag set (so bit offsets are 24 bits, widths above).
+    fn blob_of(structs: Structs) -> Vec<u8> {
+        let mut strings = b"\0int\0pid_t\0".to_vec();
         let mut types = Vec::new();
         let mut put = |v: u32| types.extend_from_slice(&v.to_le_bytes());
+        let mut name = |n: &str| {
+            let at = strings.len() as u32;
+            strings.extend_from_slice(n.as_bytes());
+            strings.push(0);
+            at
+        };
         // [1] int: 4 bytes, encoding word.
-        put(s("int"));
+        put(1);
         put(1 << 24);
         put(4);
         put(32);
         // [2] typedef pid_t -> 1
-        put(s("pid_t"));
+        put(5);
         put(8 << 24);
         put(1);
-        // [3] struct task_struct, 4 members, kind_flag set
-        put(s("task_struct"));
-        put(1 << 31 | 4 << 24 | 4);
-        put(16);
-        for (name, bits) in [("a", 3 << 24), ("pid", 32), ("tgid", 64), ("exit_code", 96)] {
-            put(s(name));
-            put(2);
-            put(bits);
+        for (strukt, members) in structs {
+            put(name(strukt));
+            put(1 << 31 | 4 << 24 | members.len() as u32);
+            put(64);
+            for (member, bits) in *members {
+                put(name(member));
+                put(2);
+                put(*bits);
+            }
         }
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
@@ -177,30 +224,78 @@ mod tests {
             b.extend_from_slice(&v.to_le_bytes());
         }
         b.extend_from_slice(&types);
-        b.extend_from_slice(strings);
+        b.extend_from_slice(&strings);
         b
     }
 
+    fn blob() -> Vec<u8> {
+        blob_of(&[
+            (
+                "task_struct",
+                &[
+                    ("a", 3 << 24),
+                    ("pid", 32),
+                    ("tgid", 64),
+                    ("exit_code", 96),
+                    ("files", 128),
+                ],
+            ),
+            ("files_struct", &[("count", 0), ("fdt", 64)]),
+            ("fdtable", &[("max_fds", 0), ("fd", 64)]),
+            ("file", &[("f_mode", 0), ("f_inode", 256)]),
+            ("inode", &[("i_mode", 0), ("i_opflags", 16), ("i_ino", 512)]),
+        ])
+    }
+
     #[test]
-    fn finds_task_offsets_in_bytes() {
+    fn finds_task_and_file_offsets_in_bytes() {
         assert_eq!(
-            TaskOffsets::from_btf(&blob()).unwrap(),
-            TaskOffsets {
-                pid: 4,
-                tgid: 8,
-                exit_code: 12
+            KernelOffsets::from_btf(&blob()).unwrap(),
+            KernelOffsets {
+                task: TaskOffsets {
+                    pid: 4,
+                    tgid: 8,
+                    exit_code: 12
+                },
+                file: FileOffsets {
+                    task_files: 16,
+                    files_fdt: 8,
+                    fdt_max_fds: 0,
+                    fdt_fd: 8,
+                    file_inode: 32,
+                    inode_mode: 0,
+                    inode_ino: 64,
+                },
             }
         );
     }
 
     #[test]
+    fn names_the_missing_member() {
+        let b = blob_of(&[
+            (
+                "task_struct",
+                &[("pid", 32), ("tgid", 64), ("exit_code", 96)],
+            ),
+            ("files_struct", &[("fdt", 64)]),
+            ("fdtable", &[("max_fds", 0), ("fd", 64)]),
+            ("file", &[("f_inode", 256)]),
+            ("inode", &[("i_mode", 0), ("i_ino", 512)]),
+        ]);
+        match KernelOffsets::from_btf(&b) {
+            Err(Error::Btf(m)) => assert_eq!(m, "task_struct has no member `files`"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn refuses_what_is_not_btf() {
         assert!(matches!(
-            TaskOffsets::from_btf(b"hello"),
+            KernelOffsets::from_btf(b"hello"),
             Err(Error::Btf(_))
         ));
         let mut b = blob();
         b.truncate(40);
-        assert!(matches!(TaskOffsets::from_btf(&b), Err(Error::Btf(_))));
+        assert!(matches!(KernelOffsets::from_btf(&b), Err(Error::Btf(_))));
     }
 }

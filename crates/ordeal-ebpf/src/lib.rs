@@ -14,15 +14,18 @@
 //! exits. See the `programs` module for the record layouts.
 //!
 //! **Loader**: raw bpf(2) calls, with the programs assembled in Rust by a small instruction
-//! builder (`asm`) and `task_struct` offsets read from the kernel's BTF (`btf`). Chosen over
+//! builder (`asm`) and the offsets of the kernel struct fields they read (`task_struct`, and
+//! the walk from it to a descriptor's inode) taken from the kernel's BTF (`btf`). Chosen over
 //! aya because aya loads ELF objects that a BPF compiler (clang, or a nightly rustc with
 //! bpf-linker) must build: this way there is nothing to install, no compiled object to
 //! commit and keep in sync with its source, and no dependency beyond libc. The programs are
-//! short (under 100 instructions each) and stay readable in this form.
+//! short (under 150 instructions each) and stay readable in this form.
 //!
 //! [`Recorder`] turns records into trace events ([`ordeal_events::Event`]): the followed
 //! processes' lifecycle (fork/clone, exec, exit) and their socket transfers, with the socket
-//! resolved through /proc when the transfer's entry is processed (see the `record` module).
+//! known by the inode the entry program reads behind the call's descriptor (so even when the
+//! program closed it, or exited, before the record is read), its addresses from /proc when
+//! still there (see the `record` module).
 //!
 //! Standalone for now: not yet wired into runs. x86_64 only (the `pt_regs` layout and call
 //! numbers); needs root (CAP_BPF and CAP_PERFMON).
@@ -121,12 +124,18 @@ impl Ending {
 /// One thing a followed process did. `ktime_ns` is CLOCK_MONOTONIC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
-    /// A system call started.
+    /// A system call started. When its first argument is a descriptor, `ino` is the inode
+    /// number of the file behind it (read in the kernel as the call started, so known even
+    /// when the descriptor or the process is gone by the time the record is read) and
+    /// `socket` tells whether that file is a socket; `ino` is 0 when the call has no
+    /// descriptor or it is not open.
     Enter {
         tid: i32,
         tgid: i32,
         nr: i64,
         args: [u64; 6],
+        ino: u64,
+        socket: bool,
         ktime_ns: u64,
     },
     /// A system call returned (`ret`: result or `-errno`).
@@ -195,11 +204,14 @@ impl Record {
             (KIND_ENTER, ENTER_SIZE) => {
                 // The block is pt_regs r10, r9, r8, ax, cx, dx, si, di.
                 let reg = |i: usize| u64_at(b, 32 + 8 * i);
+                let i_mode = u32_at(b, 104) & 0xffff;
                 Record::Enter {
                     tid,
                     tgid,
                     nr: u64_at(b, 24) as i64,
                     args: [reg(7), reg(6), reg(5), reg(0), reg(2), reg(1)],
+                    ino: u64_at(b, 96),
+                    socket: i_mode & libc::S_IFMT == libc::S_IFSOCK,
                     ktime_ns,
                 }
             }
@@ -302,13 +314,21 @@ impl Probe {
                 programs::MAX_NR
             )));
         }
-        let task = btf::TaskOffsets::of_running_kernel()?;
+        let offsets = btf::KernelOffsets::of_running_kernel()?;
+        let task = offsets.task;
         let followed = sys::map_create("ordeal_followed", sys::MAP_HASH, 4, 4, MAX_FOLLOWED)?;
         let allowed = sys::map_create("ordeal_calls", sys::MAP_ARRAY, 4, 4, programs::MAX_NR)?;
         let ring_map = sys::map_create("ordeal_ring", sys::MAP_RINGBUF, 0, 0, bytes as u32)?;
         let lost = sys::map_create("ordeal_lost", sys::MAP_ARRAY, 4, 8, 1)?;
         for &nr in config.syscalls {
-            sys::map_update(&allowed, &(nr as u32).to_ne_bytes(), &1u32.to_ne_bytes())
+            let fd_first = ordeal_events::calls::by_nr(nr)
+                .is_some_and(|c| c.arg(ordeal_events::calls::Arg::Fd) == Some(0));
+            let value = if fd_first {
+                programs::FD_FIRST
+            } else {
+                programs::RECORDED
+            };
+            sys::map_update(&allowed, &(nr as u32).to_ne_bytes(), &value.to_ne_bytes())
                 .map_err(map_io("filling the allowed calls"))?;
         }
         let fds = MapFds {
@@ -332,7 +352,10 @@ impl Probe {
                 "ordeal_pexit",
                 &programs::sched_process_exit(&fds, &plan, &task)?,
             )?,
-            sys::prog_load("ordeal_enter", &programs::sys_enter(&fds, &plan)?)?,
+            sys::prog_load(
+                "ordeal_enter",
+                &programs::sys_enter(&fds, &plan, &offsets.file)?,
+            )?,
             sys::prog_load("ordeal_exit", &programs::sys_exit(&fds, &plan)?)?,
         ];
         let ring = ring::Ring::new(ring_map.as_fd(), bytes, page)?;
@@ -437,6 +460,9 @@ mod tests {
         {
             b[32 + 8 * i..40 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
+        b[96..104].copy_from_slice(&4242u64.to_le_bytes());
+        // i_mode: a socket, rwx for all (the next two bytes are other fields' garbage).
+        b[104..108].copy_from_slice(&0xffff_c1ffu32.to_le_bytes());
         assert_eq!(
             Record::decode(&b),
             Some(Record::Enter {
@@ -444,9 +470,21 @@ mod tests {
                 tgid: 10,
                 nr: 1,
                 args: [10, 20, 30, 40, 50, 60],
+                ino: 4242,
+                socket: true,
                 ktime_ns: 99
             })
         );
+        // A regular file.
+        b[104..106].copy_from_slice(&0o100644u16.to_le_bytes());
+        assert!(matches!(
+            Record::decode(&b),
+            Some(Record::Enter {
+                ino: 4242,
+                socket: false,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -11,14 +11,17 @@
 //! Records (little-endian, 8-byte aligned), common part: `kind: u32 @0, tid: u32 @4,
 //! tgid: u32 @8, ktime_ns: u64 @16` (bpf_ktime_get_ns: CLOCK_MONOTONIC), then by kind:
 //! - enter: `nr: u64 @24`, then 64 bytes @32 copied from `struct pt_regs` at 56..120
-//!   (x86_64: r10, r9, r8, ax, cx, dx, si, di; the arguments are di, si, dx, r10, r8, r9);
+//!   (x86_64: r10, r9, r8, ax, cx, dx, si, di; the arguments are di, si, dx, r10, r8, r9),
+//!   then, for a call whose first argument is a descriptor ([`FD_FIRST`] in the allowed
+//!   array), the inode behind it: `ino: u64 @96, i_mode: u16 @104` (zeros when the call has
+//!   no descriptor or the walk from the task to the inode fails: a closed descriptor);
 //! - exit: `nr: u64 @24, ret: u64 @32`;
 //! - fork: `child_tid: u32 @24, child_tgid: u32 @28`;
 //! - process exit: `status: u32 @24` (the wait(2)-style status);
 //! - exec: `old_tid: u32 @24` (the thread that called execve: after it, tid = tgid).
 
 use crate::asm::{Asm, AsmError, Cond, Helper, Insn, Reg, Size};
-use crate::btf::TaskOffsets;
+use crate::btf::{FileOffsets, TaskOffsets};
 use Reg::*;
 
 pub const KIND_ENTER: u32 = 1;
@@ -27,11 +30,17 @@ pub const KIND_FORK: u32 = 3;
 pub const KIND_PROCESS_EXIT: u32 = 4;
 pub const KIND_EXEC: u32 = 5;
 
-pub const ENTER_SIZE: usize = 96;
+pub const ENTER_SIZE: usize = 112;
 pub const EXIT_SIZE: usize = 40;
 pub const FORK_SIZE: usize = 32;
 pub const PROCESS_EXIT_SIZE: usize = 32;
 pub const EXEC_SIZE: usize = 32;
+
+/// Allowed-array value of a recorded call.
+pub const RECORDED: u32 = 1;
+/// Allowed-array value of a recorded call whose first argument is a descriptor: its entry
+/// record carries the descriptor's inode, read while the descriptor is still open.
+pub const FD_FIRST: u32 = 2;
 
 /// Size of the allowed-calls array: call numbers at or above are never recorded.
 pub const MAX_NR: u32 = 512;
@@ -48,6 +57,10 @@ const SCRATCH: i16 = -16;
 const SCRATCH2: i16 = -12;
 const ONE: i16 = -20;
 const NR_KEY: i16 = -24;
+const CALL_FLAGS: i16 = -28;
+const POINTER: i16 = -40;
+/// Right below `POINTER`: `max_fds` and the `fd` array pointer that follows it read at once.
+const MAX_FDS: i16 = -48;
 
 /// How far the system-call programs go: each stage does everything the previous one does.
 /// Only [`Stage::Full`] records what [`crate::Record`] promises; the others exist to measure
@@ -102,7 +115,7 @@ pub struct Plan {
 pub struct MapFds {
     /// tgid (u32) → u32: the followed processes.
     pub followed: i32,
-    /// call number (u32) → u32, non-zero when the call is recorded.
+    /// call number (u32) → u32: [`RECORDED`], [`FD_FIRST`], or 0 when not recorded.
     pub allowed: i32,
     pub ring: i32,
     /// [0] → u64: records that did not fit, forks that could not be followed.
@@ -127,7 +140,8 @@ fn require_followed(a: &mut Asm, maps: &MapFds) {
         .jump_if(Cond::Eq, R0, 0, "out");
 }
 
-/// Leaves unless the call number in R7 is in the allowed array.
+/// Leaves unless the call number in R7 is in the allowed array; keeps its value at
+/// `CALL_FLAGS`.
 fn require_allowed(a: &mut Asm, maps: &MapFds) {
     a.jump_if(Cond::Gt, R7, MAX_NR as i32 - 1, "out")
         .store(Size::W, R10, NR_KEY, R7)
@@ -136,7 +150,78 @@ fn require_allowed(a: &mut Asm, maps: &MapFds) {
     a.call(Helper::MapLookupElem)
         .jump_if(Cond::Eq, R0, 0, "out")
         .load(Size::W, R1, R0, 0)
-        .jump_if(Cond::Eq, R1, 0, "out");
+        .jump_if(Cond::Eq, R1, 0, "out")
+        .store(Size::W, R10, CALL_FLAGS, R1);
+}
+
+/// `R3 = *(u64 *)(R3 + field)`, leaving for `done` when the read fails or finds null.
+fn follow_pointer(a: &mut Asm, field: u32, done: &'static str) {
+    if field != 0 {
+        a.add_imm(R3, field as i32);
+    }
+    stack_ptr(a, R1, POINTER);
+    a.mov_imm(R2, 8)
+        .call(Helper::ProbeReadKernel)
+        .jump_if(Cond::Ne, R0, 0, done)
+        .load(Size::DW, R3, R10, POINTER)
+        .jump_if(Cond::Eq, R3, 0, done);
+}
+
+/// Reads `len` bytes at `R7 + field` into the record in R9 at `at` (zeros if it fails).
+fn read_into_record(a: &mut Asm, at: i32, len: i32, field: u32) {
+    a.mov(R1, R9)
+        .add_imm(R1, at)
+        .mov_imm(R2, len)
+        .mov(R3, R7)
+        .add_imm(R3, field as i32)
+        .call(Helper::ProbeReadKernel);
+}
+
+/// For a [`FD_FIRST`] call, the inode behind descriptor `args[0]` (the low half of `di`,
+/// already in the record at 88) into the enter record in R9; zeros otherwise. Walks
+/// `current->files->fdt`, checks the descriptor against `max_fds`, then
+/// `fd[fd]->f_inode`. Uses R7 and R8 (the call number and ids are written by now).
+fn read_fd_inode(a: &mut Asm, file: &FileOffsets) {
+    const DONE: &str = "inode_done";
+    a.store_imm(Size::DW, R9, 96, 0)
+        .store_imm(Size::DW, R9, 104, 0)
+        .load(Size::W, R1, R10, CALL_FLAGS)
+        .jump_if(Cond::Ne, R1, FD_FIRST as i32, DONE)
+        .load(Size::W, R8, R9, 32 + 56)
+        .call(Helper::GetCurrentTask)
+        .mov(R3, R0);
+    follow_pointer(a, file.task_files, DONE);
+    follow_pointer(a, file.files_fdt, DONE);
+    if file.fdt_fd == file.fdt_max_fds + 8 {
+        // `max_fds` and `fd` side by side (the usual layout): one read for both.
+        stack_ptr(a, R1, MAX_FDS);
+        a.mov_imm(R2, 16)
+            .add_imm(R3, file.fdt_max_fds as i32)
+            .call(Helper::ProbeReadKernel)
+            .jump_if(Cond::Ne, R0, 0, DONE)
+            .load(Size::W, R1, R10, MAX_FDS)
+            .jump_if_reg(Cond::Le, R1, R8, DONE)
+            .load(Size::DW, R3, R10, POINTER)
+            .jump_if(Cond::Eq, R3, 0, DONE);
+    } else {
+        a.mov(R7, R3);
+        stack_ptr(a, R1, MAX_FDS);
+        a.mov_imm(R2, 4)
+            .add_imm(R3, file.fdt_max_fds as i32)
+            .call(Helper::ProbeReadKernel)
+            .jump_if(Cond::Ne, R0, 0, DONE)
+            .load(Size::W, R1, R10, MAX_FDS)
+            .jump_if_reg(Cond::Le, R1, R8, DONE)
+            .mov(R3, R7);
+        follow_pointer(a, file.fdt_fd, DONE);
+    }
+    a.lsh_imm(R8, 3).add(R3, R8);
+    follow_pointer(a, 0, DONE);
+    follow_pointer(a, file.file_inode, DONE);
+    a.mov(R7, R3);
+    read_into_record(a, 104, 2, file.inode_mode);
+    read_into_record(a, 96, 8, file.inode_ino);
+    a.label(DONE);
 }
 
 /// Reserves `size` bytes of the ring into R9 (or counts a lost record and leaves), and
@@ -198,7 +283,7 @@ fn submit_and_return(a: &mut Asm, maps: &MapFds, plan: &Plan) {
 }
 
 /// `raw_syscalls:sys_enter(regs, id)`.
-pub fn sys_enter(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmError> {
+pub fn sys_enter(maps: &MapFds, plan: &Plan, file: &FileOffsets) -> Result<Vec<Insn>, AsmError> {
     let mut a = Asm::new();
     if plan.stage == Stage::ReturnAtOnce {
         a.mov_imm(R0, 0).exit();
@@ -220,6 +305,7 @@ pub fn sys_enter(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmError> {
             .load(Size::DW, R3, R6, 0)
             .add_imm(R3, REGS_BLOCK)
             .call(Helper::ProbeReadKernel);
+        read_fd_inode(&mut a, file);
     }
     submit_and_return(&mut a, maps, plan);
     a.finish()
@@ -354,6 +440,18 @@ mod tests {
         }
     }
 
+    fn file() -> FileOffsets {
+        FileOffsets {
+            task_files: 1824,
+            files_fdt: 32,
+            fdt_max_fds: 0,
+            fdt_fd: 8,
+            file_inode: 32,
+            inode_mode: 0,
+            inode_ino: 64,
+        }
+    }
+
     #[test]
     fn all_programs_assemble_into_short_programs() {
         let task = TaskOffsets {
@@ -362,14 +460,14 @@ mod tests {
             exit_code: 90,
         };
         for p in [
-            sys_enter(&maps(), &plan()),
+            sys_enter(&maps(), &plan(), &file()),
             sys_exit(&maps(), &plan()),
             sched_process_fork(&maps(), &plan(), &task),
             sched_process_exit(&maps(), &plan(), &task),
             sched_process_exec(&maps(), &plan()),
         ] {
             let p = p.unwrap();
-            assert!(p.len() < 100, "{} instructions", p.len());
+            assert!(p.len() < 150, "{} instructions", p.len());
             assert_eq!(
                 p.last().map(|i| i.code),
                 Some(0x05),
@@ -380,7 +478,7 @@ mod tests {
 
     #[test]
     fn sys_enter_filters_by_call_number_before_anything_else() {
-        let p = sys_enter(&maps(), &plan()).unwrap();
+        let p = sys_enter(&maps(), &plan(), &file()).unwrap();
         // mov r6, r1; r7 = ctx[1] (id); if r7 > 511 goto out
         assert_eq!((p[1].code, p[1].off), (0x79, 8));
         assert_eq!((p[2].code, p[2].imm), (0x25, MAX_NR as i32 - 1));
@@ -389,6 +487,22 @@ mod tests {
         // That lookup is in the allowed array (fd 4), loaded just before.
         assert!(p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 4));
         assert!(!p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 3));
+    }
+
+    #[test]
+    fn max_fds_apart_from_the_fd_array_takes_a_read_of_its_own() {
+        let reads = |file: &FileOffsets| {
+            sys_enter(&maps(), &plan(), file)
+                .unwrap()
+                .iter()
+                .filter(|i| i.code == 0x85 && i.imm == Helper::ProbeReadKernel as i32)
+                .count()
+        };
+        let apart = FileOffsets {
+            fdt_fd: 16,
+            ..file()
+        };
+        assert_eq!((reads(&file()), reads(&apart)), (8, 9));
     }
 
     #[test]
@@ -416,7 +530,7 @@ mod tests {
                 wakeup,
                 ring_bytes: 1 << 20,
             };
-            sys_enter(&maps(), &plan)
+            sys_enter(&maps(), &plan, &file())
                 .unwrap()
                 .iter()
                 .filter(|i| i.code == 0x85)
@@ -439,9 +553,12 @@ mod tests {
             calls(Stage::Reserve, Wakeup::Never),
             vec![lookup, pid, lookup, reserve, submit, lookup]
         );
-        assert_eq!(
-            calls(Stage::Full, Wakeup::WhenEmpty),
-            vec![lookup, pid, lookup, reserve, ktime, read, submit, lookup]
-        );
+        let task = Helper::GetCurrentTask as i32;
+        // The register copy, then the walk: files, fdt, max_fds with the fd array (side by
+        // side), file, inode, then i_mode and i_ino.
+        let mut full = vec![lookup, pid, lookup, reserve, ktime, read, task];
+        full.extend([read; 7]);
+        full.extend([submit, lookup]);
+        assert_eq!(calls(Stage::Full, Wakeup::WhenEmpty), full);
     }
 }

@@ -1,11 +1,16 @@
 //! Turns the probe's [`Record`]s into trace events ([`ordeal_events::Event`]): the lifecycle of
 //! the followed processes (class `proc`) and their socket transfers (class `data`).
 //!
-//! A transfer's entry and exit are paired by thread. Its socket is resolved when the entry is
-//! processed, from `/proc/PID/fd/FD` (`socket:[INO]`) and the process's
-//! `/proc/PID/net/{tcp,tcp6,udp,udp6}` tables by inode ([`ProcResolver`]): records are read a
-//! little after the kernel wrote them, so a descriptor closed (or a process gone) meanwhile
-//! cannot be resolved, and its transfer is dropped like one on a non-socket descriptor.
+//! A transfer's entry and exit are paired by thread. Its socket is the inode the kernel read
+//! behind the descriptor as the call started ([`Record::Enter`]'s `ino`, when a socket), so
+//! it is known even when the descriptor was closed, or the process is gone, by the time the
+//! record is processed; a call on any other file is not a transfer. The socket's protocol and
+//! addresses come from the `/proc/PID/net/{tcp,tcp6,udp,udp6}` tables by inode
+//! ([`ProcResolver`]), or this process's own when PID is gone (inodes are unique across
+//! namespaces), and are remembered per inode once connected: a socket closed before its first
+//! transfer is processed keeps unknown addresses (`Proto::Other`, no local or remote).
+//! Only when the kernel could not read the inode does the resolution go through
+//! `/proc/PID/fd/FD` (`socket:[INO]`), which then needs the descriptor still open.
 
 use crate::{Ending, Record};
 use ordeal_events::calls::{self, Arg, CallSpec};
@@ -16,43 +21,72 @@ use std::collections::HashMap;
 pub trait SockResolver {
     /// The socket `fd` of process `pid` is now, or None when it is not a socket (or gone).
     fn resolve(&mut self, pid: i32, fd: i32) -> Option<Sock>;
+    /// The socket `ino` of process `pid` (known to be a socket), with what can still be
+    /// found of its protocol and addresses.
+    fn describe(&mut self, pid: i32, ino: u64) -> Sock;
 }
 
 /// Resolves through /proc: the inode from the descriptor's link, the addresses from the
-/// process's network namespace tables.
+/// network namespace tables; remembers each connected socket's addresses.
 #[derive(Debug, Default)]
-pub struct ProcResolver;
+pub struct ProcResolver {
+    connected: HashMap<u64, Sock>,
+}
+
+impl ProcResolver {
+    fn from_net_tables(pid: &str, ino: u64) -> Option<Sock> {
+        [
+            ("tcp", Proto::Tcp),
+            ("tcp6", Proto::Tcp),
+            ("udp", Proto::Udp),
+            ("udp6", Proto::Udp),
+        ]
+        .into_iter()
+        .find_map(|(table, proto)| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok()?;
+            let (local, remote) = find_in_net_table(&text, ino)?;
+            Some(Sock {
+                ino,
+                proto,
+                local: Some(local),
+                remote,
+                peer_ino: None,
+                peer_node: None,
+            })
+        })
+    }
+}
 
 impl SockResolver for ProcResolver {
     fn resolve(&mut self, pid: i32, fd: i32) -> Option<Sock> {
         let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
         let ino = socket_inode(&link.to_string_lossy())?;
-        for (table, proto) in [
-            ("tcp", Proto::Tcp),
-            ("tcp6", Proto::Tcp),
-            ("udp", Proto::Udp),
-            ("udp6", Proto::Udp),
-        ] {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}"));
-            if let Some((local, remote)) = text.ok().and_then(|t| find_in_net_table(&t, ino)) {
-                return Some(Sock {
-                    ino,
-                    proto,
-                    local: Some(local),
-                    remote,
-                    peer_ino: None,
-                    peer_node: None,
-                });
-            }
+        Some(self.describe(pid, ino))
+    }
+
+    fn describe(&mut self, pid: i32, ino: u64) -> Sock {
+        if let Some(sock) = self.connected.get(&ino) {
+            return sock.clone();
         }
-        Some(Sock {
-            ino,
-            proto: Proto::Other,
-            local: None,
-            remote: None,
-            peer_ino: None,
-            peer_node: None,
-        })
+        let found = ProcResolver::from_net_tables(&pid.to_string(), ino)
+            .or_else(|| ProcResolver::from_net_tables("self", ino));
+        match found {
+            Some(sock) => {
+                // Until connected, a socket's remote (and a bound port) may still change.
+                if sock.remote.is_some() {
+                    self.connected.insert(ino, sock.clone());
+                }
+                sock
+            }
+            None => Sock {
+                ino,
+                proto: Proto::Other,
+                local: None,
+                remote: None,
+                peer_ino: None,
+                peer_node: None,
+            },
+        }
     }
 }
 
@@ -128,7 +162,7 @@ pub struct Recorder<R: SockResolver = ProcResolver> {
 impl Recorder<ProcResolver> {
     /// A recorder resolving sockets through /proc, naming every event's node `node`.
     pub fn new(node: impl Into<String>, origin_ns: u64) -> Self {
-        Recorder::with_resolver(node, origin_ns, ProcResolver)
+        Recorder::with_resolver(node, origin_ns, ProcResolver::default())
     }
 }
 
@@ -152,12 +186,21 @@ impl<R: SockResolver> Recorder<R> {
                 tgid,
                 nr,
                 args,
+                ino,
+                socket,
                 ktime_ns,
             } => {
                 self.started.remove(&tid);
                 let spec = calls::by_nr(nr).filter(|s| s.moves_data())?;
-                let fd = args[spec.arg(Arg::Fd)?] as i32;
-                let sock = self.resolver.resolve(tgid, fd)?;
+                let fd_arg = spec.arg(Arg::Fd)?;
+                let fd = args[fd_arg] as i32;
+                // The kernel reads the inode behind the first argument only.
+                let sock = match (fd_arg, ino, socket) {
+                    (0, 0, _) => self.resolver.resolve(tgid, fd)?,
+                    (0, ino, true) => self.resolver.describe(tgid, ino),
+                    (0, _, false) => return None,
+                    _ => self.resolver.resolve(tgid, fd)?,
+                };
                 let len = spec.arg(Arg::Len).map(|i| args[i]);
                 self.started.insert(
                     tid,
@@ -280,26 +323,36 @@ mod tests {
     struct OneSocket;
     impl SockResolver for OneSocket {
         fn resolve(&mut self, pid: i32, fd: i32) -> Option<Sock> {
-            (pid == 10 && fd == 3).then(|| Sock {
-                ino: 77,
+            (pid == 10 && fd == 3).then(|| self.describe(pid, 77))
+        }
+        fn describe(&mut self, _pid: i32, ino: u64) -> Sock {
+            Sock {
+                ino,
                 proto: Proto::Tcp,
                 local: Some("127.0.0.1:1".into()),
                 remote: Some("127.0.0.1:2".into()),
                 peer_ino: None,
                 peer_node: None,
-            })
+            }
         }
     }
 
     const WRITE: i64 = 1;
     const READ: i64 = 0;
 
+    /// An entry whose inode the kernel could not read: resolved through the descriptor.
     fn enter(tid: i32, nr: i64, fd: u64, len: u64, t: u64) -> Record {
+        enter_on(tid, nr, fd, (0, false), len, t)
+    }
+
+    fn enter_on(tid: i32, nr: i64, fd: u64, file: (u64, bool), len: u64, t: u64) -> Record {
         Record::Enter {
             tid,
             tgid: 10,
             nr,
             args: [fd, 0x1000, len, 0, 0, 0],
+            ino: file.0,
+            socket: file.1,
             ktime_ns: t,
         }
     }
@@ -369,6 +422,34 @@ mod tests {
             && e.fd == Some(3)
             && e.pid == 10
             && e.sock.as_ref().map(|s| s.ino) == Some(77)));
+    }
+
+    #[test]
+    fn the_inode_read_at_entry_decides_over_the_descriptor() {
+        let mut r = Recorder::with_resolver("n", 0, OneSocket);
+        let records = [
+            // Descriptor 9 is unknown to the resolver (closed since): the kernel's inode says
+            // socket 88.
+            enter_on(10, WRITE, 9, (88, true), 5, 1),
+            exit(10, WRITE, 5, 2),
+            // Descriptor 3 is a regular file at entry (the resolver's socket 77 came later).
+            enter_on(10, WRITE, 3, (99, false), 5, 3),
+            exit(10, WRITE, 5, 4),
+            enter_on(10, WRITE, 9, (88, true), 7, 5),
+            exit(10, WRITE, 7, 6),
+        ];
+        let facts: Vec<_> = records
+            .iter()
+            .filter_map(|x| r.record(x))
+            .map(|e| (e.seq, e.fd, e.sock.map(|s| s.ino), e.off, e.ret))
+            .collect();
+        assert_eq!(
+            facts,
+            vec![
+                (0, Some(9), Some(88), Some(0), Some(5)),
+                (1, Some(9), Some(88), Some(5), Some(7)),
+            ]
+        );
     }
 
     #[test]

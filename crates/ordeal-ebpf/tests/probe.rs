@@ -7,6 +7,7 @@
 use ordeal_ebpf::{Ending, Probe, ProbeConfig, Record, DEFAULT_RING_BYTES};
 use ordeal_events::calls::CALLS;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -257,4 +258,52 @@ fn records_that_do_not_fit_are_counted_as_lost() {
     assert!(lost > 0 && !got.is_empty(), "got {} lost {lost}", got.len());
     // The read's exit, 1000 writes' entries and exits, the process exit.
     assert_eq!(got.len() as u64 + lost, 1 + 2 * 1000 + 1);
+}
+
+#[test]
+fn a_call_on_a_descriptor_carries_the_inode_behind_it() {
+    let Some(mut probe) = probe() else { return };
+    let (_ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let theirs = std::os::fd::OwnedFd::from(theirs);
+    let socket_ino = std::fs::File::from(theirs.try_clone().unwrap())
+        .metadata()
+        .unwrap()
+        .ino();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ino-{}", std::process::id()));
+    // Writes to the socket on stdout, to a file through stdout, then to a closed stdout.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("read go; echo to-socket; echo to-file >\"$0\"; exec 1>&-; echo closed")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(theirs))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    probe.follow(pid).unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let records = records_until_exit(&mut probe, pid);
+    child.wait().unwrap();
+    let file_ino = std::fs::metadata(&path).unwrap().ino();
+    std::fs::remove_file(&path).unwrap();
+    let writes: Vec<_> = records
+        .iter()
+        .filter_map(|r| match *r {
+            Record::Enter {
+                nr: SYS_WRITE,
+                args,
+                ino,
+                socket,
+                ..
+            } => Some((args[0], ino, socket)),
+            _ => None,
+        })
+        // Not the shell's complaints about the closed stdout, on stderr.
+        .filter(|w| w.0 == 1)
+        .collect();
+    assert_eq!(
+        writes,
+        vec![(1, socket_ino, true), (1, file_ino, false), (1, 0, false)]
+    );
 }

@@ -6,7 +6,7 @@
 
 use ordeal_ebpf::{Probe, ProbeConfig, Recorder, DEFAULT_RING_BYTES};
 use ordeal_events::calls::CALLS;
-use ordeal_events::{Class, Event};
+use ordeal_events::{Class, Event, Proto};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,6 +57,9 @@ fn feed_until(
         }
     }
 }
+
+/// A transfer's (call, ret, len, off, socket inode).
+type Transfer = (String, Option<i64>, Option<u64>, Option<u64>, u64);
 
 fn exited(events: &[Event], pid: i32) -> bool {
     events.iter().any(|e| e.call == "exit" && e.pid == pid)
@@ -131,5 +134,68 @@ fn a_tcp_exchange_records_each_process_exec_and_exit() {
             proc_events,
             vec![("exec".to_string(), None), ("exit".to_string(), Some(code))]
         );
+    }
+}
+
+#[test]
+fn a_tcp_exchange_records_both_ends_transfers() {
+    let Some((events, server_pid, client_pid, port)) = exchange() else {
+        return;
+    };
+    let of = |pid: i32| -> Vec<&Event> { events.iter().filter(|e| e.pid == pid).collect() };
+    let data = |pid: i32| -> Vec<Transfer> {
+        of(pid)
+            .iter()
+            .filter(|e| e.class == Some(Class::Data))
+            .map(|e| {
+                (
+                    e.call.clone(),
+                    e.ret,
+                    e.len,
+                    e.off,
+                    e.sock.as_ref().unwrap().ino,
+                )
+            })
+            .collect()
+    };
+    let client_data = data(client_pid);
+    let client_ino = client_data[0].4;
+    assert_eq!(
+        client_data,
+        vec![
+            ("write".into(), Some(5), Some(5), Some(0), client_ino),
+            ("write".into(), Some(5), Some(5), Some(5), client_ino),
+            ("read".into(), Some(4), Some(16), Some(0), client_ino),
+        ]
+    );
+    let server_data = data(server_pid);
+    let server_ino = server_data[0].4;
+    assert_ne!(server_ino, client_ino);
+    let (reads, writes): (Vec<_>, Vec<_>) = server_data.iter().partition(|d| d.0 == "read");
+    assert_eq!(reads.iter().map(|d| d.1.unwrap()).sum::<i64>(), 10);
+    assert!(reads.iter().all(|d| d.2 == Some(64) && d.4 == server_ino));
+    assert_eq!(
+        writes,
+        vec![&("write".to_string(), Some(4), Some(4), Some(0), server_ino)]
+    );
+    // The two ends of one connection. Their addresses come from /proc/net by inode if the
+    // socket is still there when its first transfer is processed; these programs close their
+    // sockets and exit within microseconds, so the addresses are mostly unknown (None): they
+    // are checked where known.
+    let sock = |pid: i32| of(pid).iter().find_map(|e| e.sock.clone()).unwrap();
+    let (c, s) = (sock(client_pid), sock(server_pid));
+    let server_address = Some(format!("127.0.0.1:{port}"));
+    for (address, expected) in [
+        (&s.local, &server_address),
+        (&c.remote, &server_address),
+        (&s.remote, &c.local),
+        (&c.local, &s.remote),
+    ] {
+        if address.is_some() && expected.is_some() {
+            assert_eq!(address, expected);
+        }
+    }
+    for end in [&c, &s] {
+        assert_eq!(end.local.is_none(), end.proto == Proto::Other, "{end:?}");
     }
 }
