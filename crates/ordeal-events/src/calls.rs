@@ -7,6 +7,9 @@
 //! one row here (plus, for a call with new semantics, the consumer that gives them meaning);
 //! each consumer has a test that fails when it disagrees with this table.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use crate::Class;
 
 /// Which way bytes move on a socket.
@@ -671,14 +674,28 @@ pub const CALLS: &[CallSpec] = &[
     call("rmdir", 84, &[Path], None, file(FileOp::Rmdir, REMOVE_ERRS)),
 ];
 
+// Looked up at every traced stop and for every event of a graph: indexed once, not scanned.
+static BY_NAME: LazyLock<HashMap<&'static str, &'static CallSpec>> =
+    LazyLock::new(|| CALLS.iter().map(|c| (c.name, c)).collect());
+static BY_NR: LazyLock<Vec<Option<&'static CallSpec>>> = LazyLock::new(|| {
+    let len = CALLS.iter().map(|c| c.nr as usize + 1).max().unwrap_or(0);
+    let mut v = vec![None; len];
+    for c in CALLS {
+        v[c.nr as usize] = Some(c);
+    }
+    v
+});
+
 /// The traced call called `name`.
 pub fn by_name(name: &str) -> Option<&'static CallSpec> {
-    CALLS.iter().find(|c| c.name == name)
+    BY_NAME.get(name).copied()
 }
 
 /// The traced call with x86_64 number `nr`.
 pub fn by_nr(nr: i64) -> Option<&'static CallSpec> {
-    CALLS.iter().find(|c| c.nr == nr)
+    usize::try_from(nr)
+        .ok()
+        .and_then(|i| BY_NR.get(i).copied().flatten())
 }
 
 /// The calls that make events (everything but bookkeeping), in table order.

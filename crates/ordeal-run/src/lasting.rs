@@ -35,6 +35,13 @@ pub struct Tick<'a> {
     pub down: &'a BTreeSet<String>,
 }
 
+impl Tick<'_> {
+    /// Whether a fault lasting until `until` (`None`: until the end) ends at this tick.
+    pub fn ends(&self, until: Option<Instant>) -> bool {
+        self.all || until.is_some_and(|t| t <= self.now)
+    }
+}
+
 /// What ending a lasting fault may do: the supervisor's side.
 pub trait EndCtx {
     /// A progress line.
@@ -221,7 +228,7 @@ impl Lasting for Partition {
         &self.fault
     }
     fn due(&self, tick: &Tick) -> bool {
-        tick.all || self.until.is_some_and(|t| t <= tick.now)
+        tick.ends(self.until)
     }
     fn end(self: Box<Self>, all: bool, ctx: &mut dyn EndCtx) -> Result<(), Error> {
         let cut = {
@@ -266,7 +273,7 @@ impl Lasting for Toxic {
         &self.fault
     }
     fn due(&self, tick: &Tick) -> bool {
-        tick.all || self.until.is_some_and(|t| t <= tick.now)
+        tick.ends(self.until)
     }
     fn end(self: Box<Self>, all: bool, ctx: &mut dyn EndCtx) -> Result<(), Error> {
         if let Ok(p) = ctx.shared().lock() {
@@ -472,7 +479,7 @@ mod tests {
             &self.fault
         }
         fn due(&self, tick: &Tick) -> bool {
-            tick.all || self.until.is_some_and(|t| t <= tick.now)
+            tick.ends(self.until)
         }
         fn end(self: Box<Self>, all: bool, ctx: &mut dyn EndCtx) -> Result<(), Error> {
             let what = if all { "final unskew n0" } else { "unskew n0" };
