@@ -93,6 +93,45 @@ pub enum Network {
     Netns,
 }
 
+/// How a run sees the system's calls (`engine = ...`; the CLI's `--engine` overrides it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineChoice {
+    /// eBPF where the probe loads, ptrace otherwise.
+    #[default]
+    Auto,
+    /// The eBPF probe records the calls; ptrace stops only those a fault needs.
+    Ebpf,
+    /// Every call of the table stops the thread under ptrace.
+    Ptrace,
+}
+
+impl EngineChoice {
+    /// The names `engine` and `--engine` accept.
+    pub const NAMES: [&'static str; 3] = ["auto", "ebpf", "ptrace"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineChoice::Auto => "auto",
+            EngineChoice::Ebpf => "ebpf",
+            EngineChoice::Ptrace => "ptrace",
+        }
+    }
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(EngineChoice::Auto),
+            "ebpf" => Ok(EngineChoice::Ebpf),
+            "ptrace" => Ok(EngineChoice::Ptrace),
+            other => Err(format!(
+                "unknown engine `{other}`: expected `auto`, `ebpf` or `ptrace`"
+            )),
+        }
+    }
+}
+
 /// The address of the i-th participant (nodes then workloads, in file order, from 0) with
 /// `network = "netns"`.
 pub fn netns_addr(i: usize) -> std::net::Ipv4Addr {
@@ -139,6 +178,7 @@ pub struct Experiment {
     timeout: Duration,
     hang_timeout: Option<Duration>,
     network: Network,
+    engine: EngineChoice,
     vars: BTreeMap<String, String>,
     nodes: Vec<Node>,
     workloads: Vec<Workload>,
@@ -292,6 +332,11 @@ impl Experiment {
     /// How nodes are networked (`network`).
     pub fn network(&self) -> Network {
         self.network
+    }
+
+    /// How calls are seen (`engine`).
+    pub fn engine(&self) -> EngineChoice {
+        self.engine
     }
 
     /// The whole-run deadline (`timeout`).

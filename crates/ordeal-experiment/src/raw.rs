@@ -23,6 +23,8 @@ pub(crate) struct RawExperiment {
     #[serde(default)]
     pub network: Option<Str>,
     #[serde(default)]
+    pub engine: Option<Str>,
+    #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
     pub vars: StrMap,

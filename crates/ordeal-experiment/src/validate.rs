@@ -57,6 +57,7 @@ impl Validator<'_> {
             .unwrap_or(DEFAULT_TIMEOUT);
         let hang_timeout = self.hang_timeout(raw.hang_timeout.as_ref());
         let network = self.network(raw.network.as_ref());
+        let engine = self.engine(raw.engine.as_ref());
         let vars = self.vars(&raw.vars);
         let explore = raw
             .explore
@@ -112,6 +113,7 @@ impl Validator<'_> {
             timeout,
             hang_timeout,
             network,
+            engine,
             vars,
             nodes,
             workloads,
@@ -184,6 +186,16 @@ impl Validator<'_> {
                 Network::Loopback
             }
         }
+    }
+
+    fn engine(&mut self, value: Option<&Str>) -> crate::EngineChoice {
+        let Some(v) = value else {
+            return crate::EngineChoice::Auto;
+        };
+        v.get_ref().parse().unwrap_or_else(|e: String| {
+            self.err(Some(v.span()), e);
+            crate::EngineChoice::Auto
+        })
     }
 
     /// `[vars]`: their names, and their values as written.

@@ -952,3 +952,23 @@ fn stop_signal_and_timeout_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn engine_key_is_parsed_and_a_wrong_one_points_at_its_value() {
+    use ordeal_experiment::EngineChoice;
+    let with =
+        |line: &str| format!("name = \"x\"\n{line}\n[[node]]\nname = \"a\"\nargv = [\"p\"]\n");
+    let parse = |line: &str| {
+        Experiment::parse(&with(line), "demo.toml")
+            .unwrap()
+            .engine()
+    };
+    assert_eq!(parse(""), EngineChoice::Auto);
+    assert_eq!(parse("engine = \"ebpf\""), EngineChoice::Ebpf);
+    assert_eq!(parse("engine = \"ptrace\""), EngineChoice::Ptrace);
+    assert_eq!(parse("engine = \"auto\""), EngineChoice::Auto);
+    assert_eq!(
+        parse_err(&with("engine = \"bpf\"")),
+        "demo.toml:2:10: unknown engine `bpf`: expected `auto`, `ebpf` or `ptrace`"
+    );
+}

@@ -36,6 +36,7 @@ pub use graph::{
 };
 pub use output::{render_svg, write_hb_jsonl, write_outputs, Outputs};
 pub use summary::{
-    fmt_bytes, human_summary, write_summary_json, EventCounts, NodeSummary, PairSummary,
-    ProcessSummary, SnapshotLink, Status, Summary, Verdict, SUMMARY_SCHEMA, SUMMARY_VERSION,
+    fmt_bytes, human_summary, write_summary_json, EngineInfo, EventCounts, NodeSummary,
+    PairSummary, ProcessSummary, SnapshotLink, Status, Summary, Verdict, SUMMARY_SCHEMA,
+    SUMMARY_VERSION,
 };

@@ -121,6 +121,19 @@ pub struct Summary {
     /// relative to the run directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<SnapshotLink>,
+    /// The engine that saw the calls (absent in summaries written before engines existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineInfo>,
+}
+
+/// How a run's calls were seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    /// `ebpf` or `ptrace`.
+    pub name: String,
+    /// Events the engine could not record (the eBPF ring buffer was full): the trace misses
+    /// that many calls, and the verdict says so. Always 0 under ptrace.
+    pub lost_events: u64,
 }
 
 /// One snapshot in `RUN_DIR/snapshots/` (written by ordeal-run, see docs/outputs.md).
@@ -254,6 +267,7 @@ impl Summary {
             edges: graph.edge_counts(),
             warnings: graph.warnings().to_vec(),
             snapshots: Vec::new(),
+            engine: None,
         }
     }
 
@@ -469,6 +483,13 @@ pub fn human_summary(s: &Summary) -> String {
         s.events.total,
         fmt_duration(s.span_ns)
     );
+    if let Some(e) = s.engine.as_ref().filter(|e| e.lost_events > 0) {
+        let _ = writeln!(
+            out,
+            "WARNING: {} events lost by the {} engine: the trace and the graph are incomplete",
+            e.lost_events, e.name
+        );
+    }
 
     out.push('\n');
     let mut t = Table::new(

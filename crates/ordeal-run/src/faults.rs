@@ -5,10 +5,10 @@
 
 use crate::lasting::{self, Lasting};
 use crate::Error;
-use ordeal_events::{Event, FaultRef, Proto};
+use ordeal_events::{Event, FaultRef, Proto, SocketOp};
 use ordeal_experiment::Network;
 use ordeal_faults::{Applied, Fault, FaultKind, Schedule, Trigger, TriggerState, When};
-use ordeal_tracer::{Action, ExitStatus, Interceptor, Launcher};
+use ordeal_tracer::{Action, ExitStatus, Interceptor, Launcher, Watch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -505,7 +505,58 @@ impl ScheduleHook {
     }
 }
 
+/// The calls of the table a pattern can match (its call, class and direction; node, peer and
+/// path are only known once the call is decoded).
+fn calls_matching(p: &ordeal_faults::Pattern) -> impl Iterator<Item = i64> + '_ {
+    ordeal_events::calls::CALLS
+        .iter()
+        .filter(move |c| p.call.as_deref().is_none_or(|name| name == c.name))
+        .filter(move |c| p.class.is_none_or(|class| c.classes().contains(&class)))
+        .filter(move |c| {
+            p.direction.is_none_or(|d| {
+                c.direction()
+                    == Some(match d {
+                        ordeal_faults::Direction::Send => ordeal_events::Direction::Send,
+                        ordeal_faults::Direction::Recv => ordeal_events::Direction::Recv,
+                    })
+            })
+        })
+        .map(|c| c.nr)
+}
+
 impl Interceptor for ScheduleHook {
+    /// What must stop when the eBPF probe observes the rest: the calls a trigger's pattern
+    /// can match (a crash at the 3rd `fsync` stops at `fsync` only), and with a partition on
+    /// loopback the connects and sends it holds or fails.
+    fn watch(&self) -> Watch {
+        let mut calls: Vec<i64> = self
+            .faults
+            .iter()
+            .filter_map(|f| f.trigger.pattern())
+            .flat_map(calls_matching)
+            .collect();
+        let loopback = self.shared.lock().map(|p| p.net.is_none()).unwrap_or(true);
+        if loopback
+            && self
+                .faults
+                .iter()
+                .any(|f| matches!(f.kind, FaultKind::Partition { .. }))
+        {
+            calls.extend(
+                ordeal_events::calls::CALLS
+                    .iter()
+                    .filter(|c| {
+                        c.direction() == Some(ordeal_events::Direction::Send)
+                            || c.socket.is_some_and(|s| s.op == SocketOp::Connect)
+                    })
+                    .map(|c| c.nr),
+            );
+        }
+        calls.sort_unstable();
+        calls.dedup();
+        Watch::Calls(calls)
+    }
+
     fn at_entry(&mut self, ev: &Event) -> Action {
         match self.decide(ev, When::Before) {
             Action::Proceed => self.partitioned(ev),

@@ -24,6 +24,7 @@ pub mod crash;
 pub mod diag;
 #[cfg(test)]
 mod engine_tests;
+pub mod engines;
 pub mod faults;
 mod history;
 pub mod lasting;
@@ -157,6 +158,8 @@ pub struct RunOptions {
     pub summary_only: bool,
     /// Hang detection, snapshots and dumps (see [`diag`]).
     pub diag: diag::DiagOptions,
+    /// How calls are seen; None: the experiment's `engine` (default `auto`).
+    pub engine: Option<ordeal_experiment::EngineChoice>,
 }
 
 impl RunOptions {
@@ -174,6 +177,7 @@ impl RunOptions {
             record_file_data: false,
             summary_only: false,
             diag: diag::DiagOptions::default(),
+            engine: None,
         }
     }
 }
@@ -202,11 +206,15 @@ pub struct RunTimes {
     pub outputs: Duration,
 }
 
-/// Runs the experiment once, traced with ptrace. `cancel` (set by SIGINT/SIGTERM handlers)
-/// ends the run early: everything is still torn down and the outputs written, with an
-/// `error` verdict.
+/// Runs the experiment once, with the engine of `opts.engine` or the experiment's `engine`
+/// ([`engines`]). `cancel` (set by SIGINT/SIGTERM handlers) ends the run early: everything
+/// is still torn down and the outputs written, with an `error` verdict.
 pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<RunReport, Error> {
-    run_on(&ordeal_tracer::Ptrace, exp, opts, cancel)
+    let (launcher, line) = engines::launcher_for(opts.engine.unwrap_or(exp.engine()));
+    if opts.progress {
+        eprintln!("{line}");
+    }
+    run_on(launcher.as_ref(), exp, opts, cancel)
 }
 
 /// [`run`] with the engine `launcher` starts. A schedule with faults the engine cannot
@@ -266,6 +274,8 @@ pub fn run_on(
         file_data: opts
             .record_file_data
             .then(|| run_dir.join(crash::FILE_DATA)),
+        // The launcher decides (an eBPF launcher sets its observer).
+        observer: ordeal_tracer::Observer::Ptrace,
     };
     let shared = faults::Shared::default();
     if let Ok(mut p) = shared.lock() {
@@ -343,13 +353,30 @@ pub fn run_on(
         }
     }
     progress.say(format!(
-        "{} events traced, {} ptrace stops; building the graph and outputs",
-        stats.events, stats.stops
+        "{} events traced, {} ptrace stops{}; building the graph and outputs",
+        stats.events,
+        stats.stops,
+        if stats.lost > 0 {
+            format!(", {} events LOST", stats.lost)
+        } else {
+            String::new()
+        }
     ));
+    if stats.lost > 0 {
+        verdict.reasons.push(format!(
+            "the trace is incomplete: the {} engine lost {} events (its ring buffer was full)",
+            launcher.name(),
+            stats.lost
+        ));
+    }
+    let engine = Some(ordeal_hb::EngineInfo {
+        name: launcher.name().to_string(),
+        lost_events: stats.lost,
+    });
     let summary = if opts.summary_only {
-        outputs::write_summary_only(&run_dir, verdict)?
+        outputs::write_summary_only(&run_dir, verdict, engine)?
     } else {
-        write_outputs(&run_dir, verdict, opts.max_dot_events)?
+        write_outputs(&run_dir, verdict, engine, opts.max_dot_events)?
     };
     if let Some(s) = &opts.faults {
         outputs::write_applied(&run_dir, s, &progress)?;

@@ -5,7 +5,7 @@
 use crate::{diag, faults, io_err, rundir, Error, Progress};
 use ordeal_events::{Header, NodeInfo, TraceReader, SCHEMA_VERSION};
 use ordeal_experiment::Resolved;
-use ordeal_hb::{HbGraph, Summary, Verdict};
+use ordeal_hb::{EngineInfo, HbGraph, Summary, Verdict};
 use std::fs::File;
 use std::path::Path;
 
@@ -43,12 +43,14 @@ pub(crate) fn header_for(r: &Resolved) -> Header {
 pub fn write_outputs(
     run_dir: &Path,
     verdict: Verdict,
+    engine: Option<EngineInfo>,
     max_dot_events: usize,
 ) -> Result<Summary, Error> {
     // Streamed: the graph keeps a compact form of each event, the outputs read the file again.
     let graph = HbGraph::from_trace(&run_dir.join("trace.jsonl"))?;
     let mut summary = Summary::build(&graph, verdict);
     summary.snapshots = diag::links(run_dir);
+    summary.engine = engine;
     ordeal_hb::write_outputs(run_dir, &graph, &summary, max_dot_events)
         .map_err(io_err(format!("writing outputs in {}", run_dir.display())))?;
     Ok(summary)
@@ -56,10 +58,15 @@ pub fn write_outputs(
 
 /// Only `summary.json`, from `RUN_DIR/trace.jsonl` with `verdict` (see
 /// [`crate::RunOptions::summary_only`]).
-pub(crate) fn write_summary_only(run_dir: &Path, verdict: Verdict) -> Result<Summary, Error> {
+pub(crate) fn write_summary_only(
+    run_dir: &Path,
+    verdict: Verdict,
+    engine: Option<EngineInfo>,
+) -> Result<Summary, Error> {
     let graph = HbGraph::from_trace(&run_dir.join("trace.jsonl"))?;
     let mut summary = Summary::build(&graph, verdict);
     summary.snapshots = diag::links(run_dir);
+    summary.engine = engine;
     let path = run_dir.join("summary.json");
     let file = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
     ordeal_hb::write_summary_json(&summary, file)
@@ -67,16 +74,20 @@ pub(crate) fn write_summary_only(run_dir: &Path, verdict: Verdict) -> Result<Sum
     Ok(summary)
 }
 
-/// `ordeal graph RUN_DIR`: outputs again from the trace, keeping the recorded verdict.
+/// `ordeal graph RUN_DIR`: outputs again from the trace, keeping the recorded verdict and
+/// engine.
 pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> {
-    let verdict = std::fs::read(run_dir.join("summary.json"))
+    let recorded = std::fs::read(run_dir.join("summary.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
-        .map(|s| s.verdict)
-        .unwrap_or_else(|| {
-            Verdict::error(vec!["no verdict recorded (summary.json missing)".into()])
-        });
-    write_outputs(run_dir, verdict, max_dot_events)
+        .and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
+    let (verdict, engine) = match recorded {
+        Some(s) => (s.verdict, s.engine),
+        None => (
+            Verdict::error(vec!["no verdict recorded (summary.json missing)".into()]),
+            None,
+        ),
+    };
+    write_outputs(run_dir, verdict, engine, max_dot_events)
 }
 
 /// `schedule.applied.toml`: what fired where, read back from the trace (and said).

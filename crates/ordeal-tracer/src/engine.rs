@@ -5,13 +5,14 @@
 //! and shut down. [`Launcher`] starts one; it says what the engine can do before anything
 //! starts ([`Capabilities`]), so a run refuses what its engine cannot do up front.
 //!
-//! [`Ptrace`] launches today's engine, [`Tracer`]: the only one that intercepts single calls
-//! (an [`Interceptor`] decides at every recorded call, which call-level faults, call triggers
-//! and partitions on loopback need). Another engine (eBPF) implements the same two traits.
+//! [`Ptrace`] launches the tracer with every call of the table stopping the thread; [`Ebpf`]
+//! launches the same tracer observing calls through the eBPF probe, where only the calls an
+//! [`Interceptor`] watches stop (call-level faults, call triggers and partitions on loopback
+//! need those). Both intercept single calls.
 
 use crate::{
-    Capture, CaptureRequest, Config, Error, Interceptor, Marker, Notice, Sink, SpawnSpec, Stats,
-    Tracer,
+    Capture, CaptureRequest, Config, Error, Interceptor, Marker, Notice, Observer, Sink, SpawnSpec,
+    Stats, Tracer,
 };
 use ordeal_events::{Event, FaultMark};
 use std::sync::mpsc::Receiver;
@@ -107,6 +108,31 @@ impl Launcher for Ptrace {
         sink: Box<dyn Sink>,
         interceptor: Option<Box<dyn Interceptor>>,
     ) -> Result<Box<dyn Engine>, Error> {
+        Ok(Box::new(Tracer::start_with(config, sink, interceptor)?))
+    }
+}
+
+/// The tracer observing calls through the eBPF probe ([`Observer::Ebpf`]): needs root and a
+/// kernel with BPF ring buffers, raw tracepoints and BTF; its start fails otherwise.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ebpf;
+
+impl Launcher for Ebpf {
+    fn name(&self) -> &'static str {
+        "ebpf"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { intercept: true }
+    }
+
+    fn start(
+        &self,
+        mut config: Config,
+        sink: Box<dyn Sink>,
+        interceptor: Option<Box<dyn Interceptor>>,
+    ) -> Result<Box<dyn Engine>, Error> {
+        config.observer = Observer::Ebpf;
         Ok(Box::new(Tracer::start_with(config, sink, interceptor)?))
     }
 }

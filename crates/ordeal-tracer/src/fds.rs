@@ -2,6 +2,7 @@
 //! addresses and nodes) and which are files under a data root; everything else is ignored.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -32,6 +33,25 @@ pub(crate) struct SockState {
 impl<S: Sink> Inner<S> {
     /// Looks up (and caches) what `fd` of process `tgid` is.
     pub(crate) fn fd_kind(&mut self, tgid: i32, fd: i32) -> Fd {
+        if let Some((ino, socket)) = self.entry_file.filter(|&(ino, _)| ino != 0) {
+            // Decoding a probe record: the kernel said what the descriptor was when the call
+            // started. The cache may be stale (the number reused since), /proc may be too
+            // (closed, reused, or the process gone by now).
+            let stale = match self.procs.get(&tgid).and_then(|p| p.fds.get(&fd)) {
+                Some(Fd::Sock(s)) if socket && s.ino == ino => return Fd::Sock(s.clone()),
+                Some(Fd::Data(_) | Fd::Ignore) => socket,
+                Some(Fd::Sock(_)) => true,
+                None => false,
+            };
+            if stale {
+                self.forget_fd(tgid, fd);
+            }
+            if socket {
+                let kind = Fd::Sock(self.resolve_sock(tgid, fd, ino, None));
+                self.set_fd(tgid, fd, kind.clone());
+                return kind;
+            }
+        }
         if let Some(f) = self.procs.get(&tgid).and_then(|p| p.fds.get(&fd)) {
             if let Fd::Data(_) = f {
                 // Directories can be renamed under an open file (etcd renames wal.tmp to
@@ -42,9 +62,16 @@ impl<S: Sink> Inner<S> {
             }
             return f.clone();
         }
+        // Decoding a probe record of a call on a file that is not a socket: /proc shows the
+        // descriptor as it is now, which is what the kernel saw only if the inode agrees.
+        let file_then = self.entry_file.map(|(ino, _)| ino).filter(|&ino| ino != 0);
         let kind = match procfs::fd_target(tgid, fd) {
+            Some(procfs::FdTarget::Socket(_)) if file_then.is_some() => Fd::Ignore,
             Some(procfs::FdTarget::Socket(ino)) => Fd::Sock(self.resolve_sock(tgid, fd, ino, None)),
-            Some(procfs::FdTarget::Path(p)) if self.under_roots(&p) => Fd::Data(p),
+            Some(procfs::FdTarget::Path(p)) if self.under_roots(&p) => match file_then {
+                Some(ino) if std::fs::metadata(&p).map(|m| m.ino()).ok() != Some(ino) => Fd::Ignore,
+                _ => Fd::Data(p),
+            },
             _ => Fd::Ignore,
         };
         if let Some(p) = self.procs.get_mut(&tgid) {

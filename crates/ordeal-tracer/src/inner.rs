@@ -13,6 +13,7 @@ use ordeal_events::{Class, Event};
 
 use crate::fds::Fd;
 use crate::hold::Held;
+use crate::observe::{self, Observer, Observing};
 use crate::{
     decode, monotonic_ns, procfs, seccomp, spawn, Cmd, Config, Error, ExitStatus, Interceptor,
     Notice, Sink, SpawnSpec, Stats,
@@ -79,6 +80,13 @@ pub(crate) struct Inner<S: Sink> {
     pub(crate) shutting_down: bool,
     /// `Config::file_data`, opened: the writer and how many bytes it holds.
     pub(crate) file_data: Option<(std::io::BufWriter<std::fs::File>, u64)>,
+    /// The calls that stop a traced thread (its seccomp filter).
+    pub(crate) stopped: Vec<i64>,
+    /// The eBPF probe, when it observes the calls that do not stop.
+    pub(crate) observing: Option<Observing>,
+    /// While a probe record is decoded: the inode behind the call's first argument and
+    /// whether it is a socket, as the kernel saw them when the call started (0: unknown).
+    pub(crate) entry_file: Option<(u64, bool)>,
 }
 
 /// Sends `sig` to one process. Refuses anything but a real pid: `kill(0)` and `kill(-1)`
@@ -185,7 +193,22 @@ impl<S: Sink> Inner<S> {
             held: Vec::new(),
             shutting_down: false,
             file_data: None,
+            stopped: Vec::new(),
+            observing: None,
+            entry_file: None,
         }
+    }
+
+    /// Decides which calls stop, and starts the probe when it observes the others. Runs on
+    /// the tracer thread (`tid`), once the interceptor is set.
+    pub(crate) fn observe(&mut self, tid: i32) -> Result<(), Error> {
+        let watch = self.interceptor.as_ref().map(|i| i.watch());
+        self.stopped =
+            observe::stopped_calls(self.cfg.observer, watch, self.cfg.file_data.is_some());
+        if self.cfg.observer == Observer::Ebpf {
+            self.observing = Some(Observing::start(&self.stopped, tid)?);
+        }
+        Ok(())
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -198,6 +221,8 @@ impl<S: Sink> Inner<S> {
             self.file_data = Some((std::io::BufWriter::with_capacity(1 << 20, f), 0));
         }
         loop {
+            // Before anything learnt from a stop or a command is written (observe.rs).
+            self.drain_probe()?;
             while let Ok(cmd) = rx.try_recv() {
                 self.command(cmd)?;
             }
@@ -234,7 +259,13 @@ impl<S: Sink> Inner<S> {
                 }
             }
             self.stats.stops += 1;
+            self.drain_probe()?;
             self.on_status(tid, status)?;
+        }
+        self.drain_probe()?;
+        if let Some(obs) = self.observing.as_mut() {
+            obs.stop_ticking();
+            self.stats.lost = obs.lost();
         }
         if let Some((w, _)) = &mut self.file_data {
             std::io::Write::flush(w).map_err(Error::Sink)?;
@@ -352,10 +383,14 @@ impl<S: Sink> Inner<S> {
             Some(cpu) if self.cfg.pin_traced && traced => Some(cpu),
             _ => None,
         };
-        let prepared =
-            spawn::prepare(spec, seccomp::program(&seccomp::traced()), pin).map_err(err)?;
+        let prepared = spawn::prepare(spec, seccomp::program(&self.stopped), pin).map_err(err)?;
         let ts = self.now();
-        let pid = spawn::fork_exec(&prepared).map_err(err)?;
+        let observing = self.observing.as_ref().filter(|_| traced);
+        let pid = spawn::fork_exec(&prepared, |pid| match observing {
+            Some(obs) => obs.follow(pid).map_err(std::io::Error::other),
+            None => Ok(()),
+        })
+        .map_err(err)?;
         self.groups.push((pid, label.clone()));
         if traced {
             self.threads.insert(

@@ -32,6 +32,7 @@ mod fds;
 mod hold;
 mod inner;
 mod mem;
+mod observe;
 mod procfs;
 mod record;
 pub mod seccomp;
@@ -40,7 +41,8 @@ mod sockinfo;
 mod spawn;
 mod stops;
 
-pub use engine::{Capabilities, Engine, Launcher, MarkEvents, Ptrace};
+pub use engine::{Capabilities, Ebpf, Engine, Launcher, MarkEvents, Ptrace};
+pub use observe::Observer;
 /// CLOCK_MONOTONIC in nanoseconds: the clock of event times (`Config::origin_ns` is on it).
 pub use ordeal_sys::clock::monotonic_ns;
 pub use record::syscall_name;
@@ -81,6 +83,8 @@ pub struct Config {
     /// A side file rather than the event's `data` field: the bytes stay exact (binary, no
     /// escaping) and trace.jsonl stays small and greppable however much a node writes.
     pub file_data: Option<PathBuf>,
+    /// How calls are seen: stopped at (ptrace) or recorded by the eBPF probe.
+    pub observer: Observer,
 }
 
 /// How a process ended.
@@ -119,6 +123,9 @@ pub struct Stats {
     pub stops: u64,
     pub seccomp_stops: u64,
     pub exit_stops: u64,
+    /// Records the eBPF probe could not deliver (its ring was full): events missing from the
+    /// trace. Always 0 under ptrace.
+    pub lost: u64,
 }
 
 /// What to do to a traced call, decided by an [`Interceptor`]. `by` names the fault in the
@@ -162,6 +169,11 @@ pub enum Action {
 /// Fault injection hook, called on the tracer thread at the calls that are recorded: with the
 /// event as known at entry (no `ret` yet), and with the completed event at exit.
 pub trait Interceptor: Send {
+    /// The calls this interceptor may act on: only those stop the thread when the eBPF probe
+    /// observes the rest ([`Observer::Ebpf`]). Under ptrace every call stops anyway.
+    fn watch(&self) -> Watch {
+        Watch::All
+    }
     fn at_entry(&mut self, ev: &Event) -> Action;
     fn at_exit(&mut self, ev: &Event) -> Action;
     /// Whether threads held on `gate` may go on. Asked on every turn of the tracer loop while
@@ -169,6 +181,15 @@ pub trait Interceptor: Send {
     fn gate_open(&mut self, _gate: &str) -> bool {
         true
     }
+}
+
+/// Which calls an [`Interceptor`] needs to see at entry and exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watch {
+    /// Every call of the table.
+    All,
+    /// These x86_64 call numbers only (none: the interceptor acts on no call).
+    Calls(Vec<i64>),
 }
 
 /// Where events go (a trace.jsonl writer in practice).
@@ -209,6 +230,8 @@ pub enum Error {
     Sink(std::io::Error),
     #[error("the tracer thread is gone")]
     Gone,
+    #[error("eBPF probe: {0}")]
+    Ebpf(#[from] ordeal_ebpf::Error),
 }
 
 enum Cmd {
@@ -286,17 +309,33 @@ impl<S: Sink + 'static> Tracer<S> {
             .name("ordeal-tracer".into())
             .spawn(move || {
                 // SAFETY: gettid has no preconditions.
-                let _ = tid_tx.send(unsafe { libc::gettid() });
+                let tid = unsafe { libc::gettid() };
                 if let Some(cpu) = config.cpu {
                     pin_to_cpu(cpu);
                 }
                 let mut t = Inner::new(config, sink, ntx, counter);
                 t.interceptor = interceptor;
+                match t.observe(tid) {
+                    Ok(()) => {
+                        let _ = tid_tx.send(Ok(tid));
+                    }
+                    Err(e) => {
+                        let _ = tid_tx.send(Err(e));
+                        return Err(Error::Gone);
+                    }
+                }
                 let r = t.run(rx);
                 r.map(|()| (t.stats.clone(), t.sink))
             })
             .map_err(Error::Thread)?;
-        let tid = tid_rx.recv().map_err(|_| Error::Gone)?;
+        let tid = match tid_rx.recv() {
+            Ok(Ok(tid)) => tid,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => return Err(Error::Gone),
+        };
         Ok(Self {
             events,
             tx,
@@ -307,15 +346,7 @@ impl<S: Sink + 'static> Tracer<S> {
     }
 
     fn poke(&self) {
-        // SAFETY: tgkill to our own tracer thread with a signal that has a no-op handler.
-        unsafe {
-            libc::syscall(
-                libc::SYS_tgkill,
-                libc::getpid(),
-                self.tid,
-                WAKE_SIGNAL as libc::c_long,
-            )
-        };
+        poke_thread(self.tid);
     }
 
     /// Starts a program under the tracer; returns its pid once it is on its way to exec.
@@ -435,15 +466,7 @@ impl Marker {
             })
             .map_err(|_| Error::Gone)?;
         loop {
-            // SAFETY: tgkill to the tracer thread, whose wake signal handler is a no-op.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_tgkill,
-                    libc::getpid(),
-                    self.tid,
-                    WAKE_SIGNAL as libc::c_long,
-                )
-            };
+            poke_thread(self.tid);
             match rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(seq) => return Ok(seq),
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
@@ -459,6 +482,19 @@ impl<S: Sink + 'static> Drop for Tracer<S> {
             let _ = self.stop_thread();
         }
     }
+}
+
+/// Interrupts the tracer thread `tid` (a blocking `waitpid` returns EINTR).
+pub(crate) fn poke_thread(tid: i32) {
+    // SAFETY: tgkill to a tracer thread of this process with a signal whose handler is a no-op.
+    unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            tid,
+            WAKE_SIGNAL as libc::c_long,
+        )
+    };
 }
 
 fn pin_to_cpu(cpu: usize) {

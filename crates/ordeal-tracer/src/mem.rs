@@ -1,10 +1,53 @@
 //! Reading tracee memory and registers.
+//!
+//! A call observed by the eBPF probe is decoded after the fact, when its memory may have
+//! changed: the probe copies what the decoder needs as the call runs, and while such a call is
+//! decoded ([`with_captured`]) reads are answered from those copies first. Only the tracer
+//! thread decodes, so the copies live in a thread-local for the length of one decode.
 
+use std::cell::RefCell;
 use std::path::{Component, Path, PathBuf};
+
+/// A copy of tracee memory at `addr`, taken as a call entered or returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Captured {
+    pub(crate) addr: u64,
+    pub(crate) bytes: Vec<u8>,
+}
+
+thread_local! {
+    static CAPTURED: RefCell<Vec<Captured>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with reads answered from `blobs` where they cover the bytes asked for.
+pub(crate) fn with_captured<T>(blobs: Vec<Captured>, f: impl FnOnce() -> T) -> T {
+    if blobs.is_empty() {
+        return f();
+    }
+    CAPTURED.with(|c| *c.borrow_mut() = blobs);
+    let out = f();
+    CAPTURED.with(|c| c.borrow_mut().clear());
+    out
+}
+
+/// `len` bytes at `addr` from a captured copy (fewer if the copy ends first, as a read
+/// stopping at an unmapped page would), if one starts at or before `addr` and covers it.
+fn from_captured(addr: u64, len: usize) -> Option<Vec<u8>> {
+    CAPTURED.with(|c| {
+        c.borrow().iter().find_map(|b| {
+            let start = usize::try_from(addr.checked_sub(b.addr)?).ok()?;
+            let rest = b.bytes.get(start..).filter(|r| !r.is_empty())?;
+            Some(rest[..rest.len().min(len)].to_vec())
+        })
+    })
+}
 
 pub fn read_mem(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
     if addr == 0 || len == 0 {
         return None;
+    }
+    if let Some(b) = from_captured(addr, len) {
+        return Some(b);
     }
     let mut buf = vec![0u8; len];
     let local = libc::iovec {

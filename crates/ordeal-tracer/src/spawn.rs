@@ -112,7 +112,12 @@ const PTRACE_OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
 /// Forks and execs. Must run on the tracer thread: the child's parent-death signal and the
 /// ptrace relationship are both tied to the thread that forks and seizes.
 /// Returns the child's pid once it is seized and released towards exec.
-pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
+/// `before_release` runs once the child is seized and before it may go on (the eBPF probe
+/// follows it there); an error kills the child.
+pub(crate) fn fork_exec(
+    p: &Prepared,
+    before_release: impl FnOnce(i32) -> std::io::Result<()>,
+) -> std::io::Result<i32> {
     // The child waits on this pipe until the tracer has seized it, so the seccomp filter
     // (which needs a tracer present) is only installed once one is.
     let mut gate = [0 as libc::c_int; 2];
@@ -224,6 +229,13 @@ pub(crate) fn fork_exec(p: &Prepared) -> std::io::Result<i32> {
     } else {
         Ok(())
     };
+    let seized = seized.and_then(|()| {
+        if p.traced {
+            before_release(pid)
+        } else {
+            Ok(())
+        }
+    });
     if p.traced && seized.is_ok() {
         let b = 1u8;
         // SAFETY: a one-byte write from a local to our own pipe.

@@ -129,6 +129,11 @@ struct RunFlags {
     /// Draw individual events in graph.dot up to this many communication events.
     #[arg(long, default_value_t = ordeal_hb::DEFAULT_DOT_LIMIT)]
     max_graph_events: usize,
+    /// How calls are seen: `ebpf` records them in the kernel (ptrace stops only the calls a
+    /// fault needs), `ptrace` stops at every one, `auto` takes eBPF where it loads. Default:
+    /// the experiment's `engine`, else auto.
+    #[arg(long, value_name = "auto|ebpf|ptrace")]
+    engine: Option<ordeal_experiment::EngineChoice>,
     /// Pin the tracer thread to this CPU (placement matters for ptrace cost, docs/bench.md).
     #[arg(long, value_name = "CPU")]
     tracer_cpu: Option<usize>,
@@ -226,6 +231,9 @@ struct ReplayInfo {
     faults_path: Option<PathBuf>,
     faults: Option<String>,
     payload: usize,
+    /// `--engine` as given (None: the experiment's).
+    #[serde(default)]
+    engine: Option<String>,
 }
 
 /// Runs an experiment given as text; returns the exit code and the run directory.
@@ -245,6 +253,7 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
         faults_path: flags.faults.clone(),
         faults: faults_text.clone(),
         payload: flags.payload,
+        engine: flags.engine.map(|e| e.name().to_string()),
     };
     for kv in &flags.set {
         let (k, v) = kv
@@ -272,6 +281,7 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
     opts.max_dot_events = flags.max_graph_events;
     opts.tracer_cpu = flags.tracer_cpu;
     opts.pin_traced = flags.pin;
+    opts.engine = flags.engine;
     opts.faults = faults;
     opts.progress = !flags.quiet;
     opts.diag = flags.diag.options()?;
@@ -324,6 +334,7 @@ fn replay(run_dir: &Path, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<u
         max_graph_events: ordeal_hb::DEFAULT_DOT_LIMIT,
         faults,
         quiet,
+        engine: info.engine.as_deref().and_then(|e| e.parse().ok()),
         ..Default::default()
     };
     let (code, new_dir) = run(&info.experiment, &info.experiment_path, flags)?;

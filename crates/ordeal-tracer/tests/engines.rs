@@ -1,0 +1,261 @@
+//! The two observers, ptrace and eBPF, see the same events: the tracer's test programs run
+//! under each, and their events (modulo timing, ids and kernel-chosen numbers) and
+//! happens-before edges (with byte counts) are compared.
+//!
+//! Needs root for the eBPF probe: outside CI a machine without it skips, saying so; under
+//! `CI=true` that fails.
+use ordeal_events::{Event, Header, NodeInfo};
+use ordeal_hb::{EdgeKind, HbGraph};
+use ordeal_tracer::{Config, Notice, Observer, SpawnSpec, Tracer};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn compile(name: &str) -> PathBuf {
+    ordeal_test_support::compile_c(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c")),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "tp",
+        &["-O1", "-pthread"],
+    )
+}
+
+fn spec(label: &str, prog: &Path, args: &[&str], dir: &Path) -> SpawnSpec {
+    let open = |ext: &str| {
+        std::fs::File::create(dir.join(format!("{label}.{ext}")))
+            .unwrap()
+            .into()
+    };
+    let mut argv = vec![prog.to_string_lossy().into_owned()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    SpawnSpec {
+        marker: None,
+        netns: None,
+        label: label.into(),
+        program: prog.to_owned(),
+        argv,
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: dir.to_owned(),
+        stdout: open("stdout"),
+        stderr: open("stderr"),
+        traced: true,
+    }
+}
+
+fn wait_exits(t: &Tracer<Vec<Event>>, labels: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut left: Vec<&str> = labels.to_vec();
+    while !left.is_empty() {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match t.notices().recv_timeout(wait) {
+            Ok(Notice::Exited {
+                label, root: true, ..
+            }) => left.retain(|l| *l != label),
+            Ok(_) => {}
+            Err(e) => panic!("{left:?} did not exit: {e}"),
+        }
+    }
+}
+
+fn poll_file(path: &Path, pat: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if let Some(line) = s.lines().find(|l| l.contains(pat)) {
+                return line.to_string();
+            }
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+    panic!("{pat} never appeared in {}", path.display());
+}
+
+/// Whether the eBPF observer can run here; false (with a note) only outside CI.
+fn ebpf_available() -> bool {
+    match Tracer::start(
+        Config {
+            observer: Observer::Ebpf,
+            ..Default::default()
+        },
+        Vec::<Event>::new(),
+    ) {
+        Ok(t) => {
+            t.shutdown().unwrap();
+            true
+        }
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipped: the eBPF probe does not load here ({e})");
+            false
+        }
+        Err(e) => panic!("the eBPF probe must load under CI: {e}"),
+    }
+}
+
+/// A scenario: starts its programs on a tracer and waits for them.
+type Scenario = fn(&Tracer<Vec<Event>>, &Path);
+
+fn run(observer: Observer, scenario: Scenario, data: bool) -> Vec<Event> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir(&root).unwrap();
+    let config = Config {
+        data_roots: if data { vec![root] } else { vec![] },
+        origin_ns: ordeal_tracer::monotonic_ns(),
+        payload_bytes: 16,
+        observer,
+        ..Default::default()
+    };
+    let t = Tracer::start(config, Vec::new()).unwrap();
+    scenario(&t, dir.path());
+    let (stats, events) = t.shutdown().unwrap();
+    assert_eq!(stats.lost, 0);
+    events
+}
+
+/// An event with what varies between runs removed: times, seq, ids, inodes, ports the
+/// kernel chose and temporary paths. Ports and inodes are renamed by order of appearance.
+fn normalize(events: &[Event]) -> Vec<String> {
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut name = |kind: &str, v: String| -> String {
+        let n = names.len();
+        names
+            .entry(format!("{kind}{v}"))
+            .or_insert_with(|| format!("{kind}#{n}"))
+            .clone()
+    };
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            (e.seq, e.ts, e.dur) = (0, 0, 0);
+            e.pid = 0;
+            e.tid = 0;
+            e.child = e.child.map(|_| 0);
+            e.argv = None;
+            if let Some(s) = e.sock.as_mut() {
+                s.ino = 0;
+                s.peer_ino = s.peer_ino.map(|_| 0);
+                s.local = s.local.take().map(|a| name("addr", a));
+                s.remote = s.remote.take().map(|a| name("addr", a));
+            }
+            e.addr = e.addr.take().map(|a| name("addr", a));
+            e.path = e.path.take().map(|p| name("path", p));
+            e.path2 = e.path2.take().map(|p| name("path", p));
+            serde_json::to_string(&e).unwrap()
+        })
+        .collect()
+}
+
+/// Per node, the events in order; and the happens-before edges as (from, to, kind) over
+/// normalized events.
+fn compare(scenario: Scenario, nodes: &[&str], data: bool) {
+    if !ebpf_available() {
+        return;
+    }
+    let ptrace = run(Observer::Ptrace, scenario, data);
+    let ebpf = run(Observer::Ebpf, scenario, data);
+    // Per node, each thread's events in program order (threads in order of first event:
+    // `seq` across threads is completion order, which timing decides).
+    let per_node = |evs: &[Event]| -> BTreeMap<String, Vec<Vec<String>>> {
+        let norm = normalize(evs);
+        let mut threads: BTreeMap<(String, usize), Vec<String>> = BTreeMap::new();
+        let mut order: HashMap<i32, usize> = HashMap::new();
+        for (e, n) in evs.iter().zip(norm) {
+            let next = order.len();
+            let rank = *order.entry(e.tid).or_insert(next);
+            threads.entry((e.node.clone(), rank)).or_default().push(n);
+        }
+        let mut m: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+        for ((node, _), list) in threads {
+            m.entry(node).or_default().push(list);
+        }
+        for lists in m.values_mut() {
+            lists.sort();
+        }
+        m
+    };
+    let (a, b) = (per_node(&ptrace), per_node(&ebpf));
+    for node in nodes {
+        let (x, y) = (a[*node].concat(), b[*node].concat());
+        let diff: Vec<String> = x
+            .iter()
+            .zip(y.iter())
+            .filter(|(p, q)| p != q)
+            .map(|(p, q)| format!("ptrace {p}\nebpf   {q}"))
+            .collect();
+        assert!(
+            diff.is_empty() && x.len() == y.len(),
+            "{node}: {} ptrace events, {} eBPF events; first differences:\n{}",
+            x.len(),
+            y.len(),
+            diff.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+    let edges = |evs: &[Event]| -> Vec<String> {
+        let header = Header {
+            schema: "ordeal-trace".into(),
+            version: ordeal_events::SCHEMA_VERSION,
+            experiment: "engines".into(),
+            started_at: String::new(),
+            nodes: nodes
+                .iter()
+                .map(|n| NodeInfo {
+                    name: n.to_string(),
+                    role: "node".into(),
+                    ports: vec![],
+                })
+                .collect(),
+        };
+        let norm = normalize(evs);
+        let key = |seq: u64| {
+            let e = &evs[seq as usize];
+            format!("{}:{}", e.node, norm[seq as usize])
+        };
+        let g = HbGraph::build(&header, evs);
+        let mut out: Vec<String> = g
+            .edges()
+            .filter(|e| !matches!(e.kind, EdgeKind::Program))
+            .map(|e| format!("{:?} {} -> {}", e.kind, key(e.from), key(e.to)))
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(edges(&ptrace), edges(&ebpf));
+}
+
+fn client_server(t: &Tracer<Vec<Event>>, dir: &Path) {
+    let (server, client) = (compile("server"), compile("client"));
+    t.spawn(spec("server", &server, &[], dir)).unwrap();
+    let line = poll_file(&dir.join("server.stdout"), "listening");
+    let port = line.split_whitespace().nth(1).unwrap().to_string();
+    t.spawn(spec("client", &client, &[&port], dir)).unwrap();
+    wait_exits(t, &["client", "server"]);
+}
+
+#[test]
+fn client_and_server_are_seen_alike() {
+    compare(client_server, &["server", "client"], false);
+}
+
+fn forker(t: &Tracer<Vec<Event>>, dir: &Path) {
+    let prog = compile("forker");
+    let data = dir.join("data");
+    t.spawn(spec("f", &prog, &[data.to_str().unwrap()], dir))
+        .unwrap();
+    wait_exits(t, &["f"]);
+}
+
+#[test]
+fn forks_and_data_dir_files_are_seen_alike() {
+    compare(forker, &["f"], true);
+}
+
+fn threads(t: &Tracer<Vec<Event>>, dir: &Path) {
+    t.spawn(spec("t", &compile("threads"), &[], dir)).unwrap();
+    wait_exits(t, &["t"]);
+}
+
+#[test]
+fn threads_and_socketpairs_are_seen_alike() {
+    compare(threads, &["t"], false);
+}
