@@ -276,6 +276,7 @@ pub fn run_on(
             .then(|| run_dir.join(crash::FILE_DATA)),
         // The launcher decides (an eBPF launcher sets its observer).
         observer: ordeal_tracer::Observer::Ptrace,
+        ring_bytes: 0,
     };
     let shared = faults::Shared::default();
     if let Ok(mut p) = shared.lock() {

@@ -134,9 +134,9 @@ impl<S: Sink> Inner<S> {
         }
         let in_flight: Vec<(i32, i32, Rc<str>)> = self
             .threads
-            .values()
-            .filter_map(|t| {
-                let p = t.pending.as_ref()?;
+            .iter()
+            .filter_map(|(&tid, t)| {
+                let p = self.call_in_progress(tid)?;
                 (p.nr == libc::SYS_connect).then(|| (t.tgid, p.args[0] as i32, t.label.clone()))
             })
             .collect();

@@ -206,7 +206,7 @@ impl<S: Sink> Inner<S> {
         self.stopped =
             observe::stopped_calls(self.cfg.observer, watch, self.cfg.file_data.is_some());
         if self.cfg.observer == Observer::Ebpf {
-            self.observing = Some(Observing::start(&self.stopped, tid)?);
+            self.observing = Some(Observing::start(&self.stopped, self.cfg.ring_bytes, tid)?);
         }
         Ok(())
     }

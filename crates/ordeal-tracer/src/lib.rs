@@ -85,6 +85,9 @@ pub struct Config {
     pub file_data: Option<PathBuf>,
     /// How calls are seen: stopped at (ptrace) or recorded by the eBPF probe.
     pub observer: Observer,
+    /// The eBPF probe's ring buffer, bytes (a power of two; 0: 8 MiB). A burst larger than
+    /// the ring between two drains loses events, counted in [`Stats::lost`].
+    pub ring_bytes: usize,
 }
 
 /// How a process ended.

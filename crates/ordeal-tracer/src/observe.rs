@@ -108,14 +108,21 @@ pub(crate) fn stopped_calls(observer: Observer, watch: Option<Watch>, file_data:
 
 impl Observing {
     /// Loads the probe for every call of the table that does not stop.
-    pub(crate) fn start(stopped: &[i64], tracer_tid: i32) -> Result<Observing, Error> {
+    pub(crate) fn start(
+        stopped: &[i64],
+        ring_bytes: usize,
+        tracer_tid: i32,
+    ) -> Result<Observing, Error> {
         let observed: Vec<i64> = crate::seccomp::traced()
             .into_iter()
             .filter(|nr| !stopped.contains(nr))
             .collect();
         let probe = Probe::start(ProbeConfig {
             syscalls: &observed,
-            ring_bytes: ordeal_ebpf::DEFAULT_RING_BYTES,
+            ring_bytes: match ring_bytes {
+                0 => ordeal_ebpf::DEFAULT_RING_BYTES,
+                n => n,
+            },
         })?;
         Ok(Observing {
             probe,
@@ -140,6 +147,12 @@ impl Observing {
 }
 
 impl<S: Sink> Inner<S> {
+    /// The recorded call thread `tid` is in, seen by either side: entered, not yet returned.
+    pub(crate) fn call_in_progress(&self, tid: i32) -> Option<&Pending> {
+        let stopped = self.threads.get(&tid).and_then(|t| t.pending.as_ref());
+        stopped.or_else(|| self.observing.as_ref()?.started.get(&tid))
+    }
+
     /// Writes the events of every record in the ring.
     pub(crate) fn drain_probe(&mut self) -> Result<(), Error> {
         let Some(obs) = self.observing.as_mut() else {
