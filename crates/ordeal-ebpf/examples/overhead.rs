@@ -8,7 +8,7 @@
 //! `cargo run --release -p ordeal-ebpf --example overhead [-- N]` (root). Prints the median
 //! ns per call of 3 interleaved rounds and the ratio to no probe.
 
-use ordeal_ebpf::{Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
+use ordeal_ebpf::{Copies, Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -167,9 +167,11 @@ fn run(call: &str, n: u64, case: Case) -> (f64, u64, u64) {
             ProbeConfig {
                 syscalls: &calls,
                 ring_bytes,
+                payload_bytes: 0,
             },
             stage,
             wakeup,
+            Copies::default(),
         )
         .unwrap_or_else(|e| panic!("loading the probe (root needed): {e}"))
     });

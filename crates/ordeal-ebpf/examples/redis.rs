@@ -8,7 +8,7 @@
 //! wakeup (a record wakes the consumer when the ring was empty) instead of the probe's. The server runs on a free loopback port in its own temporary
 //! directory, without persistence, and is killed at the end (also on a panic).
 
-use ordeal_ebpf::{Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
+use ordeal_ebpf::{Copies, Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -103,9 +103,11 @@ fn traced(server: &Server, requests: u64, wakeup: Wakeup) -> ([f64; 2], Duration
         ProbeConfig {
             syscalls: &calls,
             ring_bytes: DEFAULT_RING_BYTES,
+            payload_bytes: 0,
         },
         Stage::Full,
         wakeup,
+        Copies::default(),
     )
     .unwrap_or_else(|e| panic!("loading the probe (root needed): {e}"));
     probe.follow(server.child.id() as i32).expect("follow");

@@ -8,20 +8,38 @@
 //! the consumer only once a quarter of the ring is unread ([`Wakeup::PastQuarter`]); below
 //! that, the consumer finds records by looking on a short timer.
 //!
+//! The system-call programs have two paths, chosen by the call's flags in the allowed array
+//! (`callplan`): the short one writes a fixed-size record, as cheap as it can be (a transfer
+//! without payload capture, every call not in the call table); the longer one, for calls
+//! whose flags ask for copies, writes the same fixed part followed by sections and blobs
+//! (`capture`) into a buffer of fixed capacity, then hands the used part to the ring
+//! ([`Copies`]).
+//!
 //! Records (little-endian, 8-byte aligned), common part: `kind: u32 @0, tid: u32 @4,
 //! tgid: u32 @8, ktime_ns: u64 @16` (bpf_ktime_get_ns: CLOCK_MONOTONIC), then by kind:
 //! - enter: `nr: u64 @24`, then 64 bytes @32 copied from `struct pt_regs` at 56..120
 //!   (x86_64: r10, r9, r8, ax, cx, dx, si, di; the arguments are di, si, dx, r10, r8, r9),
-//!   then, for a call whose first argument is a descriptor ([`FD_FIRST`] in the allowed
-//!   array), the inode behind it: `ino: u64 @96, i_mode: u16 @104` (zeros when the call has
-//!   no descriptor or the walk from the task to the inode fails: a closed descriptor);
-//! - exit: `nr: u64 @24, ret: u64 @32`;
+//!   then, for a call whose first argument is a descriptor (`FD_FIRST`), the inode behind
+//!   it: `ino: u64 @96, i_mode: u16 @104` (zeros when the call has no descriptor or the walk
+//!   from the task to the inode fails: a closed descriptor). [`ENTER_SIZE`] bytes.
+//!   With copies: `end: u32 @12` (the bytes used), a socket section @112 (the socket behind
+//!   the descriptor, for a socket lifecycle call; `walk::sock_section` has its layout;
+//!   family 0: none), blobs from @176 to `end`;
+//! - exit: `nr: u64 @24, ret: u64 @32`, [`EXIT_SIZE`] bytes. With copies: `end: u32 @12`,
+//!   the file behind the descriptor the call returned or worked on, `ino: u64 @40, i_mode:
+//!   u16 @48` (ino 0: none), its socket section @56, blobs from @120 to `end`;
 //! - fork: `child_tid: u32 @24, child_tgid: u32 @28`;
 //! - process exit: `status: u32 @24` (the wait(2)-style status);
 //! - exec: `old_tid: u32 @24` (the thread that called execve: after it, tid = tgid).
+//!
+//! A blob is `addr: u64, len: u32, 0: u32`, then `len` bytes of the tracee's memory at
+//! `addr`, padded to 8.
 
 use crate::asm::{Asm, AsmError, Cond, Helper, Insn, Reg, Size};
-use crate::btf::{FileOffsets, TaskOffsets};
+use crate::btf::{FileOffsets, KernelOffsets, TaskOffsets};
+use crate::callplan::{self as cp, Role};
+use crate::capture::{self, Frame, CURSOR, SLOTS, VALUE_PTR};
+use crate::walk::{self, stack_ptr, FdFrom, SOCK_SECTION};
 use Reg::*;
 
 pub const KIND_ENTER: u32 = 1;
@@ -36,11 +54,13 @@ pub const FORK_SIZE: usize = 32;
 pub const PROCESS_EXIT_SIZE: usize = 32;
 pub const EXEC_SIZE: usize = 32;
 
-/// Allowed-array value of a recorded call.
-pub const RECORDED: u32 = 1;
-/// Allowed-array value of a recorded call whose first argument is a descriptor: its entry
-/// record carries the descriptor's inode, read while the descriptor is still open.
-pub const FD_FIRST: u32 = 2;
+/// An enter record with copies: its socket section, where its blobs start.
+pub const ENTER_SOCK_AT: usize = ENTER_SIZE;
+pub const ENTER_FIXED: usize = ENTER_SOCK_AT + SOCK_SECTION as usize;
+/// An exit record with copies: its file (`ino`, `i_mode`), socket section, blobs.
+pub const EXIT_FILE_AT: usize = EXIT_SIZE;
+pub const EXIT_SOCK_AT: usize = EXIT_FILE_AT + 16;
+pub const EXIT_FIXED: usize = EXIT_SOCK_AT + SOCK_SECTION as usize;
 
 /// Size of the allowed-calls array: call numbers at or above are never recorded.
 pub const MAX_NR: u32 = 512;
@@ -49,8 +69,15 @@ pub const MAX_NR: u32 = 512;
 const REGS_BLOCK: i32 = 56;
 const REGS_BLOCK_LEN: i32 = 64;
 const ORIG_AX: i32 = 120;
+/// The enter record: where the register block and the descriptor's inode are.
+const ENTER_REGS_AT: i16 = 32;
+const ENTER_FD_AT: i16 = ENTER_REGS_AT + 56;
+const ENTER_INO_AT: i16 = 96;
+const ENTER_MODE_AT: i16 = 104;
+const EXIT_RET_AT: i16 = 32;
 
-// Stack slots (offsets from the frame pointer R10).
+// Stack slots (offsets from the frame pointer R10); -48..-32 are the walk's (`walk`), -56
+// the allowed-array value pointer (`capture::VALUE_PTR`).
 const LOST_KEY: i16 = -4;
 const TGID_KEY: i16 = -8;
 const SCRATCH: i16 = -16;
@@ -58,9 +85,10 @@ const SCRATCH2: i16 = -12;
 const ONE: i16 = -20;
 const NR_KEY: i16 = -24;
 const CALL_FLAGS: i16 = -28;
-const POINTER: i16 = -40;
-/// Right below `POINTER`: `max_fds` and the `fd` array pointer that follows it read at once.
-const MAX_FDS: i16 = -48;
+/// The descriptor an exit record's file is read for (-1: none).
+const FD: i16 = -64;
+/// The `struct file *` behind it.
+const FILE: i16 = -72;
 
 /// How far the system-call programs go: each stage does everything the previous one does.
 /// Only [`Stage::Full`] records what [`crate::Record`] promises; the others exist to measure
@@ -76,7 +104,8 @@ pub enum Stage {
     Reserve,
     /// And the time.
     Ktime,
-    /// And, on enter, the 64-byte register copy.
+    /// And, on enter, the 64-byte register copy and the descriptor's inode; the copies the
+    /// call's flags ask for.
     #[default]
     Full,
 }
@@ -98,6 +127,19 @@ pub enum Wakeup {
     PastQuarter,
 }
 
+/// How a record with copies reaches the ring.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Copies {
+    /// Written in a per-CPU scratch buffer, then its used part copied to the ring
+    /// (`bpf_ringbuf_output`): a record takes the room it needs.
+    #[default]
+    Scratch,
+    /// Written in place in a ring reservation of the largest size a record can have: no
+    /// copy, but every such record takes that room.
+    ReserveLargest,
+}
+
 const BPF_RB_NO_WAKEUP: i32 = 1;
 const BPF_RB_FORCE_WAKEUP: i32 = 2;
 const BPF_RB_AVAIL_DATA: i32 = 0;
@@ -107,7 +149,58 @@ const BPF_RB_AVAIL_DATA: i32 = 0;
 pub struct Plan {
     pub stage: Stage,
     pub wakeup: Wakeup,
+    pub copies: Copies,
     pub ring_bytes: usize,
+    /// Payload bytes copied from transfers (0: none).
+    pub payload_bytes: usize,
+    /// Bytes of blobs an enter / exit record can carry, at most, over the recorded calls
+    /// (`CallPlan::enter_copies`, `exit_copies`).
+    pub enter_copies: usize,
+    pub exit_copies: usize,
+    /// Every flag some recorded call has: the code for the others is left out.
+    pub flags: u32,
+}
+
+impl Plan {
+    /// The buffer of an enter record with copies: the register block is in the record.
+    pub fn enter_frame(&self) -> Frame {
+        let blobs_end = (ENTER_FIXED + self.enter_copies) as i32;
+        Frame {
+            cap: blobs_end + SLOTS,
+            blobs_end,
+            regs_at: ENTER_REGS_AT.into(),
+            slots_at: blobs_end,
+        }
+    }
+
+    /// The buffer of an exit record with copies: the register block (read at exit, where
+    /// x86_64's `pt_regs` still holds the arguments) past the blobs, then the slots.
+    pub fn exit_frame(&self) -> Frame {
+        let blobs_end = (EXIT_FIXED + self.exit_copies) as i32;
+        Frame {
+            cap: blobs_end + REGS_BLOCK_LEN + SLOTS,
+            blobs_end,
+            regs_at: blobs_end,
+            slots_at: blobs_end + REGS_BLOCK_LEN,
+        }
+    }
+
+    /// The call's flags as the copying code sees them.
+    fn call_flags(&self) -> capture::Flags {
+        capture::Flags {
+            slot: CALL_FLAGS,
+            any: self.flags,
+        }
+    }
+
+    fn payload(&self) -> i32 {
+        self.payload_bytes as i32
+    }
+
+    /// Size of the per-CPU scratch buffer ([`Copies::Scratch`]).
+    pub fn scratch_bytes(&self) -> u32 {
+        self.enter_frame().cap.max(self.exit_frame().cap) as u32
+    }
 }
 
 /// The maps the programs use, by descriptor.
@@ -115,16 +208,14 @@ pub struct Plan {
 pub struct MapFds {
     /// tgid (u32) → u32: the followed processes.
     pub followed: i32,
-    /// call number (u32) → u32: [`RECORDED`], [`FD_FIRST`], or 0 when not recorded.
+    /// call number (u32) → [`cp::VALUE_SIZE`] bytes: the call's flags (0: not recorded) and
+    /// argument roles (`callplan`).
     pub allowed: i32,
     pub ring: i32,
     /// [0] → u64: records that did not fit, forks that could not be followed.
     pub lost: i32,
-}
-
-/// Points `reg` at the stack slot `off`.
-fn stack_ptr(a: &mut Asm, reg: Reg, off: i16) {
-    a.mov(reg, R10).add_imm(reg, off.into());
+    /// Per-CPU [0] → [`Plan::scratch_bytes`] bytes ([`Copies::Scratch`]; else unused).
+    pub scratch: i32,
 }
 
 /// Leaves (via `out`) unless the current task's tgid is followed. Keeps the current
@@ -140,8 +231,8 @@ fn require_followed(a: &mut Asm, maps: &MapFds) {
         .jump_if(Cond::Eq, R0, 0, "out");
 }
 
-/// Leaves unless the call number in R7 is in the allowed array; keeps its value at
-/// `CALL_FLAGS`.
+/// Leaves unless the call number in R7 is in the allowed array; keeps its flags at
+/// `CALL_FLAGS` and its value's address at `VALUE_PTR`.
 fn require_allowed(a: &mut Asm, maps: &MapFds) {
     a.jump_if(Cond::Gt, R7, MAX_NR as i32 - 1, "out")
         .store(Size::W, R10, NR_KEY, R7)
@@ -151,89 +242,25 @@ fn require_allowed(a: &mut Asm, maps: &MapFds) {
         .jump_if(Cond::Eq, R0, 0, "out")
         .load(Size::W, R1, R0, 0)
         .jump_if(Cond::Eq, R1, 0, "out")
-        .store(Size::W, R10, CALL_FLAGS, R1);
-}
-
-/// `R3 = *(u64 *)(R3 + field)`, leaving for `done` when the read fails or finds null.
-fn follow_pointer(a: &mut Asm, field: u32, done: &'static str) {
-    if field != 0 {
-        a.add_imm(R3, field as i32);
-    }
-    stack_ptr(a, R1, POINTER);
-    a.mov_imm(R2, 8)
-        .call(Helper::ProbeReadKernel)
-        .jump_if(Cond::Ne, R0, 0, done)
-        .load(Size::DW, R3, R10, POINTER)
-        .jump_if(Cond::Eq, R3, 0, done);
-}
-
-/// Reads `len` bytes at `R7 + field` into the record in R9 at `at` (zeros if it fails).
-fn read_into_record(a: &mut Asm, at: i32, len: i32, field: u32) {
-    a.mov(R1, R9)
-        .add_imm(R1, at)
-        .mov_imm(R2, len)
-        .mov(R3, R7)
-        .add_imm(R3, field as i32)
-        .call(Helper::ProbeReadKernel);
-}
-
-/// For a [`FD_FIRST`] call, the inode behind descriptor `args[0]` (the low half of `di`,
-/// already in the record at 88) into the enter record in R9; zeros otherwise. Walks
-/// `current->files->fdt`, checks the descriptor against `max_fds`, then
-/// `fd[fd]->f_inode`. Uses R7 and R8 (the call number and ids are written by now).
-fn read_fd_inode(a: &mut Asm, file: &FileOffsets) {
-    const DONE: &str = "inode_done";
-    a.store_imm(Size::DW, R9, 96, 0)
-        .store_imm(Size::DW, R9, 104, 0)
-        .load(Size::W, R1, R10, CALL_FLAGS)
-        .jump_if(Cond::Ne, R1, FD_FIRST as i32, DONE)
-        .load(Size::W, R8, R9, 32 + 56)
-        .call(Helper::GetCurrentTask)
-        .mov(R3, R0);
-    follow_pointer(a, file.task_files, DONE);
-    follow_pointer(a, file.files_fdt, DONE);
-    if file.fdt_fd == file.fdt_max_fds + 8 {
-        // `max_fds` and `fd` side by side (the usual layout): one read for both.
-        stack_ptr(a, R1, MAX_FDS);
-        a.mov_imm(R2, 16)
-            .add_imm(R3, file.fdt_max_fds as i32)
-            .call(Helper::ProbeReadKernel)
-            .jump_if(Cond::Ne, R0, 0, DONE)
-            .load(Size::W, R1, R10, MAX_FDS)
-            .jump_if_reg(Cond::Le, R1, R8, DONE)
-            .load(Size::DW, R3, R10, POINTER)
-            .jump_if(Cond::Eq, R3, 0, DONE);
-    } else {
-        a.mov(R7, R3);
-        stack_ptr(a, R1, MAX_FDS);
-        a.mov_imm(R2, 4)
-            .add_imm(R3, file.fdt_max_fds as i32)
-            .call(Helper::ProbeReadKernel)
-            .jump_if(Cond::Ne, R0, 0, DONE)
-            .load(Size::W, R1, R10, MAX_FDS)
-            .jump_if_reg(Cond::Le, R1, R8, DONE)
-            .mov(R3, R7);
-        follow_pointer(a, file.fdt_fd, DONE);
-    }
-    a.lsh_imm(R8, 3).add(R3, R8);
-    follow_pointer(a, 0, DONE);
-    follow_pointer(a, file.file_inode, DONE);
-    a.mov(R7, R3);
-    read_into_record(a, 104, 2, file.inode_mode);
-    read_into_record(a, 96, 8, file.inode_ino);
-    a.label(DONE);
+        .store(Size::W, R10, CALL_FLAGS, R1)
+        .store(Size::DW, R10, VALUE_PTR, R0);
 }
 
 /// Reserves `size` bytes of the ring into R9 (or counts a lost record and leaves), and
-/// writes the common part: kind, tid and tgid from R8 (`pid_tgid`), the time.
+/// writes the common part.
 fn reserve(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, size: usize) {
     a.load_map(R1, maps.ring)
         .mov_imm(R2, size as i32)
         .mov_imm(R3, 0)
         .call(Helper::RingbufReserve)
         .jump_if(Cond::Eq, R0, 0, "lost")
-        .mov(R9, R0)
-        .store_imm(Size::W, R9, 0, kind as i32)
+        .mov(R9, R0);
+    header(a, plan, kind);
+}
+
+/// Writes the common part in R9: kind, tid and tgid from R8 (`pid_tgid`), the time.
+fn header(a: &mut Asm, plan: &Plan, kind: u32) {
+    a.store_imm(Size::W, R9, 0, kind as i32)
         .store(Size::W, R9, 4, R8)
         .rsh_imm(R8, 32)
         .store(Size::W, R9, 8, R8);
@@ -242,8 +269,35 @@ fn reserve(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, size: usize) {
     }
 }
 
+/// R9 = a buffer of `frame.cap` bytes for a record with copies, its common part written,
+/// its cursor at `fixed`, its work slots zeroed.
+fn acquire(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, frame: &Frame, fixed: usize) {
+    match plan.copies {
+        Copies::ReserveLargest => {
+            a.load_map(R1, maps.ring)
+                .mov_imm(R2, frame.cap)
+                .mov_imm(R3, 0)
+                .call(Helper::RingbufReserve)
+                .jump_if(Cond::Eq, R0, 0, "lost");
+        }
+        Copies::Scratch => {
+            a.store_imm(Size::W, R10, LOST_KEY, 0)
+                .load_map(R1, maps.scratch);
+            stack_ptr(a, R2, LOST_KEY);
+            a.call(Helper::MapLookupElem)
+                .jump_if(Cond::Eq, R0, 0, "out");
+        }
+    }
+    a.mov(R9, R0);
+    header(a, plan, kind);
+    a.store_imm(Size::W, R9, CURSOR, fixed as i32);
+    for i in (0..SLOTS).step_by(8) {
+        a.store_imm(Size::DW, R9, (frame.slots_at + i) as i16, 0);
+    }
+}
+
 /// `lost[0] += 1`, then on to `next`.
-fn count_lost(a: &mut Asm, maps: &MapFds, next: &'static str) {
+fn count_lost(a: &mut Asm, maps: &MapFds, next: &str) {
     a.store_imm(Size::W, R10, LOST_KEY, 0)
         .load_map(R1, maps.lost);
     stack_ptr(a, R2, LOST_KEY);
@@ -254,36 +308,106 @@ fn count_lost(a: &mut Asm, maps: &MapFds, next: &'static str) {
         .jump(next);
 }
 
-/// Submits the record in R9, returns 0; the `lost` path counts and returns 0.
-fn submit_and_return(a: &mut Asm, maps: &MapFds, plan: &Plan) {
+/// `reg =` the ring flags of a record, per the wakeup policy.
+fn wakeup_flags(a: &mut Asm, maps: &MapFds, plan: &Plan, reg: Reg) {
     match plan.wakeup {
         Wakeup::WhenEmpty => {
-            a.mov_imm(R2, 0);
+            a.mov_imm(reg, 0);
         }
         Wakeup::Never => {
-            a.mov_imm(R2, BPF_RB_NO_WAKEUP);
+            a.mov_imm(reg, BPF_RB_NO_WAKEUP);
         }
         Wakeup::Always => {
-            a.mov_imm(R2, BPF_RB_FORCE_WAKEUP);
+            a.mov_imm(reg, BPF_RB_FORCE_WAKEUP);
         }
         Wakeup::PastQuarter => {
+            let quiet = a.fresh("quiet");
             a.load_map(R1, maps.ring)
                 .mov_imm(R2, BPF_RB_AVAIL_DATA)
                 .call(Helper::RingbufQuery)
-                .mov_imm(R2, BPF_RB_NO_WAKEUP)
-                .jump_if(Cond::Le, R0, (plan.ring_bytes / 4) as i32, "submit")
-                .mov_imm(R2, BPF_RB_FORCE_WAKEUP)
-                .label("submit");
+                .mov_imm(reg, BPF_RB_NO_WAKEUP)
+                .jump_if(Cond::Le, R0, (plan.ring_bytes / 4) as i32, &quiet)
+                .mov_imm(reg, BPF_RB_FORCE_WAKEUP)
+                .label(&quiet);
         }
     }
+}
+
+/// Submits the record in R9 (label `submit`), returns 0; the `lost` path counts and
+/// returns 0.
+fn submit_and_return(a: &mut Asm, maps: &MapFds, plan: &Plan) {
+    a.label("submit");
+    wakeup_flags(a, maps, plan, R2);
     a.mov(R1, R9).call(Helper::RingbufSubmit);
     a.label("out").mov_imm(R0, 0).exit();
     a.label("lost");
     count_lost(a, maps, "out");
 }
 
+/// Hands the record with copies in R9 to the ring: submits it in place, or copies its used
+/// part (`end` bytes) from the scratch buffer.
+fn finish_copies(a: &mut Asm, maps: &MapFds, plan: &Plan, frame: &Frame) {
+    match plan.copies {
+        Copies::ReserveLargest => {
+            a.jump("submit");
+        }
+        Copies::Scratch => {
+            wakeup_flags(a, maps, plan, R4);
+            a.load_map(R1, maps.ring)
+                .mov(R2, R9)
+                .load(Size::W, R3, R9, CURSOR)
+                .jump_if(Cond::Gt, R3, frame.cap, "out")
+                .call(Helper::RingbufOutput)
+                .jump_if(Cond::SLt, R0, 0, "lost")
+                .jump("out");
+        }
+    }
+}
+
+/// Copies the 64-byte register block of the `pt_regs` at ctx[0] (in R6) to R9 + `at`.
+fn copy_regs(a: &mut Asm, at: i32) {
+    a.mov(R1, R9)
+        .add_imm(R1, at)
+        .mov_imm(R2, REGS_BLOCK_LEN)
+        .load(Size::DW, R3, R6, 0)
+        .add_imm(R3, REGS_BLOCK)
+        .call(Helper::ProbeReadKernel);
+}
+
+/// Leaves for `copies` when the call's flags have `flag`.
+fn when_flag(a: &mut Asm, flag: u32, copies: &str) {
+    a.load(Size::W, R1, R10, CALL_FLAGS)
+        .and_imm(R1, flag as i32)
+        .jump_if(Cond::Ne, R1, 0, copies);
+}
+
+/// Leaves for `copies` when the call's flags have `flag` and its argument of `role` is not
+/// null (read from the `pt_regs` at ctx[0], in R6).
+fn when_flag_and_arg(a: &mut Asm, flag: u32, role: Role, copies: &str) {
+    let short = a.fresh("short");
+    capture::unless_flag(a, CALL_FLAGS, flag, &short);
+    a.load(Size::DW, R1, R10, VALUE_PTR)
+        .load(Size::B, R3, R1, role as i16)
+        .load(Size::DW, R1, R6, 0)
+        .add(R3, R1);
+    stack_ptr(a, R1, SCRATCH);
+    a.mov_imm(R2, 8)
+        .call(Helper::ProbeReadKernel)
+        .jump_if(Cond::Ne, R0, 0, &short)
+        .load(Size::DW, R1, R10, SCRATCH)
+        .jump_if(Cond::Ne, R1, 0, copies)
+        .label(&short);
+}
+
+/// Zeroes `bytes` of the record in R9 from `at`.
+fn zero(a: &mut Asm, at: usize, bytes: usize) {
+    for i in (0..bytes).step_by(8) {
+        a.store_imm(Size::DW, R9, (at + i) as i16, 0);
+    }
+}
+
 /// `raw_syscalls:sys_enter(regs, id)`.
-pub fn sys_enter(maps: &MapFds, plan: &Plan, file: &FileOffsets) -> Result<Vec<Insn>, AsmError> {
+pub fn sys_enter(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Insn>, AsmError> {
     let mut a = Asm::new();
     if plan.stage == Stage::ReturnAtOnce {
         a.mov_imm(R0, 0).exit();
@@ -296,23 +420,62 @@ pub fn sys_enter(maps: &MapFds, plan: &Plan, file: &FileOffsets) -> Result<Vec<I
         a.label("out").mov_imm(R0, 0).exit();
         return a.finish();
     }
+    let full = plan.stage == Stage::Full;
+    let copies = full && plan.flags & (cp::ENTER_CAPTURE | cp::ENTER_IF_ADDR) != 0;
+    if copies {
+        when_flag(&mut a, cp::ENTER_CAPTURE, "copies");
+        when_flag_and_arg(&mut a, cp::ENTER_IF_ADDR, Role::Addr, "copies");
+    }
     reserve(&mut a, maps, plan, KIND_ENTER, ENTER_SIZE);
     a.store(Size::DW, R9, 24, R7);
-    if plan.stage == Stage::Full {
-        a.mov(R1, R9)
-            .add_imm(R1, 32)
-            .mov_imm(R2, REGS_BLOCK_LEN)
-            .load(Size::DW, R3, R6, 0)
-            .add_imm(R3, REGS_BLOCK)
-            .call(Helper::ProbeReadKernel);
-        read_fd_inode(&mut a, file);
+    if full {
+        copy_regs(&mut a, ENTER_REGS_AT.into());
+        enter_inode(&mut a, &k.file, None);
     }
     submit_and_return(&mut a, maps, plan);
+    if copies {
+        let frame = plan.enter_frame();
+        a.label("copies");
+        acquire(&mut a, maps, plan, KIND_ENTER, &frame, ENTER_FIXED);
+        a.store(Size::DW, R9, 24, R7);
+        copy_regs(&mut a, ENTER_REGS_AT.into());
+        zero(&mut a, ENTER_SOCK_AT, SOCK_SECTION as usize);
+        enter_inode(&mut a, &k.file, Some(FILE));
+        if plan.flags & cp::ENTER_SOCK != 0 {
+            let no_sock = a.fresh("no_sock");
+            capture::unless_flag(&mut a, CALL_FLAGS, cp::ENTER_SOCK, &no_sock);
+            walk::sock_section(&mut a, &k.sock, FILE, ENTER_SOCK_AT as i16, ENTER_MODE_AT);
+            a.label(&no_sock);
+        }
+        let flags = plan.call_flags();
+        capture::enter_blobs(&mut a, &frame, flags, ENTER_MODE_AT, plan.payload());
+        finish_copies(&mut a, maps, plan, &frame);
+    }
     a.finish()
 }
 
+/// For a call whose first argument is a descriptor, the inode behind it (zeros otherwise).
+fn enter_inode(a: &mut Asm, file: &FileOffsets, keep_file: Option<i16>) {
+    let done = a.fresh("no_fd");
+    a.store_imm(Size::DW, R9, ENTER_INO_AT, 0)
+        .store_imm(Size::DW, R9, ENTER_MODE_AT, 0);
+    if let Some(slot) = keep_file {
+        a.store_imm(Size::DW, R10, slot, 0);
+    }
+    capture::unless_flag(a, CALL_FLAGS, cp::FD_FIRST, &done);
+    walk::fd_inode(
+        a,
+        file,
+        FdFrom::Record(ENTER_FD_AT),
+        ENTER_INO_AT,
+        ENTER_MODE_AT,
+        keep_file,
+    );
+    a.label(&done);
+}
+
 /// `raw_syscalls:sys_exit(regs, ret)`.
-pub fn sys_exit(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmError> {
+pub fn sys_exit(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Insn>, AsmError> {
     let mut a = Asm::new();
     if plan.stage == Stage::ReturnAtOnce {
         a.mov_imm(R0, 0).exit();
@@ -332,12 +495,64 @@ pub fn sys_exit(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmError> {
         a.label("out").mov_imm(R0, 0).exit();
         return a.finish();
     }
+    let full = plan.stage == Stage::Full;
+    let copies = full && plan.flags & (cp::EXIT_CAPTURE | cp::EXIT_IF_ADDR) != 0;
+    if copies {
+        when_flag(&mut a, cp::EXIT_CAPTURE, "copies");
+        when_flag_and_arg(&mut a, cp::EXIT_IF_ADDR, Role::AddrOut, "copies");
+    }
     reserve(&mut a, maps, plan, KIND_EXIT, EXIT_SIZE);
     a.store(Size::DW, R9, 24, R7)
         .load(Size::DW, R1, R6, 8)
-        .store(Size::DW, R9, 32, R1);
+        .store(Size::DW, R9, EXIT_RET_AT, R1);
     submit_and_return(&mut a, maps, plan);
+    if copies {
+        let frame = plan.exit_frame();
+        a.label("copies");
+        acquire(&mut a, maps, plan, KIND_EXIT, &frame, EXIT_FIXED);
+        a.store(Size::DW, R9, 24, R7)
+            .load(Size::DW, R1, R6, 8)
+            .store(Size::DW, R9, EXIT_RET_AT, R1);
+        zero(&mut a, EXIT_FILE_AT, EXIT_FIXED - EXIT_FILE_AT);
+        copy_regs(&mut a, frame.regs_at);
+        exit_file(&mut a, plan, &frame, k);
+        capture::exit_blobs(
+            &mut a,
+            &frame,
+            plan.call_flags(),
+            EXIT_RET_AT,
+            plan.payload(),
+        );
+        finish_copies(&mut a, maps, plan, &frame);
+    }
     a.finish()
+}
+
+/// The file an exit record describes: behind the first of socketpair's descriptors, the
+/// descriptor returned (a non-negative result), or the first argument, per the call's flags.
+fn exit_file(a: &mut Asm, plan: &Plan, frame: &Frame, k: &KernelOffsets) {
+    let files = cp::EXIT_FILE_RET | cp::EXIT_FILE_ARG0 | cp::EXIT_FD_PAIR;
+    if plan.flags & files == 0 {
+        return;
+    }
+    let (skip_ret, skip_arg0, done) = (a.fresh("ret_fd"), a.fresh("arg0_fd"), a.fresh("file"));
+    a.store_imm(Size::DW, R10, FD, -1);
+    capture::exit_fd_pair(a, frame, plan.call_flags(), EXIT_RET_AT, FD);
+    capture::unless_flag(a, CALL_FLAGS, cp::EXIT_FILE_RET, &skip_ret);
+    a.load(Size::DW, R1, R9, EXIT_RET_AT)
+        .jump_if(Cond::SLt, R1, 0, &skip_ret)
+        .store(Size::DW, R10, FD, R1)
+        .label(&skip_ret);
+    capture::unless_flag(a, CALL_FLAGS, cp::EXIT_FILE_ARG0, &skip_arg0);
+    // di, the first argument: its low half (an int).
+    a.load(Size::W, R1, R9, (frame.regs_at + 56) as i16)
+        .store(Size::DW, R10, FD, R1)
+        .label(&skip_arg0);
+    capture::unless_flag(a, CALL_FLAGS, files, &done);
+    let (ino_at, mode_at) = (EXIT_FILE_AT as i16, EXIT_FILE_AT as i16 + 8);
+    walk::fd_inode(a, &k.file, FdFrom::Stack(FD), ino_at, mode_at, Some(FILE));
+    walk::sock_section(a, &k.sock, FILE, EXIT_SOCK_AT as i16, mode_at);
+    a.label(&done);
 }
 
 /// Reads the 4-byte field at `field` of the task in R7 into the stack slot `slot`.
@@ -422,6 +637,7 @@ pub fn sched_process_exec(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::btf::SockOffsets;
 
     fn maps() -> MapFds {
         MapFds {
@@ -429,41 +645,77 @@ mod tests {
             allowed: 4,
             ring: 5,
             lost: 6,
+            scratch: 7,
+        }
+    }
+
+    fn plan_with(stage: Stage, wakeup: Wakeup, copies: Copies) -> Plan {
+        Plan {
+            stage,
+            wakeup,
+            copies,
+            ring_bytes: 1 << 20,
+            payload_bytes: 64,
+            enter_copies: 1400,
+            exit_copies: 400,
+            flags: !0,
         }
     }
 
     fn plan() -> Plan {
-        Plan {
-            stage: Stage::Full,
-            wakeup: Wakeup::PastQuarter,
-            ring_bytes: 1 << 20,
+        plan_with(Stage::Full, Wakeup::PastQuarter, Copies::Scratch)
+    }
+
+    fn kernel() -> KernelOffsets {
+        KernelOffsets {
+            task: TaskOffsets {
+                pid: 100,
+                tgid: 104,
+                exit_code: 90,
+            },
+            file: FileOffsets {
+                task_files: 1824,
+                files_fdt: 32,
+                fdt_max_fds: 0,
+                fdt_fd: 8,
+                file_inode: 32,
+                inode_mode: 0,
+                inode_ino: 64,
+            },
+            sock: SockOffsets {
+                file_private: 24,
+                socket_sk: 24,
+                family: 16,
+                sk_type: 534,
+                daddr: 0,
+                rcv_saddr: 4,
+                dport: 12,
+                num: 14,
+                v6_daddr: 56,
+                v6_rcv_saddr: 72,
+                sk_socket: 288,
+                unix_peer: 872,
+                socket_to_ino: 192,
+            },
         }
     }
 
-    fn file() -> FileOffsets {
-        FileOffsets {
-            task_files: 1824,
-            files_fdt: 32,
-            fdt_max_fds: 0,
-            fdt_fd: 8,
-            file_inode: 32,
-            inode_mode: 0,
-            inode_ino: 64,
-        }
+    fn helper_calls(p: &[Insn]) -> Vec<i32> {
+        p.iter().filter(|i| i.code == 0x85).map(|i| i.imm).collect()
+    }
+
+    /// The instructions up to the short path's return (the first `exit`).
+    fn short_path(p: &[Insn]) -> &[Insn] {
+        let end = p.iter().position(|i| i.code == 0x95).unwrap();
+        &p[..=end]
     }
 
     #[test]
-    fn all_programs_assemble_into_short_programs() {
-        let task = TaskOffsets {
-            pid: 100,
-            tgid: 104,
-            exit_code: 90,
-        };
+    fn all_programs_assemble_with_short_common_paths() {
+        let k = kernel();
         for p in [
-            sys_enter(&maps(), &plan(), &file()),
-            sys_exit(&maps(), &plan()),
-            sched_process_fork(&maps(), &plan(), &task),
-            sched_process_exit(&maps(), &plan(), &task),
+            sched_process_fork(&maps(), &plan(), &k.task),
+            sched_process_exit(&maps(), &plan(), &k.task),
             sched_process_exec(&maps(), &plan()),
         ] {
             let p = p.unwrap();
@@ -474,11 +726,22 @@ mod tests {
                 "ends with the lost path's jump"
             );
         }
+        for copies in [Copies::Scratch, Copies::ReserveLargest] {
+            let plan = plan_with(Stage::Full, Wakeup::PastQuarter, copies);
+            for p in [
+                sys_enter(&maps(), &plan, &k).unwrap(),
+                sys_exit(&maps(), &plan, &k).unwrap(),
+            ] {
+                assert!(short_path(&p).len() < 150, "{}", short_path(&p).len());
+                assert!(p.len() < 1500, "{} instructions", p.len());
+                assert_eq!(p.last().map(|i| i.code), Some(0x05));
+            }
+        }
     }
 
     #[test]
     fn sys_enter_filters_by_call_number_before_anything_else() {
-        let p = sys_enter(&maps(), &plan(), &file()).unwrap();
+        let p = sys_enter(&maps(), &plan(), &kernel()).unwrap();
         // mov r6, r1; r7 = ctx[1] (id); if r7 > 511 goto out
         assert_eq!((p[1].code, p[1].off), (0x79, 8));
         assert_eq!((p[2].code, p[2].imm), (0x25, MAX_NR as i32 - 1));
@@ -490,24 +753,8 @@ mod tests {
     }
 
     #[test]
-    fn max_fds_apart_from_the_fd_array_takes_a_read_of_its_own() {
-        let reads = |file: &FileOffsets| {
-            sys_enter(&maps(), &plan(), file)
-                .unwrap()
-                .iter()
-                .filter(|i| i.code == 0x85 && i.imm == Helper::ProbeReadKernel as i32)
-                .count()
-        };
-        let apart = FileOffsets {
-            fdt_fd: 16,
-            ..file()
-        };
-        assert_eq!((reads(&file()), reads(&apart)), (8, 9));
-    }
-
-    #[test]
     fn records_wake_the_consumer_only_past_a_quarter_of_the_ring() {
-        let p = sys_exit(&maps(), &plan()).unwrap();
+        let p = sys_exit(&maps(), &plan(), &kernel()).unwrap();
         let submit = p
             .iter()
             .position(|i| i.code == 0x85 && i.imm == Helper::RingbufSubmit as i32)
@@ -525,17 +772,8 @@ mod tests {
     #[test]
     fn measuring_stages_leave_out_their_steps() {
         let calls = |stage, wakeup| {
-            let plan = Plan {
-                stage,
-                wakeup,
-                ring_bytes: 1 << 20,
-            };
-            sys_enter(&maps(), &plan, &file())
-                .unwrap()
-                .iter()
-                .filter(|i| i.code == 0x85)
-                .map(|i| i.imm)
-                .collect::<Vec<_>>()
+            let plan = plan_with(stage, wakeup, Copies::Scratch);
+            helper_calls(&sys_enter(&maps(), &plan, &kernel()).unwrap())
         };
         let (lookup, pid) = (
             Helper::MapLookupElem as i32,
@@ -548,17 +786,92 @@ mod tests {
             calls(Stage::Filter, Wakeup::Never),
             vec![lookup, pid, lookup]
         );
-        // The lost path's lookup comes last.
+        // The lost path's lookup comes last; no copies below the full stage.
         assert_eq!(
             calls(Stage::Reserve, Wakeup::Never),
             vec![lookup, pid, lookup, reserve, submit, lookup]
         );
         let task = Helper::GetCurrentTask as i32;
-        // The register copy, then the walk: files, fdt, max_fds with the fd array (side by
-        // side), file, inode, then i_mode and i_ino.
-        let mut full = vec![lookup, pid, lookup, reserve, ktime, read, task];
-        full.extend([read; 7]);
-        full.extend([submit, lookup]);
-        assert_eq!(calls(Stage::Full, Wakeup::WhenEmpty), full);
+        // The short path as before copies existed, but for the address read of a call
+        // whose copies depend on it (sendto, skipped by the others): the register copy,
+        // then the walk: files, fdt, max_fds with the fd array (side by side), file, inode,
+        // then i_mode and i_ino; submit; the lost path's lookup. Then the path with copies.
+        let mut short = vec![lookup, pid, lookup, read, reserve, ktime, read, task];
+        short.extend([read; 7]);
+        short.extend([submit, lookup]);
+        let full = calls(Stage::Full, Wakeup::WhenEmpty);
+        assert_eq!(full[..short.len()], short[..]);
+        assert_eq!(
+            full[short.len()..short.len() + 4],
+            [lookup, ktime, read, task],
+            "the scratch buffer, the time, the registers, the walk"
+        );
+    }
+
+    #[test]
+    fn the_short_path_leaves_for_copies_only_when_the_flags_ask() {
+        let p = sys_enter(&maps(), &plan(), &kernel()).unwrap();
+        // After the two lookups: load the flags, keep ENTER_CAPTURE, jump if set.
+        let followed = p
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.code == 0x85)
+            .nth(2)
+            .unwrap()
+            .0;
+        let test = &p[followed + 2..followed + 5];
+        assert_eq!((test[0].code, test[0].off), (0x61, CALL_FLAGS));
+        assert_eq!(
+            (test[1].code, test[1].imm),
+            (0x57, cp::ENTER_CAPTURE as i32)
+        );
+        assert_eq!(test[2].code, 0x55);
+        let target = followed + 5 + test[2].off as usize;
+        assert!(target > short_path(&p).len(), "into the longer path");
+    }
+
+    #[test]
+    fn records_with_copies_take_a_scratch_buffer_or_the_largest_reservation() {
+        let calls = |copies| {
+            let plan = plan_with(Stage::Full, Wakeup::Never, copies);
+            let p = sys_exit(&maps(), &plan, &kernel()).unwrap();
+            let short = short_path(&p).len();
+            (helper_calls(&p[short..]), p)
+        };
+        let (scratch, _) = calls(Copies::Scratch);
+        assert_eq!(scratch.first(), Some(&(Helper::MapLookupElem as i32)));
+        assert_eq!(scratch.last(), Some(&(Helper::RingbufOutput as i32)));
+        let (reserved, p) = calls(Copies::ReserveLargest);
+        // ... after the lost path's lookup: the reservation, of the exit frame's capacity.
+        let reserve = p
+            .iter()
+            .rposition(|i| i.code == 0x85 && i.imm == Helper::RingbufReserve as i32)
+            .unwrap();
+        assert_eq!(p[reserve - 2].imm, plan().exit_frame().cap);
+        assert!(!reserved.contains(&(Helper::RingbufOutput as i32)));
+    }
+
+    #[test]
+    fn frames_hold_the_fixed_part_the_largest_copies_and_the_work_area() {
+        let plan = plan();
+        assert_eq!(
+            plan.enter_frame(),
+            Frame {
+                cap: 176 + 1400 + 16,
+                blobs_end: 176 + 1400,
+                regs_at: 32,
+                slots_at: 176 + 1400,
+            }
+        );
+        assert_eq!(
+            plan.exit_frame(),
+            Frame {
+                cap: 120 + 400 + 64 + 16,
+                blobs_end: 120 + 400,
+                regs_at: 120 + 400,
+                slots_at: 120 + 400 + 64,
+            }
+        );
+        assert_eq!(plan.scratch_bytes(), 176 + 1400 + 16);
     }
 }
