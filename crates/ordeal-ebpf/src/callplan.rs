@@ -35,6 +35,11 @@ pub const ENTER_PAYLOAD: u32 = 1 << 9;
 /// The enter record carries copies only when the address argument ([`Role::Addr`]) is not
 /// null (sendto: a send on a connected socket stays on the short path).
 pub const ENTER_IF_ADDR: u32 = 1 << 10;
+/// Some copy at entry is of the tracee's memory. The programs cannot fault a page in: a page
+/// not mapped in yet (a string literal never touched before) fails the copy. When one did,
+/// the enter program marks the thread and the exit program, where the kernel has mapped it
+/// while reading it, copies the call's inputs again (into the exit record).
+pub const ENTER_RETRY: u32 = 1 << 11;
 /// The exit record carries copies: any `EXIT_*` below.
 pub const EXIT_CAPTURE: u32 = 1 << 16;
 /// The file behind the descriptor the call returned (when it returned one).
@@ -217,6 +222,9 @@ impl CallPlan {
         if spec.has(Arg::AddrOut) && spec.has(Arg::AddrLenOut) {
             f |= EXIT_ADDR_OUT;
         }
+        if f & (ENTER_PATHS | ENTER_ADDR | ENTER_IOV | ENTER_MSG | ENTER_PAYLOAD) != 0 {
+            f |= ENTER_RETRY;
+        }
         // An address alone is worth the longer path only when there is one.
         match f & ENTER_COPIES {
             0 => {}
@@ -276,9 +284,12 @@ impl CallPlan {
         n
     }
 
-    /// Bytes of copies its exit record can carry, at most.
+    /// Bytes of copies its exit record can carry, at most (with the inputs copied again).
     pub fn exit_copies(&self) -> usize {
         let mut n = 0;
+        if self.has(ENTER_RETRY) {
+            n += self.enter_copies();
+        }
         if self.has(EXIT_FD_PAIR) {
             n += slot(8);
         }
@@ -316,7 +327,7 @@ mod tests {
         // for send and recv, which are sendto and recvfrom without).
         assert_eq!(
             flags("sendto", 0),
-            RECORDED | FD_FIRST | ENTER_IF_ADDR | ENTER_ADDR
+            RECORDED | FD_FIRST | ENTER_IF_ADDR | ENTER_ADDR | ENTER_RETRY
         );
         assert_eq!(
             flags("recvfrom", 0),
@@ -335,7 +346,7 @@ mod tests {
     fn payload_bytes_copy_sends_at_entry_and_receives_at_exit() {
         assert_eq!(
             flags("write", 8),
-            RECORDED | FD_FIRST | ENTER_CAPTURE | ENTER_PAYLOAD
+            RECORDED | FD_FIRST | ENTER_CAPTURE | ENTER_PAYLOAD | ENTER_RETRY
         );
         assert_eq!(
             flags("read", 8),
@@ -363,6 +374,7 @@ mod tests {
                 | ENTER_CAPTURE
                 | ENTER_SOCK
                 | ENTER_ADDR
+                | ENTER_RETRY
                 | EXIT_CAPTURE
                 | EXIT_FILE_ARG0
         );
@@ -379,6 +391,7 @@ mod tests {
         let pair = plan("socketpair", 0);
         assert_eq!(pair.flags, RECORDED | EXIT_CAPTURE | EXIT_FD_PAIR);
         assert_eq!(pair.role(Role::FdPair), 56); // r10
+                                                 // Nothing of the tracee's memory: nothing to copy again at exit.
         assert_eq!(
             flags("close", 0),
             RECORDED | FD_FIRST | ENTER_CAPTURE | ENTER_SOCK
@@ -389,14 +402,17 @@ mod tests {
     #[test]
     fn file_calls_carry_their_paths() {
         let rename = plan("renameat2", 0);
-        assert_eq!(rename.flags, RECORDED | ENTER_CAPTURE | ENTER_PATHS);
+        assert_eq!(
+            rename.flags,
+            RECORDED | ENTER_CAPTURE | ENTER_PATHS | ENTER_RETRY
+        );
         assert_eq!(
             (rename.role(Role::Path), rename.role(Role::Path2)),
             (104, 56)
         );
         assert_eq!(
             flags("openat", 0),
-            RECORDED | ENTER_CAPTURE | ENTER_PATHS | EXIT_CAPTURE | EXIT_FILE_RET
+            RECORDED | ENTER_CAPTURE | ENTER_PATHS | ENTER_RETRY | EXIT_CAPTURE | EXIT_FILE_RET
         );
         assert_eq!(plan("unlink", 0).role(Role::Path2), 0);
         assert_eq!(flags("fsync", 0), RECORDED | FD_FIRST);
@@ -426,6 +442,8 @@ mod tests {
             (16 + 1024) + (16 + 56) + (16 + 128) + (16 + 64)
         );
         assert_eq!(plan("accept", 0).exit_copies(), (16 + 8) + (16 + 128));
+        // A rename's exit may copy its paths again.
+        assert_eq!(plan("rename", 0).exit_copies(), 2 * (16 + 264));
         assert_eq!(
             plan("recvfrom", 64).exit_copies(),
             (16 + 8) + (16 + 128) + (16 + 16) + (16 + 64)

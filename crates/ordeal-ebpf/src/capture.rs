@@ -21,10 +21,11 @@ use Reg::*;
 /// The record's cursor: `end: u32` at 12.
 pub const CURSOR: i16 = 12;
 /// Work-area slots (offsets from `Frame::slots_at`): the data offset of the last blob
-/// written (0: absent), of the iovec array, of the msghdr.
+/// written (0: absent), of the iovec array, of the msghdr; whether a read failed.
 pub const LAST: i32 = 0;
 pub const IOV_LAST: i32 = 4;
 pub const MSG_LAST: i32 = 8;
+pub const FAILED: i32 = 12;
 /// Bytes of the work-area slots.
 pub const SLOTS: i32 = 16;
 /// Stack slot of the allowed-array value pointer (the call's flags and argument roles).
@@ -78,9 +79,9 @@ pub fn load_arg(a: &mut Asm, f: &Frame, role: Role, dst: Reg) {
 
 /// Copies `R8` bytes (at most `max`) of the tracee's memory at `R7` as the next blob, and
 /// records where its bytes are in work slot `last` (0 when absent: a null address, a zero
-/// size, a failed read).
+/// size, a failed read; the last also sets work slot [`FAILED`]).
 pub fn blob(a: &mut Asm, f: &Frame, read: Read, max: i32, last: i32) {
-    let skip = a.fresh("blob_skip");
+    let (skip, failed) = (a.fresh("blob_skip"), a.fresh("blob_failed"));
     let read_len = match read {
         Read::User => max,
         Read::Str => max + 1,
@@ -103,13 +104,13 @@ pub fn blob(a: &mut Asm, f: &Frame, read: Read, max: i32, last: i32) {
         Read::User => {
             a.mov(R2, R8)
                 .call(Helper::ProbeReadUser)
-                .jump_if(Cond::Ne, R0, 0, &skip)
+                .jump_if(Cond::Ne, R0, 0, &failed)
                 .mov(R2, R8);
         }
         Read::Str => {
             a.mov_imm(R2, read_len)
                 .call(Helper::ProbeReadUserStr)
-                .jump_if(Cond::SLe, R0, 0, &skip)
+                .jump_if(Cond::SLe, R0, 0, &failed)
                 .mov(R2, R0);
             // All `max + 1` bytes: the string goes on; keep `max` of them, not the NUL
             // the helper put last.
@@ -129,6 +130,9 @@ pub fn blob(a: &mut Asm, f: &Frame, read: Read, max: i32, last: i32) {
         .and_imm(R2, -8)
         .add(R3, R2)
         .store(Size::W, R9, CURSOR, R3)
+        .jump(&skip)
+        .label(&failed)
+        .store_imm(Size::W, R9, (f.slots_at + FAILED) as i16, 1)
         .label(&skip);
 }
 
@@ -195,8 +199,9 @@ fn iovecs(a: &mut Asm, f: &Frame) {
 
 /// The blobs of an enter record, per the call's flags: paths, the address given, the iovec
 /// array, the msghdr (and its iovecs and, for a send, its address), then for a send on a
-/// socket (the inode's mode at `mode_at`) the first `payload` bytes.
-pub fn enter_blobs(a: &mut Asm, f: &Frame, fl: Flags, mode_at: i16, payload: i32) {
+/// socket (the inode's mode at `mode_at`; at exit, copying again what failed at entry,
+/// `None`: the entry checked) the first `payload` bytes.
+pub fn enter_blobs(a: &mut Asm, f: &Frame, fl: Flags, mode_at: Option<i16>, payload: i32) {
     fl.section(a, cp::ENTER_PATHS, |a, _| {
         load_arg(a, f, Role::Path, R7);
         blob(a, f, Read::Str, cp::PATH_MAX, LAST);
@@ -230,9 +235,11 @@ pub fn enter_blobs(a: &mut Asm, f: &Frame, fl: Flags, mode_at: i16, payload: i32
     });
     fl.section(a, cp::ENTER_PAYLOAD, |a, next| {
         let iov = a.fresh("payload_iov");
-        a.load(Size::H, R1, R9, mode_at)
-            .and_imm(R1, libc::S_IFMT as i32)
-            .jump_if(Cond::Ne, R1, libc::S_IFSOCK as i32, next);
+        if let Some(mode_at) = mode_at {
+            a.load(Size::H, R1, R9, mode_at)
+                .and_imm(R1, libc::S_IFMT as i32)
+                .jump_if(Cond::Ne, R1, libc::S_IFSOCK as i32, next);
+        }
         load_arg(a, f, Role::Buf, R7);
         a.jump_if(Cond::Eq, R7, 0, &iov);
         load_arg(a, f, Role::Len, R8);

@@ -127,6 +127,7 @@ pub struct Probe {
     followed: OwnedFd,
     _allowed: OwnedFd,
     _scratch: Option<OwnedFd>,
+    _retry: Option<OwnedFd>,
     lost: OwnedFd,
     /// Records the kernel wrote that this side could not decode (a bug if ever non-zero).
     malformed: u64,
@@ -237,6 +238,17 @@ impl Probe {
             )?),
             _ => None,
         };
+        let retry = if plan.flags & callplan::ENTER_RETRY != 0 {
+            Some(sys::map_create(
+                "ordeal_retry",
+                sys::MAP_LRU_HASH,
+                4,
+                4,
+                MAX_FOLLOWED,
+            )?)
+        } else {
+            None
+        };
         for (nr, call) in &calls {
             sys::map_update(&allowed, &(*nr as u32).to_ne_bytes(), &call.value())
                 .map_err(map_io("filling the allowed calls"))?;
@@ -247,6 +259,7 @@ impl Probe {
             ring: ring_map.as_raw_fd(),
             lost: lost.as_raw_fd(),
             scratch: scratch.as_ref().map_or(-1, |m| m.as_raw_fd()),
+            retry: retry.as_ref().map_or(-1, |m| m.as_raw_fd()),
         };
         let programs = [
             sys::prog_load(
@@ -275,6 +288,7 @@ impl Probe {
             followed,
             _allowed: allowed,
             _scratch: scratch,
+            _retry: retry,
             lost,
             malformed: 0,
         })

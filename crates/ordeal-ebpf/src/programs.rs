@@ -89,6 +89,10 @@ const CALL_FLAGS: i16 = -28;
 const FD: i16 = -64;
 /// The `struct file *` behind it.
 const FILE: i16 = -72;
+/// Whether the exit copies the call's inputs again (u32).
+const RETRY: i16 = -76;
+/// The thread id, as the retry map's key (u32).
+const TID_KEY: i16 = -80;
 
 /// How far the system-call programs go: each stage does everything the previous one does.
 /// Only [`Stage::Full`] records what [`crate::Record`] promises; the others exist to measure
@@ -216,6 +220,9 @@ pub struct MapFds {
     pub lost: i32,
     /// Per-CPU [0] → [`Plan::scratch_bytes`] bytes ([`Copies::Scratch`]; else unused).
     pub scratch: i32,
+    /// LRU tid (u32) → u32: threads whose call's input copies failed at entry
+    /// (`callplan::ENTER_RETRY`; unused when no call has copies at entry).
+    pub retry: i32,
 }
 
 /// Leaves (via `out`) unless the current task's tgid is followed. Keeps the current
@@ -448,10 +455,59 @@ pub fn sys_enter(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<In
             a.label(&no_sock);
         }
         let flags = plan.call_flags();
-        capture::enter_blobs(&mut a, &frame, flags, ENTER_MODE_AT, plan.payload());
+        capture::enter_blobs(&mut a, &frame, flags, Some(ENTER_MODE_AT), plan.payload());
+        if plan.flags & cp::ENTER_RETRY != 0 {
+            mark_retry(&mut a, maps, &frame);
+        }
         finish_copies(&mut a, maps, plan, &frame);
     }
     a.finish()
+}
+
+/// When a copy failed (work slot `FAILED`), marks the thread (tid at 4 in the record) in
+/// the retry map, for its exit to copy the inputs again.
+fn mark_retry(a: &mut Asm, maps: &MapFds, frame: &Frame) {
+    let done = a.fresh("no_retry");
+    a.load(Size::W, R1, R9, (frame.slots_at + capture::FAILED) as i16)
+        .jump_if(Cond::Eq, R1, 0, &done)
+        .load(Size::W, R1, R9, 4)
+        .store(Size::W, R10, TID_KEY, R1)
+        .store_imm(Size::W, R10, ONE, 1)
+        .load_map(R1, maps.retry);
+    stack_ptr(a, R2, TID_KEY);
+    stack_ptr(a, R3, ONE);
+    a.mov_imm(R4, 0).call(Helper::MapUpdateElem).label(&done);
+}
+
+/// Sets `RETRY` and leaves for `copies` when the entry of this call (with inputs to copy,
+/// `ENTER_RETRY`) marked the thread (tid in the low half of R8); an `ENTER_IF_ADDR` call
+/// had copies at entry only with an address. Clears `RETRY` otherwise.
+fn when_retry(a: &mut Asm, maps: &MapFds, copies: &str) {
+    let (lookup, none) = (a.fresh("retry_lookup"), a.fresh("no_retry"));
+    a.store_imm(Size::W, R10, RETRY, 0)
+        .store(Size::W, R10, TID_KEY, R8);
+    capture::unless_flag(a, CALL_FLAGS, cp::ENTER_RETRY, &none);
+    capture::unless_flag(a, CALL_FLAGS, cp::ENTER_IF_ADDR, &lookup);
+    when_flag_and_arg(a, cp::ENTER_IF_ADDR, Role::Addr, &lookup);
+    a.jump(&none).label(&lookup).load_map(R1, maps.retry);
+    stack_ptr(a, R2, TID_KEY);
+    a.call(Helper::MapLookupElem)
+        .jump_if(Cond::Eq, R0, 0, &none)
+        .store_imm(Size::W, R10, RETRY, 1)
+        .jump(copies)
+        .label(&none);
+}
+
+/// Copies the call's inputs again when `RETRY` says the entry's failed, and forgets the mark.
+fn retry_inputs(a: &mut Asm, maps: &MapFds, plan: &Plan, frame: &Frame) {
+    let done = a.fresh("retried");
+    a.load(Size::W, R1, R10, RETRY)
+        .jump_if(Cond::Eq, R1, 0, &done)
+        .load_map(R1, maps.retry);
+    stack_ptr(a, R2, TID_KEY);
+    a.call(Helper::MapDeleteElem);
+    capture::enter_blobs(a, frame, plan.call_flags(), None, plan.payload());
+    a.label(&done);
 }
 
 /// For a call whose first argument is a descriptor, the inode behind it (zeros otherwise).
@@ -496,7 +552,11 @@ pub fn sys_exit(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Ins
         return a.finish();
     }
     let full = plan.stage == Stage::Full;
-    let copies = full && plan.flags & (cp::EXIT_CAPTURE | cp::EXIT_IF_ADDR) != 0;
+    let retry = full && plan.flags & cp::ENTER_RETRY != 0;
+    let copies = retry || full && plan.flags & (cp::EXIT_CAPTURE | cp::EXIT_IF_ADDR) != 0;
+    if retry {
+        when_retry(&mut a, maps, "copies");
+    }
     if copies {
         when_flag(&mut a, cp::EXIT_CAPTURE, "copies");
         when_flag_and_arg(&mut a, cp::EXIT_IF_ADDR, Role::AddrOut, "copies");
@@ -516,6 +576,9 @@ pub fn sys_exit(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Ins
         zero(&mut a, EXIT_FILE_AT, EXIT_FIXED - EXIT_FILE_AT);
         copy_regs(&mut a, frame.regs_at);
         exit_file(&mut a, plan, &frame, k);
+        if retry {
+            retry_inputs(&mut a, maps, plan, &frame);
+        }
         capture::exit_blobs(
             &mut a,
             &frame,
@@ -646,6 +709,7 @@ mod tests {
             ring: 5,
             lost: 6,
             scratch: 7,
+            retry: 8,
         }
     }
 
@@ -657,7 +721,7 @@ mod tests {
             ring_bytes: 1 << 20,
             payload_bytes: 64,
             enter_copies: 1400,
-            exit_copies: 400,
+            exit_copies: 1800,
             flags: !0,
         }
     }
@@ -866,12 +930,12 @@ mod tests {
         assert_eq!(
             plan.exit_frame(),
             Frame {
-                cap: 120 + 400 + 64 + 16,
-                blobs_end: 120 + 400,
-                regs_at: 120 + 400,
-                slots_at: 120 + 400 + 64,
+                cap: 120 + 1800 + 64 + 16,
+                blobs_end: 120 + 1800,
+                regs_at: 120 + 1800,
+                slots_at: 120 + 1800 + 64,
             }
         );
-        assert_eq!(plan.scratch_bytes(), 176 + 1400 + 16);
+        assert_eq!(plan.scratch_bytes(), 120 + 1800 + 64 + 16);
     }
 }

@@ -21,7 +21,8 @@ fn bpf_fds() -> (usize, usize, usize) {
 
 #[test]
 fn dropping_the_probe_closes_every_map_program_and_link() {
-    // Every call, with payload: the scratch buffer of records with copies too.
+    // Every call, with payload: the scratch buffer of records with copies and the retry map
+    // too.
     let calls: Vec<i64> = CALLS.iter().map(|c| c.nr).collect();
     let probe = match Probe::start(ProbeConfig {
         syscalls: &calls,
@@ -35,7 +36,7 @@ fn dropping_the_probe_closes_every_map_program_and_link() {
         }
         Err(e) => panic!("the probe must load: {e}"),
     };
-    assert_eq!(bpf_fds(), (5, 5, 5));
+    assert_eq!(bpf_fds(), (6, 5, 5));
     drop(probe);
     assert_eq!(bpf_fds(), (0, 0, 0));
 }
