@@ -194,8 +194,12 @@ fn run(copies: Copies) -> Option<Run> {
             Record::Exit {
                 nr, ret, file, mem, ..
             } => {
-                // Single-threaded: an exit closes the call entered last.
-                let mut call = open.take().expect("an exit after its entry");
+                // Single-threaded: an exit closes the call entered last (none for the read
+                // of the go byte when it started before the process was followed).
+                let Some(mut call) = open.take() else {
+                    assert_eq!(nr, 0, "only the first read can have started unseen");
+                    continue;
+                };
                 (call.ret, call.file, call.exit_mem) = (ret, file, mem);
                 let name = calls::by_nr(nr).unwrap().name;
                 calls.entry(name).or_default().push(call);
