@@ -430,8 +430,16 @@ pub fn sys_enter(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<In
     let full = plan.stage == Stage::Full;
     let copies = full && plan.flags & (cp::ENTER_CAPTURE | cp::ENTER_IF_ADDR) != 0;
     if copies {
+        // One test on the short path; the others only for calls that may have copies.
+        capture::unless_flag(
+            &mut a,
+            CALL_FLAGS,
+            cp::ENTER_CAPTURE | cp::ENTER_IF_ADDR,
+            "short",
+        );
         when_flag(&mut a, cp::ENTER_CAPTURE, "copies");
         when_flag_and_arg(&mut a, cp::ENTER_IF_ADDR, Role::Addr, "copies");
+        a.label("short");
     }
     reserve(&mut a, maps, plan, KIND_ENTER, ENTER_SIZE);
     a.store(Size::DW, R9, 24, R7);
@@ -554,12 +562,15 @@ pub fn sys_exit(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Ins
     let full = plan.stage == Stage::Full;
     let retry = full && plan.flags & cp::ENTER_RETRY != 0;
     let copies = retry || full && plan.flags & (cp::EXIT_CAPTURE | cp::EXIT_IF_ADDR) != 0;
-    if retry {
-        when_retry(&mut a, maps, "copies");
-    }
     if copies {
+        let maybe = cp::ENTER_RETRY | cp::EXIT_CAPTURE | cp::EXIT_IF_ADDR;
+        capture::unless_flag(&mut a, CALL_FLAGS, maybe, "short");
+        if retry {
+            when_retry(&mut a, maps, "copies");
+        }
         when_flag(&mut a, cp::EXIT_CAPTURE, "copies");
         when_flag_and_arg(&mut a, cp::EXIT_IF_ADDR, Role::AddrOut, "copies");
+        a.label("short");
     }
     reserve(&mut a, maps, plan, KIND_EXIT, EXIT_SIZE);
     a.store(Size::DW, R9, 24, R7)
@@ -875,7 +886,8 @@ mod tests {
     #[test]
     fn the_short_path_leaves_for_copies_only_when_the_flags_ask() {
         let p = sys_enter(&maps(), &plan(), &kernel()).unwrap();
-        // After the two lookups: load the flags, keep ENTER_CAPTURE, jump if set.
+        // After the two lookups: load the flags, keep those that may ask for copies, on to
+        // the reservation when none; else test ENTER_CAPTURE, jump if set.
         let followed = p
             .iter()
             .enumerate()
@@ -883,14 +895,23 @@ mod tests {
             .nth(2)
             .unwrap()
             .0;
-        let test = &p[followed + 2..followed + 5];
+        let test = &p[followed + 2..followed + 8];
+        let maybe = (cp::ENTER_CAPTURE | cp::ENTER_IF_ADDR) as i32;
         assert_eq!((test[0].code, test[0].off), (0x61, CALL_FLAGS));
+        assert_eq!((test[1].code, test[1].imm), (0x57, maybe));
+        assert_eq!(test[2].code, 0x15);
+        let reserve = p
+            .iter()
+            .position(|i| i.code == 0x85 && i.imm == Helper::RingbufReserve as i32)
+            .unwrap();
+        let short = followed + 5 + test[2].off as usize;
+        assert!(short < reserve && reserve - short < 8, "{short} {reserve}");
         assert_eq!(
-            (test[1].code, test[1].imm),
+            (test[4].code, test[4].imm),
             (0x57, cp::ENTER_CAPTURE as i32)
         );
-        assert_eq!(test[2].code, 0x55);
-        let target = followed + 5 + test[2].off as usize;
+        assert_eq!(test[5].code, 0x55);
+        let target = followed + 8 + test[5].off as usize;
         assert!(target > short_path(&p).len(), "into the longer path");
     }
 
