@@ -226,7 +226,7 @@ impl Probe {
             programs::MAX_NR,
         )?;
         let ring_map = sys::map_create("ordeal_ring", sys::MAP_RINGBUF, 0, 0, bytes as u32)?;
-        let lost = sys::map_create("ordeal_lost", sys::MAP_ARRAY, 4, 8, 1)?;
+        let lost = sys::map_create("ordeal_lost", sys::MAP_ARRAY, 4, 8, programs::COUNTERS)?;
         let any_copies = cp_any_copies(plan.flags);
         let scratch = match copies {
             Copies::Scratch if any_copies => Some(sys::map_create(
@@ -348,7 +348,7 @@ impl Probe {
     /// followed map was full), or a record could not be decoded.
     pub fn lost(&self) -> Result<u64, Error> {
         let mut value = [0u8; 8];
-        sys::map_lookup(&self.lost, &0u32.to_ne_bytes(), &mut value)
+        sys::map_lookup(&self.lost, &programs::LOST.to_ne_bytes(), &mut value)
             .map_err(map_io("reading the lost count"))?;
         Ok(u64::from_ne_bytes(value) + self.malformed)
     }

@@ -62,6 +62,11 @@ pub const EXIT_FILE_AT: usize = EXIT_SIZE;
 pub const EXIT_SOCK_AT: usize = EXIT_FILE_AT + 16;
 pub const EXIT_FIXED: usize = EXIT_SOCK_AT + SOCK_SECTION as usize;
 
+/// The counters' indexes (`MapFds::lost`).
+pub const LOST: u32 = 0;
+pub const PENDING: u32 = 1;
+pub const COUNTERS: u32 = 2;
+
 /// Size of the allowed-calls array: call numbers at or above are never recorded.
 pub const MAX_NR: u32 = 512;
 
@@ -216,7 +221,8 @@ pub struct MapFds {
     /// argument roles (`callplan`).
     pub allowed: i32,
     pub ring: i32,
-    /// [0] → u64: records that did not fit, forks that could not be followed.
+    /// [`LOST`] → u64: records that did not fit, forks that could not be followed;
+    /// [`PENDING`] → u64: threads marked in `retry` whose exit has not taken the mark back.
     pub lost: i32,
     /// Per-CPU [0] → [`Plan::scratch_bytes`] bytes ([`Copies::Scratch`]; else unused).
     pub scratch: i32,
@@ -303,9 +309,9 @@ fn acquire(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, frame: &Frame, fi
     }
 }
 
-/// `lost[0] += 1`, then on to `next`.
+/// `counters[LOST] += 1`, then on to `next`.
 fn count_lost(a: &mut Asm, maps: &MapFds, next: &str) {
-    a.store_imm(Size::W, R10, LOST_KEY, 0)
+    a.store_imm(Size::W, R10, LOST_KEY, LOST as i32)
         .load_map(R1, maps.lost);
     stack_ptr(a, R2, LOST_KEY);
     a.call(Helper::MapLookupElem)
@@ -473,7 +479,7 @@ pub fn sys_enter(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<In
 }
 
 /// When a copy failed (work slot `FAILED`), marks the thread (tid at 4 in the record) in
-/// the retry map, for its exit to copy the inputs again.
+/// the retry map, for its exit to copy the inputs again, and counts the mark.
 fn mark_retry(a: &mut Asm, maps: &MapFds, frame: &Frame) {
     let done = a.fresh("no_retry");
     a.load(Size::W, R1, R9, (frame.slots_at + capture::FAILED) as i16)
@@ -484,20 +490,42 @@ fn mark_retry(a: &mut Asm, maps: &MapFds, frame: &Frame) {
         .load_map(R1, maps.retry);
     stack_ptr(a, R2, TID_KEY);
     stack_ptr(a, R3, ONE);
-    a.mov_imm(R4, 0).call(Helper::MapUpdateElem).label(&done);
+    // BPF_NOEXIST: a thread marked already (its exit never seen) is not counted twice.
+    a.mov_imm(R4, 1)
+        .call(Helper::MapUpdateElem)
+        .jump_if(Cond::Ne, R0, 0, &done);
+    add_to_pending(a, maps, 1, &done);
+    a.label(&done);
 }
 
-/// Sets `RETRY` and leaves for `copies` when the entry of this call (with inputs to copy,
-/// `ENTER_RETRY`) marked the thread (tid in the low half of R8); an `ENTER_IF_ADDR` call
-/// had copies at entry only with an address. Clears `RETRY` otherwise.
+/// `counters[PENDING] += delta`, then on to `next`.
+fn add_to_pending(a: &mut Asm, maps: &MapFds, delta: i32, next: &str) {
+    a.store_imm(Size::W, R10, LOST_KEY, PENDING as i32)
+        .load_map(R1, maps.lost);
+    stack_ptr(a, R2, LOST_KEY);
+    a.call(Helper::MapLookupElem)
+        .jump_if(Cond::Eq, R0, 0, next)
+        .mov_imm(R1, delta)
+        .atomic_add64(R0, 0, R1);
+}
+
+/// Sets `RETRY` and leaves for `copies` when the entry of this call (one with inputs to
+/// copy, `ENTER_RETRY`) marked the thread (tid in the low half of R8). The retry map is
+/// looked up only while some mark is pending (an array read otherwise). Clears `RETRY`
+/// otherwise.
 fn when_retry(a: &mut Asm, maps: &MapFds, copies: &str) {
-    let (lookup, none) = (a.fresh("retry_lookup"), a.fresh("no_retry"));
+    let none = a.fresh("no_retry");
     a.store_imm(Size::W, R10, RETRY, 0)
         .store(Size::W, R10, TID_KEY, R8);
     capture::unless_flag(a, CALL_FLAGS, cp::ENTER_RETRY, &none);
-    capture::unless_flag(a, CALL_FLAGS, cp::ENTER_IF_ADDR, &lookup);
-    when_flag_and_arg(a, cp::ENTER_IF_ADDR, Role::Addr, &lookup);
-    a.jump(&none).label(&lookup).load_map(R1, maps.retry);
+    a.store_imm(Size::W, R10, LOST_KEY, PENDING as i32)
+        .load_map(R1, maps.lost);
+    stack_ptr(a, R2, LOST_KEY);
+    a.call(Helper::MapLookupElem)
+        .jump_if(Cond::Eq, R0, 0, &none)
+        .load(Size::DW, R1, R0, 0)
+        .jump_if(Cond::Eq, R1, 0, &none)
+        .load_map(R1, maps.retry);
     stack_ptr(a, R2, TID_KEY);
     a.call(Helper::MapLookupElem)
         .jump_if(Cond::Eq, R0, 0, &none)
@@ -506,14 +534,18 @@ fn when_retry(a: &mut Asm, maps: &MapFds, copies: &str) {
         .label(&none);
 }
 
-/// Copies the call's inputs again when `RETRY` says the entry's failed, and forgets the mark.
+/// Copies the call's inputs again when `RETRY` says the entry's failed, and takes the mark
+/// back.
 fn retry_inputs(a: &mut Asm, maps: &MapFds, plan: &Plan, frame: &Frame) {
-    let done = a.fresh("retried");
+    let (done, copy) = (a.fresh("retried"), a.fresh("retry_copy"));
     a.load(Size::W, R1, R10, RETRY)
         .jump_if(Cond::Eq, R1, 0, &done)
         .load_map(R1, maps.retry);
     stack_ptr(a, R2, TID_KEY);
-    a.call(Helper::MapDeleteElem);
+    a.call(Helper::MapDeleteElem)
+        .jump_if(Cond::Ne, R0, 0, &copy);
+    add_to_pending(a, maps, -1, &copy);
+    a.label(&copy);
     capture::enter_blobs(a, frame, plan.call_flags(), None, plan.payload());
     a.label(&done);
 }
