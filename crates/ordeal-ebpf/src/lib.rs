@@ -39,6 +39,7 @@ mod programs;
 mod record;
 mod ring;
 mod sys;
+mod syscalls;
 mod walk;
 
 pub use asm::AsmError;
@@ -271,8 +272,8 @@ impl Probe {
                 "ordeal_pexit",
                 &programs::sched_process_exit(&fds, &plan, &task)?,
             )?,
-            sys::prog_load("ordeal_enter", &programs::sys_enter(&fds, &plan, &offsets)?)?,
-            sys::prog_load("ordeal_exit", &programs::sys_exit(&fds, &plan, &offsets)?)?,
+            sys::prog_load("ordeal_enter", &syscalls::sys_enter(&fds, &plan, &offsets)?)?,
+            sys::prog_load("ordeal_exit", &syscalls::sys_exit(&fds, &plan, &offsets)?)?,
         ];
         let ring = ring::Ring::new(ring_map.as_fd(), bytes, page)?;
         let links = TRACEPOINTS

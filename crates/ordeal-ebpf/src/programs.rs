@@ -36,10 +36,9 @@
 //! `addr`, padded to 8.
 
 use crate::asm::{Asm, AsmError, Cond, Helper, Insn, Reg, Size};
-use crate::btf::{FileOffsets, KernelOffsets, TaskOffsets};
-use crate::callplan::{self as cp, Role};
+use crate::btf::TaskOffsets;
 use crate::capture::{self, Frame, CURSOR, SLOTS, VALUE_PTR};
-use crate::walk::{self, stack_ptr, FdFrom, SOCK_SECTION};
+use crate::walk::{stack_ptr, SOCK_SECTION};
 use Reg::*;
 
 pub const KIND_ENTER: u32 = 1;
@@ -71,33 +70,22 @@ pub const COUNTERS: u32 = 2;
 pub const MAX_NR: u32 = 512;
 
 /// x86_64 `struct pt_regs`: where the copied block starts, and `orig_ax` (the call number).
-const REGS_BLOCK: i32 = 56;
-const REGS_BLOCK_LEN: i32 = 64;
-const ORIG_AX: i32 = 120;
-/// The enter record: where the register block and the descriptor's inode are.
-const ENTER_REGS_AT: i16 = 32;
-const ENTER_FD_AT: i16 = ENTER_REGS_AT + 56;
-const ENTER_INO_AT: i16 = 96;
-const ENTER_MODE_AT: i16 = 104;
-const EXIT_RET_AT: i16 = 32;
+pub const REGS_BLOCK: i32 = 56;
+pub const REGS_BLOCK_LEN: i32 = 64;
+pub const ORIG_AX: i32 = 120;
+/// The enter record: where the register block is.
+pub const ENTER_REGS_AT: i16 = 32;
 
 // Stack slots (offsets from the frame pointer R10); -48..-32 are the walk's (`walk`), -56
-// the allowed-array value pointer (`capture::VALUE_PTR`).
-const LOST_KEY: i16 = -4;
-const TGID_KEY: i16 = -8;
-const SCRATCH: i16 = -16;
-const SCRATCH2: i16 = -12;
-const ONE: i16 = -20;
-const NR_KEY: i16 = -24;
-const CALL_FLAGS: i16 = -28;
-/// The descriptor an exit record's file is read for (-1: none).
-const FD: i16 = -64;
-/// The `struct file *` behind it.
-const FILE: i16 = -72;
-/// Whether the exit copies the call's inputs again (u32).
-const RETRY: i16 = -76;
-/// The thread id, as the retry map's key (u32).
-const TID_KEY: i16 = -80;
+// the allowed-array value pointer (`capture::VALUE_PTR`), -80..-56 the system-call
+// programs' (`syscalls`).
+pub const LOST_KEY: i16 = -4;
+pub const TGID_KEY: i16 = -8;
+pub const SCRATCH: i16 = -16;
+pub const SCRATCH2: i16 = -12;
+pub const ONE: i16 = -20;
+pub const NR_KEY: i16 = -24;
+pub const CALL_FLAGS: i16 = -28;
 
 /// How far the system-call programs go: each stage does everything the previous one does.
 /// Only [`Stage::Full`] records what [`crate::Record`] promises; the others exist to measure
@@ -149,8 +137,8 @@ pub enum Copies {
     ReserveLargest,
 }
 
-const BPF_RB_NO_WAKEUP: i32 = 1;
-const BPF_RB_FORCE_WAKEUP: i32 = 2;
+pub const BPF_RB_NO_WAKEUP: i32 = 1;
+pub const BPF_RB_FORCE_WAKEUP: i32 = 2;
 const BPF_RB_AVAIL_DATA: i32 = 0;
 
 /// What the programs do beyond their maps.
@@ -195,14 +183,14 @@ impl Plan {
     }
 
     /// The call's flags as the copying code sees them.
-    fn call_flags(&self) -> capture::Flags {
+    pub fn call_flags(&self) -> capture::Flags {
         capture::Flags {
             slot: CALL_FLAGS,
             any: self.flags,
         }
     }
 
-    fn payload(&self) -> i32 {
+    pub fn payload(&self) -> i32 {
         self.payload_bytes as i32
     }
 
@@ -233,7 +221,7 @@ pub struct MapFds {
 
 /// Leaves (via `out`) unless the current task's tgid is followed. Keeps the current
 /// `pid_tgid` in R8 and the tgid at `TGID_KEY`.
-fn require_followed(a: &mut Asm, maps: &MapFds) {
+pub fn require_followed(a: &mut Asm, maps: &MapFds) {
     a.call(Helper::GetCurrentPidTgid)
         .mov(R8, R0)
         .rsh_imm(R0, 32)
@@ -246,7 +234,7 @@ fn require_followed(a: &mut Asm, maps: &MapFds) {
 
 /// Leaves unless the call number in R7 is in the allowed array; keeps its flags at
 /// `CALL_FLAGS` and its value's address at `VALUE_PTR`.
-fn require_allowed(a: &mut Asm, maps: &MapFds) {
+pub fn require_allowed(a: &mut Asm, maps: &MapFds) {
     a.jump_if(Cond::Gt, R7, MAX_NR as i32 - 1, "out")
         .store(Size::W, R10, NR_KEY, R7)
         .load_map(R1, maps.allowed);
@@ -261,7 +249,7 @@ fn require_allowed(a: &mut Asm, maps: &MapFds) {
 
 /// Reserves `size` bytes of the ring into R9 (or counts a lost record and leaves), and
 /// writes the common part.
-fn reserve(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, size: usize) {
+pub fn reserve(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, size: usize) {
     a.load_map(R1, maps.ring)
         .mov_imm(R2, size as i32)
         .mov_imm(R3, 0)
@@ -272,7 +260,7 @@ fn reserve(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, size: usize) {
 }
 
 /// Writes the common part in R9: kind, tid and tgid from R8 (`pid_tgid`), the time.
-fn header(a: &mut Asm, plan: &Plan, kind: u32) {
+pub fn header(a: &mut Asm, plan: &Plan, kind: u32) {
     a.store_imm(Size::W, R9, 0, kind as i32)
         .store(Size::W, R9, 4, R8)
         .rsh_imm(R8, 32)
@@ -284,7 +272,7 @@ fn header(a: &mut Asm, plan: &Plan, kind: u32) {
 
 /// R9 = a buffer of `frame.cap` bytes for a record with copies, its common part written,
 /// its cursor at `fixed`, its work slots zeroed.
-fn acquire(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, frame: &Frame, fixed: usize) {
+pub fn acquire(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, frame: &Frame, fixed: usize) {
     match plan.copies {
         Copies::ReserveLargest => {
             a.load_map(R1, maps.ring)
@@ -310,7 +298,7 @@ fn acquire(a: &mut Asm, maps: &MapFds, plan: &Plan, kind: u32, frame: &Frame, fi
 }
 
 /// `counters[LOST] += 1`, then on to `next`.
-fn count_lost(a: &mut Asm, maps: &MapFds, next: &str) {
+pub fn count_lost(a: &mut Asm, maps: &MapFds, next: &str) {
     a.store_imm(Size::W, R10, LOST_KEY, LOST as i32)
         .load_map(R1, maps.lost);
     stack_ptr(a, R2, LOST_KEY);
@@ -322,7 +310,7 @@ fn count_lost(a: &mut Asm, maps: &MapFds, next: &str) {
 }
 
 /// `reg =` the ring flags of a record, per the wakeup policy.
-fn wakeup_flags(a: &mut Asm, maps: &MapFds, plan: &Plan, reg: Reg) {
+pub fn wakeup_flags(a: &mut Asm, maps: &MapFds, plan: &Plan, reg: Reg) {
     match plan.wakeup {
         Wakeup::WhenEmpty => {
             a.mov_imm(reg, 0);
@@ -348,7 +336,7 @@ fn wakeup_flags(a: &mut Asm, maps: &MapFds, plan: &Plan, reg: Reg) {
 
 /// Submits the record in R9 (label `submit`), returns 0; the `lost` path counts and
 /// returns 0.
-fn submit_and_return(a: &mut Asm, maps: &MapFds, plan: &Plan) {
+pub fn submit_and_return(a: &mut Asm, maps: &MapFds, plan: &Plan) {
     a.label("submit");
     wakeup_flags(a, maps, plan, R2);
     a.mov(R1, R9).call(Helper::RingbufSubmit);
@@ -359,7 +347,7 @@ fn submit_and_return(a: &mut Asm, maps: &MapFds, plan: &Plan) {
 
 /// Hands the record with copies in R9 to the ring: submits it in place, or copies its used
 /// part (`end` bytes) from the scratch buffer.
-fn finish_copies(a: &mut Asm, maps: &MapFds, plan: &Plan, frame: &Frame) {
+pub fn finish_copies(a: &mut Asm, maps: &MapFds, plan: &Plan, frame: &Frame) {
     match plan.copies {
         Copies::ReserveLargest => {
             a.jump("submit");
@@ -375,290 +363,6 @@ fn finish_copies(a: &mut Asm, maps: &MapFds, plan: &Plan, frame: &Frame) {
                 .jump("out");
         }
     }
-}
-
-/// Copies the 64-byte register block of the `pt_regs` at ctx[0] (in R6) to R9 + `at`.
-fn copy_regs(a: &mut Asm, at: i32) {
-    a.mov(R1, R9)
-        .add_imm(R1, at)
-        .mov_imm(R2, REGS_BLOCK_LEN)
-        .load(Size::DW, R3, R6, 0)
-        .add_imm(R3, REGS_BLOCK)
-        .call(Helper::ProbeReadKernel);
-}
-
-/// Leaves for `copies` when the call's flags have `flag`.
-fn when_flag(a: &mut Asm, flag: u32, copies: &str) {
-    a.load(Size::W, R1, R10, CALL_FLAGS)
-        .and_imm(R1, flag as i32)
-        .jump_if(Cond::Ne, R1, 0, copies);
-}
-
-/// Leaves for `copies` when the call's flags have `flag` and its argument of `role` is not
-/// null (read from the `pt_regs` at ctx[0], in R6).
-fn when_flag_and_arg(a: &mut Asm, flag: u32, role: Role, copies: &str) {
-    let short = a.fresh("short");
-    capture::unless_flag(a, CALL_FLAGS, flag, &short);
-    a.load(Size::DW, R1, R10, VALUE_PTR)
-        .load(Size::B, R3, R1, role as i16)
-        .load(Size::DW, R1, R6, 0)
-        .add(R3, R1);
-    stack_ptr(a, R1, SCRATCH);
-    a.mov_imm(R2, 8)
-        .call(Helper::ProbeReadKernel)
-        .jump_if(Cond::Ne, R0, 0, &short)
-        .load(Size::DW, R1, R10, SCRATCH)
-        .jump_if(Cond::Ne, R1, 0, copies)
-        .label(&short);
-}
-
-/// Zeroes `bytes` of the record in R9 from `at`.
-fn zero(a: &mut Asm, at: usize, bytes: usize) {
-    for i in (0..bytes).step_by(8) {
-        a.store_imm(Size::DW, R9, (at + i) as i16, 0);
-    }
-}
-
-/// `raw_syscalls:sys_enter(regs, id)`.
-pub fn sys_enter(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Insn>, AsmError> {
-    let mut a = Asm::new();
-    if plan.stage == Stage::ReturnAtOnce {
-        a.mov_imm(R0, 0).exit();
-        return a.finish();
-    }
-    a.mov(R6, R1).load(Size::DW, R7, R6, 8);
-    require_allowed(&mut a, maps);
-    require_followed(&mut a, maps);
-    if plan.stage == Stage::Filter {
-        a.label("out").mov_imm(R0, 0).exit();
-        return a.finish();
-    }
-    let full = plan.stage == Stage::Full;
-    let copies = full && plan.flags & (cp::ENTER_CAPTURE | cp::ENTER_IF_ADDR) != 0;
-    if copies {
-        // One test on the short path; the others only for calls that may have copies.
-        capture::unless_flag(
-            &mut a,
-            CALL_FLAGS,
-            cp::ENTER_CAPTURE | cp::ENTER_IF_ADDR,
-            "short",
-        );
-        when_flag(&mut a, cp::ENTER_CAPTURE, "copies");
-        when_flag_and_arg(&mut a, cp::ENTER_IF_ADDR, Role::Addr, "copies");
-        a.label("short");
-    }
-    reserve(&mut a, maps, plan, KIND_ENTER, ENTER_SIZE);
-    a.store(Size::DW, R9, 24, R7);
-    if full {
-        copy_regs(&mut a, ENTER_REGS_AT.into());
-        enter_inode(&mut a, &k.file, None);
-    }
-    submit_and_return(&mut a, maps, plan);
-    if copies {
-        let frame = plan.enter_frame();
-        a.label("copies");
-        acquire(&mut a, maps, plan, KIND_ENTER, &frame, ENTER_FIXED);
-        a.store(Size::DW, R9, 24, R7);
-        copy_regs(&mut a, ENTER_REGS_AT.into());
-        zero(&mut a, ENTER_SOCK_AT, SOCK_SECTION as usize);
-        enter_inode(&mut a, &k.file, Some(FILE));
-        if plan.flags & cp::ENTER_SOCK != 0 {
-            let no_sock = a.fresh("no_sock");
-            capture::unless_flag(&mut a, CALL_FLAGS, cp::ENTER_SOCK, &no_sock);
-            walk::sock_section(&mut a, &k.sock, FILE, ENTER_SOCK_AT as i16, ENTER_MODE_AT);
-            a.label(&no_sock);
-        }
-        let flags = plan.call_flags();
-        capture::enter_blobs(&mut a, &frame, flags, Some(ENTER_MODE_AT), plan.payload());
-        if plan.flags & cp::ENTER_RETRY != 0 {
-            mark_retry(&mut a, maps, &frame);
-        }
-        finish_copies(&mut a, maps, plan, &frame);
-    }
-    a.finish()
-}
-
-/// When a copy failed (work slot `FAILED`), marks the thread (tid at 4 in the record) in
-/// the retry map, for its exit to copy the inputs again, and counts the mark.
-fn mark_retry(a: &mut Asm, maps: &MapFds, frame: &Frame) {
-    let done = a.fresh("no_retry");
-    a.load(Size::W, R1, R9, (frame.slots_at + capture::FAILED) as i16)
-        .jump_if(Cond::Eq, R1, 0, &done)
-        .load(Size::W, R1, R9, 4)
-        .store(Size::W, R10, TID_KEY, R1)
-        .store_imm(Size::W, R10, ONE, 1)
-        .load_map(R1, maps.retry);
-    stack_ptr(a, R2, TID_KEY);
-    stack_ptr(a, R3, ONE);
-    // BPF_NOEXIST: a thread marked already (its exit never seen) is not counted twice.
-    a.mov_imm(R4, 1)
-        .call(Helper::MapUpdateElem)
-        .jump_if(Cond::Ne, R0, 0, &done);
-    add_to_pending(a, maps, 1, &done);
-    a.label(&done);
-}
-
-/// `counters[PENDING] += delta`, then on to `next`.
-fn add_to_pending(a: &mut Asm, maps: &MapFds, delta: i32, next: &str) {
-    a.store_imm(Size::W, R10, LOST_KEY, PENDING as i32)
-        .load_map(R1, maps.lost);
-    stack_ptr(a, R2, LOST_KEY);
-    a.call(Helper::MapLookupElem)
-        .jump_if(Cond::Eq, R0, 0, next)
-        .mov_imm(R1, delta)
-        .atomic_add64(R0, 0, R1);
-}
-
-/// Sets `RETRY` and leaves for `copies` when the entry of this call (one with inputs to
-/// copy, `ENTER_RETRY`) marked the thread (tid in the low half of R8). The retry map is
-/// looked up only while some mark is pending (an array read otherwise). Clears `RETRY`
-/// otherwise.
-fn when_retry(a: &mut Asm, maps: &MapFds, copies: &str) {
-    let none = a.fresh("no_retry");
-    a.store_imm(Size::W, R10, RETRY, 0)
-        .store(Size::W, R10, TID_KEY, R8);
-    capture::unless_flag(a, CALL_FLAGS, cp::ENTER_RETRY, &none);
-    a.store_imm(Size::W, R10, LOST_KEY, PENDING as i32)
-        .load_map(R1, maps.lost);
-    stack_ptr(a, R2, LOST_KEY);
-    a.call(Helper::MapLookupElem)
-        .jump_if(Cond::Eq, R0, 0, &none)
-        .load(Size::DW, R1, R0, 0)
-        .jump_if(Cond::Eq, R1, 0, &none)
-        .load_map(R1, maps.retry);
-    stack_ptr(a, R2, TID_KEY);
-    a.call(Helper::MapLookupElem)
-        .jump_if(Cond::Eq, R0, 0, &none)
-        .store_imm(Size::W, R10, RETRY, 1)
-        .jump(copies)
-        .label(&none);
-}
-
-/// Copies the call's inputs again when `RETRY` says the entry's failed, and takes the mark
-/// back.
-fn retry_inputs(a: &mut Asm, maps: &MapFds, plan: &Plan, frame: &Frame) {
-    let (done, copy) = (a.fresh("retried"), a.fresh("retry_copy"));
-    a.load(Size::W, R1, R10, RETRY)
-        .jump_if(Cond::Eq, R1, 0, &done)
-        .load_map(R1, maps.retry);
-    stack_ptr(a, R2, TID_KEY);
-    a.call(Helper::MapDeleteElem)
-        .jump_if(Cond::Ne, R0, 0, &copy);
-    add_to_pending(a, maps, -1, &copy);
-    a.label(&copy);
-    capture::enter_blobs(a, frame, plan.call_flags(), None, plan.payload());
-    a.label(&done);
-}
-
-/// For a call whose first argument is a descriptor, the inode behind it (zeros otherwise).
-fn enter_inode(a: &mut Asm, file: &FileOffsets, keep_file: Option<i16>) {
-    let done = a.fresh("no_fd");
-    a.store_imm(Size::DW, R9, ENTER_INO_AT, 0)
-        .store_imm(Size::DW, R9, ENTER_MODE_AT, 0);
-    if let Some(slot) = keep_file {
-        a.store_imm(Size::DW, R10, slot, 0);
-    }
-    capture::unless_flag(a, CALL_FLAGS, cp::FD_FIRST, &done);
-    walk::fd_inode(
-        a,
-        file,
-        FdFrom::Record(ENTER_FD_AT),
-        ENTER_INO_AT,
-        ENTER_MODE_AT,
-        keep_file,
-    );
-    a.label(&done);
-}
-
-/// `raw_syscalls:sys_exit(regs, ret)`.
-pub fn sys_exit(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Insn>, AsmError> {
-    let mut a = Asm::new();
-    if plan.stage == Stage::ReturnAtOnce {
-        a.mov_imm(R0, 0).exit();
-        return a.finish();
-    }
-    a.mov(R6, R1);
-    stack_ptr(&mut a, R1, SCRATCH);
-    a.mov_imm(R2, 8)
-        .load(Size::DW, R3, R6, 0)
-        .add_imm(R3, ORIG_AX)
-        .call(Helper::ProbeReadKernel)
-        .jump_if(Cond::Ne, R0, 0, "out")
-        .load(Size::DW, R7, R10, SCRATCH);
-    require_allowed(&mut a, maps);
-    require_followed(&mut a, maps);
-    if plan.stage == Stage::Filter {
-        a.label("out").mov_imm(R0, 0).exit();
-        return a.finish();
-    }
-    let full = plan.stage == Stage::Full;
-    let retry = full && plan.flags & cp::ENTER_RETRY != 0;
-    let copies = retry || full && plan.flags & (cp::EXIT_CAPTURE | cp::EXIT_IF_ADDR) != 0;
-    if copies {
-        let maybe = cp::ENTER_RETRY | cp::EXIT_CAPTURE | cp::EXIT_IF_ADDR;
-        capture::unless_flag(&mut a, CALL_FLAGS, maybe, "short");
-        if retry {
-            when_retry(&mut a, maps, "copies");
-        }
-        when_flag(&mut a, cp::EXIT_CAPTURE, "copies");
-        when_flag_and_arg(&mut a, cp::EXIT_IF_ADDR, Role::AddrOut, "copies");
-        a.label("short");
-    }
-    reserve(&mut a, maps, plan, KIND_EXIT, EXIT_SIZE);
-    a.store(Size::DW, R9, 24, R7)
-        .load(Size::DW, R1, R6, 8)
-        .store(Size::DW, R9, EXIT_RET_AT, R1);
-    submit_and_return(&mut a, maps, plan);
-    if copies {
-        let frame = plan.exit_frame();
-        a.label("copies");
-        acquire(&mut a, maps, plan, KIND_EXIT, &frame, EXIT_FIXED);
-        a.store(Size::DW, R9, 24, R7)
-            .load(Size::DW, R1, R6, 8)
-            .store(Size::DW, R9, EXIT_RET_AT, R1);
-        zero(&mut a, EXIT_FILE_AT, EXIT_FIXED - EXIT_FILE_AT);
-        copy_regs(&mut a, frame.regs_at);
-        exit_file(&mut a, plan, &frame, k);
-        if retry {
-            retry_inputs(&mut a, maps, plan, &frame);
-        }
-        capture::exit_blobs(
-            &mut a,
-            &frame,
-            plan.call_flags(),
-            EXIT_RET_AT,
-            plan.payload(),
-        );
-        finish_copies(&mut a, maps, plan, &frame);
-    }
-    a.finish()
-}
-
-/// The file an exit record describes: behind the first of socketpair's descriptors, the
-/// descriptor returned (a non-negative result), or the first argument, per the call's flags.
-fn exit_file(a: &mut Asm, plan: &Plan, frame: &Frame, k: &KernelOffsets) {
-    let files = cp::EXIT_FILE_RET | cp::EXIT_FILE_ARG0 | cp::EXIT_FD_PAIR;
-    if plan.flags & files == 0 {
-        return;
-    }
-    let (skip_ret, skip_arg0, done) = (a.fresh("ret_fd"), a.fresh("arg0_fd"), a.fresh("file"));
-    a.store_imm(Size::DW, R10, FD, -1);
-    capture::exit_fd_pair(a, frame, plan.call_flags(), EXIT_RET_AT, FD);
-    capture::unless_flag(a, CALL_FLAGS, cp::EXIT_FILE_RET, &skip_ret);
-    a.load(Size::DW, R1, R9, EXIT_RET_AT)
-        .jump_if(Cond::SLt, R1, 0, &skip_ret)
-        .store(Size::DW, R10, FD, R1)
-        .label(&skip_ret);
-    capture::unless_flag(a, CALL_FLAGS, cp::EXIT_FILE_ARG0, &skip_arg0);
-    // di, the first argument: its low half (an int).
-    a.load(Size::W, R1, R9, (frame.regs_at + 56) as i16)
-        .store(Size::DW, R10, FD, R1)
-        .label(&skip_arg0);
-    capture::unless_flag(a, CALL_FLAGS, files, &done);
-    let (ino_at, mode_at) = (EXIT_FILE_AT as i16, EXIT_FILE_AT as i16 + 8);
-    walk::fd_inode(a, &k.file, FdFrom::Stack(FD), ino_at, mode_at, Some(FILE));
-    walk::sock_section(a, &k.sock, FILE, EXIT_SOCK_AT as i16, mode_at);
-    a.label(&done);
 }
 
 /// Reads the 4-byte field at `field` of the task in R7 into the stack slot `slot`.
@@ -741,11 +445,13 @@ pub fn sched_process_exec(maps: &MapFds, plan: &Plan) -> Result<Vec<Insn>, AsmEr
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::btf::SockOffsets;
+    use crate::btf::{FileOffsets, KernelOffsets};
+    use crate::syscalls::{sys_enter, sys_exit};
 
-    fn maps() -> MapFds {
+    pub fn maps() -> MapFds {
         MapFds {
             followed: 3,
             allowed: 4,
@@ -756,7 +462,7 @@ mod tests {
         }
     }
 
-    fn plan_with(stage: Stage, wakeup: Wakeup, copies: Copies) -> Plan {
+    pub fn plan_with(stage: Stage, wakeup: Wakeup, copies: Copies) -> Plan {
         Plan {
             stage,
             wakeup,
@@ -769,11 +475,11 @@ mod tests {
         }
     }
 
-    fn plan() -> Plan {
+    pub fn plan() -> Plan {
         plan_with(Stage::Full, Wakeup::PastQuarter, Copies::Scratch)
     }
 
-    fn kernel() -> KernelOffsets {
+    pub fn kernel() -> KernelOffsets {
         KernelOffsets {
             task: TaskOffsets {
                 pid: 100,
@@ -807,12 +513,12 @@ mod tests {
         }
     }
 
-    fn helper_calls(p: &[Insn]) -> Vec<i32> {
+    pub fn helper_calls(p: &[Insn]) -> Vec<i32> {
         p.iter().filter(|i| i.code == 0x85).map(|i| i.imm).collect()
     }
 
     /// The instructions up to the short path's return (the first `exit`).
-    fn short_path(p: &[Insn]) -> &[Insn] {
+    pub fn short_path(p: &[Insn]) -> &[Insn] {
         let end = p.iter().position(|i| i.code == 0x95).unwrap();
         &p[..=end]
     }
@@ -844,128 +550,6 @@ mod tests {
                 assert_eq!(p.last().map(|i| i.code), Some(0x05));
             }
         }
-    }
-
-    #[test]
-    fn sys_enter_filters_by_call_number_before_anything_else() {
-        let p = sys_enter(&maps(), &plan(), &kernel()).unwrap();
-        // mov r6, r1; r7 = ctx[1] (id); if r7 > 511 goto out
-        assert_eq!((p[1].code, p[1].off), (0x79, 8));
-        assert_eq!((p[2].code, p[2].imm), (0x25, MAX_NR as i32 - 1));
-        let first_call = p.iter().position(|i| i.code == 0x85).unwrap();
-        assert_eq!(p[first_call].imm, Helper::MapLookupElem as i32);
-        // That lookup is in the allowed array (fd 4), loaded just before.
-        assert!(p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 4));
-        assert!(!p[..first_call].iter().any(|i| i.code == 0x18 && i.imm == 3));
-    }
-
-    #[test]
-    fn records_wake_the_consumer_only_past_a_quarter_of_the_ring() {
-        let p = sys_exit(&maps(), &plan(), &kernel()).unwrap();
-        let submit = p
-            .iter()
-            .position(|i| i.code == 0x85 && i.imm == Helper::RingbufSubmit as i32)
-            .unwrap();
-        // r0 = ringbuf_query(ring, AVAIL_DATA); r2 = NO_WAKEUP; if r0 <= 256 KiB skip;
-        // r2 = FORCE_WAKEUP; r1 = r9; submit
-        let q = &p[submit - 5..submit];
-        assert_eq!((q[0].code, q[0].imm), (0x85, Helper::RingbufQuery as i32));
-        assert_eq!((q[1].code, q[1].imm), (0xb7, BPF_RB_NO_WAKEUP));
-        assert_eq!((q[2].code, q[2].imm, q[2].off), (0xb5, 1 << 18, 1));
-        assert_eq!((q[3].code, q[3].imm), (0xb7, BPF_RB_FORCE_WAKEUP));
-        assert_eq!(q[4].code, 0xbf);
-    }
-
-    #[test]
-    fn measuring_stages_leave_out_their_steps() {
-        let calls = |stage, wakeup| {
-            let plan = plan_with(stage, wakeup, Copies::Scratch);
-            helper_calls(&sys_enter(&maps(), &plan, &kernel()).unwrap())
-        };
-        let (lookup, pid) = (
-            Helper::MapLookupElem as i32,
-            Helper::GetCurrentPidTgid as i32,
-        );
-        let (reserve, submit) = (Helper::RingbufReserve as i32, Helper::RingbufSubmit as i32);
-        let (ktime, read) = (Helper::KtimeGetNs as i32, Helper::ProbeReadKernel as i32);
-        assert_eq!(calls(Stage::ReturnAtOnce, Wakeup::Never), Vec::<i32>::new());
-        assert_eq!(
-            calls(Stage::Filter, Wakeup::Never),
-            vec![lookup, pid, lookup]
-        );
-        // The lost path's lookup comes last; no copies below the full stage.
-        assert_eq!(
-            calls(Stage::Reserve, Wakeup::Never),
-            vec![lookup, pid, lookup, reserve, submit, lookup]
-        );
-        let task = Helper::GetCurrentTask as i32;
-        // The short path as before copies existed, but for the address read of a call
-        // whose copies depend on it (sendto, skipped by the others): the register copy,
-        // then the walk: files, fdt, max_fds with the fd array (side by side), file, inode,
-        // then i_mode and i_ino; submit; the lost path's lookup. Then the path with copies.
-        let mut short = vec![lookup, pid, lookup, read, reserve, ktime, read, task];
-        short.extend([read; 7]);
-        short.extend([submit, lookup]);
-        let full = calls(Stage::Full, Wakeup::WhenEmpty);
-        assert_eq!(full[..short.len()], short[..]);
-        assert_eq!(
-            full[short.len()..short.len() + 4],
-            [lookup, ktime, read, task],
-            "the scratch buffer, the time, the registers, the walk"
-        );
-    }
-
-    #[test]
-    fn the_short_path_leaves_for_copies_only_when_the_flags_ask() {
-        let p = sys_enter(&maps(), &plan(), &kernel()).unwrap();
-        // After the two lookups: load the flags, keep those that may ask for copies, on to
-        // the reservation when none; else test ENTER_CAPTURE, jump if set.
-        let followed = p
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.code == 0x85)
-            .nth(2)
-            .unwrap()
-            .0;
-        let test = &p[followed + 2..followed + 8];
-        let maybe = (cp::ENTER_CAPTURE | cp::ENTER_IF_ADDR) as i32;
-        assert_eq!((test[0].code, test[0].off), (0x61, CALL_FLAGS));
-        assert_eq!((test[1].code, test[1].imm), (0x57, maybe));
-        assert_eq!(test[2].code, 0x15);
-        let reserve = p
-            .iter()
-            .position(|i| i.code == 0x85 && i.imm == Helper::RingbufReserve as i32)
-            .unwrap();
-        let short = followed + 5 + test[2].off as usize;
-        assert!(short < reserve && reserve - short < 8, "{short} {reserve}");
-        assert_eq!(
-            (test[4].code, test[4].imm),
-            (0x57, cp::ENTER_CAPTURE as i32)
-        );
-        assert_eq!(test[5].code, 0x55);
-        let target = followed + 8 + test[5].off as usize;
-        assert!(target > short_path(&p).len(), "into the longer path");
-    }
-
-    #[test]
-    fn records_with_copies_take_a_scratch_buffer_or_the_largest_reservation() {
-        let calls = |copies| {
-            let plan = plan_with(Stage::Full, Wakeup::Never, copies);
-            let p = sys_exit(&maps(), &plan, &kernel()).unwrap();
-            let short = short_path(&p).len();
-            (helper_calls(&p[short..]), p)
-        };
-        let (scratch, _) = calls(Copies::Scratch);
-        assert_eq!(scratch.first(), Some(&(Helper::MapLookupElem as i32)));
-        assert_eq!(scratch.last(), Some(&(Helper::RingbufOutput as i32)));
-        let (reserved, p) = calls(Copies::ReserveLargest);
-        // ... after the lost path's lookup: the reservation, of the exit frame's capacity.
-        let reserve = p
-            .iter()
-            .rposition(|i| i.code == 0x85 && i.imm == Helper::RingbufReserve as i32)
-            .unwrap();
-        assert_eq!(p[reserve - 2].imm, plan().exit_frame().cap);
-        assert!(!reserved.contains(&(Helper::RingbufOutput as i32)));
     }
 
     #[test]
