@@ -1,11 +1,13 @@
 //! The foundation of ordeal's eBPF observation engine: a probe that records the system calls,
-//! forks and exits of followed processes, filtered in the kernel, through a BPF ring buffer.
+//! forks and exits of followed processes, filtered in the kernel, through a BPF ring buffer,
+//! with what decoding a call needs copied in the kernel as it happens.
 //!
 //! [`Probe::start`] loads five raw-tracepoint programs (`sys_enter`, `sys_exit`,
-//! `sched_process_fork`, `sched_process_exec`, `sched_process_exit`) and their maps; [`Probe::follow`] adds a
-//! process; [`Probe::poll`] returns [`Record`]s (looking every [`POLL_TICK`] while it waits:
-//! the kernel wakes it only when a quarter of the ring is unread); [`Probe::lost`] counts what the kernel could
-//! not record. Dropping the probe detaches and closes everything (nothing is pinned).
+//! `sched_process_fork`, `sched_process_exec`, `sched_process_exit`) and their maps;
+//! [`Probe::follow`] adds a process; [`Probe::poll`] returns [`Record`]s (looking every
+//! [`POLL_TICK`] while it waits: the kernel wakes it only when a quarter of the ring is
+//! unread); [`Probe::lost`] counts what the kernel could not record. Dropping the probe
+//! detaches and closes everything (nothing is pinned).
 //!
 //! In the kernel, only tasks whose tgid is in the followed map produce records, and system
 //! calls only when their number is in the set given at start ([`ProbeConfig::syscalls`]); a
@@ -13,13 +15,35 @@
 //! the parent before the child can run), and a process leaves the map when its last thread
 //! exits. See the `programs` module for the record layouts.
 //!
+//! **Copies.** Records are read about [`POLL_TICK`] later, when the tracee's memory may have
+//! changed and its descriptors, or the process, may be gone: what decoding a call needs is
+//! copied as the call enters or returns. Per call, from its row of the call table
+//! (`ordeal_events::calls::CALLS`, never a list of numbers; the `callplan` module):
+//! [`Record::Enter`] carries the inode behind a descriptor first argument, the socket's
+//! family, type and addresses for socket lifecycle calls ([`SockAddrs`]), and copies of the
+//! inputs ([`Blob`]s: the socket address given, paths, iovec arrays, msghdrs, a send's first
+//! [`ProbeConfig::payload_bytes`]); [`Record::Exit`] carries the file a call returned or
+//! worked on ([`FileInfo`]) and copies of the outputs (accept's and recvfrom's peer address,
+//! socketpair's descriptors, a receive's msghdr and first payload bytes). The arguments at
+//! exit come from the `pt_regs` the `sys_exit` tracepoint gets (x86_64 keeps the argument
+//! registers there until the return to user space), not from a per-thread map. A call with
+//! nothing to copy (a transfer without payload capture, a call outside the table) takes the
+//! short path, as cheap as before copies existed; the others write into a per-CPU scratch
+//! buffer, then hand the used part to the ring (`bpf_ringbuf_output`; cheaper than a
+//! reservation of the largest size a record can have: docs/bench.md). A copy of the
+//! tracee's memory that fails (a bad pointer) is absent, never garbage; one that fails
+//! because its page is not mapped in yet (the programs cannot fault: a string literal never
+//! touched before) is taken again at exit, into the exit record.
+//!
 //! **Loader**: raw bpf(2) calls, with the programs assembled in Rust by a small instruction
-//! builder (`asm`) and the offsets of the kernel struct fields they read (`task_struct`, and
-//! the walk from it to a descriptor's inode) taken from the kernel's BTF (`btf`). Chosen over
-//! aya because aya loads ELF objects that a BPF compiler (clang, or a nightly rustc with
-//! bpf-linker) must build: this way there is nothing to install, no compiled object to
-//! commit and keep in sync with its source, and no dependency beyond libc. The programs are
-//! short (under 150 instructions each) and stay readable in this form.
+//! builder (`asm`) and the offsets of the kernel struct fields they read (`task_struct`, the
+//! walk from it to a descriptor's inode, from a socket's file to its addresses) taken from
+//! the kernel's BTF (`btf`). Chosen over aya because aya loads ELF objects that a BPF
+//! compiler (clang, or a nightly rustc with bpf-linker) must build: this way there is nothing
+//! to install, no compiled object to commit and keep in sync with its source, and no
+//! dependency beyond libc. The short paths are under 150 instructions; the system-call
+//! programs with their copying paths 750-1100, built from a few readable pieces
+//! (`capture`, `walk`).
 //!
 //! [`Recorder`] turns records into trace events ([`ordeal_events::Event`]): the followed
 //! processes' lifecycle (fork/clone, exec, exit) and their socket transfers, with the socket

@@ -8,12 +8,12 @@
 //! the consumer only once a quarter of the ring is unread ([`Wakeup::PastQuarter`]); below
 //! that, the consumer finds records by looking on a short timer.
 //!
-//! The system-call programs have two paths, chosen by the call's flags in the allowed array
-//! (`callplan`): the short one writes a fixed-size record, as cheap as it can be (a transfer
-//! without payload capture, every call not in the call table); the longer one, for calls
-//! whose flags ask for copies, writes the same fixed part followed by sections and blobs
-//! (`capture`) into a buffer of fixed capacity, then hands the used part to the ring
-//! ([`Copies`]).
+//! The system-call programs (`syscalls`) have two paths, chosen by the call's flags in the
+//! allowed array (`callplan`): the short one writes a fixed-size record, as cheap as it can
+//! be (a transfer without payload capture, every call not in the call table); the longer
+//! one, for calls whose flags ask for copies, writes the same fixed part followed by
+//! sections and blobs (`capture`) into a buffer of fixed capacity, then hands the used part
+//! to the ring ([`Copies`]).
 //!
 //! Records (little-endian, 8-byte aligned), common part: `kind: u32 @0, tid: u32 @4,
 //! tgid: u32 @8, ktime_ns: u64 @16` (bpf_ktime_get_ns: CLOCK_MONOTONIC), then by kind:
@@ -21,19 +21,34 @@
 //!   (x86_64: r10, r9, r8, ax, cx, dx, si, di; the arguments are di, si, dx, r10, r8, r9),
 //!   then, for a call whose first argument is a descriptor (`FD_FIRST`), the inode behind
 //!   it: `ino: u64 @96, i_mode: u16 @104` (zeros when the call has no descriptor or the walk
-//!   from the task to the inode fails: a closed descriptor). [`ENTER_SIZE`] bytes.
-//!   With copies: `end: u32 @12` (the bytes used), a socket section @112 (the socket behind
-//!   the descriptor, for a socket lifecycle call; `walk::sock_section` has its layout;
-//!   family 0: none), blobs from @176 to `end`;
-//! - exit: `nr: u64 @24, ret: u64 @32`, [`EXIT_SIZE`] bytes. With copies: `end: u32 @12`,
-//!   the file behind the descriptor the call returned or worked on, `ino: u64 @40, i_mode:
-//!   u16 @48` (ino 0: none), its socket section @56, blobs from @120 to `end`;
+//!   from the task to the inode fails: a closed descriptor). [`ENTER_SIZE`] (112) bytes.
+//!   With copies: `end: u32 @12` (the bytes used), a socket section @112 (for a socket
+//!   lifecycle call on a socket; family 0: none), blobs from @176 ([`ENTER_FIXED`]) to `end`,
+//!   in this order as the call has them: its paths (path, then path2), the socket address
+//!   given, the iovec array, the msghdr then its iovec array and the address it names (a
+//!   send), the first payload bytes (a send on a socket);
+//! - exit: `nr: u64 @24, ret: u64 @32`, [`EXIT_SIZE`] (40) bytes. With copies: `end: u32
+//!   @12`, the file the call returned or worked on, `ino: u64 @40, i_mode: u16 @48` (ino 0:
+//!   none), its socket section @56, blobs from @120 ([`EXIT_FIXED`]) to `end`, in this order
+//!   as the call has them: socketpair's two descriptors (8 bytes); the inputs again, as at
+//!   entry, when one failed there; the length then the address a call wrote (accept,
+//!   recvfrom); a receive's msghdr then the address it names; a receive's first iovec (16
+//!   bytes: of an iovec array or of the msghdr) then its first payload bytes;
 //! - fork: `child_tid: u32 @24, child_tgid: u32 @28`;
 //! - process exit: `status: u32 @24` (the wait(2)-style status);
 //! - exec: `old_tid: u32 @24` (the thread that called execve: after it, tid = tgid).
 //!
+//! A socket section (64 bytes, `walk::sock_section`): `family: u16 @0, sk_type: u16 @2,
+//! dport: u16 @4` (network order), `num: u16 @6` (the local port, host order), `daddr:
+//! [u8; 4] @8, rcv_saddr: [u8; 4] @12, v6_daddr: [u8; 16] @16, v6_rcv_saddr: [u8; 16] @32,
+//! peer_ino: u64 @48`: the v4 addresses for AF_INET, the v6 ones for AF_INET6, the peer's
+//! inode for AF_UNIX, zeros elsewhere.
+//!
 //! A blob is `addr: u64, len: u32, 0: u32`, then `len` bytes of the tracee's memory at
-//! `addr`, padded to 8.
+//! `addr`, padded to 8. A path is copied with its NUL when it fits 256 bytes, else as its
+//! first 256 bytes (no NUL); a socket address up to 128 bytes (bounded by its length
+//! argument); an iovec array up to 64 entries. Past `end`, a record written in place
+//! ([`Copies::ReserveLargest`]) has unused bytes up to its reserved size.
 
 use crate::asm::{Asm, AsmError, Cond, Helper, Insn, Reg, Size};
 use crate::btf::TaskOffsets;
