@@ -72,6 +72,7 @@ pub enum Helper {
     RingbufOutput = 130,
     RingbufReserve = 131,
     RingbufSubmit = 132,
+    RingbufDiscard = 133,
     RingbufQuery = 134,
 }
 

@@ -98,13 +98,25 @@ pub fn sys_enter(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<In
             "short",
         );
         when_flag(&mut a, cp::ENTER_CAPTURE, "copies");
-        when_flag_and_arg(&mut a, cp::ENTER_IF_ADDR, Role::Addr, "copies");
         a.label("short");
     }
     reserve(&mut a, maps, plan, KIND_ENTER, ENTER_SIZE);
     a.store(Size::DW, R9, 24, R7);
     if full {
         copy_regs(&mut a, ENTER_REGS_AT.into());
+        if copies && plan.flags & cp::ENTER_IF_ADDR != 0 {
+            // The address is in the registers just copied: without one (send), this is
+            // the record; with one, the longer path (the reservation given back).
+            let bare = a.fresh("bare");
+            capture::unless_flag(&mut a, CALL_FLAGS, cp::ENTER_IF_ADDR, &bare);
+            capture::load_arg(&mut a, &plan.enter_frame(), Role::Addr, R3);
+            a.jump_if(Cond::Eq, R3, 0, &bare)
+                .mov(R1, R9)
+                .mov_imm(R2, BPF_RB_NO_WAKEUP)
+                .call(Helper::RingbufDiscard)
+                .jump("copies")
+                .label(&bare);
+        }
         enter_inode(&mut a, &k.file, None);
     }
     submit_and_return(&mut a, maps, plan);
@@ -373,11 +385,12 @@ mod tests {
             vec![lookup, pid, lookup, reserve, submit, lookup]
         );
         let task = Helper::GetCurrentTask as i32;
-        // The short path as before copies existed, but for the address read of a call
-        // whose copies depend on it (sendto, skipped by the others): the register copy,
-        // then the walk: files, fdt, max_fds with the fd array (side by side), file, inode,
-        // then i_mode and i_ino; submit; the lost path's lookup. Then the path with copies.
-        let mut short = vec![lookup, pid, lookup, read, reserve, ktime, read, task];
+        // The short path as before copies existed: the register copy (then, for a call
+        // with an address in it, sendto, the reservation given back), then the walk:
+        // files, fdt, max_fds with the fd array (side by side), file, inode, then i_mode
+        // and i_ino; submit; the lost path's lookup. Then the path with copies.
+        let discard = Helper::RingbufDiscard as i32;
+        let mut short = vec![lookup, pid, lookup, reserve, ktime, read, discard, task];
         short.extend([read; 7]);
         short.extend([submit, lookup]);
         let full = calls(Stage::Full, Wakeup::WhenEmpty);

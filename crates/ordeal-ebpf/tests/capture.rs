@@ -107,12 +107,12 @@ struct Run {
 
 /// Runs capture.c followed by a probe writing records with copies per `copies`; None when
 /// BPF cannot load here.
-fn run(copies: Copies) -> Option<Run> {
+fn run(copies: Copies, payload_bytes: usize) -> Option<Run> {
     let syscalls: Vec<i64> = CALLS.iter().map(|c| c.nr).collect();
     let config = ProbeConfig {
         syscalls: &syscalls,
         ring_bytes: DEFAULT_RING_BYTES,
-        payload_bytes: PAYLOAD,
+        payload_bytes,
     };
     let mut probe = match Probe::start_measuring(config, Stage::Full, Wakeup::default(), copies) {
         Ok(p) => p,
@@ -129,7 +129,10 @@ fn run(copies: Copies) -> Option<Run> {
         "ebpf",
         &["-O1"],
     );
-    let dir = tmp.join(format!("capture-{}-{copies:?}", std::process::id()));
+    let dir = tmp.join(format!(
+        "capture-{}-{copies:?}-{payload_bytes}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(program)
         .arg(&dir)
@@ -216,7 +219,7 @@ fn run(copies: Copies) -> Option<Run> {
 
 #[test]
 fn records_carry_what_decoding_each_call_needs() {
-    if let Some(run) = run(Copies::default()) {
+    if let Some(run) = run(Copies::default(), PAYLOAD) {
         check(run);
     }
 }
@@ -224,8 +227,37 @@ fn records_carry_what_decoding_each_call_needs() {
 /// The same, each record with copies written in place in a reservation of the largest size.
 #[test]
 fn records_written_in_place_carry_the_same() {
-    if let Some(run) = run(Copies::ReserveLargest) {
+    if let Some(run) = run(Copies::ReserveLargest, PAYLOAD) {
         check(run);
+    }
+}
+
+/// Without payload capture, a send or receive has copies only with an address.
+#[test]
+fn without_payload_only_addressed_transfers_have_copies() {
+    let Some(Run { calls, printed, .. }) = run(Copies::default(), 0) else {
+        return;
+    };
+    let udp = &printed["udp"];
+    let (sends, recvs) = (&calls["sendto"], &calls["recvfrom"]);
+    // send, recv on TCP: bare records.
+    assert_eq!((sends[0].inputs(), recvs[0].exit_mem.len()), (vec![], 0));
+    assert!(recvs[0].file.is_none());
+    // sendto with a destination, recvfrom with a source: the addresses only.
+    assert_eq!(sends[1].inputs(), vec![sends[1].args[4]]);
+    assert_eq!(
+        sockaddr(sends[1].input(sends[1].args[4]).unwrap()),
+        v4(udp[0] as u16)
+    );
+    let got: Vec<u64> = recvs[1].exit_mem.iter().map(|b| b.addr).collect();
+    assert_eq!(got, [recvs[1].args[5], recvs[1].args[4]]);
+    // Writes (and the read of the go byte, when seen): nothing but the inode.
+    for call in calls["write"]
+        .iter()
+        .chain(calls.get("read").into_iter().flatten())
+    {
+        assert_eq!((call.inputs(), call.exit_mem.len()), (vec![], 0));
+        assert!(call.ino != 0 && call.sock.is_none() && call.file.is_none());
     }
 }
 
