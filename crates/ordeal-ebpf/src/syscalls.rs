@@ -267,7 +267,12 @@ pub fn sys_exit(maps: &MapFds, plan: &Plan, k: &KernelOffsets) -> Result<Vec<Ins
             when_retry(&mut a, maps, "copies");
         }
         when_flag(&mut a, cp::EXIT_CAPTURE, "copies");
-        when_flag_and_arg(&mut a, cp::EXIT_IF_ADDR, Role::AddrOut, "copies");
+        if plan.flags & cp::EXIT_IF_ADDR != 0 {
+            // A receive that failed (EAGAIN) wrote no address.
+            a.load(Size::DW, R1, R6, 8)
+                .jump_if(Cond::SLt, R1, 0, "short");
+            when_flag_and_arg(&mut a, cp::EXIT_IF_ADDR, Role::AddrOut, "copies");
+        }
         a.label("short");
     }
     reserve(&mut a, maps, plan, KIND_EXIT, EXIT_SIZE);
