@@ -474,3 +474,25 @@ fn check(
     assert_eq!(cut, &expected.as_bytes()[..256]);
     assert!(long.file.is_none());
 }
+
+/// The largest payload makes the largest records: the verifier still accepts the programs,
+/// in both copy modes.
+#[test]
+fn the_largest_payload_loads() {
+    let syscalls: Vec<i64> = CALLS.iter().map(|c| c.nr).collect();
+    for copies in [Copies::Scratch, Copies::ReserveLargest] {
+        let config = ProbeConfig {
+            syscalls: &syscalls,
+            ring_bytes: DEFAULT_RING_BYTES,
+            payload_bytes: ordeal_ebpf::PAYLOAD_MAX,
+        };
+        match Probe::start_measuring(config, Stage::Full, Wakeup::default(), copies) {
+            Ok(_) => {}
+            Err(e) if e.is_permission_denied() && std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipped: cannot load BPF here ({e})");
+                return;
+            }
+            Err(e) => panic!("{copies:?}: {e}"),
+        }
+    }
+}
