@@ -189,6 +189,7 @@ impl<R: SockResolver> Recorder<R> {
                 ino,
                 socket,
                 ktime_ns,
+                ..
             } => {
                 self.started.remove(&tid);
                 let spec = calls::by_nr(nr).filter(|s| s.moves_data())?;
@@ -353,7 +354,9 @@ mod tests {
             args: [fd, 0x1000, len, 0, 0, 0],
             ino: file.0,
             socket: file.1,
+            sock: None,
             ktime_ns: t,
+            mem: vec![],
         }
     }
 
@@ -364,6 +367,8 @@ mod tests {
             nr,
             ret,
             ktime_ns: t,
+            file: None,
+            mem: vec![],
         }
     }
 

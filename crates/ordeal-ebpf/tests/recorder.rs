@@ -72,6 +72,7 @@ fn exchange() -> Option<(Vec<Event>, i32, i32, String)> {
     let mut probe = match Probe::start(ProbeConfig {
         syscalls: &calls,
         ring_bytes: DEFAULT_RING_BYTES,
+        payload_bytes: 0,
     }) {
         Ok(p) => p,
         Err(e) if e.is_permission_denied() && std::env::var("CI").as_deref() != Ok("true") => {
