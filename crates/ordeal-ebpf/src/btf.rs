@@ -86,10 +86,19 @@ pub struct KernelOffsets {
 
 impl KernelOffsets {
     /// From the running kernel's BTF.
+    /// Read and parsed once per process (5 MB of BTF: milliseconds that every run of a
+    /// campaign would pay again); the kernel does not change under a running process.
     pub fn of_running_kernel() -> Result<KernelOffsets, Error> {
         const PATH: &str = "/sys/kernel/btf/vmlinux";
-        let blob = std::fs::read(PATH).map_err(|e| Error::Btf(format!("reading {PATH}: {e}")))?;
-        KernelOffsets::from_btf(&blob)
+        static OFFSETS: std::sync::OnceLock<Result<KernelOffsets, String>> =
+            std::sync::OnceLock::new();
+        OFFSETS
+            .get_or_init(|| {
+                let blob = std::fs::read(PATH).map_err(|e| format!("reading {PATH}: {e}"))?;
+                KernelOffsets::from_btf(&blob).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(Error::Btf)
     }
 
     pub fn from_btf(blob: &[u8]) -> Result<KernelOffsets, Error> {
