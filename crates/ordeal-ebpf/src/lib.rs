@@ -1,4 +1,4 @@
-//! The foundation of ordeal's eBPF observation engine: a probe that records the system calls,
+//! ordeal's eBPF probe that records the system calls,
 //! forks and exits of followed processes, filtered in the kernel, through a BPF ring buffer,
 //! with what decoding a call needs copied in the kernel as it happens.
 //!
@@ -45,14 +45,9 @@
 //! programs with their copying paths 750-1100, built from a few readable pieces
 //! (`capture`, `walk`).
 //!
-//! [`Recorder`] turns records into trace events ([`ordeal_events::Event`]): the followed
-//! processes' lifecycle (fork/clone, exec, exit) and their socket transfers, with the socket
-//! known by the inode the entry program reads behind the call's descriptor (so even when the
-//! program closed it, or exited, before the record is read), its addresses from /proc when
-//! still there (see the `record` module).
-//!
-//! Standalone for now: not yet wired into runs. x86_64 only (the `pt_regs` layout and call
-//! numbers); needs root (CAP_BPF and CAP_PERFMON).
+//! The tracer's eBPF observer (`ordeal_tracer`, `observe.rs`) drains the probe and decodes its
+//! records into trace events. x86_64 only (the `pt_regs` layout and call numbers); needs root
+//! (CAP_BPF and CAP_PERFMON).
 
 mod asm;
 mod btf;
@@ -60,7 +55,6 @@ mod callplan;
 mod capture;
 mod decode;
 mod programs;
-mod record;
 mod ring;
 mod sys;
 mod syscalls;
@@ -71,7 +65,6 @@ pub use callplan::PAYLOAD_MAX;
 pub use decode::{Blob, Ending, FileInfo, Record, SockAddrs};
 #[doc(hidden)]
 pub use programs::{Copies, Stage, Wakeup};
-pub use record::{ProcResolver, Recorder, SockResolver};
 
 use callplan::CallPlan;
 use programs::MapFds;
