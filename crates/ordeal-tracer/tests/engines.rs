@@ -351,3 +351,71 @@ fn events_lost_to_a_full_ring_are_counted() {
     let (lost, data) = transfers(4096);
     assert!(lost > 0 && data < 40_000, "lost {lost}, recorded {data}");
 }
+
+/// Marks the `fsync` it sees at exit; watches nothing else.
+struct MarkFsync;
+
+impl ordeal_tracer::Interceptor for MarkFsync {
+    fn watch(&self) -> ordeal_tracer::Watch {
+        ordeal_tracer::Watch::Calls(vec![libc::SYS_fsync])
+    }
+    fn at_entry(&mut self, _: &Event) -> ordeal_tracer::Action {
+        ordeal_tracer::Action::Proceed
+    }
+    fn at_exit(&mut self, ev: &Event) -> ordeal_tracer::Action {
+        match ev.call.as_str() {
+            "fsync" => ordeal_tracer::Action::Mark {
+                by: ordeal_events::FaultRef::fired("f"),
+                what: "seen".into(),
+            },
+            _ => ordeal_tracer::Action::Proceed,
+        }
+    }
+}
+
+/// Under eBPF only the calls an interceptor watches stop: one `fsync`, one stop, while the
+/// probe records the rest; the marked event sits in its place in the child's program order.
+#[test]
+fn only_the_watched_call_stops_and_the_trace_stays_one_stream() {
+    if !ebpf_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let config = Config {
+        data_roots: vec![data.clone()],
+        origin_ns: ordeal_tracer::monotonic_ns(),
+        observer: Observer::Ebpf,
+        ..Default::default()
+    };
+    let t = Tracer::start_with(config, Vec::new(), Some(Box::new(MarkFsync))).unwrap();
+    t.spawn(spec(
+        "f",
+        &compile("forker"),
+        &[data.to_str().unwrap()],
+        dir.path(),
+    ))
+    .unwrap();
+    wait_exits(&t, &["f"]);
+    let (stats, events) = t.shutdown().unwrap();
+    assert_eq!(stats.seccomp_stops, 1);
+    let child: Vec<(&str, Option<String>)> = events
+        .iter()
+        .filter(|e| e.class == Some(Class::File))
+        .map(|e| (e.call.as_str(), e.fault.as_ref().map(|m| m.to_string())))
+        .collect();
+    assert_eq!(
+        child,
+        [
+            ("openat", None),
+            ("write", None),
+            ("fsync", Some("f: seen".to_string())),
+            ("close", None),
+            ("rename", None)
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64);
+    }
+}
