@@ -535,3 +535,69 @@ argv = ["true"]
     assert!(took < Duration::from_secs(15), "{took:?}");
     assert!(survivors(&run).is_empty());
 }
+
+/// A user without root, as in a container without CAP_BPF: `auto` runs on ptrace and says
+/// why in its first line; `--engine ebpf` is refused before anything exists. (Run as nobody
+/// through `setpriv`, which needs root; skipped otherwise, outside CI.)
+#[test]
+fn without_privilege_auto_takes_ptrace_and_says_why() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: needs root to run ordeal as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let exp = dir.path().join("t.toml");
+    std::fs::write(
+        &exp,
+        "name = \"t\"\n[[node]]\nname = \"a\"\nargv = [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    // A copy nobody can run wherever the build lives (a clone under /root is not reachable).
+    let bin = dir.path().join("ordeal");
+    std::fs::copy(env!("CARGO_BIN_EXE_ordeal"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |out: &Path, engine: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(engine)
+            .output()
+            .expect("setpriv runs")
+    };
+    let out = as_nobody(&dir.path().join("auto"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let first = stderr.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("engine: ptrace (auto: eBPF probe: ")
+            && first.ends_with("(the eBPF engine needs root, or CAP_BPF and CAP_PERFMON; --engine ptrace needs neither))"),
+        "{first}"
+    );
+    assert_eq!(
+        json(&dir.path().join("auto/summary.json"))["engine"]["name"],
+        "ptrace"
+    );
+
+    let refused = dir.path().join("refused");
+    let out = as_nobody(&refused, &["--engine", "ebpf"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("ordeal: error: eBPF probe: "),
+        "{stderr}"
+    );
+    assert!(!refused.exists(), "nothing is created for a refused engine");
+}
+
+extern "C" {
+    fn geteuid() -> u32;
+}
