@@ -46,9 +46,24 @@ fn survivors(run_dir: &Path) -> Vec<i32> {
 
 #[test]
 fn demo_runs_traced_and_reports_exact_structure() {
+    demo_structure(None);
+}
+
+/// The demo's structure is the same whichever engine saw it.
+#[test]
+fn demo_under_ptrace_reports_the_same_structure() {
+    demo_structure(Some("ptrace"));
+}
+
+/// `engine`: None for the default (auto: eBPF where it loads).
+fn demo_structure(engine: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
-    let out = run_ok(&["demo", "--out", out_dir.to_str().unwrap(), "-q"]);
+    let mut args = vec!["demo", "--out", out_dir.to_str().unwrap(), "-q"];
+    if let Some(e) = engine {
+        args.extend(["--engine", e]);
+    }
+    let out = run_ok(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("verdict  PASS"), "{stdout}");
     for f in [
@@ -62,6 +77,10 @@ fn demo_runs_traced_and_reports_exact_structure() {
     }
     let s = json(&out_dir.join("summary.json"));
     assert_eq!(s["verdict"]["status"], "pass");
+    if let Some(e) = engine {
+        assert_eq!(s["engine"]["name"], e);
+    }
+    assert_eq!(s["engine"]["lost_events"], 0);
     let names: Vec<&str> = s["nodes"]
         .as_array()
         .unwrap()
