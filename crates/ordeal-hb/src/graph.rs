@@ -28,6 +28,7 @@ mod edges;
 mod endpoints;
 mod messages;
 mod threads;
+mod view;
 
 /// Index of a thread incarnation in [`HbGraph::threads`]; also its vector-clock component.
 pub type ThreadId = usize;
