@@ -2,7 +2,7 @@
 
 use crate::chrome::write_chrome_trace;
 use crate::dot::{write_dot, DotLevel};
-use crate::graph::{EdgeKind, HbGraph};
+use crate::graph::{EdgeKind, HbGraph, ThreadId, ThreadInfo};
 use crate::summary::{write_summary_json, Summary};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -13,44 +13,66 @@ use std::process::Command;
 /// `{"seq":N,"vc":{"<node>/<tid>":k,...},"pred":[{"seq":M,"kind":"message","bytes":5},...]}`.
 pub fn write_hb_jsonl<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
     let mut w = BufWriter::new(w);
-    let labels: Vec<String> = g
-        .threads()
-        .iter()
-        .map(|t| serde_json::to_string(&t.label()).expect("string serializes"))
-        .collect();
+    let labels = hb_labels(g.threads());
     let mut clocks = g.clock_walk();
     for i in 0..g.len() {
         let seq = g.ev(i).seq();
-        write!(w, "{{\"seq\":{seq},\"vc\":{{")?;
         // With duplicate seqs (a warned inconsistency), every line shows the one event
         // `vc(seq)` finds.
         let vc = match g.index_of(seq) {
             Some(j) if j == i => clocks.vc(i),
             _ => g.vc(seq).unwrap_or_default(),
         };
-        for (k, (t, v)) in vc.0.iter().enumerate() {
-            if k > 0 {
-                w.write_all(b",")?;
-            }
-            write!(w, "{}:{v}", labels[*t])?;
-        }
-        w.write_all(b"},\"pred\":[")?;
-        for (k, p) in g.preds(seq).iter().enumerate() {
-            if k > 0 {
-                w.write_all(b",")?;
-            }
-            match p.kind {
-                EdgeKind::Message { bytes } => write!(
-                    w,
-                    "{{\"seq\":{},\"kind\":\"message\",\"bytes\":{bytes}}}",
-                    p.from
-                )?,
-                k => write!(w, "{{\"seq\":{},\"kind\":\"{}\"}}", p.from, k.name())?,
-            }
-        }
-        w.write_all(b"]}\n")?;
+        let preds = g.preds(seq);
+        hb_line(
+            &mut w,
+            &labels,
+            seq,
+            vc.0.iter().map(|&(t, v)| (t, v)),
+            preds.iter().map(|p| (p.from, p.kind)),
+        )?;
     }
     w.flush()
+}
+
+/// Each thread's label as a JSON string, for [`hb_line`].
+pub(crate) fn hb_labels(threads: &[ThreadInfo]) -> Vec<String> {
+    threads
+        .iter()
+        .map(|t| serde_json::to_string(&t.label()).expect("string serializes"))
+        .collect()
+}
+
+/// One line of `hb.jsonl`: the event's clock (components by thread, zeros left out) and its
+/// direct predecessors (program order first).
+pub(crate) fn hb_line(
+    w: &mut impl Write,
+    labels: &[String],
+    seq: u64,
+    vc: impl Iterator<Item = (ThreadId, u64)>,
+    preds: impl Iterator<Item = (u64, EdgeKind)>,
+) -> io::Result<()> {
+    write!(w, "{{\"seq\":{seq},\"vc\":{{")?;
+    for (k, (t, v)) in vc.enumerate() {
+        if k > 0 {
+            w.write_all(b",")?;
+        }
+        write!(w, "{}:{v}", labels[t])?;
+    }
+    w.write_all(b"},\"pred\":[")?;
+    for (k, (from, kind)) in preds.enumerate() {
+        if k > 0 {
+            w.write_all(b",")?;
+        }
+        match kind {
+            EdgeKind::Message { bytes } => write!(
+                w,
+                "{{\"seq\":{from},\"kind\":\"message\",\"bytes\":{bytes}}}"
+            )?,
+            k => write!(w, "{{\"seq\":{from},\"kind\":\"{}\"}}", k.name())?,
+        }
+    }
+    w.write_all(b"]}\n")
 }
 
 /// Renders `dot` to SVG with Graphviz (`dot -Tsvg`). Returns `Ok(false)` when Graphviz is not
