@@ -30,6 +30,9 @@ mod messages;
 mod threads;
 mod view;
 
+pub(crate) use connections::{FailedConnects, Streams};
+pub(crate) use endpoints::{AddrMapBuilder, Endpoint, Transfer};
+pub(crate) use threads::ThreadTracker;
 pub(crate) use view::View;
 
 /// Index of a thread incarnation in [`HbGraph::threads`]; also its vector-clock component.

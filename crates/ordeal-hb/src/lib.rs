@@ -23,6 +23,7 @@ mod dot;
 mod graph;
 mod output;
 pub mod ranges;
+mod stream;
 mod summary;
 
 pub use chrome::write_chrome_trace;
@@ -35,6 +36,7 @@ pub use graph::{
     VectorClock, EXTERNAL,
 };
 pub use output::{render_svg, write_hb_jsonl, write_outputs, Outputs};
+pub use stream::{summarize_trace, write_trace_outputs, TraceOutputs};
 pub use summary::{
     fmt_bytes, human_summary, write_summary_json, EventCounts, NodeSummary, PairSummary,
     ProcessSummary, SnapshotLink, Status, Summary, Verdict, SUMMARY_SCHEMA, SUMMARY_VERSION,

@@ -1,0 +1,208 @@
+//! The outputs built by streaming a trace file ([`write_trace_outputs`], bounded memory) are
+//! byte for byte those built from the graph of its events in memory ([`HbGraph::build`] +
+//! [`write_outputs`]), on simulated systems whose records come out of order and on the
+//! hand-written traces of the other tests; traces that cannot be streamed are built in memory,
+//! and say so.
+
+mod common;
+
+use common::sim::Sim;
+use common::{client_server, header, tcp, three_nodes, udp_trace, Trace};
+use ordeal_events::{Event, Header, Proto, TraceWriter};
+use ordeal_hb::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const FILES: [&str; 4] = ["graph.dot", "trace.json", "summary.json", "hb.jsonl"];
+
+fn write_trace(dir: &Path, h: &Header, events: &[Event]) -> std::path::PathBuf {
+    let trace = dir.join("trace.jsonl");
+    let mut w = TraceWriter::new(Vec::new(), h).unwrap();
+    for e in events {
+        w.write(e).unwrap();
+    }
+    std::fs::write(&trace, w.into_inner()).unwrap();
+    trace
+}
+
+/// Builds the outputs both ways and asserts they are equal; returns why the streamed ones
+/// were built in memory, if they were.
+fn both_ways(h: &Header, events: &[Event], limit: usize) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write_trace(dir.path(), h, events);
+    let (held, streamed) = (dir.path().join("held"), dir.path().join("streamed"));
+    std::fs::create_dir(&held).unwrap();
+    std::fs::create_dir(&streamed).unwrap();
+    let snapshots = vec![SnapshotLink {
+        reason: "request".into(),
+        at_ms: 5,
+        json: "snapshots/1.json".into(),
+        text: "snapshots/1.txt".into(),
+        dumps: vec![],
+    }];
+    let g = HbGraph::build(h, events);
+    let mut s = Summary::build(&g, Verdict::fail(vec!["x".into()]));
+    s.snapshots = snapshots.clone();
+    let want = write_outputs(&held, &g, &s, limit).unwrap();
+    let got = write_trace_outputs(
+        &trace,
+        &streamed,
+        Verdict::fail(vec!["x".into()]),
+        snapshots,
+        limit,
+    )
+    .unwrap();
+    assert_eq!(got.summary, s);
+    assert_eq!(got.outputs.dot_level, want.dot_level);
+    let names = |o: &Outputs| -> Vec<String> {
+        o.files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&got.outputs), names(&want));
+    for name in FILES {
+        let (a, b) = (
+            std::fs::read_to_string(held.join(name)).unwrap(),
+            std::fs::read_to_string(streamed.join(name)).unwrap(),
+        );
+        if a != b {
+            let line = a.lines().zip(b.lines()).position(|(x, y)| x != y);
+            panic!(
+                "{name} differs (limit {limit}) at line {line:?}:\n{:?}\n{:?}",
+                line.and_then(|l| a.lines().nth(l)),
+                line.and_then(|l| b.lines().nth(l))
+            );
+        }
+    }
+    let summary = summarize_trace(&trace, Verdict::fail(vec!["x".into()])).unwrap();
+    assert_eq!(summary, Summary::build(&g, Verdict::fail(vec!["x".into()])));
+    got.in_memory
+}
+
+/// Cross-thread edges whose source was recorded after their target, by kind and transport.
+fn backward_edges(events: &[Event]) -> BTreeMap<String, usize> {
+    let g = HbGraph::build(&Sim::header(), events);
+    let mut out = BTreeMap::new();
+    for e in g.edges().filter(|e| e.from > e.to) {
+        let udp = events[e.to as usize]
+            .sock
+            .as_ref()
+            .is_some_and(|s| s.proto == Proto::Udp);
+        let name = format!("{}{}", e.kind.name(), if udp { " udp" } else { "" });
+        *out.entry(name).or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn simulated_systems_stream_to_the_same_outputs() {
+    let mut backward: BTreeMap<String, usize> = BTreeMap::new();
+    for seed in [1, 2, 3, 4] {
+        let events = Sim::run(seed * 7919, 6000);
+        assert!(events.len() > 3000, "{}", events.len());
+        for (k, n) in backward_edges(&events) {
+            *backward.entry(k).or_default() += n;
+        }
+        // Node level (the picture's default limit), and the same trace with no stream offsets
+        // recorded (ranges are then running totals).
+        assert_eq!(both_ways(&Sim::header(), &events, DEFAULT_DOT_LIMIT), None);
+        let no_offsets: Vec<Event> = events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.off = None;
+                e
+            })
+            .collect();
+        assert_eq!(both_ways(&Sim::header(), &no_offsets, 0), None);
+        // Event level, on a short run (Graphviz renders it).
+        let short = Sim::run(seed * 104_729, 400);
+        assert_eq!(both_ways(&Sim::header(), &short, 100_000), None);
+    }
+    // The simulation keeps exercising what the streaming has to wait for.
+    for kind in ["connect", "fork", "message", "message udp"] {
+        assert!(backward.get(kind).is_some_and(|&n| n > 0), "{kind}: {backward:?}");
+    }
+}
+
+#[test]
+fn hand_written_traces_stream_to_the_same_outputs() {
+    let h2 = header(&[("a", &[]), ("b", &[])]);
+    let h3 = header(&[("a", &[]), ("b", &[]), ("c", &[])]);
+    for (h, t) in [
+        (h2.clone(), client_server()),
+        (h3.clone(), three_nodes()),
+        (h2.clone(), udp_trace()),
+    ] {
+        for limit in [DEFAULT_DOT_LIMIT, 0] {
+            assert_eq!(both_ways(&h, &t.events, limit), None);
+        }
+    }
+    // A receive recorded before the send of its bytes, a vfork before its child, an accept
+    // before its connect, a send that outlasts the thread's next call.
+    let mut t = Trace::new();
+    t.spawn("b", 200, "server");
+    t.listen("b", 200, 1, "127.0.0.1:7000");
+    t.spawn("a", 100, "client");
+    let c = tcp(10, "127.0.0.1:40000", "127.0.0.1:7000");
+    let s = tcp(20, "127.0.0.1:7000", "127.0.0.1:40000");
+    t.accept("b", 200, 200, s.clone());
+    t.connect("a", 100, 100, c.clone());
+    t.data("b", 200, 200, "read", &s, 0, 4);
+    t.data("b", 200, 200, "write", &s, 0, 2);
+    t.data("a", 100, 100, "write", &c, 0, 10);
+    t.data("a", 100, 100, "read", &c, 0, 2);
+    t.data("b", 200, 200, "read", &s, 4, 6);
+    t.push("a", 101, 101, "exec", |e| e.argv = Some(vec!["/bin/true".into()]));
+    t.push("a", 100, 100, "vfork", |e| e.child = Some(101));
+    let w = t.data("a", 100, 100, "write", &c, 10, 5);
+    t.events[w as usize].dur = 50_000;
+    t.data("a", 100, 100, "write", &c, 15, 5);
+    t.exit("a", 101, 101, Some(0), None);
+    for limit in [DEFAULT_DOT_LIMIT, 0] {
+        assert_eq!(both_ways(&h2, &t.events, limit), None);
+    }
+}
+
+#[test]
+fn traces_that_cannot_be_streamed_are_built_in_memory() {
+    let h = header(&[("a", &[]), ("b", &[])]);
+    // Two events with one seq.
+    let mut dup = client_server().events;
+    dup[6].seq = 5;
+    let why = both_ways(&h, &dup, 0);
+    assert_eq!(why.as_deref(), Some("two of its events have one seq"));
+    // Two sends of one stream claiming the same bytes.
+    let mut t = client_server();
+    t.events[6].off = Some(5);
+    let why = both_ways(&h, &t.events, DEFAULT_DOT_LIMIT);
+    assert_eq!(
+        why.as_deref(),
+        Some("two transfers of one stream socket claim the same bytes")
+    );
+    // A cycle: each side reads what the other sends after that read, both recorded first.
+    let mut t = Trace::new();
+    let c = tcp(10, "127.0.0.1:40000", "127.0.0.1:7000");
+    let s = tcp(20, "127.0.0.1:7000", "127.0.0.1:40000");
+    t.data("a", 100, 100, "read", &c, 0, 3);
+    t.data("b", 200, 200, "read", &s, 0, 3);
+    t.data("a", 100, 100, "write", &c, 0, 3);
+    t.data("b", 200, 200, "write", &s, 0, 3);
+    let why = both_ways(&h, &t.events, DEFAULT_DOT_LIMIT);
+    assert_eq!(why.as_deref(), Some("its edges form a cycle"));
+}
+
+#[test]
+fn a_trace_out_of_seq_order_is_built_in_memory_from_its_sorted_events() {
+    let h = header(&[("a", &[]), ("b", &[])]);
+    let t = client_server();
+    let mut events = t.events.clone();
+    events.swap(3, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write_trace(dir.path(), &h, &events);
+    let got = write_trace_outputs(&trace, dir.path(), Verdict::pass(), vec![], 0).unwrap();
+    assert_eq!(got.in_memory.as_deref(), Some("its events are not in seq order"));
+    let g = HbGraph::build(&h, &t.events);
+    assert_eq!(got.summary, Summary::build(&g, Verdict::pass()));
+}
