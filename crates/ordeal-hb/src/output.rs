@@ -15,6 +15,7 @@ pub fn write_hb_jsonl<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
     let mut w = BufWriter::new(w);
     let labels = hb_labels(g.threads());
     let mut clocks = g.clock_walk();
+    let mut line = Vec::new();
     for i in 0..g.len() {
         let seq = g.ev(i).seq();
         // With duplicate seqs (a warned inconsistency), every line shows the one event
@@ -24,13 +25,15 @@ pub fn write_hb_jsonl<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
             _ => g.vc(seq).unwrap_or_default(),
         };
         let preds = g.preds(seq);
+        line.clear();
         hb_line(
-            &mut w,
+            &mut line,
             &labels,
             seq,
             vc.0.iter().map(|&(t, v)| (t, v)),
             preds.iter().map(|p| (p.from, p.kind)),
-        )?;
+        );
+        w.write_all(&line)?;
     }
     w.flush()
 }
@@ -43,36 +46,59 @@ pub(crate) fn hb_labels(threads: &[ThreadInfo]) -> Vec<String> {
         .collect()
 }
 
-/// One line of `hb.jsonl`: the event's clock (components by thread, zeros left out) and its
-/// direct predecessors (program order first).
+/// One line of `hb.jsonl`, appended to `w`: the event's clock (components by thread, zeros
+/// left out) and its direct predecessors (program order first). Formatted by hand: the lines
+/// of a long trace are gigabytes.
 pub(crate) fn hb_line(
-    w: &mut impl Write,
+    w: &mut Vec<u8>,
     labels: &[String],
     seq: u64,
     vc: impl Iterator<Item = (ThreadId, u64)>,
     preds: impl Iterator<Item = (u64, EdgeKind)>,
-) -> io::Result<()> {
-    write!(w, "{{\"seq\":{seq},\"vc\":{{")?;
+) {
+    w.extend_from_slice(b"{\"seq\":");
+    push_u64(w, seq);
+    w.extend_from_slice(b",\"vc\":{");
     for (k, (t, v)) in vc.enumerate() {
         if k > 0 {
-            w.write_all(b",")?;
+            w.push(b',');
         }
-        write!(w, "{}:{v}", labels[t])?;
+        w.extend_from_slice(labels[t].as_bytes());
+        w.push(b':');
+        push_u64(w, v);
     }
-    w.write_all(b"},\"pred\":[")?;
+    w.extend_from_slice(b"},\"pred\":[");
     for (k, (from, kind)) in preds.enumerate() {
         if k > 0 {
-            w.write_all(b",")?;
+            w.push(b',');
         }
-        match kind {
-            EdgeKind::Message { bytes } => write!(
-                w,
-                "{{\"seq\":{from},\"kind\":\"message\",\"bytes\":{bytes}}}"
-            )?,
-            k => write!(w, "{{\"seq\":{from},\"kind\":\"{}\"}}", k.name())?,
+        w.extend_from_slice(b"{\"seq\":");
+        push_u64(w, from);
+        w.extend_from_slice(b",\"kind\":\"");
+        w.extend_from_slice(kind.name().as_bytes());
+        w.push(b'"');
+        if let EdgeKind::Message { bytes } = kind {
+            w.extend_from_slice(b",\"bytes\":");
+            push_u64(w, bytes);
+        }
+        w.push(b'}');
+    }
+    w.extend_from_slice(b"]}\n");
+}
+
+/// Appends `v` in decimal.
+fn push_u64(w: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
         }
     }
-    w.write_all(b"]}\n")
+    w.extend_from_slice(&digits[at..]);
 }
 
 /// Renders `dot` to SVG with Graphviz (`dot -Tsvg`). Returns `Ok(false)` when Graphviz is not

@@ -92,6 +92,9 @@ pub struct TraceOutputs {
     /// Why the trace was read whole into memory instead of streamed (see the module
     /// documentation), or `None`.
     pub in_memory: Option<String>,
+    /// Most events held at once while streaming, waiting for an edge recorded after them: 1
+    /// when every edge's source comes before its target in the trace.
+    pub window: usize,
 }
 
 fn events(trace: &Path) -> io::Result<impl Iterator<Item = io::Result<Event>>> {
@@ -355,6 +358,7 @@ pub fn write_trace_outputs(
             svg,
         },
         in_memory: None,
+        window: linked.window,
     })
 }
 
@@ -374,6 +378,7 @@ fn in_memory(
         summary,
         outputs,
         in_memory: Some(why.to_string()),
+        window: 0,
     })
 }
 

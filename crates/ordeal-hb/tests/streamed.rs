@@ -206,3 +206,39 @@ fn a_trace_out_of_seq_order_is_built_in_memory_from_its_sorted_events() {
     let g = HbGraph::build(&h, &t.events);
     assert_eq!(got.summary, Summary::build(&g, Verdict::pass()));
 }
+
+/// `tests/fixtures/sim`: a simulated trace (493 events, records out of order) and the outputs
+/// the graph wrote for it before the streamed outputs existed. Both ways still write exactly
+/// those bytes.
+#[test]
+fn outputs_are_those_written_before_streaming() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sim");
+    let read = |name: &str| std::fs::read_to_string(fixture.join(name)).unwrap();
+    let trace = fixture.join("trace.jsonl");
+    let g = HbGraph::from_trace(&trace).unwrap();
+    let mut held = Vec::new();
+    write_event_dot(&g, &mut held).unwrap();
+    assert_eq!(String::from_utf8(held).unwrap(), read("graph.events.dot"));
+    let mut held = Vec::new();
+    write_node_dot(&g, &mut held).unwrap();
+    assert_eq!(String::from_utf8(held).unwrap(), read("graph.nodes.dot"));
+    for (limit, dot) in [(100_000, "graph.events.dot"), (0, "graph.nodes.dot")] {
+        let dir = tempfile::tempdir().unwrap();
+        let got = write_trace_outputs(&trace, dir.path(), Verdict::pass(), vec![], limit).unwrap();
+        assert_eq!(got.in_memory, None);
+        let out = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(out("graph.dot"), read(dot), "{dot}");
+        for name in ["trace.json", "summary.json", "hb.jsonl"] {
+            assert_eq!(out(name), read(name), "{name}");
+        }
+    }
+    let mut held = Vec::new();
+    write_chrome_trace(&g, &mut held).unwrap();
+    assert_eq!(String::from_utf8(held).unwrap(), read("trace.json"));
+    let mut held = Vec::new();
+    write_hb_jsonl(&g, &mut held).unwrap();
+    assert_eq!(String::from_utf8(held).unwrap(), read("hb.jsonl"));
+    let mut held = Vec::new();
+    write_summary_json(&Summary::build(&g, Verdict::pass()), &mut held).unwrap();
+    assert_eq!(String::from_utf8(held).unwrap(), read("summary.json"));
+}

@@ -4,7 +4,7 @@
 //! written once against [`View`].
 
 use super::compact::EvRef;
-use ordeal_events::{Class, Event, FileOp, Sock, SocketOp, Step};
+use ordeal_events::{Class, Event, Sock, SocketOp, Step};
 
 /// Read access to one event; see the [`Event`] methods of the same names.
 pub(crate) trait View<'a>: Copy {
@@ -18,14 +18,11 @@ pub(crate) trait View<'a>: Copy {
     fn class(self) -> Option<Class>;
     fn ret(self) -> Option<i64>;
     fn errno(self) -> Option<&'a str>;
-    fn off(self) -> Option<u64>;
     fn child(self) -> Option<i32>;
     fn addr(self) -> Option<&'a str>;
     fn sock(self) -> Option<&'a Sock>;
-    fn has_fault(self) -> bool;
     fn step(self) -> Option<Step>;
     fn socket_op(self) -> Option<SocketOp>;
-    fn file_op(self) -> Option<FileOp>;
     fn is_send(self) -> bool;
     fn is_recv(self) -> bool;
     fn ok(self) -> bool {
@@ -70,9 +67,6 @@ impl<'a> View<'a> for EvRef<'a> {
     fn errno(self) -> Option<&'a str> {
         EvRef::errno(&self)
     }
-    fn off(self) -> Option<u64> {
-        EvRef::off(&self)
-    }
     fn child(self) -> Option<i32> {
         EvRef::child(&self)
     }
@@ -82,17 +76,11 @@ impl<'a> View<'a> for EvRef<'a> {
     fn sock(self) -> Option<&'a Sock> {
         EvRef::sock(&self)
     }
-    fn has_fault(self) -> bool {
-        EvRef::has_fault(&self)
-    }
     fn step(self) -> Option<Step> {
         EvRef::step(&self)
     }
     fn socket_op(self) -> Option<SocketOp> {
         EvRef::socket_op(&self)
-    }
-    fn file_op(self) -> Option<FileOp> {
-        EvRef::file_op(&self)
     }
     fn is_send(self) -> bool {
         EvRef::is_send(&self)
@@ -133,9 +121,6 @@ impl<'a> View<'a> for &'a Event {
     fn errno(self) -> Option<&'a str> {
         self.errno.as_deref()
     }
-    fn off(self) -> Option<u64> {
-        self.off
-    }
     fn child(self) -> Option<i32> {
         self.child
     }
@@ -145,17 +130,11 @@ impl<'a> View<'a> for &'a Event {
     fn sock(self) -> Option<&'a Sock> {
         self.sock.as_ref()
     }
-    fn has_fault(self) -> bool {
-        self.fault.is_some()
-    }
     fn step(self) -> Option<Step> {
         Event::step(self)
     }
     fn socket_op(self) -> Option<SocketOp> {
         Event::socket_op(self)
-    }
-    fn file_op(self) -> Option<FileOp> {
-        Event::file_op(self)
     }
     fn is_send(self) -> bool {
         Event::is_send(self)

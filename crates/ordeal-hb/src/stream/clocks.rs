@@ -231,7 +231,7 @@ impl<W: Write> Clocks<W> {
                 o.clock.iter().map(|&(t, v)| (t as usize, v as u64)),
                 prog.into_iter()
                     .chain(o.preds.iter().map(|p| (p.from, p.kind))),
-            )?;
+            );
             let at = (o.idx - self.base) as usize;
             if at == 0 {
                 out.write_all(&self.line)?;
