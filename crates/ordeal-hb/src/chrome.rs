@@ -314,7 +314,13 @@ impl<W: Write> ChromeWriter<W> {
     }
 
     /// A flow arrow `id` named after a message or connect edge, between two slices.
-    pub(crate) fn flow(&mut self, id: u64, kind: EdgeKind, from: FlowEnd, to: FlowEnd) -> io::Result<()> {
+    pub(crate) fn flow(
+        &mut self,
+        id: u64,
+        kind: EdgeKind,
+        from: FlowEnd,
+        to: FlowEnd,
+    ) -> io::Result<()> {
         let name = match kind {
             EdgeKind::Message { bytes } => format!("message {bytes} B"),
             _ => "connect".to_string(),

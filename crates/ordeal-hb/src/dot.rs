@@ -447,12 +447,7 @@ pub(crate) fn draw_nodes<W: Write>(
         writeln!(w, "  n{id} [label=\"{label}\"{style}];")?;
         ids.insert(name, id);
     }
-    let max_bytes = traffic
-        .values()
-        .map(|t| t.bytes)
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let max_bytes = traffic.values().map(|t| t.bytes).max().unwrap_or(0).max(1);
     for ((from, to), t) in traffic {
         if t.messages == 0 && t.connections == 0 && t.unmatched_bytes == 0 {
             continue;

@@ -13,6 +13,11 @@
 //! * Outputs: [`write_dot`] (`graph.dot`), [`write_chrome_trace`] (`trace.json`, for
 //!   Perfetto), [`Summary`] (`summary.json`) with [`human_summary`] for the terminal, and
 //!   [`write_hb_jsonl`] (`hb.jsonl`). [`write_outputs`] writes them all into a directory.
+//! * [`write_trace_outputs`] writes the same files, byte for byte, straight from a
+//!   `trace.jsonl` in memory that does not grow with the number of events (three passes over
+//!   the file, no graph; what a run uses), and [`summarize_trace`] its `summary.json` alone.
+//!   A trace it cannot stream (events out of `seq` order, a happens-before cycle) is built in
+//!   memory through [`HbGraph`] instead.
 //!
 //! The formats are documented for users in `docs/outputs.md`.
 #![forbid(unsafe_code)]

@@ -1,5 +1,5 @@
-//! Every output of a run built from its `trace.jsonl` in bounded memory: three passes over the
-//! file, none of which keeps anything per event.
+//! Every output of a run built from its `trace.jsonl` in memory that does not grow with the
+//! number of events: three passes over the file.
 //!
 //! 1. [`scan`]: threads, sockets, addresses, failed connects, counts, and what the second pass
 //!    must know ahead (byte ranges per socket, forks recorded late, late datagrams, cut slices).
@@ -8,6 +8,13 @@
 //!    waiting for an edge), trace.json's flow arrows ([`flows`]: sorted on disk) and, for a
 //!    small trace, the event-level picture.
 //! 3. trace.json's events, then its flow arrows in edge order.
+//!
+//! What stays in memory: per thread (its description, clock and lifecycle events), per socket
+//! (what it did, its byte ranges, its connection), per node; the messages in flight (a send's
+//! clock until its bytes are received); the window of events waiting for an edge recorded
+//! after them (normally a few); up to 8 MiB of flow arrows before a sorted run goes to disk.
+//! The event-level picture, drawn only up to `max_dot_events` communication events, holds
+//! its drawn events.
 //!
 //! The outputs are byte for byte those of [`HbGraph`] and [`crate::write_outputs`]. A trace
 //! they cannot come from this way is built in memory by them instead ([`TraceOutputs::in_memory`]
@@ -92,8 +99,8 @@ pub struct TraceOutputs {
     /// Why the trace was read whole into memory instead of streamed (see the module
     /// documentation), or `None`.
     pub in_memory: Option<String>,
-    /// Most events held at once while streaming, waiting for an edge recorded after them: 1
-    /// when every edge's source comes before its target in the trace.
+    /// Most events held at once while streaming, waiting for an edge recorded after them (1
+    /// when every edge's source comes before its target in the trace; 0 when built in memory).
     pub window: usize,
 }
 
@@ -132,7 +139,9 @@ fn scan(trace: &Path) -> io::Result<Result<(Scan, Streams), &'static str>> {
             && scan.endpoints.get(ino).is_some_and(|ep| ep.is_stream())
     });
     if overlapping {
-        return Ok(Err("two transfers of one stream socket claim the same bytes"));
+        return Ok(Err(
+            "two transfers of one stream socket claim the same bytes",
+        ));
     }
     Ok(Ok((scan, streams)))
 }
@@ -166,7 +175,10 @@ fn traffic(streams: &Streams, linked: &Linked<impl Write>) -> BTreeMap<(String, 
     let mut all = streams.traffic.clone();
     for (&(a, b), t) in &linked.traffic {
         let mine = all
-            .entry((linked.names.name(a).to_string(), linked.names.name(b).to_string()))
+            .entry((
+                linked.names.name(a).to_string(),
+                linked.names.name(b).to_string(),
+            ))
             .or_default();
         mine.messages += t.messages;
         mine.bytes += t.bytes;
@@ -217,7 +229,8 @@ pub fn summarize_trace(trace: &Path, verdict: Verdict) -> io::Result<Summary> {
         Err(_) => return in_memory_summary(trace, verdict),
     };
     let dgrams = Dgrams::new(std::mem::take(&mut scan.dgrams));
-    let Some(linked) = link::<io::Sink>(trace, (&scan, dgrams), &streams, None, None, false)? else {
+    let Some(linked) = link::<io::Sink>(trace, (&scan, dgrams), &streams, None, None, false)?
+    else {
         return in_memory_summary(trace, verdict);
     };
     let traffic = traffic(&streams, &linked);
@@ -233,7 +246,9 @@ fn in_memory_summary(trace: &Path, verdict: Verdict) -> io::Result<Summary> {
 /// [`crate::write_outputs`] writes them for the graph of that file, in memory bounded by the
 /// number of threads, sockets, nodes and messages in flight rather than by the number of
 /// events: `graph.dot` (+ `graph.svg` when Graphviz is installed), `trace.json`,
-/// `summary.json` (with `verdict` and `snapshots`) and `hb.jsonl`.
+/// `summary.json` (with `verdict` and `snapshots`) and `hb.jsonl`. `max_dot_events` is the
+/// event-level picture limit ([`crate::DEFAULT_DOT_LIMIT`] is a good default). Sorted runs of
+/// trace.json's flow arrows go to an unnamed temporary file in `dir` while it is written.
 pub fn write_trace_outputs(
     trace: &Path,
     dir: &Path,
@@ -255,8 +270,23 @@ pub fn write_trace_outputs(
     let flows = Flows::new(dir);
     let picture = dot_level == DotLevel::Events;
     let dgrams = Dgrams::new(std::mem::take(&mut scan.dgrams));
-    let Some(mut linked) = link(trace, (&scan, dgrams), &streams, Some(hb), Some(flows), picture)? else {
-        return in_memory(trace, dir, verdict, snapshots, max_dot_events, "its edges form a cycle");
+    let Some(mut linked) = link(
+        trace,
+        (&scan, dgrams),
+        &streams,
+        Some(hb),
+        Some(flows),
+        picture,
+    )?
+    else {
+        return in_memory(
+            trace,
+            dir,
+            verdict,
+            snapshots,
+            max_dot_events,
+            "its edges form a cycle",
+        );
     };
     if let Some(mut hb) = linked.hb.take() {
         hb.flush()?;
@@ -381,4 +411,3 @@ fn in_memory(
         window: 0,
     })
 }
-

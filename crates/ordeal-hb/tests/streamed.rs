@@ -122,7 +122,10 @@ fn simulated_systems_stream_to_the_same_outputs() {
     }
     // The simulation keeps exercising what the streaming has to wait for.
     for kind in ["connect", "fork", "message", "message udp"] {
-        assert!(backward.get(kind).is_some_and(|&n| n > 0), "{kind}: {backward:?}");
+        assert!(
+            backward.get(kind).is_some_and(|&n| n > 0),
+            "{kind}: {backward:?}"
+        );
     }
 }
 
@@ -154,7 +157,9 @@ fn hand_written_traces_stream_to_the_same_outputs() {
     t.data("a", 100, 100, "write", &c, 0, 10);
     t.data("a", 100, 100, "read", &c, 0, 2);
     t.data("b", 200, 200, "read", &s, 4, 6);
-    t.push("a", 101, 101, "exec", |e| e.argv = Some(vec!["/bin/true".into()]));
+    t.push("a", 101, 101, "exec", |e| {
+        e.argv = Some(vec!["/bin/true".into()])
+    });
     t.push("a", 100, 100, "vfork", |e| e.child = Some(101));
     let w = t.data("a", 100, 100, "write", &c, 10, 5);
     t.events[w as usize].dur = 50_000;
@@ -202,7 +207,10 @@ fn a_trace_out_of_seq_order_is_built_in_memory_from_its_sorted_events() {
     let dir = tempfile::tempdir().unwrap();
     let trace = write_trace(dir.path(), &h, &events);
     let got = write_trace_outputs(&trace, dir.path(), Verdict::pass(), vec![], 0).unwrap();
-    assert_eq!(got.in_memory.as_deref(), Some("its events are not in seq order"));
+    assert_eq!(
+        got.in_memory.as_deref(),
+        Some("its events are not in seq order")
+    );
     let g = HbGraph::build(&h, &t.events);
     assert_eq!(got.summary, Summary::build(&g, Verdict::pass()));
 }
@@ -241,4 +249,62 @@ fn outputs_are_those_written_before_streaming() {
     let mut held = Vec::new();
     write_summary_json(&Summary::build(&g, Verdict::pass()), &mut held).unwrap();
     assert_eq!(String::from_utf8(held).unwrap(), read("summary.json"));
+}
+
+/// Request/response rounds between a client and a server; every 10th request is recorded
+/// after the server's read of it, and one request waits unread for `lag` rounds.
+fn ping_pong(rounds: u64, lag: u64) -> Trace {
+    let mut t = Trace::new();
+    t.spawn("b", 200, "server");
+    t.listen("b", 200, 1, "127.0.0.1:7000");
+    t.spawn("a", 100, "client");
+    let c = tcp(10, "127.0.0.1:40000", "127.0.0.1:7000");
+    let s = tcp(20, "127.0.0.1:7000", "127.0.0.1:40000");
+    t.connect("a", 100, 100, c.clone());
+    t.accept("b", 200, 200, s.clone());
+    // A second connection whose first request the server reads only after `lag` rounds.
+    let c2 = tcp(11, "127.0.0.1:40001", "127.0.0.1:7000");
+    let s2 = tcp(21, "127.0.0.1:7000", "127.0.0.1:40001");
+    t.connect("a", 100, 101, c2.clone());
+    t.accept("b", 200, 200, s2.clone());
+    t.data("a", 100, 101, "write", &c2, 0, 7);
+    for k in 0..rounds {
+        if k % 10 == 3 {
+            t.data("b", 200, 200, "read", &s, 5 * k, 5);
+            t.data("a", 100, 100, "write", &c, 5 * k, 5);
+        } else {
+            t.data("a", 100, 100, "write", &c, 5 * k, 5);
+            t.data("b", 200, 200, "read", &s, 5 * k, 5);
+        }
+        t.data("b", 200, 200, "write", &s, 2 * k, 2);
+        t.data("a", 100, 100, "read", &c, 2 * k, 2);
+        if k == lag {
+            t.data("b", 200, 200, "read", &s2, 0, 7);
+        }
+    }
+    t
+}
+
+/// What is held while streaming does not grow with the trace: receives recorded before their
+/// sends hold a window of a few events, and a message read long after it was sent holds only
+/// its send.
+#[test]
+fn the_window_does_not_grow_with_the_trace() {
+    let h = header(&[("a", &[]), ("b", &[7000])]);
+    let mut windows = Vec::new();
+    for rounds in [50, 5000] {
+        let t = ping_pong(rounds, rounds - 1);
+        if rounds == 50 {
+            assert_eq!(both_ways(&h, &t.events, DEFAULT_DOT_LIMIT), None);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let trace = write_trace(dir.path(), &h, &t.events);
+        let got = write_trace_outputs(&trace, dir.path(), Verdict::pass(), vec![], 0).unwrap();
+        assert_eq!(got.in_memory, None);
+        assert_eq!(got.summary.edges.message, 2 * rounds + 1);
+        windows.push(got.window);
+    }
+    // The server's read of a request recorded before it waits for the request: one event
+    // open, and the request taken in.
+    assert_eq!(windows, vec![2, 2]);
 }

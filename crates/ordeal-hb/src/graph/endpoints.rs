@@ -82,7 +82,10 @@ impl Endpoint {
         if self.peer_node.is_none() {
             self.peer_node = s.peer_node.clone();
         }
-        let mark = Mark { idx: i, seq: e.seq() };
+        let mark = Mark {
+            idx: i,
+            seq: e.seq(),
+        };
         match e.socket_op() {
             Some(SocketOp::Connect) if connect_attempted(e) && self.connect.is_none() => {
                 self.connect = Some(mark);

@@ -151,7 +151,10 @@ mod tests {
         for (a, b) in [(10, 20), (30, 40), (0, 5)] {
             assert!(d.insert(a, b));
         }
-        assert_eq!(d.within(3, 35).collect::<Vec<_>>(), vec![(3, 5), (10, 20), (30, 35)]);
+        assert_eq!(
+            d.within(3, 35).collect::<Vec<_>>(),
+            vec![(3, 5), (10, 20), (30, 35)]
+        );
         assert_eq!(d.within(20, 30).count(), 0);
     }
 
@@ -170,7 +173,10 @@ mod tests {
 
     #[test]
     fn gaps_are_what_is_not_taken() {
-        assert_eq!(gaps(0, 10, &[(2, 4), (4, 6), (8, 9)]), vec![(0, 2), (6, 8), (9, 10)]);
+        assert_eq!(
+            gaps(0, 10, &[(2, 4), (4, 6), (8, 9)]),
+            vec![(0, 2), (6, 8), (9, 10)]
+        );
         assert_eq!(gaps(0, 10, &[]), vec![(0, 10)]);
         assert_eq!(gaps(0, 10, &[(0, 10)]), vec![]);
     }

@@ -108,7 +108,15 @@ impl<W: Write> Clocks<W> {
 
     /// Takes in event `idx` (the next in `seq` order) of `thread`, at `pos` in it; returns its
     /// id until [`Clocks::end`].
-    pub(crate) fn begin(&mut self, idx: u32, seq: u64, thread: u32, pos: u32, prog: Option<u64>, exits: bool) -> u32 {
+    pub(crate) fn begin(
+        &mut self,
+        idx: u32,
+        seq: u64,
+        thread: u32,
+        pos: u32,
+        prog: Option<u64>,
+        exits: bool,
+    ) -> u32 {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -116,14 +124,15 @@ impl<W: Write> Clocks<W> {
                 self.open.len() as u32 - 1
             }
         };
-        let (clock, missing) = match std::mem::replace(&mut self.last[thread as usize], Last::Open(id)) {
-            Last::Done(c) => (c, 0),
-            Last::Open(p) => {
-                self.get(p).next = Some(id);
-                (Vec::new(), 1)
-            }
-            Last::None => (Vec::new(), 0),
-        };
+        let (clock, missing) =
+            match std::mem::replace(&mut self.last[thread as usize], Last::Open(id)) {
+                Last::Done(c) => (c, 0),
+                Last::Open(p) => {
+                    self.get(p).next = Some(id);
+                    (Vec::new(), 1)
+                }
+                Last::None => (Vec::new(), 0),
+            };
         self.open[id as usize] = Some(Open {
             idx,
             seq,
@@ -378,7 +387,11 @@ mod tests {
     #[test]
     fn merge_takes_the_componentwise_max() {
         let mut out = Vec::new();
-        merge(&[(0, 3), (2, 1), (3, 7)], &[(0, 9), (1, 5), (3, 2), (4, 1)], &mut out);
+        merge(
+            &[(0, 3), (2, 1), (3, 7)],
+            &[(0, 9), (1, 5), (3, 2), (4, 1)],
+            &mut out,
+        );
         assert_eq!(out, vec![(0, 9), (1, 5), (2, 1), (3, 7), (4, 1)]);
     }
 }

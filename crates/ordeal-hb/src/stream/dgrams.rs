@@ -36,9 +36,17 @@ impl Dgram {
             return None;
         }
         let (send, src, dst) = if e.is_send() {
-            (true, s.local.as_deref(), e.addr.as_deref().or(s.remote.as_deref()))
+            (
+                true,
+                s.local.as_deref(),
+                e.addr.as_deref().or(s.remote.as_deref()),
+            )
         } else if e.is_recv() {
-            (false, e.addr.as_deref().or(s.remote.as_deref()), s.local.as_deref())
+            (
+                false,
+                e.addr.as_deref().or(s.remote.as_deref()),
+                s.local.as_deref(),
+            )
         } else {
             return None;
         };
@@ -135,7 +143,13 @@ impl Dgrams {
     }
 
     /// A send: kept while a receive could take it, else unmatched at once.
-    pub(crate) fn send(&mut self, d: Dgram, e: &Event, info: Info, source: Src) -> Option<Unmatched> {
+    pub(crate) fn send(
+        &mut self,
+        d: Dgram,
+        e: &Event,
+        info: Info,
+        source: Src,
+    ) -> Option<Unmatched> {
         let from = self.undecided.front().map_or(e.seq, |u| u.seq);
         let wanted = d
             .bucket()
@@ -157,7 +171,12 @@ impl Dgrams {
 
     /// A receive, waiting in the clocks as `open`: decided by [`Dgrams::decide`].
     pub(crate) fn recv(&mut self, d: Dgram, e: &Event, info: Info, open: u32) {
-        while self.plan.late.get(self.late_from).is_some_and(|l| l.0 <= e.seq) {
+        while self
+            .plan
+            .late
+            .get(self.late_from)
+            .is_some_and(|l| l.0 <= e.seq)
+        {
             self.late_from += 1;
         }
         let end = e.ts.saturating_add(e.dur);
@@ -180,7 +199,10 @@ impl Dgrams {
     /// Decides the oldest waiting receive once every send that could fit it has been seen
     /// (`seen`: the `seq` of the last event taken in; `None` at the end of the trace). Returns
     /// it with the send it takes, and the kept sends no receive can take any more.
-    pub(crate) fn decide(&mut self, seen: Option<u64>) -> Option<(Undecided, Option<Kept>, Vec<Kept>)> {
+    pub(crate) fn decide(
+        &mut self,
+        seen: Option<u64>,
+    ) -> Option<(Undecided, Option<Kept>, Vec<Kept>)> {
         let r = self.undecided.front()?;
         if seen.is_some_and(|s| r.until > s) {
             return None;
@@ -191,8 +213,9 @@ impl Dgrams {
         if let Some(b) = r.d.bucket() {
             if self.plan.last_recv.get(&b) == Some(&r.seq) {
                 for list in self.kept.values_mut() {
-                    let (gone, keep): (Vec<Kept>, Vec<Kept>) =
-                        std::mem::take(list).into_iter().partition(|k| k.d.bucket() == Some(b));
+                    let (gone, keep): (Vec<Kept>, Vec<Kept>) = std::mem::take(list)
+                        .into_iter()
+                        .partition(|k| k.d.bucket() == Some(b));
                     *list = keep;
                     expired.extend(gone);
                 }
@@ -208,7 +231,9 @@ impl Dgrams {
             Some(k) => {
                 let list = self.kept.get(&k)?;
                 let i = list.iter().position(|s| {
-                    fits(s) && addr_compatible(&s.d.src, &r.d.src) && addr_compatible(&s.d.dst, &r.d.dst)
+                    fits(s)
+                        && addr_compatible(&s.d.src, &r.d.src)
+                        && addr_compatible(&s.d.dst, &r.d.dst)
                 })?;
                 (k, i)
             }
@@ -235,12 +260,135 @@ impl Dgrams {
 
     /// The sends still kept once every receive is decided.
     pub(crate) fn leftovers(&mut self) -> Vec<Kept> {
-        std::mem::take(&mut self.kept).into_values().flatten().collect()
+        std::mem::take(&mut self.kept)
+            .into_values()
+            .flatten()
+            .collect()
     }
 }
 
 impl Kept {
     pub(crate) fn into_dgram(self) -> Dgram {
         self.d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordeal_events::{Class, Sock};
+
+    fn udp(seq: u64, ts: u64, call: &str, local: &str, addr: &str, n: i64) -> Event {
+        Event {
+            seq,
+            ts,
+            dur: 50,
+            call: call.into(),
+            class: Some(Class::Data),
+            ret: Some(n),
+            addr: Some(addr.into()),
+            sock: Some(Sock {
+                ino: 1,
+                proto: Proto::Udp,
+                local: Some(local.into()),
+                remote: None,
+                peer_ino: None,
+                peer_node: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn info(e: &Event) -> Info {
+        Info {
+            idx: e.seq as u32,
+            seq: e.seq,
+            thread: 0,
+            node: 0,
+            tid: 0,
+            flow_ts: e.ts,
+            instant: false,
+        }
+    }
+
+    /// A receive whose datagram's send was recorded after it (it started before the receive
+    /// ended) waits for that send; a send that no later receive of its port and size can take
+    /// is unmatched at once; a kept send that fits no receive expires with the last receive
+    /// of its port and size.
+    #[test]
+    fn receives_wait_for_late_sends_and_sends_wait_only_for_receives_to_come() {
+        let events = [
+            udp(0, 100, "recvfrom", "127.0.0.1:9", "127.0.0.1:5", 8),
+            udp(1, 120, "sendto", "127.0.0.1:5", "127.0.0.1:9", 8),
+            udp(2, 300, "sendto", "127.0.0.1:5", "127.0.0.1:9", 4),
+            udp(3, 400, "sendto", "127.0.0.1:5", "127.0.0.1:7", 4),
+            udp(4, 500, "sendto", "127.0.0.1:5", "127.0.0.1:9", 8),
+            udp(5, 450, "recvfrom", "127.0.0.1:9", "127.0.0.1:5", 4),
+        ];
+        let mut plan = DgramPlan::default();
+        for e in &events {
+            plan.observe(&Dgram::of(e).unwrap(), e);
+        }
+        assert_eq!(plan.late, vec![(1, 120)]);
+        let mut d = Dgrams::new(plan);
+        let mut unmatched = Vec::new();
+        let mut decided = Vec::new();
+        for e in &events {
+            let g = Dgram::of(e).unwrap();
+            if g.send {
+                if let Some(u) = d.send(g, e, info(e), Src::default()) {
+                    unmatched.push(e.seq);
+                    assert_eq!(u.d.size, e.moved());
+                }
+            } else {
+                d.recv(g, e, info(e), e.seq as u32);
+            }
+            while let Some((r, taken, expired)) = d.decide(Some(e.seq)) {
+                decided.push((
+                    e.seq,
+                    r.info.seq,
+                    taken.map(|k| k.info.seq),
+                    expired.iter().map(|k| k.info.seq).collect::<Vec<_>>(),
+                ));
+            }
+        }
+        assert!(d.decide(None).is_none());
+        assert!(d.leftovers().is_empty());
+        // Receive 0 is decided once send 1 is in, and takes it. Send 3 goes to a port nobody
+        // receives on; send 4 comes after the last 8-byte receive. Receive 5 takes send 2 (4
+        // bytes, started before it ended); nothing else of its bucket was kept.
+        assert_eq!(
+            decided,
+            vec![(1, 0, Some(1), vec![]), (5, 5, Some(2), vec![])]
+        );
+        assert_eq!(unmatched, vec![3, 4]);
+    }
+
+    #[test]
+    fn a_kept_send_no_receive_fits_expires_with_the_last_receive_of_its_bucket() {
+        let events = [
+            udp(0, 100, "recvfrom", "127.0.0.1:9", "127.0.0.1:5", 8),
+            udp(1, 600, "sendto", "127.0.0.1:5", "127.0.0.1:9", 8),
+            udp(2, 700, "recvfrom", "127.0.0.1:9", "127.0.0.1:6", 8),
+        ];
+        let mut plan = DgramPlan::default();
+        for e in &events {
+            plan.observe(&Dgram::of(e).unwrap(), e);
+        }
+        let mut d = Dgrams::new(plan);
+        let mut out = Vec::new();
+        for e in &events {
+            let g = Dgram::of(e).unwrap();
+            if g.send {
+                assert!(d.send(g, e, info(e), Src::default()).is_none());
+            } else {
+                d.recv(g, e, info(e), 0);
+            }
+            while let Some((r, taken, expired)) = d.decide(Some(e.seq)) {
+                out.push((r.info.seq, taken.is_some(), expired.len()));
+            }
+        }
+        // Receive 2 is from another port than send 1: it takes nothing, and send 1 expires.
+        assert_eq!(out, vec![(0, false, 0), (2, false, 1)]);
     }
 }

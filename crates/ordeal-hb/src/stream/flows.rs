@@ -218,7 +218,7 @@ mod tests {
                 sub: (a % 2) as u8,
                 b: a * 3,
             },
-            bytes: (a % 3 != 0).then_some(a),
+            bytes: (!a.is_multiple_of(3)).then_some(a),
             from: End {
                 ts: a,
                 node: 2,

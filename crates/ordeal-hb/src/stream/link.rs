@@ -41,7 +41,7 @@ struct Early {
 
 /// One end of a paired stream: where its next ranges start, its bytes not received yet, and
 /// the bytes its partner received before they were seen sent.
-struct End2 {
+struct StreamEnd {
     partner: u64,
     /// Node of the partner endpoint.
     partner_node: u32,
@@ -90,7 +90,7 @@ pub(super) struct Linker<'a, W: Write> {
     connect_src: HashMap<u32, (Src, Info)>,
     /// Connect (index) → its accept, seen before it and waiting.
     connect_wait: HashMap<u32, (u32, Info)>,
-    ends: HashMap<u64, End2>,
+    ends: HashMap<u64, StreamEnd>,
     dgrams: Dgrams,
     traffic: HashMap<(u32, u32), Traffic>,
     messages: u64,
@@ -110,11 +110,14 @@ impl<'a, W: Write> Linker<'a, W> {
         let mut names = Names::default();
         let mut ends = HashMap::new();
         for (&ino, ep) in &scan.endpoints {
-            let partner = streams.partner.get(&ino).and_then(|p| Some((*p, scan.endpoints.get(p)?)));
+            let partner = streams
+                .partner
+                .get(&ino)
+                .and_then(|p| Some((*p, scan.endpoints.get(p)?)));
             if let Some((p, pe)) = partner.filter(|_| ep.is_stream()) {
                 ends.insert(
                     ino,
-                    End2 {
+                    StreamEnd {
                         partner: p,
                         partner_node: names.id(&pe.node),
                         next_sent: 0,
@@ -340,7 +343,12 @@ impl<'a, W: Write> Linker<'a, W> {
         let taken: Vec<(u64, u64)> = got.iter().map(|g| (g.0, g.1)).collect();
         for (x, y, early) in got.drain(..) {
             let bytes = y - x;
-            let pred = self.edge(&info, &early.info, EdgeKind::Message { bytes }, message_key(ino, x))?;
+            let pred = self.edge(
+                &info,
+                &early.info,
+                EdgeKind::Message { bytes },
+                message_key(ino, x),
+            )?;
             self.clocks.add_in(early.open, pred, &sent.src);
             self.overlap(&sent, x, bytes, early.info.node);
             early.left.set(early.left.get() - bytes);
@@ -389,7 +397,12 @@ impl<'a, W: Write> Linker<'a, W> {
         let taken: Vec<(u64, u64)> = got.iter().map(|g| (g.0, g.1)).collect();
         for (x, y, sent) in got.drain(..) {
             let bytes = y - x;
-            let pred = self.edge(&sent.info, &info, EdgeKind::Message { bytes }, message_key(sender, x))?;
+            let pred = self.edge(
+                &sent.info,
+                &info,
+                EdgeKind::Message { bytes },
+                message_key(sender, x),
+            )?;
             self.clocks.add_in(id, pred, &sent.src);
             self.overlap(&sent, x, bytes, info.node);
             sent.left.set(sent.left.get() - bytes);
@@ -462,7 +475,12 @@ impl<'a, W: Write> Linker<'a, W> {
             match taken {
                 Some(k) => {
                     let bytes = r.d.size;
-                    let pred = self.edge(&k.info, &r.info, EdgeKind::Message { bytes }, dgram_key(r.info.idx))?;
+                    let pred = self.edge(
+                        &k.info,
+                        &r.info,
+                        EdgeKind::Message { bytes },
+                        dgram_key(r.info.idx),
+                    )?;
                     self.clocks.add_in(r.open, pred, &k.source);
                     self.messages += 1;
                     let t = self.traffic.entry((k.info.node, r.info.node)).or_default();

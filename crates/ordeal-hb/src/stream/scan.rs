@@ -145,7 +145,8 @@ impl Scanner {
         let i = s.events as u32;
         s.events += 1;
         let placed = self.tracker.place(i, e);
-        s.forks += u64::from(placed.forked_from.is_some()) + u64::from(placed.forked_earlier.is_some());
+        s.forks +=
+            u64::from(placed.forked_from.is_some()) + u64::from(placed.forked_earlier.is_some());
         if let Some(first) = placed.forked_earlier {
             s.forked_late.insert(first);
         }
@@ -199,5 +200,116 @@ impl Scanner {
         self.scan.addr_map = self.addrs.0;
         self.scan.failed_connects = self.failed.finish(&self.scan.addr_map);
         self.scan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordeal_events::{NodeInfo, Proto, Sock, SCHEMA_VERSION};
+
+    fn header() -> Header {
+        Header {
+            schema: "ordeal-trace".into(),
+            version: SCHEMA_VERSION,
+            experiment: "t".into(),
+            started_at: String::new(),
+            nodes: vec![NodeInfo {
+                name: "a".into(),
+                role: "node".into(),
+                ports: vec![7000],
+            }],
+        }
+    }
+
+    fn ev(seq: u64, tid: i32, call: &str, class: Class) -> Event {
+        Event {
+            seq,
+            ts: 1000 * (seq + 1),
+            dur: 100,
+            node: "a".into(),
+            pid: 10,
+            tid,
+            call: call.into(),
+            class: Some(class),
+            ..Default::default()
+        }
+    }
+
+    fn send(seq: u64, off: Option<u64>, n: i64) -> Event {
+        Event {
+            ret: Some(n),
+            off,
+            sock: Some(Sock {
+                ino: 5,
+                proto: Proto::Tcp,
+                local: Some("127.0.0.1:1".into()),
+                remote: Some("127.0.0.1:7000".into()),
+                peer_ino: None,
+                peer_node: None,
+            }),
+            ..ev(seq, 10, "write", Class::Data)
+        }
+    }
+
+    fn scan(events: &[Event]) -> Scan {
+        let mut s = Scanner::new(header());
+        for e in events {
+            if !s.observe(e) {
+                break;
+            }
+        }
+        s.finish()
+    }
+
+    #[test]
+    fn what_the_second_pass_needs_ahead_is_noted() {
+        let mut spawn = ev(0, 10, "spawn", Class::Proc);
+        spawn.child = Some(10);
+        spawn.argv = Some(vec!["a".into()]);
+        let mut long = send(1, Some(0), 4);
+        long.dur = 5_000; // outlasts the next call of its thread
+        let child = ev(3, 11, "exec", Class::Proc);
+        let mut vfork = ev(4, 10, "vfork", Class::Proc);
+        vfork.child = Some(11);
+        let events = [
+            spawn,
+            long,
+            send(2, None, 6),
+            child,
+            vfork,
+            ev(5, 11, "exit", Class::Proc),
+        ];
+        let s = scan(&events);
+        assert_eq!(s.unordered, None);
+        assert_eq!((s.events, s.threads.len(), s.forks), (6, 2, 1));
+        assert_eq!(s.forked_late, [3].into_iter().collect());
+        assert_eq!(s.cuts, [(1, 1000)].into_iter().collect());
+        // The second send had no offset: it follows the first.
+        let sides = &s.sides[&5];
+        assert_eq!(sides.sent.within(0, 100).collect::<Vec<_>>(), vec![(0, 10)]);
+        assert!(!sides.overlapping);
+        let calls: Vec<Vec<&str>> = s
+            .lifecycle
+            .iter()
+            .map(|l| l.iter().map(|e| e.call.as_str()).collect())
+            .collect();
+        assert_eq!(calls, vec![vec!["spawn"], vec!["exec", "exit"]]);
+        assert_eq!(s.node_events["a"], 6);
+        assert_eq!(s.communication, 6);
+    }
+
+    #[test]
+    fn overlapping_transfers_and_disordered_seqs_are_noticed() {
+        let s = scan(&[send(0, Some(0), 4), send(1, Some(2), 4)]);
+        assert!(s.sides[&5].overlapping);
+        let s = scan(&[
+            send(0, Some(0), 4),
+            send(2, Some(4), 4),
+            send(1, Some(8), 4),
+        ]);
+        assert_eq!(s.unordered, Some("its events are not in seq order"));
+        let s = scan(&[send(0, Some(0), 4), send(0, Some(4), 4)]);
+        assert_eq!(s.unordered, Some("two of its events have one seq"));
     }
 }

@@ -246,9 +246,9 @@ impl Sim {
 
     /// A traced socket of some thread bound or listening on `addr`.
     fn find(&self, proto: Proto, addr: &str, listening: bool) -> Option<usize> {
-        self.socks
-            .iter()
-            .position(|s| s.proto == proto && s.listening == listening && s.local.as_deref() == Some(addr))
+        self.socks.iter().position(|s| {
+            s.proto == proto && s.listening == listening && s.local.as_deref() == Some(addr)
+        })
     }
 
     fn step(&mut self) {
@@ -414,7 +414,10 @@ impl Sim {
                 let Some(l) = self.owned(t, |s| s.listening) else {
                     return;
                 };
-                if self.socks[l].backlog.is_empty() && self.socks[l].proto == Proto::Tcp && self.rng.below(4) == 0 {
+                if self.socks[l].backlog.is_empty()
+                    && self.socks[l].proto == Proto::Tcp
+                    && self.rng.below(4) == 0
+                {
                     // An untraced client connects.
                     let port = self.next_port();
                     let remote = format!("10.9.9.9:{port}");
@@ -603,7 +606,10 @@ impl Sim {
             let from = from.replace("0.0.0.0", "127.0.0.1");
             let port = to.rsplit(':').next().unwrap_or_default().to_string();
             if let Some(d) = self.socks.iter().position(|s| {
-                s.proto == Proto::Udp && s.local.as_deref().is_some_and(|l| l.ends_with(&format!(":{port}")))
+                s.proto == Proto::Udp
+                    && s.local
+                        .as_deref()
+                        .is_some_and(|l| l.ends_with(&format!(":{port}")))
             }) {
                 if self.rng.below(8) != 0 {
                     self.socks[d].dgrams.push_back((from, n));
