@@ -11,10 +11,11 @@
 //!
 //! What stays in memory: per thread (its description, clock and lifecycle events), per socket
 //! (what it did, its byte ranges, its connection), per node; the messages in flight (a send's
-//! clock until its bytes are received); the window of events waiting for an edge recorded
-//! after them (normally a few); up to 8 MiB of flow arrows before a sorted run goes to disk.
-//! The event-level picture, drawn only up to `max_dot_events` communication events, holds
-//! its drawn events.
+//! clock until its bytes are received); the events waiting for an edge recorded after them
+//! (normally a few), with up to 16 MiB of the `hb.jsonl` lines they hold back ([`lines`]: the
+//! rest wait on disk); up to 8 MiB of flow arrows before a sorted run goes to disk. The
+//! event-level picture, drawn only up to `max_dot_events` communication events, holds its
+//! drawn events.
 //!
 //! The outputs are byte for byte those of [`HbGraph`] and [`crate::write_outputs`]. A trace
 //! they cannot come from this way is built in memory by them instead ([`TraceOutputs::in_memory`]
@@ -37,11 +38,13 @@ mod bytes;
 mod clocks;
 mod dgrams;
 mod flows;
+mod lines;
 mod link;
 mod scan;
 
 use dgrams::Dgrams;
 use flows::Flows;
+use lines::Ordered;
 use link::{Linked, Linker};
 use scan::{Scan, Scanner};
 
@@ -151,7 +154,7 @@ fn link<W: Write>(
     trace: &Path,
     (scan, dgrams): (&Scan, Dgrams),
     streams: &Streams,
-    hb: Option<W>,
+    hb: Option<Ordered<W>>,
     flows: Option<Flows>,
     picture: bool,
 ) -> io::Result<Option<Linked<W>>> {
@@ -256,6 +259,19 @@ pub fn write_trace_outputs(
     snapshots: Vec<SnapshotLink>,
     max_dot_events: usize,
 ) -> io::Result<TraceOutputs> {
+    let s = (verdict, snapshots);
+    write_streamed(trace, dir, s, max_dot_events, lines::BUDGET)
+}
+
+/// [`write_trace_outputs`] with `budget` bytes of `hb.jsonl` lines held in memory at most
+/// while events wait.
+fn write_streamed(
+    trace: &Path,
+    dir: &Path,
+    (verdict, snapshots): (Verdict, Vec<SnapshotLink>),
+    max_dot_events: usize,
+    budget: usize,
+) -> io::Result<TraceOutputs> {
     let (mut scan, streams) = match scan(trace)? {
         Ok(s) => s,
         Err(why) => return in_memory(trace, dir, verdict, snapshots, max_dot_events, why),
@@ -266,7 +282,7 @@ pub fn write_trace_outputs(
         DotLevel::Events
     };
     let hb_path = dir.join("hb.jsonl");
-    let hb = create(&hb_path)?;
+    let hb = Ordered::new(create(&hb_path)?, dir.to_owned(), budget);
     let flows = Flows::new(dir);
     let picture = dot_level == DotLevel::Events;
     let dgrams = Dgrams::new(std::mem::take(&mut scan.dgrams));
@@ -410,4 +426,81 @@ fn in_memory(
         in_memory: Some(why.to_string()),
         window: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordeal_events::{Class, Header, NodeInfo, Proto, Sock, TraceWriter, SCHEMA_VERSION};
+
+    fn data(seq: u64, pid: i32, call: &str, ino: u64, off: u64, n: i64) -> Event {
+        Event {
+            seq,
+            ts: 1000 * (seq + 1),
+            dur: 10,
+            node: if pid == 1 { "a" } else { "b" }.into(),
+            pid,
+            tid: pid,
+            call: call.into(),
+            class: Some(Class::Data),
+            ret: Some(n),
+            off: Some(off),
+            sock: Some(Sock {
+                ino,
+                proto: Proto::Unix,
+                local: None,
+                remote: None,
+                peer_ino: Some(ino ^ 1),
+                peer_node: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A write recorded long after the read of its bytes (a write blocked while its reader
+    /// drained it): with a 1 KiB budget, the lines of the 2,000 unrelated events in between
+    /// wait on disk, and hb.jsonl is still the graph's.
+    #[test]
+    fn lines_held_back_by_a_late_write_wait_on_disk_and_come_out_the_same() {
+        let mut events = vec![data(0, 2, "read", 11, 0, 5)];
+        for k in 0..1000u64 {
+            let seq = events.len() as u64;
+            events.push(data(seq, 3, "write", 20, k, 1));
+            events.push(data(seq + 1, 4, "read", 21, k, 1));
+        }
+        let seq = events.len() as u64;
+        events.push(data(seq, 1, "write", 10, 0, 5));
+        events.push(data(seq + 1, 2, "write", 11, 0, 2));
+        events.push(data(seq + 2, 1, "read", 10, 0, 2));
+        let header = Header {
+            schema: "ordeal-trace".into(),
+            version: SCHEMA_VERSION,
+            experiment: "late".into(),
+            started_at: String::new(),
+            nodes: vec![NodeInfo {
+                name: "a".into(),
+                role: "node".into(),
+                ports: vec![],
+            }],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("trace.jsonl");
+        let mut w = TraceWriter::new(Vec::new(), &header).unwrap();
+        for e in &events {
+            w.write(e).unwrap();
+        }
+        std::fs::write(&trace, w.into_inner()).unwrap();
+        let got = write_streamed(&trace, dir.path(), (Verdict::pass(), vec![]), 0, 1024).unwrap();
+        assert_eq!(got.in_memory, None);
+        // Open at once: the read, and the write it waits for.
+        assert_eq!(got.window, 2);
+        let g = HbGraph::build(&header, &events);
+        let mut want = Vec::new();
+        crate::write_hb_jsonl(&g, &mut want).unwrap();
+        let hb = std::fs::read(dir.path().join("hb.jsonl")).unwrap();
+        assert_eq!(
+            String::from_utf8(hb).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+    }
 }

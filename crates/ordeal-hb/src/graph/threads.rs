@@ -34,10 +34,9 @@ pub(crate) struct Placed {
     pub(crate) forked_from: Option<u32>,
     /// This fork event created a thread whose first event came earlier (that event's index).
     pub(crate) forked_earlier: Option<u32>,
-    /// This fork event's child (a tid) has not appeared yet.
+    /// This fork event's child (a tid) has not appeared yet (a pending fork of the same tid
+    /// is replaced: its edge never forms).
     pub(crate) forks_later: Option<i32>,
-    /// A pending fork of the same child tid that this one replaced: its edge never forms.
-    pub(crate) replaced_fork: bool,
 }
 
 impl ThreadTracker {
@@ -74,7 +73,6 @@ impl ThreadTracker {
             forked_from: fork.map(|f| f.0),
             forked_earlier: None,
             forks_later: None,
-            replaced_fork: false,
         };
         if e.call() == "exit" {
             info.exited = true;
@@ -95,8 +93,7 @@ impl ThreadTracker {
                         placed.forked_earlier = Some(self.first[c]);
                     }
                     _ => {
-                        placed.replaced_fork =
-                            self.pending_fork.insert(child, (i, e.seq())).is_some();
+                        self.pending_fork.insert(child, (i, e.seq()));
                         placed.forks_later = Some(child);
                     }
                 }

@@ -10,14 +10,14 @@
 //! until they have taken it. So what is held is the window of open events and the clocks of
 //! messages in flight, not the trace.
 //!
-//! Invariant: `queue[k]` is the line of event `base + k`, `None` while that event is open;
-//! `last[t]` is thread `t`'s newest event: open, done (with its clock), or none yet.
+//! Invariant: `last[t]` is thread `t`'s newest event: open, done (with its clock), or none yet;
+//! an event is open (in `open`) from [`Clocks::begin`] until every clock it needs is in.
 
+use super::lines::Ordered;
 use super::EdgeKey;
 use crate::graph::EdgeKind;
 use crate::output::hb_line;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::rc::Rc;
 
@@ -71,10 +71,8 @@ pub(crate) struct Clocks<W: Write> {
     open: Vec<Option<Open>>,
     free: Vec<u32>,
     last: Vec<Last>,
-    queue: VecDeque<Option<Vec<u8>>>,
-    base: u32,
-    /// Where the lines go; without it, clocks are computed and no line is made.
-    out: Option<W>,
+    /// Where the lines go, in order; without it, clocks are computed and no line is made.
+    lines: Option<Ordered<W>>,
     labels: Vec<String>,
     /// Open events whose clocks are all in, to finish.
     ready: Vec<u32>,
@@ -86,14 +84,12 @@ pub(crate) struct Clocks<W: Write> {
 
 impl<W: Write> Clocks<W> {
     /// `labels`: each thread's label as a JSON string.
-    pub(crate) fn new(out: Option<W>, labels: Vec<String>) -> Clocks<W> {
+    pub(crate) fn new(lines: Option<Ordered<W>>, labels: Vec<String>) -> Clocks<W> {
         Clocks {
             open: Vec::new(),
             free: Vec::new(),
             last: (0..labels.len()).map(|_| Last::None).collect(),
-            queue: VecDeque::new(),
-            base: 0,
-            out,
+            lines,
             labels,
             ready: Vec::new(),
             scratch: Vec::new(),
@@ -147,9 +143,8 @@ impl<W: Write> Clocks<W> {
             next: None,
             source: None,
         });
-        if self.out.is_some() {
-            debug_assert_eq!(idx, self.base + self.queue.len() as u32);
-            self.queue.push_back(None);
+        if let Some(lines) = &mut self.lines {
+            lines.begin();
         }
         self.widest = self.widest.max(self.open.len() - self.free.len());
         id
@@ -229,7 +224,7 @@ impl<W: Write> Clocks<W> {
         let mut o = self.open[id as usize].take().expect("an open event");
         self.free.push(id);
         set_own(&mut o.clock, o.thread, o.pos + 1);
-        if let Some(out) = &mut self.out {
+        if let Some(lines) = &mut self.lines {
             self.line.clear();
             o.preds.sort_by_key(|p| p.key);
             let prog = o.prog.map(|s| (s, EdgeKind::Program));
@@ -241,20 +236,7 @@ impl<W: Write> Clocks<W> {
                 prog.into_iter()
                     .chain(o.preds.iter().map(|p| (p.from, p.kind))),
             );
-            let at = (o.idx - self.base) as usize;
-            if at == 0 {
-                out.write_all(&self.line)?;
-                self.queue.pop_front();
-                self.base += 1;
-                while let Some(Some(_)) = self.queue.front() {
-                    if let Some(Some(line)) = self.queue.pop_front() {
-                        out.write_all(&line)?;
-                    }
-                    self.base += 1;
-                }
-            } else {
-                self.queue[at] = Some(self.line.clone());
-            }
+            lines.done(o.idx, &self.line)?;
         }
         if let Some(src) = o.source.take() {
             let clock: Rc<[(u32, u32)]> = o.clock.as_slice().into();
@@ -289,7 +271,7 @@ impl<W: Write> Clocks<W> {
     }
 
     pub(crate) fn into_inner(self) -> Option<W> {
-        self.out
+        self.lines.map(Ordered::into_inner)
     }
 }
 
@@ -352,7 +334,8 @@ mod tests {
     #[test]
     fn a_receive_recorded_before_its_send_waits_with_what_follows_it() {
         let labels = vec!["\"a\"".to_string(), "\"b\"".to_string()];
-        let mut c = Clocks::new(Some(Vec::new()), labels);
+        let dir = std::env::temp_dir();
+        let mut c = Clocks::new(Some(Ordered::new(Vec::new(), dir, 1 << 20)), labels);
         let e0 = c.begin(0, 0, 0, 0, None, false);
         c.end(e0).unwrap();
         let r = c.begin(1, 1, 1, 0, None, false);

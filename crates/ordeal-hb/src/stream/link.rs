@@ -10,6 +10,7 @@ use super::bytes::{gaps, Waiting};
 use super::clocks::{Clocks, Pred, Src};
 use super::dgrams::{Dgram, Dgrams, Unmatched};
 use super::flows::{End, Flow, Flows};
+use super::lines::Ordered;
 use super::scan::{Scan, Sides};
 use super::{EdgeKey, Info, Names};
 use crate::chrome::{flow_ts, is_flow, is_instant, MIN_SLICE_NS};
@@ -103,7 +104,7 @@ impl<'a, W: Write> Linker<'a, W> {
         scan: &'a Scan,
         streams: &Streams,
         dgrams: Dgrams,
-        hb: Option<W>,
+        hb: Option<Ordered<W>>,
         flows: Option<Flows>,
         picture: bool,
     ) -> Linker<'a, W> {
