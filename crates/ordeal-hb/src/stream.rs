@@ -1,9 +1,9 @@
 //! Every output of a run built from its `trace.jsonl` in memory that does not grow with the
 //! number of events: three passes over the file.
 //!
-//! 1. [`scan`]: threads, sockets, addresses, failed connects, counts, and what the second pass
+//! 1. [`scan`](mod@scan): threads, sockets, addresses, failed connects, counts, and what the second pass
 //!    must know ahead (byte ranges per socket, forks recorded late, late datagrams, cut slices).
-//! 2. [`link`]: pairs the streams found by the scan, then finds every edge as its later end
+//! 2. [`link`](mod@link): pairs the streams found by the scan, then finds every edge as its later end
 //!    comes, with the traffic, the vector clocks and `hb.jsonl` ([`clocks`]: a window of events
 //!    waiting for an edge), trace.json's flow arrows ([`flows`]: sorted on disk) and, for a
 //!    small trace, the event-level picture.
