@@ -7,9 +7,10 @@ use std::process::{Command, Output};
 
 /// The budget of every campaign here: the bug-free demo must pass all of it.
 const RUNS: &str = "40";
-/// Reruns of each minimal schedule (the product's default): a timing-dependent bug that
-/// fails in 6 of 10 reruns still fails in one of these with near certainty.
-const RERUNS: &str = "10";
+/// Reruns of each failure's minimal schedule (twice the product's default): a timing-dependent
+/// bug reproduced 3 times in 10 (the stale read's lowest rate measured under eBPF) shows at
+/// least once in all but 0.08% of campaigns.
+const RERUNS: &str = "20";
 
 fn ordeal(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ordeal"))
@@ -108,16 +109,16 @@ fn check_found(
     assert!(!f["original_faults"].as_array().unwrap().is_empty());
     // Reproduced: every rerun of a deterministic failure fails the same way.
     let r = &f["reproduction"];
-    assert_eq!(r["runs"], 10);
+    assert_eq!(r["runs"], 20);
     let failed = r["failed"].as_u64().unwrap();
     assert!(failed >= 1, "{r}");
-    let verdict = if failed == 10 {
+    let verdict = if failed == 20 {
         "deterministic"
     } else {
         "flaky"
     };
     assert_eq!(r["verdict"], verdict);
-    assert_eq!(j["rerun_runs"], 10);
+    assert_eq!(j["rerun_runs"], 20);
     // The minimal schedule on disk is the one reported, and a valid fault schedule.
     let fdir = out.join("failures/F1");
     let schedule = text(&fdir.join("schedule.toml"));
@@ -175,12 +176,12 @@ fn check_found(
     // Symbolized and demangled, in the demo's own code (the ordeal binary: a PIE whose text
     // segment is not at its file offset).
     assert!(html.contains("ordeal_demo::node::"), "demo frames named");
-    assert!(html.contains(&format!("{verdict} ({failed}/10 reruns failed)")));
+    assert!(html.contains(&format!("{verdict} ({failed}/20 reruns failed)")));
     // The terminal summary.
     assert!(stdout.contains("F1 ("), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "reproduction: {verdict} ({failed}/10 reruns failed)"
+            "reproduction: {verdict} ({failed}/20 reruns failed)"
         )),
         "{stdout}"
     );
@@ -220,7 +221,7 @@ fn finds_stale_read() {
     check_found(
         "stale-read",
         // A backup answers while behind. Delayed replication shows it in 6 to 10 reruns of 10
-        // (measured, debug build); it also shows through a failover after a crash of the
+        // under ptrace, 3 to 6 under eBPF (measured, debug build); it also shows through a failover after a crash of the
         // primary, but in about 2 of 10, too rarely for a test of reproduction: delays only.
         &["--faults", "delay"],
         &["delay at n"],
