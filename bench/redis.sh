@@ -489,6 +489,9 @@ for k in "${CONFIGS[@]}"; do
     if [[ $k != "$b" ]]; then
         printf ';  x SET %s  GET %s' "$(each %.2f "${sx[@]}")" "$(each %.2f "${gx[@]}")"
     fi
+    if [[ -n $(per_round LOST "$k" | tr -d '0\n') ]]; then
+        printf ';  LOST %s' "$(each %.0f $(per_round LOST "$k"))"
+    fi
     echo
 done
 if ((${#ENGINE_LIST[@]} == 2)); then
