@@ -3,7 +3,7 @@
 # example (primary + replica), with -j 1 and -j 2, where the time of one run goes (means over
 # the campaign's runs, ms), and what the campaign found (behaviours, failures, errors).
 #
-#   bench/explore.sh                 # RUNS=60 per campaign, both engines; about 5 minutes
+#   bench/explore.sh                 # RUNS=60 per campaign, both engines; about 4½ minutes
 #   RUNS=20 bench/explore.sh         # a quick look
 #   ENGINES=ptrace bench/explore.sh  # one engine only
 #   ORDEAL=/path/to/ordeal bench/explore.sh

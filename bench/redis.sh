@@ -3,7 +3,7 @@
 # (eBPF, ptrace; default placement and pinned), and under strace, in interleaved rounds; the
 # peak memory of ordeal per engine. See docs/bench.md.
 #
-#   bench/redis.sh                      # the whole bench, about 5 minutes on 2 CPUs
+#   bench/redis.sh                      # the whole bench, about 4 minutes on 2 CPUs
 #   REQUESTS=20000 ROUNDS=1 MEM_SECONDS=0 STRACE=0 bench/redis.sh   # a quick look
 #
 # Environment (all optional):
