@@ -3,13 +3,18 @@
 //! probe loaded, with the probe loaded but the child not followed, and followed with the
 //! programs stopped at each stage (return at once; the two map lookups; reserve and submit
 //! with nobody reading a ring large enough for everything; the time; the register copy) and
-//! then with each way of waking the consumer.
+//! then with each way of waking the consumer. Then N `sendto(1, "x", 1, 0, NULL, 0)` (a send
+//! without an address: the short path, after a read of the address argument) and N with a
+//! 16-byte address (a record with a copy of it), both failing at once with ENOTSOCK on
+//! /dev/null, with each way of writing a record with copies (a per-CPU scratch buffer and
+//! `bpf_ringbuf_output`, or in place in a reservation of the largest size).
 //!
 //! `cargo run --release -p ordeal-ebpf --example overhead [-- N]` (root). Prints the median
 //! ns per call of 3 interleaved rounds and the ratio to no probe.
 
-use ordeal_ebpf::{Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
+use ordeal_ebpf::{Copies, Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
 use std::io::{Read, Write};
+use std::net::SocketAddrV4;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,7 +36,7 @@ enum Consumer {
 struct Case {
     name: &'static str,
     /// The programs, or no probe at all.
-    probe: Option<(Stage, Wakeup)>,
+    probe: Option<(Stage, Wakeup, Copies)>,
     followed: bool,
     consumer: Consumer,
 }
@@ -45,19 +50,21 @@ const fn case(
 ) -> Case {
     Case {
         name,
-        probe: Some((stage, wakeup)),
+        probe: Some((stage, wakeup, Copies::Scratch)),
         followed,
         consumer,
     }
 }
 
+const NO_PROBE: Case = Case {
+    name: "no probe",
+    probe: None,
+    followed: false,
+    consumer: Consumer::Timer(20),
+};
+
 const CASES: [Case; 11] = [
-    Case {
-        name: "no probe",
-        probe: None,
-        followed: false,
-        consumer: Consumer::Timer(20),
-    },
+    NO_PROBE,
     case(
         "loaded, not followed",
         Stage::Full,
@@ -130,13 +137,54 @@ const CASES: [Case; 11] = [
     ),
 ];
 
+/// Records with copies: written in a scratch buffer then copied, or in place.
+const COPY_CASES: [Case; 3] = [
+    NO_PROBE,
+    Case {
+        name: "full, scratch + output (default)",
+        probe: Some((Stage::Full, Wakeup::PastQuarter, Copies::Scratch)),
+        followed: true,
+        consumer: Consumer::Poll,
+    },
+    Case {
+        name: "full, largest reservation",
+        probe: Some((Stage::Full, Wakeup::PastQuarter, Copies::ReserveLargest)),
+        followed: true,
+        consumer: Consumer::Poll,
+    },
+];
+
 /// The child: waits for the go byte, makes `n` calls of `call`, prints the time they took.
 fn child(call: &str, n: u64) {
     let mut go = [0u8; 1];
     std::io::stdin().read_exact(&mut go).expect("go byte");
+    let to: SocketAddrV4 = "127.0.0.1:9".parse().expect("an address");
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: to.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*to.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
     let start = Instant::now();
     for _ in 0..n {
         match call {
+            // SAFETY: a one-byte send from a static buffer, no address; fails (ENOTSOCK).
+            "send" => unsafe {
+                libc::sendto(1, c"x".as_ptr().cast(), 1, 0, std::ptr::null(), 0);
+            },
+            // SAFETY: as above, with a valid sockaddr_in of its size.
+            "sendto" => unsafe {
+                libc::sendto(
+                    1,
+                    c"x".as_ptr().cast(),
+                    1,
+                    0,
+                    (&addr as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                );
+            },
             // SAFETY: getppid has no arguments and no preconditions.
             "getppid" => unsafe {
                 libc::getppid();
@@ -162,14 +210,16 @@ fn run(call: &str, n: u64, case: Case) -> (f64, u64, u64) {
         Consumer::AfterTheEnd => (n as usize * 160).next_power_of_two().min(1 << 30),
         _ => DEFAULT_RING_BYTES,
     };
-    let mut probe = case.probe.map(|(stage, wakeup)| {
+    let mut probe = case.probe.map(|(stage, wakeup, copies)| {
         Probe::start_measuring(
             ProbeConfig {
                 syscalls: &calls,
                 ring_bytes,
+                payload_bytes: 0,
             },
             stage,
             wakeup,
+            copies,
         )
         .unwrap_or_else(|e| panic!("loading the probe (root needed): {e}"))
     });
@@ -229,11 +279,16 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().expect("N is a number"))
         .unwrap_or(1_000_000);
-    for call in ["getppid", "write"] {
-        let mut times = vec![Vec::new(); CASES.len()];
-        let mut seen = vec![(0, 0); CASES.len()];
+    for (call, cases) in [
+        ("getppid", &CASES[..]),
+        ("write", &CASES[..]),
+        ("send", &COPY_CASES[..]),
+        ("sendto", &COPY_CASES[..]),
+    ] {
+        let mut times = vec![Vec::new(); cases.len()];
+        let mut seen = vec![(0, 0); cases.len()];
         for _round in 0..3 {
-            for (i, &case) in CASES.iter().enumerate() {
+            for (i, &case) in cases.iter().enumerate() {
                 let (ns, records, lost) = run(call, n, case);
                 times[i].push(ns);
                 seen[i] = (records, lost);
@@ -241,7 +296,7 @@ fn main() {
         }
         let base = median(times[0].clone());
         println!("{call} x {n}:");
-        for (i, case) in CASES.iter().enumerate() {
+        for (i, case) in cases.iter().enumerate() {
             let m = median(times[i].clone());
             let (records, lost) = seen[i];
             println!(

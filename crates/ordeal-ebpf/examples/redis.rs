@@ -3,12 +3,14 @@
 //! prints the median requests/s of SET and GET, the ratio to untraced, and the records/s the
 //! probe consumed (every call of the call table) with its lost count.
 //!
-//! `cargo run --release -p ordeal-ebpf --example redis [-- REQUESTS [when-empty]]` (root;
-//! redis-server and redis-benchmark in PATH); `when-empty` measures the kernel's default
-//! wakeup (a record wakes the consumer when the ring was empty) instead of the probe's. The server runs on a free loopback port in its own temporary
-//! directory, without persistence, and is killed at the end (also on a panic).
+//! `cargo run --release -p ordeal-ebpf --example redis [-- REQUESTS [when-empty]
+//! [payload=N]]` (root; redis-server and redis-benchmark in PATH); `when-empty` measures the
+//! kernel's default wakeup (a record wakes the consumer when the ring was empty) instead of
+//! the probe's; `payload=N` copies the first N bytes of every transfer into the records
+//! (`ProbeConfig::payload_bytes`). The server runs on a free loopback port in its own
+//! temporary directory, without persistence, and is killed at the end (also on a panic).
 
-use ordeal_ebpf::{Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
+use ordeal_ebpf::{Copies, Probe, ProbeConfig, Stage, Wakeup, DEFAULT_RING_BYTES};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -97,15 +99,22 @@ fn benchmark(port: u16, requests: u64) -> ([f64; 2], Duration) {
 }
 
 /// A benchmark run with the server followed; also the records consumed and lost.
-fn traced(server: &Server, requests: u64, wakeup: Wakeup) -> ([f64; 2], Duration, u64, u64) {
+fn traced(
+    server: &Server,
+    requests: u64,
+    wakeup: Wakeup,
+    payload_bytes: usize,
+) -> ([f64; 2], Duration, u64, u64) {
     let calls: Vec<i64> = ordeal_events::calls::CALLS.iter().map(|c| c.nr).collect();
     let mut probe = Probe::start_measuring(
         ProbeConfig {
             syscalls: &calls,
             ring_bytes: DEFAULT_RING_BYTES,
+            payload_bytes,
         },
         Stage::Full,
         wakeup,
+        Copies::default(),
     )
     .unwrap_or_else(|e| panic!("loading the probe (root needed): {e}"));
     probe.follow(server.child.id() as i32).expect("follow");
@@ -137,11 +146,14 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().expect("REQUESTS is a number"))
         .unwrap_or(40_000);
-    let wakeup = match std::env::args().nth(2).as_deref() {
-        Some("when-empty") => Wakeup::WhenEmpty,
-        None => Wakeup::PastQuarter,
-        Some(other) => panic!("unknown wakeup {other:?} (when-empty, or nothing)"),
-    };
+    let (mut wakeup, mut payload_bytes) = (Wakeup::PastQuarter, 0);
+    for arg in std::env::args().skip(2) {
+        match arg.split_once('=') {
+            None if arg == "when-empty" => wakeup = Wakeup::WhenEmpty,
+            Some(("payload", n)) => payload_bytes = n.parse().expect("payload=N"),
+            _ => panic!("unknown argument {arg:?} (when-empty, payload=N)"),
+        }
+    }
     let server = Server::start();
     let (mut plain, mut probed) = (vec![Vec::new(); 2], vec![Vec::new(); 2]);
     let (mut per_second, mut lost_total) = (Vec::new(), 0);
@@ -150,7 +162,7 @@ fn main() {
         for t in 0..2 {
             plain[t].push(rates[t]);
         }
-        let (rates, took, records, lost) = traced(&server, requests, wakeup);
+        let (rates, took, records, lost) = traced(&server, requests, wakeup, payload_bytes);
         for t in 0..2 {
             probed[t].push(rates[t]);
         }
@@ -165,7 +177,10 @@ fn main() {
             rates[1]
         );
     }
-    println!("redis-benchmark -n {requests} -c 50 -t set,get, median of {ROUNDS} rounds:");
+    println!(
+        "redis-benchmark -n {requests} -c 50 -t set,get, median of {ROUNDS} rounds \
+         (payload_bytes {payload_bytes}):"
+    );
     for (t, test) in TESTS.iter().enumerate() {
         let (u, p) = (median(plain[t].clone()), median(probed[t].clone()));
         println!(

@@ -39,17 +39,22 @@ pub enum Reg {
 /// Width of a memory access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
+    B = 0x10,
+    H = 0x08,
     W = 0x00,
     DW = 0x18,
 }
 
-/// Conditional jumps (unsigned comparisons), against an immediate.
+/// Conditional jumps: unsigned comparisons, and signed ones (`S`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cond {
     Eq = 0x10,
     Gt = 0x20,
-    Le = 0xb0,
     Ne = 0x50,
+    Lt = 0xa0,
+    Le = 0xb0,
+    SLt = 0xc0,
+    SLe = 0xd0,
 }
 
 /// Kernel helper functions called by number (`enum bpf_func_id`, include/uapi/linux/bpf.h).
@@ -61,9 +66,13 @@ pub enum Helper {
     KtimeGetNs = 5,
     GetCurrentPidTgid = 14,
     GetCurrentTask = 35,
+    ProbeReadUser = 112,
     ProbeReadKernel = 113,
+    ProbeReadUserStr = 114,
+    RingbufOutput = 130,
     RingbufReserve = 131,
     RingbufSubmit = 132,
+    RingbufDiscard = 133,
     RingbufQuery = 134,
 }
 
@@ -72,6 +81,7 @@ const CLASS_LDX: u8 = 0x01;
 const CLASS_ST: u8 = 0x02;
 const CLASS_STX: u8 = 0x03;
 const CLASS_JMP: u8 = 0x05;
+const CLASS_ALU: u8 = 0x04;
 const CLASS_ALU64: u8 = 0x07;
 const MODE_IMM: u8 = 0x00;
 const MODE_MEM: u8 = 0x60;
@@ -79,6 +89,7 @@ const MODE_ATOMIC: u8 = 0xc0;
 const SRC_K: u8 = 0x00;
 const SRC_X: u8 = 0x08;
 const ALU_ADD: u8 = 0x00;
+const ALU_AND: u8 = 0x50;
 const ALU_LSH: u8 = 0x60;
 const ALU_RSH: u8 = 0x70;
 const ALU_MOV: u8 = 0xb0;
@@ -92,21 +103,23 @@ const PSEUDO_MAP_FD: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AsmError {
     #[error("jump to undefined label `{0}`")]
-    UndefinedLabel(&'static str),
+    UndefinedLabel(String),
     #[error("label `{0}` defined twice")]
-    DuplicateLabel(&'static str),
+    DuplicateLabel(String),
     #[error("jump to `{0}` does not fit 16 bits")]
-    TooFar(&'static str),
+    TooFar(String),
 }
 
 /// Builds one program.
 #[derive(Debug, Default)]
 pub struct Asm {
     insns: Vec<Insn>,
-    labels: HashMap<&'static str, usize>,
-    duplicate: Option<&'static str>,
+    labels: HashMap<String, usize>,
+    duplicate: Option<String>,
     /// (index of the jump, its target label).
-    jumps: Vec<(usize, &'static str)>,
+    jumps: Vec<(usize, String)>,
+    /// Labels made by [`Asm::fresh`] so far.
+    fresh: usize,
 }
 
 fn regs(dst: Reg, src: Reg) -> u8 {
@@ -132,6 +145,10 @@ impl Asm {
     pub fn mov(&mut self, dst: Reg, src: Reg) -> &mut Self {
         self.push(CLASS_ALU64 | ALU_MOV | SRC_X, dst, src, 0, 0)
     }
+    /// `dst = (u32) src` (the upper half cleared)
+    pub fn mov32(&mut self, dst: Reg, src: Reg) -> &mut Self {
+        self.push(CLASS_ALU | ALU_MOV | SRC_X, dst, src, 0, 0)
+    }
     /// `dst = imm` (sign-extended)
     pub fn mov_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
         self.push(CLASS_ALU64 | ALU_MOV | SRC_K, dst, Reg::R0, 0, imm)
@@ -143,6 +160,10 @@ impl Asm {
     /// `dst += src`
     pub fn add(&mut self, dst: Reg, src: Reg) -> &mut Self {
         self.push(CLASS_ALU64 | ALU_ADD | SRC_X, dst, src, 0, 0)
+    }
+    /// `dst &= imm` (sign-extended)
+    pub fn and_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
+        self.push(CLASS_ALU64 | ALU_AND | SRC_K, dst, Reg::R0, 0, imm)
     }
     /// `dst <<= imm`
     pub fn lsh_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
@@ -191,18 +212,18 @@ impl Asm {
         self.push(CLASS_JMP | JMP_CALL, Reg::R0, Reg::R0, 0, helper as i32)
     }
     /// `if reg <cond> imm goto label`
-    pub fn jump_if(&mut self, cond: Cond, reg: Reg, imm: i32, label: &'static str) -> &mut Self {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jump_if(&mut self, cond: Cond, reg: Reg, imm: i32, label: &str) -> &mut Self {
+        self.jumps.push((self.insns.len(), label.to_string()));
         self.push(CLASS_JMP | cond as u8 | SRC_K, reg, Reg::R0, 0, imm)
     }
     /// `if a <cond> b goto label`
-    pub fn jump_if_reg(&mut self, cond: Cond, a: Reg, b: Reg, label: &'static str) -> &mut Self {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jump_if_reg(&mut self, cond: Cond, a: Reg, b: Reg, label: &str) -> &mut Self {
+        self.jumps.push((self.insns.len(), label.to_string()));
         self.push(CLASS_JMP | cond as u8 | SRC_X, a, b, 0, 0)
     }
     /// `goto label`
-    pub fn jump(&mut self, label: &'static str) -> &mut Self {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jump(&mut self, label: &str) -> &mut Self {
+        self.jumps.push((self.insns.len(), label.to_string()));
         self.push(CLASS_JMP | JMP_JA, Reg::R0, Reg::R0, 0, 0)
     }
     /// `return r0`
@@ -210,11 +231,21 @@ impl Asm {
         self.push(CLASS_JMP | JMP_EXIT, Reg::R0, Reg::R0, 0, 0)
     }
     /// Names the next instruction.
-    pub fn label(&mut self, name: &'static str) -> &mut Self {
-        if self.labels.insert(name, self.insns.len()).is_some() {
-            self.duplicate.get_or_insert(name);
+    pub fn label(&mut self, name: &str) -> &mut Self {
+        if self
+            .labels
+            .insert(name.to_string(), self.insns.len())
+            .is_some()
+        {
+            self.duplicate.get_or_insert_with(|| name.to_string());
         }
         self
+    }
+
+    /// A label name not used before, for code emitted more than once (`what.N`).
+    pub fn fresh(&mut self, what: &str) -> String {
+        self.fresh += 1;
+        format!("{what}.{}", self.fresh)
     }
 
     /// The program, every jump's offset filled in (relative to the instruction after it).
@@ -222,13 +253,14 @@ impl Asm {
         if let Some(name) = self.duplicate {
             return Err(AsmError::DuplicateLabel(name));
         }
-        for &(at, label) in &self.jumps {
+        for (at, label) in &self.jumps {
             let target = *self
                 .labels
                 .get(label)
-                .ok_or(AsmError::UndefinedLabel(label))?;
-            let off = target as i64 - (at as i64 + 1);
-            self.insns[at].off = i16::try_from(off).map_err(|_| AsmError::TooFar(label))?;
+                .ok_or_else(|| AsmError::UndefinedLabel(label.clone()))?;
+            let off = target as i64 - (*at as i64 + 1);
+            self.insns[*at].off =
+                i16::try_from(off).map_err(|_| AsmError::TooFar(label.clone()))?;
         }
         Ok(self.insns)
     }
@@ -262,7 +294,13 @@ mod tests {
             .load_map(Reg::R1, 5)
             .exit()
             .lsh_imm(Reg::R8, 3)
-            .add(Reg::R3, Reg::R8);
+            .add(Reg::R3, Reg::R8)
+            .load(Size::B, Reg::R2, Reg::R1, 5)
+            .load(Size::H, Reg::R2, Reg::R9, 104)
+            .and_imm(Reg::R2, -8)
+            .mov32(Reg::R8, Reg::R8)
+            .jump_if(Cond::SLt, Reg::R1, 0, "end")
+            .label("end");
         let p: Vec<[u8; 8]> = a.finish().unwrap().into_iter().map(bytes).collect();
         assert_eq!(p[0], [0xbf, 0x16, 0, 0, 0, 0, 0, 0]);
         assert_eq!(p[1], [0x79, 0x67, 8, 0, 0, 0, 0, 0]);
@@ -277,6 +315,11 @@ mod tests {
         assert_eq!(p[10], [0x95, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(p[11], [0x67, 0x08, 0, 0, 3, 0, 0, 0]);
         assert_eq!(p[12], [0x0f, 0x83, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(p[13], [0x71, 0x12, 5, 0, 0, 0, 0, 0]);
+        assert_eq!(p[14], [0x69, 0x92, 104, 0, 0, 0, 0, 0]);
+        assert_eq!(p[15], [0x57, 0x02, 0, 0, 0xf8, 0xff, 0xff, 0xff]);
+        assert_eq!(p[16], [0xbc, 0x88, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(p[17], [0xc5, 0x01, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]
@@ -297,9 +340,12 @@ mod tests {
     fn refuses_unknown_and_duplicate_labels() {
         let mut a = Asm::new();
         a.jump("nowhere").exit();
-        assert_eq!(a.finish(), Err(AsmError::UndefinedLabel("nowhere")));
+        assert_eq!(a.finish(), Err(AsmError::UndefinedLabel("nowhere".into())));
         let mut a = Asm::new();
         a.label("x").label("x").exit();
-        assert_eq!(a.finish(), Err(AsmError::DuplicateLabel("x")));
+        assert_eq!(a.finish(), Err(AsmError::DuplicateLabel("x".into())));
+        let mut a = Asm::new();
+        let (x, y) = (a.fresh("x"), a.fresh("x"));
+        assert_ne!(x, y);
     }
 }

@@ -1,11 +1,13 @@
-//! The foundation of ordeal's eBPF observation engine: a probe that records the system calls,
-//! forks and exits of followed processes, filtered in the kernel, through a BPF ring buffer.
+//! ordeal's eBPF probe that records the system calls,
+//! forks and exits of followed processes, filtered in the kernel, through a BPF ring buffer,
+//! with what decoding a call needs copied in the kernel as it happens.
 //!
 //! [`Probe::start`] loads five raw-tracepoint programs (`sys_enter`, `sys_exit`,
-//! `sched_process_fork`, `sched_process_exec`, `sched_process_exit`) and their maps; [`Probe::follow`] adds a
-//! process; [`Probe::poll`] returns [`Record`]s (looking every [`POLL_TICK`] while it waits:
-//! the kernel wakes it only when a quarter of the ring is unread); [`Probe::lost`] counts what the kernel could
-//! not record. Dropping the probe detaches and closes everything (nothing is pinned).
+//! `sched_process_fork`, `sched_process_exec`, `sched_process_exit`) and their maps;
+//! [`Probe::follow`] adds a process; [`Probe::poll`] returns [`Record`]s (looking every
+//! [`POLL_TICK`] while it waits: the kernel wakes it only when a quarter of the ring is
+//! unread); [`Probe::lost`] counts what the kernel could not record. Dropping the probe
+//! detaches and closes everything (nothing is pinned).
 //!
 //! In the kernel, only tasks whose tgid is in the followed map produce records, and system
 //! calls only when their number is in the set given at start ([`ProbeConfig::syscalls`]); a
@@ -13,35 +15,58 @@
 //! the parent before the child can run), and a process leaves the map when its last thread
 //! exits. See the `programs` module for the record layouts.
 //!
+//! **Copies.** Records are read about [`POLL_TICK`] later, when the tracee's memory may have
+//! changed and its descriptors, or the process, may be gone: what decoding a call needs is
+//! copied as the call enters or returns. Per call, from its row of the call table
+//! (`ordeal_events::calls::CALLS`, never a list of numbers; the `callplan` module):
+//! [`Record::Enter`] carries the inode behind a descriptor first argument, the socket's
+//! family, type and addresses for socket lifecycle calls ([`SockAddrs`]), and copies of the
+//! inputs ([`Blob`]s: the socket address given, paths, iovec arrays, msghdrs, a send's first
+//! [`ProbeConfig::payload_bytes`]); [`Record::Exit`] carries the file a call returned or
+//! worked on ([`FileInfo`]) and copies of the outputs (accept's and recvfrom's peer address,
+//! socketpair's descriptors, a receive's msghdr and first payload bytes). The arguments at
+//! exit come from the `pt_regs` the `sys_exit` tracepoint gets (x86_64 keeps the argument
+//! registers there until the return to user space), not from a per-thread map. A call with
+//! nothing to copy (a transfer without payload capture, a call outside the table) takes the
+//! short path, as cheap as before copies existed; the others write into a per-CPU scratch
+//! buffer, then hand the used part to the ring (`bpf_ringbuf_output`; cheaper than a
+//! reservation of the largest size a record can have: docs/bench.md). A copy of the
+//! tracee's memory that fails (a bad pointer) is absent, never garbage; one that fails
+//! because its page is not mapped in yet (the programs cannot fault: a string literal never
+//! touched before) is taken again at exit, into the exit record.
+//!
 //! **Loader**: raw bpf(2) calls, with the programs assembled in Rust by a small instruction
-//! builder (`asm`) and the offsets of the kernel struct fields they read (`task_struct`, and
-//! the walk from it to a descriptor's inode) taken from the kernel's BTF (`btf`). Chosen over
-//! aya because aya loads ELF objects that a BPF compiler (clang, or a nightly rustc with
-//! bpf-linker) must build: this way there is nothing to install, no compiled object to
-//! commit and keep in sync with its source, and no dependency beyond libc. The programs are
-//! short (under 150 instructions each) and stay readable in this form.
+//! builder (`asm`) and the offsets of the kernel struct fields they read (`task_struct`, the
+//! walk from it to a descriptor's inode, from a socket's file to its addresses) taken from
+//! the kernel's BTF (`btf`). Chosen over aya because aya loads ELF objects that a BPF
+//! compiler (clang, or a nightly rustc with bpf-linker) must build: this way there is nothing
+//! to install, no compiled object to commit and keep in sync with its source, and no
+//! dependency beyond libc. The short paths are under 150 instructions; the system-call
+//! programs with their copying paths 750-1100, built from a few readable pieces
+//! (`capture`, `walk`).
 //!
-//! [`Recorder`] turns records into trace events ([`ordeal_events::Event`]): the followed
-//! processes' lifecycle (fork/clone, exec, exit) and their socket transfers, with the socket
-//! known by the inode the entry program reads behind the call's descriptor (so even when the
-//! program closed it, or exited, before the record is read), its addresses from /proc when
-//! still there (see the `record` module).
-//!
-//! Standalone for now: not yet wired into runs. x86_64 only (the `pt_regs` layout and call
-//! numbers); needs root (CAP_BPF and CAP_PERFMON).
+//! The tracer's eBPF observer (`ordeal_tracer`, `observe.rs`) drains the probe and decodes its
+//! records into trace events. x86_64 only (the `pt_regs` layout and call numbers); needs root
+//! (CAP_BPF and CAP_PERFMON).
 
 mod asm;
 mod btf;
+mod callplan;
+mod capture;
+mod decode;
 mod programs;
-mod record;
 mod ring;
 mod sys;
+mod syscalls;
+mod walk;
 
 pub use asm::AsmError;
+pub use callplan::PAYLOAD_MAX;
+pub use decode::{Blob, Ending, FileInfo, Record, SockAddrs};
 #[doc(hidden)]
-pub use programs::{Stage, Wakeup};
-pub use record::{ProcResolver, Recorder, SockResolver};
+pub use programs::{Copies, Stage, Wakeup};
 
+use callplan::CallPlan;
 use programs::MapFds;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -97,154 +122,9 @@ pub struct ProbeConfig<'a> {
     pub syscalls: &'a [i64],
     /// Ring buffer data size: a power of two, whole pages.
     pub ring_bytes: usize,
-}
-
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// `exit(code)`.
-    Exited(i32),
-    /// Killed by `signal`.
-    Signaled { signal: i32, core_dumped: bool },
-}
-
-impl Ending {
-    /// From a wait(2)-style status.
-    pub fn from_status(status: u32) -> Ending {
-        match status & 0x7f {
-            0 => Ending::Exited(((status >> 8) & 0xff) as i32),
-            signal => Ending::Signaled {
-                signal: signal as i32,
-                core_dumped: status & 0x80 != 0,
-            },
-        }
-    }
-}
-
-/// One thing a followed process did. `ktime_ns` is CLOCK_MONOTONIC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
-    /// A system call started. When its first argument is a descriptor, `ino` is the inode
-    /// number of the file behind it (read in the kernel as the call started, so known even
-    /// when the descriptor or the process is gone by the time the record is read) and
-    /// `socket` tells whether that file is a socket; `ino` is 0 when the call has no
-    /// descriptor or it is not open.
-    Enter {
-        tid: i32,
-        tgid: i32,
-        nr: i64,
-        args: [u64; 6],
-        ino: u64,
-        socket: bool,
-        ktime_ns: u64,
-    },
-    /// A system call returned (`ret`: result or `-errno`).
-    Exit {
-        tid: i32,
-        tgid: i32,
-        nr: i64,
-        ret: i64,
-        ktime_ns: u64,
-    },
-    /// Process `parent` created `child`: a new thread of itself when `thread`, else a new
-    /// process, followed from now on.
-    Fork {
-        parent: i32,
-        parent_tid: i32,
-        child: i32,
-        thread: bool,
-        ktime_ns: u64,
-    },
-    /// Process `pid` replaced its program (a successful execve, called by thread `old_tid`).
-    Exec {
-        pid: i32,
-        old_tid: i32,
-        ktime_ns: u64,
-    },
-    /// The last thread of process `pid` exited.
-    ProcessExit {
-        pid: i32,
-        ending: Ending,
-        ktime_ns: u64,
-    },
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(v)
-}
-
-impl Record {
-    /// When it happened (CLOCK_MONOTONIC, ns).
-    pub fn ktime_ns(&self) -> u64 {
-        match *self {
-            Record::Enter { ktime_ns, .. }
-            | Record::Exit { ktime_ns, .. }
-            | Record::Fork { ktime_ns, .. }
-            | Record::Exec { ktime_ns, .. }
-            | Record::ProcessExit { ktime_ns, .. } => ktime_ns,
-        }
-    }
-
-    /// Decodes one ring-buffer record (layouts in the `programs` module); None for a record
-    /// of unknown kind or the wrong size.
-    fn decode(b: &[u8]) -> Option<Record> {
-        use programs::*;
-        if b.len() < 24 {
-            return None;
-        }
-        let (kind, tid, tgid) = (u32_at(b, 0), u32_at(b, 4) as i32, u32_at(b, 8) as i32);
-        let ktime_ns = u64_at(b, 16);
-        Some(match (kind, b.len()) {
-            (KIND_ENTER, ENTER_SIZE) => {
-                // The block is pt_regs r10, r9, r8, ax, cx, dx, si, di.
-                let reg = |i: usize| u64_at(b, 32 + 8 * i);
-                let i_mode = u32_at(b, 104) & 0xffff;
-                Record::Enter {
-                    tid,
-                    tgid,
-                    nr: u64_at(b, 24) as i64,
-                    args: [reg(7), reg(6), reg(5), reg(0), reg(2), reg(1)],
-                    ino: u64_at(b, 96),
-                    socket: i_mode & libc::S_IFMT == libc::S_IFSOCK,
-                    ktime_ns,
-                }
-            }
-            (KIND_EXIT, EXIT_SIZE) => Record::Exit {
-                tid,
-                tgid,
-                nr: u64_at(b, 24) as i64,
-                ret: u64_at(b, 32) as i64,
-                ktime_ns,
-            },
-            (KIND_FORK, FORK_SIZE) => {
-                let (child_tid, child_tgid) = (u32_at(b, 24) as i32, u32_at(b, 28) as i32);
-                Record::Fork {
-                    parent: tgid,
-                    parent_tid: tid,
-                    child: child_tid,
-                    thread: child_tid != child_tgid,
-                    ktime_ns,
-                }
-            }
-            (KIND_EXEC, EXEC_SIZE) => Record::Exec {
-                pid: tgid,
-                old_tid: u32_at(b, 24) as i32,
-                ktime_ns,
-            },
-            (KIND_PROCESS_EXIT, PROCESS_EXIT_SIZE) => Record::ProcessExit {
-                pid: tgid,
-                ending: Ending::from_status(u32_at(b, 24)),
-                ktime_ns,
-            },
-            _ => return None,
-        })
-    }
+    /// Copy the first N bytes of every transfer on a socket (sends at entry, receives at
+    /// exit) into the records (0: none; at most [`PAYLOAD_MAX`]).
+    pub payload_bytes: usize,
 }
 
 /// The raw tracepoints, in attach order.
@@ -264,9 +144,17 @@ pub struct Probe {
     ring_map: OwnedFd,
     followed: OwnedFd,
     _allowed: OwnedFd,
+    _scratch: Option<OwnedFd>,
+    _retry: Option<OwnedFd>,
     lost: OwnedFd,
     /// Records the kernel wrote that this side could not decode (a bug if ever non-zero).
     malformed: u64,
+}
+
+/// Whether some call's records have copies (then [`Copies::Scratch`] needs its buffer).
+fn cp_any_copies(flags: u32) -> bool {
+    use callplan::*;
+    flags & (ENTER_CAPTURE | ENTER_IF_ADDR | EXIT_CAPTURE | EXIT_IF_ADDR) != 0
 }
 
 fn page_size() -> usize {
@@ -286,16 +174,18 @@ impl Probe {
     /// Creates the maps, loads and attaches the programs. Records nothing until a process is
     /// followed.
     pub fn start(config: ProbeConfig) -> Result<Probe, Error> {
-        Probe::start_measuring(config, Stage::Full, Wakeup::PastQuarter)
+        Probe::start_measuring(config, Stage::Full, Wakeup::PastQuarter, Copies::default())
     }
 
-    /// [`Probe::start`] with programs that stop at `stage` and wake the consumer per
-    /// `wakeup`: for measuring what each costs (examples/overhead.rs), nothing else.
+    /// [`Probe::start`] with programs that stop at `stage`, wake the consumer per `wakeup`
+    /// and write records with copies per `copies`: for measuring what each costs
+    /// (examples/overhead.rs), nothing else.
     #[doc(hidden)]
     pub fn start_measuring(
         config: ProbeConfig,
         stage: Stage,
         wakeup: Wakeup,
+        copies: Copies,
     ) -> Result<Probe, Error> {
         let page = page_size();
         let bytes = config.ring_bytes;
@@ -314,21 +204,71 @@ impl Probe {
                 programs::MAX_NR
             )));
         }
+        if config.payload_bytes > PAYLOAD_MAX {
+            return Err(Error::Config(format!(
+                "payload_bytes {} is above {PAYLOAD_MAX}",
+                config.payload_bytes
+            )));
+        }
         let offsets = btf::KernelOffsets::of_running_kernel()?;
         let task = offsets.task;
+        let calls: Vec<(i64, CallPlan)> = config
+            .syscalls
+            .iter()
+            .map(|&nr| (nr, CallPlan::of(nr, config.payload_bytes)))
+            .collect();
+        let plan = programs::Plan {
+            stage,
+            wakeup,
+            copies,
+            ring_bytes: bytes,
+            payload_bytes: config.payload_bytes,
+            enter_copies: calls
+                .iter()
+                .map(|(_, c)| c.enter_copies())
+                .max()
+                .unwrap_or(0),
+            exit_copies: calls
+                .iter()
+                .map(|(_, c)| c.exit_copies())
+                .max()
+                .unwrap_or(0),
+            flags: calls.iter().fold(0, |all, (_, c)| all | c.flags),
+        };
         let followed = sys::map_create("ordeal_followed", sys::MAP_HASH, 4, 4, MAX_FOLLOWED)?;
-        let allowed = sys::map_create("ordeal_calls", sys::MAP_ARRAY, 4, 4, programs::MAX_NR)?;
+        let allowed = sys::map_create(
+            "ordeal_calls",
+            sys::MAP_ARRAY,
+            4,
+            callplan::VALUE_SIZE,
+            programs::MAX_NR,
+        )?;
         let ring_map = sys::map_create("ordeal_ring", sys::MAP_RINGBUF, 0, 0, bytes as u32)?;
-        let lost = sys::map_create("ordeal_lost", sys::MAP_ARRAY, 4, 8, 1)?;
-        for &nr in config.syscalls {
-            let fd_first = ordeal_events::calls::by_nr(nr)
-                .is_some_and(|c| c.arg(ordeal_events::calls::Arg::Fd) == Some(0));
-            let value = if fd_first {
-                programs::FD_FIRST
-            } else {
-                programs::RECORDED
-            };
-            sys::map_update(&allowed, &(nr as u32).to_ne_bytes(), &value.to_ne_bytes())
+        let lost = sys::map_create("ordeal_lost", sys::MAP_ARRAY, 4, 8, programs::COUNTERS)?;
+        let any_copies = cp_any_copies(plan.flags);
+        let scratch = match copies {
+            Copies::Scratch if any_copies => Some(sys::map_create(
+                "ordeal_scratch",
+                sys::MAP_PERCPU_ARRAY,
+                4,
+                plan.scratch_bytes(),
+                1,
+            )?),
+            _ => None,
+        };
+        let retry = if plan.flags & callplan::ENTER_RETRY != 0 {
+            Some(sys::map_create(
+                "ordeal_retry",
+                sys::MAP_LRU_HASH,
+                4,
+                4,
+                MAX_FOLLOWED,
+            )?)
+        } else {
+            None
+        };
+        for (nr, call) in &calls {
+            sys::map_update(&allowed, &(*nr as u32).to_ne_bytes(), &call.value())
                 .map_err(map_io("filling the allowed calls"))?;
         }
         let fds = MapFds {
@@ -336,11 +276,8 @@ impl Probe {
             allowed: allowed.as_raw_fd(),
             ring: ring_map.as_raw_fd(),
             lost: lost.as_raw_fd(),
-        };
-        let plan = programs::Plan {
-            stage,
-            wakeup,
-            ring_bytes: bytes,
+            scratch: scratch.as_ref().map_or(-1, |m| m.as_raw_fd()),
+            retry: retry.as_ref().map_or(-1, |m| m.as_raw_fd()),
         };
         let programs = [
             sys::prog_load(
@@ -352,11 +289,8 @@ impl Probe {
                 "ordeal_pexit",
                 &programs::sched_process_exit(&fds, &plan, &task)?,
             )?,
-            sys::prog_load(
-                "ordeal_enter",
-                &programs::sys_enter(&fds, &plan, &offsets.file)?,
-            )?,
-            sys::prog_load("ordeal_exit", &programs::sys_exit(&fds, &plan)?)?,
+            sys::prog_load("ordeal_enter", &syscalls::sys_enter(&fds, &plan, &offsets)?)?,
+            sys::prog_load("ordeal_exit", &syscalls::sys_exit(&fds, &plan, &offsets)?)?,
         ];
         let ring = ring::Ring::new(ring_map.as_fd(), bytes, page)?;
         let links = TRACEPOINTS
@@ -371,6 +305,8 @@ impl Probe {
             ring_map,
             followed,
             _allowed: allowed,
+            _scratch: scratch,
+            _retry: retry,
             lost,
             malformed: 0,
         })
@@ -430,7 +366,7 @@ impl Probe {
     /// followed map was full), or a record could not be decoded.
     pub fn lost(&self) -> Result<u64, Error> {
         let mut value = [0u8; 8];
-        sys::map_lookup(&self.lost, &0u32.to_ne_bytes(), &mut value)
+        sys::map_lookup(&self.lost, &programs::LOST.to_ne_bytes(), &mut value)
             .map_err(map_io("reading the lost count"))?;
         Ok(u64::from_ne_bytes(value) + self.malformed)
     }
@@ -440,140 +376,25 @@ impl Probe {
 mod tests {
     use super::*;
 
-    fn record(kind: u32, tid: u32, tgid: u32, size: usize) -> Vec<u8> {
-        let mut b = vec![0u8; size];
-        b[0..4].copy_from_slice(&kind.to_le_bytes());
-        b[4..8].copy_from_slice(&tid.to_le_bytes());
-        b[8..12].copy_from_slice(&tgid.to_le_bytes());
-        b[16..24].copy_from_slice(&99u64.to_le_bytes());
-        b
-    }
-
-    #[test]
-    fn decodes_enter_arguments_from_the_register_block() {
-        let mut b = record(programs::KIND_ENTER, 11, 10, programs::ENTER_SIZE);
-        b[24..32].copy_from_slice(&1u64.to_le_bytes());
-        // r10, r9, r8, ax, cx, dx, si, di
-        for (i, v) in [40u64, 60, 50, 0xdead, 0xbeef, 30, 20, 10]
-            .iter()
-            .enumerate()
-        {
-            b[32 + 8 * i..40 + 8 * i].copy_from_slice(&v.to_le_bytes());
-        }
-        b[96..104].copy_from_slice(&4242u64.to_le_bytes());
-        // i_mode: a socket, rwx for all (the next two bytes are other fields' garbage).
-        b[104..108].copy_from_slice(&0xffff_c1ffu32.to_le_bytes());
-        assert_eq!(
-            Record::decode(&b),
-            Some(Record::Enter {
-                tid: 11,
-                tgid: 10,
-                nr: 1,
-                args: [10, 20, 30, 40, 50, 60],
-                ino: 4242,
-                socket: true,
-                ktime_ns: 99
-            })
-        );
-        // A regular file.
-        b[104..106].copy_from_slice(&0o100644u16.to_le_bytes());
-        assert!(matches!(
-            Record::decode(&b),
-            Some(Record::Enter {
-                ino: 4242,
-                socket: false,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn decodes_exit_fork_and_process_exit() {
-        let mut b = record(programs::KIND_EXIT, 11, 10, programs::EXIT_SIZE);
-        b[24..32].copy_from_slice(&1u64.to_le_bytes());
-        b[32..40].copy_from_slice(&(-9i64).to_le_bytes());
-        assert_eq!(
-            Record::decode(&b),
-            Some(Record::Exit {
-                tid: 11,
-                tgid: 10,
-                nr: 1,
-                ret: -9,
-                ktime_ns: 99
-            })
-        );
-        let mut b = record(programs::KIND_FORK, 11, 10, programs::FORK_SIZE);
-        b[24..28].copy_from_slice(&12u32.to_le_bytes());
-        b[28..32].copy_from_slice(&10u32.to_le_bytes());
-        assert_eq!(
-            Record::decode(&b),
-            Some(Record::Fork {
-                parent: 10,
-                parent_tid: 11,
-                child: 12,
-                thread: true,
-                ktime_ns: 99
-            })
-        );
-        let mut b = record(
-            programs::KIND_PROCESS_EXIT,
-            11,
-            10,
-            programs::PROCESS_EXIT_SIZE,
-        );
-        b[24..28].copy_from_slice(&(7u32 << 8).to_le_bytes());
-        assert_eq!(
-            Record::decode(&b),
-            Some(Record::ProcessExit {
-                pid: 10,
-                ending: Ending::Exited(7),
-                ktime_ns: 99
-            })
-        );
-        let mut b = record(programs::KIND_EXEC, 10, 10, programs::EXEC_SIZE);
-        b[24..28].copy_from_slice(&12u32.to_le_bytes());
-        assert_eq!(
-            Record::decode(&b),
-            Some(Record::Exec {
-                pid: 10,
-                old_tid: 12,
-                ktime_ns: 99
-            })
-        );
-        assert_eq!(Record::decode(&b[..20]), None);
-        assert_eq!(Record::decode(&record(9, 1, 1, 32)), None);
-    }
-
-    #[test]
-    fn endings_follow_wait_status() {
-        assert_eq!(Ending::from_status(3 << 8), Ending::Exited(3));
-        assert_eq!(
-            Ending::from_status(9),
-            Ending::Signaled {
-                signal: 9,
-                core_dumped: false
-            }
-        );
-        assert_eq!(
-            Ending::from_status(0x86),
-            Ending::Signaled {
-                signal: 6,
-                core_dumped: true
-            }
-        );
-    }
-
     #[test]
     fn refuses_bad_configurations_before_touching_the_kernel() {
         let bad_ring = ProbeConfig {
             syscalls: &[1],
             ring_bytes: 3 << 12,
+            payload_bytes: 0,
         };
         assert!(matches!(Probe::start(bad_ring), Err(Error::Config(_))));
         let bad_nr = ProbeConfig {
             syscalls: &[1, 512],
             ring_bytes: DEFAULT_RING_BYTES,
+            payload_bytes: 0,
         };
         assert!(matches!(Probe::start(bad_nr), Err(Error::Config(_))));
+        let bad_payload = ProbeConfig {
+            syscalls: &[1],
+            ring_bytes: DEFAULT_RING_BYTES,
+            payload_bytes: PAYLOAD_MAX + 1,
+        };
+        assert!(matches!(Probe::start(bad_payload), Err(Error::Config(_))));
     }
 }

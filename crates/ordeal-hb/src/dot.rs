@@ -1,9 +1,9 @@
 //! `graph.dot`: the happens-before graph for Graphviz.
 
 use crate::graph::compact::EvRef;
-use crate::graph::{EdgeKind, HbGraph, EXTERNAL};
+use crate::graph::{EdgeKind, HbGraph, Peers, ThreadId, ThreadInfo, Traffic, EXTERNAL};
 use crate::summary::fmt_bytes;
-use ordeal_events::{Class, Event, FileOp, SocketOp, Step};
+use ordeal_events::{Class, Event, FileOp, Header, SocketOp, Step};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 
@@ -72,6 +72,10 @@ fn basename(p: &str) -> &str {
 
 /// A one-line description of an event: `#12 write 5B`, `#3 connect → b`, `#9 exit SIGKILL`.
 pub fn event_label(g: &HbGraph, e: &Event) -> String {
+    label(&g.peers(), e)
+}
+
+fn label(g: &Peers, e: &Event) -> String {
     let head = format!("#{} {}", e.seq, e.call);
     let err = || {
         e.errno
@@ -181,12 +185,12 @@ fn fill(e: &Event) -> &'static str {
     }
 }
 
-fn preamble(w: &mut impl Write, g: &HbGraph, rankdir: &str, what: &str) -> io::Result<()> {
+fn preamble(w: &mut impl Write, header: &Header, rankdir: &str, what: &str) -> io::Result<()> {
     writeln!(w, "digraph ordeal {{")?;
     writeln!(
         w,
         "  graph [rankdir={rankdir}, fontname=\"Helvetica\", fontsize=12, labelloc=t, label=\"{}\", newrank=true];",
-        dot_escape(&format!("{} — {what}", g.header().experiment))
+        dot_escape(&format!("{} — {what}", header.experiment))
     )?;
     writeln!(
         w,
@@ -195,45 +199,94 @@ fn preamble(w: &mut impl Write, g: &HbGraph, rankdir: &str, what: &str) -> io::R
     writeln!(w, "  edge [fontname=\"Helvetica\", fontsize=9];")
 }
 
+/// A cross-thread edge as the event-level picture draws it: its ends and their threads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PictureEdge {
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+    pub(crate) kind: EdgeKind,
+    pub(crate) from_thread: ThreadId,
+    pub(crate) to_thread: ThreadId,
+}
+
+/// What the event-level picture is drawn from.
+pub(crate) struct EventPicture<'a> {
+    pub(crate) header: &'a Header,
+    pub(crate) names: &'a [String],
+    pub(crate) threads: &'a [ThreadInfo],
+    /// Per thread, its drawn events in program order.
+    pub(crate) shown: Vec<Vec<&'a Event>>,
+    /// Fork, connect and message edges, in [`HbGraph::edges`] order.
+    pub(crate) edges: Vec<PictureEdge>,
+    pub(crate) peers: Peers<'a>,
+}
+
 /// The event-level picture (regardless of size).
-pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
-    let w = &mut w;
-    preamble(w, g, "TB", "happens-before")?;
-    // Shown events per thread, in program order; and each thread's shown seqs for redirecting
-    // edges whose ends are hidden.
-    let mut shown_by_thread: Vec<Vec<u64>> = vec![Vec::new(); g.threads().len()];
-    for (t, list) in shown_by_thread.iter_mut().enumerate() {
-        list.extend(
+pub fn write_event_dot<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
+    // Drawn events per thread, each as the event its seq names (with duplicate seqs, the one
+    // `index_of` finds), and their whole events, for the labels.
+    let shown_idx: Vec<Vec<usize>> = (0..g.threads().len())
+        .map(|t| {
             g.thread_indices(t)
                 .iter()
                 .map(|&i| g.ev(i as usize))
                 .filter(|&e| drawn_ev(e))
-                .map(|e| e.seq()),
-        );
-    }
-    // The whole events of the shown ones, for their labels.
-    let wanted: HashSet<usize> = shown_by_thread
-        .iter()
-        .flatten()
-        .filter_map(|&seq| g.index_of(seq))
+                .filter_map(|e| g.index_of(e.seq()))
+                .collect()
+        })
         .collect();
-    let mut shown: HashMap<usize, Event> = HashMap::new();
+    let wanted: HashSet<usize> = shown_idx.iter().flatten().copied().collect();
+    let mut events: HashMap<usize, Event> = HashMap::new();
     g.for_each_event(|i, e| {
         if wanted.contains(&i) {
-            shown.insert(i, e.clone());
+            events.insert(i, e.clone());
         }
         Ok(())
     })?;
+    let shown = shown_idx
+        .iter()
+        .map(|list| list.iter().filter_map(|i| events.get(i)).collect())
+        .collect();
+    let edges = g
+        .edges()
+        .filter(|e| e.kind != EdgeKind::Program)
+        .filter_map(|e| {
+            Some(PictureEdge {
+                from: e.from,
+                to: e.to,
+                kind: e.kind,
+                from_thread: g.thread_of(e.from)?,
+                to_thread: g.thread_of(e.to)?,
+            })
+        })
+        .collect();
+    let names = g.node_names();
+    draw_events(
+        w,
+        EventPicture {
+            header: g.header(),
+            names: &names,
+            threads: g.threads(),
+            shown,
+            edges,
+            peers: g.peers(),
+        },
+    )
+}
+
+pub(crate) fn draw_events<W: Write>(mut w: W, p: EventPicture) -> io::Result<()> {
+    let w = &mut w;
+    preamble(w, p.header, "TB", "happens-before")?;
     let mut threads_by_node: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (t, info) in g.threads().iter().enumerate() {
-        if !shown_by_thread[t].is_empty() {
+    for (t, info) in p.threads.iter().enumerate() {
+        if p.shown.get(t).is_some_and(|s| !s.is_empty()) {
             threads_by_node
                 .entry(info.node.as_str())
                 .or_default()
                 .push(t);
         }
     }
-    for node in &g.node_names() {
+    for node in p.names {
         let Some(threads) = threads_by_node.get(node.as_str()) else {
             continue;
         };
@@ -246,7 +299,7 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         let nested = threads.len() > 1;
         let indent = if nested { "      " } else { "    " };
         for &t in threads {
-            let info = &g.threads()[t];
+            let info = &p.threads[t];
             if nested {
                 writeln!(w, "    subgraph \"cluster_{}_t{t}\" {{", dot_escape(node))?;
                 let lab = if info.incarnation > 1 {
@@ -260,23 +313,20 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
                     dot_escape(&lab)
                 )?;
             }
-            for &seq in &shown_by_thread[t] {
-                let e = g
-                    .index_of(seq)
-                    .and_then(|i| shown.get(&i))
-                    .expect("shown event exists");
+            for e in &p.shown[t] {
+                let seq = e.seq;
                 match &e.fault {
                     // Faulted events stand out: red, thick border, the fault under the label.
                     Some(f) => writeln!(
                         w,
                         "{indent}e{seq} [label=\"{}\\n⚡ {}\", fillcolor=\"#fca5a5\", color=\"#dc2626\", penwidth=2];",
-                        dot_escape(&event_label(g, e)),
+                        dot_escape(&label(&p.peers, e)),
                         dot_escape(&f.to_string())
                     )?,
                     None => writeln!(
                         w,
                         "{indent}e{seq} [label=\"{}\", fillcolor=\"{}\"];",
-                        dot_escape(&event_label(g, e)),
+                        dot_escape(&label(&p.peers, e)),
                         fill(e)
                     )?,
                 }
@@ -287,25 +337,34 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         }
         writeln!(w, "  }}")?;
     }
+    let shown_by_thread: Vec<Vec<u64>> = p
+        .shown
+        .iter()
+        .map(|list| list.iter().map(|e| e.seq).collect())
+        .collect();
     // Program order among shown events.
     for list in &shown_by_thread {
-        for p in list.windows(2) {
+        for s in list.windows(2) {
             writeln!(
                 w,
                 "  e{} -> e{} [color=\"#b0b0b0\", penwidth=0.5, arrowsize=0.5];",
-                p[0], p[1]
+                s[0], s[1]
             )?;
         }
     }
     // An edge whose end is not drawn moves to the nearest drawn event of the same thread:
     // the previous one for a source, the next one for a target (happens-before still holds).
-    let drawn_seqs: HashSet<u64> = shown_by_thread.iter().flatten().copied().collect();
-    let redirect = |seq: u64, forward: bool| -> Option<u64> {
-        if drawn_seqs.contains(&seq) {
+    let node_of: HashMap<u64, &str> = p
+        .shown
+        .iter()
+        .flatten()
+        .map(|e| (e.seq, e.node.as_str()))
+        .collect();
+    let redirect = |seq: u64, t: ThreadId, forward: bool| -> Option<u64> {
+        if node_of.contains_key(&seq) {
             return Some(seq);
         }
-        let t = g.thread_of(seq)?;
-        let list = &shown_by_thread[t];
+        let list = shown_by_thread.get(t)?;
         let k = list.partition_point(|&s| s < seq);
         if forward {
             list.get(k).copied()
@@ -313,15 +372,17 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
             k.checked_sub(1).map(|k| list[k])
         }
     };
-    for e in g.edges().filter(|e| e.kind != EdgeKind::Program) {
-        let (Some(from), Some(to)) = (redirect(e.from, false), redirect(e.to, true)) else {
+    for e in &p.edges {
+        let (Some(from), Some(to)) = (
+            redirect(e.from, e.from_thread, false),
+            redirect(e.to, e.to_thread, true),
+        ) else {
             continue;
         };
         if from == to {
             continue;
         }
-        let node = |seq| g.index_of(seq).map(|i| g.ev(i).node_id());
-        let cross_node = node(from) != node(to);
+        let cross_node = node_of.get(&from) != node_of.get(&to);
         let attrs = match e.kind {
             EdgeKind::Message { bytes } if cross_node => format!(
                 "style=bold, penwidth=2, color=\"#1d4ed8\", fontcolor=\"#1d4ed8\", label=\"{}\"",
@@ -344,23 +405,33 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
 }
 
 /// The node-level communication picture (regardless of size).
-pub fn write_node_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
-    let w = &mut w;
-    preamble(w, g, "LR", "communication")?;
-    let mut ids: HashMap<String, usize> = HashMap::new();
-    let roles: HashMap<&str, &str> = g
-        .header()
-        .nodes
-        .iter()
-        .map(|n| (n.name.as_str(), n.role.as_str()))
-        .collect();
+pub fn write_node_dot<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for i in 0..g.len() {
         *counts.entry(g.ev(i).node()).or_default() += 1;
     }
-    for name in g.node_names() {
+    draw_nodes(w, g.header(), &g.node_names(), &counts, g.traffic())
+}
+
+/// The node-level picture from the node names, each node's event count and the traffic.
+pub(crate) fn draw_nodes<W: Write>(
+    mut w: W,
+    header: &Header,
+    names: &[String],
+    counts: &HashMap<&str, usize>,
+    traffic: &BTreeMap<(String, String), Traffic>,
+) -> io::Result<()> {
+    let w = &mut w;
+    preamble(w, header, "LR", "communication")?;
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    let roles: HashMap<&str, &str> = header
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.role.as_str()))
+        .collect();
+    for name in names {
         let id = ids.len();
-        let mut label = dot_escape(&name);
+        let mut label = dot_escape(name);
         if let Some(role) = roles.get(name.as_str()) {
             label.push_str("\\n");
             label.push_str(&dot_escape(role));
@@ -376,18 +447,12 @@ pub fn write_node_dot<W: Write>(g: &HbGraph, mut w: W) -> io::Result<()> {
         writeln!(w, "  n{id} [label=\"{label}\"{style}];")?;
         ids.insert(name, id);
     }
-    let max_bytes = g
-        .traffic()
-        .values()
-        .map(|t| t.bytes)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    for ((from, to), t) in g.traffic() {
+    let max_bytes = traffic.values().map(|t| t.bytes).max().unwrap_or(0).max(1);
+    for ((from, to), t) in traffic {
         if t.messages == 0 && t.connections == 0 && t.unmatched_bytes == 0 {
             continue;
         }
-        let (Some(a), Some(b)) = (ids.get(from), ids.get(to)) else {
+        let (Some(a), Some(b)) = (ids.get(from.as_str()), ids.get(to.as_str())) else {
             continue;
         };
         let plural =

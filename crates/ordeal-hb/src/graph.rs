@@ -28,6 +28,12 @@ mod edges;
 mod endpoints;
 mod messages;
 mod threads;
+mod view;
+
+pub(crate) use connections::{FailedConnects, Streams};
+pub(crate) use endpoints::{AddrMapBuilder, Endpoint, Transfer};
+pub(crate) use threads::ThreadTracker;
+pub(crate) use view::View;
 
 /// Index of a thread incarnation in [`HbGraph::threads`]; also its vector-clock component.
 pub type ThreadId = usize;
@@ -409,23 +415,56 @@ impl HbGraph {
         &self.warnings
     }
 
+    pub(crate) fn peers(&self) -> Peers<'_> {
+        Peers {
+            peer_of_ino: &self.peer_of_ino,
+            addr_map: &self.addr_map,
+        }
+    }
+
     /// Nodes in display order: header nodes first, then any other node named by an event or
     /// by traffic, in order of first appearance.
     pub fn node_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.header.nodes.iter().map(|n| n.name.clone()).collect();
-        let mut seen: std::collections::HashSet<String> = names.iter().cloned().collect();
-        for t in &self.threads {
-            if seen.insert(t.node.clone()) {
-                names.push(t.node.clone());
-            }
-        }
-        for (a, b) in self.traffic.keys() {
-            for n in [a, b] {
-                if seen.insert(n.clone()) {
-                    names.push(n.clone());
-                }
-            }
-        }
-        names
+        node_names(&self.header, &self.threads, &self.traffic)
     }
+}
+
+/// What event labels and trace.json name: the node at the other end of a stream socket, the
+/// node owning an address.
+#[derive(Clone, Copy)]
+pub(crate) struct Peers<'a> {
+    pub(crate) peer_of_ino: &'a HashMap<u64, String>,
+    pub(crate) addr_map: &'a AddrMap,
+}
+
+impl<'a> Peers<'a> {
+    pub(crate) fn peer_node(&self, ino: u64) -> Option<&'a str> {
+        self.peer_of_ino.get(&ino).map(String::as_str)
+    }
+    pub(crate) fn node_of_addr(&self, addr: &str) -> Option<&'a str> {
+        self.addr_map.lookup(addr)
+    }
+}
+
+/// See [`HbGraph::node_names`].
+pub(crate) fn node_names(
+    header: &Header,
+    threads: &[ThreadInfo],
+    traffic: &BTreeMap<(String, String), Traffic>,
+) -> Vec<String> {
+    let mut names: Vec<String> = header.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut seen: std::collections::HashSet<String> = names.iter().cloned().collect();
+    for t in threads {
+        if seen.insert(t.node.clone()) {
+            names.push(t.node.clone());
+        }
+    }
+    for (a, b) in traffic.keys() {
+        for n in [a, b] {
+            if seen.insert(n.clone()) {
+                names.push(n.clone());
+            }
+        }
+    }
+    names
 }

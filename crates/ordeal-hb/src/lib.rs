@@ -13,6 +13,11 @@
 //! * Outputs: [`write_dot`] (`graph.dot`), [`write_chrome_trace`] (`trace.json`, for
 //!   Perfetto), [`Summary`] (`summary.json`) with [`human_summary`] for the terminal, and
 //!   [`write_hb_jsonl`] (`hb.jsonl`). [`write_outputs`] writes them all into a directory.
+//! * [`write_trace_outputs`] writes the same files, byte for byte, straight from a
+//!   `trace.jsonl` in memory that does not grow with the number of events (three passes over
+//!   the file, no graph; what a run uses), and [`summarize_trace`] its `summary.json` alone.
+//!   A trace it cannot stream (events out of `seq` order, a happens-before cycle) is built in
+//!   memory through [`HbGraph`] instead.
 //!
 //! The formats are documented for users in `docs/outputs.md`.
 #![forbid(unsafe_code)]
@@ -23,6 +28,7 @@ mod dot;
 mod graph;
 mod output;
 pub mod ranges;
+mod stream;
 mod summary;
 
 pub use chrome::write_chrome_trace;
@@ -35,8 +41,9 @@ pub use graph::{
     VectorClock, EXTERNAL,
 };
 pub use output::{render_svg, write_hb_jsonl, write_outputs, Outputs};
+pub use stream::{summarize_trace, write_trace_outputs, TraceOutputs};
 pub use summary::{
     fmt_bytes, human_summary, write_summary_json, EngineInfo, EventCounts, NodeSummary,
-    PairSummary, ProcessSummary, SnapshotLink, Status, Summary, Verdict, SUMMARY_SCHEMA,
+    PairSummary, ProcessSummary, RunFacts, SnapshotLink, Status, Summary, Verdict, SUMMARY_SCHEMA,
     SUMMARY_VERSION,
 };

@@ -2,7 +2,7 @@
 
 use crate::chrome::write_chrome_trace;
 use crate::dot::{write_dot, DotLevel};
-use crate::graph::{EdgeKind, HbGraph};
+use crate::graph::{EdgeKind, HbGraph, ThreadId, ThreadInfo};
 use crate::summary::{write_summary_json, Summary};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -13,44 +13,92 @@ use std::process::Command;
 /// `{"seq":N,"vc":{"<node>/<tid>":k,...},"pred":[{"seq":M,"kind":"message","bytes":5},...]}`.
 pub fn write_hb_jsonl<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
     let mut w = BufWriter::new(w);
-    let labels: Vec<String> = g
-        .threads()
-        .iter()
-        .map(|t| serde_json::to_string(&t.label()).expect("string serializes"))
-        .collect();
+    let labels = hb_labels(g.threads());
     let mut clocks = g.clock_walk();
+    let mut line = Vec::new();
     for i in 0..g.len() {
         let seq = g.ev(i).seq();
-        write!(w, "{{\"seq\":{seq},\"vc\":{{")?;
         // With duplicate seqs (a warned inconsistency), every line shows the one event
         // `vc(seq)` finds.
         let vc = match g.index_of(seq) {
             Some(j) if j == i => clocks.vc(i),
             _ => g.vc(seq).unwrap_or_default(),
         };
-        for (k, (t, v)) in vc.0.iter().enumerate() {
-            if k > 0 {
-                w.write_all(b",")?;
-            }
-            write!(w, "{}:{v}", labels[*t])?;
-        }
-        w.write_all(b"},\"pred\":[")?;
-        for (k, p) in g.preds(seq).iter().enumerate() {
-            if k > 0 {
-                w.write_all(b",")?;
-            }
-            match p.kind {
-                EdgeKind::Message { bytes } => write!(
-                    w,
-                    "{{\"seq\":{},\"kind\":\"message\",\"bytes\":{bytes}}}",
-                    p.from
-                )?,
-                k => write!(w, "{{\"seq\":{},\"kind\":\"{}\"}}", p.from, k.name())?,
-            }
-        }
-        w.write_all(b"]}\n")?;
+        let preds = g.preds(seq);
+        line.clear();
+        hb_line(
+            &mut line,
+            &labels,
+            seq,
+            vc.0.iter().map(|&(t, v)| (t, v)),
+            preds.iter().map(|p| (p.from, p.kind)),
+        );
+        w.write_all(&line)?;
     }
     w.flush()
+}
+
+/// Each thread's label as a JSON string, for [`hb_line`].
+pub(crate) fn hb_labels(threads: &[ThreadInfo]) -> Vec<String> {
+    threads
+        .iter()
+        .map(|t| serde_json::to_string(&t.label()).expect("string serializes"))
+        .collect()
+}
+
+/// One line of `hb.jsonl`, appended to `w`: the event's clock (components by thread, zeros
+/// left out) and its direct predecessors (program order first). Formatted by hand: the lines
+/// of a long trace are gigabytes.
+pub(crate) fn hb_line(
+    w: &mut Vec<u8>,
+    labels: &[String],
+    seq: u64,
+    vc: impl Iterator<Item = (ThreadId, u64)>,
+    preds: impl Iterator<Item = (u64, EdgeKind)>,
+) {
+    w.extend_from_slice(b"{\"seq\":");
+    push_u64(w, seq);
+    w.extend_from_slice(b",\"vc\":{");
+    for (k, (t, v)) in vc.enumerate() {
+        if k > 0 {
+            w.push(b',');
+        }
+        w.extend_from_slice(labels[t].as_bytes());
+        w.push(b':');
+        push_u64(w, v);
+    }
+    w.extend_from_slice(b"},\"pred\":[");
+    for (k, (from, kind)) in preds.enumerate() {
+        if k > 0 {
+            w.push(b',');
+        }
+        w.extend_from_slice(b"{\"seq\":");
+        push_u64(w, from);
+        w.extend_from_slice(b",\"kind\":\"");
+        w.extend_from_slice(kind.name().as_bytes());
+        w.push(b'"');
+        if let EdgeKind::Message { bytes } = kind {
+            w.extend_from_slice(b",\"bytes\":");
+            push_u64(w, bytes);
+        }
+        w.push(b'}');
+    }
+    w.extend_from_slice(b"]}\n");
+}
+
+/// Appends `v` in decimal.
+fn push_u64(w: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    w.extend_from_slice(&digits[at..]);
 }
 
 /// Renders `dot` to SVG with Graphviz (`dot -Tsvg`). Returns `Ok(false)` when Graphviz is not

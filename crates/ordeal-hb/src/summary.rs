@@ -1,6 +1,7 @@
 //! `summary.json` and the terminal summary.
 
-use crate::graph::{Connection, EdgeCounts, FailedConnect, HbGraph};
+use crate::graph::{Connection, EdgeCounts, FailedConnect, HbGraph, ThreadInfo, Traffic, View};
+use ordeal_events::{Class, Event, Header};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -126,6 +127,31 @@ pub struct Summary {
     pub engine: Option<EngineInfo>,
 }
 
+/// What a run knows beyond its trace, written into its `summary.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFacts {
+    pub verdict: Verdict,
+    pub snapshots: Vec<SnapshotLink>,
+    pub engine: Option<EngineInfo>,
+}
+
+impl RunFacts {
+    /// A verdict and nothing else.
+    pub fn verdict(verdict: Verdict) -> RunFacts {
+        RunFacts {
+            verdict,
+            snapshots: Vec::new(),
+            engine: None,
+        }
+    }
+
+    pub(crate) fn apply(self, s: &mut Summary) {
+        s.verdict = self.verdict;
+        s.snapshots = self.snapshots;
+        s.engine = self.engine;
+    }
+}
+
 /// How a run's calls were seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineInfo {
@@ -215,34 +241,119 @@ pub struct EventCounts {
     pub by_call: BTreeMap<String, u64>,
 }
 
+/// Event totals and the time span, taken in one event at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// By class, in [`CLASSES`] order, then unclassified.
+    by_class: [u64; 5],
+    by_call: HashMap<Box<str>, u64>,
+    total: u64,
+    first: Option<u64>,
+    last_end: Option<u64>,
+}
+
+/// Class names as summary.json spells them (serde's lower case).
+const CLASSES: [&str; 5] = ["net", "data", "file", "proc", "other"];
+
+impl Tally {
+    pub(crate) fn observe<'a>(&mut self, e: impl View<'a>) {
+        let class = match e.class() {
+            Some(Class::Net) => 0,
+            Some(Class::Data) => 1,
+            Some(Class::File) => 2,
+            Some(Class::Proc) => 3,
+            None => 4,
+        };
+        self.by_class[class] += 1;
+        match self.by_call.get_mut(e.call()) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_call.insert(e.call().into(), 1);
+            }
+        }
+        self.total += 1;
+        self.first = Some(self.first.map_or(e.ts(), |t| t.min(e.ts())));
+        let end = e.ts().saturating_add(e.dur());
+        self.last_end = Some(self.last_end.map_or(end, |t| t.max(end)));
+    }
+
+    pub(crate) fn counts(&self) -> EventCounts {
+        EventCounts {
+            total: self.total,
+            by_class: CLASSES
+                .iter()
+                .zip(self.by_class)
+                .filter(|&(_, n)| n > 0)
+                .map(|(c, n)| (c.to_string(), n))
+                .collect(),
+            by_call: self
+                .by_call
+                .iter()
+                .map(|(c, &n)| (c.to_string(), n))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn span_ns(&self) -> u64 {
+        match (self.first, self.last_end) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => 0,
+        }
+    }
+}
+
+/// What a summary is made of, whoever computed it.
+pub(crate) struct Parts<'a> {
+    pub(crate) header: &'a Header,
+    pub(crate) names: Vec<String>,
+    pub(crate) threads: &'a [ThreadInfo],
+    /// Per thread, its spawn/exec/exit events in program order.
+    pub(crate) lifecycle: Vec<Vec<&'a Event>>,
+    pub(crate) tally: &'a Tally,
+    pub(crate) connections: Vec<Connection>,
+    pub(crate) failed_connects: Vec<FailedConnect>,
+    pub(crate) traffic: &'a BTreeMap<(String, String), Traffic>,
+    pub(crate) edges: EdgeCounts,
+    pub(crate) warnings: Vec<String>,
+}
+
 impl Summary {
     /// Summarises a graph; `verdict` is the caller's judgement of the run.
     pub fn build(graph: &HbGraph, verdict: Verdict) -> Summary {
-        let events = (0..graph.len()).map(|i| graph.ev(i));
-        let mut counts = EventCounts {
-            total: graph.len() as u64,
-            ..Default::default()
-        };
-        for e in events.clone() {
-            let class = match e.class() {
-                Some(c) => serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "other".into()),
-                None => "other".into(),
-            };
-            *counts.by_class.entry(class).or_default() += 1;
-            *counts.by_call.entry(e.call().to_string()).or_default() += 1;
+        let mut tally = Tally::default();
+        for i in 0..graph.len() {
+            tally.observe(graph.ev(i));
         }
-        let span_ns = match (
-            events.clone().map(|e| e.ts()).min(),
-            events.map(|e| e.ts().saturating_add(e.dur())).max(),
-        ) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
-            _ => 0,
-        };
-        let pairs = graph
-            .traffic()
+        // Only the lifecycle events matched here are kept whole by the graph.
+        let lifecycle = (0..graph.threads().len())
+            .map(|t| {
+                graph
+                    .thread_indices(t)
+                    .iter()
+                    .filter_map(|&i| graph.kept_event(i as usize))
+                    .collect()
+            })
+            .collect();
+        Summary::from_parts(
+            Parts {
+                header: graph.header(),
+                names: graph.node_names(),
+                threads: graph.threads(),
+                lifecycle,
+                tally: &tally,
+                connections: graph.connections().to_vec(),
+                failed_connects: graph.failed_connects().to_vec(),
+                traffic: graph.traffic(),
+                edges: graph.edge_counts(),
+                warnings: graph.warnings().to_vec(),
+            },
+            verdict,
+        )
+    }
+
+    pub(crate) fn from_parts(p: Parts, verdict: Verdict) -> Summary {
+        let pairs = p
+            .traffic
             .iter()
             .map(|((from, to), t)| PairSummary {
                 from: from.clone(),
@@ -256,16 +367,16 @@ impl Summary {
         Summary {
             schema: SUMMARY_SCHEMA.into(),
             version: SUMMARY_VERSION,
-            experiment: graph.header().experiment.clone(),
+            experiment: p.header.experiment.clone(),
             verdict,
-            span_ns,
-            nodes: node_summaries(graph),
-            connections: graph.connections().to_vec(),
-            failed_connects: graph.failed_connects().to_vec(),
+            span_ns: p.tally.span_ns(),
+            nodes: node_summaries(p.header, &p.names, p.threads, &p.lifecycle),
+            connections: p.connections,
+            failed_connects: p.failed_connects,
             pairs,
-            events: counts,
-            edges: graph.edge_counts(),
-            warnings: graph.warnings().to_vec(),
+            events: p.tally.counts(),
+            edges: p.edges,
+            warnings: p.warnings,
             snapshots: Vec::new(),
             engine: None,
         }
@@ -282,7 +393,12 @@ impl Summary {
     }
 }
 
-fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
+fn node_summaries(
+    header: &Header,
+    names: &[String],
+    threads: &[ThreadInfo],
+    lifecycle: &[Vec<&Event>],
+) -> Vec<NodeSummary> {
     struct Proc {
         node: String,
         p: ProcessSummary,
@@ -291,7 +407,7 @@ fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
     let mut procs: Vec<Proc> = Vec::new();
     let mut latest: HashMap<i32, usize> = HashMap::new();
     let mut threads_per_node: HashMap<&str, usize> = HashMap::new();
-    for (t, info) in graph.threads().iter().enumerate() {
+    for (t, info) in threads.iter().enumerate() {
         *threads_per_node.entry(info.node.as_str()).or_default() += 1;
         let leader = info.tid == info.pid;
         // A process begins with a leader that was spawned or forked. A leader incarnation with
@@ -315,12 +431,7 @@ fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
             }
         };
         let pr = &mut procs[k];
-        // Only the lifecycle events matched here are kept whole by the graph.
-        for e in graph
-            .thread_indices(t)
-            .iter()
-            .filter_map(|&i| graph.kept_event(i as usize))
-        {
+        for e in lifecycle.get(t).into_iter().flatten() {
             match e.call.as_str() {
                 "spawn" | "exec" | "execve" | "execveat" if e.ok() => {
                     if let Some(argv) = e.argv.as_ref().filter(|a| !a.is_empty()) {
@@ -336,20 +447,18 @@ fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
             }
         }
     }
-    graph
-        .node_names()
-        .into_iter()
+    names
+        .iter()
         .map(|name| {
-            let role = graph
-                .header()
+            let role = header
                 .nodes
                 .iter()
-                .find(|n| n.name == name)
+                .find(|n| &n.name == name)
                 .map(|n| n.role.clone())
                 .unwrap_or_else(|| "unknown".into());
             let processes: Vec<ProcessSummary> = procs
                 .iter()
-                .filter(|p| p.node == name)
+                .filter(|p| &p.node == name)
                 .map(|p| p.p.clone())
                 .collect();
             NodeSummary {
@@ -357,7 +466,7 @@ fn node_summaries(graph: &HbGraph) -> Vec<NodeSummary> {
                 process_count: processes.len(),
                 thread_count: threads_per_node.get(name.as_str()).copied().unwrap_or(0),
                 processes,
-                name,
+                name: name.clone(),
             }
         })
         .filter(|n| n.role != "unknown" || n.thread_count > 0)

@@ -34,10 +34,7 @@ pub fn launcher_for(choice: EngineChoice) -> (Box<dyn Launcher>, String) {
         EngineChoice::Ebpf => (Box::new(Ebpf), "engine: ebpf".into()),
         EngineChoice::Auto => match ebpf_unavailable() {
             None => (Box::new(Ebpf), "engine: ebpf (auto)".into()),
-            Some(why) => (
-                Box::new(Ptrace),
-                format!("engine: ptrace (auto: the eBPF probe does not load here: {why})"),
-            ),
+            Some(why) => (Box::new(Ptrace), format!("engine: ptrace (auto: {why})")),
         },
     }
 }

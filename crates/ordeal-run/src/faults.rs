@@ -826,4 +826,42 @@ trigger = { nth = 1, call = "write" }
         died.insert("n1".to_string(), Instant::now());
         assert!(tick(false, &died));
     }
+
+    /// The calls a schedule's hook watches, on loopback.
+    fn watched(text: &str) -> Vec<&'static str> {
+        let hook = ScheduleHook::new(&schedule(text), Shared::default());
+        let Watch::Calls(nrs) = hook.watch() else {
+            panic!("a schedule watches the calls it may act on, not all");
+        };
+        let mut names: Vec<&str> = nrs
+            .iter()
+            .map(|&nr| ordeal_tracer::syscall_name(nr))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Under eBPF, only what a fault may act on stops: a trigger's call, class and direction;
+    /// a partition on loopback stops the connects and sends it fails or holds.
+    #[test]
+    fn a_schedule_watches_only_the_calls_its_faults_may_act_on() {
+        let crash_at_fsync = "[[fault]]\nkind = \"crash\"\nnode = \"n0\"\n\
+                              trigger = { nth = 3, node = \"n0\", call = \"fsync\" }\n";
+        assert_eq!(watched(crash_at_fsync), ["fsync"]);
+        let timed = "[[fault]]\nkind = \"pause\"\nnode = \"n2\"\nduration = \"1s\"\n\
+                     trigger = { after = \"1s\" }\n";
+        assert!(watched(timed).is_empty());
+        let recvs = "[[fault]]\nkind = \"pause\"\nnode = \"n0\"\nduration = \"1s\"\n\
+                     trigger = { nth = 10, node = \"n0\", class = \"data\", direction = \"recv\" }\n";
+        assert_eq!(
+            watched(recvs),
+            ["read", "readv", "recvfrom", "recvmmsg", "recvmsg"]
+        );
+        let cut = "[[fault]]\nkind = \"partition\"\nfrom = [\"n0\"]\nto = [\"n1\"]\n\
+                   duration = \"1s\"\ntrigger = { after = \"1s\" }\n";
+        assert_eq!(
+            watched(cut),
+            ["connect", "sendmmsg", "sendmsg", "sendto", "write", "writev"]
+        );
+    }
 }

@@ -39,7 +39,7 @@ mod supervisor;
 pub use outputs::{rebuild, write_outputs};
 
 use ordeal_events::TraceWriter;
-use ordeal_experiment::{Experiment, ResolveContext};
+use ordeal_experiment::{EngineChoice, Experiment, ResolveContext};
 use ordeal_hb::{Status, Summary, Verdict};
 use ordeal_tracer::{Config, ExitStatus, Launcher};
 use std::fs::File;
@@ -210,7 +210,12 @@ pub struct RunTimes {
 /// ([`engines`]). `cancel` (set by SIGINT/SIGTERM handlers) ends the run early: everything
 /// is still torn down and the outputs written, with an `error` verdict.
 pub fn run(exp: &Experiment, opts: &RunOptions, cancel: &AtomicBool) -> Result<RunReport, Error> {
-    let (launcher, line) = engines::launcher_for(opts.engine.unwrap_or(exp.engine()));
+    let choice = opts.engine.unwrap_or(exp.engine());
+    if let (EngineChoice::Ebpf, Some(why)) = (choice, engines::ebpf_unavailable()) {
+        // Asked for by name: refused before anything exists.
+        return Err(Error::Usage(why));
+    }
+    let (launcher, line) = engines::launcher_for(choice);
     if opts.progress {
         eprintln!("{line}");
     }
@@ -276,6 +281,7 @@ pub fn run_on(
             .then(|| run_dir.join(crash::FILE_DATA)),
         // The launcher decides (an eBPF launcher sets its observer).
         observer: ordeal_tracer::Observer::Ptrace,
+        ring_bytes: 0,
     };
     let shared = faults::Shared::default();
     if let Ok(mut p) = shared.lock() {

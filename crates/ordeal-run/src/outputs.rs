@@ -1,11 +1,11 @@
 //! What a run leaves besides its trace: the trace's header, the happens-before graph and
-//! summary rebuilt from `trace.jsonl` (all outputs, or `summary.json` alone for campaigns),
-//! and `schedule.applied.toml` read back from the trace.
+//! summary rebuilt from `trace.jsonl` in bounded memory (all outputs, or `summary.json` alone
+//! for campaigns), and `schedule.applied.toml` read back from the trace.
 
 use crate::{diag, faults, io_err, rundir, Error, Progress};
 use ordeal_events::{Header, NodeInfo, TraceReader, SCHEMA_VERSION};
 use ordeal_experiment::Resolved;
-use ordeal_hb::{EngineInfo, HbGraph, Summary, Verdict};
+use ordeal_hb::{EngineInfo, RunFacts, Summary, Verdict};
 use std::fs::File;
 use std::path::Path;
 
@@ -46,14 +46,20 @@ pub fn write_outputs(
     engine: Option<EngineInfo>,
     max_dot_events: usize,
 ) -> Result<Summary, Error> {
-    // Streamed: the graph keeps a compact form of each event, the outputs read the file again.
-    let graph = HbGraph::from_trace(&run_dir.join("trace.jsonl"))?;
-    let mut summary = Summary::build(&graph, verdict);
-    summary.snapshots = diag::links(run_dir);
-    summary.engine = engine;
-    ordeal_hb::write_outputs(run_dir, &graph, &summary, max_dot_events)
-        .map_err(io_err(format!("writing outputs in {}", run_dir.display())))?;
-    Ok(summary)
+    // Streamed in bounded memory: no output of a run holds every event.
+    let facts = RunFacts {
+        verdict,
+        snapshots: diag::links(run_dir),
+        engine,
+    };
+    let out = ordeal_hb::write_trace_outputs(
+        &run_dir.join("trace.jsonl"),
+        run_dir,
+        facts,
+        max_dot_events,
+    )
+    .map_err(io_err(format!("writing outputs in {}", run_dir.display())))?;
+    Ok(out.summary)
 }
 
 /// Only `summary.json`, from `RUN_DIR/trace.jsonl` with `verdict` (see
@@ -63,8 +69,8 @@ pub(crate) fn write_summary_only(
     verdict: Verdict,
     engine: Option<EngineInfo>,
 ) -> Result<Summary, Error> {
-    let graph = HbGraph::from_trace(&run_dir.join("trace.jsonl"))?;
-    let mut summary = Summary::build(&graph, verdict);
+    let mut summary = ordeal_hb::summarize_trace(&run_dir.join("trace.jsonl"), verdict)
+        .map_err(io_err(format!("summarizing {}", run_dir.display())))?;
     summary.snapshots = diag::links(run_dir);
     summary.engine = engine;
     let path = run_dir.join("summary.json");

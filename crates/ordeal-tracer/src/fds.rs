@@ -86,6 +86,24 @@ impl<S: Sink> Inner<S> {
         }
     }
 
+    /// What descriptor `fd` (the `nth` the call returned: socketpair returns two) is as the
+    /// call returned: from the probe's record when one is being decoded (the first one's
+    /// file, the second one's the first's Unix peer), else from /proc.
+    pub(crate) fn returned_fd(&self, tgid: i32, fd: i32, nth: usize) -> Option<procfs::FdTarget> {
+        let Some(f) = &self.exit_file else {
+            return procfs::fd_target(tgid, fd);
+        };
+        let ino = match nth {
+            0 => f.ino,
+            _ => f.sock.as_ref()?.peer_ino?,
+        };
+        Some(if f.socket {
+            procfs::FdTarget::Socket(ino)
+        } else {
+            procfs::FdTarget::Other
+        })
+    }
+
     pub(crate) fn forget_fd(&mut self, tgid: i32, fd: i32) {
         if let Some(p) = self.procs.get_mut(&tgid) {
             p.fds.remove(&fd);
@@ -105,8 +123,11 @@ impl<S: Sink> Inner<S> {
             }
             sockinfo::inspect(p.pidfd.as_ref()?, fd)
         });
-        let (proto, local, remote) = match info {
-            Some(i) if i.ino == ino => (i.proto, i.local, i.remote),
+        let (proto, local, remote) = match (info, self.kernel_socks.get(&ino)) {
+            (Some(i), _) if i.ino == ino => (i.proto, i.local, i.remote),
+            // Gone, or the number reused, by the time a probe record is decoded: what the
+            // kernel said when the call ran.
+            (_, Some(k)) => crate::observe::kernel_sock(k),
             _ => (hint.unwrap_or(Proto::Other), None, None),
         };
         // The same socket under another fd (dup, try_clone, inherited) has the same peer.
@@ -134,9 +155,9 @@ impl<S: Sink> Inner<S> {
         }
         let in_flight: Vec<(i32, i32, Rc<str>)> = self
             .threads
-            .values()
-            .filter_map(|t| {
-                let p = t.pending.as_ref()?;
+            .iter()
+            .filter_map(|(&tid, t)| {
+                let p = self.call_in_progress(tid)?;
                 (p.nr == libc::SYS_connect).then(|| (t.tgid, p.args[0] as i32, t.label.clone()))
             })
             .collect();

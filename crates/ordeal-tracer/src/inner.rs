@@ -87,6 +87,10 @@ pub(crate) struct Inner<S: Sink> {
     /// While a probe record is decoded: the inode behind the call's first argument and
     /// whether it is a socket, as the kernel saw them when the call started (0: unknown).
     pub(crate) entry_file: Option<(u64, bool)>,
+    /// While a probe record's exit is decoded: the file the call returned or worked on.
+    pub(crate) exit_file: Option<ordeal_ebpf::FileInfo>,
+    /// Sockets as the probe saw them, by inode (for those /proc no longer shows).
+    pub(crate) kernel_socks: HashMap<u64, ordeal_ebpf::SockAddrs>,
 }
 
 /// Sends `sig` to one process. Refuses anything but a real pid: `kill(0)` and `kill(-1)`
@@ -196,6 +200,8 @@ impl<S: Sink> Inner<S> {
             stopped: Vec::new(),
             observing: None,
             entry_file: None,
+            exit_file: None,
+            kernel_socks: HashMap::new(),
         }
     }
 
@@ -206,7 +212,12 @@ impl<S: Sink> Inner<S> {
         self.stopped =
             observe::stopped_calls(self.cfg.observer, watch, self.cfg.file_data.is_some());
         if self.cfg.observer == Observer::Ebpf {
-            self.observing = Some(Observing::start(&self.stopped, tid)?);
+            self.observing = Some(Observing::start(
+                &self.stopped,
+                self.cfg.ring_bytes,
+                self.cfg.payload_bytes,
+                tid,
+            )?);
         }
         Ok(())
     }

@@ -85,6 +85,9 @@ pub struct Config {
     pub file_data: Option<PathBuf>,
     /// How calls are seen: stopped at (ptrace) or recorded by the eBPF probe.
     pub observer: Observer,
+    /// The eBPF probe's ring buffer, bytes (a power of two; 0: 8 MiB). A burst larger than
+    /// the ring between two drains loses events, counted in [`Stats::lost`].
+    pub ring_bytes: usize,
 }
 
 /// How a process ended.
@@ -230,7 +233,7 @@ pub enum Error {
     Sink(std::io::Error),
     #[error("the tracer thread is gone")]
     Gone,
-    #[error("eBPF probe: {0}")]
+    #[error("eBPF probe: {0}{hint}", hint = ebpf_hint(.0))]
     Ebpf(#[from] ordeal_ebpf::Error),
 }
 
@@ -481,6 +484,15 @@ impl<S: Sink + 'static> Drop for Tracer<S> {
         if self.thread.is_some() {
             let _ = self.stop_thread();
         }
+    }
+}
+
+/// What to do about a probe that cannot load for lack of privilege.
+fn ebpf_hint(e: &ordeal_ebpf::Error) -> &'static str {
+    if e.is_permission_denied() {
+        " (the eBPF engine needs root, or CAP_BPF and CAP_PERFMON; --engine ptrace needs neither)"
+    } else {
+        ""
     }
 }
 

@@ -16,29 +16,31 @@ pub(crate) struct Captured {
 }
 
 thread_local! {
-    static CAPTURED: RefCell<Vec<Captured>> = const { RefCell::new(Vec::new()) };
+    /// The copies of the record being decoded; None while no record is.
+    static CAPTURED: RefCell<Option<Vec<Captured>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with reads answered from `blobs` where they cover the bytes asked for.
+/// Runs `f` with reads answered from `blobs` alone: what they do not cover reads as
+/// unreadable (the live memory has moved on since the call; a missing field beats a wrong one).
 pub(crate) fn with_captured<T>(blobs: Vec<Captured>, f: impl FnOnce() -> T) -> T {
-    if blobs.is_empty() {
-        return f();
-    }
-    CAPTURED.with(|c| *c.borrow_mut() = blobs);
+    CAPTURED.with(|c| *c.borrow_mut() = Some(blobs));
     let out = f();
-    CAPTURED.with(|c| c.borrow_mut().clear());
+    CAPTURED.with(|c| *c.borrow_mut() = None);
     out
 }
 
-/// `len` bytes at `addr` from a captured copy (fewer if the copy ends first, as a read
-/// stopping at an unmapped page would), if one starts at or before `addr` and covers it.
-fn from_captured(addr: u64, len: usize) -> Option<Vec<u8>> {
+/// While a record is decoded: `len` bytes at `addr` from a copy that starts at or before
+/// `addr` and covers it (fewer if the copy ends first, as a read stopping at an unmapped
+/// page would), or Some(None) when none does. None when no record is being decoded.
+fn from_captured(addr: u64, len: usize) -> Option<Option<Vec<u8>>> {
     CAPTURED.with(|c| {
-        c.borrow().iter().find_map(|b| {
+        let c = c.borrow();
+        let blobs = c.as_ref()?;
+        Some(blobs.iter().find_map(|b| {
             let start = usize::try_from(addr.checked_sub(b.addr)?).ok()?;
             let rest = b.bytes.get(start..).filter(|r| !r.is_empty())?;
             Some(rest[..rest.len().min(len)].to_vec())
-        })
+        }))
     })
 }
 
@@ -46,8 +48,8 @@ pub fn read_mem(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
     if addr == 0 || len == 0 {
         return None;
     }
-    if let Some(b) = from_captured(addr, len) {
-        return Some(b);
+    if let Some(copy) = from_captured(addr, len) {
+        return copy;
     }
     let mut buf = vec![0u8; len];
     let local = libc::iovec {

@@ -18,11 +18,12 @@
 //! [`Interceptor`]: crate::Interceptor
 //! [`Interceptor::watch`]: crate::Interceptor::watch
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordeal_ebpf::{Probe, ProbeConfig, Record};
+use ordeal_ebpf::{Blob, FileInfo, Probe, ProbeConfig, Record, SockAddrs};
 
 use crate::inner::{Inner, Pending};
 use crate::mem::Captured;
@@ -41,8 +42,9 @@ pub enum Observer {
 /// The probe and what the tracer keeps of its records.
 pub(crate) struct Observing {
     probe: Probe,
-    /// Calls whose entry was seen, by thread, waiting for their exit.
-    started: std::collections::HashMap<i32, Pending>,
+    /// Calls whose entry was seen, by thread, waiting for their exit, with the copies the
+    /// entry took (a send's payload is read when the call completes).
+    started: HashMap<i32, (Pending, Vec<Captured>)>,
     ticker: Ticker,
 }
 
@@ -108,14 +110,23 @@ pub(crate) fn stopped_calls(observer: Observer, watch: Option<Watch>, file_data:
 
 impl Observing {
     /// Loads the probe for every call of the table that does not stop.
-    pub(crate) fn start(stopped: &[i64], tracer_tid: i32) -> Result<Observing, Error> {
+    pub(crate) fn start(
+        stopped: &[i64],
+        ring_bytes: usize,
+        payload_bytes: usize,
+        tracer_tid: i32,
+    ) -> Result<Observing, Error> {
         let observed: Vec<i64> = crate::seccomp::traced()
             .into_iter()
             .filter(|nr| !stopped.contains(nr))
             .collect();
         let probe = Probe::start(ProbeConfig {
             syscalls: &observed,
-            ring_bytes: ordeal_ebpf::DEFAULT_RING_BYTES,
+            ring_bytes: match ring_bytes {
+                0 => ordeal_ebpf::DEFAULT_RING_BYTES,
+                n => n,
+            },
+            payload_bytes: payload_bytes.min(ordeal_ebpf::PAYLOAD_MAX),
         })?;
         Ok(Observing {
             probe,
@@ -140,6 +151,12 @@ impl Observing {
 }
 
 impl<S: Sink> Inner<S> {
+    /// The recorded call thread `tid` is in, seen by either side: entered, not yet returned.
+    pub(crate) fn call_in_progress(&self, tid: i32) -> Option<&Pending> {
+        let stopped = self.threads.get(&tid).and_then(|t| t.pending.as_ref());
+        stopped.or_else(|| Some(&self.observing.as_ref()?.started.get(&tid)?.0))
+    }
+
     /// Writes the events of every record in the ring.
     pub(crate) fn drain_probe(&mut self) -> Result<(), Error> {
         let Some(obs) = self.observing.as_mut() else {
@@ -161,7 +178,9 @@ impl<S: Sink> Inner<S> {
                 args,
                 ino,
                 socket,
+                sock,
                 ktime_ns,
+                mem,
             } => {
                 let Some(obs) = self.observing.as_mut() else {
                     return Ok(());
@@ -171,15 +190,18 @@ impl<S: Sink> Inner<S> {
                     // Before exec (the spawn gate), or a task not ours.
                     return Ok(());
                 }
+                if let Some(addrs) = sock.filter(|_| socket && ino != 0) {
+                    self.kernel_socks.insert(ino, addrs);
+                }
                 let ts = ktime_ns.saturating_sub(self.cfg.origin_ns);
+                let copies = captured(mem);
                 self.entry_file = Some((ino, socket));
-                let blobs: Vec<Captured> = Vec::new();
-                let ev = crate::mem::with_captured(blobs, || {
+                let ev = crate::mem::with_captured(copies.clone(), || {
                     self.decode_entry(tid, tgid, nr, &args, ts)
                 });
                 self.entry_file = None;
                 if let (Some(ev), Some(obs)) = (ev, self.observing.as_mut()) {
-                    obs.started.insert(tid, Pending { nr, args, ev });
+                    obs.started.insert(tid, (Pending { nr, args, ev }, copies));
                 }
                 Ok(())
             }
@@ -188,16 +210,21 @@ impl<S: Sink> Inner<S> {
                 nr,
                 ret,
                 ktime_ns,
+                file,
+                mem,
                 ..
             } => {
                 let Some(obs) = self.observing.as_mut() else {
                     return Ok(());
                 };
-                let Some(Pending {
-                    nr: n,
-                    args,
-                    mut ev,
-                }) = obs.started.remove(&tid)
+                let Some((
+                    Pending {
+                        nr: n,
+                        args,
+                        mut ev,
+                    },
+                    mut copies,
+                )) = obs.started.remove(&tid)
                 else {
                     return Ok(());
                 };
@@ -211,16 +238,62 @@ impl<S: Sink> Inner<S> {
                     .saturating_sub(ev.ts);
                 ev.ret = Some(ret);
                 ev.errno = decode::errno_name(ret);
-                let blobs: Vec<Captured> = Vec::new();
-                crate::mem::with_captured(blobs, || {
+                // What the call wrote comes first: its outputs overlay the inputs' copies.
+                let mut outputs = captured(mem);
+                outputs.append(&mut copies);
+                if let Some(f) = &file {
+                    self.learn_socket(f);
+                }
+                self.exit_file = file;
+                crate::mem::with_captured(outputs, || {
                     self.complete(tid, tgid, nr, &args, ret, &mut ev)
                 });
+                self.exit_file = None;
                 self.emit(ev)
             }
             // Lifecycle comes from ptrace, which sees it exactly and in place.
             Record::Fork { .. } | Record::Exec { .. } | Record::ProcessExit { .. } => Ok(()),
         }
     }
+
+    /// Remembers what the kernel said of a socket a call returned or worked on. (Its Unix
+    /// peer is used for a socketpair only, as under ptrace, which cannot learn it otherwise.)
+    fn learn_socket(&mut self, f: &FileInfo) {
+        if let (true, Some(addrs)) = (f.socket, &f.sock) {
+            self.kernel_socks.insert(f.ino, addrs.clone());
+        }
+    }
+}
+
+fn captured(mem: Vec<Blob>) -> Vec<Captured> {
+    mem.into_iter()
+        .map(|b| Captured {
+            addr: b.addr,
+            bytes: b.bytes,
+        })
+        .collect()
+}
+
+/// A socket's transport and addresses as the kernel has them: `ip:port`, `[ip6]:port`.
+pub(crate) fn kernel_sock(
+    addrs: &SockAddrs,
+) -> (ordeal_events::Proto, Option<String>, Option<String>) {
+    use ordeal_events::Proto;
+    let proto = match (i32::from(addrs.family), i32::from(addrs.sock_type)) {
+        (libc::AF_UNIX, _) => Proto::Unix,
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) => Proto::Tcp,
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM) => Proto::Udp,
+        _ => Proto::Other,
+    };
+    let text = |a: &std::net::SocketAddr| match a {
+        std::net::SocketAddr::V4(v4) => v4.to_string(),
+        std::net::SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    };
+    (
+        proto,
+        addrs.local.as_ref().map(text),
+        addrs.remote.as_ref().map(text),
+    )
 }
 
 #[cfg(test)]

@@ -236,6 +236,7 @@ impl<S: Sink> Inner<S> {
                         self.connectors.remove(l);
                     }
                     self.accepted_peer.remove(&s.ino);
+                    self.kernel_socks.remove(&s.ino);
                 }
             }
             _ => {}
@@ -267,7 +268,7 @@ impl<S: Sink> Inner<S> {
     ) {
         let ty = arg(spec, a, Arg::Flags(Flags::SocketType)).unwrap_or(0);
         let hint = proto_hint(a[0], ty);
-        let Some(procfs::FdTarget::Socket(ino)) = procfs::fd_target(tgid, ret as i32) else {
+        let Some(procfs::FdTarget::Socket(ino)) = self.returned_fd(tgid, ret as i32, 0) else {
             return;
         };
         let st = SockState {
@@ -292,8 +293,8 @@ impl<S: Sink> Inner<S> {
         let ty = arg(spec, a, Arg::Flags(Flags::SocketType)).unwrap_or(0);
         let hint = proto_hint(a[0], ty);
         let mut inos = Vec::new();
-        for f in [f0 as i32, f1 as i32] {
-            if let Some(procfs::FdTarget::Socket(ino)) = procfs::fd_target(tgid, f) {
+        for (i, f) in [f0 as i32, f1 as i32].into_iter().enumerate() {
+            if let Some(procfs::FdTarget::Socket(ino)) = self.returned_fd(tgid, f, i) {
                 inos.push(ino);
                 let st = SockState {
                     ino,
@@ -326,7 +327,7 @@ impl<S: Sink> Inner<S> {
             // Addresses change with these calls: re-resolve from the kernel's tables.
             self.forget_fd(tgid, fd);
         }
-        if let Some(procfs::FdTarget::Socket(ino)) = procfs::fd_target(tgid, fd) {
+        if let Some(procfs::FdTarget::Socket(ino)) = self.returned_fd(tgid, fd, 0) {
             // Keep what socket() told us when the tables no longer list it (a refused
             // non-blocking connect is gone from /proc/net/tcp at once).
             let st = self.resolve_sock(tgid, fd, ino, hint);
@@ -356,6 +357,15 @@ impl<S: Sink> Inner<S> {
         ret: i64,
         ev: &mut Event,
     ) {
+        let seen = self.exit_file.is_some();
+        if let Some(procfs::FdTarget::Socket(ino)) = seen
+            .then(|| self.returned_fd(tgid, ret as i32, 0))
+            .flatten()
+        {
+            // Seen by the probe: the accepted socket as the kernel had it when accept returned.
+            let st = self.resolve_sock(tgid, ret as i32, ino, None);
+            self.set_fd(tgid, ret as i32, Fd::Sock(st));
+        }
         if let Fd::Sock(mut s) = self.fd_kind(tgid, ret as i32) {
             if s.peer_node.is_none() {
                 s.peer_node = self.connecting_peer(&s);

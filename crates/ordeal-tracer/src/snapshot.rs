@@ -102,14 +102,10 @@ impl<S: Sink> Inner<S> {
             }
             None => "running".to_string(),
         };
-        let call = self
-            .threads
-            .get(&tid)
-            .and_then(|t| t.pending.as_ref())
-            .map(|p| match p.ev.fd {
-                Some(fd) => format!("{} fd {fd}", p.ev.call),
-                None => p.ev.call.clone(),
-            });
+        let call = self.call_in_progress(tid).map(|p| match p.ev.fd {
+            Some(fd) => format!("{} fd {fd}", p.ev.call),
+            None => p.ev.call.clone(),
+        });
         (state, call)
     }
 

@@ -4,7 +4,7 @@
 //!
 //! Needs root for the eBPF probe: outside CI a machine without it skips, saying so; under
 //! `CI=true` that fails.
-use ordeal_events::{Event, Header, NodeInfo};
+use ordeal_events::{Class, Event, Header, NodeInfo};
 use ordeal_hb::{EdgeKind, HbGraph};
 use ordeal_tracer::{Config, Notice, Observer, SpawnSpec, Tracer};
 use std::collections::{BTreeMap, HashMap};
@@ -91,6 +91,9 @@ fn ebpf_available() -> bool {
     }
 }
 
+/// Bytes of payload recorded (`Config::payload_bytes`).
+const PAYLOAD: usize = 16;
+
 /// A scenario: starts its programs on a tracer and waits for them.
 type Scenario = fn(&Tracer<Vec<Event>>, &Path);
 
@@ -101,7 +104,7 @@ fn run(observer: Observer, scenario: Scenario, data: bool) -> Vec<Event> {
     let config = Config {
         data_roots: if data { vec![root] } else { vec![] },
         origin_ns: ordeal_tracer::monotonic_ns(),
-        payload_bytes: 16,
+        payload_bytes: PAYLOAD,
         observer,
         ..Default::default()
     };
@@ -113,9 +116,8 @@ fn run(observer: Observer, scenario: Scenario, data: bool) -> Vec<Event> {
 }
 
 /// An event with what varies between runs removed: times, seq, ids, inodes, ports the
-/// kernel chose and temporary paths. Ports and inodes are renamed by order of appearance.
-fn normalize(events: &[Event]) -> Vec<String> {
-    let mut names: HashMap<String, String> = HashMap::new();
+/// kernel chose and temporary paths. Addresses and paths are renamed by order of appearance.
+fn normalize(events: &[Event], names: &mut HashMap<String, String>) -> Vec<String> {
     let mut name = |kind: &str, v: String| -> String {
         let n = names.len();
         names
@@ -146,28 +148,60 @@ fn normalize(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
-/// Per node, the events in order; and the happens-before edges as (from, to, kind) over
-/// normalized events.
+/// What timing decides, taken out: a thread's consecutive transfers on one descriptor in one
+/// direction count as one (how bytes were split between reads depends on when they were
+/// read), and a non-blocking call that found nothing to do (EAGAIN) is dropped.
+fn merge_transfers(thread: &[Event]) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for e in thread {
+        if e.errno.as_deref() == Some("EAGAIN") {
+            continue;
+        }
+        let moved = e.class == Some(Class::Data) && e.ret.unwrap_or(0) > 0;
+        let continues = |l: &&mut Event| {
+            moved && l.class == e.class && l.call == e.call && l.fd == e.fd && l.ret > Some(0)
+        };
+        if let Some(last) = out.last_mut().filter(continues) {
+            last.ret = Some(last.ret.unwrap_or(0) + e.ret.unwrap_or(0));
+            let mut data = last.data.take().unwrap_or_default();
+            data.push_str(e.data.as_deref().unwrap_or(""));
+            last.data = Some(data.chars().take(PAYLOAD).collect());
+            continue;
+        }
+        let mut e = e.clone();
+        if moved {
+            e.len = None;
+        }
+        out.push(e);
+    }
+    out
+}
+
+/// Runs `scenario` under each observer and compares, per node, every thread's events in
+/// program order (threads sorted: `seq` across threads is completion order, which timing
+/// decides), then the happens-before edges between nodes' calls.
 fn compare(scenario: Scenario, nodes: &[&str], data: bool) {
     if !ebpf_available() {
         return;
     }
     let ptrace = run(Observer::Ptrace, scenario, data);
     let ebpf = run(Observer::Ebpf, scenario, data);
-    // Per node, each thread's events in program order (threads in order of first event:
-    // `seq` across threads is completion order, which timing decides).
     let per_node = |evs: &[Event]| -> BTreeMap<String, Vec<Vec<String>>> {
-        let norm = normalize(evs);
-        let mut threads: BTreeMap<(String, usize), Vec<String>> = BTreeMap::new();
+        let mut threads: BTreeMap<(String, usize), Vec<Event>> = BTreeMap::new();
         let mut order: HashMap<i32, usize> = HashMap::new();
-        for (e, n) in evs.iter().zip(norm) {
+        for e in evs {
             let next = order.len();
             let rank = *order.entry(e.tid).or_insert(next);
-            threads.entry((e.node.clone(), rank)).or_default().push(n);
+            threads
+                .entry((e.node.clone(), rank))
+                .or_default()
+                .push(e.clone());
         }
+        let mut names = HashMap::new();
         let mut m: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         for ((node, _), list) in threads {
-            m.entry(node).or_default().push(list);
+            let norm = normalize(&merge_transfers(&list), &mut names);
+            m.entry(node).or_default().push(norm);
         }
         for lists in m.values_mut() {
             lists.sort();
@@ -191,7 +225,9 @@ fn compare(scenario: Scenario, nodes: &[&str], data: bool) {
             diff.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
         );
     }
-    let edges = |evs: &[Event]| -> Vec<String> {
+    // Edges between nodes' calls: messages with their bytes summed (their split is timing),
+    // every other kind counted.
+    let edges = |evs: &[Event]| -> BTreeMap<String, u64> {
         let header = Header {
             schema: "ordeal-trace".into(),
             version: ordeal_events::SCHEMA_VERSION,
@@ -206,18 +242,21 @@ fn compare(scenario: Scenario, nodes: &[&str], data: bool) {
                 })
                 .collect(),
         };
-        let norm = normalize(evs);
-        let key = |seq: u64| {
+        let at = |seq: u64| {
             let e = &evs[seq as usize];
-            format!("{}:{}", e.node, norm[seq as usize])
+            format!("{}:{}", e.node, e.call)
         };
         let g = HbGraph::build(&header, evs);
-        let mut out: Vec<String> = g
-            .edges()
-            .filter(|e| !matches!(e.kind, EdgeKind::Program))
-            .map(|e| format!("{:?} {} -> {}", e.kind, key(e.from), key(e.to)))
-            .collect();
-        out.sort();
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for e in g.edges() {
+            let (kind, n) = match e.kind {
+                EdgeKind::Program => continue,
+                EdgeKind::Message { bytes } => ("message".to_string(), bytes),
+                other => (format!("{other:?}"), 1),
+            };
+            *out.entry(format!("{kind} {} -> {}", at(e.from), at(e.to)))
+                .or_default() += n;
+        }
         out
     };
     assert_eq!(edges(&ptrace), edges(&ebpf));
@@ -258,4 +297,125 @@ fn threads(t: &Tracer<Vec<Event>>, dir: &Path) {
 #[test]
 fn threads_and_socketpairs_are_seen_alike() {
     compare(threads, &["t"], false);
+}
+
+fn udp(t: &Tracer<Vec<Event>>, dir: &Path) {
+    t.spawn(spec("u", &compile("udp"), &[], dir)).unwrap();
+    wait_exits(t, &["u"]);
+}
+
+#[test]
+fn udp_datagrams_are_seen_alike() {
+    compare(udp, &["u"], false);
+}
+
+fn unix_path(t: &Tracer<Vec<Event>>, dir: &Path) {
+    let path = dir.join("s.sock");
+    t.spawn(spec("x", &compile("unix"), &[path.to_str().unwrap()], dir))
+        .unwrap();
+    wait_exits(t, &["x"]);
+}
+
+#[test]
+fn unix_path_sockets_are_seen_alike() {
+    compare(unix_path, &["x"], false);
+}
+
+/// A burst larger than the ring is counted as lost, never dropped silently; the default ring
+/// holds it whole.
+#[test]
+fn events_lost_to_a_full_ring_are_counted() {
+    if !ebpf_available() {
+        return;
+    }
+    let transfers = |ring_bytes: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            origin_ns: ordeal_tracer::monotonic_ns(),
+            observer: Observer::Ebpf,
+            ring_bytes,
+            ..Default::default()
+        };
+        let t = Tracer::start(config, Vec::new()).unwrap();
+        t.spawn(spec("b", &compile("burst"), &[], dir.path()))
+            .unwrap();
+        wait_exits(&t, &["b"]);
+        let (stats, events) = t.shutdown().unwrap();
+        let data = events
+            .iter()
+            .filter(|e| e.class == Some(Class::Data) && e.ret == Some(1))
+            .count();
+        (stats.lost, data)
+    };
+    assert_eq!(transfers(0), (0, 40_000));
+    let (lost, data) = transfers(4096);
+    assert!(lost > 0 && data < 40_000, "lost {lost}, recorded {data}");
+}
+
+/// Marks the `fsync` it sees at exit; watches nothing else.
+struct MarkFsync;
+
+impl ordeal_tracer::Interceptor for MarkFsync {
+    fn watch(&self) -> ordeal_tracer::Watch {
+        ordeal_tracer::Watch::Calls(vec![libc::SYS_fsync])
+    }
+    fn at_entry(&mut self, _: &Event) -> ordeal_tracer::Action {
+        ordeal_tracer::Action::Proceed
+    }
+    fn at_exit(&mut self, ev: &Event) -> ordeal_tracer::Action {
+        match ev.call.as_str() {
+            "fsync" => ordeal_tracer::Action::Mark {
+                by: ordeal_events::FaultRef::fired("f"),
+                what: "seen".into(),
+            },
+            _ => ordeal_tracer::Action::Proceed,
+        }
+    }
+}
+
+/// Under eBPF only the calls an interceptor watches stop: one `fsync`, one stop, while the
+/// probe records the rest; the marked event sits in its place in the child's program order.
+#[test]
+fn only_the_watched_call_stops_and_the_trace_stays_one_stream() {
+    if !ebpf_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let config = Config {
+        data_roots: vec![data.clone()],
+        origin_ns: ordeal_tracer::monotonic_ns(),
+        observer: Observer::Ebpf,
+        ..Default::default()
+    };
+    let t = Tracer::start_with(config, Vec::new(), Some(Box::new(MarkFsync))).unwrap();
+    t.spawn(spec(
+        "f",
+        &compile("forker"),
+        &[data.to_str().unwrap()],
+        dir.path(),
+    ))
+    .unwrap();
+    wait_exits(&t, &["f"]);
+    let (stats, events) = t.shutdown().unwrap();
+    assert_eq!(stats.seccomp_stops, 1);
+    let child: Vec<(&str, Option<String>)> = events
+        .iter()
+        .filter(|e| e.class == Some(Class::File))
+        .map(|e| (e.call.as_str(), e.fault.as_ref().map(|m| m.to_string())))
+        .collect();
+    assert_eq!(
+        child,
+        [
+            ("openat", None),
+            ("write", None),
+            ("fsync", Some("f: seen".to_string())),
+            ("close", None),
+            ("rename", None)
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64);
+    }
 }

@@ -46,9 +46,24 @@ fn survivors(run_dir: &Path) -> Vec<i32> {
 
 #[test]
 fn demo_runs_traced_and_reports_exact_structure() {
+    demo_structure(None);
+}
+
+/// The demo's structure is the same whichever engine saw it.
+#[test]
+fn demo_under_ptrace_reports_the_same_structure() {
+    demo_structure(Some("ptrace"));
+}
+
+/// `engine`: None for the default (auto: eBPF where it loads).
+fn demo_structure(engine: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
-    let out = run_ok(&["demo", "--out", out_dir.to_str().unwrap(), "-q"]);
+    let mut args = vec!["demo", "--out", out_dir.to_str().unwrap(), "-q"];
+    if let Some(e) = engine {
+        args.extend(["--engine", e]);
+    }
+    let out = run_ok(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("verdict  PASS"), "{stdout}");
     for f in [
@@ -62,6 +77,10 @@ fn demo_runs_traced_and_reports_exact_structure() {
     }
     let s = json(&out_dir.join("summary.json"));
     assert_eq!(s["verdict"]["status"], "pass");
+    if let Some(e) = engine {
+        assert_eq!(s["engine"]["name"], e);
+    }
+    assert_eq!(s["engine"]["lost_events"], 0);
     let names: Vec<&str> = s["nodes"]
         .as_array()
         .unwrap()
@@ -534,4 +553,70 @@ argv = ["true"]
     // The deaf node cost its 300 ms, not the clean node's 20 s.
     assert!(took < Duration::from_secs(15), "{took:?}");
     assert!(survivors(&run).is_empty());
+}
+
+/// A user without root, as in a container without CAP_BPF: `auto` runs on ptrace and says
+/// why in its first line; `--engine ebpf` is refused before anything exists. (Run as nobody
+/// through `setpriv`, which needs root; skipped otherwise, outside CI.)
+#[test]
+fn without_privilege_auto_takes_ptrace_and_says_why() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: needs root to run ordeal as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let exp = dir.path().join("t.toml");
+    std::fs::write(
+        &exp,
+        "name = \"t\"\n[[node]]\nname = \"a\"\nargv = [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    // A copy nobody can run wherever the build lives (a clone under /root is not reachable).
+    let bin = dir.path().join("ordeal");
+    std::fs::copy(env!("CARGO_BIN_EXE_ordeal"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |out: &Path, engine: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(engine)
+            .output()
+            .expect("setpriv runs")
+    };
+    let out = as_nobody(&dir.path().join("auto"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let first = stderr.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("engine: ptrace (auto: eBPF probe: ")
+            && first.ends_with("(the eBPF engine needs root, or CAP_BPF and CAP_PERFMON; --engine ptrace needs neither))"),
+        "{first}"
+    );
+    assert_eq!(
+        json(&dir.path().join("auto/summary.json"))["engine"]["name"],
+        "ptrace"
+    );
+
+    let refused = dir.path().join("refused");
+    let out = as_nobody(&refused, &["--engine", "ebpf"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("ordeal: error: eBPF probe: "),
+        "{stderr}"
+    );
+    assert!(!refused.exists(), "nothing is created for a refused engine");
+}
+
+extern "C" {
+    fn geteuid() -> u32;
 }

@@ -271,8 +271,18 @@ fn data_of(e: &Value) -> &str {
     e["data"].as_str().unwrap_or("")
 }
 
+/// Redis under each engine: the same facts hold.
 #[test]
-fn redis_primary_replica_and_client() {
+fn redis_primary_replica_and_client_under_ebpf() {
+    redis_primary_replica_and_client("ebpf");
+}
+
+#[test]
+fn redis_primary_replica_and_client_under_ptrace() {
+    redis_primary_replica_and_client("ptrace");
+}
+
+fn redis_primary_replica_and_client(engine: &str) {
     if !installed(
         &["redis-server", "redis-cli", "redis-benchmark"],
         "apt-get install redis-server",
@@ -285,9 +295,18 @@ fn redis_primary_replica_and_client() {
     let out = run_ordeal(
         &example("redis-replication.toml"),
         &run_dir,
-        &["--set", &format!("ops={ops}"), "--payload", "64"],
+        &[
+            "--set",
+            &format!("ops={ops}"),
+            "--payload",
+            "64",
+            "--engine",
+            engine,
+        ],
     );
     let (s, events) = passed(&out, &run_dir);
+    assert_eq!(s["engine"]["name"], engine);
+    assert_eq!(s["engine"]["lost_events"], 0);
     assert_eq!(node_names(&s), ["primary", "replica", "client"]);
     let primary_port = ports_of(&events, "primary")[0];
     let primary_addr = format!("127.0.0.1:{primary_port}");
@@ -422,8 +441,18 @@ fn url_port(argv: &[String], flag: &str) -> u16 {
     argv[i + 1].rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// etcd (Go) under each engine: the same facts hold.
 #[test]
-fn etcd_three_member_cluster() {
+fn etcd_three_member_cluster_under_ebpf() {
+    etcd_three_member_cluster("ebpf");
+}
+
+#[test]
+fn etcd_three_member_cluster_under_ptrace() {
+    etcd_three_member_cluster("ptrace");
+}
+
+fn etcd_three_member_cluster(engine: &str) {
     if !installed(
         &["etcd", "etcdctl"],
         "apt-get install etcd-server etcd-client",
@@ -436,9 +465,11 @@ fn etcd_three_member_cluster() {
     let out = run_ordeal(
         &example("etcd-cluster.toml"),
         &run_dir,
-        &["--set", &format!("keys={keys}")],
+        &["--set", &format!("keys={keys}"), "--engine", engine],
     );
     let (s, events) = passed(&out, &run_dir);
+    assert_eq!(s["engine"]["name"], engine);
+    assert_eq!(s["engine"]["lost_events"], 0);
     let members = ["e1", "e2", "e3"];
     assert_eq!(node_names(&s), ["e1", "e2", "e3", "client"]);
     let client_addr = |m: &str| {

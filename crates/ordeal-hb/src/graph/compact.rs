@@ -276,10 +276,6 @@ impl<'a> EvRef<'a> {
     pub(crate) fn sock(&self) -> Option<&'a Sock> {
         (self.e.sock != NONE).then(|| &self.t.socks[self.e.sock as usize])
     }
-    /// See [`Event::ok`].
-    pub(crate) fn ok(&self) -> bool {
-        self.ret().is_none_or(|r| r >= 0)
-    }
     /// See [`Event::moved`].
     pub(crate) fn moved(&self) -> u64 {
         match self.ret() {
@@ -321,6 +317,7 @@ impl<'a> EvRef<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::View;
     use ordeal_events::{FaultMark, Proto};
 
     #[test]

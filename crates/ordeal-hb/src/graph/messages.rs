@@ -6,20 +6,21 @@
 
 use super::compact::EventTable;
 use super::edges::Cross;
-use super::endpoints::Endpoint;
+use super::endpoints::{Endpoint, Transfers};
 use super::{EdgeKind, HbGraph};
 use crate::ranges::{match_ranges, Range};
 
 impl HbGraph {
-    /// Matches sends on `a` against receives on `b` (one direction of a paired stream).
-    pub(super) fn stream_direction(&mut self, a: &Endpoint, b: &Endpoint) {
+    /// Matches the sends `a` of one end against the receives `bt` of the other end `b` (one
+    /// direction of a paired stream).
+    pub(super) fn stream_direction(&mut self, a: &Transfers, b: &Endpoint, bt: &Transfers) {
         let sends = ranges(&self.table, &a.sends);
-        let recvs = ranges(&self.table, &b.recvs);
+        let recvs = ranges(&self.table, &bt.recvs);
         let overlaps = match_ranges(&sends, &recvs);
         let mut matched = vec![0u64; sends.len()];
         let mut last_counted: Option<usize> = None;
         for o in &overlaps {
-            let (s, r) = (a.sends[o.send], b.recvs[o.recv]);
+            let (s, r) = (a.sends[o.send], bt.recvs[o.recv]);
             self.cross
                 .push(Cross::new(s, r, EdgeKind::Message { bytes: o.bytes }));
             matched[o.send] += o.bytes;

@@ -3,6 +3,23 @@
 
 use ordeal_events::{Class, Event, Header, NodeInfo, Proto, Sock, SCHEMA_VERSION};
 
+pub mod sim;
+
+/// xorshift64: deterministic, seeded.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 pub fn header(nodes: &[(&str, &[u16])]) -> Header {
     Header {
         schema: "ordeal-trace".into(),
