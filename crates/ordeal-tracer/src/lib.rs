@@ -42,7 +42,7 @@ mod spawn;
 mod stops;
 
 pub use engine::{Capabilities, Ebpf, Engine, Launcher, MarkEvents, Ptrace};
-pub use observe::Observer;
+pub use observe::{Observer, RING_BYTES};
 /// CLOCK_MONOTONIC in nanoseconds: the clock of event times (`Config::origin_ns` is on it).
 pub use ordeal_sys::clock::monotonic_ns;
 pub use record::syscall_name;
@@ -85,7 +85,7 @@ pub struct Config {
     pub file_data: Option<PathBuf>,
     /// How calls are seen: stopped at (ptrace) or recorded by the eBPF probe.
     pub observer: Observer,
-    /// The eBPF probe's ring buffer, bytes (a power of two; 0: 8 MiB). A burst larger than
+    /// The eBPF probe's ring buffer, bytes (a power of two; 0: [`RING_BYTES`]). A burst larger than
     /// the ring between two drains loses events, counted in [`Stats::lost`].
     pub ring_bytes: usize,
 }

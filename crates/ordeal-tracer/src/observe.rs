@@ -29,6 +29,11 @@ use crate::inner::{Inner, Pending};
 use crate::mem::Captured;
 use crate::{decode, Error, Sink, Watch};
 
+/// The probe's ring when `Config::ring_bytes` is 0: 32 MiB, about 200,000 short records, a
+/// second of a busy Redis. The tracer thread competes for the CPUs with the traced system;
+/// 8 MiB lost records when it was starved for a fraction of a second (docs/bench.md).
+pub const RING_BYTES: usize = 32 << 20;
+
 /// How the tracer learns of calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Observer {
@@ -123,7 +128,7 @@ impl Observing {
         let probe = Probe::start(ProbeConfig {
             syscalls: &observed,
             ring_bytes: match ring_bytes {
-                0 => ordeal_ebpf::DEFAULT_RING_BYTES,
+                0 => RING_BYTES,
                 n => n,
             },
             payload_bytes: payload_bytes.min(ordeal_ebpf::PAYLOAD_MAX),
