@@ -353,6 +353,17 @@ impl Probe {
         Ok(out)
     }
 
+    /// Hands every record written so far to `each`, in the order the kernel reserved them,
+    /// without waiting and without collecting them first.
+    pub fn drain(&mut self, mut each: impl FnMut(Record)) {
+        let mut malformed = 0;
+        self.ring.drain(|b| match Record::decode(b) {
+            Some(r) => each(r),
+            None => malformed += 1,
+        });
+        self.malformed += malformed;
+    }
+
     fn drain_into(&mut self, out: &mut Vec<Record>) {
         let mut malformed = 0;
         self.ring.drain(|b| match Record::decode(b) {

@@ -84,6 +84,8 @@ pub(crate) struct Inner<S: Sink> {
     pub(crate) stopped: Vec<i64>,
     /// The eBPF probe, when it observes the calls that do not stop.
     pub(crate) observing: Option<Observing>,
+    /// Calls the probe saw enter and not yet return.
+    pub(crate) started: observe::Started,
     /// While a probe record is decoded: the inode behind the call's first argument and
     /// whether it is a socket, as the kernel saw them when the call started (0: unknown).
     pub(crate) entry_file: Option<(u64, bool)>,
@@ -199,6 +201,7 @@ impl<S: Sink> Inner<S> {
             file_data: None,
             stopped: Vec::new(),
             observing: None,
+            started: Default::default(),
             entry_file: None,
             exit_file: None,
             kernel_socks: HashMap::new(),

@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ordeal_ebpf::{Blob, FileInfo, Probe, ProbeConfig, Record, SockAddrs};
 
@@ -44,14 +43,15 @@ pub enum Observer {
     Ebpf,
 }
 
-/// The probe and what the tracer keeps of its records.
+/// The probe.
 pub(crate) struct Observing {
     probe: Probe,
-    /// Calls whose entry was seen, by thread, waiting for their exit, with the copies the
-    /// entry took (a send's payload is read when the call completes).
-    started: HashMap<i32, (Pending, Vec<Captured>)>,
     ticker: Ticker,
 }
+
+/// Calls whose entry the probe recorded, by thread, waiting for their exit, with the copies
+/// the entry took (a send's payload is read when the call completes).
+pub(crate) type Started = HashMap<i32, (Pending, Vec<Captured>)>;
 
 /// Pokes the tracer thread every [`ordeal_ebpf::POLL_TICK`] so that records do not wait in
 /// the ring while it is blocked in `waitpid` (the kernel wakes no one for a few records).
@@ -135,7 +135,6 @@ impl Observing {
         })?;
         Ok(Observing {
             probe,
-            started: Default::default(),
             ticker: Ticker::start(tracer_tid)?,
         })
     }
@@ -159,19 +158,23 @@ impl<S: Sink> Inner<S> {
     /// The recorded call thread `tid` is in, seen by either side: entered, not yet returned.
     pub(crate) fn call_in_progress(&self, tid: i32) -> Option<&Pending> {
         let stopped = self.threads.get(&tid).and_then(|t| t.pending.as_ref());
-        stopped.or_else(|| Some(&self.observing.as_ref()?.started.get(&tid)?.0))
+        stopped.or_else(|| Some(&self.started.get(&tid)?.0))
     }
 
-    /// Writes the events of every record in the ring.
+    /// Writes the events of every record in the ring, one by one as they are read.
     pub(crate) fn drain_probe(&mut self) -> Result<(), Error> {
-        let Some(obs) = self.observing.as_mut() else {
+        // Out of `self` while it drains, so that each record can be decoded on the way.
+        let Some(mut obs) = self.observing.take() else {
             return Ok(());
         };
-        let records = obs.probe.poll(Duration::ZERO)?;
-        for r in records {
-            self.observed(r)?;
-        }
-        Ok(())
+        let mut result = Ok(());
+        obs.probe.drain(|r| {
+            if result.is_ok() {
+                result = self.observed(r);
+            }
+        });
+        self.observing = Some(obs);
+        result
     }
 
     fn observed(&mut self, record: Record) -> Result<(), Error> {
@@ -187,10 +190,7 @@ impl<S: Sink> Inner<S> {
                 ktime_ns,
                 mem,
             } => {
-                let Some(obs) = self.observing.as_mut() else {
-                    return Ok(());
-                };
-                obs.started.remove(&tid);
+                self.started.remove(&tid);
                 if !self.threads.contains_key(&tid) {
                     // Before exec (the spawn gate), or a task not ours.
                     return Ok(());
@@ -205,8 +205,8 @@ impl<S: Sink> Inner<S> {
                     self.decode_entry(tid, tgid, nr, &args, ts)
                 });
                 self.entry_file = None;
-                if let (Some(ev), Some(obs)) = (ev, self.observing.as_mut()) {
-                    obs.started.insert(tid, (Pending { nr, args, ev }, copies));
+                if let Some(ev) = ev {
+                    self.started.insert(tid, (Pending { nr, args, ev }, copies));
                 }
                 Ok(())
             }
@@ -219,9 +219,6 @@ impl<S: Sink> Inner<S> {
                 mem,
                 ..
             } => {
-                let Some(obs) = self.observing.as_mut() else {
-                    return Ok(());
-                };
                 let Some((
                     Pending {
                         nr: n,
@@ -229,7 +226,7 @@ impl<S: Sink> Inner<S> {
                         mut ev,
                     },
                     mut copies,
-                )) = obs.started.remove(&tid)
+                )) = self.started.remove(&tid)
                 else {
                     return Ok(());
                 };
