@@ -4,43 +4,14 @@
 //!
 //! Needs root for the eBPF probe: outside CI a machine without it skips, saying so; under
 //! `CI=true` that fails.
+mod common;
+use common::{compile, poll_file, spec};
 use ordeal_events::{Class, Event, Header, NodeInfo};
 use ordeal_hb::{EdgeKind, HbGraph};
-use ordeal_tracer::{Config, Notice, Observer, SpawnSpec, Tracer};
+use ordeal_tracer::{Config, Notice, Observer, Tracer};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn compile(name: &str) -> PathBuf {
-    ordeal_test_support::compile_c(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/progs/{name}.c")),
-        Path::new(env!("CARGO_TARGET_TMPDIR")),
-        "tp",
-        &["-O1", "-pthread"],
-    )
-}
-
-fn spec(label: &str, prog: &Path, args: &[&str], dir: &Path) -> SpawnSpec {
-    let open = |ext: &str| {
-        std::fs::File::create(dir.join(format!("{label}.{ext}")))
-            .unwrap()
-            .into()
-    };
-    let mut argv = vec![prog.to_string_lossy().into_owned()];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    SpawnSpec {
-        marker: None,
-        netns: None,
-        label: label.into(),
-        program: prog.to_owned(),
-        argv,
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: dir.to_owned(),
-        stdout: open("stdout"),
-        stderr: open("stderr"),
-        traced: true,
-    }
-}
 
 fn wait_exits(t: &Tracer<Vec<Event>>, labels: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -55,19 +26,6 @@ fn wait_exits(t: &Tracer<Vec<Event>>, labels: &[&str]) {
             Err(e) => panic!("{left:?} did not exit: {e}"),
         }
     }
-}
-
-fn poll_file(path: &Path, pat: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if let Some(line) = s.lines().find(|l| l.contains(pat)) {
-                return line.to_string();
-            }
-        }
-        std::thread::park_timeout(Duration::from_millis(5));
-    }
-    panic!("{pat} never appeared in {}", path.display());
 }
 
 /// Whether the eBPF observer can run here; false (with a note) only outside CI.
