@@ -50,8 +50,9 @@ pub(crate) struct Observing {
 }
 
 /// Calls whose entry the probe recorded, by thread, waiting for their exit, with the copies
-/// the entry took (a send's payload is read when the call completes).
-pub(crate) type Started = HashMap<i32, (Pending, Vec<Captured>)>;
+/// the entry took (a send's payload is read when the call completes). Boxed: an event is
+/// half a kilobyte, moved in and out of the map for every call otherwise.
+pub(crate) type Started = HashMap<i32, Box<(Pending, Vec<Captured>)>>;
 
 /// Pokes the tracer thread every [`ordeal_ebpf::POLL_TICK`] so that records do not wait in
 /// the ring while it is blocked in `waitpid` (the kernel wakes no one for a few records).
@@ -206,7 +207,8 @@ impl<S: Sink> Inner<S> {
                 });
                 self.entry_file = None;
                 if let Some(ev) = ev {
-                    self.started.insert(tid, (Pending { nr, args, ev }, copies));
+                    self.started
+                        .insert(tid, Box::new((Pending { nr, args, ev }, copies)));
                 }
                 Ok(())
             }
@@ -219,17 +221,17 @@ impl<S: Sink> Inner<S> {
                 mem,
                 ..
             } => {
-                let Some((
+                let Some(entry) = self.started.remove(&tid) else {
+                    return Ok(());
+                };
+                let (
                     Pending {
                         nr: n,
                         args,
                         mut ev,
                     },
                     mut copies,
-                )) = self.started.remove(&tid)
-                else {
-                    return Ok(());
-                };
+                ) = *entry;
                 // Interrupted and restarted by the kernel: the retry enters again.
                 if n != nr || (-516..=-512).contains(&ret) {
                     return Ok(());

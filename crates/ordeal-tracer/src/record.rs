@@ -174,7 +174,7 @@ impl<S: Sink> Inner<S> {
 
     /// The arguments known at entry: lengths, addresses given, offsets, flags.
     fn fill_args(&self, tid: i32, spec: &CallSpec, a: &[u64; 6], ev: &mut Event) {
-        let send = ev.is_send();
+        let send = sends(spec, ev);
         for (i, what) in spec.args.iter().enumerate() {
             let v = a[i];
             match *what {
@@ -241,7 +241,11 @@ impl<S: Sink> Inner<S> {
             }
             _ => {}
         }
-        match ev.file_op() {
+        let file_op = spec
+            .file
+            .filter(|_| ev.class == Some(Class::File))
+            .map(|f| f.op);
+        match file_op {
             Some(FileOp::Open) if ret >= 0 => {
                 ev.fd = Some(ret as i32);
                 if let Some(p) = &ev.path {
@@ -405,7 +409,7 @@ impl<S: Sink> Inner<S> {
         ret: i64,
         ev: &mut Event,
     ) {
-        let send = ev.is_send();
+        let send = sends(spec, ev);
         let Some(s) = &mut ev.sock else {
             return;
         };
@@ -481,6 +485,12 @@ impl<S: Sink> Inner<S> {
             *len += moved;
         }
     }
+}
+
+/// [`Event::is_send`] from the call's row at hand (no lookup by name on the hot path).
+fn sends(spec: &CallSpec, ev: &Event) -> bool {
+    matches!(ev.class, Some(Class::Net | Class::Data))
+        && spec.socket.and_then(|s| s.op.direction()) == Some(ordeal_events::Direction::Send)
 }
 
 /// The transport a socket(2) call asks for.
