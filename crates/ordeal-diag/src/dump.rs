@@ -271,6 +271,18 @@ pub enum SpaceError {
         #[source]
         source: std::io::Error,
     },
+    /// The dump does not fit in the free space at all (whatever the reserve, even 0).
+    #[error(
+        "{} free on {}: an estimated {} does not fit",
+        human(*free),
+        dir.display(),
+        human(*estimate)
+    )]
+    NoRoom {
+        free: u64,
+        dir: PathBuf,
+        estimate: u64,
+    },
     /// Writing would eat into the reserve.
     #[error(
         "{} free on {}: writing an estimated {} would leave less than the reserve of {}",
@@ -299,7 +311,15 @@ pub fn check_space(dir: &Path, estimate: u64, limits: Limits) -> Result<u64, Spa
         dir: dir.to_path_buf(),
         source,
     })?;
-    if free.saturating_sub(estimate) < limits.reserve {
+    // A reserve of 0 still needs the dump to fit: `free - estimate` must not go below zero.
+    let Some(left) = free.checked_sub(estimate) else {
+        return Err(SpaceError::NoRoom {
+            free,
+            dir: dir.to_path_buf(),
+            estimate,
+        });
+    };
+    if left < limits.reserve {
         return Err(SpaceError::Reserve {
             free,
             dir: dir.to_path_buf(),
@@ -653,6 +673,29 @@ mod tests {
                     d.path().display()
                 )
             ),
+            other => panic!("{other:?}"),
+        }
+        // A reserve of 0 does not turn the check off: a dump larger than the free space is
+        // refused (it used to pass and fail with ENOSPC half written).
+        match check_space(
+            d.path(),
+            u64::MAX,
+            Limits {
+                reserve: 0,
+                cap: u64::MAX,
+            },
+        ) {
+            Err(e @ SpaceError::NoRoom { free, estimate, .. }) => {
+                assert_eq!(estimate, u64::MAX);
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "{} free on {}: an estimated 16777216.0 TiB does not fit",
+                        human(free),
+                        d.path().display()
+                    )
+                );
+            }
             other => panic!("{other:?}"),
         }
         let missing = d.path().join("missing");
