@@ -58,6 +58,9 @@ struct State {
     journal: Journal,
     /// Finished runs of the journal (resume), by key.
     recorded: HashMap<String, RunEntry>,
+    /// Signatures of the failures the journal already closes with a `failure` line (resume):
+    /// shrinking them again from recorded runs must not journal them twice.
+    journaled_failures: std::collections::HashSet<String>,
     /// Results pinned by the test hook, by key.
     pinned: BTreeMap<String, RunEntry>,
     /// Results taken from the journal, delivered before the pool's.
@@ -89,6 +92,7 @@ struct Cursor {
 pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
     let out = absolute(&cfg.out)?;
     let mut recorded: HashMap<String, RunEntry> = HashMap::new();
+    let mut journaled_failures = std::collections::HashSet::new();
     let mut warnings = Vec::new();
     if cfg.resume {
         let on_disk = journal::read_header(&out)?;
@@ -106,8 +110,13 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
             warnings.push(format!("{b}: ignored, the run is done again"));
         }
         for (_, e) in entries {
-            if let Entry::Run(r) = e {
-                recorded.entry(r.key.clone()).or_insert(r);
+            match e {
+                Entry::Run(r) => {
+                    recorded.entry(r.key.clone()).or_insert(r);
+                }
+                Entry::Failure(f) => {
+                    journaled_failures.insert(f.signature);
+                }
             }
         }
         if !bad.is_empty() {
@@ -192,6 +201,7 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
         next_extra: 0,
         journal,
         recorded,
+        journaled_failures,
         pinned: journal::pinned_results(),
         ready: VecDeque::new(),
         plan: None,

@@ -231,6 +231,25 @@ fn killed_and_resumed_campaign_equals_an_uninterrupted_one() {
     }
     let kj = json(&k.join("explore.json"));
     assert_eq!(deterministic(&kj), deterministic(&rj));
+    // Resuming the finished campaign again changes nothing: each failure stays journaled once
+    // (its `failure` line used to be appended again by every resume).
+    let failure_lines = || {
+        journal_lines(&k)
+            .iter()
+            .filter(|e| e["kind"] == "failure")
+            .count()
+    };
+    assert_eq!(failure_lines(), kj["failures"].as_array().unwrap().len());
+    let lines = journal_lines(&k).len();
+    for _ in 0..2 {
+        ok(&ordeal(&resume, Some(&pin)));
+    }
+    assert_eq!(failure_lines(), kj["failures"].as_array().unwrap().len());
+    assert_eq!(journal_lines(&k).len(), lines);
+    assert_eq!(
+        deterministic(&json(&k.join("explore.json"))),
+        deterministic(&rj)
+    );
 }
 
 fn shard_args(out: &Path, shard: &str) -> Vec<String> {

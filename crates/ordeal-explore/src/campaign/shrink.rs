@@ -214,7 +214,10 @@ impl State {
             // The full outputs (graph.svg, trace.json, ...) of the run the report shows.
             let shown = self.cfg.out.join(&self.failures[fi].run_dir);
             let _ = ordeal_run::rebuild(&shown, ordeal_hb::DEFAULT_DOT_LIMIT);
-            if !cancel.load(Ordering::SeqCst) {
+            let journaled = self
+                .journaled_failures
+                .contains(&self.failures[fi].signature);
+            if !cancel.load(Ordering::SeqCst) && !journaled {
                 let f = &self.failures[fi];
                 let e = Entry::Failure(FailureEntry {
                     id: f.id.clone(),
