@@ -63,6 +63,19 @@ pub(crate) struct Checkpoints {
     restarts: Mutex<u32>,
 }
 
+/// The socket's directory goes in the run directory when its path fits a Unix socket address
+/// (107 bytes): a SIGKILL of ordeal, which no cleanup survives, then leaves it among the run's
+/// files rather than in $TMPDIR. A deeper run directory falls back on $TMPDIR.
+fn socket_options(run_dir: &Path) -> ServerOptions {
+    // `ordeal-ckpt-` and 6 random characters, then the socket's name.
+    const TAIL: usize = "/ordeal-ckpt-XXXXXX/checkpoint.sock".len();
+    let dir = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
+    ServerOptions {
+        parent: (dir.as_os_str().len() + TAIL <= 107).then_some(dir),
+        ..ServerOptions::default()
+    }
+}
+
 impl Checkpoints {
     /// Starts the service. Roots: every node's data directory. Each checkpoint records a
     /// `checkpoint` event (on the first node's root process: a checkpoint covers every node)
@@ -97,7 +110,7 @@ impl Checkpoints {
             cp: Arc::new(cp),
             taken: Mutex::new(Vec::new()),
         });
-        let server = Server::start(capturer.clone(), ServerOptions::default())
+        let server = Server::start(capturer.clone(), socket_options(run_dir))
             .map_err(crate::io_err("starting the checkpoint service"))?;
         Ok(Checkpoints {
             capturer,
@@ -246,4 +259,23 @@ pub(crate) fn copy_bases(r: &Resolved, run_dir: &Path) -> Result<(), Error> {
             .map_err(|e| Error::Usage(format!("copying the base of {}: {e}", n.name)))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_goes_in_the_run_directory_when_its_path_fits() {
+        let short = Path::new("/tmp/r");
+        assert_eq!(socket_options(short).parent.as_deref(), Some(short));
+        // 107 bytes in all at most: a 72-byte directory fits, a 73-byte one does not.
+        let fits = format!("/{}", "d".repeat(71));
+        assert_eq!(
+            socket_options(Path::new(&fits)).parent,
+            Some(PathBuf::from(&fits))
+        );
+        let deep = format!("/{}", "d".repeat(72));
+        assert_eq!(socket_options(Path::new(&deep)).parent, None);
+    }
 }

@@ -303,9 +303,18 @@ fn sigint_to_ordeal_leaves_no_process_behind() {
 
 #[test]
 fn sigkill_to_ordeal_leaves_no_process_behind() {
-    // ordeal cannot clean up: PTRACE_O_EXITKILL and the parent-death signal must.
-    let (code, out_dir) = no_survivors_after_in(Some(9), None);
+    // ordeal cannot clean up: PTRACE_O_EXITKILL and the parent-death signal must. Nor can it
+    // remove its checkpoint socket: that goes in the run directory, not in $TMPDIR.
+    let tmpdir = tempfile::tempdir().unwrap();
+    let tmp = tmpdir.path().to_str().unwrap();
+    let (code, out_dir) = no_survivors_after_in(Some(9), Some(("TMPDIR", tmp)));
     assert_eq!(code, None);
+    let left: Vec<String> = std::fs::read_dir(tmpdir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ordeal-ckpt-"))
+        .collect();
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
     // What was flushed before the kill is still a readable trace.
     run_ok(&["graph", out_dir.path().join("run").to_str().unwrap()]);
 }
