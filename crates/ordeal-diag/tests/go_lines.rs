@@ -105,8 +105,7 @@ fn parse_dump(text: &str) -> Vec<GoFrame> {
 
 #[test]
 fn go_frames_get_the_file_and_line_the_go_runtime_prints() {
-    if !std::path::Path::new(ETCD).exists() {
-        println!("skipped: {ETCD} is missing (Debian package etcd-server)");
+    if !ordeal_test_support::installed(&[ETCD], "etcd-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

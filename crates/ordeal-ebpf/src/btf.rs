@@ -531,7 +531,11 @@ mod tests {
                 assert_eq!(k.sock.rcv_saddr, k.sock.daddr + 4);
                 assert_eq!(k.sock.num, k.sock.dport + 2);
             }
-            Err(Error::Btf(m)) if m.starts_with("reading") => eprintln!("skipped: {m}"),
+            Err(Error::Btf(m))
+                if m.starts_with("reading") && std::env::var("CI").as_deref() != Ok("true") =>
+            {
+                eprintln!("skipped: {m}")
+            }
             Err(e) => panic!("{e}"),
         }
     }

@@ -2,7 +2,9 @@
 //!
 //! - [`compile_c`]: a C test program compiled once per test process;
 //! - [`ordeal_bin`]: the `ordeal` binary cargo built next to the test executable;
-//! - [`assert_success`]: an exit-status assertion whose message shows stdout and stderr.
+//! - [`assert_success`]: an exit-status assertion whose message shows stdout and stderr;
+//! - [`installed`]: whether the third-party programs a test needs are there (under `CI=true`
+//!   a missing one fails the test: CI must not pass without testing).
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -68,6 +70,35 @@ pub fn assert_success(out: &Output, what: &str) {
     );
 }
 
+/// True when every program in `programs` is in `PATH` (or, for a path, exists). Otherwise the
+/// test cannot run: under `CI=true` that is a failure (panic, naming `package` to install),
+/// elsewhere a note on stderr and false, so the caller returns early.
+pub fn installed(programs: &[&str], package: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = |p: &str| {
+        if p.contains('/') {
+            Path::new(p).exists()
+        } else {
+            std::env::split_paths(&path).any(|d| d.join(p).is_file())
+        }
+    };
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !found(p)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let what = format!(
+        "{} not found (apt-get install {package})",
+        missing.join(", ")
+    );
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "CI is set, so this test must run, but {what}"
+    );
+    eprintln!("skipped: {what}");
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +141,16 @@ mod tests {
             .downcast::<String>()
             .unwrap();
         assert_eq!(*msg, "sh -c failed (exit status: 3): out\n\nerr\n");
+    }
+
+    /// Present: true. Missing: false with a note, or under `CI=true` a failed test.
+    #[test]
+    fn installed_fails_under_ci_and_skips_elsewhere() {
+        assert!(installed(&["sh", "/bin/sh"], "dash"));
+        let missing = std::panic::catch_unwind(|| installed(&["/no/such/program"], "none"));
+        match std::env::var("CI").as_deref() {
+            Ok("true") => assert!(missing.is_err()),
+            _ => assert!(matches!(missing, Ok(false))),
+        }
     }
 }

@@ -31,24 +31,6 @@ fn in_path(program: &str) -> bool {
     std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
 }
 
-/// True when every program is installed. Otherwise: a failure under CI, a skip elsewhere.
-fn installed(programs: &[&str]) -> bool {
-    let missing: Vec<&str> = programs.iter().copied().filter(|p| !in_path(p)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let what = format!(
-        "{} not found in PATH (install with `apt-get install redis-server`)",
-        missing.join(", ")
-    );
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set, so this test must run, but {what}"
-    );
-    eprintln!("note: skipping this test: {what}");
-    false
-}
-
 /// The engines the scripts can run here: both, or ptrace alone when the probe does not load.
 fn engines() -> Vec<&'static str> {
     match ordeal_run::engines::ebpf_unavailable() {
@@ -135,7 +117,10 @@ fn number(row: &Row, col: usize, what: &str) -> f64 {
 
 #[test]
 fn redis_script_prints_every_configuration_per_engine() {
-    if !installed(&["redis-server", "redis-benchmark", "taskset", "flock"]) {
+    if !ordeal_test_support::installed(
+        &["redis-server", "redis-benchmark", "taskset", "flock"],
+        "redis-server util-linux",
+    ) {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -223,7 +208,10 @@ fn redis_script_prints_every_configuration_per_engine() {
 
 #[test]
 fn explore_script_runs_every_campaign_per_engine() {
-    if !installed(&["redis-server", "redis-benchmark", "redis-cli"]) {
+    if !ordeal_test_support::installed(
+        &["redis-server", "redis-benchmark", "redis-cli"],
+        "redis-server redis-tools",
+    ) {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

@@ -490,8 +490,7 @@ fn dumps_over_the_cap_are_refused_and_reported() {
 
 #[test]
 fn etcd_thread_stacks_are_symbolized_from_gopclntab() {
-    if Command::new("etcd").arg("--version").output().is_err() {
-        eprintln!("etcd not installed: skipped");
+    if !ordeal_test_support::installed(&["etcd"], "etcd-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -575,12 +574,7 @@ fn a_snapshot_fault_snapshots_every_node_at_its_time() {
 
 #[test]
 fn redis_thread_stacks_name_its_event_loop() {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("redis-server not installed: skipped");
+    if !ordeal_test_support::installed(&["redis-server"], "redis-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

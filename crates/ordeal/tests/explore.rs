@@ -306,20 +306,9 @@ fn bug_free_demo_passes_the_same_budget() {
     );
 }
 
-/// Whether `program` is on PATH; under CI it must be (CI installs it).
-fn have(program: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
-    if !found && std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test must run, but {program} is not installed");
-    }
-    found
-}
-
 #[test]
 fn finds_that_redis_can_lose_an_acknowledged_write_on_failover() {
-    if !have("redis-server") || !have("redis-cli") {
-        eprintln!("redis-server or redis-cli not installed: skipped");
+    if !ordeal_test_support::installed(&["redis-server", "redis-cli"], "redis-server redis-tools") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

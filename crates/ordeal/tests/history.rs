@@ -181,22 +181,6 @@ fn jepsen_edn_histories_are_imported() {
     assert!(err.contains(":1: not JSON"), "{err}");
 }
 
-fn in_path(program: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|d| d.join(program).is_file())
-}
-
-fn installed(program: &str, package: &str) -> bool {
-    if in_path(program) {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test must run, but {program} is not installed ({package})");
-    }
-    eprintln!("note: skipping: {program} not found (apt-get install {package})");
-    false
-}
-
 /// A started process, killed and reaped on drop.
 struct Proc(Child);
 
@@ -315,7 +299,7 @@ fn record_and_check(kind: &str, addrs: &str, ops: u64, keys: u64, dir: &Path) ->
 
 #[test]
 fn redis_workload_records_a_linearizable_history() {
-    if !installed("redis-server", "redis-server") {
+    if !ordeal_test_support::installed(&["redis-server"], "redis-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -344,7 +328,7 @@ fn redis_workload_records_a_linearizable_history() {
 
 #[test]
 fn etcd_workload_records_a_linearizable_history() {
-    if !installed("etcd", "etcd-server") {
+    if !ordeal_test_support::installed(&["etcd"], "etcd-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -24,32 +24,6 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn in_path(program: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|dir| {
-        std::fs::metadata(dir.join(program))
-            .map(|m| m.is_file())
-            .unwrap_or(false)
-    })
-}
-
-/// True when every program is installed. Otherwise: a failure under CI, a skip elsewhere.
-fn installed(programs: &[&str], install: &str) -> bool {
-    let missing: Vec<&str> = programs.iter().copied().filter(|p| !in_path(p)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let what = format!(
-        "{} not found in PATH (install with `{install}`)",
-        missing.join(", ")
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test must run, but {what}");
-    }
-    eprintln!("note: skipping this test: {what}");
-    false
-}
-
 /// Runs `ordeal run EXPERIMENT --out OUT -q ARGS...`, bounded by [`RUN_LIMIT`].
 fn run_ordeal(experiment: &Path, out: &Path, args: &[&str]) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_ordeal"))
@@ -283,9 +257,9 @@ fn redis_primary_replica_and_client_under_ptrace() {
 }
 
 fn redis_primary_replica_and_client(engine: &str) {
-    if !installed(
+    if !ordeal_test_support::installed(
         &["redis-server", "redis-cli", "redis-benchmark"],
-        "apt-get install redis-server",
+        "redis-server redis-tools",
     ) {
         return;
     }
@@ -453,10 +427,7 @@ fn etcd_three_member_cluster_under_ptrace() {
 }
 
 fn etcd_three_member_cluster(engine: &str) {
-    if !installed(
-        &["etcd", "etcdctl"],
-        "apt-get install etcd-server etcd-client",
-    ) {
+    if !ordeal_test_support::installed(&["etcd", "etcdctl"], "etcd-server etcd-client") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
