@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The environment variable that carries the socket's path to nodes and workloads.
 pub const ENV: &str = "ORDEAL_CHECKPOINT_SOCKET";
@@ -59,7 +59,8 @@ pub struct ServerOptions {
     /// Where the private socket directory is created; default the system temp dir (socket
     /// paths are limited to 107 bytes, so a deep run directory would not do).
     pub parent: Option<PathBuf>,
-    /// A connection with no complete request for this long is closed.
+    /// A connection with no complete request for this long is closed: the whole line must
+    /// arrive within it (bytes trickling in do not extend it).
     pub idle_timeout: Duration,
     /// Longest request line accepted.
     pub max_line: usize,
@@ -330,16 +331,23 @@ enum Line {
     Eof,
 }
 
-fn read_line(r: &mut impl BufRead, max: usize) -> std::io::Result<Line> {
+/// The next request line, which must arrive whole within `within` of the call: a client
+/// sending a byte now and then (slowloris) does not hold a connection slot longer than a
+/// silent one. A line the connection's end cuts short is not a request: dropped.
+fn read_line(r: &mut BufReader<UnixStream>, max: usize, within: Duration) -> std::io::Result<Line> {
+    let deadline = Instant::now() + within;
     let mut line = Vec::new();
     loop {
+        if r.buffer().is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            r.get_ref().set_read_timeout(Some(left))?;
+        }
         let buf = r.fill_buf()?;
         if buf.is_empty() {
-            return Ok(if line.is_empty() {
-                Line::Eof
-            } else {
-                Line::Text(line)
-            });
+            return Ok(Line::Eof);
         }
         if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
             line.extend_from_slice(&buf[..pos]);
@@ -360,13 +368,12 @@ fn read_line(r: &mut impl BufRead, max: usize) -> std::io::Result<Line> {
 }
 
 fn serve(stream: UnixStream, tx: &mpsc::Sender<Job>, opts: &ServerOptions) {
-    let _ = stream.set_read_timeout(Some(opts.idle_timeout));
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
     let mut input = BufReader::with_capacity(8192, stream);
     loop {
-        let reply = match read_line(&mut input, opts.max_line) {
+        let reply = match read_line(&mut input, opts.max_line, opts.idle_timeout) {
             // Idle timeout, reset, or shutdown: the connection is over.
             Err(_) | Ok(Line::Eof) => return,
             Ok(Line::TooLong) => {
@@ -693,8 +700,45 @@ mod tests {
             "err line too long (max 4096 bytes)\n"
         );
         assert_eq!(raw(&sock, b"\xff\n"), "err request is not UTF-8\n");
-        assert_eq!(raw(&sock, b"ping"), "ok\n", "last line without a newline");
+        // A line the connection's end cuts short is no request: not run, not answered.
+        assert_eq!(raw(&sock, b"ping"), "");
+        assert_eq!(raw(&sock, b"checkpoint cut short"), "");
         assert_eq!(checkpoint_at(&sock, None).unwrap(), 2);
+    }
+
+    /// A request line must arrive whole within the idle timeout: a byte every 50 ms does not
+    /// keep a connection (and its slot) open past it.
+    #[test]
+    fn a_slow_trickle_is_closed_at_the_idle_timeout() {
+        let opts = ServerOptions {
+            idle_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        let (probe, server) = start(0, opts);
+        let sock = server.socket_path().to_path_buf();
+        let slow = UnixStream::connect(&sock).unwrap();
+        let mut writer = slow.try_clone().unwrap();
+        // Up to 100 bytes, 5 s in all, never a newline; stops once the server has closed.
+        let trickle = std::thread::spawn(move || {
+            (0..100)
+                .take_while(|_| {
+                    std::thread::sleep(Duration::from_millis(50));
+                    writer.write_all(b"p").is_ok()
+                })
+                .count()
+        });
+        let mut reader = slow;
+        reader
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(reader.read_to_end(&mut buf).unwrap(), 0);
+        let sent = trickle.join().unwrap();
+        assert!(
+            sent < 100,
+            "the server waited for the whole trickle ({sent} bytes)"
+        );
+        assert!(probe.log.lock().unwrap().is_empty());
     }
 
     #[test]
