@@ -20,6 +20,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Watches a run may hold: far more than a test harness asks for, and a bound on what a
+/// runaway client costs (each is kept, checked at every capture and logged).
+pub const MAX_WATCHES: usize = 10_000;
+
 /// A directory captured at each checkpoint, and the node it belongs to.
 #[derive(Clone, Debug)]
 pub struct Root {
@@ -181,6 +185,11 @@ impl Checkpointer {
     /// Records a watch request.
     pub fn add_watch(&self, path: &Path) -> Result<()> {
         let mut st = self.lock();
+        // Each watch is kept, checked and logged for the whole run: a client looping on
+        // `watch` must not grow the run's memory and checkpoints.jsonl without bound.
+        if st.watches.watches().len() >= MAX_WATCHES {
+            return Err(crate::Error::TooManyWatches { max: MAX_WATCHES });
+        }
         st.watches.request(path);
         let after = st.watches.latest();
         let path = normalize(path);
@@ -330,5 +339,30 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A client looping on `watch` is refused past [`MAX_WATCHES`]: memory and
+    /// checkpoints.jsonl stop growing.
+    #[test]
+    fn watches_are_bounded() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("n0");
+        std::fs::create_dir(&data).unwrap();
+        let dir = t.path().join("ckpt");
+        let cp = Checkpointer::new(
+            vec![Root {
+                node: "n0".into(),
+                path: data.clone(),
+            }],
+            &dir,
+            CaptureOptions::default(),
+        )
+        .unwrap();
+        for i in 0..MAX_WATCHES {
+            cp.add_watch(&data.join(format!("f{i}"))).unwrap();
+        }
+        let err = cp.add_watch(&data.join("one-more")).unwrap_err();
+        assert_eq!(err.to_string(), "too many watches (at most 10000 in a run)");
+        assert_eq!(cp.watches().watches().len(), MAX_WATCHES);
     }
 }

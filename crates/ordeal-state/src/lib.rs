@@ -55,6 +55,9 @@ pub enum Error {
         path: std::path::PathBuf,
         message: String,
     },
+    /// The run already has [`checkpointer::MAX_WATCHES`] watches.
+    #[error("too many watches (at most {max} in a run)")]
+    TooManyWatches { max: usize },
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),
