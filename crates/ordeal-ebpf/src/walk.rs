@@ -172,34 +172,13 @@ pub fn sock_section(a: &mut Asm, s: &SockOffsets, file_slot: i16, at: i16, mode_
 mod tests {
     use super::*;
 
+    // The made-up offsets the programs' tests use too.
     pub fn file() -> FileOffsets {
-        FileOffsets {
-            task_files: 1824,
-            files_fdt: 32,
-            fdt_max_fds: 0,
-            fdt_fd: 8,
-            file_inode: 32,
-            inode_mode: 0,
-            inode_ino: 64,
-        }
+        crate::programs::tests::kernel().file
     }
 
     pub fn sock() -> SockOffsets {
-        SockOffsets {
-            file_private: 24,
-            socket_sk: 24,
-            family: 16,
-            sk_type: 534,
-            daddr: 0,
-            rcv_saddr: 4,
-            dport: 12,
-            num: 14,
-            v6_daddr: 56,
-            v6_rcv_saddr: 72,
-            sk_socket: 288,
-            unix_peer: 872,
-            socket_to_ino: 192,
-        }
+        crate::programs::tests::kernel().sock
     }
 
     fn reads(a: Asm) -> usize {

@@ -21,6 +21,16 @@ pub enum Direction {
     Recv,
 }
 
+impl Direction {
+    /// As fault schedules write it: `send`, `recv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Send => "send",
+            Direction::Recv => "recv",
+        }
+    }
+}
+
 /// The meaning of one argument register, by position (`args[i]` is register `i`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arg {

@@ -68,10 +68,7 @@ pub fn call_classes(name: &str) -> Option<&'static [Class]> {
 /// The direction of a socket data call (`write`, `sendto`, ... send; `read`, `recvfrom`, ...
 /// receive); `None` for other calls.
 pub fn call_direction(name: &str) -> Option<Direction> {
-    match calls::by_name(name)?.direction()? {
-        ordeal_events::Direction::Send => Some(Direction::Send),
-        ordeal_events::Direction::Recv => Some(Direction::Recv),
-    }
+    calls::by_name(name)?.direction()
 }
 
 /// The errnos a `fail` fault may make `call` return in an event of class `class`: the errors

@@ -6,23 +6,8 @@ use globset::{GlobBuilder, GlobMatcher};
 use ordeal_events::{Class, Event};
 use ordeal_toml::truncated;
 
-/// Which way bytes go in a socket data call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Bytes leave the process: `write`, `writev`, `sendto`, `sendmsg`, `sendmmsg`.
-    Send,
-    /// Bytes arrive: `read`, `readv`, `recvfrom`, `recvmsg`, `recvmmsg`.
-    Recv,
-}
-
-impl Direction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Send => "send",
-            Direction::Recv => "recv",
-        }
-    }
-}
+/// Which way bytes go in a socket data call: the call table's own.
+pub use ordeal_events::Direction;
 
 /// What an event must look like to count for a trigger. Every field that is set must match;
 /// an empty pattern matches every event.

@@ -111,7 +111,8 @@ fn push_str(w: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(w, s).expect("a string serializes");
 }
 
-fn push_i128(w: &mut Vec<u8>, v: i128) {
+/// Appends `v` in decimal (also the hb.jsonl writer's).
+pub(crate) fn push_i128(w: &mut Vec<u8>, v: i128) {
     if v < 0 {
         w.push(b'-');
     }

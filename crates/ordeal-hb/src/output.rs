@@ -87,18 +87,8 @@ pub(crate) fn hb_line(
 }
 
 /// Appends `v` in decimal.
-fn push_u64(w: &mut Vec<u8>, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    w.extend_from_slice(&digits[at..]);
+fn push_u64(w: &mut Vec<u8>, v: u64) {
+    crate::chrome::push_i128(w, i128::from(v));
 }
 
 /// Renders `dot` to SVG with Graphviz (`dot -Tsvg`). Returns `Ok(false)` when Graphviz is not

@@ -512,15 +512,7 @@ fn calls_matching(p: &ordeal_faults::Pattern) -> impl Iterator<Item = i64> + '_ 
         .iter()
         .filter(move |c| p.call.as_deref().is_none_or(|name| name == c.name))
         .filter(move |c| p.class.is_none_or(|class| c.classes().contains(&class)))
-        .filter(move |c| {
-            p.direction.is_none_or(|d| {
-                c.direction()
-                    == Some(match d {
-                        ordeal_faults::Direction::Send => ordeal_events::Direction::Send,
-                        ordeal_faults::Direction::Recv => ordeal_events::Direction::Recv,
-                    })
-            })
-        })
+        .filter(move |c| p.direction.is_none_or(|d| c.direction() == Some(d)))
         .map(|c| c.nr)
 }
 

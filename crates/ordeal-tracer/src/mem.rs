@@ -22,11 +22,12 @@ thread_local! {
 
 /// Runs `f` with reads answered from `blobs` alone: what they do not cover reads as
 /// unreadable (the live memory has moved on since the call; a missing field beats a wrong one).
-pub(crate) fn with_captured<T>(blobs: Vec<Captured>, f: impl FnOnce() -> T) -> T {
+/// Gives the blobs back, for a later decode of the same call.
+pub(crate) fn with_captured<T>(blobs: Vec<Captured>, f: impl FnOnce() -> T) -> (T, Vec<Captured>) {
     CAPTURED.with(|c| *c.borrow_mut() = Some(blobs));
     let out = f();
-    CAPTURED.with(|c| *c.borrow_mut() = None);
-    out
+    let blobs = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, blobs)
 }
 
 /// While a record is decoded: `len` bytes at `addr` from a copy that starts at or before

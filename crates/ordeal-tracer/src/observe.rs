@@ -202,7 +202,7 @@ impl<S: Sink> Inner<S> {
                 let ts = ktime_ns.saturating_sub(self.cfg.origin_ns);
                 let copies = captured(mem);
                 self.entry_file = Some((ino, socket));
-                let ev = crate::mem::with_captured(copies.clone(), || {
+                let (ev, copies) = crate::mem::with_captured(copies, || {
                     self.decode_entry(tid, tgid, nr, &args, ts)
                 });
                 self.entry_file = None;
