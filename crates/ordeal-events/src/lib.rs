@@ -40,6 +40,10 @@ pub struct NodeInfo {
     /// Ports allocated to this node by placeholders (`{port.NAME}`), for address → node mapping.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// The protocol spoken on those ports (`protocol = "resp"` in the experiment), for
+    /// decoding connections to them; absent: detected from the first bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 /// What a system call or lifecycle step concerned: its coarse class.
@@ -516,9 +520,48 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes an [`escape_bytes`] text stands for. A malformed escape (which `escape_bytes`
+/// never writes) is kept as its characters.
+pub fn unescape_bytes(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let (byte, used) = match b[i + 1] {
+            b'\\' => (b'\\', 2),
+            b'n' => (b'\n', 2),
+            b'r' => (b'\r', 2),
+            b't' => (b'\t', 2),
+            b'x' => match text
+                .get(i + 2..i + 4)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(v) => (v, 4),
+                None => (b'\\', 1),
+            },
+            _ => (b'\\', 1),
+        };
+        out.push(byte);
+        i += used;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_bytes_come_back_whole() {
+        let all: Vec<u8> = (0..=255u8).chain(*b"\\x41\\n").collect();
+        assert_eq!(unescape_bytes(&escape_bytes(&all)), all);
+        assert_eq!(unescape_bytes("a\\x4"), b"a\\x4");
+    }
 
     fn header() -> Header {
         Header {
@@ -530,6 +573,7 @@ mod tests {
                 name: "a".into(),
                 role: "node".into(),
                 ports: vec![7000],
+                protocol: None,
             }],
         }
     }

@@ -138,13 +138,27 @@ pub fn netns_addr(i: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(10, 77, 0, (i + 1).min(253) as u8)
 }
 
-/// `[check] history = { model, file }`: check a recorded history after the workloads.
+/// `[check] history = { model, file, from, clients }`: check a history after the workloads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryCheck {
     /// `register`, `cas-register` or `kv`.
     pub model: String,
-    /// The history file, relative to the run directory (default `history.jsonl`).
+    /// The history file, relative to the run directory (default `history.jsonl`): the one
+    /// the workload records, or the one ordeal builds from traffic.
     pub file: String,
+    /// Where the history comes from.
+    pub from: HistorySource,
+}
+
+/// Where a checked history comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistorySource {
+    /// A workload recorded it (`from = "file"`, the default).
+    File,
+    /// ordeal builds it from the decoded traffic of these nodes and workloads (`from =
+    /// "traffic"`, `clients = [...]`; default: every workload): each request they send is
+    /// an operation, invoked at its first byte written, completed by its response.
+    Traffic { clients: Vec<String> },
 }
 
 /// The models `[check] history` accepts.
@@ -219,6 +233,8 @@ struct Node {
     ready_timeout: Duration,
     stop_signal: Option<String>,
     stop_timeout: Duration,
+    /// `protocol`: what connections to the node's ports speak (`None`: detected).
+    protocol: Option<String>,
 }
 
 #[derive(Debug, Clone)]

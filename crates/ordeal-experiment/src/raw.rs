@@ -90,6 +90,10 @@ pub(crate) struct RawHistoryCheck {
     pub model: Str,
     #[serde(default)]
     pub file: Option<Str>,
+    #[serde(default)]
+    pub from: Option<Str>,
+    #[serde(default)]
+    pub clients: Option<StrList>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +119,8 @@ pub(crate) struct RawNode {
     pub ports: Option<StrList>,
     #[serde(default)]
     pub trace: Option<bool>,
+    #[serde(default)]
+    pub protocol: Option<Str>,
 }
 
 #[derive(Deserialize)]

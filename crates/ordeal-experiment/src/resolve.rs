@@ -111,6 +111,9 @@ pub struct NodeSpec {
     pub stop_timeout: Duration,
     /// The ports that belong to this node: port name → number.
     pub ports: BTreeMap<String, u16>,
+    /// What connections to those ports speak (`protocol`; `None`: detected, `none`: not
+    /// decoded).
+    pub protocol: Option<String>,
 }
 
 /// A workload command, ready to start.
@@ -277,6 +280,7 @@ impl Experiment {
                 stop_signal: n.stop_signal.clone(),
                 stop_timeout: n.stop_timeout,
                 ports: node_ports,
+                protocol: n.protocol.clone(),
             });
         }
         let mut workloads = Vec::new();

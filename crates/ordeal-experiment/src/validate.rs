@@ -15,9 +15,9 @@ use crate::raw::{
 use crate::template::{self, is_simple_name, Placeholder, Template};
 use crate::{
     parse_duration, DataDirDef, Diagnostic, Error, Experiment, ExploreDefaults, HistoryCheck,
-    Network, Node, Process, ProxyDef, ReadyDef, Source, Workload, CHECK_NAME, CRASH_CHECK_NAME,
-    DEFAULT_HANG_TIMEOUT, DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT, DEFAULT_TIMEOUT,
-    HISTORY_MODELS, STOP_SIGNALS,
+    HistorySource, Network, Node, Process, ProxyDef, ReadyDef, Source, Workload, CHECK_NAME,
+    CRASH_CHECK_NAME, DEFAULT_HANG_TIMEOUT, DEFAULT_READY_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    DEFAULT_TIMEOUT, HISTORY_MODELS, STOP_SIGNALS,
 };
 
 /// Validates `raw` (read from `src`); `base_dir` is where relative paths start.
@@ -85,7 +85,10 @@ impl Validator<'_> {
         let workloads: Vec<Workload> = raw.workloads.iter().map(|w| self.workload(w)).collect();
         let check = raw.check.as_ref().and_then(|c| self.check_command(c));
         let proxies = self.proxies(&raw.proxies, network);
-        let history_check = raw.check.as_ref().and_then(|c| self.history_check(c));
+        let history_check = raw
+            .check
+            .as_ref()
+            .and_then(|c| self.history_check(c, &nodes, &workloads));
         let crash_check = raw.crash.as_ref().and_then(|c| self.crash_check(c));
         if raw.check.is_some() {
             self.check_name_is_free(&raw);
@@ -314,6 +317,7 @@ impl Validator<'_> {
             }
         };
         let listed = n.ports.as_ref().map(|list| self.listed_ports(list));
+        let protocol = n.protocol.as_ref().and_then(|p| self.protocol(p));
         let node = Node {
             process,
             data_dir,
@@ -321,8 +325,29 @@ impl Validator<'_> {
             ready_timeout,
             stop_signal,
             stop_timeout,
+            protocol,
         };
         (node, listed)
+    }
+
+    /// `protocol`: a decoder's name, or `none` (no decoding).
+    fn protocol(&mut self, p: &Str) -> Option<String> {
+        let name = p.get_ref().trim();
+        if name == "none" || ordeal_proto::by_name(name).is_some() {
+            return Some(name.to_string());
+        }
+        let known: Vec<&str> = ordeal_proto::names().chain(["none"]).collect();
+        let hint = ordeal_toml::suggest(name, known.iter().copied(), 2)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        self.err(
+            Some(p.span()),
+            format!(
+                "unknown protocol `{name}`{hint}: expected one of {}",
+                known.join(", ")
+            ),
+        );
+        None
     }
 
     /// `stop_signal`: `None` for SIGKILL (the default: no graceful stop).
@@ -388,7 +413,12 @@ impl Validator<'_> {
     }
 
     /// `[check] history`, and what `[check]` needs besides.
-    fn history_check(&mut self, raw: &Spanned<RawCheck>) -> Option<HistoryCheck> {
+    fn history_check(
+        &mut self,
+        raw: &Spanned<RawCheck>,
+        nodes: &[Node],
+        workloads: &[Workload],
+    ) -> Option<HistoryCheck> {
         let c = raw.get_ref();
         if c.argv.is_none() && c.history.is_none() {
             self.err(
@@ -426,9 +456,65 @@ impl Validator<'_> {
                 format!("history file `{file}` must be a relative path inside the run directory"),
             );
         }
+        let from = match h.from.as_ref().map(|f| (f, f.get_ref().as_str())) {
+            None | Some((_, "file")) => {
+                if let Some(c) = &h.clients {
+                    self.err(
+                        Some(c.span()),
+                        "`clients` needs `from = \"traffic\"` (a recorded history names its own \
+                         processes)",
+                    );
+                }
+                HistorySource::File
+            }
+            Some((_, "traffic")) => {
+                let known: Vec<&str> = nodes
+                    .iter()
+                    .map(|n| n.process.name.as_str())
+                    .chain(workloads.iter().map(|w| w.process.name.as_str()))
+                    .collect();
+                let clients = match &h.clients {
+                    None => workloads.iter().map(|w| w.process.name.clone()).collect(),
+                    Some(list) => {
+                        let mut clients = Vec::new();
+                        for c in list.get_ref() {
+                            let name = c.get_ref();
+                            if known.contains(&name.as_str()) {
+                                clients.push(name.clone());
+                                continue;
+                            }
+                            let hint = ordeal_toml::suggest(name, known.iter().copied(), 2)
+                                .map(|s| format!(" (did you mean `{s}`?)"))
+                                .unwrap_or_default();
+                            self.err(
+                                Some(c.span()),
+                                format!("`{name}` is not a node or workload of this file{hint}"),
+                            );
+                        }
+                        clients
+                    }
+                };
+                if clients.is_empty() && h.clients.is_none() {
+                    self.err(
+                        Some(raw.span()),
+                        "`from = \"traffic\"` needs `clients = [...]`: the nodes or workloads \
+                         whose requests are the history (there is no workload to default to)",
+                    );
+                }
+                HistorySource::Traffic { clients }
+            }
+            Some((f, other)) => {
+                self.err(
+                    Some(f.span()),
+                    format!("unknown history source `{other}`: expected `file` or `traffic`"),
+                );
+                HistorySource::File
+            }
+        };
         Some(HistoryCheck {
             model: model.clone(),
             file,
+            from,
         })
     }
 

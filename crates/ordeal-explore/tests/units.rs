@@ -17,11 +17,13 @@ fn header(port: u16) -> Header {
                 name: "n0".into(),
                 role: "node".into(),
                 ports: vec![port],
+                protocol: None,
             },
             NodeInfo {
                 name: "client".into(),
                 role: "workload".into(),
                 ports: vec![],
+                protocol: None,
             },
         ],
     }

@@ -80,11 +80,13 @@ fn synthesize<W: Write>(out: W, events: u64) -> u64 {
                 name: "redis".into(),
                 role: "node".into(),
                 ports: vec![6379],
+                protocol: None,
             },
             NodeInfo {
                 name: "bench".into(),
                 role: "workload".into(),
                 ports: vec![],
+                protocol: None,
             },
         ],
     };

@@ -471,6 +471,7 @@ mod tests {
                 name: "a".into(),
                 role: "node".into(),
                 ports: vec![],
+                protocol: None,
             }],
         };
         let dir = tempfile::tempdir().unwrap();

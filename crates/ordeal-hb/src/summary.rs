@@ -133,6 +133,10 @@ pub struct RunFacts {
     pub verdict: Verdict,
     pub snapshots: Vec<SnapshotLink>,
     pub engine: Option<EngineInfo>,
+    /// What the messages said, from the call log (ordeal-calls): the `seq` of a transfer
+    /// that sent the start of a decoded message → its text (`SET k3 v7`, `+OK`). The
+    /// pictures label those transfers and their message edges with it.
+    pub labels: std::collections::HashMap<u64, String>,
 }
 
 impl RunFacts {
@@ -142,6 +146,7 @@ impl RunFacts {
             verdict,
             snapshots: Vec::new(),
             engine: None,
+            labels: Default::default(),
         }
     }
 

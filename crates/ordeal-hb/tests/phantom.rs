@@ -31,6 +31,7 @@ fn events_after_an_exit_do_not_make_a_second_process() {
             name: "a".into(),
             role: "node".into(),
             ports: vec![],
+            protocol: None,
         }],
     };
     let mut spawn = ev(0, 10, "spawn");

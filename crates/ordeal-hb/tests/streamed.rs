@@ -51,6 +51,7 @@ fn both_ways(h: &Header, events: &[Event], limit: usize) -> Option<String> {
             verdict: Verdict::fail(vec!["x".into()]),
             snapshots,
             engine: None,
+            labels: Default::default(),
         },
         limit,
     )

@@ -2,15 +2,18 @@
 //! (ordeal-history) and the result becomes part of the verdict; `history.html` draws the
 //! operations with the run's faults and node starts and ends from trace.jsonl on the same
 //! timeline (the workload clients record on the trace's clock, see
-//! `ordeal_history::workload::CLOCK_ORIGIN_ENV`).
+//! `ordeal_history::workload::CLOCK_ORIGIN_ENV`). With `from = "traffic"` the history is
+//! first built from the call log ([`from_traffic`]): no client needs to record anything.
 
 use std::path::Path;
 use std::time::Duration;
 
+use ordeal_calls::{Call, CallStatus, KvOp, KvResult};
 use ordeal_events::Event;
 use ordeal_experiment::HistoryCheck;
 use ordeal_history::html::Mark;
-use ordeal_history::{Budget, Format, Model};
+use ordeal_history::{Budget, Entry, Format, Kind, Model, Value, F};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The whole check is bounded: a history the search cannot decide in this time is `unknown`.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
@@ -86,6 +89,147 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
             line: format!("history: {ops} operations, unknown: {why}"),
         },
     }
+}
+
+/// What [`from_traffic`] made of the call log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct FromTraffic {
+    /// Operations in the history.
+    pub operations: usize,
+    /// Of which without a response (indeterminate: `info`).
+    pub indeterminate: usize,
+    /// Keys left out because some value on them was longer than the capture, with how many
+    /// operations each had: checking what was not seen whole would be a false alarm.
+    pub left_out: BTreeMap<String, usize>,
+}
+
+impl FromTraffic {
+    /// One line for the progress output.
+    pub fn line(&self, file: &str) -> String {
+        let mut line = format!(
+            "history from traffic: {} operations ({} without a response) → {file}",
+            self.operations, self.indeterminate
+        );
+        if !self.left_out.is_empty() {
+            let keys: Vec<&str> = self.left_out.keys().map(String::as_str).take(5).collect();
+            line.push_str(&format!(
+                "; {} key(s) not checked, values longer than the capture (--payload): {}{}",
+                self.left_out.len(),
+                keys.join(", "),
+                if self.left_out.len() > 5 { ", ..." } else { "" }
+            ));
+        }
+        line
+    }
+}
+
+/// Builds the history of the key-value requests that `clients` sent (from `calls`, the
+/// run's call log) into `out`: each is invoked at its first byte written and completes when
+/// its response is read (`ok`, or `fail` when the response says it certainly did not
+/// happen); without a response it is indeterminate (`info`). Logical processes are numbered
+/// so that none has two operations at once; one left indeterminate keeps its process busy
+/// for good, as Jepsen's clients do. `keyed`: the model has keys (`kv`).
+pub(crate) fn from_traffic(
+    calls: &[Call],
+    clients: &[String],
+    keyed: bool,
+    out: &Path,
+) -> std::io::Result<FromTraffic> {
+    let mut made = FromTraffic::default();
+    let mut ops: Vec<(&Call, &KvOp, u64)> = Vec::new();
+    let mut cut = BTreeSet::new();
+    for c in calls {
+        let (Some(kv), Some(at)) = (&c.kv, c.request_ts) else {
+            continue;
+        };
+        if !clients.contains(&c.caller) || c.status == CallStatus::OneWay {
+            continue;
+        }
+        if c.truncated {
+            cut.insert(kv.key().to_string());
+        }
+        ops.push((c, kv, at));
+    }
+    ops.retain(|(_, kv, _)| {
+        let keep = !cut.contains(kv.key());
+        if !keep {
+            *made.left_out.entry(kv.key().to_string()).or_default() += 1;
+        }
+        keep
+    });
+    ops.sort_by_key(|(c, _, at)| (*at, c.conn));
+    let end = ops
+        .iter()
+        .map(|(c, _, at)| c.response_ts.unwrap_or(*at))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    // (time, invoke first) → entry.
+    let mut entries: Vec<(u64, u8, Entry)> = Vec::new();
+    // Processes busy until a time (None: for good).
+    let mut busy: Vec<Option<u64>> = Vec::new();
+    for (c, kv, at) in ops {
+        let process = match busy.iter().position(|b| b.is_some_and(|until| until < at)) {
+            Some(p) => p,
+            None => {
+                busy.push(None);
+                busy.len() - 1
+            }
+        };
+        let (f, arg) = match kv {
+            KvOp::Read { .. } => (F::Read, Value::Nil),
+            KvOp::Write { value, .. } => (F::Write, Value::Str(value.clone())),
+            KvOp::Cas { old, new, .. } => (
+                F::Cas,
+                Value::List(vec![Value::Str(old.clone()), Value::Str(new.clone())]),
+            ),
+        };
+        let key = keyed.then(|| Value::Str(kv.key().to_string()));
+        let entry = |kind, value, time| Entry {
+            kind,
+            process: process as u64,
+            f,
+            key: key.clone(),
+            value,
+            time,
+            error: None,
+        };
+        entries.push((at, 0, entry(Kind::Invoke, arg.clone(), at)));
+        made.operations += 1;
+        let done = match (c.status, c.response_ts, &c.kv_result, kv) {
+            (
+                CallStatus::Answered,
+                Some(t),
+                Some(KvResult::Ok),
+                KvOp::Write { .. } | KvOp::Cas { .. },
+            ) => Some((Kind::Ok, arg, t)),
+            (CallStatus::Answered, Some(t), Some(KvResult::Read(v)), KvOp::Read { .. }) => {
+                Some((Kind::Ok, v.clone().map_or(Value::Nil, Value::Str), t))
+            }
+            (CallStatus::Answered, Some(t), Some(KvResult::Fail), _) => Some((Kind::Fail, arg, t)),
+            _ => None,
+        };
+        match done {
+            Some((kind, value, t)) => {
+                busy[process] = Some(t);
+                entries.push((t, 1, entry(kind, value, t)));
+            }
+            None => {
+                made.indeterminate += 1;
+                let mut e = entry(Kind::Info, Value::Nil, end);
+                e.error = Some(match &c.result {
+                    Some(r) if c.status == CallStatus::Answered => format!("response {r}"),
+                    _ => format!("no response ({})", c.status.name()),
+                });
+                entries.push((end, 1, e));
+            }
+        }
+    }
+    entries.sort_by_key(|(t, order, _)| (*t, *order));
+    let entries: Vec<Entry> = entries.into_iter().map(|(_, _, e)| e).collect();
+    let file = std::fs::File::create(out)?;
+    ordeal_history::jsonl::write(std::io::BufWriter::new(file), &entries)?;
+    Ok(made)
 }
 
 fn failed(reason: String) -> Outcome {

@@ -39,7 +39,7 @@ mod supervisor;
 pub use outputs::{rebuild, write_outputs};
 
 use ordeal_events::TraceWriter;
-use ordeal_experiment::{EngineChoice, Experiment, ResolveContext};
+use ordeal_experiment::{EngineChoice, Experiment, HistorySource, ResolveContext};
 use ordeal_hb::{Status, Summary, Verdict};
 use ordeal_tracer::{Config, ExitStatus, Launcher};
 use std::fs::File;
@@ -71,6 +71,8 @@ pub enum Error {
     Faults(#[from] ordeal_faults::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Calls(#[from] ordeal_calls::Error),
     /// What a fault schedule asks for and the experiment or the engine cannot do, one
     /// problem a line (refused before anything starts).
     #[error("{}", .0.join("\n"))]
@@ -129,6 +131,10 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
+/// Bytes of each socket transfer captured by default: request lines, keys and small values
+/// whole, so that the call log (calls.jsonl) and histories from traffic see them.
+pub const DEFAULT_PAYLOAD_BYTES: usize = 1024;
+
 /// Options of one run (the CLI's flags).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -138,7 +144,8 @@ pub struct RunOptions {
     pub runs_root: PathBuf,
     /// The ordeal executable, for `{ordeal}`.
     pub ordeal_exe: PathBuf,
-    /// Capture the first N bytes of each socket transfer.
+    /// Capture the first N bytes of each socket transfer (what the call log decodes;
+    /// [`DEFAULT_PAYLOAD_BYTES`] by default, 0: none).
     pub payload_bytes: usize,
     /// Event-level graph.dot up to this many communication events, node-level beyond.
     pub max_dot_events: usize,
@@ -168,7 +175,7 @@ impl RunOptions {
             out: None,
             runs_root: PathBuf::from("runs"),
             ordeal_exe,
-            payload_bytes: 0,
+            payload_bytes: DEFAULT_PAYLOAD_BYTES,
             max_dot_events: ordeal_hb::DEFAULT_DOT_LIMIT,
             tracer_cpu: None,
             pin_traced: false,
@@ -239,6 +246,17 @@ pub fn run_on(
     }
     let run_dir = rundir::run_dir_path(exp, opts)?;
     let resolved = exp.resolve(&ResolveContext::new(&run_dir, &opts.ordeal_exe))?;
+    let traffic_history = resolved
+        .history_check
+        .as_ref()
+        .is_some_and(|h| matches!(h.from, HistorySource::Traffic { .. }));
+    if traffic_history && opts.payload_bytes == 0 {
+        return Err(Error::Usage(
+            "[check] history with from = \"traffic\" decodes the captured bytes of every \
+             transfer: run without --payload 0"
+                .into(),
+        ));
+    }
     rundir::create_run_dir(&run_dir)?;
     resolved.prepare_data_dirs()?;
     if opts.record_file_data {
@@ -340,6 +358,26 @@ pub fn run_on(
         }
     }
     let t_outputs = Instant::now();
+    // The call log, when a picture or the history needs it.
+    let calls = if !opts.summary_only || traffic_history {
+        Some(outputs::write_calls(&run_dir)?)
+    } else {
+        None
+    };
+    if let (Some(hc), HistorySource::Traffic { clients }) = (
+        &resolved.history_check,
+        resolved
+            .history_check
+            .as_ref()
+            .map(|h| &h.from)
+            .unwrap_or(&HistorySource::File),
+    ) {
+        let log = ordeal_calls::read_calls(&run_dir.join(ordeal_calls::CALLS_FILE))?;
+        let out = run_dir.join(&hc.file);
+        let made = history::from_traffic(&log, clients, hc.model == "kv", &out)
+            .map_err(io_err(format!("writing {}", out.display())))?;
+        progress.say(made.line(&hc.file));
+    }
     if let Some(hc) = &resolved.history_check {
         // After the tracer is done, so the whole trace (faults, node ends) is on disk.
         if matches!(verdict.status, Status::Pass | Status::Fail) {
@@ -382,7 +420,7 @@ pub fn run_on(
     let summary = if opts.summary_only {
         outputs::write_summary_only(&run_dir, verdict, engine)?
     } else {
-        write_outputs(&run_dir, verdict, engine, opts.max_dot_events)?
+        write_outputs(&run_dir, verdict, engine, opts.max_dot_events, calls)?
     };
     if let Some(s) = &opts.faults {
         outputs::write_applied(&run_dir, s, &progress)?;

@@ -18,17 +18,20 @@ pub(crate) fn header_for(r: &Resolved) -> Header {
             name: n.name.clone(),
             role: "node".into(),
             ports: n.ports.values().copied().collect(),
+            protocol: n.protocol.clone(),
         })
         .collect();
     nodes.extend(r.workloads.iter().map(|w| NodeInfo {
         name: w.name.clone(),
         role: "workload".into(),
         ports: vec![],
+        protocol: None,
     }));
     nodes.extend(r.check.iter().map(|c| NodeInfo {
         name: c.name.clone(),
         role: "check".into(),
         ports: vec![],
+        protocol: None,
     }));
     Header {
         schema: "ordeal-trace".into(),
@@ -39,18 +42,34 @@ pub(crate) fn header_for(r: &Resolved) -> Header {
     }
 }
 
-/// Rebuilds graph, summary and every output from `RUN_DIR/trace.jsonl` with `verdict`.
+/// `RUN_DIR/calls.jsonl` from `RUN_DIR/trace.jsonl`: every connection decoded.
+pub(crate) fn write_calls(run_dir: &Path) -> Result<ordeal_calls::Decoded, Error> {
+    ordeal_calls::write_calls(
+        &run_dir.join("trace.jsonl"),
+        &run_dir.join(ordeal_calls::CALLS_FILE),
+    )
+    .map_err(|e| Error::Usage(format!("writing the call log: {e}")))
+}
+
+/// Rebuilds graph, summary and every output from `RUN_DIR/trace.jsonl` with `verdict`;
+/// `calls` is the call log's pass when it was made already.
 pub fn write_outputs(
     run_dir: &Path,
     verdict: Verdict,
     engine: Option<EngineInfo>,
     max_dot_events: usize,
+    calls: Option<ordeal_calls::Decoded>,
 ) -> Result<Summary, Error> {
+    let calls = match calls {
+        Some(c) => c,
+        None => write_calls(run_dir)?,
+    };
     // Streamed in bounded memory: no output of a run holds every event.
     let facts = RunFacts {
         verdict,
         snapshots: diag::links(run_dir),
         engine,
+        labels: calls.labels,
     };
     let out = ordeal_hb::write_trace_outputs(
         &run_dir.join("trace.jsonl"),
@@ -93,7 +112,7 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
             None,
         ),
     };
-    write_outputs(run_dir, verdict, engine, max_dot_events)
+    write_outputs(run_dir, verdict, engine, max_dot_events, None)
 }
 
 /// `schedule.applied.toml`: what fired where, read back from the trace (and said).

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod calls_cmd;
 mod crash_cmd;
 mod diag_cmd;
 mod explore_cmd;
@@ -57,6 +58,9 @@ enum Cmd {
         #[arg(long, default_value_t = ordeal_hb::DEFAULT_DOT_LIMIT)]
         max_graph_events: usize,
     },
+    /// The run's call log: every request and response decoded from its traffic
+    /// (calls.jsonl), as a table (docs/outputs.md).
+    Calls(calls_cmd::CallsArgs),
     /// Run a recorded run again (same experiment, variables and fault schedule) and report
     /// whether the same faults fired at the same points and the outcome is the same.
     Replay {
@@ -123,8 +127,9 @@ struct RunFlags {
     /// Override a variable of the experiment's [vars]: --set bugs=stale-read (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
-    /// Record the first N bytes of every socket transfer in trace.jsonl.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Record the first N bytes of every socket transfer in trace.jsonl: what the call log
+    /// (calls.jsonl) decodes. 0: none (no call log; a history `from = "traffic"` refuses).
+    #[arg(long, value_name = "N", default_value_t = ordeal_run::DEFAULT_PAYLOAD_BYTES)]
     payload: usize,
     /// Draw individual events in graph.dot up to this many communication events.
     #[arg(long, default_value_t = ordeal_hb::DEFAULT_DOT_LIMIT)]
@@ -203,6 +208,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             println!("outputs rebuilt in {}", run_dir.display());
             Ok(0)
         }
+        Cmd::Calls(args) => calls_cmd::calls(args),
         Cmd::State { cmd } => state_cmd::state(cmd),
         Cmd::Checkpoint(args) => state_cmd::checkpoint(args),
         Cmd::Watch(args) => state_cmd::watch(args),

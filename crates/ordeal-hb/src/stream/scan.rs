@@ -218,6 +218,7 @@ mod tests {
                 name: "a".into(),
                 role: "node".into(),
                 ports: vec![7000],
+                protocol: None,
             }],
         }
     }

@@ -32,6 +32,7 @@ pub fn header(nodes: &[(&str, &[u16])]) -> Header {
                 name: n.to_string(),
                 role: if *n == "client" { "workload" } else { "node" }.into(),
                 ports: ports.to_vec(),
+                protocol: None,
             })
             .collect(),
     }

@@ -94,6 +94,7 @@ impl Sim {
                     name: n.to_string(),
                     role: if k == 3 { "workload" } else { "node" }.into(),
                     ports: PORTS.get(k).map(|&p| vec![p, p + 1]).unwrap_or_default(),
+                    protocol: None,
                 })
                 .collect(),
         }
