@@ -440,14 +440,22 @@ impl<S: Sink> Inner<S> {
         }
         if self.cfg.payload_bytes > 0 && moved > 0 {
             let n = (moved as usize).min(self.cfg.payload_bytes);
-            let buf = match (arg(spec, a, Arg::Buf), arg(spec, a, Arg::Iov)) {
-                (Some(b), _) => Some(b),
-                (None, Some(iov)) => mem::read_u64(tid, iov),
+            // Vectored calls: the bytes of each iovec in turn, never past one's length.
+            let bytes = match (
+                arg(spec, a, Arg::Buf),
+                arg(spec, a, Arg::Iov),
+                arg(spec, a, Arg::Msg),
+            ) {
+                (Some(b), _, _) => mem::read_mem(tid, b, n),
+                (None, Some(iov), _) => {
+                    iov_head(tid, iov, arg(spec, a, Arg::IovCnt).unwrap_or(0), n)
+                }
+                (None, None, Some(msg)) => mem::read_u64(tid, msg + 16).and_then(|iov| {
+                    iov_head(tid, iov, mem::read_u64(tid, msg + 24).unwrap_or(0), n)
+                }),
                 _ => None,
             };
-            ev.data = buf
-                .and_then(|b| mem::read_mem(tid, b, n))
-                .map(|bytes| escape_bytes(&bytes));
+            ev.data = bytes.map(|bytes| escape_bytes(&bytes));
         }
     }
 
@@ -531,6 +539,31 @@ fn iov_bytes(pid: i32, iov: u64, cnt: u64, max: usize) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// The first `max` bytes of an iovec array's buffers, or as many of them as can be read
+/// without a hole: a buffer read short (the probe copies only the first one's head) ends it.
+fn iov_head(pid: i32, iov: u64, cnt: u64, max: usize) -> Option<Vec<u8>> {
+    let cnt = cnt.min(1024) as usize;
+    let b = mem::read_mem(pid, iov, cnt * 16)?;
+    let mut out = Vec::with_capacity(max);
+    for c in b.chunks_exact(16) {
+        let base = u64::from_ne_bytes(c[0..8].try_into().ok()?);
+        let len = u64::from_ne_bytes(c[8..16].try_into().ok()?) as usize;
+        let take = len.min(max - out.len());
+        if take == 0 {
+            if out.len() >= max {
+                break;
+            }
+            continue;
+        }
+        let got = mem::read_mem(pid, base, take).unwrap_or_default();
+        out.extend_from_slice(&got);
+        if got.len() < take {
+            break;
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// `struct msghdr`: name (0), namelen (8), iov (16), iovlen (24), ...

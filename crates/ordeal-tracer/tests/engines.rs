@@ -197,6 +197,7 @@ fn compare(scenario: Scenario, nodes: &[&str], data: bool) {
                     name: n.to_string(),
                     role: "node".into(),
                     ports: vec![],
+                    protocol: None,
                 })
                 .collect(),
         };
@@ -375,5 +376,43 @@ fn only_the_watched_call_stops_and_the_trace_stays_one_stream() {
     );
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.seq, i as u64);
+    }
+}
+
+/// Vectored transfers: the captured bytes are the transfer's first bytes across its buffers
+/// (ptrace reads each buffer in turn), or the first buffer's head (what the probe copies),
+/// never bytes from past a buffer's end.
+#[test]
+fn vectored_payloads_are_the_first_bytes_moved() {
+    fn vectored(t: &Tracer<Vec<Event>>, dir: &Path) {
+        let prog = compile("vectored");
+        t.spawn(spec("v", &prog, &[], dir)).unwrap();
+        wait_exits(t, &["v"]);
+    }
+    let data = |events: &[Event], call: &str| -> String {
+        let e = events.iter().find(|e| e.call == call).unwrap();
+        assert!(e.ret > Some(0), "{call}: {e:?}");
+        e.data.clone().unwrap_or_default()
+    };
+    let ptrace = run(Observer::Ptrace, vectored, false);
+    assert_eq!(
+        ["writev", "sendmsg", "readv", "recvmsg"].map(|c| data(&ptrace, c)),
+        ["abcdefghij", "KLMNOP", "abcdefghij", "KLMNOP"]
+    );
+    if !ebpf_available() {
+        return;
+    }
+    let ebpf = run(Observer::Ebpf, vectored, false);
+    for (call, whole) in [
+        ("writev", "abcdefghij"),
+        ("sendmsg", "KLMNOP"),
+        ("readv", "abcdefghij"),
+        ("recvmsg", "KLMNOP"),
+    ] {
+        let got = data(&ebpf, call);
+        assert!(
+            !got.is_empty() && whole.starts_with(&got),
+            "{call}: {got:?} is not a head of {whole:?}"
+        );
     }
 }

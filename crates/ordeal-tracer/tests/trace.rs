@@ -172,6 +172,7 @@ fn header(nodes: &[&str]) -> Header {
                 name: n.to_string(),
                 role: "node".into(),
                 ports: vec![],
+                protocol: None,
             })
             .collect(),
     }
