@@ -17,6 +17,8 @@
 #   CLIENT_CPU=N       CPU for redis-benchmark when pinned (default 1)
 #   STRACE=0           skip the strace configurations
 #   FAULTS=0           skip the runs with a schedule of faults that never fire
+#   NOCAPTURE=0        skip the runs with --payload 0 (no payload capture, no call log: what
+#                      decoding costs is the difference with the default runs)
 #   MEM_SECONDS=N      length of the traced runs that measure peak memory (default 60; 0 skips)
 #   KEEP=1             keep the work directory (run directories, logs) instead of deleting it
 #
@@ -32,6 +34,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 STRACE=${STRACE:-1}
 FAULTS=${FAULTS:-1}
+NOCAPTURE=${NOCAPTURE:-1}
 MEM_SECONDS=${MEM_SECONDS:-60}
 KEEP=${KEEP:-0}
 TESTS=set,get
@@ -335,6 +338,11 @@ if [[ $FAULTS != 0 ]]; then
         config "ordeal_${e}_dormant" untraced "ordeal --engine $e + 4 dormant faults"
     done
 fi
+if [[ $NOCAPTURE != 0 ]]; then
+    for e in "${ENGINE_LIST[@]}"; do
+        config "ordeal_${e}_nocapture" untraced "ordeal --engine $e --payload 0 (no call log)"
+    done
+fi
 if [[ $STRACE != 0 ]]; then
     config strace untraced "strace -f"
     config strace_bpf untraced "strace -f --seccomp-bpf net,rd,wr"
@@ -357,6 +365,10 @@ run_config() { # KEY ROUND
     ordeal_*_dormant)
         local e=${key#ordeal_}
         traced "$key" "$round" --engine "${e%_dormant}" --faults "$ROOT/bench/dormant-faults.toml"
+        ;;
+    ordeal_*_nocapture)
+        local e=${key#ordeal_}
+        traced "$key" "$round" --engine "${e%_nocapture}" --payload 0
         ;;
     ordeal_*_pin)
         local e=${key#ordeal_}

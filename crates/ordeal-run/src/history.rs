@@ -277,3 +277,115 @@ pub(crate) fn marks(events: &[Event]) -> Vec<Mark> {
     out.sort_by_key(|m| m.time);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(caller: &str, kv: KvOp, at: u64, done: Option<(u64, KvResult)>) -> Call {
+        Call {
+            conn: 0,
+            protocol: "demo-kv".into(),
+            caller: caller.into(),
+            callee: "n0".into(),
+            caller_pid: Some(1),
+            op: "X".into(),
+            request: "X".into(),
+            result: done.as_ref().map(|_| "R".into()),
+            status: if done.is_some() {
+                CallStatus::Answered
+            } else {
+                CallStatus::Unanswered
+            },
+            request_seq: Some(at),
+            request_ts: Some(at),
+            response_seq: done.as_ref().map(|d| d.0),
+            response_ts: done.as_ref().map(|d| d.0),
+            kv: Some(kv),
+            kv_result: done.map(|d| d.1),
+            truncated: false,
+        }
+    }
+
+    fn write(key: &str, value: &str) -> KvOp {
+        KvOp::Write {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    fn read(key: &str) -> KvOp {
+        KvOp::Read { key: key.into() }
+    }
+
+    #[test]
+    fn requests_become_operations_on_free_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("h.jsonl");
+        let mut cut = call("app", write("k2", "v"), 5, Some((6, KvResult::Ok)));
+        cut.truncated = true;
+        let calls = vec![
+            call("app", write("k1", "a"), 10, Some((20, KvResult::Ok))),
+            // Overlaps the first: another process.
+            call(
+                "app",
+                read("k1"),
+                15,
+                Some((25, KvResult::Read(Some("a".into())))),
+            ),
+            // Starts after the first ended: its process again.
+            call("app", read("k1"), 21, Some((30, KvResult::Read(None)))),
+            // No response: indeterminate, its process never reused.
+            call("app", write("k1", "b"), 26, None),
+            call("app", write("k1", "c"), 40, Some((41, KvResult::Fail))),
+            // Not a client.
+            call("n1", write("k1", "z"), 11, Some((12, KvResult::Ok))),
+            cut,
+            call(
+                "app",
+                read("k2"),
+                50,
+                Some((51, KvResult::Read(Some("v".into())))),
+            ),
+        ];
+        let made = from_traffic(&calls, &["app".to_string()], true, &out).unwrap();
+        assert_eq!(made.operations, 5);
+        assert_eq!(made.indeterminate, 1);
+        assert_eq!(made.left_out, BTreeMap::from([("k2".to_string(), 2)]));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{} p{} {} {} @{}",
+                    v["type"].as_str().unwrap(),
+                    v["process"],
+                    v["f"].as_str().unwrap(),
+                    v["value"],
+                    v["time"]
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "invoke p0 write \"a\" @10",
+                "invoke p1 read null @15",
+                "ok p0 write \"a\" @20",
+                "invoke p0 read null @21",
+                "ok p1 read \"a\" @25",
+                "invoke p1 write \"b\" @26",
+                "ok p0 read null @30",
+                "invoke p0 write \"c\" @40",
+                "fail p0 write \"c\" @41",
+                "info p1 write null @42",
+            ]
+        );
+        assert_eq!(
+            made.line("history.jsonl"),
+            "history from traffic: 5 operations (1 without a response) → history.jsonl; 1 \
+             key(s) not checked, values longer than the capture (--payload): k2"
+        );
+    }
+}
