@@ -1,7 +1,7 @@
 //! Proxy benchmark, one run, side by side (docs/proxy.md#benchmark):
 //!
 //! ```sh
-//! cargo run --release -p ordeal-shadow --example bench [-- GIB [PINGS]]
+//! cargo run --release -p ordeal-shadow --example shadow_bench [-- GIB [PINGS]]
 //! ```
 //!
 //! direct vs through the proxy vs proxy + one shadow target vs proxy + one latency-0 toxic:

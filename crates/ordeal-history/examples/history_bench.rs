@@ -1,8 +1,8 @@
 //! Checker benchmark: time and peak memory to check generated histories.
 //!
 //! ```text
-//! cargo run --release -p ordeal-history --example bench            # the whole matrix
-//! cargo run --release -p ordeal-history --example bench -- CASE...  # one case (see below)
+//! cargo run --release -p ordeal-history --example history_bench            # the whole matrix
+//! cargo run --release -p ordeal-history --example history_bench -- CASE...  # one case (see below)
 //! ```
 //!
 //! Each case runs in a child process of its own so that its peak RSS (VmHWM) is its own.

@@ -1,7 +1,7 @@
 //! Capture throughput against b3sum and sha256sum on the same files, in one run.
 //!
 //! ```sh
-//! cargo run --release -p ordeal-state --example bench -- [--files N] [--bytes TOTAL]
+//! cargo run --release -p ordeal-state --example state_bench -- [--files N] [--bytes TOTAL]
 //!                                                       [--runs R] [--keep] [PARENT_DIR]
 //! ```
 //!
