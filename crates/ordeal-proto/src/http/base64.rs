@@ -18,7 +18,7 @@ fn sextet(c: u8) -> Option<u32> {
 pub(super) fn decode(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
     let unpadded = text.strip_suffix(b"==").or_else(|| text.strip_suffix(b"="));
-    if unpadded.is_some() && text.len() % 4 != 0 {
+    if unpadded.is_some() && !text.len().is_multiple_of(4) {
         return None;
     }
     let digits = unpadded.unwrap_or(text);
