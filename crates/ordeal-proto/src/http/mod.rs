@@ -217,6 +217,16 @@ fn frame(buf: &[u8], head: usize, delimit: Delimit, full: bool) -> Result<Option
             }
         }
         Delimit::Chunked => {
+            // Incomplete bodies are walked again as more bytes come: copy the data only
+            // for the walk that frames the message.
+            if !full
+                && matches!(
+                    walk_chunks(buf, head, ChunkAt::Size, None),
+                    Walk::Partial { .. }
+                )
+            {
+                return Ok(None);
+            }
             let mut data = Vec::new();
             match walk_chunks(buf, head, ChunkAt::Size, Some(&mut data)) {
                 Walk::Complete { end } => {
