@@ -140,7 +140,7 @@ pub struct Message {
     /// `etcd.Range`), the status for responses (`+OK`, `200`, `VALUE`).
     pub op: String,
     /// The whole message on one line, arguments summarized (`SET k3 v7`, `$2 v7`,
-    /// `POST /v3/kv/put {"key":"azM="…}`), at most about [`SUMMARY_MAX`] bytes per argument.
+    /// `POST /items {"name":"a"}`), at most about [`SUMMARY_MAX`] bytes per argument.
     pub text: String,
     /// Pairs a response with its request in multiplexed protocols (an HTTP/2 stream id);
     /// `None`: responses come in request order.
