@@ -1,0 +1,266 @@
+//! The call log of hand-made traces: which end is which, bytes merged from both ends, times
+//! of the request's first write and the response's last read, what an untraced end leaves.
+
+use ordeal_calls::{decode_trace, write_calls, Call, CallStatus, Decoded};
+use ordeal_events::{escape_bytes, Class, Event, Header, NodeInfo, Proto, Sock, TraceWriter};
+
+const SERVER: &str = "127.0.0.1:7000";
+const CLIENT: &str = "127.0.0.1:40001";
+
+struct Trace {
+    events: Vec<Event>,
+}
+
+impl Trace {
+    fn new() -> Trace {
+        Trace { events: Vec::new() }
+    }
+
+    fn push(&mut self, mut e: Event) -> u64 {
+        e.seq = self.events.len() as u64;
+        e.ts = 1000 * (e.seq + 1);
+        e.dur = 10;
+        self.events.push(e);
+        self.events.len() as u64 - 1
+    }
+
+    fn sock(ino: u64, local: &str, remote: &str) -> Sock {
+        Sock {
+            ino,
+            proto: Proto::Tcp,
+            local: Some(local.into()),
+            remote: Some(remote.into()),
+            peer_ino: None,
+            peer_node: None,
+        }
+    }
+
+    fn call(node: &str, pid: i32, call: &str, sock: Sock) -> Event {
+        Event {
+            node: node.into(),
+            pid,
+            tid: pid,
+            call: call.into(),
+            class: Some(Class::Net),
+            ret: Some(0),
+            fd: Some(3),
+            sock: Some(sock),
+            ..Default::default()
+        }
+    }
+
+    /// A transfer of `moved` bytes at `off` whose first `head.len()` bytes were recorded.
+    #[allow(clippy::too_many_arguments)]
+    fn transfer(
+        &mut self,
+        node: &str,
+        pid: i32,
+        call: &str,
+        sock: Sock,
+        off: u64,
+        moved: u64,
+        head: &[u8],
+    ) -> u64 {
+        let mut e = Self::call(node, pid, call, sock);
+        e.class = Some(Class::Data);
+        e.ret = Some(moved as i64);
+        e.off = Some(off);
+        e.data = (!head.is_empty()).then(|| escape_bytes(head));
+        self.push(e)
+    }
+
+    fn decode(&self) -> (Vec<Call>, Decoded) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.jsonl");
+        let header = Header {
+            schema: "ordeal-trace".into(),
+            version: ordeal_events::SCHEMA_VERSION,
+            experiment: "t".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            nodes: vec![
+                NodeInfo {
+                    name: "server".into(),
+                    role: "node".into(),
+                    ports: vec![7000],
+                    protocol: None,
+                },
+                NodeInfo {
+                    name: "app".into(),
+                    role: "workload".into(),
+                    ports: vec![],
+                    protocol: None,
+                },
+            ],
+        };
+        let mut w = TraceWriter::new(std::fs::File::create(&path).unwrap(), &header).unwrap();
+        for e in &self.events {
+            w.write(e).unwrap();
+        }
+        w.flush().unwrap();
+        let mut calls = Vec::new();
+        let decoded = decode_trace(&path, |c| calls.push(c)).unwrap();
+        // The file says the same.
+        let out = dir.path().join("calls.jsonl");
+        write_calls(&path, &out).unwrap();
+        assert_eq!(ordeal_calls::read_calls(&out).unwrap(), calls);
+        (calls, decoded)
+    }
+}
+
+const REQUEST: &[u8] =
+    b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n{\"name\":\"a\"}";
+const RESPONSE: &[u8] = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+
+fn client() -> Sock {
+    Trace::sock(11, CLIENT, SERVER)
+}
+fn server() -> Sock {
+    Trace::sock(22, SERVER, CLIENT)
+}
+
+#[test]
+fn an_exchange_between_two_traced_ends() {
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.push(Trace::call("server", 9, "accept4", server()));
+    let n = REQUEST.len() as u64;
+    // The client's capture holds 20 bytes of its one write; the server's two reads hold all.
+    let w = t.transfer("app", 5, "write", client(), 0, n, &REQUEST[..20]);
+    t.transfer("server", 9, "read", server(), 0, 30, &REQUEST[..30]);
+    t.transfer("server", 9, "read", server(), 30, n - 30, &REQUEST[30..]);
+    let m = RESPONSE.len() as u64;
+    let sw = t.transfer("server", 9, "write", server(), 0, m, RESPONSE);
+    t.transfer("app", 5, "read", client(), 0, 10, &RESPONSE[..10]);
+    let r = t.transfer("app", 5, "read", client(), 10, m - 10, &RESPONSE[10..]);
+    let (calls, decoded) = t.decode();
+    assert_eq!(
+        calls,
+        [Call {
+            conn: 0,
+            protocol: "http".into(),
+            caller: "app".into(),
+            callee: "server".into(),
+            caller_pid: Some(5),
+            op: "POST /items".into(),
+            request: calls[0].request.clone(),
+            result: calls[0].result.clone(),
+            status: CallStatus::Answered,
+            request_seq: Some(w),
+            request_ts: Some(1000 * (w + 1)),
+            response_seq: Some(r),
+            response_ts: Some(1000 * (r + 1) + 10),
+            kv: None,
+            kv_result: None,
+            truncated: false,
+        }]
+    );
+    assert!(
+        calls[0].request.starts_with("POST /items"),
+        "{}",
+        calls[0].request
+    );
+    assert!(
+        calls[0].result.as_deref().unwrap().starts_with("201"),
+        "{:?}",
+        calls[0].result
+    );
+    assert_eq!(decoded.connections, 1);
+    assert_eq!(decoded.decoded_connections, 1);
+    assert_eq!(decoded.calls.get("http"), Some(&1));
+    // The pictures get each message's text on the write that sent its start.
+    assert_eq!(decoded.labels.get(&w), Some(&calls[0].request));
+    assert_eq!(decoded.labels.get(&sw), calls[0].result.as_ref());
+}
+
+#[test]
+fn an_untraced_client_is_named_by_its_address_and_timed_by_the_server() {
+    let mut t = Trace::new();
+    t.push(Trace::call("server", 9, "accept4", server()));
+    let rd = t.transfer(
+        "server",
+        9,
+        "read",
+        server(),
+        0,
+        REQUEST.len() as u64,
+        REQUEST,
+    );
+    let wr = t.transfer(
+        "server",
+        9,
+        "write",
+        server(),
+        0,
+        RESPONSE.len() as u64,
+        RESPONSE,
+    );
+    let (calls, _) = t.decode();
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    assert_eq!((c.caller.as_str(), c.callee.as_str()), (CLIENT, "server"));
+    assert_eq!(c.caller_pid, None);
+    assert_eq!((c.request_seq, c.response_seq), (Some(rd), Some(wr)));
+    assert_eq!(c.status, CallStatus::Answered);
+}
+
+#[test]
+fn a_response_the_client_never_read_is_unread_and_a_request_never_answered_unanswered() {
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.push(Trace::call("server", 9, "accept4", server()));
+    let get = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let n = get.len() as u64;
+    t.transfer("app", 5, "write", client(), 0, n, get);
+    t.transfer("server", 9, "read", server(), 0, n, get);
+    t.transfer("app", 5, "write", client(), n, n, get);
+    t.transfer(
+        "server",
+        9,
+        "write",
+        server(),
+        0,
+        RESPONSE.len() as u64,
+        RESPONSE,
+    );
+    let (calls, _) = t.decode();
+    let status: Vec<(CallStatus, Option<u64>)> =
+        calls.iter().map(|c| (c.status, c.response_seq)).collect();
+    assert_eq!(
+        status,
+        [(CallStatus::Unread, None), (CallStatus::Unanswered, None)]
+    );
+}
+
+#[test]
+fn the_same_addresses_used_again_are_a_new_connection() {
+    let mut t = Trace::new();
+    let get = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let n = get.len() as u64;
+    for (ci, si) in [(11, 22), (33, 44)] {
+        let c = Trace::sock(ci, CLIENT, SERVER);
+        let s = Trace::sock(si, SERVER, CLIENT);
+        t.push(Trace::call("app", 5, "connect", c.clone()));
+        t.push(Trace::call("server", 9, "accept4", s.clone()));
+        t.transfer("app", 5, "write", c.clone(), 0, n, get);
+        t.transfer("server", 9, "read", s.clone(), 0, n, get);
+        t.transfer("server", 9, "write", s, 0, RESPONSE.len() as u64, RESPONSE);
+        t.transfer("app", 5, "read", c, 0, RESPONSE.len() as u64, RESPONSE);
+    }
+    let (calls, decoded) = t.decode();
+    let conns: Vec<(u64, CallStatus)> = calls.iter().map(|c| (c.conn, c.status)).collect();
+    assert_eq!(
+        conns,
+        [(0, CallStatus::Answered), (1, CallStatus::Answered)]
+    );
+    assert_eq!(decoded.connections, 2);
+}
+
+#[test]
+fn bytes_no_protocol_recognizes_give_no_calls() {
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.transfer("app", 5, "write", client(), 0, 4, b"\x00\x01\x02\x03");
+    let (calls, decoded) = t.decode();
+    assert!(calls.is_empty());
+    assert_eq!((decoded.connections, decoded.decoded_connections), (1, 0));
+}
