@@ -27,7 +27,7 @@
 //! // A pipelined request split in the middle of a frame, then both replies at once.
 //! for (side, at, bytes) in [
 //!     (Side::Client, 0, &b"*3\r\n$3\r\nSET\r\n$2\r\nk3\r\n$2\r\nv7\r\n*2\r\n$3\r\nGE"[..]),
-//!     (Side::Client, 42, &b"T\r\n$2\r\nk3\r\n"[..]),
+//!     (Side::Client, 39, &b"T\r\n$2\r\nk3\r\n"[..]),
 //!     (Side::Server, 0, &b"+OK\r\n$2\r\nv7\r\n"[..]),
 //! ] {
 //!     for framed in conv.feed(side, at, bytes, true) {
@@ -38,7 +38,7 @@
 //!     .iter()
 //!     .map(|x| format!("{} -> {}", x.request.message.text, x.response.as_ref().unwrap().message.text))
 //!     .collect();
-//! assert_eq!(texts, ["SET k3 v7 -> +OK", "GET k3 -> v7"]);
+//! assert_eq!(texts, ["SET k3 v7 -> +OK", "GET k3 -> \"v7\""]);
 //! ```
 
 #![forbid(unsafe_code)]
