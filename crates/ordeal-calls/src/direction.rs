@@ -159,17 +159,17 @@ mod tests {
     fn a_write_longer_than_its_capture_is_completed_by_the_reads() {
         let mut conv = Conversation::new(ordeal_proto::by_name("demo-kv"));
         let mut d = Direction::new(Side::Client);
-        // The client wrote 24 bytes and recorded 8; the server read 12 + 12, all recorded.
+        // The client wrote 27 bytes and recorded 8; the server read 13 + 14, all recorded.
         let stream = b"SET k1 v1\nSET k2 v2\nGET k1\n";
-        d.transfer(Role::Sender, t(0, 26, 1), &stream[..8]);
+        d.transfer(Role::Sender, t(0, 27, 1), &stream[..8]);
         assert!(d.pump(&mut conv, false).is_empty());
         d.transfer(Role::Receiver, t(0, 13, 2), &stream[..13]);
-        d.transfer(Role::Receiver, t(13, 26, 3), &stream[13..26]);
+        d.transfer(Role::Receiver, t(13, 27, 3), &stream[13..27]);
         let frames = d.pump(&mut conv, false);
         assert_eq!(texts(&frames), ["SET k1 v1", "SET k2 v2", "GET k1"]);
         assert_eq!(d.find(Role::Sender, 10).map(|t| t.seq), Some(1));
-        assert_eq!(d.find(Role::Receiver, 25).map(|t| t.seq), Some(3));
-        assert_eq!(d.find(Role::Receiver, 26), None);
+        assert_eq!(d.find(Role::Receiver, 26).map(|t| t.seq), Some(3));
+        assert_eq!(d.find(Role::Receiver, 27), None);
     }
 
     #[test]
