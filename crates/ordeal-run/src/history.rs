@@ -176,6 +176,8 @@ pub(crate) fn from_traffic(
                 busy.len() - 1
             }
         };
+        // Busy from now on; until its completion, if it has one.
+        busy[process] = None;
         let (f, arg) = match kv {
             KvOp::Read { .. } => (F::Read, Value::Nil),
             KvOp::Write { value, .. } => (F::Write, Value::Str(value.clone())),
@@ -335,8 +337,9 @@ mod tests {
             ),
             // Starts after the first ended: its process again.
             call("app", read("k1"), 21, Some((30, KvResult::Read(None)))),
-            // No response: indeterminate, its process never reused.
+            // No response: indeterminate, its process (reused) never reused again.
             call("app", write("k1", "b"), 26, None),
+            call("app", read("k1"), 27, Some((28, KvResult::Read(None)))),
             call("app", write("k1", "c"), 40, Some((41, KvResult::Fail))),
             // Not a client.
             call("n1", write("k1", "z"), 11, Some((12, KvResult::Ok))),
@@ -349,7 +352,7 @@ mod tests {
             ),
         ];
         let made = from_traffic(&calls, &["app".to_string()], true, &out).unwrap();
-        assert_eq!(made.operations, 5);
+        assert_eq!(made.operations, 6);
         assert_eq!(made.indeterminate, 1);
         assert_eq!(made.left_out, BTreeMap::from([("k2".to_string(), 2)]));
         let text = std::fs::read_to_string(&out).unwrap();
@@ -376,6 +379,8 @@ mod tests {
                 "invoke p0 read null @21",
                 "ok p1 read \"a\" @25",
                 "invoke p1 write \"b\" @26",
+                "invoke p2 read null @27",
+                "ok p2 read null @28",
                 "ok p0 read null @30",
                 "invoke p0 write \"c\" @40",
                 "fail p0 write \"c\" @41",
@@ -384,7 +389,7 @@ mod tests {
         );
         assert_eq!(
             made.line("history.jsonl"),
-            "history from traffic: 5 operations (1 without a response) → history.jsonl; 1 \
+            "history from traffic: 6 operations (1 without a response) → history.jsonl; 1 \
              key(s) not checked, values longer than the capture (--payload): k2"
         );
     }
