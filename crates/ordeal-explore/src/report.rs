@@ -1,16 +1,16 @@
 //! A campaign's outputs: explore.json, junit.xml, behaviours.svg, discovery.svg and a
 //! self-contained report.html (inline CSS and SVG, no script, no network).
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
-
-use ordeal_events::TraceReader;
-use ordeal_hb::{EdgeKind, HbGraph};
 
 use crate::config::Config;
 use crate::model::Outcome;
 use crate::Error;
+
+mod communication;
+
+pub use communication::communication_svg;
 
 pub fn write_all(out: &Path, o: &Outcome, cfg: &Config) -> Result<(), Error> {
     let write = |name: &str, text: &str| -> Result<(), Error> {
@@ -251,179 +251,6 @@ pub fn discovery_svg(o: &Outcome) -> String {
     );
     s.push_str("</svg>\n");
     s
-}
-
-/// A space-time diagram of a run: one lane per node, an arrow per message (blue) and connection
-/// (dashed), in causal order top to bottom; faulted events in red, with their marker.
-pub fn communication_svg(run_dir: &Path) -> Option<String> {
-    let reader = TraceReader::open(&run_dir.join("trace.jsonl")).ok()?;
-    let header = reader.header.clone();
-    let events = reader.read_all().ok()?;
-    let g = HbGraph::from_owned(header, events);
-    let lanes: Vec<&str> = g
-        .header()
-        .nodes
-        .iter()
-        .filter(|n| n.role != "check")
-        .map(|n| n.name.as_str())
-        .collect();
-    let lane = |n: &str| lanes.iter().position(|l| *l == n);
-    struct Arrow {
-        from: u64,
-        to: u64,
-        connect: bool,
-        bytes: u64,
-    }
-    let mut arrows: Vec<Arrow> = Vec::new();
-    for e in g.edges() {
-        let (connect, bytes) = match e.kind {
-            EdgeKind::Message { bytes } => (false, bytes),
-            EdgeKind::Connect => (true, 0),
-            _ => continue,
-        };
-        let (Some(a), Some(b)) = (g.event(e.from), g.event(e.to)) else {
-            continue;
-        };
-        if a.node == b.node || lane(&a.node).is_none() || lane(&b.node).is_none() {
-            continue;
-        }
-        arrows.push(Arrow {
-            from: e.from,
-            to: e.to,
-            connect,
-            bytes,
-        });
-    }
-    let marks: Vec<&ordeal_events::Event> = g
-        .events()
-        .iter()
-        .filter(|e| e.fault.is_some() || (e.call == "exit" && e.pid == e.tid && e.signal.is_some()))
-        .filter(|e| lane(&e.node).is_some())
-        .collect();
-    // Keep the picture readable: at most 400 arrows, centred on the first fault.
-    arrows.sort_by_key(|a| a.from.min(a.to));
-    let limit = 400;
-    let mut note = String::new();
-    if arrows.len() > limit {
-        let first_fault = marks
-            .iter()
-            .find(|e| e.fault.is_some())
-            .map(|e| e.seq)
-            .unwrap_or(0);
-        let pos = arrows
-            .iter()
-            .position(|a| a.from >= first_fault)
-            .unwrap_or(0);
-        let start = pos.saturating_sub(limit / 2).min(arrows.len() - limit);
-        note = format!(
-            "arrows {}..{} of {} shown (around the first fault)",
-            start + 1,
-            start + limit,
-            arrows.len()
-        );
-        arrows = arrows.drain(start..start + limit).collect();
-    }
-    let lo = arrows.first().map(|a| a.from.min(a.to)).unwrap_or(0);
-    let hi = arrows
-        .iter()
-        .map(|a| a.from.max(a.to))
-        .max()
-        .unwrap_or(u64::MAX);
-    let mut seqs: BTreeSet<u64> = BTreeSet::new();
-    for a in &arrows {
-        seqs.insert(a.from);
-        seqs.insert(a.to);
-    }
-    for m in &marks {
-        if m.seq >= lo && m.seq <= hi {
-            seqs.insert(m.seq);
-        }
-    }
-    let rank: std::collections::HashMap<u64, usize> =
-        seqs.iter().enumerate().map(|(i, s)| (*s, i)).collect();
-    let lane_w = 150.0;
-    let top = 50.0;
-    let step = 7.0;
-    let w = 40.0 + lane_w * lanes.len() as f64 + 180.0;
-    let h = top + step * seqs.len() as f64 + 30.0;
-    let x = |n: &str| 60.0 + lane_w * lane(n).unwrap_or(0) as f64;
-    let y = |s: u64| top + step * rank.get(&s).copied().unwrap_or(0) as f64;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"sans-serif\" font-size=\"11\">\n"
-    );
-    s.push_str("<defs><marker id=\"ah\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#2e6fdb\"/></marker></defs>\n");
-    if !note.is_empty() {
-        let _ = writeln!(
-            s,
-            "<text x=\"10\" y=\"14\" fill=\"#555\">{}</text>",
-            esc(&note)
-        );
-    }
-    for l in &lanes {
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.0}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text><line x1=\"{:.0}\" y1=\"{}\" x2=\"{:.0}\" y2=\"{:.0}\" stroke=\"#bbb\"/>",
-            x(l),
-            top - 16.0,
-            esc(l),
-            x(l),
-            top - 10.0,
-            x(l),
-            h - 20.0
-        );
-    }
-    for a in &arrows {
-        let (Some(ea), Some(eb)) = (g.event(a.from), g.event(a.to)) else {
-            continue;
-        };
-        let dash = if a.connect {
-            " stroke-dasharray=\"4 3\""
-        } else {
-            ""
-        };
-        let title = if a.connect {
-            format!(
-                "#{} {} connect → #{} {} accept",
-                a.from, ea.node, a.to, eb.node
-            )
-        } else {
-            format!(
-                "#{} {} {} → #{} {} {}: {} B",
-                a.from, ea.node, ea.call, a.to, eb.node, eb.call, a.bytes
-            )
-        };
-        let _ = writeln!(
-            s,
-            "<line x1=\"{:.0}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\" stroke=\"#2e6fdb\" stroke-width=\"1\"{dash} marker-end=\"url(#ah)\"><title>{}</title></line>",
-            x(&ea.node),
-            y(a.from),
-            x(&eb.node),
-            y(a.to),
-            esc(&title)
-        );
-    }
-    for m in &marks {
-        if !rank.contains_key(&m.seq) {
-            continue;
-        }
-        let label = match &m.fault {
-            Some(f) => format!("#{} {}: {}", m.seq, m.call, f),
-            None => format!("#{} exit {}", m.seq, m.signal.as_deref().unwrap_or("")),
-        };
-        let colour = if m.fault.is_some() { "#d1495b" } else { "#444" };
-        let _ = writeln!(
-            s,
-            "<circle cx=\"{:.0}\" cy=\"{:.0}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle><text x=\"{:.0}\" y=\"{:.0}\" fill=\"{colour}\">{}</text>",
-            x(&m.node),
-            y(m.seq),
-            esc(&label),
-            x(&m.node) + 8.0,
-            y(m.seq) + 4.0,
-            esc(&label)
-        );
-    }
-    s.push_str("</svg>\n");
-    Some(s)
 }
 
 /// The last `n` lines of a file.

@@ -1,6 +1,7 @@
 //! `trace.json`: Chrome trace-event format, for <https://ui.perfetto.dev> and `chrome://tracing`.
 
 use crate::graph::{EdgeKind, HbGraph, Peers, ThreadInfo};
+use crate::labels::{cut, EdgeLabels, CHROME_CHARS};
 use ordeal_events::{Class, Event, Header};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -130,8 +131,8 @@ pub(crate) fn push_i128(w: &mut Vec<u8>, v: i128) {
     w.extend_from_slice(&digits[at..]);
 }
 
-/// An event's `args`: what it did, in key order.
-fn args(w: &mut Vec<u8>, g: &Peers, e: &Event) {
+/// An event's `args`: what it did, in key order; `message`: what its bytes said.
+fn args(w: &mut Vec<u8>, g: &Peers, e: &Event, message: Option<&str>) {
     let mut a = Obj::new(w);
     if let Some(x) = &e.addr {
         a.str("addr", x);
@@ -174,6 +175,9 @@ fn args(w: &mut Vec<u8>, g: &Peers, e: &Event) {
     let sock = e.sock.as_ref();
     if let Some(l) = sock.and_then(|s| s.local.as_deref()) {
         a.str("local", l);
+    }
+    if let Some(m) = message {
+        a.str("message", m);
     }
     if let Some(off) = e.off {
         a.u64("off", off);
@@ -275,8 +279,15 @@ impl<W: Write> ChromeWriter<W> {
     }
 
     /// One event: a slice drawn `dur` ns long, or an instant for a lifecycle step. Injected
-    /// faults are named after the fault and drawn in the viewer's alarm colour.
-    pub(crate) fn event(&mut self, e: &Event, dur: u64, peers: &Peers) -> io::Result<()> {
+    /// faults are named after the fault and drawn in the viewer's alarm colour. A send that
+    /// began a decoded message (`message`) is named after it too: `write: SET k3 v7`.
+    pub(crate) fn event(
+        &mut self,
+        e: &Event,
+        dur: u64,
+        peers: &Peers,
+        message: Option<&str>,
+    ) -> io::Result<()> {
         let cat = match e.class {
             Some(Class::Net) => "net",
             Some(Class::Data) => "data",
@@ -289,7 +300,7 @@ impl<W: Write> ChromeWriter<W> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let mut o = Obj::new(&mut buf);
-        args(o.key("args"), peers, e);
+        args(o.key("args"), peers, e, message);
         o.str("cat", cat);
         if e.fault.is_some() {
             o.str("cname", "terrible");
@@ -297,9 +308,17 @@ impl<W: Write> ChromeWriter<W> {
         if !instant {
             o.us("dur", dur);
         }
-        match &e.fault {
-            Some(f) => o.str("name", &format!("{} ⚡ {f}", e.call)),
-            None => o.str("name", &e.call),
+        match (message, &e.fault) {
+            (None, None) => o.str("name", &e.call),
+            (None, Some(f)) => o.str("name", &format!("{} ⚡ {f}", e.call)),
+            (Some(m), fault) => {
+                let mut name = format!("{}: {}", e.call, m);
+                name = cut(&name, CHROME_CHARS).into_owned();
+                if let Some(f) = fault {
+                    name.push_str(&format!(" ⚡ {f}"));
+                }
+                o.str("name", &name)
+            }
         }
         o.str("ph", if instant { "i" } else { "X" });
         o.u64("pid", pid as u64);
@@ -314,16 +333,21 @@ impl<W: Write> ChromeWriter<W> {
         done
     }
 
-    /// A flow arrow `id` named after a message or connect edge, between two slices.
+    /// A flow arrow `id` named after a message or connect edge, between two slices; a message
+    /// that was decoded (`message`) is named after what it said: `SET k3 v7 (23 B)`.
     pub(crate) fn flow(
         &mut self,
         id: u64,
         kind: EdgeKind,
         from: FlowEnd,
         to: FlowEnd,
+        message: Option<&str>,
     ) -> io::Result<()> {
-        let name = match kind {
-            EdgeKind::Message { bytes } => format!("message {bytes} B"),
+        let name = match (kind, message) {
+            (EdgeKind::Message { bytes }, Some(m)) => {
+                format!("{} ({bytes} B)", cut(m, CHROME_CHARS))
+            }
+            (EdgeKind::Message { bytes }, None) => format!("message {bytes} B"),
             _ => "connect".to_string(),
         };
         let mut buf = std::mem::take(&mut self.buf);
@@ -368,7 +392,12 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
     let mut c = ChromeWriter::start(w, g.header(), &g.node_names(), g.threads())?;
     let durs = SliceDurs::new(g);
     let peers = g.peers();
-    g.for_each_event(|i, e| c.event(e, durs.get(g, i), &peers))?;
+    let labels = g.labels();
+    g.for_each_event(|i, e| {
+        let message = labels.get(&e.seq).map(String::as_str);
+        c.event(e, durs.get(g, i), &peers, message)
+    })?;
+    let mut said = EdgeLabels::new(labels);
     let mut id = 0u64;
     for edge in g.edges() {
         if !is_flow(edge.kind) {
@@ -382,6 +411,10 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
             continue;
         }
         id += 1;
+        let message = match edge.kind {
+            EdgeKind::Message { .. } => said.message(edge.from),
+            _ => None,
+        };
         c.flow(
             id,
             edge.kind,
@@ -395,6 +428,7 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
                 node: b.node(),
                 tid: b.tid(),
             },
+            message,
         )?;
     }
     c.finish()?;
@@ -415,7 +449,7 @@ mod tests {
 
     /// trace.json's entries as they were built before they were written by hand: a `json!`
     /// map per entry, serialized by serde_json. The reference the hand-written bytes must equal.
-    fn reference(g: &Peers, e: &Event, dur: u64, pid: usize) -> Vec<u8> {
+    fn reference(g: &Peers, e: &Event, dur: u64, pid: usize, message: Option<&str>) -> Vec<u8> {
         let mut a = Map::new();
         a.insert("seq".into(), json!(e.seq));
         if let Some(fd) = e.fd {
@@ -470,6 +504,9 @@ mod tests {
         if let Some(f) = &e.fault {
             a.insert("fault".into(), json!(f.to_string()));
         }
+        if let Some(m) = message {
+            a.insert("message".into(), json!(m));
+        }
         let args = Value::Object(a);
         let cat = match e.class {
             Some(Class::Net) => "net",
@@ -488,6 +525,13 @@ mod tests {
         if let (Some(f), Some(o)) = (&e.fault, v.as_object_mut()) {
             o.insert("name".into(), json!(format!("{} ⚡ {f}", e.call)));
             o.insert("cname".into(), json!("terrible"));
+        }
+        if let (Some(m), Some(o)) = (message, v.as_object_mut()) {
+            let mut name = cut(&format!("{}: {m}", e.call), CHROME_CHARS).into_owned();
+            if let Some(f) = &e.fault {
+                name.push_str(&format!(" ⚡ {f}"));
+            }
+            o.insert("name".into(), json!(name));
         }
         serde_json::to_vec(&v).unwrap()
     }
@@ -590,27 +634,30 @@ mod tests {
         };
         let mut c = ChromeWriter::start(Vec::new(), &header, &names, &[]).unwrap();
         let mut want = Vec::new();
-        for e in &events {
-            for d in durs {
-                c.event(e, d, &peers).unwrap();
-                let pid = names.iter().position(|n| *n == e.node).map_or(0, |p| p + 1);
-                want.push(reference(&peers, e, d, pid));
+        let long = "SET k".to_string() + &"x".repeat(70) + " \"v\"\n";
+        for message in [None, Some("SET k3 v7"), Some(long.as_str())] {
+            for e in &events {
+                for d in durs {
+                    c.event(e, d, &peers, message).unwrap();
+                    let pid = names.iter().position(|n| *n == e.node).map_or(0, |p| p + 1);
+                    want.push(reference(&peers, e, d, pid, message));
+                }
             }
         }
         let ends = [("x", 5_500, -7), ("y", 0, 3)];
-        for (id, kind) in [(1, EdgeKind::Connect), (2, EdgeKind::Message { bytes: 42 })] {
-            let name = match kind {
-                EdgeKind::Message { bytes } => format!("message {bytes} B"),
-                _ => "connect".into(),
-            };
+        for (id, kind, message, name) in [
+            (1, EdgeKind::Connect, None, "connect"),
+            (2, EdgeKind::Message { bytes: 42 }, None, "message 42 B"),
+            (3, EdgeKind::Message { bytes: 9 }, Some("+OK"), "+OK (9 B)"),
+        ] {
             let end = |k: usize| FlowEnd {
                 node: ends[k].0,
                 ts: ends[k].1,
                 tid: ends[k].2,
             };
-            c.flow(id, kind, end(0), end(1)).unwrap();
-            want.push(flow_reference(id, &name, true, 5_500, 1, -7));
-            want.push(flow_reference(id, &name, false, 0, 0, 3));
+            c.flow(id, kind, end(0), end(1), message).unwrap();
+            want.push(flow_reference(id, name, true, 5_500, 1, -7));
+            want.push(flow_reference(id, name, false, 0, 0, 3));
         }
         let got = entries(c.finish().unwrap());
         // The head's two metadata entries per node come first.
@@ -619,5 +666,18 @@ mod tests {
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(String::from_utf8_lossy(g), String::from_utf8_lossy(w));
         }
+        // A labelled write (events[1]): named after its message, which its args carry.
+        let labelled = String::from_utf8_lossy(&got[durs.len() * (events.len() + 1)]);
+        assert!(
+            labelled.contains(r#""message":"SET k3 v7""#)
+                && labelled.contains(r#""name":"write: SET k3 v7""#),
+            "{labelled}"
+        );
+        let cut_long = String::from_utf8_lossy(&got[durs.len() * (2 * events.len() + 1)]);
+        let name = format!("write: SET k{}…", "x".repeat(59 - "write: SET k".len()));
+        assert!(
+            cut_long.contains(&format!(r#""name":"{name}""#)),
+            "{cut_long}"
+        );
     }
 }

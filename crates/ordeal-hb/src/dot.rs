@@ -1,7 +1,9 @@
 //! `graph.dot`: the happens-before graph for Graphviz.
 
+use crate::chrome::is_instant;
 use crate::graph::compact::EvRef;
 use crate::graph::{EdgeKind, HbGraph, Peers, ThreadId, ThreadInfo, Traffic, EXTERNAL};
+use crate::labels::{cut, EdgeLabels, OpCounts, DOT_CHARS};
 use crate::summary::fmt_bytes;
 use ordeal_events::{Class, Event, FileOp, Header, SocketOp, Step};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -219,6 +221,8 @@ pub(crate) struct EventPicture<'a> {
     /// Fork, connect and message edges, in [`HbGraph::edges`] order.
     pub(crate) edges: Vec<PictureEdge>,
     pub(crate) peers: Peers<'a>,
+    /// What the messages said, by the `seq` of their send ([`HbGraph::set_labels`]).
+    pub(crate) labels: &'a HashMap<u64, String>,
 }
 
 /// The event-level picture (regardless of size).
@@ -270,6 +274,7 @@ pub fn write_event_dot<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
             shown,
             edges,
             peers: g.peers(),
+            labels: g.labels(),
         },
     )
 }
@@ -315,18 +320,22 @@ pub(crate) fn draw_events<W: Write>(mut w: W, p: EventPicture) -> io::Result<()>
             }
             for e in &p.shown[t] {
                 let seq = e.seq;
+                // A send that began a decoded message shows it under its label.
+                let mut text = dot_escape(&label(&p.peers, e));
+                if let Some(m) = p.labels.get(&seq) {
+                    text.push_str("\\n");
+                    text.push_str(&dot_escape(&cut(m, DOT_CHARS)));
+                }
                 match &e.fault {
                     // Faulted events stand out: red, thick border, the fault under the label.
                     Some(f) => writeln!(
                         w,
-                        "{indent}e{seq} [label=\"{}\\n⚡ {}\", fillcolor=\"#fca5a5\", color=\"#dc2626\", penwidth=2];",
-                        dot_escape(&label(&p.peers, e)),
+                        "{indent}e{seq} [label=\"{text}\\n⚡ {}\", fillcolor=\"#fca5a5\", color=\"#dc2626\", penwidth=2];",
                         dot_escape(&f.to_string())
                     )?,
                     None => writeln!(
                         w,
-                        "{indent}e{seq} [label=\"{}\", fillcolor=\"{}\"];",
-                        dot_escape(&label(&p.peers, e)),
+                        "{indent}e{seq} [label=\"{text}\", fillcolor=\"{}\"];",
                         fill(e)
                     )?,
                 }
@@ -372,6 +381,7 @@ pub(crate) fn draw_events<W: Write>(mut w: W, p: EventPicture) -> io::Result<()>
             k.checked_sub(1).map(|k| list[k])
         }
     };
+    let mut said = EdgeLabels::new(p.labels);
     for e in &p.edges {
         let (Some(from), Some(to)) = (
             redirect(e.from, e.from_thread, false),
@@ -383,14 +393,19 @@ pub(crate) fn draw_events<W: Write>(mut w: W, p: EventPicture) -> io::Result<()>
             continue;
         }
         let cross_node = node_of.get(&from) != node_of.get(&to);
+        // A message edge says what its send said, when it was decoded: `SET k3 v7 (23 B)`.
+        let message = |bytes: u64, said: &mut EdgeLabels| match said.message(e.from) {
+            Some(m) => dot_escape(&format!("{} ({})", cut(m, DOT_CHARS), fmt_bytes(bytes))),
+            None => dot_escape(&fmt_bytes(bytes)),
+        };
         let attrs = match e.kind {
             EdgeKind::Message { bytes } if cross_node => format!(
                 "style=bold, penwidth=2, color=\"#1d4ed8\", fontcolor=\"#1d4ed8\", label=\"{}\"",
-                dot_escape(&fmt_bytes(bytes))
+                message(bytes, &mut said)
             ),
             EdgeKind::Message { bytes } => format!(
                 "color=\"#1d4ed8\", fontcolor=\"#1d4ed8\", label=\"{}\"",
-                dot_escape(&fmt_bytes(bytes))
+                message(bytes, &mut said)
             ),
             EdgeKind::Connect => {
                 let bold = if cross_node { ", penwidth=1.5" } else { "" };
@@ -410,16 +425,54 @@ pub fn write_node_dot<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
     for i in 0..g.len() {
         *counts.entry(g.ev(i).node()).or_default() += 1;
     }
-    draw_nodes(w, g.header(), &g.node_names(), &counts, g.traffic())
+    draw_nodes(
+        w,
+        g.header(),
+        &g.node_names(),
+        &counts,
+        g.traffic(),
+        &node_ops(g),
+    )
 }
 
-/// The node-level picture from the node names, each node's event count and the traffic.
+/// The operations sent per directed node pair: each labelled send counted once, on the first
+/// message edge out of it, over the message edges trace.json draws as flow arrows, in edge
+/// order (the order the streamed outputs count them in, while writing those arrows).
+fn node_ops(g: &HbGraph) -> HashMap<(String, String), OpCounts> {
+    if g.labels().is_empty() {
+        return HashMap::new();
+    }
+    let mut said = EdgeLabels::new(g.labels());
+    let mut ops: HashMap<(&str, &str), OpCounts> = HashMap::new();
+    for edge in g.edges() {
+        if !matches!(edge.kind, EdgeKind::Message { .. }) {
+            continue;
+        }
+        let (Some(ia), Some(ib)) = (g.index_of(edge.from), g.index_of(edge.to)) else {
+            continue;
+        };
+        let (a, b) = (g.ev(ia), g.ev(ib));
+        if is_instant(a.class()) || is_instant(b.class()) {
+            continue;
+        }
+        if let Some(m) = said.message(edge.from) {
+            ops.entry((a.node(), b.node())).or_default().add(m);
+        }
+    }
+    ops.into_iter()
+        .map(|((a, b), c)| ((a.to_string(), b.to_string()), c))
+        .collect()
+}
+
+/// The node-level picture from the node names, each node's event count, the traffic and the
+/// operations sent per node pair.
 pub(crate) fn draw_nodes<W: Write>(
     mut w: W,
     header: &Header,
     names: &[String],
     counts: &HashMap<&str, usize>,
     traffic: &BTreeMap<(String, String), Traffic>,
+    ops: &HashMap<(String, String), OpCounts>,
 ) -> io::Result<()> {
     let w = &mut w;
     preamble(w, header, "LR", "communication")?;
@@ -462,6 +515,10 @@ pub(crate) fn draw_nodes<W: Write>(
             plural(t.messages, "msg", "msgs"),
             plural(t.bytes, "byte", "bytes")
         );
+        if let Some(top) = ops.get(&(from.clone(), to.clone())).and_then(OpCounts::top) {
+            label.push_str("\\n");
+            label.push_str(&dot_escape(&top));
+        }
         if t.connections > 0 {
             label.push_str("\\n");
             label.push_str(&plural(t.connections, "connection", "connections"));

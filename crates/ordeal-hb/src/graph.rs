@@ -227,6 +227,8 @@ pub struct HbGraph {
     addr_map: AddrMap,
     dropped: Vec<Edge>,
     warnings: Vec<String>,
+    /// What the messages said, for the pictures ([`HbGraph::set_labels`]).
+    labels: HashMap<u64, String>,
 }
 
 impl HbGraph {
@@ -310,6 +312,7 @@ impl HbGraph {
             addr_map: AddrMap::default(),
             dropped: Vec::new(),
             warnings,
+            labels: HashMap::new(),
         };
         g.assign_threads();
         // Each list grew by doubling; the graph keeps them as they are.
@@ -426,6 +429,18 @@ impl HbGraph {
     /// by traffic, in order of first appearance.
     pub fn node_names(&self) -> Vec<String> {
         node_names(&self.header, &self.threads, &self.traffic)
+    }
+
+    /// Gives the pictures (graph.dot, trace.json) what the messages said: the `seq` of a send
+    /// that sent the start of a decoded message → its text (`SET k3 v7`, `+OK`), as the call
+    /// log (ordeal-calls) finds them. Without labels the pictures show bytes only.
+    pub fn set_labels(&mut self, labels: HashMap<u64, String>) {
+        self.labels = labels;
+    }
+
+    /// The labels given by [`HbGraph::set_labels`].
+    pub fn labels(&self) -> &HashMap<u64, String> {
+        &self.labels
     }
 }
 

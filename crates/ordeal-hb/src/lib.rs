@@ -13,6 +13,9 @@
 //! * Outputs: [`write_dot`] (`graph.dot`), [`write_chrome_trace`] (`trace.json`, for
 //!   Perfetto), [`Summary`] (`summary.json`) with [`human_summary`] for the terminal, and
 //!   [`write_hb_jsonl`] (`hb.jsonl`). [`write_outputs`] writes them all into a directory.
+//!   The pictures say what a decoded message said (`SET k3 v7`, from the call log) on its
+//!   send and its message edge when given labels ([`HbGraph::set_labels`],
+//!   [`RunFacts::labels`]); without them they show bytes only.
 //! * [`write_trace_outputs`] writes the same files, byte for byte, straight from a
 //!   `trace.jsonl` in memory that does not grow with the number of events (three passes over
 //!   the file, no graph; what a run uses), and [`summarize_trace`] its `summary.json` alone.
@@ -26,6 +29,7 @@ pub mod addr;
 mod chrome;
 mod dot;
 mod graph;
+mod labels;
 mod output;
 pub mod ranges;
 mod stream;

@@ -13,9 +13,11 @@
 //! (what it did, its byte ranges, its connection), per node; the messages in flight (a send's
 //! clock until its bytes are received); the events waiting for an edge recorded after them
 //! (normally a few), with up to 16 MiB of the `hb.jsonl` lines they hold back ([`lines`]: the
-//! rest wait on disk); up to 8 MiB of flow arrows before a sorted run goes to disk. The
+//! rest wait on disk); up to 9 MiB of flow arrows before a sorted run goes to disk. The
 //! event-level picture, drawn only up to `max_dot_events` communication events, holds its
-//! drawn events.
+//! drawn events. What the messages said ([`RunFacts::labels`]) is held as given; the
+//! node-level picture counts its operations per node pair while trace.json's flow arrows are
+//! written, in edge order, so trace.json is written before graph.dot.
 //!
 //! The outputs are byte for byte those of [`HbGraph`] and [`crate::write_outputs`]. A trace
 //! they cannot come from this way is built in memory by them instead ([`TraceOutputs::in_memory`]
@@ -25,6 +27,7 @@
 use crate::chrome::{ChromeWriter, FlowEnd, MIN_SLICE_NS};
 use crate::dot::{draw_events, draw_nodes, DotLevel, EventPicture};
 use crate::graph::{node_names, EdgeCounts, EdgeKind, Peers, Streams, Traffic};
+use crate::labels::{EdgeLabels, OpCounts};
 use crate::output::{render_svg, Outputs};
 use crate::summary::{write_summary_json, Parts, RunFacts, Summary, Verdict};
 use crate::HbGraph;
@@ -266,7 +269,7 @@ pub fn write_trace_outputs(
 fn write_streamed(
     trace: &Path,
     dir: &Path,
-    facts: RunFacts,
+    mut facts: RunFacts,
     max_dot_events: usize,
     budget: usize,
 ) -> io::Result<TraceOutputs> {
@@ -304,8 +307,52 @@ fn write_streamed(
         peer_of_ino: &streams.peer_of_ino,
         addr_map: &scan.addr_map,
     };
-    let mut files = Vec::new();
+    let labels = std::mem::take(&mut facts.labels);
 
+    // trace.json first: the node-level picture counts operations as its arrows are written.
+    let json = dir.join("trace.json");
+    let mut c = ChromeWriter::start(create(&json)?, &scan.header, &names, &scan.threads)?;
+    let mut n = 0u32;
+    for e in events(trace)? {
+        let e = e?;
+        if n as usize == scan.events {
+            return Err(changed(trace));
+        }
+        let dur = match scan.cuts.get(&n) {
+            Some(&d) => d,
+            None => e.dur.max(MIN_SLICE_NS),
+        };
+        c.event(&e, dur, &peers, labels.get(&e.seq).map(String::as_str))?;
+        n += 1;
+    }
+    if n as usize != scan.events {
+        return Err(changed(trace));
+    }
+    let mut id = 0u64;
+    let mut said = EdgeLabels::new(&labels);
+    let mut ops: HashMap<(u32, u32), OpCounts> = HashMap::new();
+    if let Some(flows) = linked.flows.take() {
+        let node = |k: u32| linked.names.name(k);
+        flows.sorted(|f| {
+            id += 1;
+            let (kind, message) = match f.bytes {
+                Some(bytes) => (EdgeKind::Message { bytes }, said.message(f.from_seq)),
+                None => (EdgeKind::Connect, None),
+            };
+            if let Some(m) = message {
+                ops.entry((f.from.node, f.to.node)).or_default().add(m);
+            }
+            let end = |x: flows::End| FlowEnd {
+                ts: x.ts,
+                node: node(x.node),
+                tid: x.tid,
+            };
+            c.flow(id, kind, end(f.from), end(f.to), message)
+        })?;
+    }
+    c.finish()?.flush()?;
+
+    let mut files = Vec::new();
     let dot = dir.join("graph.dot");
     let mut w = create(&dot)?;
     match linked.picture.take() {
@@ -320,6 +367,7 @@ fn write_streamed(
                     shown: p.shown.iter().map(|l| l.iter().collect()).collect(),
                     edges: p.edges.iter().map(|e| e.1).collect(),
                     peers,
+                    labels: &labels,
                 },
             )?;
         }
@@ -329,7 +377,14 @@ fn write_streamed(
                 .iter()
                 .map(|(n, &c)| (n.as_str(), c))
                 .collect();
-            draw_nodes(&mut w, &scan.header, &names, &counts, &traffic)?;
+            let ops = ops
+                .into_iter()
+                .map(|((a, b), c)| {
+                    let name = |k: u32| linked.names.name(k).to_string();
+                    ((name(a), name(b)), c)
+                })
+                .collect();
+            draw_nodes(&mut w, &scan.header, &names, &counts, &traffic, &ops)?;
         }
     }
     w.flush()?;
@@ -340,44 +395,7 @@ fn write_streamed(
     if svg {
         files.push(svg_path);
     }
-
-    let p = dir.join("trace.json");
-    let mut c = ChromeWriter::start(create(&p)?, &scan.header, &names, &scan.threads)?;
-    let mut n = 0u32;
-    for e in events(trace)? {
-        let e = e?;
-        if n as usize == scan.events {
-            return Err(changed(trace));
-        }
-        let dur = match scan.cuts.get(&n) {
-            Some(&d) => d,
-            None => e.dur.max(MIN_SLICE_NS),
-        };
-        c.event(&e, dur, &peers)?;
-        n += 1;
-    }
-    if n as usize != scan.events {
-        return Err(changed(trace));
-    }
-    let mut id = 0u64;
-    if let Some(flows) = linked.flows.take() {
-        let node = |k: u32| linked.names.name(k);
-        flows.sorted(|f| {
-            id += 1;
-            let kind = match f.bytes {
-                Some(bytes) => EdgeKind::Message { bytes },
-                None => EdgeKind::Connect,
-            };
-            let end = |x: flows::End| FlowEnd {
-                ts: x.ts,
-                node: node(x.node),
-                tid: x.tid,
-            };
-            c.flow(id, kind, end(f.from), end(f.to))
-        })?;
-    }
-    c.finish()?.flush()?;
-    files.push(p);
+    files.push(json);
 
     let mut s = summary(&scan, &streams, &traffic, linked.messages, Verdict::pass());
     facts.apply(&mut s);
@@ -402,11 +420,12 @@ fn write_streamed(
 fn in_memory(
     trace: &Path,
     dir: &Path,
-    facts: RunFacts,
+    mut facts: RunFacts,
     max_dot_events: usize,
     why: &str,
 ) -> io::Result<TraceOutputs> {
-    let g = HbGraph::from_trace(trace).map_err(io::Error::other)?;
+    let mut g = HbGraph::from_trace(trace).map_err(io::Error::other)?;
+    g.set_labels(std::mem::take(&mut facts.labels));
     let mut summary = Summary::build(&g, Verdict::pass());
     facts.apply(&mut summary);
     let outputs = crate::write_outputs(dir, &g, &summary, max_dot_events)?;

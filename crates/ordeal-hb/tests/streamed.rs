@@ -1,8 +1,8 @@
 //! The outputs built by streaming a trace file ([`write_trace_outputs`], bounded memory) are
 //! byte for byte those built from the graph of its events in memory ([`HbGraph::build`] +
 //! [`write_outputs`]), on simulated systems whose records come out of order and on the
-//! hand-written traces of the other tests; traces that cannot be streamed are built in memory,
-//! and say so.
+//! hand-written traces of the other tests, every send labelled with what it said; traces that
+//! cannot be streamed are built in memory, and say so.
 
 mod common;
 
@@ -10,7 +10,7 @@ use common::sim::Sim;
 use common::{client_server, header, tcp, three_nodes, udp_trace, Trace};
 use ordeal_events::{Event, Header, Proto, TraceWriter};
 use ordeal_hb::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 const FILES: [&str; 4] = ["graph.dot", "trace.json", "summary.json", "hb.jsonl"];
@@ -25,8 +25,24 @@ fn write_trace(dir: &Path, h: &Header, events: &[Event]) -> std::path::PathBuf {
     trace
 }
 
-/// Builds the outputs both ways and asserts they are equal; returns why the streamed ones
-/// were built in memory, if they were.
+/// A label for every send that moved bytes, as the call log gives them: 23 operations (more
+/// than a node pair counts), some long enough to be cut.
+fn labels(events: &[Event]) -> HashMap<u64, String> {
+    events
+        .iter()
+        .filter(|e| e.is_send() && e.moved() > 0)
+        .map(|e| {
+            let text = match e.seq % 5 {
+                0 => format!("OP{} k{} {}", e.seq % 23, e.seq, "v".repeat(70)),
+                _ => format!("OP{} k{}", e.seq % 23, e.seq),
+            };
+            (e.seq, text)
+        })
+        .collect()
+}
+
+/// Builds the outputs both ways, every send labelled, and asserts they are equal; returns why
+/// the streamed ones were built in memory, if they were.
 fn both_ways(h: &Header, events: &[Event], limit: usize) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let trace = write_trace(dir.path(), h, events);
@@ -40,7 +56,9 @@ fn both_ways(h: &Header, events: &[Event], limit: usize) -> Option<String> {
         text: "snapshots/1.txt".into(),
         dumps: vec![],
     }];
-    let g = HbGraph::build(h, events);
+    let mut g = HbGraph::build(h, events);
+    let labels = labels(events);
+    g.set_labels(labels.clone());
     let mut s = Summary::build(&g, Verdict::fail(vec!["x".into()]));
     s.snapshots = snapshots.clone();
     let want = write_outputs(&held, &g, &s, limit).unwrap();
@@ -51,7 +69,7 @@ fn both_ways(h: &Header, events: &[Event], limit: usize) -> Option<String> {
             verdict: Verdict::fail(vec!["x".into()]),
             snapshots,
             engine: None,
-            labels: Default::default(),
+            labels: labels.clone(),
         },
         limit,
     )
@@ -78,6 +96,13 @@ fn both_ways(h: &Header, events: &[Event], limit: usize) -> Option<String> {
                 line.and_then(|l| b.lines().nth(l))
             );
         }
+    }
+    // The labels were drawn.
+    let json = std::fs::read_to_string(streamed.join("trace.json")).unwrap();
+    assert_eq!(json.contains("\"message\":\"OP"), !labels.is_empty());
+    if want.dot_level == DotLevel::Nodes && s.edges.message > 0 {
+        let dot = std::fs::read_to_string(streamed.join("graph.dot")).unwrap();
+        assert!(dot.contains(" ×"), "{dot}");
     }
     let summary = summarize_trace(&trace, Verdict::fail(vec!["x".into()])).unwrap();
     assert_eq!(summary, Summary::build(&g, Verdict::fail(vec!["x".into()])));
@@ -222,13 +247,15 @@ fn a_trace_out_of_seq_order_is_built_in_memory_from_its_sorted_events() {
 
 /// `tests/fixtures/sim`: a simulated trace (493 events, records out of order) and the outputs
 /// the graph wrote for it before the streamed outputs existed. Both ways still write exactly
-/// those bytes.
+/// those bytes, with no labels (an empty map) as before labels existed.
 #[test]
 fn outputs_are_those_written_before_streaming() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sim");
     let read = |name: &str| std::fs::read_to_string(fixture.join(name)).unwrap();
     let trace = fixture.join("trace.jsonl");
-    let g = HbGraph::from_trace(&trace).unwrap();
+    let mut g = HbGraph::from_trace(&trace).unwrap();
+    assert!(g.labels().is_empty());
+    g.set_labels(HashMap::new());
     let mut held = Vec::new();
     write_event_dot(&g, &mut held).unwrap();
     assert_eq!(String::from_utf8(held).unwrap(), read("graph.events.dot"));

@@ -1,7 +1,7 @@
 //! trace.json's flow arrows, found in `seq` order and written in edge order: sorted in runs of
 //! bounded size, spilled to an unnamed temporary file, and merged back.
 //!
-//! Invariant: each run in the file is sorted by key; records are fixed-size, 64 bytes.
+//! Invariant: each run in the file is sorted by key; records are fixed-size, 72 bytes.
 
 use super::EdgeKey;
 use std::cmp::Reverse;
@@ -11,11 +11,11 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Records sorted in memory before a run is spilled: 8 MiB.
+/// Records sorted in memory before a run is spilled: 9 MiB.
 const RUN: usize = 1 << 17;
-/// Records read at a time from each run while merging: 64 KiB.
+/// Records read at a time from each run while merging: 72 KiB.
 const READ: usize = 1 << 10;
-const SIZE: usize = 64;
+const SIZE: usize = 72;
 
 /// One end of a flow: a point inside its slice, its node (an id) and tid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub(crate) struct Flow {
     pub(crate) bytes: Option<u64>,
     pub(crate) from: End,
     pub(crate) to: End,
+    /// `seq` of the source event: what a decoded message said is found by it.
+    pub(crate) from_seq: u64,
 }
 
 impl Flow {
@@ -46,6 +48,7 @@ impl Flow {
             end(self.from),
             self.to.ts,
             end(self.to),
+            self.from_seq,
         ];
         for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
             chunk.copy_from_slice(&w.to_le_bytes());
@@ -69,6 +72,7 @@ impl Flow {
             bytes: Some(w(3)).filter(|&b| b != u64::MAX),
             from: end(w(4), w(5)),
             to: end(w(6), w(7)),
+            from_seq: w(8),
         }
     }
 }
@@ -229,6 +233,7 @@ mod tests {
                 node: u32::MAX - 1,
                 tid: 7,
             },
+            from_seq: a ^ (1 << 63),
         }
     }
 

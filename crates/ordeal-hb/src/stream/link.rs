@@ -183,6 +183,7 @@ impl<'a, W: Write> Linker<'a, W> {
                     },
                     from: end(from),
                     to: end(to),
+                    from_seq: from.seq,
                 })?;
             }
         }
