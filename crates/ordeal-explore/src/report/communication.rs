@@ -369,9 +369,7 @@ mod tests {
         assert_eq!(communication_svg(&dir.path().join("missing")), None);
     }
 
-    // For the lead, once the demo-kv decoder is on main (issue 14): remove the ignore.
     #[test]
-    #[ignore = "needs the demo-kv decoder of ordeal-proto"]
     fn a_run_directory_shows_what_its_messages_said() {
         let dir = run_dir();
         let svg = communication_svg(dir.path()).unwrap();
