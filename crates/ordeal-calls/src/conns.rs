@@ -35,8 +35,9 @@ pub(crate) struct Conns {
     next: usize,
     by_ino: HashMap<u64, (usize, Side)>,
     by_key: HashMap<Key, usize>,
-    /// Per live connection: the inode of each end seen.
+    /// Per live connection: the inode of each end seen, and its key.
     ends: HashMap<usize, [Option<u64>; 2]>,
+    keys: HashMap<usize, Key>,
     connected: HashSet<u64>,
     accepted: HashSet<u64>,
     /// Port → node name, from the trace header.
@@ -64,6 +65,7 @@ impl Conns {
             by_ino: HashMap::new(),
             by_key: HashMap::new(),
             ends: HashMap::new(),
+            keys: HashMap::new(),
             connected: HashSet::new(),
             accepted: HashSet::new(),
             port_nodes,
@@ -112,11 +114,7 @@ impl Conns {
                 return Joined::Existing(idx, side);
             }
             // Both ends taken: the addresses are in use again by a new connection.
-            if let Some(old) = self.ends.remove(&idx) {
-                for ino in old.into_iter().flatten() {
-                    self.by_ino.remove(&ino);
-                }
-            }
+            self.forget(idx);
         }
         let idx = self.next;
         self.next += 1;
@@ -124,6 +122,7 @@ impl Conns {
         ends[side.index()] = Some(sock.ino);
         self.ends.insert(idx, ends);
         self.by_ino.insert(sock.ino, (idx, side));
+        self.keys.insert(idx, key.clone());
         self.by_key.insert(key, idx);
         let other = sock
             .peer_node
@@ -179,6 +178,25 @@ impl Conns {
             // Unix: the connecting end's address is usually unnamed.
             _ if sock.local.as_deref().is_none_or(str::is_empty) => Side::Client,
             _ => Side::Server,
+        }
+    }
+
+    /// The connection socket `ino` is an end of, and which end.
+    pub fn end(&self, ino: u64) -> Option<(usize, Side)> {
+        self.by_ino.get(&ino).copied()
+    }
+
+    /// Connection `idx` is over: its sockets and addresses may start a new one.
+    pub fn forget(&mut self, idx: usize) {
+        if let Some(ends) = self.ends.remove(&idx) {
+            for ino in ends.into_iter().flatten() {
+                self.by_ino.remove(&ino);
+            }
+        }
+        if let Some(key) = self.keys.remove(&idx) {
+            if self.by_key.get(&key) == Some(&idx) {
+                self.by_key.remove(&key);
+            }
         }
     }
 

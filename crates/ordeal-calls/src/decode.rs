@@ -32,6 +32,8 @@ pub(crate) struct Conn {
     pub addrs: [Option<String>; 2],
     /// Per side: whether its socket is traced.
     pub traced: [bool; 2],
+    /// Per side: whether its socket was closed (and nothing came since).
+    closed: [bool; 2],
     /// `None`: decoding switched off for this connection (`protocol = "none"`).
     conv: Option<Conversation>,
     pairer: Pairer,
@@ -48,6 +50,7 @@ impl Conn {
             names: Default::default(),
             addrs: Default::default(),
             traced: [false; 2],
+            closed: [false; 2],
             conv: protocol.map(Conversation::new),
             pairer: Pairer::default(),
             dirs: [Direction::new(Side::Client), Direction::new(Side::Server)],
@@ -75,8 +78,15 @@ impl Conn {
 pub struct Decoder {
     conns: Conns,
     live: HashMap<usize, Conn>,
+    /// Connections whose every traced end was closed, oldest first: finished once more than
+    /// [`MAX_CLOSED`] wait (a socket shared with a forked process may still be used after
+    /// one process closes it: data on it takes the connection out of this list).
+    closed: VecDeque<usize>,
     decoded: Decoded,
 }
+
+/// Closed connections kept open for late data before they are finished.
+const MAX_CLOSED: usize = 256;
 
 impl Decoder {
     /// A decoder for the trace whose header is `header`.
@@ -84,6 +94,7 @@ impl Decoder {
         Decoder {
             conns: Conns::new(header),
             live: HashMap::new(),
+            closed: VecDeque::new(),
             decoded: Decoded::default(),
         }
     }
@@ -91,6 +102,10 @@ impl Decoder {
     /// Takes the next event (in `seq` order); gives `each` the calls it completes.
     pub fn event(&mut self, ev: &Event, each: &mut impl FnMut(Call)) {
         self.conns.learn(ev);
+        if ev.call == "close" {
+            self.closing(ev, each);
+            return;
+        }
         let Some(dir) = calls::by_name(&ev.call).and_then(|c| c.direction()) else {
             return;
         };
@@ -131,6 +146,7 @@ impl Decoder {
         let Some(conn) = self.live.get_mut(&idx) else {
             return;
         };
+        conn.closed = [false; 2];
         let send = dir == ordeal_events::Direction::Send;
         let sender = if send { side } else { side.other() };
         let role = if send { Role::Sender } else { Role::Receiver };
@@ -152,6 +168,36 @@ impl Decoder {
         Self::emit(conn, &mut self.decoded, false, each);
     }
 
+    /// A `close` of a connection's socket: once every traced end is closed the connection
+    /// waits among the closed ones, and the oldest of those are finished.
+    fn closing(&mut self, ev: &Event, each: &mut impl FnMut(Call)) {
+        let Some(sock) = &ev.sock else {
+            return;
+        };
+        let Some((idx, side)) = self.conns.end(sock.ino) else {
+            return;
+        };
+        let Some(conn) = self.live.get_mut(&idx) else {
+            return;
+        };
+        conn.closed[side.index()] = true;
+        if (0..2).all(|i| conn.closed[i] || !conn.traced[i]) {
+            self.closed.push_back(idx);
+        }
+        while self.closed.len() > MAX_CLOSED {
+            let Some(old) = self.closed.pop_front() else {
+                break;
+            };
+            let still = self
+                .live
+                .get(&old)
+                .is_some_and(|c| (0..2).all(|i| c.closed[i] || !c.traced[i]));
+            if still && !self.closed.contains(&old) {
+                self.close(old, each);
+            }
+        }
+    }
+
     /// The trace ended: every connection's last calls.
     pub fn finish(mut self, each: &mut impl FnMut(Call)) -> Decoded {
         let mut left: Vec<usize> = self.live.keys().copied().collect();
@@ -167,6 +213,7 @@ impl Decoder {
         let Some(mut conn) = self.live.remove(&idx) else {
             return;
         };
+        self.conns.forget(idx);
         if let Some(mut conv) = conn.conv.take() {
             for side in [Side::Client, Side::Server] {
                 let frames = conn.dirs[side.index()].pump(&mut conv, true);

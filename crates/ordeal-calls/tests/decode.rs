@@ -264,3 +264,71 @@ fn bytes_no_protocol_recognizes_give_no_calls() {
     assert!(calls.is_empty());
     assert_eq!((decoded.connections, decoded.decoded_connections), (1, 0));
 }
+
+#[test]
+fn a_socket_closed_by_one_process_and_used_by_another_is_one_connection() {
+    let mut t = Trace::new();
+    let get = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let n = get.len() as u64;
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.push(Trace::call("server", 9, "accept4", server()));
+    t.transfer("server", 9, "read", server(), 0, 0, b"");
+    t.transfer("app", 5, "write", client(), 0, n, get);
+    // The accepting process hands the socket to a forked child and closes its copy.
+    t.push(Trace::call("server", 9, "close", server()));
+    t.transfer("server", 10, "read", server(), 0, n, get);
+    t.transfer(
+        "server",
+        10,
+        "write",
+        server(),
+        0,
+        RESPONSE.len() as u64,
+        RESPONSE,
+    );
+    t.push(Trace::call("server", 10, "close", server()));
+    let r = t.transfer(
+        "app",
+        5,
+        "read",
+        client(),
+        0,
+        RESPONSE.len() as u64,
+        RESPONSE,
+    );
+    t.push(Trace::call("app", 5, "close", client()));
+    let (calls, decoded) = t.decode();
+    assert_eq!(decoded.connections, 1);
+    let got: Vec<(CallStatus, Option<u64>)> =
+        calls.iter().map(|c| (c.status, c.response_seq)).collect();
+    assert_eq!(got, [(CallStatus::Answered, Some(r))]);
+}
+
+/// Connections whose ends all closed are finished once enough wait: a request never
+/// answered on each gives its call before the trace ends.
+#[test]
+fn closed_connections_are_finished_before_the_end() {
+    let header = Header {
+        schema: "ordeal-trace".into(),
+        version: ordeal_events::SCHEMA_VERSION,
+        experiment: "t".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        nodes: vec![],
+    };
+    let mut d = ordeal_calls::Decoder::new(&header);
+    let mut t = Trace::new();
+    let get = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    for i in 0..400u64 {
+        let c = Trace::sock(1000 + i, &format!("127.0.0.1:{}", 40000 + i), SERVER);
+        t.push(Trace::call("app", 5, "connect", c.clone()));
+        t.transfer("app", 5, "write", c.clone(), 0, get.len() as u64, get);
+        t.push(Trace::call("app", 5, "close", c));
+    }
+    let mut before_end = 0;
+    for e in &t.events {
+        d.event(e, &mut |_| before_end += 1);
+    }
+    let mut at_end = 0;
+    d.finish(&mut |_| at_end += 1);
+    assert_eq!((before_end, at_end), (400 - 256, 256));
+}
