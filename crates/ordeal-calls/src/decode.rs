@@ -224,6 +224,8 @@ impl Decoder {
             Self::exchanges(&mut conn, done);
             if conv.protocol().is_some() {
                 self.decoded.decoded_connections += 1;
+                self.decoded.decoded_bytes += conn.dirs.iter().map(|d| d.moved()).sum::<u64>();
+                self.decoded.undecoded_bytes += conv.undecoded();
             }
             conn.conv = Some(conv);
         }

@@ -119,6 +119,11 @@ impl Direction {
         q.get(i).filter(|t| t.start <= offset).copied()
     }
 
+    /// Bytes the direction carried, as far as either end saw.
+    pub fn moved(&self) -> u64 {
+        self.high[0].max(self.high[1])
+    }
+
     /// Whether `role` has moved byte `offset` already.
     pub fn reached(&self, role: Role, offset: u64) -> bool {
         self.high[role as usize] > offset

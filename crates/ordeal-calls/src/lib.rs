@@ -183,12 +183,47 @@ pub struct Decoded {
     /// Stream connections seen, and how many of them were decoded.
     pub connections: u64,
     pub decoded_connections: u64,
+    /// Bytes the decoded connections moved (both directions).
+    pub decoded_bytes: u64,
+    /// Of those, bytes no message covers: not captured (a transfer longer than `--payload`
+    /// whose rest neither end recorded) or skipped until a transfer that parses. Calls in
+    /// them are missing from the log.
+    pub undecoded_bytes: u64,
     /// For the pictures: the `seq` of a transfer that sent the start of a message → the
     /// message's text (several messages in one write: `SET k1 v1; SET k2 v2 (+3)`). At most
     /// [`MAX_LABELS`] transfers.
     pub labels: HashMap<u64, String>,
     /// Labels left out past [`MAX_LABELS`].
     pub labels_left_out: u64,
+}
+
+impl Decoded {
+    /// One line for people: `call log: 308 calls (demo-kv 300, resp 8) on 17 of 19
+    /// connections`, and what was not decoded, if anything.
+    pub fn describe(&self) -> String {
+        let total: u64 = self.calls.values().sum();
+        let mut per: Vec<(&String, &u64)> = self.calls.iter().collect();
+        per.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let per: Vec<String> = per.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        let mut line = format!(
+            "call log: {total} calls{} on {} of {} connections",
+            if per.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", per.join(", "))
+            },
+            self.decoded_connections,
+            self.connections
+        );
+        if self.undecoded_bytes > 0 {
+            line.push_str(&format!(
+                "; {} of their {} bytes not decoded (transfers longer than the capture, \
+                 --payload): calls in them are missing",
+                self.undecoded_bytes, self.decoded_bytes
+            ));
+        }
+        line
+    }
 }
 
 /// Why the call log could not be made.

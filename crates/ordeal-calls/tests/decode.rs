@@ -332,3 +332,31 @@ fn closed_connections_are_finished_before_the_end() {
     d.finish(&mut |_| at_end += 1);
     assert_eq!((before_end, at_end), (400 - 256, 256));
 }
+
+#[test]
+fn bytes_neither_end_captured_are_counted_and_said() {
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    let get = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let n = get.len() as u64;
+    // A write of two requests whose capture holds 20 bytes, the server not traced.
+    let mut two = get.to_vec();
+    two.extend_from_slice(get);
+    t.transfer("app", 5, "write", client(), 0, 2 * n, &two[..20]);
+    t.transfer("app", 5, "write", client(), 2 * n, n, get);
+    let (calls, decoded) = t.decode();
+    assert_eq!(calls.len(), 1, "only the whole request");
+    assert_eq!(
+        (decoded.decoded_bytes, decoded.undecoded_bytes),
+        (3 * n, 2 * n)
+    );
+    assert_eq!(
+        decoded.describe(),
+        format!(
+            "call log: 1 calls (http 1) on 1 of 1 connections; {} of their {} bytes not \
+             decoded (transfers longer than the capture, --payload): calls in them are missing",
+            2 * n,
+            3 * n
+        )
+    );
+}

@@ -51,6 +51,8 @@ pub struct Conversation {
     /// What detection tries.
     candidates: &'static [&'static dyn Protocol],
     sides: [Direction; 2],
+    /// Bytes no message covers: missed, or skipped while waiting for a transfer that parses.
+    undecoded: u64,
 }
 
 impl Conversation {
@@ -64,6 +66,7 @@ impl Conversation {
             protocol,
             candidates: crate::PROTOCOLS,
             sides: Default::default(),
+            undecoded: 0,
         }
     }
 
@@ -73,6 +76,12 @@ impl Conversation {
             candidates,
             ..Conversation::new(None)
         }
+    }
+
+    /// Bytes of either direction no message covers: not captured, or skipped until a transfer
+    /// that parses (0 while the protocol is unknown: such bytes are not counted).
+    pub fn undecoded(&self) -> u64 {
+        self.undecoded
     }
 
     /// The protocol, once known.
@@ -101,6 +110,9 @@ impl Conversation {
             if d.skip >= gap {
                 d.skip -= gap;
             } else {
+                if matches!(self.state, State::Decoding(_)) {
+                    self.undecoded += gap - d.skip + d.buf.len() as u64;
+                }
                 d.skip = 0;
                 d.lost = true;
                 d.buf.clear();
@@ -121,6 +133,7 @@ impl Conversation {
         }
         if d.lost {
             if !boundary {
+                self.undecoded += bytes.len() as u64;
                 return out;
             }
             d.lost = false;
@@ -150,8 +163,10 @@ impl Conversation {
             let take = room.min(bytes.len());
             d.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            Self::frames(dec.as_mut(), side, d, &mut out);
+            let dropped = Self::frames(dec.as_mut(), side, d, &mut out);
             if d.lost {
+                // What the decoder could not take, and the rest of this transfer.
+                self.undecoded += dropped + bytes.len() as u64;
                 break;
             }
         }
@@ -188,8 +203,9 @@ impl Conversation {
         }
     }
 
-    /// Frames at the start of `d.buf`, as many as it holds.
-    fn frames(dec: &mut dyn Decoder, side: Side, d: &mut Direction, out: &mut Vec<Framed>) {
+    /// Frames at the start of `d.buf`, as many as it holds; the bytes dropped when the rest
+    /// is not a frame.
+    fn frames(dec: &mut dyn Decoder, side: Side, d: &mut Direction, out: &mut Vec<Framed>) -> u64 {
         let mut pos = 0usize;
         while pos < d.buf.len() {
             let rest = &d.buf[pos..];
@@ -216,15 +232,17 @@ impl Conversation {
                 _ => {
                     // Not a frame (or a decoder that cannot make progress): pick up at the
                     // next transfer.
+                    let dropped = (d.buf.len() - pos) as u64;
                     d.lost = true;
                     d.buf.clear();
                     dec.lost(side);
-                    return;
+                    return dropped;
                 }
             }
         }
         d.buf.drain(..pos);
         d.buf_start += pos as u64;
+        0
     }
 }
 
@@ -312,6 +330,8 @@ mod tests {
             texts(&c.feed(Side::Client, 14, b"2:ok", true)),
             [("ok".into(), 14, 18)]
         );
+        // 3 kept of the cut frame, 3 missed, 3 not a frame, 5 not at a boundary.
+        assert_eq!(c.undecoded(), 14);
     }
 
     #[test]
@@ -351,6 +371,7 @@ mod tests {
             protocol: None,
             candidates: &[],
             sides: Default::default(),
+            undecoded: 0,
         };
         assert_eq!(
             texts(&c.feed(Side::Client, 0, b"Lxxx", true)),
@@ -361,5 +382,6 @@ mod tests {
             texts(&c.feed(Side::Client, 90, b"0123456789s", false)),
             [("short".into(), 100, 101)]
         );
+        assert_eq!(c.undecoded(), 0);
     }
 }

@@ -360,7 +360,9 @@ pub fn run_on(
     let t_outputs = Instant::now();
     // The call log, when a picture or the history needs it.
     let calls = if !opts.summary_only || traffic_history {
-        Some(outputs::write_calls(&run_dir)?)
+        let decoded = outputs::write_calls(&run_dir)?;
+        progress.say(decoded.describe());
+        Some(decoded)
     } else {
         None
     };

@@ -146,6 +146,11 @@ fn redis_script_prints_every_configuration_per_engine() {
             .iter()
             .map(|e| format!("ordeal --engine {e} + 4 dormant faults")),
     );
+    expected.extend(
+        engines
+            .iter()
+            .map(|e| format!("ordeal --engine {e} --payload 0 (no call log)")),
+    );
     if strace {
         expected.push("strace -f".into());
         expected.push("strace -f --seccomp-bpf net,rd,wr".into());

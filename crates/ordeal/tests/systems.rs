@@ -364,6 +364,35 @@ fn redis_primary_replica_and_client(engine: &str) {
         "no propagated SET"
     );
 
+    // The call log counts operations, not messages: however the benchmark's requests were
+    // batched into reads, each SET and GET is one call, answered, in order.
+    let log: Vec<Value> = std::fs::read_to_string(run_dir.join("calls.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let answered = |op: &str, callee: &str| {
+        log.iter()
+            .filter(|c| c["caller"] == "client" && c["callee"] == callee && c["op"] == op)
+            .filter(|c| c["status"] == "answered" && c["protocol"] == "resp")
+            .count() as u64
+    };
+    // redis-benchmark's SETs and GETs, and redis-cli's SET, WAIT and GET.
+    assert_eq!(
+        (answered("SET", "primary"), answered("GET", "primary")),
+        (ops + 1, ops)
+    );
+    assert_eq!(
+        (answered("WAIT", "primary"), answered("GET", "replica")),
+        (1, 1)
+    );
+    let check = log
+        .iter()
+        .find(|c| c["callee"] == "replica" && c["op"] == "GET")
+        .unwrap();
+    assert_eq!(check["request"], "GET ordeal:check");
+    assert_eq!(check["kv_result"]["read"], "replicated");
+
     // Persistence: every SET was appended to the primary's AOF under its data directory.
     let aof_bytes: u64 = calls(&events, "primary", "write")
         .into_iter()
