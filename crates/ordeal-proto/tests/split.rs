@@ -289,3 +289,88 @@ fn a_demo_line_longer_than_a_node_accepts_is_skipped() {
         ]
     );
 }
+
+/// A random RESP2/RESP3 reply: every type, nested, bulk data with `\r\n` inside.
+fn random_reply(rng: &mut Rng, depth: usize, out: &mut Vec<u8>) {
+    let kinds = if depth >= 3 { 11 } else { 15 };
+    match rng.below(kinds) {
+        0 => out.extend_from_slice(if rng.below(2) == 0 {
+            b"+OK\r\n"
+        } else {
+            b"+PONG\r\n"
+        }),
+        1 => out.extend_from_slice(b"-ERR wrong number of arguments\r\n"),
+        2 => out.extend_from_slice(format!(":{}\r\n", rng.next() as i64 / 1000).as_bytes()),
+        3 | 4 => {
+            let data: Vec<u8> = (0..rng.below(30)).map(|_| rng.byte()).collect();
+            let kind = if rng.below(4) == 0 { '!' } else { '$' };
+            out.extend_from_slice(format!("{kind}{}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+        }
+        5 => out.extend_from_slice(if rng.below(2) == 0 {
+            b"$-1\r\n"
+        } else {
+            b"_\r\n"
+        }),
+        6 => out.extend_from_slice(b",3.25\r\n"),
+        7 => out.extend_from_slice(b"#f\r\n"),
+        8 => out.extend_from_slice(b"(3492890328409238509324850943850943825024385\r\n"),
+        9 => out.extend_from_slice(b"=15\r\ntxt:Some string\r\n"),
+        10 => out.extend_from_slice(b"*-1\r\n"),
+        kind => {
+            let n = rng.below(4);
+            let (header, values) = match kind {
+                11 => ('*', n),
+                12 => ('%', 2 * n),
+                13 => ('~', n),
+                _ => ('|', 2 * n),
+            };
+            out.extend_from_slice(format!("{header}{n}\r\n").as_bytes());
+            for _ in 0..values {
+                random_reply(rng, depth + 1, out);
+            }
+            if header == '|' {
+                // The value the attribute annotates.
+                random_reply(rng, depth + 1, out);
+            }
+        }
+    }
+}
+
+#[test]
+fn random_valid_replies_decode_the_same_however_cut() {
+    let mut rng = Rng(0x7e57_5eed);
+    for round in 0..150 {
+        let requests = 1 + rng.below(6);
+        let mut client = Vec::new();
+        let mut server = Vec::new();
+        for i in 0..requests {
+            if rng.below(3) == 0 {
+                client.extend_from_slice(format!("GET k{i}\r\n").as_bytes());
+            } else {
+                let key = format!("k{i}");
+                let command = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+                client.extend_from_slice(command.as_bytes());
+            }
+            random_reply(&mut rng, 0, &mut server);
+        }
+        let transfers = vec![(C, client), (S, server)];
+        let p = Some(proto("resp"));
+        let expected = whole(p, &transfers);
+        let exchanges = pairs(&expected);
+        assert_eq!(exchanges.len(), requests, "round {round}: {exchanges:?}");
+        assert!(
+            exchanges.iter().all(|x| x.contains(" -> ")),
+            "{exchanges:?}"
+        );
+        let bytewise = chunks(&transfers, |_, b| (1..b.len()).collect());
+        assert_eq!(feed(p, &bytewise), expected, "round {round} byte by byte");
+        for _ in 0..10 {
+            let t = rng.below(2);
+            let at = rng.below(transfers[t].1.len());
+            let split = chunks(&transfers, |i, _| if i == t { vec![at] } else { vec![] });
+            assert_eq!(feed(p, &split), expected, "round {round} cut {t} at {at}");
+        }
+    }
+}

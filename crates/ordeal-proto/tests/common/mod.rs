@@ -237,3 +237,27 @@ pub fn pairs(frames: &[Framed]) -> Vec<String> {
         })
         .collect()
 }
+
+/// xorshift64*: a fixed seed gives the same inputs on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    /// A byte, half the time one that means something to some protocol.
+    pub fn byte(&mut self) -> u8 {
+        const MEANINGFUL: &[u8] = b"*$+-:_,#!=(%~>|\r\n\r\n0123456789 \nSETGETsetgetVALUEEND";
+        if self.next() & 1 == 0 {
+            MEANINGFUL[self.below(MEANINGFUL.len())]
+        } else {
+            self.next() as u8
+        }
+    }
+}
