@@ -14,10 +14,10 @@ use std::collections::VecDeque;
 use std::ops::Range;
 
 use crate::{
-    summarize, Decoder, Detect, KvRequest, KvResponse, Message, Parse, Protocol, Role, Side,
-    MAX_PENDING,
+    Decoder, Detect, KvRequest, KvResponse, Message, Parse, Protocol, Role, Side, MAX_PENDING,
+    SUMMARY_MAX,
 };
-use walk::{line_end, render, skip, Line, Shape, Walked, Walker, HEADER_MAX};
+use walk::{line_end, lossy, push_summary, render, skip, Line, Shape, Walked, Walker, HEADER_MAX};
 
 /// The Redis protocol, RESP2 and RESP3.
 pub struct Resp;
@@ -414,7 +414,9 @@ impl RespDecoder {
         let op = match main.kind {
             b'+' | b'-' => {
                 let word = data.split(|&b| b == b' ').next().unwrap_or_default();
-                format!("{}{}", main.kind as char, summarize(word, word.len()).text)
+                let mut op = String::from(main.kind as char);
+                push_summary(&mut op, word, word.len());
+                op
             }
             kind => (kind as char).to_string(),
         };
@@ -426,9 +428,7 @@ impl RespDecoder {
             b'+' if data == b"OK" => kv_response = Some(KvResponse::Ok),
             b'-' | b'!' => kv_response = Some(error_outcome(data)),
             b'$' => {
-                let value = main
-                    .size
-                    .map(|_| String::from_utf8_lossy(data).into_owned());
+                let value = main.size.map(|_| lossy(data));
                 kv_response = Some(KvResponse::Value(value));
             }
             b'_' => kv_response = Some(KvResponse::Value(None)),
@@ -593,17 +593,24 @@ fn command(
 ) -> Message {
     let arg = |i: usize| args.get(i).map(|(r, _)| &buf[r.clone()]);
     let name = arg(0).unwrap_or_default();
-    let op = summarize(name, name.len()).text.to_ascii_uppercase();
-    let mut text = op.clone();
+    let mut op = String::new();
+    push_summary(&mut op, name, name.len());
+    op.make_ascii_uppercase();
+    let room: usize = args
+        .iter()
+        .map(|(r, _)| r.len().min(SUMMARY_MAX + 16) + 1)
+        .sum();
+    let mut text = String::with_capacity(room);
+    text.push_str(&op);
     for (range, size) in args.iter().skip(1).take(ARGS_SHOWN) {
         text.push(' ');
-        text.push_str(&summarize(&buf[range.clone()], *size as usize).text);
+        push_summary(&mut text, &buf[range.clone()], *size as usize);
     }
     let shown = args.len().min(ARGS_SHOWN + 1) as u64;
     if argc > shown {
         text.push_str(&format!(" …({} args)", argc - 1));
     }
-    let string = |i: usize| String::from_utf8_lossy(arg(i).unwrap_or_default()).into_owned();
+    let string = |i: usize| lossy(arg(i).unwrap_or_default());
     // Only the plain forms: `SET k v NX`, `XX`, `GET`, `EX`... are conditional, return the old
     // value or expire, which a read/write register cannot express.
     let kv_request = match (op.as_str(), argc) {

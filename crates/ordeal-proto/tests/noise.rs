@@ -150,7 +150,7 @@ fn noisy(rng: &mut Rng, max: usize) -> Vec<u8> {
 
 #[test]
 fn random_bytes_never_panic_nor_make_frames_outside_the_stream() {
-    let mut rng = Rng(0x5eed_0f_04d3a1);
+    let mut rng = Rng(0x5eed_0f04_d3a1);
     for protocol in decoders() {
         let mut frames = 0;
         for _ in 0..2000 {
@@ -187,7 +187,7 @@ fn mutated_conversations_never_panic_nor_make_frames_outside_the_stream() {
         demo_backup(),
         memcached(),
     ];
-    let mut rng = Rng(0xdec0_de5);
+    let mut rng = Rng(0x0dec_0de5);
     for protocol in decoders() {
         let mut frames = 0;
         for conversation in &conversations {
@@ -224,7 +224,7 @@ fn mutated_conversations_never_panic_nor_make_frames_outside_the_stream() {
 
 #[test]
 fn long_noisy_streams_stay_in_order() {
-    let mut rng = Rng(0x10_0a6);
+    let mut rng = Rng(0x0010_00a6);
     for protocol in decoders() {
         let mut frames = 0;
         for round in 0..6 {
