@@ -233,14 +233,21 @@ fn long_noisy_streams_stay_in_order() {
             let mut total = 0;
             while total < 3 * MAX_BUFFER {
                 let n = rng.below(2 * MAX_BUFFER);
-                let head = match round % 3 {
+                // Each protocol's own long command; all of them for detection.
+                let format = match protocol.map(|p| p.name()) {
+                    Some("resp") => 0,
+                    Some("memcached") => 1,
+                    Some(_) => 2,
+                    None => round % 3,
+                };
+                let head = match format {
                     0 => format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${n}\r\n"),
                     1 => format!("set k 0 0 {n}\r\n"),
                     _ => format!("SET k {n}"),
                 };
                 let mut write = head.into_bytes();
                 write.extend((0..n).map(|_| rng.byte()));
-                write.extend_from_slice(if round % 3 == 2 { b"\n" } else { b"\r\n" });
+                write.extend_from_slice(if format == 2 { b"\n" } else { b"\r\n" });
                 write.extend(noisy(&mut rng, 40));
                 total += write.len();
                 transfers.push((Side::Client, write));
@@ -249,6 +256,6 @@ fn long_noisy_streams_stay_in_order() {
         }
         // Decoded, not all refused at once (fixed seed: the same every run).
         let name = protocol.map(|p| p.name());
-        assert!(frames >= 5, "{name:?}: {frames} frames");
+        assert!(frames >= 3, "{name:?}: {frames} frames");
     }
 }
