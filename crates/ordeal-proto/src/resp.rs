@@ -63,7 +63,7 @@ fn detect_array(first: &[u8]) -> Detect {
 }
 
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'|')
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
 /// A Redis command, in any case, or a module's (`JSON.SET`).
@@ -159,6 +159,8 @@ enum Asked {
     Subscribe {
         channels: u64,
     },
+    /// `MONITOR`: after its `+OK`, every command the server runs, pushed.
+    Monitor,
     Other,
 }
 
@@ -171,6 +173,8 @@ enum Mode {
     AwaitRdb,
     /// A replication stream: commands, one-way.
     Stream,
+    /// `MONITOR` answered: the server pushes what it runs.
+    Monitor,
 }
 
 #[derive(Default)]
@@ -318,6 +322,7 @@ impl RespDecoder {
         if message.role == Role::Request {
             let asked = match message.op.as_str() {
                 "SYNC" | "PSYNC" => Asked::Sync,
+                "MONITOR" => Asked::Monitor,
                 "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" => {
                     self.subscribed = true;
                     Asked::Subscribe { channels: argc - 1 }
@@ -425,7 +430,13 @@ impl RespDecoder {
         match main.kind {
             b'+' if data.starts_with(b"FULLRESYNC") => self.server = Mode::AwaitRdb,
             b'+' if data.starts_with(b"CONTINUE") => self.server = Mode::Stream,
-            b'+' if data == b"OK" => kv_response = Some(KvResponse::Ok),
+            _ if self.server == Mode::Monitor => role = Role::OneWay,
+            b'+' if data == b"OK" => {
+                if self.waiting.front() == Some(&Asked::Monitor) {
+                    self.server = Mode::Monitor;
+                }
+                kv_response = Some(KvResponse::Ok);
+            }
             b'-' | b'!' => kv_response = Some(error_outcome(data)),
             b'$' => {
                 let value = main.size.map(|_| lossy(data));
@@ -473,6 +484,7 @@ impl RespDecoder {
             }
             b"subscribe" | b"psubscribe" | b"ssubscribe" | b"unsubscribe" | b"punsubscribe"
             | b"sunsubscribe" => {
+                let was_subscribed = self.subscribed;
                 // The last element counts the subscriptions left.
                 let last = &tokens[tokens.len() - 1];
                 if last.kind == b':' && &buf[last.data.clone()] == b"0" {
@@ -485,7 +497,13 @@ impl RespDecoder {
                     self.extra_confirmations = channels.saturating_sub(1);
                     Role::Response
                 } else {
-                    Role::OneWay
+                    // Not asked for: one of several channels an `UNSUBSCRIBE` without
+                    // arguments dropped, or an unsubscription the server decided.
+                    if was_subscribed {
+                        Role::OneWay
+                    } else {
+                        default
+                    }
                 }
             }
             _ => default,

@@ -264,6 +264,24 @@ fn subscriptions_answer_once_and_messages_are_pushed() {
     );
 }
 
+#[test]
+fn monitor_events_are_pushed() {
+    let frames = feed(&[
+        (C, b"MONITOR\r\n"),
+        (
+            S,
+            b"+OK\r\n+1700000000.123456 [0 127.0.0.1:50000] \"SET\" \"k\" \"v\"\r\n",
+        ),
+    ]);
+    assert_eq!(
+        pairs(frames),
+        [
+            "MONITOR -> +OK",
+            "+1700000000.123456 [0 127.0.0.1:50000] \"SET\" \"k\" \"v\""
+        ]
+    );
+}
+
 /// A replica's handshake with its primary, the RDB (no `\r\n` after it), the stream.
 pub(crate) const REPLICA: &[u8] = b"*1\r\n$4\r\nPING\r\n\
     *3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n\
