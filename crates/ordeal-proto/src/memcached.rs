@@ -157,12 +157,14 @@ fn data_end(buf: &[u8], at: usize, n: u64, full: bool) -> Result<Option<u64>, ()
     Ok(Some(end))
 }
 
+/// A length or count: decimal digits, at most 2^32 (memcached's items are far smaller).
 fn number(word: Option<&&[u8]>) -> Option<u64> {
     let word = word?;
-    if word.is_empty() || word.len() > 19 || !word.iter().all(u8::is_ascii_digit) {
+    if word.is_empty() || word.len() > 10 || !word.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(word).ok()?.parse().ok()
+    let n = word.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    (n <= 1 << 32).then_some(n)
 }
 
 fn text_of(words: &[&[u8]]) -> String {

@@ -544,7 +544,7 @@ impl RespDecoder {
                     message.truncated = true;
                     self.answered(role);
                     return Parse::Frame {
-                        len: (buf.len() + 1 - marker.len()) as u64,
+                        len: (buf.len() + 1).saturating_sub(marker.len()).max(start) as u64,
                         message: Some(message),
                     };
                 }
@@ -586,7 +586,7 @@ impl RespDecoder {
             }
             // Keep what may be the start of the marker.
             None if full => Parse::Frame {
-                len: (buf.len() - marker.len() + 1) as u64,
+                len: (buf.len() + 1).saturating_sub(marker.len()).max(1) as u64,
                 message: None,
             },
             None => Parse::Need,
