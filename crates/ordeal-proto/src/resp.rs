@@ -394,9 +394,11 @@ impl RespDecoder {
             let argc = tokens[0].size.unwrap_or(0);
             return command(buf, &self.args, argc, truncated, Role::OneWay);
         }
-        let mut message = self.reply(buf, truncated);
-        message.role = Role::OneWay;
-        message.kv_response = None;
+        // Not a command (a primary sends none other): shown as a reply would be.
+        let mut text = String::new();
+        render(buf, tokens, &mut 0, &mut text, 0);
+        let mut message = Message::new(Role::OneWay, (tokens[0].kind as char).to_string(), text);
+        message.truncated = truncated;
         message
     }
 
@@ -404,10 +406,16 @@ impl RespDecoder {
         let tokens = &self.walker.tokens;
         let mut text = String::new();
         render(buf, tokens, &mut 0, &mut text, 0);
-        // The reply itself, past any attribute.
+        // The reply itself, past any attribute (a map of `size` keys and values).
         let mut at = 0;
-        while tokens.get(at).is_some_and(|t| t.kind == b'|') {
-            skip(tokens, &mut at);
+        while let Some(attribute) = tokens.get(at).filter(|t| t.kind == b'|') {
+            at += 1;
+            for _ in 0..attribute.size.unwrap_or(0) {
+                if at >= tokens.len() {
+                    break;
+                }
+                skip(tokens, &mut at);
+            }
         }
         let Some(main) = tokens.get(at) else {
             let mut message = Message::new(Role::Response, "|", text);

@@ -265,6 +265,26 @@ fn subscriptions_answer_once_and_messages_are_pushed() {
 }
 
 #[test]
+fn attributes_annotate_the_reply_that_follows() {
+    let frames = feed(&[
+        (C, b"GET k\r\n"),
+        (
+            S,
+            b"|1\r\n+key-popularity\r\n%1\r\n$1\r\nk\r\n,0.2\r\n$1\r\nv\r\n",
+        ),
+    ]);
+    let reply = &frames[1].message;
+    assert_eq!(
+        (reply.op.as_str(), reply.text.as_str(), &reply.kv_response),
+        (
+            "$",
+            "|{+key-popularity: {\"k\": ,0.2}} \"v\"",
+            &Some(KvResponse::Value(Some("v".into())))
+        )
+    );
+}
+
+#[test]
 fn monitor_events_are_pushed() {
     let frames = feed(&[
         (C, b"MONITOR\r\n"),
