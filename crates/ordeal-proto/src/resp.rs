@@ -482,39 +482,44 @@ impl RespDecoder {
         let Some(name) = tokens
             .get(at + 1)
             .filter(|t| matches!(t.kind, b'$' | b'+') && tokens[at].size >= Some(3))
-            .map(|t| buf[t.data.clone()].to_ascii_lowercase())
+            .map(|t| &buf[t.data.clone()])
         else {
             return default;
         };
-        match name.as_slice() {
-            b"message" | b"pmessage" | b"smessage" if self.subscribed || kind == b'>' => {
-                Role::OneWay
-            }
-            b"subscribe" | b"psubscribe" | b"ssubscribe" | b"unsubscribe" | b"punsubscribe"
-            | b"sunsubscribe" => {
-                let was_subscribed = self.subscribed;
-                // The last element counts the subscriptions left.
-                let last = &tokens[tokens.len() - 1];
-                if last.kind == b':' && &buf[last.data.clone()] == b"0" {
-                    self.subscribed = false;
-                }
-                if self.extra_confirmations > 0 {
-                    self.extra_confirmations -= 1;
-                    Role::OneWay
-                } else if let Some(Asked::Subscribe { channels }) = self.waiting.front() {
-                    self.extra_confirmations = channels.saturating_sub(1);
-                    Role::Response
-                } else {
-                    // Not asked for: one of several channels an `UNSUBSCRIBE` without
-                    // arguments dropped, or an unsubscription the server decided.
-                    if was_subscribed {
-                        Role::OneWay
-                    } else {
-                        default
-                    }
-                }
-            }
-            _ => default,
+        let is_any = |words: &[&[u8]]| words.iter().any(|w| name.eq_ignore_ascii_case(w));
+        let message = is_any(&[b"message", b"pmessage", b"smessage"]);
+        let confirmation = is_any(&[
+            b"subscribe",
+            b"psubscribe",
+            b"ssubscribe",
+            b"unsubscribe",
+            b"punsubscribe",
+            b"sunsubscribe",
+        ]);
+        if message && (self.subscribed || kind == b'>') {
+            return Role::OneWay;
+        }
+        if !confirmation {
+            return default;
+        }
+        let was_subscribed = self.subscribed;
+        // The last element counts the subscriptions left.
+        let last = &tokens[tokens.len() - 1];
+        if last.kind == b':' && &buf[last.data.clone()] == b"0" {
+            self.subscribed = false;
+        }
+        if self.extra_confirmations > 0 {
+            self.extra_confirmations -= 1;
+            Role::OneWay
+        } else if let Some(Asked::Subscribe { channels }) = self.waiting.front() {
+            self.extra_confirmations = channels.saturating_sub(1);
+            Role::Response
+        } else if was_subscribed {
+            // Not asked for: one of several channels an `UNSUBSCRIBE` without arguments
+            // dropped, or an unsubscription the server decided.
+            Role::OneWay
+        } else {
+            default
         }
     }
 
