@@ -34,6 +34,7 @@ fn main() {
     let (mut messages, mut exchanges, mut answered, mut mismatched) = (0u64, 0u64, 0u64, 0u64);
     let mut fed = [0u64; 2];
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     while fed[0] + fed[1] < total {
         let n = feed(&mut conv, Side::Client, &client, fed[0], READ);
         fed[0] += n.0;
@@ -73,15 +74,24 @@ fn main() {
     }
     let seconds = started.elapsed().as_secs_f64();
     let bytes = fed[0] + fed[1];
+    let mb = bytes as f64 / 1048576.0;
     println!(
-        "{:.0} MB of RESP in {READ}-byte reads in {seconds:.2} s: {:.0} MB/s, {:.2} M messages/s \
-         ({messages} messages, {exchanges} exchanges, {answered} answered, {mismatched} \
-         mismatched), peak RSS {}",
-        bytes as f64 / 1048576.0,
-        bytes as f64 / 1048576.0 / seconds,
+        "{mb:.0} MB of RESP in {READ}-byte reads in {seconds:.2} s: {:.0} MB/s, {:.2} M \
+         messages/s ({messages} messages, {exchanges} exchanges, {answered} answered, \
+         {mismatched} mismatched), peak RSS {}",
+        mb / seconds,
         messages as f64 / 1e6 / seconds,
         peak_rss().unwrap_or_else(|| "unknown".into()),
     );
+    // On a busy machine the wall clock counts other processes' turns; CPU time does not.
+    if let (Some(start), Some(end)) = (cpu_started, cpu_seconds()) {
+        let cpu = end - start;
+        println!(
+            "CPU time {cpu:.2} s: {:.0} MB/s, {:.2} M messages/s per CPU",
+            mb / cpu,
+            messages as f64 / 1e6 / cpu
+        );
+    }
 }
 
 /// Feeds one read (at most `max` bytes) of the looped `pattern` from stream offset `at`;
@@ -120,6 +130,13 @@ fn pattern() -> (Vec<u8>, Vec<u8>, u64, u64) {
     }
     let (c, s) = (client.len() / PAIRS, server.len() / PAIRS);
     (client, server, c as u64, s as u64)
+}
+
+/// CPU time this (single) thread has run, from Linux's `/proc/self/schedstat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let nanos: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(nanos / 1e9)
 }
 
 /// The process's peak resident memory (Linux's `VmHWM`).
