@@ -144,25 +144,38 @@ fn line(buf: &[u8], full: bool) -> Line<'_> {
     }
 }
 
-/// The length of a data block of `n` bytes starting `at`, with its `\r\n`; `None`: not
-/// there yet (`Some` anyway when `full`: it is then longer than the buffer).
-fn data_end(buf: &[u8], at: usize, n: u64, full: bool) -> Result<Option<u64>, ()> {
-    let end = at as u64 + n + 2;
-    if end > buf.len() as u64 {
-        return Ok(full.then_some(end));
-    }
-    if &buf[end as usize - 2..end as usize] != b"\r\n" {
-        return Err(());
-    }
-    Ok(Some(end))
+/// Where a data block ends.
+enum Block {
+    /// At this offset, its `\r\n` included (past the buffer when it was `full`).
+    EndsAt(u64),
+    Short,
+    Bad,
 }
 
+/// The data block of `n` bytes that starts at `at`, followed by `\r\n`.
+fn block(buf: &[u8], at: usize, n: u64, full: bool) -> Block {
+    let end = at as u64 + n + 2;
+    if end > buf.len() as u64 {
+        return if full {
+            Block::EndsAt(end)
+        } else {
+            Block::Short
+        };
+    }
+    if &buf[end as usize - 2..end as usize] != b"\r\n" {
+        return Block::Bad;
+    }
+    Block::EndsAt(end)
+}
+
+/// A length or count: decimal digits, at most 2^32 (memcached's items are far smaller).
 fn number(word: Option<&&[u8]>) -> Option<u64> {
     let word = word?;
-    if word.is_empty() || word.len() > 19 || !word.iter().all(u8::is_ascii_digit) {
+    if word.is_empty() || word.len() > 10 || !word.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(word).ok()?.parse().ok()
+    let n = word.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    (n <= 1 << 32).then_some(n)
 }
 
 fn text_of(words: &[&[u8]]) -> String {
@@ -207,10 +220,10 @@ fn request(buf: &[u8], full: bool) -> Parse {
         _ => None,
     };
     if let Some(n) = data_len {
-        len = match data_end(buf, line_len, n, full) {
-            Ok(Some(end)) => end,
-            Ok(None) => return Parse::Need,
-            Err(()) => return Parse::Invalid,
+        len = match block(buf, line_len, n, full) {
+            Block::EndsAt(end) => end,
+            Block::Short => return Parse::Need,
+            Block::Bad => return Parse::Invalid,
         };
         let seen = &buf[line_len..buf.len().min(line_len + n as usize)];
         message.truncated = seen.len() as u64 != n;
@@ -270,10 +283,10 @@ impl MemcachedDecoder {
                 let Some(n) = number(words.get(1)) else {
                     return Parse::Invalid;
                 };
-                let end = match data_end(buf, line_len, n, full) {
-                    Ok(Some(end)) => end,
-                    Ok(None) => return Parse::Need,
-                    Err(()) => return Parse::Invalid,
+                let end = match block(buf, line_len, n, full) {
+                    Block::EndsAt(end) => end,
+                    Block::Short => return Parse::Need,
+                    Block::Bad => return Parse::Invalid,
                 };
                 let seen = &buf[line_len..buf.len().min(line_len + n as usize)];
                 message.truncated = seen.len() as u64 != n;
@@ -341,10 +354,10 @@ impl MemcachedDecoder {
                         return Parse::Invalid;
                     };
                     let at = pos + line_len;
-                    let end = match data_end(buf, at, n, full) {
-                        Ok(Some(end)) => end,
-                        Ok(None) => return Parse::Need,
-                        Err(()) => return Parse::Invalid,
+                    let end = match block(buf, at, n, full) {
+                        Block::EndsAt(end) => end,
+                        Block::Short => return Parse::Need,
+                        Block::Bad => return Parse::Invalid,
                     };
                     let seen = &buf[at..buf.len().min(at + n as usize)];
                     let key = words.get(1).copied().unwrap_or_default();
@@ -384,10 +397,10 @@ impl MemcachedDecoder {
                 let Some(n) = number(words.get(3)) else {
                     return Parse::Invalid;
                 };
-                match data_end(buf, line_len, n, full) {
-                    Ok(Some(end)) => end,
-                    Ok(None) => return Parse::Need,
-                    Err(()) => return Parse::Invalid,
+                match block(buf, line_len, n, full) {
+                    Block::EndsAt(end) => end,
+                    Block::Short => return Parse::Need,
+                    Block::Bad => return Parse::Invalid,
                 }
             }
             Some(b"STAT" | b"ITEM") => line_len as u64,

@@ -14,10 +14,10 @@ use std::collections::VecDeque;
 use std::ops::Range;
 
 use crate::{
-    summarize, Decoder, Detect, KvRequest, KvResponse, Message, Parse, Protocol, Role, Side,
-    MAX_PENDING,
+    Decoder, Detect, KvRequest, KvResponse, Message, Parse, Protocol, Role, Side, MAX_PENDING,
+    SUMMARY_MAX,
 };
-use walk::{line_end, render, skip, Line, Shape, Walked, Walker, HEADER_MAX};
+use walk::{line_end, lossy, push_summary, render, skip, Line, Shape, Walked, Walker, HEADER_MAX};
 
 /// The Redis protocol, RESP2 and RESP3.
 pub struct Resp;
@@ -63,7 +63,7 @@ fn detect_array(first: &[u8]) -> Detect {
 }
 
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'|')
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
 /// A Redis command, in any case, or a module's (`JSON.SET`).
@@ -159,6 +159,8 @@ enum Asked {
     Subscribe {
         channels: u64,
     },
+    /// `MONITOR`: after its `+OK`, every command the server runs, pushed.
+    Monitor,
     Other,
 }
 
@@ -171,6 +173,8 @@ enum Mode {
     AwaitRdb,
     /// A replication stream: commands, one-way.
     Stream,
+    /// `MONITOR` answered: the server pushes what it runs.
+    Monitor,
 }
 
 #[derive(Default)]
@@ -318,6 +322,7 @@ impl RespDecoder {
         if message.role == Role::Request {
             let asked = match message.op.as_str() {
                 "SYNC" | "PSYNC" => Asked::Sync,
+                "MONITOR" => Asked::Monitor,
                 "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" => {
                     self.subscribed = true;
                     Asked::Subscribe { channels: argc - 1 }
@@ -389,9 +394,11 @@ impl RespDecoder {
             let argc = tokens[0].size.unwrap_or(0);
             return command(buf, &self.args, argc, truncated, Role::OneWay);
         }
-        let mut message = self.reply(buf, truncated);
-        message.role = Role::OneWay;
-        message.kv_response = None;
+        // Not a command (a primary sends none other): shown as a reply would be.
+        let mut text = String::new();
+        render(buf, tokens, &mut 0, &mut text, 0);
+        let mut message = Message::new(Role::OneWay, (tokens[0].kind as char).to_string(), text);
+        message.truncated = truncated;
         message
     }
 
@@ -399,10 +406,16 @@ impl RespDecoder {
         let tokens = &self.walker.tokens;
         let mut text = String::new();
         render(buf, tokens, &mut 0, &mut text, 0);
-        // The reply itself, past any attribute.
+        // The reply itself, past any attribute (a map of `size` keys and values).
         let mut at = 0;
-        while tokens.get(at).is_some_and(|t| t.kind == b'|') {
-            skip(tokens, &mut at);
+        while let Some(attribute) = tokens.get(at).filter(|t| t.kind == b'|') {
+            at += 1;
+            for _ in 0..attribute.size.unwrap_or(0) {
+                if at >= tokens.len() {
+                    break;
+                }
+                skip(tokens, &mut at);
+            }
         }
         let Some(main) = tokens.get(at) else {
             let mut message = Message::new(Role::Response, "|", text);
@@ -414,7 +427,9 @@ impl RespDecoder {
         let op = match main.kind {
             b'+' | b'-' => {
                 let word = data.split(|&b| b == b' ').next().unwrap_or_default();
-                format!("{}{}", main.kind as char, summarize(word, word.len()).text)
+                let mut op = String::from(main.kind as char);
+                push_summary(&mut op, word, word.len());
+                op
             }
             kind => (kind as char).to_string(),
         };
@@ -423,12 +438,16 @@ impl RespDecoder {
         match main.kind {
             b'+' if data.starts_with(b"FULLRESYNC") => self.server = Mode::AwaitRdb,
             b'+' if data.starts_with(b"CONTINUE") => self.server = Mode::Stream,
-            b'+' if data == b"OK" => kv_response = Some(KvResponse::Ok),
+            _ if self.server == Mode::Monitor => role = Role::OneWay,
+            b'+' if data == b"OK" => {
+                if self.waiting.front() == Some(&Asked::Monitor) {
+                    self.server = Mode::Monitor;
+                }
+                kv_response = Some(KvResponse::Ok);
+            }
             b'-' | b'!' => kv_response = Some(error_outcome(data)),
             b'$' => {
-                let value = main
-                    .size
-                    .map(|_| String::from_utf8_lossy(data).into_owned());
+                let value = main.size.map(|_| lossy(data));
                 kv_response = Some(KvResponse::Value(value));
             }
             b'_' => kv_response = Some(KvResponse::Value(None)),
@@ -463,32 +482,44 @@ impl RespDecoder {
         let Some(name) = tokens
             .get(at + 1)
             .filter(|t| matches!(t.kind, b'$' | b'+') && tokens[at].size >= Some(3))
-            .map(|t| buf[t.data.clone()].to_ascii_lowercase())
+            .map(|t| &buf[t.data.clone()])
         else {
             return default;
         };
-        match name.as_slice() {
-            b"message" | b"pmessage" | b"smessage" if self.subscribed || kind == b'>' => {
-                Role::OneWay
-            }
-            b"subscribe" | b"psubscribe" | b"ssubscribe" | b"unsubscribe" | b"punsubscribe"
-            | b"sunsubscribe" => {
-                // The last element counts the subscriptions left.
-                let last = &tokens[tokens.len() - 1];
-                if last.kind == b':' && &buf[last.data.clone()] == b"0" {
-                    self.subscribed = false;
-                }
-                if self.extra_confirmations > 0 {
-                    self.extra_confirmations -= 1;
-                    Role::OneWay
-                } else if let Some(Asked::Subscribe { channels }) = self.waiting.front() {
-                    self.extra_confirmations = channels.saturating_sub(1);
-                    Role::Response
-                } else {
-                    Role::OneWay
-                }
-            }
-            _ => default,
+        let is_any = |words: &[&[u8]]| words.iter().any(|w| name.eq_ignore_ascii_case(w));
+        let message = is_any(&[b"message", b"pmessage", b"smessage"]);
+        let confirmation = is_any(&[
+            b"subscribe",
+            b"psubscribe",
+            b"ssubscribe",
+            b"unsubscribe",
+            b"punsubscribe",
+            b"sunsubscribe",
+        ]);
+        if message && (self.subscribed || kind == b'>') {
+            return Role::OneWay;
+        }
+        if !confirmation {
+            return default;
+        }
+        let was_subscribed = self.subscribed;
+        // The last element counts the subscriptions left.
+        let last = &tokens[tokens.len() - 1];
+        if last.kind == b':' && &buf[last.data.clone()] == b"0" {
+            self.subscribed = false;
+        }
+        if self.extra_confirmations > 0 {
+            self.extra_confirmations -= 1;
+            Role::OneWay
+        } else if let Some(Asked::Subscribe { channels }) = self.waiting.front() {
+            self.extra_confirmations = channels.saturating_sub(1);
+            Role::Response
+        } else if was_subscribed {
+            // Not asked for: one of several channels an `UNSUBSCRIBE` without arguments
+            // dropped, or an unsubscription the server decided.
+            Role::OneWay
+        } else {
+            default
         }
     }
 
@@ -526,7 +557,7 @@ impl RespDecoder {
                     message.truncated = true;
                     self.answered(role);
                     return Parse::Frame {
-                        len: (buf.len() + 1 - marker.len()) as u64,
+                        len: (buf.len() + 1).saturating_sub(marker.len()).max(start) as u64,
                         message: Some(message),
                     };
                 }
@@ -568,7 +599,7 @@ impl RespDecoder {
             }
             // Keep what may be the start of the marker.
             None if full => Parse::Frame {
-                len: (buf.len() - marker.len() + 1) as u64,
+                len: (buf.len() + 1).saturating_sub(marker.len()).max(1) as u64,
                 message: None,
             },
             None => Parse::Need,
@@ -593,17 +624,24 @@ fn command(
 ) -> Message {
     let arg = |i: usize| args.get(i).map(|(r, _)| &buf[r.clone()]);
     let name = arg(0).unwrap_or_default();
-    let op = summarize(name, name.len()).text.to_ascii_uppercase();
-    let mut text = op.clone();
+    let mut op = String::new();
+    push_summary(&mut op, name, name.len());
+    op.make_ascii_uppercase();
+    let room: usize = args
+        .iter()
+        .map(|(r, _)| r.len().min(SUMMARY_MAX + 16) + 1)
+        .sum();
+    let mut text = String::with_capacity(room);
+    text.push_str(&op);
     for (range, size) in args.iter().skip(1).take(ARGS_SHOWN) {
         text.push(' ');
-        text.push_str(&summarize(&buf[range.clone()], *size as usize).text);
+        push_summary(&mut text, &buf[range.clone()], *size as usize);
     }
     let shown = args.len().min(ARGS_SHOWN + 1) as u64;
     if argc > shown {
         text.push_str(&format!(" …({} args)", argc - 1));
     }
-    let string = |i: usize| String::from_utf8_lossy(arg(i).unwrap_or_default()).into_owned();
+    let string = |i: usize| lossy(arg(i).unwrap_or_default());
     // Only the plain forms: `SET k v NX`, `XX`, `GET`, `EX`... are conditional, return the old
     // value or expire, which a read/write register cannot express.
     let kv_request = match (op.as_str(), argc) {

@@ -264,6 +264,44 @@ fn subscriptions_answer_once_and_messages_are_pushed() {
     );
 }
 
+#[test]
+fn attributes_annotate_the_reply_that_follows() {
+    let frames = feed(&[
+        (C, b"GET k\r\n"),
+        (
+            S,
+            b"|1\r\n+key-popularity\r\n%1\r\n$1\r\nk\r\n,0.2\r\n$1\r\nv\r\n",
+        ),
+    ]);
+    let reply = &frames[1].message;
+    assert_eq!(
+        (reply.op.as_str(), reply.text.as_str(), &reply.kv_response),
+        (
+            "$",
+            "|{+key-popularity: {\"k\": ,0.2}} \"v\"",
+            &Some(KvResponse::Value(Some("v".into())))
+        )
+    );
+}
+
+#[test]
+fn monitor_events_are_pushed() {
+    let frames = feed(&[
+        (C, b"MONITOR\r\n"),
+        (
+            S,
+            b"+OK\r\n+1700000000.123456 [0 127.0.0.1:50000] \"SET\" \"k\" \"v\"\r\n",
+        ),
+    ]);
+    assert_eq!(
+        pairs(frames),
+        [
+            "MONITOR -> +OK",
+            "+1700000000.123456 [0 127.0.0.1:50000] \"SET\" \"k\" \"v\""
+        ]
+    );
+}
+
 /// A replica's handshake with its primary, the RDB (no `\r\n` after it), the stream.
 pub(crate) const REPLICA: &[u8] = b"*1\r\n$4\r\nPING\r\n\
     *3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n\

@@ -1,9 +1,10 @@
 //! One RESP value measured where it lies: where it ends, and its first parts noted for its
 //! message, without copying its bytes. Also the text of a value for people.
 
+use std::fmt::Write;
 use std::ops::Range;
 
-use crate::summarize;
+use crate::{summarize, SUMMARY_MAX};
 
 /// Parts of a value noted for its message; later parts are only measured.
 pub(super) const TOKENS_MAX: usize = 48;
@@ -309,7 +310,7 @@ pub(super) fn words(bytes: &[u8], out: &mut String) {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(&summarize(word, word.len()).text);
+        push_summary(out, word, word.len());
     }
 }
 
@@ -382,7 +383,7 @@ pub(super) fn render(buf: &[u8], tokens: &[Token], i: &mut usize, out: &mut Stri
         }
         _ => {
             out.push(t.kind as char);
-            out.push_str(&summarize(data, data.len()).text);
+            push_summary(out, data, data.len());
         }
     }
 }
@@ -406,9 +407,35 @@ pub(super) fn skip(tokens: &[Token], i: &mut usize) {
     }
 }
 
+/// Appends `summarize(bytes, total).text`, without allocating when the part shown is
+/// printable (most arguments are: decoding speed is mostly allocation).
+pub(super) fn push_summary(out: &mut String, bytes: &[u8], total: usize) {
+    let shown = &bytes[..bytes.len().min(SUMMARY_MAX)];
+    let plain = shown
+        .iter()
+        .all(|&b| (0x20..=0x7e).contains(&b) && b != b'\\');
+    match std::str::from_utf8(shown) {
+        Ok(text) if plain => {
+            out.push_str(text);
+            if total > bytes.len() || bytes.len() > SUMMARY_MAX {
+                let _ = write!(out, "…({} bytes)", total.max(bytes.len()));
+            }
+        }
+        _ => out.push_str(&summarize(bytes, total).text),
+    }
+}
+
+/// `bytes` as text, invalid UTF-8 replaced.
+pub(super) fn lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 fn quoted(data: &[u8], total: u64, out: &mut String) {
     out.push('"');
-    out.push_str(&summarize(data, total as usize).text);
+    push_summary(out, data, total as usize);
     out.push('"');
 }
 
@@ -539,6 +566,27 @@ mod tests {
             }
         );
         assert_eq!(walk(b"+no end", true, Shape::Any), Walked::Invalid);
+    }
+
+    #[test]
+    fn summaries_are_summarize_s() {
+        for (bytes, total) in [
+            (&b"v7"[..], 2),
+            (b"a\\b", 3),
+            (b"a\r\n", 3),
+            (b"\xff", 1),
+            (b"abc", 10),
+            (&[b'x'; 60], 60),
+            (&[b'x'; 48], 48),
+            (&[b'x'; 48], 4000),
+            (b"\xffabc", 4000),
+            (b"\xe2\x80\xa6", 3),
+        ] {
+            let mut out = String::from(">");
+            push_summary(&mut out, bytes, total);
+            assert_eq!(out, format!(">{}", summarize(bytes, total).text));
+        }
+        assert_eq!(lossy(b"v\xff7"), "v\u{fffd}7");
     }
 
     #[test]
