@@ -48,6 +48,7 @@ mod pair;
 mod summary;
 
 pub mod demo;
+pub mod grpc;
 pub mod http;
 pub mod memcached;
 pub mod resp;
@@ -224,6 +225,7 @@ pub trait Protocol: Sync {
 pub static PROTOCOLS: &[&dyn Protocol] = &[
     &resp::Resp,
     &http::Http1,
+    &grpc::Grpc,
     &demo::DemoKv,
     &memcached::Memcached,
 ];
