@@ -23,7 +23,8 @@ pub fn request(service: &str, method: &str, msg: &[u8]) -> Option<(String, Optio
             let put = Put::read(msg);
             let mut text = format!("PUT {} {}", show(put.key), show(put.value));
             if put.lease != 0 {
-                text.push_str(&format!(" lease={}", put.lease));
+                // In hex, as etcdctl shows and takes lease ids.
+                text.push_str(&format!(" lease={:x}", put.lease));
             }
             (text, Some(put.kv()))
         }
@@ -352,8 +353,9 @@ mod tests {
 
     #[test]
     fn put_range_and_delete_requests() {
-        let (text, kv) = request("KV", "Put", &[put(b"k3", b"v7"), varint(3, 9)].concat()).unwrap();
-        assert_eq!(text, "PUT k3 v7 lease=9");
+        let (text, kv) =
+            request("KV", "Put", &[put(b"k3", b"v7"), varint(3, 26)].concat()).unwrap();
+        assert_eq!(text, "PUT k3 v7 lease=1a");
         assert_eq!(
             kv,
             Some(KvRequest::Write {

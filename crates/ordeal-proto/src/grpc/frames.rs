@@ -54,7 +54,7 @@ impl FrameHeader {
             DATA | HEADERS | CONTINUATION | PUSH_PROMISE => !on_connection,
             PRIORITY => !on_connection && self.length == 5,
             RST_STREAM => !on_connection && self.length == 4,
-            SETTINGS => on_connection && self.length % 6 == 0,
+            SETTINGS => on_connection && self.length.is_multiple_of(6),
             PING => on_connection && self.length == 8,
             GOAWAY => on_connection && self.length >= 8,
             WINDOW_UPDATE => self.length == 4,

@@ -87,7 +87,7 @@ fn detect_settings(first: &[u8]) -> Detect {
     }
     match FrameHeader::parse(first) {
         None => Detect::Maybe,
-        Some(h) if h.length % 6 == 0 => Detect::Yes,
+        Some(h) if h.length.is_multiple_of(6) => Detect::Yes,
         Some(_) => Detect::No,
     }
 }

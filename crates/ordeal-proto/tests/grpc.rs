@@ -1,0 +1,785 @@
+//! The grpc decoder on whole conversations: a synthetic etcd client and server built here
+//! (protobuf, HPACK with and without Huffman and with the dynamic table across requests,
+//! HTTP/2 frames), real etcdctl captures, split and mangled streams.
+
+use ordeal_proto::grpc::{hpack, Grpc, CLIENT_PREFACE};
+use ordeal_proto::{
+    detect_among, Conversation, Detect, Detection, Exchange, Framed, KvRequest, KvResponse, Pairer,
+    Protocol, Side,
+};
+
+static GRPC: Grpc = Grpc;
+
+// ---- A test encoder: protobuf, HPACK, frames. ----
+
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n == 0 { b } else { b | 0x80 });
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+fn pb_bytes(field: u64, b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    varint(field << 3 | 2, &mut out);
+    varint(b.len() as u64, &mut out);
+    out.extend_from_slice(b);
+    out
+}
+
+fn pb_num(field: u64, n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    varint(field << 3, &mut out);
+    varint(n, &mut out);
+    out
+}
+
+/// A gRPC length-prefixed message.
+fn grpc(msg: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    out.extend_from_slice(msg);
+    out
+}
+
+fn header(revision: u64) -> Vec<u8> {
+    pb_bytes(1, &[pb_num(1, 0xc1a5), pb_num(3, revision)].concat())
+}
+
+/// The static table entries this encoder uses (RFC 7541 appendix A).
+const STATIC: [(&str, &str, u64); 7] = [
+    (":authority", "", 1),
+    (":method", "POST", 3),
+    (":path", "/", 4),
+    (":scheme", "http", 6),
+    (":status", "200", 8),
+    ("content-type", "", 31),
+    ("user-agent", "", 58),
+];
+
+/// An HPACK encoder the way gRPC clients use one: fields indexed when already in a table,
+/// otherwise literal with incremental indexing.
+struct HpackEncoder {
+    huffman: bool,
+    table: Vec<(String, String)>,
+}
+
+impl HpackEncoder {
+    fn new(huffman: bool) -> HpackEncoder {
+        HpackEncoder {
+            huffman,
+            table: Vec::new(),
+        }
+    }
+
+    fn int(out: &mut Vec<u8>, flags: u8, bits: u32, v: u64) {
+        let max = (1u64 << bits) - 1;
+        if v < max {
+            out.push(flags | v as u8);
+            return;
+        }
+        out.push(flags | max as u8);
+        varint(v - max, out);
+    }
+
+    fn string(&self, out: &mut Vec<u8>, s: &str) {
+        if self.huffman {
+            let coded = hpack::huffman_encode(s.as_bytes());
+            Self::int(out, 0x80, 7, coded.len() as u64);
+            out.extend_from_slice(&coded);
+        } else {
+            Self::int(out, 0, 7, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+
+    fn block(&mut self, fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &(name, value) in fields {
+            let dynamic = |n: &str, v: Option<&str>| {
+                self.table
+                    .iter()
+                    .position(|(tn, tv)| tn == n && v.is_none_or(|v| v == tv))
+                    .map(|i| 62 + i as u64)
+            };
+            let exact = STATIC
+                .iter()
+                .find(|s| s.0 == name && s.1 == value)
+                .map(|s| s.2)
+                .or_else(|| dynamic(name, Some(value)));
+            if let Some(i) = exact {
+                Self::int(&mut out, 0x80, 7, i);
+                continue;
+            }
+            let named = STATIC
+                .iter()
+                .find(|s| s.0 == name)
+                .map(|s| s.2)
+                .or_else(|| dynamic(name, None));
+            Self::int(&mut out, 0x40, 6, named.unwrap_or(0));
+            if named.is_none() {
+                self.string(&mut out, name);
+            }
+            self.string(&mut out, value);
+            self.table.insert(0, (name.to_string(), value.to_string()));
+        }
+        out
+    }
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const WINDOW_UPDATE: u8 = 8;
+const CONTINUATION: u8 = 9;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+const PADDED: u8 = 8;
+const PRIORITY: u8 = 0x20;
+
+/// A client and a server, each with its HPACK context, writing transfers in time order.
+struct Wire {
+    client: HpackEncoder,
+    server: HpackEncoder,
+    transfers: Vec<(Side, Vec<u8>)>,
+}
+
+impl Wire {
+    fn new(huffman: bool) -> Wire {
+        let mut w = Wire {
+            client: HpackEncoder::new(huffman),
+            server: HpackEncoder::new(huffman),
+            transfers: Vec::new(),
+        };
+        let mut hello = CLIENT_PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[0, 2, 0, 0, 0, 0]));
+        w.send(Side::Client, hello);
+        w.send(
+            Side::Server,
+            [
+                frame(SETTINGS, 0, 0, &[0, 5, 0, 0, 0x40, 0]),
+                frame(SETTINGS, 1, 0, &[]),
+            ]
+            .concat(),
+        );
+        w.send(Side::Client, frame(SETTINGS, 1, 0, &[]));
+        w
+    }
+
+    fn send(&mut self, side: Side, bytes: Vec<u8>) {
+        self.transfers.push((side, bytes));
+    }
+
+    /// A unary call's request: HEADERS then one DATA with END_STREAM.
+    fn call(&mut self, stream: u32, path: &str, msg: &[u8]) {
+        let block = self.client.block(&[
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "127.0.0.1:2379"),
+            ("content-type", "application/grpc"),
+            ("user-agent", "grpc-go/1.26.0"),
+            ("te", "trailers"),
+        ]);
+        let bytes = [
+            frame(HEADERS, END_HEADERS, stream, &block),
+            frame(DATA, END_STREAM, stream, &grpc(msg)),
+        ]
+        .concat();
+        self.send(Side::Client, bytes);
+    }
+
+    /// A response: HEADERS, one DATA, trailers with the status.
+    fn reply(&mut self, stream: u32, msg: &[u8]) {
+        let head = self
+            .server
+            .block(&[(":status", "200"), ("content-type", "application/grpc")]);
+        let trailers = self
+            .server
+            .block(&[("grpc-status", "0"), ("grpc-message", "")]);
+        let bytes = [
+            frame(HEADERS, END_HEADERS, stream, &head),
+            frame(DATA, 0, stream, &grpc(msg)),
+            frame(HEADERS, END_HEADERS | END_STREAM, stream, &trailers),
+        ]
+        .concat();
+        self.send(Side::Server, bytes);
+    }
+
+    /// A trailers-only error response.
+    fn fail(&mut self, stream: u32, code: &str, message: &str) {
+        let block = self.server.block(&[
+            (":status", "200"),
+            ("content-type", "application/grpc"),
+            ("grpc-status", code),
+            ("grpc-message", message),
+        ]);
+        self.send(
+            Side::Server,
+            frame(HEADERS, END_HEADERS | END_STREAM, stream, &block),
+        );
+    }
+
+    /// Each side's whole byte stream.
+    fn streams(&self) -> [Vec<u8>; 2] {
+        let mut out = [Vec::new(), Vec::new()];
+        for (side, bytes) in &self.transfers {
+            out[side.index()].extend_from_slice(bytes);
+        }
+        out
+    }
+}
+
+fn put(key: &[u8], value: &[u8]) -> Vec<u8> {
+    [pb_bytes(1, key), pb_bytes(2, value)].concat()
+}
+
+fn kv(key: &[u8], value: &[u8], revision: u64) -> Vec<u8> {
+    pb_bytes(
+        2,
+        &[
+            pb_bytes(1, key),
+            pb_num(2, revision),
+            pb_num(3, revision),
+            pb_num(4, 1),
+            pb_bytes(5, value),
+        ]
+        .concat(),
+    )
+}
+
+/// The etcd conversation every test below decodes.
+fn etcd_conversation(huffman: bool) -> Wire {
+    let mut w = Wire::new(huffman);
+    w.call(1, "/etcdserverpb.KV/Put", &put(b"k3", b"v7"));
+    w.reply(1, &header(5));
+    w.send(Side::Client, frame(PING, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]));
+    w.call(3, "/etcdserverpb.KV/Range", &pb_bytes(1, b"k3"));
+    w.send(Side::Server, frame(WINDOW_UPDATE, 0, 0, &[0, 0, 0, 13]));
+    w.reply(3, &[header(5), kv(b"k3", b"v7", 5), pb_num(4, 1)].concat());
+    let compare = [pb_num(2, 3), pb_bytes(3, b"k3"), pb_bytes(7, b"v7")].concat();
+    let then = pb_bytes(2, &put(b"k3", b"v8"));
+    w.call(
+        5,
+        "/etcdserverpb.KV/Txn",
+        &[pb_bytes(1, &compare), pb_bytes(2, &then)].concat(),
+    );
+    w.reply(5, &[header(6), pb_num(2, 1)].concat());
+    w.call(7, "/etcdserverpb.KV/Put", &put(b"k4", b"v1"));
+    w.fail(7, "14", "etcdserver:%20request%20timed%20out");
+    w.call(9, "/etcdserverpb.KV/Range", &pb_bytes(1, b"nokey"));
+    w.reply(9, &header(6));
+    w.call(11, "/etcdserverpb.Lease/LeaseGrant", &pb_num(1, 5));
+    w.reply(11, &[header(6), pb_num(2, 0x1234), pb_num(3, 5)].concat());
+    // A request whose header block is split into a padded, prioritized HEADERS and a
+    // CONTINUATION, with padded DATA; the server resets it.
+    let block = w.client.block(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/etcdserverpb.KV/Range"),
+        (":authority", "127.0.0.1:2379"),
+        ("content-type", "application/grpc"),
+    ]);
+    let (a, b) = block.split_at(2);
+    let mut first = vec![3, 0, 0, 0, 0, 15];
+    first.extend_from_slice(a);
+    first.extend_from_slice(&[0; 3]);
+    let mut data = vec![2];
+    data.extend(grpc(&pb_bytes(1, b"k5")));
+    data.extend_from_slice(&[0; 2]);
+    w.send(
+        Side::Client,
+        [
+            frame(HEADERS, PADDED | PRIORITY, 13, &first),
+            frame(CONTINUATION, END_HEADERS, 13, b),
+            frame(DATA, PADDED | END_STREAM, 13, &data),
+        ]
+        .concat(),
+    );
+    w.send(Side::Server, frame(RST_STREAM, 0, 13, &[0, 0, 0, 8]));
+    w
+}
+
+const ETCD_EXCHANGES: [&str; 7] = [
+    "PUT k3 v7 -> OK rev 5",
+    "RANGE k3 -> k3=v7",
+    "TXN k3 v7→v8 -> succeeded",
+    "PUT k4 v1 -> grpc-status 14 (UNAVAILABLE): etcdserver: request timed out",
+    "RANGE nokey -> not found",
+    "etcd.LeaseGrant -> grpc-status 0",
+    "RANGE k5 -> RST_STREAM 8 (CANCEL)",
+];
+
+// ---- Driving the decoder. ----
+
+/// Decodes `transfers` in order, each a whole write.
+fn decode(transfers: &[(Side, Vec<u8>)]) -> Vec<Framed> {
+    let mut conv = Conversation::new(Some(&GRPC));
+    let mut at = [0u64; 2];
+    let mut out = Vec::new();
+    for (side, bytes) in transfers {
+        out.extend(conv.feed(*side, at[side.index()], bytes, true));
+        at[side.index()] += bytes.len() as u64;
+    }
+    out
+}
+
+fn exchanges(framed: Vec<Framed>) -> Vec<Exchange> {
+    let mut pairs = Pairer::default();
+    let mut done = Vec::new();
+    for f in framed {
+        pairs.push(f, &mut done);
+    }
+    pairs.finish(&mut done);
+    done
+}
+
+fn texts(done: &[Exchange]) -> Vec<String> {
+    done.iter()
+        .map(|x| match &x.response {
+            Some(r) => format!("{} -> {}", x.request.message.text, r.message.text),
+            None => x.request.message.text.clone(),
+        })
+        .collect()
+}
+
+/// Frames by side and offset: the decoding, whatever order the sides were fed in.
+fn by_offset(mut framed: Vec<Framed>) -> Vec<(Side, u64, u64, String)> {
+    framed.sort_by_key(|f| (f.side, f.start));
+    framed
+        .into_iter()
+        .map(|f| (f.side, f.start, f.end, f.message.text))
+        .collect()
+}
+
+#[test]
+fn an_etcd_conversation_decodes_with_and_without_huffman() {
+    for huffman in [false, true] {
+        let w = etcd_conversation(huffman);
+        let done = exchanges(decode(&w.transfers));
+        assert_eq!(texts(&done), ETCD_EXCHANGES, "huffman: {huffman}");
+        let kv: Vec<_> = done
+            .iter()
+            .map(|x| {
+                (
+                    x.request.message.op.clone(),
+                    x.request.message.stream,
+                    x.request.message.kv_request.clone(),
+                    x.response
+                        .as_ref()
+                        .and_then(|r| r.message.kv_response.clone()),
+                )
+            })
+            .collect();
+        let s = |s: &str| s.to_string();
+        assert_eq!(
+            kv,
+            [
+                (
+                    s("etcd.Put"),
+                    Some(1),
+                    Some(KvRequest::Write {
+                        key: s("k3"),
+                        value: s("v7")
+                    }),
+                    Some(KvResponse::Ok)
+                ),
+                (
+                    s("etcd.Range"),
+                    Some(3),
+                    Some(KvRequest::Read { key: s("k3") }),
+                    Some(KvResponse::Value(Some(s("v7"))))
+                ),
+                (
+                    s("etcd.Txn"),
+                    Some(5),
+                    Some(KvRequest::Cas {
+                        key: s("k3"),
+                        old: s("v7"),
+                        new: s("v8")
+                    }),
+                    Some(KvResponse::Ok)
+                ),
+                (
+                    s("etcd.Put"),
+                    Some(7),
+                    Some(KvRequest::Write {
+                        key: s("k4"),
+                        value: s("v1")
+                    }),
+                    Some(KvResponse::Unknown)
+                ),
+                (
+                    s("etcd.Range"),
+                    Some(9),
+                    Some(KvRequest::Read { key: s("nokey") }),
+                    Some(KvResponse::Value(None))
+                ),
+                (s("etcd.LeaseGrant"), Some(11), None, None),
+                (
+                    s("etcd.Range"),
+                    Some(13),
+                    Some(KvRequest::Read { key: s("k5") }),
+                    Some(KvResponse::Unknown)
+                ),
+            ]
+        );
+        assert!(done.iter().all(|x| !x.request.message.truncated));
+    }
+}
+
+#[test]
+fn the_dynamic_table_carries_across_requests() {
+    // The second call's block is all references to entries the first one added.
+    let mut w = Wire::new(true);
+    w.call(1, "/etcdserverpb.KV/Range", &pb_bytes(1, b"a"));
+    w.call(3, "/etcdserverpb.KV/Range", &pb_bytes(1, b"b"));
+    let second = &w.transfers.last().unwrap().1;
+    assert_eq!(&second[9..16], &[0x83, 0x86, 0xc2, 0xc1, 0xc0, 0xbf, 0xbe]);
+    let requests: Vec<_> = decode(&w.transfers)
+        .into_iter()
+        .map(|f| f.message.text)
+        .collect();
+    assert_eq!(requests, ["RANGE a", "RANGE b"]);
+}
+
+#[test]
+fn split_at_every_byte_the_decoding_is_the_same() {
+    let w = etcd_conversation(true);
+    let whole = by_offset(decode(&w.transfers));
+    assert_eq!(whole.len(), 14);
+    let streams = w.streams();
+    for side in [Side::Client, Side::Server] {
+        let bytes = &streams[side.index()];
+        let other = &streams[side.other().index()];
+        for cut in 0..=bytes.len() {
+            // The client's bytes first: a response never comes before its request.
+            let mut transfers = vec![(side, bytes[..cut].to_vec()), (side, bytes[cut..].to_vec())];
+            transfers.insert(
+                if side == Side::Client { 2 } else { 0 },
+                (side.other(), other.clone()),
+            );
+            assert_eq!(
+                by_offset(decode(&transfers)),
+                whole,
+                "{side:?} cut at {cut}"
+            );
+        }
+    }
+    // Fed byte by byte, pairs come out the same.
+    let mut conv = Conversation::new(Some(&GRPC));
+    let mut framed = Vec::new();
+    for (i, b) in streams[0].iter().enumerate() {
+        framed.extend(conv.feed(Side::Client, i as u64, &[*b], false));
+    }
+    for (i, b) in streams[1].iter().enumerate() {
+        framed.extend(conv.feed(Side::Server, i as u64, &[*b], false));
+    }
+    let mut done = exchanges(framed);
+    done.sort_by_key(|x| x.request.message.stream);
+    assert_eq!(texts(&done), ETCD_EXCHANGES);
+}
+
+#[test]
+fn interleaved_streams_pair_by_stream_id() {
+    let mut w = Wire::new(false);
+    let block = |w: &mut Wire, path: &str| {
+        w.client.block(&[
+            (":method", "POST"),
+            (":path", path),
+            ("content-type", "application/grpc"),
+        ])
+    };
+    let (b1, b3) = (
+        block(&mut w, "/etcdserverpb.KV/Put"),
+        block(&mut w, "/etcdserverpb.KV/Range"),
+    );
+    let body = grpc(&put(b"k1", b"v1"));
+    let (d1, d2) = body.split_at(6);
+    w.send(
+        Side::Client,
+        [
+            frame(HEADERS, END_HEADERS, 1, &b1),
+            frame(DATA, 0, 1, d1),
+            frame(HEADERS, END_HEADERS, 3, &b3),
+            frame(DATA, END_STREAM, 3, &grpc(&pb_bytes(1, b"k1"))),
+            frame(DATA, END_STREAM, 1, d2),
+        ]
+        .concat(),
+    );
+    // Blocks encoded in the order they go on the wire: the table follows it.
+    let head3 = w
+        .server
+        .block(&[(":status", "200"), ("content-type", "application/grpc")]);
+    let head = w
+        .server
+        .block(&[(":status", "200"), ("content-type", "application/grpc")]);
+    let ok3 = w.server.block(&[("grpc-status", "0")]);
+    let ok = w.server.block(&[("grpc-status", "0")]);
+    w.send(
+        Side::Server,
+        [
+            frame(HEADERS, END_HEADERS, 3, &head3),
+            frame(HEADERS, END_HEADERS, 1, &head),
+            frame(DATA, 0, 1, &grpc(&header(2))),
+            frame(
+                DATA,
+                0,
+                3,
+                &grpc(&[header(1), kv(b"k1", b"v0", 1)].concat()),
+            ),
+            frame(HEADERS, END_HEADERS | END_STREAM, 3, &ok3),
+            frame(HEADERS, END_HEADERS | END_STREAM, 1, &ok),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        texts(&exchanges(decode(&w.transfers))),
+        ["RANGE k1 -> k1=v0", "PUT k1 v1 -> OK rev 2"]
+    );
+}
+
+#[test]
+fn data_past_the_stream_limit_is_cut_and_the_next_request_decodes() {
+    let mut w = Wire::new(false);
+    let big = vec![b'x'; 100_000];
+    let block = w.client.block(&[
+        (":method", "POST"),
+        (":path", "/etcdserverpb.KV/Put"),
+        ("content-type", "application/grpc"),
+    ]);
+    w.send(
+        Side::Client,
+        [
+            frame(HEADERS, END_HEADERS, 1, &block),
+            frame(DATA, END_STREAM, 1, &grpc(&put(b"k9", &big))),
+        ]
+        .concat(),
+    );
+    w.call(3, "/etcdserverpb.KV/Range", &pb_bytes(1, b"k9"));
+    let framed = decode(&w.transfers);
+    let got: Vec<_> = framed
+        .iter()
+        .map(|f| (f.message.text.clone(), f.message.truncated, f.end - f.start))
+        .collect();
+    // The DATA frame's head fills the buffer: frame, gRPC and protobuf headers, then value.
+    let seen = 64 * 1024 - 9 - 5 - 4 - 4;
+    assert_eq!(
+        got,
+        [
+            (
+                format!("PUT k9 {}…({seen} bytes)", "x".repeat(48)),
+                true,
+                9 + 5 + 4 + 4 + 100_000
+            ),
+            ("RANGE k9".to_string(), false, 9 + 5 + 4)
+        ]
+    );
+}
+
+#[test]
+fn detection() {
+    assert_eq!(GRPC.detect(Side::Client, b""), Detect::Maybe);
+    assert_eq!(GRPC.detect(Side::Client, b"PRI * HTTP/2"), Detect::Maybe);
+    assert_eq!(GRPC.detect(Side::Client, CLIENT_PREFACE), Detect::Yes);
+    assert_eq!(
+        GRPC.detect(Side::Client, b"POST / HTTP/1.1\r\n"),
+        Detect::No
+    );
+    assert_eq!(
+        GRPC.detect(Side::Server, &[0, 0, 6, 4, 0, 0, 0, 0, 0]),
+        Detect::Yes
+    );
+    assert_eq!(GRPC.detect(Side::Server, &[0, 0, 6, 4]), Detect::Maybe);
+    assert_eq!(
+        GRPC.detect(Side::Server, &[0, 0, 6, 4, 1, 0, 0, 0, 0]),
+        Detect::No
+    );
+    assert_eq!(
+        GRPC.detect(Side::Server, &[0, 0, 7, 4, 0, 0, 0, 0, 0]),
+        Detect::No
+    );
+    assert_eq!(GRPC.detect(Side::Server, b"+OK\r\n"), Detect::No);
+    static ONLY: &[&dyn Protocol] = &[&GRPC];
+    assert!(
+        matches!(detect_among(ONLY, Side::Client, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Detection::Found(p) if p.name() == "grpc")
+    );
+    // Detected from the first bytes, then decoded.
+    let mut conv = Conversation::detecting_among(ONLY);
+    let w = etcd_conversation(true);
+    let mut framed = Vec::new();
+    let mut at = [0u64; 2];
+    for (side, bytes) in &w.transfers {
+        framed.extend(conv.feed(*side, at[side.index()], bytes, true));
+        at[side.index()] += bytes.len() as u64;
+    }
+    assert_eq!(texts(&exchanges(framed)), ETCD_EXCHANGES);
+}
+
+#[test]
+fn real_etcdctl_captures_decode() {
+    let cases: [(&str, &[u8], &[u8]); 6] = [
+        (
+            "PUT k3 v7 -> OK rev 7",
+            include_bytes!("fixtures/etcdctl-put.c2s.bin"),
+            include_bytes!("fixtures/etcdctl-put.s2c.bin"),
+        ),
+        (
+            "RANGE k3 -> k3=v7",
+            include_bytes!("fixtures/etcdctl-get.c2s.bin"),
+            include_bytes!("fixtures/etcdctl-get.s2c.bin"),
+        ),
+        (
+            "RANGE nokey -> not found",
+            include_bytes!("fixtures/etcdctl-get-missing.c2s.bin"),
+            include_bytes!("fixtures/etcdctl-get-missing.s2c.bin"),
+        ),
+        (
+            "TXN k3 v7→v8 -> succeeded",
+            include_bytes!("fixtures/etcdctl-txn.c2s.bin"),
+            include_bytes!("fixtures/etcdctl-txn.s2c.bin"),
+        ),
+        (
+            "TXN k3 v7→v8 -> failed",
+            include_bytes!("fixtures/etcdctl-txn-failed.c2s.bin"),
+            include_bytes!("fixtures/etcdctl-txn-failed.s2c.bin"),
+        ),
+        (
+            "PUT k4 v1 lease=1234 -> grpc-status 5 (NOT_FOUND): etcdserver: requested lease not found",
+            include_bytes!("fixtures/etcdctl-put-no-lease.c2s.bin"),
+            include_bytes!("fixtures/etcdctl-put-no-lease.s2c.bin"),
+        ),
+    ];
+    for (want, c2s, s2c) in cases {
+        let transfers = [(Side::Client, c2s.to_vec()), (Side::Server, s2c.to_vec())];
+        let done = exchanges(decode(&transfers));
+        assert_eq!(texts(&done), [want]);
+        let x = &done[0];
+        assert_eq!(x.request.message.stream, Some(1));
+        assert!(!x.request.message.truncated && !x.response.as_ref().unwrap().message.truncated);
+    }
+    let transfers = [
+        (
+            Side::Client,
+            include_bytes!("fixtures/etcdctl-put.c2s.bin").to_vec(),
+        ),
+        (
+            Side::Server,
+            include_bytes!("fixtures/etcdctl-put.s2c.bin").to_vec(),
+        ),
+    ];
+    let x = &exchanges(decode(&transfers))[0];
+    assert_eq!(
+        x.request.message.kv_request,
+        Some(KvRequest::Write {
+            key: "k3".into(),
+            value: "v7".into()
+        })
+    );
+    assert_eq!(
+        x.response.as_ref().unwrap().message.kv_response,
+        Some(KvResponse::Ok)
+    );
+}
+
+/// xorshift64*: the same inputs on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn mangled_streams_never_panic_and_frames_stay_in_order() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let bases = [
+        etcd_conversation(false).streams(),
+        etcd_conversation(true).streams(),
+    ];
+    for round in 0..2000 {
+        let mut streams = bases[round % 2].clone();
+        for s in &mut streams {
+            match round % 4 {
+                // Pure noise, sometimes after a valid preface.
+                0 => {
+                    let n = rng.below(600);
+                    let noise: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                    if rng.below(2) == 0 {
+                        *s = [CLIENT_PREFACE, &noise].concat();
+                    } else {
+                        *s = noise;
+                    }
+                }
+                // A few bytes changed, inserted or removed.
+                _ => {
+                    for _ in 0..1 + rng.below(6) {
+                        if s.is_empty() {
+                            break;
+                        }
+                        let at = rng.below(s.len());
+                        match rng.below(3) {
+                            0 => s[at] = rng.next() as u8,
+                            1 => s.insert(at, rng.next() as u8),
+                            _ => {
+                                s.drain(at..(at + rng.below(20)).min(s.len()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut conv = Conversation::new(Some(&GRPC));
+        let mut framed = Vec::new();
+        let mut at = [0u64; 2];
+        let mut pos = [0usize; 2];
+        while pos[0] < streams[0].len() || pos[1] < streams[1].len() {
+            let side = if rng.below(2) == 0 {
+                Side::Client
+            } else {
+                Side::Server
+            };
+            let i = side.index();
+            let n = (1 + rng.below(80)).min(streams[i].len() - pos[i]);
+            if n == 0 {
+                continue;
+            }
+            // Now and then bytes go missing.
+            if rng.below(10) == 0 {
+                at[i] += rng.below(30) as u64;
+            }
+            let chunk = &streams[i][pos[i]..pos[i] + n];
+            framed.extend(conv.feed(side, at[i], chunk, rng.below(2) == 0));
+            pos[i] += n;
+            at[i] += n as u64;
+        }
+        let mut last = [0u64; 2];
+        for f in &framed {
+            assert!(f.start < f.end, "round {round}: {f:?}");
+            assert!(f.start >= last[f.side.index()], "round {round}: {f:?}");
+            last[f.side.index()] = f.end;
+        }
+        exchanges(framed);
+    }
+}
