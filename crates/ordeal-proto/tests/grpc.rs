@@ -4,7 +4,7 @@
 
 use ordeal_proto::grpc::{hpack, Grpc, CLIENT_PREFACE};
 use ordeal_proto::{
-    detect_among, Conversation, Detect, Detection, Exchange, Framed, KvRequest, KvResponse, Pairer,
+    detect, Conversation, Detect, Detection, Exchange, Framed, KvRequest, KvResponse, Pairer,
     Protocol, Side,
 };
 
@@ -614,10 +614,17 @@ fn detection() {
         Detect::No
     );
     assert_eq!(GRPC.detect(Side::Server, b"+OK\r\n"), Detect::No);
+    // Among every protocol: the preface is no other's, nor a server's first SETTINGS.
+    let found = |d: Detection| match d {
+        Detection::Found(p) => p.name(),
+        Detection::NeedMore => "need more",
+        Detection::Unknown => "unknown",
+    };
+    assert_eq!(found(detect(Side::Client, CLIENT_PREFACE)), "grpc");
+    assert_eq!(found(detect(Side::Client, b"PRI * HT")), "need more");
+    let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0x40, 0];
+    assert_eq!(found(detect(Side::Server, &settings)), "grpc");
     static ONLY: &[&dyn Protocol] = &[&GRPC];
-    assert!(
-        matches!(detect_among(ONLY, Side::Client, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Detection::Found(p) if p.name() == "grpc")
-    );
     // Detected from the first bytes, then decoded.
     let mut conv = Conversation::detecting_among(ONLY);
     let w = etcd_conversation(true);
