@@ -17,7 +17,11 @@ pub const GOAWAY: u8 = 0x7;
 pub const WINDOW_UPDATE: u8 = 0x8;
 pub const CONTINUATION: u8 = 0x9;
 
+/// Largest frame payload a peer sends unless it raised SETTINGS_MAX_FRAME_SIZE.
+pub const DEFAULT_MAX_FRAME: u32 = 16384;
+
 pub const FLAG_END_STREAM: u8 = 0x1;
+pub const FLAG_ACK: u8 = 0x1;
 pub const FLAG_END_HEADERS: u8 = 0x4;
 pub const FLAG_PADDED: u8 = 0x8;
 pub const FLAG_PRIORITY: u8 = 0x20;
@@ -46,9 +50,23 @@ impl FrameHeader {
     }
 
     /// Whether the header is one a peer may send: the stream (or none) its type needs and
-    /// the fixed lengths of fixed-size frames. `strict`: unknown types are refused too (after
-    /// lost bytes, where a frame header is a guess).
+    /// the fixed lengths of fixed-size frames. `strict` (after lost bytes, where a frame
+    /// header is a guess): also no unknown type or flag, and no frame longer than the
+    /// default maximum (peers rarely raise it).
     pub fn plausible(&self, strict: bool) -> bool {
+        if strict {
+            let flags = match self.kind {
+                DATA => FLAG_END_STREAM | FLAG_PADDED,
+                HEADERS => FLAG_END_STREAM | FLAG_END_HEADERS | FLAG_PADDED | FLAG_PRIORITY,
+                PUSH_PROMISE => FLAG_END_HEADERS | FLAG_PADDED,
+                CONTINUATION => FLAG_END_HEADERS,
+                SETTINGS | PING => FLAG_ACK,
+                _ => 0,
+            };
+            if self.flags & !flags != 0 || self.length > DEFAULT_MAX_FRAME {
+                return false;
+            }
+        }
         let on_connection = self.stream == 0;
         match self.kind {
             DATA | HEADERS | CONTINUATION | PUSH_PROMISE => !on_connection,
@@ -153,5 +171,15 @@ mod tests {
         assert!(h(4, WINDOW_UPDATE, 0).plausible(true));
         assert!(h(4, 0x20, 0).plausible(false));
         assert!(!h(4, 0x20, 0).plausible(true));
+        // After lost bytes: no unknown flag, no frame past the default maximum.
+        let odd = FrameHeader {
+            length: 4,
+            kind: DATA,
+            flags: 0x40,
+            stream: 1,
+        };
+        assert!(odd.plausible(false) && !odd.plausible(true));
+        assert!(h(16384, DATA, 1).plausible(true));
+        assert!(h(16385, DATA, 1).plausible(false) && !h(16385, DATA, 1).plausible(true));
     }
 }

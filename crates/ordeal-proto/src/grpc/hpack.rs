@@ -117,7 +117,13 @@ impl fmt::Display for HpackError {
 
 impl std::error::Error for HpackError {}
 
-/// A header block that did not decode to its end: the fields before the error.
+/// A field that did not decode, and whether the rest of its block can.
+struct FieldError {
+    error: HpackError,
+    stop: bool,
+}
+
+/// A header block that did not decode whole: the fields that did, and the first error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partial {
     pub headers: Vec<Header>,
@@ -169,10 +175,13 @@ impl HpackDecoder {
         self.size = 0;
     }
 
-    /// The header list of one whole header block. On an error the table is forgotten
-    /// (fields after the error may have changed it) and the fields before it are returned.
+    /// The header list of one whole header block. A field that does not decode (a reference
+    /// to an entry added in bytes not seen, a bad Huffman string) is skipped and the others
+    /// returned with the first error; when the skipped field added an entry, or the block is
+    /// cut, the table is forgotten (see [`HpackDecoder::forget`]).
     pub fn decode(&mut self, block: &[u8]) -> Result<Vec<Header>, Partial> {
         let mut headers = Vec::new();
+        let mut error = None;
         let mut kept = 0usize;
         let mut pos = 0usize;
         let mut fields = 0usize;
@@ -186,13 +195,20 @@ impl HpackDecoder {
                     }
                 }
                 Ok(None) => {}
-                Err(error) => {
-                    self.forget();
-                    return Err(Partial { headers, error });
+                Err(e) => {
+                    fields += 1;
+                    error.get_or_insert(e.error);
+                    if e.stop {
+                        self.forget();
+                        break;
+                    }
                 }
             }
         }
-        Ok(headers)
+        match error {
+            None => Ok(headers),
+            Some(error) => Err(Partial { headers, error }),
+        }
     }
 
     /// The field at `pos` (advanced past it); `None` for a table size update.
@@ -201,36 +217,54 @@ impl HpackDecoder {
         block: &[u8],
         pos: &mut usize,
         first: bool,
-    ) -> Result<Option<Header>, HpackError> {
+    ) -> Result<Option<Header>, FieldError> {
+        let stop = |error| FieldError { error, stop: true };
+        let skip = |error| FieldError { error, stop: false };
         let b = block[*pos];
         if b & 0x80 != 0 {
-            // Indexed field.
-            let index = integer(block, pos, 7)?;
-            return self.entry(index).map(Some);
+            // Indexed field: when its entry is missing, skipped with the table unchanged.
+            let index = integer(block, pos, 7).map_err(stop)?;
+            return self.entry(index).map(Some).map_err(skip);
         }
         if b & 0xe0 == 0x20 {
-            // Dynamic table size update: only before the first field.
-            if !first {
-                return Err(HpackError::LateSizeUpdate);
-            }
-            let size = integer(block, pos, 5)?;
+            let size = integer(block, pos, 5).map_err(stop)?;
             self.max_size = (size as usize).min(MAX_TABLE_SIZE);
             self.evict(0);
-            return Ok(None);
+            // Only allowed before the first field, but the encoder's table changed the same.
+            return if first {
+                Ok(None)
+            } else {
+                Err(skip(HpackError::LateSizeUpdate))
+            };
         }
         // Literal: with incremental indexing (01), without (0000) or never indexed (0001).
         let (prefix, add) = if b & 0x40 != 0 { (6, true) } else { (4, false) };
-        let index = integer(block, pos, prefix)?;
+        let index = integer(block, pos, prefix).map_err(stop)?;
         let name = if index == 0 {
-            string(block, pos)?
+            string(block, pos)
         } else {
-            self.entry(index)?.0
+            self.entry(index).map(|e| e.0)
         };
-        let value = string(block, pos)?;
-        if add {
-            self.add((name.clone(), value.clone()));
+        let value = match name {
+            Err(e @ (HpackError::Truncated | HpackError::Overflow)) => return Err(stop(e)),
+            _ => string(block, pos),
+        };
+        match (name, value) {
+            (_, Err(e @ (HpackError::Truncated | HpackError::Overflow))) => Err(stop(e)),
+            (Ok(name), Ok(value)) => {
+                if add {
+                    self.add((name.clone(), value.clone()));
+                }
+                Ok(Some((name, value)))
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                // The entry it adds is not known: from here on only entries added later are.
+                if add {
+                    self.forget();
+                }
+                Err(skip(error))
+            }
         }
-        Ok(Some((name, value)))
     }
 
     fn entry(&self, index: u64) -> Result<Header, HpackError> {
@@ -542,6 +576,36 @@ mod tests {
     }
 
     #[test]
+    fn fields_that_do_not_decode_are_skipped() {
+        let mut d = HpackDecoder::default();
+        check(&mut d, "4001 6101 62", &["a: b"], &["a: b"], 34);
+        // 63 is missing: skipped, the table unchanged, the next field decoded.
+        let err = d.decode(&hex("bf 82 be")).unwrap_err();
+        assert_eq!(err.error, HpackError::BadIndex(63));
+        assert_eq!(
+            err.headers.iter().map(text).collect::<Vec<_>>(),
+            [":method: GET", "a: b"]
+        );
+        // A literal naming entry 63 adds an entry not known: the table is forgotten, and
+        // what is added after is the encoder's newest.
+        let err = d.decode(&hex("7f00 0178 4001 6301 64 be")).unwrap_err();
+        assert_eq!(err.error, HpackError::BadIndex(63));
+        assert_eq!(
+            err.headers.iter().map(text).collect::<Vec<_>>(),
+            ["c: d", "c: d"]
+        );
+        assert_eq!(d.entries().map(text).collect::<Vec<_>>(), ["c: d"]);
+        // A cut block stops where it is cut and forgets the table.
+        let err = d.decode(&hex("82 4003 61")).unwrap_err();
+        assert_eq!(err.error, HpackError::Truncated);
+        assert_eq!(
+            err.headers.iter().map(text).collect::<Vec<_>>(),
+            [":method: GET"]
+        );
+        assert_eq!(d.entries().count(), 0);
+    }
+
+    #[test]
     fn integers_follow_c1() {
         // C.1.2: 1337 with a 5-bit prefix; C.1.3: 42 on a whole byte.
         let mut pos = 0;
@@ -579,10 +643,9 @@ mod tests {
             err.headers.iter().map(text).collect::<Vec<_>>(),
             [":method: GET"]
         );
-        assert_eq!(
-            d.decode(&hex("82 20")).unwrap_err().error,
-            HpackError::LateSizeUpdate
-        );
+        // Out of place, the size update is still followed.
+        let err = d.decode(&hex("82 20")).unwrap_err();
+        assert_eq!((err.error, d.max_size), (HpackError::LateSizeUpdate, 0));
         // A table size past the cap is capped.
         check(&mut d, "3fe1 ff1f", &[], &[], 0);
         assert_eq!(d.max_size, MAX_TABLE_SIZE);

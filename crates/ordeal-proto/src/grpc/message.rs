@@ -9,10 +9,13 @@ const MAX_STATUS_MESSAGE: usize = 200;
 
 /// The request of stream `id`, from what its client sent.
 pub(super) fn request(id: u32, half: &Half) -> Message {
-    let path = half.path.as_deref().unwrap_or("?");
-    let (op, text, kv) = if is_grpc(&half.content_type) {
+    let (op, text, kv) = if let (Some(path), true) = (&half.path, looks_grpc(half)) {
         grpc_request(path, &half.data)
+    } else if half.path.is_none() {
+        // Its header block referred to table entries added in bytes not seen.
+        ("?".into(), "? (headers not decoded)".into(), None)
     } else {
+        let path = half.path.as_deref().unwrap_or_default();
         let op = format!("{} {path}", half.method.as_deref().unwrap_or("?"));
         let text = with_body(&op, half);
         (op, text, None)
@@ -50,6 +53,20 @@ pub(super) fn reset(id: u32, code: u32) -> Message {
     m.stream = Some(id as u64);
     m.kv_response = Some(KvResponse::Unknown);
     m
+}
+
+/// A gRPC request: its content-type says so or, when it did not decode, its path has the
+/// shape of a gRPC method's (`/package.Service/Method`).
+fn looks_grpc(half: &Half) -> bool {
+    let method_path = |p: &str| {
+        p.strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .is_some_and(|(service, method)| service.contains('.') && !method.is_empty())
+    };
+    is_grpc(&half.content_type)
+        || half.content_type.is_none()
+            && half.headers_partial
+            && half.path.as_deref().is_some_and(method_path)
 }
 
 fn is_grpc(content_type: &Option<String>) -> bool {

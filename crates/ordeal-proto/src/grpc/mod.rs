@@ -101,6 +101,8 @@ struct Half {
     content_type: Option<String>,
     grpc_status: Option<String>,
     grpc_message: Option<String>,
+    /// Some header fields did not decode (they referred to entries added in bytes not seen).
+    headers_partial: bool,
     data: Vec<u8>,
     /// DATA bytes sent, kept or not.
     data_len: u64,
@@ -307,7 +309,7 @@ impl H2 {
             return None;
         }
         let block = self.pending[s].take()?;
-        let (headers, complete) = match self.hpack[s].decode(&block.bytes) {
+        let (headers, decoded) = match self.hpack[s].decode(&block.bytes) {
             Ok(headers) => (headers, !block.cut),
             Err(partial) => (partial.headers, false),
         };
@@ -320,7 +322,8 @@ impl H2 {
             Side::Server => &mut stream.response,
         };
         half.take_headers(headers);
-        half.truncated |= !complete;
+        half.headers_partial |= !decoded;
+        half.truncated |= !decoded;
         if block.end_stream {
             return self.end(side, block.stream);
         }
