@@ -169,7 +169,7 @@ fn after_missed_bytes_calls_decode_again_where_the_table_allows() {
             "? (headers not decoded) -> RST_STREAM 8 (CANCEL)",
         ]
     );
-    assert_eq!(done[3].request.message.truncated, true);
+    assert!(done[3].request.message.truncated);
 }
 
 #[test]
