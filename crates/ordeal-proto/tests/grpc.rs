@@ -284,6 +284,53 @@ fn interleaved_streams_pair_by_stream_id() {
 }
 
 #[test]
+fn plain_http2_other_services_and_client_resets() {
+    let mut w = Wire::new(true);
+    let get = w.client.block(&[(":method", "GET"), (":path", "/health")]);
+    w.send(
+        Side::Client,
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, &get),
+    );
+    let ok = w
+        .server
+        .block(&[(":status", "200"), ("content-type", "text/plain")]);
+    w.send(
+        Side::Server,
+        [
+            frame(HEADERS, END_HEADERS, 1, &ok),
+            frame(DATA, END_STREAM, 1, b"ok\n"),
+        ]
+        .concat(),
+    );
+    w.call(3, "/grpc.health.v1.Health/Check", &[]);
+    w.fail(3, "12", "unknown%20service");
+    // A request the client gives up before its message: given out when it resets.
+    let open = w.client.block(&[
+        (":method", "POST"),
+        (":path", "/etcdserverpb.Watch/Watch"),
+        ("content-type", "application/grpc"),
+    ]);
+    w.send(Side::Client, frame(HEADERS, END_HEADERS, 5, &open));
+    w.send(Side::Client, frame(RST_STREAM, 0, 5, &[0, 0, 0, 8]));
+    let done = exchanges(decode(&w.transfers));
+    assert_eq!(
+        texts(&done),
+        [
+            "GET /health -> 200 ok\\n",
+            "/grpc.health.v1.Health/Check (0 bytes) -> grpc-status 12 (UNIMPLEMENTED): unknown service",
+            "etcd.Watch",
+        ]
+    );
+    let ops: Vec<_> = done.iter().map(|x| x.request.message.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["GET /health", "/grpc.health.v1.Health/Check", "etcd.Watch"]
+    );
+    let response = done[1].response.as_ref().unwrap();
+    assert_eq!(response.message.kv_response, Some(KvResponse::Fail));
+}
+
+#[test]
 fn data_past_the_stream_limit_is_cut_and_the_next_request_decodes() {
     let mut w = Wire::new(false);
     let big = vec![b'x'; 100_000];
@@ -431,6 +478,21 @@ fn real_etcdctl_captures_decode() {
         x.response.as_ref().unwrap().message.kv_response,
         Some(KvResponse::Ok)
     );
+    // A watch: its request is given out with its first message; the stream stays open
+    // (events come as DATA) until etcdctl is stopped, so it is never answered.
+    let transfers = [
+        (
+            Side::Client,
+            include_bytes!("fixtures/etcdctl-watch.c2s.bin").to_vec(),
+        ),
+        (
+            Side::Server,
+            include_bytes!("fixtures/etcdctl-watch.s2c.bin").to_vec(),
+        ),
+    ];
+    let done = exchanges(decode(&transfers));
+    assert_eq!(texts(&done), ["WATCH k3"]);
+    assert_eq!(done[0].request.message.op, "etcd.Watch");
 }
 
 /// xorshift64*: the same inputs on every run.

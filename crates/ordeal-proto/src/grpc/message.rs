@@ -103,6 +103,12 @@ fn grpc_message(data: &[u8]) -> Option<(u32, Option<&[u8]>)> {
     Some((len, Some(&data[5..end])))
 }
 
+/// Whether a gRPC request's first message is all there.
+pub(super) fn first_message_whole(half: &Half) -> bool {
+    looks_grpc(half)
+        && grpc_message(&half.data).is_some_and(|(len, _)| half.data.len() >= 5 + len as usize)
+}
+
 fn grpc_request(path: &str, data: &[u8]) -> (String, String, Option<KvRequest>) {
     let message = grpc_message(data);
     let Some((service, method)) = etcd_call(path) else {

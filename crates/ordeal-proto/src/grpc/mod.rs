@@ -2,8 +2,9 @@
 //! `etcdctl put k3 v7` sends decodes to `PUT k3 v7` → `OK rev 5`.
 //!
 //! Every HTTP/2 frame is one [`Parse::Frame`]; a message comes when a stream's request
-//! (HEADERS, CONTINUATION, DATA up to END_STREAM) or response (HEADERS, DATA, trailers) is
-//! whole, with the stream id so [`crate::Pairer`] pairs them. Header blocks are decoded with
+//! (HEADERS, CONTINUATION, DATA up to END_STREAM or, for gRPC, the first whole message) or
+//! response (HEADERS, DATA, trailers) is whole, with the stream id so [`crate::Pairer`]
+//! pairs them. Header blocks are decoded with
 //! one [`hpack::HpackDecoder`] per direction, gRPC messages are the DATA's length-prefixed
 //! messages, and the etcd v3 KV messages (Put, Range, DeleteRange, Txn) become key-value
 //! operations. Other gRPC calls show their path, plain HTTP/2 requests their method and path.
@@ -296,7 +297,10 @@ impl H2 {
         };
         half.take_data(content);
         half.truncated |= cut;
-        if h.flags & FLAG_END_STREAM != 0 {
+        // A streaming call (an etcd watch) keeps its request open: it is given out with its
+        // first whole message.
+        let first_message = side == Side::Client && message::first_message_whole(half);
+        if h.flags & FLAG_END_STREAM != 0 || first_message {
             return self.end(side, h.stream);
         }
         None
