@@ -531,6 +531,19 @@ fn mangled_streams_never_panic_and_frames_stay_in_order() {
                         *s = noise;
                     }
                 }
+                // Well-formed frame headers around random payloads: HPACK, padding and
+                // gRPC framing see garbage.
+                1 => {
+                    let mut out = CLIENT_PREFACE.to_vec();
+                    for _ in 0..rng.below(40) {
+                        let payload: Vec<u8> =
+                            (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+                        let kind = rng.below(10) as u8;
+                        let stream = [0, 1, 3, 5][rng.below(4)];
+                        out.extend(frame(kind, rng.next() as u8, stream, &payload));
+                    }
+                    *s = out;
+                }
                 // A few bytes changed, inserted or removed.
                 _ => {
                     for _ in 0..1 + rng.below(6) {
