@@ -99,14 +99,14 @@ fn grpc_message(data: &[u8]) -> Option<(u32, Option<&[u8]>)> {
     if head[0] != 0 {
         return Some((len, None));
     }
-    let end = data.len().min(5 + len as usize);
+    let end = data.len().min(5usize.saturating_add(len as usize));
     Some((len, Some(&data[5..end])))
 }
 
 /// Whether a gRPC request's first message is all there.
 pub(super) fn first_message_whole(half: &Half) -> bool {
     looks_grpc(half)
-        && grpc_message(&half.data).is_some_and(|(len, _)| half.data.len() >= 5 + len as usize)
+        && grpc_message(&half.data).is_some_and(|(len, _)| half.data.len() - 5 >= len as usize)
 }
 
 fn grpc_request(path: &str, data: &[u8]) -> (String, String, Option<KvRequest>) {

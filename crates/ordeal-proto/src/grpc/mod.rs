@@ -3,11 +3,15 @@
 //!
 //! Every HTTP/2 frame is one [`Parse::Frame`]; a message comes when a stream's request
 //! (HEADERS, CONTINUATION, DATA up to END_STREAM or, for gRPC, the first whole message) or
-//! response (HEADERS, DATA, trailers) is whole, with the stream id so [`crate::Pairer`]
-//! pairs them. Header blocks are decoded with
-//! one [`hpack::HpackDecoder`] per direction, gRPC messages are the DATA's length-prefixed
+//! response (HEADERS, DATA, trailers; or a server's RST_STREAM) is whole, with the stream id
+//! so [`crate::Pairer`] pairs them. Header blocks are decoded with one
+//! [`hpack::HpackDecoder`] per direction, gRPC messages are the DATA's length-prefixed
 //! messages, and the etcd v3 KV messages (Put, Range, DeleteRange, Txn) become key-value
 //! operations. Other gRPC calls show their path, plain HTTP/2 requests their method and path.
+//!
+//! After bytes of a direction are missed, its header table is forgotten (the missed blocks
+//! may have added entries): fields that refer to older entries do not decode, so later
+//! calls on the connection may show `? (headers not decoded)` rather than something wrong.
 //!
 //! Bounded: at most [`MAX_STREAMS`] streams are followed (the oldest is forgotten), at most
 //! [`MAX_STREAM_DATA`] bytes of a request's or response's DATA are kept (the message is then
