@@ -555,6 +555,36 @@ fn etcd_three_member_cluster(engine: &str) {
         argv.iter().any(|a| a == "put") && argv.iter().any(|a| *a == e1_url.as_str())
     });
     assert_eq!(puts.count(), keys);
+
+    // etcdctl speaks gRPC over HTTP/2: the call log has each put and each get, decoded from
+    // HPACK and etcd's protobufs, with what was written and read.
+    let log: Vec<Value> = std::fs::read_to_string(run_dir.join("calls.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let from_client = |callee: &str, op: &str| -> Vec<&Value> {
+        log.iter()
+            .filter(|c| c["caller"] == "client" && c["callee"] == callee && c["op"] == op)
+            .collect()
+    };
+    let puts = from_client("e1", "etcd.Put");
+    let gets = from_client("e2", "etcd.Range");
+    assert_eq!((puts.len(), gets.len()), (keys, keys), "{log:#?}");
+    for i in 0..keys {
+        let put = puts
+            .iter()
+            .find(|c| c["request"] == format!("PUT ordeal/k{i} v{i}"))
+            .unwrap_or_else(|| panic!("no put of ordeal/k{i}: {puts:#?}"));
+        assert_eq!(put["protocol"], "grpc");
+        assert_eq!(put["status"], "answered");
+        assert_eq!(put["kv_result"], "ok");
+        let get = gets
+            .iter()
+            .find(|c| c["request"] == format!("RANGE ordeal/k{i}"))
+            .unwrap_or_else(|| panic!("no get of ordeal/k{i}: {gets:#?}"));
+        assert_eq!(get["kv_result"]["read"], format!("v{i}"));
+    }
     let client = node(&s, "client")["processes"].as_array().unwrap();
     assert_eq!(client.len(), 1 + 2 * keys, "{client:?}");
     assert!(client.iter().all(|p| p["code"] == 0), "{client:?}");
