@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ordeal_events::{Header, TraceReader};
 use ordeal_experiment::Experiment;
 use ordeal_faults::Participants;
-use ordeal_hb::{HbGraph, Status};
+use ordeal_hb::Status;
 
 use crate::candidates::{mine, Fault, FaultModel};
 use crate::config::ReplaySource;
@@ -112,13 +112,11 @@ pub(crate) fn execute(
     fired.sort();
     let first_fired = fired.first().map(|(s, _)| *s);
     let phases_from_trace = trace_phases(&header, &events);
-    let graph = HbGraph::from_owned(header, events);
-    let fp = fingerprint(graph.header(), &graph, &outcome);
+    let fp = fingerprint(&header, &events, &outcome);
     // The canonical text behind the hash: `diff` two of them to see how two behaviours differ.
     let _ = std::fs::write(dir.join("fingerprint.txt"), &fp.canonical);
     let (lines, sig) = if verdict.status.is_failure() {
-        let who: Vec<String> = graph
-            .header()
+        let who: Vec<String> = header
             .nodes
             .iter()
             .filter(|n| n.role != "node")
@@ -157,7 +155,7 @@ pub(crate) fn execute(
         lines,
         phases,
         wall,
-        events: graph.events().len(),
+        events: events.len(),
         interrupted,
     })
 }

@@ -1,26 +1,29 @@
-//! Behaviour fingerprints: a canonical text of a run's communication structure and its hash.
+//! Behaviour fingerprints: what a run did, abstracted from timing, as a canonical text and
+//! its hash.
 //!
-//! What is kept: per participant (node or workload, in header order), its lifecycle (how many
-//! incarnations were spawned, how each ended) and, per peer, its connections in order of
-//! appearance, each as the ordered list of its *exchanges*: `C` connect, `A` accept,
-//! `S<bytes>` / `R<bytes>` a maximal run of sends / receives (so a message split over two reads
-//! or two sends merged by the kernel give the same exchange), `EOF`, `E:<ERRNO>` a failed call.
-//! Then the cross-node edges of the happens-before graph (messages and connects), each named by
-//! its two ends as `node.peer#connection.exchange`, as a sorted set. Then the outcome.
+//! A run's behaviour is what its participants asked of each other and what they were
+//! answered, not how the bytes were batched or when: per pair of participants (caller →
+//! callee), the **set** of decoded operations (ordeal-calls: `SET → +OK`, `GET → nil`,
+//! `REPL → ACK`, `SET → (unanswered)`), so that a hundred SETs and one SET, pipelined or not,
+//! in whatever interleaving, are the same behaviour, and an error, a timeout or a new kind of
+//! request is a new one; where the bytes were not decoded, the **shape** of the traffic per
+//! pair (`sends`, `receives`, failed calls by errno); per participant, the lifecycle of the
+//! processes ordeal started, repeats collapsed (`spawn exit:SIGKILL spawn`); and the outcome.
 //!
-//! Only what happens from the first event of a workload on counts: start-up (elections, nodes
-//! finding each other) varies with scheduling and is not what a campaign's faults change.
+//! Only the workload phase counts (from the first event of a workload to the last workload's
+//! exit): start-up (elections, nodes finding each other) and teardown vary with scheduling,
+//! and a campaign's faults act in between. Operation names are abstracted (digits → `#`), ends
+//! ordeal does not run are `external`, and nothing of pids, ports, inodes, counts, sizes or
+//! times is kept.
 //!
-//! What is abstracted away: pids, tids, thread structure, ports and addresses, socket inodes,
-//! timestamps and durations, `EAGAIN` retries, the fault markers themselves (a fault is visible
-//! through its effects). Two runs that exchanged the same bytes in the same per-connection order
-//! with the same causal links get the same fingerprint.
+//! [`diff`] says what distinguishes two behaviours: the lines of one canonical text that the
+//! other lacks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use ordeal_calls::{Call, CallStatus};
 use ordeal_events::{Class, Event, Header, SocketOp};
-use ordeal_hb::{EdgeKind, HbGraph};
 
 /// A run's behaviour: the canonical text and its 64-bit FNV-1a hash (16 hex digits).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,26 +42,16 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// One end's position in the canonical structure: (node, peer, connection ordinal, exchange).
-type Pos = (String, String, usize, usize);
-
-/// The fingerprint of a run from its trace (`events` in seq order, `graph` built from them)
-/// and its outcome (a normalized verdict, see [`crate::signature::outcome`]).
-pub fn fingerprint(header: &Header, graph: &HbGraph, outcome: &str) -> Fingerprint {
-    let events = graph.events();
-    // (node, peer) → connection ordinal by socket inode, in order of first appearance.
-    let mut conn_ord: HashMap<(String, String, u64), usize> = HashMap::new();
-    let mut conn_count: HashMap<(String, String), usize> = HashMap::new();
-    // (node, peer, conn) → exchanges.
-    let mut streams: BTreeMap<(String, String, usize), Vec<String>> = BTreeMap::new();
-    // seq → position of its exchange.
-    let mut pos_of: HashMap<u64, Pos> = HashMap::new();
-    // node → lifecycle tokens.
-    let mut life: BTreeMap<String, Vec<String>> = BTreeMap::new();
-
-    // Start-up (until the first event of a workload) is left out: how nodes find each other
-    // at boot varies with scheduling, and the faults of a campaign act after it.
-    let workloads: Vec<&str> = header
+/// The fingerprint of a run from its trace (`events` in seq order) and its outcome (a
+/// normalized verdict, see [`crate::signature::outcome`]).
+pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerprint {
+    let names: BTreeSet<&str> = header
+        .nodes
+        .iter()
+        .filter(|n| n.role != "check")
+        .map(|n| n.name.as_str())
+        .collect();
+    let workloads: BTreeSet<&str> = header
         .nodes
         .iter()
         .filter(|n| n.role == "workload")
@@ -66,80 +59,75 @@ pub fn fingerprint(header: &Header, graph: &HbGraph, outcome: &str) -> Fingerpri
         .collect();
     let from = events
         .iter()
-        .position(|e| workloads.contains(&e.node.as_str()))
+        .position(|e| workloads.contains(e.node.as_str()))
         .unwrap_or(0);
-    for ev in &events[from..] {
-        match ev.class {
-            Some(Class::Proc) => {
-                if let Some(t) = lifecycle_token(ev) {
-                    life.entry(ev.node.clone()).or_default().push(t);
-                }
+    let until = events
+        .iter()
+        .rposition(|e| workloads.contains(e.node.as_str()) && e.call == "exit" && e.pid == e.tid)
+        .unwrap_or(events.len().saturating_sub(1));
+    let (first_seq, last_seq) = (
+        events.get(from).map_or(0, |e| e.seq),
+        events.get(until).map_or(u64::MAX, |e| e.seq),
+    );
+    let who = |name: &str| -> String {
+        if names.contains(name) {
+            name.to_string()
+        } else {
+            "external".to_string()
+        }
+    };
+
+    // Operations per (caller, callee), decoded from every event (a connection's state needs
+    // its start), kept when asked during the workload phase.
+    let mut ops: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut decoder = ordeal_calls::Decoder::new(header);
+    let mut keep = |c: Call| {
+        if c.request_seq
+            .is_some_and(|s| s >= first_seq && s <= last_seq)
+        {
+            ops.entry((who(&c.caller), who(&c.callee)))
+                .or_default()
+                .insert(operation(&c));
+        }
+    };
+    for e in events {
+        decoder.event(e, &mut keep);
+    }
+    decoder.finish(&mut keep);
+
+    // Shapes of the traffic and lifecycles, in the workload phase.
+    let mut shapes: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut life: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The processes ordeal started: a forked child's end (a background save, a client a
+    // script ran) comes when the scheduler says; a node's or a workload's own end does not.
+    let roots: BTreeSet<i32> = events
+        .iter()
+        .filter(|e| e.call == "spawn")
+        .filter_map(|e| e.child.or(Some(e.pid)))
+        .collect();
+    for ev in events.iter().take(until + 1).skip(from) {
+        if ev.class == Some(Class::Proc) {
+            if ev.call == "exit" && !roots.contains(&ev.pid) {
                 continue;
             }
-            Some(Class::Net) | Some(Class::Data) => {}
-            _ => continue,
+            if let Some(t) = lifecycle_token(ev) {
+                let l = life.entry(ev.node.clone()).or_default();
+                push_collapsed(l, t);
+            }
+            continue;
         }
         let Some(sock) = &ev.sock else { continue };
-        if ev.errno.as_deref() == Some("EAGAIN") || ev.errno.as_deref() == Some("EINPROGRESS") {
+        if !matches!(ev.class, Some(Class::Net | Class::Data)) {
             continue;
         }
-        let token = match (ev.class, ev.call.as_str()) {
-            (Some(Class::Net), _) if ev.socket_op() == Some(SocketOp::Connect) => connect_token(ev),
-            (Some(Class::Net), _) if ev.socket_op() == Some(SocketOp::Accept) => {
-                Some("A".to_string())
-            }
-            (Some(Class::Data), _) => data_token(ev),
-            _ => None,
-        };
-        let Some(token) = token else { continue };
-        let peer = sock
-            .peer_node
-            .clone()
-            .unwrap_or_else(|| ordeal_hb::EXTERNAL.to_string());
-        let key = (ev.node.clone(), peer.clone());
-        let next = conn_count.entry(key.clone()).or_insert(0);
-        let ord = *conn_ord
-            .entry((ev.node.clone(), peer.clone(), sock.ino))
-            .or_insert_with(|| {
-                *next += 1;
-                *next - 1
-            });
-        let stream = streams
-            .entry((ev.node.clone(), peer.clone(), ord))
-            .or_default();
-        // Merge a run of sends (or receives) into one exchange.
-        let merged = match (stream.last_mut(), token.as_bytes()[0]) {
-            (Some(last), kind @ (b'S' | b'R')) if last.as_bytes()[0] == kind && last != "EOF" => {
-                let prev: u64 = last[1..].parse().unwrap_or(0);
-                let add: u64 = token[1..].parse().unwrap_or(0);
-                *last = format!("{}{}", kind as char, prev + add);
-                true
-            }
-            _ => false,
-        };
-        if !merged {
-            stream.push(token);
-        }
-        pos_of.insert(ev.seq, (ev.node.clone(), peer, ord, stream.len() - 1));
-    }
-
-    let mut edges: BTreeSet<String> = BTreeSet::new();
-    for e in graph.edges() {
-        let tag = match e.kind {
-            EdgeKind::Message { .. } => "m",
-            EdgeKind::Connect => "c",
-            _ => continue,
-        };
-        let (Some(a), Some(b)) = (pos_of.get(&e.from), pos_of.get(&e.to)) else {
+        let Some(token) = shape_token(ev) else {
             continue;
         };
-        if a.0 == b.0 {
-            continue;
-        }
-        edges.insert(format!(
-            "{tag} {}.{}#{}.{} > {}.{}#{}.{}",
-            a.0, a.1, a.2, a.3, b.0, b.1, b.2, b.3
-        ));
+        let peer = sock.peer_node.as_deref().map_or("external".into(), who);
+        shapes
+            .entry((ev.node.clone(), peer))
+            .or_default()
+            .insert(token);
     }
 
     let mut text = String::new();
@@ -151,20 +139,124 @@ pub fn fingerprint(header: &Header, graph: &HbGraph, outcome: &str) -> Fingerpri
         if let Some(l) = life.get(&n.name) {
             let _ = writeln!(text, "  life {}", l.join(" "));
         }
-        for ((node, peer, ord), ex) in &streams {
-            if *node == n.name {
-                let _ = writeln!(text, "  {peer}#{ord} {}", ex.join(" "));
+        for ((caller, callee), set) in &ops {
+            if *caller == n.name {
+                for op in set {
+                    let _ = writeln!(text, "  → {callee} {op}");
+                }
+            }
+        }
+        for ((node, peer), set) in &shapes {
+            // A pair whose traffic was decoded is described by its operations.
+            let decoded = ops.contains_key(&(node.clone(), peer.clone()))
+                || ops.contains_key(&(peer.clone(), node.clone()));
+            if *node == n.name && !decoded {
+                let list: Vec<&str> = set.iter().map(String::as_str).collect();
+                let _ = writeln!(text, "  ~ {peer} {}", list.join(" "));
             }
         }
     }
-    text.push_str("edges\n");
-    for e in &edges {
-        let _ = writeln!(text, "  {e}");
+    // Requests from ends ordeal does not run.
+    for ((caller, callee), set) in &ops {
+        if caller == "external" {
+            for op in set {
+                let _ = writeln!(text, "external → {callee} {op}");
+            }
+        }
     }
     let _ = writeln!(text, "outcome {outcome}");
     Fingerprint {
         hash: format!("{:016x}", fnv1a(text.as_bytes())),
         canonical: text,
+    }
+}
+
+/// What distinguishes behaviour `a` from `b`: the lines only `a` has (`+ `) and only `b` has
+/// (`- `), each under the participant it belongs to.
+pub fn diff(a: &str, b: &str) -> Vec<String> {
+    let lines = |t: &str| -> BTreeSet<String> {
+        let mut owner = String::new();
+        let mut out = BTreeSet::new();
+        for l in t.lines() {
+            if l.starts_with("  ") {
+                out.insert(format!("{owner}: {}", l.trim()));
+            } else {
+                owner = l.to_string();
+                out.insert(l.to_string());
+            }
+        }
+        out
+    };
+    let (la, lb) = (lines(a), lines(b));
+    let mut out: Vec<String> = la.difference(&lb).map(|l| format!("+ {l}")).collect();
+    out.extend(lb.difference(&la).map(|l| format!("- {l}")));
+    out
+}
+
+/// `SET → +OK`, `GET /v# → 200`, `REPL → (unanswered)`.
+fn operation(c: &Call) -> String {
+    let op = abstract_digits(&c.op);
+    let result = match c.status {
+        CallStatus::Answered => c
+            .result
+            .as_deref()
+            .map(result_kind)
+            .unwrap_or_else(|| "?".into()),
+        CallStatus::Unread => "(unread)".into(),
+        CallStatus::Unanswered => "(unanswered)".into(),
+        CallStatus::OneWay => "(one-way)".into(),
+        CallStatus::ResponseOnly => "(response only)".into(),
+    };
+    format!("{}: {op} → {result}", c.protocol)
+}
+
+/// What kind of answer a result is, without its values: its first word with digits
+/// abstracted (`+OK`, `VALUE`, `:#`, `-READONLY`) but an HTTP status kept (`200`), `"…"` for a
+/// quoted value, `[…]` for a list, `…=…` for a key and its value, `nil`.
+fn result_kind(text: &str) -> String {
+    let first = text.split_whitespace().next().unwrap_or("");
+    if first.starts_with('"') {
+        return "\"…\"".into();
+    }
+    if first.starts_with('[') {
+        return "[…]".into();
+    }
+    if first.contains('=') {
+        return "…=…".into();
+    }
+    // An HTTP status stays what it is.
+    if first.len() == 3 && first.bytes().all(|b| b.is_ascii_digit()) {
+        return first.into();
+    }
+    abstract_digits(first)
+}
+
+fn abstract_digits(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_digits = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Appends `t`, or marks the last token as repeated (`exit:0+`).
+fn push_collapsed(l: &mut Vec<String>, t: String) {
+    match l.last_mut() {
+        Some(last) if *last == t || last.strip_suffix('+') == Some(t.as_str()) => {
+            if !last.ends_with('+') {
+                last.push('+');
+            }
+        }
+        _ => l.push(t),
     }
 }
 
@@ -182,27 +274,74 @@ fn lifecycle_token(ev: &Event) -> Option<String> {
     }
 }
 
-fn connect_token(ev: &Event) -> Option<String> {
-    match &ev.errno {
-        None => Some("C".into()),
-        Some(e) => Some(format!("C!{e}")),
+/// The shape of one socket event: `sends`, `receives`, `connect!ERRNO`, `ERRNO` (a failed
+/// transfer); retries of a non-blocking call that found nothing to do are none, and so is an
+/// end of stream (whether a peer's close is read before the workload ends is timing).
+fn shape_token(ev: &Event) -> Option<String> {
+    if matches!(ev.errno.as_deref(), Some("EAGAIN" | "EINPROGRESS")) {
+        return None;
+    }
+    if ev.socket_op() == Some(SocketOp::Connect) {
+        return ev.errno.as_ref().map(|e| format!("connect!{e}"));
+    }
+    if ev.class != Some(Class::Data) {
+        return None;
+    }
+    if let Some(e) = &ev.errno {
+        return Some(e.clone());
+    }
+    if ev.is_send() {
+        (ev.moved() > 0).then(|| "sends".into())
+    } else if ev.is_recv() {
+        (ev.moved() > 0).then(|| "receives".into())
+    } else {
+        None
     }
 }
 
-fn data_token(ev: &Event) -> Option<String> {
-    if let Some(e) = &ev.errno {
-        return Some(format!("E:{e}"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_and_ops_lose_their_values() {
+        assert_eq!(result_kind("\"v7\""), "\"…\"");
+        assert_eq!(result_kind("VALUE 12"), "VALUE");
+        assert_eq!(result_kind("200 OK rev 5"), "200");
+        assert_eq!(result_kind(":12"), ":#");
+        assert_eq!(result_kind("k3=v7"), "…=…");
+        assert_eq!(abstract_digits("GET /v3/kv/range"), "GET /v#/kv/range");
+        assert_eq!(result_kind("-READONLY You can't write"), "-READONLY");
     }
-    let moved = ev.moved();
-    if ev.is_send() {
-        (moved > 0).then(|| format!("S{moved}"))
-    } else if ev.is_recv() {
-        Some(if moved == 0 {
-            "EOF".into()
-        } else {
-            format!("R{moved}")
-        })
-    } else {
-        None
+
+    #[test]
+    fn repeated_lifecycle_steps_collapse() {
+        let mut l = Vec::new();
+        for t in [
+            "spawn",
+            "exit:0",
+            "exit:0",
+            "exit:0",
+            "spawn",
+            "exit:SIGKILL",
+        ] {
+            push_collapsed(&mut l, t.to_string());
+        }
+        assert_eq!(l, ["spawn", "exit:0+", "spawn", "exit:SIGKILL"]);
+    }
+
+    #[test]
+    fn a_diff_names_the_lines_each_side_lacks() {
+        let a = "node n0\n  → n1 demo-kv: REPL → ACK\nworkload c\n  → n0 demo-kv: SET → OK\noutcome pass\n";
+        let b = "node n0\n  → n1 demo-kv: REPL → ACK\nworkload c\n  → n0 demo-kv: SET → NOTPRIMARY\noutcome fail: x\n";
+        assert_eq!(
+            diff(a, b),
+            [
+                "+ outcome pass",
+                "+ workload c: → n0 demo-kv: SET → OK",
+                "- outcome fail: x",
+                "- workload c: → n0 demo-kv: SET → NOTPRIMARY",
+            ]
+        );
     }
 }

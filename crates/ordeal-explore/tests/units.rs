@@ -4,7 +4,6 @@ use ordeal_events::{Class, Event, Header, NodeInfo, Proto, Sock};
 use ordeal_explore::candidates::{actions_for, mine, Occurrence};
 use ordeal_explore::schedule::schedule_toml;
 use ordeal_explore::{fingerprint, Action, Fault, FaultModel, Site};
-use ordeal_hb::HbGraph;
 
 fn header(port: u16) -> Header {
     Header {
@@ -102,6 +101,7 @@ fn trace(
             len: Some(n),
             off: Some(coff),
             sock: Some(csock(ino)),
+            data: Some(format!("GET {}\\n", "k".repeat(n as usize - 5))),
             ..ev("client", cp, "sendto", Class::Data)
         });
         coff += n;
@@ -131,6 +131,7 @@ fn trace(
             len: Some(3),
             off: Some(soff),
             sock: Some(ssock(ino + 1)),
+            data: Some("OK\\n".into()),
             ..ev("n0", np, "sendto", Class::Data)
         });
         soff += 3;
@@ -166,9 +167,7 @@ fn trace(
 }
 
 fn fp(port: u16, events: Vec<Event>) -> ordeal_explore::Fingerprint {
-    let h = header(port);
-    let g = HbGraph::build(&h, &events);
-    fingerprint(&h, &g, "pass")
+    fingerprint(&header(port), &events, "pass")
 }
 
 #[test]
@@ -179,33 +178,36 @@ fn fingerprint_ignores_pids_ports_inodes_and_timing() {
     assert_eq!(a.canonical, b.canonical);
     assert_eq!(
         a.canonical,
-        "node n0\n  client#0 A R10 S3 R7 S3\nworkload client\n  life spawn\n  n0#0 C S10 R3 S7 R3\nedges\n  \
-         c client.n0#0.0 > n0.client#0.0\n  m client.n0#0.1 > n0.client#0.1\n  \
-         m client.n0#0.3 > n0.client#0.3\n  m n0.client#0.2 > client.n0#0.2\n  \
-         m n0.client#0.4 > client.n0#0.4\noutcome pass\n"
+        "node n0\nworkload client\n  life spawn\n  → n0 demo-kv: GET → OK\noutcome pass\n"
     );
     assert_eq!(a.hash.len(), 16);
 }
 
 #[test]
-fn fingerprint_sees_exchange_order_sizes_and_outcome() {
+fn fingerprint_ignores_batching_and_repeats_but_sees_answers_and_outcome() {
     let base = fp(7000, trace(100, 7000, 500, 1, &[10, 7], false));
-    let pipelined = fp(7000, trace(100, 7000, 500, 1, &[10, 7], true));
-    assert_ne!(base.hash, pipelined.hash);
-    assert!(
-        pipelined.canonical.contains("n0#0 C S17 R6"),
-        "{}",
-        pipelined.canonical
+    // Pipelined, more requests, other sizes: the same operations, the same behaviour.
+    let pipelined = fp(7000, trace(100, 7000, 500, 1, &[10, 7, 9, 12], true));
+    assert_eq!(base.canonical, pipelined.canonical);
+    // Another answer is another behaviour, and `diff` says which.
+    let mut evs = trace(100, 7000, 500, 1, &[10, 7], false);
+    for e in evs
+        .iter_mut()
+        .filter(|e| e.node == "n0" && e.call == "sendto")
+    {
+        e.data = Some("NO\\n".into());
+    }
+    let refused = fingerprint(&header(7000), &evs, "pass");
+    assert_ne!(base.hash, refused.hash);
+    assert_eq!(
+        ordeal_explore::fingerprint::diff(&refused.canonical, &base.canonical),
+        [
+            "+ workload client: → n0 demo-kv: GET → NO",
+            "- workload client: → n0 demo-kv: GET → OK",
+        ]
     );
-    let sizes = fp(7000, trace(100, 7000, 500, 1, &[10, 8], false));
-    assert_ne!(base.hash, sizes.hash);
-    let h = header(7000);
     let evs = trace(100, 7000, 500, 1, &[10, 7], false);
-    let failed = fingerprint(
-        &h,
-        &HbGraph::build(&h, &evs),
-        "fail: workload client ended: exit N",
-    );
+    let failed = fingerprint(&header(7000), &evs, "fail: workload client ended: exit N");
     assert_ne!(base.hash, failed.hash);
 }
 
@@ -329,4 +331,18 @@ fn every_mined_candidate_is_a_valid_schedule() {
         }
     }
     assert!(checked > 40, "{checked}");
+}
+
+#[test]
+fn fingerprint_of_undecoded_traffic_is_its_shape() {
+    let mut evs = trace(100, 7000, 500, 1, &[10, 7], false);
+    for e in &mut evs {
+        e.data = None;
+    }
+    let f = fingerprint(&header(7000), &evs, "pass");
+    assert_eq!(
+        f.canonical,
+        "node n0\n  ~ client receives sends\nworkload client\n  life spawn\n  \
+         ~ n0 receives sends\noutcome pass\n"
+    );
 }
