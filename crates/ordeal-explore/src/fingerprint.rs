@@ -79,7 +79,7 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
 
     // Operations per (caller, callee), decoded from every event (a connection's state needs
     // its start), kept when asked during the workload phase.
-    let mut ops: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut ops: PairSets = BTreeMap::new();
     let mut decoder = ordeal_calls::Decoder::new(header);
     let mut keep = |c: Call| {
         if c.request_seq
@@ -96,7 +96,7 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
     decoder.finish(&mut keep);
 
     // Shapes of the traffic and lifecycles, in the workload phase.
-    let mut shapes: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut shapes: PairSets = BTreeMap::new();
     let mut life: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // The processes ordeal started: a forked child's end (a background save, a client a
     // script ran) comes when the scheduler says; a node's or a workload's own end does not.
@@ -130,17 +130,62 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
             .insert(token);
     }
 
-    let mut text = String::new();
-    for n in &header.nodes {
-        if n.role == "check" {
-            continue;
+    // Nodes running the same program are interchangeable: which of them was elected, or
+    // which one a client reached first, is scheduling. Their names become labels (`e#1`),
+    // given in the order that makes the smallest text, so runs that differ only by who played
+    // which part read the same.
+    let participants: Vec<(&str, &str)> = header
+        .nodes
+        .iter()
+        .filter(|n| n.role != "check")
+        .map(|n| (n.role.as_str(), n.name.as_str()))
+        .collect();
+    let groups = interchangeable(header, events);
+    let mut best: Option<String> = None;
+    for_each_labelling(&groups, &mut |label: &BTreeMap<&str, String>| {
+        let name = |n: &str| label.get(n).cloned().unwrap_or_else(|| n.to_string());
+        let text = render(&participants, &name, &ops, &shapes, &life, outcome);
+        if best.as_ref().is_none_or(|b| text < *b) {
+            best = Some(text);
         }
-        let _ = writeln!(text, "{} {}", n.role, n.name);
-        if let Some(l) = life.get(&n.name) {
+    });
+    let text = best.unwrap_or_default();
+    Fingerprint {
+        hash: format!("{:016x}", fnv1a(text.as_bytes())),
+        canonical: text,
+    }
+}
+
+type PairSets = BTreeMap<(String, String), BTreeSet<String>>;
+
+/// The canonical text with participants named by `name`.
+fn render(
+    participants: &[(&str, &str)],
+    name: &dyn Fn(&str) -> String,
+    ops: &PairSets,
+    shapes: &PairSets,
+    life: &BTreeMap<String, Vec<String>>,
+    outcome: &str,
+) -> String {
+    let relabel = |m: &PairSets| -> PairSets {
+        m.iter()
+            .map(|((a, b), v)| ((name(a), name(b)), v.clone()))
+            .collect()
+    };
+    let (ops, shapes) = (relabel(ops), relabel(shapes));
+    let mut order: Vec<(&str, String, &str)> = participants
+        .iter()
+        .map(|(role, n)| (*role, name(n), *n))
+        .collect();
+    order.sort();
+    let mut text = String::new();
+    for (role, label, original) in &order {
+        let _ = writeln!(text, "{role} {label}");
+        if let Some(l) = life.get(*original) {
             let _ = writeln!(text, "  life {}", l.join(" "));
         }
         for ((caller, callee), set) in &ops {
-            if *caller == n.name {
+            if caller == label {
                 for op in set {
                     let _ = writeln!(text, "  → {callee} {op}");
                 }
@@ -150,7 +195,7 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
             // A pair whose traffic was decoded is described by its operations.
             let decoded = ops.contains_key(&(node.clone(), peer.clone()))
                 || ops.contains_key(&(peer.clone(), node.clone()));
-            if *node == n.name && !decoded {
+            if node == label && !decoded {
                 let list: Vec<&str> = set.iter().map(String::as_str).collect();
                 let _ = writeln!(text, "  ~ {peer} {}", list.join(" "));
             }
@@ -165,10 +210,96 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
         }
     }
     let _ = writeln!(text, "outcome {outcome}");
-    Fingerprint {
-        hash: format!("{:016x}", fnv1a(text.as_bytes())),
-        canonical: text,
+    text
+}
+
+/// Most labellings tried: beyond, names are kept (7 nodes of one program would be 5040).
+const MAX_LABELLINGS: usize = 720;
+
+/// Groups of interchangeable nodes: the nodes whose first spawn ran the same program, each
+/// group with its label stem (the names' common prefix, else the program's name).
+fn interchangeable(header: &Header, events: &[Event]) -> Vec<(String, Vec<String>)> {
+    let mut by_program: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in header.nodes.iter().filter(|n| n.role == "node") {
+        let program = events
+            .iter()
+            .find(|e| e.call == "spawn" && e.node == n.name)
+            .and_then(|e| e.argv.as_ref()?.first().cloned())
+            .map(|p| p.rsplit('/').next().unwrap_or(&p).to_string())
+            .unwrap_or_default();
+        by_program.entry(program).or_default().push(n.name.clone());
     }
+    by_program
+        .into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(program, names)| {
+            let first = names[0].as_str();
+            let common = names.iter().fold(first.len(), |len, n| {
+                first
+                    .bytes()
+                    .zip(n.bytes())
+                    .take(len)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            });
+            let stem = first[..common].trim_end_matches(|c: char| c.is_ascii_digit());
+            let stem = if stem.is_empty() {
+                program
+            } else {
+                stem.to_string()
+            };
+            (stem, names)
+        })
+        .collect()
+}
+
+/// Calls `each` with every assignment of labels (`stem#1`, `stem#2`, ...) to the nodes of
+/// every group, or only the identity when there would be more than [`MAX_LABELLINGS`].
+fn for_each_labelling(
+    groups: &[(String, Vec<String>)],
+    each: &mut dyn FnMut(&BTreeMap<&str, String>),
+) {
+    let total = groups.iter().try_fold(1usize, |acc, (_, names)| {
+        (1..=names.len()).try_fold(acc, |a, k| a.checked_mul(k))
+    });
+    if total.is_none_or(|t| t > MAX_LABELLINGS) {
+        each(&BTreeMap::new());
+        return;
+    }
+    let mut perms: Vec<Vec<usize>> = groups.iter().map(|(_, n)| (0..n.len()).collect()).collect();
+    let mut label = BTreeMap::new();
+    loop {
+        label.clear();
+        for ((stem, names), perm) in groups.iter().zip(&perms) {
+            for (name, &k) in names.iter().zip(perm) {
+                label.insert(name.as_str(), format!("{stem}#{}", k + 1));
+            }
+        }
+        each(&label);
+        // The next combination: advance the first group that has a next permutation.
+        let mut advanced = false;
+        for p in perms.iter_mut() {
+            if next_permutation(p) {
+                advanced = true;
+                break;
+            }
+            p.sort_unstable();
+        }
+        if !advanced {
+            return;
+        }
+    }
+}
+
+/// Rearranges `v` into its next lexicographic permutation; false (and unchanged) at the last.
+fn next_permutation(v: &mut [usize]) -> bool {
+    let Some(i) = (1..v.len()).rev().find(|&i| v[i - 1] < v[i]) else {
+        return false;
+    };
+    let j = (i..v.len()).rev().find(|&j| v[j] > v[i - 1]).unwrap_or(i);
+    v.swap(i - 1, j);
+    v[i..].reverse();
+    true
 }
 
 /// What distinguishes behaviour `a` from `b`: the lines only `a` has (`+ `) and only `b` has
@@ -312,6 +443,31 @@ mod tests {
         assert_eq!(result_kind("k3=v7"), "…=…");
         assert_eq!(abstract_digits("GET /v3/kv/range"), "GET /v#/kv/range");
         assert_eq!(result_kind("-READONLY You can't write"), "-READONLY");
+    }
+
+    #[test]
+    fn permutations_are_all_visited_once() {
+        let mut v = vec![0, 1, 2];
+        let mut seen = vec![v.clone()];
+        while next_permutation(&mut v) {
+            seen.push(v.clone());
+        }
+        assert_eq!(seen.len(), 6);
+        assert_eq!(seen.last(), Some(&vec![2, 1, 0]));
+        let groups = vec![
+            ("e".to_string(), vec!["e1".to_string(), "e2".to_string()]),
+            (
+                "n".to_string(),
+                vec!["a".to_string(), "b".to_string(), "c".to_string()],
+            ),
+        ];
+        let mut n = 0;
+        let mut distinct = BTreeSet::new();
+        for_each_labelling(&groups, &mut |l| {
+            n += 1;
+            distinct.insert(format!("{l:?}"));
+        });
+        assert_eq!((n, distinct.len()), (12, 12));
     }
 
     #[test]

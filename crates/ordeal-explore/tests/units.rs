@@ -346,3 +346,62 @@ fn fingerprint_of_undecoded_traffic_is_its_shape() {
          ~ n0 receives sends\noutcome pass\n"
     );
 }
+
+/// Two nodes of one program are interchangeable: a run where the client talked to n1 reads
+/// the same as one where it talked to n0.
+#[test]
+fn nodes_of_one_program_are_interchangeable() {
+    let mut h = header(7000);
+    h.nodes.insert(
+        1,
+        NodeInfo {
+            name: "n1".into(),
+            role: "node".into(),
+            ports: vec![7001],
+            protocol: None,
+        },
+    );
+    let with_argv = |mut evs: Vec<Event>| {
+        let spawn_n1 = Event {
+            node: "n1".into(),
+            pid: 900,
+            tid: 900,
+            call: "spawn".into(),
+            class: Some(Class::Proc),
+            child: Some(900),
+            ..Default::default()
+        };
+        evs.insert(1, spawn_n1);
+        for (i, e) in evs.iter_mut().enumerate() {
+            e.seq = i as u64;
+            if e.call == "spawn" && e.node != "client" {
+                e.argv = Some(vec!["/usr/bin/kv".into(), "node".into()]);
+            }
+        }
+        evs
+    };
+    let a = with_argv(trace(100, 7000, 500, 1, &[10, 7], false));
+    let swap = |s: &str| match s {
+        "n0" => "n1".to_string(),
+        "n1" => "n0".to_string(),
+        other => other.to_string(),
+    };
+    let b: Vec<Event> = a
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            e.node = swap(&e.node);
+            if let Some(s) = e.sock.as_mut() {
+                s.peer_node = s.peer_node.as_deref().map(swap);
+            }
+            e
+        })
+        .collect();
+    let (fa, fb) = (fingerprint(&h, &a, "pass"), fingerprint(&h, &b, "pass"));
+    assert_eq!(fa.canonical, fb.canonical);
+    assert!(
+        fa.canonical.contains("node n#1\n") && fa.canonical.contains("→ n#1 demo-kv: GET → OK"),
+        "{}",
+        fa.canonical
+    );
+}
