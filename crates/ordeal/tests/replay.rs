@@ -300,3 +300,62 @@ fn a_schedule_given_instead_reproduces_when_the_run_fails() {
     assert!(text.contains("reproduced 0/1 (0%, 95% CI 0–79%)"), "{text}");
     assert!(out.join("1/graph.dot").exists());
 }
+
+/// Processes whose command line mentions `dir` (the demo's nodes name their data dirs).
+fn survivors(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_the_reruns_and_reports_the_finished_ones() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    demo(&run, &[], 0);
+    let out = tmp.path().join("rates");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ordeal"))
+        .args(["replay", run.to_str().unwrap(), "--runs", "5", "-j", "1"])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted as soon as the first rerun has ended: the second is under way.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("rerun "))
+        .unwrap();
+    assert!(first.starts_with("rerun 1/5: PASS in "), "{first}");
+    // SAFETY: our own child, not yet reaped (wait() comes below).
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(130), "{text}{rest:?}");
+    let r = rates(&out);
+    assert_eq!(r["interrupted"], true);
+    let finished = r["runs"].as_u64().unwrap();
+    assert!((1..5).contains(&finished), "{r}");
+    assert_eq!(r["reruns"][0]["run"], 1);
+    assert!(
+        text.contains(&format!("interrupted: {finished} of 5 reruns finished")),
+        "{text}"
+    );
+    assert!(!out.join("5").exists(), "no rerun starts after Ctrl-C");
+    // Nothing a rerun started survives (the kernel's kills are asynchronous: poll).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !survivors(&out).is_empty() && Instant::now() < deadline {
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+    assert_eq!(survivors(&out), Vec::<String>::new());
+}
