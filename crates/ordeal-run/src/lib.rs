@@ -12,7 +12,8 @@
 //! anything starts, faults its engine cannot apply (call interception is a ptrace
 //! capability). A node-level fault that lasts (pause, partition, toxic, crash with restart)
 //! is one [`lasting::Lasting`] value started in [`faults::node_fault`] and ended by the
-//! supervisor's single tick. [`replay`] compares a re-run with the original.
+//! supervisor's single tick. [`replay`] compares a re-run with the original, and counts how
+//! many of N reruns reproduce it ([`replay::Rates`], with a [`replay::wilson`] interval).
 //!
 //! Invariant: every process started here is killed before [`run`] returns, on every path
 //! (the engine kills process groups and every traced process on shutdown or drop; the

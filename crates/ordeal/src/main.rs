@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use ordeal_run::replay::FiringDiff;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +14,7 @@ mod diag_cmd;
 mod explore_cmd;
 mod history_cmd;
 mod merge_cmd;
+mod replay_cmd;
 mod shadow_cmd;
 mod state_cmd;
 
@@ -28,7 +28,8 @@ const DEMO_TOML: &str = include_str!("../../../examples/demo-kv.toml");
     about = "Run a multi-process system traced at the system-call level and rebuild who talked to whom.",
     after_help = "Exit codes: 0 the run passed, 1 it failed or hung (see the verdict), 2 usage, \
                   configuration or setup error, 130 interrupted. `ordeal replay`: 0 same \
-                  firings and verdict, 1 different."
+                  firings and verdict, 1 different; with --runs N > 1 or --faults, 0 every \
+                  rerun reproduced, 1 otherwise."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,16 +63,9 @@ enum Cmd {
     /// (calls.jsonl), as a table (docs/outputs.md).
     Calls(calls_cmd::CallsArgs),
     /// Run a recorded run again (same experiment, variables and fault schedule) and report
-    /// whether the same faults fired at the same points and the outcome is the same.
-    Replay {
-        run_dir: PathBuf,
-        /// Run directory of the replay; default RUN_DIR.replay-<timestamp>.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// No progress lines.
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    /// whether the same faults fired at the same points and the outcome is the same; with
+    /// --runs N, rerun it N times and report the reproduction rate (docs/faults.md).
+    Replay(replay_cmd::ReplayArgs),
     /// Capture a directory's state, or diff two states (docs/checkpoints.md).
     State {
         #[command(subcommand)]
@@ -193,11 +187,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Demo { flags } => {
             run(DEMO_TOML, Path::new("demo-kv.toml"), flags).map(|(code, _)| code)
         }
-        Cmd::Replay {
-            run_dir,
-            out,
-            quiet,
-        } => replay(&run_dir, out, quiet),
+        Cmd::Replay(args) => replay_cmd::replay(args),
         Cmd::Graph {
             run_dir,
             max_graph_events,
@@ -228,20 +218,6 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// What `ordeal replay` needs to run a run again, saved as RUN_DIR/replay.json.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ReplayInfo {
-    experiment_path: PathBuf,
-    experiment: String,
-    set: Vec<String>,
-    faults_path: Option<PathBuf>,
-    faults: Option<String>,
-    payload: usize,
-    /// `--engine` as given (None: the experiment's).
-    #[serde(default)]
-    engine: Option<String>,
-}
-
 /// Runs an experiment given as text; returns the exit code and the run directory.
 fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)> {
     let mut exp = ordeal_experiment::Experiment::parse(text, path)?;
@@ -252,7 +228,7 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
         ),
         None => None,
     };
-    let info = ReplayInfo {
+    let info = replay_cmd::ReplayInfo {
         experiment_path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
         experiment: text.to_string(),
         set: flags.set.clone(),
@@ -304,80 +280,4 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
         status.exit_code()
     };
     Ok((code, report.run_dir))
-}
-
-fn replay(run_dir: &Path, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<u8> {
-    let file = run_dir.join("replay.json");
-    let info: ReplayInfo = serde_json::from_slice(
-        &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
-    )
-    .with_context(|| format!("{}: not a replay record", file.display()))?;
-    // The schedule as it was, from the record: a file edited since does not change the replay.
-    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
-    let faults = match (&info.faults, &info.faults_path) {
-        (Some(text), Some(p)) => {
-            let name = p
-                .file_name()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "faults.toml".into());
-            let copy = tmp.path().join(name);
-            std::fs::write(&copy, text)?;
-            Some(copy)
-        }
-        _ => None,
-    };
-    let out = out.unwrap_or_else(|| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        PathBuf::from(format!("{}.replay-{stamp}", run_dir.display()))
-    });
-    let flags = RunFlags {
-        out: Some(out),
-        set: info.set.clone(),
-        payload: info.payload,
-        max_graph_events: ordeal_hb::DEFAULT_DOT_LIMIT,
-        faults,
-        quiet,
-        engine: info.engine.as_deref().and_then(|e| e.parse().ok()),
-        ..Default::default()
-    };
-    let (code, new_dir) = run(&info.experiment, &info.experiment_path, flags)?;
-    let c = ordeal_run::replay::ReplayComparison::of(run_dir, &new_dir)?;
-    println!();
-    println!("replay of {}", run_dir.display());
-    println!(
-        "  faults   {}",
-        if c.same_firings() {
-            "same firings"
-        } else {
-            "DIFFERENT firings"
-        }
-    );
-    for f in c.firings() {
-        match f {
-            FiringDiff::Same(k) => println!("      {k}"),
-            FiringDiff::Changed { was, now } => {
-                println!("    ≠ {was}");
-                if let Some(other) = now {
-                    println!("      now: {other}");
-                }
-            }
-            FiringDiff::Added(k) => println!("    + {k}"),
-        }
-    }
-    println!(
-        "  verdict  {} → {}{}",
-        c.original,
-        c.replayed,
-        if c.same_verdict() {
-            " (same)"
-        } else {
-            " (DIFFERENT)"
-        }
-    );
-    // The replay's own exit code is its verdict; replay answers "same or not".
-    let _ = code;
-    Ok(c.exit_code())
 }
