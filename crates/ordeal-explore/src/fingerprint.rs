@@ -302,6 +302,46 @@ fn next_permutation(v: &mut [usize]) -> bool {
     true
 }
 
+/// One behaviour among some runs: its fingerprint and the runs that had it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behaviour {
+    pub fingerprint: Fingerprint,
+    pub runs: Vec<std::path::PathBuf>,
+}
+
+/// The behaviours of run directories (each with its trace.jsonl and summary.json), most
+/// frequent first (ties: first seen).
+pub fn behaviours(dirs: &[std::path::PathBuf]) -> Result<Vec<Behaviour>, crate::Error> {
+    let mut out: Vec<Behaviour> = Vec::new();
+    for dir in dirs {
+        let reader = ordeal_events::TraceReader::open(&dir.join("trace.jsonl"))?;
+        let header = reader.header.clone();
+        let events = reader.read_all()?;
+        let path = dir.join("summary.json");
+        let bytes = std::fs::read(&path).map_err(|source| crate::Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let summary: ordeal_hb::Summary =
+            serde_json::from_slice(&bytes).map_err(|e| crate::Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+        let outcome =
+            crate::signature::outcome(summary.verdict.status, &summary.verdict.reasons, dir);
+        let fp = fingerprint(&header, &events, &outcome);
+        match out.iter_mut().find(|b| b.fingerprint.hash == fp.hash) {
+            Some(b) => b.runs.push(dir.clone()),
+            None => out.push(Behaviour {
+                fingerprint: fp,
+                runs: vec![dir.clone()],
+            }),
+        }
+    }
+    out.sort_by(|a, b| b.runs.len().cmp(&a.runs.len()));
+    Ok(out)
+}
+
 /// What distinguishes behaviour `a` from `b`: the lines only `a` has (`+ `) and only `b` has
 /// (`- `), each under the participant it belongs to.
 pub fn diff(a: &str, b: &str) -> Vec<String> {

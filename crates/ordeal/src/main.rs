@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod behaviours_cmd;
 mod calls_cmd;
 mod crash_cmd;
 mod diag_cmd;
@@ -62,6 +63,9 @@ enum Cmd {
     /// The run's call log: every request and response decoded from its traffic
     /// (calls.jsonl), as a table (docs/outputs.md).
     Calls(calls_cmd::CallsArgs),
+    /// The distinct behaviours of some runs, as `ordeal explore` fingerprints them (decoded
+    /// operations per pair, timing left out), and what distinguishes them (docs/explore.md).
+    Behaviours(behaviours_cmd::BehavioursArgs),
     /// Run a recorded run again (same experiment, variables and fault schedule) and report
     /// whether the same faults fired at the same points and the outcome is the same; with
     /// --runs N, rerun it N times and report the reproduction rate (docs/faults.md).
@@ -199,6 +203,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Cmd::Calls(args) => calls_cmd::calls(args),
+        Cmd::Behaviours(args) => behaviours_cmd::behaviours(args),
         Cmd::State { cmd } => state_cmd::state(cmd),
         Cmd::Checkpoint(args) => state_cmd::checkpoint(args),
         Cmd::Watch(args) => state_cmd::watch(args),
