@@ -338,7 +338,7 @@ pub fn behaviours(dirs: &[std::path::PathBuf]) -> Result<Vec<Behaviour>, crate::
             }),
         }
     }
-    out.sort_by(|a, b| b.runs.len().cmp(&a.runs.len()));
+    out.sort_by_key(|b| std::cmp::Reverse(b.runs.len()));
     Ok(out)
 }
 
