@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::model::Outcome;
 use crate::Error;
 
+mod behaviours;
 mod communication;
 
 pub use communication::communication_svg;
@@ -269,6 +270,7 @@ pre{background:#f5f5f5;padding:.6em;overflow-x:auto;font-size:12px}code{backgrou
 details{margin:.4em 0}";
 
 pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> String {
+    let differences = behaviours::differences(out, &o.behaviours);
     let mut h = String::new();
     let _ = write!(
         h,
@@ -383,7 +385,9 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
             esc(&b.outcome)
         );
     }
-    h.push_str("</table></details>\n<h2>Failures</h2>\n");
+    h.push_str("</table></details>\n");
+    h.push_str(&differences);
+    h.push_str("<h2>Failures</h2>\n");
     if o.failures.is_empty() {
         h.push_str("<p>None.</p>\n");
     }
