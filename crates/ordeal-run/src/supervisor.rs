@@ -277,6 +277,16 @@ impl Supervisor<'_> {
         );
         let socket = self.ckpt.socket().display().to_string();
         env.insert(ordeal_state::service::ENV.into(), socket);
+        if self.net.is_some() {
+            // The recording clients may then reach the run's own addresses (ordeal-history).
+            let [a, b, c] = ordeal_netns::SUBNET;
+            if let Ok(own) = std::fs::read_link("/proc/self/ns/net") {
+                env.insert(
+                    ordeal_history::workload::NETNS_SUBNET_ENV.into(),
+                    format!("{a}.{b}.{c}.0/24 outside {}", own.display()),
+                );
+            }
+        }
         env
     }
 

@@ -305,3 +305,47 @@ fn an_unknown_network_is_refused_with_its_position() {
         "{err}"
     );
 }
+
+/// The recording clients accept the run's own addresses in netns mode, so a history check
+/// works there: the demo under four recording clients is linearizable, then nothing is left.
+#[test]
+fn recording_clients_and_a_history_check_work_in_netns_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-kv-history.toml"),
+    )
+    .unwrap();
+    let exp = tmp.path().join("history-netns.toml");
+    std::fs::write(&exp, format!("network = \"netns\"\n{text}")).unwrap();
+    let run = tmp.path().join("run");
+    let o = ordeal()
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "-q",
+        ])
+        .args(["--set", "ops=60"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    let report = std::fs::read_to_string(run.join("history-check.txt")).unwrap();
+    assert!(
+        report.starts_with("linearizable: 60 operations"),
+        "{report}"
+    );
+    // The clients reached the nodes on the run's own subnet.
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 120);
+    assert!(
+        events(&run).iter().any(|e| e["node"] == "clients"
+            && e["call"] == "connect"
+            && e["addr"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("10.77.0."))),
+        "no client connected to a 10.77.0.x address"
+    );
+    assert_nothing_left(&run);
+}

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
     /// An address is not on this machine's loopback.
-    #[error("{0}: only loopback addresses are allowed (127.0.0.0/8, ::1)")]
+    #[error("{0}: only loopback addresses are allowed (127.0.0.0/8, ::1; and a run's own subnet inside its network namespaces)")]
     NotLoopback(String),
     /// An address could not be parsed or resolved.
     #[error("{addr}: {msg}")]
@@ -51,8 +51,41 @@ pub enum WorkloadError {
     Io(#[from] std::io::Error),
 }
 
-/// Resolves `host:port` strings, refusing anything that is not loopback.
+/// Set by `ordeal run` with `network = "netns"` to the run's private subnet and the network
+/// namespace ordeal itself runs in (`10.77.0.0/24 outside net:[4026531833]`): the recording
+/// clients then also accept the subnet's addresses, as long as they run in another namespace
+/// (one of the run's own, with no route out), never in ordeal's.
+pub const NETNS_SUBNET_ENV: &str = "ORDEAL_NETNS_SUBNET";
+
+/// The run's private subnet, when this process is inside one of its namespaces.
+fn run_subnet() -> Option<(std::net::Ipv4Addr, u8)> {
+    let text = std::env::var(NETNS_SUBNET_ENV).ok()?;
+    let (subnet, machine) = text.split_once(" outside ")?;
+    let (net, bits) = subnet.split_once('/')?;
+    let net: std::net::Ipv4Addr = net.parse().ok()?;
+    let bits: u8 = bits.parse().ok().filter(|b| (8..=32).contains(b))?;
+    // In ordeal's own namespace those addresses could be anywhere: only loopback there.
+    let own = std::fs::read_link("/proc/self/ns/net").ok()?;
+    (own.to_str() != Some(machine)).then_some((net, bits))
+}
+
+fn allowed(ip: std::net::IpAddr, subnet: Option<(std::net::Ipv4Addr, u8)>) -> bool {
+    if ip.is_loopback() {
+        return true;
+    }
+    match (ip, subnet) {
+        (std::net::IpAddr::V4(v4), Some((net, bits))) => {
+            let mask = u32::MAX << (32 - u32::from(bits));
+            u32::from(v4) & mask == u32::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Resolves `host:port` strings, refusing anything that is not loopback (or, inside a run's
+/// network namespace, the run's own subnet: [`NETNS_SUBNET_ENV`]).
 pub fn loopback_addrs(addrs: &[String]) -> Result<Vec<SocketAddr>, WorkloadError> {
+    let subnet = run_subnet();
     if addrs.is_empty() {
         return Err(WorkloadError::Config("no address given".into()));
     }
@@ -66,7 +99,7 @@ pub fn loopback_addrs(addrs: &[String]) -> Result<Vec<SocketAddr>, WorkloadError
                     msg: e.to_string(),
                 })?
                 .collect();
-            if resolved.is_empty() || !resolved.iter().all(|r| r.ip().is_loopback()) {
+            if resolved.is_empty() || !resolved.iter().all(|r| allowed(r.ip(), subnet)) {
                 return Err(WorkloadError::NotLoopback(a.clone()));
             }
             Ok(resolved[0])
@@ -460,9 +493,21 @@ mod tests {
             loopback_addrs(&["10.0.0.1:7000".into()])
                 .unwrap_err()
                 .to_string(),
-            "10.0.0.1:7000: only loopback addresses are allowed (127.0.0.0/8, ::1)"
+            "10.0.0.1:7000: only loopback addresses are allowed (127.0.0.0/8, ::1; and a run's \
+             own subnet inside its network namespaces)"
         );
         assert!(loopback_addrs(&["nonsense".into()]).is_err());
         assert!(loopback_addrs(&[]).is_err());
+    }
+
+    #[test]
+    fn a_runs_subnet_is_allowed_only_when_given() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let subnet = Some((std::net::Ipv4Addr::new(10, 77, 0, 0), 24));
+        assert!(allowed(ip("10.77.0.3"), subnet));
+        assert!(!allowed(ip("10.77.1.3"), subnet));
+        assert!(!allowed(ip("10.77.0.3"), None));
+        assert!(allowed(ip("127.0.0.2"), None));
+        assert!(!allowed(ip("::2"), subnet));
     }
 }
