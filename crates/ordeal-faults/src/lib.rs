@@ -62,7 +62,7 @@ pub use kinds::*;
 pub use ordeal_events::Class;
 pub use ordeal_toml::{parse_duration, DurationError};
 pub use pattern::{Direction, GlobError, PathGlob, Pattern};
-pub use shape::{shape_dice, Shape, ShapeError, Split, SHAPES};
+pub use shape::{shape_dice, Shape, ShapeError, ShapeState, Split, SHAPES};
 pub use trigger::{fault_seed, TriggerState};
 
 use parse::FaultSpans;

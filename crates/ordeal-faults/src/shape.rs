@@ -4,11 +4,12 @@
 //! when the fault fires, by the fault's own dice ([`shape_dice`]): seeded, so a replay of the
 //! schedule splits the nodes the same way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ordeal_sys::rng::{mix, SplitMix64};
 
 use crate::trigger::fault_seed;
+use crate::{FaultKind, Schedule};
 
 /// A standard partition over the experiment's nodes (workloads are never cut by a shape).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -214,6 +215,44 @@ pub fn shape_dice(seed: u64, index: usize) -> SplitMix64 {
     SplitMix64::new(mix(fault_seed(seed, index) ^ SHAPES_STREAM))
 }
 
+/// The shapes of a schedule's partitions as they fire: the experiment's nodes, and each shaped
+/// fault's dice (what the supervisor keeps for a run, as it keeps trigger states).
+#[derive(Debug, Clone, Default)]
+pub struct ShapeState {
+    nodes: Vec<String>,
+    seed: u64,
+    dice: BTreeMap<String, SplitMix64>,
+}
+
+impl ShapeState {
+    /// For a run of `schedule` over `nodes` (the experiment's, in file order).
+    pub fn new(schedule: &Schedule, nodes: Vec<String>) -> ShapeState {
+        let dice = schedule
+            .faults
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(f.kind, FaultKind::Partition { shape: Some(_), .. }))
+            .map(|(i, f)| (f.name.clone(), shape_dice(schedule.seed, i)))
+            .collect();
+        ShapeState {
+            nodes,
+            seed: schedule.seed,
+            dice,
+        }
+    }
+
+    /// Lays `shape`, the shape of fault `fault`, over the nodes, drawing on the fault's dice
+    /// (those of the schedule's first fault for a fault the schedule does not have).
+    pub fn split(&mut self, fault: &str, shape: &Shape) -> Result<Split, ShapeError> {
+        let seed = self.seed;
+        let dice = self
+            .dice
+            .entry(fault.to_string())
+            .or_insert_with(|| shape_dice(seed, 0));
+        shape.split(&self.nodes, dice)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,7 +355,10 @@ mod tests {
                     .collect();
                 assert_eq!(heard.len(), n / 2 + 1, "{n} nodes: {r} hears {heard:?}");
                 assert!(heard.contains(&r));
-                assert!(seen.insert(heard), "{n} nodes: two nodes see the same majority");
+                assert!(
+                    seen.insert(heard),
+                    "{n} nodes: two nodes see the same majority"
+                );
             }
         }
     }
@@ -325,7 +367,12 @@ mod tests {
     fn each_firing_draws_on_and_a_replay_draws_the_same() {
         let mut dice = shape_dice(7, 0);
         let firings: Vec<String> = (0..3)
-            .map(|_| Shape::Halves.split(&nodes(5), &mut dice).unwrap().describe())
+            .map(|_| {
+                Shape::Halves
+                    .split(&nodes(5), &mut dice)
+                    .unwrap()
+                    .describe()
+            })
             .collect();
         assert_eq!(
             firings,
@@ -337,16 +384,42 @@ mod tests {
         );
         let mut again = shape_dice(7, 0);
         assert_eq!(
-            Shape::Halves.split(&nodes(5), &mut again).unwrap().describe(),
+            Shape::Halves
+                .split(&nodes(5), &mut again)
+                .unwrap()
+                .describe(),
             firings[0]
         );
+    }
+
+    #[test]
+    fn a_run_draws_each_fault_from_its_own_dice() {
+        let s = Schedule::parse(
+            "seed = 7\n\
+             [[fault]]\nkind = \"crash\"\nnode = \"n0\"\ntrigger = { after = \"1s\" }\n\
+             [[fault]]\nname = \"h\"\nkind = \"partition\"\nshape = \"halves\"\n\
+             trigger = { after = \"1s\" }\n",
+            "s.toml",
+        )
+        .unwrap();
+        let mut state = ShapeState::new(&s, nodes(5));
+        let mut dice = shape_dice(7, 1);
+        for _ in 0..2 {
+            assert_eq!(
+                state.split("h", &Shape::Halves),
+                Shape::Halves.split(&nodes(5), &mut dice)
+            );
+        }
     }
 
     #[test]
     fn what_cannot_be_laid_over_the_nodes() {
         let mut dice = shape_dice(1, 0);
         assert_eq!(
-            Shape::Bridge.split(&nodes(2), &mut dice).unwrap_err().to_string(),
+            Shape::Bridge
+                .split(&nodes(2), &mut dice)
+                .unwrap_err()
+                .to_string(),
             "a `bridge` partition needs at least 3 nodes (the experiment has 2)"
         );
         let isolate = Shape::Isolate {

@@ -567,7 +567,8 @@ fn partition_shapes() {
     );
     // A shape needs enough nodes; checked once the experiment's nodes are known.
     let two = Participants::new(["a", "b"], ["client"]);
-    let bridge = "[[fault]]\nkind = \"partition\"\nshape = \"bridge\"\ntrigger = { after = \"1s\" }\n";
+    let bridge =
+        "[[fault]]\nkind = \"partition\"\nshape = \"bridge\"\ntrigger = { after = \"1s\" }\n";
     assert!(Schedule::parse(bridge, "f.toml").is_ok());
     assert_eq!(
         Schedule::parse_for(bridge, "f.toml", &two)
