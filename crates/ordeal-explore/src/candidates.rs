@@ -4,7 +4,8 @@
 //! `nth` event matching a [`Site`] (node, call, class, peer, file name). A point where the
 //! workloads were already running can take a fault of every [`Action`] that makes sense there
 //! ([`actions_for`]): crash the node before or after the call, pause it, delay the call, fail
-//! it, shorten it (receives), or partition the node from the peer. A [`Fault`] is an action at
+//! it, shorten it (receives), partition the node from the peer, or cut the nodes along a
+//! shape (isolate the node, halves, bridge, ring: [`crate::shapes`]). A [`Fault`] is an action at
 //! a point; a schedule is a list of faults, run as a normal fault schedule
 //! ([`crate::schedule`]).
 
@@ -224,10 +225,19 @@ pub enum Action {
     ShortIo,
     /// Cut the node from the peer for the model's long duration.
     Partition,
+    /// Cut the node from every other node for the model's long duration (shapes: see
+    /// [`crate::shapes`]).
+    Isolate,
+    /// Cut the nodes in a minority and a majority (drawn when it fires).
+    Halves,
+    /// Cut the nodes in two sides that both still see a bridge node.
+    Bridge,
+    /// Let each node see only the majority of nodes around it in a ring.
+    Ring,
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 11] = [
         Action::CrashBefore,
         Action::CrashAfter,
         Action::Pause,
@@ -235,6 +245,10 @@ impl Action {
         Action::Fail,
         Action::ShortIo,
         Action::Partition,
+        Action::Isolate,
+        Action::Halves,
+        Action::Bridge,
+        Action::Ring,
     ];
 
     pub fn name(self) -> &'static str {
@@ -246,6 +260,10 @@ impl Action {
             Action::Fail => "fail",
             Action::ShortIo => "short-io",
             Action::Partition => "partition",
+            Action::Isolate => "isolate",
+            Action::Halves => "halves",
+            Action::Bridge => "bridge",
+            Action::Ring => "ring",
         }
     }
 
@@ -254,8 +272,8 @@ impl Action {
     }
 
     /// Whether the action disrupts a whole node or link for a while (crash, pause, delay,
-    /// partition): a schedule holds at most [`FaultModel::max_disruptions`] of them, the
-    /// failures a correct system is expected to survive.
+    /// partition and its shapes): a schedule holds at most [`FaultModel::max_disruptions`] of
+    /// them, the failures a correct system is expected to survive.
     pub fn disruptive(self) -> bool {
         !matches!(self, Action::Fail | Action::ShortIo)
     }
@@ -328,7 +346,7 @@ pub struct FaultModel {
     pub restart_after: Duration,
     /// Most faults in one schedule.
     pub max_faults: usize,
-    /// Most disruptive faults (crash, pause, delay, partition) in one schedule.
+    /// Most disruptive faults (crash, pause, delay, partition and its shapes) in one schedule.
     pub max_disruptions: usize,
 }
 
@@ -356,6 +374,17 @@ impl Default for FaultModel {
 }
 
 impl FaultModel {
+    /// At most `max` faults per schedule, every kind counted alike: disruptive ones may
+    /// combine (a crash and a partition), up to `max` of them (`--max-faults`). The default
+    /// model holds at most two faults, of which one disruptive.
+    pub fn counting_every_fault(self, max: usize) -> FaultModel {
+        FaultModel {
+            max_faults: max,
+            max_disruptions: max,
+            ..self
+        }
+    }
+
     /// Whether `faults` may form one schedule.
     pub fn allows(&self, faults: &[Fault]) -> bool {
         if faults.len() > self.max_faults {
@@ -447,6 +476,8 @@ pub fn priority(action: Action, site: &Site, is_node: &dyn Fn(&str) -> bool) -> 
         (Action::CrashAfter, Some(SiteKind::Send)) if node && peer_workload => 0,
         (Action::ShortIo, Some(SiteKind::Recv)) if node && peer_workload => 0,
         (Action::Delay, Some(SiteKind::Recv)) if node && peer_node => 0,
+        // A shape cuts node-to-node links whatever the send it fires at.
+        (a, _) if a.is_shape() && node => 1,
         _ if !node => 2,
         (_, Some(SiteKind::Connect | SiteKind::Accept)) => 2,
         (Action::CrashBefore | Action::CrashAfter, _) => 1,

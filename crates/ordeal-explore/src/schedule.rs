@@ -42,9 +42,19 @@ impl Fault {
             Action::Partition => FaultKind::Partition {
                 from: vec![site.node.clone()],
                 to: vec![site.peer.clone().unwrap_or_default()],
+                shape: None,
                 oneway: false,
                 duration: Some(long),
             },
+            Action::Isolate | Action::Halves | Action::Bridge | Action::Ring => {
+                FaultKind::Partition {
+                    from: Vec::new(),
+                    to: Vec::new(),
+                    shape: self.action.shape(site),
+                    oneway: false,
+                    duration: Some(long),
+                }
+            }
         };
         let refused = |message: String| {
             Error::Schedule(ordeal_faults::Error::Invalid(vec![Diagnostic {
@@ -230,6 +240,7 @@ mod tests {
             FaultKind::Partition {
                 from: vec!["n0".into()],
                 to: vec!["n1".into()],
+                shape: None,
                 oneway: false,
                 duration: Some(ms(1500)),
             }

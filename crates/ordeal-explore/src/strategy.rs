@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::candidates::{actions_for, priority, Action, Fault, FaultModel, Occurrence, Site};
 use crate::rng::Rng;
+use crate::shapes::shape_actions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +117,11 @@ impl Knowledge {
     fn point_of(&self, o: &Occurrence) -> Point {
         let peer_known = o.site.peer.is_some();
         let mut actions = actions_for(o, self.is_node(&o.site.node), peer_known);
+        actions.extend(shape_actions(
+            o,
+            self.is_node(&o.site.node),
+            self.nodes.len(),
+        ));
         actions.retain(|a| self.model.actions.contains(a));
         Point {
             actions,

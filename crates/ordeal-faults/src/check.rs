@@ -191,6 +191,11 @@ impl<'a> Checker<'a> {
         self.err(&[self.key("node")], message);
     }
 
+    /// How many nodes the experiment has, when the schedule is checked against one.
+    pub(crate) fn node_count(&self) -> Option<usize> {
+        self.names.map(|n| n.nodes.len())
+    }
+
     /// A pattern or partition name: a node or a workload.
     pub(crate) fn participant(&mut self, name: &str, at: &Option<Location>) {
         let Some(names) = self.names else { return };

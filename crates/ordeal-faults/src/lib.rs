@@ -5,7 +5,9 @@
 //! faults such as delay or fail) and a [`Trigger`] (the nth event matching a [`Pattern`], a
 //! time after the workload starts, or a probability per matching event drawn from the
 //! schedule's seed). Each kind is one file of `src/kinds/`, holding all the schedule side knows
-//! of it: its keys, their reading, checks and writing. This crate parses and
+//! of it: its keys, their reading, checks and writing. A partition names its two sides or a
+//! [`Shape`] (isolate, halves, bridge, ring), laid over the experiment's nodes when it fires
+//! ([`Shape::split`], drawn from the fault's own dice: [`shape_dice`]). This crate parses and
 //! validates schedules, writes them back as files ([`Schedule::to_toml`]), decides when each
 //! fault fires ([`TriggerState`]), and reads and writes the record of what fired ([`Applied`],
 //! `schedule.applied.toml`). It does not inject anything: the tracer and the supervisor do,
@@ -39,6 +41,7 @@ mod error;
 mod kinds;
 mod parse;
 mod pattern;
+mod shape;
 mod trigger;
 mod write;
 
@@ -59,6 +62,7 @@ pub use kinds::*;
 pub use ordeal_events::Class;
 pub use ordeal_toml::{parse_duration, DurationError};
 pub use pattern::{Direction, GlobError, PathGlob, Pattern};
+pub use shape::{shape_dice, Shape, ShapeError, ShapeState, Split, SHAPES};
 pub use trigger::{fault_seed, TriggerState};
 
 use parse::FaultSpans;

@@ -252,6 +252,7 @@ mod tests {
                 FaultKind::Partition {
                     from: vec!["n0".into()],
                     to: vec!["n1".into(), "client".into()],
+                    shape: None,
                     oneway: true,
                     duration: Some(ms(1000)),
                 },
@@ -262,10 +263,35 @@ mod tests {
                 FaultKind::Partition {
                     from: vec!["n1".into()],
                     to: vec!["n0".into()],
+                    shape: None,
                     oneway: false,
                     duration: None,
                 },
                 Trigger::Time { after: ms(200) },
+            ),
+            fault(
+                "isolate-n1",
+                FaultKind::Partition {
+                    from: Vec::new(),
+                    to: Vec::new(),
+                    shape: Some(crate::Shape::Isolate {
+                        node: Some("n1".into()),
+                    }),
+                    oneway: false,
+                    duration: Some(ms(300)),
+                },
+                Trigger::Time { after: ms(250) },
+            ),
+            fault(
+                "halves",
+                FaultKind::Partition {
+                    from: Vec::new(),
+                    to: Vec::new(),
+                    shape: Some(crate::Shape::Halves),
+                    oneway: false,
+                    duration: None,
+                },
+                Trigger::Time { after: ms(260) },
             ),
             fault("heal", FaultKind::Heal, Trigger::Time { after: ms(5000) }),
             fault(

@@ -43,7 +43,7 @@ fn every_toml_example_is_valid() {
             schedules += 1;
         }
     }
-    assert_eq!(schedules, 12);
+    assert_eq!(schedules, 13);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ordeal_faults::{
     Class, Direction, Errno, Error, Fault, FaultKind, Participants, PathGlob, Pattern, Schedule,
-    Trigger, When,
+    Shape, Trigger, When,
 };
 
 fn who() -> Participants {
@@ -177,6 +177,7 @@ fn parses_every_kind() {
             kind: FaultKind::Partition {
                 from: vec!["n0".into()],
                 to: vec!["n1".into(), "n2".into()],
+                shape: None,
                 oneway: true,
                 duration: Some(Duration::from_secs(60)),
             },
@@ -238,6 +239,7 @@ fn defaults() {
         FaultKind::Partition {
             from: vec!["a".into()],
             to: vec!["b".into()],
+            shape: None,
             oneway: false,
             duration: None
         }
@@ -286,7 +288,8 @@ fn syntax_errors_are_reported_with_positions() {
         "[[fault]]\nkind = \"heal\"\ncolour = \"red\"\n",
         &[
             "f.toml:3:1: unknown field `colour`, expected one of `name`, `kind`, `node`, \
-           `restart_after`, `duration`, `errno`, `max_bytes`, `from`, `to`, `oneway`, `proxy`, `toxic`, `signal`, `trigger`",
+           `restart_after`, `duration`, `errno`, `max_bytes`, `from`, `to`, `oneway`, `shape`, `proxy`, `toxic`, \
+           `signal`, `trigger`",
         ],
     );
     assert_errors(
@@ -487,6 +490,91 @@ fn partitions() {
             "f.toml:4:13: unknown node `n5` (nodes: n0, n1, n2; workloads: client)",
             "f.toml:8:8: `from` must name at least one node",
         ],
+    );
+}
+
+#[test]
+fn partition_shapes() {
+    let s = Schedule::parse_for(
+        "[[fault]]\nname = \"iso\"\nkind = \"partition\"\nshape = \"isolate\"\nnode = \"n0\"\n\
+         duration = \"2s\"\ntrigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\nshape = \"ring\"\ntrigger = { after = \"1s\" }\n",
+        "f.toml",
+        &who(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.faults[0].kind,
+        FaultKind::Partition {
+            from: Vec::new(),
+            to: Vec::new(),
+            shape: Some(Shape::Isolate {
+                node: Some("n0".into())
+            }),
+            oneway: false,
+            duration: Some(ms(2000)),
+        }
+    );
+    assert_eq!(
+        (s.faults[1].name.as_str(), &s.faults[1].kind),
+        (
+            "partition-2",
+            &FaultKind::Partition {
+                from: Vec::new(),
+                to: Vec::new(),
+                shape: Some(Shape::Ring),
+                oneway: false,
+                duration: None,
+            }
+        )
+    );
+    // Written back as it was given.
+    let text = s.to_toml();
+    assert!(
+        text.contains(
+            "kind = \"partition\"\nshape = \"isolate\"\nnode = \"n0\"\nduration = \"2000ms\"\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(Schedule::parse_for(&text, "back.toml", &who()).unwrap(), s);
+
+    assert_errors(
+        "[[fault]]\nkind = \"partition\"\nshape = \"isolate\"\nfrom = [\"n0\"]\nto = [\"n1\"]\n\
+         trigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\nshape = \"star\"\ntrigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\nshape = \"isolate\"\nnode = \"n7\"\ntrigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\nshape = \"isolate\"\nnode = \"client\"\ntrigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\nshape = \"halves\"\nnode = \"n1\"\ntrigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\nshape = \"ring\"\noneway = true\ntrigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\ntrigger = { after = \"1s\" }\n\
+         [[fault]]\nkind = \"partition\"\nfrom = [\"n0\"]\nnode = \"n1\"\ntrigger = { after = \"1s\" }\n",
+        &[
+            "f.toml:3:9: `shape` and `from`/`to` are two ways to say what the partition cuts: give \
+             a shape or the two sides, not both",
+            "f.toml:9:9: unknown shape `star`: expected \"isolate\", \"halves\", \"bridge\" or \"ring\"",
+            "f.toml:14:8: unknown node `n7` (nodes: n0, n1, n2)",
+            "f.toml:19:8: `client` is a workload: a `partition` fault acts on a node (nodes: n0, \
+             n1, n2)",
+            "f.toml:24:8: `node` applies to shape = \"isolate\" only (the node cut off), not to \
+             shape = \"halves\"",
+            "f.toml:29:10: `oneway` applies to `from` and `to` only: shape = \"ring\" says itself \
+             which ways it cuts",
+            "f.toml:31:1: a `partition` fault needs `from` and `to` (lists of node names) or \
+             `shape` (\"isolate\", \"halves\", \"bridge\" or \"ring\")",
+            "f.toml:37:8: `node` applies to shape = \"isolate\" only (the node cut off), not to \
+             `from` and `to`",
+        ],
+    );
+    // A shape needs enough nodes; checked once the experiment's nodes are known.
+    let two = Participants::new(["a", "b"], ["client"]);
+    let bridge =
+        "[[fault]]\nkind = \"partition\"\nshape = \"bridge\"\ntrigger = { after = \"1s\" }\n";
+    assert!(Schedule::parse(bridge, "f.toml").is_ok());
+    assert_eq!(
+        Schedule::parse_for(bridge, "f.toml", &two)
+            .unwrap_err()
+            .to_string(),
+        "f.toml:3:9: a `bridge` partition needs at least 3 nodes (the experiment has 2)"
     );
 }
 

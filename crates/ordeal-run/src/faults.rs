@@ -49,6 +49,8 @@ pub struct Pending {
     pub lasting: Vec<Box<dyn Lasting>>,
     /// Partitions in effect (the hook applies them to calls; in netns mode, drop rules).
     pub cuts: Vec<Cut>,
+    /// The experiment's nodes and each partition shape's dice, to lay a shape when it fires.
+    pub shapes: ordeal_faults::ShapeState,
     /// `snapshot` faults fired and not taken yet (the supervisor takes them).
     pub snapshots: Vec<String>,
     /// The experiment's `[[proxy]]`s, running.
@@ -139,31 +141,7 @@ pub fn check_engine(s: &Schedule, network: Network, engine: &dyn Launcher) -> Re
     }
 }
 
-/// A partition in effect: traffic from `from` to `to` (and back unless `oneway`) is cut.
-#[derive(Debug, Clone)]
-pub struct Cut {
-    pub fault: String,
-    pub from: BTreeSet<String>,
-    pub to: BTreeSet<String>,
-    pub oneway: bool,
-    /// When a partition with a `duration` heals by itself.
-    pub until: Option<Instant>,
-}
-
-impl Cut {
-    /// Whether traffic sent by node `a` to node `b` is cut.
-    pub fn blocks(&self, a: &str, b: &str) -> bool {
-        (self.from.contains(a) && self.to.contains(b))
-            || (!self.oneway && self.to.contains(a) && self.from.contains(b))
-    }
-
-    /// How the fault marker describes it: `n0 | n1,n2` both ways, `n0 -> n1` one way.
-    pub fn describe(&self) -> String {
-        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
-        let arrow = if self.oneway { "->" } else { "|" };
-        format!("{} {arrow} {}", join(&self.from), join(&self.to))
-    }
-}
+pub use crate::cuts::Cut;
 
 pub type Shared = Arc<Mutex<Pending>>;
 
@@ -173,18 +151,12 @@ impl Pending {
         let Some(net) = &self.net else {
             return Ok(());
         };
-        let mut pairs = BTreeSet::new();
-        for c in &self.cuts {
-            for f in &c.from {
-                for t in &c.to {
-                    pairs.insert((f.clone(), t.clone()));
-                    if !c.oneway {
-                        pairs.insert((t.clone(), f.clone()));
-                    }
-                }
-            }
-        }
-        net.set_cuts(&pairs)
+        let links: BTreeSet<(String, String)> = self
+            .cuts
+            .iter()
+            .flat_map(|c| c.links.iter().cloned())
+            .collect();
+        net.set_cuts(&links)
     }
 }
 
@@ -305,17 +277,30 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
         FaultKind::Partition {
             from,
             to,
+            shape,
             oneway,
             duration,
         } => {
-            let cut = Cut {
-                fault: name.clone(),
-                from: from.iter().cloned().collect(),
-                to: to.iter().cloned().collect(),
-                oneway: *oneway,
-                until: duration.map(|d| Instant::now() + d),
+            let cut = Cut::of_partition(
+                &name,
+                (from, to),
+                shape.as_ref(),
+                *oneway,
+                *duration,
+                &mut p.shapes,
+            );
+            let cut = match cut {
+                Ok(cut) => cut,
+                Err(why) => {
+                    let what = format!("partition {why} (not applied)");
+                    return NodeAction::mark(MarkOn::FirstStarted, what);
+                }
             };
             let what = format!("partition {}", cut.describe());
+            let on = cut
+                .mark_on
+                .clone()
+                .map_or(MarkOn::FirstStarted, MarkOn::Node);
             p.lasting.push(Box::new(lasting::Partition {
                 fault: name,
                 until: cut.until,
@@ -327,10 +312,6 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
                 Ok(()) => what,
                 Err(e) => format!("{what} (not applied: {e})"),
             };
-            let on = from
-                .first()
-                .cloned()
-                .map_or(MarkOn::FirstStarted, MarkOn::Node);
             NodeAction::mark(on, what)
         }
         FaultKind::Heal => {
@@ -338,7 +319,7 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
             let on = p
                 .cuts
                 .first()
-                .and_then(|c| c.from.iter().next().cloned())
+                .and_then(|c| c.mark_on.clone())
                 .map_or(MarkOn::FirstStarted, MarkOn::Node);
             let healed: Vec<String> = p.cuts.drain(..).map(|c| c.fault).collect();
             // Healed now: their own ends are over.
@@ -670,7 +651,8 @@ trigger = { nth = 1, call = "write" }
                 None,
                 action(MarkOn::FirstStarted, 0, "heal (no partition in effect)"),
                 action(node("n1"), 0, "partition n0,n1 | n2"),
-                action(node("n0"), 0, "heal partition-5"),
+                // Marked where the partition it heals was: its first `from` node.
+                action(node("n1"), 0, "heal partition-5"),
                 action(MarkOn::FirstRunning, 0, "snapshot"),
                 action(
                     MarkOn::FirstStarted,

@@ -252,7 +252,7 @@ impl Lasting for Partition {
             cut.describe(),
             cut.fault
         ));
-        let node = cut.from.iter().next().cloned().unwrap_or_default();
+        let node = cut.mark_on.clone().unwrap_or_default();
         // An effect: a heal is not a firing of the partition. The signal-less request also
         // wakes the tracer, which lets the threads the partition held go on.
         ctx.signal(&node, 0, FaultMark::effect(&cut.fault, why))
@@ -542,13 +542,11 @@ mod tests {
     }
 
     fn cut(fault: &str, until: Option<Instant>) -> Cut {
-        Cut {
-            fault: fault.into(),
-            from: ["n0".to_string()].into(),
-            to: ["n1".to_string(), "n2".to_string()].into(),
-            oneway: false,
-            until,
-        }
+        let (from, to) = (["n0".to_string()], ["n1".to_string(), "n2".to_string()]);
+        let mut shapes = ordeal_faults::ShapeState::default();
+        let mut c = Cut::of_partition(fault, (&from, &to), None, false, None, &mut shapes).unwrap();
+        c.until = until;
+        c
     }
 
     #[test]

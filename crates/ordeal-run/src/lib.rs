@@ -12,8 +12,11 @@
 //! anything starts, faults its engine cannot apply (call interception is a ptrace
 //! capability). A node-level fault that lasts (pause, partition, toxic, crash with restart)
 //! is one [`lasting::Lasting`] value started in [`faults::node_fault`] and ended by the
-//! supervisor's single tick. [`replay`] compares a re-run with the original, and counts how
-//! many of N reruns reproduce it ([`replay::Rates`], with a [`replay::wilson`] interval).
+//! supervisor's single tick. A partition in effect is a set of directed cut links
+//! ([`cuts::Cut`]: its two sides, or its shape laid over the nodes when it fired), which the
+//! tracer hook (loopback) and the drop rules (netns) apply alike. [`replay`] compares a
+//! re-run with the original, and counts how many of N reruns reproduce it
+//! ([`replay::Rates`], with a [`replay::wilson`] interval).
 //!
 //! Invariant: every process started here is killed before [`run`] returns, on every path
 //! (the engine kills process groups and every traced process on shutdown or drop; the
@@ -22,6 +25,7 @@
 
 mod checkpoints;
 pub mod crash;
+pub mod cuts;
 pub mod diag;
 #[cfg(test)]
 mod engine_tests;
@@ -305,6 +309,10 @@ pub fn run_on(
     let shared = faults::Shared::default();
     if let Ok(mut p) = shared.lock() {
         p.net = net.clone();
+        if let Some(s) = &opts.faults {
+            let nodes = resolved.nodes.iter().map(|n| n.name.clone()).collect();
+            p.shapes = ordeal_faults::ShapeState::new(s, nodes);
+        }
         for px in &resolved.proxies {
             let proxy = ordeal_shadow::Proxy::start(ordeal_shadow::ProxyConfig {
                 name: px.name.clone(),

@@ -51,7 +51,7 @@ pub struct ExploreArgs {
     #[arg(long, value_name = "N")]
     stop_after: Option<usize>,
     /// Fault kinds to use (comma-separated): crash-before, crash-after, pause, delay, fail,
-    /// short-io, partition. Default: all.
+    /// short-io, partition, isolate, halves, bridge, ring. Default: all.
     #[arg(long, value_name = "KINDS", value_delimiter = ',')]
     faults: Vec<String>,
     /// Length of pauses, delays and partitions: above the system's internal timeouts, below
@@ -62,9 +62,10 @@ pub struct ExploreArgs {
     /// restart_after, else 500ms.
     #[arg(long, value_name = "DURATION")]
     restart_after: Option<String>,
-    /// Most faults per schedule.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    max_faults: usize,
+    /// Most faults per schedule, every kind counted alike: crashes, pauses and partitions may
+    /// then combine. Default: two faults, of which at most one disruptive.
+    #[arg(long, value_name = "N")]
+    max_faults: Option<usize>,
     /// Keep the directory of every run (default: failing, erroneous and first-of-a-kind only).
     #[arg(long)]
     keep_runs: bool,
@@ -157,9 +158,11 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
                 .restart_after
                 .unwrap_or(FaultModel::default().restart_after),
         },
-        max_faults: args.max_faults.max(1),
         ..FaultModel::default()
     };
+    if let Some(n) = args.max_faults {
+        model = model.counting_every_fault(n.max(1));
+    }
     if !args.faults.is_empty() {
         model.actions = args
             .faults
@@ -167,7 +170,7 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
             .map(|k| {
                 Action::parse(k.trim()).with_context(|| {
                     format!(
-                        "--faults {k}: expected crash-before, crash-after, pause, delay, fail, short-io or partition"
+                        "--faults {k}: expected crash-before, crash-after, pause, delay, fail, short-io, partition, isolate, halves, bridge or ring"
                     )
                 })
             })

@@ -27,7 +27,7 @@ use toml::Spanned;
 use crate::check::{Checker, Variant};
 use crate::parse::{Converter, RawTrigger};
 use crate::write::Keys;
-use crate::{Errno, Pattern};
+use crate::{Errno, Pattern, Shape};
 
 pub use signal::{Signal, SignalError};
 pub use toxic::ToxicSpec;
@@ -81,11 +81,13 @@ pub enum FaultKind {
     Fail { errno: Errno },
     /// Let the matching transfer move at most `max_bytes` bytes (a short read or write).
     ShortIo { max_bytes: u64 },
-    /// Cut traffic from the `from` nodes to the `to` nodes (and back, unless `oneway`), until a
-    /// `heal` fault fires or, with `duration`, that long after.
+    /// Cut traffic from the `from` nodes to the `to` nodes (and back, unless `oneway`), or
+    /// with a `shape` (then `from` and `to` are empty) the links the shape cuts between the
+    /// experiment's nodes, until a `heal` fault fires or, with `duration`, that long after.
     Partition {
         from: Vec<String>,
         to: Vec<String>,
+        shape: Option<Shape>,
         oneway: bool,
         duration: Option<Duration>,
     },
@@ -288,6 +290,7 @@ raw_fault! {
     from: Vec<Str>,
     to: Vec<Str>,
     oneway: bool,
+    shape: String,
     proxy: String,
     toxic: toml::value::Table,
     signal: String,
