@@ -39,6 +39,7 @@ mod error;
 mod kinds;
 mod parse;
 mod pattern;
+mod target;
 mod trigger;
 mod write;
 
@@ -58,7 +59,8 @@ pub use error::{Diagnostic, Error, Location, UnknownErrno};
 pub use kinds::*;
 pub use ordeal_events::Class;
 pub use ordeal_toml::{parse_duration, DurationError};
-pub use pattern::{Direction, GlobError, PathGlob, Pattern};
+pub use pattern::{Direction, GlobError, Holders, PathGlob, Pattern};
+pub use target::Target;
 pub use trigger::{fault_seed, TriggerState};
 
 use parse::FaultSpans;
@@ -144,11 +146,13 @@ impl Trigger {
     }
 }
 
-/// The names a schedule may refer to: the experiment's nodes and workloads.
+/// The names a schedule may refer to: the experiment's nodes and workloads, and its roles
+/// (`[roles]`, see [`Participants::with_roles`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Participants {
     pub nodes: Vec<String>,
     pub workloads: Vec<String>,
+    pub roles: Vec<String>,
 }
 
 impl Participants {
@@ -162,7 +166,45 @@ impl Participants {
         Participants {
             nodes: nodes.into_iter().map(Into::into).collect(),
             workloads: workloads.into_iter().map(Into::into).collect(),
+            roles: Vec::new(),
         }
+    }
+
+    /// The same names, with the experiment's roles: what `role = "..."` may name.
+    pub fn with_roles<R>(mut self, roles: R) -> Participants
+    where
+        R: IntoIterator,
+        R::Item: Into<String>,
+    {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl Fault {
+    /// The role whose holder it acts on (`role = "..."` in a node fault), if any.
+    pub fn target_role(&self) -> Option<&str> {
+        self.kind.target().and_then(Target::role)
+    }
+
+    /// The roles it needs found while the run goes on: the one it acts on and the one its
+    /// trigger counts the calls of, each once.
+    pub fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = self.target_role().into_iter().collect();
+        if let Some(r) = self.trigger.pattern().and_then(Pattern::role) {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+        roles
+    }
+
+    /// The same fault aimed at `node` (what a fault aimed at a role does once its holder is
+    /// known); a fault not aimed at a role is returned unchanged.
+    pub fn aimed_at(&self, node: &str) -> Fault {
+        let mut f = self.clone();
+        f.kind.aim_at(node);
+        f
     }
 }
 
@@ -250,6 +292,17 @@ impl Schedule {
     /// The file name used in messages.
     pub fn file(&self) -> &str {
         &self.file
+    }
+
+    /// Every role a fault acts on or a trigger counts the calls of, in first-use order.
+    pub fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = Vec::new();
+        for r in self.faults.iter().flat_map(Fault::roles) {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+        roles
     }
 
     /// The fault called `name`.
