@@ -155,7 +155,8 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
     let mut cfg = cfg;
     cfg.out = out;
     cfg.jobs = cfg.jobs.max(1);
-    let names = Participants::new(cfg.experiment.node_names(), cfg.experiment.workload_names());
+    let names = Participants::new(cfg.experiment.node_names(), cfg.experiment.workload_names())
+        .with_roles(cfg.experiment.role_names());
     let shared = Arc::new(Shared {
         exp: cfg.experiment.clone(),
         replay: cfg.replay.clone(),

@@ -33,6 +33,9 @@ mod network;
 mod outputs;
 mod readiness;
 pub mod replay;
+pub mod roles;
+#[cfg(test)]
+mod roles_tests;
 mod rundir;
 mod supervisor;
 
@@ -242,6 +245,8 @@ pub fn run_on(
     if let Some(s) = &opts.faults {
         // Refused before anything starts, like the rest of a bad schedule.
         faults::check_toxics(s, &exp.proxy_names())?;
+        let roles: Vec<String> = exp.role_names().map(str::to_string).collect();
+        roles::check_roles(s, &roles)?;
         faults::check_engine(s, exp.network(), launcher)?;
     }
     let run_dir = rundir::run_dir_path(exp, opts)?;
@@ -329,6 +334,21 @@ pub fn run_on(
             Box::new(faults::ScheduleHook::new(s, shared.clone()))
                 as Box<dyn ordeal_tracer::Interceptor>
         });
+    let prober = roles::Prober::new(&resolved, net.as_deref(), origin);
+    // Roles a trigger counts the calls of are looked for again after each node-level fault.
+    let counted: Vec<String> = opts
+        .faults
+        .iter()
+        .flat_map(|s| &s.faults)
+        .filter_map(|f| f.trigger.pattern().and_then(|p| p.role()))
+        .map(str::to_string)
+        .collect();
+    let watch = match &prober {
+        Some(p) if !counted.is_empty() => {
+            Some(roles::Watch::start(p.clone(), counted, shared.clone()))
+        }
+        _ => None,
+    };
     let t_drive = Instant::now();
     let engine = launcher.start(config, Box::new(writer), hook)?;
     let mut ckpt = checkpoints::Checkpoints::start(&resolved, &run_dir, engine.marker())?;
@@ -344,8 +364,13 @@ pub fn run_on(
         progress: &progress,
         cancel,
         diag: diag::Diag::new(&resolved, &opts.diag, &run_dir),
+        prober: prober.as_ref(),
     };
     let mut verdict = sup.drive(&resolved);
+    if let Some(w) = watch {
+        // Its probes end before the nodes are stopped.
+        w.stop();
+    }
     let t_teardown = Instant::now();
     sup.stop_gracefully(&resolved);
     ckpt.stop();
