@@ -37,6 +37,7 @@ mod pool;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod roles;
 pub mod schedule;
 pub mod signature;
 pub mod strategy;

@@ -116,7 +116,7 @@ impl Knowledge {
     fn point_of(&self, o: &Occurrence) -> Point {
         let peer_known = o.site.peer.is_some();
         let mut actions = actions_for(o, self.is_node(&o.site.node), peer_known);
-        actions.retain(|a| self.model.actions.contains(a));
+        actions.retain(|a| self.model.allows_at(*a, &o.site));
         Point {
             actions,
             ret: o.ret,
