@@ -2,7 +2,8 @@
 //!
 //! A fault schedule file (TOML, documented for users in `docs/faults.md`) lists faults, each
 //! with a [`FaultKind`] (one of [`FAULT_KINDS`]: node faults such as crash or partition, call
-//! faults such as delay or fail) and a [`Trigger`] (the nth event matching a [`Pattern`], a
+//! faults such as delay or fail; a crash, pause or signal acts on a [`Target`], a node by name
+//! or the holder of one of the experiment's roles) and a [`Trigger`] (the nth event matching a [`Pattern`], a
 //! time after the workload starts, or a probability per matching event drawn from the
 //! schedule's seed). Each kind is one file of `src/kinds/`, holding all the schedule side knows
 //! of it: its keys, their reading, checks and writing. This crate parses and

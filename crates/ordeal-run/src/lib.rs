@@ -4,15 +4,18 @@
 //! directory and data dirs (`rundir`, `network` for `network = "netns"`) → start the tracing
 //! engine ([`ordeal_tracer::Engine`], ptrace today) → start every node in file order
 //! (stdout/stderr to `logs/NODE.{stdout,stderr}`) → wait until each node is ready
-//! (`readiness`, polled with a deadline) → run the workloads → end the faults still in
-//! effect ([`lasting`]) → run the check → stop everything → rebuild the happens-before graph
+//! (`readiness`, polled with a deadline) → find who holds each role of `[roles]` ([`roles`]:
+//! probes, `roles.jsonl`) → run the workloads → end the faults still in effect ([`lasting`])
+//! → run the check → stop everything → rebuild the happens-before graph
 //! from `trace.jsonl` and write the outputs (`outputs`). The phases live in `supervisor`.
 //!
 //! Seams: the engine is a [`ordeal_tracer::Launcher`] ([`run_on`]); a run refuses, before
 //! anything starts, faults its engine cannot apply (call interception is a ptrace
 //! capability). A node-level fault that lasts (pause, partition, toxic, crash with restart)
 //! is one [`lasting::Lasting`] value started in [`faults::node_fault`] and ended by the
-//! supervisor's single tick. [`replay`] compares a re-run with the original.
+//! supervisor's single tick. A fault aimed at a role (`role = "leader"`) is applied by the
+//! supervisor once the role's probe found its holder, never on the tracer thread
+//! ([`faults::Pending::deferred`]). [`replay`] compares a re-run with the original.
 //!
 //! Invariant: every process started here is killed before [`run`] returns, on every path
 //! (the engine kills process groups and every traced process on shutdown or drop; the

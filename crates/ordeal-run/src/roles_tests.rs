@@ -6,7 +6,7 @@
 use crate::faults::{self, Deferred, ScheduleHook, Shared};
 use crate::roles;
 use ordeal_events::{Class, Event, FaultMark, FaultRef};
-use ordeal_faults::{Participants, Schedule};
+use ordeal_faults::{Applied, Participants, Schedule};
 use ordeal_tracer::{Action, Interceptor};
 use std::time::Duration;
 
@@ -127,37 +127,23 @@ fn the_applied_record_names_the_role_and_the_node_that_held_it() {
         mark(40, "e2", "at-call", "crash e2 (role leader)"),
         mark(90, "e1", "timed", "pause e1 (role leader)"),
     ];
-    let a = faults::applied(&s, &events);
-    let brief: Vec<(&str, bool, Option<&str>, Option<&str>, Option<&str>)> = a
-        .iter()
-        .map(|a| {
-            (
-                a.fault.as_str(),
-                a.fired,
-                a.role.as_deref(),
-                a.node.as_deref(),
-                a.detail.as_deref(),
-            )
-        })
-        .collect();
+    let fired = |f: usize, seq: u64, node: &str, detail: &str| Applied {
+        role: Some("leader".into()),
+        node: Some(node.into()),
+        detail: Some(detail.into()),
+        ..Applied::fired_at(&s.faults[f], Some(seq), seq * 1000)
+    };
     assert_eq!(
-        brief,
+        faults::applied(&s, &events),
         [
-            (
-                "at-call",
-                true,
-                Some("leader"),
-                Some("e2"),
-                Some("crash e2 (role leader) (after its trigger, once its role was found)")
+            fired(
+                0,
+                40,
+                "e2",
+                "crash e2 (role leader) (after its trigger, once its role was found)"
             ),
-            (
-                "timed",
-                true,
-                Some("leader"),
-                Some("e1"),
-                Some("pause e1 (role leader) (time trigger)")
-            ),
-            ("plain", false, None, None, None),
+            fired(1, 90, "e1", "pause e1 (role leader) (time trigger)"),
+            Applied::not_fired(&s.faults[2]),
         ]
     );
 }

@@ -480,7 +480,7 @@ impl Supervisor<'_> {
             return self.fire_node_fault(f);
         };
         let Some(prober) = self.prober else {
-            // Refused before the run starts (faults::check_roles); kept safe anyway.
+            // Refused before the run starts (roles::check_roles); kept safe anyway.
             return Ok(());
         };
         let candidates = || self.probed_nodes();

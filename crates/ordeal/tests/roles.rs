@@ -142,7 +142,7 @@ fn crash_the_leader(engine: &str) {
         .filter(|(why, _, _)| why == "fault crash-leader")
         .collect();
     assert_eq!(at_fault.len(), 1, "{seen:?}");
-    assert_eq!(at_fault[0].2, [leader.clone()]);
+    assert_eq!(at_fault[0].2, std::slice::from_ref(&leader));
 
     // It fired at the client's 11th connect to e1 (the 6th put's etcdctl), applied once the
     // probe answered: the mark comes after that connect.
