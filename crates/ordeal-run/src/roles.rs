@@ -8,7 +8,7 @@
 //! - when a fault aimed at a role fires (`fault NAME`): that role, afresh, by the supervisor
 //!   (never on the tracer thread: a probe talks to traced nodes);
 //! - after every node-level fault, when a trigger counts a role's calls (`moved`): a
-//!   [`Watch`] thread finds the roles again (a crash moves leadership), until each has a holder
+//!   watch thread finds the roles again (a crash moves leadership), until each has a holder
 //!   or [`SETTLE`] passes;
 //! - after the recovery phase (`end`): every role, for the record (explore names its mined
 //!   points by the roles their nodes held).
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// The record of role findings in a run directory.
 pub const ROLES_FILE: &str = "roles.jsonl";
 
-/// How long the [`Watch`] keeps looking for a role's new holder after a node-level fault
+/// How long the watch thread keeps looking for a role's new holder after a node-level fault
 /// (an election takes a few of etcd's 1 s election timeouts at worst).
 pub const SETTLE: Duration = Duration::from_secs(10);
 
