@@ -3,8 +3,9 @@
 //! An experiment file (TOML, documented for users in `docs/experiment.md`) describes a
 //! multi-process system: its nodes (long-running processes, each with an optional readiness
 //! condition and data directory) and its workloads (commands run against the nodes once they
-//! are ready). This crate turns such a file into concrete processes to start; it knows nothing
-//! about tracing.
+//! are ready), and how to find which node holds a role such as a leader (`[roles]`: a probe
+//! command per node, run by ordeal-run while the run goes on). This crate turns such a file
+//! into concrete processes to start; it knows nothing about tracing.
 //!
 //! ```no_run
 //! use ordeal_experiment::{Experiment, ResolveContext};
@@ -28,6 +29,7 @@ mod error;
 mod ports;
 mod raw;
 mod resolve;
+mod roles;
 mod template;
 mod validate;
 
@@ -44,6 +46,7 @@ pub use ports::{PortAllocator, PortReservation, DEFAULT_LOCK_DIR, DEFAULT_PORT_R
 pub use resolve::{
     DataDir, NodeSpec, ProxySpec, ReadyCheck, ResolveContext, Resolved, WorkloadSpec,
 };
+pub use roles::{RoleProbe, DEFAULT_ROLE_TIMEOUT};
 
 use raw::RawExperiment;
 use template::Template;
@@ -205,6 +208,8 @@ pub struct Experiment {
     /// `[crash] check`: the check of a recovered crash state, named `crash-check`.
     crash_check: Option<Process>,
     explore: ExploreDefaults,
+    /// `[roles]`, in name order.
+    roles: Vec<roles::RoleDef>,
     /// Every `{port.NAME}` name (and every name listed in a node's `ports`).
     port_names: BTreeSet<String>,
     /// Port name → owning node.
@@ -393,6 +398,11 @@ impl Experiment {
     /// Workload names, in file order.
     pub fn workload_names(&self) -> impl Iterator<Item = &str> {
         self.workloads.iter().map(|w| w.process.name.as_str())
+    }
+
+    /// The roles of `[roles]`, in name order: what a fault schedule's `role = "..."` may name.
+    pub fn role_names(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(|r| r.name())
     }
 
     /// Every port name used in the file (`{port.NAME}` or a node's `ports`), sorted.

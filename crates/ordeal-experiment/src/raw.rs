@@ -40,6 +40,20 @@ pub(crate) struct RawExperiment {
     pub proxies: Vec<Spanned<RawProxy>>,
     #[serde(default)]
     pub explore: Option<Spanned<RawExplore>>,
+    #[serde(default)]
+    pub roles: Option<Spanned<BTreeMap<Str, Spanned<RawRole>>>>,
+}
+
+/// One role of `[roles]`: `NAME = { command = [...], matches = "...", timeout = "2s" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRole {
+    #[serde(default)]
+    pub command: Option<StrList>,
+    #[serde(default)]
+    pub matches: Option<Str>,
+    #[serde(default)]
+    pub timeout: Option<Str>,
 }
 
 /// `[explore]`: the campaign settings this system needs (`ordeal explore`'s flags override).

@@ -73,6 +73,8 @@ pub struct Resolved {
     pub network: crate::Network,
     /// Each node's and workload's address (`{host.NAME}`): `127.0.0.1` on loopback.
     pub hosts: BTreeMap<String, String>,
+    /// `[roles]`: the probe finding each role's holders, in name order.
+    pub roles: Vec<crate::RoleProbe>,
     reservation: PortReservation,
 }
 
@@ -339,10 +341,12 @@ impl Experiment {
                 Err(m) => r.err(&p.listen.location, format!("{what}: listen: {m}")),
             }
         }
+        let roles = self.roles.iter().map(|role| r.role(role)).collect();
         if !r.diags.is_empty() {
             return Err(Error::Invalid(r.diags));
         }
         Ok(Resolved {
+            roles,
             check,
             crash_check,
             history_check: self.history_check.clone(),
@@ -362,7 +366,7 @@ impl Experiment {
     }
 }
 
-struct Resolver<'a> {
+pub(crate) struct Resolver<'a> {
     exp: &'a Experiment,
     values: Values<'a>,
     run_dir: &'a Path,
@@ -377,8 +381,18 @@ impl Resolver<'_> {
         });
     }
 
+    /// The directory relative paths of the file start from.
+    pub(crate) fn base_dir(&self) -> &Path {
+        &self.exp.base_dir
+    }
+
+    /// The experiment file's name, for messages.
+    pub(crate) fn file(&self) -> &str {
+        &self.exp.file
+    }
+
     /// Expands a string that becomes part of a process's argv or environment.
-    fn string(&mut self, what: &str, t: &Template) -> String {
+    pub(crate) fn string(&mut self, what: &str, t: &Template) -> String {
         let s = t.expand_plain(&self.values);
         if s.contains('\0') {
             self.err(
@@ -429,7 +443,7 @@ impl Resolver<'_> {
         (program, argv, env, cwd)
     }
 
-    fn program(
+    pub(crate) fn program(
         &mut self,
         what: &str,
         argv: &[String],

@@ -34,7 +34,7 @@ pub(crate) fn validate(
     .run(raw, base_dir)
 }
 
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     src: Source<'a>,
     diags: Vec<Diagnostic>,
     /// Every string with placeholders, in file order, for the cross-checks.
@@ -90,6 +90,7 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|c| self.history_check(c, &nodes, &workloads));
         let crash_check = raw.crash.as_ref().and_then(|c| self.crash_check(c));
+        let roles = self.roles(&raw.roles, &raw);
         if raw.check.is_some() {
             self.check_name_is_free(&raw);
         }
@@ -125,17 +126,18 @@ impl Validator<'_> {
             proxies,
             crash_check,
             explore,
+            roles,
             port_names,
             port_owners,
         })
     }
 
-    fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
         let d = self.src.diag(span, message);
         self.diags.push(d);
     }
 
-    fn duration(&mut self, value: &Str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, value: &Str) -> Option<Duration> {
         match parse_duration(value.get_ref()) {
             Ok(d) if d.is_zero() => {
                 self.err(Some(value.span()), "the duration must be greater than zero");
@@ -742,7 +744,7 @@ impl Validator<'_> {
         template
     }
 
-    fn argv(&mut self, what: &str, argv: &StrList) -> Vec<Template> {
+    pub(crate) fn argv(&mut self, what: &str, argv: &StrList) -> Vec<Template> {
         if argv.get_ref().is_empty() {
             self.err(
                 Some(argv.span()),
@@ -839,7 +841,7 @@ impl Validator<'_> {
 }
 
 /// The gist of a regex error: its `error: ...` line, without the drawing above it.
-fn regex_message(e: &regex::Error) -> String {
+pub(crate) fn regex_message(e: &regex::Error) -> String {
     let text = e.to_string();
     text.lines()
         .rev()

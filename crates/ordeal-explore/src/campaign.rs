@@ -155,7 +155,10 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
     let mut cfg = cfg;
     cfg.out = out;
     cfg.jobs = cfg.jobs.max(1);
-    let names = Participants::new(cfg.experiment.node_names(), cfg.experiment.workload_names());
+    let names = Participants::new(cfg.experiment.node_names(), cfg.experiment.workload_names())
+        .with_roles(cfg.experiment.role_names());
+    // Points are named by role where the runs say who held which (explore's `roles`).
+    cfg.model.roles = names.roles.clone();
     let shared = Arc::new(Shared {
         exp: cfg.experiment.clone(),
         replay: cfg.replay.clone(),
@@ -166,7 +169,11 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
         cancel: Arc::clone(&cancel),
     });
     let pool = Pool::start(cfg.jobs, shared);
-    let knowledge = Knowledge::new(cfg.model.clone(), names.nodes.clone());
+    // A role's holder is a node: node faults apply at its points.
+    let knowledge = Knowledge::new(
+        cfg.model.clone(),
+        names.nodes.iter().chain(&names.roles).cloned(),
+    );
     let mut progress = Progress::new(cfg.progress, cfg.runs, cfg.time);
     for w in &warnings {
         progress.say(&format!("warning: {w}"));

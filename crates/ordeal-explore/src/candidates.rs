@@ -103,6 +103,16 @@ pub struct Occurrence {
 
 /// The points of a trace, in seq order.
 pub fn mine(header: &Header, events: &[Event]) -> Vec<Occurrence> {
+    mine_with_roles(header, events, &|_, _| None)
+}
+
+/// [`mine`], a point's node replaced by the role `role_of(node, ts)` says it held then
+/// (crate::roles): counted per role, as a trigger naming the role counts.
+pub fn mine_with_roles(
+    header: &Header,
+    events: &[Event],
+    role_of: &dyn Fn(&str, u64) -> Option<String>,
+) -> Vec<Occurrence> {
     let workloads: Vec<&str> = header
         .nodes
         .iter()
@@ -118,7 +128,12 @@ pub fn mine(header: &Header, events: &[Event]) -> Vec<Occurrence> {
         if !in_workload && workloads.contains(&ev.node.as_str()) {
             in_workload = true;
         }
-        let Some(site) = site_of(ev) else { continue };
+        let Some(mut site) = site_of(ev) else {
+            continue;
+        };
+        if let Some(role) = role_of(&site.node, ev.ts) {
+            site.node = role;
+        }
         let to_workload = site.peer.as_deref().is_some_and(|p| workloads.contains(&p));
         let mut ack = false;
         match site.kind() {
@@ -348,6 +363,10 @@ pub struct FaultModel {
     pub max_faults: usize,
     /// Most disruptive faults (crash, pause, delay, partition and its shapes) in one schedule.
     pub max_disruptions: usize,
+    /// The experiment's roles (`[roles]`): a site whose `node` is one of them is a point of
+    /// that role's holder (see [`mine_with_roles`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 pub(crate) mod ms {
@@ -369,6 +388,7 @@ impl Default for FaultModel {
             restart_after: Duration::from_millis(500),
             max_faults: 2,
             max_disruptions: 1,
+            roles: Vec::new(),
         }
     }
 }
@@ -383,6 +403,21 @@ impl FaultModel {
             max_disruptions: max,
             ..self
         }
+    }
+
+    /// A site's node as a schedule names it: a role (`role = "leader"`) or a node.
+    pub fn target(&self, node: &str) -> ordeal_faults::Target {
+        match self.roles.iter().any(|r| r == node) {
+            true => ordeal_faults::Target::Role(node.to_string()),
+            false => ordeal_faults::Target::Node(node.to_string()),
+        }
+    }
+
+    /// Whether `action` is one to try at `site`: one of the model's, and not a partition of
+    /// a role (a partition's sides name nodes).
+    pub fn allows_at(&self, action: Action, site: &Site) -> bool {
+        self.actions.contains(&action)
+            && !(action == Action::Partition && self.roles.contains(&site.node))
     }
 
     /// Whether `faults` may form one schedule.

@@ -203,6 +203,7 @@ argv = ["/bin/true"]
                 restart_after: Duration::from_millis(50),
                 max_faults: 3,
                 max_disruptions: 1,
+                roles: Vec::new(),
             },
             shard: Some(Shard { index: 1, count: 3 }),
         }

@@ -12,7 +12,7 @@ use ordeal_experiment::Experiment;
 use ordeal_faults::Participants;
 use ordeal_hb::Status;
 
-use crate::candidates::{mine, Fault, FaultModel};
+use crate::candidates::{mine_with_roles, Fault, FaultModel};
 use crate::config::ReplaySource;
 use crate::fingerprint::fingerprint;
 use crate::model::{Analysis, Phases};
@@ -98,7 +98,9 @@ pub(crate) fn execute(
     let verdict = &report.summary.verdict;
     let interrupted = sh.cancel.load(Ordering::SeqCst) && verdict.status == Status::Error;
     let outcome = signature::outcome(verdict.status, &verdict.reasons, dir);
-    let occurrences = mine(&header, &events);
+    // With [roles], points are named by the role their node held (roles.jsonl).
+    let timeline = crate::roles::Timeline::read(dir);
+    let occurrences = mine_with_roles(&header, &events, &|node, ts| timeline.role_of(node, ts));
     let mut fired: Vec<(u64, String)> = events
         .iter()
         .filter_map(|e| {

@@ -5,7 +5,8 @@
 //! only, no graph rendering); the first J runs are fault-free baselines. After each run, in run
 //! order, the coordinator computes the run's behaviour [`fingerprint`] (communication structure
 //! with pids, ports and timing abstracted away), mines the run's trace for candidate points
-//! ([`candidates::mine`]; partition [`shapes`] at a node's sends), and lets the [`strategy`] pick the next schedule (random, systematic
+//! ([`candidates::mine`]; partition [`shapes`] at a node's sends; with `[roles]`, a point's
+//! node named by the role it held, from the run's `roles.jsonl`: [`roles`]), and lets the [`strategy`] pick the next schedule (random, systematic
 //! or novelty-driven), run as an [`ordeal_faults::Schedule`] built from the candidates
 //! ([`schedule`]) and written next to the run for `ordeal replay`. Failing runs are grouped by [`signature`]; each distinct failure is
 //! shrunk with [`ddmin`] (over its faults, then towards earlier trigger indices) and its
@@ -37,6 +38,7 @@ mod pool;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod roles;
 pub mod schedule;
 pub mod shapes;
 pub mod signature;

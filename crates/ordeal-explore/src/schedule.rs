@@ -25,11 +25,11 @@ impl Fault {
         let long = whole_ms(model.long);
         let kind = match self.action {
             Action::CrashBefore | Action::CrashAfter => FaultKind::Crash {
-                node: site.node.clone(),
+                node: model.target(&site.node),
                 restart_after: Some(whole_ms(model.restart_after)),
             },
             Action::Pause => FaultKind::Pause {
-                node: site.node.clone(),
+                node: model.target(&site.node),
                 duration: long,
             },
             Action::Delay => FaultKind::Delay { duration: long },
@@ -75,7 +75,7 @@ impl Fault {
             None => None,
         };
         let pattern = Pattern {
-            node: Some(site.node.clone()),
+            node: Some(model.target(&site.node)),
             call: Some(site.call.clone()),
             class: Some(class),
             peer: site.peer.clone(),
@@ -179,7 +179,7 @@ mod tests {
 
     fn pattern(s: &Site) -> Pattern {
         Pattern {
-            node: Some(s.node.clone()),
+            node: Some(s.node.as_str().into()),
             call: Some(s.call.clone()),
             class: None,
             peer: s.peer.clone(),

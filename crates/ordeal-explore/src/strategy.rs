@@ -122,7 +122,7 @@ impl Knowledge {
             self.is_node(&o.site.node),
             self.nodes.len(),
         ));
-        actions.retain(|a| self.model.actions.contains(a));
+        actions.retain(|a| self.model.allows_at(*a, &o.site));
         Point {
             actions,
             ret: o.ret,

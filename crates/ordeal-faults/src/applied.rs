@@ -27,6 +27,10 @@ pub struct Applied {
     /// When it fired, ns since the run started (the clock of events' `ts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_ns: Option<u64>,
+    /// For a fault aimed at a role (`role = "leader"`): that role; `node` is the node that
+    /// held it when the fault fired, the one it acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// The node it fired in or acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
@@ -44,6 +48,7 @@ impl Applied {
             fired: false,
             seq: None,
             time_ns: None,
+            role: None,
             node: None,
             detail: None,
         }
@@ -86,6 +91,9 @@ pub fn applied_to_toml(entries: &[Applied]) -> String {
         }
         if let Some(t) = a.time_ns {
             out.push_str(&format!("time_ns = {t}\n"));
+        }
+        if let Some(r) = &a.role {
+            out.push_str(&format!("role = {}\n", s(r)));
         }
         if let Some(n) = &a.node {
             out.push_str(&format!("node = {}\n", s(n)));

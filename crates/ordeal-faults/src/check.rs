@@ -12,7 +12,7 @@ use ordeal_toml::{suggest, truncated};
 use crate::calls::{call_classes, call_direction, class_name, NO_PEER_CALLS};
 use crate::parse::{FaultSpans, TriggerSpans};
 use crate::{
-    Diagnostic, FaultKind, Location, Participants, Pattern, Schedule, Trigger, When,
+    Diagnostic, FaultKind, Location, Participants, Pattern, Schedule, Target, Trigger, When,
     LIFECYCLE_STEPS, TRACED_CALLS,
 };
 
@@ -196,6 +196,39 @@ impl<'a> Checker<'a> {
         self.names.map(|n| n.nodes.len())
     }
 
+    /// What a crash, pause or signal acts on (key `node` or `role`): a node of the
+    /// experiment, or one of its roles.
+    pub(crate) fn target(&mut self, kind: &str, target: &Target) {
+        match target {
+            Target::Node(node) => self.node_target(kind, node),
+            Target::Role(role) => self.role(role, &self.key("role").clone()),
+        }
+    }
+
+    /// A role of the experiment's `[roles]`.
+    fn role(&mut self, role: &str, at: &Option<Location>) {
+        let Some(names) = self.names else { return };
+        if names.roles.iter().any(|r| r == role) {
+            return;
+        }
+        let message = if names.roles.is_empty() {
+            format!(
+                "unknown role `{}`: the experiment declares no [roles] (see docs/experiment.md)",
+                truncated(role)
+            )
+        } else {
+            let hint = suggest(role, names.roles.iter().map(String::as_str), 2)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            format!(
+                "unknown role `{}`{hint}: the experiment's roles are {}",
+                truncated(role),
+                names.roles.join(", ")
+            )
+        };
+        self.err(&[at], message);
+    }
+
     /// A pattern or partition name: a node or a workload.
     pub(crate) fn participant(&mut self, name: &str, at: &Option<Location>) {
         let Some(names) = self.names else { return };
@@ -266,8 +299,10 @@ impl<'a> Checker<'a> {
     /// can match, or `None` after reporting an impossible combination.
     fn pattern(&mut self, p: &Pattern, when: When) -> Option<Vec<Variant>> {
         let t = &self.spans.trigger;
-        if let Some(n) = &p.node {
-            self.participant(n, &t.node.clone().or(t.table.clone()));
+        match &p.node {
+            Some(Target::Node(n)) => self.participant(n, &t.node.clone().or(t.table.clone())),
+            Some(Target::Role(r)) => self.role(r, &t.role.clone().or(t.table.clone())),
+            None => {}
         }
         if let Some(n) = &p.peer {
             self.participant(n, &t.peer.clone().or(t.table.clone()));

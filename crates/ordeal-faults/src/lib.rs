@@ -2,7 +2,8 @@
 //!
 //! A fault schedule file (TOML, documented for users in `docs/faults.md`) lists faults, each
 //! with a [`FaultKind`] (one of [`FAULT_KINDS`]: node faults such as crash or partition, call
-//! faults such as delay or fail) and a [`Trigger`] (the nth event matching a [`Pattern`], a
+//! faults such as delay or fail; a crash, pause or signal acts on a [`Target`], a node by name
+//! or the holder of one of the experiment's roles) and a [`Trigger`] (the nth event matching a [`Pattern`], a
 //! time after the workload starts, or a probability per matching event drawn from the
 //! schedule's seed). Each kind is one file of `src/kinds/`, holding all the schedule side knows
 //! of it: its keys, their reading, checks and writing. A partition names its two sides or a
@@ -42,6 +43,7 @@ mod kinds;
 mod parse;
 mod pattern;
 mod shape;
+mod target;
 mod trigger;
 mod write;
 
@@ -61,8 +63,9 @@ pub use error::{Diagnostic, Error, Location, UnknownErrno};
 pub use kinds::*;
 pub use ordeal_events::Class;
 pub use ordeal_toml::{parse_duration, DurationError};
-pub use pattern::{Direction, GlobError, PathGlob, Pattern};
+pub use pattern::{Direction, GlobError, Holders, PathGlob, Pattern};
 pub use shape::{shape_dice, Shape, ShapeError, ShapeState, Split, SHAPES};
+pub use target::Target;
 pub use trigger::{fault_seed, TriggerState};
 
 use parse::FaultSpans;
@@ -148,11 +151,13 @@ impl Trigger {
     }
 }
 
-/// The names a schedule may refer to: the experiment's nodes and workloads.
+/// The names a schedule may refer to: the experiment's nodes and workloads, and its roles
+/// (`[roles]`, see [`Participants::with_roles`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Participants {
     pub nodes: Vec<String>,
     pub workloads: Vec<String>,
+    pub roles: Vec<String>,
 }
 
 impl Participants {
@@ -166,7 +171,45 @@ impl Participants {
         Participants {
             nodes: nodes.into_iter().map(Into::into).collect(),
             workloads: workloads.into_iter().map(Into::into).collect(),
+            roles: Vec::new(),
         }
+    }
+
+    /// The same names, with the experiment's roles: what `role = "..."` may name.
+    pub fn with_roles<R>(mut self, roles: R) -> Participants
+    where
+        R: IntoIterator,
+        R::Item: Into<String>,
+    {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl Fault {
+    /// The role whose holder it acts on (`role = "..."` in a node fault), if any.
+    pub fn target_role(&self) -> Option<&str> {
+        self.kind.target().and_then(Target::role)
+    }
+
+    /// The roles it needs found while the run goes on: the one it acts on and the one its
+    /// trigger counts the calls of, each once.
+    pub fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = self.target_role().into_iter().collect();
+        if let Some(r) = self.trigger.pattern().and_then(Pattern::role) {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+        roles
+    }
+
+    /// The same fault aimed at `node` (what a fault aimed at a role does once its holder is
+    /// known); a fault not aimed at a role is returned unchanged.
+    pub fn aimed_at(&self, node: &str) -> Fault {
+        let mut f = self.clone();
+        f.kind.aim_at(node);
+        f
     }
 }
 
@@ -254,6 +297,17 @@ impl Schedule {
     /// The file name used in messages.
     pub fn file(&self) -> &str {
         &self.file
+    }
+
+    /// Every role a fault acts on or a trigger counts the calls of, in first-use order.
+    pub fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = Vec::new();
+        for r in self.faults.iter().flat_map(Fault::roles) {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+        roles
     }
 
     /// The fault called `name`.

@@ -15,7 +15,7 @@ use crate::check::{self, msg};
 use crate::kinds::{self, Given, RawFault, Spec};
 use crate::{
     parse_duration, Diagnostic, Direction, Error, Fault, FaultKind, Location, Participants,
-    PathGlob, Pattern, Schedule, Trigger, When, FAULT_KINDS,
+    PathGlob, Pattern, Schedule, Target, Trigger, When, FAULT_KINDS,
 };
 use ordeal_toml::Source;
 
@@ -46,6 +46,8 @@ pub(crate) struct RawTrigger {
     when: Option<Str>,
     #[serde(default)]
     node: Option<Str>,
+    #[serde(default)]
+    role: Option<Str>,
     #[serde(default)]
     call: Option<Str>,
     #[serde(default)]
@@ -124,6 +126,7 @@ pub(crate) struct TriggerSpans {
     pub times: Option<Location>,
     pub when: Option<Location>,
     pub node: Option<Location>,
+    pub role: Option<Location>,
     pub call: Option<Location>,
     pub class: Option<Location>,
     pub peer: Option<Location>,
@@ -364,10 +367,18 @@ impl Converter<'_> {
         }
         let mut ok = true;
         for key in keys.iter().filter(|k| k.required) {
-            if !given.iter().any(|g| g.key == key.name) {
+            let instead = key.or.map(|(k, _)| k);
+            if !given
+                .iter()
+                .any(|g| g.key == key.name || Some(g.key) == instead)
+            {
+                let or = match key.or {
+                    Some((k, help)) => format!(" or `{k}`{help}"),
+                    None => String::new(),
+                };
                 self.err(
                     table.clone(),
-                    format!("a `{kind}` fault needs `{}`{}", key.name, key.help),
+                    format!("a `{kind}` fault needs `{}`{}{or}", key.name, key.help),
                 );
                 ok = false;
             }
@@ -388,6 +399,7 @@ impl Converter<'_> {
             times: self.span(&t.times),
             when: self.span(&t.when),
             node: self.span(&t.node),
+            role: self.span(&t.role),
             call: self.span(&t.call),
             class: self.span(&t.class),
             peer: self.span(&t.peer),
@@ -423,10 +435,11 @@ impl Converter<'_> {
 
         if let Some(after) = &t.after {
             let mut ok = true;
-            let extra: [(&str, &Option<Location>); 8] = [
+            let extra: [(&str, &Option<Location>); 9] = [
                 ("times", &sp.times),
                 ("when", &sp.when),
                 ("node", &sp.node),
+                ("role", &sp.role),
                 ("call", &sp.call),
                 ("class", &sp.class),
                 ("peer", &sp.peer),
@@ -526,8 +539,21 @@ impl Converter<'_> {
                 }
             });
         let string = |v: &Option<Str>| v.as_ref().map(|s| s.get_ref().clone());
+        let node = match (&t.node, &t.role) {
+            (Some(_), Some(role)) => {
+                self.err(
+                    role.span(),
+                    "give `node` (a node's calls) or `role` (the calls of the node holding \
+                     it), not both",
+                );
+                ok = false;
+                None
+            }
+            (_, Some(role)) => Some(Target::Role(role.get_ref().clone())),
+            (node, None) => string(node).map(Target::Node),
+        };
         let pattern = Pattern {
-            node: string(&t.node),
+            node,
             call: string(&t.call),
             class,
             peer: string(&t.peer),

@@ -1,10 +1,13 @@
 //! Which events a trigger counts: [`Pattern`] and its path [`PathGlob`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use globset::{GlobBuilder, GlobMatcher};
 use ordeal_events::{Class, Event};
 use ordeal_toml::truncated;
+
+use crate::Target;
 
 /// Which way bytes go in a socket data call: the call table's own.
 pub use ordeal_events::Direction;
@@ -17,8 +20,8 @@ pub use ordeal_events::Direction;
 /// completed event alike.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Pattern {
-    /// The node or workload the calling process belongs to.
-    pub node: Option<String>,
+    /// The node or workload the calling process belongs to, or a role its node holds.
+    pub node: Option<Target>,
     /// The system call name (`write`) or lifecycle step (`exec`).
     pub call: Option<String>,
     /// The event's class.
@@ -31,11 +34,27 @@ pub struct Pattern {
     pub path: Option<PathGlob>,
 }
 
+/// The nodes holding each role, as the run last found them: role → nodes, in file order.
+pub type Holders = BTreeMap<String, Vec<String>>;
+
 impl Pattern {
-    /// Whether `ev` matches every field that is set.
+    /// Whether `ev` matches every field that is set. A pattern naming a role matches nothing
+    /// here: see [`Pattern::matches_with`].
     pub fn matches(&self, ev: &Event) -> bool {
-        if self.node.as_ref().is_some_and(|n| *n != ev.node) {
-            return false;
+        self.matches_with(ev, &Holders::new())
+    }
+
+    /// Whether `ev` matches every field that is set, a role matching the calls of the nodes
+    /// `holders` says hold it (none when it has no entry).
+    pub fn matches_with(&self, ev: &Event, holders: &Holders) -> bool {
+        if let Some(target) = &self.node {
+            let held = target
+                .role()
+                .and_then(|r| holders.get(r))
+                .map_or(&[][..], Vec::as_slice);
+            if !target.is(&ev.node, held) {
+                return false;
+            }
         }
         if self.call.as_ref().is_some_and(|c| *c != ev.call) {
             return false;
@@ -74,6 +93,11 @@ impl Pattern {
     /// Whether no field is set (the pattern matches every event).
     pub fn is_empty(&self) -> bool {
         *self == Pattern::default()
+    }
+
+    /// The role whose holders' calls it counts, if it names one.
+    pub fn role(&self) -> Option<&str> {
+        self.node.as_ref().and_then(Target::role)
     }
 }
 

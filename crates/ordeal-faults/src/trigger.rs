@@ -5,7 +5,7 @@ use std::time::Duration;
 use ordeal_events::{Class, Event};
 use ordeal_sys::rng::{mix, SplitMix64, GOLDEN};
 
-use crate::{Fault, Trigger, When};
+use crate::{Fault, Holders, Trigger, When};
 
 /// The running state of one fault's trigger: how many events matched, how many times it
 /// fired, and its random stream. Fully deterministic: the same schedule (seed and fault order)
@@ -23,6 +23,8 @@ pub struct TriggerState {
     rng: SplitMix64,
     matched: u64,
     fired: u64,
+    /// Who holds the role its pattern names, as last told ([`TriggerState::set_holders`]).
+    holders: Holders,
 }
 
 impl TriggerState {
@@ -43,6 +45,18 @@ impl TriggerState {
             rng: SplitMix64::new(fault_seed(seed, index)),
             matched: 0,
             fired: 0,
+            holders: Holders::new(),
+        }
+    }
+
+    /// Tells the state which nodes hold each role now: a pattern naming a role counts their
+    /// calls from now on (none until told, and none while its role has no holder).
+    pub fn set_holders(&mut self, holders: &Holders) {
+        if let Some(role) = self.trigger.pattern().and_then(|p| p.role()) {
+            self.holders = holders
+                .get_key_value(role)
+                .map(|(k, v)| Holders::from([(k.clone(), v.clone())]))
+                .unwrap_or_default();
         }
     }
 
@@ -62,7 +76,7 @@ impl TriggerState {
                 (pattern, *when)
             }
         };
-        if (!lifecycle && at != when) || !pattern.matches(ev) {
+        if (!lifecycle && at != when) || !pattern.matches_with(ev, &self.holders) {
             return false;
         }
         self.matched += 1;

@@ -86,7 +86,7 @@ fn trigger(t: &Trigger) -> String {
 fn pattern_keys(p: &Pattern) -> Vec<String> {
     let mut keys = Vec::new();
     if let Some(n) = &p.node {
-        keys.push(format!("node = {}", quote(n)));
+        keys.push(format!("{} = {}", n.key(), quote(n.name())));
     }
     if let Some(c) = &p.call {
         keys.push(format!("call = {}", quote(c)));

@@ -116,7 +116,7 @@ fn errors() {
     assert_eq!(
         e.to_string(),
         "a.toml:5:1: unknown field `why`, expected one of `fault`, `kind`, `fired`, `seq`, \
-         `time_ns`, `node`, `detail`"
+         `time_ns`, `role`, `node`, `detail`"
     );
     let dir = tempfile::tempdir().unwrap();
     let e = read_applied_toml(dir.path().join("none.toml")).unwrap_err();

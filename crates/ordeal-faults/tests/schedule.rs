@@ -287,9 +287,9 @@ fn syntax_errors_are_reported_with_positions() {
     assert_errors(
         "[[fault]]\nkind = \"heal\"\ncolour = \"red\"\n",
         &[
-            "f.toml:3:1: unknown field `colour`, expected one of `name`, `kind`, `node`, \
-           `restart_after`, `duration`, `errno`, `max_bytes`, `from`, `to`, `oneway`, `shape`, `proxy`, `toxic`, \
-           `signal`, `trigger`",
+            "f.toml:3:1: unknown field `colour`, expected one of `name`, `kind`, `node`, `role`, \
+           `restart_after`, `duration`, `errno`, `max_bytes`, `from`, `to`, `oneway`, `shape`, `proxy`, \
+           `toxic`, `signal`, `trigger`",
         ],
     );
     assert_errors(
@@ -338,7 +338,7 @@ fn kinds_and_keys() {
         "[[fault]]\nkind = \"pause\"\nnode = \"n0\"\nerrno = \"EIO\"\ntrigger = { after = \"1s\" }\n",
         &[
             "f.toml:1:1: a `pause` fault needs `duration` (how long the node stays stopped, e.g. \"2s\")",
-            "f.toml:4:9: `errno` does not apply to a `pause` fault (a `pause` fault takes `node` and `duration`)",
+            "f.toml:4:9: `errno` does not apply to a `pause` fault (a `pause` fault takes `node`, `role` and `duration`)",
         ],
     );
     assert_errors(

@@ -497,6 +497,7 @@ impl Exploration<'_> {
             progress: &quiet,
             cancel: self.cancel,
             diag: crate::diag::Diag::disabled(dir),
+            prober: None,
         };
         let deadline = Instant::now() + r.timeout;
         let outcome = (|| -> Result<Option<String>, Error> {

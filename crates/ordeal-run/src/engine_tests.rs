@@ -298,6 +298,7 @@ fn the_supervisor_pauses_and_resumes_through_the_engine() {
         progress: &progress,
         cancel: &cancel,
         diag: diag::Diag::disabled(tmp.path()),
+        prober: None,
     };
     let n0 = &r.nodes[0];
     let env = sup.env_for("n0", &n0.env);
@@ -333,4 +334,117 @@ fn the_supervisor_pauses_and_resumes_through_the_engine() {
     drop(sup);
     ckpt.stop();
     engine.shutdown().unwrap();
+}
+
+/// Three nodes; n1 is the leader, whatever it is asked.
+const WITH_ROLES: &str = r#"name = "fake-roles"
+[[node]]
+name = "n0"
+argv = ["true", "node"]
+[[node]]
+name = "n1"
+argv = ["true", "node"]
+[[node]]
+name = "n2"
+argv = ["true", "node"]
+[[workload]]
+name = "client"
+argv = ["true", "client"]
+
+[roles]
+leader = { command = ["sh", "-c", 'test "$ORDEAL_NODE" = n1'] }
+primary = { command = ["false"], timeout = "100ms" }
+"#;
+
+fn roles_schedule(text: &str) -> ordeal_faults::Schedule {
+    let names = ordeal_faults::Participants::new(["n0", "n1", "n2"], ["client"])
+        .with_roles(["leader", "primary"]);
+    ordeal_faults::Schedule::parse_for(text, "s.toml", &names).unwrap()
+}
+
+/// A fault aimed at a role acts on the node the role's probe names when it fires, and says
+/// so in its mark; a role no node holds fires nothing. Every finding is in roles.jsonl.
+#[test]
+fn a_fault_aimed_at_a_role_acts_on_the_node_holding_it_when_it_fires() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut opts = options(&out);
+    opts.faults = Some(roles_schedule(
+        r#"[[fault]]
+name = "crash-leader"
+kind = "crash"
+role = "leader"
+trigger = { after = "0s" }
+[[fault]]
+name = "pause-primary"
+kind = "pause"
+role = "primary"
+duration = "1s"
+trigger = { after = "0s" }
+"#,
+    ));
+    let exp = Experiment::parse(WITH_ROLES, "fake.toml").unwrap();
+    let launcher = FakeLauncher::new(false);
+    let report = run_on(&launcher, &exp, &opts, &AtomicBool::new(false)).unwrap();
+    assert_eq!(report.summary.verdict.status, Status::Pass);
+    assert_eq!(
+        launcher.log.lock().unwrap().signals,
+        [(
+            "n1".to_string(),
+            libc::SIGKILL,
+            Some("crash-leader: crash n1 (role leader)".to_string())
+        )]
+    );
+    let seen = crate::roles::read_sightings(&out.join(crate::roles::ROLES_FILE)).unwrap();
+    let brief: Vec<(&str, &str, Vec<&str>)> = seen
+        .iter()
+        .map(|s| {
+            let nodes = s.nodes.iter().map(String::as_str).collect();
+            (s.why.as_str(), s.role.as_str(), nodes)
+        })
+        .collect();
+    // Probed at the start, when each fault fires (the primary again and again for its
+    // 100 ms), and after the recovery phase, among the nodes still running: n1 crashed.
+    assert_eq!(
+        brief[..3],
+        [
+            ("start", "leader", vec!["n1"]),
+            ("start", "primary", vec![]),
+            ("fault crash-leader", "leader", vec!["n1"]),
+        ]
+    );
+    let retries = &brief[3..brief.len() - 2];
+    assert!(!retries.is_empty());
+    assert!(retries
+        .iter()
+        .all(|s| *s == ("fault pause-primary", "primary", vec![])));
+    assert_eq!(
+        brief[brief.len() - 2..],
+        [("end", "leader", vec![]), ("end", "primary", vec![])]
+    );
+}
+
+#[test]
+fn a_schedule_naming_a_role_the_experiment_lacks_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut opts = options(&out);
+    let names =
+        ordeal_faults::Participants::new(["n0"], ["client"]).with_roles(["leader", "primary"]);
+    opts.faults = Some(
+        ordeal_faults::Schedule::parse_for(
+            "[[fault]]\nname = \"c\"\nkind = \"crash\"\nrole = \"leader\"\n\
+             trigger = { after = \"1s\" }\n",
+            "s.toml",
+            &names,
+        )
+        .unwrap(),
+    );
+    let launcher = FakeLauncher::new(true);
+    let err = run_on(&launcher, &experiment(), &opts, &AtomicBool::new(false)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "fault `c`: no role `leader` in the experiment (the experiment declares no [roles])"
+    );
+    assert!(!out.exists(), "nothing was created");
 }

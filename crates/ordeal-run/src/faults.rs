@@ -7,7 +7,9 @@ use crate::lasting::{self, Lasting};
 use crate::Error;
 use ordeal_events::{Event, FaultRef, Proto, SocketOp};
 use ordeal_experiment::Network;
-use ordeal_faults::{Applied, Fault, FaultKind, Schedule, Trigger, TriggerState, When};
+use ordeal_faults::{
+    Applied, Fault, FaultKind, Holders, Schedule, Target, Trigger, TriggerState, When,
+};
 use ordeal_tracer::{Action, ExitStatus, Interceptor, Launcher, Watch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -55,6 +57,24 @@ pub struct Pending {
     pub snapshots: Vec<String>,
     /// The experiment's `[[proxy]]`s, running.
     pub proxies: BTreeMap<String, ordeal_shadow::Proxy>,
+    /// Who holds each role as last found (see [`crate::roles`]): a trigger naming a role
+    /// counts the calls of these nodes.
+    pub holders: Holders,
+    /// Bumped at every change of `holders`, so that the hook copies them only then.
+    pub holders_version: u64,
+    /// A node-level fault fired since the roles were last looked for: they may have moved.
+    pub roles_moved: bool,
+    /// Faults aimed at a role that fired at a call: the supervisor finds the role's holder
+    /// (a probe, which must not run on the tracer thread) and applies them, in order.
+    pub deferred: Vec<Deferred>,
+}
+
+/// A fault aimed at a role, fired at a call and not applied yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferred {
+    pub fault: Fault,
+    /// The node whose call fired it: the one acted on when it holds the role.
+    pub fired_in: String,
 }
 
 /// The toxic a `toxic` fault adds, named after the fault.
@@ -219,24 +239,28 @@ impl NodeAction {
     }
 }
 
-/// The node a fault signals when it fires: it fires only while that node runs.
+/// The node a fault signals when it fires: it fires only while that node runs. None for a
+/// fault aimed at a role, until [`Fault::aimed_at`] its holder.
 pub fn signalled_node(f: &Fault) -> Option<&str> {
-    match &f.kind {
-        FaultKind::Crash { node, .. }
-        | FaultKind::Pause { node, .. }
-        | FaultKind::Signal { node, .. } => Some(node),
-        _ => None,
-    }
+    f.kind.target().and_then(Target::node)
 }
 
 /// Starts a node-level fault: records what it needs done later, and returns what to do now
-/// (none for a restart, whose mark goes on the new incarnation's spawn, or a call fault).
+/// (none for a restart, whose mark goes on the new incarnation's spawn, or a call fault, or a
+/// fault still aimed at a role: see [`Fault::aimed_at`]).
 pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
     let name = f.name.clone();
+    if f.target_role().is_some() {
+        return None;
+    }
     let mut p = shared.lock().ok()?;
+    if !f.kind.is_call_level() {
+        // Leadership may move (a crash, a pause, a cut): roles are looked for again.
+        p.roles_moved = true;
+    }
     match &f.kind {
         FaultKind::Crash {
-            node,
+            node: Target::Node(node),
             restart_after,
         } => {
             // A node crashed again before its restart: the latest crash decides when.
@@ -248,7 +272,10 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
             }));
             NodeAction::signal(node, libc::SIGKILL, format!("crash {node}"))
         }
-        FaultKind::Pause { node, duration } => {
+        FaultKind::Pause {
+            node: Target::Node(node),
+            duration,
+        } => {
             p.lasting.push(Box::new(lasting::Pause {
                 node: node.clone(),
                 fault: name,
@@ -256,7 +283,10 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
             }));
             NodeAction::signal(node, libc::SIGSTOP, format!("pause {node}"))
         }
-        FaultKind::Signal { node, signal } => {
+        FaultKind::Signal {
+            node: Target::Node(node),
+            signal,
+        } => {
             // The node may end of it: that end is the fault.
             p.lasting.push(Box::new(lasting::Signalled {
                 node: node.clone(),
@@ -362,6 +392,8 @@ pub fn node_fault(f: &Fault, shared: &Shared) -> Option<NodeAction> {
             NodeAction::mark(MarkOn::FirstStarted, what)
         }
         FaultKind::Delay { .. } | FaultKind::Fail { .. } | FaultKind::ShortIo { .. } => None,
+        // Aimed at a role: returned above.
+        FaultKind::Crash { .. } | FaultKind::Pause { .. } | FaultKind::Signal { .. } => None,
     }
 }
 
@@ -396,6 +428,21 @@ pub fn kept_down(shared: &Shared, node: &str) -> bool {
         .is_ok_and(|p| p.lasting.iter().any(|l| l.keeps_down() == Some(node)))
 }
 
+/// Whether a pause keeps `node` stopped.
+pub fn stopped(shared: &Shared, node: &str) -> bool {
+    shared
+        .lock()
+        .is_ok_and(|p| p.lasting.iter().any(|l| l.stops() == Some(node)))
+}
+
+/// The faults aimed at a role that fired at calls since the last call, in firing order.
+pub fn take_deferred(shared: &Shared) -> Vec<Deferred> {
+    shared
+        .lock()
+        .map(|mut p| std::mem::take(&mut p.deferred))
+        .unwrap_or_default()
+}
+
 /// The `snapshot` faults fired since the last call.
 pub fn take_snapshots(shared: &Shared) -> Vec<String> {
     shared
@@ -410,6 +457,10 @@ pub struct ScheduleHook {
     faults: Vec<Fault>,
     states: Vec<TriggerState>,
     shared: Shared,
+    /// Whether a trigger counts a role's calls (then the holders are kept up to date).
+    counts_roles: bool,
+    /// The [`Pending::holders_version`] the trigger states were told.
+    holders_version: u64,
 }
 
 impl ScheduleHook {
@@ -418,12 +469,42 @@ impl ScheduleHook {
             faults: s.faults.clone(),
             states: s.trigger_states(),
             shared,
+            counts_roles: s
+                .faults
+                .iter()
+                .any(|f| f.trigger.pattern().and_then(|p| p.role()).is_some()),
+            holders_version: 0,
+        }
+    }
+
+    /// Tells the trigger states who holds each role, when that changed.
+    fn sync_holders(&mut self) {
+        let Ok(p) = self.shared.lock() else { return };
+        if p.holders_version == self.holders_version {
+            return;
+        }
+        self.holders_version = p.holders_version;
+        for st in &mut self.states {
+            st.set_holders(&p.holders);
         }
     }
 
     fn decide(&mut self, ev: &Event, at: When) -> Action {
+        if self.counts_roles {
+            self.sync_holders();
+        }
         for (f, st) in self.faults.iter().zip(self.states.iter_mut()) {
             if !st.observe(ev, at) {
+                continue;
+            }
+            if f.target_role().is_some() {
+                // Its node is found by a probe, off this thread: the supervisor applies it.
+                if let Ok(mut p) = self.shared.lock() {
+                    p.deferred.push(Deferred {
+                        fault: f.clone(),
+                        fired_in: ev.node.clone(),
+                    });
+                }
                 continue;
             }
             let name = f.name.clone();
@@ -563,11 +644,13 @@ pub fn applied(s: &Schedule, events: &[Event]) -> Vec<Applied> {
                 continue;
             };
             let mut a = Applied::fired_at(f, Some(e.seq), e.ts);
+            a.role = f.target_role().map(str::to_string);
             a.node = Some(e.node.clone());
-            a.detail = Some(if e.call == "fault" {
-                format!("{what} (time trigger)")
-            } else {
-                format!("{what} at {} (pid {}, tid {})", e.call, e.pid, e.tid)
+            a.detail = Some(match (e.call.as_str(), &f.trigger) {
+                ("fault", Trigger::Time { .. }) => format!("{what} (time trigger)"),
+                // Fired at a call, applied once a probe found the role's holder.
+                ("fault", _) => format!("{what} (after its trigger, once its role was found)"),
+                _ => format!("{what} at {} (pid {}, tid {})", e.call, e.pid, e.tid),
             });
             out.push(a);
         }

@@ -92,6 +92,10 @@ pub trait Lasting: Send {
     fn quiets(&self) -> bool {
         false
     }
+    /// The node it keeps stopped (a pause): a role probe would wait for it in vain.
+    fn stops(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Ends every due lasting fault of `shared` through `ctx`: with `restarts` false (the
@@ -211,6 +215,9 @@ impl Lasting for Pause {
     }
     fn quiets(&self) -> bool {
         true
+    }
+    fn stops(&self) -> Option<&str> {
+        Some(&self.node)
     }
 }
 

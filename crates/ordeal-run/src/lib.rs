@@ -4,8 +4,9 @@
 //! directory and data dirs (`rundir`, `network` for `network = "netns"`) → start the tracing
 //! engine ([`ordeal_tracer::Engine`], ptrace today) → start every node in file order
 //! (stdout/stderr to `logs/NODE.{stdout,stderr}`) → wait until each node is ready
-//! (`readiness`, polled with a deadline) → run the workloads → end the faults still in
-//! effect ([`lasting`]) → run the check → stop everything → rebuild the happens-before graph
+//! (`readiness`, polled with a deadline) → find who holds each role of `[roles]` ([`roles`]:
+//! probes, `roles.jsonl`) → run the workloads → end the faults still in effect ([`lasting`])
+//! → run the check → stop everything → rebuild the happens-before graph
 //! from `trace.jsonl` and write the outputs (`outputs`). The phases live in `supervisor`.
 //!
 //! Seams: the engine is a [`ordeal_tracer::Launcher`] ([`run_on`]); a run refuses, before
@@ -14,9 +15,11 @@
 //! is one [`lasting::Lasting`] value started in [`faults::node_fault`] and ended by the
 //! supervisor's single tick. A partition in effect is a set of directed cut links
 //! ([`cuts::Cut`]: its two sides, or its shape laid over the nodes when it fired), which the
-//! tracer hook (loopback) and the drop rules (netns) apply alike. [`replay`] compares a
-//! re-run with the original, and counts how many of N reruns reproduce it
-//! ([`replay::Rates`], with a [`replay::wilson`] interval).
+//! tracer hook (loopback) and the drop rules (netns) apply alike. A fault aimed at a role
+//! (`role = "leader"`) is applied by the supervisor once the role's probe found its holder,
+//! never on the tracer thread ([`faults::Pending::deferred`]). [`replay`] compares a re-run
+//! with the original, and counts how many of N reruns reproduce it ([`replay::Rates`], with a
+//! [`replay::wilson`] interval).
 //!
 //! Invariant: every process started here is killed before [`run`] returns, on every path
 //! (the engine kills process groups and every traced process on shutdown or drop; the
@@ -38,6 +41,9 @@ mod network;
 mod outputs;
 mod readiness;
 pub mod replay;
+pub mod roles;
+#[cfg(test)]
+mod roles_tests;
 mod rundir;
 mod supervisor;
 
@@ -247,6 +253,8 @@ pub fn run_on(
     if let Some(s) = &opts.faults {
         // Refused before anything starts, like the rest of a bad schedule.
         faults::check_toxics(s, &exp.proxy_names())?;
+        let roles: Vec<String> = exp.role_names().map(str::to_string).collect();
+        roles::check_roles(s, &roles)?;
         faults::check_engine(s, exp.network(), launcher)?;
     }
     let run_dir = rundir::run_dir_path(exp, opts)?;
@@ -338,6 +346,21 @@ pub fn run_on(
             Box::new(faults::ScheduleHook::new(s, shared.clone()))
                 as Box<dyn ordeal_tracer::Interceptor>
         });
+    let prober = roles::Prober::new(&resolved, net.as_deref(), origin);
+    // Roles a trigger counts the calls of are looked for again after each node-level fault.
+    let counted: Vec<String> = opts
+        .faults
+        .iter()
+        .flat_map(|s| &s.faults)
+        .filter_map(|f| f.trigger.pattern().and_then(|p| p.role()))
+        .map(str::to_string)
+        .collect();
+    let watch = match &prober {
+        Some(p) if !counted.is_empty() => {
+            Some(roles::Watch::start(p.clone(), counted, shared.clone()))
+        }
+        _ => None,
+    };
     let t_drive = Instant::now();
     let engine = launcher.start(config, Box::new(writer), hook)?;
     let mut ckpt = checkpoints::Checkpoints::start(&resolved, &run_dir, engine.marker())?;
@@ -353,8 +376,13 @@ pub fn run_on(
         progress: &progress,
         cancel,
         diag: diag::Diag::new(&resolved, &opts.diag, &run_dir),
+        prober: prober.as_ref(),
     };
     let mut verdict = sup.drive(&resolved);
+    if let Some(w) = watch {
+        // Its probes end before the nodes are stopped.
+        w.stop();
+    }
     let t_teardown = Instant::now();
     sup.stop_gracefully(&resolved);
     ckpt.stop();

@@ -308,6 +308,7 @@ mod tests {
             fired: node.is_some(),
             seq: node.map(|_| 17),
             time_ns: node.map(|_| 1_000),
+            role: None,
             node: node.map(str::to_string),
             detail: detail.map(str::to_string),
         }

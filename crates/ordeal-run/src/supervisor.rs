@@ -4,7 +4,7 @@
 //! verdict; and the graceful stop afterwards.
 
 use crate::faults::MarkOn;
-use crate::{checkpoints, diag, faults, Error};
+use crate::{checkpoints, diag, faults, roles, Error};
 use ordeal_events::FaultMark;
 use ordeal_experiment::{Resolved, StartAfter};
 use ordeal_hb::{Status, Verdict};
@@ -70,6 +70,8 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) progress: &'a Progress,
     pub(crate) cancel: &'a AtomicBool,
     pub(crate) diag: diag::Diag,
+    /// The experiment's role probes (`[roles]`), if it has any.
+    pub(crate) prober: Option<&'a roles::Prober>,
 }
 
 /// Why waiting for a node stopped short of its ready condition.
@@ -157,6 +159,8 @@ impl Supervisor<'_> {
                 }
             }
         }
+        // Who holds each role once the system is up: what the triggers naming a role count.
+        self.find_roles("start");
         self.start_workloads(r, StartAfter::Ready)?;
         if std::env::var_os("ORDEAL_TEST_PANIC").is_some() {
             // Test hook: proves that a panic mid-run still leaves no process behind.
@@ -177,9 +181,10 @@ impl Supervisor<'_> {
             self.drain_notices();
             if let Some(tf) = time_faults.as_mut() {
                 for f in tf.due(workload_start.elapsed()) {
-                    self.fire_node_fault(&f)?;
+                    self.fire_fault(&f, None)?;
                 }
             }
+            self.fire_deferred()?;
             self.end_lasting(false, Some((r, deadline)))?;
             self.diag.poll_requests(self.engine);
             self.scheduled_snapshots();
@@ -211,6 +216,8 @@ impl Supervisor<'_> {
             }
             self.wait_notice(POLL);
         }
+        // A fault aimed at a role that fired at one of the last calls still acts.
+        self.fire_deferred()?;
         // Recovery phase (Jepsen's final heal): faults still in progress when the workloads end
         // complete before the check, so the check always sees the system recovered.
         while faults::recovery_pending(self.shared) {
@@ -230,6 +237,7 @@ impl Supervisor<'_> {
             self.wait_notice(POLL);
         }
         self.drain_notices();
+        self.find_roles("end");
         let mut reasons = Vec::new();
         if let Some(c) = &r.check {
             match self.run_check(r, c, deadline)? {
@@ -425,9 +433,95 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Finds every role's holders among the running nodes (see [`roles`]), for the triggers
+    /// naming a role and the record.
+    fn find_roles(&mut self, why: &str) {
+        let Some(prober) = self.prober else { return };
+        let found = roles::find_all(prober, &self.probed_nodes(), why);
+        for (role, nodes) in found {
+            let list = if nodes.is_empty() {
+                "no node".to_string()
+            } else {
+                nodes.join(", ")
+            };
+            self.progress.say(format!("role {role} ({why}): {list}"));
+            if nodes.is_empty() {
+                // Looked for again by the watch, if a trigger counts its calls.
+                if let Ok(mut p) = self.shared.lock() {
+                    p.roles_moved = true;
+                }
+            }
+            roles::publish(self.shared, &role, nodes);
+        }
+    }
+
+    /// The nodes a role probe asks: running, neither crashed by a fault (its end may not be
+    /// known yet) nor stopped by a pause.
+    fn probed_nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = Vec::new();
+        for s in self.started.iter().filter(|s| s.role == "node") {
+            let n = &s.name;
+            let out = faults::kept_down(self.shared, n) || faults::stopped(self.shared, n);
+            if self.exit_of(n).is_none() && !out && !nodes.contains(n) {
+                nodes.push(n.clone());
+            }
+        }
+        nodes
+    }
+
+    /// Applies the faults aimed at a role that fired at calls.
+    fn fire_deferred(&mut self) -> Result<(), Error> {
+        for d in faults::take_deferred(self.shared) {
+            self.fire_fault(&d.fault, Some(&d.fired_in))?;
+        }
+        Ok(())
+    }
+
+    /// Applies a node-level fault that fired here (a time trigger) or at a call in a node
+    /// (`fired_in`) and is aimed at a role: the role's holder is found first (a probe, with
+    /// the role's `timeout` for a holder to show), then the fault acts on it like one naming
+    /// it. None found: not fired.
+    pub(crate) fn fire_fault(
+        &mut self,
+        f: &ordeal_faults::Fault,
+        fired_in: Option<&str>,
+    ) -> Result<(), Error> {
+        let Some(role) = f.target_role() else {
+            return self.fire_node_fault(f);
+        };
+        let Some(prober) = self.prober else {
+            // Refused before the run starts (roles::check_roles); kept safe anyway.
+            return Ok(());
+        };
+        let candidates = || self.probed_nodes();
+        let why = format!("fault {}", f.name);
+        let holders = prober.find(role, &candidates, &why, prober.patience(role), self.cancel);
+        roles::publish(self.shared, role, holders.clone());
+        match roles::chosen(&holders, fired_in) {
+            Some(node) => self.fire_node_fault_as(&f.aimed_at(&node), Some(role)),
+            None => {
+                self.progress.say(format!(
+                    "fault {}: not fired, no running node holds role {role}",
+                    f.name
+                ));
+                Ok(())
+            }
+        }
+    }
+
     /// Applies a node-level fault decided here (a time trigger) rather than at a call: what
     /// [`faults::node_fault`] asks, a signal and a mark on the node's root process.
     pub(crate) fn fire_node_fault(&mut self, f: &ordeal_faults::Fault) -> Result<(), Error> {
+        self.fire_node_fault_as(f, None)
+    }
+
+    /// [`Supervisor::fire_node_fault`]; `role`: the role it was aimed at, said in its mark
+    /// (`crash e2 (role leader)`).
+    fn fire_node_fault_as(
+        &mut self,
+        f: &ordeal_faults::Fault,
+        role: Option<&str>,
+    ) -> Result<(), Error> {
         let running = |node: &str| {
             self.started
                 .iter()
@@ -460,9 +554,12 @@ impl Supervisor<'_> {
         };
         // Partition, heal, snapshot, toxic: only the marker (signal 0); the rest happens here
         // or in the tracer hook, woken by this request.
-        self.progress
-            .say(format!("fault {}: {}", f.name, action.what));
-        let marker = FaultMark::fired(&f.name, action.what);
+        let what = match role {
+            Some(role) => format!("{} (role {role})", action.what),
+            None => action.what,
+        };
+        self.progress.say(format!("fault {}: {what}", f.name));
+        let marker = FaultMark::fired(&f.name, what);
         Ok(self
             .engine
             .signal_node(&node, action.signal, Some(marker))?)
@@ -556,18 +653,7 @@ impl Supervisor<'_> {
     }
 }
 
-/// `n1-peer` → `N1_PEER`, for environment variable names.
-fn env_key(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+use roles::env_key;
 
 pub(crate) fn interrupted() -> Verdict {
     Verdict::error(vec!["interrupted (SIGINT/SIGTERM)".into()])

@@ -250,7 +250,8 @@ fn run(text: &str, path: &Path, flags: RunFlags) -> anyhow::Result<(u8, PathBuf)
     }
     let faults = match (&flags.faults, &faults_text) {
         (Some(path), Some(text)) => {
-            let names = ordeal_faults::Participants::new(exp.node_names(), exp.workload_names());
+            let names = ordeal_faults::Participants::new(exp.node_names(), exp.workload_names())
+                .with_roles(exp.role_names());
             let s = ordeal_faults::Schedule::parse_for(text, path, &names)?;
             Some(s)
         }

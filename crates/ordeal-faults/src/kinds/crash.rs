@@ -1,13 +1,13 @@
 //! `crash`: SIGKILL a node, and start it again `restart_after` later if given.
 
-use super::{optional, required, string, FaultKind, RawFault, Spec, NODE_HELP};
+use super::{node_or_role, optional, target, FaultKind, RawFault, Spec};
 use crate::check::Checker;
 use crate::parse::Converter;
 use crate::write::Keys;
 
 pub(super) const SPEC: Spec = Spec {
     name: "crash",
-    keys: &[required("node", NODE_HELP), optional("restart_after")],
+    keys: &[node_or_role(), optional("role"), optional("restart_after")],
     read,
     check,
     write,
@@ -16,7 +16,7 @@ pub(super) const SPEC: Spec = Spec {
 
 fn read(f: &RawFault, c: &mut Converter) -> Option<FaultKind> {
     Some(FaultKind::Crash {
-        node: string(&f.node),
+        node: target(f, c)?,
         restart_after: c.optional_duration(&f.restart_after)?,
     })
 }
@@ -27,7 +27,7 @@ fn check(kind: &FaultKind, c: &mut Checker) {
         restart_after,
     } = kind
     {
-        c.node_target(SPEC.name, node);
+        c.target(SPEC.name, node);
         c.positive(*restart_after, "restart_after");
     }
 }
@@ -38,7 +38,7 @@ fn write(kind: &FaultKind, w: &mut Keys) {
         restart_after,
     } = kind
     {
-        w.string("node", node);
+        w.string(node.key(), node.name());
         if let Some(d) = restart_after {
             w.duration("restart_after", *d);
         }

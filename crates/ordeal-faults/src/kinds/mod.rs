@@ -27,7 +27,7 @@ use toml::Spanned;
 use crate::check::{Checker, Variant};
 use crate::parse::{Converter, RawTrigger};
 use crate::write::Keys;
-use crate::{Errno, Pattern, Shape};
+use crate::{Errno, Pattern, Shape, Target};
 
 pub use signal::{Signal, SignalError};
 pub use toxic::ToxicSpec;
@@ -67,13 +67,13 @@ pub enum FaultKind {
     /// `restart_after`, start the node's command again that long after the crash, on the same
     /// data dir, and wait for its ready condition.
     Crash {
-        node: String,
+        node: Target,
         restart_after: Option<Duration>,
     },
     /// Start a crashed node's command again (same data dir) and wait for its ready condition.
     Restart { node: String },
     /// SIGSTOP the node's process group, and SIGCONT it `duration` later.
-    Pause { node: String, duration: Duration },
+    Pause { node: Target, duration: Duration },
     /// Hold the matching system call of the thread that made it for `duration` (before it runs
     /// or before it returns, per the trigger's `when`); other threads run on.
     Delay { duration: Duration },
@@ -105,7 +105,7 @@ pub enum FaultKind {
     },
     /// Send `signal` to every process of the node (its process groups and every traced
     /// process of it). Its exit after that is the fault, not a failure of the run.
-    Signal { node: String, signal: Signal },
+    Signal { node: Target, signal: Signal },
 }
 
 impl FaultKind {
@@ -120,14 +120,32 @@ impl FaultKind {
         self.spec().call_level
     }
 
-    /// The node a node fault (crash, restart, pause, signal) acts on.
+    /// The node a node fault (crash, restart, pause, signal) acts on, when it names it (not
+    /// for one aimed at a role).
     pub fn node(&self) -> Option<&str> {
         match self {
+            FaultKind::Restart { node } => Some(node),
+            _ => self.target().and_then(Target::node),
+        }
+    }
+
+    /// What a crash, pause or signal acts on: a node, or the holder of a role.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
             FaultKind::Crash { node, .. }
-            | FaultKind::Restart { node }
             | FaultKind::Pause { node, .. }
             | FaultKind::Signal { node, .. } => Some(node),
             _ => None,
+        }
+    }
+
+    /// Aims a crash, pause or signal at `node` (see [`crate::Fault::aimed_at`]).
+    pub(crate) fn aim_at(&mut self, to: &str) {
+        if let FaultKind::Crash { node, .. }
+        | FaultKind::Pause { node, .. }
+        | FaultKind::Signal { node, .. } = self
+        {
+            *node = Target::Node(to.to_string());
         }
     }
 
@@ -195,6 +213,8 @@ pub(crate) struct Key {
     pub required: bool,
     /// What a required key means, for "needs KEY" messages: ` (the node it acts on)`.
     pub help: &'static str,
+    /// A key that may be given instead of this required one (with what it means).
+    pub or: Option<(&'static str, &'static str)>,
 }
 
 const fn required(name: &'static str, help: &'static str) -> Key {
@@ -202,6 +222,7 @@ const fn required(name: &'static str, help: &'static str) -> Key {
         name,
         required: true,
         help,
+        or: None,
     }
 }
 
@@ -210,11 +231,37 @@ const fn optional(name: &'static str) -> Key {
         name,
         required: false,
         help: "",
+        or: None,
     }
 }
 
 /// Help shared by the node faults.
 const NODE_HELP: &str = " (the node it acts on)";
+
+/// The `node` key of a fault that acts on a node named or found by its role (`role`, listed
+/// after it).
+const fn node_or_role() -> Key {
+    Key {
+        or: Some(("role", " (the node holding that role when it fires)")),
+        ..required("node", NODE_HELP)
+    }
+}
+
+/// The node or role a crash, pause or signal acts on (`node` or `role`, whose presence was
+/// checked); `None` after reporting both given.
+fn target(f: &RawFault, c: &mut Converter) -> Option<Target> {
+    match (&f.node, &f.role) {
+        (Some(_), Some(role)) => {
+            c.err(
+                role.span(),
+                "give `node` (a node by name) or `role` (the node holding it), not both",
+            );
+            None
+        }
+        (_, Some(role)) => Some(Target::Role(role.get_ref().clone())),
+        (node, None) => Some(Target::Node(string(node))),
+    }
+}
 
 type Str = Spanned<String>;
 
@@ -283,6 +330,7 @@ macro_rules! raw_fault {
 
 raw_fault! {
     node: String,
+    role: String,
     restart_after: String,
     duration: String,
     errno: String,

@@ -1,6 +1,6 @@
 //! `pause`: SIGSTOP a node, and SIGCONT it `duration` later.
 
-use super::{required, string, FaultKind, RawFault, Spec, NODE_HELP};
+use super::{node_or_role, optional, required, target, FaultKind, RawFault, Spec};
 use crate::check::Checker;
 use crate::parse::Converter;
 use crate::write::Keys;
@@ -8,7 +8,8 @@ use crate::write::Keys;
 pub(super) const SPEC: Spec = Spec {
     name: "pause",
     keys: &[
-        required("node", NODE_HELP),
+        node_or_role(),
+        optional("role"),
         required(
             "duration",
             " (how long the node stays stopped, e.g. \"2s\")",
@@ -22,21 +23,21 @@ pub(super) const SPEC: Spec = Spec {
 
 fn read(f: &RawFault, c: &mut Converter) -> Option<FaultKind> {
     Some(FaultKind::Pause {
-        node: string(&f.node),
+        node: target(f, c)?,
         duration: c.optional_duration(&f.duration)??,
     })
 }
 
 fn check(kind: &FaultKind, c: &mut Checker) {
     if let FaultKind::Pause { node, duration } = kind {
-        c.node_target(SPEC.name, node);
+        c.target(SPEC.name, node);
         c.positive(Some(*duration), "duration");
     }
 }
 
 fn write(kind: &FaultKind, w: &mut Keys) {
     if let FaultKind::Pause { node, duration } = kind {
-        w.string("node", node);
+        w.string(node.key(), node.name());
         w.duration("duration", *duration);
     }
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use ordeal_toml::{suggest, truncated};
 
-use super::{required, string, FaultKind, RawFault, Spec, NODE_HELP};
+use super::{node_or_role, optional, required, target, FaultKind, RawFault, Spec};
 use crate::check::Checker;
 use crate::parse::Converter;
 use crate::write::Keys;
@@ -13,7 +13,8 @@ use crate::write::Keys;
 pub(super) const SPEC: Spec = Spec {
     name: "signal",
     keys: &[
-        required("node", NODE_HELP),
+        node_or_role(),
+        optional("role"),
         required("signal", " (the signal's name, e.g. \"SIGTERM\")"),
     ],
     read,
@@ -26,7 +27,7 @@ fn read(f: &RawFault, c: &mut Converter) -> Option<FaultKind> {
     let s = f.signal.as_ref()?;
     match s.get_ref().parse::<Signal>() {
         Ok(signal) => Some(FaultKind::Signal {
-            node: string(&f.node),
+            node: target(f, c)?,
             signal,
         }),
         Err(e) => {
@@ -38,13 +39,13 @@ fn read(f: &RawFault, c: &mut Converter) -> Option<FaultKind> {
 
 fn check(kind: &FaultKind, c: &mut Checker) {
     if let FaultKind::Signal { node, .. } = kind {
-        c.node_target(SPEC.name, node);
+        c.target(SPEC.name, node);
     }
 }
 
 fn write(kind: &FaultKind, w: &mut Keys) {
     if let FaultKind::Signal { node, signal } = kind {
-        w.string("node", node);
+        w.string(node.key(), node.name());
         w.string("signal", signal.name());
     }
 }
@@ -248,7 +249,10 @@ mod tests {
         );
         assert_eq!(
             fault("signal = \"SIGTERM\"\n"),
-            ["f.toml:1:1: a `signal` fault needs `node` (the node it acts on)"]
+            [
+                "f.toml:1:1: a `signal` fault needs `node` (the node it acts on) or `role` (the \
+                 node holding that role when it fires)"
+            ]
         );
         let unknown = fault("node = \"n1\"\nsignal = \"SIGTREM\"\n");
         assert_eq!(unknown.len(), 1);
@@ -278,7 +282,7 @@ mod tests {
             [
                 "f.toml:3:8: unknown node `n9` (nodes: n0, n1, n2)",
                 "f.toml:5:12: `duration` does not apply to a `signal` fault (a `signal` fault \
-                 takes `node` and `signal`)",
+                 takes `node`, `role` and `signal`)",
             ]
         );
         assert_eq!(
@@ -299,7 +303,7 @@ mod tests {
             ),
             [
                 "f.toml:4:10: `signal` does not apply to a `crash` fault (a `crash` fault takes \
-                 `node` and `restart_after`)"
+                 `node`, `role` and `restart_after`)"
             ]
         );
     }

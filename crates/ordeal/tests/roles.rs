@@ -1,0 +1,219 @@
+//! Faults aimed at roles on a real system: `examples/etcd-leader.toml` (three etcd members,
+//! etcdctl puts and gets checked for linearizability from their traffic, `[roles] leader`
+//! probed with `etcdctl endpoint status`) under `examples/faults/etcd-crash-leader.toml`
+//! (crash the leader after the 5th put): the crash hits the member the probe found leading,
+//! that member's first incarnation dies of SIGKILL, the history stays linearizable and the
+//! run passes. Then the examples of the docs on roles (docs/experiment.md, docs/faults.md).
+//!
+//! etcd comes from Debian (`etcd-server`, `etcd-client`): without it these tests print a note
+//! and pass, unless `CI=true`.
+
+mod common;
+use common::{events, summary};
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+/// `ordeal run examples/etcd-leader.toml --out RUN -q ARGS...`.
+fn run_etcd(run: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ordeal"))
+        .arg("run")
+        .arg(repo("examples/etcd-leader.toml"))
+        .arg("--out")
+        .arg(run)
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("ordeal runs")
+}
+
+fn passed(o: &Output, run: &Path) -> Value {
+    let logs = || {
+        let stderr = |n: &str| std::fs::read_to_string(run.join(format!("logs/{n}.stderr")));
+        format!(
+            "ordeal: {}\n{}\nclient: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr),
+            stderr("client").unwrap_or_default()
+        )
+    };
+    assert_eq!(o.status.code(), Some(0), "{}", logs());
+    let s = summary(run);
+    assert_eq!(s["verdict"]["status"], "pass", "{}", logs());
+    s
+}
+
+/// RUN/roles.jsonl as (why, role, nodes).
+fn sightings(run: &Path) -> Vec<(String, String, Vec<String>)> {
+    std::fs::read_to_string(run.join("roles.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let nodes = v["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect();
+            (
+                v["why"].as_str().unwrap().to_string(),
+                v["role"].as_str().unwrap().to_string(),
+                nodes,
+            )
+        })
+        .collect()
+}
+
+/// The history of 16 puts and 16 gets is linearizable. A request etcdctl sent to the
+/// crashed leader and again to another member is two operations (the first without an
+/// answer): at least 32.
+fn linearizable(run: &Path) {
+    let check = std::fs::read_to_string(run.join("history-check.txt")).unwrap();
+    let ops: u32 = check
+        .strip_prefix("linearizable: ")
+        .and_then(|r| r.split_once(" operations, 3 keys, model kv"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{check}"));
+    assert!(ops >= 32, "{check}");
+}
+
+#[test]
+fn without_faults_one_member_leads_and_the_history_is_linearizable() {
+    if !ordeal_test_support::installed(&["etcd", "etcdctl"], "etcd-server etcd-client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = run_etcd(&run, &[]);
+    passed(&o, &run);
+    linearizable(&run);
+    // Probed once every member was ready, and at the end: one leader each time.
+    let seen = sightings(&run);
+    let brief: Vec<(&str, &str, usize)> = seen
+        .iter()
+        .map(|(w, r, n)| (w.as_str(), r.as_str(), n.len()))
+        .collect();
+    assert_eq!(brief, [("start", "leader", 1), ("end", "leader", 1)]);
+    assert!(["e1", "e2", "e3"].contains(&seen[0].2[0].as_str()));
+}
+
+fn crash_the_leader(engine: &str) {
+    if !ordeal_test_support::installed(&["etcd", "etcdctl"], "etcd-server etcd-client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let schedule = repo("examples/faults/etcd-crash-leader.toml");
+    let o = run_etcd(
+        &run,
+        &["--faults", schedule.to_str().unwrap(), "--engine", engine],
+    );
+    let s = passed(&o, &run);
+    linearizable(&run);
+
+    // The applied record names the role and the member that held it.
+    let applied = ordeal_faults::read_applied_toml(run.join("schedule.applied.toml")).unwrap();
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let a = &applied[0];
+    let leader = a.node.clone().expect("the crashed member");
+    assert_eq!(
+        (a.fault.as_str(), a.fired, a.role.as_deref()),
+        ("crash-leader", true, Some("leader"))
+    );
+    assert_eq!(
+        a.detail.as_deref(),
+        Some(
+            format!("crash {leader} (role leader) (after its trigger, once its role was found)")
+                .as_str()
+        )
+    );
+    // It is the member the probe found leading when the fault fired.
+    let seen = sightings(&run);
+    let at_fault: Vec<&(String, String, Vec<String>)> = seen
+        .iter()
+        .filter(|(why, _, _)| why == "fault crash-leader")
+        .collect();
+    assert_eq!(at_fault.len(), 1, "{seen:?}");
+    assert_eq!(at_fault[0].2, std::slice::from_ref(&leader));
+
+    // It fired at the client's 11th connect to e1 (the 6th put's etcdctl), applied once the
+    // probe answered: the mark comes after that connect.
+    let evs = events(&run);
+    let connect = evs
+        .iter()
+        .filter(|e| e["node"] == "client" && e["call"] == "connect")
+        .filter(|e| e["sock"]["peer_node"] == "e1")
+        .nth(10)
+        .expect("the 11th connect to e1");
+    let mark = evs
+        .iter()
+        .find(|e| e["seq"] == a.seq.unwrap())
+        .expect("the mark");
+    assert_eq!(mark["node"], leader.as_str());
+    assert_eq!(
+        mark["fault"],
+        format!("crash-leader: crash {leader} (role leader)")
+    );
+    assert!(mark["seq"].as_u64() > connect["seq"].as_u64());
+
+    // The leader's first incarnation died of the crash's SIGKILL, and it was started again;
+    // the other members ran once.
+    for n in s["nodes"].as_array().unwrap() {
+        let name = n["name"].as_str().unwrap();
+        if !name.starts_with('e') {
+            continue;
+        }
+        let count = if name == leader { 2 } else { 1 };
+        assert_eq!(n["process_count"], count, "{name}");
+    }
+    let first = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == leader.as_str())
+        .unwrap()["processes"][0]
+        .clone();
+    assert_eq!(first["signal"], "SIGKILL");
+    let exit = evs
+        .iter()
+        .find(|e| e["call"] == "exit" && e["pid"] == first["pid"] && e["tid"] == first["pid"])
+        .expect("the first incarnation's exit");
+    assert_eq!(exit["signal"], "SIGKILL");
+    assert!(exit["seq"].as_u64() > mark["seq"].as_u64());
+    assert!(exit["ts"].as_u64().unwrap() < a.time_ns.unwrap() + 1_000_000_000);
+}
+
+#[test]
+fn crashing_the_leader_hits_the_member_found_leading_under_ebpf_or_ptrace() {
+    crash_the_leader("auto");
+}
+
+#[test]
+fn crashing_the_leader_hits_the_member_found_leading_under_ptrace() {
+    crash_the_leader("ptrace");
+}
+
+/// docs/experiment.md's `[roles]` example parses (in an experiment with the demo's nodes),
+/// and the role it declares is the one docs/faults.md's example aims at.
+#[test]
+fn the_docs_role_examples_are_valid() {
+    let doc = std::fs::read_to_string(repo("docs/experiment.md")).unwrap();
+    let section = &doc[doc.find("## `[roles]`").expect("the [roles] section")..];
+    let block = &section[section.find("```toml\n").unwrap() + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let text = format!(
+        "name = \"d\"\n[[node]]\nname = \"primary\"\nargv = [\"true\", \"{{port.primary}}\"]\n\
+         [[node]]\nname = \"backup1\"\nargv = [\"true\"]\n{block}"
+    );
+    let exp = ordeal_experiment::Experiment::parse(&text, "doc.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(exp.role_names().collect::<Vec<_>>(), ["leader"]);
+}
