@@ -10,8 +10,8 @@
 //! pair (`sends`, `receives`, failed calls by errno); per participant, the lifecycle of the
 //! processes ordeal started, repeats collapsed (`spawn exit:SIGKILL spawn`); and the outcome.
 //!
-//! Only the workload phase counts (from the first event of a workload to the last workload's
-//! exit): start-up (elections, nodes finding each other) and teardown vary with scheduling,
+//! A participant's traffic with itself is left out (its own housekeeping). Only the workload
+//! phase counts (from the first event of a workload to the last workload's exit): start-up (elections, nodes finding each other) and teardown vary with scheduling,
 //! and a campaign's faults act in between. Operation names are abstracted (digits → `#`), ends
 //! ordeal does not run are `external`, and nothing of pids, ports, inodes, counts, sizes or
 //! times is kept.
@@ -82,6 +82,10 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
     let mut ops: PairSets = BTreeMap::new();
     let mut decoder = ordeal_calls::Decoder::new(header);
     let mut keep = |c: Call| {
+        // A participant's calls to itself are its own housekeeping, timed by its scheduler.
+        if c.caller == c.callee {
+            return;
+        }
         if c.request_seq
             .is_some_and(|s| s >= first_seq && s <= last_seq)
         {
@@ -124,6 +128,9 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
             continue;
         };
         let peer = sock.peer_node.as_deref().map_or("external".into(), who);
+        if peer == ev.node {
+            continue;
+        }
         shapes
             .entry((ev.node.clone(), peer))
             .or_default()
