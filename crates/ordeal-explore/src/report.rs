@@ -76,7 +76,7 @@ pub fn baseline_text(f: &crate::Failure) -> Option<String> {
     };
     Some(if f.without_faults {
         format!(
-            "fails without any fault (a baseline run; fault-free rate {}): not credited to any fault",
+            "fails without any fault, fault-free rate {}: not above the fault-free rate: not credited to its faults",
             rate(&f.fault_free)
         )
     } else {
