@@ -83,7 +83,7 @@ pub fn abstract_text(text: &str) -> String {
     }
     if in_quote {
         // An unbalanced quote: what follows it is data too.
-        quoted.push_str("…");
+        quoted.push('…');
     }
     let mut words: Vec<String> = Vec::new();
     for w in quoted.split_whitespace() {
