@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ordeal_faults::Participants;
 use ordeal_hb::Status;
 
+use crate::baseline::Baselines;
 use crate::candidates::Fault;
 use crate::config::Config;
 use crate::execute::{ms, Shared};
@@ -42,6 +43,7 @@ struct State {
     index: HashMap<String, usize>,
     discovery: Vec<(u64, usize)>,
     failures: Vec<Failure>,
+    baselines: Baselines,
     errors: Vec<RunRecord>,
     log: Vec<RunRecord>,
     phases_sum: Phases,
@@ -98,6 +100,10 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
         let on_disk = journal::read_header(&out)?;
         let mut mine = cfg.header();
         mine.experiment_path = on_disk.experiment_path.clone();
+        if on_disk.baselines.is_none() && mine.baselines == Some(cfg.jobs as u64) {
+            // Written before --baselines: its baselines were the first J runs.
+            mine.baselines = None;
+        }
         if on_disk != mine {
             return Err(Error::Usage(format!(
                 "{}: the settings given differ from the campaign's {} (resume takes them from there)",
@@ -155,6 +161,7 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
     let mut cfg = cfg;
     cfg.out = out;
     cfg.jobs = cfg.jobs.max(1);
+    cfg.baselines = cfg.baselines.max(1);
     let names = Participants::new(cfg.experiment.node_names(), cfg.experiment.workload_names())
         .with_roles(cfg.experiment.role_names());
     // Points are named by role where the runs say who held which (explore's `roles`).
@@ -193,6 +200,7 @@ pub fn explore(cfg: Config, cancel: Arc<AtomicBool>) -> Result<Outcome, Error> {
         index: HashMap::new(),
         discovery: Vec::new(),
         failures: Vec::new(),
+        baselines: Baselines::default(),
         errors: Vec::new(),
         log: Vec::new(),
         phases_sum: Phases::default(),
@@ -406,22 +414,24 @@ impl State {
     }
 
     /// Dispatches runs while fewer than J are pending. Called once at the start and after each
-    /// incorporated run only, so run i is chosen after exactly runs 0..=i-J were taken in:
-    /// the same seed and the same results give the same choices, whatever the timing.
+    /// incorporated run only, so run i (after the B baselines) is chosen after exactly runs
+    /// 0..=max(i-J, B-1) were taken in: the same seed and the same results give the same
+    /// choices, whatever the timing.
     fn fill(&mut self, c: &mut Cursor) {
         let jobs = self.cfg.jobs as u64;
+        let baselines = self.cfg.baselines;
         while (c.pending.len() as u64) < jobs && self.cfg.runs.is_none_or(|n| c.next_id < n) {
             let id = c.next_id;
-            let faults = if id < jobs {
+            let faults = if id < baselines {
                 Vec::new()
+            } else if c.incorporated < baselines {
+                // Faulted runs are chosen from every baseline's points.
+                break;
             } else if let Some(shard) = self.cfg.shard {
                 // Planned: every schedule comes from the baselines, so that every shard
                 // computes the same list and takes its own part of it.
                 if self.plan.is_none() {
-                    if c.incorporated < jobs {
-                        break;
-                    }
-                    let n = self.cfg.runs.unwrap_or(0).saturating_sub(jobs);
+                    let n = self.cfg.runs.unwrap_or(0).saturating_sub(baselines);
                     let mut plan = Vec::new();
                     for _ in 0..n {
                         match self.knowledge.next(self.cfg.strategy, &mut self.rng) {
@@ -431,7 +441,7 @@ impl State {
                     }
                     self.plan = Some(plan);
                 }
-                let k = (id - jobs) as usize;
+                let k = (id - baselines) as usize;
                 let Some(f) = self.plan.as_ref().and_then(|p| p.get(k)).cloned() else {
                     c.exhausted = true;
                     break;
@@ -492,7 +502,7 @@ impl State {
         let a = match result {
             Ok(a) => a,
             Err(e) => {
-                if id < self.cfg.jobs as u64 {
+                if id < self.cfg.baselines {
                     // A fault-free run that cannot even be set up: nothing else will work.
                     return Err(Error::Setup { id, dir, source: e });
                 }
@@ -536,6 +546,16 @@ impl State {
         self.discovery
             .push((self.explore_runs, self.behaviours.len()));
         let failed = a.status.is_failure();
+        if id < self.cfg.baselines {
+            self.baselines.add(id, &a);
+            if failed {
+                // Said at once and loudly: every later finding is measured against it.
+                self.progress.say(&format!(
+                    "BASELINE FAILED: run {id} fails without any fault ({}) — the system or the harness fails without any fault: fix that first",
+                    a.causes.join("; ")
+                ));
+            }
+        }
         if self.plan.is_none() {
             self.knowledge
                 .learn(&faults, &a.occurrences, a.first_fired, new, failed);
@@ -549,24 +569,15 @@ impl State {
                 None => {
                     let n = self.failures.len() + 1;
                     let toml = schedule_toml(&faults, &self.cfg.model, self.cfg.seed)?;
-                    self.failures.push(Failure {
-                        id: format!("F{n}"),
-                        signature: sig.clone(),
-                        hits: 1,
-                        runs: vec![id],
-                        first_run: id,
-                        lines: a.lines.clone(),
-                        original_faults: fault_names.clone(),
-                        original_schedule: toml.clone(),
-                        minimal_faults: fault_names.clone(),
-                        minimal_schedule: toml,
-                        minimal: faults.clone(),
-                        original: faults.clone(),
-                        shrink_runs: 0,
-                        reproduction: None,
-                        run_dir: rel.clone(),
-                        replay: format!("ordeal replay {}", dir.display()),
-                    });
+                    self.failures.push(Failure::first_hit(
+                        n,
+                        id,
+                        &a,
+                        &faults,
+                        toml,
+                        rel.clone(),
+                        &dir,
+                    ));
                 }
             }
         }
@@ -591,6 +602,10 @@ impl State {
         };
         let mut behaviours = self.behaviours.clone();
         behaviours.sort_by(|a, b| b.runs.cmp(&a.runs).then(a.first_run.cmp(&b.first_run)));
+        let mut failures = self.failures.clone();
+        for f in &mut failures {
+            self.baselines.judge(f);
+        }
         Outcome {
             schema: "ordeal-explore",
             version: 1,
@@ -609,7 +624,7 @@ impl State {
             stopped,
             interrupted,
             runs: self.explore_runs,
-            baseline_runs: (self.cfg.jobs as u64).min(self.explore_runs),
+            baseline_runs: self.cfg.baselines.min(self.explore_runs),
             shrink_runs: self.shrink_runs,
             rerun_runs: self.rerun_runs,
             elapsed_s: self.t0.elapsed().as_secs_f64(),
@@ -619,6 +634,9 @@ impl State {
             } else {
                 0.0
             },
+            baseline_failed: self.baselines.alarm(),
+            baselines: self.baselines.clone(),
+            baseline_behaviours: self.baselines.behaviours(),
             unique_behaviours: self.behaviours.len(),
             discovery: self.discovery.clone(),
             behaviours,
@@ -629,7 +647,7 @@ impl State {
                 remaining_pairs,
                 tried_by_kind: self.tried_by_kind.clone(),
             },
-            failures: self.failures.clone(),
+            failures,
             errors: self.errors.clone(),
             mean_phases_ms: mean,
             mean_run_ms: if self.timed_runs > 0 {

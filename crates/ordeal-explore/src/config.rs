@@ -39,6 +39,9 @@ pub struct Config {
     pub until_stable: Option<u64>,
     /// Runs in parallel.
     pub jobs: usize,
+    /// Fault-free runs first (at least 1): the reference behaviours and the candidates'
+    /// first points; a failing one is reported before anything else.
+    pub baselines: u64,
     pub seed: u64,
     pub strategy: StrategyKind,
     /// Reruns of each minimal schedule to measure its reproduction rate.
@@ -84,6 +87,7 @@ impl Config {
             keep_runs: self.keep_runs,
             model: self.model.clone(),
             shard: self.shard,
+            baselines: Some(self.baselines),
         }
     }
 
@@ -145,6 +149,7 @@ impl Config {
             time: h.time_s.map(Duration::from_secs),
             until_stable: h.until_stable,
             jobs: h.jobs,
+            baselines: h.baselines.unwrap_or(h.jobs as u64),
             seed: h.seed,
             strategy,
             reruns: h.reruns,
@@ -206,6 +211,7 @@ argv = ["/bin/true"]
                 roles: Vec::new(),
             },
             shard: Some(Shard { index: 1, count: 3 }),
+            baselines: Some(2),
         }
     }
 

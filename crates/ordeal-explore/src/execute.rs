@@ -117,7 +117,7 @@ pub(crate) fn execute(
     let fp = fingerprint(&header, &events, &outcome);
     // The canonical text behind the hash: `diff` two of them to see how two behaviours differ.
     let _ = std::fs::write(dir.join("fingerprint.txt"), &fp.canonical);
-    let (lines, sig) = if verdict.status.is_failure() {
+    let (lines, causes, sig) = if verdict.status.is_failure() {
         let who: Vec<String> = header
             .nodes
             .iter()
@@ -126,10 +126,11 @@ pub(crate) fn execute(
             .chain(std::iter::once(ordeal_experiment::CHECK_NAME.to_string()))
             .collect();
         let lines = signature::failure_lines(dir, &who, 5);
-        let sig = signature::signature(&outcome, &lines);
-        (lines, Some(sig))
+        let causes = signature::causes(verdict.status, &verdict.reasons, dir);
+        let sig = signature::signature(&causes);
+        (lines, causes, Some(sig))
     } else {
-        (Vec::new(), None)
+        (Vec::new(), Vec::new(), None)
     };
     let t = &report.times;
     let (start, ready, workload) = phases_from_trace;
@@ -154,6 +155,7 @@ pub(crate) fn execute(
         first_fired,
         fired: fired.into_iter().map(|(_, s)| s).collect(),
         signature: sig,
+        causes,
         lines,
         phases,
         wall,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::candidates::{Fault, FaultModel};
-use crate::model::{Analysis, Reproduction};
+use crate::model::{Analysis, Measured, Reproduction};
 use crate::{Error, RunError};
 
 /// `campaign.json`'s `format`.
@@ -89,6 +89,10 @@ pub struct CampaignHeader {
     pub keep_runs: bool,
     pub model: FaultModel,
     pub shard: Option<Shard>,
+    /// Fault-free baseline runs (`--baselines`); absent from campaigns written before the
+    /// flag, whose baselines were the first J runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<u64>,
 }
 
 /// FNV-1a 64 of the experiment text and its resolved variables, as 16 hex digits.
@@ -145,6 +149,12 @@ pub struct FailureEntry {
     pub minimal: Vec<Fault>,
     pub shrink_runs: u32,
     pub reproduction: Option<Reproduction>,
+    /// The first hit's schedule rerun.
+    #[serde(default)]
+    pub original_reproduction: Option<Reproduction>,
+    /// The schedules rerun while shrinking.
+    #[serde(default)]
+    pub measured: Vec<Measured>,
     /// Relative to the campaign directory.
     pub run_dir: String,
 }
@@ -332,8 +342,8 @@ pub fn pinned_results() -> BTreeMap<String, RunEntry> {
         .collect()
 }
 
-/// The run directories under `out`, relative to it: `runs/N`, `failures/F/shrink/N`,
-/// `failures/F/reruns/N`.
+/// The run directories under `out`, relative to it: `runs/N`, `baselines/reruns/N`,
+/// `failures/F/shrink/N`, `failures/F/reruns/N`.
 pub fn run_dirs(out: &Path) -> Vec<String> {
     let mut v = Vec::new();
     let list = |p: &Path| -> Vec<String> {
@@ -348,6 +358,9 @@ pub fn run_dirs(out: &Path) -> Vec<String> {
     };
     for r in list(&out.join("runs")) {
         v.push(format!("runs/{r}"));
+    }
+    for r in list(&out.join("baselines").join("reruns")) {
+        v.push(format!("baselines/reruns/{r}"));
     }
     for f in list(&out.join("failures")) {
         for sub in ["shrink", "reruns"] {

@@ -4,11 +4,14 @@
 //! Exploration run i is taken from the shard that owns it (i mod N). Unique behaviours are
 //! deduplicated by fingerprint, failures by signature (hits and runs summed over the owned
 //! runs; the minimal schedule of the shard that found the failure first, by run index;
-//! reproduction reruns of every shard that measured it summed).
+//! reproduction reruns of every shard that measured it summed). The baselines are the owned
+//! baseline runs, the fault-free reruns those of every shard, and each failure is judged
+//! against them again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::baseline::Baselines;
 use crate::config::Config;
 use crate::journal::{self, CampaignHeader, Entry, FailureEntry, RunEntry, Shard};
 use crate::model::{
@@ -66,6 +69,11 @@ fn compatible(
     setting("seed", h.seed.to_string(), h0.seed.to_string())?;
     setting("strategy", h.strategy.clone(), h0.strategy.clone())?;
     setting("-j", h.jobs.to_string(), h0.jobs.to_string())?;
+    setting(
+        "--baselines",
+        h.baselines.unwrap_or(h.jobs as u64).to_string(),
+        h0.baselines.unwrap_or(h0.jobs as u64).to_string(),
+    )?;
     setting("--runs", format!("{:?}", h.runs), format!("{:?}", h0.runs))?;
     setting("--reruns", h.reruns.to_string(), h0.reruns.to_string())?;
     setting("shrinking", h.shrink.to_string(), h0.shrink.to_string())?;
@@ -202,6 +210,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut discovery = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
+    let mut baselines = Baselines::default();
     let mut errors = Vec::new();
     let mut log = Vec::new();
     let mut phases_sum = Phases::default();
@@ -255,6 +264,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
             }
         }
         discovery.push((runs, behaviours.len()));
+        if id < cfg.baselines {
+            baselines.add(id, a);
+        }
         if let Some(sig) = &a.signature {
             match failures.iter_mut().find(|f| f.signature == *sig) {
                 Some(f) => {
@@ -263,24 +275,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
                 }
                 None => {
                     let toml = schedule_toml(&r.faults, &h.model, h.seed)?;
-                    failures.push(Failure {
-                        id: format!("F{}", failures.len() + 1),
-                        signature: sig.clone(),
-                        hits: 1,
-                        runs: vec![id],
-                        first_run: id,
-                        lines: a.lines.clone(),
-                        original_faults: names.clone(),
-                        original_schedule: toml.clone(),
-                        minimal_faults: names.clone(),
-                        minimal_schedule: toml,
-                        minimal: r.faults.clone(),
-                        original: r.faults.clone(),
-                        shrink_runs: 0,
-                        reproduction: None,
-                        run_dir: dir.display().to_string(),
-                        replay: format!("ordeal replay {}", dir.display()),
-                    });
+                    failures.push(Failure::first_hit(
+                        failures.len() + 1,
+                        id,
+                        a,
+                        &r.faults,
+                        toml,
+                        dir.display().to_string(),
+                        &dir,
+                    ));
                 }
             }
         }
@@ -310,6 +313,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
                 "shrink"
             } else {
                 rerun_runs += 1;
+                if r.key.starts_with("rerun:baseline:") {
+                    baselines.add_rerun(&r.result);
+                }
                 "rerun"
             };
             log.push(RunRecord::of(
@@ -340,6 +346,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
             f.original_faults = e.original.iter().map(|x| x.to_string()).collect();
             f.original_schedule = schedule_toml(&e.original, &h.model, h.seed)?;
             f.shrink_runs = e.shrink_runs;
+            f.measured = e.measured.clone();
             let d = p.dir.join(&e.run_dir);
             f.run_dir = d.display().to_string();
             f.replay = format!("ordeal replay {}", d.display());
@@ -353,6 +360,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
             let failed: u32 = measured.iter().map(|r| r.failed).sum();
             f.reproduction = Some(Reproduction::new(runs, failed));
         }
+        let originals: Vec<&Reproduction> = found
+            .iter()
+            .filter_map(|(_, e)| e.original_reproduction.as_ref())
+            .collect();
+        if !originals.is_empty() {
+            let runs: u32 = originals.iter().map(|r| r.runs).sum();
+            let failed: u32 = originals.iter().map(|r| r.failed).sum();
+            f.original_reproduction = Some(Reproduction::new(runs, failed));
+        }
+        baselines.judge(f);
     }
     let mut stops: Vec<String> = parts.iter().map(|p| p.stopped.clone()).collect();
     stops.sort();
@@ -381,12 +398,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, exe: PathBuf) -> Result<Outcome, Erro
         stopped: stops.join(", "),
         interrupted: false,
         runs,
-        baseline_runs: owned.keys().filter(|&&i| i < h.jobs as u64).count() as u64,
+        baseline_runs: owned.keys().filter(|&&i| i < cfg.baselines).count() as u64,
         shrink_runs,
         rerun_runs,
         elapsed_s: 0.0,
         explore_s: 0.0,
         runs_per_minute: 0.0,
+        baseline_failed: baselines.alarm(),
+        baseline_behaviours: baselines.behaviours(),
+        baselines,
         unique_behaviours: behaviours.len(),
         discovery,
         behaviours,

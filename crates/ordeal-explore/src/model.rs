@@ -7,6 +7,7 @@ use std::time::Duration;
 use ordeal_hb::Status;
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::{BaselineBehaviour, Baselines};
 use crate::candidates::{Fault, FaultModel, Occurrence};
 use crate::RunError;
 
@@ -91,6 +92,9 @@ pub struct Analysis {
     /// The firings, as `fault: detail`.
     pub fired: Vec<String>,
     pub signature: Option<String>,
+    /// The causes the signature is made of ([`crate::signature::causes`]).
+    #[serde(default)]
+    pub causes: Vec<String>,
     pub lines: Vec<String>,
     pub phases: Phases,
     #[serde(with = "crate::candidates::ms", rename = "wall_ms")]
@@ -205,15 +209,30 @@ impl Reproduction {
     }
 }
 
+/// A schedule rerun for its rate while shrinking: the one with the best rate is the minimal
+/// schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// `minimal` (ddmin over the faults, trigger indices as found) or `earliest` (trigger
+    /// indices lowered as far as a run still failed).
+    pub schedule: String,
+    pub faults: Vec<String>,
+    pub reproduction: Reproduction,
+}
+
 /// One distinct failure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub id: String,
+    /// Its causes joined by `; ` (what groups runs into this failure).
     pub signature: String,
+    /// The causes, in order of precedence ([`crate::signature`]).
+    pub causes: Vec<String>,
     /// Exploration runs that failed this way.
     pub hits: u64,
     pub runs: Vec<u64>,
     pub first_run: u64,
+    /// Telling lines of the logs of the first hit (shown, not grouped on).
     pub lines: Vec<String>,
     pub original_faults: Vec<String>,
     pub original_schedule: String,
@@ -224,10 +243,65 @@ pub struct Failure {
     #[serde(skip)]
     pub original: Vec<Fault>,
     pub shrink_runs: u32,
+    /// The rate of the minimal schedule.
     pub reproduction: Option<Reproduction>,
+    /// The rate of the first hit's schedule (the same reruns as `reproduction` when nothing
+    /// was shrunk away).
+    pub original_reproduction: Option<Reproduction>,
+    /// The shrinking's candidates, each rerun for its rate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub measured: Vec<Measured>,
+    /// A fault-free baseline run failed this way: the failure needs no fault.
+    pub without_faults: bool,
+    /// When a baseline failed: how often fault-free runs fail this way.
+    pub fault_free: Option<Reproduction>,
+    /// False when a baseline failed and the rate with faults is not clearly above the
+    /// fault-free rate ([`crate::baseline::clearly_above`]): not credited to its faults.
+    pub above_baseline: bool,
     /// A failing run of the minimal schedule (or the first hit), relative to the campaign dir.
     pub run_dir: String,
     pub replay: String,
+}
+
+impl Failure {
+    /// A failure first seen in exploration run `id` (its schedule `faults`, written `toml`).
+    /// Its `n`-th failure, first seen in exploration run `id` (schedule `faults`, written
+    /// `toml`; directory `dir`, `rel` to the campaign directory).
+    pub(crate) fn first_hit(
+        n: usize,
+        id: u64,
+        a: &Analysis,
+        faults: &[Fault],
+        toml: String,
+        rel: String,
+        dir: &std::path::Path,
+    ) -> Failure {
+        let names: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
+        Failure {
+            id: format!("F{n}"),
+            signature: a.signature.clone().unwrap_or_default(),
+            causes: a.causes.clone(),
+            hits: 1,
+            runs: vec![id],
+            first_run: id,
+            lines: a.lines.clone(),
+            original_faults: names.clone(),
+            original_schedule: toml.clone(),
+            minimal_faults: names,
+            minimal_schedule: toml,
+            minimal: faults.to_vec(),
+            original: faults.to_vec(),
+            shrink_runs: 0,
+            reproduction: None,
+            original_reproduction: None,
+            measured: Vec::new(),
+            without_faults: false,
+            fault_free: None,
+            above_baseline: true,
+            run_dir: rel,
+            replay: format!("ordeal replay {}", dir.display()),
+        }
+    }
 }
 
 /// The result of a campaign, written as explore.json.
@@ -255,6 +329,12 @@ pub struct Outcome {
     pub elapsed_s: f64,
     pub explore_s: f64,
     pub runs_per_minute: f64,
+    /// `BASELINE FAILED: ...` when a fault-free baseline failed (what to fix first).
+    pub baseline_failed: Option<String>,
+    /// The fault-free baselines: their outcomes and, when one failed, the fault-free rate.
+    pub baselines: Baselines,
+    /// The distinct behaviours of the baselines, with how many baselines had each.
+    pub baseline_behaviours: Vec<BaselineBehaviour>,
     pub unique_behaviours: usize,
     /// (runs, unique behaviours) after each exploration run.
     pub discovery: Vec<(u64, usize)>,

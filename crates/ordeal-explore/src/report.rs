@@ -53,6 +53,42 @@ fn repro_text(f: &crate::Failure) -> String {
     }
 }
 
+/// `original 6/10, minimal 9/10`: the first hit's schedule and the minimal one, rerun.
+pub fn rates_text(f: &crate::Failure) -> Option<String> {
+    let (o, m) = (f.original_reproduction.as_ref()?, f.reproduction.as_ref()?);
+    if f.without_faults {
+        return None;
+    }
+    Some(format!(
+        "original {}/{}, minimal {}/{}",
+        o.failed, o.runs, m.failed, m.runs
+    ))
+}
+
+/// What the baselines say of a failure, when one failed: `None` when it is credited to its
+/// faults.
+pub fn baseline_text(f: &crate::Failure) -> Option<String> {
+    if f.above_baseline {
+        return None;
+    }
+    let rate = |r: &Option<crate::Reproduction>| {
+        r.as_ref()
+            .map_or("not measured".to_string(), crate::baseline::rate_text)
+    };
+    Some(if f.without_faults {
+        format!(
+            "fails without any fault, fault-free rate {}: not above the fault-free rate: not credited to its faults",
+            rate(&f.fault_free)
+        )
+    } else {
+        format!(
+            "not above the fault-free rate: not credited to its faults (with faults {}, fault-free {})",
+            rate(&f.reproduction),
+            rate(&f.fault_free)
+        )
+    })
+}
+
 /// JUnit XML: one test case per distinct failure (a passing one when there is none).
 pub fn junit(o: &Outcome) -> String {
     let suite = format!("ordeal-explore.{}", o.experiment);
@@ -91,7 +127,7 @@ pub fn junit(o: &Outcome) -> String {
         );
     }
     for f in &o.failures {
-        let body = format!(
+        let mut body = format!(
             "{}\nhits: {} exploration runs\nreproduction: {}\nreplay: {}\n\nminimal schedule:\n{}",
             f.signature,
             f.hits,
@@ -99,6 +135,12 @@ pub fn junit(o: &Outcome) -> String {
             f.replay,
             f.minimal_schedule
         );
+        if let Some(b) = baseline_text(f) {
+            body = format!("{b}\n{body}");
+        }
+        if let Some(a) = &o.baseline_failed {
+            body = format!("{a}\n{body}");
+        }
         let _ = writeln!(
             x,
             "    <testcase classname=\"{}\" name=\"{}: {}\">",
@@ -266,7 +308,7 @@ const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:1200px;color
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
 pre{background:#f5f5f5;padding:.6em;overflow-x:auto;font-size:12px}code{background:#f0f0f0;padding:0 .2em}\
-.fail{color:#b00020;font-weight:bold}.pass{color:#2b7a4b;font-weight:bold}.graph{overflow:auto;max-height:700px;border:1px solid #ddd}\
+.fail{color:#b00020;font-weight:bold}.alarm{color:#fff;background:#b00020;padding:.5em;font-weight:bold}.pass{color:#2b7a4b;font-weight:bold}.graph{overflow:auto;max-height:700px;border:1px solid #ddd}\
 details{margin:.4em 0}";
 
 pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> String {
@@ -290,6 +332,21 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
             o.failures.iter().map(|f| f.hits).sum::<u64>()
         )
     };
+    if let Some(alarm) = &o.baseline_failed {
+        let _ = writeln!(h, "<p class=\"alarm\">{}</p>", esc(alarm));
+        if let Some(line) = o.baselines.rate_line() {
+            let _ = writeln!(h, "<p>{}</p>", esc(&line));
+        }
+        let _ = writeln!(
+            h,
+            "<p>Causes of the failing baselines:</p><ul>{}</ul>",
+            o.baselines
+                .causes
+                .iter()
+                .map(|c| format!("<li><code>{}</code></li>", esc(c)))
+                .collect::<String>()
+        );
+    }
     let _ = writeln!(h, "<p>{verdict}</p>");
     h.push_str("<h2>Summary</h2>\n<table>\n");
     let m = &o.mean_phases_ms;
@@ -311,6 +368,19 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
         (
             "exploration runs",
             format!("{} ({} fault-free baselines)", o.runs, o.baseline_runs),
+        ),
+        (
+            "baselines",
+            format!(
+                "{} run(s), {} failed; behaviours: {}",
+                o.baselines.runs,
+                o.baselines.failed,
+                o.baseline_behaviours
+                    .iter()
+                    .map(|b| format!("{} ×{}", b.fingerprint, b.runs))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ),
         ("shrinking runs", o.shrink_runs.to_string()),
         ("reproduction reruns", o.rerun_runs.to_string()),
@@ -420,7 +490,19 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
                         .join(", ")
                 ),
             ),
+            ("causes", f.causes.join("\n")),
             ("reproduction", repro_text(f)),
+            ("rates", rates_text(f).unwrap_or_else(|| "-".into())),
+            (
+                "fault-free",
+                baseline_text(f).unwrap_or_else(|| match &f.fault_free {
+                    Some(r) => format!(
+                        "above the fault-free rate {}: credited to its faults",
+                        crate::baseline::rate_text(r)
+                    ),
+                    None => "every baseline passed".into(),
+                }),
+            ),
             (
                 "shrinking",
                 format!(
@@ -431,6 +513,21 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
                 ),
             ),
             ("minimal faults", f.minimal_faults.join("; ")),
+            (
+                "schedules rerun",
+                f.measured
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}: {} → {}",
+                            m.schedule,
+                            m.faults.join("; "),
+                            crate::baseline::rate_text(&m.reproduction)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             ("what went wrong", f.lines.join("\n")),
             ("run shown", f.run_dir.clone()),
         ];

@@ -29,6 +29,9 @@ pub struct ExploreArgs {
     /// Runs in parallel (each on its own ports and directories).
     #[arg(short = 'j', long = "jobs", value_name = "J", default_value_t = 1)]
     jobs: usize,
+    /// Fault-free runs first: the reference behaviours; one that fails is reported first.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    baselines: u64,
     /// Campaign directory (must not exist or be empty); default explore/<timestamp>-<name>.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -78,7 +81,7 @@ pub struct ExploreArgs {
         long,
         value_name = "DIR",
         conflicts_with_all = [
-            "experiment", "demo", "out", "shard", "runs", "time", "until_stable", "jobs", "seed",
+            "experiment", "demo", "out", "shard", "runs", "time", "until_stable", "jobs", "baselines", "seed",
             "strategy", "set", "reruns", "no_shrink", "stop_after", "faults", "fault_duration",
             "restart_after", "max_faults", "keep_runs",
         ]
@@ -179,6 +182,9 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
     if args.jobs == 0 {
         bail!("-j 0: at least one run at a time");
     }
+    if args.baselines == 0 {
+        bail!("--baselines 0: at least one fault-free run (its trace gives the first candidates)");
+    }
     let time = args
         .time
         .as_deref()
@@ -217,6 +223,7 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         time,
         until_stable: args.until_stable,
         jobs: args.jobs,
+        baselines: args.baselines,
         seed: args.seed,
         strategy,
         reruns: args.reruns,
@@ -250,6 +257,14 @@ fn campaign(cfg: ordeal_explore::Config) -> anyhow::Result<u8> {
 }
 
 pub(crate) fn print_summary(o: &ordeal_explore::Outcome, out: &Path) {
+    // First, before anything else: no finding means much while the system fails alone.
+    if let Some(alarm) = &o.baseline_failed {
+        println!("{alarm}");
+        if let Some(line) = o.baselines.rate_line() {
+            println!("  {line}");
+        }
+        println!();
+    }
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }
@@ -288,10 +303,20 @@ pub(crate) fn print_summary(o: &ordeal_explore::Outcome, out: &Path) {
     for f in &o.failures {
         println!();
         println!("  {} ({} hits): {}", f.id, f.hits, f.signature);
-        println!("    minimal: {}", f.minimal_faults.join("; "));
+        if let Some(b) = ordeal_explore::report::baseline_text(f) {
+            println!("    {b}");
+        }
+        if f.without_faults {
+            println!("    minimal: no fault");
+        } else {
+            println!("    minimal: {}", f.minimal_faults.join("; "));
+        }
+        let rates = ordeal_explore::report::rates_text(f)
+            .map(|r| format!("; {r}"))
+            .unwrap_or_default();
         match &f.reproduction {
             Some(r) => println!(
-                "    reproduction: {} ({}/{} reruns failed)",
+                "    reproduction: {} ({}/{} reruns failed){rates}",
                 r.verdict, r.failed, r.runs
             ),
             None => println!("    reproduction: not measured"),

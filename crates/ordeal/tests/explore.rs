@@ -91,12 +91,14 @@ fn check_found(
     let f = &failures[0];
     assert_eq!(f["id"], "F1");
     let sig = f["signature"].as_str().unwrap();
-    // The verdict's reasons (the workload's exit, maybe more), then the client's first line.
-    assert!(sig.starts_with("fail: "), "{sig}");
+    // One cause: the client's exit with its VIOLATION line.
     assert!(
-        sig.contains("workload client ended: exit N | client: VIOLATION: op N: "),
+        sig.starts_with("workload client ended: exit 1: VIOLATION: op N: "),
         "{sig}"
     );
+    assert_eq!(f["causes"], serde_json::json!([sig]));
+    assert_eq!(f["above_baseline"], true);
+    assert_eq!(j["baseline_failed"], serde_json::Value::Null);
     assert!(symptoms.iter().any(|s| sig.contains(s)), "{sig}");
     // Shrunk: one fault, of the kind and place that shows this bug.
     let minimal = f["minimal_faults"].as_array().unwrap();
@@ -118,7 +120,19 @@ fn check_found(
         "flaky"
     };
     assert_eq!(r["verdict"], verdict);
-    assert_eq!(j["rerun_runs"], 20);
+    // The original schedule and the shrinking's candidates, 20 reruns each; the minimal one
+    // is the most reproducible candidate.
+    let measured = f["measured"].as_array().unwrap();
+    assert_eq!(measured[0]["schedule"], "original");
+    assert_eq!(f["original_reproduction"], measured[0]["reproduction"]);
+    assert_eq!(j["rerun_runs"], 20 * measured.len());
+    let best = measured
+        .iter()
+        .filter(|m| m["faults"] == f["minimal_faults"])
+        .map(|m| &m["reproduction"])
+        .next()
+        .expect("the minimal schedule was measured");
+    assert_eq!(best, r);
     // The minimal schedule on disk is the one reported, and a valid fault schedule.
     let fdir = out.join("failures/F1");
     let schedule = text(&fdir.join("schedule.toml"));
@@ -150,7 +164,10 @@ fn check_found(
     );
     assert_eq!(junit.matches("<testcase ").count(), 1, "{junit}");
     assert_eq!(junit.matches("<failure ").count(), 1, "{junit}");
-    assert!(junit.contains("name=\"F1: fail: "), "{junit}");
+    assert!(
+        junit.contains("name=\"F1: workload client ended: exit 1: VIOLATION: "),
+        "{junit}"
+    );
     // report.html: self-contained, with the failure, its schedule, graph, logs and replay.
     let html = text(&out.join("report.html"));
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -179,9 +196,10 @@ fn check_found(
     assert!(html.contains(&format!("{verdict} ({failed}/20 reruns failed)")));
     // The terminal summary.
     assert!(stdout.contains("F1 ("), "{stdout}");
+    let o = &f["original_reproduction"]["failed"];
     assert!(
         stdout.contains(&format!(
-            "reproduction: {verdict} ({failed}/20 reruns failed)"
+            "reproduction: {verdict} ({failed}/20 reruns failed); original {o}/20, minimal {failed}/20"
         )),
         "{stdout}"
     );
@@ -267,6 +285,17 @@ fn bug_free_demo_passes_the_same_budget() {
     assert_eq!(j["runs"], 40);
     assert_eq!(j["stopped"], "runs");
     assert_eq!(j["baseline_runs"], 2);
+    assert_eq!(j["baseline_failed"], serde_json::Value::Null);
+    assert_eq!(j["baselines"]["runs"], 2);
+    assert_eq!(j["baselines"]["failed"], 0);
+    assert_eq!(j["baselines"]["reruns"], serde_json::Value::Null);
+    let in_baselines: u64 = j["baseline_behaviours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["runs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_baselines, 2);
     assert_eq!(j["failures"].as_array().unwrap().len(), 0, "{stdout}");
     assert_eq!(j["errors"].as_array().unwrap().len(), 0, "{}", j["errors"]);
     assert_eq!(j["shrink_runs"], 0);
@@ -356,4 +385,204 @@ fn finds_that_redis_can_lose_an_acknowledged_write_on_failover() {
     // Reproduced on rerun (deterministic here when the machine is quiet; under load a rerun's
     // timing can differ, which the campaign reports as flaky with its rate).
     assert!(f["reproduction"]["failed"].as_u64() >= Some(1), "{f}");
+}
+
+/// examples/demo-kv.toml with `replace` (a `[[workload]]` or `[check]` table, TOML text) put
+/// before its `[explore]` table (and instead of its workload when `replace` has one), written
+/// into `dir`.
+fn demo_with(dir: &Path, replace: &str) -> std::path::PathBuf {
+    let src = text(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-kv.toml"));
+    let explore = src.find("# `ordeal explore` on this system").unwrap();
+    let head = if replace.contains("[[workload]]") {
+        &src[..src.find("[[workload]]").unwrap()]
+    } else {
+        &src[..explore]
+    };
+    let p = dir.join("demo.toml");
+    std::fs::write(&p, format!("{head}{replace}\n{}", &src[explore..])).unwrap();
+    p
+}
+
+#[test]
+fn a_failing_baseline_is_said_first_and_credits_no_fault() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c");
+    // The bug-free demo behind a harness that always fails: every run fails, without a fault.
+    let exp = demo_with(
+        tmp.path(),
+        r#"[[workload]]
+name = "client"
+argv = ["sh", "-c", "\"$0\" kv client --nodes \"$1\" --ops \"$2\" --seed 1; echo 'HARNESS: the wrapper always exits 1'; exit 1",
+        "{ordeal}", "{host.n0}:{port.n0},{host.n1}:{port.n1},{host.n2}:{port.n2}", "{var.ops}"]
+"#,
+    );
+    let o = {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        ordeal(&[
+            "explore",
+            exp.to_str().unwrap(),
+            "--runs",
+            "12",
+            "-j",
+            "2",
+            "--reruns",
+            "5",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    let alarm = "BASELINE FAILED: 2 of 2 fault-free runs fail (workload client ended: exit 1: HARNESS: the wrapper always exits N) — the system or the harness fails without any fault: fix that first";
+    // Said first, with the fault-free rate measured over 5 reruns.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], alarm, "{stdout}");
+    assert_eq!(
+        lines[1],
+        "  fault-free failure rate: 5/5 (95% 0.57–1.00) reruns of the fault-free schedule"
+    );
+    let j = json(&out.join("explore.json"));
+    assert_eq!(j["baseline_failed"], alarm);
+    assert_eq!(j["errors"].as_array().unwrap().len(), 0, "{}", j["errors"]);
+    let b = &j["baselines"];
+    assert_eq!(b["runs"], 2);
+    assert_eq!(b["failed"], 2);
+    let cause = "workload client ended: exit 1: HARNESS: the wrapper always exits N";
+    assert_eq!(b["causes"], serde_json::json!([cause]));
+    assert_eq!(b["reruns"]["runs"], 5);
+    assert_eq!(b["reruns"]["failed"], 5);
+    assert_eq!(b["rerun_failures"][cause], 5);
+    for (i, r) in b["outcomes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(r["run"], i);
+        assert_eq!(r["status"], "fail");
+        assert_eq!(r["causes"], serde_json::json!([cause]));
+    }
+    // One cause, one failure: every run, none credited to its faults.
+    let failures = j["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{stdout}");
+    let f = &failures[0];
+    assert_eq!(f["signature"], cause);
+    assert_eq!(f["hits"], 12);
+    assert_eq!(f["without_faults"], true);
+    assert_eq!(f["above_baseline"], false);
+    assert_eq!(f["minimal_faults"], serde_json::json!([]));
+    assert_eq!(f["reproduction"], b["reruns"]);
+    assert_eq!(f["fault_free"], b["reruns"]);
+    assert_eq!(j["shrink_runs"], 0);
+    assert_eq!(j["rerun_runs"], 5);
+    for i in 0..5 {
+        assert!(out
+            .join(format!("baselines/reruns/{i:02}/summary.json"))
+            .is_file());
+    }
+    let credit = "not above the fault-free rate: not credited to its faults";
+    assert!(
+        stdout.contains(&format!(
+            "  F1 (12 hits): {cause}\n    fails without any fault, fault-free rate 5/5 (95% 0.57–1.00): {credit}\n    minimal: no fault\n"
+        )),
+        "{stdout}"
+    );
+    // The report: the alarm above everything else.
+    let html = text(&out.join("report.html"));
+    let at = html
+        .find(&format!("<p class=\"alarm\">{alarm}</p>"))
+        .unwrap();
+    assert!(at < html.find("<h2>Summary</h2>").unwrap());
+    assert!(html.contains(credit));
+    assert!(text(&out.join("junit.xml")).contains(alarm));
+}
+
+#[test]
+fn two_causes_are_two_failures_each_with_its_own_minimal_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c");
+    // A check that fails when a node was started twice (a crash fault's restart), and the
+    // client's violation when a short read cuts a request (no-short-read-handling).
+    let exp = demo_with(
+        tmp.path(),
+        r#"[check]
+argv = ["sh", "-c", "for n in n0 n1 n2; do k=$(grep -c listening \"$ORDEAL_RUN_DIR/logs/$n.stdout\"); if [ \"$k\" -gt 1 ]; then echo \"RESTARTED: $n started $k times\"; exit 1; fi; done"]
+"#,
+    );
+    let o = {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        ordeal(&[
+            "explore",
+            exp.to_str().unwrap(),
+            "--set",
+            "bugs=no-short-read-handling",
+            "--faults",
+            "crash-after,short-io",
+            "--runs",
+            "40",
+            "-j",
+            "2",
+            "--reruns",
+            "5",
+            "--stop-after",
+            "2",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    let j = json(&out.join("explore.json"));
+    assert_eq!(j["stopped"], "failures", "{stdout}");
+    assert_eq!(j["baseline_failed"], serde_json::Value::Null);
+    let failures = j["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2, "{stdout}");
+    let by_cause = |prefix: &str| {
+        failures
+            .iter()
+            .find(|f| f["signature"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no failure caused by {prefix}: {stdout}"))
+    };
+    let check = by_cause("check failed");
+    let client = by_cause("workload client");
+    assert_eq!(
+        check["causes"],
+        serde_json::json!(["check failed (exit 1): RESTARTED: nN started N times"])
+    );
+    let c = client["causes"].as_array().unwrap();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(
+        c[0].as_str()
+            .unwrap()
+            .starts_with("workload client ended: exit 1: VIOLATION: op N: GET kN from node N"),
+        "{c:?}"
+    );
+    // Each shrunk on its own, to the one fault that causes it.
+    for (f, kind) in [
+        (check, "crash-after at n"),
+        (client, "short-io at n0 recvfrom"),
+    ] {
+        let minimal = f["minimal_faults"].as_array().unwrap();
+        assert_eq!(minimal.len(), 1, "{f}");
+        assert!(minimal[0].as_str().unwrap().starts_with(kind), "{f}");
+        let id = f["id"].as_str().unwrap();
+        let schedule = text(&out.join(format!("failures/{id}/schedule.toml")));
+        assert_eq!(schedule, f["minimal_schedule"].as_str().unwrap());
+        assert_eq!(f["above_baseline"], true);
+        assert_eq!(f["fault_free"], serde_json::Value::Null);
+        assert!(f["reproduction"]["failed"].as_u64() >= Some(1), "{f}");
+        // The run shown is one of its own reruns, failing of its own cause.
+        let shown = j["run_log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dir"] == f["run_dir"])
+            .unwrap_or_else(|| panic!("{f}"));
+        assert!(
+            shown["dir"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("failures/{id}/reruns/")),
+            "{shown}"
+        );
+        assert_eq!(shown["signature"], f["signature"]);
+    }
+    assert_ne!(check["minimal_schedule"], client["minimal_schedule"]);
 }
