@@ -259,3 +259,35 @@ fn explore_script_runs_every_campaign_per_engine() {
         assert_eq!(row[9], "0", "campaign errors: {}", report(&out));
     }
 }
+
+/// bench/strategies.sh at a tiny size: one bug, two strategies, one seed; its table has a row
+/// per strategy with the runs to the first failure (a number, or `>N` past the budget).
+#[test]
+fn strategies_script_prints_runs_to_the_first_failure_per_strategy() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = script(
+        "bench/strategies.sh",
+        &[
+            ("SEEDS", "1".into()),
+            ("MAX_RUNS", "12".into()),
+            ("BUGS", "demo-stale-read".into()),
+            ("STRATEGIES", "random novelty".into()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", report(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("demo-stale-read "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", report(&out));
+    for (row, strategy) in rows.iter().zip(["random", "novelty"]) {
+        assert_eq!(row[1], strategy, "{}", report(&out));
+        let runs = row[2];
+        let ok = runs.parse::<u32>().is_ok_and(|n| (1..=12).contains(&n)) || runs == ">12";
+        assert!(ok, "runs {runs}: {}", report(&out));
+    }
+    // Random over itself.
+    assert_eq!(rows[0][5], "1.00", "{}", report(&out));
+}
