@@ -14,7 +14,7 @@ use ordeal_hb::Status;
 
 use crate::candidates::{mine_with_roles, Fault, FaultModel};
 use crate::config::ReplaySource;
-use crate::fingerprint::fingerprint;
+use crate::fingerprint::fingerprint_with_roles;
 use crate::model::{Analysis, Phases};
 use crate::schedule::{schedule, schedule_text};
 use crate::signature;
@@ -114,7 +114,22 @@ pub(crate) fn execute(
     fired.sort();
     let first_fired = fired.first().map(|(s, _)| *s);
     let phases_from_trace = trace_phases(&header, &events);
-    let fp = fingerprint(&header, &events, &outcome);
+    // With [roles], nodes are named by the role they held when the workloads started.
+    let workload_start = events
+        .iter()
+        .find(|e| {
+            header
+                .nodes
+                .iter()
+                .any(|n| n.role == "workload" && n.name == e.node)
+        })
+        .map_or(0, |e| e.ts);
+    let roles: std::collections::BTreeMap<String, String> = header
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.name.clone(), timeline.role_of(&n.name, workload_start)?)))
+        .collect();
+    let fp = fingerprint_with_roles(&header, &events, &outcome, &roles);
     // The canonical text behind the hash: `diff` two of them to see how two behaviours differ.
     let _ = std::fs::write(dir.join("fingerprint.txt"), &fp.canonical);
     let (lines, causes, sig) = if verdict.status.is_failure() {

@@ -45,6 +45,18 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// The fingerprint of a run from its trace (`events` in seq order) and its outcome (a
 /// normalized verdict, see [`crate::signature::outcome`]).
 pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerprint {
+    fingerprint_with_roles(header, events, outcome, &BTreeMap::new())
+}
+
+/// [`fingerprint`] where some nodes are known by a role (the experiment's `[roles]`, as
+/// probed when the workloads started): such a node is named by its role (`leader`; several
+/// holders of one role are interchangeable among themselves: `follower#1`, `follower#2`).
+pub fn fingerprint_with_roles(
+    header: &Header,
+    events: &[Event],
+    outcome: &str,
+    roles: &BTreeMap<String, String>,
+) -> Fingerprint {
     let names: BTreeSet<&str> = header
         .nodes
         .iter()
@@ -147,7 +159,7 @@ pub fn fingerprint(header: &Header, events: &[Event], outcome: &str) -> Fingerpr
         .filter(|n| n.role != "check")
         .map(|n| (n.role.as_str(), n.name.as_str()))
         .collect();
-    let groups = interchangeable(header, events);
+    let groups = interchangeable(header, events, roles);
     let mut best: Option<String> = None;
     for_each_labelling(&groups, &mut |label: &BTreeMap<&str, String>| {
         let name = |n: &str| label.get(n).cloned().unwrap_or_else(|| n.to_string());
@@ -223,11 +235,24 @@ fn render(
 /// Most labellings tried: beyond, names are kept (7 nodes of one program would be 5040).
 const MAX_LABELLINGS: usize = 720;
 
-/// Groups of interchangeable nodes: the nodes whose first spawn ran the same program, each
-/// group with its label stem (the names' common prefix, else the program's name).
-fn interchangeable(header: &Header, events: &[Event]) -> Vec<(String, Vec<String>)> {
+/// Groups of interchangeable nodes, each with its label stem: the holders of one role (stem:
+/// the role), else the nodes whose first spawn ran the same program (stem: the names' common
+/// prefix, else the program's name). A group of one is kept only for a role.
+fn interchangeable(
+    header: &Header,
+    events: &[Event],
+    roles: &BTreeMap<String, String>,
+) -> Vec<(String, Vec<String>)> {
+    let mut by_role: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut by_program: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in header.nodes.iter().filter(|n| n.role == "node") {
+        if let Some(role) = roles.get(&n.name) {
+            by_role
+                .entry(role.clone())
+                .or_default()
+                .push(n.name.clone());
+            continue;
+        }
         let program = events
             .iter()
             .find(|e| e.call == "spawn" && e.node == n.name)
@@ -257,6 +282,7 @@ fn interchangeable(header: &Header, events: &[Event]) -> Vec<(String, Vec<String
             };
             (stem, names)
         })
+        .chain(by_role)
         .collect()
 }
 
@@ -279,7 +305,14 @@ fn for_each_labelling(
         label.clear();
         for ((stem, names), perm) in groups.iter().zip(&perms) {
             for (name, &k) in names.iter().zip(perm) {
-                label.insert(name.as_str(), format!("{stem}#{}", k + 1));
+                label.insert(
+                    name.as_str(),
+                    if names.len() == 1 {
+                        stem.clone()
+                    } else {
+                        format!("{stem}#{}", k + 1)
+                    },
+                );
             }
         }
         each(&label);

@@ -417,3 +417,16 @@ fn nodes_of_one_program_are_interchangeable() {
         fa.canonical
     );
 }
+
+/// A node known by a role is named by it; the others keep their names (or labels).
+#[test]
+fn nodes_known_by_a_role_are_named_by_it() {
+    let evs = trace(100, 7000, 500, 1, &[10, 7], false);
+    let roles = std::collections::BTreeMap::from([("n0".to_string(), "leader".to_string())]);
+    let f =
+        ordeal_explore::fingerprint::fingerprint_with_roles(&header(7000), &evs, "pass", &roles);
+    assert_eq!(
+        f.canonical,
+        "node leader\nworkload client\n  life spawn\n  → leader demo-kv: GET → OK\noutcome pass\n"
+    );
+}
