@@ -422,7 +422,8 @@ fn workloads_refuse_addresses_off_loopback() {
     assert_eq!(w.status.code(), Some(2));
     assert_eq!(
         text(&w.stderr).trim(),
-        "ordeal: error: 192.0.2.1:6379: only loopback addresses are allowed (127.0.0.0/8, ::1)"
+        "ordeal: error: 192.0.2.1:6379: only loopback addresses are allowed (127.0.0.0/8, ::1; \
+         and a run's own subnet inside its network namespaces)"
     );
     assert!(!out.exists(), "nothing recorded");
 }
