@@ -497,7 +497,8 @@ fn calls_matching(p: &ordeal_faults::Pattern) -> impl Iterator<Item = i64> + '_ 
 impl Interceptor for ScheduleHook {
     /// What must stop when the eBPF probe observes the rest: the calls a trigger's pattern
     /// can match (a crash at the 3rd `fsync` stops at `fsync` only), and with a partition on
-    /// loopback the connects and sends that may cross it.
+    /// loopback the connects and sends that may cross it (and the shutdowns that wait for
+    /// what it queued).
     fn watch(&self) -> Watch {
         let mut calls: Vec<i64> = self
             .faults
@@ -517,7 +518,9 @@ impl Interceptor for ScheduleHook {
                     .iter()
                     .filter(|c| {
                         c.direction() == Some(ordeal_events::Direction::Send)
-                            || c.socket.is_some_and(|s| s.op == SocketOp::Connect)
+                            || c.socket.is_some_and(|s| {
+                                matches!(s.op, SocketOp::Connect | SocketOp::Shutdown)
+                            })
                     })
                     .map(|c| c.nr),
             );
@@ -813,7 +816,8 @@ trigger = { nth = 1, call = "write" }
     }
 
     /// Under eBPF, only what a fault may act on stops: a trigger's call, class and direction;
-    /// a partition on loopback stops the connects and sends it fails or holds.
+    /// a partition on loopback stops the connects and sends that may cross it, and the
+    /// shutdowns that wait for what it queued.
     #[test]
     fn a_schedule_watches_only_the_calls_its_faults_may_act_on() {
         let crash_at_fsync = "[[fault]]\nkind = \"crash\"\nnode = \"n0\"\n\
@@ -832,7 +836,7 @@ trigger = { nth = 1, call = "write" }
                    duration = \"1s\"\ntrigger = { after = \"1s\" }\n";
         assert_eq!(
             watched(cut),
-            ["connect", "sendmmsg", "sendmsg", "sendto", "write", "writev"]
+            ["connect", "sendmmsg", "sendmsg", "sendto", "shutdown", "write", "writev"]
         );
     }
 }

@@ -12,6 +12,8 @@
 //!   cannot take them all (a full buffer) gets the rest as it drains, polled every few
 //!   milliseconds; later sends queue behind them. A peer gone meanwhile (`EPIPE`,
 //!   `ECONNRESET`) loses them, and the mark says so.
+//! - A shutdown for writing of a socket with queued bytes waits for their delivery (the call
+//!   returns at once): its FIN follows them, as the kernel sends it after the buffer.
 //! - A TCP connect runs for real, its socket dropping what it receives (a socket filter)
 //!   until the gate opens: the handshake hangs as behind a real drop, whatever timeout the
 //!   caller has; the kernel's next SYN retransmission after the heal completes it.
@@ -51,6 +53,9 @@ pub(crate) struct Queued {
     node: Rc<str>,
     /// Its gates opened and it is being delivered (the socket took part of it so far).
     healed: bool,
+    /// The program shut the socket down for writing meanwhile: done once the queue is
+    /// delivered, so the FIN follows the bytes as it would.
+    shut_wr: bool,
 }
 
 /// A connect whose socket drops what it receives until `gate` opens.
@@ -129,6 +134,9 @@ impl<S: Sink> Inner<S> {
         if op == Some(SocketOp::Connect) {
             return self.cut_connect(tid, p, regs, by, gate);
         }
+        if op == Some(SocketOp::Shutdown) {
+            return self.shut_behind_queue(tid, p, regs);
+        }
         if !p.ev.is_send() {
             return self.run_call(tid, p);
         }
@@ -138,11 +146,11 @@ impl<S: Sink> Inner<S> {
         self.queue_send(tid, p, regs, by, gate)
     }
 
-    /// What a send the interceptor let through gets when its socket still has queued bytes:
-    /// those are delivered first if their partitions have healed, else the send queues
-    /// behind them (order kept).
+    /// What a send (or a shutdown) the interceptor let through gets when its socket still
+    /// has queued bytes: those are delivered first if their partitions have healed, else the
+    /// send queues behind them (order kept) and a shutdown waits for them.
     pub(crate) fn behind_queue(&mut self, ev: &Event) -> Result<Option<Action>, Error> {
-        let Some(ino) = ev.sock.as_ref().map(|s| s.ino).filter(|_| ev.is_send()) else {
+        let Some(ino) = self.socket_of(ev) else {
             return Ok(None);
         };
         if !self.cuts.queues.contains_key(&ino) {
@@ -206,6 +214,7 @@ impl<S: Sink> Inner<S> {
                         gates: vec![gate],
                         node,
                         healed: false,
+                        shut_wr: false,
                     },
                 );
             }
@@ -274,6 +283,37 @@ impl<S: Sink> Inner<S> {
         p.ev.fault = Some(by.mark("held"));
         self.hold_on_gate(tid, p, gate, None, by);
         Ok(())
+    }
+
+    /// A shutdown of a socket with bytes queued: the reading side at once, the writing side
+    /// (the FIN) once they are delivered. The call itself does not run and returns 0.
+    fn shut_behind_queue(
+        &mut self,
+        tid: i32,
+        mut p: Pending,
+        regs: libc::user_regs_struct,
+    ) -> Result<(), Error> {
+        let how = p.args[1] as i32;
+        let ino = self.socket_of(&p.ev).unwrap_or(0);
+        let Some(q) = self
+            .cuts
+            .queues
+            .get_mut(&ino)
+            .filter(|_| how != libc::SHUT_RD)
+        else {
+            return self.run_call(tid, p);
+        };
+        if !skip(tid, regs, 0) {
+            return self.run_call(tid, p);
+        }
+        if how == libc::SHUT_RDWR {
+            sockinfo::shutdown(&q.dup, libc::SHUT_RD);
+        }
+        q.shut_wr = true;
+        p.ev.fault = Some(q.by.mark("shutdown after the queued bytes"));
+        let r = self.finish(tid, p, 0);
+        resume(tid, libc::PTRACE_CONT, 0);
+        r
     }
 
     /// A datagram lost on the way: reported sent, whole.
@@ -369,6 +409,21 @@ impl<S: Sink> Inner<S> {
         Ok(())
     }
 
+    /// The socket (inode) of a send or a shutdown: a shutdown's event describes its socket
+    /// only once it completes, the descriptor cache knows it already.
+    fn socket_of(&mut self, ev: &Event) -> Option<u64> {
+        if ev.is_send() {
+            return ev.sock.as_ref().map(|s| s.ino);
+        }
+        if ev.socket_op() != Some(SocketOp::Shutdown) {
+            return None;
+        }
+        match self.procs.get(&ev.pid)?.fds.get(&ev.fd?)? {
+            Fd::Sock(s) => Some(s.ino),
+            _ => None,
+        }
+    }
+
     /// The tracer's duplicate of `fd` of process `tgid`.
     fn dup_of(&mut self, tgid: i32, fd: i32) -> Option<OwnedFd> {
         let p = self.procs.get_mut(&tgid)?;
@@ -415,7 +470,9 @@ impl<S: Sink> Inner<S> {
         for h in reopened {
             self.let_through(&h);
         }
-        // At the heal: one mark per partition and sending node.
+        // At the heal: one mark per partition and sending node, at the time the delivery
+        // started (a reader may finish before the mark is made).
+        let at = self.now();
         let mut at_heal: BTreeMap<(String, Rc<str>), (FaultRef, Delivered)> = BTreeMap::new();
         for ino in healed {
             let Some(q) = self.cuts.queues.get_mut(&ino) else {
@@ -434,9 +491,10 @@ impl<S: Sink> Inner<S> {
             entry.1.errno = entry.1.errno.or(d.errno);
         }
         for ((_, node), (by, d)) in at_heal {
-            self.mark_node(&node, by, d.describe("at the heal"))?;
+            self.mark_node(&node, by, d.describe("at the heal"), at)?;
         }
         // Healed before, their socket full then: what it takes now.
+        let at = self.now();
         let mut later = Vec::new();
         for q in self.cuts.queues.values_mut() {
             if q.healed && !q.q.is_empty() {
@@ -454,10 +512,13 @@ impl<S: Sink> Inner<S> {
             }
         }
         for (node, by, d) in later {
-            self.mark_node(&node, by, d.describe("after the heal"))?;
+            self.mark_node(&node, by, d.describe("after the heal"), at)?;
         }
         self.cuts.queues.retain(|_, q| {
             let done = q.healed && q.q.is_empty();
+            if done && q.shut_wr {
+                sockinfo::shutdown(&q.dup, libc::SHUT_WR);
+            }
             if done && q.q.refused() {
                 // A send refused with EAGAIN waits for the socket to become writable.
                 sockinfo::wake_writers(&q.dup);
@@ -476,9 +537,10 @@ impl<S: Sink> Inner<S> {
         Ok(())
     }
 
-    /// A `fault` event on `node` marked as an effect of `by`.
-    fn mark_node(&mut self, node: &str, by: FaultRef, what: String) -> Result<(), Error> {
+    /// A `fault` event on `node` at `ts`, marked as an effect of `by`.
+    fn mark_node(&mut self, node: &str, by: FaultRef, what: String, ts: u64) -> Result<(), Error> {
         let mut ev = self.node_event(node, "fault");
+        ev.ts = ts;
         ev.fault = Some(by.mark(what));
         self.emit(ev)
     }

@@ -240,6 +240,12 @@ pub fn send_now(fd: &OwnedFd, bytes: &[u8]) -> Result<usize, i32> {
     }
 }
 
+/// `shutdown(2)` of the socket (`how`: `SHUT_RD`, `SHUT_WR`).
+pub fn shutdown(fd: &OwnedFd, how: i32) {
+    // SAFETY: shutdown on a descriptor we own.
+    unsafe { libc::shutdown(fd.as_raw_fd(), how) };
+}
+
 /// Wakes whoever waits for the socket to become writable (an `EPOLLOUT` edge, if it is
 /// writable). A send the tracer refused with `EAGAIN` left its caller waiting for one, and the
 /// kernel announces room only after a send of its own found none: setting `TCP_NOTSENT_LOWAT`

@@ -41,10 +41,20 @@ fn mark(e: &Event) -> String {
     e.fault.as_ref().map(|f| f.to_string()).unwrap_or_default()
 }
 
-/// Runs server and client with the client's `calls` cut until `n` of them crossed, then
+/// Runs server.c and client.c with the client's `calls` cut until `n` of them crossed, then
 /// opens the gate; returns when it opened and the events.
 fn cut_until(calls: &'static [&'static str], n: usize) -> (u64, Vec<Event>) {
     let (server, client) = (compile("server"), compile("client"));
+    cut_pair(calls, n, (&server, &[]), (&client, &[]))
+}
+
+/// As [`cut_until`] with any server and client program (and arguments before the port).
+fn cut_pair(
+    calls: &'static [&'static str],
+    n: usize,
+    server: (&std::path::Path, &[&str]),
+    client: (&std::path::Path, &[&str]),
+) -> (u64, Vec<Event>) {
     let dir = tempfile::tempdir().unwrap();
     let (crossed, open) = (
         Arc::new(AtomicUsize::new(0)),
@@ -62,10 +72,12 @@ fn cut_until(calls: &'static [&'static str], n: usize) -> (u64, Vec<Event>) {
     };
     let origin = cfg.origin_ns;
     let t = Tracer::start_with(cfg, Vec::new(), Some(Box::new(hook))).unwrap();
-    t.spawn(spec("server", &server, &[], dir.path())).unwrap();
+    t.spawn(spec("server", server.0, server.1, dir.path()))
+        .unwrap();
     let line = poll_file(&dir.path().join("server.stdout"), "listening");
     let port = line.split_whitespace().nth(1).unwrap().to_string();
-    t.spawn(spec("client", &client, &[&port], dir.path()))
+    let args: Vec<&str> = client.1.iter().copied().chain([port.as_str()]).collect();
+    t.spawn(spec("client", client.0, &args, dir.path()))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while crossed.load(SeqCst) < n {
@@ -162,4 +174,33 @@ fn a_connect_across_a_cut_hangs_until_the_gate_opens_and_a_syn_is_sent_again() {
         .find(|e| e.node == "server" && e.call.starts_with("accept"))
         .unwrap();
     assert!(accept.ts + accept.dur > opened_at, "{accept:?}");
+}
+
+/// A shutdown for writing of a socket whose bytes are queued does not overtake them: the
+/// server reads everything, then the end of the stream.
+#[test]
+fn a_shutdown_behind_queued_bytes_sends_its_fin_after_them() {
+    let prog = compile("halfclose");
+    let (opened_at, events) = cut_pair(&["write"], 2, (&prog, &[]), (&prog, &[]));
+    let sd = events
+        .iter()
+        .find(|e| e.node == "client" && e.call == "shutdown")
+        .unwrap();
+    assert_eq!(
+        (sd.ret, mark(sd).as_str()),
+        (Some(0), "by g: shutdown after the queued bytes")
+    );
+    assert!(sd.ts + sd.dur < opened_at);
+    let reads: Vec<(i64, u64)> = events
+        .iter()
+        .filter(|e| e.node == "server" && e.call == "read")
+        .map(|e| (e.ret.unwrap(), e.ts + e.dur))
+        .collect();
+    assert_eq!(reads.iter().map(|r| r.0).sum::<i64>(), 10, "{reads:?}");
+    assert_eq!(
+        reads.last().map(|r| r.0),
+        Some(0),
+        "then the end: {reads:?}"
+    );
+    assert!(reads.iter().all(|r| r.1 >= opened_at), "{reads:?}");
 }

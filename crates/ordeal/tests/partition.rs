@@ -140,7 +140,8 @@ fn a_cut_stream_queues_its_sends_and_the_epoll_reader_gets_them_at_the_heal() {
 
     // Every write across the cut returned at once, whole, its bytes queued; none failed.
     let q = queued(&evs, "cut");
-    assert!(q.len() >= 10, "{} writes queued", q.len());
+    // 300 ms of writes every 20 ms, but for the 100 ms the client waits for its connect.
+    assert!(q.len() >= 5, "{} writes queued", q.len());
     for (e, n) in &q {
         assert_eq!(
             (e["node"].as_str(), e["call"].as_str()),

@@ -139,8 +139,9 @@ fn check_isolated_primary(run: &Path, evs: &[Value]) -> (u64, u64) {
 
 /// On loopback the cut is emulated at the calls that cross it, as a network dropping packets:
 /// n0's replication sends to each backup succeed but are queued (never delivered before the
-/// heal), so n0 waits for their acknowledgements in vain; a backup's connect to n0 hangs until
-/// its own timeout. Nothing else is touched.
+/// heal), so n0 waits for their acknowledgements in vain and drops them (its shutdown of their
+/// connections waits for what it queued); a backup's connect to n0 hangs until its own
+/// timeout. Nothing else is touched.
 #[test]
 fn isolating_the_primary_on_loopback_queues_its_replication_and_spares_the_client() {
     let (_o, dir, evs) = run_isolated(None);
@@ -171,6 +172,13 @@ fn isolating_the_primary_on_loopback_queues_its_replication_and_spares_the_clien
             assert_eq!(e["node"], "n0", "{e}");
             assert_eq!(Some(format!("{} bytes", e["ret"])).as_deref(), Some(n));
             queued.push(peer(e).to_string());
+        } else if m == "by iso: shutdown after the queued bytes" {
+            // n0 dropping a backup it queued bytes to: its FIN waits for them.
+            assert_eq!(
+                (e["node"].as_str(), e["call"].as_str()),
+                (Some("n0"), Some("shutdown"))
+            );
+            assert!(peer(e) == "n1" || peer(e) == "n2", "{e}");
         } else if m == "by iso: handshake dropped" {
             assert!(e["node"] == "n1" || e["node"] == "n2", "{e}");
             assert_eq!(
