@@ -172,7 +172,7 @@ impl<S: Sink> Inner<S> {
         gate: String,
     ) -> Result<(), Error> {
         let Some(ino) = p.ev.sock.as_ref().map(|s| s.ino).filter(|&i| i != 0) else {
-            return self.hold_send(tid, p, regs, by, gate);
+            return self.hold_send(tid, p, regs, by, gate, None);
         };
         // Bytes queued under a partition that has healed go first.
         if self.cuts.queues.get(&ino).is_some_and(|q| !q.healed) {
@@ -180,14 +180,20 @@ impl<S: Sink> Inner<S> {
         }
         let several = calls::by_nr(p.nr).is_some_and(|c| c.has(Arg::MsgVec));
         if several || p.ev.len.is_none() {
-            // Several messages (sendmmsg) have no single length to queue: held as before.
-            return self.hold_send(tid, p, regs, by, gate);
+            // Several messages (sendmmsg) have no single length to queue: held until the
+            // heal (and behind the queue, if the socket has one).
+            let queue = self.cuts.queues.contains_key(&ino).then_some(ino);
+            return self.hold_send(tid, p, regs, by, gate, queue);
         }
+        let open = self.interceptor.as_mut().is_none_or(|i| i.gate_open(&gate));
         match self.cuts.queues.get_mut(&ino) {
             Some(q) => {
+                // Cut again (by another partition, or the same firing again) while it waited
+                // or was being delivered: it waits for this heal too.
                 if !q.gates.contains(&gate) {
-                    // Cut again: it waits for this partition's heal too.
                     q.gates.push(gate);
+                    q.healed = false;
+                } else if !open {
                     q.healed = false;
                 }
             }
@@ -197,7 +203,7 @@ impl<S: Sink> Inner<S> {
                     .dup_of(tgid, fd)
                     .filter(|d| sockinfo::socket_ino(d) == Some(ino));
                 let Some(dup) = dup else {
-                    return self.hold_send(tid, p, regs, by, gate);
+                    return self.hold_send(tid, p, regs, by, gate, None);
                 };
                 let cap = sockinfo::send_buffer(&dup).unwrap_or(DEFAULT_SEND_BUFFER);
                 let node = self
@@ -265,8 +271,8 @@ impl<S: Sink> Inner<S> {
         }
     }
 
-    /// A send that cannot be queued: held until the heal when blocking, `EAGAIN` when not
-    /// (as [`Action::Hold`]).
+    /// A send that cannot be queued: held until the heal (and the delivery of the socket's
+    /// `queue`) when blocking, `EAGAIN` when not (as [`Action::Hold`]).
     fn hold_send(
         &mut self,
         tid: i32,
@@ -274,6 +280,7 @@ impl<S: Sink> Inner<S> {
         regs: libc::user_regs_struct,
         by: FaultRef,
         gate: String,
+        queue: Option<u64>,
     ) -> Result<(), Error> {
         let (tgid, fd) = (p.ev.pid, p.args[0] as i32);
         if record::nonblocking_call(p.nr, &p.args) || procfs::fd_nonblocking(tgid, fd) {
@@ -281,7 +288,7 @@ impl<S: Sink> Inner<S> {
             return self.fail(tid, p, regs, libc::EAGAIN, mark);
         }
         p.ev.fault = Some(by.mark("held"));
-        self.hold_on_gate(tid, p, gate, None, by);
+        self.hold_on_gate(tid, p, gate, queue, by);
         Ok(())
     }
 

@@ -199,8 +199,10 @@ pub trait Interceptor: Send {
     }
     fn at_entry(&mut self, ev: &Event) -> Action;
     fn at_exit(&mut self, ev: &Event) -> Action;
-    /// Whether threads held on `gate` may go on. Asked on every turn of the tracer loop while
-    /// one is held; the owner of the gate wakes the tracer with [`Tracer::wake`] when it opens.
+    /// Whether threads held on `gate` may go on (and what [`Action::Cut`] left behind it is
+    /// delivered). Asked on every turn of the tracer loop while a thread is held or a cut
+    /// left anything; the owner of the gate wakes the tracer with [`Tracer::wake`] when it
+    /// opens.
     fn gate_open(&mut self, _gate: &str) -> bool {
         true
     }
