@@ -225,4 +225,67 @@ mod tests {
              detail = \"partition halves n1 | n0 n2 at sendto (pid 40, tid 41)\"\n"
         );
     }
+
+    /// On loopback the hook hands the tracer every connect or send that crosses a cut link
+    /// (the tracer applies the drop): data only in its own direction, a handshake either way.
+    #[test]
+    fn the_hook_cuts_sends_one_way_and_connects_both_ways() {
+        use crate::faults::{self, ScheduleHook, Shared};
+        use ordeal_events::{Class, Event, FaultRef, Proto, Sock};
+        use ordeal_tracer::{Action, Interceptor};
+
+        let who = ordeal_faults::Participants::new(["n0", "n1", "n2"], ["client"]);
+        let s = ordeal_faults::Schedule::parse_for(
+            "[[fault]]\nname = \"cut\"\nkind = \"partition\"\nfrom = [\"n0\"]\n\
+             to = [\"n1\"]\noneway = true\ntrigger = { after = \"1s\" }\n",
+            "s.toml",
+            &who,
+        )
+        .unwrap();
+        let shared = Shared::default();
+        let mut hook = ScheduleHook::new(&s, shared.clone());
+        let call = |node: &str, call: &str, class: Class, peer: &str| Event {
+            node: node.into(),
+            call: call.into(),
+            class: Some(class),
+            sock: Some(Sock {
+                ino: 9,
+                proto: Proto::Tcp,
+                local: None,
+                remote: None,
+                peer_ino: None,
+                peer_node: Some(peer.into()),
+            }),
+            ..Event::default()
+        };
+        let calls = [
+            call("n0", "write", Class::Data, "n1"),
+            call("n1", "sendto", Class::Data, "n0"),
+            call("n1", "connect", Class::Net, "n0"),
+            call("n0", "connect", Class::Net, "n1"),
+            call("n1", "read", Class::Data, "n0"),
+            call("n0", "write", Class::Data, "n2"),
+        ];
+        let cut = || Action::Cut {
+            by: FaultRef::effect_of("cut"),
+            gate: "cut".into(),
+        };
+        let apply = |hook: &mut ScheduleHook| -> Vec<Action> {
+            calls.iter().map(|e| hook.at_entry(e)).collect()
+        };
+        assert!(apply(&mut hook).iter().all(|a| *a == Action::Proceed));
+        faults::node_fault(&s.faults[0], &shared);
+        assert!(!hook.gate_open("cut"));
+        assert_eq!(
+            apply(&mut hook),
+            [
+                cut(),
+                Action::Proceed,
+                cut(),
+                cut(),
+                Action::Proceed,
+                Action::Proceed
+            ]
+        );
+    }
 }

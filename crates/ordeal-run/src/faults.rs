@@ -5,7 +5,7 @@
 
 use crate::lasting::{self, Lasting};
 use crate::Error;
-use ordeal_events::{Event, FaultRef, Proto, SocketOp};
+use ordeal_events::{Event, FaultRef, SocketOp};
 use ordeal_experiment::Network;
 use ordeal_faults::{
     Applied, Fault, FaultKind, Holders, Schedule, Target, Trigger, TriggerState, When,
@@ -530,12 +530,17 @@ impl ScheduleHook {
         Action::Proceed
     }
 
-    /// What a partition in effect does to this call (at entry): a connect across it times
-    /// out, a stream send across it waits for the heal, a datagram across it is lost.
+    /// What a partition in effect does to this call (at entry): a connect or a send across it
+    /// crosses the cut, which the tracer applies as a network dropping packets would
+    /// ([`Action::Cut`]: sends queued until the heal, datagrams lost, handshakes hanging).
     fn partitioned(&self, ev: &Event) -> Action {
         let Some(peer) = ev.sock.as_ref().and_then(|s| s.peer_node.as_deref()) else {
             return Action::Proceed;
         };
+        let connect = ev.call == "connect";
+        if !connect && !ev.is_send() {
+            return Action::Proceed;
+        }
         let Ok(p) = self.shared.lock() else {
             return Action::Proceed;
         };
@@ -543,26 +548,18 @@ impl ScheduleHook {
             // The kernel drops the packets: calls run as they would on a lossy network.
             return Action::Proceed;
         }
-        let Some(cut) = p.cuts.iter().find(|c| c.blocks(&ev.node, peer)) else {
-            return Action::Proceed;
-        };
-        // Effects of a partition, not firings of it (marked `by NAME: ...`).
-        let by = FaultRef::effect_of(&cut.fault);
-        if ev.call == "connect" {
-            return Action::Fail {
-                by,
-                errno: libc::ETIMEDOUT,
-            };
-        }
-        if !ev.is_send() {
-            return Action::Proceed;
-        }
-        match ev.sock.as_ref().map(|s| s.proto) {
-            Some(Proto::Udp) => Action::Discard { by },
-            _ => Action::Hold {
-                by,
+        // A handshake needs both ways; data, only its own.
+        let cut = p
+            .cuts
+            .iter()
+            .find(|c| c.blocks(&ev.node, peer) || (connect && c.blocks(peer, &ev.node)));
+        match cut {
+            // Effects of a partition, not firings of it (marked `by NAME: ...`).
+            Some(cut) => Action::Cut {
+                by: FaultRef::effect_of(&cut.fault),
                 gate: cut.fault.clone(),
             },
+            None => Action::Proceed,
         }
     }
 }
@@ -581,7 +578,8 @@ fn calls_matching(p: &ordeal_faults::Pattern) -> impl Iterator<Item = i64> + '_ 
 impl Interceptor for ScheduleHook {
     /// What must stop when the eBPF probe observes the rest: the calls a trigger's pattern
     /// can match (a crash at the 3rd `fsync` stops at `fsync` only), and with a partition on
-    /// loopback the connects and sends it holds or fails.
+    /// loopback the connects and sends that may cross it (and the shutdowns that wait for
+    /// what it queued).
     fn watch(&self) -> Watch {
         let mut calls: Vec<i64> = self
             .faults
@@ -601,7 +599,9 @@ impl Interceptor for ScheduleHook {
                     .iter()
                     .filter(|c| {
                         c.direction() == Some(ordeal_events::Direction::Send)
-                            || c.socket.is_some_and(|s| s.op == SocketOp::Connect)
+                            || c.socket.is_some_and(|s| {
+                                matches!(s.op, SocketOp::Connect | SocketOp::Shutdown)
+                            })
                     })
                     .map(|c| c.nr),
             );
@@ -899,7 +899,8 @@ trigger = { nth = 1, call = "write" }
     }
 
     /// Under eBPF, only what a fault may act on stops: a trigger's call, class and direction;
-    /// a partition on loopback stops the connects and sends it fails or holds.
+    /// a partition on loopback stops the connects and sends that may cross it, and the
+    /// shutdowns that wait for what it queued.
     #[test]
     fn a_schedule_watches_only_the_calls_its_faults_may_act_on() {
         let crash_at_fsync = "[[fault]]\nkind = \"crash\"\nnode = \"n0\"\n\
@@ -918,7 +919,7 @@ trigger = { nth = 1, call = "write" }
                    duration = \"1s\"\ntrigger = { after = \"1s\" }\n";
         assert_eq!(
             watched(cut),
-            ["connect", "sendmmsg", "sendmsg", "sendto", "write", "writev"]
+            ["connect", "sendmmsg", "sendmsg", "sendto", "shutdown", "write", "writev"]
         );
     }
 }

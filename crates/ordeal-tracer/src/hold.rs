@@ -1,5 +1,6 @@
 //! Threads held by a fault (a delay, a partition's gate): kept in their stop and resumed when
-//! their time comes, their gate opens, or their send timeout passes.
+//! their time comes, their gate opens (and their socket's queued bytes are delivered), or
+//! their send timeout passes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -7,8 +8,8 @@ use std::time::Duration;
 
 use ordeal_events::FaultRef;
 
-use crate::inner::{resume, Inner};
-use crate::{mem, Sink, WAKE_SIGNAL};
+use crate::inner::{resume, Inner, Pending};
+use crate::{mem, sockinfo, Sink, WAKE_SIGNAL};
 
 /// A thread held by a [`Action::Delay`] or [`Action::Hold`]: resumed with `req` when released.
 pub(crate) struct Held {
@@ -21,13 +22,14 @@ pub(crate) struct Held {
 
 pub(crate) enum Until {
     At(u64),
-    Gate(String),
-    /// Until the gate opens, or until `at`: then the call fails with `EAGAIN`, as a blocking
-    /// send with `SO_SNDTIMEO` does when nothing drains the buffer. `by` marks the event.
-    GateOrTimeout {
+    /// Until `gate` opens and, with `queue`, the queue of that socket (by inode, `cut.rs`)
+    /// is delivered: a send never overtakes the bytes queued before it. With `timeout`, at
+    /// most until then: the call fails with `EAGAIN`, as a blocking send with `SO_SNDTIMEO`
+    /// does when nothing drains the buffer; `by` marks the event.
+    Gate {
         gate: String,
-        at: u64,
-        by: FaultRef,
+        queue: Option<u64>,
+        timeout: Option<(u64, FaultRef)>,
     },
 }
 
@@ -75,6 +77,44 @@ impl<S: Sink> Inner<S> {
         });
     }
 
+    /// Holds `tid`, stopped at the entry of a send on its socket `fd`, until `gate` opens
+    /// (and the socket's `queue` is delivered) or the socket's send timeout passes (see
+    /// [`Until::Gate`]). The event (`p`) is kept for the call's exit.
+    pub(crate) fn hold_on_gate(
+        &mut self,
+        tid: i32,
+        p: Pending,
+        gate: String,
+        queue: Option<u64>,
+        by: FaultRef,
+    ) {
+        let (tgid, fd) = (p.ev.pid, p.args[0] as i32);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.pending = Some(p);
+        }
+        // A send timeout still applies: the program's own way out of a stall.
+        let timeout = self.procs.get_mut(&tgid).and_then(|p| {
+            if p.pidfd.is_none() {
+                p.pidfd = sockinfo::pidfd_open(tgid);
+            }
+            sockinfo::send_timeout(p.pidfd.as_ref()?, fd)
+        });
+        let (timeout, released) = match timeout {
+            Some(t) => (Some((self.now() + t.as_nanos() as u64, by)), poke_after(t)),
+            None => (None, Arc::new(AtomicBool::new(false))),
+        };
+        self.held.push(Held {
+            tid,
+            until: Until::Gate {
+                gate,
+                queue,
+                timeout,
+            },
+            req: libc::PTRACE_SYSCALL,
+            released,
+        });
+    }
+
     /// A held send whose `SO_SNDTIMEO` passed: it fails with `EAGAIN` without running.
     pub(crate) fn time_out_held(&mut self, tid: i32, by: &FaultRef) {
         let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
@@ -100,22 +140,32 @@ impl<S: Sink> Inner<S> {
         resume(tid, libc::PTRACE_SYSCALL, 0);
     }
 
-    /// Resumes every held thread whose time has come or whose gate is open.
+    /// Resumes every held thread whose time has come or whose gate is open (and queue
+    /// delivered).
     pub(crate) fn release_held(&mut self) {
         let now = self.now();
         let mut keep = Vec::new();
         for h in std::mem::take(&mut self.held) {
             let due = match &h.until {
                 Until::At(t) => now >= *t,
-                Until::Gate(g) => self.interceptor.as_mut().is_none_or(|i| i.gate_open(g)),
-                Until::GateOrTimeout { gate, at, by } => {
-                    let open = self.interceptor.as_mut().is_none_or(|i| i.gate_open(gate));
-                    if !open && now >= *at && self.threads.contains_key(&h.tid) {
-                        h.released.store(true, Ordering::SeqCst);
-                        self.time_out_held(h.tid, by);
-                        continue;
+                Until::Gate {
+                    gate,
+                    queue,
+                    timeout,
+                } => {
+                    let open = self.interceptor.as_mut().is_none_or(|i| i.gate_open(gate))
+                        && queue.is_none_or(|ino| !self.cuts.queues.contains_key(&ino));
+                    match timeout {
+                        Some((at, by))
+                            if !open && now >= *at && self.threads.contains_key(&h.tid) =>
+                        {
+                            h.released.store(true, Ordering::SeqCst);
+                            let by = by.clone();
+                            self.time_out_held(h.tid, &by);
+                            continue;
+                        }
+                        _ => open,
                     }
-                    open
                 }
             };
             if due || !self.threads.contains_key(&h.tid) {

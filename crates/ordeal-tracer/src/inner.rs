@@ -77,6 +77,8 @@ pub(crate) struct Inner<S: Sink> {
     /// Process groups of started programs, with their node.
     pub(crate) groups: Vec<(i32, Rc<str>)>,
     pub(crate) held: Vec<Held>,
+    /// What calls across partitions left: queued sends, dropped handshakes (`cut.rs`).
+    pub(crate) cuts: crate::cut::Cuts,
     pub(crate) shutting_down: bool,
     /// `Config::file_data`, opened: the writer and how many bytes it holds.
     pub(crate) file_data: Option<(std::io::BufWriter<std::fs::File>, u64)>,
@@ -197,6 +199,7 @@ impl<S: Sink> Inner<S> {
             accepted_peer: HashMap::new(),
             groups: Vec::new(),
             held: Vec::new(),
+            cuts: Default::default(),
             shutting_down: false,
             file_data: None,
             stopped: Vec::new(),
@@ -240,6 +243,8 @@ impl<S: Sink> Inner<S> {
             while let Ok(cmd) = rx.try_recv() {
                 self.command(cmd)?;
             }
+            // Queues of healed partitions are delivered before the sends held behind them go.
+            self.settle_cuts()?;
             if !self.held.is_empty() {
                 self.release_held();
             }
@@ -341,6 +346,7 @@ impl<S: Sink> Inner<S> {
                         self.emit(ev)?;
                     }
                 }
+                self.cuts.clear();
                 self.shutting_down = true;
                 self.kill_all();
             }

@@ -11,8 +11,10 @@
 //! `Sink`, `Marker`); `inner` the tracer thread's state and stop loop (forks, execs, exits,
 //! spawning); `stops` a call's entry and exit stops and the interceptor's actions; `record`
 //! decoding a call into an event from its row of the call table; `fds` the descriptor cache
-//! and socket resolution; `hold` threads held by delays and gates; `snapshot` register and
-//! stack captures; `spawn` fork+seize+seccomp; `seccomp` the filter.
+//! and socket resolution; `hold` threads held by delays and gates; `cut` calls across a
+//! partition (queued sends and their delivery at the heal, `sendq` the queue; dropped
+//! handshakes); `snapshot` register and stack captures; `spawn` fork+seize+seccomp; `seccomp`
+//! the filter.
 //!
 //! Invariants:
 //! - All ptrace requests and the `fork` of traced programs happen on the tracer thread (ptrace
@@ -26,6 +28,7 @@
 // libc's SYS_* constants are lower-case names used as match patterns.
 #![allow(non_upper_case_globals)]
 
+mod cut;
 mod decode;
 pub mod engine;
 mod fds;
@@ -36,6 +39,7 @@ mod observe;
 mod procfs;
 mod record;
 pub mod seccomp;
+mod sendq;
 mod snapshot;
 mod sockinfo;
 mod spawn;
@@ -164,6 +168,22 @@ pub enum Action {
     /// Skip the call but report it as a full success: a datagram that is lost on the way
     /// (entry only; plain transfers).
     Discard { by: FaultRef },
+    /// The call crosses a network partition that drops packets until
+    /// [`Interceptor::gate_open`] says `gate` is open (entry only; `cut.rs`):
+    /// - a send on a stream socket succeeds at once without running: its bytes are kept in
+    ///   order in a queue of the socket's, at most its send buffer (`SO_SNDBUF`), and later
+    ///   sends on that socket join the queue until it is delivered. Past the buffer a blocking
+    ///   send is held (as [`Action::Hold`], until the queue is delivered) and a non-blocking
+    ///   one fails with `EAGAIN`. When the gate opens, before anything else is sent on the
+    ///   socket, the tracer writes the queue into it (a `fault` event on the sender's node
+    ///   says how many bytes, `delivered N bytes at the heal`): the peer receives them then.
+    /// - a datagram is lost (as [`Action::Discard`]).
+    /// - a TCP connect runs, but its socket drops what it receives until the gate opens, so
+    ///   its handshake hangs as behind a real drop: a blocking connect waits in the kernel (its
+    ///   send timeout or the SYN retries end it), a non-blocking one stays `EINPROGRESS` for
+    ///   the caller's own timeout. After the gate opens the next SYN retransmission (1 s, 3 s,
+    ///   7 s... after the connect) connects it.
+    Cut { by: FaultRef, gate: String },
     /// Only mark the event (a node-level fault that fired at this call and is applied
     /// elsewhere).
     Mark { by: FaultRef, what: String },
@@ -179,8 +199,10 @@ pub trait Interceptor: Send {
     }
     fn at_entry(&mut self, ev: &Event) -> Action;
     fn at_exit(&mut self, ev: &Event) -> Action;
-    /// Whether threads held on `gate` may go on. Asked on every turn of the tracer loop while
-    /// one is held; the owner of the gate wakes the tracer with [`Tracer::wake`] when it opens.
+    /// Whether threads held on `gate` may go on (and what [`Action::Cut`] left behind it is
+    /// delivered). Asked on every turn of the tracer loop while a thread is held or a cut
+    /// left anything; the owner of the gate wakes the tracer with [`Tracer::wake`] when it
+    /// opens.
     fn gate_open(&mut self, _gate: &str) -> bool {
         true
     }

@@ -39,6 +39,28 @@ pub(crate) fn nonblocking_call(nr: i64, a: &[u64; 6]) -> bool {
         .is_some_and(|f| f & libc::MSG_DONTWAIT as u64 != 0)
 }
 
+/// The first `n` bytes a send's buffers hold (its buffer, its iovecs, or its message's
+/// iovecs), read at its entry stop; None unless all `n` could be read, or for a call sending
+/// several messages.
+pub(crate) fn send_bytes(tid: i32, nr: i64, a: &[u64; 6], n: usize) -> Option<Vec<u8>> {
+    let spec = calls::by_nr(nr).filter(|c| !c.has(Arg::MsgVec))?;
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let bytes = match (
+        arg(spec, a, Arg::Buf),
+        arg(spec, a, Arg::Iov),
+        arg(spec, a, Arg::Msg),
+    ) {
+        (Some(b), _, _) => mem::read_mem(tid, b, n),
+        (None, Some(iov), _) => iov_bytes(tid, iov, arg(spec, a, Arg::IovCnt).unwrap_or(0), n),
+        (None, None, Some(msg)) => mem::read_u64(tid, msg + 16)
+            .and_then(|iov| iov_bytes(tid, iov, mem::read_u64(tid, msg + 24).unwrap_or(0), n)),
+        _ => None,
+    }?;
+    (bytes.len() == n).then_some(bytes)
+}
+
 /// One buffer with its length in the third argument (`read`, `write`, `recvfrom`, `sendto`).
 pub(crate) fn is_plain_transfer(nr: i64) -> bool {
     calls::by_nr(nr).is_some_and(|c| c.is_plain_transfer())

@@ -93,8 +93,12 @@ impl<S: Sink> Inner<S> {
     fn describe(&self, tid: i32) -> (String, Option<String>) {
         let state = match self.held.iter().find(|h| h.tid == tid).map(|h| &h.until) {
             Some(Until::At(_)) => "held by a delay fault".to_string(),
-            Some(Until::Gate(g)) => format!("held at gate {g}"),
-            Some(Until::GateOrTimeout { gate, .. }) => {
+            Some(Until::Gate {
+                gate,
+                timeout: None,
+                ..
+            }) => format!("held at gate {gate}"),
+            Some(Until::Gate { gate, .. }) => {
                 format!("held at gate {gate} (until its send timeout)")
             }
             None if self.parked.contains(&tid) => {

@@ -2,12 +2,8 @@
 //! [`Interceptor`](crate::Interceptor) decides its fate (fail it, shorten it, hold or delay the
 //! thread, drop it, crash or pause a node); at exit the event is completed and written.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
-use crate::hold::{poke_after, Held, Until};
 use crate::inner::{fmt_dur, resume, Inner, Pending};
-use crate::{decode, mem, procfs, record, sockinfo, Action, Error, Sink};
+use crate::{decode, mem, procfs, record, Action, Error, Sink};
 
 impl<S: Sink> Inner<S> {
     pub(crate) fn on_entry(&mut self, tid: i32) -> Result<(), Error> {
@@ -26,6 +22,11 @@ impl<S: Sink> Inner<S> {
         let action = match self.interceptor.as_mut() {
             Some(i) => i.at_entry(&ev),
             None => Action::Proceed,
+        };
+        // A send on a socket with bytes queued by a partition never overtakes them.
+        let action = match action {
+            Action::Proceed => self.behind_queue(&ev)?.unwrap_or(Action::Proceed),
+            a => a,
         };
         match action {
             Action::Fail { by, errno } if errno > 0 => {
@@ -65,35 +66,12 @@ impl<S: Sink> Inner<S> {
                     }
                 } else {
                     ev.fault = Some(by.mark("held"));
-                    if let Some(t) = self.threads.get_mut(&tid) {
-                        t.pending = Some(Pending { nr, args, ev });
-                    }
-                    // A send timeout still applies: the program's own way out of a stall.
-                    let timeout = self.procs.get_mut(&tgid).and_then(|p| {
-                        if p.pidfd.is_none() {
-                            p.pidfd = sockinfo::pidfd_open(tgid);
-                        }
-                        sockinfo::send_timeout(p.pidfd.as_ref()?, args[0] as i32)
-                    });
-                    let (until, released) = match timeout {
-                        Some(t) => (
-                            Until::GateOrTimeout {
-                                gate,
-                                at: self.now() + t.as_nanos() as u64,
-                                by,
-                            },
-                            poke_after(t),
-                        ),
-                        None => (Until::Gate(gate), Arc::new(AtomicBool::new(false))),
-                    };
-                    self.held.push(Held {
-                        tid,
-                        until,
-                        req: libc::PTRACE_SYSCALL,
-                        released,
-                    });
+                    self.hold_on_gate(tid, Pending { nr, args, ev }, gate, None, by);
                     return Ok(());
                 }
+            }
+            Action::Cut { by, gate } => {
+                return self.cut(tid, Pending { nr, args, ev }, regs, by, gate);
             }
             Action::Discard { by } if record::is_plain_transfer(nr) => {
                 let mut regs = regs;

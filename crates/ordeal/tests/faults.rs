@@ -436,8 +436,11 @@ trigger = { nth = 2, node = "n1", class = "data", direction = "recv", peer = "n0
     );
 }
 
+/// On loopback a partition acts as a network that drops packets: the primary's replication
+/// sends across it succeed at once, their bytes queued as in a send buffer, and the backups
+/// receive them at the heal.
 #[test]
-fn partition_holds_sends_across_it_until_it_heals() {
+fn partition_queues_sends_across_it_and_delivers_them_at_the_heal() {
     let (o, _dir, evs) = demo_schedule(
         r#"[[fault]]
 name = "cut"
@@ -463,42 +466,74 @@ trigger = { nth = 3, node = "n0", class = "data", direction = "send", peer = "cl
         heal[0]["ts"].as_u64().unwrap(),
     );
     assert!(heal_at >= cut_at + 300_000_000);
-    // The primary's next replication sends were held until the heal, and only those.
-    let held = marked(&evs, "by cut: held");
-    assert!(!held.is_empty());
-    for h in &held {
-        let peer = h["sock"]["peer_node"].as_str().unwrap();
-        assert_eq!(h["node"], "n0", "{h}");
-        assert!(peer == "n1" || peer == "n2", "{h}");
+    // The primary's next replication sends were queued, whole and at once, and only those.
+    let queued: Vec<(&serde_json::Value, u64)> = evs
+        .iter()
+        .filter_map(|e| {
+            let m = e["fault"].as_str()?.strip_prefix("by cut: queued ")?;
+            Some((e, m.strip_suffix(" bytes")?.parse().ok()?))
+        })
+        .collect();
+    assert!(!queued.is_empty());
+    for (q, n) in &queued {
+        let peer = q["sock"]["peer_node"].as_str().unwrap();
+        assert_eq!(q["node"], "n0", "{q}");
+        assert!(peer == "n1" || peer == "n2", "{q}");
+        assert_eq!((q["ret"].as_u64(), q["len"].as_u64()), (Some(*n), Some(*n)));
         assert!(
-            h["ts"].as_u64().unwrap() >= cut_at && end_ns(h) >= heal_at,
-            "{h}"
-        );
-        assert!(
-            h["ret"].as_i64().unwrap() > 0,
-            "delivered after the heal: {h}"
+            (cut_at..heal_at).contains(&q["ts"].as_u64().unwrap()),
+            "{q}"
         );
     }
+    // Delivered at the heal, all of it; the backups read each socket's first queued byte
+    // then, within 100 ms.
+    let total: u64 = queued.iter().map(|(_, n)| n).sum();
+    let delivered = marked(
+        &evs,
+        &format!("by cut: delivered {total} bytes at the heal"),
+    );
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["node"], "n0");
+    let lifted = heal_at.min(delivered[0]["ts"].as_u64().unwrap());
+    for (q, _) in &queued {
+        let off = q["off"].as_u64().unwrap();
+        let read = evs
+            .iter()
+            .find(|e| {
+                e["sock"]["local"] == q["sock"]["remote"]
+                    && e["sock"]["remote"] == q["sock"]["local"]
+                    && e["class"] == "data"
+                    && e["ret"].as_i64() > Some(0)
+                    && e["off"]
+                        .as_u64()
+                        .is_some_and(|o| o <= off && off < o + e["ret"].as_u64().unwrap())
+            })
+            .unwrap_or_else(|| panic!("never read: {q}"));
+        assert_eq!(read["node"], q["sock"]["peer_node"]);
+        let at = end_ns(read);
+        assert!(at >= lifted && at < heal_at + 100_000_000, "{read}");
+    }
     // Nothing crossed the cut while it held: no data call between n0 and a backup completed
-    // inside the window unless it was held.
+    // inside the window unless it was queued.
     let crossing = evs.iter().filter(|e| {
         let (n, p) = (
             e["node"].as_str().unwrap_or(""),
             e["sock"]["peer_node"].as_str().unwrap_or(""),
         );
         e["class"] == "data"
+            && e.get("fault").is_none()
             && e["call"]
                 .as_str()
                 .is_some_and(|c| c.starts_with("send") || c == "write")
             && ((n == "n0" && (p == "n1" || p == "n2")) || (p == "n0" && (n == "n1" || n == "n2")))
             && e["ts"].as_u64().unwrap() > cut_at
-            && end_ns(e) < heal_at
+            && end_ns(e) < lifted
     });
     assert_eq!(crossing.count(), 0);
 }
 
 #[test]
-fn oneway_partition_times_out_connects_and_ends_with_a_final_heal() {
+fn oneway_partition_hangs_connects_until_the_callers_timeout_and_ends_with_a_final_heal() {
     let (o, dir, evs) = demo_schedule(
         r#"[[fault]]
 name = "cut"
@@ -535,14 +570,18 @@ trigger = { nth = 1, node = "client", call = "connect" }
             })
         })
         .collect();
+    // Each hung, as behind a drop (EINPROGRESS, never writable) until the client's own
+    // timeout gave up on it.
     assert!(!connects.is_empty());
     for c in &connects {
         assert_eq!(
-            (c["ret"].as_i64(), c["fault"].as_str()),
-            (Some(-110), Some("by cut: fail ETIMEDOUT")),
+            (c["errno"].as_str(), c["fault"].as_str()),
+            (Some("EINPROGRESS"), Some("by cut: handshake dropped")),
             "{c}"
         );
     }
+    let client = std::fs::read_to_string(dir.path().join("run/logs/client.stdout")).unwrap();
+    assert!(client.contains("connection timed out"), "{client}");
     // Nothing healed it: the final heal did, before the check, and it is recorded.
     assert_eq!(marked(&evs, "by cut: final heal").len(), 1);
     let applied = std::fs::read_to_string(dir.path().join("run/schedule.applied.toml")).unwrap();
