@@ -972,3 +972,26 @@ fn engine_key_is_parsed_and_a_wrong_one_points_at_its_value() {
         "demo.toml:2:10: unknown engine `bpf`: expected `auto`, `ebpf` or `ptrace`"
     );
 }
+
+/// 100,000 argv strings on one line (issue 18 item 4: positions once rescanned the line for
+/// each value): parsed whole, and an error among them is placed on its column.
+#[test]
+fn a_hundred_thousand_strings_on_one_line() {
+    let argv: Vec<String> = (0..100_000).map(|i| format!("\"a{i}\"")).collect();
+    let text = format!(
+        "name = \"wide\"\n[[node]]\nname = \"a\"\nargv = [\"/bin/true\", {}]\n",
+        argv.join(", ")
+    );
+    let exp = Experiment::parse(&text, "wide.toml").unwrap();
+    let sb = Sandbox::new();
+    let run = exp.resolve(&sb.ctx()).unwrap();
+    assert_eq!(run.nodes[0].argv.len(), 100_001);
+    assert_eq!(run.nodes[0].argv[100_000], "a99999");
+    // The same line with a bad placeholder at its end.
+    let bad = text.replace("\"a99999\"", "\"{nope}\"");
+    let col = bad.lines().nth(3).unwrap().find("{nope}").unwrap() + 1;
+    let err = Experiment::parse(&bad, "wide.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with(&format!("wide.toml:4:{col}: ")), "{err}");
+}

@@ -990,3 +990,24 @@ fn validate_checks_a_schedule_built_in_code() {
     s.validate(&["n0"]).unwrap();
     assert_eq!(s.trigger_states().len(), 2);
 }
+
+/// A megabyte-long unknown call (issue 18 item 4): one error, at its position, the value cut
+/// and no suggestion looked for past its first characters.
+#[test]
+fn a_huge_unknown_call_gives_one_short_error() {
+    let call = "x".repeat(1_000_000);
+    let text = format!(
+        "[[fault]]\nname = \"f\"\nkind = \"fail\"\nerrno = \"EIO\"\n\
+         trigger = {{ nth = 1, node = \"n0\", call = \"{call}\" }}\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{}", errs.len());
+    assert!(errs[0].starts_with("f.toml:5:"), "{}", &errs[0][..80]);
+    // The value cut to its first characters; then the list of the calls there are.
+    let shown = format!(
+        "unknown call `{}…`: the recorded calls are socket,",
+        "x".repeat(64)
+    );
+    assert!(errs[0].contains(&shown), "{}", errs[0]);
+    assert!(errs[0].len() < 1000, "{} bytes: {}", errs[0].len(), errs[0]);
+}
