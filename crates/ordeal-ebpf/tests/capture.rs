@@ -173,6 +173,7 @@ fn run(copies: Copies, payload_bytes: usize) -> Option<Run> {
         .collect();
     let mut calls: HashMap<&'static str, Vec<Call>> = HashMap::new();
     let mut open: Option<Call> = None;
+    let mut entered = false;
     for r in records {
         match r {
             Record::Enter {
@@ -183,6 +184,7 @@ fn run(copies: Copies, payload_bytes: usize) -> Option<Run> {
                 mem,
                 ..
             } => {
+                entered = true;
                 open = Some(Call {
                     args,
                     ino,
@@ -197,10 +199,11 @@ fn run(copies: Copies, payload_bytes: usize) -> Option<Run> {
             Record::Exit {
                 nr, ret, file, mem, ..
             } => {
-                // Single-threaded: an exit closes the call entered last (none for the read
-                // of the go byte when it started before the process was followed).
+                // Single-threaded: an exit closes the call entered last. Only the call in
+                // flight when the process was followed has no entry: the read of the go byte,
+                // or, when the child was followed while still loading, one of the loader's.
                 let Some(mut call) = open.take() else {
-                    assert_eq!(nr, 0, "only the first read can have started unseen");
+                    assert!(!entered, "only the first call can have started unseen (nr {nr})");
                     continue;
                 };
                 (call.ret, call.file, call.exit_mem) = (ret, file, mem);
