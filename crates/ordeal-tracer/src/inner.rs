@@ -432,7 +432,7 @@ impl<S: Sink> Inner<S> {
         } else {
             self.untraced.insert(pid, label.clone());
         }
-        self.emit(Event {
+        self.emit_step(Event {
             ts,
             node: label.to_string(),
             pid,
@@ -608,7 +608,7 @@ impl<S: Sink> Inner<S> {
         let ts = self.now();
         let mut ev = self.base_event(tid, call, Class::Proc, ts);
         ev.child = Some(child);
-        self.emit(ev)?;
+        self.emit_step(ev)?;
         let (tgid, label) = match self.threads.get(&tid) {
             Some(t) => (t.tgid, t.label.clone()),
             None => return Ok(()),
@@ -642,7 +642,7 @@ impl<S: Sink> Inner<S> {
         let ts = self.now();
         let mut ev = self.base_event(tid, "exec", Class::Proc, ts);
         ev.argv = Some(procfs::cmdline(tid));
-        self.emit(ev)
+        self.emit_step(ev)
     }
 
     pub(crate) fn on_exit_of(&mut self, tid: i32, st: ExitStatus) -> Result<(), Error> {
@@ -655,7 +655,7 @@ impl<S: Sink> Inner<S> {
             });
             let mut ev = self.base_event(tid, "exit", Class::Proc, self.now());
             ev.node = label.to_string();
-            return self.emit(exit_fields(ev, st));
+            return self.emit_step(exit_fields(ev, st));
         }
         // A thread or process that ended before it was registered (killed at shutdown, say):
         // announced by its parent's fork event but never stopped, or stopped (parked) before
@@ -673,13 +673,13 @@ impl<S: Sink> Inner<S> {
             if let Some(label) = label {
                 ev.node = label.to_string();
             }
-            return self.emit(ev);
+            return self.emit_step(ev);
         }
         if !self.threads.contains_key(&tid) {
             return Ok(());
         }
         let ev = exit_fields(self.base_event(tid, "exit", Class::Proc, self.now()), st);
-        self.emit(ev)?;
+        self.emit_step(ev)?;
         let Some(t) = self.threads.remove(&tid) else {
             return Ok(());
         };

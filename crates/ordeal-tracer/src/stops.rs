@@ -208,6 +208,45 @@ impl<S: Sink> Inner<S> {
         Ok(())
     }
 
+    /// Records a lifecycle step (spawn, fork, exec, exit) after showing it to the
+    /// interceptor: node-level faults may fire at it (a crash, a signal, a mark); call
+    /// faults never count it (the trigger's own rule), and nothing else applies to a step.
+    pub(crate) fn emit_step(&mut self, mut ev: ordeal_events::Event) -> Result<(), Error> {
+        if self.shutting_down {
+            // Steps of the teardown (every exit) are not the system's behaviour.
+            return self.emit(ev);
+        }
+        let act = match self.interceptor.as_mut() {
+            Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
+                Action::Crash { by, node } => {
+                    let what = format!("crash {node}");
+                    Some((by, node, what, libc::SIGKILL))
+                }
+                Action::Signal {
+                    by,
+                    node,
+                    signal,
+                    what,
+                } => Some((by, node, what, signal)),
+                Action::Mark { by, what } => {
+                    ev.fault = Some(by.mark(what));
+                    None
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+        .filter(|(_, node, _, _)| self.node_alive(node));
+        if let Some((by, _, what, _)) = &act {
+            ev.fault = Some(by.mark(format!("{what} after")));
+        }
+        self.emit(ev)?;
+        if let Some((_, node, _, signal)) = act {
+            self.signal_node(&node, signal);
+        }
+        Ok(())
+    }
+
     pub(crate) fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
         let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
         let Some(Pending { nr, args, ev }) = pending else {

@@ -783,3 +783,47 @@ trigger = { after = "0s" }
         )]
     );
 }
+
+/// Node faults fire at lifecycle steps too: a crash of n2 when the client execs (marked on
+/// that exec, n2 killed right after it), and a pause of n1 at n0's second thread clone.
+#[test]
+fn node_faults_fire_at_lifecycle_steps() {
+    let (o, _dir, evs) = demo_schedule(
+        r#"[[fault]]
+name = "at-exec"
+kind = "crash"
+node = "n2"
+trigger = { node = "client", call = "exec", nth = 1 }
+
+[[fault]]
+name = "at-clone"
+kind = "pause"
+node = "n1"
+duration = "100ms"
+trigger = { node = "n0", call = "clone", nth = 2 }
+"#,
+    );
+    let text = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let exec = marked(&evs, "at-exec: crash n2 after");
+    assert_eq!(exec.len(), 1, "{}", text(&o));
+    assert_eq!(
+        (&exec[0]["node"], &exec[0]["call"]),
+        (&"client".into(), &"exec".into())
+    );
+    let n2_exit = evs
+        .iter()
+        .find(|e| e["node"] == "n2" && e["call"] == "exit" && e["tid"] == e["pid"])
+        .expect("n2 exits");
+    assert_eq!(n2_exit["signal"], "SIGKILL");
+    assert!(n2_exit["seq"].as_u64() > exec[0]["seq"].as_u64());
+    let clones: Vec<_> = evs
+        .iter()
+        .filter(|e| e["node"] == "n0" && e["call"] == "clone")
+        .collect();
+    assert_eq!(
+        clones[1]["fault"], "at-clone: pause n1 after",
+        "{clones:#?}"
+    );
+    assert!(clones[0]["fault"].is_null());
+}
