@@ -222,7 +222,16 @@ impl Supervisor<'_> {
         // complete before the check, so the check always sees the system recovered.
         while faults::recovery_pending(self.shared) {
             self.drain_notices();
-            self.end_lasting(true, Some((r, deadline)))?;
+            if let Err(e) = self.end_lasting(true, Some((r, deadline))) {
+                // A node that does not come back after the workloads ended cannot hide what
+                // they found: their failures stay the verdict, the recovery's error a reason.
+                let mut reasons = self.workload_failures();
+                if reasons.is_empty() {
+                    return Err(e);
+                }
+                reasons.push(e.to_string());
+                return Ok(Verdict::fail(reasons));
+            }
             self.diag.poll_requests(self.engine);
             self.scheduled_snapshots();
             if self.cancel.load(Ordering::SeqCst) {
@@ -249,10 +258,10 @@ impl Supervisor<'_> {
                 None => return Ok(interrupted()),
             }
         }
+        let workloads = self.workload_failures();
         for s in &self.started {
             match (s.role, s.exit) {
-                ("workload", Some(ExitStatus::Code(0))) => {}
-                ("workload", Some(st)) => reasons.push(format!("workload {} ended: {st}", s.name)),
+                ("workload", _) => {}
                 ("node", Some(_)) if s.exit_explained => {}
                 ("node", Some(st)) => {
                     reasons.push(format!("node {} exited unexpectedly: {st}", s.name))
@@ -260,12 +269,25 @@ impl Supervisor<'_> {
                 _ => {}
             }
         }
+        reasons.extend(workloads);
         reasons.extend(self.ckpt.reasons());
         Ok(if reasons.is_empty() {
             Verdict::pass()
         } else {
             Verdict::fail(reasons)
         })
+    }
+
+    /// How the workloads that did not succeed ended.
+    fn workload_failures(&self) -> Vec<String> {
+        self.started
+            .iter()
+            .filter(|s| s.role == "workload")
+            .filter_map(|s| match s.exit {
+                Some(ExitStatus::Code(0)) | None => None,
+                Some(st) => Some(format!("workload {} ended: {st}", s.name)),
+            })
+            .collect()
     }
 
     /// The inherited environment, the experiment's additions, and ordeal's own variables.

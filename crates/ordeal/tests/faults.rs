@@ -827,3 +827,56 @@ trigger = { node = "n0", call = "clone", nth = 2 }
     );
     assert!(clones[0]["fault"].is_null());
 }
+
+/// A node that does not come back after the workloads ended (its ready line never shows
+/// again) does not turn the workload's finding into an error: the run fails with both.
+#[test]
+fn a_restart_that_never_gets_ready_after_a_failed_workload_keeps_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("exp.toml");
+    std::fs::write(
+        &exp,
+        r#"name = "no-second-ready"
+[[node]]
+name = "n"
+# Says it is ready only the first time: its restart never is.
+argv = ["sh", "-c", "if [ ! -e \"$0/started\" ]; then touch \"$0/started\"; echo ready; fi; exec sleep 60", "{data_dir.n}"]
+data_dir = true
+ready = { log = "ready" }
+ready_timeout = "1s"
+
+[[workload]]
+name = "client"
+argv = ["sh", "-c", "echo 'VIOLATION: lost k1'; exit 1"]
+"#,
+    )
+    .unwrap();
+    let sched = dir.path().join("s.toml");
+    std::fs::write(
+        &sched,
+        "[[fault]]\nname = \"c\"\nkind = \"crash\"\nnode = \"n\"\nrestart_after = \"100ms\"\n\
+         trigger = { node = \"client\", call = \"exec\", nth = 1 }\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let o = ordeal(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--faults",
+        sched.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let s = summary(&run);
+    assert_eq!(s["verdict"]["status"], "fail", "{s:#}");
+    assert_eq!(
+        s["verdict"]["reasons"],
+        serde_json::json!([
+            "workload client ended: exit 1",
+            "node n did not become ready again after its restart"
+        ])
+    );
+}
