@@ -56,6 +56,10 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Not allowed by how ordeal was started (a proxy beyond loopback without
+    /// `--allow-external`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{context}: {source}")]
     Json {
         context: String,
