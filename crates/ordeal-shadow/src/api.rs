@@ -1,5 +1,9 @@
 //! The control API: HTTP/1.1 + JSON on loopback, with Toxiproxy's routes.
 //!
+//! Bounded whatever clients send: a request head over [`MAX_HEAD`] is answered 431, a body
+//! over [`MAX_BODY`] 413 (then the connection closes), a connection over [`MAX_CONNECTIONS`]
+//! 503, and each request must arrive within 30 s. Answers go out in one write, without Nagle.
+//!
 //! | route | what |
 //! |---|---|
 //! | `GET /version` | `{"version": ...}` |
