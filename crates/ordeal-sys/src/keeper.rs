@@ -172,12 +172,13 @@ pub fn global() -> Option<&'static Keeper> {
 #[derive(Debug)]
 #[must_use = "dropping it releases the registration at once"]
 pub struct Contained {
-    what: Option<(u64, u64)>,
+    /// The keeper and the record that releases the registration (None: no keeper).
+    release: Option<(&'static Keeper, u64, u64)>,
 }
 
 impl Drop for Contained {
     fn drop(&mut self) {
-        if let (Some((op, value)), Some(k)) = (self.what, global()) {
+        if let Some((k, op, value)) = self.release {
             k.send(op, value);
         }
     }
@@ -190,7 +191,7 @@ pub fn contain_group(pgid: i32) -> Contained {
         k.contain_group(pgid);
     }
     Contained {
-        what: k.map(|_| (DROP_GROUP, pgid as u64)),
+        release: k.map(|k| (k, DROP_GROUP, pgid as u64)),
     }
 }
 
@@ -202,7 +203,7 @@ pub fn contain_netns(inode: u64) -> Contained {
         k.contain_netns(inode);
     }
     Contained {
-        what: k.map(|_| (DROP_NETNS, inode)),
+        release: k.map(|k| (k, DROP_NETNS, inode)),
     }
 }
 
