@@ -184,6 +184,12 @@ pub const CHECK_NAME: &str = "check";
 /// The name under which `[crash] check` runs on a recovered crash state.
 pub const CRASH_CHECK_NAME: &str = "crash-check";
 
+/// The default `failure_pattern`: what makes a log line say what went wrong (the last such
+/// line of a failed workload's, node's or check's logs is the verdict's cause). `VIOLATION`
+/// in capitals only (a client's `0 violations` tally is no finding); `panic`, `assert` and
+/// `error` in any case (`panicked at`, `AssertionError`, `ERROR:`).
+pub const DEFAULT_FAILURE_PATTERN: &str = "VIOLATION|(?i:panic|assert|error)";
+
 /// A parsed and validated experiment file. Nothing is allocated or touched on disk until
 /// [`Experiment::resolve`].
 #[derive(Debug, Clone)]
@@ -214,6 +220,8 @@ pub struct Experiment {
     port_names: BTreeSet<String>,
     /// Port name → owning node.
     port_owners: BTreeMap<String, String>,
+    /// `failure_pattern` (or [`DEFAULT_FAILURE_PATTERN`]), compiled.
+    failure_pattern: regex::Regex,
 }
 
 /// What nodes and workloads have in common.
@@ -358,6 +366,12 @@ impl Experiment {
     /// How calls are seen (`engine`).
     pub fn engine(&self) -> EngineChoice {
         self.engine
+    }
+
+    /// What makes a log line tell why a run failed (`failure_pattern`, else
+    /// [`DEFAULT_FAILURE_PATTERN`]).
+    pub fn failure_pattern(&self) -> &regex::Regex {
+        &self.failure_pattern
     }
 
     /// The whole-run deadline (`timeout`).

@@ -56,6 +56,7 @@ impl Validator<'_> {
             .and_then(|t| self.duration(t))
             .unwrap_or(DEFAULT_TIMEOUT);
         let hang_timeout = self.hang_timeout(raw.hang_timeout.as_ref());
+        let failure_pattern = self.failure_pattern(raw.failure_pattern.as_ref());
         let network = self.network(raw.network.as_ref());
         let engine = self.engine(raw.engine.as_ref());
         let vars = self.vars(&raw.vars);
@@ -129,7 +130,36 @@ impl Validator<'_> {
             roles,
             port_names,
             port_owners,
+            failure_pattern,
         })
+    }
+
+    /// `failure_pattern`: a regex matched against each log line (no anchors added).
+    fn failure_pattern(&mut self, value: Option<&Str>) -> regex::Regex {
+        let default = || {
+            regex::Regex::new(crate::DEFAULT_FAILURE_PATTERN).expect("the default pattern parses")
+        };
+        let Some(v) = value else {
+            return default();
+        };
+        match regex::Regex::new(v.get_ref()) {
+            Ok(r) if r.is_match("") => {
+                self.err(
+                    Some(v.span()),
+                    "`failure_pattern` matches an empty line, so every line would be a failure: \
+                     give a word to look for (e.g. \"FAILED|panicked\")",
+                );
+                default()
+            }
+            Ok(r) => r,
+            Err(e) => {
+                self.err(
+                    Some(v.span()),
+                    format!("`failure_pattern` is not a valid regex: {e}"),
+                );
+                default()
+            }
+        }
     }
 
     pub(crate) fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {

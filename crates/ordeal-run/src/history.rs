@@ -24,6 +24,9 @@ pub(crate) struct Outcome {
     pub reason: Option<String>,
     /// One line for the progress output.
     pub line: String,
+    /// The verdict's cause when the check failed: the violating operation, or why the
+    /// history could not be checked.
+    pub cause: Option<ordeal_hb::Cause>,
 }
 
 /// Checks `RUN_DIR/<file>` against the model; writes `history-check.txt` and `history.html`.
@@ -57,6 +60,7 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
         ordeal_history::Verdict::Linearizable => Outcome {
             reason: None,
             line: format!("history: {ops} operations, linearizable ({})", hc.model),
+            cause: None,
         },
         ordeal_history::Verdict::NotLinearizable => {
             // The first violating key and the operation that cannot be placed there.
@@ -82,11 +86,15 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
                     hc.model,
                 )),
                 line: format!("history: {ops} operations, NOT linearizable: see history.html"),
+                cause: violation(&report),
             }
         }
         ordeal_history::Verdict::Unknown(why) => Outcome {
             reason: Some(format!("history check unknown ({}): {why}", hc.model)),
             line: format!("history: {ops} operations, unknown: {why}"),
+            cause: Some(ordeal_hb::Cause::HistoryCheck {
+                message: format!("history check unknown ({}): {why}", hc.model),
+            }),
         },
     }
 }
@@ -237,8 +245,28 @@ pub(crate) fn from_traffic(
 fn failed(reason: String) -> Outcome {
     Outcome {
         line: reason.clone(),
+        cause: Some(ordeal_hb::Cause::HistoryCheck {
+            message: reason.clone(),
+        }),
         reason: Some(reason),
     }
+}
+
+/// The first operation that cannot be placed, of the first key that is not linearizable.
+fn violation(report: &ordeal_history::Report) -> Option<ordeal_hb::Cause> {
+    let k = report
+        .keys
+        .iter()
+        .find(|k| k.verdict == ordeal_history::Verdict::NotLinearizable)?;
+    let u = k.explanation.as_ref()?.unplaceable.first()?;
+    let o = report.operations.iter().find(|o| o.id == u.op)?;
+    Some(ordeal_hb::Cause::History {
+        model: report.model.to_string(),
+        key: k.key.as_ref().map(|v| v.to_string()),
+        op: format!("process {} {}", o.process, o.describe()),
+        anomaly: u.reason.clone(),
+        at: (!o.origin.is_empty()).then(|| o.origin.clone()),
+    })
 }
 
 /// Faults and node starts and ends from the trace, on its clock.

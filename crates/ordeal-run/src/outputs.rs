@@ -5,7 +5,7 @@
 use crate::{diag, faults, io_err, rundir, Error, Progress};
 use ordeal_events::{Header, NodeInfo, TraceReader, SCHEMA_VERSION};
 use ordeal_experiment::Resolved;
-use ordeal_hb::{EngineInfo, RunFacts, Summary, Verdict};
+use ordeal_hb::{EngineInfo, FaultRecord, RunFacts, Summary, Verdict};
 use std::fs::File;
 use std::path::Path;
 
@@ -51,12 +51,13 @@ pub(crate) fn write_calls(run_dir: &Path) -> Result<ordeal_calls::Decoded, Error
     .map_err(|e| Error::Usage(format!("writing the call log: {e}")))
 }
 
-/// Rebuilds graph, summary and every output from `RUN_DIR/trace.jsonl` with `verdict`;
-/// `calls` is the call log's pass when it was made already.
+/// Rebuilds graph, summary and every output from `RUN_DIR/trace.jsonl` with `verdict` and
+/// the `faults` that fired; `calls` is the call log's pass when it was made already.
 pub fn write_outputs(
     run_dir: &Path,
     verdict: Verdict,
     engine: Option<EngineInfo>,
+    faults: Vec<FaultRecord>,
     max_dot_events: usize,
     calls: Option<ordeal_calls::Decoded>,
 ) -> Result<Summary, Error> {
@@ -70,6 +71,7 @@ pub fn write_outputs(
         snapshots: diag::links(run_dir),
         engine,
         labels: calls.labels,
+        faults,
     };
     let out = ordeal_hb::write_trace_outputs(
         &run_dir.join("trace.jsonl"),
@@ -87,11 +89,13 @@ pub(crate) fn write_summary_only(
     run_dir: &Path,
     verdict: Verdict,
     engine: Option<EngineInfo>,
+    faults: Vec<FaultRecord>,
 ) -> Result<Summary, Error> {
     let mut summary = ordeal_hb::summarize_trace(&run_dir.join("trace.jsonl"), verdict)
         .map_err(io_err(format!("summarizing {}", run_dir.display())))?;
     summary.snapshots = diag::links(run_dir);
     summary.engine = engine;
+    summary.faults = faults;
     let path = run_dir.join("summary.json");
     let file = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
     ordeal_hb::write_summary_json(&summary, file)
@@ -99,20 +103,21 @@ pub(crate) fn write_summary_only(
     Ok(summary)
 }
 
-/// `ordeal graph RUN_DIR`: outputs again from the trace, keeping the recorded verdict and
-/// engine.
+/// `ordeal graph RUN_DIR`: outputs again from the trace, keeping the recorded verdict (its
+/// cause too), engine and faults.
 pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> {
     let recorded = std::fs::read(run_dir.join("summary.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
-    let (verdict, engine) = match recorded {
-        Some(s) => (s.verdict, s.engine),
+    let (verdict, engine, faults) = match recorded {
+        Some(s) => (s.verdict, s.engine, s.faults),
         None => (
             Verdict::error(vec!["no verdict recorded (summary.json missing)".into()]),
             None,
+            Vec::new(),
         ),
     };
-    write_outputs(run_dir, verdict, engine, max_dot_events, None)
+    write_outputs(run_dir, verdict, engine, faults, max_dot_events, None)
 }
 
 /// `schedule.applied.toml`: what fired where, read back from the trace (and said).
