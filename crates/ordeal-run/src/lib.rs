@@ -37,6 +37,7 @@ pub mod diag;
 mod engine_tests;
 pub mod engines;
 pub mod faults;
+mod fired;
 mod history;
 pub mod lasting;
 mod lifecycle;
@@ -366,7 +367,11 @@ pub fn run_on(
         _ => None,
     };
     let t_drive = Instant::now();
-    let engine = launcher.start(config, Box::new(writer), hook)?;
+    // Fault marks are watched as they are written: live lines, summary.json's `faults`.
+    let seen = fired::SeenLog::default();
+    let live = (opts.progress && opts.faults.is_some()).then_some(progress.t0);
+    let sink = fired::FaultWatch::new(writer, seen.clone(), live);
+    let engine = launcher.start(config, Box::new(sink), hook)?;
     let mut ckpt = checkpoints::Checkpoints::start(&resolved, &run_dir, engine.marker())?;
     let mut sup = Supervisor {
         ckpt: &ckpt,
@@ -466,7 +471,10 @@ pub fn run_on(
         exp.failure_pattern(),
         history_cause,
     );
-    let faults_fired = Vec::new();
+    let faults_fired = match (&opts.faults, seen.lock()) {
+        (Some(s), Ok(seen)) => fired::records(&seen, s),
+        _ => Vec::new(),
+    };
     let engine = Some(ordeal_hb::EngineInfo {
         name: launcher.name().to_string(),
         lost_events: stats.lost,
@@ -484,7 +492,7 @@ pub fn run_on(
         )?
     };
     if let Some(s) = &opts.faults {
-        outputs::write_applied(&run_dir, s, &progress)?;
+        outputs::write_applied(&run_dir, s)?;
     }
     progress.say("outputs written");
     let times = RunTimes {

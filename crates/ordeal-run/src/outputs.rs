@@ -2,7 +2,7 @@
 //! summary rebuilt from `trace.jsonl` in bounded memory (all outputs, or `summary.json` alone
 //! for campaigns), and `schedule.applied.toml` read back from the trace.
 
-use crate::{diag, faults, io_err, rundir, Error, Progress};
+use crate::{diag, faults, io_err, rundir, Error};
 use ordeal_events::{Header, NodeInfo, TraceReader, SCHEMA_VERSION};
 use ordeal_experiment::Resolved;
 use ordeal_hb::{EngineInfo, FaultRecord, RunFacts, Summary, Verdict};
@@ -120,12 +120,9 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
     write_outputs(run_dir, verdict, engine, faults, max_dot_events, None)
 }
 
-/// `schedule.applied.toml`: what fired where, read back from the trace (and said).
-pub(crate) fn write_applied(
-    run_dir: &Path,
-    s: &ordeal_faults::Schedule,
-    progress: &Progress,
-) -> Result<(), Error> {
+/// `schedule.applied.toml`: what fired where, read back from the trace (said live as it
+/// fired, see `fired`).
+pub(crate) fn write_applied(run_dir: &Path, s: &ordeal_faults::Schedule) -> Result<(), Error> {
     // Only the marked events matter: streamed, so a long run's trace is never held whole.
     let mut marked = Vec::new();
     for e in TraceReader::open(&run_dir.join("trace.jsonl"))? {
@@ -135,14 +132,6 @@ pub(crate) fn write_applied(
         }
     }
     let applied = faults::applied(s, &marked);
-    for a in applied.iter().filter(|a| a.fired) {
-        progress.say(format!(
-            "fault {} fired at seq {}: {}",
-            a.fault,
-            a.seq.unwrap_or_default(),
-            a.detail.as_deref().unwrap_or("")
-        ));
-    }
     ordeal_faults::write_applied_toml(&applied, run_dir.join(ordeal_faults::APPLIED_FILE))?;
     Ok(())
 }

@@ -179,3 +179,163 @@ argv = ["sh", "-c", "echo 'error budget: none used'"]
     assert!(summary(&run)["verdict"].get("cause").is_none());
     assert!(!stdout(&o).contains("  cause "));
 }
+
+/// `ordeal demo --faults SCHEDULE --out DIR/run [-q]`.
+fn demo_faults(dir: &Path, schedule: &Path, quiet: bool) -> (Output, PathBuf) {
+    let run = dir.join("run");
+    let mut args = vec![
+        "demo",
+        "--faults",
+        schedule.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    if quiet {
+        args.push("-q");
+    }
+    (ordeal(&args), run)
+}
+
+/// The fault-marked events of RUN/trace.jsonl: (seq, node, call, mark).
+fn marked(run: &Path) -> Vec<(u64, String, String, String)> {
+    common::events(run)
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["seq"].as_u64()?,
+                e["node"].as_str()?.to_string(),
+                e["call"].as_str()?.to_string(),
+                e["fault"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_triggered_fault_is_said_when_it_fires_and_listed_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = example("examples/faults/crash-primary-after-ack.toml");
+    let (o, run) = demo_faults(dir.path(), &sched, false);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let m = marked(&run);
+    assert_eq!(m.len(), 1, "{m:?}");
+    let (seq, node, call, mark) = &m[0];
+    assert_eq!(
+        (node.as_str(), mark.as_str()),
+        ("n0", "crash-primary: crash n0 after")
+    );
+    // Said once, at the moment it fired: before the crash's consequences and the outputs.
+    let line = format!("] fault crash-primary fired on n0 at {call} (seq {seq}): crash n0 after\n");
+    assert_eq!(err.matches(&line).count(), 1, "{err}");
+    let at = |s: &str| err.find(s).unwrap_or_else(|| panic!("{s:?} in {err}"));
+    assert!(at(&line) < at("node n0 ended: killed by SIGKILL"), "{err}");
+    assert!(at(&line) < at("stopping all processes"), "{err}");
+    assert!(
+        !err.contains("fired at seq"),
+        "no late line after the outputs: {err}"
+    );
+    let s = summary(&run);
+    let f = &s["faults"];
+    assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(f[0]["name"], "crash-primary");
+    assert_eq!(f[0]["kind"], "crash");
+    assert_eq!(f[0]["node"], "n0");
+    assert_eq!(f[0]["call"], *call);
+    assert_eq!(f[0]["seq"], *seq);
+    assert_eq!(f[0]["action"], "crash n0 after");
+    // On the trace's clock: the marked event's start, in seconds (ms precision).
+    let ev = common::events(&run)
+        .into_iter()
+        .find(|e| e["seq"] == *seq)
+        .unwrap();
+    let ts_ms = ev["ts"].as_u64().unwrap() / 1_000_000;
+    assert_eq!(f[0]["fired_at"].as_f64().unwrap(), ts_ms as f64 / 1000.0);
+    // A crash without restart_after is never healed.
+    assert!(f[0].get("healed_at").is_none(), "{f}");
+    // The terminal summary lists it.
+    let out = stdout(&o);
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("crash-primary "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "crash-primary",
+            "crash",
+            "n0",
+            call.as_str(),
+            &seq.to_string(),
+            &format!("{:.3}s", ts_ms as f64 / 1000.0),
+            "-",
+            "crash",
+            "n0",
+            "after"
+        ]
+    );
+}
+
+#[test]
+fn with_q_faults_and_heals_are_in_summary_json_but_no_line_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = dir.path().join("s.toml");
+    std::fs::write(
+        &sched,
+        r#"[[fault]]
+name = "cut"
+kind = "partition"
+from = ["n1"]
+to = ["n0", "n2"]
+duration = "100ms"
+trigger = { after = "10ms" }
+[[fault]]
+name = "nap"
+kind = "pause"
+node = "n2"
+duration = "50ms"
+trigger = { after = "20ms" }
+"#,
+    )
+    .unwrap();
+    let (o, run) = demo_faults(dir.path(), &sched, true);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("fault "), "{err}");
+    // Each firing and the end of its effect, where the trace marks them.
+    let m = marked(&run);
+    let seq_of = |mark: &str| {
+        m.iter()
+            .find(|x| x.3 == mark)
+            .map(|x| x.0)
+            .unwrap_or_else(|| panic!("{mark} in {m:?}"))
+    };
+    let ts = |seq: u64| {
+        let e = common::events(&run)
+            .into_iter()
+            .find(|e| e["seq"] == seq)
+            .unwrap();
+        (e["ts"].as_u64().unwrap() / 1_000_000) as f64 / 1000.0
+    };
+    let s = summary(&run);
+    let f = s["faults"].as_array().unwrap();
+    assert_eq!(f.len(), 2, "{f:?}");
+    let cut = f.iter().find(|x| x["name"] == "cut").unwrap();
+    let nap = f.iter().find(|x| x["name"] == "nap").unwrap();
+    let (fired, healed) = (seq_of("cut: partition n1 | n0,n2"), seq_of("by cut: heal"));
+    assert_eq!(cut["kind"], "partition");
+    assert_eq!(cut["seq"], fired);
+    assert_eq!(cut["call"], "fault");
+    assert_eq!(cut["fired_at"].as_f64(), Some(ts(fired)));
+    assert_eq!(cut["healed_at"].as_f64(), Some(ts(healed)));
+    let (fired, resumed) = (seq_of("nap: pause n2"), seq_of("by nap: resume n2"));
+    assert_eq!(
+        (nap["kind"].as_str(), nap["node"].as_str()),
+        (Some("pause"), Some("n2"))
+    );
+    assert_eq!(nap["seq"], fired);
+    assert_eq!(nap["healed_at"].as_f64(), Some(ts(resumed)));
+    // In trace order.
+    assert!(f[0]["seq"].as_u64() < f[1]["seq"].as_u64());
+}
