@@ -339,3 +339,86 @@ trigger = { after = "20ms" }
     // In trace order.
     assert!(f[0]["seq"].as_u64() < f[1]["seq"].as_u64());
 }
+
+/// trace.json's flow arrows: id → (start ts, end ts, end tid), in µs.
+fn flows(run: &Path) -> std::collections::BTreeMap<u64, (f64, f64, i64)> {
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("trace.json")).unwrap()).unwrap();
+    let mut starts = std::collections::BTreeMap::new();
+    let mut out = std::collections::BTreeMap::new();
+    for e in t["traceEvents"].as_array().unwrap() {
+        let (Some(id), Some(ts)) = (e["id"].as_u64(), e["ts"].as_f64()) else {
+            continue;
+        };
+        match e["ph"].as_str() {
+            Some("s") => {
+                starts.insert(id, ts);
+            }
+            Some("f") => {
+                out.insert(id, (0.0, ts, e["tid"].as_i64().unwrap()));
+            }
+            _ => {}
+        }
+    }
+    for (id, v) in out.iter_mut() {
+        v.0 = starts[id];
+    }
+    out
+}
+
+#[test]
+fn flows_point_forward_in_time_into_a_blocking_receive() {
+    let prog = common::compile("blockrecv", &["-O1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (o, run) = run_experiment(
+        dir.path(),
+        &format!(
+            r#"name = "blocking"
+[[node]]
+name = "n"
+argv = ["sleep", "30"]
+[[workload]]
+name = "w"
+argv = ["{}", "3"]
+"#,
+            prog.display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // The receives on the socketpair, in order, and the sends: each receive started before
+    // its send (the child was asleep in read when the parent wrote).
+    let evs = common::events(&run);
+    let on_pair = |call: &str| -> Vec<&serde_json::Value> {
+        evs.iter()
+            .filter(|e| e["node"] == "w" && e["call"] == call && e["class"] == "data")
+            .filter(|e| e["sock"]["proto"] == "unix")
+            .collect()
+    };
+    let (reads, writes) = (on_pair("read"), on_pair("write"));
+    assert_eq!((reads.len(), writes.len()), (3, 3), "{reads:?} {writes:?}");
+    for (r, w) in reads.iter().zip(&writes) {
+        assert!(r["ts"].as_u64() < w["ts"].as_u64(), "{r} {w}");
+    }
+    let f = flows(&run);
+    assert!(!f.is_empty());
+    for (id, (from, to, _)) in &f {
+        assert!(
+            to >= from,
+            "flow {id} ends at {to} µs, before its start at {from} µs"
+        );
+    }
+    // The arrows into the child's reads end at each read's completion (just inside its
+    // slice), which comes after its send.
+    let child = reads[0]["tid"].as_i64().unwrap();
+    let mut into_child: Vec<f64> = f
+        .values()
+        .filter(|(_, _, tid)| *tid == child)
+        .map(|(_, to, _)| *to)
+        .collect();
+    into_child.sort_by(f64::total_cmp);
+    let ends: Vec<f64> = reads
+        .iter()
+        .map(|r| (r["ts"].as_u64().unwrap() + r["dur"].as_u64().unwrap() - 1) as f64 / 1000.0)
+        .collect();
+    assert_eq!(into_child, ends);
+}
