@@ -31,6 +31,7 @@ mod raw;
 mod resolve;
 mod roles;
 mod template;
+mod typos;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -151,6 +152,10 @@ pub struct HistoryCheck {
     pub file: String,
     /// Where the history comes from.
     pub from: HistorySource,
+    /// `allow_empty = true`: a history without any operation passes. By default it fails
+    /// the run: nothing was checked (a client that recorded nothing, traffic that decoded
+    /// to no request).
+    pub allow_empty: bool,
 }
 
 /// Where a checked history comes from.
@@ -296,6 +301,12 @@ impl Experiment {
         let src = Source::new(&file, text);
         let raw: RawExperiment = toml::from_str(text).map_err(|e| {
             let mut d = src.toml_error(&e);
+            if let Some(hint) = e
+                .span()
+                .and_then(|s| typos::duration_hint(text, s.start, e.message().trim()))
+            {
+                d.message.push_str(&hint);
+            }
             let at = e.span().and_then(|s| text.get(s.start..)).unwrap_or("");
             for table in ["node", "workload"] {
                 if at.starts_with(&format!("[{table}]")) {

@@ -111,6 +111,9 @@ pub(crate) struct RawHistoryCheck {
     pub from: Option<Str>,
     #[serde(default)]
     pub clients: Option<StrList>,
+    /// An empty history passes (otherwise it is an error: nothing was checked).
+    #[serde(default)]
+    pub allow_empty: Option<bool>,
 }
 
 #[derive(Deserialize)]

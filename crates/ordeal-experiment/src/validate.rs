@@ -98,6 +98,7 @@ impl Validator<'_> {
 
         let port_names = self.cross_check_placeholders(&vars, &nodes, &workloads);
         let port_owners = self.port_owners(&port_names, &listed_ports, &nodes);
+        self.port_slips(&port_owners, &proxies);
         if network == Network::Netns && nodes.len() + workloads.len() > 253 {
             self.err(
                 raw.network.as_ref().map(|n| n.span()),
@@ -547,6 +548,7 @@ impl Validator<'_> {
             model: model.clone(),
             file,
             from,
+            allow_empty: h.allow_empty.unwrap_or(false),
         })
     }
 
@@ -643,6 +645,37 @@ impl Validator<'_> {
             }
         }
         port_names
+    }
+
+    /// A `{port.NAME}` no node declares, one slip away from one a node declares, is an
+    /// error with the name meant ([`crate::typos`]); a proxy's `listen` port is its own.
+    fn port_slips(&mut self, owners: &BTreeMap<String, String>, proxies: &[ProxyDef]) {
+        let declared = crate::typos::declared(owners);
+        let proxied: BTreeSet<&String> = proxies
+            .iter()
+            .flat_map(|p| p.listen.holes())
+            .filter_map(|(h, _)| match h {
+                Placeholder::Port(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let mut found = Vec::new();
+        for u in &self.used {
+            for (hole, offset) in u.template.holes() {
+                let Placeholder::Port(p) = hole else { continue };
+                if owners.contains_key(p) || proxied.contains(p) {
+                    continue;
+                }
+                if let Some(meant) = crate::typos::port_slip(p, &declared) {
+                    let message = crate::typos::port_slip_message(p, meant, &owners[meant]);
+                    found.push(Diagnostic {
+                        location: self.src.in_string(&u.span, offset),
+                        message,
+                    });
+                }
+            }
+        }
+        self.diags.extend(found);
     }
 
     /// Port name → owning node: explicit `ports` lists, then a port named after the node, then

@@ -51,6 +51,14 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
         Ok(r) => r,
         Err(e) => return failed(format!("history check: {e}")),
     };
+    if report.operations.is_empty() && !hc.allow_empty {
+        return failed(format!(
+            "history check: {} has no operations: nothing was checked (a client that recorded \
+             nothing, or traffic that decoded to no request); `allow_empty = true` in [check] \
+             history lets an empty history pass",
+            hc.file
+        ));
+    }
     let text = ordeal_history::text_report(&report);
     let _ = std::fs::write(run_dir.join("history-check.txt"), &text);
     let html = ordeal_history::html::render_with_marks(&report, &hc.file, &marks(events));

@@ -117,7 +117,43 @@ pub fn rebuild(run_dir: &Path, max_dot_events: usize) -> Result<Summary, Error> 
             Vec::new(),
         ),
     };
-    write_outputs(run_dir, verdict, engine, faults, max_dot_events, None)
+    let mut summary = write_outputs(run_dir, verdict, engine, faults, max_dot_events, None)?;
+    let trace = run_dir.join("trace.jsonl");
+    if let Some(line) = cut_line(&trace).map_err(io_err(format!("reading {}", trace.display())))? {
+        // The reader stops before a cut last line (a writer killed mid-line): said, not
+        // hidden.
+        summary.warnings.push(format!(
+            "trace.jsonl:{line}: the last line is cut short (its writer stopped mid-line): \
+             the trace ends at line {}",
+            line - 1
+        ));
+        let path = run_dir.join("summary.json");
+        let file = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
+        ordeal_hb::write_summary_json(&summary, file)
+            .map_err(io_err(format!("writing {}", path.display())))?;
+    }
+    Ok(summary)
+}
+
+/// The number (from 1) of the last line of `path` when it does not end with a newline: a
+/// line cut short. One pass over the file, counting newlines.
+pub(crate) fn cut_line(path: &Path) -> std::io::Result<Option<u64>> {
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut newlines, mut last) = (0u64, None);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = Some(buf[n - 1]);
+    }
+    Ok(match last {
+        Some(b) if b != b'\n' => Some(newlines + 1),
+        _ => None,
+    })
 }
 
 /// `schedule.applied.toml`: what fired where, read back from the trace (said live as it
@@ -134,4 +170,25 @@ pub(crate) fn write_applied(run_dir: &Path, s: &ordeal_faults::Schedule) -> Resu
     let applied = faults::applied(s, &marked);
     ordeal_faults::write_applied_toml(&applied, run_dir.join(ordeal_faults::APPLIED_FILE))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_line_without_its_newline_is_found_with_its_number() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.jsonl");
+        std::fs::write(&p, "a\nb\n{\"seq\":").unwrap();
+        assert_eq!(cut_line(&p).unwrap(), Some(3));
+        std::fs::write(&p, "a\nb\n").unwrap();
+        assert_eq!(cut_line(&p).unwrap(), None);
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(cut_line(&p).unwrap(), None);
+        // Across read buffers.
+        let long = "x".repeat(70_000);
+        std::fs::write(&p, format!("{long}\n{long}")).unwrap();
+        assert_eq!(cut_line(&p).unwrap(), Some(2));
+    }
 }

@@ -422,3 +422,117 @@ argv = ["{}", "3"]
         .collect();
     assert_eq!(into_child, ends);
 }
+
+#[test]
+fn an_empty_history_is_an_error_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let o = ordeal(&["check-history", empty.to_str().unwrap(), "--model", "kv"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "ordeal: error: {}: the history has no operations: nothing to check (--allow-empty \
+             accepts an empty history as linearizable)\n",
+            empty.display()
+        )
+    );
+    let o = ordeal(&[
+        "check-history",
+        empty.to_str().unwrap(),
+        "--model",
+        "kv",
+        "--allow-empty",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("linearizable: 0 operations"));
+
+    // In a run: a client that recorded nothing fails it, with the reason as its cause.
+    let exp = |allow: &str| {
+        format!(
+            r#"name = "nothing"
+[[node]]
+name = "n"
+argv = ["sleep", "30"]
+[[workload]]
+name = "w"
+argv = ["sh", "-c", ": > {{run_dir}}/history.jsonl"]
+[check]
+history = {{ model = "kv"{allow} }}
+"#
+        )
+    };
+    let d1 = tempfile::tempdir().unwrap();
+    let (o, run) = run_experiment(d1.path(), &exp(""));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let message = "history check: history.jsonl has no operations: nothing was checked (a \
+                   client that recorded nothing, or traffic that decoded to no request); \
+                   `allow_empty = true` in [check] history lets an empty history pass";
+    let v = &summary(&run)["verdict"];
+    assert_eq!(v["reasons"], serde_json::json!([message]));
+    assert_eq!(
+        v["cause"],
+        serde_json::json!({"kind": "history_check", "message": message})
+    );
+    let d2 = tempfile::tempdir().unwrap();
+    let (o, _) = run_experiment(d2.path(), &exp(", allow_empty = true"));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn graph_says_where_a_trace_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, run) = run_experiment(
+        dir.path(),
+        "name = \"cut\"\n[[node]]\nname = \"n\"\nargv = [\"sleep\", \"30\"]\n\
+         [[workload]]\nname = \"w\"\nargv = [\"true\"]\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // Cut the trace in the middle of its last line, as a writer killed mid-line leaves it.
+    let trace = run.join("trace.jsonl");
+    let mut text = std::fs::read_to_string(&trace).unwrap();
+    let lines = text.lines().count();
+    text.truncate(text.len() - 10);
+    std::fs::write(&trace, &text).unwrap();
+    let g = ordeal(&["graph", run.to_str().unwrap()]);
+    assert_eq!(g.status.code(), Some(0));
+    let warning = format!(
+        "trace.jsonl:{lines}: the last line is cut short (its writer stopped mid-line): the \
+         trace ends at line {}",
+        lines - 1
+    );
+    assert!(
+        stdout(&g).contains(&format!("  warnings 1\n    {warning}\n")),
+        "{}",
+        stdout(&g)
+    );
+    assert_eq!(summary(&run)["warnings"], serde_json::json!([warning]));
+}
+
+#[test]
+fn a_port_slip_is_refused_when_the_file_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, run) = run_experiment(
+        dir.path(),
+        r#"name = "slip"
+[[node]]
+name = "db"
+argv = ["sleep", "30", "{port.db}"]
+[[workload]]
+name = "w"
+argv = ["echo", "127.0.0.1:{port.bd}"]
+"#,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let file = dir.path().join("exp.toml");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "ordeal: error: {}:7:28: `{{port.bd}}`: no node declares port bd; did you mean `db` \
+             (node `db`)? A port no node declares is taken for one outside the run\n",
+            file.display()
+        )
+    );
+    assert!(!run.exists());
+}
