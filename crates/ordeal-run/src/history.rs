@@ -94,7 +94,7 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
                     hc.model,
                 )),
                 line: format!("history: {ops} operations, NOT linearizable: see history.html"),
-                cause: violation(&report),
+                cause: violation(&report, run_dir),
             }
         }
         ordeal_history::Verdict::Unknown(why) => Outcome {
@@ -261,7 +261,7 @@ fn failed(reason: String) -> Outcome {
 }
 
 /// The first operation that cannot be placed, of the first key that is not linearizable.
-fn violation(report: &ordeal_history::Report) -> Option<ordeal_hb::Cause> {
+fn violation(report: &ordeal_history::Report, run_dir: &Path) -> Option<ordeal_hb::Cause> {
     let k = report
         .keys
         .iter()
@@ -270,10 +270,17 @@ fn violation(report: &ordeal_history::Report) -> Option<ordeal_hb::Cause> {
     let o = report.operations.iter().find(|o| o.id == u.op)?;
     Some(ordeal_hb::Cause::History {
         model: report.model.to_string(),
-        key: k.key.as_ref().map(|v| v.to_string()),
+        key: k.key.as_ref().map(|v| match v {
+            Value::Str(s) => s.clone(),
+            v => v.to_string(),
+        }),
         op: format!("process {} {}", o.process, o.describe()),
         anomaly: u.reason.clone(),
-        at: (!o.origin.is_empty()).then(|| o.origin.clone()),
+        // Relative to the run directory, like every file a cause names.
+        at: (!o.origin.is_empty()).then(|| {
+            let dir = format!("{}/", run_dir.display());
+            o.origin.strip_prefix(&dir).unwrap_or(&o.origin).to_string()
+        }),
     })
 }
 
@@ -319,6 +326,56 @@ pub(crate) fn marks(events: &[Event]) -> Vec<Mark> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_violation_is_the_cause_with_its_operation_and_why() {
+        let d = tempfile::tempdir().unwrap();
+        // A read of nil after the write of 3 completed.
+        std::fs::write(
+            d.path().join("history.jsonl"),
+            r#"{"type":"invoke","process":0,"f":"write","key":"k1","value":3,"time":100}
+{"type":"ok","process":0,"f":"write","key":"k1","value":3,"time":200}
+{"type":"invoke","process":1,"f":"read","key":"k1","value":null,"time":300}
+{"type":"ok","process":1,"f":"read","key":"k1","value":null,"time":400}
+"#,
+        )
+        .unwrap();
+        let hc = HistoryCheck {
+            model: "kv".into(),
+            file: "history.jsonl".into(),
+            from: ordeal_experiment::HistorySource::File,
+            allow_empty: false,
+        };
+        let o = check(d.path(), &hc, &[]);
+        let Some(ordeal_hb::Cause::History {
+            model,
+            key,
+            op,
+            anomaly,
+            at,
+        }) = o.cause
+        else {
+            panic!("{:?}", o.cause)
+        };
+        assert_eq!((model.as_str(), key.as_deref()), ("kv", Some("k1")));
+        assert_eq!(op, "process 1 read \"k1\" → nil");
+        assert_eq!(anomaly, "reads nil, but the value is 3");
+        assert_eq!(at.as_deref(), Some("history.jsonl:3"));
+        // Empty: an error unless allowed.
+        std::fs::write(d.path().join("history.jsonl"), "").unwrap();
+        let o = check(d.path(), &hc, &[]);
+        assert!(matches!(
+            o.cause,
+            Some(ordeal_hb::Cause::HistoryCheck { .. })
+        ));
+        assert!(o.reason.unwrap().contains("has no operations"));
+        let allowed = HistoryCheck {
+            allow_empty: true,
+            ..hc
+        };
+        let o = check(d.path(), &allowed, &[]);
+        assert_eq!((o.reason, o.cause), (None, None));
+    }
 
     fn call(caller: &str, kv: KvOp, at: u64, done: Option<(u64, KvResult)>) -> Call {
         Call {
