@@ -208,6 +208,10 @@ fn check_found(
     assert!(html.contains(&format!("{verdict} ({failed}/20 reruns failed)")));
     // The terminal summary.
     assert!(stdout.contains("F1 ("), "{stdout}");
+    assert!(
+        stdout.contains("\n    cause: workload client (exit 1): VIOLATION: "),
+        "{stdout}"
+    );
     let o = &f["original_reproduction"]["failed"];
     assert!(
         stdout.contains(&format!(
