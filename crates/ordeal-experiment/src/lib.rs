@@ -22,7 +22,10 @@
 //! ```
 //!
 //! Every problem with the file is reported as an [`Error::Invalid`] holding
-//! [`Diagnostic`]s, displayed as `file:line:column: message`.
+//! [`Diagnostic`]s, displayed as `file:line:column: message`, slips included: a
+//! `{port.NAME}` one edit from a port a node declares, a number where a duration goes
+//! (`typos`). The file's `failure_pattern` ([`Experiment::failure_pattern`]) says which log
+//! lines tell why a run failed (ordeal-run reads them for the verdict's cause).
 
 mod datadir;
 mod error;

@@ -5,6 +5,43 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::template::Placeholder;
+use crate::validate::Validator;
+use crate::{Diagnostic, ProxyDef};
+
+impl Validator<'_> {
+    /// A `{port.NAME}` no node declares, one slip away from one a node declares, is an
+    /// error with the name meant ([`crate::typos`]); a proxy's `listen` port is its own.
+    pub(crate) fn port_slips(&mut self, owners: &BTreeMap<String, String>, proxies: &[ProxyDef]) {
+        let declared = declared(owners);
+        let proxied: BTreeSet<&String> = proxies
+            .iter()
+            .flat_map(|p| p.listen.holes())
+            .filter_map(|(h, _)| match h {
+                Placeholder::Port(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let mut found = Vec::new();
+        for u in &self.used {
+            for (hole, offset) in u.template.holes() {
+                let Placeholder::Port(p) = hole else { continue };
+                if owners.contains_key(p) || proxied.contains(p) {
+                    continue;
+                }
+                if let Some(meant) = port_slip(p, &declared) {
+                    let message = port_slip_message(p, meant, &owners[meant]);
+                    found.push(Diagnostic {
+                        location: self.src.in_string(&u.span, offset),
+                        message,
+                    });
+                }
+            }
+        }
+        self.diags.extend(found);
+    }
+}
+
 /// The declared port `name` is a slip of: within one edit (two for names of 5 characters or
 /// more), or two neighbouring characters swapped (`bd` for `db`).
 pub(crate) fn port_slip<'c>(name: &str, declared: &'c BTreeSet<&'c str>) -> Option<&'c str> {
@@ -73,8 +110,8 @@ pub(crate) fn duration_hint(text: &str, offset: usize, message: &str) -> Option<
     ))
 }
 
-/// Owned port names with their owners, for the messages.
-pub(crate) fn declared(owners: &BTreeMap<String, String>) -> BTreeSet<&str> {
+/// Owned port names.
+fn declared(owners: &BTreeMap<String, String>) -> BTreeSet<&str> {
     owners.keys().map(String::as_str).collect()
 }
 

@@ -35,16 +35,16 @@ pub(crate) fn validate(
 }
 
 pub(crate) struct Validator<'a> {
-    src: Source<'a>,
-    diags: Vec<Diagnostic>,
+    pub(crate) src: Source<'a>,
+    pub(crate) diags: Vec<Diagnostic>,
     /// Every string with placeholders, in file order, for the cross-checks.
-    used: Vec<Used>,
+    pub(crate) used: Vec<Used>,
 }
 
 /// A template together with the span of its string, for precise locations of its placeholders.
-struct Used {
-    template: Template,
-    span: Range<usize>,
+pub(crate) struct Used {
+    pub(crate) template: Template,
+    pub(crate) span: Range<usize>,
 }
 
 impl Validator<'_> {
@@ -645,37 +645,6 @@ impl Validator<'_> {
             }
         }
         port_names
-    }
-
-    /// A `{port.NAME}` no node declares, one slip away from one a node declares, is an
-    /// error with the name meant ([`crate::typos`]); a proxy's `listen` port is its own.
-    fn port_slips(&mut self, owners: &BTreeMap<String, String>, proxies: &[ProxyDef]) {
-        let declared = crate::typos::declared(owners);
-        let proxied: BTreeSet<&String> = proxies
-            .iter()
-            .flat_map(|p| p.listen.holes())
-            .filter_map(|(h, _)| match h {
-                Placeholder::Port(p) => Some(p),
-                _ => None,
-            })
-            .collect();
-        let mut found = Vec::new();
-        for u in &self.used {
-            for (hole, offset) in u.template.holes() {
-                let Placeholder::Port(p) = hole else { continue };
-                if owners.contains_key(p) || proxied.contains(p) {
-                    continue;
-                }
-                if let Some(meant) = crate::typos::port_slip(p, &declared) {
-                    let message = crate::typos::port_slip_message(p, meant, &owners[meant]);
-                    found.push(Diagnostic {
-                        location: self.src.in_string(&u.span, offset),
-                        message,
-                    });
-                }
-            }
-        }
-        self.diags.extend(found);
     }
 
     /// Port name → owning node: explicit `ports` lists, then a port named after the node, then
