@@ -26,16 +26,23 @@ fn stdout(o: &Output) -> String {
 
 /// `ordeal run FILE --out DIR/run -q` of an experiment written into DIR.
 fn run_experiment(dir: &Path, toml: &str) -> (Output, PathBuf) {
+    run_experiment_with(dir, toml, &[])
+}
+
+/// [`run_experiment`] with more flags.
+fn run_experiment_with(dir: &Path, toml: &str, extra: &[&str]) -> (Output, PathBuf) {
     let file = dir.join("exp.toml");
     std::fs::write(&file, toml).unwrap();
     let run = dir.join("run");
-    let o = ordeal(&[
+    let mut args = vec![
         "run",
         file.to_str().unwrap(),
         "--out",
         run.to_str().unwrap(),
         "-q",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let o = ordeal(&args);
     (o, run)
 }
 
@@ -368,9 +375,19 @@ fn flows(run: &Path) -> std::collections::BTreeMap<u64, (f64, f64, i64)> {
 
 #[test]
 fn flows_point_forward_in_time_into_a_blocking_receive() {
+    flows_forward(&[]);
+}
+
+/// The same under ptrace, where a call's times come from its stops.
+#[test]
+fn flows_point_forward_in_time_into_a_blocking_receive_under_ptrace() {
+    flows_forward(&["--engine", "ptrace"]);
+}
+
+fn flows_forward(engine: &[&str]) {
     let prog = common::compile("blockrecv", &["-O1"]);
     let dir = tempfile::tempdir().unwrap();
-    let (o, run) = run_experiment(
+    let (o, run) = run_experiment_with(
         dir.path(),
         &format!(
             r#"name = "blocking"
@@ -383,6 +400,7 @@ argv = ["{}", "3"]
 "#,
             prog.display()
         ),
+        engine,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     // The receives on the socketpair, in order, and the sends: each receive started before
