@@ -203,7 +203,10 @@ fn run(copies: Copies, payload_bytes: usize) -> Option<Run> {
                 // flight when the process was followed has no entry: the read of the go byte,
                 // or, when the child was followed while still loading, one of the loader's.
                 let Some(mut call) = open.take() else {
-                    assert!(!entered, "only the first call can have started unseen (nr {nr})");
+                    assert!(
+                        !entered,
+                        "only the first call can have started unseen (nr {nr})"
+                    );
                     continue;
                 };
                 (call.ret, call.file, call.exit_mem) = (ret, file, mem);

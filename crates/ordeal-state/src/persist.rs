@@ -24,12 +24,14 @@
 //! Identical trees are recognised by hash, so each distinct state is checked once.
 
 mod explore;
+#[cfg(test)]
+mod model_tests;
 mod ops;
 mod rng;
 mod tree;
 
-pub use explore::{CrashState, Cut, Explorer, Kind, Role, BLOCK};
-pub use ops::{build_ops, Call, Op, OpKind};
+pub use explore::{CrashState, Cut, Explorer, Kind, Model, Role, BLOCK};
+pub use ops::{build, build_ops, Built, Call, Op, OpKind, Unmodelled};
 pub use rng::Rng;
 pub use tree::{copy_tree, Tree};
 

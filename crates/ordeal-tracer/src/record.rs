@@ -74,7 +74,9 @@ fn decode_flags(kind: Flags, v: u64, a: &[u64; 6]) -> Option<String> {
         Flags::Accept if v != 0 => decode::accept_flags(v),
         Flags::Shutdown => decode::shutdown_how(v),
         Flags::UnlinkAt if v as i32 & libc::AT_REMOVEDIR != 0 => "AT_REMOVEDIR".into(),
-        Flags::Accept | Flags::UnlinkAt => return None,
+        Flags::RenameAt2 if v != 0 => decode::rename_flags(v),
+        Flags::Fallocate if v != 0 => decode::fallocate_mode(v),
+        Flags::Accept | Flags::UnlinkAt | Flags::RenameAt2 | Flags::Fallocate => return None,
     })
 }
 
@@ -657,6 +659,11 @@ mod tests {
                 "mkdir" => SYS_mkdir,
                 "mkdirat" => SYS_mkdirat,
                 "rmdir" => SYS_rmdir,
+                "link" => SYS_link,
+                "linkat" => SYS_linkat,
+                "symlink" => SYS_symlink,
+                "symlinkat" => SYS_symlinkat,
+                "fallocate" => SYS_fallocate,
                 other => panic!("{other}: add its libc number to this test"),
             }
         };
@@ -676,6 +683,15 @@ mod tests {
         );
         assert_eq!(decode_flags(Flags::Accept, 0, &a), None);
         assert_eq!(decode_flags(Flags::UnlinkAt, 0, &a), None);
+        assert_eq!(decode_flags(Flags::RenameAt2, 0, &a), None);
+        assert_eq!(
+            decode_flags(Flags::RenameAt2, 2, &a).as_deref(),
+            Some("RENAME_EXCHANGE")
+        );
+        assert_eq!(
+            decode_flags(Flags::Fallocate, 3, &a).as_deref(),
+            Some("FALLOC_FL_KEEP_SIZE|FALLOC_FL_PUNCH_HOLE")
+        );
         assert_eq!(
             decode_flags(Flags::UnlinkAt, libc::AT_REMOVEDIR as u64, &a).as_deref(),
             Some("AT_REMOVEDIR")

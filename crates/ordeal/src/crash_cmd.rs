@@ -39,7 +39,7 @@ fn parse_time(s: &str) -> Result<Duration, ordeal_toml::DurationError> {
     ordeal_toml::parse_duration(s)
 }
 
-/// Exit code: 0 no vulnerability, 1 vulnerabilities found.
+/// Exit code: 0 no vulnerability, 1 vulnerabilities found, 3 verdict unknown (docs/crash.md).
 pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     let (text, path) = if args.experiment.as_os_str() == "demo" {
         (demo_toml.to_string(), PathBuf::from("demo-kv.toml"))
@@ -83,9 +83,9 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     if cancel.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(130);
     }
-    Ok(if report.vulnerabilities.is_empty() {
-        0
-    } else {
-        1
+    Ok(match report.verdict {
+        ordeal_run::crash::CrashVerdict::Clean => 0,
+        ordeal_run::crash::CrashVerdict::Vulnerable => 1,
+        ordeal_run::crash::CrashVerdict::Unknown => 3,
     })
 }
