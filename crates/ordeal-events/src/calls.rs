@@ -161,8 +161,8 @@ pub enum FileOp {
     Rename,
     /// A new name ([`Arg::Path2`]) for the file at [`Arg::Path`] (a hard link).
     Link,
-    /// A symbolic link at [`Arg::Path`] holding [`Arg::Path2`] (the target, resolved like
-    /// a path against the caller's working directory).
+    /// A symbolic link at [`Arg::Path`] holding [`Arg::Path2`] (the target, recorded as
+    /// written, not resolved).
     Symlink,
     /// Allocates, zeroes or punches a range (`fallocate`: offset [`Arg::Pos`], length
     /// [`Arg::Len`], mode in the flags).

@@ -44,6 +44,8 @@ pub struct CrashOptions {
     pub budget: usize,
     /// Stop generating after this long (the recording run not included).
     pub time: Option<Duration>,
+    /// The persistence model whose findings decide the verdict (both are reported).
+    pub model: Model,
 }
 
 /// One operation in a report.
@@ -117,6 +119,8 @@ pub enum CrashVerdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashReport {
     pub verdict: CrashVerdict,
+    /// The model whose findings decide the verdict.
+    pub model: Model,
     /// Why the verdict is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
@@ -166,6 +170,11 @@ impl CrashReport {
             ));
         } else if self.vulnerabilities.is_empty() {
             s.push_str("no vulnerability found (models: strict, ext4-ordered)\n");
+        } else if self.verdict == CrashVerdict::Clean {
+            s.push_str(&format!(
+                "no vulnerability under {} (the verdict's model); under strict only:\n",
+                self.model.as_str()
+            ));
         }
         for v in &self.vulnerabilities {
             s.push_str(&format!(
@@ -361,13 +370,14 @@ pub fn crash(
     }
     let verdict = if unknown.is_some() {
         CrashVerdict::Unknown
-    } else if x.vulns.is_empty() {
+    } else if !x.vulns.iter().any(|v| v.models.contains(&opts.model)) {
         CrashVerdict::Clean
     } else {
         CrashVerdict::Vulnerable
     };
     let report = CrashReport {
         verdict,
+        model: opts.model,
         unknown,
         run_dir: run_dir.clone(),
         node: node.clone(),
@@ -402,7 +412,8 @@ pub fn crash(
 
 /// Refuses a recording a crash search would say nothing true about: the node died during it.
 fn usable(verdict: &ordeal_hb::Verdict, node: &str, run_dir: &Path) -> Result<(), Error> {
-    let died = format!("node {node} exited unexpectedly");
+    // "exited unexpectedly" during the run, "exited before it was ready" at its start.
+    let died = format!("node {node} exited ");
     if let Some(r) = verdict.reasons.iter().find(|r| r.starts_with(&died)) {
         return Err(Error::Usage(format!(
             "the recording is not usable: {r} (see {}): crash states of a node that died during the run are not searched",
@@ -428,8 +439,8 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
             continue;
         }
         let (path, mut path2) = (rel(&e.path), rel(&e.path2));
-        if path2.is_none() && e.file_op() == Some(ordeal_events::FileOp::Symlink) {
-            // A symlink pointing outside the data dir keeps its absolute target.
+        if e.file_op() == Some(ordeal_events::FileOp::Symlink) {
+            // A symlink's target is its text, as written.
             path2 = e.path2.clone();
         }
         if path.is_none() && path2.is_none() && e.call != "sync" {

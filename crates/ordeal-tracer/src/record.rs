@@ -183,6 +183,11 @@ impl<S: Sink> Inner<S> {
             None => None,
         };
         let path2 = match arg(spec, a, Arg::Path2) {
+            // A symlink's target is its content, kept as written: resolving it against the
+            // caller's directory would change what the link says.
+            Some(p) if spec.file.is_some_and(|f| f.op == FileOp::Symlink) => Some(PathBuf::from(
+                String::from_utf8_lossy(&mem::read_cstr(tid, p, 4096)?).into_owned(),
+            )),
             Some(p) => Some(self.path_arg(tid, tgid, dir(Arg::DirFd2), p)?),
             None => None,
         };

@@ -136,7 +136,7 @@ impl<'a> Explorer<'a> {
             let op = &self.ops[i].kind;
             match op {
                 OpKind::SyncAll => all = true,
-                OpKind::SyncFile { ino } => {
+                OpKind::SyncFile { ino, .. } => {
                     inos.insert(*ino);
                 }
                 OpKind::SyncWrite { op } => {
@@ -324,6 +324,18 @@ impl<'a> Explorer<'a> {
     }
 
     fn ext4_possible(&self, s: &CrashState) -> bool {
+        // A journal commit after the cut would have persisted the lost namespace operations.
+        if let Some(c) = s.ns_cut {
+            let committed = self.ops[c + 1..s.crash_at].iter().any(|o| {
+                matches!(
+                    o.kind,
+                    OpKind::SyncDir { .. } | OpKind::SyncFile { commits: true, .. }
+                )
+            });
+            if committed {
+                return false;
+            }
+        }
         if let Some((w, cut)) = s.torn {
             match (cut, &self.ops[w].kind) {
                 (Cut::ZeroTail(_), _) => return false,

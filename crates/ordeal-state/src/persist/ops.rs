@@ -5,6 +5,7 @@
 use super::tree::{Node, Tree};
 use crate::{Error, Result};
 use ordeal_events::calls::{FileOp, SyncScope};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -89,9 +90,12 @@ pub enum OpKind {
         zero: bool,
         keep_size: bool,
     },
-    /// fsync/fdatasync of a file.
+    /// fsync/fdatasync of a file. `commits`: on ext4 it commits the journal (the file had
+    /// changes the journal must hold: any, for fsync; its creation, a new name or a new size,
+    /// for fdatasync), which makes every earlier namespace operation durable.
     SyncFile {
         ino: usize,
+        commits: bool,
     },
     /// A write through an `O_SYNC`/`O_DSYNC` descriptor returned: that write (the op at
     /// index `op`) is durable.
@@ -264,25 +268,6 @@ fn synchronous(flags: &str) -> bool {
     flags.split('|').any(|f| f == "O_SYNC" || f == "O_DSYNC")
 }
 
-/// The text of a symlink at `link` whose target the tracer resolved to `target` (relative to
-/// the data dir, or absolute when outside it): relative targets are made relative to the
-/// link's own directory, so the link still points at the same entry in a crash state.
-fn symlink_text(link: &str, target: &str) -> String {
-    if target.starts_with('/') {
-        return target.to_string();
-    }
-    let from: Vec<&str> = parent(link).split('/').filter(|s| !s.is_empty()).collect();
-    let to: Vec<&str> = target.split('/').filter(|s| !s.is_empty()).collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<&str> = vec![".."; from.len() - common];
-    parts.extend(&to[common..]);
-    if parts.is_empty() {
-        ".".to_string()
-    } else {
-        parts.join("/")
-    }
-}
-
 /// [`build_ops`], keeping going past calls the model cannot follow (listed in
 /// [`Built::unmodelled`]).
 pub fn build(base: &Tree, calls: &[Call]) -> Built {
@@ -296,6 +281,8 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
     let mut fds: HashMap<(i32, i32), Target> = HashMap::new();
     let mut ops = Vec::new();
     let mut unmodelled = Vec::new();
+    // Per inode since its last sync: (changed at all, changed in what fdatasync persists).
+    let dirty: RefCell<HashMap<usize, (bool, bool)>> = RefCell::default();
     let lookup = |t: &Tree, p: &str| -> Option<Target> {
         match t.names.get(p)? {
             Node::File(i) => Some(Target::File(*i, false)),
@@ -312,9 +299,26 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
         };
         let mut push = |kind: OpKind, t: &mut Tree| {
             if kind.is_namespace() {
+                if let Some(ino) = kind.ino() {
+                    dirty.borrow_mut().insert(ino, (true, true));
+                }
                 t.apply_ns(&kind);
             } else if kind.is_data() {
-                t.apply_data(&kind, None);
+                if let Some(ino) = kind.ino() {
+                    let before = t.files[ino].len();
+                    t.apply_data(&kind, None);
+                    let mut dirty = dirty.borrow_mut();
+                    let d = dirty.entry(ino).or_default();
+                    d.0 = true;
+                    d.1 |= t.files[ino].len() != before;
+                }
+            }
+            match &kind {
+                OpKind::SyncFile { ino, .. } => {
+                    dirty.borrow_mut().remove(ino);
+                }
+                OpKind::SyncAll => dirty.borrow_mut().clear(),
+                _ => {}
             }
             ops.push(Op {
                 seq: c.seq,
@@ -425,7 +429,13 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
             // all the model tracks of a file, so it is fsync here.
             FileOp::Sync(SyncScope::File | SyncScope::Data) => match by_fd(&fds, &t) {
                 Some(Target::File(ino, _)) => {
-                    push(OpKind::SyncFile { ino }, &mut t);
+                    let (any, meta) = dirty.borrow().get(&ino).copied().unwrap_or_default();
+                    let commits = if op.op == FileOp::Sync(SyncScope::Data) {
+                        meta
+                    } else {
+                        any
+                    };
+                    push(OpKind::SyncFile { ino, commits }, &mut t);
                 }
                 Some(Target::Dir(path)) => {
                     push(OpKind::SyncDir { path }, &mut t);
@@ -484,7 +494,7 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
                     unfollowed("its target was not recorded".into());
                     continue;
                 };
-                let target = symlink_text(&path, target);
+                let target = target.to_string();
                 push(OpKind::Symlink { path, target }, &mut t);
             }
             FileOp::Unlink | FileOp::Rmdir => {
