@@ -4,15 +4,21 @@
 //! 1. Run the experiment once, traced, recording the bytes of every data-dir write
 //!    (`filedata.bin`) and copying each node's data dir as prepared (`base/NODE`).
 //! 2. Turn the node's file calls in trace.jsonl into operations over that base
-//!    ([`ordeal_state::persist::build_ops`]) and generate crash states under the persistence
+//!    ([`ordeal_state::persist::build`]) and generate crash states under the persistence
 //!    model ([`ordeal_state::persist::Explorer`]): prefixes, lost, cut, torn, then seeded random
 //!    ones, until the budget or the time is spent.
-//! 3. Each distinct state (by content hash) is materialized in a scratch run directory
+//! 3. Self-checks before anything is blamed on the program: every call followed, the
+//!    all-persisted final state equal to the real final data dir, and recovering; otherwise
+//!    the verdict is [`CrashVerdict::Unknown`]. A node that died during the recording, or made
+//!    no file operation, is an error.
+//! 4. Each distinct state (by content hash) is materialized in a scratch run directory
 //!    (`crash/states/NNNNN/data/NODE`, never the original), the node is started on it alone
 //!    (untraced, fresh ports), its ready condition awaited, then `[crash] check` (or `[check]`)
 //!    run. A state from which it does not recover is a failure; failures are grouped into
 //!    vulnerabilities by the operations they blame (lost, torn, persisted ahead), each
-//!    reported once with the source calls' `seq` in trace.jsonl.
+//!    reported once with the source calls' `seq` in trace.jsonl and the persistence models
+//!    (strict, ext4-ordered) under which it holds; `--model` picks the one deciding the
+//!    verdict.
 
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error, RunOptions};
