@@ -139,10 +139,10 @@ impl<'a> Explorer<'a> {
                 OpKind::SyncFile { ino, .. } => {
                     inos.insert(*ino);
                 }
-                OpKind::SyncWrite { op } => {
+                OpKind::SyncWrite { op, .. } => {
                     written.insert(*op);
                 }
-                OpKind::SyncDir { path } => {
+                OpKind::SyncDir { path, .. } => {
                     dirs.insert(path.as_str());
                 }
                 _ if op.is_data() => {
@@ -329,7 +329,9 @@ impl<'a> Explorer<'a> {
             let committed = self.ops[c + 1..s.crash_at].iter().any(|o| {
                 matches!(
                     o.kind,
-                    OpKind::SyncDir { .. } | OpKind::SyncFile { commits: true, .. }
+                    OpKind::SyncDir { commits: true, .. }
+                        | OpKind::SyncFile { commits: true, .. }
+                        | OpKind::SyncWrite { commits: true, .. }
                 )
             });
             if committed {

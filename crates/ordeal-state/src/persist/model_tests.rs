@@ -361,4 +361,28 @@ fn on_ext4_an_fsync_that_commits_the_journal_persists_earlier_names() {
         .find(|s| s.kind == Kind::Cut && s.crash_at == 3)
         .unwrap();
     assert_eq!(ex.models(&cut), [Model::Strict, Model::Ext4]);
+    // An fsync of a directory whose entries did not change commits nothing either; one of
+    // the directory just changed does.
+    let calls = [
+        open(1, "", "O_RDONLY|O_DIRECTORY", 5),
+        Call {
+            fd: Some(5),
+            ..call(2, "fsync", "")
+        },
+        open(3, "new", "O_WRONLY|O_CREAT", 3),
+        Call {
+            fd: Some(5),
+            ..call(4, "fsync", "")
+        },
+    ];
+    let b = build(&base, &calls);
+    let commits: Vec<bool> = b
+        .ops
+        .iter()
+        .filter_map(|o| match o.kind {
+            OpKind::SyncDir { commits, .. } => Some(commits),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commits, [false, true]);
 }

@@ -98,13 +98,16 @@ pub enum OpKind {
         commits: bool,
     },
     /// A write through an `O_SYNC`/`O_DSYNC` descriptor returned: that write (the op at
-    /// index `op`) is durable.
+    /// index `op`) is durable. `commits`: as for an fdatasync of the file.
     SyncWrite {
         op: usize,
+        commits: bool,
     },
-    /// fsync of a directory.
+    /// fsync of a directory. `commits`: on ext4 it commits the journal (the directory's
+    /// entries changed since the last commit).
     SyncDir {
         path: String,
+        commits: bool,
     },
     /// sync/syncfs.
     SyncAll,
@@ -242,7 +245,7 @@ impl Op {
             ),
             OpKind::SyncFile { .. } => format!("{} {file}", self.call),
             OpKind::SyncWrite { .. } => format!("{} {file} returned (synchronous fd)", self.call),
-            OpKind::SyncDir { path } => format!("fsync dir {}", name(path)),
+            OpKind::SyncDir { path, .. } => format!("fsync dir {}", name(path)),
             OpKind::SyncAll => "sync".to_string(),
         }
     }
@@ -268,6 +271,36 @@ fn synchronous(flags: &str) -> bool {
     flags.split('|').any(|f| f == "O_SYNC" || f == "O_DSYNC")
 }
 
+/// What ext4's journal holds that its last commit did not: which files changed (at all, and
+/// in what `fdatasync` must persist: a new name or size), which directories' entries changed.
+/// An fsync that finds its file or directory here commits the journal, and with it every
+/// earlier namespace operation (docs/crash.md, two models).
+#[derive(Default)]
+struct Journal {
+    files: HashMap<usize, (bool, bool)>,
+    dirs: std::collections::HashSet<String>,
+}
+
+impl Journal {
+    fn renamed(&mut self, kind: &OpKind) {
+        if let Some(ino) = kind.ino() {
+            self.files.insert(ino, (true, true));
+        }
+        self.dirs
+            .extend(kind.parents().into_iter().map(str::to_string));
+    }
+    fn written(&mut self, ino: usize, resized: bool) {
+        let f = self.files.entry(ino).or_default();
+        f.0 = true;
+        f.1 |= resized;
+    }
+    fn file_commits(&self, ino: usize, data_only: bool) -> bool {
+        self.files
+            .get(&ino)
+            .is_some_and(|&(any, meta)| if data_only { meta } else { any })
+    }
+}
+
 /// [`build_ops`], keeping going past calls the model cannot follow (listed in
 /// [`Built::unmodelled`]).
 pub fn build(base: &Tree, calls: &[Call]) -> Built {
@@ -282,7 +315,7 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
     let mut ops = Vec::new();
     let mut unmodelled = Vec::new();
     // Per inode since its last sync: (changed at all, changed in what fdatasync persists).
-    let dirty: RefCell<HashMap<usize, (bool, bool)>> = RefCell::default();
+    let journal: RefCell<Journal> = RefCell::default();
     let lookup = |t: &Tree, p: &str| -> Option<Target> {
         match t.names.get(p)? {
             Node::File(i) => Some(Target::File(*i, false)),
@@ -299,25 +332,20 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
         };
         let mut push = |kind: OpKind, t: &mut Tree| {
             if kind.is_namespace() {
-                if let Some(ino) = kind.ino() {
-                    dirty.borrow_mut().insert(ino, (true, true));
-                }
+                journal.borrow_mut().renamed(&kind);
                 t.apply_ns(&kind);
-            } else if kind.is_data() {
-                if let Some(ino) = kind.ino() {
-                    let before = t.files[ino].len();
-                    t.apply_data(&kind, None);
-                    let mut dirty = dirty.borrow_mut();
-                    let d = dirty.entry(ino).or_default();
-                    d.0 = true;
-                    d.1 |= t.files[ino].len() != before;
-                }
+            } else if let Some(ino) = kind.ino().filter(|_| kind.is_data()) {
+                let before = t.files[ino].len();
+                t.apply_data(&kind, None);
+                journal
+                    .borrow_mut()
+                    .written(ino, t.files[ino].len() != before);
             }
             match &kind {
-                OpKind::SyncFile { ino, .. } => {
-                    dirty.borrow_mut().remove(ino);
-                }
-                OpKind::SyncAll => dirty.borrow_mut().clear(),
+                OpKind::SyncFile { commits: true, .. }
+                | OpKind::SyncWrite { commits: true, .. }
+                | OpKind::SyncDir { commits: true, .. }
+                | OpKind::SyncAll => *journal.borrow_mut() = Journal::default(),
                 _ => {}
             }
             ops.push(Op {
@@ -390,7 +418,8 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
                 };
                 let w = push(OpKind::Write { ino, off, data }, &mut t);
                 if sync {
-                    push(OpKind::SyncWrite { op: w }, &mut t);
+                    let commits = journal.borrow().file_commits(ino, true);
+                    push(OpKind::SyncWrite { op: w, commits }, &mut t);
                 }
             }
             FileOp::Truncate => {
@@ -429,16 +458,14 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
             // all the model tracks of a file, so it is fsync here.
             FileOp::Sync(SyncScope::File | SyncScope::Data) => match by_fd(&fds, &t) {
                 Some(Target::File(ino, _)) => {
-                    let (any, meta) = dirty.borrow().get(&ino).copied().unwrap_or_default();
-                    let commits = if op.op == FileOp::Sync(SyncScope::Data) {
-                        meta
-                    } else {
-                        any
-                    };
+                    let commits = journal
+                        .borrow()
+                        .file_commits(ino, op.op == FileOp::Sync(SyncScope::Data));
                     push(OpKind::SyncFile { ino, commits }, &mut t);
                 }
                 Some(Target::Dir(path)) => {
-                    push(OpKind::SyncDir { path }, &mut t);
+                    let commits = journal.borrow().dirs.contains(&path);
+                    push(OpKind::SyncDir { path, commits }, &mut t);
                 }
                 None => {}
             },
