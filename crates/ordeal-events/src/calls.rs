@@ -96,6 +96,8 @@ pub enum Flags {
     RenameAt2,
     /// `fallocate(2)` mode: `FALLOC_FL_KEEP_SIZE|FALLOC_FL_PUNCH_HOLE|...`, when not 0.
     Fallocate,
+    /// `msync(2)` flags: `MS_SYNC`, `MS_ASYNC`, `MS_INVALIDATE`.
+    Msync,
 }
 
 /// What a call does to a socket.
@@ -167,6 +169,10 @@ pub enum FileOp {
     /// Allocates, zeroes or punches a range (`fallocate`: offset [`Arg::Pos`], length
     /// [`Arg::Len`], mode in the flags).
     Allocate,
+    /// Writes back a shared mapping of a file (`msync`): the event names the mapped file
+    /// (`path`), the file offset of the range (`pos`) and its length (`len`, cut at the
+    /// file's end), and with file data recorded the range's bytes at the call.
+    MapSync,
     /// Removes a name (a directory with `AT_REMOVEDIR`).
     Unlink,
     Rmdir,
@@ -723,6 +729,14 @@ pub const CALLS: &[CallSpec] = &[
         None,
         file(FileOp::Symlink, NAME_ERRS),
     ),
+    // The range's address is a buffer: the mapping behind it names the file.
+    call(
+        "msync",
+        26,
+        &[Buf, Len, Flags(Flags::Msync)],
+        None,
+        file(FileOp::MapSync, IO_ERRS),
+    ),
     call(
         "fallocate",
         285,
@@ -787,7 +801,10 @@ mod tests {
             {
                 assert_eq!(c.arg(Arg::Fd), Some(0), "{}", c.name);
             }
-            if c.file.is_some() && !c.has(Arg::Fd) && c.name != "sync" {
+            if c.file.is_some_and(|f| f.op == FileOp::MapSync) {
+                // The mapping holding the address names the file.
+                assert!(c.has(Arg::Buf) && c.has(Arg::Len), "{}", c.name);
+            } else if c.file.is_some() && !c.has(Arg::Fd) && c.name != "sync" {
                 assert!(c.has(Arg::Path), "{} has neither fd nor path", c.name);
             }
             if c.has(Arg::Path2) {

@@ -322,7 +322,7 @@ pub fn crash(
             let model = ex.tree(&last);
             if let Some(d) = model.first_difference(&real) {
                 unknown = Some(format!(
-                    "the model's final state differs from the real final directory {}: {d} (a call the tracer does not see changed it: a write through a shared mapping, copy_file_range, another process)",
+                    "the model's final state differs from the real final directory {}: {d} (a call the tracer does not see changed it: a write through a shared mapping never msync'ed, copy_file_range, another process)",
                     data_dir.display()
                 ));
             } else if let Some(err) = x.check(&last)? {
@@ -452,7 +452,12 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
         if path.is_none() && path2.is_none() && e.call != "sync" {
             continue;
         }
-        let data = match (e.data_at, e.ret) {
+        // A write's bytes are what it returned; an msync's, its range.
+        let moved = match e.file_op() {
+            Some(ordeal_events::FileOp::MapSync) => e.len.map(|n| n as i64),
+            _ => e.ret,
+        };
+        let data = match (e.data_at, moved) {
             (Some(at), Some(n)) if n > 0 => {
                 let (at, n) = (at as usize, n as usize);
                 let bytes = blob.get(at..at + n).ok_or_else(|| {

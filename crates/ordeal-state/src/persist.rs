@@ -6,7 +6,8 @@
 //!   exchange, link, symlink, unlink, rmdir) and data operations (write, truncate, fallocate)
 //!   on inodes; barriers (fsync/fdatasync of a file or a directory, sync/syncfs, and the return
 //!   of a write through an `O_SYNC`/`O_DSYNC` descriptor) persist earlier operations; close,
-//!   reads and `sync_file_range` guarantee nothing. Calls the model cannot follow are listed
+//!   reads and `sync_file_range` guarantee nothing; an `msync` writes back what the mapped
+//!   range held (with `MS_SYNC`, durably). Calls the model cannot follow are listed
 //!   ([`Unmodelled`]), never guessed.
 //! - A data operation on a file is durable once a later fsync/fdatasync of that file (or a
 //!   sync) has returned. A namespace operation is durable once a later fsync of its parent

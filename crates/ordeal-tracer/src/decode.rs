@@ -104,6 +104,18 @@ pub fn rename_flags(v: u64) -> String {
     )
 }
 
+/// `msync(2)` flags.
+pub fn msync_flags(v: u64) -> String {
+    flag_names(
+        v,
+        &[
+            (libc::MS_ASYNC as u64, "MS_ASYNC"),
+            (libc::MS_INVALIDATE as u64, "MS_INVALIDATE"),
+            (libc::MS_SYNC as u64, "MS_SYNC"),
+        ],
+    )
+}
+
 /// `fallocate(2)` modes.
 pub fn fallocate_mode(v: u64) -> String {
     flag_names(

@@ -313,9 +313,20 @@ fn lmdb_mdb_load_is_clean() {
 }
 
 #[test]
+fn a_shared_mapping_written_back_by_msync_is_followed() {
+    // The range's bytes are read at the msync: the model ends where the real directory does.
+    let (code, r, out) = crash(&c_node("mapper", "msync"), "50");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    // create m, truncate to 4096, fsync dir, msync's write and its return.
+    assert_eq!(r["operations"], 5, "{out}");
+}
+
+#[test]
 fn a_change_the_tracer_does_not_see_makes_the_verdict_unknown() {
-    // Written through a shared mapping: the model's final `m` is zeros, the real one not.
-    let (code, r, out) = crash(&c_node("mapper", "x"), "50");
+    // Written through a shared mapping and never msync'd: the model's final `m` is zeros,
+    // the real one not.
+    let (code, r, out) = crash(&c_node("mapper", "none"), "50");
     assert_eq!(code, Some(3), "{out}");
     assert_eq!(r["verdict"], "unknown", "{out}");
     assert_eq!(r["vulnerabilities"], serde_json::json!([]));

@@ -25,7 +25,7 @@ pub struct Call {
     pub ret: i64,
     /// File offset of a write or fallocate, or length of a truncate.
     pub pos: Option<u64>,
-    /// Length of a fallocate.
+    /// Length of a fallocate, or of an msync'd range.
     pub len: Option<u64>,
     /// The bytes a write wrote.
     pub data: Option<Arc<[u8]>>,
@@ -228,7 +228,12 @@ impl Op {
             OpKind::Unlink { path } => format!("unlink {}", name(path)),
             OpKind::Rmdir { path } => format!("rmdir {}", name(path)),
             OpKind::Write { off, data, .. } => {
-                format!("write {file} [{off}, {})", off + data.len() as u64)
+                let what = if self.call == "msync" {
+                    "msync"
+                } else {
+                    "write"
+                };
+                format!("{what} {file} [{off}, {})", off + data.len() as u64)
             }
             OpKind::Truncate { len, .. } => format!("truncate {file} to {len}"),
             OpKind::Allocate {
@@ -244,6 +249,9 @@ impl Op {
                 if *keep_size { " keep size" } else { "" }
             ),
             OpKind::SyncFile { .. } => format!("{} {file}", self.call),
+            OpKind::SyncWrite { .. } if self.call == "msync" => {
+                format!("msync {file} returned (MS_SYNC)")
+            }
             OpKind::SyncWrite { .. } => format!("{} {file} returned (synchronous fd)", self.call),
             OpKind::SyncDir { path, .. } => format!("fsync dir {}", name(path)),
             OpKind::SyncAll => "sync".to_string(),
@@ -418,6 +426,25 @@ pub fn build(base: &Tree, calls: &[Call]) -> Built {
                 };
                 let w = push(OpKind::Write { ino, off, data }, &mut t);
                 if sync {
+                    let commits = journal.borrow().file_commits(ino, true);
+                    push(OpKind::SyncWrite { op: w, commits }, &mut t);
+                }
+            }
+            FileOp::MapSync => {
+                let Some(Target::File(ino, _)) = c.path.as_deref().and_then(|p| lookup(&t, p))
+                else {
+                    continue;
+                };
+                if c.len == Some(0) {
+                    continue;
+                }
+                let (Some(off), Some(data)) = (c.pos, c.data.clone()) else {
+                    unfollowed("the bytes of the mapped range were not recorded".into());
+                    continue;
+                };
+                // What the mapping held then is written back; with MS_SYNC durably.
+                let w = push(OpKind::Write { ino, off, data }, &mut t);
+                if has_flag("MS_SYNC") {
                     let commits = journal.borrow().file_commits(ino, true);
                     push(OpKind::SyncWrite { op: w, commits }, &mut t);
                 }
