@@ -291,6 +291,7 @@ pub fn crash(
         states_dir: &states_dir,
         cancel,
         seen: HashMap::new(),
+        filed: HashMap::new(),
         vulns: Vec::new(),
         generated: 0,
         checked: 0,
@@ -335,6 +336,7 @@ pub fn crash(
     }
     if unknown.is_some() {
         x.vulns.clear();
+        complete = false;
     }
     let mut rng = persist::Rng::new(opts.seed);
     let mut fruitless = 0usize;
@@ -498,6 +500,8 @@ struct Exploration<'a> {
     cancel: &'a AtomicBool,
     /// Tree hash → recovery error (None: recovered).
     seen: HashMap<blake3::Hash, Option<String>>,
+    /// Failing tree hash → the vulnerability (index) it was filed under.
+    filed: HashMap<blake3::Hash, usize>,
     vulns: Vec<Vulnerability>,
     generated: usize,
     checked: usize,
@@ -520,17 +524,10 @@ impl Exploration<'_> {
         let tree = self.ex.tree(s);
         let h = tree.hash();
         if let Some(e) = self.seen.get(&h) {
-            // Another way to the same tree: a model it also happens under counts.
-            if e.is_some() {
-                let models = self.ex.models(s);
-                let sig = signature(self.ops, &self.ex.blame(s));
-                if let Some(v) = self.vulns.iter_mut().find(|v| signature_of(v) == sig) {
-                    for m in models {
-                        if !v.models.contains(&m) {
-                            v.models.push(m);
-                        }
-                    }
-                }
+            // Another way to the same failing tree: the models it happens under count for the
+            // vulnerability that tree was filed under (the same disk, the same failure).
+            if let Some(v) = self.filed.get(&h).and_then(|&i| self.vulns.get_mut(i)) {
+                add_models(v, &self.ex.models(s));
             }
             return Ok(e.clone());
         }
@@ -544,20 +541,22 @@ impl Exploration<'_> {
         }
         self.seen.insert(h, e.clone());
         if let Some(err) = &e {
-            self.blame(s, err, &dir);
+            let i = self.blame(s, err, &dir);
+            self.filed.insert(h, i);
         }
         Ok(e)
     }
 
-    /// Files a failing (distinct) state under its vulnerability.
-    fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) {
+    /// Files a failing (distinct) state under its vulnerability; returns the vulnerability's
+    /// index.
+    fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) -> usize {
         let blame = self.ex.blame(s);
         let sig = signature(self.ops, &blame);
         let core: Vec<&(Role, String)> =
             sig.iter().filter(|(r, _)| *r != Role::Persisted).collect();
         // Same blamed operations: the same vulnerability. A random state whose lost/torn
         // operations include a known vulnerability's is counted under it.
-        let known = self.vulns.iter_mut().find(|v| {
+        let known = self.vulns.iter_mut().enumerate().find(|(_, v)| {
             let vs = signature_of(v);
             vs == sig
                 || (s.kind == Kind::Random
@@ -567,15 +566,11 @@ impl Exploration<'_> {
                         .all(|x| core.contains(&x)))
         });
         let models = self.ex.models(s);
-        if let Some(v) = known {
+        if let Some((i, v)) = known {
             v.states += 1;
-            for m in models {
-                if !v.models.contains(&m) {
-                    v.models.push(m);
-                }
-            }
+            add_models(v, &models);
             let _ = std::fs::remove_dir_all(dir);
-            return;
+            return i;
         }
         let ops = blame
             .iter()
@@ -597,6 +592,7 @@ impl Exploration<'_> {
             models,
             example: dir.to_path_buf(),
         });
+        self.vulns.len() - 1
     }
 
     /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
@@ -693,6 +689,16 @@ impl Exploration<'_> {
         drop(r);
         outcome
     }
+}
+
+/// Adds the models a state of `v` happens under (kept in order: strict, ext4-ordered).
+fn add_models(v: &mut Vulnerability, models: &[Model]) {
+    for m in models {
+        if !v.models.contains(m) {
+            v.models.push(*m);
+        }
+    }
+    v.models.sort();
 }
 
 fn signature_of(v: &Vulnerability) -> Vec<(Role, String)> {
