@@ -92,6 +92,12 @@ pub enum Flags {
     Shutdown,
     /// `unlinkat(2)` flags: `AT_REMOVEDIR` when set, nothing otherwise.
     UnlinkAt,
+    /// `renameat2(2)` flags: `RENAME_NOREPLACE|RENAME_EXCHANGE|RENAME_WHITEOUT`, when not 0.
+    RenameAt2,
+    /// `fallocate(2)` mode: `FALLOC_FL_KEEP_SIZE|FALLOC_FL_PUNCH_HOLE|...`, when not 0.
+    Fallocate,
+    /// `msync(2)` flags: `MS_SYNC`, `MS_ASYNC`, `MS_INVALIDATE`.
+    Msync,
 }
 
 /// What a call does to a socket.
@@ -155,6 +161,18 @@ pub enum FileOp {
     /// Sets the length to [`Arg::Pos`].
     Truncate,
     Rename,
+    /// A new name ([`Arg::Path2`]) for the file at [`Arg::Path`] (a hard link).
+    Link,
+    /// A symbolic link at [`Arg::Path`] holding [`Arg::Path2`] (the target, recorded as
+    /// written, not resolved).
+    Symlink,
+    /// Allocates, zeroes or punches a range (`fallocate`: offset [`Arg::Pos`], length
+    /// [`Arg::Len`], mode in the flags).
+    Allocate,
+    /// Writes back a shared mapping of a file (`msync`): the event names the mapped file
+    /// (`path`), the file offset of the range (`pos`) and its length (`len`, cut at the
+    /// file's end), and with file data recorded the range's bytes at the call.
+    MapSync,
     /// Removes a name (a directory with `AT_REMOVEDIR`).
     Unlink,
     Rmdir,
@@ -649,7 +667,7 @@ pub const CALLS: &[CallSpec] = &[
     call(
         "renameat2",
         316,
-        &[DirFd, Path, DirFd2, Path2, Other],
+        &[DirFd, Path, DirFd2, Path2, Flags(Flags::RenameAt2)],
         None,
         file(FileOp::Rename, NAME_ERRS),
     ),
@@ -682,6 +700,50 @@ pub const CALLS: &[CallSpec] = &[
         file(FileOp::Mkdir, NAME_ERRS),
     ),
     call("rmdir", 84, &[Path], None, file(FileOp::Rmdir, REMOVE_ERRS)),
+    call(
+        "link",
+        86,
+        &[Path, Path2],
+        None,
+        file(FileOp::Link, NAME_ERRS),
+    ),
+    call(
+        "linkat",
+        265,
+        &[DirFd, Path, DirFd2, Path2, Other],
+        None,
+        file(FileOp::Link, NAME_ERRS),
+    ),
+    // The target comes first: it is recorded as `path2`, the link's own name as `path`.
+    call(
+        "symlink",
+        88,
+        &[Path2, Path],
+        None,
+        file(FileOp::Symlink, NAME_ERRS),
+    ),
+    call(
+        "symlinkat",
+        266,
+        &[Path2, DirFd, Path],
+        None,
+        file(FileOp::Symlink, NAME_ERRS),
+    ),
+    // The range's address is a buffer: the mapping behind it names the file.
+    call(
+        "msync",
+        26,
+        &[Buf, Len, Flags(Flags::Msync)],
+        None,
+        file(FileOp::MapSync, IO_ERRS),
+    ),
+    call(
+        "fallocate",
+        285,
+        &[Fd, Flags(Flags::Fallocate), Pos, Len],
+        None,
+        file(FileOp::Allocate, IO_ERRS),
+    ),
 ];
 
 // Looked up at every traced stop and for every event of a graph: indexed once, not scanned.
@@ -739,7 +801,10 @@ mod tests {
             {
                 assert_eq!(c.arg(Arg::Fd), Some(0), "{}", c.name);
             }
-            if c.file.is_some() && !c.has(Arg::Fd) && c.name != "sync" {
+            if c.file.is_some_and(|f| f.op == FileOp::MapSync) {
+                // The mapping holding the address names the file.
+                assert!(c.has(Arg::Buf) && c.has(Arg::Len), "{}", c.name);
+            } else if c.file.is_some() && !c.has(Arg::Fd) && c.name != "sync" {
                 assert!(c.has(Arg::Path), "{} has neither fd nor path", c.name);
             }
             if c.has(Arg::Path2) {

@@ -589,13 +589,13 @@ fn calls_and_classes() {
              write, readv, writev, sendto, recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg, \
              open, openat, creat, pwrite64, pwritev, pwritev2, fsync, fdatasync, sync_file_range, syncfs, \
              sync, ftruncate, truncate, rename, renameat, renameat2, unlink, unlinkat, mkdir, \
-             mkdirat, rmdir, and the lifecycle steps spawn, fork, vfork, clone, exec, exit",
+             mkdirat, rmdir, link, linkat, symlink, symlinkat, msync, fallocate, and the lifecycle steps spawn, fork, vfork, clone, exec, exit",
             "f.toml:8:29: unknown call `ioctl`: the recorded calls are socket, socketpair, bind, \
              listen, connect, accept, accept4, shutdown, close, read, write, readv, writev, \
              sendto, recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg, open, openat, creat, \
              pwrite64, pwritev, pwritev2, fsync, fdatasync, sync_file_range, syncfs, sync, ftruncate, \
              truncate, rename, renameat, renameat2, unlink, unlinkat, mkdir, mkdirat, rmdir, \
-             and the lifecycle steps spawn, fork, vfork, clone, exec, exit",
+             link, linkat, symlink, symlinkat, msync, fallocate, and the lifecycle steps spawn, fork, vfork, clone, exec, exit",
         ],
     );
 }
@@ -756,7 +756,8 @@ fn errnos() {
             "f.toml:3:9: `EIO` does not apply to `write` (class data), which this trigger can \
              also match: narrow it with class = \"file\" (`EIO` applies to write, writev, \
              pwrite64, pwritev, pwritev2, fsync, fdatasync, sync_file_range, syncfs, ftruncate, truncate, \
-             rename, renameat, renameat2, unlink, unlinkat, mkdir, mkdirat, rmdir (file))",
+             rename, renameat, renameat2, unlink, unlinkat, mkdir, mkdirat, rmdir, link, linkat, \
+             symlink, symlinkat, msync, fallocate (file))",
         ),
         (
             "EPIPE",
@@ -769,7 +770,7 @@ fn errnos() {
             "EMFILE",
             "node = \"n0\"",
             "f.toml:3:9: `EMFILE` does not apply to `bind`, `listen`, `connect`, `shutdown`, \
-             `close` (class net) and 31 more, which this trigger can also match: narrow it with `call`, \
+             `close` (class net) and 37 more, which this trigger can also match: narrow it with `call`, \
              `class` or `direction` (`EMFILE` applies to socket, socketpair, accept, accept4 \
              (net); open, openat, creat (file))",
         ),
@@ -778,7 +779,7 @@ fn errnos() {
             "class = \"data\"",
             "f.toml:3:9: `EACCES` does not apply to any call this trigger can match: `EACCES` \
              applies to open, openat, creat, rename, renameat, renameat2, unlink, unlinkat, \
-             mkdir, mkdirat, rmdir (file)",
+             mkdir, mkdirat, rmdir, link, linkat, symlink, symlinkat (file)",
         ),
         (
             "EIO",
@@ -786,7 +787,7 @@ fn errnos() {
             "f.toml:3:9: `EIO` does not apply to `close` (class net) or `close` (class file): \
              `EIO` applies to write, writev, pwrite64, pwritev, pwritev2, fsync, fdatasync, \
              sync_file_range, syncfs, ftruncate, truncate, rename, renameat, renameat2, unlink, \
-             unlinkat, mkdir, mkdirat, rmdir (file)",
+             unlinkat, mkdir, mkdirat, rmdir, link, linkat, symlink, symlinkat, msync, fallocate (file)",
         ),
         (
             "ECONNREFUSED",

@@ -4,21 +4,27 @@
 //! 1. Run the experiment once, traced, recording the bytes of every data-dir write
 //!    (`filedata.bin`) and copying each node's data dir as prepared (`base/NODE`).
 //! 2. Turn the node's file calls in trace.jsonl into operations over that base
-//!    ([`ordeal_state::persist::build_ops`]) and generate crash states under the persistence
+//!    ([`ordeal_state::persist::build`]) and generate crash states under the persistence
 //!    model ([`ordeal_state::persist::Explorer`]): prefixes, lost, cut, torn, then seeded random
 //!    ones, until the budget or the time is spent.
-//! 3. Each distinct state (by content hash) is materialized in a scratch run directory
+//! 3. Self-checks before anything is blamed on the program: every call followed, the
+//!    all-persisted final state equal to the real final data dir, and recovering; otherwise
+//!    the verdict is [`CrashVerdict::Unknown`]. A node that died during the recording, or made
+//!    no file operation, is an error.
+//! 4. Each distinct state (by content hash) is materialized in a scratch run directory
 //!    (`crash/states/NNNNN/data/NODE`, never the original), the node is started on it alone
 //!    (untraced, fresh ports), its ready condition awaited, then `[crash] check` (or `[check]`)
 //!    run. A state from which it does not recover is a failure; failures are grouped into
 //!    vulnerabilities by the operations they blame (lost, torn, persisted ahead), each
-//!    reported once with the source calls' `seq` in trace.jsonl.
+//!    reported once with the source calls' `seq` in trace.jsonl and the persistence models
+//!    (strict, ext4-ordered) under which it holds; `--model` picks the one deciding the
+//!    verdict.
 
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error, RunOptions};
 use ordeal_events::{Class, Event, TraceReader};
 use ordeal_experiment::{Experiment, ResolveContext};
-use ordeal_state::persist::{self, Call, CrashState, Explorer, Kind, Op, Role, Tree};
+use ordeal_state::persist::{self, Call, CrashState, Explorer, Kind, Model, Op, Role, Tree};
 use ordeal_tracer::{Config, ExitStatus, Launcher};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -44,6 +50,8 @@ pub struct CrashOptions {
     pub budget: usize,
     /// Stop generating after this long (the recording run not included).
     pub time: Option<Duration>,
+    /// The persistence model whose findings decide the verdict (both are reported).
+    pub model: Model,
 }
 
 /// One operation in a report.
@@ -76,6 +84,9 @@ pub struct Vulnerability {
     pub error: String,
     /// How many distinct failing states it covers.
     pub states: usize,
+    /// The persistence models under which it holds: `strict` always, `ext4-ordered` when one
+    /// of its states can happen on ext4 `data=ordered` too.
+    pub models: Vec<Model>,
     /// The first failing state's directory, kept (its data dir and logs).
     pub example: PathBuf,
 }
@@ -96,9 +107,29 @@ impl Vulnerability {
     }
 }
 
+/// The overall answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrashVerdict {
+    /// Every state checked recovered.
+    Clean,
+    /// Some state did not recover: see the vulnerabilities.
+    Vulnerable,
+    /// The model could not be trusted on this recording (an unmodelled call, the final
+    /// directory not what the model computes, the recovery check failing on it): no verdict
+    /// on the program.
+    Unknown,
+}
+
 /// What `ordeal crash` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashReport {
+    pub verdict: CrashVerdict,
+    /// The model whose findings decide the verdict.
+    pub model: Model,
+    /// Why the verdict is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
     pub run_dir: PathBuf,
     pub node: String,
     pub seed: u64,
@@ -118,6 +149,14 @@ pub struct CrashReport {
     pub vulnerabilities: Vec<Vulnerability>,
 }
 
+fn models_text(models: &[Model]) -> String {
+    if models.contains(&Model::Ext4) {
+        "strict and ext4-ordered".into()
+    } else {
+        "strict only".into()
+    }
+}
+
 impl CrashReport {
     /// The text summary.
     pub fn human(&self) -> String {
@@ -131,16 +170,26 @@ impl CrashReport {
             self.checked as f64 / self.seconds.max(1e-9),
             if self.complete { "" } else { ", budget reached before every systematic state" }
         );
-        if self.vulnerabilities.is_empty() {
-            s.push_str("no vulnerability found\n");
+        if let Some(why) = &self.unknown {
+            s.push_str(&format!(
+                "verdict unknown: {why}\n  (the crash states would not say anything true about the program)\n"
+            ));
+        } else if self.vulnerabilities.is_empty() {
+            s.push_str("no vulnerability found (models: strict, ext4-ordered)\n");
+        } else if self.verdict == CrashVerdict::Clean {
+            s.push_str(&format!(
+                "no vulnerability under {} (the verdict's model); under strict only:\n",
+                self.model.as_str()
+            ));
         }
         for v in &self.vulnerabilities {
             s.push_str(&format!(
-                "vulnerability {} ({:?}, {} state{}): {}\n",
+                "vulnerability {} ({:?}, {} state{}, {}): {}\n",
                 v.id,
                 v.kind,
                 v.states,
                 if v.states == 1 { "" } else { "s" },
+                models_text(&v.models),
                 v.error
             ));
             s.push_str(&v.describe());
@@ -210,10 +259,18 @@ pub fn crash(
     }
     let data_dir = std::fs::canonicalize(run_dir.join("data").join(&node))
         .map_err(crate::io_err(format!("data dir of {node}")))?;
+    usable(&recording.summary.verdict, &node, &run_dir)?;
     let calls = calls_of(&run_dir, &node, &data_dir)?;
     let base = Tree::load(&base_dir).map_err(|e| Error::Usage(e.to_string()))?;
-    let (ops, ninos) =
-        persist::build_ops(&base, &calls).map_err(|e| Error::Usage(e.to_string()))?;
+    let built = persist::build(&base, &calls);
+    let (ops, ninos) = (built.ops, built.inodes);
+    if ops.is_empty() {
+        return Err(Error::Usage(format!(
+            "node {node} made no file operation in its data dir {} during the recording ({} file calls traced there): there is nothing to crash; does the program write under its data_dir?",
+            data_dir.display(),
+            calls.len()
+        )));
+    }
     let ex = Explorer::new(&base, &ops, ninos);
     progress.say(format!(
         "{node}: {} file calls → {} operations, {} crash points",
@@ -234,6 +291,7 @@ pub fn crash(
         states_dir: &states_dir,
         cancel,
         seen: HashMap::new(),
+        filed: HashMap::new(),
         vulns: Vec::new(),
         generated: 0,
         checked: 0,
@@ -244,10 +302,46 @@ pub fn crash(
     let mut next_report = Instant::now() + Duration::from_secs(1);
     let mut complete = true;
     let systematic = ex.systematic();
+    // Self-checks before any state is blamed on the program: every call followed, the
+    // all-persisted final state equal to the real final directory, and recovering.
+    let mut unknown = built.unmodelled.first().map(|u| {
+        format!(
+            "the model does not follow {u}{}",
+            match built.unmodelled.len() {
+                1 => String::new(),
+                n => format!(" (and {} more unmodelled calls)", n - 1),
+            }
+        )
+    });
+    if unknown.is_none() {
+        let last = systematic
+            .iter()
+            .find(|s| s.kind == Kind::Prefix && s.crash_at == ops.len())
+            .cloned();
+        let real = Tree::load(&data_dir).map_err(|e| Error::Usage(e.to_string()))?;
+        if let Some(last) = last {
+            let model = ex.tree(&last);
+            if let Some(d) = model.first_difference(&real) {
+                unknown = Some(format!(
+                    "the model's final state differs from the real final directory {}: {d} (a call the tracer does not see changed it: a write through a shared mapping never msync'ed, copy_file_range, another process)",
+                    data_dir.display()
+                ));
+            } else if let Some(err) = x.check(&last)? {
+                unknown = Some(format!(
+                    "the recovery check fails on the real final state, with nothing lost ({}): {err}",
+                    states_dir.join(format!("{:05}", x.checked)).display()
+                ));
+            }
+        }
+    }
+    if unknown.is_some() {
+        x.vulns.clear();
+        complete = false;
+    }
     let mut rng = persist::Rng::new(opts.seed);
     let mut fruitless = 0usize;
     let mut i = 0usize;
-    loop {
+    while unknown.is_none() {
         if x.checked >= opts.budget || out_of_time(t0) || cancel.load(Ordering::SeqCst) {
             complete = i >= systematic.len();
             break;
@@ -282,7 +376,17 @@ pub fn crash(
             ));
         }
     }
+    let verdict = if unknown.is_some() {
+        CrashVerdict::Unknown
+    } else if !x.vulns.iter().any(|v| v.models.contains(&opts.model)) {
+        CrashVerdict::Clean
+    } else {
+        CrashVerdict::Vulnerable
+    };
     let report = CrashReport {
+        verdict,
+        model: opts.model,
+        unknown,
         run_dir: run_dir.clone(),
         node: node.clone(),
         seed: opts.seed,
@@ -314,6 +418,19 @@ pub fn crash(
     Ok(report)
 }
 
+/// Refuses a recording a crash search would say nothing true about: the node died during it.
+fn usable(verdict: &ordeal_hb::Verdict, node: &str, run_dir: &Path) -> Result<(), Error> {
+    // "exited unexpectedly" during the run, "exited before it was ready" at its start.
+    let died = format!("node {node} exited ");
+    if let Some(r) = verdict.reasons.iter().find(|r| r.starts_with(&died)) {
+        return Err(Error::Usage(format!(
+            "the recording is not usable: {r} (see {}): crash states of a node that died during the run are not searched",
+            run_dir.join("logs").join(format!("{node}.stderr")).display()
+        )));
+    }
+    Ok(())
+}
+
 /// The node's file calls, with paths relative to its data dir and the bytes of writes.
 fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Error> {
     let fd_path = run_dir.join(FILE_DATA);
@@ -329,11 +446,20 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
         if e.node != node || e.class != Some(Class::File) {
             continue;
         }
-        let (path, path2) = (rel(&e.path), rel(&e.path2));
+        let (path, mut path2) = (rel(&e.path), rel(&e.path2));
+        if e.file_op() == Some(ordeal_events::FileOp::Symlink) {
+            // A symlink's target is its text, as written.
+            path2 = e.path2.clone();
+        }
         if path.is_none() && path2.is_none() && e.call != "sync" {
             continue;
         }
-        let data = match (e.data_at, e.ret) {
+        // A write's bytes are what it returned; an msync's, its range.
+        let moved = match e.file_op() {
+            Some(ordeal_events::FileOp::MapSync) => e.len.map(|n| n as i64),
+            _ => e.ret,
+        };
+        let data = match (e.data_at, moved) {
             (Some(at), Some(n)) if n > 0 => {
                 let (at, n) = (at as usize, n as usize);
                 let bytes = blob.get(at..at + n).ok_or_else(|| {
@@ -357,6 +483,7 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
             fd: e.fd,
             ret: e.ret.unwrap_or(0),
             pos: e.pos,
+            len: e.len,
             data,
         });
     }
@@ -373,6 +500,8 @@ struct Exploration<'a> {
     cancel: &'a AtomicBool,
     /// Tree hash → recovery error (None: recovered).
     seen: HashMap<blake3::Hash, Option<String>>,
+    /// Failing tree hash → the vulnerability (index) it was filed under.
+    filed: HashMap<blake3::Hash, usize>,
     vulns: Vec<Vulnerability>,
     generated: usize,
     checked: usize,
@@ -389,41 +518,45 @@ fn signature(ops: &[Op], blame: &[(Role, usize)]) -> Vec<(Role, String)> {
 }
 
 impl Exploration<'_> {
-    fn check(&mut self, s: &CrashState) -> Result<(), Error> {
+    /// Checks one crash state (once per distinct tree); returns why it did not recover.
+    fn check(&mut self, s: &CrashState) -> Result<Option<String>, Error> {
         self.generated += 1;
         let tree = self.ex.tree(s);
         let h = tree.hash();
-        let error = match self.seen.get(&h) {
-            Some(e) => e.clone(),
-            None => {
-                self.checked += 1;
-                let dir = self.states_dir.join(format!("{:05}", self.checked));
-                let e = self.recover(&tree, &dir)?;
-                if e.is_none() {
-                    let _ = std::fs::remove_dir_all(&dir);
-                } else {
-                    self.failed += 1;
-                }
-                self.seen.insert(h, e.clone());
-                if let Some(err) = &e {
-                    self.blame(s, err, &dir);
-                }
-                return Ok(());
+        if let Some(e) = self.seen.get(&h) {
+            // Another way to the same failing tree: the models it happens under count for the
+            // vulnerability that tree was filed under (the same disk, the same failure).
+            if let Some(v) = self.filed.get(&h).and_then(|&i| self.vulns.get_mut(i)) {
+                add_models(v, &self.ex.models(s));
             }
-        };
-        let _ = error;
-        Ok(())
+            return Ok(e.clone());
+        }
+        self.checked += 1;
+        let dir = self.states_dir.join(format!("{:05}", self.checked));
+        let e = self.recover(&tree, &dir)?;
+        if e.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            self.failed += 1;
+        }
+        self.seen.insert(h, e.clone());
+        if let Some(err) = &e {
+            let i = self.blame(s, err, &dir);
+            self.filed.insert(h, i);
+        }
+        Ok(e)
     }
 
-    /// Files a failing (distinct) state under its vulnerability.
-    fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) {
+    /// Files a failing (distinct) state under its vulnerability; returns the vulnerability's
+    /// index.
+    fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) -> usize {
         let blame = self.ex.blame(s);
         let sig = signature(self.ops, &blame);
         let core: Vec<&(Role, String)> =
             sig.iter().filter(|(r, _)| *r != Role::Persisted).collect();
         // Same blamed operations: the same vulnerability. A random state whose lost/torn
         // operations include a known vulnerability's is counted under it.
-        let known = self.vulns.iter_mut().find(|v| {
+        let known = self.vulns.iter_mut().enumerate().find(|(_, v)| {
             let vs = signature_of(v);
             vs == sig
                 || (s.kind == Kind::Random
@@ -432,10 +565,12 @@ impl Exploration<'_> {
                         .filter(|(r, _)| *r != Role::Persisted)
                         .all(|x| core.contains(&x)))
         });
-        if let Some(v) = known {
+        let models = self.ex.models(s);
+        if let Some((i, v)) = known {
             v.states += 1;
+            add_models(v, &models);
             let _ = std::fs::remove_dir_all(dir);
-            return;
+            return i;
         }
         let ops = blame
             .iter()
@@ -454,8 +589,10 @@ impl Exploration<'_> {
             crash_after_seq: s.crash_at.checked_sub(1).map(|i| self.ops[i].seq),
             error: error.to_string(),
             states: 1,
+            models,
             example: dir.to_path_buf(),
         });
+        self.vulns.len() - 1
     }
 
     /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
@@ -552,6 +689,16 @@ impl Exploration<'_> {
         drop(r);
         outcome
     }
+}
+
+/// Adds the models a state of `v` happens under (kept in order: strict, ext4-ordered).
+fn add_models(v: &mut Vulnerability, models: &[Model]) {
+    for m in models {
+        if !v.models.contains(m) {
+            v.models.push(*m);
+        }
+    }
+    v.models.sort();
 }
 
 fn signature_of(v: &Vulnerability) -> Vec<(Role, String)> {

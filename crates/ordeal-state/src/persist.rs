@@ -1,35 +1,45 @@
 //! Crash states: what a node's data directory may hold after a power loss, given the file
 //! calls it made since a base copy. The persistence model is documented in docs/crash.md; in
-//! short (ext4 `data=ordered`-like, on the conservative side):
+//! short:
 //!
-//! - Calls become **operations**: namespace operations (create, mkdir, rename, unlink, rmdir)
-//!   and data operations (write, truncate) on inodes; barriers (fsync/fdatasync of a file or
-//!   a directory, sync/syncfs) persist earlier operations; close, reads and
-//!   `sync_file_range` guarantee nothing.
+//! - Calls become **operations** ([`build`]): namespace operations (create, mkdir, rename,
+//!   exchange, link, symlink, unlink, rmdir) and data operations (write, truncate, fallocate)
+//!   on inodes; barriers (fsync/fdatasync of a file or a directory, sync/syncfs, and the return
+//!   of a write through an `O_SYNC`/`O_DSYNC` descriptor) persist earlier operations; close,
+//!   reads and `sync_file_range` guarantee nothing; an `msync` writes back what the mapped
+//!   range held (with `MS_SYNC`, durably). Calls the model cannot follow are listed
+//!   ([`Unmodelled`]), never guessed.
 //! - A data operation on a file is durable once a later fsync/fdatasync of that file (or a
 //!   sync) has returned. A namespace operation is durable once a later fsync of its parent
 //!   directory (either parent for a rename) or a sync has returned. fsync of a file does not
-//!   persist its name.
+//!   persist its name under strict POSIX.
 //! - Namespace operations persist in program order (the journal is a prefix): if one is
 //!   durable, so is every earlier one. Data operations that are not durable may each be lost,
 //!   independently of each other and of namespace operations (so a rename can reach the disk
 //!   before the data of the file it names).
 //! - A write that is not durable may also be torn: only a prefix persists, cut at a 4096-byte
 //!   block boundary of the file or at a byte boundary, or its tail reads as zeros.
+//! - States are generated under strict POSIX; each is tagged with the [`Model`]s it can happen
+//!   under ([`Explorer::models`]): ext4 `data=ordered` rules out byte tears and zero tails,
+//!   data lost behind a rename replacing a file (`auto_da_alloc`), and names lost behind an
+//!   fsync that commits the journal.
 //!
 //! [`Explorer`] enumerates crash states deterministically: for each crash point (before every
 //! barrier and at the end of the calls), the state with everything issued persisted (the
 //! prefix), then every single un-synced data operation lost, every cut of the un-synced
 //! namespace operations, every tear of an un-synced write; then seeded random combinations.
-//! Identical trees are recognised by hash, so each distinct state is checked once.
+//! Identical trees are recognised by hash, so each distinct state is checked once;
+//! [`Tree::first_difference`] compares a state with a real directory (the self-check).
 
 mod explore;
+#[cfg(test)]
+mod model_tests;
 mod ops;
 mod rng;
 mod tree;
 
-pub use explore::{CrashState, Cut, Explorer, Kind, Role, BLOCK};
-pub use ops::{build_ops, Call, Op, OpKind};
+pub use explore::{CrashState, Cut, Explorer, Kind, Model, Role, BLOCK};
+pub use ops::{build, build_ops, Built, Call, Op, OpKind, Unmodelled};
 pub use rng::Rng;
 pub use tree::{copy_tree, Tree};
 

@@ -92,6 +92,45 @@ pub fn open_flags(v: u64) -> String {
     }
 }
 
+/// `renameat2(2)` flags.
+pub fn rename_flags(v: u64) -> String {
+    flag_names(
+        v,
+        &[
+            (1, "RENAME_NOREPLACE"),
+            (2, "RENAME_EXCHANGE"),
+            (4, "RENAME_WHITEOUT"),
+        ],
+    )
+}
+
+/// `msync(2)` flags.
+pub fn msync_flags(v: u64) -> String {
+    flag_names(
+        v,
+        &[
+            (libc::MS_ASYNC as u64, "MS_ASYNC"),
+            (libc::MS_INVALIDATE as u64, "MS_INVALIDATE"),
+            (libc::MS_SYNC as u64, "MS_SYNC"),
+        ],
+    )
+}
+
+/// `fallocate(2)` modes.
+pub fn fallocate_mode(v: u64) -> String {
+    flag_names(
+        v,
+        &[
+            (0x01, "FALLOC_FL_KEEP_SIZE"),
+            (0x02, "FALLOC_FL_PUNCH_HOLE"),
+            (0x08, "FALLOC_FL_COLLAPSE_RANGE"),
+            (0x10, "FALLOC_FL_ZERO_RANGE"),
+            (0x20, "FALLOC_FL_INSERT_RANGE"),
+            (0x40, "FALLOC_FL_UNSHARE_RANGE"),
+        ],
+    )
+}
+
 pub fn shutdown_how(v: u64) -> String {
     match v as i32 {
         libc::SHUT_RD => "SHUT_RD".into(),

@@ -86,6 +86,9 @@ pub(crate) struct Inner<S: Sink> {
     pub(crate) shutting_down: bool,
     /// `Config::file_data`, opened: the writer and how many bytes it holds.
     pub(crate) file_data: Option<(std::io::BufWriter<std::fs::File>, u64)>,
+    /// The length of the msync'd range being decoded, cut at the mapped file's end (set at
+    /// its entry, before the call's own length argument is filled in).
+    pub(crate) mapped_len: Option<u64>,
     /// The calls that stop a traced thread (its seccomp filter).
     pub(crate) stopped: Vec<i64>,
     /// The eBPF probe, when it observes the calls that do not stop.
@@ -207,6 +210,7 @@ impl<S: Sink> Inner<S> {
             cuts: Default::default(),
             shutting_down: false,
             file_data: None,
+            mapped_len: None,
             stopped: Vec::new(),
             observing: None,
             started: Default::default(),

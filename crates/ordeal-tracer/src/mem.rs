@@ -30,6 +30,11 @@ pub(crate) fn with_captured<T>(blobs: Vec<Captured>, f: impl FnOnce() -> T) -> (
     (out, blobs)
 }
 
+/// Whether a probe record is being decoded (memory comes from its copies, not the tracee).
+pub(crate) fn decoding_record() -> bool {
+    CAPTURED.with(|c| c.borrow().is_some())
+}
+
 /// While a record is decoded: `len` bytes at `addr` from a copy that starts at or before
 /// `addr` and covers it (fewer if the copy ends first, as a read stopping at an unmapped
 /// page would), or Some(None) when none does. None when no record is being decoded.

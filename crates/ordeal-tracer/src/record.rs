@@ -74,7 +74,10 @@ fn decode_flags(kind: Flags, v: u64, a: &[u64; 6]) -> Option<String> {
         Flags::Accept if v != 0 => decode::accept_flags(v),
         Flags::Shutdown => decode::shutdown_how(v),
         Flags::UnlinkAt if v as i32 & libc::AT_REMOVEDIR != 0 => "AT_REMOVEDIR".into(),
-        Flags::Accept | Flags::UnlinkAt => return None,
+        Flags::RenameAt2 if v != 0 => decode::rename_flags(v),
+        Flags::Fallocate if v != 0 => decode::fallocate_mode(v),
+        Flags::Msync => decode::msync_flags(v),
+        Flags::Accept | Flags::UnlinkAt | Flags::RenameAt2 | Flags::Fallocate => return None,
     })
 }
 
@@ -101,9 +104,15 @@ impl<S: Sink> Inner<S> {
                 ev
             }
             (_, Some(fd)) => self.on_fd(tid, tgid, spec, fd as i32, ts)?,
+            _ if spec.file.is_some_and(|f| f.op == FileOp::MapSync) => {
+                self.on_mapping(tid, tgid, spec, a, ts)?
+            }
             (_, None) => self.on_paths(tid, tgid, spec, a, ts)?,
         };
         self.fill_args(tid, spec, a, &mut ev);
+        if let Some(len) = self.mapped_len.take() {
+            ev.len = Some(len);
+        }
         if spec.socket.is_some_and(|s| s.op == SocketOp::Connect) {
             // Whom it is connecting to, for faults decided at entry (a partition refuses
             // it); the completed event describes the socket in full.
@@ -164,6 +173,40 @@ impl<S: Sink> Inner<S> {
         Some(ev)
     }
 
+    /// `msync` of a shared mapping of a data-dir file: the file and the range's offset in it,
+    /// from /proc/PID/maps at the stop. Not from an eBPF record: the maps are read live, and
+    /// by the time a record is decoded the mapping may be gone (a missing event beats a
+    /// wrong one).
+    fn on_mapping(
+        &mut self,
+        tid: i32,
+        tgid: i32,
+        spec: &CallSpec,
+        a: &[u64; 6],
+        ts: u64,
+    ) -> Option<Event> {
+        if mem::decoding_record() {
+            return None;
+        }
+        let addr = arg(spec, a, Arg::Buf)?;
+        let len = arg(spec, a, Arg::Len)?;
+        let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps")).ok()?;
+        let m = procfs::shared_mapping(&maps, addr)?;
+        if !self.under_roots(&m.path) {
+            return None;
+        }
+        let size = std::fs::metadata(&m.path).ok()?.len();
+        let pos = m.offset + (addr - m.start);
+        let len = len.min(m.end - addr).min(size.saturating_sub(pos));
+        let mut ev = self.base_event(tid, spec.name, Class::File, ts);
+        ev.path = Some(m.path.to_string_lossy().into_owned());
+        ev.pos = Some(pos);
+        ev.len = Some(len);
+        // `fill_args` sets len from the call's own argument: the cut one is kept aside.
+        self.mapped_len = Some(len);
+        Some(ev)
+    }
+
     /// A file call naming paths: recorded when a path is under a data root (either one for
     /// a rename).
     fn on_paths(
@@ -181,6 +224,11 @@ impl<S: Sink> Inner<S> {
             None => None,
         };
         let path2 = match arg(spec, a, Arg::Path2) {
+            // A symlink's target is its content, kept as written: resolving it against the
+            // caller's directory would change what the link says.
+            Some(p) if spec.file.is_some_and(|f| f.op == FileOp::Symlink) => Some(PathBuf::from(
+                String::from_utf8_lossy(&mem::read_cstr(tid, p, 4096)?).into_owned(),
+            )),
             Some(p) => Some(self.path_arg(tid, tgid, dir(Arg::DirFd2), p)?),
             None => None,
         };
@@ -276,6 +324,9 @@ impl<S: Sink> Inner<S> {
             }
             Some(FileOp::Write) if ret > 0 && self.file_data.is_some() => {
                 self.record_file_data(tid, tgid, spec, a, ret as u64, ev);
+            }
+            Some(FileOp::MapSync) if ret == 0 && self.file_data.is_some() => {
+                self.record_mapped_data(tid, spec, a, ev);
             }
             _ => {}
         }
@@ -517,6 +568,34 @@ impl<S: Sink> Inner<S> {
     }
 }
 
+impl<S: Sink> Inner<S> {
+    /// The bytes of an msync'd range (its `len`, cut at the file's end at entry), appended to
+    /// the file-data side file; none beyond [`MAX_MAPPED`] (the model then has no bytes for
+    /// the call and says so).
+    fn record_mapped_data(&mut self, tid: i32, spec: &CallSpec, a: &[u64; 6], ev: &mut Event) {
+        let (Some(addr), Some(len)) = (arg(spec, a, Arg::Buf), ev.len) else {
+            return;
+        };
+        if len == 0 || len > MAX_MAPPED {
+            return;
+        }
+        let Some(bytes) = mem::read_mem(tid, addr, len as usize).filter(|b| b.len() as u64 == len)
+        else {
+            return;
+        };
+        let Some((w, at)) = &mut self.file_data else {
+            return;
+        };
+        if std::io::Write::write_all(w, &bytes).is_ok() {
+            ev.data_at = Some(*at);
+            *at += len;
+        }
+    }
+}
+
+/// Most bytes of one msync'd range recorded.
+const MAX_MAPPED: u64 = 64 << 20;
+
 /// [`Event::is_send`] from the call's row at hand (no lookup by name on the hot path).
 fn sends(spec: &CallSpec, ev: &Event) -> bool {
     matches!(ev.class, Some(Class::Net | Class::Data))
@@ -657,6 +736,12 @@ mod tests {
                 "mkdir" => SYS_mkdir,
                 "mkdirat" => SYS_mkdirat,
                 "rmdir" => SYS_rmdir,
+                "link" => SYS_link,
+                "linkat" => SYS_linkat,
+                "symlink" => SYS_symlink,
+                "symlinkat" => SYS_symlinkat,
+                "fallocate" => SYS_fallocate,
+                "msync" => SYS_msync,
                 other => panic!("{other}: add its libc number to this test"),
             }
         };
@@ -676,6 +761,19 @@ mod tests {
         );
         assert_eq!(decode_flags(Flags::Accept, 0, &a), None);
         assert_eq!(decode_flags(Flags::UnlinkAt, 0, &a), None);
+        assert_eq!(decode_flags(Flags::RenameAt2, 0, &a), None);
+        assert_eq!(
+            decode_flags(Flags::RenameAt2, 2, &a).as_deref(),
+            Some("RENAME_EXCHANGE")
+        );
+        assert_eq!(
+            decode_flags(Flags::Fallocate, 3, &a).as_deref(),
+            Some("FALLOC_FL_KEEP_SIZE|FALLOC_FL_PUNCH_HOLE")
+        );
+        assert_eq!(
+            decode_flags(Flags::Msync, libc::MS_SYNC as u64, &a).as_deref(),
+            Some("MS_SYNC")
+        );
         assert_eq!(
             decode_flags(Flags::UnlinkAt, libc::AT_REMOVEDIR as u64, &a).as_deref(),
             Some("AT_REMOVEDIR")

@@ -30,16 +30,28 @@ pub struct CrashArgs {
     /// Override a variable of the experiment's [vars] (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
+    /// The persistence model whose findings decide the verdict and exit status: ext4-ordered
+    /// (ext4 data=ordered, what most systems run) or strict (POSIX). Both are reported.
+    #[arg(long, value_name = "MODEL", default_value = "ext4-ordered", value_parser = parse_model)]
+    model: ordeal_state::persist::Model,
     /// No progress lines.
     #[arg(short, long)]
     quiet: bool,
+}
+
+fn parse_model(s: &str) -> Result<ordeal_state::persist::Model, String> {
+    match s {
+        "strict" => Ok(ordeal_state::persist::Model::Strict),
+        "ext4-ordered" => Ok(ordeal_state::persist::Model::Ext4),
+        _ => Err("expected ext4-ordered or strict".into()),
+    }
 }
 
 fn parse_time(s: &str) -> Result<Duration, ordeal_toml::DurationError> {
     ordeal_toml::parse_duration(s)
 }
 
-/// Exit code: 0 no vulnerability, 1 vulnerabilities found.
+/// Exit code: 0 no vulnerability, 1 vulnerabilities found, 3 verdict unknown (docs/crash.md).
 pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     let (text, path) = if args.experiment.as_os_str() == "demo" {
         (demo_toml.to_string(), PathBuf::from("demo-kv.toml"))
@@ -77,15 +89,16 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
         seed: args.seed,
         budget: args.budget,
         time: args.time,
+        model: args.model,
     };
     let report = ordeal_run::crash::crash(&exp, &opts, &cancel)?;
     print!("{}", report.human());
     if cancel.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(130);
     }
-    Ok(if report.vulnerabilities.is_empty() {
-        0
-    } else {
-        1
+    Ok(match report.verdict {
+        ordeal_run::crash::CrashVerdict::Clean => 0,
+        ordeal_run::crash::CrashVerdict::Vulnerable => 1,
+        ordeal_run::crash::CrashVerdict::Unknown => 3,
     })
 }

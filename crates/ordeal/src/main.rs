@@ -83,7 +83,7 @@ enum Cmd {
     /// RUN_DIR/snapshots/; prints the text file's path.
     Snapshot(diag_cmd::SnapshotArgs),
     /// Generate crash states of a node from a recorded run and check it recovers from each.
-    /// Exit 0 no vulnerability, 1 vulnerabilities found (docs/crash.md).
+    /// Exit 0 no vulnerability, 1 vulnerabilities found, 3 verdict unknown (docs/crash.md).
     Crash(crash_cmd::CrashArgs),
     /// Run an experiment many times with faults mined from its traces; shrink every failure to
     /// a minimal schedule and measure its reproduction rate (docs/explore.md).

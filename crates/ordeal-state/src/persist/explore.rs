@@ -44,6 +44,30 @@ pub enum Kind {
     Random,
 }
 
+/// A persistence model a crash state can happen under (docs/crash.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Model {
+    /// What POSIX promises: nothing is durable without fsync, a write may persist in part at
+    /// any byte or with its tail reading as zeros, a rename may persist before the data of
+    /// the file it renames.
+    #[serde(rename = "strict")]
+    Strict,
+    /// ext4 `data=ordered` with its default `auto_da_alloc`: whole 4096-byte blocks, a file's
+    /// size only grows with the data behind it (no zero tails), and a rename that replaces a
+    /// file persists the renamed file's earlier data with it.
+    #[serde(rename = "ext4-ordered")]
+    Ext4,
+}
+
+impl Model {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Strict => "strict",
+            Model::Ext4 => "ext4-ordered",
+        }
+    }
+}
+
 /// A crash state: ops `0..crash_at` were issued; which of them did not (fully) persist.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CrashState {
@@ -103,6 +127,7 @@ impl<'a> Explorer<'a> {
     fn window(&self, k: usize) -> Window {
         let mut all = false;
         let mut inos: HashSet<usize> = HashSet::new();
+        let mut written: HashSet<usize> = HashSet::new();
         let mut dirs: HashSet<&str> = HashSet::new();
         let mut ns_forced: Option<usize> = None;
         let mut data = Vec::new();
@@ -111,14 +136,18 @@ impl<'a> Explorer<'a> {
             let op = &self.ops[i].kind;
             match op {
                 OpKind::SyncAll => all = true,
-                OpKind::SyncFile { ino } => {
+                OpKind::SyncFile { ino, .. } => {
                     inos.insert(*ino);
                 }
-                OpKind::SyncDir { path } => {
+                OpKind::SyncWrite { op, .. } => {
+                    written.insert(*op);
+                }
+                OpKind::SyncDir { path, .. } => {
                     dirs.insert(path.as_str());
                 }
                 _ if op.is_data() => {
-                    let forced = all || op.ino().is_some_and(|n| inos.contains(&n));
+                    let forced =
+                        all || written.contains(&i) || op.ino().is_some_and(|n| inos.contains(&n));
                     if !forced {
                         data.push(i);
                     }
@@ -282,6 +311,60 @@ impl<'a> Explorer<'a> {
         }
     }
 
+    /// The models under which state `s` can happen: always strict (every state generated is
+    /// one POSIX allows), and ext4 `data=ordered` unless the state needs what ext4 does not
+    /// do — a tear inside a block or with a zero tail, or data lost or torn while a later
+    /// rename replacing a file with it persisted (`auto_da_alloc` writes that data first).
+    pub fn models(&self, s: &CrashState) -> Vec<Model> {
+        let mut v = vec![Model::Strict];
+        if self.ext4_possible(s) {
+            v.push(Model::Ext4);
+        }
+        v
+    }
+
+    fn ext4_possible(&self, s: &CrashState) -> bool {
+        // A journal commit after the cut would have persisted the lost namespace operations.
+        if let Some(c) = s.ns_cut {
+            let committed = self.ops[c + 1..s.crash_at].iter().any(|o| {
+                matches!(
+                    o.kind,
+                    OpKind::SyncDir { commits: true, .. }
+                        | OpKind::SyncFile { commits: true, .. }
+                        | OpKind::SyncWrite { commits: true, .. }
+                )
+            });
+            if committed {
+                return false;
+            }
+        }
+        if let Some((w, cut)) = s.torn {
+            match (cut, &self.ops[w].kind) {
+                (Cut::ZeroTail(_), _) => return false,
+                (Cut::Prefix(n), OpKind::Write { off, .. }) if (off + n) % BLOCK != 0 => {
+                    return false
+                }
+                _ => {}
+            }
+        }
+        let damaged: Vec<usize> = s
+            .lost
+            .iter()
+            .copied()
+            .chain(s.torn.map(|(w, _)| w))
+            .collect();
+        (0..s.crash_at).all(|i| match &self.ops[i].kind {
+            OpKind::Rename {
+                ino: Some(x),
+                replaces: true,
+                ..
+            } if s.ns_cut.is_none_or(|c| i < c) => !damaged
+                .iter()
+                .any(|&d| d < i && self.ops[d].kind.ino() == Some(*x)),
+            _ => true,
+        })
+    }
+
     /// The operations a failing crash state blames, by role: `lost`, `torn`, `persisted`
     /// (later operations that reached the disk ahead of what was lost or torn: writes to the
     /// same file, renames of it) or, for a prefix, `crash-after` (the last operation issued).
@@ -314,8 +397,10 @@ impl<'a> Explorer<'a> {
             for i in first + 1..s.crash_at {
                 let op = &self.ops[i].kind;
                 let persisted = !lost.contains(&i) && s.torn.is_none_or(|(w, _)| w != i);
-                let relevant = matches!(op, OpKind::Rename { .. } | OpKind::Write { .. })
-                    && op.ino().is_some_and(|n| inos.contains(&n));
+                let relevant = matches!(
+                    op,
+                    OpKind::Rename { .. } | OpKind::Link { .. } | OpKind::Write { .. }
+                ) && op.ino().is_some_and(|n| inos.contains(&n));
                 if persisted && relevant {
                     out.push((Role::Persisted, i));
                 }

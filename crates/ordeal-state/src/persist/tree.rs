@@ -128,30 +128,117 @@ impl Tree {
             OpKind::Unlink { path } | OpKind::Rmdir { path } => {
                 self.remove_tree(path);
             }
+            OpKind::Link { to, ino, .. } => {
+                self.names.insert(to.clone(), Node::File(*ino));
+            }
+            OpKind::Symlink { path, target } => {
+                self.names
+                    .insert(path.clone(), Node::Symlink(target.as_bytes().to_vec()));
+            }
+            OpKind::Exchange { a, b } => {
+                if a == b || !self.names.contains_key(a) || !self.names.contains_key(b) {
+                    return;
+                }
+                let tmp = format!("{a}\0exchange");
+                self.move_tree(a, &tmp);
+                self.move_tree(b, a);
+                self.move_tree(&tmp, b);
+            }
             OpKind::Rename { from, to, .. } => {
                 if from == to || !self.names.contains_key(from) {
                     return;
                 }
                 self.remove_tree(to);
-                let prefix = format!("{from}/");
-                let moved: Vec<String> = self
-                    .names
-                    .range(from.clone()..)
-                    .map(|(p, _)| p)
-                    .take_while(|p| *p == from || p.starts_with(&prefix))
-                    .cloned()
-                    .collect();
-                for p in moved {
-                    if let Some(n) = self.names.remove(&p) {
-                        let np = format!("{to}{}", &p[from.len()..]);
-                        self.modes
-                            .remove(&p)
-                            .map(|m| self.modes.insert(np.clone(), m));
-                        self.names.insert(np, n);
-                    }
-                }
+                self.move_tree(from, to);
             }
             _ => {}
+        }
+    }
+
+    /// Moves `from` and everything under it to `to` (which holds nothing).
+    fn move_tree(&mut self, from: &str, to: &str) {
+        let prefix = format!("{from}/");
+        let moved: Vec<String> = self
+            .names
+            .range(from.to_string()..)
+            .map(|(p, _)| p)
+            .take_while(|p| *p == from || p.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for p in moved {
+            if let Some(n) = self.names.remove(&p) {
+                let np = format!("{to}{}", &p[from.len()..]);
+                self.modes
+                    .remove(&p)
+                    .map(|m| self.modes.insert(np.clone(), m));
+                self.names.insert(np, n);
+            }
+        }
+    }
+
+    /// The first path (in path order) where `self` and `other` differ: a name only one has,
+    /// another type, other contents, another symlink target, or other permission bits where
+    /// both know them (times are never compared). `None` when they are equal.
+    pub fn first_difference(&self, other: &Tree) -> Option<String> {
+        let mut a = self.names.iter().peekable();
+        let mut b = other.names.iter().peekable();
+        loop {
+            let show = |p: &str| {
+                if p.is_empty() {
+                    ".".to_string()
+                } else {
+                    p.to_string()
+                }
+            };
+            match (a.peek(), b.peek()) {
+                (None, None) => return None,
+                (Some((p, _)), None) => return Some(format!("{}: only in the model", show(p))),
+                (None, Some((p, _))) => {
+                    return Some(format!("{}: only in the real directory", show(p)))
+                }
+                (Some((pa, _)), Some((pb, _))) if pa < pb => {
+                    return Some(format!("{}: only in the model", show(pa)))
+                }
+                (Some((pa, _)), Some((pb, _))) if pa > pb => {
+                    return Some(format!("{}: only in the real directory", show(pb)))
+                }
+                (Some((p, na)), Some((_, nb))) => {
+                    let what = match (na, nb) {
+                        (Node::Dir, Node::Dir) => None,
+                        (Node::File(x), Node::File(y)) => {
+                            let (x, y) = (&self.files[*x], &other.files[*y]);
+                            (x != y).then(|| {
+                                format!(
+                                    "contents differ ({} bytes in the model, {} in the real directory)",
+                                    x.len(),
+                                    y.len()
+                                )
+                            })
+                        }
+                        (Node::Symlink(x), Node::Symlink(y)) => (x != y).then(|| {
+                            format!(
+                                "symlink targets differ ({} in the model, {} in the real directory)",
+                                String::from_utf8_lossy(x),
+                                String::from_utf8_lossy(y)
+                            )
+                        }),
+                        _ => Some("types differ".to_string()),
+                    };
+                    let mode = match (self.modes.get(*p), other.modes.get(*p)) {
+                        (Some(x), Some(y)) if x != y && !matches!(na, Node::Symlink(_)) => {
+                            Some(format!(
+                                "modes differ ({x:o} in the model, {y:o} in the real directory)"
+                            ))
+                        }
+                        _ => None,
+                    };
+                    if let Some(w) = what.or(mode) {
+                        return Some(format!("{}: {w}", show(p)));
+                    }
+                    a.next();
+                    b.next();
+                }
+            }
         }
     }
 
@@ -191,6 +278,25 @@ impl Tree {
             }
             OpKind::Truncate { ino, len } => {
                 Arc::make_mut(&mut self.files[*ino]).resize(*len as usize, 0);
+            }
+            OpKind::Allocate {
+                ino,
+                off,
+                len,
+                zero,
+                keep_size,
+            } => {
+                let f = Arc::make_mut(&mut self.files[*ino]);
+                let end = (off + len) as usize;
+                if !keep_size && f.len() < end {
+                    f.resize(end, 0);
+                }
+                if *zero {
+                    let stop = end.min(f.len());
+                    if (*off as usize) < stop {
+                        f[*off as usize..stop].fill(0);
+                    }
+                }
             }
             _ => {}
         }

@@ -1,0 +1,423 @@
+//! `ordeal crash` on real programs (issue 16): Debian's sqlite3 and LMDB's mdb_load, and small
+//! C programs using O_DSYNC and link(2). Each node runs the program's work once on a fresh data
+//! dir, acknowledging what it committed in a file of its own, and on a data dir that has
+//! one (a crash state) checks that everything acknowledged is there.
+
+mod common;
+use common::compile;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `ordeal crash` of a one-node experiment running `argv` (its data dir is `{data_dir.db}`,
+/// ready when it prints `ready`); the exit status, crash.json and the output.
+fn crash(argv: &[String], budget: &str) -> (Option<i32>, serde_json::Value, String) {
+    let (code, r, out, _) = crash_kept(argv, budget, None);
+    (code, r, out)
+}
+
+/// [`crash`], keeping the run directory (in the returned temporary directory); the data dir
+/// starts as a copy of `base` when given.
+fn crash_kept(
+    argv: &[String],
+    budget: &str,
+    base: Option<&Path>,
+) -> (Option<i32>, serde_json::Value, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("exp.toml");
+    let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    let data_dir = match base {
+        Some(b) => format!("{{ copy_from = {:?} }}", b.display().to_string()),
+        None => "true".into(),
+    };
+    std::fs::write(
+        &exp,
+        format!(
+            "name = \"prog\"\ntimeout = \"30s\"\n[[node]]\nname = \"db\"\nargv = [{}]\ndata_dir = {data_dir}\nready = {{ log = \"^ready$\" }}\n",
+            argv.join(", ")
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_ordeal"))
+        .args([
+            "crash",
+            exp.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["-q", "--budget", budget])
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.join("crash.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (o.status.code(), report, text(&o), dir)
+}
+
+/// The lost/torn/persisted operations of each vulnerability: `role call`.
+fn blamed(r: &serde_json::Value) -> Vec<Vec<String>> {
+    r["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v["ops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} {}",
+                        o["role"].as_str().unwrap(),
+                        o["op"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn c_node(prog: &str, mode: &str) -> Vec<String> {
+    let p = compile(prog, &["-O1"]);
+    vec![p.display().to_string(), "{data_dir.db}".into(), mode.into()]
+}
+
+#[test]
+fn writes_through_an_o_dsync_descriptor_are_durable_and_plain_ones_are_not() {
+    let (code, r, out) = crash(&c_node("dsync", "dsync"), "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+    // create ×2, fsync dir, then per record: write + its return, ack + its return.
+    assert_eq!(r["operations"], 15, "{out}");
+
+    let (code, r, out) = crash(&c_node("dsync", "plain"), "300");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable");
+    let v = &r["vulnerabilities"][0];
+    assert!(
+        v["error"].as_str().unwrap().contains("is not in the log"),
+        "{out}"
+    );
+    assert_eq!(blamed(&r)[0][0], "lost write log [0, 64)", "{out}");
+}
+
+#[test]
+fn publishing_with_link_after_fsync_is_safe_and_without_it_is_found_under_both_models() {
+    let (code, r, out) = crash(&c_node("linker", "fsync"), "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(r["operations"], 6, "{out}");
+
+    let (code, r, out) = crash(&c_node("linker", "bare"), "300");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        blamed(&r)[0],
+        ["lost write msg.tmp [0, 29)", "persisted link msg.tmp → msg"],
+        "{out}"
+    );
+    assert!(r["vulnerabilities"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("corrupt msg: 0 bytes"));
+    // Not a replacing rename: ext4 loses the data too.
+    assert_eq!(
+        r["vulnerabilities"][0]["models"],
+        serde_json::json!(["strict", "ext4-ordered"])
+    );
+    assert!(out.contains("strict and ext4-ordered"), "{out}");
+}
+
+/// A node running `sh -c SCRIPT` with $1 = the data dir and the rest of `args`.
+fn sh_node(script: &str, args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "sh".to_string(),
+        "-c".into(),
+        // Braces are the experiment file's placeholders: doubled to stay literal.
+        script.replace('{', "{{").replace('}', "}}"),
+        "sh".into(),
+        "{data_dir.db}".into(),
+    ];
+    v.extend(args.iter().map(|a| a.to_string()));
+    v
+}
+
+/// sqlite3 with synchronous $2 on a database prepared with a table `t` (and its journal
+/// mode), an empty `acked` and a `todo` file: every start checks integrity and that every
+/// acknowledged row is there; a start that finds `todo` removes it (durably) and commits a
+/// transaction, acknowledged in `acked` after sqlite3 returned.
+const SQLITE: &str = r#"
+d=$1; db=$d/db
+ok=$(sqlite3 "$db" "PRAGMA integrity_check;" 2>&1) || { echo "sqlite3: $ok" >&2; exit 1; }
+[ "$ok" = ok ] || { echo "integrity check: $ok" >&2; exit 1; }
+n=$(sqlite3 "$db" "SELECT count(*) FROM t;" 2>&1) || { echo "sqlite3: $n" >&2; exit 1; }
+a=$(grep -a -E '^[0-9]+$' "$d/acked" | tail -n 1)
+[ "$n" -ge "${a:-0}" ] || { echo "lost a committed transaction: $n rows, $a acknowledged" >&2; exit 1; }
+if [ -e "$d/todo" ]; then
+  rm "$d/todo"; sync
+  sqlite3 "$db" "PRAGMA synchronous=$2; INSERT INTO t VALUES(1);"
+  echo 1 >> "$d/acked"
+fi
+echo ready; exec sleep 1000
+"#;
+
+fn sqlite(
+    journal: &str,
+    sync: &str,
+    budget: &str,
+) -> Option<(Option<i32>, serde_json::Value, String)> {
+    if !ordeal_test_support::installed(&["sqlite3"], "sqlite3") {
+        return None;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let db = base.path().join("db");
+    let made = Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!("PRAGMA journal_mode={journal}; CREATE TABLE t(x);"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    std::fs::write(base.path().join("acked"), "").unwrap();
+    std::fs::write(base.path().join("todo"), "").unwrap();
+    let (code, r, out, _) = crash_kept(&sh_node(SQLITE, &[sync]), budget, Some(base.path()));
+    Some((code, r, out))
+}
+
+#[test]
+fn sqlite_delete_full_loses_the_last_committed_transaction_when_the_journal_deletion_is_lost() {
+    let Some((code, r, out)) = sqlite("DELETE", "FULL", "100") else {
+        return;
+    };
+    assert_eq!(code, Some(1), "{out}");
+    let v = r["vulnerabilities"].as_array().unwrap();
+    let lost = v
+        .iter()
+        .find(|v| {
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("lost a committed transaction: 0 rows, 1 acknowledged")
+        })
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(lost["kind"], "cut", "{out}");
+    let first = &lost["ops"][0];
+    assert_eq!(first["role"], "lost");
+    assert_eq!(first["op"], "unlink db-journal", "{out}");
+    assert_eq!(
+        lost["models"],
+        serde_json::json!(["strict", "ext4-ordered"])
+    );
+}
+
+#[test]
+fn sqlite_delete_extra_is_clean() {
+    let Some((code, r, out)) = sqlite("DELETE", "EXTRA", "400") else {
+        return;
+    };
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+}
+
+#[test]
+fn sqlite_wal_full_is_clean() {
+    let Some((code, r, out)) = sqlite("WAL", "FULL", "400") else {
+        return;
+    };
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+}
+
+#[test]
+fn sqlite_synchronous_off_is_found() {
+    let Some((code, r, out)) = sqlite("DELETE", "OFF", "100") else {
+        return;
+    };
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable");
+    // Without fsync the journal's writes can be lost while the database's persisted.
+    let errors: Vec<&str> = r["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["error"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("integrity check")
+            || e.contains("malformed")
+            || e.contains("lost a committed")),
+        "{out}"
+    );
+}
+
+/// mdb_load (LMDB: data pages written then fdatasync'd, meta pages through an O_DSYNC
+/// descriptor) of one key per run, two runs, each acknowledged; lock.mdb, runtime state
+/// LMDB rebuilds, removed at the end.
+const LMDB: &str = r#"
+d=$1; env=$d/env
+last() { grep -a -E '^[0-9]+$' "$d/acked" | tail -n 1; }
+if [ -e "$d/acked" ]; then
+  a=$(last)
+  i=1
+  while [ $i -le "${a:-0}" ]; do
+    mdb_dump -p -s main "$env" >/dev/null 2>&1 || true
+    mdb_dump -p "$env" 2>&1 | grep -q "^ k$i\$" || { echo "lost acknowledged key k$i" >&2; exit 1; }
+    i=$((i+1))
+  done
+  echo ready; exec sleep 1000
+fi
+rm -rf "$env"; mkdir "$env"
+: > "$d/acked"; sync
+for i in 1 2; do
+  printf 'k%s\nv%s\n' $i $i | mdb_load -T "$env"
+  echo $i >> "$d/acked"
+done
+rm -f "$env/lock.mdb"
+echo ready; exec sleep 1000
+"#;
+
+#[test]
+fn lmdb_mdb_load_is_clean() {
+    if !ordeal_test_support::installed(&["mdb_load", "mdb_dump"], "lmdb-utils") {
+        return;
+    }
+    let (code, r, out) = crash(&sh_node(LMDB, &[]), "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(r["model"], "ext4-ordered");
+    assert_eq!(r["complete"], true, "{out}");
+    // LMDB never fsyncs the directory it creates its files in: only a file system that
+    // persists no name without it (strict POSIX) loses them.
+    for v in r["vulnerabilities"].as_array().unwrap() {
+        assert_eq!(v["models"], serde_json::json!(["strict"]), "{out}");
+        assert_eq!(v["kind"], "cut", "{out}");
+        assert!(
+            v["ops"][0]["op"]
+                .as_str()
+                .unwrap()
+                .starts_with("create env/"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn a_shared_mapping_written_back_by_msync_is_followed() {
+    // The range's bytes are read at the msync: the model ends where the real directory does.
+    let (code, r, out) = crash(&c_node("mapper", "msync"), "50");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    // create m, truncate to 4096, fsync dir, msync's write and its return.
+    assert_eq!(r["operations"], 5, "{out}");
+}
+
+#[test]
+fn a_change_the_tracer_does_not_see_makes_the_verdict_unknown() {
+    // Written through a shared mapping and never msync'd: the model's final `m` is zeros,
+    // the real one not.
+    let (code, r, out) = crash(&c_node("mapper", "none"), "50");
+    assert_eq!(code, Some(3), "{out}");
+    assert_eq!(r["verdict"], "unknown", "{out}");
+    assert_eq!(r["vulnerabilities"], serde_json::json!([]));
+    let why = r["unknown"].as_str().unwrap();
+    assert!(
+        why.starts_with("the model's final state differs from the real final directory ")
+            && why.contains(
+                ": m: contents differ (4096 bytes in the model, 4096 in the real directory)"
+            ),
+        "{why}"
+    );
+    assert!(
+        out.contains("verdict unknown: the model's final state differs"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_recovery_check_failing_on_the_real_final_state_makes_the_verdict_unknown() {
+    // The node refuses any data dir it wrote before: nothing can recover, so nothing is the
+    // program's crash-consistency's fault.
+    let script = r#"
+[ -e "$1/x" ] && { echo "refusing an existing x" >&2; exit 1; }
+echo hello > "$1/x"
+echo ready; exec sleep 1000
+"#;
+    let (code, r, out) = crash(&sh_node(script, &[]), "50");
+    assert_eq!(code, Some(3), "{out}");
+    let why = r["unknown"].as_str().unwrap();
+    assert!(
+        why.starts_with("the recovery check fails on the real final state, with nothing lost (")
+            && why.contains("refusing an existing x"),
+        "{why}"
+    );
+    assert_eq!(r["checked"], 1);
+}
+
+#[test]
+fn a_node_that_writes_nothing_or_dies_is_an_error() {
+    let (code, _, out) = crash(&sh_node("echo ready; exec sleep 1000", &[]), "50");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("node db made no file operation in its data dir ")
+            && out.contains("there is nothing to crash"),
+        "{out}"
+    );
+    let (code, _, out) = crash(&sh_node("echo x > $1/x; exit 3", &[]), "50");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(
+            "the recording is not usable: node db exited before it was ready: exit 3 (see "
+        ) && out.contains("crash states of a node that died during the run are not searched"),
+        "{out}"
+    );
+}
+
+#[test]
+fn links_symlinks_and_fallocate_are_followed_to_the_real_final_directory() {
+    if !ordeal_test_support::installed(&["fallocate", "ln"], "util-linux coreutils") {
+        return;
+    }
+    let script = "d=$1; [ -e $d/done ] && { echo ready; exec sleep 1000; }; cd $d; \
+                  echo hello > a; ln -s a s; ln -s /etc/hostname abs; ln a h; \
+                  fallocate -l 8192 f; fallocate -p -o 0 -l 10 h; echo > done; sync; \
+                  echo ready; exec sleep 1000";
+    let (code, r, out, _dir) = crash_kept(&sh_node(script, &[]), "100", None);
+    // The self-check passed: the model's final tree is the real one (a hole punched through
+    // the hard link shows in both names, symlinks hold their text as written).
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    let run = Path::new(r["run_dir"].as_str().unwrap());
+    let trace = std::fs::read_to_string(run.join("trace.jsonl")).unwrap();
+    let calls: Vec<serde_json::Value> = trace
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["node"] == "db" && e["class"] == "file")
+        .collect();
+    let symlinks: Vec<&str> = calls
+        .iter()
+        .filter(|e| e["call"] == "symlinkat" || e["call"] == "symlink")
+        .map(|e| e["path2"].as_str().unwrap())
+        .collect();
+    assert_eq!(symlinks, ["a", "/etc/hostname"]);
+    let punch = calls
+        .iter()
+        .find(|e| e["call"] == "fallocate" && e["flags"].is_string())
+        .unwrap();
+    assert_eq!(punch["flags"], "FALLOC_FL_KEEP_SIZE|FALLOC_FL_PUNCH_HOLE");
+    assert_eq!((&punch["pos"], &punch["len"]), (&0.into(), &10.into()));
+    assert!(calls
+        .iter()
+        .any(|e| (e["call"] == "linkat" || e["call"] == "link")
+            && e["path2"].as_str().unwrap().ends_with("/h")));
+}
