@@ -329,6 +329,7 @@ pub fn run<W: Write + Send>(
                         value,
                         time: 0,
                         error,
+                        extra: Vec::new(),
                     };
                     if let Ok(mut r) = rec.lock() {
                         r.record(entry(Kind::Invoke, value.clone(), None));
