@@ -157,7 +157,7 @@ pub fn render_with_marks(r: &Report, title: &str, marks: &[Mark]) -> String {
     if r.keys.len() > 200 {
         let _ = write!(s, "<p>… and {} more keys.</p>", r.keys.len() - 200);
     }
-    let _ = write!(s, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(s, "<script>{SCRIPT}</script></body></html>");
     s
 }
 
@@ -201,7 +201,12 @@ fn focus_reason(e: &Explanation) -> String {
 
 /// What a hover shows of an operation: all it is, its times, its error and extra fields.
 fn tip(o: &Operation) -> String {
-    let mut tip = format!("process {}: {}\ninvoked {}", o.process, o.describe(), time(o.call_time));
+    let mut tip = format!(
+        "process {}: {}\ninvoked {}",
+        o.process,
+        o.describe(),
+        time(o.call_time)
+    );
     match (o.ret_time, o.info_time) {
         (Some(t), _) => {
             let _ = write!(
@@ -309,18 +314,28 @@ fn history(s: &mut String, r: &Report, marks: &[Mark], bad: &[&KeyResult], n: us
             first + shown.len()
         );
     }
-    s.push_str(
+    let _ = write!(
+        s,
         "</p><p class=\"legend\"><span><i class=\"sw ok\"></i>ok</span><span><i class=\"sw \
-         fail\"></i>failed</span><span><i class=\"sw info\"></i>indeterminate</span><span><i \
-         class=\"sw flagged\"></i>part of a violation</span><span><i class=\"sw band\"></i>\
-         fault in effect</span> — availability: operations invoked per window, stacked by \
-         outcome</p>",
+         fail\"></i>failed</span><span><i class=\"sw info\"></i>indeterminate</span>{}<span>\
+         <i class=\"sw band\"></i>fault in effect</span> — availability: operations invoked \
+         per window, stacked by outcome</p>",
+        if bad.is_empty() {
+            ""
+        } else {
+            "<span><i class=\"sw flagged\"></i>part of a violation</span>"
+        }
     );
     let t0 = shown.iter().map(|o| o.call_time).min().unwrap_or(0);
     let done = |o: &Operation| o.ret_time.or(o.info_time).unwrap_or(o.call_time);
     let last_op = shown.iter().map(|o| done(o)).max().unwrap_or(t0);
-    let bands = bands(marks, t0, last_op);
-    let t0 = bands.iter().map(|b| b.start).min().map_or(t0, |m| m.min(t0));
+    // Every event up to the last operation: the run before the first one shows too.
+    let bands = bands(marks, 0, last_op);
+    let t0 = bands
+        .iter()
+        .map(|b| b.start)
+        .min()
+        .map_or(t0, |m| m.min(t0));
     let t1 = bands
         .iter()
         .map(|b| b.end.unwrap_or(b.start))
@@ -416,7 +431,11 @@ fn violation(s: &mut String, r: &Report, k: &KeyResult, marks: &[Mark], n: usize
     // System events in the window, and shortly before it (what preceded the anomaly): the
     // window grows to show them.
     let bands = bands(marks, t0.saturating_sub(t1 - t0), t1);
-    let t0 = bands.iter().map(|b| b.start).min().map_or(t0, |m| m.min(t0));
+    let t0 = bands
+        .iter()
+        .map(|b| b.start)
+        .min()
+        .map_or(t0, |m| m.min(t0));
     let t1 = t0 + ((t1 - t0) as f64 * 1.08) as u64 + 1;
     let (names, lane) = lanes(&shown);
     let mut focus_bar = None;
@@ -462,7 +481,12 @@ fn violation(s: &mut String, r: &Report, k: &KeyResult, marks: &[Mark], n: usize
     let focus = match (n, focus_bar, ops.get(e.blocking)) {
         (0, Some(i), Some(b)) => Some((
             i,
-            format!("✖ process {} {}: {}", b.process, b.describe(), focus_reason(e)),
+            format!(
+                "✖ process {} {}: {}",
+                b.process,
+                b.describe(),
+                focus_reason(e)
+            ),
         )),
         _ => None,
     };
@@ -559,7 +583,11 @@ mod tests {
         assert!(html.contains("<title>&lt;h&gt;.jsonl — not linearizable</title>"));
         // Drawn twice: around the violation, and on the whole history's timeline.
         assert_eq!(html.matches("<g class=\"op ").count(), 6);
-        assert_eq!(html.matches("<g class=\"op lin\"").count(), 2, "two linearized");
+        assert_eq!(
+            html.matches("<g class=\"op lin\"").count(),
+            2,
+            "two linearized"
+        );
         assert_eq!(
             html.matches("<g class=\"op unpl flagged\"").count(),
             1,
@@ -568,16 +596,18 @@ mod tests {
         assert_eq!(html.matches("id=\"violation\"").count(), 1);
         assert!(html.contains("#1 write 1"));
         assert!(html.contains("#2 write 2"));
-        assert!(html.contains(
-            "✖ process 1 read → 1: cannot be linearized: reads 1, but the value is 2"
-        ));
+        assert!(html
+            .contains("✖ process 1 read → 1: cannot be linearized: reads 1, but the value is 2"));
         assert!(html.contains("they leave the state <code>2</code>"));
         assert_eq!(
             html.matches("http://").count(),
             html.matches("http://www.w3.org/2000/svg").count(),
             "only the SVG namespace"
         );
-        assert!(!html.contains("src=\"") && !html.contains("href=\""), "nothing fetched");
+        assert!(
+            !html.contains("src=\"") && !html.contains("href=\""),
+            "nothing fetched"
+        );
     }
 
     #[test]
@@ -585,7 +615,13 @@ mod tests {
         let mut entries = Vec::new();
         for i in 0..10u64 {
             let t = i * 1_000_000;
-            entries.push(Entry::new(Kind::Invoke, i % 2, F::Write, Value::Int(i as i64), t));
+            entries.push(Entry::new(
+                Kind::Invoke,
+                i % 2,
+                F::Write,
+                Value::Int(i as i64),
+                t,
+            ));
             let kind = if i % 3 == 0 { Kind::Fail } else { Kind::Ok };
             let mut done = Entry::new(kind, i % 2, F::Write, Value::Int(i as i64), t + 400_000);
             done.extra = vec![("node".into(), serde_json::json!(format!("n{}", i % 3)))];
@@ -601,7 +637,11 @@ mod tests {
         assert!(html.contains("10 operations: 6 ok (60%), 4 failed (40%), 0 indeterminate (0%)."));
         assert_eq!(html.matches("<g class=\"op ok\"").count(), 6);
         assert_eq!(html.matches("<g class=\"op fail\"").count(), 4);
-        assert_eq!(html.matches("<text class=\"name\"").count(), 2, "a lane per process");
+        assert_eq!(
+            html.matches("<text class=\"name\"").count(),
+            2,
+            "a lane per process"
+        );
         // The partition: a band with its label in a row of its own, and listed.
         assert_eq!(html.matches("<rect class=\"band\"").count(), 1);
         assert!(html.contains("<g class=\"bl\" data-a=\"2000000\""));

@@ -268,7 +268,9 @@ mod tests {
             ("ff", false),
         ] {
             assert_eq!(
-                FIELDS.iter().any(|f| f.len() > 1 && one_edit_apart(name, f)),
+                FIELDS
+                    .iter()
+                    .any(|f| f.len() > 1 && one_edit_apart(name, f)),
                 typo,
                 "{name}"
             );

@@ -260,7 +260,9 @@ pub(crate) fn marks(events: &[Event]) -> Vec<Mark> {
             spawned.insert(e.pid);
             lasting.retain(|(i, name, crashed)| {
                 let ends = crashed.as_deref() == Some(e.node.as_str())
-                    || e.fault.as_ref().is_some_and(|f| f.effect && f.name == *name);
+                    || e.fault
+                        .as_ref()
+                        .is_some_and(|f| f.effect && f.name == *name);
                 if ends {
                     out[*i].end = Some(e.ts);
                 }
@@ -343,14 +345,44 @@ mod tests {
         let events = vec![
             ev(1, 1, "n0", "spawn", None),
             ev(2, 2, "n1", "spawn", None),
-            ev(10, 2, "n1", "fault", Some(FaultMark::fired("iso", "partition n1 | n0"))),
+            ev(
+                10,
+                2,
+                "n1",
+                "fault",
+                Some(FaultMark::fired("iso", "partition n1 | n0")),
+            ),
             // A call held by the partition: not drawn.
-            ev(12, 2, "n1", "sendto", Some(FaultMark::effect("iso", "held"))),
+            ev(
+                12,
+                2,
+                "n1",
+                "sendto",
+                Some(FaultMark::effect("iso", "held")),
+            ),
             ev(20, 2, "n1", "fault", Some(FaultMark::effect("iso", "heal"))),
-            ev(30, 1, "n0", "write", Some(FaultMark::fired("boom", "crash n0 before"))),
+            ev(
+                30,
+                1,
+                "n0",
+                "write",
+                Some(FaultMark::fired("boom", "crash n0 before")),
+            ),
             killed,
-            ev(50, 3, "n0", "spawn", Some(FaultMark::effect("boom", "restart n0"))),
-            ev(60, 2, "n1", "fault", Some(FaultMark::fired("stop", "pause n1"))),
+            ev(
+                50,
+                3,
+                "n0",
+                "spawn",
+                Some(FaultMark::effect("boom", "restart n0")),
+            ),
+            ev(
+                60,
+                2,
+                "n1",
+                "fault",
+                Some(FaultMark::fired("stop", "pause n1")),
+            ),
             ev(70, 2, "n1", "read", Some(FaultMark::fired("f", "fail EIO"))),
             ev(90, 2, "n1", "read", None),
         ];

@@ -1,6 +1,7 @@
 // history.html's script: zoom and pan of each timeline, with labels placed again for the
-// view by the rules of timeline.rs (same constants), then the page's self-checks, written into
-// <body> for the browser tests: data-label-overlaps, data-violation, data-js="ok".
+// view by the rules of timeline.rs (same constants), then the page's self-checks, written as
+// attributes of the page's body for the browser tests: data-labels (texts drawn),
+// data-label-overlaps, data-violation (in-view, out-of-view, none), data-js="ok" once all ran.
 (function () {
   'use strict';
   var NS = 'http://www.w3.org/2000/svg';
@@ -48,12 +49,13 @@
     var rowsTop = +d.rowsTop, rowH = +d.rowH, rows = +d.rows, axisTop = +d.axisTop;
     var availTop = +d.availTop, availH = +d.availH, height = +svg.getAttribute('height');
     var v0 = 0, v1 = span, pending = false;
-    var ops = [].map.call(svg.querySelectorAll('g.op'), function (g) {
+    var texts = svg.querySelectorAll('.olabels text');
+    var ops = [].map.call(svg.querySelectorAll('g.op'), function (g, i) {
       var r = g.querySelector('rect');
       return {
-        r: r, t: g.querySelector('text'), a: +g.dataset.a, b: +g.dataset.b,
+        r: r, t: texts[i], a: +g.dataset.a, b: +g.dataset.b,
         lane: +g.dataset.lane, o: g.dataset.o, flagged: g.classList.contains('flagged'),
-        x: +r.getAttribute('x'), extra: g.querySelectorAll('.vline, .mark')
+        x: +r.getAttribute('x'), extra: g.querySelectorAll('.mark')
       };
     });
     var lanes = [];
@@ -69,6 +71,7 @@
       return { g: g, r: g.querySelector('rect'), t: g.querySelector('text'), a: +g.dataset.a,
                b: band ? band.b : +g.dataset.a };
     });
+    var vline = svg.querySelector('.bands .vline');
     var axis = svg.querySelector('g.axis'), avail = svg.querySelector('g.avail');
     var range = root.querySelector('.range');
     function X(t) { return left + (t - v0) / (v1 - v0) * plot; }
@@ -148,6 +151,11 @@
         b.r.setAttribute('x', x0.toFixed(1));
         b.r.setAttribute('width', (x1 - x0).toFixed(1));
       });
+      if (vline) {
+        var vx = X(+vline.dataset.a).toFixed(1);
+        vline.setAttribute('x1', vx);
+        vline.setAttribute('x2', vx);
+      }
       var taken = [];
       labels.forEach(function (l) {
         var w = width(l.t), lx = Math.max(left, Math.min(X(l.a) + 3, right - w)), row = -1;
@@ -222,6 +230,14 @@
     });
     svg.addEventListener('pointerup', function () { drag = null; });
     draw();
+    // `#zoom=F` in the address: each timeline opens zoomed in F times around its middle (the
+    // browser tests check the placement of a zoomed view this way).
+    var z = /[#&]zoom=([0-9.]+)/.exec(location.hash);
+    if (z && +z[1] > 1) {
+      var s = span / +z[1];
+      v0 = (span - s) / 2; v1 = v0 + s;
+      draw();
+    }
   }
 
   [].forEach.call(document.querySelectorAll('.tl'), Timeline);
