@@ -355,6 +355,7 @@ fn history(s: &mut String, r: &Report, marks: &[Mark], bad: &[&KeyResult], n: us
             label: o.describe(),
             tip: tip(o),
             flagged: flagged.contains_key(&o.id),
+            first: false,
         })
         .collect();
     let tl = Timeline {
@@ -475,6 +476,7 @@ fn violation(s: &mut String, r: &Report, k: &KeyResult, marks: &[Mark], n: usize
                 },
                 tip,
                 flagged: o.id == e.blocking || unplaceable.contains_key(&o.id),
+                first: position.contains_key(&o.id),
             }
         })
         .collect();

@@ -55,13 +55,14 @@
       return {
         r: r, t: texts[i], a: +g.dataset.a, b: +g.dataset.b,
         lane: +g.dataset.lane, o: g.dataset.o, flagged: g.classList.contains('flagged'),
+        first: g.dataset.first === '1',
         x: +r.getAttribute('x'), extra: g.querySelectorAll('.mark')
       };
     });
     var lanes = [];
     ops.forEach(function (o) { (lanes[o.lane] = lanes[o.lane] || []).push(o); });
     lanes.forEach(function (l) {
-      l.sort(function (p, q) { return (q.flagged - p.flagged) || (p.a - q.a); });
+      l.sort(function (p, q) { return (q.flagged - p.flagged) || (q.first - p.first) || (p.a - q.a); });
     });
     var bands = [].map.call(svg.querySelectorAll('.bands rect'), function (r) {
       return { r: r, a: +r.dataset.a, b: +r.dataset.b, instant: r.getAttribute('class') === 'instant' };

@@ -54,6 +54,9 @@ pub(crate) struct Bar {
     pub tip: String,
     /// Part of a violation: drawn at a visible width with an outline, its label first.
     pub flagged: bool,
+    /// Its label goes before those of other bars that are not flagged (the numbered
+    /// operations that prove a violation).
+    pub first: bool,
 }
 
 /// A system event: a fault that lasts (`end`), or an instant.
@@ -309,7 +312,8 @@ pub(crate) fn plan(tl: &Timeline) -> Plan {
             (x0, x(b.end).max(x0 + min))
         })
         .collect();
-    // Labels, lane by lane: flagged ones first, then the others in start order, each at its
+    // Labels, lane by lane: flagged ones first, then those marked first, then the others, each
+    // group in start order, each at its
     // bar's start when that leaves room after the previous one, else not drawn.
     let mut bar_label = vec![None; tl.bars.len()];
     let mut by_lane: Vec<Vec<usize>> = vec![Vec::new(); tl.lanes.len()];
@@ -317,7 +321,7 @@ pub(crate) fn plan(tl: &Timeline) -> Plan {
         by_lane[b.lane].push(i);
     }
     for (lane, mut ids) in by_lane.into_iter().enumerate() {
-        ids.sort_by_key(|&i| (!tl.bars[i].flagged, tl.bars[i].start));
+        ids.sort_by_key(|&i| (!tl.bars[i].flagged, !tl.bars[i].first, tl.bars[i].start));
         let mut taken: Vec<(f64, f64)> = Vec::new();
         for i in ids {
             let w = text_w(short(&tl.bars[i].label).chars().count());
@@ -502,7 +506,7 @@ pub(crate) fn write(s: &mut String, tl: &Timeline, n: usize) {
         let focus = tl.focus.as_ref().is_some_and(|(f, _)| *f == i);
         let _ = write!(
             s,
-            "<g class=\"op {}{}{}\" data-a=\"{}\" data-b=\"{}\" data-lane=\"{}\" data-o=\"{}\"{}>\
+            "<g class=\"op {}{}{}\" data-a=\"{}\" data-b=\"{}\" data-lane=\"{}\" data-o=\"{}\"{}{}>\
              <title>{}</title><rect x=\"{x0:.1}\" y=\"{}\" width=\"{:.1}\" height=\"16\" \
              rx=\"2\"/>",
             b.class,
@@ -516,6 +520,7 @@ pub(crate) fn write(s: &mut String, tl: &Timeline, n: usize) {
                 Outcome::Fail => "fail",
                 Outcome::Info => "info",
             },
+            if b.first { " data-first=\"1\"" } else { "" },
             if focus { " id=\"violation\"" } else { "" },
             esc(&b.tip),
             y + 4.0,
@@ -620,6 +625,7 @@ mod tests {
             label: label.to_string(),
             tip: String::new(),
             flagged,
+            first: false,
         }
     }
 
@@ -704,6 +710,23 @@ mod tests {
                 assert!(*lx >= p.left && lx + text_w(short(&b.label).chars().count()) <= right);
             }
         }
+    }
+
+    #[test]
+    fn labels_marked_first_win_over_earlier_ones() {
+        let mut tl = dense();
+        tl.bars = vec![
+            bar(0, 0, 10, "a long label of an operation nobody needs", false),
+            Bar {
+                first: true,
+                ..bar(0, 1_000_000, 1_000_010, "#2 write 17", false)
+            },
+        ];
+        tl.focus = None;
+        tl.t1 = 100_000_000;
+        let p = plan(&tl);
+        assert_eq!(p.bar_label[0], None);
+        assert_eq!(p.bar_label[1], Some(p.bar_x[1].0 + 3.0));
     }
 
     #[test]
