@@ -67,10 +67,9 @@
     var bands = [].map.call(svg.querySelectorAll('.bands rect'), function (r) {
       return { r: r, a: +r.dataset.a, b: +r.dataset.b, instant: r.getAttribute('class') === 'instant' };
     });
-    var labels = [].map.call(svg.querySelectorAll('g.bl'), function (g, i) {
-      var band = g.classList.contains('focus') ? null : bands[i - (svg.querySelector('g.bl.focus') ? 1 : 0)];
+    var labels = [].map.call(svg.querySelectorAll('g.bl'), function (g) {
       return { g: g, r: g.querySelector('rect'), t: g.querySelector('text'), a: +g.dataset.a,
-               b: band ? band.b : +g.dataset.a };
+               b: +g.dataset.b };
     });
     var vline = svg.querySelector('.bands .vline');
     var axis = svg.querySelector('g.axis'), avail = svg.querySelector('g.avail');

@@ -467,7 +467,9 @@ pub(crate) fn write(s: &mut String, tl: &Timeline, n: usize) {
     }
     s.push_str("</g><g class=\"blabels\">");
     let row_y = |r: usize| p.rows_top + r as f64 * ROW_H + 12.0;
-    let label = |s: &mut String, class: &str, at: u64, text: &str, placed: Option<(f64, usize)>| {
+    // An event's label: `[from, to]` is when its band is in effect (the label stays while
+    // any of it is in view).
+    let label = |s: &mut String, class: &str, text: &str, (from, to): (u64, u64), placed| {
         let t = if class == "bl" {
             short(text)
         } else {
@@ -479,11 +481,11 @@ pub(crate) fn write(s: &mut String, tl: &Timeline, n: usize) {
         };
         let _ = write!(
             s,
-            "<g class=\"{class}\" data-a=\"{}\" data-w=\"{}\"{hidden}><title>{}</title>\
+            "<g class=\"{class}\" data-a=\"{}\" data-b=\"{}\"{hidden}><title>{}</title>\
              <rect x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\"/>\
              <text x=\"{lx:.1}\" y=\"{}\">{}</text></g>",
-            rel(at),
-            t.chars().count(),
+            rel(from),
+            rel(to),
             esc(text),
             lx - 2.0,
             row_y(r) - 11.0,
@@ -494,10 +496,17 @@ pub(crate) fn write(s: &mut String, tl: &Timeline, n: usize) {
         );
     };
     if let Some((i, text)) = &tl.focus {
-        label(s, "bl focus", tl.bars[*i].start, text, p.focus_label);
+        let at = tl.bars[*i].start;
+        label(s, "bl focus", text, (at, at), p.focus_label);
     }
     for (b, placed) in tl.bands.iter().zip(&p.band_label) {
-        label(s, "bl", b.start, &b.label, *placed);
+        label(
+            s,
+            "bl",
+            &b.label,
+            (b.start, b.end.unwrap_or(b.start)),
+            *placed,
+        );
     }
     let _ = write!(s, "</g><g class=\"ops\" clip-path=\"url(#clip{n})\">");
     for (i, b) in tl.bars.iter().enumerate() {
