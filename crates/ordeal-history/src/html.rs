@@ -654,4 +654,21 @@ mod tests {
         assert_eq!(html.matches("<g><title>invoked ").count(), 10);
         assert!(!html.contains("id=\"violation\""));
     }
+
+    #[test]
+    fn tiny_histories_are_drawn_too() {
+        let empty = crate::check_entries(vec![], crate::Model::Register, &Default::default());
+        let html = render(&empty.unwrap(), "empty.jsonl");
+        assert!(
+            html.contains("<p>0 operations: 0 ok (0%), 0 failed (0%), 0 indeterminate (0%).</p>")
+        );
+        assert!(!html.contains("<div class=\"tl\">"));
+        // One operation of no duration, never completed.
+        let one = vec![Entry::new(Kind::Invoke, 4, F::Read, Value::Nil, 5)];
+        let r = crate::check_entries(one, crate::Model::Register, &Default::default()).unwrap();
+        let html = render(&r, "one.jsonl");
+        assert_eq!(html.matches("<div class=\"tl\">").count(), 1);
+        assert!(html.contains("<g class=\"op info open\" data-a=\"0\" data-b=\"1\""));
+        assert!(html.contains("process 4: read → ? (info)\ninvoked 5 ns, never completed"));
+    }
 }
