@@ -77,6 +77,47 @@ fn check_history_writes_a_page_that_opens_on_its_violation() {
 }
 
 #[test]
+fn a_passing_run_under_a_crash_draws_its_history_with_the_crash() {
+    if !installed(&["chromium"], "chromium") {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = ordeal(&[
+        "run",
+        root.join("examples/demo-kv-history.toml").to_str().unwrap(),
+        "--faults",
+        root.join("examples/faults/kv-history-crash-primary.toml")
+            .to_str()
+            .unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_success(&o, "ordeal run examples/demo-kv-history.toml");
+    let page = out.join("history.html");
+    let Some(r) = headless(&page, "") else { return };
+    assert_eq!(r.errors(), Vec::<&str>::new());
+    assert_eq!(r.body_attr("data-js").as_deref(), Some("ok"));
+    assert_eq!(
+        r.body_attr("data-label-overlaps").as_deref(),
+        Some("0"),
+        "{:?}",
+        r.body_attr("data-overlap-examples")
+    );
+    assert_eq!(r.body_attr("data-violation").as_deref(), Some("none"));
+    // The crash is a band from its firing to the restart, labelled above the lanes.
+    assert_eq!(r.dom.matches("<rect class=\"band\"").count(), 1);
+    assert!(
+        r.dom.contains("<text x=\"")
+            && r.dom.contains(">n0: crash-primary: crash n0 before</text>")
+    );
+    // The availability chart has windows.
+    assert!(r.dom.contains("<g><title>invoked "));
+}
+
+#[test]
 fn an_explore_report_loads_without_script_errors() {
     if !installed(&["chromium"], "chromium") {
         return;
