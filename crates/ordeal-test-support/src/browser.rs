@@ -67,6 +67,8 @@ pub fn headless(page: &Path, fragment: &str) -> Option<Rendered> {
             "--headless",
             "--disable-gpu",
             "--no-sandbox",
+            // Containers often have a small /dev/shm.
+            "--disable-dev-shm-usage",
             "--no-first-run",
             "--hide-scrollbars",
             "--enable-logging=stderr",

@@ -229,6 +229,7 @@
       setView(drag.v0 + dt, drag.v1 + dt);
     });
     svg.addEventListener('pointerup', function () { drag = null; });
+    svg.addEventListener('pointercancel', function () { drag = null; });
     draw();
     // `#zoom=F` in the address: each timeline opens zoomed in F times around its middle (the
     // browser tests check the placement of a zoomed view this way).
