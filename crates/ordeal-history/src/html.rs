@@ -309,9 +309,14 @@ fn history(s: &mut String, r: &Report, marks: &[Mark], bad: &[&KeyResult], n: us
     if shown.len() < ops.len() {
         let _ = write!(
             s,
-            " Drawn: operations {} to {} (in invocation order), around the first violation.",
+            " Drawn: operations {} to {} (in invocation order){}.",
             first + 1,
-            first + shown.len()
+            first + shown.len(),
+            if bad.is_empty() {
+                ""
+            } else {
+                ", around the first violation"
+            }
         );
     }
     let _ = write!(
