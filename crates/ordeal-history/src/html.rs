@@ -14,7 +14,7 @@ mod timeline;
 
 use crate::checker::{human_bytes, Explanation, KeyResult, Report, Verdict};
 use crate::history::{Operation, Outcome};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use timeline::{Band, Bar, Timeline};
 
@@ -291,11 +291,10 @@ fn history(s: &mut String, r: &Report, marks: &[Mark], bad: &[&KeyResult], n: us
         s.push_str("</p>");
         return;
     }
-    let flagged: HashMap<usize, ()> = bad
+    let flagged: HashSet<usize> = bad
         .iter()
         .filter_map(|k| k.explanation.as_ref())
         .flat_map(|e| e.unplaceable.iter().map(|u| u.op).chain([e.blocking]))
-        .map(|i| (i, ()))
         .collect();
     // Operations are in invocation order: a window of them around the first violation.
     let centre = bad
@@ -359,7 +358,7 @@ fn history(s: &mut String, r: &Report, marks: &[Mark], bad: &[&KeyResult], n: us
             outcome: o.outcome,
             label: o.describe(),
             tip: tip(o),
-            flagged: flagged.contains_key(&o.id),
+            flagged: flagged.contains(&o.id),
             first: false,
         })
         .collect();
