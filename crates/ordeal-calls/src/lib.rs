@@ -291,8 +291,13 @@ pub fn read_calls(path: &Path) -> Result<Vec<Call>, Error> {
         path: path.to_owned(),
         source,
     })?;
+    parse_calls(std::io::BufReader::new(f), path)
+}
+
+/// Reads a call log from `input`; `path` names it in errors.
+pub fn parse_calls(input: impl BufRead, path: &Path) -> Result<Vec<Call>, Error> {
     let mut calls = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+    for (i, line) in input.lines().enumerate() {
         let line = line.map_err(|source| Error::Io {
             path: path.to_owned(),
             source,

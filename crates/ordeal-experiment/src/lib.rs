@@ -22,7 +22,10 @@
 //! ```
 //!
 //! Every problem with the file is reported as an [`Error::Invalid`] holding
-//! [`Diagnostic`]s, displayed as `file:line:column: message`.
+//! [`Diagnostic`]s, displayed as `file:line:column: message`, slips included: a
+//! `{port.NAME}` one edit from a port a node declares, a number where a duration goes
+//! (`typos`). The file's `failure_pattern` ([`Experiment::failure_pattern`]) says which log
+//! lines tell why a run failed (ordeal-run reads them for the verdict's cause).
 
 mod datadir;
 mod error;
@@ -31,6 +34,7 @@ mod raw;
 mod resolve;
 mod roles;
 mod template;
+mod typos;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -151,6 +155,10 @@ pub struct HistoryCheck {
     pub file: String,
     /// Where the history comes from.
     pub from: HistorySource,
+    /// `allow_empty = true`: a history without any operation passes. By default it fails
+    /// the run: nothing was checked (a client that recorded nothing, traffic that decoded
+    /// to no request).
+    pub allow_empty: bool,
 }
 
 /// Where a checked history comes from.
@@ -184,6 +192,12 @@ pub const CHECK_NAME: &str = "check";
 /// The name under which `[crash] check` runs on a recovered crash state.
 pub const CRASH_CHECK_NAME: &str = "crash-check";
 
+/// The default `failure_pattern`: what makes a log line say what went wrong (the last such
+/// line of a failed workload's, node's or check's logs is the verdict's cause). `VIOLATION`
+/// in capitals only (a client's `0 violations` tally is no finding); `panic`, `assert` and
+/// `error` in any case (`panicked at`, `AssertionError`, `ERROR:`).
+pub const DEFAULT_FAILURE_PATTERN: &str = "VIOLATION|(?i:panic|assert|error)";
+
 /// A parsed and validated experiment file. Nothing is allocated or touched on disk until
 /// [`Experiment::resolve`].
 #[derive(Debug, Clone)]
@@ -214,6 +228,8 @@ pub struct Experiment {
     port_names: BTreeSet<String>,
     /// Port name → owning node.
     port_owners: BTreeMap<String, String>,
+    /// `failure_pattern` (or [`DEFAULT_FAILURE_PATTERN`]), compiled.
+    failure_pattern: regex::Regex,
 }
 
 /// What nodes and workloads have in common.
@@ -288,6 +304,12 @@ impl Experiment {
         let src = Source::new(&file, text);
         let raw: RawExperiment = toml::from_str(text).map_err(|e| {
             let mut d = src.toml_error(&e);
+            if let Some(hint) = e
+                .span()
+                .and_then(|s| typos::duration_hint(text, s.start, e.message().trim()))
+            {
+                d.message.push_str(&hint);
+            }
             let at = e.span().and_then(|s| text.get(s.start..)).unwrap_or("");
             for table in ["node", "workload"] {
                 if at.starts_with(&format!("[{table}]")) {
@@ -358,6 +380,12 @@ impl Experiment {
     /// How calls are seen (`engine`).
     pub fn engine(&self) -> EngineChoice {
         self.engine
+    }
+
+    /// What makes a log line tell why a run failed (`failure_pattern`, else
+    /// [`DEFAULT_FAILURE_PATTERN`]).
+    pub fn failure_pattern(&self) -> &regex::Regex {
+        &self.failure_pattern
     }
 
     /// The whole-run deadline (`timeout`).

@@ -20,6 +20,9 @@ pub(crate) struct RawExperiment {
     /// `"30s"`, or `"off"`: no traced event for this long while workloads run = hung.
     #[serde(default)]
     pub hang_timeout: Option<Str>,
+    /// A regex: log lines that say what went wrong (the verdict's cause).
+    #[serde(default)]
+    pub failure_pattern: Option<Str>,
     #[serde(default)]
     pub network: Option<Str>,
     #[serde(default)]
@@ -108,6 +111,9 @@ pub(crate) struct RawHistoryCheck {
     pub from: Option<Str>,
     #[serde(default)]
     pub clients: Option<StrList>,
+    /// An empty history passes (otherwise it is an error: nothing was checked).
+    #[serde(default)]
+    pub allow_empty: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -35,16 +35,16 @@ pub(crate) fn validate(
 }
 
 pub(crate) struct Validator<'a> {
-    src: Source<'a>,
-    diags: Vec<Diagnostic>,
+    pub(crate) src: Source<'a>,
+    pub(crate) diags: Vec<Diagnostic>,
     /// Every string with placeholders, in file order, for the cross-checks.
-    used: Vec<Used>,
+    pub(crate) used: Vec<Used>,
 }
 
 /// A template together with the span of its string, for precise locations of its placeholders.
-struct Used {
-    template: Template,
-    span: Range<usize>,
+pub(crate) struct Used {
+    pub(crate) template: Template,
+    pub(crate) span: Range<usize>,
 }
 
 impl Validator<'_> {
@@ -56,6 +56,7 @@ impl Validator<'_> {
             .and_then(|t| self.duration(t))
             .unwrap_or(DEFAULT_TIMEOUT);
         let hang_timeout = self.hang_timeout(raw.hang_timeout.as_ref());
+        let failure_pattern = self.failure_pattern(raw.failure_pattern.as_ref());
         let network = self.network(raw.network.as_ref());
         let engine = self.engine(raw.engine.as_ref());
         let vars = self.vars(&raw.vars);
@@ -97,6 +98,7 @@ impl Validator<'_> {
 
         let port_names = self.cross_check_placeholders(&vars, &nodes, &workloads);
         let port_owners = self.port_owners(&port_names, &listed_ports, &nodes);
+        self.port_slips(&port_owners, &proxies);
         if network == Network::Netns && nodes.len() + workloads.len() > 253 {
             self.err(
                 raw.network.as_ref().map(|n| n.span()),
@@ -129,7 +131,36 @@ impl Validator<'_> {
             roles,
             port_names,
             port_owners,
+            failure_pattern,
         })
+    }
+
+    /// `failure_pattern`: a regex matched against each log line (no anchors added).
+    fn failure_pattern(&mut self, value: Option<&Str>) -> regex::Regex {
+        let default = || {
+            regex::Regex::new(crate::DEFAULT_FAILURE_PATTERN).expect("the default pattern parses")
+        };
+        let Some(v) = value else {
+            return default();
+        };
+        match regex::Regex::new(v.get_ref()) {
+            Ok(r) if r.is_match("") => {
+                self.err(
+                    Some(v.span()),
+                    "`failure_pattern` matches an empty line, so every line would be a failure: \
+                     give a word to look for (e.g. \"FAILED|panicked\")",
+                );
+                default()
+            }
+            Ok(r) => r,
+            Err(e) => {
+                self.err(
+                    Some(v.span()),
+                    format!("`failure_pattern` is not a valid regex: {e}"),
+                );
+                default()
+            }
+        }
     }
 
     pub(crate) fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
@@ -517,6 +548,7 @@ impl Validator<'_> {
             model: model.clone(),
             file,
             from,
+            allow_empty: h.allow_empty.unwrap_or(false),
         })
     }
 

@@ -246,6 +246,7 @@ mod tests {
                 .is_failure()
                 .then(|| crate::signature::signature(&causes)),
             causes,
+            cause: None,
             lines: Vec::new(),
             phases: Default::default(),
             wall: Default::default(),

@@ -171,6 +171,7 @@ pub(crate) fn execute(
         fired: fired.into_iter().map(|(_, s)| s).collect(),
         signature: sig,
         causes,
+        cause: verdict.cause.clone(),
         lines,
         phases,
         wall,

@@ -269,6 +269,12 @@ pub fn read_journal(dir: &Path) -> Result<JournalLines, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(e) => return Err(Error::io(&path, e)),
     };
+    Ok(parse_journal(&bytes, &path))
+}
+
+/// [`read_journal`] on the journal's bytes; `path` names it in the bad lines.
+pub fn parse_journal(bytes: &[u8], path: &Path) -> JournalLines {
+    let path = path.to_path_buf();
     let mut entries = Vec::new();
     let mut bad = Vec::new();
     let complete = bytes.ends_with(b"\n");
@@ -300,7 +306,7 @@ pub fn read_journal(dir: &Path) -> Result<JournalLines, Error> {
             }),
         }
     }
-    Ok((entries, bad))
+    (entries, bad)
 }
 
 /// Rewrites the journal without the lines `drop` (1-based), byte for byte otherwise and

@@ -95,6 +95,10 @@ pub struct Analysis {
     /// The causes the signature is made of ([`crate::signature::causes`]).
     #[serde(default)]
     pub causes: Vec<String>,
+    /// The run's verdict cause (summary.json `verdict.cause`): the telling line with its
+    /// file and line, the violating operation, the check's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<ordeal_hb::Cause>,
     pub lines: Vec<String>,
     pub phases: Phases,
     #[serde(with = "crate::candidates::ms", rename = "wall_ms")]
@@ -232,6 +236,10 @@ pub struct Failure {
     pub hits: u64,
     pub runs: Vec<u64>,
     pub first_run: u64,
+    /// The verdict cause of the first hit (shown, not grouped on: it names keys, values
+    /// and line numbers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<ordeal_hb::Cause>,
     /// Telling lines of the logs of the first hit (shown, not grouped on).
     pub lines: Vec<String>,
     pub original_faults: Vec<String>,
@@ -284,6 +292,7 @@ impl Failure {
             hits: 1,
             runs: vec![id],
             first_run: id,
+            cause: a.cause.clone(),
             lines: a.lines.clone(),
             original_faults: names.clone(),
             original_schedule: toml.clone(),

@@ -127,8 +127,13 @@ pub fn junit(o: &Outcome) -> String {
         );
     }
     for f in &o.failures {
+        let cause = f
+            .cause
+            .as_ref()
+            .map(|c| format!("cause: {c}\n"))
+            .unwrap_or_default();
         let mut body = format!(
-            "{}\nhits: {} exploration runs\nreproduction: {}\nreplay: {}\n\nminimal schedule:\n{}",
+            "{}\n{cause}hits: {} exploration runs\nreproduction: {}\nreplay: {}\n\nminimal schedule:\n{}",
             f.signature,
             f.hits,
             repro_text(f),
@@ -478,6 +483,10 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
         );
         h.push_str("<table>\n");
         let rows: Vec<(&str, String)> = vec![
+            (
+                "cause",
+                f.cause.as_ref().map_or("-".into(), |c| c.to_string()),
+            ),
             (
                 "hits",
                 format!(

@@ -50,7 +50,7 @@ impl Fault {
                 FaultKind::Partition {
                     from: Vec::new(),
                     to: Vec::new(),
-                    shape: self.action.shape(site),
+                    shape: self.action.shape(model.target(&site.node)),
                     oneway: false,
                     duration: Some(long),
                 }

@@ -13,7 +13,7 @@
 
 use ordeal_faults::Shape;
 
-use crate::candidates::{Action, Occurrence, Site, SiteKind};
+use crate::candidates::{Action, Occurrence, SiteKind};
 
 impl Action {
     /// Whether the action cuts the network along a shape.
@@ -24,12 +24,11 @@ impl Action {
         )
     }
 
-    /// The shape a fault of this action at `site` lays: an isolate cuts off the site's node.
-    pub fn shape(self, site: &Site) -> Option<Shape> {
+    /// The shape a fault of this action at `site` lays: an isolate cuts off the site's node
+    /// (`node`: as a schedule names it, the node or the role holding it).
+    pub fn shape(self, node: ordeal_faults::Target) -> Option<Shape> {
         match self {
-            Action::Isolate => Some(Shape::Isolate {
-                node: Some(site.node.clone()),
-            }),
+            Action::Isolate => Some(Shape::Isolate { node: Some(node) }),
             Action::Halves => Some(Shape::Halves),
             Action::Bridge => Some(Shape::Bridge),
             Action::Ring => Some(Shape::Ring),
@@ -71,6 +70,8 @@ mod tests {
     use std::time::Duration;
 
     use ordeal_faults::FaultKind;
+
+    use crate::candidates::Site;
 
     use super::*;
     use crate::candidates::{Fault, FaultModel};

@@ -9,14 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use ordeal_sys::rng::{mix, SplitMix64};
 
 use crate::trigger::fault_seed;
-use crate::{FaultKind, Schedule};
+use crate::{FaultKind, Schedule, Target};
 
 /// A standard partition over the experiment's nodes (workloads are never cut by a shape).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Shape {
-    /// One node cut off from every other node, both ways: `node`, or one drawn by the fault's
-    /// dice when it fires.
-    Isolate { node: Option<String> },
+    /// One node cut off from every other node, both ways: `node`, the node holding a role
+    /// (aimed at its holder before it is laid, see [`crate::Fault::aimed_at`]), or one drawn
+    /// by the fault's dice when it fires.
+    Isolate { node: Option<Target> },
     /// The nodes shuffled and cut in two, both ways: the first ⌊n/2⌋ (a minority) from the
     /// rest (for 3 nodes 1 | 2, for 5 nodes 2 | 3).
     Halves,
@@ -43,6 +44,8 @@ pub enum ShapeError {
     },
     #[error("unknown node `{0}`")]
     UnknownNode(String),
+    #[error("no node holds role `{0}`")]
+    NoHolder(String),
 }
 
 impl Shape {
@@ -95,11 +98,14 @@ impl Shape {
         let split = match self {
             Shape::Isolate { node } => {
                 let alone = match node {
-                    Some(name) => nodes
+                    Some(Target::Node(name)) => nodes
                         .iter()
                         .find(|n| *n == name)
                         .cloned()
                         .ok_or_else(|| ShapeError::UnknownNode(name.clone()))?,
+                    Some(Target::Role(role)) => {
+                        return Err(ShapeError::NoHolder(role.clone()));
+                    }
                     None => nodes[dice.below(n as u64) as usize].clone(),
                 };
                 let rest: Vec<String> = nodes.iter().filter(|n| **n != alone).cloned().collect();

@@ -288,3 +288,59 @@ fn the_applied_record_says_which_node_held_the_role() {
     );
     assert_eq!(parse_applied_toml(&text, "a.toml").unwrap(), [a]);
 }
+
+/// A partition isolating a role's holder (Jepsen's "isolate the leader"): parsed, checked,
+/// written back, aimed at the holder when it fires; a role on another shape is refused.
+#[test]
+fn an_isolating_partition_may_aim_at_a_role() {
+    let text = "[[fault]]\nname = \"isolate-leader\"\nkind = \"partition\"\nshape = \"isolate\"\n\
+                role = \"leader\"\nduration = \"2s\"\ntrigger = { after = \"1s\" }\n";
+    let s = Schedule::parse_for(text, "f.toml", &who()).unwrap();
+    let f = &s.faults[0];
+    assert_eq!(
+        f.kind,
+        FaultKind::Partition {
+            from: Vec::new(),
+            to: Vec::new(),
+            shape: Some(ordeal_faults::Shape::Isolate {
+                node: Some(Target::Role("leader".into()))
+            }),
+            oneway: false,
+            duration: Some(Duration::from_secs(2)),
+        }
+    );
+    assert_eq!(f.target_role(), Some("leader"));
+    assert_eq!(f.roles(), ["leader"]);
+    let aimed = f.aimed_at("e2");
+    assert_eq!(aimed.target_role(), None);
+    assert!(matches!(
+        aimed.kind,
+        FaultKind::Partition {
+            shape: Some(ordeal_faults::Shape::Isolate {
+                node: Some(Target::Node(ref n))
+            }),
+            ..
+        } if n == "e2"
+    ));
+    let back = s.to_toml();
+    assert!(
+        back.contains("shape = \"isolate\"\nrole = \"leader\"\n"),
+        "{back}"
+    );
+    assert_eq!(Schedule::parse_for(&back, "back.toml", &who()).unwrap(), s);
+
+    assert_eq!(
+        errors(
+            "[[fault]]\nkind = \"partition\"\nshape = \"isolate\"\nrole = \"leeder\"\n\
+             trigger = { after = \"1s\" }\n\
+             [[fault]]\nkind = \"partition\"\nshape = \"halves\"\nrole = \"leader\"\n\
+             trigger = { after = \"1s\" }\n"
+        ),
+        [
+            "f.toml:4:8: unknown role `leeder` (did you mean `leader`?): the experiment's roles \
+             are leader, follower",
+            "f.toml:9:8: `role` applies to shape = \"isolate\" only (the node cut off), not to \
+             shape = \"halves\""
+        ]
+    );
+}

@@ -57,9 +57,17 @@ impl SliceDurs {
     }
 }
 
-/// A point strictly inside a slice, where flow arrows attach.
-pub(crate) fn flow_ts(ts: u64, dur: u64) -> u64 {
-    ts + dur / 2
+/// Where a flow arrow leaves its (drawn) slice: just inside its start, as a call sends from
+/// its entry on. Strictly inside: drawn slices last at least [`MIN_SLICE_NS`].
+pub(crate) fn flow_from_ts(ts: u64, _dur: u64) -> u64 {
+    ts + 1
+}
+
+/// Where a flow arrow arrives in its (drawn) slice: just inside its end, the call's
+/// completion, as a receive has its bytes when it returns (a blocking receive may start long
+/// before they are sent). So every arrow points forward in time.
+pub(crate) fn flow_to_ts(ts: u64, dur: u64) -> u64 {
+    ts + dur.max(MIN_SLICE_NS) - 1
 }
 
 pub(crate) fn is_instant(class: Option<Class>) -> bool {
@@ -419,12 +427,12 @@ pub fn write_chrome_trace<W: Write>(g: &HbGraph, w: W) -> io::Result<()> {
             id,
             edge.kind,
             FlowEnd {
-                ts: flow_ts(a.ts(), durs.get(g, ia)),
+                ts: flow_from_ts(a.ts(), durs.get(g, ia)),
                 node: a.node(),
                 tid: a.tid(),
             },
             FlowEnd {
-                ts: flow_ts(b.ts(), durs.get(g, ib)),
+                ts: flow_to_ts(b.ts(), durs.get(g, ib)),
                 node: b.node(),
                 tid: b.tid(),
             },

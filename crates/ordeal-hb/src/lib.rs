@@ -13,6 +13,8 @@
 //! * Outputs: [`write_dot`] (`graph.dot`), [`write_chrome_trace`] (`trace.json`, for
 //!   Perfetto), [`Summary`] (`summary.json`) with [`human_summary`] for the terminal, and
 //!   [`write_hb_jsonl`] (`hb.jsonl`). [`write_outputs`] writes them all into a directory.
+//!   The summary carries what the run decided beyond its events: the verdict's [`Cause`] and
+//!   the faults that fired ([`FaultRecord`]).
 //!   The pictures say what a decoded message said (`SET k3 v7`, from the call log) on its
 //!   send and its message edge when given labels ([`HbGraph::set_labels`],
 //!   [`RunFacts::labels`]); without them they show bytes only.
@@ -26,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+mod cause;
 mod chrome;
 mod dot;
 mod graph;
@@ -35,6 +38,7 @@ pub mod ranges;
 mod stream;
 mod summary;
 
+pub use cause::{seconds, Cause, FaultRecord, LogLine};
 pub use chrome::write_chrome_trace;
 pub use dot::{
     communication_events, dot_escape, drawn, event_label, write_dot, write_event_dot,

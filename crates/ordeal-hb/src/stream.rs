@@ -70,8 +70,10 @@ pub(crate) struct Info {
     pub(crate) thread: u32,
     pub(crate) node: u32,
     pub(crate) tid: i32,
-    /// Where a flow arrow attaches to its trace.json slice.
-    pub(crate) flow_ts: u64,
+    /// Where a flow arrow leaves its trace.json slice (this event sent) and where one
+    /// arrives (this event received).
+    pub(crate) flow_from: u64,
+    pub(crate) flow_to: u64,
     pub(crate) instant: bool,
 }
 

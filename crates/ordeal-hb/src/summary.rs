@@ -1,5 +1,6 @@
 //! `summary.json` and the terminal summary.
 
+use crate::cause::{Cause, FaultRecord};
 use crate::graph::{Connection, EdgeCounts, FailedConnect, HbGraph, ThreadInfo, Traffic, View};
 use ordeal_events::{Class, Event, Header};
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,10 @@ pub struct Verdict {
     /// Why, one sentence each (empty for a plain pass).
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// What a person reads first: the check's message, the violating operation, the failing
+    /// workload's telling line (decided by the run; absent for a pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
 }
 
 impl Verdict {
@@ -71,12 +76,14 @@ impl Verdict {
         Self {
             status: Status::Pass,
             reasons: Vec::new(),
+            cause: None,
         }
     }
     pub fn fail(reasons: Vec<String>) -> Self {
         Self {
             status: Status::Fail,
             reasons,
+            cause: None,
         }
     }
     /// No traced event for the hang timeout while workloads ran (ordeal-diag's classifier:
@@ -85,12 +92,14 @@ impl Verdict {
         Self {
             status: Status::Hung,
             reasons,
+            cause: None,
         }
     }
     pub fn error(reasons: Vec<String>) -> Self {
         Self {
             status: Status::Error,
             reasons,
+            cause: None,
         }
     }
 }
@@ -125,6 +134,9 @@ pub struct Summary {
     /// The engine that saw the calls (absent in summaries written before engines existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineInfo>,
+    /// Every firing of a fault of the run's schedule, in trace order (absent: none fired).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultRecord>,
 }
 
 /// What a run knows beyond its trace, written into its `summary.json`.
@@ -137,6 +149,8 @@ pub struct RunFacts {
     /// that sent the start of a decoded message → its text (`SET k3 v7`, `+OK`). The
     /// pictures label those transfers and their message edges with it.
     pub labels: std::collections::HashMap<u64, String>,
+    /// The faults that fired ([`Summary::faults`]).
+    pub faults: Vec<FaultRecord>,
 }
 
 impl RunFacts {
@@ -147,6 +161,7 @@ impl RunFacts {
             snapshots: Vec::new(),
             engine: None,
             labels: Default::default(),
+            faults: Vec::new(),
         }
     }
 
@@ -154,6 +169,7 @@ impl RunFacts {
         s.verdict = self.verdict;
         s.snapshots = self.snapshots;
         s.engine = self.engine;
+        s.faults = self.faults;
     }
 }
 
@@ -384,6 +400,7 @@ impl Summary {
             warnings: p.warnings,
             snapshots: Vec::new(),
             engine: None,
+            faults: Vec::new(),
         }
     }
 
@@ -728,6 +745,29 @@ pub fn human_summary(s: &Summary) -> String {
         t.render(&mut out);
     }
 
+    if !s.faults.is_empty() {
+        out.push('\n');
+        let mut t = Table::new(
+            &[
+                "FAULT", "KIND", "NODE", "CALL", "SEQ", "FIRED", "HEALED", "ACTION",
+            ],
+            &[false, false, false, false, true, true, true, false],
+        );
+        for f in &s.faults {
+            t.row(vec![
+                f.name.clone(),
+                f.kind.clone(),
+                f.node.clone(),
+                f.call.clone(),
+                f.seq.to_string(),
+                format!("{:.3}s", f.fired_at),
+                f.healed_at.map_or("-".into(), |h| format!("{h:.3}s")),
+                f.action.clone(),
+            ]);
+        }
+        t.render(&mut out);
+    }
+
     out.push('\n');
     let classes = ["net", "data", "file", "proc", "other"]
         .iter()
@@ -754,6 +794,9 @@ pub fn human_summary(s: &Summary) -> String {
     );
     for r in &s.verdict.reasons {
         let _ = writeln!(out, "    - {r}");
+    }
+    if let Some(c) = &s.verdict.cause {
+        let _ = writeln!(out, "  cause    {c}");
     }
     for l in &s.snapshots {
         let _ = writeln!(out, "  snapshot ({}) {}", l.reason, l.text);

@@ -70,6 +70,7 @@ fn both_ways(h: &Header, events: &[Event], limit: usize) -> Option<String> {
             snapshots,
             engine: None,
             labels: labels.clone(),
+            faults: Vec::new(),
         },
         limit,
     )

@@ -8,6 +8,9 @@
 //! namespaces, never in the caller's, so when the holders die — on [`Drop`], or with the
 //! thread that created the [`Network`] however it ends, SIGKILL included — the kernel removes
 //! every namespace and everything in it. The caller's own network namespace is never changed.
+//! A process started into a namespace would keep it alive after its holder died, so each
+//! namespace is also registered with the process's keeper (`ordeal_sys::keeper`), which
+//! SIGKILLs whatever is still in it when ordeal dies.
 //!
 //! Requires root (CAP_SYS_ADMIN, CAP_NET_ADMIN), `ip` (iproute2) and `nft` (nftables).
 
@@ -41,6 +44,8 @@ pub enum Error {
 struct Holder {
     pid: libc::pid_t,
     ns: Arc<OwnedFd>,
+    /// The namespace registered with the keeper while the holder lives.
+    _kept: ordeal_sys::keeper::Contained,
 }
 
 impl Holder {
@@ -111,10 +116,23 @@ impl Holder {
             )));
         }
         match std::fs::File::open(format!("/proc/{pid}/ns/net")) {
-            Ok(f) => Ok(Holder {
-                pid,
-                ns: Arc::new(f.into()),
-            }),
+            Ok(f) => {
+                let ns: OwnedFd = f.into();
+                let kept = match ns_inode(&ns) {
+                    Some(inode) => ordeal_sys::keeper::contain_netns(inode),
+                    None => {
+                        kill();
+                        return Err(Error::Namespace(std::io::Error::other(
+                            "cannot read the new namespace's inode",
+                        )));
+                    }
+                };
+                Ok(Holder {
+                    pid,
+                    ns: Arc::new(ns),
+                    _kept: kept,
+                })
+            }
             Err(e) => {
                 kill();
                 Err(Error::Namespace(e))

@@ -24,6 +24,9 @@ pub(crate) struct Outcome {
     pub reason: Option<String>,
     /// One line for the progress output.
     pub line: String,
+    /// The verdict's cause when the check failed: the violating operation, or why the
+    /// history could not be checked.
+    pub cause: Option<ordeal_hb::Cause>,
 }
 
 /// Checks `RUN_DIR/<file>` against the model; writes `history-check.txt` and `history.html`.
@@ -48,6 +51,14 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
         Ok(r) => r,
         Err(e) => return failed(format!("history check: {e}")),
     };
+    if report.operations.is_empty() && !hc.allow_empty {
+        return failed(format!(
+            "history check: {} has no operations: nothing was checked (a client that recorded \
+             nothing, or traffic that decoded to no request); `allow_empty = true` in [check] \
+             history lets an empty history pass",
+            hc.file
+        ));
+    }
     let text = ordeal_history::text_report(&report);
     let _ = std::fs::write(run_dir.join("history-check.txt"), &text);
     let html = ordeal_history::html::render_with_marks(&report, &hc.file, &marks(events));
@@ -57,6 +68,7 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
         ordeal_history::Verdict::Linearizable => Outcome {
             reason: None,
             line: format!("history: {ops} operations, linearizable ({})", hc.model),
+            cause: None,
         },
         ordeal_history::Verdict::NotLinearizable => {
             // The first violating key and the operation that cannot be placed there.
@@ -82,11 +94,15 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
                     hc.model,
                 )),
                 line: format!("history: {ops} operations, NOT linearizable: see history.html"),
+                cause: violation(&report, run_dir),
             }
         }
         ordeal_history::Verdict::Unknown(why) => Outcome {
             reason: Some(format!("history check unknown ({}): {why}", hc.model)),
             line: format!("history: {ops} operations, unknown: {why}"),
+            cause: Some(ordeal_hb::Cause::HistoryCheck {
+                message: format!("history check unknown ({}): {why}", hc.model),
+            }),
         },
     }
 }
@@ -241,8 +257,35 @@ pub(crate) fn from_traffic(
 fn failed(reason: String) -> Outcome {
     Outcome {
         line: reason.clone(),
+        cause: Some(ordeal_hb::Cause::HistoryCheck {
+            message: reason.clone(),
+        }),
         reason: Some(reason),
     }
+}
+
+/// The first operation that cannot be placed, of the first key that is not linearizable.
+fn violation(report: &ordeal_history::Report, run_dir: &Path) -> Option<ordeal_hb::Cause> {
+    let k = report
+        .keys
+        .iter()
+        .find(|k| k.verdict == ordeal_history::Verdict::NotLinearizable)?;
+    let u = k.explanation.as_ref()?.unplaceable.first()?;
+    let o = report.operations.iter().find(|o| o.id == u.op)?;
+    Some(ordeal_hb::Cause::History {
+        model: report.model.to_string(),
+        key: k.key.as_ref().map(|v| match v {
+            Value::Str(s) => s.clone(),
+            v => v.to_string(),
+        }),
+        op: format!("process {} {}", o.process, o.describe()),
+        anomaly: u.reason.clone(),
+        // Relative to the run directory, like every file a cause names.
+        at: (!o.origin.is_empty()).then(|| {
+            let dir = format!("{}/", run_dir.display());
+            o.origin.strip_prefix(&dir).unwrap_or(&o.origin).to_string()
+        }),
+    })
 }
 
 /// Faults and node starts and ends from the trace, on its clock. A fault that lasts is one
@@ -405,6 +448,56 @@ mod tests {
                 m(70, None, "n1: f: fail EIO"),
             ]
         );
+    }
+
+    #[test]
+    fn a_violation_is_the_cause_with_its_operation_and_why() {
+        let d = tempfile::tempdir().unwrap();
+        // A read of nil after the write of 3 completed.
+        std::fs::write(
+            d.path().join("history.jsonl"),
+            r#"{"type":"invoke","process":0,"f":"write","key":"k1","value":3,"time":100}
+{"type":"ok","process":0,"f":"write","key":"k1","value":3,"time":200}
+{"type":"invoke","process":1,"f":"read","key":"k1","value":null,"time":300}
+{"type":"ok","process":1,"f":"read","key":"k1","value":null,"time":400}
+"#,
+        )
+        .unwrap();
+        let hc = HistoryCheck {
+            model: "kv".into(),
+            file: "history.jsonl".into(),
+            from: ordeal_experiment::HistorySource::File,
+            allow_empty: false,
+        };
+        let o = check(d.path(), &hc, &[]);
+        let Some(ordeal_hb::Cause::History {
+            model,
+            key,
+            op,
+            anomaly,
+            at,
+        }) = o.cause
+        else {
+            panic!("{:?}", o.cause)
+        };
+        assert_eq!((model.as_str(), key.as_deref()), ("kv", Some("k1")));
+        assert_eq!(op, "process 1 read \"k1\" → nil");
+        assert_eq!(anomaly, "reads nil, but the value is 3");
+        assert_eq!(at.as_deref(), Some("history.jsonl:3"));
+        // Empty: an error unless allowed.
+        std::fs::write(d.path().join("history.jsonl"), "").unwrap();
+        let o = check(d.path(), &hc, &[]);
+        assert!(matches!(
+            o.cause,
+            Some(ordeal_hb::Cause::HistoryCheck { .. })
+        ));
+        assert!(o.reason.unwrap().contains("has no operations"));
+        let allowed = HistoryCheck {
+            allow_empty: true,
+            ..hc
+        };
+        let o = check(d.path(), &allowed, &[]);
+        assert_eq!((o.reason, o.cause), (None, None));
     }
 
     fn call(caller: &str, kv: KvOp, at: u64, done: Option<(u64, KvResult)>) -> Call {

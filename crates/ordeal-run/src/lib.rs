@@ -8,6 +8,8 @@
 //! probes, `roles.jsonl`) → run the workloads → end the faults still in effect ([`lasting`])
 //! → run the check → stop everything → rebuild the happens-before graph
 //! from `trace.jsonl` and write the outputs (`outputs`). The phases live in `supervisor`.
+//! The verdict carries its cause ([`Cause`], chosen in `cause`: the history's violating
+//! operation, the check's message, a failed workload's telling log line with its file and line).
 //!
 //! Seams: the engine is a [`ordeal_tracer::Launcher`] ([`run_on`]); a run refuses, before
 //! anything starts, faults its engine cannot apply (call interception is a ptrace
@@ -26,6 +28,7 @@
 //! tracer's seizure carries `PTRACE_O_EXITKILL` and every child a parent-death signal for the
 //! paths where ordeal itself dies).
 
+mod cause;
 mod checkpoints;
 pub mod crash;
 pub mod cuts;
@@ -34,6 +37,7 @@ pub mod diag;
 mod engine_tests;
 pub mod engines;
 pub mod faults;
+mod fired;
 mod history;
 pub mod lasting;
 mod lifecycle;
@@ -47,6 +51,7 @@ mod roles_tests;
 mod rundir;
 mod supervisor;
 
+pub use ordeal_hb::{Cause, FaultRecord, LogLine};
 pub use outputs::{rebuild, write_outputs};
 
 use ordeal_events::TraceWriter;
@@ -362,7 +367,11 @@ pub fn run_on(
         _ => None,
     };
     let t_drive = Instant::now();
-    let engine = launcher.start(config, Box::new(writer), hook)?;
+    // Fault marks are watched as they are written: live lines, summary.json's `faults`.
+    let seen = fired::SeenLog::default();
+    let live = (opts.progress && opts.faults.is_some()).then_some(progress.t0);
+    let sink = fired::FaultWatch::new(writer, seen.clone(), live);
+    let engine = launcher.start(config, Box::new(sink), hook)?;
     let mut ckpt = checkpoints::Checkpoints::start(&resolved, &run_dir, engine.marker())?;
     let mut sup = Supervisor {
         ckpt: &ckpt,
@@ -385,6 +394,7 @@ pub fn run_on(
     }
     let t_teardown = Instant::now();
     sup.stop_gracefully(&resolved);
+    let started = std::mem::take(&mut sup.started);
     ckpt.stop();
     progress.say("stopping all processes");
     // The engine flushes trace.jsonl before it returns.
@@ -417,12 +427,14 @@ pub fn run_on(
             .map_err(io_err(format!("writing {}", out.display())))?;
         progress.say(made.line(&hc.file));
     }
+    let mut history_cause = None;
     if let Some(hc) = &resolved.history_check {
         // After the tracer is done, so the whole trace (faults, node ends) is on disk.
         if matches!(verdict.status, Status::Pass | Status::Fail) {
             let events = ordeal_events::TraceReader::open(&trace_path)?.read_all()?;
             let h = history::check(&run_dir, hc, &events);
             progress.say(h.line);
+            history_cause = h.cause;
             if let Some(reason) = h.reason {
                 verdict = match verdict.status {
                     Status::Pass => Verdict::fail(vec![reason]),
@@ -452,17 +464,35 @@ pub fn run_on(
             stats.lost
         ));
     }
+    verdict.cause = cause::find(
+        &verdict,
+        &started,
+        &run_dir,
+        exp.failure_pattern(),
+        history_cause,
+    );
+    let faults_fired = match (&opts.faults, seen.lock()) {
+        (Some(s), Ok(seen)) => fired::records(&seen, s),
+        _ => Vec::new(),
+    };
     let engine = Some(ordeal_hb::EngineInfo {
         name: launcher.name().to_string(),
         lost_events: stats.lost,
     });
     let summary = if opts.summary_only {
-        outputs::write_summary_only(&run_dir, verdict, engine)?
+        outputs::write_summary_only(&run_dir, verdict, engine, faults_fired)?
     } else {
-        write_outputs(&run_dir, verdict, engine, opts.max_dot_events, calls)?
+        write_outputs(
+            &run_dir,
+            verdict,
+            engine,
+            faults_fired,
+            opts.max_dot_events,
+            calls,
+        )?
     };
     if let Some(s) = &opts.faults {
-        outputs::write_applied(&run_dir, s, &progress)?;
+        outputs::write_applied(&run_dir, s)?;
     }
     progress.say("outputs written");
     let times = RunTimes {

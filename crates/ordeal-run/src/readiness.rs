@@ -73,10 +73,17 @@ impl<'a> Probe<'a> {
                     .stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null());
+                // Its own group, registered with the keeper while it runs: taken down with
+                // whatever it started if ordeal dies meanwhile.
+                std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
                 if let Some(net) = self.net {
                     enter_netns(&mut cmd, net.hub_netns());
                 }
-                cmd.status().map(|s| s.success()).unwrap_or(false)
+                let Ok(mut child) = cmd.spawn() else {
+                    return false;
+                };
+                let _kept = ordeal_sys::keeper::contain_group(child.id() as i32);
+                child.wait().is_ok_and(|s| s.success())
             }
         }
     }

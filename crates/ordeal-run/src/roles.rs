@@ -230,6 +230,8 @@ impl Prober {
         let Ok(mut child) = cmd.spawn() else {
             return false;
         };
+        // Taken down by the keeper if ordeal dies while the probe runs.
+        let _kept = ordeal_sys::keeper::contain_group(child.id() as i32);
         let until = Instant::now() + spec.timeout;
         let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {

@@ -580,7 +580,7 @@ impl Supervisor<'_> {
             Some(role) => format!("{} (role {role})", action.what),
             None => action.what,
         };
-        self.progress.say(format!("fault {}: {what}", f.name));
+        // Said when its marker is written (`fired`), with its seq.
         let marker = FaultMark::fired(&f.name, what);
         Ok(self
             .engine

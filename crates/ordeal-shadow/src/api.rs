@@ -1,5 +1,9 @@
 //! The control API: HTTP/1.1 + JSON on loopback, with Toxiproxy's routes.
 //!
+//! Bounded whatever clients send: a request head over [`MAX_HEAD`] is answered 431, a body
+//! over [`MAX_BODY`] 413 (then the connection closes), a connection over [`MAX_CONNECTIONS`]
+//! 503, and each request must arrive within 30 s. Answers go out in one write, without Nagle.
+//!
 //! | route | what |
 //! |---|---|
 //! | `GET /version` | `{"version": ...}` |
@@ -23,14 +27,19 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The proxies of one ordeal process, by name.
 #[derive(Default)]
 pub struct Registry {
     proxies: Mutex<BTreeMap<String, Proxy>>,
+    /// Whether proxies created through the API may listen beyond loopback (`ordeal proxy
+    /// --allow-external`): the API itself is loopback-only, and a proxy it creates must not
+    /// open the upstream to the network unless asked to.
+    external: AtomicBool,
 }
 
 impl Registry {
@@ -50,6 +59,28 @@ impl Registry {
         let p = Proxy::start(cfg)?;
         ps.insert(name, p.clone());
         Ok(p)
+    }
+
+    /// Lets proxies created through the API listen on any address, not only loopback.
+    pub fn allow_external(&self, allow: bool) {
+        self.external.store(allow, Relaxed);
+    }
+
+    /// Whether an API request may create a proxy listening on `listen`: a loopback
+    /// address, or anything when external addresses are allowed.
+    fn may_listen(&self, listen: &str) -> Result<(), Error> {
+        if self.external.load(Relaxed) {
+            return Ok(());
+        }
+        let addr = crate::proxy::resolve(listen)?;
+        if addr.ip().is_loopback() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "proxy listen address {addr} is not loopback (start ordeal proxy with \
+                 --allow-external to allow it)"
+            )))
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<Proxy> {
@@ -87,10 +118,23 @@ impl Registry {
     }
 }
 
+/// Connections the API serves at once; one more is answered 503 and closed (each costs a
+/// thread: 2,000 idle connections once made 2,014 threads).
+pub const MAX_CONNECTIONS: usize = 64;
+/// The request line and headers together, at most (431 past it): memory stays bounded
+/// whatever a client sends.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// A request body, at most (413 past it).
+pub const MAX_BODY: usize = 1 << 20;
+/// A request must arrive whole within this, counted from the connection's start or its
+/// previous answer: a client sending a byte now and then cannot hold a connection forever.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
 /// A running API server; stops when dropped.
 pub struct ApiServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    listener: Arc<TcpListener>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -110,27 +154,15 @@ impl ApiServer {
                 "the API listens on loopback only, not {local}"
             )));
         }
-        l.set_nonblocking(true).map_err(|e| Error::Io {
-            context: "API listener".into(),
-            source: e,
-        })?;
+        // A blocking accept: a new connection is served at once (no polling interval); Drop
+        // wakes it by shutting the listener down.
+        let listener = Arc::new(l);
+        let l = Arc::clone(&listener);
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("ordeal-api".into())
-            .spawn(move || {
-                while !s.load(Relaxed) {
-                    match l.accept() {
-                        Ok((c, _)) => {
-                            let reg = Arc::clone(&reg);
-                            let _ = std::thread::Builder::new()
-                                .name("ordeal-api-conn".into())
-                                .spawn(move || serve_conn(c, &reg));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                    }
-                }
-            })
+            .spawn(move || accept_loop(&l, &s, &reg))
             .map_err(|e| Error::Io {
                 context: "spawning the API thread".into(),
                 source: e,
@@ -138,6 +170,7 @@ impl ApiServer {
         Ok(ApiServer {
             addr: local,
             stop,
+            listener,
             thread: Some(thread),
         })
     }
@@ -150,10 +183,75 @@ impl ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         self.stop.store(true, Relaxed);
+        // SAFETY: shutdown of our own listening socket (still open: `self.listener` holds
+        // it); on Linux a blocked accept then returns EINVAL.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+fn accept_loop(l: &TcpListener, stop: &AtomicBool, reg: &Arc<Registry>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    loop {
+        let accepted = l.accept();
+        if stop.load(Relaxed) {
+            return;
+        }
+        let c = match accepted {
+            Ok((c, _)) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // EMFILE and the like: back off rather than spin.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if active.fetch_add(1, Relaxed) >= MAX_CONNECTIONS {
+            active.fetch_sub(1, Relaxed);
+            refuse(c);
+            continue;
+        }
+        let (reg, n) = (Arc::clone(reg), Arc::clone(&active));
+        let spawned = std::thread::Builder::new()
+            .name("ordeal-api-conn".into())
+            .spawn(move || {
+                serve_conn(c, &reg);
+                n.fetch_sub(1, Relaxed);
+            });
+        if spawned.is_err() {
+            active.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// Answers 503 to a connection over [`MAX_CONNECTIONS`] and closes it, from the accept thread
+/// without ever blocking it: one small write into an empty socket buffer, then what the
+/// client already sent is read and dropped (closing with unread data would send an RST that
+/// can destroy the answer; what arrives later may still meet one).
+fn refuse(c: TcpStream) {
+    if c.set_nonblocking(true).is_err() {
+        return;
+    }
+    let body = json!({
+        "error": format!("too many API connections (at most {MAX_CONNECTIONS})"),
+        "status": 503,
+    });
+    let _ = (&c).write_all(&response(503, Some(&body), false));
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!((&c).read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
+}
+
+/// How a connection is set up: no Nagle delay (an answer is one write; without this a
+/// keep-alive client waited for the delayed ACK, about 40 ms per request).
+fn prepare(c: &TcpStream) -> std::io::Result<()> {
+    c.set_nodelay(true)
 }
 
 /// A parsed request.
@@ -164,43 +262,110 @@ struct Request {
     keep_alive: bool,
 }
 
-const MAX_BODY: usize = 1 << 20;
+/// Why no request was read.
+#[derive(Debug, PartialEq)]
+enum Unread {
+    /// The client closed, or its deadline passed: close without answering.
+    Gone,
+    /// Answer this status and close.
+    Refused(u16, String),
+}
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
+/// Reads from `r` until `deadline`: each read waits at most for what is left of it.
+fn fill(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<&[u8], Unread> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Unread::Gone);
+        }
+        if r.buffer().is_empty() {
+            r.get_ref()
+                .set_read_timeout(Some(left))
+                .map_err(|_| Unread::Gone)?;
+        }
+        match r.fill_buf() {
+            Ok([]) => return Err(Unread::Gone),
+            // Re-borrowed: the loop above needs `r` again on EINTR.
+            Ok(_) => return Ok(r.buffer()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(Unread::Gone),
+        }
     }
+}
+
+/// One line (without its `\r\n`), counted against `budget`: past it, 431.
+fn read_line(
+    r: &mut BufReader<TcpStream>,
+    budget: &mut usize,
+    deadline: Instant,
+) -> Result<String, Unread> {
+    let mut line = Vec::new();
+    loop {
+        let buf = fill(r, deadline)?;
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if take > *budget {
+            return Err(Unread::Refused(
+                431,
+                format!("request line and headers over {MAX_HEAD} bytes"),
+            ));
+        }
+        *budget -= take;
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if done {
+            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                line.pop();
+            }
+            return String::from_utf8(line)
+                .map_err(|_| Unread::Refused(400, "a request line or header is not UTF-8".into()));
+        }
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Request, Unread> {
+    let mut budget = MAX_HEAD;
+    let line = read_line(r, &mut budget, deadline)?;
     let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
+    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+        return Err(Unread::Refused(400, format!("bad request line {line:?}")));
+    };
+    let (method, path) = (method.to_string(), path.to_string());
     let version = parts.next().unwrap_or("HTTP/1.0").to_string();
     let mut len = 0usize;
     let mut keep_alive = version == "HTTP/1.1";
     loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
+        let h = read_line(r, &mut budget, deadline)?;
         if h.is_empty() {
             break;
         }
         if let Some((k, v)) = h.split_once(':') {
             let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
             if k == "content-length" {
-                len = v.parse().ok()?;
+                len = v
+                    .parse()
+                    .map_err(|_| Unread::Refused(400, format!("bad Content-Length {v:?}")))?;
             } else if k == "connection" {
                 keep_alive = !v.eq_ignore_ascii_case("close");
             }
         }
     }
     if len > MAX_BODY {
-        return None;
+        return Err(Unread::Refused(
+            413,
+            format!("a body of {len} bytes: at most {MAX_BODY}"),
+        ));
     }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(Request {
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        let buf = fill(r, deadline)?;
+        let take = buf.len().min(len - body.len());
+        body.extend_from_slice(&buf[..take]);
+        r.consume(take);
+    }
+    Ok(Request {
         method,
         path,
         body,
@@ -208,37 +373,84 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
     })
 }
 
+/// A whole answer, status line to body, for one write.
+fn response(status: u16, body: Option<&Value>, keep_alive: bool) -> Vec<u8> {
+    let text = match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    let payload = match body {
+        Some(v) if status != 204 => serde_json::to_vec(v).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        payload.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    )
+    .into_bytes();
+    out.extend_from_slice(&payload);
+    out
+}
+
 fn serve_conn(c: TcpStream, reg: &Registry) {
-    let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+    if prepare(&c).is_err() {
+        return;
+    }
     let Ok(w) = c.try_clone() else { return };
     let mut w = w;
     let mut r = BufReader::new(c);
-    while let Some(req) = read_request(&mut r) {
-        let (status, body) = route(reg, &req);
-        let text = match status {
-            200 => "OK",
-            201 => "Created",
-            204 => "No Content",
-            400 => "Bad Request",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            409 => "Conflict",
-            _ => "Internal Server Error",
-        };
-        let payload = match &body {
-            Some(v) if status != 204 => serde_json::to_vec(v).unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let head = format!(
-            "HTTP/1.1 {status} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-            payload.len(),
-            if req.keep_alive { "keep-alive" } else { "close" }
-        );
-        if w.write_all(head.as_bytes()).is_err() || w.write_all(&payload).is_err() {
+    loop {
+        let (status, body, keep_alive) =
+            match read_request(&mut r, Instant::now() + REQUEST_DEADLINE) {
+                Ok(req) => {
+                    let (status, body) = route(reg, &req);
+                    (status, body, req.keep_alive)
+                }
+                Err(Unread::Gone) => return,
+                Err(Unread::Refused(status, msg)) => {
+                    let (status, body) = err(status, msg);
+                    let _ = w.write_all(&response(status, body.as_ref(), false));
+                    linger(&w, r);
+                    return;
+                }
+            };
+        if w.write_all(&response(status, body.as_ref(), keep_alive))
+            .is_err()
+            || !keep_alive
+        {
             return;
         }
-        if !req.keep_alive {
+    }
+}
+
+/// After refusing a request: sends FIN, then reads and drops what the client still sends
+/// (at most [`MAX_BODY`] bytes, for at most a second) before closing. Closing with unread
+/// data sends an RST, which can destroy the answer before the client reads it.
+fn linger(w: &TcpStream, r: BufReader<TcpStream>) {
+    let _ = w.shutdown(std::net::Shutdown::Write);
+    let mut c = r.into_inner();
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut left = MAX_BODY;
+    let mut sink = [0u8; 8192];
+    while left > 0 {
+        let wait = until.saturating_duration_since(Instant::now());
+        if wait.is_zero() || c.set_read_timeout(Some(wait)).is_err() {
             return;
+        }
+        match c.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
         }
     }
 }
@@ -254,6 +466,7 @@ fn from_error(e: Error) -> (u16, Option<Value>) {
     let status = match &e {
         Error::NotFound(_) => 404,
         Error::Conflict(_) => 409,
+        Error::Forbidden(_) => 403,
         Error::Toxic(_) | Error::Invalid(_) => 400,
         _ => 500,
     };
@@ -319,7 +532,7 @@ fn route(reg: &Registry, req: &Request) -> (u16, Option<Value>) {
                 Ok(c) => c,
                 Err(e) => return err(400, format!("bad proxy: {e}")),
             };
-            match reg.create(cfg) {
+            match reg.may_listen(&cfg.listen).and_then(|()| reg.create(cfg)) {
                 Ok(p) => (201, Some(view(&p))),
                 Err(e) => from_error(e),
             }
@@ -462,4 +675,46 @@ pub fn request(
         serde_json::from_str(body).map_err(|e| Error::Invalid(format!("API: bad JSON: {e}")))?
     };
     Ok((status, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status line, headers and body leave in one buffer, hence one write.
+    #[test]
+    fn an_answer_is_one_buffer() {
+        let out = response(200, Some(&json!({"version": "1"})), true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\
+             Connection: keep-alive\r\n\r\n{\"version\":\"1\"}"
+        );
+        let out = response(431, None, false);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+    }
+
+    #[test]
+    fn connections_have_no_nagle_delay() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        assert!(!s.nodelay().unwrap());
+        prepare(&s).unwrap();
+        let mut on: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a local int of the size given.
+        let r = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((r, on), (0, 1));
+    }
 }

@@ -10,7 +10,9 @@
 //!
 //! Toxics ([`Toxic`]) act on any proxy's streams (latency, bandwidth, slicer, timeout,
 //! reset_peer, limit_data, slow_close, and `down` = disabled), and can be changed at run time
-//! through a Toxiproxy-like JSON API ([`api`]), or on a timetable ([`schedule`]). [`clone`]
+//! through a Toxiproxy-like JSON API ([`api`]: loopback, bounded requests and connections,
+//! proxies it creates on loopback unless [`Registry::allow_external`]), or on a timetable
+//! ([`schedule`]); toxic times stay under an hour ([`toxic::MAX_MS`]). [`clone`]
 //! makes a debug copy of a running service (pause, reflink copy of its data dir, resume,
 //! start); [`recipe`] says how to start one (a command, or a node of a running ordeal run
 //! found in /proc) and [`cloner`] makes copies from a recipe; [`replay`] records production's
@@ -56,6 +58,10 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Not allowed by how ordeal was started (a proxy beyond loopback without
+    /// `--allow-external`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{context}: {source}")]
     Json {
         context: String,

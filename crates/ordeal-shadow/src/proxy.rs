@@ -14,8 +14,8 @@ use connection::{accept_loop, Conn};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,12 @@ struct Inner {
     enabled: AtomicBool,
     toxics: RwLock<Vec<ToxicEntry>>,
     toxic_gen: AtomicU64,
+    /// Signalled (under `change_lock`) each time `toxic_gen` moves: a pump holding a chunk
+    /// for a latency toxic wakes at once when that toxic goes.
+    change_lock: Mutex<()>,
+    changed: Condvar,
+    /// Chunks held by a latency toxic right now.
+    held: AtomicUsize,
     targets: RwLock<Vec<Arc<ShadowTarget>>>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
@@ -107,7 +113,7 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr, Error> {
+pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, Error> {
     addr.to_socket_addrs()
         .map_err(|e| Error::Io {
             context: format!("resolving {addr}"),
@@ -115,6 +121,24 @@ fn resolve(addr: &str) -> Result<SocketAddr, Error> {
         })?
         .next()
         .ok_or_else(|| Error::Invalid(format!("{addr}: no address")))
+}
+
+impl Inner {
+    /// The toxics changed: a new generation, and every waiting pump woken.
+    fn toxics_changed(&self) {
+        self.toxic_gen.fetch_add(1, Relaxed);
+        let _g = lock(&self.change_lock);
+        self.changed.notify_all();
+    }
+
+    /// Waits up to `timeout` for the toxics to move past generation `seen`.
+    fn wait_change(&self, seen: u64, timeout: Duration) {
+        let g = lock(&self.change_lock);
+        if self.toxic_gen.load(Relaxed) != seen {
+            return;
+        }
+        let _ = self.changed.wait_timeout(g, timeout);
+    }
 }
 
 impl Proxy {
@@ -131,6 +155,9 @@ impl Proxy {
             enabled: AtomicBool::new(false),
             toxics: RwLock::new(Vec::new()),
             toxic_gen: AtomicU64::new(0),
+            change_lock: Mutex::new(()),
+            changed: Condvar::new(),
+            held: AtomicUsize::new(0),
             targets: RwLock::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
@@ -205,6 +232,8 @@ impl Proxy {
             self.0.enabled.store(true, Relaxed);
         } else {
             self.0.enabled.store(false, Relaxed);
+            // Pumps holding data wake and see their connection closing.
+            self.0.toxics_changed();
             if let Some((stop, h)) = acc.take() {
                 stop.store(true, Relaxed);
                 let _ = h.join();
@@ -242,7 +271,7 @@ impl Proxy {
             effect,
             added: Instant::now(),
         });
-        self.0.toxic_gen.fetch_add(1, Relaxed);
+        self.0.toxics_changed();
         Ok(toxic)
     }
 
@@ -255,7 +284,7 @@ impl Proxy {
         };
         t.toxic = toxic.clone();
         t.effect = effect;
-        self.0.toxic_gen.fetch_add(1, Relaxed);
+        self.0.toxics_changed();
         Ok(toxic)
     }
 
@@ -266,7 +295,7 @@ impl Proxy {
         if ts.len() == before {
             return Err(Error::NotFound(format!("toxic {name} not found")));
         }
-        self.0.toxic_gen.fetch_add(1, Relaxed);
+        self.0.toxics_changed();
         Ok(())
     }
 
@@ -276,7 +305,7 @@ impl Proxy {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        self.0.toxic_gen.fetch_add(1, Relaxed);
+        self.0.toxics_changed();
     }
 
     /// Adds a debug target: connections accepted from now on are duplicated to it.
@@ -391,5 +420,102 @@ impl Proxy {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::toxic::Stream;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    /// A proxy to a server that writes `hello` to each connection and keeps it open, with a
+    /// latency toxic of `ms` downstream; a client connected through it, whose `hello` the
+    /// proxy holds.
+    fn holding(
+        ms: u64,
+    ) -> (
+        Arc<crate::api::Registry>,
+        Proxy,
+        TcpStream,
+        std::thread::JoinHandle<()>,
+    ) {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream = server.local_addr().unwrap().to_string();
+        let serving = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            s.write_all(b"hello").unwrap();
+            // Open until the proxy closes its side.
+            let _ = s.read(&mut [0u8; 1]);
+        });
+        let reg = crate::api::Registry::new();
+        let p = reg
+            .create(ProxyConfig {
+                name: "p".into(),
+                listen: "127.0.0.1:0".into(),
+                upstream,
+                enabled: true,
+            })
+            .unwrap();
+        p.add_toxic(Toxic::new(
+            "latency",
+            Stream::Downstream,
+            &[("latency", ms)],
+        ))
+        .unwrap();
+        let c = TcpStream::connect(p.listen_addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.0.held.load(Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the proxy never held the chunk");
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        (reg, p, c, serving)
+    }
+
+    fn read_hello(c: &mut TcpStream) -> Vec<u8> {
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got)
+            .expect("the held bytes were released");
+        got.to_vec()
+    }
+
+    /// A 60 s latency removed while it holds data releases the data at once (it used to be
+    /// delivered at 60 s all the same); the client's 20 s read timeout is the proof.
+    #[test]
+    fn removing_a_latency_releases_what_it_holds() {
+        let (_reg, p, mut c, serving) = holding(60_000);
+        p.remove_toxic("latency_downstream").unwrap();
+        assert_eq!(read_hello(&mut c), b"hello");
+        assert_eq!(p.0.held.load(Relaxed), 0);
+        drop(c);
+        assert!(p.wait_idle(Duration::from_secs(10)), "a connection stuck");
+        p.shutdown();
+        serving.join().unwrap();
+    }
+
+    /// The registry's reset (`POST /reset`) with the longest latency accepted: the data goes
+    /// at once and no connection stays stuck.
+    #[test]
+    fn a_reset_leaves_no_connection_stuck() {
+        let (reg, p, mut c, serving) = holding(crate::toxic::MAX_MS - 1);
+        reg.reset().unwrap();
+        assert_eq!(read_hello(&mut c), b"hello");
+        drop(c);
+        assert!(p.wait_idle(Duration::from_secs(10)), "a connection stuck");
+        p.shutdown();
+        serving.join().unwrap();
+    }
+
+    /// Closing the proxy ends a hold without waiting for the latency.
+    #[test]
+    fn shutting_down_ends_a_hold() {
+        let (_reg, p, c, serving) = holding(60_000);
+        p.shutdown();
+        assert!(p.wait_idle(Duration::from_secs(10)), "a connection stuck");
+        assert_eq!(p.0.held.load(Relaxed), 0);
+        drop(c);
+        serving.join().unwrap();
     }
 }

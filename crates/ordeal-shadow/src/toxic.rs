@@ -76,6 +76,13 @@ pub enum ToxicError {
     Invalid { toxic: String, msg: String },
 }
 
+/// Times (ms: `latency`, `jitter`, `timeout`, `delay`) must stay under this: 1 hour. A
+/// longer one is surely a mistake, and the bound keeps every deadline computed from it far
+/// from overflowing (2^63 ms once wrapped to no delay at all).
+pub const MAX_MS: u64 = 3_600_000;
+/// A slicer's sizes (bytes) must stay at or under this: 1 GiB.
+pub const MAX_SLICE: u64 = 1 << 30;
+
 const ATTRS: &[(&str, &[&str])] = &[
     ("latency", &["latency", "jitter"]),
     ("bandwidth", &["rate"]),
@@ -112,6 +119,35 @@ impl Toxic {
         }
     }
 
+    /// An attribute that is a time in `unit`s, below `max` of them (one hour).
+    fn time(&self, name: &str, unit: &str, max: u64) -> Result<u64, ToxicError> {
+        let v = self.attr(name)?;
+        if v >= max {
+            return Err(ToxicError::Invalid {
+                toxic: self.name.clone(),
+                msg: format!("`{name}` must be less than {max} {unit} (1 hour), not {v}"),
+            });
+        }
+        Ok(v)
+    }
+
+    /// A milliseconds attribute, below [`MAX_MS`].
+    fn ms(&self, name: &str) -> Result<Duration, ToxicError> {
+        self.time(name, "ms", MAX_MS).map(Duration::from_millis)
+    }
+
+    /// A size attribute, at most [`MAX_SLICE`].
+    fn size(&self, name: &str) -> Result<usize, ToxicError> {
+        let v = self.attr(name)?;
+        if v > MAX_SLICE {
+            return Err(ToxicError::Invalid {
+                toxic: self.name.clone(),
+                msg: format!("`{name}` must be at most {MAX_SLICE} bytes, not {v}"),
+            });
+        }
+        Ok(v as usize)
+    }
+
     /// Checks the toxic and returns its effect.
     pub fn effect(&self) -> Result<Effect, ToxicError> {
         let Some((_, known)) = ATTRS.iter().find(|(k, _)| *k == self.kind) else {
@@ -129,11 +165,10 @@ impl Toxic {
         if !(0.0..=1.0).contains(&self.toxicity) || self.toxicity.is_nan() {
             return Err(ToxicError::BadToxicity(self.name.clone()));
         }
-        let ms = |n: u64| Duration::from_millis(n);
         Ok(match self.kind.as_str() {
             "latency" => Effect::Latency {
-                latency: ms(self.attr("latency")?),
-                jitter: ms(self.attr("jitter")?),
+                latency: self.ms("latency")?,
+                jitter: self.ms("jitter")?,
             },
             "bandwidth" => {
                 let rate = self.attr("rate")?;
@@ -146,17 +181,17 @@ impl Toxic {
                 Effect::Bandwidth { kb_per_s: rate }
             }
             "slow_close" => Effect::SlowClose {
-                delay: ms(self.attr("delay")?),
+                delay: self.ms("delay")?,
             },
             "timeout" => Effect::Timeout {
-                timeout: ms(self.attr("timeout")?),
+                timeout: self.ms("timeout")?,
             },
             "reset_peer" => Effect::ResetPeer {
-                timeout: ms(self.attr("timeout")?),
+                timeout: self.ms("timeout")?,
             },
             "slicer" => {
-                let average_size = self.attr("average_size")? as usize;
-                let size_variation = self.attr("size_variation")? as usize;
+                let average_size = self.size("average_size")?;
+                let size_variation = self.size("size_variation")?;
                 if average_size == 0 || size_variation >= average_size {
                     return Err(ToxicError::Invalid {
                         toxic: self.name.clone(),
@@ -167,7 +202,7 @@ impl Toxic {
                 Effect::Slicer {
                     average_size,
                     size_variation,
-                    delay: Duration::from_micros(self.attr("delay")?),
+                    delay: Duration::from_micros(self.time("delay", "µs", MAX_MS * 1000)?),
                 }
             }
             "limit_data" => Effect::LimitData {
@@ -238,5 +273,57 @@ mod tests {
         assert!(matches!(bad.effect(), Err(ToxicError::BadAttribute { .. })));
         let s = Toxic::new("slicer", Stream::Downstream, &[("average_size", 0)]);
         assert!(matches!(s.effect(), Err(ToxicError::Invalid { .. })));
+    }
+
+    /// Times stop short of an hour (2^63 ms once wrapped to no delay at all), sizes at 1 GiB.
+    #[test]
+    fn times_and_sizes_have_a_ceiling() {
+        let err = |kind: &str, attr: &str, v: u64| {
+            Toxic::new(kind, Stream::Downstream, &[(attr, v)])
+                .effect()
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(
+            err("latency", "latency", 1 << 63).as_deref(),
+            Some(
+                "toxic `latency_downstream`: `latency` must be less than 3600000 ms (1 hour), \
+                 not 9223372036854775808"
+            )
+        );
+        assert_eq!(
+            err("latency", "latency", MAX_MS).as_deref(),
+            Some(
+                "toxic `latency_downstream`: `latency` must be less than 3600000 ms (1 hour), \
+                 not 3600000"
+            )
+        );
+        assert_eq!(err("latency", "latency", MAX_MS - 1), None);
+        assert!(err("latency", "jitter", u64::MAX).is_some());
+        assert!(err("timeout", "timeout", MAX_MS).is_some());
+        assert!(err("reset_peer", "timeout", MAX_MS).is_some());
+        assert!(err("slow_close", "delay", MAX_MS).is_some());
+        let slicer_delay = Toxic::new(
+            "slicer",
+            Stream::Downstream,
+            &[("average_size", 10), ("delay", MAX_MS * 1000)],
+        );
+        assert_eq!(
+            slicer_delay
+                .effect()
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some(
+                "toxic `slicer_downstream`: `delay` must be less than 3600000000 µs (1 hour), \
+                 not 3600000000"
+            )
+        );
+        let big = Toxic::new(
+            "slicer",
+            Stream::Downstream,
+            &[("average_size", MAX_SLICE + 1), ("size_variation", 1)],
+        );
+        assert!(matches!(big.effect(), Err(ToxicError::Invalid { .. })));
     }
 }

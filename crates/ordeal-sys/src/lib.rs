@@ -4,8 +4,11 @@
 //! - [`rng`]: [`rng::SplitMix64`], the one seeded generator behind fault dice and crash
 //!   states (same seed, same sequence, bit for bit);
 //! - [`proc`]: /proc readers more than one crate needs (command line, cwd, task status and
-//!   stat, fd targets, fdinfo). Every reader returns `None`/empty for a task that is gone.
+//!   stat, fd targets, fdinfo). Every reader returns `None`/empty for a task that is gone;
+//! - [`keeper`]: the process that takes down, when ordeal dies however it dies, every process
+//!   group and network namespace ordeal registered with it.
 
 pub mod clock;
+pub mod keeper;
 pub mod proc;
 pub mod rng;

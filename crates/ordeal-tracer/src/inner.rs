@@ -76,6 +76,10 @@ pub(crate) struct Inner<S: Sink> {
     pub(crate) accepted_peer: HashMap<u64, Rc<str>>,
     /// Process groups of started programs, with their node.
     pub(crate) groups: Vec<(i32, Rc<str>)>,
+    /// The same groups registered with the process's keeper, which SIGKILLs them if ordeal
+    /// dies without cleaning up (untraced programs' children have no other guard); released
+    /// when the tracer thread ends, everything reaped.
+    pub(crate) kept: Vec<ordeal_sys::keeper::Contained>,
     pub(crate) held: Vec<Held>,
     /// What calls across partitions left: queued sends, dropped handshakes (`cut.rs`).
     pub(crate) cuts: crate::cut::Cuts,
@@ -198,6 +202,7 @@ impl<S: Sink> Inner<S> {
             connectors: HashMap::new(),
             accepted_peer: HashMap::new(),
             groups: Vec::new(),
+            kept: Vec::new(),
             held: Vec::new(),
             cuts: Default::default(),
             shutting_down: false,
@@ -412,6 +417,7 @@ impl<S: Sink> Inner<S> {
         })
         .map_err(err)?;
         self.groups.push((pid, label.clone()));
+        self.kept.push(ordeal_sys::keeper::contain_group(pid));
         if traced {
             self.threads.insert(
                 pid,

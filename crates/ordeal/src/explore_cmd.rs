@@ -303,6 +303,10 @@ pub(crate) fn print_summary(o: &ordeal_explore::Outcome, out: &Path) {
     for f in &o.failures {
         println!();
         println!("  {} ({} hits): {}", f.id, f.hits, f.signature);
+        if let Some(c) = &f.cause {
+            // The first hit's own words, with where they were read.
+            println!("    cause: {c}");
+        }
         if let Some(b) = ordeal_explore::report::baseline_text(f) {
             println!("    {b}");
         }

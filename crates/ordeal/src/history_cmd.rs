@@ -61,6 +61,10 @@ pub struct CheckArgs {
     /// The file's format; default by extension (.edn: edn, otherwise jsonl).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+    /// Accept a history without any operation as linearizable (by default it is an error:
+    /// nothing was checked).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// `ordeal workload kv|redis|etcd`.
@@ -130,6 +134,13 @@ pub fn check_history(a: CheckArgs) -> anyhow::Result<u8> {
         threads: a.threads,
     };
     let report = ordeal_history::check_file(&a.file, format, model, &budget)?;
+    if report.operations.is_empty() && !a.allow_empty {
+        anyhow::bail!(
+            "{}: the history has no operations: nothing to check (--allow-empty accepts an \
+             empty history as linearizable)",
+            a.file.display()
+        );
+    }
     // Write errors (a closed pipe) do not change the verdict.
     let mut stdout = std::io::stdout();
     let _ = write!(stdout, "{}", ordeal_history::text_report(&report));

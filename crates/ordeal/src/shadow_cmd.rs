@@ -119,6 +119,9 @@ pub struct ProxyArgs {
     /// Stop after this long; default: at SIGINT/SIGTERM.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     duration: Option<Duration>,
+    /// Let proxies created through the API listen on any address (default: loopback only).
+    #[arg(long)]
+    allow_external: bool,
 }
 
 fn duration(s: &str) -> Result<Duration, ordeal_toml::DurationError> {
@@ -267,6 +270,7 @@ fn parse_at(s: &str) -> anyhow::Result<ScheduledAction> {
 pub fn proxy(args: ProxyArgs) -> anyhow::Result<u8> {
     let stop = stop_flag()?;
     let reg = Registry::new();
+    reg.allow_external(args.allow_external);
     let schedule: Vec<_> = args
         .at
         .iter()

@@ -168,6 +168,14 @@ fn check_found(
         junit.contains("name=\"F1: workload client ended: exit 1: VIOLATION: "),
         "{junit}"
     );
+    // The first hit's cause, with the log line it was read from.
+    assert!(
+        junit.contains("\ncause: workload client (exit 1): VIOLATION: "),
+        "{junit}"
+    );
+    assert!(junit.contains("(logs/client.stdout:"), "{junit}");
+    assert_eq!(f["cause"]["kind"], "workload", "{f}");
+    assert_eq!(f["cause"]["log"]["file"], "logs/client.stdout", "{f}");
     // report.html: self-contained, with the failure, its schedule, graph, logs and replay.
     let html = text(&out.join("report.html"));
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -187,6 +195,10 @@ fn check_found(
         "faulted events highlighted"
     );
     assert!(html.contains("client.stdout"));
+    assert!(
+        html.contains("<tr><th>cause</th><td>workload client (exit 1): VIOLATION: "),
+        "the cause in the failure's card"
+    );
     // The failing run's snapshot (threads and stacks of every node), inline.
     assert!(html.contains("Snapshot on failure"), "snapshot embedded");
     assert!(html.contains("== node n1"), "stacks of a live node");
@@ -196,6 +208,10 @@ fn check_found(
     assert!(html.contains(&format!("{verdict} ({failed}/20 reruns failed)")));
     // The terminal summary.
     assert!(stdout.contains("F1 ("), "{stdout}");
+    assert!(
+        stdout.contains("\n    cause: workload client (exit 1): VIOLATION: "),
+        "{stdout}"
+    );
     let o = &f["original_reproduction"]["failed"];
     assert!(
         stdout.contains(&format!(

@@ -217,3 +217,51 @@ fn the_docs_role_examples_are_valid() {
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(exp.role_names().collect::<Vec<_>>(), ["leader"]);
 }
+
+/// A partition aimed at the leader cuts off the member found leading from the two others
+/// (and only member-to-member links), heals after its duration, and the history stays
+/// linearizable.
+#[test]
+fn isolating_the_leader_cuts_off_the_member_found_leading() {
+    if !ordeal_test_support::installed(&["etcd", "etcdctl"], "etcd-server etcd-client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let schedule = repo("examples/faults/etcd-isolate-leader.toml");
+    let o = run_etcd(&run, &["--faults", schedule.to_str().unwrap()]);
+    passed(&o, &run);
+    linearizable(&run);
+    let applied = ordeal_faults::read_applied_toml(run.join("schedule.applied.toml")).unwrap();
+    let a = &applied[0];
+    let leader = a.node.clone().expect("the isolated member");
+    assert_eq!(
+        (a.fault.as_str(), a.fired, a.role.as_deref()),
+        ("isolate-leader", true, Some("leader")),
+        "{applied:?}"
+    );
+    // The leader found just before it fired is the member cut off.
+    let seen = sightings(&run);
+    let probe = seen
+        .iter()
+        .find(|(w, _, _)| w == "fault isolate-leader")
+        .expect("probed when it fired");
+    assert_eq!(probe.2, std::slice::from_ref(&leader));
+    let others: Vec<&str> = ["e1", "e2", "e3"]
+        .into_iter()
+        .filter(|n| *n != leader)
+        .collect();
+    let evs = events(&run);
+    let mark = evs
+        .iter()
+        .filter_map(|e| e["fault"].as_str())
+        .find(|m| m.starts_with("isolate-leader: partition"))
+        .expect("marked");
+    assert_eq!(
+        mark,
+        format!(
+            "isolate-leader: partition isolate {leader} | {} (role leader)",
+            others.join(" ")
+        )
+    );
+}

@@ -135,17 +135,33 @@ impl FaultKind {
             FaultKind::Crash { node, .. }
             | FaultKind::Pause { node, .. }
             | FaultKind::Signal { node, .. } => Some(node),
+            // Only a role: a partition fires whether or not its isolated node runs.
+            FaultKind::Partition {
+                shape:
+                    Some(Shape::Isolate {
+                        node: Some(t @ Target::Role(_)),
+                    }),
+                ..
+            } => Some(t),
             _ => None,
         }
     }
 
-    /// Aims a crash, pause or signal at `node` (see [`crate::Fault::aimed_at`]).
+    /// Aims a crash, pause, signal or isolating partition at `node` (see
+    /// [`crate::Fault::aimed_at`]).
     pub(crate) fn aim_at(&mut self, to: &str) {
         if let FaultKind::Crash { node, .. }
         | FaultKind::Pause { node, .. }
         | FaultKind::Signal { node, .. } = self
         {
             *node = Target::Node(to.to_string());
+        }
+        if let FaultKind::Partition {
+            shape: Some(Shape::Isolate { node }),
+            ..
+        } = self
+        {
+            *node = Some(Target::Node(to.to_string()));
         }
     }
 

@@ -1,7 +1,7 @@
 //! `partition`: cut traffic between two sets of nodes (and workloads), or along one of the
 //! standard shapes over the experiment's nodes (`shape`, see [`crate::Shape`]).
 
-use super::{optional, strings, FaultKind, RawFault, Spec};
+use super::{optional, strings, target, FaultKind, RawFault, Spec};
 use crate::check::Checker;
 use crate::parse::Converter;
 use crate::write::Keys;
@@ -14,6 +14,7 @@ pub(super) const SPEC: Spec = Spec {
         optional("to"),
         optional("shape"),
         optional("node"),
+        optional("role"),
         optional("oneway"),
         optional("duration"),
     ],
@@ -47,11 +48,17 @@ fn read(f: &RawFault, c: &mut Converter) -> Option<FaultKind> {
             }
         },
     };
-    let node = f.node.as_ref().map(|n| n.get_ref().clone());
-    let shape = match (shape, node) {
-        (Some(Shape::Isolate { .. }), Some(node)) => Some(Shape::Isolate { node: Some(node) }),
-        (shape, Some(_)) => {
-            let n = f.node.as_ref().expect("given");
+    let aimed = f.node.is_some() || f.role.is_some();
+    let shape = match (shape, aimed) {
+        (Some(Shape::Isolate { .. }), true) => Some(Shape::Isolate {
+            node: Some(target(f, c)?),
+        }),
+        (shape, true) => {
+            let (key, n) = match (&f.node, &f.role) {
+                (Some(n), _) => ("node", n),
+                (None, Some(r)) => ("role", r),
+                (None, None) => unreachable!("aimed"),
+            };
             let what = match &shape {
                 Some(s) => format!("shape = \"{}\"", s.name()),
                 None => "`from` and `to`".to_string(),
@@ -59,13 +66,13 @@ fn read(f: &RawFault, c: &mut Converter) -> Option<FaultKind> {
             c.err(
                 n.span(),
                 format!(
-                    "`node` applies to shape = \"isolate\" only (the node cut off), not to \
+                    "`{key}` applies to shape = \"isolate\" only (the node cut off), not to \
                      {what}"
                 ),
             );
             return None;
         }
-        (shape, None) => shape,
+        (shape, false) => shape,
     };
     Some(FaultKind::Partition {
         from: strings(&f.from),
@@ -111,7 +118,7 @@ fn check(kind: &FaultKind, c: &mut Checker) {
             );
         }
         if let Shape::Isolate { node: Some(node) } = shape {
-            c.node_target("partition", node);
+            c.target("partition", node);
         }
         if let Some(have) = c.node_count() {
             if have < shape.min_nodes() {
@@ -186,7 +193,7 @@ fn write(kind: &FaultKind, w: &mut Keys) {
             Some(shape) => {
                 w.string("shape", shape.name());
                 if let Shape::Isolate { node: Some(node) } = shape {
-                    w.string("node", node);
+                    w.string(node.key(), node.name());
                 }
             }
             None => {

@@ -306,7 +306,8 @@ mod tests {
             thread: 0,
             node: 0,
             tid: 0,
-            flow_ts: e.ts,
+            flow_from: e.ts,
+            flow_to: e.ts,
             instant: false,
         }
     }

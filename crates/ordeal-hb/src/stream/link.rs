@@ -13,7 +13,7 @@ use super::flows::{End, Flow, Flows};
 use super::lines::Ordered;
 use super::scan::{Scan, Sides};
 use super::{EdgeKey, Info, Names};
-use crate::chrome::{flow_ts, is_flow, is_instant, MIN_SLICE_NS};
+use crate::chrome::{flow_from_ts, flow_to_ts, is_flow, is_instant, MIN_SLICE_NS};
 use crate::dot::{drawn, PictureEdge};
 use crate::graph::{EdgeKind, Streams, ThreadTracker, Traffic, EXTERNAL};
 use ordeal_events::{Class, Event};
@@ -170,8 +170,8 @@ impl<'a, W: Write> Linker<'a, W> {
     fn edge(&mut self, from: &Info, to: &Info, kind: EdgeKind, key: EdgeKey) -> io::Result<Pred> {
         if let Some(flows) = &mut self.flows {
             if is_flow(kind) && !from.instant && !to.instant {
-                let end = |i: &Info| End {
-                    ts: i.flow_ts,
+                let end = |i: &Info, ts: u64| End {
+                    ts,
                     node: i.node,
                     tid: i.tid,
                 };
@@ -181,8 +181,8 @@ impl<'a, W: Write> Linker<'a, W> {
                         EdgeKind::Message { bytes } => Some(bytes),
                         _ => None,
                     },
-                    from: end(from),
-                    to: end(to),
+                    from: end(from, from.flow_from),
+                    to: end(to, to.flow_to),
                     from_seq: from.seq,
                 })?;
             }
@@ -236,7 +236,8 @@ impl<'a, W: Write> Linker<'a, W> {
             thread: t as u32,
             node: self.names.id(&e.node),
             tid: e.tid,
-            flow_ts: flow_ts(e.ts, drawn_dur),
+            flow_from: flow_from_ts(e.ts, drawn_dur),
+            flow_to: flow_to_ts(e.ts, drawn_dur),
             instant: is_instant(e.class),
         };
         let id = self

@@ -104,16 +104,56 @@ impl Pump<'_> {
         }
     }
 
+    /// Holds a chunk read at `read_at` for as long as the latency toxic says (its jitter drawn
+    /// once), waking at every toxic change: a latency removed (or shortened) releases it at
+    /// once, a connection closing ends the wait (Abort).
+    fn hold(&mut self, read_at: Instant) -> Flow {
+        let Some((_, jitter)) = self.act.latency else {
+            return Flow::Go;
+        };
+        let offset = self.rng.spread(jitter.as_millis() as u64);
+        self.inner.held.fetch_add(1, Relaxed);
+        let flow = loop {
+            if self.conn.aborting.load(Relaxed) {
+                break Flow::Abort;
+            }
+            let Some((latency, _)) = self.act.latency else {
+                break Flow::Go;
+            };
+            // Both under an hour (toxic::MAX_MS): no overflow.
+            let ms = (latency.as_millis() as i64 + offset).max(0) as u64;
+            let due = read_at + Duration::from_millis(ms);
+            let now = Instant::now();
+            if now >= due {
+                break Flow::Go;
+            }
+            // At most a tick: a closing connection is noticed without a toxic change.
+            self.inner.wait_change(self.act.gen, (due - now).min(TICK));
+            self.refresh();
+        };
+        self.inner.held.fetch_sub(1, Relaxed);
+        flow
+    }
+
     /// Forwards `buf[..n]`, read from the source, through the toxics in effect.
     fn forward(&mut self, n: usize) -> Flow {
-        let mut data = &self.buf[..n];
+        let read_at = Instant::now();
         let mut close_after = false;
         let mut w = self.dst;
         if self.act.any() {
+            if self.act.timeout.is_none() {
+                if let Flow::Abort = self.hold(read_at) {
+                    return Flow::Abort;
+                }
+            }
+            // Checked after the hold: the toxics may have changed meanwhile.
             if self.act.timeout.is_some() {
                 self.inner.bytes_dropped.fetch_add(n as u64, Relaxed);
                 return Flow::Go;
             }
+        }
+        let mut data = &self.buf[..n];
+        if self.act.any() {
             if let Some((name, limit)) = self.act.limit.clone() {
                 let sent = self.act.limit_sent.entry(name).or_insert(0);
                 let room = limit.saturating_sub(*sent);
@@ -122,12 +162,6 @@ impl Pump<'_> {
                     close_after = true;
                 }
                 *sent += data.len() as u64;
-            }
-            if let Some((lat, jit)) = self.act.latency {
-                let ms = lat.as_millis() as i64 + self.rng.spread(jit.as_millis() as u64);
-                if ms > 0 {
-                    std::thread::sleep(Duration::from_millis(ms as u64));
-                }
             }
             if toxic_write(&mut w, data, &mut self.act, &mut self.rng).is_err() {
                 return Flow::Abort;

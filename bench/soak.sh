@@ -1,0 +1,113 @@
+#!/bin/sh
+# Soak: the demo explored for a long time with -j 2, ordeal watched from outside. Every
+# INTERVAL it samples ordeal's resident memory (VmRSS), open descriptors, threads, the
+# processes of the campaign (ordeal's descendants), the network namespaces on the machine and
+# ordeal-ckpt-* entries in $TMPDIR. At the end it checks what must hold after a long campaign:
+#
+#   - memory: the median RSS of the last quarter of the samples is at most GROWTH % (default
+#     25) above the median of the second quarter (the first is warm-up);
+#   - descriptors and threads: the last sample is at most 8 above the median of the second
+#     quarter;
+#   - once ordeal exited: none of its processes is left, no namespace, no $TMPDIR entry more
+#     than before it started (a run's checkpoint socket directory, ordeal-ckpt-*);
+#   - every run is accounted for: runs.jsonl has one line per run of explore.json, and no run
+#     ended in error.
+#
+#   bench/soak.sh                         # 30 minutes, the documented soak (docs/bench.md)
+#   DURATION=3m bench/soak.sh             # a quick look
+#   ORDEAL=/path/to/ordeal INTERVAL=5 bench/soak.sh
+#
+# Prints the samples as a table (every tenth, and the last), the checks, and exits 1 when one
+# fails. Not a CI test: 30 minutes of both CPUs.
+set -eu
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-30m}
+INTERVAL=${INTERVAL:-10}
+GROWTH=${GROWTH:-25}
+if [ -z "${ORDEAL:-}" ]; then
+    cargo build --release -q -p ordeal >&2
+    ORDEAL=${CARGO_TARGET_DIR:-target}/release/ordeal
+fi
+WORK=$(mktemp -d)
+tmpdir=${TMPDIR:-/tmp}
+count_tmp() { find "$tmpdir" -maxdepth 1 -name 'ordeal-ckpt-*' 2>/dev/null | wc -l; }
+count_netns() { find /proc/[0-9]*/ns/net -maxdepth 0 -printf '%l\n' 2>/dev/null | sort -u | wc -l; }
+# Descendants of $1 (not itself), from /proc's parent links.
+descendants() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            n = 0
+            for (p in parent) {
+                q = p
+                while (q in parent && q != root && q != 1 && q != 0) q = parent[q]
+                if (q == root && p != root) n++
+            }
+            print n
+        }'
+}
+tmp_before=$(count_tmp)
+netns_before=$(count_netns)
+"$ORDEAL" explore --demo --time "$DURATION" -j 2 --reruns 3 -q --out "$WORK/c" \
+    > "$WORK/explore.log" 2>&1 &
+pid=$!
+trap 'kill -9 $pid 2>/dev/null; rm -rf "$WORK"' EXIT
+echo "soak: ordeal explore --demo --time $DURATION -j 2 (pid $pid), sampled every ${INTERVAL}s ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs)"
+: > "$WORK/samples"
+start=$(date +%s)
+while kill -0 "$pid" 2>/dev/null; do
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    thr=$(awk '/^Threads/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
+    [ -n "$rss" ] || break
+    runs=$(wc -l < "$WORK/c/runs.jsonl" 2>/dev/null || echo 0)
+    echo "$(( $(date +%s) - start )) $rss $fds $thr $(descendants "$pid") $(count_netns) $(count_tmp) $runs" >> "$WORK/samples"
+    # Waiting for the next sample, or for ordeal's end, whichever comes first.
+    i=0
+    while [ "$i" -lt "$INTERVAL" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; i=$((i + 1)); done
+done
+rc=0
+wait "$pid" || rc=$?
+# Processes, namespaces and temp entries of the campaign must be gone once it returned.
+left=$(pgrep -f "$WORK/c" | wc -l || true)
+python3 - "$WORK" "$rc" "$GROWTH" "$left" "$netns_before" "$(count_netns)" "$tmp_before" "$(count_tmp)" <<'PY'
+import json, statistics, sys
+work, rc, growth, left, ns0, ns1, tmp0, tmp1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), *map(int, sys.argv[4:])
+rows = [list(map(int, l.split())) for l in open(f"{work}/samples") if l.strip()]
+print("   t_s  rss_kib  fds threads procs netns tmp  journal")
+for i, r in enumerate(rows):
+    if i % 10 == 0 or i == len(rows) - 1 or len(rows) <= 40:
+        print("%6d %8d %4d %7d %5d %5d %3d %8d" % tuple(r))
+fails = []
+def check(ok, what):
+    print(("ok    " if ok else "FAIL  ") + what)
+    if not ok:
+        fails.append(what)
+check(rc in (0, 1), f"ordeal explore exited {rc} (0: no failure found, 1: failures found)")
+if len(rows) >= 8:
+    q = len(rows) // 4
+    second, last = rows[q:2 * q], rows[-q:]
+    med = lambda rs, k: statistics.median(r[k] for r in rs)
+    r2, rl = med(second, 1), med(last, 1)
+    check(rl <= r2 * (1 + growth / 100), f"memory: median RSS {r2:.0f} KiB (2nd quarter) -> {rl:.0f} KiB (last quarter), at most +{growth:.0f} %")
+    check(rows[-1][2] <= med(second, 2) + 8, f"descriptors: {med(second, 2):.0f} (2nd quarter) -> {rows[-1][2]} (last sample)")
+    check(rows[-1][3] <= med(second, 3) + 8, f"threads: {med(second, 3):.0f} (2nd quarter) -> {rows[-1][3]} (last sample)")
+    check(max(r[4] for r in rows) <= 40, f"processes of the campaign at most {max(r[4] for r in rows)} at any sample (two runs of 3 nodes + client)")
+else:
+    fails.append("too few samples")
+    print("FAIL  too few samples: a longer DURATION or a shorter INTERVAL")
+check(left == 0, f"processes of the campaign left after it ended: {left}")
+check(ns1 <= ns0, f"network namespaces: {ns0} before, {ns1} after")
+check(tmp1 <= tmp0, f"ordeal-ckpt-* entries in $TMPDIR: {tmp0} before, {tmp1} after")
+try:
+    ex = json.load(open(f"{work}/c/explore.json"))
+    lines = [json.loads(l) for l in open(f"{work}/c/runs.jsonl") if l.strip()]
+    runs = [l for l in lines if l.get("kind") == "run"]
+    total = ex["runs"] + ex.get("shrink_runs", 0) + ex.get("rerun_runs", 0)
+    check(len(runs) == total, f"runs.jsonl has {len(runs)} runs, explore.json counts {ex['runs']} + {ex.get('shrink_runs', 0)} shrinking + {ex.get('rerun_runs', 0)} reruns = {total}")
+    check(len(ex["errors"]) == 0, f"runs that ended in error: {len(ex['errors'])}")
+    print(f"campaign: {ex['runs']} runs in {ex['elapsed_s']:.0f} s ({ex['runs_per_minute']:.0f}/min), {ex['unique_behaviours']} behaviours, {len(ex['failures'])} failures")
+except (OSError, KeyError, ValueError) as e:
+    check(False, f"explore.json / runs.jsonl readable ({e})")
+sys.exit(1 if fails else 0)
+PY
