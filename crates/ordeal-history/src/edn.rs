@@ -434,6 +434,7 @@ pub fn map_entry(form: &Edn, index: u64) -> Result<Option<Entry>, OpError> {
         value,
         time,
         error,
+        extra: Vec::new(),
     }))
 }
 

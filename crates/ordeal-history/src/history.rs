@@ -174,6 +174,9 @@ pub struct Entry {
     pub time: u64,
     /// Why it failed or is indeterminate, if known.
     pub error: Option<String>,
+    /// Fields of the line the format does not define (the node that served it, a latency),
+    /// in file order: kept, shown on hover in the HTML report, checked by nothing.
+    pub extra: Vec<(String, serde_json::Value)>,
 }
 
 impl Entry {
@@ -187,6 +190,7 @@ impl Entry {
             value,
             time,
             error: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -263,6 +267,12 @@ pub struct Operation {
     pub error: Option<String>,
     /// Where the invocation came from (file:line), for messages.
     pub origin: String,
+    /// When an indeterminate operation's client gave up (its `info` entry's time), for
+    /// pictures only: the checker treats it as never completing.
+    pub info_time: Option<u64>,
+    /// The extra fields of its invocation and completion ([`Entry::extra`]; the completion's
+    /// value wins for a name both have).
+    pub extra: Vec<(String, serde_json::Value)>,
 }
 
 /// A history problem that makes it meaningless (not a linearizability violation).
@@ -328,6 +338,8 @@ pub fn operations(h: &History) -> Result<Vec<Operation>, Malformed> {
                     ret_pos: None,
                     error: None,
                     origin: h.at(i),
+                    info_time: None,
+                    extra: e.extra.clone(),
                 });
             }
             kind => {
@@ -366,6 +378,12 @@ pub fn operations(h: &History) -> Result<Vec<Operation>, Malformed> {
                     ));
                 }
                 op.error = e.error.clone();
+                for (name, value) in &e.extra {
+                    match op.extra.iter_mut().find(|(n, _)| n == name) {
+                        Some(slot) => slot.1 = value.clone(),
+                        None => op.extra.push((name.clone(), value.clone())),
+                    }
+                }
                 match kind {
                     Kind::Ok => {
                         op.outcome = Outcome::Ok;
@@ -395,6 +413,7 @@ pub fn operations(h: &History) -> Result<Vec<Operation>, Malformed> {
                     _ => {
                         // Info: the operation may take effect at any time from its invocation.
                         op.outcome = Outcome::Info;
+                        op.info_time = Some(e.time);
                     }
                 }
             }

@@ -1,22 +1,33 @@
-//! A self-contained HTML report of a check: the verdict, a table of keys, and for each
-//! non-linearizable key a timeline (one lane per process, inline SVG) around the violation:
-//! the operations of the longest linearizable prefix numbered in linearization order, the
-//! operation that could not be linearized before it completed, and the operations that cannot
-//! be placed next, highlighted. No scripts, no external assets.
+//! A self-contained HTML report of a check (inline CSS, SVG and script; nothing fetched):
+//! the verdict, then for each non-linearizable key a timeline around the violation (the
+//! operations of the longest linearizable prefix numbered in linearization order, the operation
+//! that could not be linearized before it completed — marked and scrolled into view on load —,
+//! the operations that cannot be placed next), then the whole history's timeline, for passing
+//! histories too: one lane per process, the system's events (faults as shaded bands) in rows
+//! of their own, and above them the operations invoked per time window by outcome, so lost
+//! availability shows. Timelines zoom and pan; labels never overlap ([`timeline`] places
+//! them). The page records in its `<body>` that its script ran (`data-js="ok"`), any script
+//! error (`data-js-errors`), how many text boxes overlap (`data-label-overlaps`) and whether
+//! the violation is on the first screen (`data-violation`): the browser tests read them.
 
-use crate::checker::{human_bytes, KeyResult, Report, Verdict};
+mod timeline;
+
+use crate::checker::{human_bytes, Explanation, KeyResult, Report, Verdict};
 use crate::history::{Operation, Outcome};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
+use timeline::{Band, Bar, Timeline};
 
-/// Most operations drawn per timeline.
+/// Most operations drawn around a violation.
 const MAX_DRAWN: usize = 400;
+/// Most operations drawn on the whole history's timeline.
+const MAX_HISTORY: usize = 2000;
 /// Prefix operations shown before the violation.
 const CONTEXT: usize = 25;
 /// Most keys drawn.
 const MAX_KEYS: usize = 20;
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -31,23 +42,25 @@ fn esc(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}\
-h1{font-size:20px}h2{font-size:16px;margin-top:32px}\
-.verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}\
-.lin{background:#2e7d32}.not{background:#c62828}.unknown{background:#8d6e00}\
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}\
-th{background:#f3f3f3}code{font-family:ui-monospace,monospace}\
-.legend span{display:inline-block;margin-right:16px}\
-.sw{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:middle;border:1px solid #555}\
-svg text{font:11px ui-monospace,monospace}.lane{font-weight:600}";
+const STYLE: &str = include_str!("html/style.css");
+/// The page's script: zoom and pan, label placement again for the view, the self-checks.
+pub(crate) const SCRIPT: &str = include_str!("html/script.js");
+/// Installed first, so that an error anywhere in [`SCRIPT`] (even a syntax error) is recorded.
+const ON_ERROR: &str = "window.onerror=function(m,src,line){var b=document.body;\
+if(!b)return;b.setAttribute('data-js-errors',(+(b.getAttribute('data-js-errors')||0))+1);\
+var p=document.getElementById('js-errors');if(p){p.hidden=false;\
+p.textContent+=m+' (line '+line+')\\n';}};";
 
-/// Something that happened to the system under test at a time on the history's clock (a
-/// fault, a node started or ended), drawn across the timelines so a reader sees what
-/// preceded an anomaly.
+/// Something that happened to the system under test on the history's clock (a fault, a node
+/// started or ended), drawn across the timelines so a reader sees what preceded an anomaly: a
+/// shaded band while a fault lasts, a line for an instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
     /// Nanoseconds, on the clock of the history's `time` field.
     pub time: u64,
+    /// When a fault that lasts (a partition, a crashed node, a pause) ended; `None` for an
+    /// instant.
+    pub end: Option<u64>,
     /// What happened (`n0: crash-primary: crash n0 after`).
     pub label: String,
 }
@@ -68,7 +81,8 @@ pub fn render_with_marks(r: &Report, title: &str, marks: &[Mark]) -> String {
     let _ = write!(
         s,
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t} — {w}</title>\
-         <style>{STYLE}</style></head><body><h1>Linearizability of <code>{t}</code></h1>\
+         <style>{STYLE}</style><script>{ON_ERROR}</script></head><body>\
+         <pre id=\"js-errors\" hidden></pre><h1>Linearizability of <code>{t}</code></h1>\
          <p><span class=\"verdict {class}\">{w}</span> model <b>{m}</b>, {ops} operations, \
          {keys} key(s), checked in {ms} ms, {conf} configurations memoized (peak {mem}).</p>",
         t = esc(title),
@@ -80,8 +94,49 @@ pub fn render_with_marks(r: &Report, title: &str, marks: &[Mark]) -> String {
         conf = r.keys.iter().map(|k| k.configurations).sum::<usize>(),
         mem = human_bytes(r.peak_memory),
     );
+    let bad: Vec<&KeyResult> = r
+        .keys
+        .iter()
+        .filter(|k| k.verdict == Verdict::NotLinearizable)
+        .collect();
+    if let Some(line) = bad.first().and_then(|k| finding(r, k)) {
+        let _ = write!(s, "<p class=\"finding\">{}</p>", esc(&line));
+    }
+    if !bad.is_empty() {
+        s.push_str(
+            "<p class=\"legend\"><span><i class=\"sw lin\"></i>linearized (number = position \
+             in the longest linearizable prefix)</span><span><i class=\"sw unpl\"></i>cannot \
+             be placed next</span><span><i class=\"sw block\"></i>completed before it could \
+             be linearized</span><span><i class=\"sw unreached\"></i>not reached</span>\
+             <span><i class=\"sw info\"></i>indeterminate (may take effect any time after \
+             its invocation)</span><span><i class=\"sw band\"></i>fault in effect</span></p>",
+        );
+    }
+    for (n, k) in bad.iter().take(MAX_KEYS).enumerate() {
+        violation(&mut s, r, k, marks, n);
+    }
+    if bad.len() > MAX_KEYS {
+        let _ = write!(
+            s,
+            "<p>… and {} more non-linearizable keys.</p>",
+            bad.len() - MAX_KEYS
+        );
+    }
+    history(&mut s, r, marks, &bad, bad.len().min(MAX_KEYS));
+    if !marks.is_empty() {
+        s.push_str("<h2>System events</h2><table><tr><th>time</th><th>event</th></tr>");
+        for m in marks {
+            let at = match m.end {
+                Some(e) => format!("{} … {}", time(m.time), time(e)),
+                None => time(m.time),
+            };
+            let _ = write!(s, "<tr><td>{at}</td><td>{}</td></tr>", esc(&m.label));
+        }
+        s.push_str("</table>");
+    }
     s.push_str(
-        "<table><tr><th>key</th><th>operations</th><th>verdict</th><th>search steps</th></tr>",
+        "<h2>Keys</h2><table><tr><th>key</th><th>operations</th><th>verdict</th>\
+         <th>search steps</th></tr>",
     );
     let mut listed = r.keys.iter().collect::<Vec<_>>();
     listed.sort_by_key(|k| k.verdict == Verdict::Linearizable);
@@ -102,51 +157,12 @@ pub fn render_with_marks(r: &Report, title: &str, marks: &[Mark]) -> String {
     if r.keys.len() > 200 {
         let _ = write!(s, "<p>… and {} more keys.</p>", r.keys.len() - 200);
     }
-    let bad: Vec<&KeyResult> = r
-        .keys
-        .iter()
-        .filter(|k| k.verdict == Verdict::NotLinearizable)
-        .collect();
-    if !bad.is_empty() {
-        s.push_str(
-            "<p class=\"legend\"><span><i class=\"sw\" style=\"background:#a5d6a7\"></i>\
-             linearized (number = position in the longest linearizable prefix)</span>\
-             <span><i class=\"sw\" style=\"background:#ef9a9a\"></i>cannot be placed next</span>\
-             <span><i class=\"sw\" style=\"background:#fff;border:2px solid #c62828\"></i>\
-             completed before it could be linearized</span>\
-             <span><i class=\"sw\" style=\"background:#e0e0e0\"></i>not reached</span>\
-             <span><i class=\"sw\" style=\"background:#fff;border-style:dashed\"></i>\
-             indeterminate (may take effect any time after its invocation)</span></p>",
-        );
-    }
-    for k in bad.iter().take(MAX_KEYS) {
-        violation(&mut s, r, k, marks);
-    }
-    if !marks.is_empty() {
-        s.push_str("<h2>System events</h2><table><tr><th>time</th><th>event</th></tr>");
-        for m in marks {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td></tr>",
-                time(m.time),
-                esc(&m.label)
-            );
-        }
-        s.push_str("</table>");
-    }
-    if bad.len() > MAX_KEYS {
-        let _ = write!(
-            s,
-            "<p>… and {} more non-linearizable keys.</p>",
-            bad.len() - MAX_KEYS
-        );
-    }
-    s.push_str("</body></html>\n");
+    let _ = writeln!(s, "<script>{SCRIPT}</script></body></html>");
     s
 }
 
 /// A time in ns with a readable unit.
-fn time(ns: u64) -> String {
+pub(crate) fn time(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns} ns"),
         1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
@@ -161,7 +177,204 @@ fn key_name(k: &KeyResult) -> String {
         .map_or("(register)".to_string(), |k| k.to_string())
 }
 
-fn violation(s: &mut String, r: &Report, k: &KeyResult, marks: &[Mark]) {
+/// The violation of `k` in one sentence: the operation that could not be linearized, and why.
+fn finding(r: &Report, k: &KeyResult) -> Option<String> {
+    let e = k.explanation.as_ref()?;
+    let b = r.operations.get(e.blocking)?;
+    Some(format!(
+        "{}: process {} {} ({}) {}",
+        key_name(k),
+        b.process,
+        b.describe(),
+        b.origin,
+        focus_reason(e)
+    ))
+}
+
+/// Why the blocking operation is the violation.
+fn focus_reason(e: &Explanation) -> String {
+    match e.unplaceable.iter().find(|u| u.op == e.blocking) {
+        Some(u) => format!("cannot be linearized: {}", u.reason),
+        None => "completed before it could be linearized".to_string(),
+    }
+}
+
+/// What a hover shows of an operation: all it is, its times, its error and extra fields.
+fn tip(o: &Operation) -> String {
+    let mut tip = format!(
+        "process {}: {}\ninvoked {}",
+        o.process,
+        o.describe(),
+        time(o.call_time)
+    );
+    match (o.ret_time, o.info_time) {
+        (Some(t), _) => {
+            let _ = write!(
+                tip,
+                ", completed {} (took {})",
+                time(t),
+                time(t.saturating_sub(o.call_time))
+            );
+        }
+        (None, Some(t)) => {
+            let _ = write!(tip, ", indeterminate from {}", time(t));
+        }
+        (None, None) => tip.push_str(", never completed"),
+    }
+    if let Some(err) = &o.error {
+        let _ = write!(tip, "\nerror: {err}");
+    }
+    for (name, value) in &o.extra {
+        let value = match value {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        let _ = write!(tip, "\n{name}: {value}");
+    }
+    let _ = write!(tip, "\n({})", o.origin);
+    tip
+}
+
+fn outcome_class(o: &Operation) -> &'static str {
+    match o.outcome {
+        Outcome::Ok => "ok",
+        Outcome::Fail => "fail",
+        Outcome::Info => "info",
+    }
+}
+
+/// Lanes for the processes of `ops` in process order; process → lane.
+fn lanes(ops: &[&Operation]) -> (Vec<String>, BTreeMap<u64, usize>) {
+    let mut lanes: BTreeMap<u64, usize> = ops.iter().map(|o| (o.process, 0)).collect();
+    for (i, v) in lanes.values_mut().enumerate() {
+        *v = i;
+    }
+    let names = lanes.keys().map(|p| format!("process {p}")).collect();
+    (names, lanes)
+}
+
+fn bands(marks: &[Mark], from: u64, to: u64) -> Vec<Band> {
+    marks
+        .iter()
+        .filter(|m| m.time <= to && m.end.unwrap_or(m.time) >= from)
+        .map(|m| Band {
+            start: m.time,
+            end: m.end,
+            label: m.label.clone(),
+        })
+        .collect()
+}
+
+/// The whole history (or [`MAX_HISTORY`] operations of it around the first violation), with
+/// the availability chart.
+fn history(s: &mut String, r: &Report, marks: &[Mark], bad: &[&KeyResult], n: usize) {
+    let ops = &r.operations;
+    let (mut ok, mut fail, mut info) = (0, 0, 0);
+    for o in ops {
+        match o.outcome {
+            Outcome::Ok => ok += 1,
+            Outcome::Fail => fail += 1,
+            Outcome::Info => info += 1,
+        }
+    }
+    let pct = |k: usize| 100.0 * k as f64 / ops.len().max(1) as f64;
+    let _ = write!(
+        s,
+        "<h2>History</h2><p>{} operations: {ok} ok ({:.0}%), {fail} failed ({:.0}%), {info} \
+         indeterminate ({:.0}%).",
+        ops.len(),
+        pct(ok),
+        pct(fail),
+        pct(info)
+    );
+    if ops.is_empty() {
+        s.push_str("</p>");
+        return;
+    }
+    let flagged: HashSet<usize> = bad
+        .iter()
+        .filter_map(|k| k.explanation.as_ref())
+        .flat_map(|e| e.unplaceable.iter().map(|u| u.op).chain([e.blocking]))
+        .collect();
+    // Operations are in invocation order: a window of them around the first violation.
+    let centre = bad
+        .first()
+        .and_then(|k| k.explanation.as_ref())
+        .map_or(0, |e| e.blocking);
+    let first = centre
+        .saturating_sub(MAX_HISTORY / 2)
+        .min(ops.len().saturating_sub(MAX_HISTORY));
+    let shown: Vec<&Operation> = ops.iter().skip(first).take(MAX_HISTORY).collect();
+    if shown.len() < ops.len() {
+        let _ = write!(
+            s,
+            " Drawn: operations {} to {} (in invocation order){}.",
+            first + 1,
+            first + shown.len(),
+            if bad.is_empty() {
+                ""
+            } else {
+                ", around the first violation"
+            }
+        );
+    }
+    let _ = write!(
+        s,
+        "</p><p class=\"legend\"><span><i class=\"sw ok\"></i>ok</span><span><i class=\"sw \
+         fail\"></i>failed</span><span><i class=\"sw info\"></i>indeterminate</span>{}<span>\
+         <i class=\"sw band\"></i>fault in effect</span> — availability: operations invoked \
+         per window, stacked by outcome</p>",
+        if bad.is_empty() {
+            ""
+        } else {
+            "<span><i class=\"sw flagged\"></i>part of a violation</span>"
+        }
+    );
+    let t0 = shown.iter().map(|o| o.call_time).min().unwrap_or(0);
+    let done = |o: &Operation| o.ret_time.or(o.info_time).unwrap_or(o.call_time);
+    let last_op = shown.iter().map(|o| done(o)).max().unwrap_or(t0);
+    // Every event up to the last operation: the run before the first one shows too.
+    let bands = bands(marks, 0, last_op);
+    let t0 = bands
+        .iter()
+        .map(|b| b.start)
+        .min()
+        .map_or(t0, |m| m.min(t0));
+    let t1 = bands
+        .iter()
+        .map(|b| b.end.unwrap_or(b.start))
+        .max()
+        .map_or(last_op, |m| m.max(last_op));
+    let t1 = t0 + ((t1 - t0) as f64 * 1.02) as u64 + 1;
+    let (names, lane) = lanes(&shown);
+    let bars = shown
+        .iter()
+        .map(|o| Bar {
+            lane: lane[&o.process],
+            start: o.call_time,
+            end: o.ret_time.or(o.info_time).unwrap_or(t1),
+            open: o.ret_time.is_none(),
+            class: outcome_class(o),
+            outcome: o.outcome,
+            label: o.describe(),
+            tip: tip(o),
+            flagged: flagged.contains(&o.id),
+            first: false,
+        })
+        .collect();
+    let tl = Timeline {
+        lanes: names,
+        bars,
+        bands,
+        t0,
+        t1,
+        availability: true,
+        focus: None,
+    };
+    timeline::write(s, &tl, n);
+}
+
+fn violation(s: &mut String, r: &Report, k: &KeyResult, marks: &[Mark], n: usize) {
     let _ = write!(s, "<h2>{}: not linearizable</h2>", esc(&key_name(k)));
     let Some(e) = &k.explanation else {
         let _ = write!(
@@ -222,112 +435,77 @@ fn violation(s: &mut String, r: &Report, k: &KeyResult, marks: &[Mark]) {
         .max(t0 + 1);
     // System events in the window, and shortly before it (what preceded the anomaly): the
     // window grows to show them.
-    let reach = t0.saturating_sub(t1 - t0);
-    let near: Vec<&Mark> = marks
+    let bands = bands(marks, t0.saturating_sub(t1 - t0), t1);
+    let t0 = bands
         .iter()
-        .filter(|m| m.time >= reach && m.time <= t1)
+        .map(|b| b.start)
+        .min()
+        .map_or(t0, |m| m.min(t0));
+    let t1 = t0 + ((t1 - t0) as f64 * 1.08) as u64 + 1;
+    let (names, lane) = lanes(&shown);
+    let mut focus_bar = None;
+    let bars = shown
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            if o.id == e.blocking {
+                focus_bar = Some(i);
+            }
+            let class = if unplaceable.contains_key(&o.id) {
+                "unpl"
+            } else if o.id == e.blocking {
+                "block"
+            } else if position.contains_key(&o.id) {
+                "lin"
+            } else {
+                "unreached"
+            };
+            let mut tip = tip(o);
+            if let Some(n) = position.get(&o.id) {
+                let _ = write!(tip, "\nlinearized #{n}");
+            }
+            if let Some(why) = unplaceable.get(&o.id) {
+                let _ = write!(tip, "\ncannot be placed: {why}");
+            }
+            Bar {
+                lane: lane[&o.process],
+                start: o.call_time,
+                end: o.ret_time.or(o.info_time).unwrap_or(t1).min(t1),
+                open: o.ret_time.is_none(),
+                class,
+                outcome: o.outcome,
+                label: match position.get(&o.id) {
+                    Some(n) => format!("#{n} {}", o.describe()),
+                    None => o.describe(),
+                },
+                tip,
+                flagged: o.id == e.blocking || unplaceable.contains_key(&o.id),
+                first: position.contains_key(&o.id),
+            }
+        })
         .collect();
-    let t0 = near.iter().map(|m| m.time).min().map_or(t0, |m| m.min(t0));
-    let span = (t1 - t0) as f64 * 1.08;
-    let mut lanes: BTreeMap<u64, usize> = BTreeMap::new();
-    for o in &shown {
-        let n = lanes.len();
-        lanes.entry(o.process).or_insert(n);
-    }
-    for (i, v) in lanes.values_mut().enumerate() {
-        *v = i;
-    }
-    let (left, width, lane_h) = (90.0, 1100.0, 30.0);
-    let height = 30.0 + lanes.len() as f64 * lane_h;
-    let x = |t: u64| left + (t.saturating_sub(t0)) as f64 / span * width;
-    let _ = write!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" \
-         viewBox=\"0 0 {w} {height}\">",
-        w = left + width + 20.0
-    );
-    let _ = write!(
-        s,
-        "<text x=\"{left}\" y=\"14\">t = {} … {}</text>",
-        time(t0),
-        time(t1)
-    );
-    for (p, lane) in &lanes {
-        let y = 24.0 + *lane as f64 * lane_h;
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" y1=\"{yl}\" x2=\"{xr}\" y2=\"{yl}\" stroke=\"#eee\"/>\
-             <text class=\"lane\" x=\"4\" y=\"{yt}\">process {p}</text>",
-            yl = y + lane_h / 2.0,
-            xr = left + width,
-            yt = y + lane_h / 2.0 + 4.0
-        );
-    }
-    for (i, m) in near.iter().enumerate() {
-        let xm = x(m.time);
-        let _ = write!(
-            s,
-            "<g><title>{tip}</title><line x1=\"{xm:.1}\" y1=\"18\" x2=\"{xm:.1}\" y2=\"{height}\" \
-             stroke=\"#6a1b9a\" stroke-dasharray=\"5 3\"/><text x=\"{tx:.1}\" y=\"{ty}\" \
-             fill=\"#6a1b9a\">{label}</text></g>",
-            tip = esc(&format!("{} at {}", m.label, time(m.time))),
-            tx = xm + 2.0,
-            ty = 30.0 + (i % 3) as f64 * 11.0,
-            label = esc(&m.label),
-        );
-    }
-    for o in &shown {
-        let y = 24.0 + lanes[&o.process] as f64 * lane_h + 4.0;
-        let x0 = x(o.call_time);
-        let x1 = o.ret_time.map_or(left + width, x).max(x0 + 3.0);
-        let (fill, stroke, sw) = if unplaceable.contains_key(&o.id) {
-            ("#ef9a9a", "#c62828", if o.id == e.blocking { 3 } else { 1 })
-        } else if o.id == e.blocking {
-            ("#ffffff", "#c62828", 3)
-        } else if position.contains_key(&o.id) {
-            ("#a5d6a7", "#2e7d32", 1)
-        } else {
-            ("#e0e0e0", "#757575", 1)
-        };
-        let dash = if o.outcome == Outcome::Info {
-            " stroke-dasharray=\"4 3\""
-        } else {
-            ""
-        };
-        let mut tip = format!(
-            "process {} {} invoked {} ({})",
-            o.process,
-            o.describe(),
-            time(o.call_time),
-            o.origin
-        );
-        if let Some(t) = o.ret_time {
-            let _ = write!(tip, ", completed {}", time(t));
-        }
-        if let Some(n) = position.get(&o.id) {
-            let _ = write!(tip, "; linearized #{n}");
-        }
-        if let Some(why) = unplaceable.get(&o.id) {
-            let _ = write!(tip, "; cannot be placed: {why}");
-        }
-        let label = match position.get(&o.id) {
-            Some(n) => format!("#{n} {}", o.describe()),
-            None => o.describe(),
-        };
-        let _ = write!(
-            s,
-            "<g><title>{tip}</title><rect x=\"{x0:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{h}\" \
-             rx=\"3\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{sw}\"{dash}/>\
-             <text x=\"{tx:.1}\" y=\"{ty}\">{label}</text></g>",
-            tip = esc(&tip),
-            w = x1 - x0,
-            h = lane_h - 8.0,
-            tx = x0 + 3.0,
-            ty = y + 15.0,
-            label = esc(&label),
-        );
-    }
-    s.push_str("</svg>");
+    let focus = match (n, focus_bar, ops.get(e.blocking)) {
+        (0, Some(i), Some(b)) => Some((
+            i,
+            format!(
+                "✖ process {} {}: {}",
+                b.process,
+                b.describe(),
+                focus_reason(e)
+            ),
+        )),
+        _ => None,
+    };
+    let tl = Timeline {
+        lanes: names,
+        bars,
+        bands,
+        t0,
+        t1,
+        availability: false,
+        focus,
+    };
+    timeline::write(s, &tl, n);
     let _ = if e.proof {
         write!(
             s,
@@ -409,25 +587,92 @@ mod tests {
         let html = render(&r, "<h>.jsonl");
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("<title>&lt;h&gt;.jsonl — not linearizable</title>"));
-        assert_eq!(html.matches("<rect ").count(), 3, "three operations drawn");
+        // Drawn twice: around the violation, and on the whole history's timeline.
+        assert_eq!(html.matches("<g class=\"op ").count(), 6);
         assert_eq!(
-            html.matches("fill=\"#a5d6a7\"").count(),
+            html.matches("<g class=\"op lin\"").count(),
             2,
             "two linearized"
         );
         assert_eq!(
-            html.matches("fill=\"#ef9a9a\"").count(),
+            html.matches("<g class=\"op unpl flagged\"").count(),
             1,
-            "one unplaceable"
+            "one unplaceable, flagged"
         );
+        assert_eq!(html.matches("id=\"violation\"").count(), 1);
         assert!(html.contains("#1 write 1"));
         assert!(html.contains("#2 write 2"));
-        assert!(html.contains("reads 1, but the value is 2"));
+        assert!(html
+            .contains("✖ process 1 read → 1: cannot be linearized: reads 1, but the value is 2"));
         assert!(html.contains("they leave the state <code>2</code>"));
-        assert!(
-            !html.contains("http://") || html.matches("http://").count() == 1,
+        assert_eq!(
+            html.matches("http://").count(),
+            html.matches("http://www.w3.org/2000/svg").count(),
             "only the SVG namespace"
         );
-        assert!(!html.contains("<script"));
+        assert!(
+            !html.contains("src=\"") && !html.contains("href=\""),
+            "nothing fetched"
+        );
+    }
+
+    #[test]
+    fn a_passing_history_gets_a_timeline_with_availability_and_faults() {
+        let mut entries = Vec::new();
+        for i in 0..10u64 {
+            let t = i * 1_000_000;
+            entries.push(Entry::new(
+                Kind::Invoke,
+                i % 2,
+                F::Write,
+                Value::Int(i as i64),
+                t,
+            ));
+            let kind = if i % 3 == 0 { Kind::Fail } else { Kind::Ok };
+            let mut done = Entry::new(kind, i % 2, F::Write, Value::Int(i as i64), t + 400_000);
+            done.extra = vec![("node".into(), serde_json::json!(format!("n{}", i % 3)))];
+            entries.push(done);
+        }
+        let r = crate::check_entries(entries, crate::Model::Register, &Default::default()).unwrap();
+        let marks = [Mark {
+            time: 2_000_000,
+            end: Some(5_000_000),
+            label: "n0: iso: partition n0 | n1,n2".into(),
+        }];
+        let html = render_with_marks(&r, "h.jsonl", &marks);
+        assert!(html.contains("10 operations: 6 ok (60%), 4 failed (40%), 0 indeterminate (0%)."));
+        assert_eq!(html.matches("<g class=\"op ok\"").count(), 6);
+        assert_eq!(html.matches("<g class=\"op fail\"").count(), 4);
+        assert_eq!(
+            html.matches("<text class=\"name\"").count(),
+            2,
+            "a lane per process"
+        );
+        // The partition: a band with its label in a row of its own, and listed.
+        assert_eq!(html.matches("<rect class=\"band\"").count(), 1);
+        assert!(html.contains("<g class=\"bl\" data-a=\"2000000\""));
+        assert!(html.contains("<td>2.000 ms … 5.000 ms</td><td>n0: iso: partition n0 | n1,n2</td>"));
+        // Extra fields on hover.
+        assert!(html.contains("\nnode: n2\n"));
+        // The availability chart: a window per operation here, 60 in all.
+        assert_eq!(html.matches("<g><title>invoked ").count(), 10);
+        assert!(!html.contains("id=\"violation\""));
+    }
+
+    #[test]
+    fn tiny_histories_are_drawn_too() {
+        let empty = crate::check_entries(vec![], crate::Model::Register, &Default::default());
+        let html = render(&empty.unwrap(), "empty.jsonl");
+        assert!(
+            html.contains("<p>0 operations: 0 ok (0%), 0 failed (0%), 0 indeterminate (0%).</p>")
+        );
+        assert!(!html.contains("<div class=\"tl\">"));
+        // One operation of no duration, never completed.
+        let one = vec![Entry::new(Kind::Invoke, 4, F::Read, Value::Nil, 5)];
+        let r = crate::check_entries(one, crate::Model::Register, &Default::default()).unwrap();
+        let html = render(&r, "one.jsonl");
+        assert_eq!(html.matches("<div class=\"tl\">").count(), 1);
+        assert!(html.contains("<g class=\"op info open\" data-a=\"0\" data-b=\"1\""));
+        assert!(html.contains("process 4: read → ? (info)\ninvoked 5 ns, never completed"));
     }
 }

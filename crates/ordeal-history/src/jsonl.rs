@@ -1,4 +1,6 @@
-//! history.jsonl: one JSON object per line (format in docs/history.md).
+//! history.jsonl: one JSON object per line (format in docs/history.md). Fields the format
+//! does not define are kept as extras ([`Entry::extra`]), except near-misses of its own
+//! field names, which are typos.
 
 use crate::history::{Entry, History, Kind, Value, ValueError, F};
 use crate::Error;
@@ -14,9 +16,10 @@ pub enum LineError {
     /// JSON, but not an object.
     #[error("expected a JSON object")]
     NotAnObject,
-    /// A field the format does not have (a typo).
-    #[error("unknown field {0:?}")]
-    UnknownField(String),
+    /// A field the format does not define whose name is one edit away from one it does: a
+    /// typo, not an extra field.
+    #[error("unknown field {0:?}: did you mean {1:?}?")]
+    Misspelled(String, &'static str),
     /// A required field is absent.
     #[error("missing field {0:?}")]
     MissingField(&'static str),
@@ -50,14 +53,18 @@ pub enum LineError {
 pub fn parse_entry(line: &str) -> Result<Entry, LineError> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(LineError::NotJson)?;
     let obj = v.as_object().ok_or(LineError::NotAnObject)?;
-    for k in obj.keys() {
-        if !matches!(
-            k.as_str(),
-            "type" | "process" | "f" | "key" | "value" | "time" | "error"
-        ) {
-            return Err(LineError::UnknownField(k.clone()));
+    let mut extra = Vec::new();
+    for (k, v) in obj {
+        if FIELDS.contains(&k.as_str()) {
+            continue;
         }
+        if let Some(meant) = FIELDS.iter().find(|f| f.len() > 1 && one_edit_apart(k, f)) {
+            return Err(LineError::Misspelled(k.clone(), meant));
+        }
+        extra.push((k.clone(), v.clone()));
     }
+    // serde_json's map order depends on its features: name order is the same everywhere.
+    extra.sort_by(|a, b| a.0.cmp(&b.0));
     let str_field = |name: &'static str| -> Result<&str, LineError> {
         obj.get(name)
             .ok_or(LineError::MissingField(name))?
@@ -98,7 +105,32 @@ pub fn parse_entry(line: &str) -> Result<Entry, LineError> {
         value,
         time: u64_field("time")?,
         error,
+        extra,
     })
+}
+
+/// The fields the format defines; any other is kept as an extra ([`Entry::extra`]).
+const FIELDS: [&str; 7] = ["type", "process", "f", "key", "value", "time", "error"];
+
+/// Whether `a` becomes `b` by one insertion, deletion, substitution or swap of neighbours
+/// (ASCII case ignored): `vlaue`, `tme`, `Time` are typos of format fields, `node` is not.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.to_ascii_lowercase().chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a == b {
+        return true;
+    }
+    let same_prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[same_prefix..], &b[same_prefix..]);
+    match ra.len() as isize - rb.len() as isize {
+        0 => {
+            ra[1..] == rb[1..]
+                || (ra.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        }
+        1 => ra[1..] == *rb,
+        -1 => *ra == rb[1..],
+        _ => false,
+    }
 }
 
 /// The line of history.jsonl for `e` (without the newline).
@@ -120,6 +152,12 @@ pub fn entry_line(e: &Entry) -> String {
     if let Some(err) = &e.error {
         s.push_str(",\"error\":");
         s.push_str(&serde_json::Value::from(err.as_str()).to_string());
+    }
+    for (name, value) in &e.extra {
+        s.push(',');
+        s.push_str(&serde_json::Value::from(name.as_str()).to_string());
+        s.push(':');
+        s.push_str(&value.to_string());
     }
     s.push('}');
     s
@@ -202,6 +240,44 @@ mod tests {
     }
 
     #[test]
+    fn extra_fields_are_kept_in_name_order_and_written_back() {
+        let line = "{\"type\":\"ok\",\"process\":2,\"f\":\"read\",\"value\":3,\"time\":7,\
+                    \"node\":\"n1\",\"attempt\":2,\"via\":{\"port\":7001}}";
+        let e = parse_entry(line).unwrap();
+        assert_eq!(
+            e.extra,
+            vec![
+                ("attempt".to_string(), serde_json::json!(2)),
+                ("node".to_string(), serde_json::json!("n1")),
+                ("via".to_string(), serde_json::json!({"port": 7001})),
+            ]
+        );
+        assert_eq!(
+            entry_line(&e),
+            "{\"type\":\"ok\",\"process\":2,\"f\":\"read\",\"value\":3,\"time\":7,\
+             \"attempt\":2,\"node\":\"n1\",\"via\":{\"port\":7001}}"
+        );
+        // One edit from a format field is a typo; further is an extra field.
+        for (name, typo) in [
+            ("tiem", true),
+            ("tme", true),
+            ("errors", true),
+            ("node", false),
+            ("kind", false),
+            ("index", false),
+            ("ff", false),
+        ] {
+            assert_eq!(
+                FIELDS
+                    .iter()
+                    .any(|f| f.len() > 1 && one_edit_apart(name, f)),
+                typo,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_lines_are_reported_with_file_and_line() {
         let cases = [
             (
@@ -227,7 +303,15 @@ mod tests {
             ),
             (
                 "{\"type\":\"ok\",\"process\":1,\"f\":\"read\",\"time\":1,\"vlaue\":1}",
-                "h.jsonl:2: unknown field \"vlaue\"",
+                "h.jsonl:2: unknown field \"vlaue\": did you mean \"value\"?",
+            ),
+            (
+                "{\"type\":\"ok\",\"process\":1,\"f\":\"read\",\"time\":1,\"Key\":1}",
+                "h.jsonl:2: unknown field \"Key\": did you mean \"key\"?",
+            ),
+            (
+                "{\"type\":\"ok\",\"process\":1,\"f\":\"read\",\"time\":1,\"proces\":1}",
+                "h.jsonl:2: unknown field \"proces\": did you mean \"process\"?",
             ),
             (
                 "{\"type\":\"ok\",\"process\":1,\"f\":\"read\",\"time\":1,\"key\":[1]}",

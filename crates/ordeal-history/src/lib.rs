@@ -9,7 +9,8 @@
 //! * [`checker`]: is a history linearizable for a model? Wing & Gong / Lowe search with
 //!   memoization, generic over [`model::Model`] (it names no model); parts (keys) checked in
 //!   parallel, budgets that give `Unknown`, and an [`checker::Explanation`] of a violation.
-//! * [`html`]: a self-contained HTML report of a check.
+//! * [`html`]: a self-contained HTML report of a check: timelines of the violations and of
+//!   the whole history (availability, faults, zoom), for passing histories too.
 //! * [`workload`]: recording clients for the demo KV store, Redis and etcd.
 //! * [`generate`]: random histories with known answers (tests, benchmarks).
 //!

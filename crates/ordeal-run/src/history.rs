@@ -211,8 +211,12 @@ pub(crate) fn from_traffic(
             value,
             time,
             error: None,
+            extra: Vec::new(),
         };
-        entries.push((at, 0, entry(Kind::Invoke, arg.clone(), at)));
+        // The node the request went to, shown on hover in history.html.
+        let mut invoke = entry(Kind::Invoke, arg.clone(), at);
+        invoke.extra = vec![("node".into(), serde_json::Value::from(c.callee.as_str()))];
+        entries.push((at, 0, invoke));
         made.operations += 1;
         let done = match (c.status, c.response_ts, &c.kv_result, kv) {
             (
@@ -284,26 +288,62 @@ fn violation(report: &ordeal_history::Report, run_dir: &Path) -> Option<ordeal_h
     })
 }
 
-/// Faults and node starts and ends from the trace, on its clock.
+/// Faults and node starts and ends from the trace, on its clock. A fault that lasts is one
+/// mark from its firing to its end: a partition or a pause until the effect of the same fault
+/// that ends it (heal, resume), a crash until its node starts again; one still in effect when
+/// the trace ends lasts to its end.
 pub(crate) fn marks(events: &[Event]) -> Vec<Mark> {
     let mut spawned = std::collections::HashSet::new();
-    let mut out = Vec::new();
+    let mut out: Vec<Mark> = Vec::new();
+    // Faults in effect: their mark's index, the fault's name, the node a crash took down.
+    let mut lasting: Vec<(usize, String, Option<String>)> = Vec::new();
+    let last = events.iter().map(|e| e.ts + e.dur).max().unwrap_or(0);
     for e in events {
         if e.call == "spawn" {
             spawned.insert(e.pid);
+            lasting.retain(|(i, name, crashed)| {
+                let ends = crashed.as_deref() == Some(e.node.as_str())
+                    || e.fault
+                        .as_ref()
+                        .is_some_and(|f| f.effect && f.name == *name);
+                if ends {
+                    out[*i].end = Some(e.ts);
+                }
+                !ends
+            });
             out.push(Mark {
                 time: e.ts,
+                end: None,
                 label: match &e.fault {
                     Some(f) => format!("{} started ({f})", e.node),
                     None => format!("{} started", e.node),
                 },
             });
         } else if let Some(f) = &e.fault {
+            let at = e.ts + e.dur;
+            if f.effect && e.call == "fault" {
+                if let Some(k) = lasting.iter().position(|(_, name, _)| *name == f.name) {
+                    // The end of a band: drawn as its edge, not as an event of its own.
+                    let (i, ..) = lasting.remove(k);
+                    out[i].end = Some(at);
+                    continue;
+                }
+            }
             // Effects of a partition on single calls would crowd the picture: only firings
             // and the fault events of their ends (heal, resume) are drawn.
             if !f.effect || e.call == "fault" {
+                let mut words = f.action.split_whitespace();
+                let kind = words.next().unwrap_or("");
+                if !f.effect
+                    && matches!(kind, "partition" | "pause" | "crash")
+                    && !f.action.contains("(not applied)")
+                {
+                    let crashed = (kind == "crash").then(|| words.next().unwrap_or("").to_string());
+                    lasting.push((out.len(), f.name.clone(), crashed));
+                }
                 out.push(Mark {
-                    time: e.ts + e.dur,
+                    time: at,
+                    end: None,
                     label: format!("{}: {f}", e.node),
                 });
             }
@@ -315,9 +355,13 @@ pub(crate) fn marks(events: &[Event]) -> Vec<Mark> {
             };
             out.push(Mark {
                 time: e.ts,
+                end: None,
                 label: format!("{} ended ({how})", e.node),
             });
         }
+    }
+    for (i, ..) in lasting {
+        out[i].end = Some(last.max(out[i].time));
     }
     out.sort_by_key(|m| m.time);
     out
@@ -326,6 +370,85 @@ pub(crate) fn marks(events: &[Event]) -> Vec<Mark> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ordeal_events::FaultMark;
+
+    #[test]
+    fn lasting_faults_are_marks_from_their_firing_to_their_end() {
+        let ev = |ts: u64, pid: i32, node: &str, call: &str, fault: Option<FaultMark>| Event {
+            ts,
+            pid,
+            tid: pid,
+            node: node.into(),
+            call: call.into(),
+            fault,
+            ..Default::default()
+        };
+        let mut killed = ev(40, 1, "n0", "exit", None);
+        killed.signal = Some("SIGKILL".into());
+        let events = vec![
+            ev(1, 1, "n0", "spawn", None),
+            ev(2, 2, "n1", "spawn", None),
+            ev(
+                10,
+                2,
+                "n1",
+                "fault",
+                Some(FaultMark::fired("iso", "partition n1 | n0")),
+            ),
+            // A call held by the partition: not drawn.
+            ev(
+                12,
+                2,
+                "n1",
+                "sendto",
+                Some(FaultMark::effect("iso", "held")),
+            ),
+            ev(20, 2, "n1", "fault", Some(FaultMark::effect("iso", "heal"))),
+            ev(
+                30,
+                1,
+                "n0",
+                "write",
+                Some(FaultMark::fired("boom", "crash n0 before")),
+            ),
+            killed,
+            ev(
+                50,
+                3,
+                "n0",
+                "spawn",
+                Some(FaultMark::effect("boom", "restart n0")),
+            ),
+            ev(
+                60,
+                2,
+                "n1",
+                "fault",
+                Some(FaultMark::fired("stop", "pause n1")),
+            ),
+            ev(70, 2, "n1", "read", Some(FaultMark::fired("f", "fail EIO"))),
+            ev(90, 2, "n1", "read", None),
+        ];
+        let got: Vec<(u64, Option<u64>, String)> = marks(&events)
+            .into_iter()
+            .map(|m| (m.time, m.end, m.label))
+            .collect();
+        let m = |t, end, label: &str| (t, end, label.to_string());
+        assert_eq!(
+            got,
+            [
+                m(1, None, "n0 started"),
+                m(2, None, "n1 started"),
+                m(10, Some(20), "n1: iso: partition n1 | n0"),
+                m(30, Some(50), "n0: boom: crash n0 before"),
+                m(40, None, "n0 ended (SIGKILL)"),
+                m(50, None, "n0 started (by boom: restart n0)"),
+                // Never resumed: in effect to the end of the trace.
+                m(60, Some(90), "n1: stop: pause n1"),
+                m(70, None, "n1: f: fail EIO"),
+            ]
+        );
+    }
 
     #[test]
     fn a_violation_is_the_cause_with_its_operation_and_why() {
@@ -454,28 +577,29 @@ mod tests {
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
                 format!(
-                    "{} p{} {} {} @{}",
+                    "{} p{} {} {} @{}{}",
                     v["type"].as_str().unwrap(),
                     v["process"],
                     v["f"].as_str().unwrap(),
                     v["value"],
-                    v["time"]
+                    v["time"],
+                    v.get("node").map_or(String::new(), |n| format!(" {n}"))
                 )
             })
             .collect();
         assert_eq!(
             lines,
             [
-                "invoke p0 write \"a\" @10",
-                "invoke p1 read null @15",
+                "invoke p0 write \"a\" @10 \"n0\"",
+                "invoke p1 read null @15 \"n0\"",
                 "ok p0 write \"a\" @20",
-                "invoke p0 read null @21",
+                "invoke p0 read null @21 \"n0\"",
                 "ok p1 read \"a\" @25",
-                "invoke p1 write \"b\" @26",
-                "invoke p2 read null @27",
+                "invoke p1 write \"b\" @26 \"n0\"",
+                "invoke p2 read null @27 \"n0\"",
                 "ok p2 read null @28",
                 "ok p0 read null @30",
-                "invoke p0 write \"c\" @40",
+                "invoke p0 write \"c\" @40 \"n0\"",
                 "fail p0 write \"c\" @41",
                 "info p1 write null @42",
             ]

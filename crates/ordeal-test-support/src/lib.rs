@@ -4,8 +4,12 @@
 //! - [`ordeal_bin`]: the `ordeal` binary cargo built next to the test executable;
 //! - [`assert_success`]: an exit-status assertion whose message shows stdout and stderr;
 //! - [`installed`]: whether the third-party programs a test needs are there (under `CI=true`
-//!   a missing one fails the test: CI must not pass without testing).
+//!   a missing one fails the test: CI must not pass without testing);
+//! - [`browser::headless`]: a page rendered by headless Chromium, its DOM after its scripts
+//!   ran and its console's messages.
 #![forbid(unsafe_code)]
+
+pub mod browser;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

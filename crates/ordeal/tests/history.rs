@@ -116,9 +116,11 @@ fn check_history_exit_codes_and_explanation() {
     );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert_eq!(page.matches("<rect ").count(), 3);
+    // Each operation drawn twice: around the violation, and on the whole history.
+    assert_eq!(page.matches("<g class=\"op ").count(), 6);
     assert!(page.contains("reads 1, but the value is 2"));
-    assert!(!page.contains("<script") && !page.contains("<link"));
+    // Self-contained: script and style inline, nothing fetched.
+    assert!(!page.contains("<script src") && !page.contains("<link"));
 
     // A budget that runs out: unknown, exit 3. (The stale read above is decided without a
     // search; this history needs one.)

@@ -206,6 +206,8 @@ mod tests {
             call_pos: 0,
             ret_pos: None,
             error: None,
+            info_time: None,
+            extra: Vec::new(),
             origin: "h.jsonl:7".into(),
         }
     }

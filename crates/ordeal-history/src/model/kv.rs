@@ -81,6 +81,8 @@ mod tests {
             call_pos: 0,
             ret_pos: None,
             error: None,
+            info_time: None,
+            extra: Vec::new(),
             origin: "entry 3".into(),
         }
     }

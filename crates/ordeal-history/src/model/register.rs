@@ -76,6 +76,8 @@ mod tests {
             call_pos: 0,
             ret_pos: None,
             error: None,
+            info_time: None,
+            extra: Vec::new(),
             origin: "entry 1".into(),
         }
     }

@@ -120,6 +120,8 @@ mod tests {
                     call_pos: *call,
                     ret_pos: Some(*ret),
                     error: None,
+                    info_time: None,
+                    extra: Vec::new(),
                     origin: String::new(),
                 };
                 Prepared {

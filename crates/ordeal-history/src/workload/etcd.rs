@@ -11,17 +11,22 @@ use std::time::{Duration, Instant};
 /// An etcd client for one slot.
 pub struct EtcdClient {
     conns: Vec<HttpConn>,
+    addrs: Vec<SocketAddr>,
     timeout: Duration,
     rng: crate::generate::Rng,
+    /// The member of the last request.
+    asked: Option<usize>,
 }
 
 impl EtcdClient {
     /// A client of the members at `addrs` (client URLs' host:port).
     pub fn new(addrs: Vec<SocketAddr>, timeout: Duration, seed: u64) -> EtcdClient {
         EtcdClient {
-            conns: addrs.into_iter().map(HttpConn::new).collect(),
+            conns: addrs.iter().copied().map(HttpConn::new).collect(),
+            addrs,
             timeout,
             rng: crate::generate::Rng::new(seed),
+            asked: None,
         }
     }
 
@@ -32,6 +37,7 @@ impl EtcdClient {
     ) -> Result<(u16, serde_json::Value), HttpError> {
         let deadline = Instant::now() + self.timeout;
         let i = self.rng.below(self.conns.len() as u64) as usize;
+        self.asked = Some(i);
         let (code, body) = self.conns[i].post(path, body.to_string().as_bytes(), deadline)?;
         let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         Ok((code, json))
@@ -54,6 +60,7 @@ fn write_outcome(
 
 impl Client for EtcdClient {
     fn call(&mut self, req: &Request) -> Reply {
+        self.asked = None;
         match req {
             Request::Read { key } => {
                 let r = self.post(
@@ -120,5 +127,9 @@ impl Client for EtcdClient {
 
     fn supports_cas(&self) -> bool {
         true
+    }
+
+    fn node(&self) -> Option<String> {
+        self.asked.map(|n| self.addrs[n].to_string())
     }
 }

@@ -21,6 +21,8 @@ pub struct KvClient {
     primary: usize,
     conn: Option<(usize, TcpStream, BufReader<TcpStream>)>,
     rng: crate::generate::Rng,
+    /// The node of the last request sent.
+    asked: Option<usize>,
 }
 
 enum Exchange {
@@ -40,6 +42,7 @@ impl KvClient {
             primary: 0,
             conn: None,
             rng: crate::generate::Rng::new(seed),
+            asked: None,
         }
     }
 
@@ -72,6 +75,7 @@ impl KvClient {
             self.conn = None;
             return Exchange::NotSent("socket setup failed".into());
         }
+        self.asked = Some(node);
         if let Err(e) = s.write_all(format!("{line}\n").as_bytes()) {
             self.conn = None;
             return Exchange::Lost(format!("node {node}: {e}"));
@@ -165,6 +169,7 @@ impl KvClient {
 
 impl Client for KvClient {
     fn call(&mut self, req: &Request) -> Reply {
+        self.asked = None;
         match req {
             Request::Read { key } => self.read(key),
             Request::Write { key, value } => self.write(key, *value),
@@ -174,5 +179,9 @@ impl Client for KvClient {
 
     fn supports_cas(&self) -> bool {
         false
+    }
+
+    fn node(&self) -> Option<String> {
+        self.asked.map(|n| self.nodes[n].to_string())
     }
 }

@@ -150,6 +150,11 @@ pub trait Client: Send {
     fn call(&mut self, req: &Request) -> Reply;
     /// Whether the system supports cas.
     fn supports_cas(&self) -> bool;
+    /// The address of the node that answered the last call (or was asked last, when none
+    /// answered), recorded as the extra field `node` of its completion.
+    fn node(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What to run.
@@ -329,6 +334,7 @@ pub fn run<W: Write + Send>(
                         value,
                         time: 0,
                         error,
+                        extra: Vec::new(),
                     };
                     if let Ok(mut r) = rec.lock() {
                         r.record(entry(Kind::Invoke, value.clone(), None));
@@ -361,6 +367,10 @@ pub fn run<W: Write + Send>(
                             entry(Kind::Info, value, Some(why))
                         }
                     };
+                    let mut done = done;
+                    if let Some(node) = client.node() {
+                        done.extra = vec![("node".into(), serde_json::Value::from(node))];
+                    }
                     let was_info = done.kind == Kind::Info;
                     if let Ok(mut r) = rec.lock() {
                         r.record(done);
@@ -399,8 +409,12 @@ pub(crate) fn left(deadline: Instant) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    /// An in-memory register with a lock: every history it produces is linearizable.
-    struct Mem(std::sync::Arc<Mutex<std::collections::HashMap<String, i64>>>);
+    /// An in-memory register with a lock: every history it produces is linearizable. Its
+    /// node is named after its slot.
+    struct Mem(
+        std::sync::Arc<Mutex<std::collections::HashMap<String, i64>>>,
+        usize,
+    );
 
     impl Client for Mem {
         fn call(&mut self, req: &Request) -> Reply {
@@ -430,6 +444,9 @@ mod tests {
         fn supports_cas(&self) -> bool {
             true
         }
+        fn node(&self) -> Option<String> {
+            Some(format!("mem{}", self.1))
+        }
     }
 
     #[test]
@@ -444,12 +461,21 @@ mod tests {
             seed: 7,
         };
         let mut out = Vec::new();
-        let s = run(&cfg, |_| Box::new(Mem(store.clone())), &mut out).unwrap();
+        let s = run(&cfg, |slot| Box::new(Mem(store.clone(), slot)), &mut out).unwrap();
         assert_eq!(s.invoked, 400);
         assert_eq!(s.ok + s.fail + s.info, 400);
         let h = jsonl::read(out.as_slice(), "mem").unwrap();
         assert_eq!(h.entries.len(), 800);
         assert!(h.entries.windows(2).all(|w| w[0].time <= w[1].time));
+        // Each completion names the node that answered (slot = process mod processes).
+        for e in &h.entries {
+            let node = format!("mem{}", e.process % 4);
+            let expected = match e.kind {
+                Kind::Invoke => vec![],
+                _ => vec![("node".to_string(), serde_json::Value::from(node))],
+            };
+            assert_eq!(e.extra, expected, "{e:?}");
+        }
         // A slot whose operation was info continues under a new process id.
         let infos: Vec<&Entry> = h.entries.iter().filter(|e| e.kind == Kind::Info).collect();
         for i in &infos {
@@ -474,7 +500,12 @@ mod tests {
             keys: 1,
             seed: 1,
         };
-        let s = run(&cfg, |_| Box::new(Mem(store.clone())), std::io::sink()).unwrap();
+        let s = run(
+            &cfg,
+            |slot| Box::new(Mem(store.clone(), slot)),
+            std::io::sink(),
+        )
+        .unwrap();
         // 100/s for 0.3 s: about 30 operations.
         assert!((20..=32).contains(&s.invoked), "{s:?}");
         assert!(s.elapsed < Duration::from_millis(600), "{s:?}");

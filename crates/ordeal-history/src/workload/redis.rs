@@ -105,6 +105,8 @@ pub struct RedisClient {
     timeout: Duration,
     conns: Vec<Option<(TcpStream, BufReader<TcpStream>)>>,
     rng: crate::generate::Rng,
+    /// The node of the last command.
+    asked: Option<usize>,
 }
 
 enum Outcome {
@@ -122,10 +124,12 @@ impl RedisClient {
             timeout,
             conns: (0..n).map(|_| None).collect(),
             rng: crate::generate::Rng::new(seed),
+            asked: None,
         }
     }
 
     fn command(&mut self, node: usize, args: &[&[u8]]) -> Outcome {
+        self.asked = Some(node);
         let deadline = Instant::now() + self.timeout;
         if self.conns[node].is_none() {
             let Some(l) = left(deadline) else {
@@ -168,6 +172,7 @@ impl RedisClient {
 
 impl Client for RedisClient {
     fn call(&mut self, req: &Request) -> Reply {
+        self.asked = None;
         match req {
             Request::Read { key } => {
                 let node = self.rng.below(self.addrs.len() as u64) as usize;
@@ -216,6 +221,10 @@ impl Client for RedisClient {
 
     fn supports_cas(&self) -> bool {
         true
+    }
+
+    fn node(&self) -> Option<String> {
+        self.asked.map(|n| self.addrs[n].to_string())
     }
 }
 
