@@ -28,11 +28,13 @@ tmp=$(mktemp -d /tmp/ordeal-slurm.XXXXXX)
 started=()
 echo "slurm: cluster files in $tmp (removed on exit)"
 
-# Every process this script started: the daemons by pid, and the job steps slurmd forked
-# (slurmstepd detaches from slurmd), found by the SLURM_CONF that only they carry.
+# The processes started under this cluster's config that are not the daemons themselves: job
+# steps (slurmstepd detaches from slurmd), and the campaign of step 1 below. SLURM_CONF names
+# this script's temporary directory, so only they carry it.
 ours() {
     local p
     for p in /proc/[0-9]*; do
+        [ "${p#/proc/}" = "$BASHPID" ] && continue
         if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$tmp/slurm.conf"; then
             echo "${p#/proc/}"
         fi
@@ -40,9 +42,9 @@ ours() {
 }
 
 cleanup() {
-    local rc=$? pid deadline
+    local rc=$? pid deadline left
     trap - EXIT INT TERM
-    if [ -f "$tmp/slurm.conf" ] && [ ${#started[@]} -gt 1 ]; then
+    if [ ${#started[@]} -gt 1 ]; then # slurmctld runs: cancel its jobs first
         scancel --full --quiet --user=root 2>/dev/null || true
         deadline=$((SECONDS + 30))
         while [ -n "$(squeue -h -o %i 2>/dev/null)" ] && [ $SECONDS -lt $deadline ]; do
@@ -51,7 +53,14 @@ cleanup() {
     fi
     for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${started[@]}"; do wait "$pid" 2>/dev/null || true; done
-    for pid in $(ours); do kill -KILL "$pid" 2>/dev/null || true; done
+    # Whatever is left: SIGTERM (ordeal stops its runs cleanly), SIGKILL after 30 s.
+    left=$(ours)
+    [ -z "$left" ] || kill $left 2>/dev/null || true
+    deadline=$((SECONDS + 30))
+    while left=$(ours) && [ -n "$left" ] && [ $SECONDS -lt $((deadline + 10)) ]; do
+        [ $SECONDS -lt $deadline ] || kill -KILL $left 2>/dev/null || true
+        sleep 0.2
+    done
     if [ "$rc" -ne 0 ]; then
         for log in "$tmp"/*.log "$tmp"/munge/munged.log "$tmp"/munged.err; do
             [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
@@ -143,8 +152,10 @@ echo "slurm: node $node idle (slurmctld :$ctld_port, slurmd :$slurmd_port)"
 
 # --- 1. the single-machine planned campaign: the job script as task 0 of 1 ---
 rm -rf "$out/single" "$out/shards"
+# (In the background and waited for, so that a signal stops the script at once.)
 RESULTS=$out/single RUNS=$runs SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_TASK_COUNT=1 \
-    bash "$job_script"
+    bash "$job_script" &
+wait $!
 test -f "$out/single/shard-0/explore.json"
 
 # --- 2. the job array, 3. the merge after it (docs/scale.md, the script's header) ---
@@ -157,21 +168,23 @@ merge_cmd='ordeal merge "$RESULTS"/shard-* --out "$RESULTS"/merged'
 merge_jid=$(sbatch --parsable --dependency=afterany:$jid --wrap "$merge_cmd")
 echo "slurm: job array $jid, merge job $merge_jid"
 
-merged() { [ -f "$RESULTS/merged/explore.json" ]; }
+# Done when both jobs left the queue (the merge job is the last: it writes explore.json
+# before its report, so the files alone do not say it finished).
+queued() { squeue -h -o %i || echo "squeue failed"; }
 deadline=$((SECONDS + 600))
-until merged; do
-    if [ -z "$(squeue -h -o %i)" ]; then
-        merged && break # it finished between the two looks
-        echo "every job left the queue, and no $RESULTS/merged/explore.json" >&2
-        tail -n 20 "$RESULTS"/*.out >&2 || true
-        exit 1
-    fi
+while [ -n "$(queued)" ]; do
     if [ $SECONDS -ge $deadline ]; then
         echo "the job array and merge did not finish within 600s" >&2
-        squeue >&2
+        squeue >&2 || true
         exit 1
     fi
     sleep 0.5
 done
-for i in 0 1 2; do test -f "$RESULTS/shard-$i/explore.json"; done
+for d in shard-0 shard-1 shard-2 merged; do
+    if [ ! -f "$RESULTS/$d/explore.json" ]; then
+        echo "the jobs ended, and $RESULTS/$d/explore.json is missing" >&2
+        tail -n 20 "$RESULTS"/*.out >&2 || true
+        exit 1
+    fi
+done
 echo "slurm: merged $RESULTS/shard-{0,1,2} into $RESULTS/merged"
