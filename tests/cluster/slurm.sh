@@ -4,7 +4,7 @@
 #   tests/cluster/slurm.sh OUT        # as root, with slurm-wlm and munge installed
 #
 # Starts munged, slurmctld and slurmd of its own (key, sockets, ports, state, logs and pids in
-# a temporary directory; nothing system-wide is read or changed), then:
+# a temporary directory; nothing system-wide is changed), then:
 #   1. OUT/single/shard-0: the single-machine planned campaign (`--shard 0/1`), made by running
 #      deploy/slurm/ordeal-explore.sbatch directly as task 0 of an array of 1;
 #   2. OUT/shards/shard-{0,1,2}: the same script submitted with `sbatch --array=0-2`, its
