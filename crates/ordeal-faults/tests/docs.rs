@@ -7,7 +7,7 @@ const INVALID: &str = "# Invalid on purpose";
 
 /// The demo KV store's names, used by every example of the page, and a role.
 fn demo() -> Participants {
-    Participants::new(["primary", "backup1", "backup2"], ["client"]).with_roles(["leader"])
+    Participants::new(["n0", "n1", "n2"], ["client"]).with_roles(["leader"])
 }
 
 /// The fenced blocks of the page with their language: (lang, body).

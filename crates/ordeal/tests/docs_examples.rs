@@ -10,6 +10,8 @@
 //! - an HTML comment `<!-- file: NAME -->` right before a fenced block: the block is a
 //!   complete example file, written to NAME in the scratch directory (later commands use it);
 //! - `<!-- run: COMMAND -->`: a command the reader is told about in prose, run at that point;
+//! - `<!-- script -->` right before an `sh` block: the block runs as one script (`set -e`), for
+//!   a server started in the background and then its clients; `<!-- script: exit N -->`;
 //! - `<!-- not run: REASON -->` right before a block: the block is not run (a benchmark run
 //!   small by tests/bench.rs, the test suite itself, a command against a system that is not
 //!   there). A synopsis with placeholders is a `text` block, not `sh`.
@@ -18,6 +20,7 @@
 //! what an earlier one made (`ordeal demo --out runs/a`, then `ordeal replay runs/a`). Commands
 //! naming Redis or etcd need them installed (a failure under `CI=true`, else a note).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -119,6 +122,16 @@ fn steps(markdown: &str) -> Vec<Step> {
                     "line {start}: say why it is not run"
                 );
             }
+            Some(m) if m.starts_with("script") => {
+                // The whole block as one script (a server in the background, then its
+                // clients): it must exit as `<!-- script: exit N -->` says, else 0.
+                let (_, exit) = expected_exit(&format!("x #{}", &m["script".len()..].trim_start_matches(':')));
+                out.push(Step::Command {
+                    line: start + 1,
+                    text: format!("set -e\n{}", body.join("\n")),
+                    exit,
+                });
+            }
             Some(m) if m.starts_with("file:") => out.push(Step::File {
                 line: start,
                 name: m["file:".len()..].trim().to_string(),
@@ -202,10 +215,13 @@ fn run_doc(doc: &str) {
                 if !tools_for(&text) {
                     continue;
                 }
+                eprintln!("{doc}:{line}: {text}");
                 let started = Instant::now();
+                // Its own process group: whatever it leaves running is killed with it.
                 let mut child = Command::new("sh")
                     .arg("-c")
                     .arg(&text)
+                    .process_group(0)
                     .current_dir(dir)
                     .env("PATH", &path)
                     .stdin(Stdio::null())
@@ -229,12 +245,13 @@ fn run_doc(doc: &str) {
                         break Some(st);
                     }
                     if started.elapsed() > Duration::from_secs(300) {
-                        let _ = child.kill();
-                        let _ = child.wait();
                         break None;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 };
+                // SAFETY: kill(2) on the process group this command leads; no memory involved.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
                 let (out, err) = (out.join().unwrap(), err.join().unwrap());
                 let tail = |s: &str| {
                     let v: Vec<&str> = s.lines().collect();
@@ -260,7 +277,7 @@ fn commands_and_files_are_found_as_the_conventions_say() {
     let md = "intro\n\n```sh\n# a comment\nordeal demo   # PASS\nordeal demo --set \\\n  bugs=x  # FAIL: lost\n\
               echo '#not a comment' # exit 3\n```\n\n<!-- not run: a benchmark of minutes -->\n```sh\nbench/x.sh\n```\n\
               <!-- file: a.toml -->\n```toml\nname = \"a\"\n```\n<!-- run: ordeal run a.toml # exit 2 -->\n\
-              ```text\nordeal run EXPERIMENT.toml\n```\n";
+              ```text\nordeal run EXPERIMENT.toml\n```\n<!-- script -->\n```sh\nsleep 9 &\nkill $!\n```\n";
     assert_eq!(
         steps(md),
         [
@@ -288,6 +305,11 @@ fn commands_and_files_are_found_as_the_conventions_say() {
                 line: 19,
                 text: "ordeal run a.toml".into(),
                 exit: 2
+            },
+            Step::Command {
+                line: 25,
+                text: "set -e\nsleep 9 &\nkill $!".into(),
+                exit: 0
             },
         ]
     );
