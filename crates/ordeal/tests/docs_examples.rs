@@ -51,14 +51,12 @@ fn expected_exit(cmd: &str) -> (String, i32) {
         0
     } else if comment.starts_with("FAIL") {
         1
-    } else if let Some(n) = comment
-        .strip_prefix("exit ")
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-    {
-        n
     } else {
-        0
+        comment
+            .strip_prefix("exit ")
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<i32>().ok())
+            .unwrap_or_default()
     };
     (body.to_string(), exit)
 }
@@ -125,7 +123,10 @@ fn steps(markdown: &str) -> Vec<Step> {
             Some(m) if m.starts_with("script") => {
                 // The whole block as one script (a server in the background, then its
                 // clients): it must exit as `<!-- script: exit N -->` says, else 0.
-                let (_, exit) = expected_exit(&format!("x #{}", &m["script".len()..].trim_start_matches(':')));
+                let (_, exit) = expected_exit(&format!(
+                    "x #{}",
+                    &m["script".len()..].trim_start_matches(':')
+                ));
                 out.push(Step::Command {
                     line: start + 1,
                     text: format!("set -e\n{}", body.join("\n")),
@@ -180,7 +181,10 @@ fn repo() -> PathBuf {
 /// Whether the tools a command names are here (else a note, or a failure under CI).
 fn tools_for(cmd: &str) -> bool {
     if cmd.contains("redis") {
-        return ordeal_test_support::installed(&["redis-server", "redis-cli"], "redis-server redis-tools");
+        return ordeal_test_support::installed(
+            &["redis-server", "redis-cli"],
+            "redis-server redis-tools",
+        );
     }
     if cmd.contains("etcd") {
         return ordeal_test_support::installed(&["etcd", "etcdctl"], "etcd-server etcd-client");
