@@ -15,10 +15,10 @@
 //!    (`crash/states/NNNNN/data/NODE`, never the original), the node is started on it alone
 //!    (untraced, fresh ports), its ready condition awaited, then `[crash] check` (or `[check]`)
 //!    run. A state from which it does not recover is a failure; failures are grouped into
-//!    vulnerabilities by the operations they blame (lost, torn, persisted ahead), each
-//!    reported once with the source calls' `seq` in trace.jsonl and the persistence models
-//!    (strict, ext4-ordered) under which it holds; `--model` picks the one deciding the
-//!    verdict.
+//!    vulnerabilities by root cause ([`group`]: the missing ordering or sync, temp names
+//!    normalized), each reported once with its smallest example state, the source calls'
+//!    `seq` in trace.jsonl and the persistence models (strict, ext4-ordered) under which it
+//!    holds; `--model` picks the one deciding the verdict.
 
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error, RunOptions};
@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub mod group;
 
 /// The side file holding the bytes of data-dir writes (see `data_at` in docs/trace-format.md).
 pub const FILE_DATA: &str = "filedata.bin";
@@ -65,14 +67,17 @@ pub struct OpRef {
     pub op: String,
 }
 
-/// A crash vulnerability: crash states from which the node does not recover, blamed on the
-/// same operations.
+/// A crash vulnerability: crash states from which the node does not recover, with one root
+/// cause (the missing ordering or sync, see [`group`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Vulnerability {
     pub id: usize,
-    /// The operations, by role, of the first state found.
+    /// The root cause, names normalized (`*` for numbers and random parts): every state
+    /// counted under this vulnerability shows it.
+    pub cause: String,
+    /// The operations, by role, of the example state.
     pub ops: Vec<OpRef>,
-    /// How the first state was made.
+    /// How the example state was made.
     pub kind: Kind,
     /// For a torn write: how it was torn.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,15 +85,19 @@ pub struct Vulnerability {
     /// The last operation issued before the crash (its seq).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crash_after_seq: Option<u64>,
-    /// Why recovery failed, for the first state.
+    /// Why recovery failed, for the example state.
     pub error: String,
     /// How many distinct failing states it covers.
     pub states: usize,
     /// The persistence models under which it holds: `strict` always, `ext4-ordered` when one
     /// of its states can happen on ext4 `data=ordered` too.
     pub models: Vec<Model>,
-    /// The first failing state's directory, kept (its data dir and logs).
+    /// The example state's directory, kept (its data dir and logs): the first failing state
+    /// found with the fewest lost and torn operations.
     pub example: PathBuf,
+    /// How many operations the example lost or tore (smaller is a better example).
+    #[serde(skip)]
+    example_size: usize,
 }
 
 impl Vulnerability {
@@ -184,12 +193,13 @@ impl CrashReport {
         }
         for v in &self.vulnerabilities {
             s.push_str(&format!(
-                "vulnerability {} ({:?}, {} state{}, {}): {}\n",
+                "vulnerability {} ({:?}, {} state{}, {}): {}\n  recovery failed: {}\n",
                 v.id,
                 v.kind,
                 v.states,
                 if v.states == 1 { "" } else { "s" },
                 models_text(&v.models),
+                v.cause,
                 v.error
             ));
             s.push_str(&v.describe());
@@ -508,15 +518,6 @@ struct Exploration<'a> {
     failed: usize,
 }
 
-/// One blamed operation, without its place: what makes two failures the same vulnerability.
-fn signature(ops: &[Op], blame: &[(Role, usize)]) -> Vec<(Role, String)> {
-    blame
-        .iter()
-        .filter(|(r, _)| *r != Role::CrashAfter)
-        .map(|&(r, i)| (r, kind_of(&ops[i].describe())))
-        .collect()
-}
-
 impl Exploration<'_> {
     /// Checks one crash state (once per distinct tree); returns why it did not recover.
     fn check(&mut self, s: &CrashState) -> Result<Option<String>, Error> {
@@ -547,32 +548,23 @@ impl Exploration<'_> {
         Ok(e)
     }
 
-    /// Files a failing (distinct) state under its vulnerability; returns the vulnerability's
-    /// index.
+    /// Files a failing (distinct) state under the vulnerability of its root cause; returns the
+    /// vulnerability's index.
     fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) -> usize {
         let blame = self.ex.blame(s);
-        let sig = signature(self.ops, &blame);
-        let core: Vec<&(Role, String)> =
-            sig.iter().filter(|(r, _)| *r != Role::Persisted).collect();
-        // Same blamed operations: the same vulnerability. A random state whose lost/torn
-        // operations include a known vulnerability's is counted under it.
-        let known = self.vulns.iter_mut().enumerate().find(|(_, v)| {
-            let vs = signature_of(v);
-            vs == sig
-                || (s.kind == Kind::Random
-                    && vs
-                        .iter()
-                        .filter(|(r, _)| *r != Role::Persisted)
-                        .all(|x| core.contains(&x)))
-        });
+        // A random state losing several operations shows several causes: it counts under
+        // the first one already known, else it is a new vulnerability of its first.
+        let causes = group::causes(self.ops, s);
+        let size = blame
+            .iter()
+            .filter(|(r, _)| matches!(r, Role::Lost | Role::Torn))
+            .count();
         let models = self.ex.models(s);
-        if let Some((i, v)) = known {
-            v.states += 1;
-            add_models(v, &models);
-            let _ = std::fs::remove_dir_all(dir);
-            return i;
-        }
-        let ops = blame
+        let known = self
+            .vulns
+            .iter()
+            .position(|v| causes.contains(&v.cause));
+        let ops: Vec<OpRef> = blame
             .iter()
             .map(|&(role, i)| OpRef {
                 role,
@@ -581,16 +573,38 @@ impl Exploration<'_> {
                 op: self.ops[i].describe(),
             })
             .collect();
+        let crash_after_seq = s.crash_at.checked_sub(1).map(|i| self.ops[i].seq);
+        if let Some(i) = known {
+            let v = &mut self.vulns[i];
+            v.states += 1;
+            add_models(v, &models);
+            if size < v.example_size {
+                // A smaller state showing the same cause is the better example.
+                let _ = std::fs::remove_dir_all(&v.example);
+                v.ops = ops;
+                v.kind = s.kind;
+                v.cut = s.torn.map(|(_, c)| c.to_string());
+                v.crash_after_seq = crash_after_seq;
+                v.error = error.to_string();
+                v.example = dir.to_path_buf();
+                v.example_size = size;
+            } else {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return i;
+        }
         self.vulns.push(Vulnerability {
             id: self.vulns.len() + 1,
+            cause: causes.into_iter().next().unwrap_or_default(),
             ops,
             kind: s.kind,
             cut: s.torn.map(|(_, c)| c.to_string()),
-            crash_after_seq: s.crash_at.checked_sub(1).map(|i| self.ops[i].seq),
+            crash_after_seq,
             error: error.to_string(),
             states: 1,
             models,
             example: dir.to_path_buf(),
+            example_size: size,
         });
         self.vulns.len() - 1
     }
@@ -699,20 +713,4 @@ fn add_models(v: &mut Vulnerability, models: &[Model]) {
         }
     }
     v.models.sort();
-}
-
-fn signature_of(v: &Vulnerability) -> Vec<(Role, String)> {
-    v.ops
-        .iter()
-        .filter(|o| o.role != Role::CrashAfter)
-        .map(|o| (o.role, kind_of(&o.op)))
-        .collect()
-}
-
-/// The operation without its offsets: `write state.tmp [0, 5)` → `write state.tmp`.
-fn kind_of(op: &str) -> String {
-    match op.find(" [") {
-        Some(i) => op[..i].to_string(),
-        None => op.to_string(),
-    }
 }

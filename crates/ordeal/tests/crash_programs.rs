@@ -421,3 +421,66 @@ fn links_symlinks_and_fallocate_are_followed_to_the_real_final_directory() {
         .any(|e| (e["call"] == "linkat" || e["call"] == "link")
             && e["path2"].as_str().unwrap().ends_with("/h")));
 }
+
+/// Five records, each saved through a temp file of its own (`.rec-N.PID.tmp`) renamed to
+/// `rec-N`, never fsync'd; a start on a crash state checks every record there is whole.
+const TEMPS: &str = r#"
+d=$1
+for f in "$d"/rec-*; do
+  [ -e "$f" ] || continue
+  n=${f##*/rec-}
+  [ "$(cat "$f")" = "record $n" ] || { echo "corrupt $f: $(wc -c < "$f") bytes" >&2; exit 1; }
+done
+if [ ! -e "$d/rec-5" ]; then
+  for i in 1 2 3 4 5; do
+    t="$d/.rec-$i.$$.tmp"
+    printf 'record %s' $i > "$t"
+    mv "$t" "$d/rec-$i"
+  done
+fi
+echo ready; exec sleep 1000
+"#;
+
+#[test]
+fn many_temp_files_renamed_without_fsync_are_one_finding_per_root_cause() {
+    let (code, r, out, _dir) = crash_kept(&sh_node(TEMPS, &[]), "300", None);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable", "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+    let v = r["vulnerabilities"].as_array().unwrap();
+    let causes: Vec<&str> = v.iter().map(|v| v["cause"].as_str().unwrap()).collect();
+    // Five files, five lost writes, five torn ones: one cause each, names as patterns.
+    assert_eq!(
+        causes,
+        [
+            "data written to .rec-*.*.tmp not persisted before the rename that publishes it as rec-* (no fsync of the file before the rename)",
+            "data written to .rec-*.*.tmp persisted only in part before the rename that publishes it as rec-* (no fsync of the file before the rename)",
+        ],
+        "{out}"
+    );
+    // Every record's lost write is a failing state of the first; its example is one of them,
+    // minimal: one write lost, its rename persisted.
+    assert!(v[0]["states"].as_u64().unwrap() >= 5, "{out}");
+    assert_eq!(v[0]["kind"], "lost", "{out}");
+    let example = &blamed(&r)[0];
+    assert_eq!(example.len(), 2, "{out}");
+    assert!(example[0].starts_with("lost write .rec-"), "{out}");
+    assert!(example[1].starts_with("persisted rename .rec-"), "{out}");
+    assert!(
+        v[0]["error"].as_str().unwrap().contains("bytes"),
+        "{out}"
+    );
+    assert_eq!(
+        v[0]["models"],
+        serde_json::json!(["strict", "ext4-ordered"]),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("vulnerability 1 (Lost, {} states, strict and ext4-ordered): data written to .rec-*.*.tmp not persisted", v[0]["states"])),
+        "{out}"
+    );
+    assert!(
+        Path::new(v[0]["example"].as_str().unwrap()).join("data/db").is_dir(),
+        "{out}"
+    );
+}

@@ -127,7 +127,8 @@ impl OpKind {
                 | OpKind::Rmdir { .. }
         )
     }
-    pub(super) fn is_data(&self) -> bool {
+    /// A write, truncate or fallocate: it changes a file's data, not a name.
+    pub fn is_data(&self) -> bool {
         matches!(
             self,
             OpKind::Write { .. } | OpKind::Truncate { .. } | OpKind::Allocate { .. }
@@ -142,7 +143,8 @@ impl OpKind {
                 | OpKind::SyncAll
         )
     }
-    pub(super) fn ino(&self) -> Option<usize> {
+    /// The file an operation writes, creates, renames or links, when it is one.
+    pub fn ino(&self) -> Option<usize> {
         match self {
             OpKind::Write { ino, .. }
             | OpKind::Truncate { ino, .. }
