@@ -39,14 +39,21 @@ pub mod group;
 pub const FILE_DATA: &str = "filedata.bin";
 /// The report written in the run directory.
 pub const REPORT: &str = "crash.json";
+/// The crash check's environment variable holding the label of the last checkpoint taken
+/// before the crash point (unset when none was).
+pub const CRASH_CHECKPOINT_ENV: &str = "ORDEAL_CRASH_CHECKPOINT";
 
 /// Options of `ordeal crash`.
 #[derive(Debug, Clone)]
 pub struct CrashOptions {
     /// The recording run (its `out` is the crash run's directory).
     pub run: RunOptions,
-    /// The node whose crash states are explored; default the first node with a data dir.
+    /// The node whose data dir's crash states are explored; default the first node with a
+    /// data dir.
     pub node: Option<String>,
+    /// The target is this workload (a program that runs and exits), not the node: a crash
+    /// state is checked by `[crash] check` alone, no node started (docs/crash.md#targets).
+    pub workload: Option<String>,
     pub seed: u64,
     /// Most distinct crash states checked.
     pub budget: usize,
@@ -140,7 +147,11 @@ pub struct CrashReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
     pub run_dir: PathBuf,
+    /// The node whose data dir was crashed.
     pub node: String,
+    /// The workload that was the target, if not the node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     pub seed: u64,
     /// Verdict of the recording run.
     pub recording: ordeal_hb::Status,
@@ -240,21 +251,30 @@ pub fn crash(
             "ordeal crash supports network = \"loopback\" only".into(),
         ));
     }
+    let probe = exp.resolve(&ResolveContext::new(
+        std::env::temp_dir().join("ordeal-crash-probe"),
+        &opts.run.ordeal_exe,
+    ))?;
     let node = match &opts.node {
         Some(n) => n.clone(),
-        None => {
-            let probe = exp.resolve(&ResolveContext::new(
-                std::env::temp_dir().join("ordeal-crash-probe"),
-                &opts.run.ordeal_exe,
-            ))?;
-            probe
-                .nodes
-                .iter()
-                .find(|n| n.data_dir.is_some())
-                .map(|n| n.name.clone())
-                .ok_or_else(|| Error::Usage("no node has a data_dir: nothing to crash".into()))?
-        }
+        None => probe
+            .nodes
+            .iter()
+            .find(|n| n.data_dir.is_some())
+            .map(|n| n.name.clone())
+            .ok_or_else(|| Error::Usage("no node has a data_dir: nothing to crash".into()))?,
     };
+    if let Some(w) = &opts.workload {
+        if !probe.workloads.iter().any(|x| &x.name == w) {
+            return Err(Error::Usage(format!("no workload {w} in the experiment")));
+        }
+        if probe.crash_check.is_none() {
+            return Err(Error::Usage(format!(
+                "workload {w} as the target: its crash states are checked by [crash] check alone, and the experiment has none (docs/experiment.md#crash)"
+            )));
+        }
+    }
+    drop(probe);
     let mut run_opts = opts.run.clone();
     run_opts.record_file_data = true;
     let progress = Progress::new(opts.run.progress);
@@ -269,14 +289,17 @@ pub fn crash(
     }
     let data_dir = std::fs::canonicalize(run_dir.join("data").join(&node))
         .map_err(crate::io_err(format!("data dir of {node}")))?;
-    usable(&recording.summary.verdict, &node, &run_dir)?;
-    let calls = calls_of(&run_dir, &node, &data_dir)?;
+    match &opts.workload {
+        None => usable(&recording.summary.verdict, &format!("node {node} exited "), &run_dir)?,
+        Some(w) => usable(&recording.summary.verdict, &format!("workload {w} ended"), &run_dir)?,
+    }
+    let (calls, checkpoints) = calls_of(&run_dir, &data_dir)?;
     let base = Tree::load(&base_dir).map_err(|e| Error::Usage(e.to_string()))?;
     let built = persist::build(&base, &calls);
     let (ops, ninos) = (built.ops, built.inodes);
     if ops.is_empty() {
         return Err(Error::Usage(format!(
-            "node {node} made no file operation in its data dir {} during the recording ({} file calls traced there): there is nothing to crash; does the program write under its data_dir?",
+            "no process made a file operation in node {node}'s data dir {} during the recording ({} file calls traced there): there is nothing to crash; does the program write under its data_dir?",
             data_dir.display(),
             calls.len()
         )));
@@ -296,6 +319,8 @@ pub fn crash(
         exp,
         opts,
         node: &node,
+        workload: opts.workload.as_deref(),
+        checkpoints: &checkpoints,
         ops: &ops,
         ex: &ex,
         states_dir: &states_dir,
@@ -399,6 +424,7 @@ pub fn crash(
         unknown,
         run_dir: run_dir.clone(),
         node: node.clone(),
+        workload: opts.workload.clone(),
         seed: opts.seed,
         recording: recording.summary.verdict.status,
         operations: ops.len(),
@@ -428,21 +454,24 @@ pub fn crash(
     Ok(report)
 }
 
-/// Refuses a recording a crash search would say nothing true about: the node died during it.
-fn usable(verdict: &ordeal_hb::Verdict, node: &str, run_dir: &Path) -> Result<(), Error> {
-    // "exited unexpectedly" during the run, "exited before it was ready" at its start.
-    let died = format!("node {node} exited ");
-    if let Some(r) = verdict.reasons.iter().find(|r| r.starts_with(&died)) {
+/// Refuses a recording a crash search would say nothing true about: the target died (a node:
+/// "node N exited unexpectedly" or "… before it was ready") or failed (a workload: "workload W
+/// ended: exit 1") during it.
+fn usable(verdict: &ordeal_hb::Verdict, died: &str, run_dir: &Path) -> Result<(), Error> {
+    if let Some(r) = verdict.reasons.iter().find(|r| r.starts_with(died)) {
+        let name = died.split(' ').nth(1).unwrap_or_default();
         return Err(Error::Usage(format!(
-            "the recording is not usable: {r} (see {}): crash states of a node that died during the run are not searched",
-            run_dir.join("logs").join(format!("{node}.stderr")).display()
+            "the recording is not usable: {r} (see {}): crash states of a target that died or failed during the run are not searched",
+            run_dir.join("logs").join(format!("{name}.stderr")).display()
         )));
     }
     Ok(())
 }
 
-/// The node's file calls, with paths relative to its data dir and the bytes of writes.
-fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Error> {
+/// The file calls of every traced process (nodes and workloads) in the data dir, with paths
+/// relative to it and the bytes of writes; and the checkpoints taken, as (seq, label).
+#[allow(clippy::type_complexity)]
+fn calls_of(run_dir: &Path, data_dir: &Path) -> Result<(Vec<Call>, Vec<(u64, String)>), Error> {
     let fd_path = run_dir.join(FILE_DATA);
     let blob =
         std::fs::read(&fd_path).map_err(crate::io_err(format!("reading {}", fd_path.display())))?;
@@ -452,8 +481,19 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
         Some(r.to_string_lossy().into_owned())
     };
     let mut calls = Vec::new();
+    let mut checkpoints = Vec::new();
     for e in TraceReader::open(&run_dir.join("trace.jsonl"))?.read_all()? {
-        if e.node != node || e.class != Some(Class::File) {
+        if e.class == Some(Class::Proc) && e.call == "checkpoint" {
+            // `data` is "ID LABEL", or "ID" for a checkpoint without a label.
+            let data = e.data.clone().unwrap_or_default();
+            let label = match data.split_once(' ') {
+                Some((_, l)) => l.to_string(),
+                None => data,
+            };
+            checkpoints.push((e.seq, label));
+            continue;
+        }
+        if e.class != Some(Class::File) {
             continue;
         }
         let (path, mut path2) = (rel(&e.path), rel(&e.path2));
@@ -497,13 +537,16 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
             data,
         });
     }
-    Ok(calls)
+    Ok((calls, checkpoints))
 }
 
 struct Exploration<'a> {
     exp: &'a Experiment,
     opts: &'a CrashOptions,
     node: &'a str,
+    workload: Option<&'a str>,
+    /// The checkpoints of the recording: (seq of its marker, label).
+    checkpoints: &'a [(u64, String)],
     ops: &'a [Op],
     ex: &'a Explorer<'a>,
     states_dir: &'a Path,
@@ -534,7 +577,7 @@ impl Exploration<'_> {
         }
         self.checked += 1;
         let dir = self.states_dir.join(format!("{:05}", self.checked));
-        let e = self.recover(&tree, &dir)?;
+        let e = self.recover(&tree, &dir, s.crash_at)?;
         if e.is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         } else {
@@ -609,9 +652,21 @@ impl Exploration<'_> {
         self.vulns.len() - 1
     }
 
+    /// The label of the last checkpoint taken before the crash point (before operation
+    /// `crash_at` was issued).
+    fn checkpoint_before(&self, crash_at: usize) -> Option<&str> {
+        let bound = self.ops.get(crash_at).map_or(u64::MAX, |o| o.seq);
+        self.checkpoints
+            .iter()
+            .rev()
+            .find(|(seq, _)| *seq < bound)
+            .map(|(_, l)| l.as_str())
+    }
+
     /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
-    /// ready, runs the crash check; `Some(reason)` if it does not recover.
-    fn recover(&self, tree: &Tree, dir: &Path) -> Result<Option<String>, Error> {
+    /// ready, runs the crash check; `Some(reason)` if it does not recover. With a workload
+    /// target, no node is started: the crash check alone says.
+    fn recover(&self, tree: &Tree, dir: &Path, crash_at: usize) -> Result<Option<String>, Error> {
         let r = self
             .exp
             .resolve(&ResolveContext::new(dir, &self.opts.run.ordeal_exe))?;
@@ -652,11 +707,13 @@ impl Exploration<'_> {
         };
         let deadline = Instant::now() + r.timeout;
         let outcome = (|| -> Result<Option<String>, Error> {
-            let env = sup.env_for(&n.name, &n.env);
-            sup.start(
-                &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
-            )?;
-            if let Some(check) = &n.ready {
+            if self.workload.is_none() {
+                let env = sup.env_for(&n.name, &n.env);
+                sup.start(
+                    &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
+                )?;
+            }
+            if let Some(check) = n.ready.as_ref().filter(|_| self.workload.is_none()) {
                 let until = (Instant::now() + n.ready_timeout).min(deadline);
                 match sup.wait_ready(&n.name, check, &n.cwd, until, HashMap::new()) {
                     Err(e) => return Ok(Some(e.to_string())),
@@ -674,8 +731,15 @@ impl Exploration<'_> {
                     Ok(Ok(())) => {}
                 }
             }
-            let check = r.crash_check.as_ref().or(r.check.as_ref());
-            if let Some(c) = check {
+            let check = r.crash_check.as_ref().or(r.check.as_ref()).map(|c| {
+                // What was promised before the crash point (docs/crash.md#targets).
+                let mut c = c.clone();
+                if let Some(l) = self.checkpoint_before(crash_at) {
+                    c.env.insert(CRASH_CHECKPOINT_ENV.into(), l.to_string());
+                }
+                c
+            });
+            if let Some(c) = &check {
                 match sup.run_check(&r, c, deadline)? {
                     Some(ExitStatus::Code(0)) => {}
                     Some(st) => {
@@ -689,6 +753,9 @@ impl Exploration<'_> {
                 }
             }
             sup.drain_notices();
+            if self.workload.is_some() {
+                return Ok(None);
+            }
             if let Some(st) = sup.exit_of(&n.name) {
                 return Ok(Some(format!(
                     "node {} exited: {st}{}",

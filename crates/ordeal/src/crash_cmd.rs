@@ -15,6 +15,10 @@ pub struct CrashArgs {
     /// The node whose crash states are explored; default the first node with a data_dir.
     #[arg(long, value_name = "NODE")]
     node: Option<String>,
+    /// The target is this workload (a program that runs and exits, writing into the node's
+    /// data dir): each crash state is checked by [crash] check alone, no node started.
+    #[arg(long, value_name = "WORKLOAD")]
+    workload: Option<String>,
     /// Seeds the random crash states: same seed, same states.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -86,6 +90,7 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     let opts = ordeal_run::crash::CrashOptions {
         run,
         node: args.node,
+        workload: args.workload,
         seed: args.seed,
         budget: args.budget,
         time: args.time,

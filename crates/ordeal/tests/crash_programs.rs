@@ -484,3 +484,87 @@ fn many_temp_files_renamed_without_fsync_are_one_finding_per_root_cause() {
         "{out}"
     );
 }
+
+/// `ordeal crash --workload w` of an experiment whose node `db` only holds the data dir
+/// (`sleep`) while workload `w` runs `script` (`$1`: the data dir, `$0`: ordeal) and exits;
+/// `[crash] check` runs `check` (`$1`: the crash state's data dir) on each crash state.
+fn crash_workload(
+    script: &str,
+    check: &str,
+    budget: &str,
+) -> (Option<i32>, serde_json::Value, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("exp.toml");
+    let ordeal = env!("CARGO_BIN_EXE_ordeal");
+    let sh = |s: &str| s.replace('{', "{{").replace('}', "}}");
+    std::fs::write(
+        &exp,
+        format!(
+            "name = \"wl\"\ntimeout = \"60s\"\n[[node]]\nname = \"db\"\nargv = [\"sleep\", \"1000\"]\ndata_dir = true\n\
+             [[workload]]\nname = \"w\"\nargv = [\"sh\", \"-c\", {:?}, {ordeal:?}, \"{{data_dir.db}}\"]\n\
+             [crash]\ncheck = [\"sh\", \"-c\", {:?}, \"sh\", \"{{data_dir.db}}\"]\n",
+            sh(script),
+            sh(check)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_ordeal"))
+        .args(["crash", exp.to_str().unwrap(), "--workload", "w"])
+        .args(["--out", out.to_str().unwrap(), "-q", "--budget", budget])
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.join("crash.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (o.status.code(), report, text(&o), dir)
+}
+
+/// A sqlite3 script: one transaction committed, then a checkpoint `committed`; the check
+/// wants an intact database and, once `committed` was promised, the row.
+const SQLITE_SCRIPT: &str = r#"
+d=$1
+sqlite3 "$d/db" "PRAGMA journal_mode=$2; PRAGMA synchronous=$3; CREATE TABLE t(x); INSERT INTO t VALUES (42);" >/dev/null
+"$0" checkpoint committed >/dev/null
+"#;
+const SQLITE_CHECK: &str = r#"
+d=$1
+[ -e "$d/db" ] || { [ -z "$ORDEAL_CRASH_CHECKPOINT" ] && exit 0; echo "db missing after $ORDEAL_CRASH_CHECKPOINT" >&2; exit 1; }
+ok=$(sqlite3 "$d/db" "PRAGMA integrity_check;" 2>&1) || { echo "sqlite3: $ok" >&2; exit 1; }
+[ "$ok" = ok ] || { echo "integrity check: $ok" >&2; exit 1; }
+[ "$ORDEAL_CRASH_CHECKPOINT" = committed ] || exit 0
+n=$(sqlite3 "$d/db" "SELECT count(*) FROM t WHERE x = 42;" 2>&1)
+[ "$n" = 1 ] || { echo "lost a committed transaction: $n rows after checkpoint $ORDEAL_CRASH_CHECKPOINT" >&2; exit 1; }
+"#;
+
+#[test]
+fn a_sqlite3_script_run_as_a_workload_is_the_target() {
+    if !ordeal_test_support::installed(&["sqlite3"], "sqlite3") {
+        return;
+    }
+    let wal = SQLITE_SCRIPT.replace("$2", "WAL").replace("$3", "FULL");
+    let (code, r, out, _dir) = crash_workload(&wal, SQLITE_CHECK, "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(r["workload"], "w", "{out}");
+    assert_eq!(r["node"], "db", "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+
+    // synchronous=OFF: nothing synced before the checkpoint promised the row.
+    let off = SQLITE_SCRIPT.replace("$2", "DELETE").replace("$3", "OFF");
+    let (code, r, out, _dir) = crash_workload(&off, SQLITE_CHECK, "300");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable", "{out}");
+    let errors: Vec<&str> = r["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["error"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("after checkpoint committed") || e.contains("after committed")),
+        "{out}"
+    );
+}
