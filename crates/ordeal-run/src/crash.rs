@@ -105,6 +105,12 @@ pub struct Vulnerability {
     /// How many operations the example lost or tore (smaller is a better example).
     #[serde(skip)]
     example_size: usize,
+    /// For an example cutting names (`cut`): its crash point.
+    #[serde(skip)]
+    example_cut_at: Option<usize>,
+    /// The operations the example lost or tore (indices).
+    #[serde(skip)]
+    example_lost: Vec<usize>,
 }
 
 impl Vulnerability {
@@ -411,6 +417,7 @@ pub fn crash(
             ));
         }
     }
+    merge_same_causes(&mut x.vulns);
     let verdict = if unknown.is_some() {
         CrashVerdict::Unknown
     } else if !x.vulns.iter().any(|v| v.models.contains(&opts.model)) {
@@ -598,15 +605,29 @@ impl Exploration<'_> {
         // A random state losing several operations shows several causes: it counts under
         // the first one already known, else it is a new vulnerability of its first.
         let causes = group::causes(self.ops, s);
-        let size = blame
-            .iter()
-            .filter(|(r, _)| matches!(r, Role::Lost | Role::Torn))
-            .count();
+        // A cut loses every name change from one on: the fewer it loses, the more precise.
+        let size = s.lost.len()
+            + usize::from(s.torn.is_some())
+            + s.ns_cut.map_or(0, |k| s.crash_at - k);
+        let cut_at = (s.kind == Kind::Cut).then_some(s.crash_at);
         let models = self.ex.models(s);
+        // Cuts at one crash point that fail all lose the latest failing one's name change:
+        // one cause, the latest (see group.rs); the others count under it.
+        let lost = self.lost_ops(s);
+        // A random state losing everything a known example lost is counted under it.
         let known = self
             .vulns
             .iter()
-            .position(|v| causes.contains(&v.cause));
+            .position(|v| {
+                s.kind == Kind::Random
+                    && !v.example_lost.is_empty()
+                    && v.example_lost.iter().all(|i| lost.contains(i))
+            })
+            .or_else(|| {
+                self.vulns.iter().position(|v| {
+                    causes.contains(&v.cause) || (cut_at.is_some() && v.example_cut_at == cut_at)
+                })
+            });
         let ops: Vec<OpRef> = blame
             .iter()
             .map(|&(role, i)| OpRef {
@@ -631,6 +652,11 @@ impl Exploration<'_> {
                 v.error = error.to_string();
                 v.example = dir.to_path_buf();
                 v.example_size = size;
+                v.example_cut_at = cut_at;
+                v.example_lost = lost;
+                if cut_at.is_some() {
+                    v.cause = causes.into_iter().next().unwrap_or_default();
+                }
             } else {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -648,6 +674,8 @@ impl Exploration<'_> {
             models,
             example: dir.to_path_buf(),
             example_size: size,
+            example_cut_at: cut_at,
+            example_lost: lost,
         });
         self.vulns.len() - 1
     }
@@ -661,6 +689,21 @@ impl Exploration<'_> {
             .rev()
             .find(|(seq, _)| *seq < bound)
             .map(|(_, l)| l.as_str())
+    }
+
+    /// The operations state `s` loses or tears: its lost data, its torn write, the names its
+    /// cut loses.
+    fn lost_ops(&self, s: &CrashState) -> Vec<usize> {
+        let cut = s.ns_cut.map_or(0..0, |k| k..s.crash_at);
+        let mut lost: Vec<usize> = s
+            .lost
+            .iter()
+            .copied()
+            .chain(s.torn.map(|(w, _)| w))
+            .chain(cut.filter(|&i| self.ops[i].kind.is_namespace()))
+            .collect();
+        lost.sort_unstable();
+        lost
     }
 
     /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
@@ -770,6 +813,33 @@ impl Exploration<'_> {
         drop(r);
         outcome
     }
+}
+
+/// Merges vulnerabilities that came to the same cause (a cut's cause is settled only once its
+/// latest failing cut is known): states summed, models joined, the smaller example kept.
+fn merge_same_causes(vulns: &mut Vec<Vulnerability>) {
+    let mut merged: Vec<Vulnerability> = Vec::new();
+    for v in vulns.drain(..) {
+        match merged.iter_mut().find(|m| m.cause == v.cause) {
+            Some(m) => {
+                let states = m.states + v.states;
+                let models: Vec<Model> = m.models.iter().chain(&v.models).copied().collect();
+                let dropped = if v.example_size < m.example_size {
+                    std::mem::replace(m, v).example
+                } else {
+                    v.example
+                };
+                m.states = states;
+                add_models(m, &models);
+                let _ = std::fs::remove_dir_all(dropped);
+            }
+            None => merged.push(v),
+        }
+    }
+    for (i, v) in merged.iter_mut().enumerate() {
+        v.id = i + 1;
+    }
+    *vulns = merged;
 }
 
 /// Adds the models a state of `v` happens under (kept in order: strict, ext4-ordered).

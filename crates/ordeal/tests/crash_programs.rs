@@ -369,7 +369,7 @@ fn a_node_that_writes_nothing_or_dies_is_an_error() {
     let (code, _, out) = crash(&sh_node("echo ready; exec sleep 1000", &[]), "50");
     assert_eq!(code, Some(2), "{out}");
     assert!(
-        out.contains("node db made no file operation in its data dir ")
+        out.contains("no process made a file operation in node db's data dir ")
             && out.contains("there is nothing to crash"),
         "{out}"
     );
@@ -378,7 +378,9 @@ fn a_node_that_writes_nothing_or_dies_is_an_error() {
     assert!(
         out.contains(
             "the recording is not usable: node db exited before it was ready: exit 3 (see "
-        ) && out.contains("crash states of a node that died during the run are not searched"),
+        ) && out.contains(
+            "crash states of a target that died or failed during the run are not searched"
+        ),
         "{out}"
     );
 }
@@ -567,4 +569,75 @@ fn a_sqlite3_script_run_as_a_workload_is_the_target() {
             .any(|e| e.contains("after checkpoint committed") || e.contains("after committed")),
         "{out}"
     );
+}
+
+/// `git init`, `git add`, `git commit` in the data dir, then a checkpoint `committed`; the
+/// check wants, once `committed` was promised, the commit's file and a repository `git fsck`
+/// finds whole.
+const GIT_SCRIPT: &str = r#"
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+cd "$1" || exit 1
+git init -q .
+printf 'hello\n' > a.txt
+git add a.txt
+git -c user.name=t -c user.email=t@example.com commit -q -m first
+"$0" checkpoint committed >/dev/null
+"#;
+const GIT_CHECK: &str = r#"
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+[ "$ORDEAL_CRASH_CHECKPOINT" = committed ] || exit 0
+c=$(git -C "$1" show HEAD:a.txt 2>&1) || { echo "git show HEAD:a.txt after the commit: $c" >&2; exit 1; }
+[ "$c" = hello ] || { echo "a.txt is '$c' after the commit" >&2; exit 1; }
+f=$(git -C "$1" fsck --no-dangling 2>&1) || { echo "git fsck after the commit: $f" >&2; exit 1; }
+"#;
+
+#[test]
+fn git_commit_run_as_a_workload_is_searched_without_false_alarm() {
+    if !ordeal_test_support::installed(&["git"], "git") {
+        return;
+    }
+    let (code, r, out, _dir) = crash_workload(GIT_SCRIPT, GIT_CHECK, "300");
+    // The self-checks hold (every call followed, the model's final directory is the real
+    // one, the check passes on it): a verdict, not `unknown`. Default git fsyncs neither its
+    // lock files before renaming them nor a directory: honest findings.
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable", "{out}");
+    assert!(r.get("unknown").is_none(), "{out}");
+    let v = r["vulnerabilities"].as_array().unwrap();
+    // Nothing was promised before the checkpoint: every failure is of a state after it.
+    for x in v {
+        assert!(
+            x["error"].as_str().unwrap().contains("after the commit"),
+            "{out}"
+        );
+    }
+    // The three objects (blob, tree, commit), each through its own tmp_obj_XXXXXX linked
+    // into its own fan-out directory: one finding.
+    let objects: Vec<&serde_json::Value> = v
+        .iter()
+        .filter(|x| x["cause"].as_str().unwrap().contains("tmp_obj_"))
+        .filter(|x| x["kind"] == "lost")
+        .collect();
+    assert_eq!(objects.len(), 1, "{out}");
+    assert_eq!(
+        objects[0]["cause"],
+        "data written to .git/objects/*/tmp_obj_* not persisted before the link that publishes it as .git/objects/*/* (no fsync of the file before the link)"
+    );
+    assert!(objects[0]["states"].as_u64().unwrap() >= 3, "{out}");
+    // Every lost directory update at the end is one finding: the latest whose loss fails.
+    let cuts: Vec<&str> = v
+        .iter()
+        .filter(|x| x["kind"] == "cut")
+        .map(|x| x["cause"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cuts,
+        ["the rename .git/refs/heads/master.lock → .git/refs/heads/master not persisted: no fsync of its directory .git/refs/heads after it"],
+        "{out}"
+    );
+    // One finding per cause.
+    let mut causes: Vec<&str> = v.iter().map(|x| x["cause"].as_str().unwrap()).collect();
+    causes.sort_unstable();
+    causes.dedup();
+    assert_eq!(causes.len(), v.len(), "{out}");
 }

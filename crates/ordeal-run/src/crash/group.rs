@@ -156,34 +156,55 @@ pub(super) fn pattern_of(op: &Op) -> String {
 }
 
 /// A path with the variable parts of each name replaced by `*`: numbers (`rec-17` →
-/// `rec-*`, `file3` → `file*`), hex strings such as hashes (`3f`, `9a8b…`), and `mkstemp`
-/// suffixes (six letters and digits mixing case or holding a digit: `tmp.a8Kx2Q` → `tmp.*`).
+/// `rec-*`, `file3` → `file*`), hex strings such as hashes (`3f`, `9a8b…`) and two-hex-digit
+/// fan-out directories (`objects/ce/`), `mkstemp` suffixes (six letters and digits mixing
+/// case or holding a digit: `x.a8Kx2Q` → `x.*`; in a name holding `tmp` or `temp`, its last
+/// run of six or more letters and digits, whatever they are: `tmp_obj_abcdef` → `tmp_obj_*`).
 pub fn normalize(path: &str) -> String {
-    path.split('/')
-        .map(normalize_name)
+    let names: Vec<&str> = path.split('/').collect();
+    let last = names.len().saturating_sub(1);
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            // Fan-out directories of a content-addressed store (git's `objects/ce/`).
+            let fan_out = i < last && n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit());
+            if fan_out {
+                "*".to_string()
+            } else {
+                normalize_name(n)
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
 
 fn normalize_name(name: &str) -> String {
+    // A temporary file's name ends in its random part, whatever letters it drew
+    // (`tmp_obj_abcdef`).
+    let temp = name.contains("tmp") || name.contains("temp");
     let mut out = String::new();
     let mut token = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
             token.push(c);
         } else {
-            push_token(&mut out, &token);
+            push_token(&mut out, &token, false);
             token.clear();
             out.push(c);
         }
     }
-    push_token(&mut out, &token);
+    push_token(&mut out, &token, temp);
     out
 }
 
 /// Appends one run of letters and digits, as a pattern.
-fn push_token(out: &mut String, t: &str) {
+fn push_token(out: &mut String, t: &str, temp_suffix: bool) {
     if t.is_empty() {
+        return;
+    }
+    if temp_suffix && t.len() >= 6 && !t.contains("tmp") && !t.contains("temp") {
+        out.push('*');
         return;
     }
     let digit = t.bytes().any(|b| b.is_ascii_digit());
@@ -228,6 +249,11 @@ mod tests {
         // mkstemp: six letters and digits, with a digit or mixed case.
         assert_eq!(normalize("tmp.a8kx2q"), "tmp.*");
         assert_eq!(normalize("tmp_obj_aKxQbZ"), "tmp_obj_*");
+        assert_eq!(normalize("tmp_obj_abcdef"), "tmp_obj_*");
+        assert_eq!(normalize("state.tmp"), "state.tmp");
+        assert_eq!(normalize(".git/objects/ce/tmp_obj_qwerty"), ".git/objects/*/tmp_obj_*");
+        // A two-hex-digit name is a fan-out directory only as a directory.
+        assert_eq!(normalize("db"), "db");
         // git objects: a hex directory and a hex name.
         assert_eq!(
             normalize(".git/objects/3f/9a8b7c6d5e4f30201"),

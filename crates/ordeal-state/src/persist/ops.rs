@@ -114,7 +114,8 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub(super) fn is_namespace(&self) -> bool {
+    /// A change of names (create, mkdir, rename, link, unlink, ...), not of data.
+    pub fn is_namespace(&self) -> bool {
         matches!(
             self,
             OpKind::Create { .. }
