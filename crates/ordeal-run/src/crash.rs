@@ -188,7 +188,10 @@ impl CrashReport {
     pub fn human(&self) -> String {
         let mut s = format!(
             "crash states of {}: {} operations, {} crash points, {} states generated, {} distinct checked ({:.1}/s){}\n",
-            self.node,
+            match &self.workload {
+                Some(w) => format!("{}'s data dir (target: workload {w})", self.node),
+                None => self.node.clone(),
+            },
             self.operations,
             self.crash_points,
             self.generated,
@@ -296,8 +299,16 @@ pub fn crash(
     let data_dir = std::fs::canonicalize(run_dir.join("data").join(&node))
         .map_err(crate::io_err(format!("data dir of {node}")))?;
     match &opts.workload {
-        None => usable(&recording.summary.verdict, &format!("node {node} exited "), &run_dir)?,
-        Some(w) => usable(&recording.summary.verdict, &format!("workload {w} ended"), &run_dir)?,
+        None => usable(
+            &recording.summary.verdict,
+            &format!("node {node} exited "),
+            &run_dir,
+        )?,
+        Some(w) => usable(
+            &recording.summary.verdict,
+            &format!("workload {w} ended"),
+            &run_dir,
+        )?,
     }
     let (calls, checkpoints) = calls_of(&run_dir, &data_dir)?;
     let base = Tree::load(&base_dir).map_err(|e| Error::Usage(e.to_string()))?;
@@ -606,9 +617,8 @@ impl Exploration<'_> {
         // the first one already known, else it is a new vulnerability of its first.
         let causes = group::causes(self.ops, s);
         // A cut loses every name change from one on: the fewer it loses, the more precise.
-        let size = s.lost.len()
-            + usize::from(s.torn.is_some())
-            + s.ns_cut.map_or(0, |k| s.crash_at - k);
+        let size =
+            s.lost.len() + usize::from(s.torn.is_some()) + s.ns_cut.map_or(0, |k| s.crash_at - k);
         let cut_at = (s.kind == Kind::Cut).then_some(s.crash_at);
         let models = self.ex.models(s);
         // Cuts at one crash point that fail all lose the latest failing one's name change:

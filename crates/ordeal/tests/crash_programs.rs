@@ -468,10 +468,7 @@ fn many_temp_files_renamed_without_fsync_are_one_finding_per_root_cause() {
     assert_eq!(example.len(), 2, "{out}");
     assert!(example[0].starts_with("lost write .rec-"), "{out}");
     assert!(example[1].starts_with("persisted rename .rec-"), "{out}");
-    assert!(
-        v[0]["error"].as_str().unwrap().contains("bytes"),
-        "{out}"
-    );
+    assert!(v[0]["error"].as_str().unwrap().contains("bytes"), "{out}");
     assert_eq!(
         v[0]["models"],
         serde_json::json!(["strict", "ext4-ordered"]),
@@ -482,7 +479,9 @@ fn many_temp_files_renamed_without_fsync_are_one_finding_per_root_cause() {
         "{out}"
     );
     assert!(
-        Path::new(v[0]["example"].as_str().unwrap()).join("data/db").is_dir(),
+        Path::new(v[0]["example"].as_str().unwrap())
+            .join("data/db")
+            .is_dir(),
         "{out}"
     );
 }

@@ -115,10 +115,7 @@ fn unsynced_name(k: &OpKind) -> String {
             format!("the exchange {} ↔ {}", normalize(a), normalize(b)),
             parent(a),
         ),
-        OpKind::Unlink { path } => (
-            format!("the removal of {}", normalize(path)),
-            parent(path),
-        ),
+        OpKind::Unlink { path } => (format!("the removal of {}", normalize(path)), parent(path)),
         OpKind::Rmdir { path } => (
             format!("the removal of directory {}", normalize(path)),
             parent(path),
@@ -251,7 +248,10 @@ mod tests {
         assert_eq!(normalize("tmp_obj_aKxQbZ"), "tmp_obj_*");
         assert_eq!(normalize("tmp_obj_abcdef"), "tmp_obj_*");
         assert_eq!(normalize("state.tmp"), "state.tmp");
-        assert_eq!(normalize(".git/objects/ce/tmp_obj_qwerty"), ".git/objects/*/tmp_obj_*");
+        assert_eq!(
+            normalize(".git/objects/ce/tmp_obj_qwerty"),
+            ".git/objects/*/tmp_obj_*"
+        );
         // A two-hex-digit name is a fan-out directory only as a directory.
         assert_eq!(normalize("db"), "db");
         // git objects: a hex directory and a hex name.
@@ -311,7 +311,12 @@ mod tests {
         )
     }
 
-    fn state(crash_at: usize, lost: &[usize], torn: Option<usize>, ns_cut: Option<usize>) -> CrashState {
+    fn state(
+        crash_at: usize,
+        lost: &[usize],
+        torn: Option<usize>,
+        ns_cut: Option<usize>,
+    ) -> CrashState {
         CrashState {
             crash_at,
             kind: Kind::Random,
@@ -342,10 +347,7 @@ mod tests {
             ["data written to rec.* persisted only in part before the rename that publishes it as rec-* (no fsync of the file before the rename)"]
         );
         // A random state losing both writes shows the same cause once.
-        assert_eq!(
-            causes(&ops, &state(4, &[2, 0], None, None)),
-            first
-        );
+        assert_eq!(causes(&ops, &state(4, &[2, 0], None, None)), first);
         // Crashed before the second rename: its write was only not synced.
         assert_eq!(
             causes(&ops, &state(3, &[2], None, None)),
