@@ -428,7 +428,7 @@ pub fn crash(
             ));
         }
     }
-    merge_same_causes(&mut x.vulns);
+    group::merge_same_causes(&mut x.vulns);
     let verdict = if unknown.is_some() {
         CrashVerdict::Unknown
     } else if !x.vulns.iter().any(|v| v.models.contains(&opts.model)) {
@@ -589,7 +589,7 @@ impl Exploration<'_> {
             // Another way to the same failing tree: the models it happens under count for the
             // vulnerability that tree was filed under (the same disk, the same failure).
             if let Some(v) = self.filed.get(&h).and_then(|&i| self.vulns.get_mut(i)) {
-                add_models(v, &self.ex.models(s));
+                group::add_models(v, &self.ex.models(s));
             }
             return Ok(e.clone());
         }
@@ -613,81 +613,8 @@ impl Exploration<'_> {
     /// vulnerability's index.
     fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) -> usize {
         let blame = self.ex.blame(s);
-        // A random state losing several operations shows several causes: it counts under
-        // the first one already known, else it is a new vulnerability of its first.
-        let causes = group::causes(self.ops, s);
-        // A cut loses every name change from one on: the fewer it loses, the more precise.
-        let size =
-            s.lost.len() + usize::from(s.torn.is_some()) + s.ns_cut.map_or(0, |k| s.crash_at - k);
-        let cut_at = (s.kind == Kind::Cut).then_some(s.crash_at);
         let models = self.ex.models(s);
-        // Cuts at one crash point that fail all lose the latest failing one's name change:
-        // one cause, the latest (see group.rs); the others count under it.
-        let lost = self.lost_ops(s);
-        // A random state losing everything a known example lost is counted under it.
-        let known = self
-            .vulns
-            .iter()
-            .position(|v| {
-                s.kind == Kind::Random
-                    && !v.example_lost.is_empty()
-                    && v.example_lost.iter().all(|i| lost.contains(i))
-            })
-            .or_else(|| {
-                self.vulns.iter().position(|v| {
-                    causes.contains(&v.cause) || (cut_at.is_some() && v.example_cut_at == cut_at)
-                })
-            });
-        let ops: Vec<OpRef> = blame
-            .iter()
-            .map(|&(role, i)| OpRef {
-                role,
-                seq: self.ops[i].seq,
-                call: self.ops[i].call.clone(),
-                op: self.ops[i].describe(),
-            })
-            .collect();
-        let crash_after_seq = s.crash_at.checked_sub(1).map(|i| self.ops[i].seq);
-        if let Some(i) = known {
-            let v = &mut self.vulns[i];
-            v.states += 1;
-            add_models(v, &models);
-            if size < v.example_size {
-                // A smaller state showing the same cause is the better example.
-                let _ = std::fs::remove_dir_all(&v.example);
-                v.ops = ops;
-                v.kind = s.kind;
-                v.cut = s.torn.map(|(_, c)| c.to_string());
-                v.crash_after_seq = crash_after_seq;
-                v.error = error.to_string();
-                v.example = dir.to_path_buf();
-                v.example_size = size;
-                v.example_cut_at = cut_at;
-                v.example_lost = lost;
-                if cut_at.is_some() {
-                    v.cause = causes.into_iter().next().unwrap_or_default();
-                }
-            } else {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            return i;
-        }
-        self.vulns.push(Vulnerability {
-            id: self.vulns.len() + 1,
-            cause: causes.into_iter().next().unwrap_or_default(),
-            ops,
-            kind: s.kind,
-            cut: s.torn.map(|(_, c)| c.to_string()),
-            crash_after_seq,
-            error: error.to_string(),
-            states: 1,
-            models,
-            example: dir.to_path_buf(),
-            example_size: size,
-            example_cut_at: cut_at,
-            example_lost: lost,
-        });
-        self.vulns.len() - 1
+        group::file(&mut self.vulns, self.ops, s, &blame, models, error, dir)
     }
 
     /// The label of the last checkpoint taken before the crash point (before operation
@@ -699,21 +626,6 @@ impl Exploration<'_> {
             .rev()
             .find(|(seq, _)| *seq < bound)
             .map(|(_, l)| l.as_str())
-    }
-
-    /// The operations state `s` loses or tears: its lost data, its torn write, the names its
-    /// cut loses.
-    fn lost_ops(&self, s: &CrashState) -> Vec<usize> {
-        let cut = s.ns_cut.map_or(0..0, |k| k..s.crash_at);
-        let mut lost: Vec<usize> = s
-            .lost
-            .iter()
-            .copied()
-            .chain(s.torn.map(|(w, _)| w))
-            .chain(cut.filter(|&i| self.ops[i].kind.is_namespace()))
-            .collect();
-        lost.sort_unstable();
-        lost
     }
 
     /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
@@ -823,41 +735,4 @@ impl Exploration<'_> {
         drop(r);
         outcome
     }
-}
-
-/// Merges vulnerabilities that came to the same cause (a cut's cause is settled only once its
-/// latest failing cut is known): states summed, models joined, the smaller example kept.
-fn merge_same_causes(vulns: &mut Vec<Vulnerability>) {
-    let mut merged: Vec<Vulnerability> = Vec::new();
-    for v in vulns.drain(..) {
-        match merged.iter_mut().find(|m| m.cause == v.cause) {
-            Some(m) => {
-                let states = m.states + v.states;
-                let models: Vec<Model> = m.models.iter().chain(&v.models).copied().collect();
-                let dropped = if v.example_size < m.example_size {
-                    std::mem::replace(m, v).example
-                } else {
-                    v.example
-                };
-                m.states = states;
-                add_models(m, &models);
-                let _ = std::fs::remove_dir_all(dropped);
-            }
-            None => merged.push(v),
-        }
-    }
-    for (i, v) in merged.iter_mut().enumerate() {
-        v.id = i + 1;
-    }
-    *vulns = merged;
-}
-
-/// Adds the models a state of `v` happens under (kept in order: strict, ext4-ordered).
-fn add_models(v: &mut Vulnerability, models: &[Model]) {
-    for m in models {
-        if !v.models.contains(m) {
-            v.models.push(*m);
-        }
-    }
-    v.models.sort();
 }

@@ -4,7 +4,9 @@
 //! after creating it"), with variable parts of file names (digits, random temp suffixes,
 //! hashes) replaced by `*`, so a save repeated over many temp files is one finding.
 
-use ordeal_state::persist::{CrashState, Op, OpKind, Role};
+use super::{OpRef, Vulnerability};
+use ordeal_state::persist::{CrashState, Kind, Model, Op, OpKind, Role};
+use std::path::Path;
 
 /// The root causes a failing state shows: one per lost or torn data operation (a random
 /// state may lose several), then the first namespace operation lost; when nothing was lost,
@@ -43,6 +45,144 @@ fn persisted(ops: &[Op], s: &CrashState, j: usize) -> bool {
     } else {
         s.ns_cut.is_none_or(|c| j < c)
     }
+}
+
+/// Files a failing (distinct) state under the vulnerability of its root cause; returns the
+/// vulnerability's index.
+pub(super) fn file(
+    vulns: &mut Vec<Vulnerability>,
+    ops: &[Op],
+    s: &CrashState,
+    blame: &[(Role, usize)],
+    models: Vec<Model>,
+    error: &str,
+    dir: &Path,
+) -> usize {
+    // A random state losing several operations shows several causes: it counts under
+    // the first one already known, else it is a new vulnerability of its first.
+    let causes = causes(ops, s);
+    // A cut loses every name change from one on: the fewer it loses, the more precise.
+    let size =
+        s.lost.len() + usize::from(s.torn.is_some()) + s.ns_cut.map_or(0, |k| s.crash_at - k);
+    let cut_at = (s.kind == Kind::Cut).then_some(s.crash_at);
+    let lost = lost_ops(ops, s);
+    // A random state losing everything a known example lost is counted under it. Cuts at
+    // one crash point that fail all lose the latest failing one's name change: one cause,
+    // the latest cut's (the smallest example); the others count under it.
+    let known = vulns
+        .iter()
+        .position(|v| {
+            s.kind == Kind::Random
+                && !v.example_lost.is_empty()
+                && v.example_lost.iter().all(|i| lost.contains(i))
+        })
+        .or_else(|| {
+            vulns.iter().position(|v| {
+                causes.contains(&v.cause) || (cut_at.is_some() && v.example_cut_at == cut_at)
+            })
+        });
+    let refs: Vec<OpRef> = blame
+        .iter()
+        .map(|&(role, i)| OpRef {
+            role,
+            seq: ops[i].seq,
+            call: ops[i].call.clone(),
+            op: ops[i].describe(),
+        })
+        .collect();
+    let crash_after_seq = s.crash_at.checked_sub(1).map(|i| ops[i].seq);
+    if let Some(i) = known {
+        let v = &mut vulns[i];
+        v.states += 1;
+        add_models(v, &models);
+        if size < v.example_size {
+            // A smaller state showing the same cause is the better example.
+            let _ = std::fs::remove_dir_all(&v.example);
+            v.ops = refs;
+            v.kind = s.kind;
+            v.cut = s.torn.map(|(_, c)| c.to_string());
+            v.crash_after_seq = crash_after_seq;
+            v.error = error.to_string();
+            v.example = dir.to_path_buf();
+            v.example_size = size;
+            v.example_cut_at = cut_at;
+            v.example_lost = lost;
+            if cut_at.is_some() {
+                v.cause = causes.into_iter().next().unwrap_or_default();
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return i;
+    }
+    vulns.push(Vulnerability {
+        id: vulns.len() + 1,
+        cause: causes.into_iter().next().unwrap_or_default(),
+        ops: refs,
+        kind: s.kind,
+        cut: s.torn.map(|(_, c)| c.to_string()),
+        crash_after_seq,
+        error: error.to_string(),
+        states: 1,
+        models,
+        example: dir.to_path_buf(),
+        example_size: size,
+        example_cut_at: cut_at,
+        example_lost: lost,
+    });
+    vulns.len() - 1
+}
+
+/// The operations state `s` loses or tears: its lost data, its torn write, the names its
+/// cut loses.
+fn lost_ops(ops: &[Op], s: &CrashState) -> Vec<usize> {
+    let cut = s.ns_cut.map_or(0..0, |k| k..s.crash_at);
+    let mut lost: Vec<usize> = s
+        .lost
+        .iter()
+        .copied()
+        .chain(s.torn.map(|(w, _)| w))
+        .chain(cut.filter(|&i| ops[i].kind.is_namespace()))
+        .collect();
+    lost.sort_unstable();
+    lost
+}
+
+/// Merges vulnerabilities that came to the same cause (a cut's cause is settled only once its
+/// latest failing cut is known): states summed, models joined, the smaller example kept.
+pub(super) fn merge_same_causes(vulns: &mut Vec<Vulnerability>) {
+    let mut merged: Vec<Vulnerability> = Vec::new();
+    for v in vulns.drain(..) {
+        match merged.iter_mut().find(|m| m.cause == v.cause) {
+            Some(m) => {
+                let states = m.states + v.states;
+                let models: Vec<Model> = m.models.iter().chain(&v.models).copied().collect();
+                let dropped = if v.example_size < m.example_size {
+                    std::mem::replace(m, v).example
+                } else {
+                    v.example
+                };
+                m.states = states;
+                add_models(m, &models);
+                let _ = std::fs::remove_dir_all(dropped);
+            }
+            None => merged.push(v),
+        }
+    }
+    for (i, v) in merged.iter_mut().enumerate() {
+        v.id = i + 1;
+    }
+    *vulns = merged;
+}
+
+/// Adds the models a state of `v` happens under (kept in order: strict, ext4-ordered).
+pub(super) fn add_models(v: &mut Vulnerability, models: &[Model]) {
+    for m in models {
+        if !v.models.contains(m) {
+            v.models.push(*m);
+        }
+    }
+    v.models.sort();
 }
 
 /// The cause of losing (or tearing) operation `i`: what it needed and did not get.
@@ -233,7 +373,7 @@ fn push_token(out: &mut String, t: &str, temp_suffix: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ordeal_state::persist::{Cut, Kind};
+    use ordeal_state::persist::Cut;
     use std::sync::Arc;
 
     #[test]
@@ -399,5 +539,110 @@ mod tests {
             causes(&ops, &state(0, &[], None, None)),
             ["the data directory as it was before anything ran does not recover"]
         );
+    }
+
+    /// write rec.a, rename rec.a → rec-1, write rec.b, rename rec.b → rec-2.
+    fn two_saves() -> Vec<Op> {
+        vec![
+            write(1, "rec.a8kx2q", 0),
+            rename(2, "rec.a8kx2q", "rec-1", 0),
+            write(3, "rec.Zz9k1p", 1),
+            rename(4, "rec.Zz9k1p", "rec-2", 1),
+        ]
+    }
+
+    /// Files state `s` as failing, its example in a fresh directory under `root`.
+    fn file_state(
+        vulns: &mut Vec<Vulnerability>,
+        ops: &[Op],
+        s: &CrashState,
+        root: &Path,
+        n: usize,
+    ) -> usize {
+        let dir = root.join(format!("{n:05}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        file(vulns, ops, s, &[], vec![Model::Strict], "failed", &dir)
+    }
+
+    #[test]
+    fn failing_states_of_one_cause_are_one_vulnerability_with_the_smallest_example() {
+        let root = tempfile::tempdir().unwrap();
+        let ops = two_saves();
+        let mut vulns = Vec::new();
+        let mut lost = |l: &[usize], n| {
+            let mut s = state(4, l, None, None);
+            s.kind = if l.len() == 1 {
+                Kind::Lost
+            } else {
+                Kind::Random
+            };
+            file_state(&mut vulns, &ops, &s, root.path(), n)
+        };
+        assert_eq!(lost(&[0], 1), 0);
+        assert_eq!(lost(&[2], 2), 0);
+        // Random: it loses what the first example lost.
+        assert_eq!(lost(&[0, 2], 3), 0);
+        assert_eq!(vulns.len(), 1);
+        assert_eq!(vulns[0].states, 3);
+        assert_eq!(vulns[0].example, root.path().join("00001"));
+        // The other failing states' directories are gone, the example's kept.
+        assert!(root.path().join("00001").is_dir());
+        assert!(!root.path().join("00002").exists());
+        assert!(!root.path().join("00003").exists());
+    }
+
+    #[test]
+    fn cuts_at_one_crash_point_are_blamed_on_the_latest_failing_one() {
+        let root = tempfile::tempdir().unwrap();
+        let ops = two_saves();
+        let mut vulns = Vec::new();
+        let mut cut = |k, n| {
+            let mut s = state(4, &[], None, Some(k));
+            s.kind = Kind::Cut;
+            file_state(&mut vulns, &ops, &s, root.path(), n)
+        };
+        // Losing both renames, then only the second: the second is the cause.
+        cut(1, 1);
+        cut(3, 2);
+        assert_eq!(vulns.len(), 1);
+        assert_eq!(vulns[0].states, 2);
+        assert_eq!(
+            vulns[0].cause,
+            "the rename rec.* → rec-* not persisted: no fsync of its directory . after it"
+        );
+        assert_eq!(vulns[0].example, root.path().join("00002"));
+        assert!(!root.path().join("00001").exists());
+    }
+
+    #[test]
+    fn vulnerabilities_that_came_to_one_cause_are_merged() {
+        let root = tempfile::tempdir().unwrap();
+        let ops = two_saves();
+        let mut vulns = Vec::new();
+        // A random state losing both writes (no known cause yet), a cut, a lost write.
+        let mut s = state(4, &[0, 2], None, None);
+        s.kind = Kind::Random;
+        file_state(&mut vulns, &ops, &s, root.path(), 1);
+        let mut s = state(4, &[], None, Some(3));
+        s.kind = Kind::Cut;
+        file_state(&mut vulns, &ops, &s, root.path(), 2);
+        let mut s = state(1, &[0], None, None);
+        s.kind = Kind::Lost;
+        file_state(&mut vulns, &ops, &s, root.path(), 3);
+        assert_eq!(vulns.len(), 3);
+        // The last one's cause settled on the first's (as a cut's can), under ext4 too.
+        vulns[2].cause = vulns[0].cause.clone();
+        vulns[2].models = vec![Model::Ext4];
+        merge_same_causes(&mut vulns);
+        assert_eq!(
+            vulns.iter().map(|v| (v.id, v.states)).collect::<Vec<_>>(),
+            [(1, 2), (2, 1)]
+        );
+        assert_eq!(vulns[0].models, [Model::Strict, Model::Ext4]);
+        // The smaller example (one write lost, not two) is kept.
+        assert_eq!(vulns[0].example, root.path().join("00003"));
+        assert_eq!(vulns[0].kind, Kind::Lost);
+        assert!(!root.path().join("00001").exists());
+        assert!(root.path().join("00002").is_dir());
     }
 }
