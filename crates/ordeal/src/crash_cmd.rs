@@ -1,5 +1,6 @@
-//! `ordeal crash EXPERIMENT`: generate crash states of a node from a recorded run and check
-//! that it recovers from each (docs/crash.md).
+//! `ordeal crash EXPERIMENT`: generate crash states of a node's data dir from a recorded run
+//! and check that the target (the node, or a workload with `--workload`) recovers from each
+//! (docs/crash.md).
 
 use anyhow::Context;
 use clap::Args;
