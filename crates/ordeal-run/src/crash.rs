@@ -42,6 +42,16 @@ pub const REPORT: &str = "crash.json";
 /// The crash check's environment variable holding the label of the last checkpoint taken
 /// before the crash point (unset when none was).
 pub const CRASH_CHECKPOINT_ENV: &str = "ORDEAL_CRASH_CHECKPOINT";
+/// The crash check's environment variable naming a file holding what a workload target had
+/// written to its stdout before the crash point.
+pub const CRASH_STDOUT_ENV: &str = "ORDEAL_CRASH_STDOUT";
+
+/// Where workload `name` of the run in `run_dir` writes its stdout, as the tracer sees it
+/// (absolute, symlinks resolved: `run_dir` may be relative).
+pub(crate) fn stdout_path(run_dir: &Path, name: &str) -> Option<PathBuf> {
+    let logs = std::fs::canonicalize(run_dir.join("logs")).ok()?;
+    Some(logs.join(format!("{name}.stdout")))
+}
 
 /// Options of `ordeal crash`.
 #[derive(Debug, Clone)]
@@ -286,6 +296,7 @@ pub fn crash(
     drop(probe);
     let mut run_opts = opts.run.clone();
     run_opts.record_file_data = true;
+    run_opts.record_stdout_of = opts.workload.clone();
     let progress = Progress::new(opts.run.progress);
     progress.say(format!("recording a run of {} (file data on)", exp.name()));
     let recording = crate::run(exp, &run_opts, cancel)?;
@@ -310,7 +321,11 @@ pub fn crash(
             &run_dir,
         )?,
     }
-    let (calls, checkpoints) = calls_of(&run_dir, &data_dir)?;
+    let stdout_file = opts
+        .workload
+        .as_ref()
+        .and_then(|w| stdout_path(&run_dir, w));
+    let (calls, checkpoints, stdout) = calls_of(&run_dir, &data_dir, stdout_file.as_deref())?;
     let base = Tree::load(&base_dir).map_err(|e| Error::Usage(e.to_string()))?;
     let built = persist::build(&base, &calls);
     let (ops, ninos) = (built.ops, built.inodes);
@@ -338,6 +353,7 @@ pub fn crash(
         node: &node,
         workload: opts.workload.as_deref(),
         checkpoints: &checkpoints,
+        stdout: stdout_file.as_ref().map(|_| stdout.as_slice()),
         ops: &ops,
         ex: &ex,
         states_dir: &states_dir,
@@ -486,10 +502,19 @@ fn usable(verdict: &ordeal_hb::Verdict, died: &str, run_dir: &Path) -> Result<()
     Ok(())
 }
 
+/// A write to a workload target's stdout: (seq, bytes).
+type StdoutWrite = (u64, Arc<[u8]>);
+/// What the recording says of the data dir and the target.
+type Recorded = (Vec<Call>, Vec<(u64, String)>, Vec<StdoutWrite>);
+
 /// The file calls of every traced process (nodes and workloads) in the data dir, with paths
-/// relative to it and the bytes of writes; and the checkpoints taken, as (seq, label).
-#[allow(clippy::type_complexity)]
-fn calls_of(run_dir: &Path, data_dir: &Path) -> Result<(Vec<Call>, Vec<(u64, String)>), Error> {
+/// relative to it and the bytes of writes; the checkpoints taken, as (seq, label); and the
+/// writes to `stdout_file` (a workload target's stdout), as (seq, bytes).
+fn calls_of(
+    run_dir: &Path,
+    data_dir: &Path,
+    stdout_file: Option<&Path>,
+) -> Result<Recorded, Error> {
     let fd_path = run_dir.join(FILE_DATA);
     let blob =
         std::fs::read(&fd_path).map_err(crate::io_err(format!("reading {}", fd_path.display())))?;
@@ -500,6 +525,7 @@ fn calls_of(run_dir: &Path, data_dir: &Path) -> Result<(Vec<Call>, Vec<(u64, Str
     };
     let mut calls = Vec::new();
     let mut checkpoints = Vec::new();
+    let mut stdout = Vec::new();
     for e in TraceReader::open(&run_dir.join("trace.jsonl"))?.read_all()? {
         if e.class == Some(Class::Proc) && e.call == "checkpoint" {
             // `data` is "ID LABEL", or "ID" for a checkpoint without a label.
@@ -512,6 +538,17 @@ fn calls_of(run_dir: &Path, data_dir: &Path) -> Result<(Vec<Call>, Vec<(u64, Str
             continue;
         }
         if e.class != Some(Class::File) {
+            continue;
+        }
+        let to_stdout =
+            stdout_file.is_some_and(|f| e.path.as_deref() == Some(&*f.to_string_lossy()));
+        if to_stdout {
+            if let (Some(at), Some(n)) = (e.data_at, e.ret.filter(|&n| n > 0)) {
+                let (at, n) = (at as usize, n as usize);
+                if let Some(bytes) = blob.get(at..at + n) {
+                    stdout.push((e.seq, Arc::from(bytes)));
+                }
+            }
             continue;
         }
         let (path, mut path2) = (rel(&e.path), rel(&e.path2));
@@ -555,7 +592,7 @@ fn calls_of(run_dir: &Path, data_dir: &Path) -> Result<(Vec<Call>, Vec<(u64, Str
             data,
         });
     }
-    Ok((calls, checkpoints))
+    Ok((calls, checkpoints, stdout))
 }
 
 struct Exploration<'a> {
@@ -565,6 +602,8 @@ struct Exploration<'a> {
     workload: Option<&'a str>,
     /// The checkpoints of the recording: (seq of its marker, label).
     checkpoints: &'a [(u64, String)],
+    /// A workload target's stdout writes: (seq, bytes).
+    stdout: Option<&'a [StdoutWrite]>,
     ops: &'a [Op],
     ex: &'a Explorer<'a>,
     states_dir: &'a Path,
@@ -626,6 +665,20 @@ impl Exploration<'_> {
             .rev()
             .find(|(seq, _)| *seq < bound)
             .map(|(_, l)| l.as_str())
+    }
+
+    /// What a workload target had written to its stdout before the crash point (before
+    /// operation `crash_at` was issued); None for a node target.
+    fn stdout_before(&self, crash_at: usize) -> Option<Vec<u8>> {
+        let bound = self.ops.get(crash_at).map_or(u64::MAX, |o| o.seq);
+        let writes = self.stdout?;
+        Some(
+            writes
+                .iter()
+                .filter(|(seq, _)| *seq < bound)
+                .flat_map(|(_, b)| b.iter().copied())
+                .collect(),
+        )
     }
 
     /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
@@ -696,7 +749,7 @@ impl Exploration<'_> {
                     Ok(Ok(())) => {}
                 }
             }
-            let check = r.crash_check.as_ref().or(r.check.as_ref()).map(|c| {
+            let mut check = r.crash_check.as_ref().or(r.check.as_ref()).map(|c| {
                 // What was promised before the crash point (docs/crash.md#targets).
                 let mut c = c.clone();
                 if let Some(l) = self.checkpoint_before(crash_at) {
@@ -704,6 +757,15 @@ impl Exploration<'_> {
                 }
                 c
             });
+            if let (Some(c), Some(out)) = (&check, self.stdout_before(crash_at)) {
+                let path = dir.join("crash-stdout");
+                std::fs::write(&path, out)
+                    .map_err(crate::io_err(format!("writing {}", path.display())))?;
+                let mut c2 = c.clone();
+                c2.env
+                    .insert(CRASH_STDOUT_ENV.into(), path.display().to_string());
+                check = Some(c2);
+            }
             if let Some(c) = &check {
                 match sup.run_check(&r, c, deadline)? {
                     Some(ExitStatus::Code(0)) => {}

@@ -521,21 +521,26 @@ fn crash_workload(
     (o.status.code(), report, text(&o), dir)
 }
 
-/// A sqlite3 script: one transaction committed, then a checkpoint `committed`; the check
-/// wants an intact database and, once `committed` was promised, the row.
+/// A sqlite3 script: one transaction committed, said on stdout, then a checkpoint
+/// `committed`; the check wants an intact database and, once the commit was promised (on
+/// stdout, or by the checkpoint), the row.
 const SQLITE_SCRIPT: &str = r#"
 d=$1
 sqlite3 "$d/db" "PRAGMA journal_mode=$2; PRAGMA synchronous=$3; CREATE TABLE t(x); INSERT INTO t VALUES (42);" >/dev/null
+echo committed
 "$0" checkpoint committed >/dev/null
 "#;
 const SQLITE_CHECK: &str = r#"
 d=$1
-[ -e "$d/db" ] || { [ -z "$ORDEAL_CRASH_CHECKPOINT" ] && exit 0; echo "db missing after $ORDEAL_CRASH_CHECKPOINT" >&2; exit 1; }
+promised=
+grep -qx committed "$ORDEAL_CRASH_STDOUT" && promised="stdout committed"
+[ "$ORDEAL_CRASH_CHECKPOINT" = committed ] && promised="$promised, checkpoint committed"
+[ -e "$d/db" ] || { [ -z "$promised" ] && exit 0; echo "db missing after $promised" >&2; exit 1; }
 ok=$(sqlite3 "$d/db" "PRAGMA integrity_check;" 2>&1) || { echo "sqlite3: $ok" >&2; exit 1; }
 [ "$ok" = ok ] || { echo "integrity check: $ok" >&2; exit 1; }
-[ "$ORDEAL_CRASH_CHECKPOINT" = committed ] || exit 0
+[ -n "$promised" ] || exit 0
 n=$(sqlite3 "$d/db" "SELECT count(*) FROM t WHERE x = 42;" 2>&1)
-[ "$n" = 1 ] || { echo "lost a committed transaction: $n rows after checkpoint $ORDEAL_CRASH_CHECKPOINT" >&2; exit 1; }
+[ "$n" = 1 ] || { echo "lost a committed transaction: $n rows after $promised" >&2; exit 1; }
 "#;
 
 #[test]
@@ -562,11 +567,29 @@ fn a_sqlite3_script_run_as_a_workload_is_the_target() {
         .iter()
         .map(|v| v["error"].as_str().unwrap())
         .collect();
+    // The commit was promised on stdout and by the checkpoint: both reach the check.
     assert!(
         errors
             .iter()
-            .any(|e| e.contains("after checkpoint committed") || e.contains("after committed")),
+            .any(|e| e.contains("after stdout committed, checkpoint committed")),
         "{out}"
+    );
+    // The stdout up to the crash point is in the kept state's directory.
+    let lost = r["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("after stdout committed")
+        })
+        .unwrap();
+    let example = Path::new(lost["example"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(example.join("crash-stdout")).unwrap(),
+        "committed\n"
     );
 }
 
