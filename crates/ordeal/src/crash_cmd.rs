@@ -18,6 +18,7 @@ pub struct CrashArgs {
     node: Option<String>,
     /// The target is this workload (a program that runs and exits, writing into the node's
     /// data dir): each crash state is checked by [crash] check alone, no node started.
+    /// Default: the experiment's `[crash] workload`.
     #[arg(long, value_name = "WORKLOAD")]
     workload: Option<String>,
     /// Seeds the random crash states: same seed, same states.
@@ -91,7 +92,9 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     let opts = ordeal_run::crash::CrashOptions {
         run,
         node: args.node,
-        workload: args.workload,
+        workload: args
+            .workload
+            .or_else(|| exp.crash_workload().map(str::to_string)),
         seed: args.seed,
         budget: args.budget,
         time: args.time,
