@@ -221,6 +221,8 @@ pub struct Experiment {
     proxies: Vec<ProxyDef>,
     /// `[crash] check`: the check of a recovered crash state, named `crash-check`.
     crash_check: Option<Process>,
+    /// `[crash] workload`: `ordeal crash`'s target when it is a workload.
+    crash_workload: Option<String>,
     explore: ExploreDefaults,
     /// `[roles]`, in name order.
     roles: Vec<roles::RoleDef>,
@@ -360,6 +362,11 @@ impl Experiment {
     /// The experiment's `name`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `[crash] workload`: the workload `ordeal crash` takes as its target by default.
+    pub fn crash_workload(&self) -> Option<&str> {
+        self.crash_workload.as_deref()
     }
 
     /// The experiment's `description`, if any.

@@ -86,6 +86,8 @@ pub(crate) struct RawProxy {
 pub(crate) struct RawCrash {
     #[serde(default)]
     pub check: Option<StrList>,
+    #[serde(default)]
+    pub workload: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -91,6 +91,10 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|c| self.history_check(c, &nodes, &workloads));
         let crash_check = raw.crash.as_ref().and_then(|c| self.crash_check(c));
+        let crash_workload = raw
+            .crash
+            .as_ref()
+            .and_then(|c| self.crash_workload(c, &workloads));
         let roles = self.roles(&raw.roles, &raw);
         if raw.check.is_some() {
             self.check_name_is_free(&raw);
@@ -127,6 +131,7 @@ impl Validator<'_> {
             history_check,
             proxies,
             crash_check,
+            crash_workload,
             explore,
             roles,
             port_names,
@@ -560,6 +565,30 @@ impl Validator<'_> {
         let mut process = self.process(table, &name, argv, &StrMap::new(), &None);
         process.trace = false;
         Some(process)
+    }
+
+    /// `[crash] workload`: a workload of the experiment, checked by a `[crash] check`.
+    fn crash_workload(
+        &mut self,
+        raw: &Spanned<RawCrash>,
+        workloads: &[Workload],
+    ) -> Option<String> {
+        let w = raw.get_ref().workload.as_ref()?;
+        if !workloads.iter().any(|x| &x.process.name == w.get_ref()) {
+            self.err(
+                Some(w.span()),
+                format!("[crash] workload: no workload is named `{}`", w.get_ref()),
+            );
+            return None;
+        }
+        if raw.get_ref().check.is_none() {
+            self.err(
+                Some(raw.span()),
+                "[crash] workload: a workload target is checked by `[crash] check` alone: add one",
+            );
+            return None;
+        }
+        Some(w.get_ref().clone())
     }
 
     /// With a `[check]`, no node or workload may be called `check` (its logs would clash).

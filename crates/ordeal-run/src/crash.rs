@@ -15,10 +15,10 @@
 //!    (`crash/states/NNNNN/data/NODE`, never the original), the node is started on it alone
 //!    (untraced, fresh ports), its ready condition awaited, then `[crash] check` (or `[check]`)
 //!    run. A state from which it does not recover is a failure; failures are grouped into
-//!    vulnerabilities by the operations they blame (lost, torn, persisted ahead), each
-//!    reported once with the source calls' `seq` in trace.jsonl and the persistence models
-//!    (strict, ext4-ordered) under which it holds; `--model` picks the one deciding the
-//!    verdict.
+//!    vulnerabilities by root cause ([`group`]: the missing ordering or sync, temp names
+//!    normalized), each reported once with its smallest example state, the source calls'
+//!    `seq` in trace.jsonl and the persistence models (strict, ext4-ordered) under which it
+//!    holds; `--model` picks the one deciding the verdict.
 
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error, RunOptions};
@@ -33,18 +33,37 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod group;
+
 /// The side file holding the bytes of data-dir writes (see `data_at` in docs/trace-format.md).
 pub const FILE_DATA: &str = "filedata.bin";
 /// The report written in the run directory.
 pub const REPORT: &str = "crash.json";
+/// The crash check's environment variable holding the label of the last checkpoint taken
+/// before the crash point (unset when none was).
+pub const CRASH_CHECKPOINT_ENV: &str = "ORDEAL_CRASH_CHECKPOINT";
+/// The crash check's environment variable naming a file holding what a workload target had
+/// written to its stdout before the crash point.
+pub const CRASH_STDOUT_ENV: &str = "ORDEAL_CRASH_STDOUT";
+
+/// Where workload `name` of the run in `run_dir` writes its stdout, as the tracer sees it
+/// (absolute, symlinks resolved: `run_dir` may be relative).
+pub(crate) fn stdout_path(run_dir: &Path, name: &str) -> Option<PathBuf> {
+    let logs = std::fs::canonicalize(run_dir.join("logs")).ok()?;
+    Some(logs.join(format!("{name}.stdout")))
+}
 
 /// Options of `ordeal crash`.
 #[derive(Debug, Clone)]
 pub struct CrashOptions {
     /// The recording run (its `out` is the crash run's directory).
     pub run: RunOptions,
-    /// The node whose crash states are explored; default the first node with a data dir.
+    /// The node whose data dir's crash states are explored; default the first node with a
+    /// data dir.
     pub node: Option<String>,
+    /// The target is this workload (a program that runs and exits), not the node: a crash
+    /// state is checked by `[crash] check` alone, no node started (docs/crash.md#targets).
+    pub workload: Option<String>,
     pub seed: u64,
     /// Most distinct crash states checked.
     pub budget: usize,
@@ -65,14 +84,17 @@ pub struct OpRef {
     pub op: String,
 }
 
-/// A crash vulnerability: crash states from which the node does not recover, blamed on the
-/// same operations.
+/// A crash vulnerability: crash states from which the node does not recover, with one root
+/// cause (the missing ordering or sync, see [`group`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Vulnerability {
     pub id: usize,
-    /// The operations, by role, of the first state found.
+    /// The root cause, names normalized (`*` for numbers and random parts): every state
+    /// counted under this vulnerability shows it.
+    pub cause: String,
+    /// The operations, by role, of the example state.
     pub ops: Vec<OpRef>,
-    /// How the first state was made.
+    /// How the example state was made.
     pub kind: Kind,
     /// For a torn write: how it was torn.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,15 +102,25 @@ pub struct Vulnerability {
     /// The last operation issued before the crash (its seq).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crash_after_seq: Option<u64>,
-    /// Why recovery failed, for the first state.
+    /// Why recovery failed, for the example state.
     pub error: String,
     /// How many distinct failing states it covers.
     pub states: usize,
     /// The persistence models under which it holds: `strict` always, `ext4-ordered` when one
     /// of its states can happen on ext4 `data=ordered` too.
     pub models: Vec<Model>,
-    /// The first failing state's directory, kept (its data dir and logs).
+    /// The example state's directory, kept (its data dir and logs): the first failing state
+    /// found with the fewest lost and torn operations.
     pub example: PathBuf,
+    /// How many operations the example lost or tore (smaller is a better example).
+    #[serde(skip)]
+    example_size: usize,
+    /// For an example cutting names (`cut`): its crash point.
+    #[serde(skip)]
+    example_cut_at: Option<usize>,
+    /// The operations the example lost or tore (indices).
+    #[serde(skip)]
+    example_lost: Vec<usize>,
 }
 
 impl Vulnerability {
@@ -131,7 +163,11 @@ pub struct CrashReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
     pub run_dir: PathBuf,
+    /// The node whose data dir was crashed.
     pub node: String,
+    /// The workload that was the target, if not the node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     pub seed: u64,
     /// Verdict of the recording run.
     pub recording: ordeal_hb::Status,
@@ -162,7 +198,10 @@ impl CrashReport {
     pub fn human(&self) -> String {
         let mut s = format!(
             "crash states of {}: {} operations, {} crash points, {} states generated, {} distinct checked ({:.1}/s){}\n",
-            self.node,
+            match &self.workload {
+                Some(w) => format!("{}'s data dir (target: workload {w})", self.node),
+                None => self.node.clone(),
+            },
             self.operations,
             self.crash_points,
             self.generated,
@@ -184,12 +223,13 @@ impl CrashReport {
         }
         for v in &self.vulnerabilities {
             s.push_str(&format!(
-                "vulnerability {} ({:?}, {} state{}, {}): {}\n",
+                "vulnerability {} ({:?}, {} state{}, {}): {}\n  recovery failed: {}\n",
                 v.id,
                 v.kind,
                 v.states,
                 if v.states == 1 { "" } else { "s" },
                 models_text(&v.models),
+                v.cause,
                 v.error
             ));
             s.push_str(&v.describe());
@@ -230,23 +270,33 @@ pub fn crash(
             "ordeal crash supports network = \"loopback\" only".into(),
         ));
     }
+    let probe = exp.resolve(&ResolveContext::new(
+        std::env::temp_dir().join("ordeal-crash-probe"),
+        &opts.run.ordeal_exe,
+    ))?;
     let node = match &opts.node {
         Some(n) => n.clone(),
-        None => {
-            let probe = exp.resolve(&ResolveContext::new(
-                std::env::temp_dir().join("ordeal-crash-probe"),
-                &opts.run.ordeal_exe,
-            ))?;
-            probe
-                .nodes
-                .iter()
-                .find(|n| n.data_dir.is_some())
-                .map(|n| n.name.clone())
-                .ok_or_else(|| Error::Usage("no node has a data_dir: nothing to crash".into()))?
-        }
+        None => probe
+            .nodes
+            .iter()
+            .find(|n| n.data_dir.is_some())
+            .map(|n| n.name.clone())
+            .ok_or_else(|| Error::Usage("no node has a data_dir: nothing to crash".into()))?,
     };
+    if let Some(w) = &opts.workload {
+        if !probe.workloads.iter().any(|x| &x.name == w) {
+            return Err(Error::Usage(format!("no workload {w} in the experiment")));
+        }
+        if probe.crash_check.is_none() {
+            return Err(Error::Usage(format!(
+                "workload {w} as the target: its crash states are checked by [crash] check alone, and the experiment has none (docs/experiment.md#crash)"
+            )));
+        }
+    }
+    drop(probe);
     let mut run_opts = opts.run.clone();
     run_opts.record_file_data = true;
+    run_opts.record_stdout_of = opts.workload.clone();
     let progress = Progress::new(opts.run.progress);
     progress.say(format!("recording a run of {} (file data on)", exp.name()));
     let recording = crate::run(exp, &run_opts, cancel)?;
@@ -259,14 +309,29 @@ pub fn crash(
     }
     let data_dir = std::fs::canonicalize(run_dir.join("data").join(&node))
         .map_err(crate::io_err(format!("data dir of {node}")))?;
-    usable(&recording.summary.verdict, &node, &run_dir)?;
-    let calls = calls_of(&run_dir, &node, &data_dir)?;
+    match &opts.workload {
+        None => usable(
+            &recording.summary.verdict,
+            &format!("node {node} exited "),
+            &run_dir,
+        )?,
+        Some(w) => usable(
+            &recording.summary.verdict,
+            &format!("workload {w} ended"),
+            &run_dir,
+        )?,
+    }
+    let stdout_file = opts
+        .workload
+        .as_ref()
+        .and_then(|w| stdout_path(&run_dir, w));
+    let (calls, checkpoints, stdout) = calls_of(&run_dir, &data_dir, stdout_file.as_deref())?;
     let base = Tree::load(&base_dir).map_err(|e| Error::Usage(e.to_string()))?;
     let built = persist::build(&base, &calls);
     let (ops, ninos) = (built.ops, built.inodes);
     if ops.is_empty() {
         return Err(Error::Usage(format!(
-            "node {node} made no file operation in its data dir {} during the recording ({} file calls traced there): there is nothing to crash; does the program write under its data_dir?",
+            "no process made a file operation in node {node}'s data dir {} during the recording ({} file calls traced there): there is nothing to crash; does the program write under its data_dir?",
             data_dir.display(),
             calls.len()
         )));
@@ -286,6 +351,9 @@ pub fn crash(
         exp,
         opts,
         node: &node,
+        workload: opts.workload.as_deref(),
+        checkpoints: &checkpoints,
+        stdout: stdout_file.as_ref().map(|_| stdout.as_slice()),
         ops: &ops,
         ex: &ex,
         states_dir: &states_dir,
@@ -376,6 +444,7 @@ pub fn crash(
             ));
         }
     }
+    group::merge_same_causes(&mut x.vulns);
     let verdict = if unknown.is_some() {
         CrashVerdict::Unknown
     } else if !x.vulns.iter().any(|v| v.models.contains(&opts.model)) {
@@ -389,6 +458,7 @@ pub fn crash(
         unknown,
         run_dir: run_dir.clone(),
         node: node.clone(),
+        workload: opts.workload.clone(),
         seed: opts.seed,
         recording: recording.summary.verdict.status,
         operations: ops.len(),
@@ -418,21 +488,33 @@ pub fn crash(
     Ok(report)
 }
 
-/// Refuses a recording a crash search would say nothing true about: the node died during it.
-fn usable(verdict: &ordeal_hb::Verdict, node: &str, run_dir: &Path) -> Result<(), Error> {
-    // "exited unexpectedly" during the run, "exited before it was ready" at its start.
-    let died = format!("node {node} exited ");
-    if let Some(r) = verdict.reasons.iter().find(|r| r.starts_with(&died)) {
+/// Refuses a recording a crash search would say nothing true about: the target died (a node:
+/// "node N exited unexpectedly" or "… before it was ready") or failed (a workload: "workload W
+/// ended: exit 1") during it.
+fn usable(verdict: &ordeal_hb::Verdict, died: &str, run_dir: &Path) -> Result<(), Error> {
+    if let Some(r) = verdict.reasons.iter().find(|r| r.starts_with(died)) {
+        let name = died.split(' ').nth(1).unwrap_or_default();
         return Err(Error::Usage(format!(
-            "the recording is not usable: {r} (see {}): crash states of a node that died during the run are not searched",
-            run_dir.join("logs").join(format!("{node}.stderr")).display()
+            "the recording is not usable: {r} (see {}): crash states of a target that died or failed during the run are not searched",
+            run_dir.join("logs").join(format!("{name}.stderr")).display()
         )));
     }
     Ok(())
 }
 
-/// The node's file calls, with paths relative to its data dir and the bytes of writes.
-fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Error> {
+/// A write to a workload target's stdout: (seq, bytes).
+type StdoutWrite = (u64, Arc<[u8]>);
+/// What the recording says of the data dir and the target.
+type Recorded = (Vec<Call>, Vec<(u64, String)>, Vec<StdoutWrite>);
+
+/// The file calls of every traced process (nodes and workloads) in the data dir, with paths
+/// relative to it and the bytes of writes; the checkpoints taken, as (seq, label); and the
+/// writes to `stdout_file` (a workload target's stdout), as (seq, bytes).
+fn calls_of(
+    run_dir: &Path,
+    data_dir: &Path,
+    stdout_file: Option<&Path>,
+) -> Result<Recorded, Error> {
     let fd_path = run_dir.join(FILE_DATA);
     let blob =
         std::fs::read(&fd_path).map_err(crate::io_err(format!("reading {}", fd_path.display())))?;
@@ -442,8 +524,31 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
         Some(r.to_string_lossy().into_owned())
     };
     let mut calls = Vec::new();
+    let mut checkpoints = Vec::new();
+    let mut stdout = Vec::new();
     for e in TraceReader::open(&run_dir.join("trace.jsonl"))?.read_all()? {
-        if e.node != node || e.class != Some(Class::File) {
+        if e.class == Some(Class::Proc) && e.call == "checkpoint" {
+            // `data` is "ID LABEL", or "ID" for a checkpoint without a label.
+            let data = e.data.clone().unwrap_or_default();
+            let label = match data.split_once(' ') {
+                Some((_, l)) => l.to_string(),
+                None => data,
+            };
+            checkpoints.push((e.seq, label));
+            continue;
+        }
+        if e.class != Some(Class::File) {
+            continue;
+        }
+        let to_stdout =
+            stdout_file.is_some_and(|f| e.path.as_deref() == Some(&*f.to_string_lossy()));
+        if to_stdout {
+            if let (Some(at), Some(n)) = (e.data_at, e.ret.filter(|&n| n > 0)) {
+                let (at, n) = (at as usize, n as usize);
+                if let Some(bytes) = blob.get(at..at + n) {
+                    stdout.push((e.seq, Arc::from(bytes)));
+                }
+            }
             continue;
         }
         let (path, mut path2) = (rel(&e.path), rel(&e.path2));
@@ -487,13 +592,18 @@ fn calls_of(run_dir: &Path, node: &str, data_dir: &Path) -> Result<Vec<Call>, Er
             data,
         });
     }
-    Ok(calls)
+    Ok((calls, checkpoints, stdout))
 }
 
 struct Exploration<'a> {
     exp: &'a Experiment,
     opts: &'a CrashOptions,
     node: &'a str,
+    workload: Option<&'a str>,
+    /// The checkpoints of the recording: (seq of its marker, label).
+    checkpoints: &'a [(u64, String)],
+    /// A workload target's stdout writes: (seq, bytes).
+    stdout: Option<&'a [StdoutWrite]>,
     ops: &'a [Op],
     ex: &'a Explorer<'a>,
     states_dir: &'a Path,
@@ -508,15 +618,6 @@ struct Exploration<'a> {
     failed: usize,
 }
 
-/// One blamed operation, without its place: what makes two failures the same vulnerability.
-fn signature(ops: &[Op], blame: &[(Role, usize)]) -> Vec<(Role, String)> {
-    blame
-        .iter()
-        .filter(|(r, _)| *r != Role::CrashAfter)
-        .map(|&(r, i)| (r, kind_of(&ops[i].describe())))
-        .collect()
-}
-
 impl Exploration<'_> {
     /// Checks one crash state (once per distinct tree); returns why it did not recover.
     fn check(&mut self, s: &CrashState) -> Result<Option<String>, Error> {
@@ -527,13 +628,13 @@ impl Exploration<'_> {
             // Another way to the same failing tree: the models it happens under count for the
             // vulnerability that tree was filed under (the same disk, the same failure).
             if let Some(v) = self.filed.get(&h).and_then(|&i| self.vulns.get_mut(i)) {
-                add_models(v, &self.ex.models(s));
+                group::add_models(v, &self.ex.models(s));
             }
             return Ok(e.clone());
         }
         self.checked += 1;
         let dir = self.states_dir.join(format!("{:05}", self.checked));
-        let e = self.recover(&tree, &dir)?;
+        let e = self.recover(&tree, &dir, s.crash_at)?;
         if e.is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         } else {
@@ -547,57 +648,43 @@ impl Exploration<'_> {
         Ok(e)
     }
 
-    /// Files a failing (distinct) state under its vulnerability; returns the vulnerability's
-    /// index.
+    /// Files a failing (distinct) state under the vulnerability of its root cause; returns the
+    /// vulnerability's index.
     fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) -> usize {
         let blame = self.ex.blame(s);
-        let sig = signature(self.ops, &blame);
-        let core: Vec<&(Role, String)> =
-            sig.iter().filter(|(r, _)| *r != Role::Persisted).collect();
-        // Same blamed operations: the same vulnerability. A random state whose lost/torn
-        // operations include a known vulnerability's is counted under it.
-        let known = self.vulns.iter_mut().enumerate().find(|(_, v)| {
-            let vs = signature_of(v);
-            vs == sig
-                || (s.kind == Kind::Random
-                    && vs
-                        .iter()
-                        .filter(|(r, _)| *r != Role::Persisted)
-                        .all(|x| core.contains(&x)))
-        });
         let models = self.ex.models(s);
-        if let Some((i, v)) = known {
-            v.states += 1;
-            add_models(v, &models);
-            let _ = std::fs::remove_dir_all(dir);
-            return i;
-        }
-        let ops = blame
+        group::file(&mut self.vulns, self.ops, s, &blame, models, error, dir)
+    }
+
+    /// The label of the last checkpoint taken before the crash point (before operation
+    /// `crash_at` was issued).
+    fn checkpoint_before(&self, crash_at: usize) -> Option<&str> {
+        let bound = self.ops.get(crash_at).map_or(u64::MAX, |o| o.seq);
+        self.checkpoints
             .iter()
-            .map(|&(role, i)| OpRef {
-                role,
-                seq: self.ops[i].seq,
-                call: self.ops[i].call.clone(),
-                op: self.ops[i].describe(),
-            })
-            .collect();
-        self.vulns.push(Vulnerability {
-            id: self.vulns.len() + 1,
-            ops,
-            kind: s.kind,
-            cut: s.torn.map(|(_, c)| c.to_string()),
-            crash_after_seq: s.crash_at.checked_sub(1).map(|i| self.ops[i].seq),
-            error: error.to_string(),
-            states: 1,
-            models,
-            example: dir.to_path_buf(),
-        });
-        self.vulns.len() - 1
+            .rev()
+            .find(|(seq, _)| *seq < bound)
+            .map(|(_, l)| l.as_str())
+    }
+
+    /// What a workload target had written to its stdout before the crash point (before
+    /// operation `crash_at` was issued); None for a node target.
+    fn stdout_before(&self, crash_at: usize) -> Option<Vec<u8>> {
+        let bound = self.ops.get(crash_at).map_or(u64::MAX, |o| o.seq);
+        let writes = self.stdout?;
+        Some(
+            writes
+                .iter()
+                .filter(|(seq, _)| *seq < bound)
+                .flat_map(|(_, b)| b.iter().copied())
+                .collect(),
+        )
     }
 
     /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
-    /// ready, runs the crash check; `Some(reason)` if it does not recover.
-    fn recover(&self, tree: &Tree, dir: &Path) -> Result<Option<String>, Error> {
+    /// ready, runs the crash check; `Some(reason)` if it does not recover. With a workload
+    /// target, no node is started: the crash check alone says.
+    fn recover(&self, tree: &Tree, dir: &Path, crash_at: usize) -> Result<Option<String>, Error> {
         let r = self
             .exp
             .resolve(&ResolveContext::new(dir, &self.opts.run.ordeal_exe))?;
@@ -638,11 +725,13 @@ impl Exploration<'_> {
         };
         let deadline = Instant::now() + r.timeout;
         let outcome = (|| -> Result<Option<String>, Error> {
-            let env = sup.env_for(&n.name, &n.env);
-            sup.start(
-                &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
-            )?;
-            if let Some(check) = &n.ready {
+            if self.workload.is_none() {
+                let env = sup.env_for(&n.name, &n.env);
+                sup.start(
+                    &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
+                )?;
+            }
+            if let Some(check) = n.ready.as_ref().filter(|_| self.workload.is_none()) {
                 let until = (Instant::now() + n.ready_timeout).min(deadline);
                 match sup.wait_ready(&n.name, check, &n.cwd, until, HashMap::new()) {
                     Err(e) => return Ok(Some(e.to_string())),
@@ -660,8 +749,24 @@ impl Exploration<'_> {
                     Ok(Ok(())) => {}
                 }
             }
-            let check = r.crash_check.as_ref().or(r.check.as_ref());
-            if let Some(c) = check {
+            let mut check = r.crash_check.as_ref().or(r.check.as_ref()).map(|c| {
+                // What was promised before the crash point (docs/crash.md#targets).
+                let mut c = c.clone();
+                if let Some(l) = self.checkpoint_before(crash_at) {
+                    c.env.insert(CRASH_CHECKPOINT_ENV.into(), l.to_string());
+                }
+                c
+            });
+            if let (Some(c), Some(out)) = (&check, self.stdout_before(crash_at)) {
+                let path = dir.join("crash-stdout");
+                std::fs::write(&path, out)
+                    .map_err(crate::io_err(format!("writing {}", path.display())))?;
+                let mut c2 = c.clone();
+                c2.env
+                    .insert(CRASH_STDOUT_ENV.into(), path.display().to_string());
+                check = Some(c2);
+            }
+            if let Some(c) = &check {
                 match sup.run_check(&r, c, deadline)? {
                     Some(ExitStatus::Code(0)) => {}
                     Some(st) => {
@@ -675,6 +780,9 @@ impl Exploration<'_> {
                 }
             }
             sup.drain_notices();
+            if self.workload.is_some() {
+                return Ok(None);
+            }
             if let Some(st) = sup.exit_of(&n.name) {
                 return Ok(Some(format!(
                     "node {} exited: {st}{}",
@@ -688,31 +796,5 @@ impl Exploration<'_> {
         engine.shutdown()?;
         drop(r);
         outcome
-    }
-}
-
-/// Adds the models a state of `v` happens under (kept in order: strict, ext4-ordered).
-fn add_models(v: &mut Vulnerability, models: &[Model]) {
-    for m in models {
-        if !v.models.contains(m) {
-            v.models.push(*m);
-        }
-    }
-    v.models.sort();
-}
-
-fn signature_of(v: &Vulnerability) -> Vec<(Role, String)> {
-    v.ops
-        .iter()
-        .filter(|o| o.role != Role::CrashAfter)
-        .map(|o| (o.role, kind_of(&o.op)))
-        .collect()
-}
-
-/// The operation without its offsets: `write state.tmp [0, 5)` → `write state.tmp`.
-fn kind_of(op: &str) -> String {
-    match op.find(" [") {
-        Some(i) => op[..i].to_string(),
-        None => op.to_string(),
     }
 }

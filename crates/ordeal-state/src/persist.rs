@@ -1,5 +1,5 @@
-//! Crash states: what a node's data directory may hold after a power loss, given the file
-//! calls it made since a base copy. The persistence model is documented in docs/crash.md; in
+//! Crash states: what a data directory may hold after a power loss, given the file calls made
+//! in it since a base copy. The persistence model is documented in docs/crash.md; in
 //! short:
 //!
 //! - Calls become **operations** ([`build`]): namespace operations (create, mkdir, rename,

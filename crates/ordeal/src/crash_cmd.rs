@@ -1,5 +1,6 @@
-//! `ordeal crash EXPERIMENT`: generate crash states of a node from a recorded run and check
-//! that it recovers from each (docs/crash.md).
+//! `ordeal crash EXPERIMENT`: generate crash states of a node's data dir from a recorded run
+//! and check that the target (the node, or a workload with `--workload`) recovers from each
+//! (docs/crash.md).
 
 use anyhow::Context;
 use clap::Args;
@@ -15,6 +16,11 @@ pub struct CrashArgs {
     /// The node whose crash states are explored; default the first node with a data_dir.
     #[arg(long, value_name = "NODE")]
     node: Option<String>,
+    /// The target is this workload (a program that runs and exits, writing into the node's
+    /// data dir): each crash state is checked by [crash] check alone, no node started.
+    /// Default: the experiment's `[crash] workload`.
+    #[arg(long, value_name = "WORKLOAD")]
+    workload: Option<String>,
     /// Seeds the random crash states: same seed, same states.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -86,6 +92,9 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     let opts = ordeal_run::crash::CrashOptions {
         run,
         node: args.node,
+        workload: args
+            .workload
+            .or_else(|| exp.crash_workload().map(str::to_string)),
         seed: args.seed,
         budget: args.budget,
         time: args.time,

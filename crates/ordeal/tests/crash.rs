@@ -214,6 +214,11 @@ fn the_demo_with_rename_without_fsync_has_a_crash_vulnerability_and_without_it_n
     // Lost: the last save's data never reached the disk, its rename did.
     let lost = ops_of(&v[0]);
     assert_eq!(v[0]["kind"], "lost");
+    // One finding per root cause: every save of the run shows it.
+    assert_eq!(
+        v[0]["cause"],
+        "data written to state.tmp not persisted before the rename that publishes it as state (no fsync of the file before the rename)"
+    );
     assert_eq!(lost.len(), 2);
     assert_eq!(
         (&lost[0].0, &lost[0].1),

@@ -369,7 +369,7 @@ fn a_node_that_writes_nothing_or_dies_is_an_error() {
     let (code, _, out) = crash(&sh_node("echo ready; exec sleep 1000", &[]), "50");
     assert_eq!(code, Some(2), "{out}");
     assert!(
-        out.contains("node db made no file operation in its data dir ")
+        out.contains("no process made a file operation in node db's data dir ")
             && out.contains("there is nothing to crash"),
         "{out}"
     );
@@ -378,7 +378,9 @@ fn a_node_that_writes_nothing_or_dies_is_an_error() {
     assert!(
         out.contains(
             "the recording is not usable: node db exited before it was ready: exit 3 (see "
-        ) && out.contains("crash states of a node that died during the run are not searched"),
+        ) && out.contains(
+            "crash states of a target that died or failed during the run are not searched"
+        ),
         "{out}"
     );
 }
@@ -420,4 +422,244 @@ fn links_symlinks_and_fallocate_are_followed_to_the_real_final_directory() {
         .iter()
         .any(|e| (e["call"] == "linkat" || e["call"] == "link")
             && e["path2"].as_str().unwrap().ends_with("/h")));
+}
+
+/// Five records, each saved through a temp file of its own (`.rec-N.PID.tmp`) renamed to
+/// `rec-N`, never fsync'd; a start on a crash state checks every record there is whole.
+const TEMPS: &str = r#"
+d=$1
+for f in "$d"/rec-*; do
+  [ -e "$f" ] || continue
+  n=${f##*/rec-}
+  [ "$(cat "$f")" = "record $n" ] || { echo "corrupt $f: $(wc -c < "$f") bytes" >&2; exit 1; }
+done
+if [ ! -e "$d/rec-5" ]; then
+  for i in 1 2 3 4 5; do
+    t="$d/.rec-$i.$$.tmp"
+    printf 'record %s' $i > "$t"
+    mv "$t" "$d/rec-$i"
+  done
+fi
+echo ready; exec sleep 1000
+"#;
+
+#[test]
+fn many_temp_files_renamed_without_fsync_are_one_finding_per_root_cause() {
+    let (code, r, out, _dir) = crash_kept(&sh_node(TEMPS, &[]), "300", None);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable", "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+    let v = r["vulnerabilities"].as_array().unwrap();
+    let causes: Vec<&str> = v.iter().map(|v| v["cause"].as_str().unwrap()).collect();
+    // Five files, five lost writes, five torn ones: one cause each, names as patterns.
+    assert_eq!(
+        causes,
+        [
+            "data written to .rec-*.*.tmp not persisted before the rename that publishes it as rec-* (no fsync of the file before the rename)",
+            "data written to .rec-*.*.tmp persisted only in part before the rename that publishes it as rec-* (no fsync of the file before the rename)",
+        ],
+        "{out}"
+    );
+    // Every record's lost write is a failing state of the first; its example is one of them,
+    // minimal: one write lost, its rename persisted.
+    assert!(v[0]["states"].as_u64().unwrap() >= 5, "{out}");
+    assert_eq!(v[0]["kind"], "lost", "{out}");
+    let example = &blamed(&r)[0];
+    assert_eq!(example.len(), 2, "{out}");
+    assert!(example[0].starts_with("lost write .rec-"), "{out}");
+    assert!(example[1].starts_with("persisted rename .rec-"), "{out}");
+    assert!(v[0]["error"].as_str().unwrap().contains("bytes"), "{out}");
+    assert_eq!(
+        v[0]["models"],
+        serde_json::json!(["strict", "ext4-ordered"]),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("vulnerability 1 (Lost, {} states, strict and ext4-ordered): data written to .rec-*.*.tmp not persisted", v[0]["states"])),
+        "{out}"
+    );
+    assert!(
+        Path::new(v[0]["example"].as_str().unwrap())
+            .join("data/db")
+            .is_dir(),
+        "{out}"
+    );
+}
+
+/// `ordeal crash --workload w` of an experiment whose node `db` only holds the data dir
+/// (`sleep`) while workload `w` runs `script` (`$1`: the data dir, `$0`: ordeal) and exits;
+/// `[crash] check` runs `check` (`$1`: the crash state's data dir) on each crash state.
+fn crash_workload(
+    script: &str,
+    check: &str,
+    budget: &str,
+) -> (Option<i32>, serde_json::Value, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("exp.toml");
+    let ordeal = env!("CARGO_BIN_EXE_ordeal");
+    let sh = |s: &str| s.replace('{', "{{").replace('}', "}}");
+    std::fs::write(
+        &exp,
+        format!(
+            "name = \"wl\"\ntimeout = \"60s\"\n[[node]]\nname = \"db\"\nargv = [\"sleep\", \"1000\"]\ndata_dir = true\n\
+             [[workload]]\nname = \"w\"\nargv = [\"sh\", \"-c\", {:?}, {ordeal:?}, \"{{data_dir.db}}\"]\n\
+             [crash]\ncheck = [\"sh\", \"-c\", {:?}, \"sh\", \"{{data_dir.db}}\"]\n",
+            sh(script),
+            sh(check)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_ordeal"))
+        .args(["crash", exp.to_str().unwrap(), "--workload", "w"])
+        .args(["--out", out.to_str().unwrap(), "-q", "--budget", budget])
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.join("crash.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (o.status.code(), report, text(&o), dir)
+}
+
+/// A sqlite3 script: one transaction committed, said on stdout, then a checkpoint
+/// `committed`; the check wants an intact database and, once the commit was promised (on
+/// stdout, or by the checkpoint), the row.
+const SQLITE_SCRIPT: &str = r#"
+d=$1
+sqlite3 "$d/db" "PRAGMA journal_mode=$2; PRAGMA synchronous=$3; CREATE TABLE t(x); INSERT INTO t VALUES (42);" >/dev/null
+echo committed
+"$0" checkpoint committed >/dev/null
+"#;
+const SQLITE_CHECK: &str = r#"
+d=$1
+promised=
+grep -qx committed "$ORDEAL_CRASH_STDOUT" && promised="stdout committed"
+[ "$ORDEAL_CRASH_CHECKPOINT" = committed ] && promised="$promised, checkpoint committed"
+[ -e "$d/db" ] || { [ -z "$promised" ] && exit 0; echo "db missing after $promised" >&2; exit 1; }
+ok=$(sqlite3 "$d/db" "PRAGMA integrity_check;" 2>&1) || { echo "sqlite3: $ok" >&2; exit 1; }
+[ "$ok" = ok ] || { echo "integrity check: $ok" >&2; exit 1; }
+[ -n "$promised" ] || exit 0
+n=$(sqlite3 "$d/db" "SELECT count(*) FROM t WHERE x = 42;" 2>&1)
+[ "$n" = 1 ] || { echo "lost a committed transaction: $n rows after $promised" >&2; exit 1; }
+"#;
+
+#[test]
+fn a_sqlite3_script_run_as_a_workload_is_the_target() {
+    if !ordeal_test_support::installed(&["sqlite3"], "sqlite3") {
+        return;
+    }
+    let wal = SQLITE_SCRIPT.replace("$2", "WAL").replace("$3", "FULL");
+    let (code, r, out, _dir) = crash_workload(&wal, SQLITE_CHECK, "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(r["workload"], "w", "{out}");
+    assert_eq!(r["node"], "db", "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+
+    // synchronous=OFF: nothing synced before the checkpoint promised the row.
+    let off = SQLITE_SCRIPT.replace("$2", "DELETE").replace("$3", "OFF");
+    let (code, r, out, _dir) = crash_workload(&off, SQLITE_CHECK, "300");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable", "{out}");
+    let errors: Vec<&str> = r["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["error"].as_str().unwrap())
+        .collect();
+    // The commit was promised on stdout and by the checkpoint: both reach the check.
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("after stdout committed, checkpoint committed")),
+        "{out}"
+    );
+    // The stdout up to the crash point is in the kept state's directory.
+    let lost = r["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("after stdout committed")
+        })
+        .unwrap();
+    let example = Path::new(lost["example"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(example.join("crash-stdout")).unwrap(),
+        "committed\n"
+    );
+}
+
+/// `git init`, `git add`, `git commit` in the data dir, then a checkpoint `committed`; the
+/// check wants, once `committed` was promised, the commit's file and a repository `git fsck`
+/// finds whole.
+const GIT_SCRIPT: &str = r#"
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+cd "$1" || exit 1
+git init -q .
+printf 'hello\n' > a.txt
+git add a.txt
+git -c user.name=t -c user.email=t@example.com commit -q -m first
+"$0" checkpoint committed >/dev/null
+"#;
+const GIT_CHECK: &str = r#"
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+[ "$ORDEAL_CRASH_CHECKPOINT" = committed ] || exit 0
+c=$(git -C "$1" show HEAD:a.txt 2>&1) || { echo "git show HEAD:a.txt after the commit: $c" >&2; exit 1; }
+[ "$c" = hello ] || { echo "a.txt is '$c' after the commit" >&2; exit 1; }
+f=$(git -C "$1" fsck --no-dangling 2>&1) || { echo "git fsck after the commit: $f" >&2; exit 1; }
+"#;
+
+#[test]
+fn git_commit_run_as_a_workload_is_searched_without_false_alarm() {
+    if !ordeal_test_support::installed(&["git"], "git") {
+        return;
+    }
+    let (code, r, out, _dir) = crash_workload(GIT_SCRIPT, GIT_CHECK, "300");
+    // The self-checks hold (every call followed, the model's final directory is the real
+    // one, the check passes on it): a verdict, not `unknown`. Default git fsyncs neither its
+    // lock files before renaming them nor a directory: honest findings.
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(r["verdict"], "vulnerable", "{out}");
+    assert!(r.get("unknown").is_none(), "{out}");
+    let v = r["vulnerabilities"].as_array().unwrap();
+    // Nothing was promised before the checkpoint: every failure is of a state after it.
+    for x in v {
+        assert!(
+            x["error"].as_str().unwrap().contains("after the commit"),
+            "{out}"
+        );
+    }
+    // The three objects (blob, tree, commit), each through its own tmp_obj_XXXXXX linked
+    // into its own fan-out directory: one finding.
+    let objects: Vec<&serde_json::Value> = v
+        .iter()
+        .filter(|x| x["cause"].as_str().unwrap().contains("tmp_obj_"))
+        .filter(|x| x["kind"] == "lost")
+        .collect();
+    assert_eq!(objects.len(), 1, "{out}");
+    assert_eq!(
+        objects[0]["cause"],
+        "data written to .git/objects/*/tmp_obj_* not persisted before the link that publishes it as .git/objects/*/* (no fsync of the file before the link)"
+    );
+    assert!(objects[0]["states"].as_u64().unwrap() >= 3, "{out}");
+    // Every lost directory update at the end is one finding: the latest whose loss fails.
+    let cuts: Vec<&str> = v
+        .iter()
+        .filter(|x| x["kind"] == "cut")
+        .map(|x| x["cause"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cuts,
+        ["the rename .git/refs/heads/master.lock → .git/refs/heads/master not persisted: no fsync of its directory .git/refs/heads after it"],
+        "{out}"
+    );
+    // One finding per cause.
+    let mut causes: Vec<&str> = v.iter().map(|x| x["cause"].as_str().unwrap()).collect();
+    causes.sort_unstable();
+    causes.dedup();
+    assert_eq!(causes.len(), v.len(), "{out}");
 }

@@ -114,7 +114,8 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub(super) fn is_namespace(&self) -> bool {
+    /// A change of names (create, mkdir, rename, link, unlink, ...), not of data.
+    pub fn is_namespace(&self) -> bool {
         matches!(
             self,
             OpKind::Create { .. }
@@ -127,7 +128,8 @@ impl OpKind {
                 | OpKind::Rmdir { .. }
         )
     }
-    pub(super) fn is_data(&self) -> bool {
+    /// A write, truncate or fallocate: it changes a file's data, not a name.
+    pub fn is_data(&self) -> bool {
         matches!(
             self,
             OpKind::Write { .. } | OpKind::Truncate { .. } | OpKind::Allocate { .. }
@@ -142,7 +144,8 @@ impl OpKind {
                 | OpKind::SyncAll
         )
     }
-    pub(super) fn ino(&self) -> Option<usize> {
+    /// The file an operation writes, creates, renames or links, when it is one.
+    pub fn ino(&self) -> Option<usize> {
         match self {
             OpKind::Write { ino, .. }
             | OpKind::Truncate { ino, .. }
