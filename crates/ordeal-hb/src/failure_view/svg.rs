@@ -317,15 +317,13 @@ pub fn render_failure_html(view: &FailureView, svg: &str) -> String {
 body {{ font-family: sans-serif; margin: 1.5em; color: #24292f; }}
 h1 {{ color: {colour}; margin: 0 0 .3em; }}
 .cause {{ font-size: 1.1em; color: {colour}; }}
-.legend {{ display: flex; gap: 1.5em; flex-wrap: wrap; margin: 1em 0; font-size: .9em; }}
+.legend {{ display: flex; gap: 1.5em; flex-wrap: wrap; margin: .5em 0; font-size: .9em; }}
 .legend svg {{ vertical-align: middle; }}
-.picture {{ overflow: auto; max-height: 85vh; border: 1px solid #d0d7de; }}
+.picture {{ overflow: auto; max-height: 70vh; border: 1px solid #d0d7de; }}
 </style></head>
 <body>
 <h1 id="verdict">{word}</h1>
 <p class="cause" id="cause">{cause}</p>
-<p>The events in the causal past of the failure (of the run's end when it passed): a lane per node, time flowing down, the last {per_lane} events per lane at most.</p>
-{left_out}
 <div class="legend">
 <span><svg width="40" height="12"><line x1="2" y1="6" x2="36" y2="6" stroke="#0969da" stroke-width="1.5"/></svg> message (what it said, or its bytes)</span>
 <span><svg width="40" height="12"><line x1="2" y1="6" x2="36" y2="6" stroke="#cf222e" stroke-width="2"/><circle cx="20" cy="6" r="5" fill="#cf222e"/></svg> the violating operation</span>
@@ -335,11 +333,22 @@ h1 {{ color: {colour}; margin: 0 0 .3em; }}
 </div>
 <div class="picture">
 {svg}</div>
+<p>The events in the causal past of the failure (of the run's end when it passed): a lane per node, time flowing down, the last {per_lane} events per lane at most.</p>
+{left_out}
 {faults}
 <script>
 // The failure is at the end of the picture: start there.
-const mark = document.querySelector('.violation') || document.querySelector('.event:last-of-type');
-if (mark) {{ mark.scrollIntoView({{block: 'center'}}); window.scrollTo(0, 0); }}
+const marks = document.querySelectorAll('.violation, .event');
+const mark = document.querySelector('.event.violation') || marks[marks.length - 1];
+if (mark) {{
+  mark.scrollIntoView({{block: 'center'}});
+  window.scrollTo(0, 0);
+  // For tests and the curious: is the failure on the first screen?
+  const r = mark.getBoundingClientRect();
+  const seen = r.top >= 0 && r.bottom <= window.innerHeight;
+  document.body.dataset.violation = document.querySelector('.violation') ? (seen ? 'in-view' : 'off-screen') : 'none';
+}}
+document.body.dataset.js = 'ok';
 </script>
 </body></html>
 "##,
