@@ -387,7 +387,7 @@ fn violating_call(cause: &Cause, calls: &[CallLine]) -> Option<Vec<u64>> {
                     .is_some_and(|r| r.split_whitespace().all(|w| log.text.contains(w)))
             });
             answered_as_said
-                .or_else(|| mine().filter(quoted).next_back())
+                .or_else(|| mine().rfind(quoted))
                 .map(CallLine::seqs)
         }
         Cause::History {
