@@ -345,19 +345,20 @@ fn short_label(e: &Event) -> String {
     }
 }
 
-/// What calls.jsonl says of one exchange, as far as the picture needs.
+/// What a line of calls.jsonl says of one exchange, as far as finding the violating one
+/// needs (read from the file, or from ordeal-calls' `Call` through serde).
 #[derive(Debug, Clone, Deserialize)]
-struct CallLine {
-    caller: String,
-    request: String,
+pub struct CallLine {
+    pub caller: String,
+    pub request: String,
     #[serde(default)]
-    result: Option<String>,
+    pub result: Option<String>,
     #[serde(default)]
-    request_seq: Option<u64>,
+    pub request_seq: Option<u64>,
     #[serde(default)]
-    response_seq: Option<u64>,
+    pub response_seq: Option<u64>,
     #[serde(default)]
-    kv: Option<serde_json::Value>,
+    pub kv: Option<serde_json::Value>,
 }
 
 impl CallLine {
@@ -371,8 +372,9 @@ impl CallLine {
 
 /// The violating operation among `calls` (calls.jsonl, in its order), as the cause names it:
 /// the last call of the failing workload whose request (and result, when it says one) its log
-/// line quotes; for a history violation the last read or write of its key.
-fn violating_call(cause: &Cause, calls: &[CallLine]) -> Option<Vec<u64>> {
+/// line quotes; for a history violation the last read or write of its key. The `seq`s of its
+/// request and response events.
+pub fn violating_call(cause: &Cause, calls: &[CallLine]) -> Option<Vec<u64>> {
     match cause {
         Cause::Workload {
             name,
