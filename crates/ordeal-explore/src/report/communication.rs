@@ -48,6 +48,14 @@ pub fn communication_svg_marked(run_dir: &Path, cause: Option<&Cause>) -> Option
     Some(draw(&g, &violation))
 }
 
+/// The first line of a send's recorded bytes (escaped as in trace.jsonl), when printable.
+fn first_line(e: &ordeal_events::Event) -> Option<String> {
+    let data = e.data.as_deref().filter(|_| e.is_send())?;
+    let line = data.split("\\n").next().unwrap_or(data);
+    let line = line.split("\\r").next().unwrap_or(line).trim();
+    (!line.is_empty() && !line.contains("\\x")).then(|| cut(line, ARROW_CHARS - 8))
+}
+
 /// `text` cut to `max` characters, the last one `…` when cut.
 fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -224,7 +232,11 @@ fn draw(g: &HbGraph, violation: &HashSet<u64>) -> String {
             "<line{class} x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" stroke=\"{colour}\" stroke-width=\"{width}\"{dash} marker-end=\"url(#{marker})\"><title>{}</title></line>",
             esc(&title)
         );
-        let bytes = format!("{} B", a.bytes);
+        // Undecoded: the first line of the bytes the send recorded, with its size.
+        let bytes = match first_line(ea) {
+            Some(line) => format!("{line} ({} B)", a.bytes),
+            None => format!("{} B", a.bytes),
+        };
         let text = match a.label {
             Some(l) => Some(l),
             None if !a.connect => Some(bytes.as_str()),
@@ -370,15 +382,15 @@ mod tests {
         g.set_labels(HashMap::from([(2, format!("SET <k1> {}", "v".repeat(40)))]));
         let svg = draw(&g, &HashSet::new());
         let want = format!("SET &lt;k1&gt; {}…", "v".repeat(18));
-        // The response, without a label now, says its bytes.
-        assert_eq!(arrow_texts(&svg), [want.as_str(), "3 B"]);
+        // The response, without a label now, says its first bytes.
+        assert_eq!(arrow_texts(&svg), [want.as_str(), "OK (3 B)"]);
     }
 
     #[test]
-    fn without_labels_the_arrows_say_their_bytes() {
+    fn without_labels_the_arrows_say_their_first_bytes() {
         let g = HbGraph::build(&header(), &exchange());
         let svg = draw(&g, &HashSet::new());
-        assert_eq!(arrow_texts(&svg), ["10 B", "3 B"]);
+        assert_eq!(arrow_texts(&svg), ["SET k1 v1 (10 B)", "OK (3 B)"]);
         // The connect and the two messages.
         assert_eq!(svg.matches("marker-end=\"url(#ah)\"").count(), 3);
         assert!(
