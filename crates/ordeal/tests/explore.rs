@@ -495,7 +495,7 @@ argv = ["sh", "-c", "\"$0\" kv client --nodes \"$1\" --ops \"$2\" --seed 1; echo
     let credit = "not above the fault-free rate: not credited to its faults";
     assert!(
         stdout.contains(&format!(
-            "  F1 (12 hits): {cause}\n    fails without any fault, fault-free rate 5/5 (95% 0.57–1.00): {credit}\n    minimal: no fault\n"
+            "  F1 (12 hits): {cause}\n    cause: workload client (exit 1)\n    fails without any fault, fault-free rate 5/5 (95% 0.57–1.00): {credit}\n    minimal: no fault\n"
         )),
         "{stdout}"
     );
