@@ -18,6 +18,8 @@ const ROW: f64 = 18.0;
 const BOTTOM: f64 = 40.0;
 /// A time label every that many rows.
 const TIME_EVERY: usize = 8;
+/// The lanes' names again every that many rows.
+const NAME_EVERY: usize = 40;
 
 /// Where everything goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +234,15 @@ fn lanes(view: &FailureView, l: &Layout, s: &mut String) {
             ty = TOP - 10.0,
             n = esc(name)
         );
+        // Named again down a long picture, so a lane is known without scrolling up.
+        for row in (NAME_EVERY..l.times.len()).step_by(NAME_EVERY) {
+            let _ = writeln!(
+                s,
+                r##"<text class="lane-again" x="{x}" y="{y}" text-anchor="middle" fill="#8c959f" font-size="10" stroke="#ffffff" stroke-width="3" paint-order="stroke">{n}</text>"##,
+                y = TOP + ROW * row as f64 + 4.0,
+                n = esc(name)
+            );
+        }
         if end < l.bottom {
             let _ = writeln!(
                 s,

@@ -269,7 +269,10 @@ fn a_ten_thousand_event_trace_gives_a_picture_of_bounded_size() {
     let l = Layout::of(&v);
     assert_eq!(l.height, 100.0 + TOTAL as f64 * 18.0 + 40.0);
     assert_eq!(l.width, 80.0 + 8.0 * 200.0 + 20.0);
-    assert!(render_failure_svg(&v).len() < 200_000);
+    let svg = render_failure_svg(&v);
+    assert!(svg.len() < 200_000);
+    // Every lane named again every 40 rows: at 40, 80, ..., 360.
+    assert_eq!(svg.matches(r#"<text class="lane-again""#).count(), 8 * 9);
 }
 
 #[test]
