@@ -242,6 +242,22 @@ impl Selector {
             }
         }
         let events: Vec<ViewEvent> = all.into_iter().map(|(e, ..)| e).collect();
+        // The operation's messages whole: the other end of each message to or from its events
+        // (the call log names the request's first and the response's last event, one end each).
+        let mut violation: Vec<u64> = anchor
+            .violation
+            .iter()
+            .copied()
+            .filter(|s| drawn.contains(s))
+            .collect();
+        for a in &arrows {
+            for (end, other) in [(a.from, a.to), (a.to, a.from)] {
+                if anchor.violation.contains(&end) && !violation.contains(&other) {
+                    violation.push(other);
+                }
+            }
+        }
+        violation.sort_unstable();
         let (first, last) = match (events.first(), events.last()) {
             (Some(f), Some(l)) => (f.ts, l.ts),
             _ => (0, u64::MAX),
@@ -306,12 +322,7 @@ impl Selector {
             events,
             arrows,
             faults: view_faults,
-            violation: anchor
-                .violation
-                .iter()
-                .copied()
-                .filter(|s| drawn.contains(s))
-                .collect(),
+            violation,
             left_out: self.seen - drawn.len() as u64,
         };
         for e in &mut view.events {

@@ -131,7 +131,8 @@ fn the_causal_past_in_lanes_with_labelled_arrows_and_the_violation_marked() {
             }
         ]
     );
-    assert_eq!(v.violation, [0, 4]);
+    // Both ends of the request and of the response.
+    assert_eq!(v.violation, [0, 1, 3, 4]);
     assert_eq!(v.left_out, 0);
 
     let l = Layout::of(&v);
@@ -151,7 +152,7 @@ fn the_causal_past_in_lanes_with_labelled_arrows_and_the_violation_marked() {
     let svg = render_failure_svg(&v);
     assert!(svg.contains(">FAIL</text>"), "{svg}");
     assert!(svg.contains("workload client (exit 1)</text>"), "{svg}");
-    assert_eq!(svg.matches(r#"<g class="event violation">"#).count(), 2);
+    assert_eq!(svg.matches(r#"<g class="event violation">"#).count(), 4);
     assert_eq!(svg.matches(r#"<g class="msg violation">"#).count(), 2);
     assert!(svg.contains(">#4 recvfrom 9B</text>"), "{svg}");
     assert!(svg.contains(">NOTFOUND (9 B)</text>"), "{svg}");
@@ -265,7 +266,8 @@ fn a_ten_thousand_event_trace_gives_a_picture_of_bounded_size() {
     assert_eq!(v.events.first().map(|e| e.seq), Some(9_600));
     assert_eq!(v.events.last().map(|e| e.seq), Some(9_999));
     assert_eq!(v.arrows.len(), 200);
-    assert_eq!(v.violation, [9_999]);
+    // The failing receive and the send it read.
+    assert_eq!(v.violation, [9_998, 9_999]);
     let l = Layout::of(&v);
     assert_eq!(l.height, 100.0 + TOTAL as f64 * 18.0 + 40.0);
     assert_eq!(l.width, 80.0 + 8.0 * 200.0 + 20.0);
