@@ -245,3 +245,45 @@ pub(crate) fn section(out: &Path, o: &Outcome, cfg: &Config) -> String {
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordeal_hb::LogLine;
+
+    #[test]
+    fn the_raw_line_is_the_log_line_as_written_with_its_place() {
+        let w = Cause::Workload {
+            name: "client".into(),
+            status: "exit 1".into(),
+            log: Some(LogLine {
+                file: "logs/client.stdout".into(),
+                line: 3,
+                text: "VIOLATION: op 13: GET k3 returned NOTFOUND".into(),
+            }),
+        };
+        assert_eq!(
+            raw_line(&w),
+            Some((
+                "VIOLATION: op 13: GET k3 returned NOTFOUND".into(),
+                "logs/client.stdout:3".into()
+            ))
+        );
+        let h = Cause::History {
+            model: "kv".into(),
+            key: Some("k3".into()),
+            op: "process 2 read k3 → nil".into(),
+            anomaly: "reads nil".into(),
+            at: Some("history.jsonl:9".into()),
+        };
+        assert_eq!(
+            raw_line(&h),
+            Some(("process 2 read k3 → nil".into(), "history.jsonl:9".into()))
+        );
+        let silent = Cause::Check {
+            status: "exit 2".into(),
+            log: None,
+        };
+        assert_eq!(raw_line(&silent), None);
+    }
+}
