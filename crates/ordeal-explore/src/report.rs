@@ -10,8 +10,9 @@ use crate::Error;
 
 mod behaviours;
 mod communication;
+mod failures;
 
-pub use communication::communication_svg;
+pub use communication::{communication_svg, communication_svg_marked};
 
 pub fn write_all(out: &Path, o: &Outcome, cfg: &Config) -> Result<(), Error> {
     let write = |name: &str, text: &str| -> Result<(), Error> {
@@ -46,7 +47,7 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-fn repro_text(f: &crate::Failure) -> String {
+pub(crate) fn repro_text(f: &crate::Failure) -> String {
     match &f.reproduction {
         Some(r) => format!("{} ({}/{} reruns failed)", r.verdict, r.failed, r.runs),
         None => "not measured".into(),
@@ -302,7 +303,7 @@ pub fn discovery_svg(o: &Outcome) -> String {
 }
 
 /// The last `n` lines of a file.
-fn tail(p: &Path, n: usize) -> Option<String> {
+pub(crate) fn tail(p: &Path, n: usize) -> Option<String> {
     let text = std::fs::read_to_string(p).ok()?;
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(n);
@@ -313,47 +314,16 @@ const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:1200px;color
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\
 pre{background:#f5f5f5;padding:.6em;overflow-x:auto;font-size:12px}code{background:#f0f0f0;padding:0 .2em}\
-.fail{color:#b00020;font-weight:bold}.alarm{color:#fff;background:#b00020;padding:.5em;font-weight:bold}.pass{color:#2b7a4b;font-weight:bold}.graph{overflow:auto;max-height:700px;border:1px solid #ddd}\
+.fail{color:#b00020;font-weight:bold}.alarm{color:#fff;background:#b00020;padding:.5em;font-weight:bold}.pass{color:#2b7a4b;font-weight:bold}.graph{overflow:auto;max-height:700px;border:1px solid #ddd}.card{border:2px solid #b00020;border-radius:6px;padding:.2em 1em;margin:.8em 0}.card h3{color:#b00020}.raw{background:#fff3f3}.at{color:#555}\
 details{margin:.4em 0}";
 
-pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> String {
-    let differences = behaviours::differences(out, &o.behaviours);
+/// The campaign's settings and counts, collapsed: the end of the report.
+fn settings(out: &Path, o: &Outcome) -> String {
     let mut h = String::new();
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ordeal explore: {}</title><style>{CSS}</style></head><body>\n",
-        esc(&o.experiment)
+        "<h2>Summary</h2>\n<details id=\"settings\"><summary>Settings and counts of the campaign</summary><table>"
     );
-    let _ = writeln!(h, "<h1>ordeal explore: {}</h1>", esc(&o.experiment));
-    let verdict = if o.failures.is_empty() {
-        format!(
-            "<span class=\"pass\">no failure found in {} runs</span>",
-            o.runs
-        )
-    } else {
-        format!(
-            "<span class=\"fail\">{} distinct failure(s)</span> in {} failing exploration run(s)",
-            o.failures.len(),
-            o.failures.iter().map(|f| f.hits).sum::<u64>()
-        )
-    };
-    if let Some(alarm) = &o.baseline_failed {
-        let _ = writeln!(h, "<p class=\"alarm\">{}</p>", esc(alarm));
-        if let Some(line) = o.baselines.rate_line() {
-            let _ = writeln!(h, "<p>{}</p>", esc(&line));
-        }
-        let _ = writeln!(
-            h,
-            "<p>Causes of the failing baselines:</p><ul>{}</ul>",
-            o.baselines
-                .causes
-                .iter()
-                .map(|c| format!("<li><code>{}</code></li>", esc(c)))
-                .collect::<String>()
-        );
-    }
-    let _ = writeln!(h, "<p>{verdict}</p>");
-    h.push_str("<h2>Summary</h2>\n<table>\n");
     let m = &o.mean_phases_ms;
     let rows: Vec<(&str, String)> = vec![
         ("experiment", o.experiment.clone()),
@@ -446,7 +416,51 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
     for (k, v) in rows {
         let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
     }
-    h.push_str("</table>\n<h2>Behaviours</h2>\n");
+    h.push_str("</table></details>\n");
+    h
+}
+
+pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> String {
+    let differences = behaviours::differences(out, &o.behaviours);
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ordeal explore: {}</title><style>{CSS}</style></head><body>\n",
+        esc(&o.experiment)
+    );
+    let _ = writeln!(h, "<h1>ordeal explore: {}</h1>", esc(&o.experiment));
+    let verdict = if o.failures.is_empty() {
+        format!(
+            "<span class=\"pass\">no failure found in {} runs</span>",
+            o.runs
+        )
+    } else {
+        format!(
+            "<span class=\"fail\">{} distinct failure(s)</span> in {} failing exploration run(s)",
+            o.failures.len(),
+            o.failures.iter().map(|f| f.hits).sum::<u64>()
+        )
+    };
+    if let Some(alarm) = &o.baseline_failed {
+        let _ = writeln!(h, "<p class=\"alarm\">{}</p>", esc(alarm));
+        if let Some(line) = o.baselines.rate_line() {
+            let _ = writeln!(h, "<p>{}</p>", esc(&line));
+        }
+        let _ = writeln!(
+            h,
+            "<p>Causes of the failing baselines:</p><ul>{}</ul>",
+            o.baselines
+                .causes
+                .iter()
+                .map(|c| format!("<li><code>{}</code></li>", esc(c)))
+                .collect::<String>()
+        );
+    }
+    let _ = writeln!(h, "<p>{verdict}</p>");
+    // What a person came for first: the failures, each with its cause, rate, minimal
+    // schedule and replay command; the campaign's settings last.
+    h.push_str(&failures::section(out, o, cfg));
+    h.push_str("<h2>Behaviours</h2>\n");
     h.push_str(hist);
     h.push_str(disc);
     h.push_str("<details><summary>Every unique behaviour</summary><table><tr><th>fingerprint</th><th>runs</th><th>first run</th><th>outcome</th></tr>\n");
@@ -462,159 +476,6 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
     }
     h.push_str("</table></details>\n");
     h.push_str(&differences);
-    h.push_str("<h2>Failures</h2>\n");
-    if o.failures.is_empty() {
-        h.push_str("<p>None.</p>\n");
-    }
-    let participants: Vec<String> = cfg
-        .experiment
-        .node_names()
-        .chain(cfg.experiment.workload_names())
-        .map(str::to_string)
-        .chain(std::iter::once(ordeal_experiment::CHECK_NAME.to_string()))
-        .collect();
-    for f in &o.failures {
-        let _ = writeln!(
-            h,
-            "<h3 id=\"{}\">{}: {}</h3>",
-            esc(&f.id),
-            esc(&f.id),
-            esc(&f.signature)
-        );
-        h.push_str("<table>\n");
-        let rows: Vec<(&str, String)> = vec![
-            (
-                "cause",
-                f.cause.as_ref().map_or("-".into(), |c| c.to_string()),
-            ),
-            (
-                "hits",
-                format!(
-                    "{} exploration run(s): {}",
-                    f.hits,
-                    f.runs
-                        .iter()
-                        .map(|r| r.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            ("causes", f.causes.join("\n")),
-            ("reproduction", repro_text(f)),
-            ("rates", rates_text(f).unwrap_or_else(|| "-".into())),
-            (
-                "fault-free",
-                baseline_text(f).unwrap_or_else(|| match &f.fault_free {
-                    Some(r) => format!(
-                        "above the fault-free rate {}: credited to its faults",
-                        crate::baseline::rate_text(r)
-                    ),
-                    None => "every baseline passed".into(),
-                }),
-            ),
-            (
-                "shrinking",
-                format!(
-                    "{} fault(s) → {} fault(s) in {} runs",
-                    f.original_faults.len(),
-                    f.minimal_faults.len(),
-                    f.shrink_runs
-                ),
-            ),
-            ("minimal faults", f.minimal_faults.join("; ")),
-            (
-                "schedules rerun",
-                f.measured
-                    .iter()
-                    .map(|m| {
-                        format!(
-                            "{}: {} → {}",
-                            m.schedule,
-                            m.faults.join("; "),
-                            crate::baseline::rate_text(&m.reproduction)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-            ("what went wrong", f.lines.join("\n")),
-            ("run shown", f.run_dir.clone()),
-        ];
-        for (k, v) in rows {
-            let _ = writeln!(
-                h,
-                "<tr><th>{}</th><td>{}</td></tr>",
-                esc(k),
-                esc(&v).replace('\n', "<br>")
-            );
-        }
-        let _ = writeln!(
-            h,
-            "<tr><th>replay</th><td><code>{}</code></td></tr></table>",
-            esc(&f.replay)
-        );
-        let _ = writeln!(
-            h,
-            "<p>Minimal schedule (<code>failures/{}/schedule.toml</code>):</p><pre>{}</pre>",
-            esc(&f.id),
-            esc(&f.minimal_schedule)
-        );
-        let run = out.join(&f.run_dir);
-        h.push_str(
-            "<p>Communication of the failing run (faulted events in red; hover for details):</p>\n",
-        );
-        match communication_svg(&run) {
-            Some(svg) => {
-                let _ = writeln!(h, "<div class=\"graph\">{svg}</div>");
-            }
-            None => h.push_str("<p>(trace not available)</p>\n"),
-        }
-        h.push_str("<p>Logs of the failing run (last 40 lines each):</p>\n");
-        for p in &participants {
-            for ext in ["stdout", "stderr"] {
-                let file = run.join("logs").join(format!("{p}.{ext}"));
-                if let Some(t) = tail(&file, 40).filter(|t| !t.is_empty()) {
-                    let _ = writeln!(
-                        h,
-                        "<details><summary>{p}.{ext}</summary><pre>{}</pre></details>",
-                        esc(&t)
-                    );
-                }
-            }
-        }
-        // Snapshots of the failing run (summary.json `snapshots[]`, paths relative to the
-        // run): the text stacks inline, the JSON linked.
-        let snapshots = std::fs::read(run.join("summary.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.get("snapshots").and_then(|s| s.as_array()).cloned())
-            .unwrap_or_default();
-        for snap in &snapshots {
-            let reason = snap["reason"].as_str().unwrap_or("snapshot");
-            let text = snap["text"]
-                .as_str()
-                .and_then(|t| std::fs::read_to_string(run.join(t)).ok());
-            let json = snap["json"].as_str().unwrap_or("");
-            let link = format!("{}/{json}", f.run_dir);
-            if let Some(text) = text {
-                let _ = writeln!(
-                    h,
-                    "<details><summary>Snapshot on {} (threads, stacks, fds; <a href=\"{}\">json</a>)</summary><pre>{}</pre></details>",
-                    esc(reason),
-                    esc(&link),
-                    esc(&text)
-                );
-            }
-        }
-        if f.original_schedule != f.minimal_schedule {
-            let _ = writeln!(
-                h,
-                "<details><summary>Original schedule (run {})</summary><pre>{}</pre></details>",
-                f.first_run,
-                esc(&f.original_schedule)
-            );
-        }
-    }
     if !o.errors.is_empty() {
         h.push_str("<h2>Runs that ended in error</h2><table><tr><th>run</th><th>faults</th><th>error</th></tr>\n");
         for e in &o.errors {
@@ -642,6 +503,8 @@ pub fn html(out: &Path, o: &Outcome, cfg: &Config, hist: &str, disc: &str) -> St
             if r.new_behaviour { " new" } else { "" }
         );
     }
-    h.push_str("</table></details>\n</body></html>\n");
+    h.push_str("</table></details>\n");
+    h.push_str(&settings(out, o));
+    h.push_str("</body></html>\n");
     h
 }

@@ -18,6 +18,9 @@
 //!   The pictures say what a decoded message said (`SET k3 v7`, from the call log) on its
 //!   send and its message edge when given labels ([`HbGraph::set_labels`],
 //!   [`RunFacts::labels`]); without them they show bytes only.
+//! * [`write_failure_view`] (`failure.svg`, `failure.html`): the events in the causal past of
+//!   the failure, a lane per node, labelled messages, faults, the violating operation in red
+//!   (a passing run's last events, saying PASS). Bounded in size whatever the run's.
 //! * [`write_trace_outputs`] writes the same files, byte for byte, straight from a
 //!   `trace.jsonl` in memory that does not grow with the number of events (three passes over
 //!   the file, no graph; what a run uses), and [`summarize_trace`] its `summary.json` alone.
@@ -31,6 +34,7 @@ pub mod addr;
 mod cause;
 mod chrome;
 mod dot;
+mod failure_view;
 mod graph;
 mod labels;
 mod output;
@@ -43,6 +47,11 @@ pub use chrome::write_chrome_trace;
 pub use dot::{
     communication_events, dot_escape, drawn, event_label, write_dot, write_event_dot,
     write_node_dot, DotLevel, DEFAULT_DOT_LIMIT,
+};
+pub use failure_view::{
+    failure_view, render_failure_html, render_failure_svg, violating_call, write_failure_view,
+    Anchor, Arrow, CallLine, FailureView, FaultShape, HbLine, Layout, Pred, Selector, ViewEvent,
+    ViewFault, FAILURE_HTML, FAILURE_SVG,
 };
 pub use graph::{
     Connection, Edge, EdgeCounts, EdgeKind, FailedConnect, HbGraph, ThreadId, ThreadInfo, Traffic,

@@ -51,8 +51,8 @@ pub(crate) fn write_calls(run_dir: &Path) -> Result<ordeal_calls::Decoded, Error
     .map_err(|e| Error::Usage(format!("writing the call log: {e}")))
 }
 
-/// Rebuilds graph, summary and every output from `RUN_DIR/trace.jsonl` with `verdict` and
-/// the `faults` that fired; `calls` is the call log's pass when it was made already.
+/// Rebuilds graph, summary, the failure picture and every output from `RUN_DIR/trace.jsonl`
+/// with `verdict` and the `faults` that fired; `calls` is the call log's pass when it was made already.
 pub fn write_outputs(
     run_dir: &Path,
     verdict: Verdict,
@@ -66,11 +66,12 @@ pub fn write_outputs(
         None => write_calls(run_dir)?,
     };
     // Streamed in bounded memory: no output of a run holds every event.
+    let labels = calls.labels;
     let facts = RunFacts {
         verdict,
         snapshots: diag::links(run_dir),
         engine,
-        labels: calls.labels,
+        labels: labels.clone(),
         faults,
     };
     let out = ordeal_hb::write_trace_outputs(
@@ -80,6 +81,11 @@ pub fn write_outputs(
         max_dot_events,
     )
     .map_err(io_err(format!("writing outputs in {}", run_dir.display())))?;
+    ordeal_hb::write_failure_view(run_dir, &out.summary, &labels).map_err(io_err(format!(
+        "writing {} in {}",
+        ordeal_hb::FAILURE_SVG,
+        run_dir.display()
+    )))?;
     Ok(out.summary)
 }
 

@@ -602,3 +602,65 @@ argv = ["sh", "-c", "for n in n0 n1 n2; do k=$(grep -c listening \"$ORDEAL_RUN_D
     }
     assert_ne!(check["minimal_schedule"], client["minimal_schedule"]);
 }
+
+#[test]
+fn the_report_opens_with_its_failures_their_raw_lines_and_labelled_arrows() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c");
+    let o = ordeal(&[
+        "explore",
+        "--demo",
+        "--set",
+        "bugs=ack-before-replicate",
+        "--runs",
+        "20",
+        "-j",
+        "2",
+        "--reruns",
+        "2",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let j = json(&out.join("explore.json"));
+    assert_eq!(o.status.code(), Some(1), "{j}");
+    let f = &j["failures"][0];
+    let html = text(&out.join("report.html"));
+    // The failure's card comes first, the settings last (collapsed).
+    let card = html.find("<div class=\"card\" id=\"F1\">").expect("a card");
+    let settings = html.find("<details id=\"settings\">").expect("settings");
+    assert!(card < html.find("<h2>Behaviours</h2>").unwrap());
+    assert!(card < settings);
+    assert!(settings > html.find("<h2>Runs</h2>").unwrap());
+    // The raw log line with its file and line, next to the normalized signature.
+    let raw = f["cause"]["log"]["text"].as_str().unwrap();
+    let at = format!("logs/client.stdout:{}", f["cause"]["log"]["line"]);
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let want = format!(
+        "<tr><th>raw line</th><td><code class=\"raw\">{}</code> <span class=\"at\">{at}</span></td></tr>\n\
+         <tr><th>signature</th><td><code class=\"signature\">{}</code></td></tr>",
+        esc(raw),
+        esc(f["signature"].as_str().unwrap())
+    );
+    assert!(html.contains(&want), "{want}\n{html}");
+    assert!(raw.starts_with("VIOLATION: "), "{raw}");
+    assert!(html[card..settings].contains(&format!(
+        "<tr><th>replay</th><td><code>{}</code>",
+        esc(f["replay"].as_str().unwrap())
+    )));
+    // The sequence diagram: arrows labelled with what they said, the violating GET in red.
+    assert!(html.contains(">GET k"), "a decoded request on its arrow");
+    assert!(
+        html.contains("<line class=\"violation\""),
+        "the violating operation"
+    );
+    assert!(
+        html.contains("<text class=\"violation\"") && html.contains(">NOTFOUND (9 B)</text>"),
+        "its answer, labelled"
+    );
+}

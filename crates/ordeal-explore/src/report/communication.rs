@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ordeal_events::TraceReader;
-use ordeal_hb::{EdgeKind, HbGraph};
+use ordeal_hb::{Cause, EdgeKind, HbGraph};
 
 use super::esc;
 
@@ -14,18 +14,46 @@ const ARROW_CHARS: usize = 28;
 
 /// A space-time diagram of a run: one lane per node, an arrow per message (blue) and connection
 /// (dashed), in causal order top to bottom; faulted events in red, with their marker. A message
-/// the call log decodes (`SET k3 v7`, `+OK`) is written along its arrow.
+/// the call log decodes (`SET k3 v7`, `+OK`) is written along its arrow, else its byte count.
 pub fn communication_svg(run_dir: &Path) -> Option<String> {
+    communication_svg_marked(run_dir, None)
+}
+
+/// [`communication_svg`] with the violating operation `cause` names (the failing workload's
+/// call its log line quotes, the history's operation) drawn in red.
+pub fn communication_svg_marked(run_dir: &Path, cause: Option<&Cause>) -> Option<String> {
     let trace = run_dir.join("trace.jsonl");
     let reader = TraceReader::open(&trace).ok()?;
     let header = reader.header.clone();
     let events = reader.read_all().ok()?;
     let mut g = HbGraph::from_owned(header, events);
+    let mut calls = Vec::new();
     // A trace the call log cannot read is drawn without what its messages said.
-    if let Ok(decoded) = ordeal_calls::decode_trace(&trace, |_| {}) {
+    if let Ok(decoded) = ordeal_calls::decode_trace(&trace, |c| {
+        if cause.is_some() {
+            calls.extend(
+                serde_json::to_value(&c)
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<ordeal_hb::CallLine>(v).ok()),
+            );
+        }
+    }) {
         g.set_labels(decoded.labels);
     }
-    Some(draw(&g))
+    let violation: HashSet<u64> = cause
+        .and_then(|c| ordeal_hb::violating_call(c, &calls))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Some(draw(&g, &violation))
+}
+
+/// The first line of a send's recorded bytes (escaped as in trace.jsonl), when printable.
+fn first_line(e: &ordeal_events::Event) -> Option<String> {
+    let data = e.data.as_deref().filter(|_| e.is_send())?;
+    let line = data.split("\\n").next().unwrap_or(data);
+    let line = line.split("\\r").next().unwrap_or(line).trim();
+    (!line.is_empty() && !line.contains("\\x")).then(|| cut(line, ARROW_CHARS - 8))
 }
 
 /// `text` cut to `max` characters, the last one `…` when cut.
@@ -38,8 +66,9 @@ fn cut(text: &str, max: usize) -> String {
     out
 }
 
-/// The diagram of `g`, its messages labelled with [`HbGraph::labels`].
-fn draw(g: &HbGraph) -> String {
+/// The diagram of `g`, its messages labelled with [`HbGraph::labels`] (else their bytes), the
+/// messages to and from the events of `violation` in red.
+fn draw(g: &HbGraph, violation: &HashSet<u64>) -> String {
     let lanes: Vec<&str> = g
         .header()
         .nodes
@@ -93,10 +122,11 @@ fn draw(g: &HbGraph) -> String {
     let limit = 400;
     let mut note = String::new();
     if arrows.len() > limit {
-        let first_fault = marks
+        let first_fault = violation
             .iter()
-            .find(|e| e.fault.is_some())
-            .map(|e| e.seq)
+            .min()
+            .copied()
+            .or_else(|| marks.iter().find(|e| e.fault.is_some()).map(|e| e.seq))
             .unwrap_or(0);
         let pos = arrows
             .iter()
@@ -104,10 +134,15 @@ fn draw(g: &HbGraph) -> String {
             .unwrap_or(0);
         let start = pos.saturating_sub(limit / 2).min(arrows.len() - limit);
         note = format!(
-            "arrows {}..{} of {} shown (around the first fault)",
+            "arrows {}..{} of {} shown (around the {})",
             start + 1,
             start + limit,
-            arrows.len()
+            arrows.len(),
+            if violation.is_empty() {
+                "first fault"
+            } else {
+                "violating operation"
+            }
         );
         arrows = arrows.drain(start..start + limit).collect();
     }
@@ -130,12 +165,8 @@ fn draw(g: &HbGraph) -> String {
     let rank: HashMap<u64, usize> = seqs.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     let lane_w = 150.0;
     let top = 50.0;
-    // Rows make room for the text of labelled arrows.
-    let step = if arrows.iter().any(|a| a.label.is_some()) {
-        11.0
-    } else {
-        7.0
-    };
+    // Rows make room for the text of the arrows.
+    let step = 11.0;
     let w = 40.0 + lane_w * lanes.len() as f64 + 180.0;
     let h = top + step * seqs.len() as f64 + 30.0;
     let x = |n: &str| 60.0 + lane_w * lane(n).unwrap_or(0) as f64;
@@ -143,7 +174,7 @@ fn draw(g: &HbGraph) -> String {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"sans-serif\" font-size=\"11\">\n"
     );
-    s.push_str("<defs><marker id=\"ah\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#2e6fdb\"/></marker></defs>\n");
+    s.push_str("<defs><marker id=\"ah\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#2e6fdb\"/></marker><marker id=\"ahv\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#b00020\"/></marker></defs>\n");
     if !note.is_empty() {
         let _ = writeln!(
             s,
@@ -190,12 +221,28 @@ fn draw(g: &HbGraph) -> String {
             t
         };
         let (x1, y1, x2, y2) = (x(&ea.node), y(a.from), x(&eb.node), y(a.to));
+        let red = violation.contains(&a.from) || violation.contains(&a.to);
+        let (colour, width, marker, class) = if red {
+            ("#b00020", 2, "ahv", " class=\"violation\"")
+        } else {
+            ("#2e6fdb", 1, "ah", "")
+        };
         let _ = writeln!(
             s,
-            "<line x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" stroke=\"#2e6fdb\" stroke-width=\"1\"{dash} marker-end=\"url(#ah)\"><title>{}</title></line>",
+            "<line{class} x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" stroke=\"{colour}\" stroke-width=\"{width}\"{dash} marker-end=\"url(#{marker})\"><title>{}</title></line>",
             esc(&title)
         );
-        if let Some(l) = a.label {
+        // Undecoded: the first line of the bytes the send recorded, with its size.
+        let bytes = match first_line(ea) {
+            Some(line) => format!("{line} ({} B)", a.bytes),
+            None => format!("{} B", a.bytes),
+        };
+        let text = match a.label {
+            Some(l) => Some(l),
+            None if !a.connect => Some(bytes.as_str()),
+            None => None,
+        };
+        if let Some(l) = text {
             // Small text along the arrow, just above its middle, never upside down.
             let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
             let mut angle = (y2 - y1).atan2(x2 - x1).to_degrees();
@@ -206,7 +253,7 @@ fn draw(g: &HbGraph) -> String {
             }
             let _ = writeln!(
                 s,
-                "<text x=\"{mx:.0}\" y=\"{:.0}\" font-size=\"8\" fill=\"#2e6fdb\" text-anchor=\"middle\" transform=\"rotate({angle:.1} {mx:.0} {my:.0})\">{}</text>",
+                "<text{class} x=\"{mx:.0}\" y=\"{:.0}\" font-size=\"8\" fill=\"{colour}\" text-anchor=\"middle\" transform=\"rotate({angle:.1} {mx:.0} {my:.0})\">{}</text>",
                 my - 2.0,
                 esc(&cut(l, ARROW_CHARS))
             );
@@ -323,7 +370,7 @@ mod tests {
             (2, "SET k1 v1".to_string()),
             (4, "OK".to_string()),
         ]));
-        let svg = draw(&g);
+        let svg = draw(&g, &HashSet::new());
         assert_eq!(arrow_texts(&svg), ["SET k1 v1", "OK"]);
         assert!(
             svg.contains("<title>#2 client write → #3 kv read: 10 B: SET k1 v1</title>"),
@@ -333,17 +380,18 @@ mod tests {
         assert!(svg.contains("transform=\"rotate("), "{svg}");
         // Long and odd texts are cut to 28 characters and escaped.
         g.set_labels(HashMap::from([(2, format!("SET <k1> {}", "v".repeat(40)))]));
-        let svg = draw(&g);
+        let svg = draw(&g, &HashSet::new());
         let want = format!("SET &lt;k1&gt; {}…", "v".repeat(18));
-        assert_eq!(arrow_texts(&svg), [want.as_str()]);
+        // The response, without a label now, says its first bytes.
+        assert_eq!(arrow_texts(&svg), [want.as_str(), "OK (3 B)"]);
     }
 
     #[test]
-    fn without_labels_the_arrows_are_drawn_as_before() {
+    fn without_labels_the_arrows_say_their_first_bytes() {
         let g = HbGraph::build(&header(), &exchange());
-        let svg = draw(&g);
-        assert!(arrow_texts(&svg).is_empty());
-        // The connect and the two messages, rows 7 px apart.
+        let svg = draw(&g, &HashSet::new());
+        assert_eq!(arrow_texts(&svg), ["SET k1 v1 (10 B)", "OK (3 B)"]);
+        // The connect and the two messages.
         assert_eq!(svg.matches("marker-end=\"url(#ah)\"").count(), 3);
         assert!(
             svg.contains("<title>#2 client write → #3 kv read: 10 B</title>"),
@@ -374,5 +422,33 @@ mod tests {
         let dir = run_dir();
         let svg = communication_svg(dir.path()).unwrap();
         assert_eq!(arrow_texts(&svg), ["SET k1 v1", "OK"]);
+    }
+
+    #[test]
+    fn the_violating_operation_is_drawn_in_red() {
+        let dir = run_dir();
+        let cause = Cause::Workload {
+            name: "client".into(),
+            status: "exit 1".into(),
+            log: Some(ordeal_hb::LogLine {
+                file: "logs/client.stdout".into(),
+                line: 1,
+                text: "VIOLATION: SET k1 v1 answered OK but lost".into(),
+            }),
+        };
+        let svg = communication_svg_marked(dir.path(), Some(&cause)).unwrap();
+        // The request (2 → 3) and the response (4 → 5): red, labelled.
+        let red: Vec<&str> = svg
+            .lines()
+            .filter(|l| l.starts_with("<line class=\"violation\""))
+            .collect();
+        assert_eq!(red.len(), 2, "{svg}");
+        assert!(red[0].contains("<title>#2 client write → #3 kv read: 10 B: SET k1 v1</title>"));
+        assert!(red[1].contains("<title>#4 kv write → #5 client read: 3 B: OK</title>"));
+        assert_eq!(svg.matches("<text class=\"violation\"").count(), 2, "{svg}");
+        // The connect stays blue.
+        assert_eq!(svg.matches("marker-end=\"url(#ah)\"").count(), 1);
+        let plain = communication_svg(dir.path()).unwrap();
+        assert!(!plain.contains("violation"), "{plain}");
     }
 }
