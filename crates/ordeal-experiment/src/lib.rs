@@ -306,10 +306,9 @@ impl Experiment {
         let src = Source::new(&file, text);
         let raw: RawExperiment = toml::from_str(text).map_err(|e| {
             let mut d = src.toml_error(&e);
-            if let Some(hint) = e
-                .span()
-                .and_then(|s| typos::duration_hint(text, s.start, e.message().trim()))
-            {
+            if let Some(hint) = e.span().and_then(|s| {
+                ordeal_toml::duration_hint(text, s.start, e.message().trim(), &typos::DURATION_KEYS)
+            }) {
                 d.message.push_str(&hint);
             }
             let at = e.span().and_then(|s| text.get(s.start..)).unwrap_or("");

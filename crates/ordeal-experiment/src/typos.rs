@@ -69,7 +69,7 @@ pub(crate) fn port_slip_message(name: &str, declared: &str, owner: &str) -> Stri
 }
 
 /// The keys whose values are durations, in the experiment file.
-const DURATION_KEYS: [&str; 6] = [
+pub(crate) const DURATION_KEYS: [&str; 6] = [
     "timeout",
     "hang_timeout",
     "ready_timeout",
@@ -77,38 +77,6 @@ const DURATION_KEYS: [&str; 6] = [
     "fault_duration",
     "restart_after",
 ];
-
-/// A hint for TOML's `invalid type: integer `10`, expected a string` at `offset` of `text`
-/// when the key there is a duration: `; a duration is a string with its unit: timeout =
-/// "10s"`.
-pub(crate) fn duration_hint(text: &str, offset: usize, message: &str) -> Option<String> {
-    let number = message
-        .strip_prefix("invalid type: integer `")
-        .or_else(|| message.strip_prefix("invalid type: floating point `"))?;
-    let number = number.split('`').next()?;
-    // The key this value is given to: the name just before the last `=` before it.
-    let before = text.get(..offset)?;
-    let key = before.rsplit_once('=')?.0.trim_end();
-    let key = &key[key
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .map_or(0, |i| i + 1)..];
-    if !DURATION_KEYS.contains(&key) {
-        return None;
-    }
-    let written = match number.parse::<u64>() {
-        Ok(n) => format!("{n}s"),
-        Err(_) => {
-            let secs: f64 = number.parse().ok()?;
-            if !(secs.is_finite() && secs >= 0.0) {
-                return None;
-            }
-            format!("{}ms", (secs * 1000.0).round() as u64)
-        }
-    };
-    Some(format!(
-        "; a duration is a string with its unit: `{key} = \"{written}\"`"
-    ))
-}
 
 /// Owned port names.
 fn declared(owners: &BTreeMap<String, String>) -> BTreeSet<&str> {
@@ -129,38 +97,5 @@ mod tests {
         assert_eq!(port_slip("backup", &names), Some("backup1"));
         assert_eq!(port_slip("admin", &names), None);
         assert_eq!(port_slip("xy", &names), None);
-    }
-
-    #[test]
-    fn numbers_given_to_duration_keys_get_the_string_to_write() {
-        let t = "name = \"x\"\ntimeout = 10\n";
-        let at = t.find("10").unwrap();
-        assert_eq!(
-            duration_hint(t, at, "invalid type: integer `10`, expected a string"),
-            Some("; a duration is a string with its unit: `timeout = \"10s\"`".into())
-        );
-        let t = "ready = { tcp = \"x\" }\nready_timeout = 1.5\n";
-        let at = t.find("1.5").unwrap();
-        assert_eq!(
-            duration_hint(
-                t,
-                at,
-                "invalid type: floating point `1.5`, expected a string"
-            ),
-            Some("; a duration is a string with its unit: `ready_timeout = \"1500ms\"`".into())
-        );
-        // Inline tables too; other keys get nothing.
-        let t = "[roles]\nleader = { command = [\"x\"], timeout = 2 }\n";
-        let at = t.rfind('2').unwrap();
-        assert!(
-            duration_hint(t, at, "invalid type: integer `2`, expected a string")
-                .unwrap()
-                .ends_with("`timeout = \"2s\"`")
-        );
-        let t = "name = 3\n";
-        assert_eq!(
-            duration_hint(t, 7, "invalid type: integer `3`, expected a string"),
-            None
-        );
     }
 }

@@ -142,6 +142,16 @@ pub(crate) fn parse(
     let src = Source::new(file, text);
     let raw: RawSchedule = toml::from_str(text).map_err(|e| {
         let mut d = src.toml_error(&e);
+        if let Some(hint) = e.span().and_then(|s| {
+            ordeal_toml::duration_hint(
+                text,
+                s.start,
+                e.message().trim(),
+                &["duration", "restart_after", "after"],
+            )
+        }) {
+            d.message.push_str(&hint);
+        }
         let at = e.span().and_then(|s| text.get(s.start..)).unwrap_or("");
         if at.starts_with("[fault]") {
             d.message

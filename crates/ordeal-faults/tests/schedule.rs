@@ -1012,3 +1012,20 @@ fn a_huge_unknown_call_gives_one_short_error() {
     assert!(errs[0].contains(&shown), "{}", errs[0]);
     assert!(errs[0].len() < 1000, "{} bytes: {}", errs[0].len(), errs[0]);
 }
+
+/// A number given where a duration goes says the string to write.
+#[test]
+fn numbers_given_as_durations_get_the_string_to_write() {
+    assert_eq!(
+        errors("[[fault]]\nkind = \"pause\"\nnode = \"n1\"\nduration = 2\ntrigger = { after = \"1s\" }\n"),
+        ["f.toml:4:12: invalid type: integer `2`, expected a string; a duration is a string \
+          with its unit: `duration = \"2s\"`"]
+    );
+    assert_eq!(
+        errors("[[fault]]\nkind = \"crash\"\nnode = \"n1\"\ntrigger = { after = 0.25 }\n"),
+        [
+            "f.toml:4:21: invalid type: floating point `0.25`, expected a string; a duration is a \
+          string with its unit: `after = \"250ms\"`"
+        ]
+    );
+}

@@ -54,6 +54,38 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(total)
 }
 
+/// A hint for TOML's `invalid type: integer `10`, expected a string` at `offset` of `text`
+/// when the key there is one of `keys` (the file's duration keys): `; a duration is a string
+/// with its unit: timeout = "10s"`.
+pub fn duration_hint(text: &str, offset: usize, message: &str, keys: &[&str]) -> Option<String> {
+    let number = message
+        .strip_prefix("invalid type: integer `")
+        .or_else(|| message.strip_prefix("invalid type: floating point `"))?;
+    let number = number.split('`').next()?;
+    // The key this value is given to: the name just before the last `=` before it.
+    let before = text.get(..offset)?;
+    let key = before.rsplit_once('=')?.0.trim_end();
+    let key = &key[key
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .map_or(0, |i| i + 1)..];
+    if !keys.contains(&key) {
+        return None;
+    }
+    let written = match number.parse::<u64>() {
+        Ok(n) => format!("{n}s"),
+        Err(_) => {
+            let secs: f64 = number.parse().ok()?;
+            if !(secs.is_finite() && secs >= 0.0) {
+                return None;
+            }
+            format!("{}ms", (secs * 1000.0).round() as u64)
+        }
+    };
+    Some(format!(
+        "; a duration is a string with its unit: `{key} = \"{written}\"`"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +139,41 @@ mod tests {
             "{message}"
         );
         assert!(message.len() < 300, "{}", message.len());
+    }
+
+    const KEYS: &[&str] = &["timeout", "ready_timeout"];
+
+    #[test]
+    fn numbers_given_to_duration_keys_get_the_string_to_write() {
+        let t = "name = \"x\"\ntimeout = 10\n";
+        let at = t.find("10").unwrap();
+        assert_eq!(
+            duration_hint(t, at, "invalid type: integer `10`, expected a string", KEYS),
+            Some("; a duration is a string with its unit: `timeout = \"10s\"`".into())
+        );
+        let t = "ready = { tcp = \"x\" }\nready_timeout = 1.5\n";
+        let at = t.find("1.5").unwrap();
+        assert_eq!(
+            duration_hint(
+                t,
+                at,
+                "invalid type: floating point `1.5`, expected a string",
+                KEYS
+            ),
+            Some("; a duration is a string with its unit: `ready_timeout = \"1500ms\"`".into())
+        );
+        // Inline tables too; other keys get nothing.
+        let t = "[roles]\nleader = { command = [\"x\"], timeout = 2 }\n";
+        let at = t.rfind('2').unwrap();
+        assert!(
+            duration_hint(t, at, "invalid type: integer `2`, expected a string", KEYS)
+                .unwrap()
+                .ends_with("`timeout = \"2s\"`")
+        );
+        let t = "name = 3\n";
+        assert_eq!(
+            duration_hint(t, 7, "invalid type: integer `3`, expected a string", KEYS),
+            None
+        );
     }
 }

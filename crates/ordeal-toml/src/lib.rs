@@ -32,7 +32,7 @@ mod source;
 mod suggest;
 
 pub use diagnostic::{display_diagnostics, sort_diagnostics, Diagnostic, Location};
-pub use duration::{parse_duration, DurationError};
+pub use duration::{duration_hint, parse_duration, DurationError};
 pub use size::{parse_size, SizeError};
 pub use source::Source;
 pub use suggest::{suggest, truncated, MAX_SHOWN_CHARS};
