@@ -60,7 +60,8 @@ while kill -0 "$pid" 2>/dev/null; do
     thr=$(awk '/^Threads/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
     fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
     [ -n "$rss" ] || break
-    runs=$(wc -l < "$WORK/c/runs.jsonl" 2>/dev/null || echo 0)
+    runs=0
+    [ -f "$WORK/c/runs.jsonl" ] && runs=$(wc -l < "$WORK/c/runs.jsonl")
     echo "$(( $(date +%s) - start )) $rss $fds $thr $(descendants "$pid") $(count_netns) $(count_tmp) $runs" >> "$WORK/samples"
     # Waiting for the next sample, or for ordeal's end, whichever comes first.
     i=0
