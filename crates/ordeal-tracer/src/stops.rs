@@ -165,6 +165,33 @@ impl<S: Sink> Inner<S> {
         ev.ret = Some(ret);
         ev.errno = decode::errno_name(ret);
         self.complete(tid, tgid, nr, &args, ret, &mut ev);
+        if let Some(dur) = self.emit_completed(ev, true)? {
+            // Held in its exit stop: the caller resumes it only if it is not held.
+            self.hold_for(tid, dur, libc::PTRACE_CONT);
+        }
+        Ok(())
+    }
+
+    /// Records a lifecycle step (spawn, fork, exec, exit) after showing it to the
+    /// interceptor: node-level faults may fire at it (a crash, a signal, a mark); call
+    /// faults never count it (the trigger's own rule), and nothing else applies to a step.
+    pub(crate) fn emit_step(&mut self, ev: ordeal_events::Event) -> Result<(), Error> {
+        if self.shutting_down {
+            // Steps of the teardown (every exit) are not the system's behaviour.
+            return self.emit(ev);
+        }
+        self.emit_completed(ev, false).map(|_| ())
+    }
+
+    /// Shows a completed event to the interceptor and records it with what fired there: a
+    /// mark, a crash or signal of a node still alive (sent once the event is recorded: a
+    /// thread in its exit stop has completed its call but runs no further instruction), and,
+    /// where `delays` (a system call), a delay, returned for the caller to hold the thread.
+    fn emit_completed(
+        &mut self,
+        mut ev: ordeal_events::Event,
+        delays: bool,
+    ) -> Result<Option<std::time::Duration>, Error> {
         let mut delay = None;
         let act = match self.interceptor.as_mut() {
             Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
@@ -178,7 +205,7 @@ impl<S: Sink> Inner<S> {
                     signal,
                     what,
                 } => Some((by, node, what, signal)),
-                Action::Delay { by, dur } => {
+                Action::Delay { by, dur } if delays => {
                     ev.fault = Some(by.mark(format!("delay {} after", fmt_dur(dur))));
                     delay = Some(dur);
                     None
@@ -197,54 +224,9 @@ impl<S: Sink> Inner<S> {
         }
         self.emit(ev)?;
         if let Some((_, node, _, signal)) = act {
-            // The calling thread is still in its exit stop: the call completed (its bytes were
-            // sent) but, if it is the node hit, the process runs no further instruction.
             self.signal_node(&node, signal);
         }
-        if let Some(dur) = delay {
-            // Held in its exit stop: the caller resumes it only if it is not held.
-            self.hold_for(tid, dur, libc::PTRACE_CONT);
-        }
-        Ok(())
-    }
-
-    /// Records a lifecycle step (spawn, fork, exec, exit) after showing it to the
-    /// interceptor: node-level faults may fire at it (a crash, a signal, a mark); call
-    /// faults never count it (the trigger's own rule), and nothing else applies to a step.
-    pub(crate) fn emit_step(&mut self, mut ev: ordeal_events::Event) -> Result<(), Error> {
-        if self.shutting_down {
-            // Steps of the teardown (every exit) are not the system's behaviour.
-            return self.emit(ev);
-        }
-        let act = match self.interceptor.as_mut() {
-            Some(i) if ev.fault.is_none() => match i.at_exit(&ev) {
-                Action::Crash { by, node } => {
-                    let what = format!("crash {node}");
-                    Some((by, node, what, libc::SIGKILL))
-                }
-                Action::Signal {
-                    by,
-                    node,
-                    signal,
-                    what,
-                } => Some((by, node, what, signal)),
-                Action::Mark { by, what } => {
-                    ev.fault = Some(by.mark(what));
-                    None
-                }
-                _ => None,
-            },
-            _ => None,
-        }
-        .filter(|(_, node, _, _)| self.node_alive(node));
-        if let Some((by, _, what, _)) = &act {
-            ev.fault = Some(by.mark(format!("{what} after")));
-        }
-        self.emit(ev)?;
-        if let Some((_, node, _, signal)) = act {
-            self.signal_node(&node, signal);
-        }
-        Ok(())
+        Ok(delay)
     }
 
     pub(crate) fn on_syscall_exit(&mut self, tid: i32) -> Result<(), Error> {
