@@ -9,6 +9,8 @@
 //! recorded result is the reference's for the same run and schedule. What is compared is then
 //! exactly the campaign machinery: choices, journal, resume, shard split, merge.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -292,75 +294,13 @@ fn three_shards_merged_equal_the_single_machine_campaign() {
     let mj = json(&merged.join("explore.json"));
     assert!(merged.join("report.html").is_file() && merged.join("junit.xml").is_file());
 
-    // The union of the shards' runs is the single machine's runs, result for result.
-    let explore_runs = |o: &serde_json::Value| -> Vec<serde_json::Value> {
-        o["run_log"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["phase"] == "explore")
-            .map(|r| {
-                serde_json::json!([
-                    r["id"],
-                    r["faults"],
-                    r["status"],
-                    r["fingerprint"],
-                    r["new_behaviour"],
-                    r["signature"],
-                    r["fired"]
-                ])
-            })
-            .collect()
-    };
-    assert_eq!(explore_runs(&mj), explore_runs(&sj));
-    for k in [
-        "runs",
-        "unique_behaviours",
-        "behaviours",
-        "discovery",
-        "baseline_runs",
-    ] {
-        assert_eq!(mj[k], sj[k], "{k}");
-    }
-    assert_eq!(mj["candidates"]["tried"], sj["candidates"]["tried"]);
-    assert_eq!(
-        mj["candidates"]["tried_by_kind"],
-        sj["candidates"]["tried_by_kind"]
+    // The union of the shards' runs is the single machine's runs, result for result, and
+    // every failure with its reruns summed over the shards that found it.
+    assert!(
+        !sj["failures"].as_array().unwrap().is_empty(),
+        "the campaign must find stale-read"
     );
-    // Failures: same signatures, hits, runs and minimal schedules; reproduction reruns
-    // summed over every shard that found the failure.
-    let sf = sj["failures"].as_array().unwrap();
-    let mf = mj["failures"].as_array().unwrap();
-    assert!(!sf.is_empty(), "the campaign must find stale-read");
-    assert_eq!(mf.len(), sf.len());
-    for (m, s) in mf.iter().zip(sf) {
-        for k in [
-            "signature",
-            "hits",
-            "runs",
-            "first_run",
-            "original_faults",
-            "minimal_faults",
-            "minimal_schedule",
-        ] {
-            assert_eq!(m[k], s[k], "{k}");
-        }
-        let finders = shards
-            .iter()
-            .filter(|d| {
-                json(&d.join("explore.json"))["failures"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|f| f["signature"] == s["signature"])
-            })
-            .count() as u64;
-        assert_eq!(
-            m["reproduction"]["runs"].as_u64(),
-            Some(RERUNS * finders),
-            "{m}"
-        );
-    }
+    common::assert_merge_equals(&mj, &sj, &shards, RERUNS);
 
     // Bad input: a corrupt line is reported with its file and line; the rest is merged.
     let broken = &shards[2];

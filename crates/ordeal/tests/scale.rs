@@ -6,6 +6,8 @@
 //! schema of every version docs/scale.md names by kubernetes-validate (PyPI, installed by .ci/run
 //! in `$CARGO_TARGET_DIR/tools/k8s-validate`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -38,26 +40,6 @@ fn journal_lines(dir: &Path) -> Vec<serde_json::Value> {
 
 /// The exploration runs of an explore.json, with everything that must match between the
 /// merge and the single machine.
-fn explore_runs(o: &serde_json::Value) -> Vec<serde_json::Value> {
-    o["run_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["phase"] == "explore")
-        .map(|r| {
-            serde_json::json!([
-                r["id"],
-                r["faults"],
-                r["status"],
-                r["fingerprint"],
-                r["new_behaviour"],
-                r["signature"],
-                r["fired"]
-            ])
-        })
-        .collect()
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -183,56 +165,10 @@ fn slurm_job_array_merged_equals_the_single_machine_campaign() {
     assert!(merged.join("report.html").is_file() && merged.join("junit.xml").is_file());
 
     // The union of the shards' runs is the single machine's runs, result for result.
-    assert_eq!(explore_runs(&mj).len(), SLURM_RUNS as usize);
-    assert_eq!(explore_runs(&mj), explore_runs(&sj));
-    for k in [
-        "runs",
-        "unique_behaviours",
-        "behaviours",
-        "discovery",
-        "baseline_runs",
-    ] {
-        assert_eq!(mj[k], sj[k], "{k}");
-    }
-    assert_eq!(mj["candidates"]["tried"], sj["candidates"]["tried"]);
-    assert_eq!(
-        mj["candidates"]["tried_by_kind"],
-        sj["candidates"]["tried_by_kind"]
-    );
-    // Failures: same signatures, hits, runs and minimal schedules; reproduction reruns summed
-    // over every shard that found the failure. The demo usually finds stale-read within these
-    // runs, but the single campaign is not pinned: without a failure there is none to compare.
-    let sf = sj["failures"].as_array().unwrap();
-    let mf = mj["failures"].as_array().unwrap();
-    assert_eq!(mf.len(), sf.len());
-    for (m, s) in mf.iter().zip(sf) {
-        for k in [
-            "signature",
-            "hits",
-            "runs",
-            "first_run",
-            "original_faults",
-            "minimal_faults",
-            "minimal_schedule",
-        ] {
-            assert_eq!(m[k], s[k], "{k}");
-        }
-        let finders = shards
-            .iter()
-            .filter(|d| {
-                json(&d.join("explore.json"))["failures"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|f| f["signature"] == s["signature"])
-            })
-            .count() as u64;
-        assert_eq!(
-            m["reproduction"]["runs"].as_u64(),
-            Some(reruns * finders),
-            "{m}"
-        );
-    }
+    assert_eq!(common::explore_runs(&mj).len(), SLURM_RUNS as usize);
+    // The demo usually finds stale-read within these runs, but the single campaign is not
+    // pinned: without a failure there is none to compare.
+    common::assert_merge_equals(&mj, &sj, &shards, reruns);
 }
 
 /// The merge command the Slurm test submits is the one docs/scale.md and the job script's
