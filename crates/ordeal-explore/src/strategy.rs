@@ -13,7 +13,7 @@
 //! pairs; see [`Knowledge::next_systematic`]), [`StrategyKind::Novelty`] (weighted towards
 //! untried families, rarely seen sites and new behaviours).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
@@ -60,9 +60,18 @@ struct SiteInfo {
     points: BTreeMap<u64, Point>,
 }
 
+/// How many extensions a campaign keeps. On a system whose faulted runs keep differing, a new
+/// one comes with most runs; without a bound the search state (and the time to list
+/// candidates for every pick) grows with the campaign. The oldest go first: by then their
+/// best points have been tried, or newer behaviours have opened the same places.
+pub const MAX_EXTENSIONS: usize = 256;
+
 /// A behaviour-opening schedule and the points first seen under it.
 #[derive(Debug, Clone)]
 struct Extension {
+    /// Stable for the campaign (1, 2, ...; 0 is the root), so families keep their tries when
+    /// older extensions are dropped.
+    id: usize,
     prefix: Vec<Fault>,
     sites: BTreeMap<Site, SiteInfo>,
 }
@@ -73,7 +82,8 @@ pub struct Knowledge {
     model: FaultModel,
     nodes: HashSet<String>,
     root: BTreeMap<Site, SiteInfo>,
-    extensions: Vec<Extension>,
+    extensions: VecDeque<Extension>,
+    extensions_made: usize,
     /// In how many runs each site was seen.
     site_runs: HashMap<Site, u32>,
     tried: HashSet<Vec<Fault>>,
@@ -97,7 +107,8 @@ impl Knowledge {
             model,
             nodes: nodes.into_iter().collect(),
             root: BTreeMap::new(),
-            extensions: Vec::new(),
+            extensions: VecDeque::new(),
+            extensions_made: 0,
             site_runs: HashMap::new(),
             tried: HashSet::new(),
             family_tries: HashMap::new(),
@@ -200,10 +211,17 @@ impl Knowledge {
                 .insert(o.nth, p);
         }
         if !sites.is_empty() {
-            self.extensions.push(Extension {
+            self.extensions_made += 1;
+            self.extensions.push_back(Extension {
+                id: self.extensions_made,
                 prefix: faults.to_vec(),
                 sites,
             });
+            if self.extensions.len() > MAX_EXTENSIONS {
+                if let Some(old) = self.extensions.pop_front() {
+                    self.family_tries.retain(|family, _| family.0 != old.id);
+                }
+            }
         }
     }
 
@@ -227,8 +245,7 @@ impl Knowledge {
         let groups = std::iter::once((0usize, &[][..], &self.root)).chain(
             self.extensions
                 .iter()
-                .enumerate()
-                .map(|(i, e)| (i + 1, e.prefix.as_slice(), &e.sites)),
+                .map(|e| (e.id, e.prefix.as_slice(), &e.sites)),
         );
         for (gid, prefix, sites) in groups {
             for (site, info) in sites {
@@ -308,7 +325,8 @@ impl Knowledge {
         (self.candidates().len(), self.pairs(100_000).len())
     }
 
-    /// How many distinct single-fault candidates were mined (tried or not).
+    /// How many distinct single-fault candidates were mined (tried or not), among the root
+    /// points and the extensions kept (at most [`MAX_EXTENSIONS`]).
     pub fn mined(&self) -> usize {
         self.root
             .values()
@@ -330,8 +348,8 @@ impl Knowledge {
                 let gid = if f.len() > 1 {
                     self.extensions
                         .iter()
-                        .position(|e| e.prefix[..] == f[..f.len() - 1])
-                        .map_or(usize::MAX, |i| i + 1)
+                        .find(|e| e.prefix[..] == f[..f.len() - 1])
+                        .map_or(usize::MAX, |e| e.id)
                 } else {
                     0
                 };
@@ -472,5 +490,68 @@ mod tests {
         s.sort();
         assert_eq!(s, (0..13).collect::<Vec<_>>());
         assert_eq!(&v[..3], &[6, 3, 9]);
+    }
+
+    fn send(node: &str, nth: u64, seq: u64) -> Occurrence {
+        Occurrence {
+            site: Site {
+                node: node.into(),
+                call: "sendto".into(),
+                class: "data".into(),
+                peer: Some("client".into()),
+                file: None,
+            },
+            nth,
+            seq,
+            ret: 12,
+            in_workload: true,
+            ack: false,
+        }
+    }
+
+    #[test]
+    fn extensions_are_bounded_and_the_oldest_go_first() {
+        let mut k = Knowledge::new(FaultModel::default(), ["n0".to_string()]);
+        k.learn(&[], &[send("n0", 1, 1)], None, false, false);
+        let root = k.next_systematic().expect("a root candidate");
+        // Every faulted run shows a new behaviour with a point never seen before (its n-th
+        // send), as on a system whose faulted runs keep differing.
+        let runs = MAX_EXTENSIONS as u64 + 10;
+        for i in 0..runs {
+            let fault = Fault {
+                nth: 1,
+                ..root[0].clone()
+            };
+            let fault = Fault {
+                action: [Action::Delay, Action::Fail][i as usize % 2],
+                max_bytes: None,
+                ..fault
+            };
+            let mut prefix = vec![fault];
+            prefix[0].site.call = format!("sendto{i}");
+            let after = send("n0", 2 + i, 10);
+            k.learn(&prefix, &[after], Some(5), true, false);
+        }
+        assert_eq!(k.extensions.len(), MAX_EXTENSIONS);
+        assert_eq!(k.extensions_made, runs as usize);
+        let ids: Vec<usize> = k.extensions.iter().map(|e| e.id).collect();
+        assert_eq!(ids.first(), Some(&11));
+        assert_eq!(ids.last(), Some(&(runs as usize)));
+        assert_eq!(k.extensions[0].prefix[0].site.call, "sendto10");
+        // Picks from the newest extension count against that extension's family.
+        let mut rng = Rng::new(3);
+        let mut picked_newest = false;
+        while let Some(f) = k.next(StrategyKind::Systematic, &mut rng) {
+            if f.len() == 2 && f[0].site.call == format!("sendto{}", runs - 1) {
+                picked_newest = true;
+                let family = (runs as usize, f[1].action, f[1].site.clone());
+                assert_eq!(k.family_tries.get(&family), Some(&1));
+                break;
+            }
+        }
+        assert!(
+            picked_newest,
+            "the newest extension's candidates are offered"
+        );
     }
 }
