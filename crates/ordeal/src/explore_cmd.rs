@@ -119,11 +119,7 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
         return campaign(ordeal_explore::Config::resume(dir, &header, exe, progress)?);
     }
     let (text, path) = match (&args.experiment, args.demo) {
-        (Some(p), _) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("{}: cannot read experiment file", p.display()))?,
-            p.clone(),
-        ),
+        (Some(p), _) => crate::experiment_text(p, demo_toml)?,
         (None, _) => (demo_toml.to_string(), PathBuf::from("demo-kv.toml")),
     };
     let mut exp = ordeal_experiment::Experiment::parse(&text, &path)?;

@@ -179,13 +179,23 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// The text of an experiment file and the path it resolves against; `demo` (when no such
+/// file exists) names the embedded demo, whose relative paths resolve against the current
+/// directory, as in `ordeal crash demo` and `ordeal explore --demo`.
+pub(crate) fn experiment_text(path: &Path, demo_toml: &str) -> anyhow::Result<(String, PathBuf)> {
+    if path.as_os_str() == "demo" && !path.exists() {
+        return Ok((demo_toml.to_string(), PathBuf::from("demo-kv.toml")));
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read experiment file", path.display()))?;
+    Ok((text, path.to_path_buf()))
+}
+
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.cmd {
         Cmd::Run { experiment, flags } => {
-            let text = std::fs::read_to_string(&experiment).with_context(|| {
-                format!("{}: cannot read experiment file", experiment.display())
-            })?;
-            run(&text, &experiment, flags).map(|(code, _)| code)
+            let (text, path) = experiment_text(&experiment, DEMO_TOML)?;
+            run(&text, &path, flags).map(|(code, _)| code)
         }
         // Relative paths in the demo file resolve against the current directory.
         Cmd::Demo { flags } => {

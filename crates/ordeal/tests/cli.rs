@@ -629,3 +629,39 @@ fn without_privilege_auto_takes_ptrace_and_says_why() {
 extern "C" {
     fn geteuid() -> u32;
 }
+
+/// `demo` names the embedded demo wherever an experiment file is expected (as in `ordeal
+/// crash demo`), unless a file of that name exists: then it is that file.
+#[test]
+fn demo_names_the_embedded_demo_unless_a_file_is_called_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = ordeal()
+        .current_dir(dir.path())
+        .args(["run", "demo", "--out", out.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json(&out.join("summary.json"))["experiment"], "demo-kv");
+
+    std::fs::write(dir.path().join("demo"), "name = [").unwrap();
+    let o = ordeal()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "demo",
+            "--out",
+            dir.path().join("run2").to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("ordeal: error: demo"), "{err}");
+}
