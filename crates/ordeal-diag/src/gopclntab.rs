@@ -5,6 +5,7 @@
 //! ([`Table`]), following the inline tree (funcdata found through the runtime's
 //! `moduledata`) up to the function the frame names.
 
+use crate::image::Image;
 use object::{Object, ObjectSection};
 use std::ops::Range;
 use std::sync::Arc;
@@ -101,7 +102,7 @@ enum Version {
 ///
 /// Every read is bounds-checked: malformed data gives `None`, never a panic.
 pub(crate) struct Table {
-    data: Arc<Vec<u8>>,
+    data: Arc<Image>,
     /// `.gopclntab` in `data`.
     tab: Range<usize>,
     /// Its linked address (funcdata pointers of Go 1.16 are absolute).
@@ -141,7 +142,7 @@ fn uvarint(b: &[u8], off: &mut usize) -> Option<u32> {
 
 impl Table {
     /// The table of an ELF image, `None` without a readable `.gopclntab` of a known layout.
-    pub(crate) fn load(data: &Arc<Vec<u8>>) -> Option<Self> {
+    pub(crate) fn load(data: &Arc<Image>) -> Option<Self> {
         let file = object::File::parse(&data[..]).ok()?;
         let sec = file.section_by_name(".gopclntab")?;
         let (off, size) = sec.file_range()?;
@@ -447,14 +448,14 @@ mod tests {
                     (at, old)
                 })
                 .collect();
-            let shared = Arc::new(data);
+            let shared = Arc::new(Image::from(data));
             if let Some(t) = Table::load(&shared) {
                 for _ in 0..200 {
                     let pc = text.start + next() % (text.end - text.start);
                     let _ = t.find(pc);
                 }
             }
-            data = Arc::try_unwrap(shared).unwrap();
+            data = shared.to_vec();
             for (at, old) in saved {
                 data[at] = old;
             }

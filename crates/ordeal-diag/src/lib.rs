@@ -16,6 +16,7 @@
 pub mod dump;
 mod gopclntab;
 pub mod hang;
+mod image;
 mod lines;
 pub mod procfs;
 pub mod snapshot;

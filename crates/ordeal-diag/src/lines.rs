@@ -6,6 +6,7 @@
 //! addresses get their line programs and functions read. Malformed or missing DWARF just
 //! means no file:line. Compressed debug sections (`SHF_COMPRESSED`, `.zdebug_*`) are not read.
 
+use crate::image::Image;
 use crate::unwind::Bytes;
 use object::{Object, ObjectSection};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,13 +24,13 @@ pub(crate) struct Lines {
 impl Lines {
     /// The DWARF of `data` (an ELF image), else of its separate debug file found by build id;
     /// `None` when neither has `.debug_info` and `.debug_line`, or they don't parse.
-    pub(crate) fn load(data: &Arc<Vec<u8>>) -> Option<Self> {
+    pub(crate) fn load(data: &Arc<Image>) -> Option<Self> {
         catch_unwind(AssertUnwindSafe(|| {
             let file = object::File::parse(&data[..]).ok()?;
             if let Some(l) = Self::from_file(&file, data) {
                 return Some(l);
             }
-            let dbg = Arc::new(std::fs::read(crate::unwind::debug_file_path(&file)?).ok()?);
+            let dbg = Arc::new(Image::open(crate::unwind::debug_file_path(&file)?).ok()?);
             let dbg_file = object::File::parse(&dbg[..]).ok()?;
             Self::from_file(&dbg_file, &dbg)
         }))
@@ -37,7 +38,7 @@ impl Lines {
         .flatten()
     }
 
-    fn from_file(file: &object::File<'_>, data: &Arc<Vec<u8>>) -> Option<Self> {
+    fn from_file(file: &object::File<'_>, data: &Arc<Image>) -> Option<Self> {
         let has = |name: &str| {
             file.section_by_name(name)
                 .is_some_and(|s| s.file_range().is_some_and(|(_, size)| size > 0))

@@ -12,6 +12,7 @@
 //! ([`crate::lines`]); without usable DWARF, for Go binaries, from `.gopclntab`'s pc-value
 //! tables ([`crate::gopclntab::Table`]).
 
+use crate::image::Image;
 use crate::lines::Lines;
 use crate::procfs::Mapping;
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
@@ -27,11 +28,11 @@ pub const MAX_FRAMES: usize = 256;
 
 /// A slice of a shared file image (framehop wants owned section data).
 #[derive(Clone)]
-pub struct Bytes(Arc<Vec<u8>>, Range<usize>);
+pub struct Bytes(Arc<Image>, Range<usize>);
 
 impl Bytes {
     /// `range` of `data`, if it lies within it.
-    pub(crate) fn new(data: Arc<Vec<u8>>, range: Range<usize>) -> Option<Self> {
+    pub(crate) fn new(data: Arc<Image>, range: Range<usize>) -> Option<Self> {
         (range.start <= range.end && range.end <= data.len()).then_some(Self(data, range))
     }
 }
@@ -42,9 +43,9 @@ impl std::fmt::Debug for Bytes {
     }
 }
 
-// SAFETY: the bytes live in the `Vec`'s heap buffer, owned by the `Arc` and never mutated or
-// reallocated (nothing takes `Arc::get_mut`/`make_mut` on it), so they stay at the same
-// address however a `Bytes` moves, while any clone of the `Arc` lives.
+// SAFETY: the bytes live in the `Image` (a mapping or a heap buffer), owned by the `Arc` and
+// never mutated, moved or reallocated (an `Image` has no mutable access), so they stay at the
+// same address however a `Bytes` moves, while any clone of the `Arc` lives.
 unsafe impl gimli::StableDeref for Bytes {}
 // SAFETY: a clone shares the same `Arc` and range, so it derefs to the very same bytes.
 unsafe impl gimli::CloneStableDeref for Bytes {}
@@ -127,7 +128,7 @@ struct LoadedModule {
     symbols: Vec<Sym>,
     source: SymbolSource,
     /// The file image, for reading DWARF when first needed.
-    data: Arc<Vec<u8>>,
+    data: Arc<Image>,
     /// Line tables, loaded at the first look-up in this module (`None`: no usable DWARF).
     lines: OnceLock<Option<Lines>>,
     /// Go's pc → file:line tables, loaded at the first look-up DWARF does not answer.
@@ -192,7 +193,7 @@ impl ProcessModules {
                 continue;
             };
             let data =
-                std::fs::read(format!("/proc/{pid}/root{path}")).or_else(|_| std::fs::read(path));
+                Image::open(format!("/proc/{pid}/root{path}")).or_else(|_| Image::open(path));
             let Ok(data) = data else {
                 continue;
             };
@@ -305,7 +306,7 @@ fn frame_pointer_walk(
 
 fn section_of(
     file: &object::File<'_>,
-    data: &Arc<Vec<u8>>,
+    data: &Arc<Image>,
     name: &str,
 ) -> Option<(Range<u64>, Bytes)> {
     let s = file.section_by_name(name)?;
@@ -322,7 +323,7 @@ fn section_of(
 
 fn load_module(
     path: &str,
-    data: Arc<Vec<u8>>,
+    data: Arc<Image>,
     exec: &Mapping,
     all: &[&Mapping],
 ) -> Option<(Module<Bytes>, LoadedModule)> {
@@ -408,7 +409,7 @@ fn debug_file_symbols(
     file: &object::File<'_>,
     collect: &dyn Fn(object::SymbolIterator<'_, '_>) -> Vec<Sym>,
 ) -> Option<Vec<Sym>> {
-    let data = std::fs::read(debug_file_path(file)?).ok()?;
+    let data = Image::open(debug_file_path(file)?).ok()?;
     let dbg = object::File::parse(&data[..]).ok()?;
     let v = collect(dbg.symbols());
     (!v.is_empty()).then_some(v)
