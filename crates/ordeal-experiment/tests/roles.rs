@@ -5,8 +5,7 @@ use std::fs;
 use std::time::Duration;
 
 use ordeal_experiment::{
-    Experiment, Inference, InferredRole, ResolveContext, DEFAULT_INFER_WINDOW,
-    DEFAULT_ROLE_TIMEOUT,
+    Experiment, Inference, InferredRole, ResolveContext, DEFAULT_INFER_WINDOW, DEFAULT_ROLE_TIMEOUT,
 };
 
 const NODES: &str = r#"name = "cluster"
@@ -84,8 +83,10 @@ fn bad_roles_are_reported_at_their_values() {
     // An unknown key in a role is a syntax error, reported alone with the keys a role takes.
     assert_eq!(
         errors("[roles]\nlead = { command = [\"true\"], match = \"x\" }\n"),
-        ["x.toml:16:30: unknown field `match`, expected one of `command`, `matches`, `infer`, \
-          `window`, `timeout`"]
+        [
+            "x.toml:16:30: unknown field `match`, expected one of `command`, `matches`, `infer`, \
+          `window`, `timeout`"
+        ]
     );
     assert_eq!(
         errors(

@@ -380,8 +380,14 @@ pub fn run_on(
     // Fault marks are watched as they are written: live lines, summary.json's `faults`.
     let seen = fired::SeenLog::default();
     let live = (opts.progress && opts.faults.is_some()).then_some(progress.t0);
-    let sink = fired::FaultWatch::new(writer, seen.clone(), live);
-    let engine = launcher.start(config, Box::new(sink), hook)?;
+    let sink: Box<dyn ordeal_tracer::Sink> =
+        Box::new(fired::FaultWatch::new(writer, seen.clone(), live));
+    // With a role inferred from traffic, the sends between nodes are kept on the way.
+    let sink = match &prober {
+        Some(p) => p.sink(sink),
+        None => sink,
+    };
+    let engine = launcher.start(config, sink, hook)?;
     let mut ckpt = checkpoints::Checkpoints::start(&resolved, &run_dir, engine.marker())?;
     let mut sup = Supervisor {
         ckpt: &ckpt,
