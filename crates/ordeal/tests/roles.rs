@@ -219,6 +219,31 @@ fn the_docs_role_examples_are_valid() {
     let exp = ordeal_experiment::Experiment::parse(&text, "doc.toml")
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(exp.role_names().collect::<Vec<_>>(), ["leader"]);
+    // The role inferred from traffic, in its subsection.
+    let inferred = &section[section.find("### Roles inferred from traffic").unwrap()..];
+    let block = &inferred[inferred.find("```toml\n").unwrap() + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let text = format!(
+        "name = \"d\"\n[[node]]\nname = \"e1\"\nargv = [\"true\"]\n\
+         [[node]]\nname = \"e2\"\nargv = [\"true\"]\n{block}"
+    );
+    let exp = ordeal_experiment::Experiment::parse(&text, "doc.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let r = exp
+        .resolve(&ordeal_experiment::ResolveContext::new(
+            tempfile::tempdir().unwrap().path().join("run"),
+            "/bin/true",
+        ))
+        .unwrap();
+    assert_eq!(
+        r.inferred_roles,
+        [ordeal_experiment::InferredRole {
+            name: "leader".into(),
+            rule: ordeal_experiment::Inference::FansOut,
+            window: std::time::Duration::from_secs(2),
+            timeout: ordeal_experiment::DEFAULT_ROLE_TIMEOUT,
+        }]
+    );
 }
 
 /// A partition aimed at the leader cuts off the member found leading from the two others
