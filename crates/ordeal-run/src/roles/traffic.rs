@@ -245,7 +245,7 @@ pub(crate) struct TrafficSink {
     inner: Box<dyn Sink>,
     traffic: SharedTraffic,
     /// Sends not recorded yet: the record was locked when they came.
-    backlog: Vec<Send>,
+    backlog: VecDeque<Send>,
     /// A change not recorded yet (its time).
     change: Option<u64>,
     /// The record's nodes, to index sends without the lock.
@@ -258,41 +258,44 @@ impl TrafficSink {
         TrafficSink {
             inner,
             traffic,
-            backlog: Vec::new(),
+            backlog: VecDeque::new(),
             change: None,
             nodes,
         }
     }
 
     fn observe(&mut self, ev: &Event) {
-        if let Some(mark) = &ev.fault {
-            if changes_who_talks(&mark.action) {
-                self.change = Some(ev.ts.max(self.change.unwrap_or(0)));
-                self.record();
+        if let Some(send) = self.send_of(ev) {
+            if self.backlog.len() >= MAX_BACKLOG {
+                self.backlog.pop_front();
             }
-            // A call a fault acted on (failed, cut, delayed): not the system's own traffic.
-            return;
+            self.backlog.push_back(send);
+        } else if ev
+            .fault
+            .as_ref()
+            .is_some_and(|m| changes_who_talks(&m.action))
+        {
+            self.change = Some(ev.ts.max(self.change.unwrap_or(0)));
         }
-        if !ev.is_send() || ev.moved() == 0 {
-            return;
+        if !self.backlog.is_empty() || self.change.is_some() {
+            self.record();
         }
-        let Some(peer) = ev.sock.as_ref().and_then(|s| s.peer_node.as_deref()) else {
-            return;
-        };
+    }
+
+    /// The send `ev` is, when it is a completed send to another node that no fault acted on
+    /// (failed, cut, delayed: not the system's own traffic).
+    fn send_of(&self, ev: &Event) -> Option<Send> {
+        if ev.fault.is_some() || !ev.is_send() || ev.moved() == 0 {
+            return None;
+        }
+        let peer = ev.sock.as_ref()?.peer_node.as_deref()?;
         let index = |n: &str| self.nodes.iter().position(|x| x == n);
-        let (Some(from), Some(to)) = (index(&ev.node), index(peer)) else {
-            return;
-        };
-        if self.backlog.len() >= MAX_BACKLOG {
-            self.backlog.remove(0);
-        }
-        self.backlog.push(Send {
-            from,
-            to,
+        Some(Send {
+            from: index(&ev.node)?,
+            to: index(peer)?,
             ts: ev.ts,
             bytes: ev.moved(),
-        });
-        self.record();
+        })
     }
 
     /// Moves what waits into the record, unless the record is locked: never waits (the
@@ -320,6 +323,7 @@ impl Sink for TrafficSink {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        self.record();
         self.inner.flush()
     }
 }
@@ -579,8 +583,12 @@ mod tests {
             sink.event(&send("b", Some("a"), 20 * MS, 30)).unwrap();
             assert_eq!(sink.backlog.len(), 1);
         }
-        sink.event(&send("b", Some("a"), 30 * MS, 20)).unwrap();
+        // Any next event moves it in (here, a receive).
+        let mut recv = send("b", Some("a"), 25 * MS, 3);
+        recv.call = "read".into();
+        sink.event(&recv).unwrap();
         assert!(sink.backlog.is_empty());
+        sink.event(&send("b", Some("a"), 30 * MS, 20)).unwrap();
         let w = shared.lock().unwrap().window(100 * MS, SEC);
         assert_eq!((w.bytes, w.count), (vec![0, 100, 50, 0], vec![0, 1, 2, 0]));
         // A crash changes who talks to whom: what was sent before it no longer counts.
