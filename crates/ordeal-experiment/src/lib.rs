@@ -4,7 +4,8 @@
 //! multi-process system: its nodes (long-running processes, each with an optional readiness
 //! condition and data directory) and its workloads (commands run against the nodes once they
 //! are ready), and how to find which node holds a role such as a leader (`[roles]`: a probe
-//! command per node, run by ordeal-run while the run goes on). This crate turns such a file
+//! command per node, run by ordeal-run while the run goes on, or an inference from the
+//! traced traffic such as the node that fans out to all others). This crate turns such a file
 //! into concrete processes to start; it knows nothing about tracing.
 //!
 //! ```no_run
@@ -50,7 +51,10 @@ pub use ports::{PortAllocator, PortReservation, DEFAULT_LOCK_DIR, DEFAULT_PORT_R
 pub use resolve::{
     DataDir, NodeSpec, ProxySpec, ReadyCheck, ResolveContext, Resolved, WorkloadSpec,
 };
-pub use roles::{RoleProbe, DEFAULT_ROLE_TIMEOUT};
+pub use roles::{
+    Inference, InferredRole, RoleProbe, DEFAULT_INFER_WINDOW, DEFAULT_ROLE_TIMEOUT,
+    MAX_INFER_WINDOW,
+};
 
 use raw::RawExperiment;
 use template::Template;

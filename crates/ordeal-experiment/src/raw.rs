@@ -47,7 +47,8 @@ pub(crate) struct RawExperiment {
     pub roles: Option<Spanned<BTreeMap<Str, Spanned<RawRole>>>>,
 }
 
-/// One role of `[roles]`: `NAME = { command = [...], matches = "...", timeout = "2s" }`.
+/// One role of `[roles]`: `NAME = { command = [...], matches = "...", timeout = "2s" }`, or
+/// `NAME = { infer = "fans-out", window = "2s", timeout = "2s" }`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRole {
@@ -55,6 +56,10 @@ pub(crate) struct RawRole {
     pub command: Option<StrList>,
     #[serde(default)]
     pub matches: Option<Str>,
+    #[serde(default)]
+    pub infer: Option<Str>,
+    #[serde(default)]
+    pub window: Option<Str>,
     #[serde(default)]
     pub timeout: Option<Str>,
 }

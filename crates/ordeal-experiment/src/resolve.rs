@@ -73,8 +73,10 @@ pub struct Resolved {
     pub network: crate::Network,
     /// Each node's and workload's address (`{host.NAME}`): `127.0.0.1` on loopback.
     pub hosts: BTreeMap<String, String>,
-    /// `[roles]`: the probe finding each role's holders, in name order.
+    /// `[roles]`: the probe finding each probed role's holders, in name order.
     pub roles: Vec<crate::RoleProbe>,
+    /// `[roles]`: the roles inferred from traffic (`infer`), in name order.
+    pub inferred_roles: Vec<crate::InferredRole>,
     reservation: PortReservation,
 }
 
@@ -341,12 +343,19 @@ impl Experiment {
                 Err(m) => r.err(&p.listen.location, format!("{what}: listen: {m}")),
             }
         }
-        let roles = self.roles.iter().map(|role| r.role(role)).collect();
+        let (mut roles, mut inferred_roles) = (Vec::new(), Vec::new());
+        for role in &self.roles {
+            match r.role(role) {
+                crate::roles::ResolvedRole::Probe(p) => roles.push(p),
+                crate::roles::ResolvedRole::Inferred(i) => inferred_roles.push(i),
+            }
+        }
         if !r.diags.is_empty() {
             return Err(Error::Invalid(r.diags));
         }
         Ok(Resolved {
             roles,
+            inferred_roles,
             check,
             crash_check,
             history_check: self.history_check.clone(),

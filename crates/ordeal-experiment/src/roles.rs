@@ -1,7 +1,10 @@
 //! `[roles]`: how to find which node holds a role (a leader, a primary) while a run goes on.
-//! Each role has a probe command, run once per running node with the node in its environment;
-//! the nodes where it succeeds (and, with `matches`, prints a matching line) hold the role.
-//! The run (ordeal-run) runs the probes; this file reads, checks and resolves them.
+//! A role has either a probe command, run once per running node with the node in its
+//! environment (the nodes where it succeeds, and with `matches` print a matching line, hold
+//! the role), or an inference from the traced traffic (`infer = "fans-out"`: the node that
+//! sent to every other running node within the last `window`, see [`Inference`]). The run
+//! (ordeal-run) runs the probes and keeps the traffic; this file reads, checks and resolves
+//! them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,13 +22,77 @@ use crate::Location;
 /// How long one probe of one node may take unless the role says (`timeout`).
 pub const DEFAULT_ROLE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How far back an inferred role looks at the traffic unless the role says (`window`).
+pub const DEFAULT_INFER_WINDOW: Duration = Duration::from_secs(2);
+
+/// The longest `window` an inferred role may ask: the run keeps this much traffic per pair
+/// of nodes.
+pub const MAX_INFER_WINDOW: Duration = Duration::from_secs(60);
+
 /// A role as the file declares it.
 #[derive(Debug, Clone)]
 pub(crate) struct RoleDef {
     name: String,
-    command: Vec<Template>,
-    matches: Option<Regex>,
+    find: Finder,
     timeout: Duration,
+}
+
+/// How a declared role is found.
+#[derive(Debug, Clone)]
+enum Finder {
+    Probe {
+        command: Vec<Template>,
+        matches: Option<Regex>,
+    },
+    Infer {
+        rule: Inference,
+        window: Duration,
+    },
+}
+
+/// What traffic makes a node hold an inferred role (`infer = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inference {
+    /// `fans-out`: within the window, the node sent to every other running node, and every
+    /// other running node that sent anything sent most of its bytes to it (a Raft leader's
+    /// heartbeats and appends, a primary's replication stream). Several such nodes (two
+    /// nodes that only talk to each other): the one that sent the most bytes to the others,
+    /// if at least twice as many as any other; else none.
+    FansOut,
+}
+
+impl Inference {
+    /// The spellings `infer` accepts, and what each is.
+    pub const ALL: [(&'static str, Inference); 1] = [("fans-out", Inference::FansOut)];
+
+    /// As the file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Inference::FansOut => "fans-out",
+        }
+    }
+}
+
+/// A role found from the traced traffic rather than by a probe. The run keeps a bounded
+/// record of the recent sends between nodes (completed sends whose peer is a node) and
+/// applies `rule` to the last `window` of it, among the nodes running (not crashed, not
+/// paused) at that moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InferredRole {
+    /// The role's name (`leader`).
+    pub name: String,
+    pub rule: Inference,
+    /// How far back the traffic counts (`window`, default 2 s).
+    pub window: Duration,
+    /// How long a fault aimed at the role waits for a node to hold it (`timeout`, default
+    /// 2 s): the traffic is looked at again every 100 ms until then.
+    pub timeout: Duration,
+}
+
+/// A declared role made concrete for one run.
+pub(crate) enum ResolvedRole {
+    Probe(RoleProbe),
+    Inferred(InferredRole),
 }
 
 /// A role made concrete for one run: the probe to run on each node.
@@ -111,36 +178,10 @@ impl Validator<'_> {
                 );
             }
             let r = role.get_ref();
-            let command = match &r.command {
-                Some(c) => self.argv("command", c),
-                None => {
-                    self.err(
-                        Some(role.span()),
-                        format!(
-                            "role `{n}` needs `command = [\"program\", ...]`: the probe run on \
-                             each node (ORDEAL_NODE, ORDEAL_HOST and ORDEAL_PORT say which); \
-                             the nodes where it succeeds hold the role"
-                        ),
-                    );
-                    Vec::new()
-                }
+            let find = match &r.infer {
+                Some(rule) => self.inference(n, role, rule),
+                None => self.probe(n, role),
             };
-            let matches = r
-                .matches
-                .as_ref()
-                .and_then(|m| match Regex::new(m.get_ref()) {
-                    Ok(re) => Some(re),
-                    Err(e) => {
-                        self.err(
-                            Some(m.span()),
-                            format!(
-                                "invalid regular expression in `matches`: {}",
-                                regex_message(&e)
-                            ),
-                        );
-                        None
-                    }
-                });
             let timeout = r
                 .timeout
                 .as_ref()
@@ -148,12 +189,115 @@ impl Validator<'_> {
                 .unwrap_or(DEFAULT_ROLE_TIMEOUT);
             roles.push(RoleDef {
                 name: n.clone(),
-                command,
-                matches,
+                find,
                 timeout,
             });
         }
         roles
+    }
+
+    /// A probed role: `command` (required) and `matches`; no `window`.
+    fn probe(&mut self, n: &str, role: &Spanned<RawRole>) -> Finder {
+        let r = role.get_ref();
+        if let Some(w) = &r.window {
+            self.err(
+                Some(w.span()),
+                format!(
+                    "role `{n}`: `window` is for a role inferred from traffic (`infer = \
+                     \"fans-out\"`); a probed role has none"
+                ),
+            );
+        }
+        let command = match &r.command {
+            Some(c) => self.argv("command", c),
+            None => {
+                self.err(
+                    Some(role.span()),
+                    format!(
+                        "role `{n}` needs `command = [\"program\", ...]`: the probe run on \
+                         each node (ORDEAL_NODE, ORDEAL_HOST and ORDEAL_PORT say which); \
+                         the nodes where it succeeds hold the role; or `infer = \"fans-out\"`: \
+                         the node that sends to every other holds it"
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        let matches = r
+            .matches
+            .as_ref()
+            .and_then(|m| match Regex::new(m.get_ref()) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    self.err(
+                        Some(m.span()),
+                        format!(
+                            "invalid regular expression in `matches`: {}",
+                            regex_message(&e)
+                        ),
+                    );
+                    None
+                }
+            });
+        Finder::Probe { command, matches }
+    }
+
+    /// An inferred role: `infer` (one of [`Inference::ALL`]) and `window`; neither
+    /// `command` nor `matches`.
+    fn inference(&mut self, n: &str, role: &Spanned<RawRole>, rule: &Str) -> Finder {
+        let r = role.get_ref();
+        for (key, given) in [
+            ("command", r.command.as_ref().map(|c| c.span())),
+            ("matches", r.matches.as_ref().map(|m| m.span())),
+        ] {
+            if let Some(span) = given {
+                self.err(
+                    Some(span),
+                    format!(
+                        "role `{n}`: `{key}` belongs to a probed role; one inferred from \
+                         traffic (`infer`) runs no probe: remove one or the other"
+                    ),
+                );
+            }
+        }
+        let known = Inference::ALL.map(|(name, _)| name);
+        let found = Inference::ALL
+            .iter()
+            .find(|(name, _)| *name == rule.get_ref().as_str())
+            .map(|(_, i)| *i);
+        let rule = found.unwrap_or_else(|| {
+            let hint = ordeal_toml::suggest(rule.get_ref(), known.iter().copied(), 3)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            self.err(
+                Some(rule.span()),
+                format!(
+                    "role `{n}`: unknown inference `{}`{hint}: `infer` takes {}",
+                    ordeal_toml::truncated(rule.get_ref()),
+                    known.map(|k| format!("`{k}`")).join(", ")
+                ),
+            );
+            Inference::FansOut
+        });
+        let window = match &r.window {
+            Some(w) => match self.duration(w) {
+                Some(d) if d > MAX_INFER_WINDOW => {
+                    self.err(
+                        Some(w.span()),
+                        format!(
+                            "role `{n}`: a window of at most {}s (the run keeps that much \
+                             traffic)",
+                            MAX_INFER_WINDOW.as_secs()
+                        ),
+                    );
+                    DEFAULT_INFER_WINDOW
+                }
+                Some(d) => d,
+                None => DEFAULT_INFER_WINDOW,
+            },
+            None => DEFAULT_INFER_WINDOW,
+        };
+        Finder::Infer { rule, window }
     }
 }
 
@@ -164,12 +308,23 @@ impl RoleDef {
 }
 
 impl Resolver<'_> {
-    /// A role's probe for this run; its program is looked up as the nodes' are.
-    pub(crate) fn role(&mut self, role: &RoleDef) -> RoleProbe {
+    /// A role for this run: a probe's program is looked up as the nodes' are.
+    pub(crate) fn role(&mut self, role: &RoleDef) -> ResolvedRole {
+        let (command, matches) = match &role.find {
+            Finder::Probe { command, matches } => (command, matches),
+            Finder::Infer { rule, window } => {
+                return ResolvedRole::Inferred(InferredRole {
+                    name: role.name.clone(),
+                    rule: *rule,
+                    window: *window,
+                    timeout: role.timeout,
+                })
+            }
+        };
         let what = format!("role `{}`", role.name);
-        let argv: Vec<String> = role.command.iter().map(|a| self.string(&what, a)).collect();
+        let argv: Vec<String> = command.iter().map(|a| self.string(&what, a)).collect();
         let cwd = self.base_dir().to_path_buf();
-        let location = match role.command.first() {
+        let location = match command.first() {
             Some(t) => t.location.clone(),
             None => Location::file_only(self.file()),
         };
@@ -180,13 +335,13 @@ impl Resolver<'_> {
             &cwd,
             &BTreeMap::new(),
         );
-        RoleProbe {
+        ResolvedRole::Probe(RoleProbe {
             name: role.name.clone(),
             program,
             argv,
             cwd,
-            matches: role.matches.clone(),
+            matches: matches.clone(),
             timeout: role.timeout,
-        }
+        })
     }
 }

@@ -1,10 +1,12 @@
-//! `[roles]`: probes that find which node holds a role, read, checked with positions, and
-//! resolved for a run.
+//! `[roles]`: probes that find which node holds a role, and roles inferred from traffic,
+//! read, checked with positions, and resolved for a run.
 
 use std::fs;
 use std::time::Duration;
 
-use ordeal_experiment::{Experiment, ResolveContext, DEFAULT_ROLE_TIMEOUT};
+use ordeal_experiment::{
+    Experiment, Inference, InferredRole, ResolveContext, DEFAULT_INFER_WINDOW, DEFAULT_ROLE_TIMEOUT,
+};
 
 const NODES: &str = r#"name = "cluster"
 
@@ -81,7 +83,10 @@ fn bad_roles_are_reported_at_their_values() {
     // An unknown key in a role is a syntax error, reported alone with the keys a role takes.
     assert_eq!(
         errors("[roles]\nlead = { command = [\"true\"], match = \"x\" }\n"),
-        ["x.toml:16:30: unknown field `match`, expected one of `command`, `matches`, `timeout`"]
+        [
+            "x.toml:16:30: unknown field `match`, expected one of `command`, `matches`, `infer`, \
+          `window`, `timeout`"
+        ]
     );
     assert_eq!(
         errors(
@@ -103,7 +108,8 @@ primary = { command = [], timeout = "0s" }
             "x.toml:18:1: invalid role name `bad name`: use letters, digits, `_` and `-`",
             "x.toml:19:10: role `leader` needs `command = [\"program\", ...]`: the probe run \
              on each node (ORDEAL_NODE, ORDEAL_HOST and ORDEAL_PORT say which); the nodes \
-             where it succeeds hold the role",
+             where it succeeds hold the role; or `infer = \"fans-out\"`: the node that sends \
+             to every other holds it",
             "x.toml:19:22: invalid regular expression in `matches`: unclosed group",
             "x.toml:20:23: command must not be empty: its first element is the program to run",
             "x.toml:20:37: the duration must be greater than zero",
@@ -136,5 +142,78 @@ fn a_missing_probe_program_is_reported_when_resolving() {
             "x.toml:16:23: role `leader`: command: program `no-such-probe-xyz` not found in PATH"
         ),
         "{e}"
+    );
+}
+
+#[test]
+fn inferred_roles_are_read_and_resolved_apart_from_the_probes() {
+    let text = format!(
+        r#"{NODES}
+[roles]
+leader = {{ infer = "fans-out" }}
+primary = {{ infer = "fans-out", window = "500ms", timeout = "5s" }}
+probed = {{ command = ["true"] }}
+"#
+    );
+    let exp = Experiment::parse(&text, "x.toml").unwrap();
+    // Schedules may name any of them.
+    assert_eq!(
+        exp.role_names().collect::<Vec<_>>(),
+        ["leader", "primary", "probed"]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = exp
+        .resolve(&ResolveContext::new(dir.path().join("run"), "/bin/true"))
+        .unwrap();
+    assert_eq!(
+        r.roles.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["probed"]
+    );
+    assert_eq!(
+        r.inferred_roles,
+        [
+            InferredRole {
+                name: "leader".into(),
+                rule: Inference::FansOut,
+                window: DEFAULT_INFER_WINDOW,
+                timeout: DEFAULT_ROLE_TIMEOUT,
+            },
+            InferredRole {
+                name: "primary".into(),
+                rule: Inference::FansOut,
+                window: Duration::from_millis(500),
+                timeout: Duration::from_secs(5),
+            },
+        ]
+    );
+    assert_eq!(DEFAULT_INFER_WINDOW, Duration::from_secs(2));
+    assert_eq!(Inference::FansOut.name(), "fans-out");
+}
+
+#[test]
+fn bad_inferred_roles_are_reported_at_their_values() {
+    assert_eq!(
+        errors(
+            r#"[roles]
+leader = { infer = "fan-out" }
+primary = { infer = "fans-out", command = ["true"], matches = "x" }
+lead = { infer = "fans-out", window = "61s" }
+probed = { command = ["true"], window = "1s" }
+zero = { infer = "fans-out", window = "0s" }
+"#
+        ),
+        [
+            "x.toml:16:20: role `leader`: unknown inference `fan-out` (did you mean \
+             `fans-out`?): `infer` takes `fans-out`",
+            "x.toml:17:43: role `primary`: `command` belongs to a probed role; one inferred \
+             from traffic (`infer`) runs no probe: remove one or the other",
+            "x.toml:17:63: role `primary`: `matches` belongs to a probed role; one inferred \
+             from traffic (`infer`) runs no probe: remove one or the other",
+            "x.toml:18:39: role `lead`: a window of at most 60s (the run keeps that much \
+             traffic)",
+            "x.toml:19:41: role `probed`: `window` is for a role inferred from traffic \
+             (`infer = \"fans-out\"`); a probed role has none",
+            "x.toml:20:39: the duration must be greater than zero",
+        ]
     );
 }

@@ -5,7 +5,8 @@
 //! engine ([`ordeal_tracer::Engine`], ptrace today) → start every node in file order
 //! (stdout/stderr to `logs/NODE.{stdout,stderr}`) → wait until each node is ready
 //! (`readiness`, polled with a deadline) → find who holds each role of `[roles]` ([`roles`]:
-//! probes, `roles.jsonl`) → run the workloads → end the faults still in effect ([`lasting`])
+//! probes, or the recent sends between nodes the trace's sink keeps for a role inferred from
+//! traffic; `roles.jsonl`) → run the workloads → end the faults still in effect ([`lasting`])
 //! → run the check → stop everything → rebuild the happens-before graph
 //! from `trace.jsonl` and write the outputs (`outputs`). The phases live in `supervisor`.
 //! The verdict carries its cause ([`Cause`], chosen in `cause`: the history's violating
@@ -18,8 +19,8 @@
 //! supervisor's single tick. A partition in effect is a set of directed cut links
 //! ([`cuts::Cut`]: its two sides, or its shape laid over the nodes when it fired), which the
 //! tracer hook (loopback) and the drop rules (netns) apply alike. A fault aimed at a role
-//! (`role = "leader"`) is applied by the supervisor once the role's probe found its holder,
-//! never on the tracer thread ([`faults::Pending::deferred`]). [`replay`] compares a re-run
+//! (`role = "leader"`) is applied by the supervisor once the role's probe (or its traffic)
+//! found its holder, never on the tracer thread ([`faults::Pending::deferred`]). [`replay`] compares a re-run
 //! with the original, and counts how many of N reruns reproduce it ([`replay::Rates`], with a
 //! [`replay::wilson`] interval).
 //!
@@ -380,8 +381,14 @@ pub fn run_on(
     // Fault marks are watched as they are written: live lines, summary.json's `faults`.
     let seen = fired::SeenLog::default();
     let live = (opts.progress && opts.faults.is_some()).then_some(progress.t0);
-    let sink = fired::FaultWatch::new(writer, seen.clone(), live);
-    let engine = launcher.start(config, Box::new(sink), hook)?;
+    let sink: Box<dyn ordeal_tracer::Sink> =
+        Box::new(fired::FaultWatch::new(writer, seen.clone(), live));
+    // With a role inferred from traffic, the sends between nodes are kept on the way.
+    let sink = match &prober {
+        Some(p) => p.sink(sink),
+        None => sink,
+    };
+    let engine = launcher.start(config, sink, hook)?;
     let mut ckpt = checkpoints::Checkpoints::start(&resolved, &run_dir, engine.marker())?;
     let mut sup = Supervisor {
         ckpt: &ckpt,

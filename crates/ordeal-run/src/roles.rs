@@ -1,6 +1,8 @@
 //! Roles while a run goes on (`[roles]`): which node holds each role, found by running the
-//! role's probe on every node (untraced, in parallel, each bounded by the role's `timeout`),
-//! and the record of every finding in `RUN_DIR/roles.jsonl`.
+//! role's probe on every node (untraced, in parallel, each bounded by the role's `timeout`)
+//! or, for a role inferred from traffic (`infer`), from the recent sends between nodes the
+//! trace's sink keeps ([`traffic`]), and the record of every finding in `RUN_DIR/roles.jsonl`.
+//! Both kinds are found at the same moments, with the same patience, and recorded alike.
 //!
 //! When roles are found:
 //! - once every node is ready, before the workloads that wait for it start (`start`): every
@@ -13,9 +15,11 @@
 //! - after the recovery phase (`end`): every role, for the record (explore names its mined
 //!   points by the roles their nodes held).
 
+mod traffic;
+
 use crate::faults::Shared;
 use crate::network::enter_netns;
-use ordeal_experiment::{Resolved, RoleProbe};
+use ordeal_experiment::{Inference, InferredRole, Resolved, RoleProbe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
@@ -24,9 +28,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use traffic::{SharedTraffic, Traffic, TrafficSink};
 
 /// The record of role findings in a run directory.
 pub const ROLES_FILE: &str = "roles.jsonl";
@@ -78,10 +84,14 @@ struct ProbeNode {
     env: Vec<(String, String)>,
 }
 
-/// Runs the experiment's role probes. Cheap to clone: the [`Watch`] thread has its own.
+/// Runs the experiment's role probes and infers its roles from traffic. Cheap to clone: the
+/// [`Watch`] thread has its own (sharing the traffic record).
 #[derive(Clone)]
 pub(crate) struct Prober {
     roles: Vec<RoleProbe>,
+    inferred: Vec<InferredRole>,
+    /// The recent sends between nodes, when a role is inferred from them.
+    traffic: Option<SharedTraffic>,
     nodes: Vec<ProbeNode>,
     /// With `network = "netns"`: probes run from the hub, which reaches every node.
     hub: Option<Arc<OwnedFd>>,
@@ -96,7 +106,7 @@ impl Prober {
         net: Option<&ordeal_netns::Network>,
         origin_ns: u64,
     ) -> Option<Prober> {
-        if r.roles.is_empty() {
+        if r.roles.is_empty() && r.inferred_roles.is_empty() {
             return None;
         }
         let mut common: Vec<(String, String)> = vec![(
@@ -132,8 +142,19 @@ impl Prober {
                 }
             })
             .collect();
+        let traffic = r
+            .inferred_roles
+            .iter()
+            .map(|i| i.window)
+            .max()
+            .map(|longest| {
+                let names = r.nodes.iter().map(|n| n.name.clone()).collect();
+                Arc::new(Mutex::new(Traffic::new(names, longest)))
+            });
         Some(Prober {
             roles: r.roles.clone(),
+            inferred: r.inferred_roles.clone(),
+            traffic,
             nodes,
             hub: net.map(|n| n.hub_netns()),
             run_dir: r.run_dir.clone(),
@@ -141,14 +162,40 @@ impl Prober {
         })
     }
 
-    /// The roles' names, in name order.
+    /// The roles' names (probed and inferred), in name order.
     pub(crate) fn role_names(&self) -> impl Iterator<Item = &str> {
-        self.roles.iter().map(|r| r.name.as_str())
+        let mut names: Vec<&str> = self
+            .roles
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(self.inferred.iter().map(|r| r.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.into_iter()
     }
 
-    /// The nodes among `candidates` where `role`'s probe says yes, in file order: one round,
-    /// every node probed at once. Recorded in `roles.jsonl` with `why`.
+    /// The trace's sink, keeping the traffic on the way when a role is inferred from it.
+    pub(crate) fn sink(&self, inner: Box<dyn ordeal_tracer::Sink>) -> Box<dyn ordeal_tracer::Sink> {
+        match &self.traffic {
+            Some(t) => Box::new(TrafficSink::new(inner, t.clone())),
+            None => inner,
+        }
+    }
+
+    /// The nodes among `candidates` that hold `role`, in file order: one round, every node
+    /// probed at once, or the traffic of the role's window looked at. Recorded in
+    /// `roles.jsonl` with `why`.
     pub(crate) fn holders(&self, role: &str, candidates: &[String], why: &str) -> Vec<String> {
+        if let Some(spec) = self.inferred.iter().find(|r| r.name == role) {
+            let nodes = self.inferred_holders(spec, candidates);
+            self.record(&Sighting {
+                time_ns: self.now(),
+                why: why.to_string(),
+                role: role.to_string(),
+                nodes: nodes.clone(),
+            });
+            return nodes;
+        }
         let Some(spec) = self.roles.iter().find(|r| r.name == role) else {
             return Vec::new();
         };
@@ -173,12 +220,31 @@ impl Prober {
             .map(|(n, _)| n.name.clone())
             .collect();
         self.record(&Sighting {
-            time_ns: ordeal_tracer::monotonic_ns().saturating_sub(self.origin_ns),
+            time_ns: self.now(),
             why: why.to_string(),
             role: role.to_string(),
             nodes: nodes.clone(),
         });
         nodes
+    }
+
+    /// Now, on the clock of events' `ts`.
+    fn now(&self) -> u64 {
+        ordeal_tracer::monotonic_ns().saturating_sub(self.origin_ns)
+    }
+
+    /// The holder of an inferred role among `candidates`, from the last window of traffic.
+    fn inferred_holders(&self, spec: &InferredRole, candidates: &[String]) -> Vec<String> {
+        let Some(traffic) = &self.traffic else {
+            return Vec::new();
+        };
+        // Summed under the lock, judged after it: the sink never waits long.
+        let Ok(sends) = traffic.lock().map(|t| t.window(self.now(), spec.window)) else {
+            return Vec::new();
+        };
+        match spec.rule {
+            Inference::FansOut => traffic::fans_out(&sends, candidates).into_iter().collect(),
+        }
     }
 
     /// [`Prober::holders`], round after round until some node holds `role` or `patience`
@@ -206,7 +272,14 @@ impl Prober {
         self.roles
             .iter()
             .find(|r| r.name == role)
-            .map_or(ordeal_experiment::DEFAULT_ROLE_TIMEOUT, |r| r.timeout)
+            .map(|r| r.timeout)
+            .or_else(|| {
+                self.inferred
+                    .iter()
+                    .find(|r| r.name == role)
+                    .map(|r| r.timeout)
+            })
+            .unwrap_or(ordeal_experiment::DEFAULT_ROLE_TIMEOUT)
     }
 
     /// Runs `spec`'s probe on `node`: yes when it exits 0 within its timeout and, with
@@ -393,13 +466,15 @@ fn watch(prober: &Prober, roles: &[String], shared: &Shared, stop: &AtomicBool) 
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
-        // Nodes a fault keeps down hold nothing: not probed.
+        // Nodes a fault keeps down or stopped hold nothing: not probed.
         let candidates = || {
             prober
                 .nodes
                 .iter()
                 .map(|n| n.name.clone())
-                .filter(|n| !crate::faults::kept_down(shared, n))
+                .filter(|n| {
+                    !crate::faults::kept_down(shared, n) && !crate::faults::stopped(shared, n)
+                })
                 .collect::<Vec<String>>()
         };
         for role in roles {
@@ -587,6 +662,81 @@ slow = { command = ["sh", "-c", 'sleep 30 & echo $! > "$ORDEAL_RUN_DIR/slow-$ORD
             .find("leader", &none, "moved", Duration::from_millis(300), &stop)
             .is_empty());
         assert!(t0.elapsed() >= Duration::from_millis(300));
+    }
+
+    /// A write of `bytes` from `node` to `peer`, `ts` ns into the run.
+    fn send(node: &str, peer: &str, ts: u64, bytes: i64) -> ordeal_events::Event {
+        ordeal_events::Event {
+            ts,
+            node: node.into(),
+            call: "write".into(),
+            class: Some(ordeal_events::Class::Data),
+            ret: Some(bytes),
+            fd: Some(5),
+            sock: Some(ordeal_events::Sock {
+                ino: 1,
+                proto: ordeal_events::Proto::Tcp,
+                local: None,
+                remote: None,
+                peer_ino: None,
+                peer_node: Some(peer.into()),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_inferred_role_is_found_from_the_traffic_the_sink_kept_and_recorded_alike() {
+        let text = EXPERIMENT.replace(
+            "[roles]\n",
+            "[roles]\nprimary = { infer = \"fans-out\", window = \"1s\", timeout = \"300ms\" }\n",
+        );
+        let exp = Experiment::parse(&text, "roles.toml").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let r = exp
+            .resolve(&ResolveContext::new(dir.path(), "/bin/true"))
+            .unwrap();
+        let origin = ordeal_tracer::monotonic_ns();
+        let p = Prober::new(&r, None, origin).unwrap();
+        assert_eq!(
+            p.role_names().collect::<Vec<_>>(),
+            ["follower", "leader", "primary", "slow", "writer"]
+        );
+        assert_eq!(p.patience("primary"), Duration::from_millis(300));
+        // Nothing sent yet: no holder, after the role's patience.
+        let stop = AtomicBool::new(false);
+        let t0 = Instant::now();
+        assert!(p
+            .find("primary", &all, "fault f", p.patience("primary"), &stop)
+            .is_empty());
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        // n1 streams to n0 and n2, which acknowledge; what the sink saw is kept.
+        let mut sink = p.sink(Box::new(Vec::<ordeal_events::Event>::new()));
+        let now = ordeal_tracer::monotonic_ns() - origin;
+        for (from, to, bytes) in [
+            ("n1", "n0", 500),
+            ("n1", "n2", 500),
+            ("n0", "n1", 20),
+            ("n2", "n1", 20),
+        ] {
+            sink.event(&send(from, to, now, bytes)).unwrap();
+        }
+        assert_eq!(p.holders("primary", &all(), "start"), ["n1"]);
+        // A paused or crashed node is no candidate; without n1, n0 and n2 sent each other
+        // nothing.
+        let without = ["n0".to_string(), "n2".to_string()];
+        assert!(p.holders("primary", &without, "moved").is_empty());
+        let seen = read_sightings(&dir.path().join(ROLES_FILE)).unwrap();
+        let brief: Vec<(&str, Vec<&str>)> = seen
+            .iter()
+            .map(|s| (s.why.as_str(), s.nodes.iter().map(String::as_str).collect()))
+            .collect();
+        // One line per look while the fault waited (every 100 ms for 300 ms): 3 at least.
+        let waits = brief.iter().take_while(|(w, _)| *w == "fault f").count();
+        assert!(waits >= 3, "{brief:?}");
+        assert!(brief[..waits].iter().all(|(_, n)| n.is_empty()));
+        assert_eq!(brief[waits..], [("start", vec!["n1"]), ("moved", vec![])]);
+        assert!(seen.iter().all(|s| s.role == "primary"));
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! (crash the leader after the 5th put): the crash hits the member the probe found leading,
 //! that member's first incarnation dies of SIGKILL, the history stays linearizable and the
 //! run passes. Then the examples of the docs on roles (docs/experiment.md, docs/faults.md).
+//! Then roles inferred from traffic (`infer = "fans-out"`): `examples/etcd-leader-inferred.toml`
+//! names the member etcdctl says leads, and its crash hits it, under either engine; a Redis
+//! primary streaming writes to its replica is inferred as the writer.
 //!
-//! etcd comes from Debian (`etcd-server`, `etcd-client`): without it these tests print a note
-//! and pass, unless `CI=true`.
+//! etcd comes from Debian (`etcd-server`, `etcd-client`), Redis from `redis-server` and
+//! `redis-tools`: without them these tests print a note and pass, unless `CI=true`.
 
 mod common;
 use common::{events, summary};
@@ -216,6 +219,31 @@ fn the_docs_role_examples_are_valid() {
     let exp = ordeal_experiment::Experiment::parse(&text, "doc.toml")
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(exp.role_names().collect::<Vec<_>>(), ["leader"]);
+    // The role inferred from traffic, in its subsection.
+    let inferred = &section[section.find("### Roles inferred from traffic").unwrap()..];
+    let block = &inferred[inferred.find("```toml\n").unwrap() + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let text = format!(
+        "name = \"d\"\n[[node]]\nname = \"e1\"\nargv = [\"true\"]\n\
+         [[node]]\nname = \"e2\"\nargv = [\"true\"]\n{block}"
+    );
+    let exp = ordeal_experiment::Experiment::parse(&text, "doc.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let r = exp
+        .resolve(&ordeal_experiment::ResolveContext::new(
+            tempfile::tempdir().unwrap().path().join("run"),
+            "/bin/true",
+        ))
+        .unwrap();
+    assert_eq!(
+        r.inferred_roles,
+        [ordeal_experiment::InferredRole {
+            name: "leader".into(),
+            rule: ordeal_experiment::Inference::FansOut,
+            window: std::time::Duration::from_secs(2),
+            timeout: ordeal_experiment::DEFAULT_ROLE_TIMEOUT,
+        }]
+    );
 }
 
 /// A partition aimed at the leader cuts off the member found leading from the two others
@@ -263,5 +291,175 @@ fn isolating_the_leader_cuts_off_the_member_found_leading() {
             "isolate-leader: partition isolate {leader} | {} (role leader)",
             others.join(" ")
         )
+    );
+}
+
+/// `ordeal run EXPERIMENT --out RUN -q ARGS...`.
+fn run_file(experiment: &Path, run: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ordeal"))
+        .arg("run")
+        .arg(experiment)
+        .arg("--out")
+        .arg(run)
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("ordeal runs")
+}
+
+/// examples/etcd-leader-inferred.toml with etcd-leader.toml's probe as a second role,
+/// `probed`, and a schedule firing, at the 6th put, a harmless SIGCONT at the member the
+/// probe finds leading and then a crash at the member inferred leading: at each moment the
+/// two must agree, and the crash hits the member etcdctl named.
+fn inferred_leader_is_etcds(engine: &str) {
+    if !ordeal_test_support::installed(&["etcd", "etcdctl"], "etcd-server etcd-client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let probe = std::fs::read_to_string(repo("examples/etcd-leader.toml"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("leader = { command"))
+        .expect("etcd-leader.toml's probe")
+        .replacen("leader = ", "probed = ", 1);
+    let inferred = std::fs::read_to_string(repo("examples/etcd-leader-inferred.toml")).unwrap();
+    assert!(inferred.contains("leader = { infer = \"fans-out\""));
+    let experiment = dir.path().join("etcd.toml");
+    std::fs::write(&experiment, format!("{inferred}{probe}\n")).unwrap();
+    let schedule = dir.path().join("schedule.toml");
+    std::fs::write(
+        &schedule,
+        r#"[[fault]]
+name = "probe-leader"
+kind = "signal"
+signal = "SIGCONT"
+role = "probed"
+trigger = { nth = 11, node = "client", call = "connect", peer = "e1" }
+
+[[fault]]
+name = "crash-leader"
+kind = "crash"
+role = "leader"
+restart_after = "1s"
+trigger = { nth = 11, node = "client", call = "connect", peer = "e1" }
+"#,
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let args = ["--faults", schedule.to_str().unwrap(), "--engine", engine];
+    let o = run_file(&experiment, &run, &args);
+    passed(&o, &run);
+    linearizable(&run);
+
+    let seen = sightings(&run);
+    let at = |why: &str, role: &str| -> Vec<Vec<String>> {
+        seen.iter()
+            .filter(|(w, r, _)| w == why && r == role)
+            .map(|(_, _, n)| n.clone())
+            .collect()
+    };
+    // Once every member was ready and at the end: one leader, the same both ways.
+    for why in ["start", "end"] {
+        let probed = at(why, "probed");
+        assert_eq!(probed.len(), 1, "{seen:?}");
+        assert_eq!(probed[0].len(), 1, "{seen:?}");
+        assert_eq!(at(why, "leader"), probed, "{why}: {seen:?}");
+    }
+    // When the faults fired: the probe's leader; the SIGCONT (a fault that may change who
+    // talks to whom) started the traffic's window afresh, so the inference looked again
+    // every 100 ms until the leader's heartbeats showed, and found the same member.
+    let probed = at("fault probe-leader", "probed");
+    assert_eq!(probed.len(), 1, "{seen:?}");
+    let leader = probed[0].clone();
+    assert_eq!(leader.len(), 1, "{seen:?}");
+    let inferred = at("fault crash-leader", "leader");
+    let (found, waits) = inferred.split_last().expect("looked for when it fired");
+    assert_eq!(found, &leader, "{seen:?}");
+    assert!(waits.iter().all(Vec::is_empty), "{seen:?}");
+
+    // The crash hit it, named by the role.
+    let applied = ordeal_faults::read_applied_toml(run.join("schedule.applied.toml")).unwrap();
+    let crash = applied
+        .iter()
+        .find(|a| a.fault == "crash-leader")
+        .expect("applied");
+    assert_eq!(
+        (crash.fired, crash.role.as_deref(), crash.node.as_deref()),
+        (true, Some("leader"), Some(leader[0].as_str())),
+        "{applied:?}"
+    );
+    let s = summary(&run);
+    let crashed = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == leader[0].as_str())
+        .unwrap();
+    assert_eq!(crashed["process_count"], 2);
+    assert_eq!(crashed["processes"][0]["signal"], "SIGKILL");
+}
+
+#[test]
+fn the_leader_inferred_from_traffic_is_the_member_etcdctl_names_under_ebpf_or_ptrace() {
+    inferred_leader_is_etcds("auto");
+}
+
+#[test]
+fn the_leader_inferred_from_traffic_is_the_member_etcdctl_names_under_ptrace() {
+    inferred_leader_is_etcds("ptrace");
+}
+
+/// examples/redis-replication.toml's primary and replica, a client writing to the primary
+/// for 3 s, and `writer = { infer = "fans-out" }`: a SIGCONT aimed at the writer 1 s into the
+/// writes goes to the primary, whose replication stream outweighs the replica's
+/// acknowledgements.
+#[test]
+fn a_redis_primary_streaming_writes_to_its_replica_is_inferred_as_the_writer() {
+    if !ordeal_test_support::installed(
+        &["redis-server", "redis-benchmark", "timeout"],
+        "redis-server redis-tools coreutils",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo("examples/redis-replication.toml")).unwrap();
+    let nodes = &example[..example.find("[[workload]]").expect("its workload")];
+    let experiment = dir.path().join("redis.toml");
+    std::fs::write(
+        &experiment,
+        format!(
+            r#"{nodes}
+[[workload]]
+name = "client"
+argv = ["sh", "-c", 'timeout 3 redis-benchmark -h 127.0.0.1 -p "$1" -c 1 -n 100000000 -t set -q >/dev/null; exit 0', "sh", "{{port.primary}}"]
+
+[roles]
+writer = {{ infer = "fans-out" }}
+"#
+        ),
+    )
+    .unwrap();
+    let schedule = dir.path().join("schedule.toml");
+    std::fs::write(
+        &schedule,
+        "[[fault]]\nname = \"nudge\"\nkind = \"signal\"\nsignal = \"SIGCONT\"\n\
+         role = \"writer\"\ntrigger = { after = \"1s\" }\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let o = run_file(&experiment, &run, &["--faults", schedule.to_str().unwrap()]);
+    passed(&o, &run);
+    let seen = sightings(&run);
+    let at_fault: Vec<&Vec<String>> = seen
+        .iter()
+        .filter(|(w, _, _)| w == "fault nudge")
+        .map(|(_, _, n)| n)
+        .collect();
+    assert_eq!(at_fault, [&vec!["primary".to_string()]], "{seen:?}");
+    let applied = ordeal_faults::read_applied_toml(run.join("schedule.applied.toml")).unwrap();
+    assert_eq!(
+        (applied[0].fired, applied[0].node.as_deref()),
+        (true, Some("primary")),
+        "{applied:?}"
     );
 }
