@@ -19,6 +19,8 @@
 //!    normalized), each reported once with its smallest example state, the source calls'
 //!    `seq` in trace.jsonl and the persistence models (strict, ext4-ordered) under which it
 //!    holds; `--model` picks the one deciding the verdict.
+//!
+//! [`cluster`]: the same for several nodes losing power at one instant, restarted together.
 
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error, RunOptions};

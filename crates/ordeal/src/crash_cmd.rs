@@ -1,6 +1,6 @@
 //! `ordeal crash EXPERIMENT`: generate crash states of a node's data dir from a recorded run
-//! and check that the target (the node, or a workload with `--workload`) recovers from each
-//! (docs/crash.md).
+//! and check that the target (the node, or a workload with `--workload`) recovers from each;
+//! with `--cluster`/`--nodes`, a power loss of several nodes at once (docs/crash.md).
 
 use anyhow::Context;
 use clap::Args;
@@ -84,7 +84,7 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     for n in args.node.iter().chain(&args.nodes) {
         if !exp.node_names().any(|x| x == n) {
             let names: Vec<&str> = exp.node_names().collect();
-            anyhow::bail!("--node {n}: no such node (nodes: {})", names.join(", "));
+            anyhow::bail!("{n}: no such node (nodes: {})", names.join(", "));
         }
     }
     let cancel = Arc::new(AtomicBool::new(false));

@@ -40,7 +40,8 @@ pub struct NodeLoss {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterVulnerability {
     pub id: usize,
-    /// Each node's root cause of its example state (names as patterns), deduplicated.
+    /// The root cause (names as patterns, see docs/crash.md#vulnerabilities) every state set
+    /// counted under it shows on at least one node.
     pub cause: String,
     /// The example's power loss: the seq of the first trace event it cut off (`None`: after
     /// the whole recording).
@@ -133,7 +134,11 @@ impl ClusterReport {
                 v.error
             ));
             for n in &v.nodes {
-                s.push_str(&format!("    {}: {} operations lost\n", n.node, n.lost.len()));
+                s.push_str(&format!(
+                    "    {}: {} operations lost\n",
+                    n.node,
+                    n.lost.len()
+                ));
                 const SHOWN: usize = 4;
                 for o in n.lost.iter().take(SHOWN) {
                     s.push_str(&format!(
@@ -200,7 +205,9 @@ pub fn crash_cluster(
         names.to_vec()
     };
     if names.is_empty() {
-        return Err(Error::Usage("no node has a data_dir: nothing to crash".into()));
+        return Err(Error::Usage(
+            "no node has a data_dir: nothing to crash".into(),
+        ));
     }
     for n in &names {
         match probe.node(n) {
@@ -234,8 +241,8 @@ pub fn crash_cluster(
         let data_dir = std::fs::canonicalize(run_dir.join("data").join(n))
             .map_err(crate::io_err(format!("data dir of {n}")))?;
         let (calls, _, _) = calls_of(&run_dir, &data_dir, None)?;
-        let base = Tree::load(&run_dir.join("base").join(n))
-            .map_err(|e| Error::Usage(e.to_string()))?;
+        let base =
+            Tree::load(&run_dir.join("base").join(n)).map_err(|e| Error::Usage(e.to_string()))?;
         let built = persist::build(&base, &calls);
         unmodelled.extend(built.unmodelled.iter().map(|u| format!("{n}: {u}")));
         real.push((
@@ -316,7 +323,9 @@ pub fn crash_cluster(
             .collect(),
     };
     if unknown.is_none() {
-        for (((m, ex), (dir, tree)), s) in members.iter().zip(&explorers).zip(&real).zip(&last.states) {
+        for (((m, ex), (dir, tree)), s) in
+            members.iter().zip(&explorers).zip(&real).zip(&last.states)
+        {
             if let Some(d) = ex.tree(s).first_difference(tree) {
                 unknown = Some(format!(
                     "the model's final state of {} differs from the real final directory {}: {d} (a call the tracer does not see changed it)",
@@ -513,8 +522,7 @@ impl Promised {
             let to_stdout = e.class == Some(Class::File)
                 && e.path.as_deref().is_some_and(|f| {
                     let f = Path::new(f);
-                    f.parent() == Some(&logs)
-                        && f.extension().is_some_and(|x| x == "stdout")
+                    f.parent() == Some(&logs) && f.extension().is_some_and(|x| x == "stdout")
                 });
             if let (true, Some(at), Some(n)) = (to_stdout, e.data_at, e.ret.filter(|&n| n > 0)) {
                 let (at, n) = (at as usize, n as usize);
@@ -606,7 +614,7 @@ impl Search<'_> {
         for ((m, ex), s) in self.members.iter().zip(self.explorers).zip(&set.states) {
             let lost = lost_refs(&m.ops, s);
             if !lost.is_empty() {
-                if let Some(c) = super::group::causes(&m.ops, s).into_iter().next() {
+                for c in super::group::causes(&m.ops, s) {
                     if !causes.contains(&c) {
                         causes.push(c);
                     }
@@ -619,18 +627,18 @@ impl Search<'_> {
                 lost,
             });
         }
-        let cause = if causes.is_empty() {
-            "the cluster does not recover although no node lost anything it had issued: its own update is not atomic across nodes".to_string()
-        } else {
-            causes.join("; ")
-        };
+        if causes.is_empty() {
+            causes.push("the cluster does not recover although no node lost anything it had issued: its own update is not atomic across nodes".to_string());
+        }
         let models = if ext4 {
             vec![Model::Strict, Model::Ext4]
         } else {
             vec![Model::Strict]
         };
         let size: usize = nodes.iter().map(|n| n.lost.len()).sum();
-        if let Some(v) = self.vulns.iter_mut().find(|v| v.cause == cause) {
+        // As for one node (group::file): a state set showing several causes counts under the
+        // first one already known, else it opens a vulnerability of its first.
+        if let Some(v) = self.vulns.iter_mut().find(|v| causes.contains(&v.cause)) {
             v.states += 1;
             if ext4 && !v.models.contains(&Model::Ext4) {
                 v.models.push(Model::Ext4);
@@ -650,7 +658,7 @@ impl Search<'_> {
         }
         self.vulns.push(ClusterVulnerability {
             id: self.vulns.len() + 1,
-            cause,
+            cause: causes.swap_remove(0),
             cut_seq: (set.cut != u64::MAX).then_some(set.cut),
             kind: set.kind,
             error: error.to_string(),
