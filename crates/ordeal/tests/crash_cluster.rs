@@ -13,7 +13,7 @@ fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/crash/{name}"))
 }
 
-/// `ordeal crash EXAMPLE --cluster ARGS -q`: the exit status, crash.json, the output and the
+/// `ordeal crash EXAMPLE ARGS -q`, with `--cluster` unless ARGS name `--nodes`: the exit status, crash.json, the output and the
 /// directory holding the run.
 fn crash_cluster(name: &str, args: &[&str]) -> (Option<i32>, Value, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -21,8 +21,9 @@ fn crash_cluster(name: &str, args: &[&str]) -> (Option<i32>, Value, String, temp
     let o = Command::new(env!("CARGO_BIN_EXE_ordeal"))
         .arg("crash")
         .arg(example(name))
-        .args(["--cluster", "-q", "--out", out.to_str().unwrap()])
+        .args(["-q", "--out", out.to_str().unwrap()])
         .args(args)
+        .args((!args.contains(&"--nodes")).then_some("--cluster"))
         .output()
         .unwrap();
     let report = std::fs::read(out.join("crash.json"))
@@ -141,6 +142,16 @@ fn redis_primary_and_replica_with_everysec_lose_acknowledged_writes() {
             "{node}: {ops:?}\n{out}"
         );
     }
+    // The replica alone losing power loses nothing acknowledged: the primary (restarted on
+    // its real final data dir) still has every write and the replica resynchronizes from it.
+    let (code, r, out, _dir) = crash_cluster(
+        "redis-replicated.toml",
+        &["--nodes", "replica", "--budget", "4"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    assert_eq!(strs(&r["nodes"]), ["replica"]);
+    assert_eq!(r["checked"], 4, "{out}");
 }
 
 #[test]
