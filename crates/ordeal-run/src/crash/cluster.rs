@@ -16,151 +16,18 @@ use super::{CRASH_STDOUT_ENV, REPORT};
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error};
 use ordeal_events::{Class, TraceReader};
-use ordeal_experiment::{Experiment, ReadyCheck, ResolveContext, Resolved};
+use ordeal_experiment::{Experiment, ResolveContext};
 use ordeal_state::persist::{self, CrashState, Explorer, Model, Op, Role, Tree};
 use ordeal_tracer::{Config, ExitStatus, Launcher};
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// What one node lost in a cluster crash state.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeLoss {
-    pub node: String,
-    /// The seq of the node's last operation issued before the power loss.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crash_after_seq: Option<u64>,
-    /// Its operations issued before the power loss that did not (fully) persist.
-    pub lost: Vec<OpRef>,
-}
+mod ports;
+mod report;
 
-/// Cluster crash states the cluster does not recover from, with one cause.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterVulnerability {
-    pub id: usize,
-    /// The root cause (names as patterns, see docs/crash.md#vulnerabilities) every state set
-    /// counted under it shows on at least one node.
-    pub cause: String,
-    /// The example's power loss: the seq of the first trace event it cut off (`None`: after
-    /// the whole recording).
-    pub cut_seq: Option<u64>,
-    /// How the example was made: `durable-only` (everything not yet durable lost, on every
-    /// node) or `random`.
-    pub kind: &'static str,
-    /// Why recovery failed, for the example.
-    pub error: String,
-    /// How many distinct failing state sets it covers.
-    pub states: usize,
-    /// The models under which one of its state sets happens (every node's state at once).
-    pub models: Vec<Model>,
-    /// Per node, what the example lost.
-    pub nodes: Vec<NodeLoss>,
-    /// The example's directory, kept.
-    pub example: PathBuf,
-    #[serde(skip)]
-    size: usize,
-}
-
-/// What `ordeal crash --cluster` found.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterReport {
-    pub verdict: CrashVerdict,
-    pub model: Model,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unknown: Option<String>,
-    pub run_dir: PathBuf,
-    /// The nodes that lost power together.
-    pub nodes: Vec<String>,
-    pub seed: u64,
-    pub recording: ordeal_hb::Status,
-    /// Operations per node.
-    pub operations: BTreeMap<String, usize>,
-    /// Distinct instants a power loss was tried at (see docs/crash.md#whole-clusters).
-    pub cuts: usize,
-    pub generated: usize,
-    pub checked: usize,
-    pub failed: usize,
-    pub seconds: f64,
-    /// Whether every cut's durable-only states were checked.
-    pub complete: bool,
-    pub vulnerabilities: Vec<ClusterVulnerability>,
-}
-
-impl ClusterReport {
-    /// The text summary.
-    pub fn human(&self) -> String {
-        let ops: Vec<String> = self
-            .operations
-            .iter()
-            .map(|(n, k)| format!("{n} {k}"))
-            .collect();
-        let mut s = format!(
-            "crash states of the cluster {} (simultaneous power loss): operations {}, {} cuts, {} state sets generated, {} distinct checked ({:.1}/s){}\n",
-            self.nodes.join(", "),
-            ops.join(", "),
-            self.cuts,
-            self.generated,
-            self.checked,
-            self.checked as f64 / self.seconds.max(1e-9),
-            if self.complete { "" } else { ", budget reached before every cut" }
-        );
-        if let Some(why) = &self.unknown {
-            s.push_str(&format!(
-                "verdict unknown: {why}\n  (the crash states would not say anything true about the programs)\n"
-            ));
-        } else if self.vulnerabilities.is_empty() {
-            s.push_str("no vulnerability found (models: strict, ext4-ordered)\n");
-        } else if self.verdict == CrashVerdict::Clean {
-            s.push_str(&format!(
-                "no vulnerability under {} (the verdict's model); under strict only:\n",
-                self.model.as_str()
-            ));
-        }
-        for v in &self.vulnerabilities {
-            s.push_str(&format!(
-                "vulnerability {} ({}, {} state set{}, {}): {}\n  power lost {}\n  recovery failed: {}\n",
-                v.id,
-                v.kind,
-                v.states,
-                if v.states == 1 { "" } else { "s" },
-                super::models_text(&v.models),
-                v.cause,
-                match v.cut_seq {
-                    Some(q) => format!("before seq {q}"),
-                    None => "after the whole recording".into(),
-                },
-                v.error
-            ));
-            for n in &v.nodes {
-                s.push_str(&format!(
-                    "    {}: {} operations lost\n",
-                    n.node,
-                    n.lost.len()
-                ));
-                const SHOWN: usize = 4;
-                for o in n.lost.iter().take(SHOWN) {
-                    s.push_str(&format!(
-                        "      {:<9} seq {:<7} {}\n",
-                        o.role.as_str(),
-                        o.seq,
-                        o.op
-                    ));
-                }
-                if n.lost.len() > SHOWN {
-                    s.push_str(&format!("      … and {} more\n", n.lost.len() - SHOWN));
-                }
-            }
-            s.push_str(&format!("    example: {}\n", v.example.display()));
-        }
-        s.push_str(&format!(
-            "report: {}\n",
-            self.run_dir.join(REPORT).display()
-        ));
-        s
-    }
-}
+pub use report::{ClusterReport, ClusterVulnerability, NodeLoss};
 
 /// One node of the crashed set.
 struct Member {
@@ -683,7 +550,7 @@ impl Search<'_> {
         let mut r = self
             .exp
             .resolve(&ResolveContext::new(dir, &self.opts.run.ordeal_exe))?;
-        pin_ports(&mut r, &recorded_ports(self.run_dir)?);
+        ports::pin_ports(&mut r, &ports::recorded_ports(self.run_dir)?);
         crate::rundir::create_run_dir(dir)?;
         for n in &r.nodes {
             let Some(dd) = &n.data_dir else { continue };
@@ -808,95 +675,4 @@ fn lost_refs(ops: &[Op], s: &CrashState) -> Vec<OpRef> {
             op: ops[i].describe(),
         })
         .collect()
-}
-
-/// Each node's ports in the recording (from trace.jsonl's header), in port-name order.
-fn recorded_ports(run_dir: &Path) -> Result<HashMap<String, Vec<u16>>, Error> {
-    let r = TraceReader::open(&run_dir.join("trace.jsonl"))?;
-    Ok(r.header
-        .nodes
-        .iter()
-        .map(|n| (n.name.clone(), n.ports.clone()))
-        .collect())
-}
-
-/// Makes `r` use the recording's ports instead of its fresh ones: in every node's argv,
-/// environment and ready condition, and in the checks. Members of a cluster keep each other's
-/// addresses in their data (etcd's membership), so they must come back where they were.
-fn pin_ports(r: &mut Resolved, recorded: &HashMap<String, Vec<u16>>) {
-    let mut map: HashMap<u16, u16> = HashMap::new();
-    for n in &mut r.nodes {
-        let Some(old) = recorded.get(&n.name) else {
-            continue;
-        };
-        for (p, o) in n.ports.values_mut().zip(old) {
-            map.insert(*p, *o);
-            *p = *o;
-        }
-    }
-    if map.is_empty() {
-        return;
-    }
-    let fix = |s: &mut String| *s = replace_ports(s, &map);
-    for n in &mut r.nodes {
-        n.argv.iter_mut().for_each(fix);
-        n.env.values_mut().for_each(fix);
-        match &mut n.ready {
-            Some(ReadyCheck::Tcp(a)) => {
-                if let Some(&o) = map.get(&a.port()) {
-                    a.set_port(o);
-                }
-            }
-            Some(ReadyCheck::Command { argv, .. }) => argv.iter_mut().for_each(fix),
-            _ => {}
-        }
-    }
-    for c in r.check.iter_mut().chain(r.crash_check.iter_mut()) {
-        c.argv.iter_mut().for_each(fix);
-        c.env.values_mut().for_each(fix);
-    }
-    for p in r.ports.values_mut() {
-        if let Some(&o) = map.get(p) {
-            *p = o;
-        }
-    }
-}
-
-/// `s` with every whole number in `map` (not part of a longer run of digits) replaced.
-fn replace_ports(s: &str, map: &HashMap<u16, u16>) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        match digits.parse::<u16>().ok().and_then(|p| map.get(&p)) {
-            Some(o) => out.push_str(&o.to_string()),
-            None => out.push_str(digits),
-        }
-        digits.clear();
-    };
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut digits, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_replaced_as_whole_numbers() {
-        let map = HashMap::from([(2001u16, 3001u16), (45, 46)]);
-        assert_eq!(
-            replace_ports("http://127.0.0.1:2001,x=20011,2001", &map),
-            "http://127.0.0.1:3001,x=20011,3001"
-        );
-        assert_eq!(replace_ports("--port=45", &map), "--port=46");
-        assert_eq!(replace_ports("v1.2.3", &map), "v1.2.3");
-    }
 }
