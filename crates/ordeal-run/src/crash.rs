@@ -19,6 +19,8 @@
 //!    normalized), each reported once with its smallest example state, the source calls'
 //!    `seq` in trace.jsonl and the persistence models (strict, ext4-ordered) under which it
 //!    holds; `--model` picks the one deciding the verdict.
+//!
+//! [`cluster`]: the same for several nodes losing power at one instant, restarted together.
 
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error, RunOptions};
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod cluster;
 pub mod group;
 
 /// The side file holding the bytes of data-dir writes (see `data_at` in docs/trace-format.md).
@@ -296,7 +299,7 @@ pub fn crash(
     drop(probe);
     let mut run_opts = opts.run.clone();
     run_opts.record_file_data = true;
-    run_opts.record_stdout_of = opts.workload.clone();
+    run_opts.record_stdout_of = opts.workload.iter().cloned().collect();
     let progress = Progress::new(opts.run.progress);
     progress.say(format!("recording a run of {} (file data on)", exp.name()));
     let recording = crate::run(exp, &run_opts, cancel)?;

@@ -177,10 +177,10 @@ pub struct RunOptions {
     /// For `ordeal crash`: record the bytes of data-dir writes (`filedata.bin`) and copy each
     /// node's data dir to `base/NODE` before anything starts.
     pub record_file_data: bool,
-    /// For `ordeal crash --workload W`: also trace W's writes to its stdout
-    /// (`logs/W.stdout`) as file events with their bytes, to know what it had printed at
-    /// each crash point.
-    pub record_stdout_of: Option<String>,
+    /// For `ordeal crash --workload W` (and `--cluster`: every workload): also trace these
+    /// workloads' writes to their stdout (`logs/W.stdout`) as file events with their bytes,
+    /// to know what they had printed at each crash point.
+    pub record_stdout_of: Vec<String>,
     /// Write only `summary.json` (no graph.dot/svg, trace.json, hb.jsonl): for campaigns that
     /// run many times (`ordeal explore`); `ordeal graph RUN_DIR` writes the rest later.
     pub summary_only: bool,
@@ -203,7 +203,7 @@ impl RunOptions {
             progress: true,
             faults: None,
             record_file_data: false,
-            record_stdout_of: None,
+            record_stdout_of: Vec::new(),
             summary_only: false,
             diag: diag::DiagOptions::default(),
             engine: None,
@@ -311,8 +311,8 @@ pub fn run_on(
             .filter_map(|n| n.data_dir.as_ref().map(|d| d.path.clone()))
             .chain(
                 opts.record_stdout_of
-                    .as_ref()
-                    .and_then(|w| crash::stdout_path(&run_dir, w)),
+                    .iter()
+                    .filter_map(|w| crash::stdout_path(&run_dir, w)),
             )
             .collect(),
         port_owners: resolved

@@ -175,6 +175,34 @@ mod tests {
     }
 
     #[test]
+    fn durable_only_keeps_what_was_synced_and_nothing_else() {
+        // Without fsyncs nothing is durable: the power loss leaves the base.
+        let (base, ops, n) = states(false);
+        let ex = Explorer::new(&base, &ops, n);
+        for model in [Model::Strict, Model::Ext4] {
+            let s = ex.durable_only(ops.len(), model);
+            assert_eq!((s.lost.clone(), s.ns_cut), (vec![1], Some(0)));
+            assert_eq!(ex.tree(&s).hash(), base.hash(), "{model:?}");
+        }
+        // Before the rename, the fsynced temp file's data is durable, its name not.
+        let (base, ops, n) = states(true);
+        let ex = Explorer::new(&base, &ops, n);
+        let s = ex.durable_only(3, Model::Strict);
+        assert_eq!((s.lost.clone(), s.ns_cut), (vec![], Some(0)));
+        // On ext4 the fsync of the new file commits the journal: its name persisted with it.
+        let s = ex.durable_only(3, Model::Ext4);
+        assert_eq!((s.lost.clone(), s.ns_cut), (vec![], None));
+        assert_eq!(ex.tree(&s).file("state.tmp"), Some(&b"new!\n"[..]));
+        // After the directory fsync everything is durable.
+        let s = ex.durable_only(ops.len(), Model::Strict);
+        assert_eq!(ex.tree(&s).file("state"), Some(&b"new!\n"[..]));
+        // random_at draws as random() does, at the instant given.
+        let (mut a, mut b) = (Rng::new(5), Rng::new(5));
+        let k = ex.points()[a.below(ex.points().len() as u64) as usize];
+        assert_eq!(ex.random_at(k, &mut a), ex.random(&mut b));
+    }
+
+    #[test]
     fn trees_materialize_and_hash_by_content() {
         let (base, ops, n) = states(true);
         let ex = Explorer::new(&base, &ops, n);

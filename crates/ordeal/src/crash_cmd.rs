@@ -1,6 +1,6 @@
 //! `ordeal crash EXPERIMENT`: generate crash states of a node's data dir from a recorded run
-//! and check that the target (the node, or a workload with `--workload`) recovers from each
-//! (docs/crash.md).
+//! and check that the target (the node, or a workload with `--workload`) recovers from each;
+//! with `--cluster`/`--nodes`, a power loss of several nodes at once (docs/crash.md).
 
 use anyhow::Context;
 use clap::Args;
@@ -16,6 +16,13 @@ pub struct CrashArgs {
     /// The node whose crash states are explored; default the first node with a data_dir.
     #[arg(long, value_name = "NODE")]
     node: Option<String>,
+    /// Cut power to these nodes at once (comma-separated), each losing what it had not made
+    /// durable, restart them together and check the cluster (docs/crash.md#whole-clusters).
+    #[arg(long, value_name = "NODE,NODE", value_delimiter = ',', conflicts_with_all = ["node", "workload", "cluster"])]
+    nodes: Vec<String>,
+    /// As --nodes with every node that has a data_dir.
+    #[arg(long, conflicts_with_all = ["node", "workload"])]
+    cluster: bool,
     /// The target is this workload (a program that runs and exits, writing into the node's
     /// data dir): each crash state is checked by [crash] check alone, no node started.
     /// Default: the experiment's `[crash] workload`.
@@ -74,10 +81,10 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
             .with_context(|| format!("--set {kv}: expected NAME=VALUE"))?;
         exp.set_var(k, v)?;
     }
-    if let Some(n) = &args.node {
+    for n in args.node.iter().chain(&args.nodes) {
         if !exp.node_names().any(|x| x == n) {
             let names: Vec<&str> = exp.node_names().collect();
-            anyhow::bail!("--node {n}: no such node (nodes: {})", names.join(", "));
+            anyhow::bail!("{n}: no such node (nodes: {})", names.join(", "));
         }
     }
     let cancel = Arc::new(AtomicBool::new(false));
@@ -89,23 +96,33 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
     let mut run = ordeal_run::RunOptions::new(exe);
     run.out = args.out;
     run.progress = !args.quiet;
+    let cluster = args.cluster || !args.nodes.is_empty();
     let opts = ordeal_run::crash::CrashOptions {
         run,
         node: args.node,
+        // A cluster's nodes are the targets; `[crash] workload` names one for --node only.
         workload: args
             .workload
-            .or_else(|| exp.crash_workload().map(str::to_string)),
+            .or_else(|| exp.crash_workload().map(str::to_string))
+            .filter(|_| !cluster),
         seed: args.seed,
         budget: args.budget,
         time: args.time,
         model: args.model,
     };
-    let report = ordeal_run::crash::crash(&exp, &opts, &cancel)?;
-    print!("{}", report.human());
+    let verdict = if cluster {
+        let report = ordeal_run::crash::cluster::crash_cluster(&exp, &opts, &args.nodes, &cancel)?;
+        print!("{}", report.human());
+        report.verdict
+    } else {
+        let report = ordeal_run::crash::crash(&exp, &opts, &cancel)?;
+        print!("{}", report.human());
+        report.verdict
+    };
     if cancel.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(130);
     }
-    Ok(match report.verdict {
+    Ok(match verdict {
         ordeal_run::crash::CrashVerdict::Clean => 0,
         ordeal_run::crash::CrashVerdict::Vulnerable => 1,
         ordeal_run::crash::CrashVerdict::Unknown => 3,

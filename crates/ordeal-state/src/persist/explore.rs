@@ -276,6 +276,14 @@ impl<'a> Explorer<'a> {
     /// with probability 1/2, half the time a random namespace cut, sometimes a torn write.
     pub fn random(&self, rng: &mut Rng) -> CrashState {
         let k = self.points[rng.below(self.points.len() as u64) as usize];
+        self.random_at(k, rng)
+    }
+
+    /// A seeded random crash state with operations `0..k` issued (any `k`, not only a crash
+    /// point: a cut of a cluster's run falls anywhere in a node's operations), drawn as in
+    /// [`Explorer::random`].
+    pub fn random_at(&self, k: usize, rng: &mut Rng) -> CrashState {
+        let k = k.min(self.ops.len());
         let w = self.window(k);
         let lost: Vec<usize> = w.data.iter().copied().filter(|_| rng.coin()).collect();
         let ns_cut = if !w.ns.is_empty() && rng.coin() {
@@ -309,6 +317,50 @@ impl<'a> Explorer<'a> {
             ns_cut,
             torn,
         }
+    }
+
+    /// The crash state with operations `0..k` issued in which nothing persisted that did not
+    /// have to (a power loss with nothing of the page cache written back): every data
+    /// operation not durable at `k` lost, every namespace operation not durable cut. Under
+    /// [`Model::Ext4`], what ext4 `data=ordered` must have persisted is kept: the names issued
+    /// before its last journal commit, and data written before a rename that replaces a file
+    /// with it (`auto_da_alloc`).
+    pub fn durable_only(&self, k: usize, model: Model) -> CrashState {
+        let k = k.min(self.ops.len());
+        let w = self.window(k);
+        let mut s = CrashState {
+            crash_at: k,
+            kind: Kind::Random,
+            lost: w.data,
+            ns_cut: w.ns.first().copied(),
+            torn: None,
+        };
+        if model == Model::Ext4 {
+            let commit = (0..k).rev().find(|&i| {
+                matches!(
+                    self.ops[i].kind,
+                    OpKind::SyncDir { commits: true, .. }
+                        | OpKind::SyncFile { commits: true, .. }
+                        | OpKind::SyncWrite { commits: true, .. }
+                )
+            });
+            if let Some(c) = commit {
+                s.ns_cut = w.ns.iter().copied().find(|&i| i > c);
+            }
+            let cut = s.ns_cut;
+            s.lost.retain(|&d| {
+                let ino = self.ops[d].kind.ino();
+                !(d + 1..k).any(|i| match &self.ops[i].kind {
+                    OpKind::Rename {
+                        ino: Some(x),
+                        replaces: true,
+                        ..
+                    } => Some(*x) == ino && cut.is_none_or(|c| i < c),
+                    _ => false,
+                })
+            });
+        }
+        s
     }
 
     /// The models under which state `s` can happen: always strict (every state generated is

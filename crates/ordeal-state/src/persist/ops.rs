@@ -135,7 +135,7 @@ impl OpKind {
             OpKind::Write { .. } | OpKind::Truncate { .. } | OpKind::Allocate { .. }
         )
     }
-    pub(super) fn is_barrier(&self) -> bool {
+    pub fn is_barrier(&self) -> bool {
         matches!(
             self,
             OpKind::SyncFile { .. }
