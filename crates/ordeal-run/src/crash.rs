@@ -337,6 +337,7 @@ pub fn crash(
     std::fs::create_dir_all(&states_dir)
         .map_err(crate::io_err(format!("creating {}", states_dir.display())))?;
 
+    let clones = persist::CloneSource::new(&base, &base_dir);
     let rec = recover::Recovery {
         exp,
         opts,
@@ -345,6 +346,7 @@ pub fn crash(
         checkpoints: &checkpoints,
         stdout: stdout_file.as_ref().map(|_| stdout.as_slice()),
         ops: &ops,
+        base: &clones,
         cancel,
     };
     let mut x = Exploration {

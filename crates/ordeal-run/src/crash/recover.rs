@@ -9,7 +9,7 @@ use crate::supervisor::{Progress, Supervisor};
 use crate::{checkpoints, Error};
 use ordeal_events::Event;
 use ordeal_experiment::{Experiment, ResolveContext};
-use ordeal_state::persist::{Op, Tree};
+use ordeal_state::persist::{CloneSource, Op, Tree};
 use ordeal_tracer::{Config, ExitStatus, Launcher};
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +27,8 @@ pub(crate) struct Recovery<'a> {
     /// A workload target's stdout writes: (seq, bytes).
     pub(crate) stdout: Option<&'a [StdoutWrite]>,
     pub(crate) ops: &'a [Op],
+    /// The base directory (`RUN_DIR/base/NODE`), whose large unchanged files states clone.
+    pub(crate) base: &'a CloneSource,
     pub(crate) cancel: &'a AtomicBool,
 }
 
@@ -88,7 +90,7 @@ impl Recovery<'_> {
             return Err(Error::Usage(format!("node {} has no data_dir", self.node)));
         };
         crate::rundir::create_run_dir(dir)?;
-        tree.materialize(&dd.path)
+        tree.materialize_with(&dd.path, Some(self.base))
             .map_err(|e| Error::Usage(format!("materializing a crash state: {e}")))?;
         let origin_ns = ordeal_tracer::monotonic_ns();
         let engine = ordeal_tracer::Ptrace.start(
