@@ -67,6 +67,9 @@ pub enum Arg {
     /// A file offset or length (recorded as `pos`); for `pwritev2`, -1 means "at the fd's
     /// offset".
     Pos,
+    /// A pointer to a file offset that the call reads and advances by the bytes it moved
+    /// (`copy_file_range`'s `off_out`); null: the descriptor's offset is used instead.
+    PosPtr,
     /// `MSG_*` flags (`MSG_DONTWAIT` makes a call non-blocking).
     MsgFlags,
     /// Flags decoded into the event's `flags`.
@@ -598,6 +601,15 @@ pub const CALLS: &[CallSpec] = &[
         "pwritev2",
         328,
         &[Fd, Iov, IovCnt, Pos, Other, Other],
+        None,
+        WRITE,
+    ),
+    // Copies into the descriptor (argument 2) from another (argument 0): a write whose bytes
+    // are read back from the destination when the call returns.
+    call(
+        "copy_file_range",
+        326,
+        &[Other, Other, Fd, PosPtr, Len, Other],
         None,
         WRITE,
     ),

@@ -385,7 +385,7 @@ pub fn crash(
             let model = ex.tree(&last);
             if let Some(d) = model.first_difference(&real) {
                 unknown = Some(format!(
-                    "the model's final state differs from the real final directory {}: {d} (a call the tracer does not see changed it: a write through a shared mapping never msync'ed, copy_file_range, another process)",
+                    "the model's final state differs from the real final directory {}: {d} (a call the tracer does not see changed it: a write through a shared mapping never msync'ed, sendfile, another process)",
                     data_dir.display()
                 ));
             } else if let Some(err) = x.check_now(&rec, last)? {

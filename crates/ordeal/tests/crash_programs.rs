@@ -138,6 +138,38 @@ fn publishing_with_link_after_fsync_is_safe_and_without_it_is_found_under_both_m
     assert!(out.contains("strict and ext4-ordered"), "{out}");
 }
 
+#[test]
+fn data_copied_with_copy_file_range_is_a_write_not_durable_until_fsync() {
+    let (code, r, out) = crash(&c_node("copier", "fsync"), "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    // Nothing unmodelled: the model's final state is the real directory.
+    assert!(r.get("unknown").is_none(), "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+
+    let (code, r, out) = crash(&c_node("copier", "bare"), "300");
+    assert_eq!(code, Some(1), "{out}");
+    let v = &r["vulnerabilities"][0];
+    assert_eq!(
+        v["cause"],
+        "data written to msg.tmp not persisted before the rename that publishes it as msg (no fsync of the file before the rename)",
+        "{out}"
+    );
+    // Either copy lost: the first half at the descriptor's offset, the rest at an explicit
+    // one; the example loses the first.
+    assert_eq!(
+        blamed(&r)[0],
+        [
+            "lost write msg.tmp [0, 19)",
+            "persisted write msg.tmp [19, 39)",
+            "persisted rename msg.tmp → msg"
+        ],
+        "{out}"
+    );
+    assert_eq!(v["ops"][0]["call"], "copy_file_range", "{out}");
+    assert!(v["error"].as_str().unwrap().contains("corrupt msg"), "{out}");
+}
+
 /// A node running `sh -c SCRIPT` with $1 = the data dir and the rest of `args`.
 fn sh_node(script: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec![
