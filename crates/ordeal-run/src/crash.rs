@@ -384,8 +384,23 @@ pub fn crash(
         if let Some(last) = last {
             let model = ex.tree(&last);
             if let Some(d) = model.first_difference(&real) {
+                // A file msync'ed through a shared mapping and differing at the end was most
+                // likely written through the mapping after its last msync: no call carries
+                // those bytes, and the kernel may have written them back at any time.
+                let mapped = calls
+                    .iter()
+                    .filter(|c| c.call == "msync")
+                    .filter_map(|c| Some((c.path.as_deref()?, c.seq)))
+                    .filter(|(p, _)| model.file(p) != real.file(p))
+                    .last();
+                let why = match mapped {
+                    Some((p, seq)) => format!(
+                        "{p} is mapped shared: written through the mapping after its last msync (seq {seq}), bytes no call shows"
+                    ),
+                    None => "a call the tracer does not see changed it: a write through a shared mapping never msync'ed, sendfile, another process".into(),
+                };
                 unknown = Some(format!(
-                    "the model's final state differs from the real final directory {}: {d} (a call the tracer does not see changed it: a write through a shared mapping never msync'ed, sendfile, another process)",
+                    "the model's final state differs from the real final directory {}: {d} ({why})",
                     data_dir.display()
                 ));
             } else if let Some(err) = x.check_now(&rec, last)? {

@@ -167,7 +167,10 @@ fn data_copied_with_copy_file_range_is_a_write_not_durable_until_fsync() {
         "{out}"
     );
     assert_eq!(v["ops"][0]["call"], "copy_file_range", "{out}");
-    assert!(v["error"].as_str().unwrap().contains("corrupt msg"), "{out}");
+    assert!(
+        v["error"].as_str().unwrap().contains("corrupt msg"),
+        "{out}"
+    );
 }
 
 /// A node running `sh -c SCRIPT` with $1 = the data dir and the rest of `args`.
@@ -374,6 +377,21 @@ fn a_change_the_tracer_does_not_see_makes_the_verdict_unknown() {
         out.contains("verdict unknown: the model's final state differs"),
         "{out}"
     );
+}
+
+#[test]
+fn a_mapping_written_after_its_last_msync_is_named_in_the_unknown_verdict() {
+    // msync'd once (those bytes are known), then written again through the mapping: the
+    // model cannot know the second write's bytes, nor when the kernel wrote them back.
+    let (code, r, out) = crash(&c_node("mapper", "late"), "50");
+    assert_eq!(code, Some(3), "{out}");
+    assert_eq!(r["vulnerabilities"], serde_json::json!([]));
+    let why = r["unknown"].as_str().unwrap();
+    assert!(
+        why.contains(": m: contents differ (4096 bytes in the model, 4096 in the real directory) (m is mapped shared: written through the mapping after its last msync (seq "),
+        "{why}"
+    );
+    assert!(why.ends_with("), bytes no call shows)"), "{why}");
 }
 
 #[test]

@@ -420,5 +420,8 @@ fn a_copy_file_range_is_a_write_of_the_copied_bytes_durable_only_after_fsync() {
     for s in ex.systematic().iter().filter(|s| s.crash_at == b.ops.len()) {
         assert_eq!(ex.tree(s).file("dst"), Some(&b"\0\0cde"[..]), "{s:?}");
     }
-    assert_eq!(ex.tree(&ex.systematic()[0]).file("src"), Some(&b"abcdef"[..]));
+    assert_eq!(
+        ex.tree(&ex.systematic()[0]).file("src"),
+        Some(&b"abcdef"[..])
+    );
 }
