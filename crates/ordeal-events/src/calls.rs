@@ -613,6 +613,9 @@ pub const CALLS: &[CallSpec] = &[
         None,
         WRITE,
     ),
+    // Copies into the descriptor (argument 0) at its offset; the offset pointer is the
+    // source's. On a socket it is not recorded (no socket operation), as before.
+    call("sendfile", 40, &[Fd, Other, Other, Len], None, WRITE),
     call(
         "fsync",
         74,

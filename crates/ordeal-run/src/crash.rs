@@ -397,7 +397,7 @@ pub fn crash(
                     Some((p, seq)) => format!(
                         "{p} is mapped shared: written through the mapping after its last msync (seq {seq}), bytes no call shows"
                     ),
-                    None => "a call the tracer does not see changed it: a write through a shared mapping never msync'ed, sendfile, another process".into(),
+                    None => "a call the tracer does not see changed it: a write through a shared mapping never msync'ed, another process".into(),
                 };
                 unknown = Some(format!(
                     "the model's final state differs from the real final directory {}: {d} ({why})",

@@ -563,7 +563,7 @@ impl<S: Sink> Inner<S> {
                 let cnt = arg(spec, a, Arg::IovCnt).unwrap_or(0);
                 iov_bytes(tid, iov, cnt, moved as usize)
             }
-            // No buffer (copy_file_range): the bytes are in the file now, read back at the
+            // No buffer (copy_file_range, sendfile): the bytes are in the file now, read back at the
             // stop, before the process can change them.
             _ => pos.and_then(|p| procfs::read_fd_at(tgid, fd, p, moved as usize)),
         };
@@ -728,6 +728,7 @@ mod tests {
                 "pwritev" => SYS_pwritev,
                 "pwritev2" => SYS_pwritev2,
                 "copy_file_range" => SYS_copy_file_range,
+                "sendfile" => SYS_sendfile,
                 "sendto" => SYS_sendto,
                 "recvfrom" => SYS_recvfrom,
                 "sendmsg" => SYS_sendmsg,

@@ -173,6 +173,33 @@ fn data_copied_with_copy_file_range_is_a_write_not_durable_until_fsync() {
     );
 }
 
+#[test]
+fn data_copied_with_sendfile_into_a_file_is_a_write_too() {
+    let mut argv = c_node("copier", "bare");
+    argv.push("sendfile".into());
+    let (code, r, out) = crash(&argv, "300");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        blamed(&r)[0],
+        [
+            "lost write msg.tmp [0, 19)",
+            "persisted write msg.tmp [19, 39)",
+            "persisted rename msg.tmp → msg"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        r["vulnerabilities"][0]["ops"][0]["call"], "sendfile",
+        "{out}"
+    );
+
+    let mut argv = c_node("copier", "fsync");
+    argv.push("sendfile".into());
+    let (code, r, out) = crash(&argv, "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(r.get("unknown").is_none(), "{out}");
+}
+
 /// A node running `sh -c SCRIPT` with $1 = the data dir and the rest of `args`.
 fn sh_node(script: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec![

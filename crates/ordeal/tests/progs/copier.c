@@ -3,8 +3,11 @@
  * (the first half at the descriptors' offsets, the rest at explicit offsets), [fsyncs
  * msg.tmp], renames it to DIR/msg and fsyncs the directory.
  *
- *   copier DIR fsync   msg.tmp is fsynced before the rename
- *   copier DIR bare    it is not
+ *   copier DIR fsync [sendfile]   msg.tmp is fsynced before the rename
+ *   copier DIR bare [sendfile]    it is not
+ *
+ * With `sendfile`, the copy is made with sendfile(2) instead (the first half at the source's
+ * offset, the rest from an explicit source offset; the destination's offset both times).
  *
  * A start that finds DIR/msg checks it holds the whole message (exit 1 otherwise: recovery
  * failed); a start that does not publishes it. Then "ready", and it waits to be killed.
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 static const char MSG[] = "the copied message, whole and in order\n";
@@ -31,11 +35,12 @@ static void sync_dir(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: copier DIR fsync|bare\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: copier DIR fsync|bare [sendfile]\n");
         return 2;
     }
     int durable = strcmp(argv[2], "fsync") == 0;
+    int send = argc == 4 && strcmp(argv[3], "sendfile") == 0;
     char msg[4096], tmp[4096], src[4096];
     snprintf(msg, sizeof msg, "%s/msg", argv[1]);
     snprintf(tmp, sizeof tmp, "%s/msg.tmp", argv[1]);
@@ -60,11 +65,19 @@ int main(int argc, char **argv) {
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd < 0)
             die("open msg.tmp");
-        if (copy_file_range(s, NULL, fd, NULL, half, 0) != (ssize_t)half)
-            die("copy_file_range");
-        loff_t in = half, out = half;
-        if (copy_file_range(s, &in, fd, &out, len - half, 0) != (ssize_t)(len - half))
-            die("copy_file_range at offsets");
+        if (send) {
+            off_t in = half;
+            if (sendfile(fd, s, NULL, half) != (ssize_t)half)
+                die("sendfile");
+            if (sendfile(fd, s, &in, len - half) != (ssize_t)(len - half))
+                die("sendfile at an offset");
+        } else {
+            if (copy_file_range(s, NULL, fd, NULL, half, 0) != (ssize_t)half)
+                die("copy_file_range");
+            loff_t in = half, out = half;
+            if (copy_file_range(s, &in, fd, &out, len - half, 0) != (ssize_t)(len - half))
+                die("copy_file_range at offsets");
+        }
         if (durable && fsync(fd) != 0)
             die("fsync");
         close(fd);
