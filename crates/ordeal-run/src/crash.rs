@@ -14,7 +14,8 @@
 //! 4. Each distinct state (by content hash) is materialized in a scratch run directory
 //!    (`crash/states/NNNNN/data/NODE`, never the original), the node is started on it alone
 //!    (untraced, fresh ports), its ready condition awaited, then `[crash] check` (or `[check]`)
-//!    run. A state from which it does not recover is a failure; failures are grouped into
+//!    run ([`recover`]); `-j` states at once on worker threads, their outcomes applied in state
+//!    order so the report does not depend on `-j` ([`pool`]). A state from which it does not recover is a failure; failures are grouped into
 //!    vulnerabilities by root cause ([`group`]: the missing ordering or sync, temp names
 //!    normalized), each reported once with its smallest example state, the source calls'
 //!    `seq` in trace.jsonl and the persistence models (strict, ext4-ordered) under which it
