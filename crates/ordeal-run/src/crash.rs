@@ -390,10 +390,10 @@ pub fn crash(
                 // those bytes, and the kernel may have written them back at any time.
                 let mapped = calls
                     .iter()
+                    .rev()
                     .filter(|c| c.call == "msync")
                     .filter_map(|c| Some((c.path.as_deref()?, c.seq)))
-                    .filter(|(p, _)| model.file(p) != real.file(p))
-                    .last();
+                    .find(|(p, _)| model.file(p) != real.file(p));
                 let why = match mapped {
                     Some((p, seq)) => format!(
                         "{p} is mapped shared: written through the mapping after its last msync (seq {seq}), bytes no call shows"
