@@ -134,7 +134,16 @@ pub(super) fn explore(
                     return;
                 }
                 let dir = states_dir.join(format!("{n:05}"));
-                let r = rec.recover(&tree, &dir, crash_at);
+                // A panic must still answer, or the in-order assembly would wait for it forever.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    rec.recover(&tree, &dir, crash_at)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Error::Usage(format!(
+                        "recovering crash state {n} panicked (see {})",
+                        dir.display()
+                    )))
+                });
                 if matches!(r, Ok(None)) {
                     let _ = rm_tx.send(dir);
                 }
@@ -308,5 +317,98 @@ impl Bar {
             eprintln!();
             self.drawn = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordeal_state::persist::{build, Call, Explorer, Kind, Tree};
+    use std::sync::Arc;
+
+    /// A save without any sync: `state.tmp` created and written, renamed to `state`.
+    fn unsynced_save() -> (Tree, Vec<ordeal_state::persist::Op>, usize) {
+        let d = tempfile::tempdir().unwrap();
+        let base = Tree::load(d.path()).unwrap();
+        let call = |seq, name: &str| Call {
+            seq,
+            pid: 1,
+            call: name.into(),
+            path: Some("state.tmp".into()),
+            ..Default::default()
+        };
+        let calls = [
+            Call {
+                flags: Some("O_WRONLY|O_CREAT|O_TRUNC".into()),
+                ret: 3,
+                ..call(1, "openat")
+            },
+            Call {
+                fd: Some(3),
+                pos: Some(0),
+                data: Some(Arc::from(&b"new\n"[..])),
+                ret: 4,
+                ..call(2, "write")
+            },
+            Call {
+                path2: Some("state".into()),
+                ..call(3, "rename")
+            },
+        ];
+        let b = build(&base, &calls);
+        assert!(b.unmodelled.is_empty());
+        (base, b.ops, b.inodes)
+    }
+
+    fn generator<'a>(ex: &'a Explorer<'a>, budget: usize, cancel: &'a AtomicBool) -> Generator<'a> {
+        Generator {
+            plan: Plan {
+                systematic: ex.systematic(),
+                seed: 5,
+                budget,
+                deadline: None,
+                jobs: 2,
+            },
+            ex,
+            cancel,
+            rng: Rng::new(5),
+            next: 0,
+            fruitless: 0,
+            complete: true,
+            done: false,
+        }
+    }
+
+    #[test]
+    fn states_come_systematic_first_then_random_until_the_budget() {
+        let (base, ops, n) = unsynced_save();
+        let ex = Explorer::new(&base, &ops, n);
+        let systematic = ex.systematic();
+        let cancel = AtomicBool::new(false);
+        // A budget never reached: every systematic state in order, then random ones until
+        // FRUITLESS of them in a row bring nothing new.
+        let mut g = generator(&ex, usize::MAX, &cancel);
+        let mut got = Vec::new();
+        while let Some(s) = g.next(0) {
+            got.push(s);
+            g.was_new(false);
+        }
+        assert_eq!(got[..systematic.len()], systematic[..]);
+        assert_eq!(got.len(), systematic.len() + FRUITLESS + 1);
+        assert!(got[systematic.len()..]
+            .iter()
+            .all(|s| s.kind == Kind::Random));
+        assert!(g.complete);
+        // The budget counts distinct states checked: reached before every systematic state,
+        // generation stops there and says so.
+        let mut g = generator(&ex, 2, &cancel);
+        assert_eq!(g.next(0).as_ref(), systematic.first());
+        assert_eq!(g.next(1).as_ref(), systematic.get(1));
+        assert_eq!(g.next(2), None);
+        assert!(!g.complete);
+        // Cancelled: nothing more.
+        cancel.store(true, Ordering::SeqCst);
+        let mut g = generator(&ex, usize::MAX, &cancel);
+        assert_eq!(g.next(0), None);
     }
 }
