@@ -67,6 +67,9 @@ pub enum Arg {
     /// A file offset or length (recorded as `pos`); for `pwritev2`, -1 means "at the fd's
     /// offset".
     Pos,
+    /// A pointer to a file offset that the call reads and advances by the bytes it moved
+    /// (`copy_file_range`'s `off_out`); null: the descriptor's offset is used instead.
+    PosPtr,
     /// `MSG_*` flags (`MSG_DONTWAIT` makes a call non-blocking).
     MsgFlags,
     /// Flags decoded into the event's `flags`.
@@ -601,6 +604,18 @@ pub const CALLS: &[CallSpec] = &[
         None,
         WRITE,
     ),
+    // Copies into the descriptor (argument 2) from another (argument 0): a write whose bytes
+    // are read back from the destination when the call returns.
+    call(
+        "copy_file_range",
+        326,
+        &[Other, Other, Fd, PosPtr, Len, Other],
+        None,
+        WRITE,
+    ),
+    // Copies into the descriptor (argument 0) at its offset; the offset pointer is the
+    // source's. On a socket it is not recorded (no socket operation), as before.
+    call("sendfile", 40, &[Fd, Other, Other, Len], None, WRITE),
     call(
         "fsync",
         74,

@@ -587,13 +587,13 @@ fn calls_and_classes() {
             "f.toml:4:29: unknown call `wrtie` (did you mean `write`?): the recorded calls are \
              socket, socketpair, bind, listen, connect, accept, accept4, shutdown, close, read, \
              write, readv, writev, sendto, recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg, \
-             open, openat, creat, pwrite64, pwritev, pwritev2, fsync, fdatasync, sync_file_range, syncfs, \
+             open, openat, creat, pwrite64, pwritev, pwritev2, copy_file_range, sendfile, fsync, fdatasync, sync_file_range, syncfs, \
              sync, ftruncate, truncate, rename, renameat, renameat2, unlink, unlinkat, mkdir, \
              mkdirat, rmdir, link, linkat, symlink, symlinkat, msync, fallocate, and the lifecycle steps spawn, fork, vfork, clone, exec, exit",
             "f.toml:8:29: unknown call `ioctl`: the recorded calls are socket, socketpair, bind, \
              listen, connect, accept, accept4, shutdown, close, read, write, readv, writev, \
              sendto, recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg, open, openat, creat, \
-             pwrite64, pwritev, pwritev2, fsync, fdatasync, sync_file_range, syncfs, sync, ftruncate, \
+             pwrite64, pwritev, pwritev2, copy_file_range, sendfile, fsync, fdatasync, sync_file_range, syncfs, sync, ftruncate, \
              truncate, rename, renameat, renameat2, unlink, unlinkat, mkdir, mkdirat, rmdir, \
              link, linkat, symlink, symlinkat, msync, fallocate, and the lifecycle steps spawn, fork, vfork, clone, exec, exit",
         ],
@@ -755,7 +755,7 @@ fn errnos() {
             "call = \"write\"",
             "f.toml:3:9: `EIO` does not apply to `write` (class data), which this trigger can \
              also match: narrow it with class = \"file\" (`EIO` applies to write, writev, \
-             pwrite64, pwritev, pwritev2, fsync, fdatasync, sync_file_range, syncfs, ftruncate, truncate, \
+             pwrite64, pwritev, pwritev2, copy_file_range, sendfile, fsync, fdatasync, sync_file_range, syncfs, ftruncate, truncate, \
              rename, renameat, renameat2, unlink, unlinkat, mkdir, mkdirat, rmdir, link, linkat, \
              symlink, symlinkat, msync, fallocate (file))",
         ),
@@ -770,7 +770,7 @@ fn errnos() {
             "EMFILE",
             "node = \"n0\"",
             "f.toml:3:9: `EMFILE` does not apply to `bind`, `listen`, `connect`, `shutdown`, \
-             `close` (class net) and 37 more, which this trigger can also match: narrow it with `call`, \
+             `close` (class net) and 39 more, which this trigger can also match: narrow it with `call`, \
              `class` or `direction` (`EMFILE` applies to socket, socketpair, accept, accept4 \
              (net); open, openat, creat (file))",
         ),
@@ -785,7 +785,7 @@ fn errnos() {
             "EIO",
             "call = \"close\"",
             "f.toml:3:9: `EIO` does not apply to `close` (class net) or `close` (class file): \
-             `EIO` applies to write, writev, pwrite64, pwritev, pwritev2, fsync, fdatasync, \
+             `EIO` applies to write, writev, pwrite64, pwritev, pwritev2, copy_file_range, sendfile, fsync, fdatasync, \
              sync_file_range, syncfs, ftruncate, truncate, rename, renameat, renameat2, unlink, \
              unlinkat, mkdir, mkdirat, rmdir, link, linkat, symlink, symlinkat, msync, fallocate (file)",
         ),

@@ -14,7 +14,8 @@
 //! 4. Each distinct state (by content hash) is materialized in a scratch run directory
 //!    (`crash/states/NNNNN/data/NODE`, never the original), the node is started on it alone
 //!    (untraced, fresh ports), its ready condition awaited, then `[crash] check` (or `[check]`)
-//!    run. A state from which it does not recover is a failure; failures are grouped into
+//!    run ([`recover`]); `-j` states at once on worker threads, their outcomes applied in state
+//!    order so the report does not depend on `-j` ([`pool`]). A state from which it does not recover is a failure; failures are grouped into
 //!    vulnerabilities by root cause ([`group`]: the missing ordering or sync, temp names
 //!    normalized), each reported once with its smallest example state, the source calls'
 //!    `seq` in trace.jsonl and the persistence models (strict, ext4-ordered) under which it
@@ -22,21 +23,22 @@
 //!
 //! [`cluster`]: the same for several nodes losing power at one instant, restarted together.
 
-use crate::supervisor::{Progress, Stop, Supervisor};
-use crate::{checkpoints, Error, RunOptions};
-use ordeal_events::{Class, Event, TraceReader};
+use crate::supervisor::Progress;
+use crate::{Error, RunOptions};
+use ordeal_events::{Class, TraceReader};
 use ordeal_experiment::{Experiment, ResolveContext};
 use ordeal_state::persist::{self, Call, CrashState, Explorer, Kind, Model, Op, Role, Tree};
-use ordeal_tracer::{Config, ExitStatus, Launcher};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod cluster;
 pub mod group;
+mod pool;
+mod recover;
 
 /// The side file holding the bytes of data-dir writes (see `data_at` in docs/trace-format.md).
 pub const FILE_DATA: &str = "filedata.bin";
@@ -74,6 +76,8 @@ pub struct CrashOptions {
     pub time: Option<Duration>,
     /// The persistence model whose findings decide the verdict (both are reported).
     pub model: Model,
+    /// States recovered at once (worker threads); the findings do not depend on it.
+    pub jobs: usize,
 }
 
 /// One operation in a report.
@@ -249,19 +253,6 @@ impl CrashReport {
     }
 }
 
-/// A sink for the recovery runs' tracers: their processes are untraced, their few lifecycle
-/// events are not kept.
-struct Discard;
-
-impl ordeal_tracer::Sink for Discard {
-    fn event(&mut self, _: &Event) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Runs `ordeal crash`.
 pub fn crash(
     exp: &Experiment,
@@ -350,7 +341,8 @@ pub fn crash(
     std::fs::create_dir_all(&states_dir)
         .map_err(crate::io_err(format!("creating {}", states_dir.display())))?;
 
-    let mut x = Exploration {
+    let clones = persist::CloneSource::new(&base, &base_dir);
+    let rec = recover::Recovery {
         exp,
         opts,
         node: &node,
@@ -358,9 +350,14 @@ pub fn crash(
         checkpoints: &checkpoints,
         stdout: stdout_file.as_ref().map(|_| stdout.as_slice()),
         ops: &ops,
+        base: &clones,
+        cancel,
+    };
+    let mut x = Exploration {
+        ops: &ops,
         ex: &ex,
         states_dir: &states_dir,
-        cancel,
+        planned: HashSet::new(),
         seen: HashMap::new(),
         filed: HashMap::new(),
         vulns: Vec::new(),
@@ -369,9 +366,7 @@ pub fn crash(
         failed: 0,
     };
     let t0 = Instant::now();
-    let out_of_time = |t0: Instant| opts.time.is_some_and(|t| t0.elapsed() >= t);
-    let mut next_report = Instant::now() + Duration::from_secs(1);
-    let mut complete = true;
+    let complete;
     let systematic = ex.systematic();
     // Self-checks before any state is blamed on the program: every call followed, the
     // all-persisted final state equal to the real final directory, and recovering.
@@ -393,11 +388,26 @@ pub fn crash(
         if let Some(last) = last {
             let model = ex.tree(&last);
             if let Some(d) = model.first_difference(&real) {
+                // A file msync'ed through a shared mapping and differing at the end was most
+                // likely written through the mapping after its last msync: no call carries
+                // those bytes, and the kernel may have written them back at any time.
+                let mapped = calls
+                    .iter()
+                    .rev()
+                    .filter(|c| c.call == "msync")
+                    .filter_map(|c| Some((c.path.as_deref()?, c.seq)))
+                    .find(|(p, _)| model.file(p) != real.file(p));
+                let why = match mapped {
+                    Some((p, seq)) => format!(
+                        "{p} is mapped shared: written through the mapping after its last msync (seq {seq}), bytes no call shows"
+                    ),
+                    None => "a call the tracer does not see changed it: a write through a shared mapping never msync'ed, another process".into(),
+                };
                 unknown = Some(format!(
-                    "the model's final state differs from the real final directory {}: {d} (a call the tracer does not see changed it: a write through a shared mapping never msync'ed, copy_file_range, another process)",
+                    "the model's final state differs from the real final directory {}: {d} ({why})",
                     data_dir.display()
                 ));
-            } else if let Some(err) = x.check(&last)? {
+            } else if let Some(err) = x.check_now(&rec, last)? {
                 unknown = Some(format!(
                     "the recovery check fails on the real final state, with nothing lost ({}): {err}",
                     states_dir.join(format!("{:05}", x.checked)).display()
@@ -408,44 +418,17 @@ pub fn crash(
     if unknown.is_some() {
         x.vulns.clear();
         complete = false;
-    }
-    let mut rng = persist::Rng::new(opts.seed);
-    let mut fruitless = 0usize;
-    let mut i = 0usize;
-    while unknown.is_none() {
-        if x.checked >= opts.budget || out_of_time(t0) || cancel.load(Ordering::SeqCst) {
-            complete = i >= systematic.len();
-            break;
-        }
-        let s = if i < systematic.len() {
-            i += 1;
-            systematic[i - 1].clone()
-        } else {
-            // Random states until the budget, or until they stop yielding new trees.
-            if fruitless > 200 {
-                break;
-            }
-            i += 1;
-            ex.random(&mut rng)
+    } else {
+        let plan = pool::Plan {
+            systematic,
+            seed: opts.seed,
+            budget: opts.budget,
+            deadline: opts.time.map(|t| t0 + t),
+            jobs: opts.jobs.max(1),
         };
-        let before = x.checked;
-        x.check(&s)?;
-        if i > systematic.len() {
-            fruitless = if x.checked > before { 0 } else { fruitless + 1 };
-        }
-        if Instant::now() >= next_report {
-            next_report += Duration::from_secs(1);
-            let secs = t0.elapsed().as_secs_f64();
-            progress.say(format!(
-                "{} states generated, {} checked ({:.1}/s), {} failed, {} vulnerabilit{}",
-                x.generated,
-                x.checked,
-                x.checked as f64 / secs.max(1e-9),
-                x.failed,
-                x.vulns.len(),
-                if x.vulns.len() == 1 { "y" } else { "ies" }
-            ));
-        }
+        let mut bar = pool::Bar::new(opts.run.progress, opts.budget, t0, progress.t0);
+        complete = pool::explore(&mut x, &rec, plan, &mut bar)?;
+        bar.finish();
     }
     group::merge_same_causes(&mut x.vulns);
     let verdict = if unknown.is_some() {
@@ -598,20 +581,31 @@ fn calls_of(
     Ok((calls, checkpoints, stdout))
 }
 
+/// A crash state as the search plans it, in generation order (see [`pool`]).
+pub(crate) enum Step {
+    /// A tree not planned before: checked as state `n`, in `states/NNNNN`.
+    New {
+        n: usize,
+        hash: blake3::Hash,
+        state: CrashState,
+    },
+    /// A tree planned before: counted, not checked again.
+    Seen {
+        hash: blake3::Hash,
+        state: CrashState,
+    },
+}
+
+/// What the search has found so far. Planning (which states are checked, and their numbers)
+/// and applying results (failures, vulnerabilities) are separate so that states can be
+/// recovered in parallel while the findings are assembled in state order.
 struct Exploration<'a> {
-    exp: &'a Experiment,
-    opts: &'a CrashOptions,
-    node: &'a str,
-    workload: Option<&'a str>,
-    /// The checkpoints of the recording: (seq of its marker, label).
-    checkpoints: &'a [(u64, String)],
-    /// A workload target's stdout writes: (seq, bytes).
-    stdout: Option<&'a [StdoutWrite]>,
     ops: &'a [Op],
     ex: &'a Explorer<'a>,
     states_dir: &'a Path,
-    cancel: &'a AtomicBool,
-    /// Tree hash → recovery error (None: recovered).
+    /// Tree hashes planned for a check.
+    planned: HashSet<blake3::Hash>,
+    /// Tree hash → recovery error (None: recovered), once its result is applied.
     seen: HashMap<blake3::Hash, Option<String>>,
     /// Failing tree hash → the vulnerability (index) it was filed under.
     filed: HashMap<blake3::Hash, usize>,
@@ -622,182 +616,72 @@ struct Exploration<'a> {
 }
 
 impl Exploration<'_> {
-    /// Checks one crash state (once per distinct tree); returns why it did not recover.
-    fn check(&mut self, s: &CrashState) -> Result<Option<String>, Error> {
+    /// Counts a generated state; a tree not planned before gets the next state number and is
+    /// returned to be recovered.
+    fn plan(&mut self, s: CrashState) -> (Step, Option<Tree>) {
         self.generated += 1;
-        let tree = self.ex.tree(s);
-        let h = tree.hash();
-        if let Some(e) = self.seen.get(&h) {
-            // Another way to the same failing tree: the models it happens under count for the
-            // vulnerability that tree was filed under (the same disk, the same failure).
-            if let Some(v) = self.filed.get(&h).and_then(|&i| self.vulns.get_mut(i)) {
-                group::add_models(v, &self.ex.models(s));
-            }
-            return Ok(e.clone());
+        let tree = self.ex.tree(&s);
+        let hash = tree.hash();
+        if !self.planned.insert(hash) {
+            return (Step::Seen { hash, state: s }, None);
         }
         self.checked += 1;
-        let dir = self.states_dir.join(format!("{:05}", self.checked));
-        let e = self.recover(&tree, &dir, s.crash_at)?;
-        if e.is_none() {
-            let _ = std::fs::remove_dir_all(&dir);
-        } else {
-            self.failed += 1;
+        let n = self.checked;
+        (Step::New { n, hash, state: s }, Some(tree))
+    }
+
+    /// The directory of state `n`.
+    fn state_dir(&self, n: usize) -> PathBuf {
+        self.states_dir.join(format!("{n:05}"))
+    }
+
+    /// Applies the outcome of a planned step, in plan order: `result` is the recovery's for a
+    /// new tree (ignored for a seen one). Returns why the state's tree did not recover.
+    fn apply(&mut self, step: &Step, result: Option<String>) -> Option<String> {
+        match step {
+            Step::Seen { hash, state } => {
+                // Another way to the same failing tree: the models it happens under count for
+                // the vulnerability that tree was filed under (the same disk, the same failure).
+                if let Some(v) = self.filed.get(hash).and_then(|&i| self.vulns.get_mut(i)) {
+                    group::add_models(v, &self.ex.models(state));
+                }
+                self.seen.get(hash).cloned().flatten()
+            }
+            Step::New { n, hash, state } => {
+                self.seen.insert(*hash, result.clone());
+                if let Some(err) = &result {
+                    self.failed += 1;
+                    let blame = self.ex.blame(state);
+                    let models = self.ex.models(state);
+                    let dir = self.state_dir(*n);
+                    let i =
+                        group::file(&mut self.vulns, self.ops, state, &blame, models, err, &dir);
+                    self.filed.insert(*hash, i);
+                }
+                result
+            }
         }
-        self.seen.insert(h, e.clone());
-        if let Some(err) = &e {
-            let i = self.blame(s, err, &dir);
-            self.filed.insert(h, i);
-        }
-        Ok(e)
     }
 
-    /// Files a failing (distinct) state under the vulnerability of its root cause; returns the
-    /// vulnerability's index.
-    fn blame(&mut self, s: &CrashState, error: &str, dir: &Path) -> usize {
-        let blame = self.ex.blame(s);
-        let models = self.ex.models(s);
-        group::file(&mut self.vulns, self.ops, s, &blame, models, error, dir)
-    }
-
-    /// The label of the last checkpoint taken before the crash point (before operation
-    /// `crash_at` was issued).
-    fn checkpoint_before(&self, crash_at: usize) -> Option<&str> {
-        let bound = self.ops.get(crash_at).map_or(u64::MAX, |o| o.seq);
-        self.checkpoints
-            .iter()
-            .rev()
-            .find(|(seq, _)| *seq < bound)
-            .map(|(_, l)| l.as_str())
-    }
-
-    /// What a workload target had written to its stdout before the crash point (before
-    /// operation `crash_at` was issued); None for a node target.
-    fn stdout_before(&self, crash_at: usize) -> Option<Vec<u8>> {
-        let bound = self.ops.get(crash_at).map_or(u64::MAX, |o| o.seq);
-        let writes = self.stdout?;
-        Some(
-            writes
-                .iter()
-                .filter(|(seq, _)| *seq < bound)
-                .flat_map(|(_, b)| b.iter().copied())
-                .collect(),
-        )
-    }
-
-    /// Starts the node alone on `tree` (materialized in `dir/data/NODE`), waits for it to be
-    /// ready, runs the crash check; `Some(reason)` if it does not recover. With a workload
-    /// target, no node is started: the crash check alone says.
-    fn recover(&self, tree: &Tree, dir: &Path, crash_at: usize) -> Result<Option<String>, Error> {
-        let r = self
-            .exp
-            .resolve(&ResolveContext::new(dir, &self.opts.run.ordeal_exe))?;
-        let Some(n) = r.node(self.node) else {
-            return Err(Error::Usage(format!("no node {}", self.node)));
-        };
-        let Some(dd) = &n.data_dir else {
-            return Err(Error::Usage(format!("node {} has no data_dir", self.node)));
-        };
-        crate::rundir::create_run_dir(dir)?;
-        tree.materialize(&dd.path)
-            .map_err(|e| Error::Usage(format!("materializing a crash state: {e}")))?;
-        let origin_ns = ordeal_tracer::monotonic_ns();
-        let engine = ordeal_tracer::Ptrace.start(
-            Config {
-                origin_ns,
-                ..Default::default()
-            },
-            Box::new(Discard),
-            None,
-        )?;
-        let mut ckpt = checkpoints::Checkpoints::start(&r, dir, engine.marker())?;
-        let shared = crate::faults::Shared::default();
-        let quiet = Progress::new(false);
-        let mut sup = Supervisor {
-            engine: engine.as_ref(),
-            origin_ns,
-            ckpt: &ckpt,
-            shared: &shared,
-            net: None,
-            schedule: None,
-            started: Vec::new(),
-            run_dir: dir,
-            progress: &quiet,
-            cancel: self.cancel,
-            diag: crate::diag::Diag::disabled(dir),
-            prober: None,
-        };
-        let deadline = Instant::now() + r.timeout;
-        let outcome = (|| -> Result<Option<String>, Error> {
-            if self.workload.is_none() {
-                let env = sup.env_for(&n.name, &n.env);
-                sup.start(
-                    &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
-                )?;
-            }
-            if let Some(check) = n.ready.as_ref().filter(|_| self.workload.is_none()) {
-                let until = (Instant::now() + n.ready_timeout).min(deadline);
-                match sup.wait_ready(&n.name, check, &n.cwd, until, HashMap::new()) {
-                    Err(e) => return Ok(Some(e.to_string())),
-                    Ok(Err(Stop::Timeout)) => {
-                        return Ok(Some(format!(
-                            "node {} was not ready within {:?}",
-                            n.name, n.ready_timeout
-                        )))
-                    }
-                    Ok(Err(Stop::Cancelled)) => return Err(Error::Interrupted),
-                    // No fault schedule here: only a crash fault makes this.
-                    Ok(Err(Stop::Crashed)) => {
-                        return Ok(Some(format!("node {} was crashed while starting", n.name)))
-                    }
-                    Ok(Ok(())) => {}
+    /// Plans, recovers (on this thread) and applies one state; its directory is removed when
+    /// it recovered.
+    fn check_now(
+        &mut self,
+        rec: &recover::Recovery,
+        s: CrashState,
+    ) -> Result<Option<String>, Error> {
+        let (step, tree) = self.plan(s);
+        let result = match (&step, tree) {
+            (Step::New { n, state, .. }, Some(tree)) => {
+                let dir = self.state_dir(*n);
+                let e = rec.recover(&tree, &dir, state.crash_at)?;
+                if e.is_none() {
+                    let _ = std::fs::remove_dir_all(&dir);
                 }
+                e
             }
-            let mut check = r.crash_check.as_ref().or(r.check.as_ref()).map(|c| {
-                // What was promised before the crash point (docs/crash.md#targets).
-                let mut c = c.clone();
-                if let Some(l) = self.checkpoint_before(crash_at) {
-                    c.env.insert(CRASH_CHECKPOINT_ENV.into(), l.to_string());
-                }
-                c
-            });
-            if let (Some(c), Some(out)) = (&check, self.stdout_before(crash_at)) {
-                let path = dir.join("crash-stdout");
-                std::fs::write(&path, out)
-                    .map_err(crate::io_err(format!("writing {}", path.display())))?;
-                let mut c2 = c.clone();
-                c2.env
-                    .insert(CRASH_STDOUT_ENV.into(), path.display().to_string());
-                check = Some(c2);
-            }
-            if let Some(c) = &check {
-                match sup.run_check(&r, c, deadline)? {
-                    Some(ExitStatus::Code(0)) => {}
-                    Some(st) => {
-                        return Ok(Some(format!(
-                            "{} failed ({st}){}",
-                            c.name,
-                            sup.tail_of(&c.name)
-                        )))
-                    }
-                    None => return Err(Error::Interrupted),
-                }
-            }
-            sup.drain_notices();
-            if self.workload.is_some() {
-                return Ok(None);
-            }
-            if let Some(st) = sup.exit_of(&n.name) {
-                return Ok(Some(format!(
-                    "node {} exited: {st}{}",
-                    n.name,
-                    sup.tail_of(&n.name)
-                )));
-            }
-            Ok(None)
-        })();
-        ckpt.stop();
-        engine.shutdown()?;
-        drop(r);
-        outcome
+            _ => None,
+        };
+        Ok(self.apply(&step, result))
     }
 }

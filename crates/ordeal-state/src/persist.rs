@@ -41,7 +41,7 @@ mod tree;
 pub use explore::{CrashState, Cut, Explorer, Kind, Model, Role, BLOCK};
 pub use ops::{build, build_ops, Built, Call, Op, OpKind, Unmodelled};
 pub use rng::Rng;
-pub use tree::{copy_tree, Tree};
+pub use tree::{copy_tree, CloneSource, Tree};
 
 #[cfg(test)]
 mod tests {
@@ -214,6 +214,36 @@ mod tests {
         assert_eq!(back.hash(), t.hash());
         assert_ne!(base.hash(), t.hash());
         assert_eq!(Rng::new(3).next_u64(), Rng::new(3).next_u64());
+    }
+
+    #[test]
+    fn every_state_materializes_as_in_memory_and_never_touches_the_base() {
+        // A base on disk with a file large enough to be cloned (reflinked where the file
+        // system can, written otherwise: either way the same bytes, and a copy of its own).
+        let d = tempfile::tempdir().unwrap();
+        let base_dir = d.path().join("base");
+        std::fs::create_dir(&base_dir).unwrap();
+        let big: Vec<u8> = (0..CloneSource::MIN * 2).map(|i| (i % 251) as u8).collect();
+        std::fs::write(base_dir.join("big"), &big).unwrap();
+        std::fs::write(base_dir.join("state"), b"old\n").unwrap();
+        let base = Tree::load(&base_dir).unwrap();
+        let (ops, n) = build_ops(&base, &save(false, b"new!\n")).unwrap();
+        let ex = Explorer::new(&base, &ops, n);
+        let source = CloneSource::new(&base, &base_dir);
+        let all = ex.systematic();
+        assert!(all.len() > 5, "{all:?}");
+        for (i, s) in all.iter().enumerate() {
+            let t = ex.tree(s);
+            let at = d.path().join(format!("s{i}"));
+            t.materialize_with(&at, Some(&source)).unwrap();
+            let back = Tree::load(&at).unwrap();
+            assert_eq!(t.first_difference(&back), None, "{s:?}");
+            assert_eq!(back.hash(), t.hash(), "{s:?}");
+            // A recovery writing into its state changes its own copy only.
+            std::fs::write(at.join("big"), b"overwritten").unwrap();
+        }
+        assert_eq!(std::fs::read(base_dir.join("big")).unwrap(), big);
+        assert_eq!(std::fs::read(base_dir.join("state")).unwrap(), b"old\n");
     }
 
     #[test]

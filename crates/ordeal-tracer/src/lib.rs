@@ -453,9 +453,13 @@ impl<S: Sink + 'static> Tracer<S> {
             return Err(Error::Gone);
         };
         let _ = self.tx.send(Cmd::Shutdown);
+        // Waits growing from 100 µs to 5 ms: a tracer with little left to kill is done in
+        // well under a millisecond (a crash search shuts one down per state).
+        let mut wait = Duration::from_micros(100);
         while !thread.is_finished() {
             self.poke();
-            std::thread::park_timeout(Duration::from_millis(5));
+            std::thread::park_timeout(wait);
+            wait = (wait * 2).min(Duration::from_millis(5));
         }
         thread.join().map_err(|_| Error::Gone)?
     }

@@ -41,6 +41,26 @@ pub(crate) fn shared_mapping(maps: &str, addr: u64) -> Option<Mapping> {
     })
 }
 
+/// `len` bytes of the file open as `fd` in process `pid`, from offset `pos` (fewer at its
+/// end), through a descriptor of its own (`/proc/PID/fd/N` opened for reading: the
+/// process's descriptor may be write-only, and its offset is left alone).
+pub(crate) fn read_fd_at(pid: i32, fd: i32, pos: u64, len: usize) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match f.read_at(&mut buf[got..], pos + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(got);
+    Some(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +85,21 @@ mod tests {
         assert_eq!(shared_mapping(maps, 0x55d0c0000010), None);
         assert_eq!(shared_mapping(maps, 0x7f0000002010), None);
         assert_eq!(shared_mapping(maps, 0x7f0000004000), None);
+    }
+
+    #[test]
+    fn a_descriptor_is_read_back_at_an_offset_without_moving_it() {
+        use std::io::{Seek, Write};
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = std::fs::File::create(dir.path().join("f")).unwrap();
+        f.write_all(b"0123456789").unwrap();
+        let pid = std::process::id() as i32;
+        let fd = f.as_raw_fd();
+        assert_eq!(read_fd_at(pid, fd, 3, 4).unwrap(), b"3456");
+        // Cut at the end of the file.
+        assert_eq!(read_fd_at(pid, fd, 8, 4).unwrap(), b"89");
+        // The write-only descriptor's offset is where it was.
+        assert_eq!(f.stream_position().unwrap(), 10);
     }
 }

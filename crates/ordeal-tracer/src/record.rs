@@ -534,7 +534,8 @@ impl<S: Sink> Inner<S> {
 
     /// Appends the bytes a successful data-dir write wrote to the file-data file; sets
     /// `data_at` and, for a write at the fd's offset, `pos` (the fd's offset after the call,
-    /// from fdinfo, minus what it wrote: right for O_APPEND too).
+    /// from fdinfo, minus what it wrote: right for O_APPEND too; for `copy_file_range` with
+    /// an `off_out`, the offset it points to after the call, minus what it copied).
     fn record_file_data(
         &mut self,
         tid: i32,
@@ -544,19 +545,33 @@ impl<S: Sink> Inner<S> {
         moved: u64,
         ev: &mut Event,
     ) {
+        let fd = arg(spec, a, Arg::Fd).unwrap_or(a[0]) as i32;
+        let explicit = explicit_pos(spec, a);
+        // Where it wrote: the offset named, else the one it advanced (through a pointer, or
+        // the descriptor's, from fdinfo: right for O_APPEND too), less what it wrote.
+        let pos = explicit.or_else(|| {
+            let after = match arg(spec, a, Arg::PosPtr).filter(|&p| p != 0) {
+                Some(ptr) => mem::read_mem(tid, ptr, 8)
+                    .and_then(|b| Some(u64::from_ne_bytes(b.try_into().ok()?))),
+                None => procfs::fd_pos(tgid, fd),
+            };
+            after.map(|p| p.saturating_sub(moved))
+        });
         let bytes = match (arg(spec, a, Arg::Buf), arg(spec, a, Arg::Iov)) {
             (Some(buf), _) => mem::read_mem(tid, buf, moved as usize),
             (None, Some(iov)) => {
                 let cnt = arg(spec, a, Arg::IovCnt).unwrap_or(0);
                 iov_bytes(tid, iov, cnt, moved as usize)
             }
-            _ => None,
+            // No buffer (copy_file_range, sendfile): the bytes are in the file now, read back at the
+            // stop, before the process can change them.
+            _ => pos.and_then(|p| procfs::read_fd_at(tgid, fd, p, moved as usize)),
         };
         let Some(bytes) = bytes.filter(|b| b.len() as u64 == moved) else {
             return;
         };
-        if explicit_pos(spec, a).is_none() {
-            ev.pos = procfs::fd_pos(tgid, a[0] as i32).map(|p| p.saturating_sub(moved));
+        if explicit.is_none() {
+            ev.pos = pos;
         }
         let Some((w, len)) = &mut self.file_data else {
             return;
@@ -712,6 +727,8 @@ mod tests {
                 "pwrite64" => SYS_pwrite64,
                 "pwritev" => SYS_pwritev,
                 "pwritev2" => SYS_pwritev2,
+                "copy_file_range" => SYS_copy_file_range,
+                "sendfile" => SYS_sendfile,
                 "sendto" => SYS_sendto,
                 "recvfrom" => SYS_recvfrom,
                 "sendmsg" => SYS_sendmsg,

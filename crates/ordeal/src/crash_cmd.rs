@@ -47,7 +47,11 @@ pub struct CrashArgs {
     /// (ext4 data=ordered, what most systems run) or strict (POSIX). Both are reported.
     #[arg(long, value_name = "MODEL", default_value = "ext4-ordered", value_parser = parse_model)]
     model: ordeal_state::persist::Model,
-    /// No progress lines.
+    /// Crash states recovered at once; default the number of CPUs. The findings and the
+    /// report do not depend on it.
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    jobs: Option<u64>,
+    /// No progress (otherwise a bar on a terminal, a line a second elsewhere).
     #[arg(short, long)]
     quiet: bool,
 }
@@ -109,6 +113,10 @@ pub fn crash(args: CrashArgs, demo_toml: &str) -> anyhow::Result<u8> {
         budget: args.budget,
         time: args.time,
         model: args.model,
+        jobs: args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        ),
     };
     let verdict = if cluster {
         let report = ordeal_run::crash::cluster::crash_cluster(&exp, &opts, &args.nodes, &cancel)?;

@@ -291,3 +291,46 @@ fn strategies_script_prints_runs_to_the_first_failure_per_strategy() {
     // Random over itself.
     assert_eq!(rows[0][5], "1.00", "{}", report(&out));
 }
+
+/// bench/crash-speed.sh at a small budget (enough for the demo bug's states): a row per target and `-j` (1, then 2) with the
+/// verdict, the distinct states checked, and findings equal to those at `-j 1`.
+#[test]
+fn crash_speed_script_prints_states_per_second_and_the_same_findings_at_every_j() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = script(
+        "bench/crash-speed.sh",
+        &[("BUDGET", "100".into()), ("JOBS", "2".into())],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", report(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("demo") || l.starts_with("sqlite3-"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let expected: &[(&str, &str, &str)] = &[
+        ("demo-rename-no-fsync", "1", "vulnerable"),
+        ("demo-rename-no-fsync", "2", "vulnerable"),
+        ("demo", "1", "clean"),
+        ("demo", "2", "clean"),
+        ("sqlite3-wal-full", "1", "clean"),
+        ("sqlite3-wal-full", "2", "clean"),
+    ];
+    let n = if in_path("sqlite3") { 6 } else { 4 };
+    assert_eq!(rows.len(), n, "{}", report(&out));
+    for (row, (target, j, verdict)) in rows.iter().zip(expected) {
+        assert_eq!(
+            (row[0], row[1], row[2]),
+            (*target, *j, *verdict),
+            "{}",
+            report(&out)
+        );
+        // The budget bounds the distinct states checked.
+        assert!(
+            row[3].parse::<u32>().is_ok_and(|c| c <= 100),
+            "{}",
+            report(&out)
+        );
+        assert_eq!(row[7], "same", "{}", report(&out));
+    }
+}

@@ -307,6 +307,11 @@ fn saver_exp(mode: &str) -> String {
 }
 
 fn crash_saver(mode: &str) -> (Output, tempfile::TempDir) {
+    crash_saver_j(mode, "2")
+}
+
+/// [`crash_saver`] recovering `jobs` states at once.
+fn crash_saver_j(mode: &str, jobs: &str) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let exp = dir.path().join("saver.toml");
     std::fs::write(&exp, saver_exp(mode)).unwrap();
@@ -317,8 +322,56 @@ fn crash_saver(mode: &str) -> (Output, tempfile::TempDir) {
         "--out",
         out.to_str().unwrap(),
         "-q",
+        "-j",
+        jobs,
     ]);
     (o, dir)
+}
+
+/// crash.json without what depends on time, place or the recording (seqs).
+fn findings(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("crash.json"))
+        .unwrap()
+        .replace(run.to_str().unwrap(), "RUN");
+    let mut r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for k in ["seconds", "seq", "crash_after_seq"] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut r);
+    r
+}
+
+#[test]
+fn the_findings_do_not_depend_on_how_many_states_are_recovered_at_once() {
+    let (o1, d1) = crash_saver_j("bare", "1");
+    assert_eq!(o1.status.code(), Some(1), "{}", text(&o1));
+    let (o2, d2) = crash_saver_j("bare", "2");
+    assert_eq!(o2.status.code(), Some(1), "{}", text(&o2));
+    let (r1, r2) = (
+        findings(&d1.path().join("run")),
+        findings(&d2.path().join("run")),
+    );
+    assert_eq!(r1, r2);
+    // The same kept example states, with the same numbers.
+    let kept = |d: &tempfile::TempDir| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d.path().join("run/crash/states"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(kept(&d1), kept(&d2));
+    assert_eq!(r1["vulnerabilities"].as_array().unwrap().len(), 2, "{r1:#}");
 }
 
 #[test]

@@ -138,6 +138,68 @@ fn publishing_with_link_after_fsync_is_safe_and_without_it_is_found_under_both_m
     assert!(out.contains("strict and ext4-ordered"), "{out}");
 }
 
+#[test]
+fn data_copied_with_copy_file_range_is_a_write_not_durable_until_fsync() {
+    let (code, r, out) = crash(&c_node("copier", "fsync"), "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(r["verdict"], "clean", "{out}");
+    // Nothing unmodelled: the model's final state is the real directory.
+    assert!(r.get("unknown").is_none(), "{out}");
+    assert_eq!(r["complete"], true, "{out}");
+
+    let (code, r, out) = crash(&c_node("copier", "bare"), "300");
+    assert_eq!(code, Some(1), "{out}");
+    let v = &r["vulnerabilities"][0];
+    assert_eq!(
+        v["cause"],
+        "data written to msg.tmp not persisted before the rename that publishes it as msg (no fsync of the file before the rename)",
+        "{out}"
+    );
+    // Either copy lost: the first half at the descriptor's offset, the rest at an explicit
+    // one; the example loses the first.
+    assert_eq!(
+        blamed(&r)[0],
+        [
+            "lost write msg.tmp [0, 19)",
+            "persisted write msg.tmp [19, 39)",
+            "persisted rename msg.tmp → msg"
+        ],
+        "{out}"
+    );
+    assert_eq!(v["ops"][0]["call"], "copy_file_range", "{out}");
+    assert!(
+        v["error"].as_str().unwrap().contains("corrupt msg"),
+        "{out}"
+    );
+}
+
+#[test]
+fn data_copied_with_sendfile_into_a_file_is_a_write_too() {
+    let mut argv = c_node("copier", "bare");
+    argv.push("sendfile".into());
+    let (code, r, out) = crash(&argv, "300");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        blamed(&r)[0],
+        [
+            "lost write msg.tmp [0, 19)",
+            "persisted write msg.tmp [19, 39)",
+            "persisted rename msg.tmp → msg"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        r["vulnerabilities"][0]["ops"][0]["call"], "sendfile",
+        "{out}"
+    );
+
+    let mut argv = c_node("copier", "fsync");
+    argv.push("sendfile".into());
+    let (code, r, out) = crash(&argv, "300");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(r.get("unknown").is_none(), "{out}");
+}
+
 /// A node running `sh -c SCRIPT` with $1 = the data dir and the rest of `args`.
 fn sh_node(script: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec![
@@ -342,6 +404,21 @@ fn a_change_the_tracer_does_not_see_makes_the_verdict_unknown() {
         out.contains("verdict unknown: the model's final state differs"),
         "{out}"
     );
+}
+
+#[test]
+fn a_mapping_written_after_its_last_msync_is_named_in_the_unknown_verdict() {
+    // msync'd once (those bytes are known), then written again through the mapping: the
+    // model cannot know the second write's bytes, nor when the kernel wrote them back.
+    let (code, r, out) = crash(&c_node("mapper", "late"), "50");
+    assert_eq!(code, Some(3), "{out}");
+    assert_eq!(r["vulnerabilities"], serde_json::json!([]));
+    let why = r["unknown"].as_str().unwrap();
+    assert!(
+        why.contains(": m: contents differ (4096 bytes in the model, 4096 in the real directory) (m is mapped shared: written through the mapping after its last msync (seq "),
+        "{why}"
+    );
+    assert!(why.ends_with("), bytes no call shows)"), "{why}");
 }
 
 #[test]

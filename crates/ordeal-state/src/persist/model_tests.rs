@@ -386,3 +386,42 @@ fn on_ext4_an_fsync_that_commits_the_journal_persists_earlier_names() {
         .collect();
     assert_eq!(commits, [false, true]);
 }
+
+#[test]
+fn a_copy_file_range_is_a_write_of_the_copied_bytes_durable_only_after_fsync() {
+    // The source is read, not changed; the destination gets the bytes at `pos`.
+    let base = base_with(&[("src", b"abcdef"), ("dst", b"")]);
+    let copy = |seq| Call {
+        fd: Some(4),
+        pos: Some(2),
+        data: Some(Arc::from(&b"cde"[..])),
+        ret: 3,
+        ..call(seq, "copy_file_range", "dst")
+    };
+    let calls = [open(1, "dst", "O_WRONLY", 4), copy(2)];
+    let b = build(&base, &calls);
+    let d: Vec<String> = b.ops.iter().map(|o| o.describe()).collect();
+    assert_eq!(d, ["write dst [2, 5)"]);
+    // Not synced: lost, or torn (a byte, half, all but one, zeros after its first half).
+    let got = contents(&base, &calls, "dst");
+    assert!(got.contains(&Some(b"\0\0cde".to_vec())), "{got:?}");
+    assert!(got.contains(&Some(Vec::new())), "{got:?}");
+    // Synced: whole in every state that crashes after the fsync.
+    let synced = [
+        open(1, "dst", "O_WRONLY", 4),
+        copy(2),
+        Call {
+            fd: Some(4),
+            ..call(3, "fsync", "dst")
+        },
+    ];
+    let b = build(&base, &synced);
+    let ex = Explorer::new(&base, &b.ops, b.inodes);
+    for s in ex.systematic().iter().filter(|s| s.crash_at == b.ops.len()) {
+        assert_eq!(ex.tree(s).file("dst"), Some(&b"\0\0cde"[..]), "{s:?}");
+    }
+    assert_eq!(
+        ex.tree(&ex.systematic()[0]).file("src"),
+        Some(&b"abcdef"[..])
+    );
+}

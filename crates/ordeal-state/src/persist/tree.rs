@@ -84,6 +84,12 @@ impl Tree {
 
     /// Writes the tree into `dir` (created; must not exist or be empty).
     pub fn materialize(&self, dir: &Path) -> Result<()> {
+        self.materialize_with(dir, None)
+    }
+
+    /// [`Tree::materialize`], cloning large files unchanged from `source`'s tree out of its
+    /// directory instead of writing them, where the file system can (see [`CloneSource`]).
+    pub fn materialize_with(&self, dir: &Path, source: Option<&CloneSource>) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         for (p, n) in &self.names {
             if p.is_empty() {
@@ -93,8 +99,10 @@ impl Tree {
             match n {
                 Node::Dir => std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?,
                 Node::File(ino) => {
-                    std::fs::write(&to, self.files[*ino].as_slice())
-                        .map_err(|e| Error::io(&to, e))?;
+                    let data = &self.files[*ino];
+                    if !source.is_some_and(|s| s.clone_into(data, &to)) {
+                        std::fs::write(&to, data.as_slice()).map_err(|e| Error::io(&to, e))?;
+                    }
                 }
                 Node::Symlink(t) => {
                     use std::os::unix::ffi::OsStrExt;
@@ -334,6 +342,75 @@ fn load_into(dir: &Path, rel: &str, t: &mut Tree) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Files a crash state may take from a directory holding a tree (the base) without writing
+/// them: a file whose contents in the state are those of a base file (the same bytes in
+/// memory, never modified) is cloned with `FICLONE`, a reflink sharing the base file's blocks
+/// copy-on-write (btrfs, XFS): a recovery writing to it changes its own copy only. Hard links
+/// are never used: the recovered program runs as the same user, may open any of its files for
+/// writing or chmod them (root ignores modes, and a read-only file changes what a program
+/// does), and would then change the shared inode, hence every later state. Files under
+/// [`CloneSource::MIN`] bytes, and every file on a file system without reflinks (ext4), are
+/// written from memory: for them a clone costs more than the write.
+pub struct CloneSource {
+    dir: std::path::PathBuf,
+    /// Address of a base file's contents → its path in `dir`.
+    by_contents: HashMap<usize, String>,
+    /// Cleared at the first clone the file system refuses.
+    works: std::sync::atomic::AtomicBool,
+}
+
+impl CloneSource {
+    /// Files smaller than this are written, not cloned.
+    pub const MIN: usize = 64 * 1024;
+
+    /// The files of `tree`, as found in `dir` (the directory it was loaded from, unchanged).
+    pub fn new(tree: &Tree, dir: &Path) -> CloneSource {
+        let by_contents = tree
+            .names
+            .iter()
+            .filter_map(|(p, n)| match n {
+                Node::File(ino) if tree.files[*ino].len() >= Self::MIN => {
+                    Some((Arc::as_ptr(&tree.files[*ino]) as usize, p.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        CloneSource {
+            dir: dir.to_path_buf(),
+            by_contents,
+            works: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Clones the base file holding exactly `data` (the same allocation) to `to`; false when
+    /// there is none or the file system cannot (then nothing is left at `to`).
+    fn clone_into(&self, data: &Arc<Vec<u8>>, to: &Path) -> bool {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::Ordering;
+        if data.len() < Self::MIN || !self.works.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(rel) = self.by_contents.get(&(Arc::as_ptr(data) as usize)) else {
+            return false;
+        };
+        let Ok(src) = std::fs::File::open(self.dir.join(rel)) else {
+            return false;
+        };
+        let Ok(dst) = std::fs::File::create(to) else {
+            return false;
+        };
+        // SAFETY: FICLONE takes the source descriptor as its argument; both are open files.
+        let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+        if r != 0 {
+            self.works.store(false, Ordering::Relaxed);
+            drop(dst);
+            let _ = std::fs::remove_file(to);
+            return false;
+        }
+        true
+    }
 }
 
 /// Copies a directory tree (files, directories, symlinks, permission bits) to `to`.

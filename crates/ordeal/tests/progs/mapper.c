@@ -3,6 +3,7 @@
  *
  *   mapper DIR msync   msync(MS_SYNC) the page
  *   mapper DIR none    nothing (the kernel writes it back some time: no call shows it)
+ *   mapper DIR late    msync(MS_SYNC), then a second write through the mapping, not msync'ed
  *
  * A start that finds DIR/m checks it is empty or holds the message (exit 1 otherwise).
  * Then "ready", and it waits to be killed.
@@ -51,8 +52,11 @@ int main(int argc, char **argv) {
     if (m == MAP_FAILED)
         die("mmap");
     memcpy(m, MSG, sizeof MSG - 1);
-    if (strcmp(argv[2], "msync") == 0 && msync(m, 4096, MS_SYNC) != 0)
+    int late = strcmp(argv[2], "late") == 0;
+    if ((late || strcmp(argv[2], "msync") == 0) && msync(m, 4096, MS_SYNC) != 0)
         die("msync");
+    if (late)
+        m[100] = 'x';
     printf("ready\n");
     fflush(stdout);
     for (;;)
