@@ -11,7 +11,8 @@
 //! printed before the instant (`ORDEAL_CRASH_STDOUT`). A state set the cluster does not
 //! recover from is a vulnerability: its cut, per node the operations it lost.
 
-use super::{calls_of, usable, CrashOptions, CrashVerdict, Discard, OpRef, CRASH_CHECKPOINT_ENV};
+use super::recover::Discard;
+use super::{calls_of, usable, CrashOptions, CrashVerdict, OpRef, CRASH_CHECKPOINT_ENV};
 use super::{CRASH_STDOUT_ENV, REPORT};
 use crate::supervisor::{Progress, Stop, Supervisor};
 use crate::{checkpoints, Error};

@@ -34,7 +34,7 @@ pub(crate) struct Recovery<'a> {
 
 /// A sink for the recovery runs' tracers: their processes are untraced, their few lifecycle
 /// events are not kept.
-struct Discard;
+pub(super) struct Discard;
 
 impl ordeal_tracer::Sink for Discard {
     fn event(&mut self, _: &Event) -> std::io::Result<()> {
