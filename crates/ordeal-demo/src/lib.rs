@@ -45,6 +45,7 @@
 //! | `SET k v`   | `OK` (acknowledged), `NOTPRIMARY`, `ERR reason`      |
 //! | `GET k`     | `VALUE v`, `NOTFOUND`, `NOTPRIMARY`, `ERR reason`    |
 //! | `ROLE`      | `PRIMARY`, `BACKUP`, `ELECTING`, `CANDIDATE`         |
+//! | `SEQ`       | `SEQ n`: the sequence number of its last write        |
 //!
 //! Any malformed line is answered `ERR reason` and the connection stays open.
 //!
@@ -61,16 +62,19 @@
 //! replication connection to the primary ends:
 //!
 //! * it asks every peer `ROLE`; if one is `PRIMARY` it joins it as a backup;
-//! * otherwise, if every lower-index peer refuses connections (is down), it
-//!   becomes `CANDIDATE`, asks every peer again, and becomes primary if none
+//! * otherwise, if no peer that answers `SEQ` holds a later write (a higher
+//!   `seq`) and every lower-index peer refuses connections (is down) or holds
+//!   an earlier one, it becomes `CANDIDATE`, asks every peer again, and
+//!   becomes primary if none
 //!   is primary or candidate (and none fails to answer); this second round
 //!   keeps two nodes from becoming primary at once;
 //! * otherwise it backs off and retries, for at most `--election-timeout-ms`
 //!   (then it exits with code 2).
 //!
 //! So node 0 is primary after the first boot; when it dies node 1 takes
-//! over and node 2 joins node 1, and a restarted node joins whoever is
-//! primary. A primary stays primary until it dies.
+//! over and node 2 joins node 1 (unless node 2 holds a write node 1 missed:
+//! then node 2 takes over), and a restarted node joins whoever is primary.
+//! A primary stays primary until it dies.
 //!
 //! A write on the primary: persist it locally, send `REPL` to every joined
 //! backup, wait for each one's `ACK` (a backup that fails or does not answer

@@ -106,6 +106,8 @@ pub enum Request {
     },
     /// `ROLE`
     Role,
+    /// `SEQ`: the sequence number of the node's state (its last write); elections use it.
+    Seq,
     /// `JOIN id`: node `id` wants to become a backup of this node.
     Join {
         /// The joining node's index.
@@ -146,6 +148,8 @@ pub fn parse_request(line: &str) -> Result<Request, RequestError> {
         ["GET", ..] => Err(RequestError::Usage("GET key")),
         ["ROLE"] => Ok(Request::Role),
         ["ROLE", ..] => Err(RequestError::Usage("ROLE")),
+        ["SEQ"] => Ok(Request::Seq),
+        ["SEQ", ..] => Err(RequestError::Usage("SEQ")),
         ["JOIN", id] => id
             .parse()
             .map(|id| Request::Join { id })
@@ -264,6 +268,17 @@ pub enum PeerRole {
     Electing,
     /// `CANDIDATE`: about to become primary.
     Candidate,
+}
+
+/// Asks the node at `addr` for the sequence number of its state (`SEQ` → `SEQ n`); `None`
+/// when it cannot be asked or answers something else.
+pub fn query_seq(addr: SocketAddr, timeout: Duration) -> Option<u64> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    send(&mut stream, "SEQ").ok()?;
+    let answer = read_line(&mut BufReader::new(stream)).ok()??;
+    answer.strip_prefix("SEQ ")?.parse().ok()
 }
 
 /// Asks the node at `addr` for its role, waiting at most about `timeout` for

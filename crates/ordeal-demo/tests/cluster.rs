@@ -181,3 +181,37 @@ fn client_sees_no_violation_when_the_primary_stops_mid_run() {
         .collect();
     assert!(missing.is_empty(), "keys lost: {missing:?}");
 }
+
+/// The most up-to-date node wins an election: a node that missed acknowledged writes (a
+/// backup dropped for a late acknowledgement, back before it re-joined) must not become
+/// primary over one that has them, or the others adopt its older snapshot and lose them.
+/// Node 0 is down; node 1 holds nothing, node 2 an acknowledged write: node 1 alone would
+/// win by its lower index.
+#[test]
+fn the_node_with_the_latest_write_wins_the_election_over_a_lower_index() {
+    use std::collections::BTreeMap;
+    use std::net::TcpListener;
+    let listeners: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut addrs = vec![common::dead_addr()];
+    addrs.extend(listeners.iter().map(|l| l.local_addr().unwrap()));
+    let mut cluster = Cluster {
+        addrs,
+        dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
+        nodes: vec![None],
+        bugs: Bugs::default(),
+    };
+    let ahead = ordeal_demo::State {
+        seq: 1,
+        data: BTreeMap::from([("k".to_string(), "v".to_string())]),
+    };
+    ahead.save(cluster.dirs[2].path(), true).unwrap();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let node = ordeal_demo::spawn_node(cluster.config(i + 1), listener).unwrap();
+        cluster.nodes.push(Some(node));
+    }
+    cluster.wait_roles(&["DOWN", "BACKUP", "PRIMARY"]);
+    assert_eq!(Conn::open(cluster.addrs[2]).ask("GET k"), "VALUE v");
+    assert_eq!(cluster.state_text(1), "seq 1 keys 1\nk v\n");
+}

@@ -1,9 +1,9 @@
 //! The line protocol of ordeal's demo KV store (crates/ordeal-demo/src/wire.rs): one message
 //! per `\n`-ended line, words separated by spaces.
 //!
-//! A client asks `SET key value`, `GET key`, `ROLE` or `JOIN id`; the node answers `OK`,
-//! `VALUE v`, `NOTFOUND`, `NOTPRIMARY`, `ERR reason`, or its role (`PRIMARY`, `BACKUP`,
-//! `ELECTING`, `CANDIDATE`). `JOIN` (a backup joining its primary) turns the connection into
+//! A client asks `SET key value`, `GET key`, `ROLE`, `SEQ` or `JOIN id`; the node answers `OK`,
+//! `VALUE v`, `NOTFOUND`, `NOTPRIMARY`, `ERR reason`, its role (`PRIMARY`, `BACKUP`,
+//! `ELECTING`, `CANDIDATE`) or `SEQ n` (its state's last write). `JOIN` (a backup joining its primary) turns the connection into
 //! replication: the primary answers with `SNAPSHOT seq count` and `count` lines `KV key value`,
 //! the backup acknowledges with `ACK seq`, then the primary sends each write as
 //! `REPL seq key value` and the backup answers each with `ACK seq`. From then on the side that
@@ -17,7 +17,7 @@ use crate::{
 pub struct DemoKv;
 
 /// What a client's first line may start with.
-const REQUESTS: [&[u8]; 4] = [b"SET", b"GET", b"ROLE", b"JOIN"];
+const REQUESTS: [&[u8]; 5] = [b"SET", b"GET", b"ROLE", b"SEQ", b"JOIN"];
 /// Longest line a node accepts (wire.rs's `MAX_LINE`).
 const MAX_LINE: usize = 64 * 1024;
 /// Words shown in a text; more are counted.
@@ -28,7 +28,7 @@ impl Protocol for DemoKv {
         "demo-kv"
     }
 
-    /// A client's first line: a request word (`SET`, `GET`, `ROLE`, `JOIN`, uppercase) then a
+    /// A client's first line: a request word (`SET`, `GET`, `ROLE`, `SEQ`, `JOIN`, uppercase) then a
     /// space or the `\n` that ends the line, which holds no `\r` (RESP's inline commands end
     /// in `\r\n`). Nodes never speak first.
     fn detect(&self, side: Side, first: &[u8]) -> Detect {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::replication::Upstream;
-use super::{Node, Role};
+use super::{lock, Node, Role};
 use crate::wire::{self, PeerRole};
 
 /// How long a starting node waits for lower-index peers to come up before it takes over.
@@ -51,10 +51,31 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Whether this node may stand for primary, no peer being primary: no peer that answers
+    /// holds a later write than this node (its state's `seq` is higher), and every lower-index
+    /// peer is down or holds an earlier one. The most up-to-date node wins, lower index first
+    /// among equals: a backup that was dropped (its acknowledgement came too late) and has not
+    /// re-joined yet must not win over one that has every acknowledged write, or the others
+    /// would adopt its older snapshot and lose them.
+    fn may_stand(&self, roles: &[(usize, PeerRole)]) -> bool {
+        let mine = lock(&self.state).seq;
+        roles.iter().all(|(p, r)| {
+            if *r == PeerRole::Refused {
+                return true;
+            }
+            match wire::query_seq(self.cfg.peers[*p], self.cfg.peer_timeout) {
+                Some(theirs) => theirs < mine || (theirs == mine && *p > self.cfg.id),
+                // Not answering: as before, only a higher-index peer may be ignored.
+                None => *p > self.cfg.id,
+            }
+        })
+    }
+
     /// Finds the primary and joins it, or becomes primary.
     ///
-    /// Join a peer that says PRIMARY. Otherwise, if every lower-index peer
-    /// refuses connections (is down), become a candidate, ask everyone
+    /// Join a peer that says PRIMARY. Otherwise, if no peer that answers has a later write
+    /// and every lower-index peer refuses connections (is down) or has an earlier write
+    /// ([`Self::may_stand`]), become a candidate, ask everyone
     /// again, and become primary only if nobody is (or is becoming) primary.
     /// The second round settles races: of two nodes turning candidate, the
     /// later one always sees the earlier and backs off. Otherwise wait and
@@ -80,10 +101,8 @@ impl<'a> Node<'a> {
                     Ok(upstream) => return Ok(Elected::Backup(upstream)),
                     Err(e) => self.warn(format_args!("cannot join primary {primary}: {e}")),
                 }
-            } else if roles
-                .iter()
-                .all(|(p, r)| *p > self.cfg.id || *r == PeerRole::Refused)
-                && grace_until.is_none_or(|g| Instant::now() >= g || self.cfg.id == 0)
+            } else if grace_until.is_none_or(|g| Instant::now() >= g || self.cfg.id == 0)
+                && self.may_stand(&roles)
             {
                 self.set_role(Role::Candidate);
                 let clear = self.other_peers().all(|p| {

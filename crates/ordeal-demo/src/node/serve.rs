@@ -65,6 +65,7 @@ impl<'a> Node<'a> {
             let sent = match wire::parse_request(&line) {
                 Err(reason) => send(&mut out, &format!("ERR {reason}")),
                 Ok(Request::Role) => send(&mut out, self.role().word()),
+                Ok(Request::Seq) => send(&mut out, &format!("SEQ {}", lock(&self.state).seq)),
                 Ok(Request::Get { key }) => send(&mut out, &self.get(&key)),
                 Ok(Request::Set { key, value }) => self.set(key, value, &mut out),
                 Ok(Request::Join { id }) => {
