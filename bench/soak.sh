@@ -62,14 +62,14 @@ echo "soak: ordeal explore --demo --time $DURATION -j 2 (pid $pid), sampled ever
 : > "$WORK/samples"
 start=$(date +%s)
 while kill -0 "$pid" 2>/dev/null; do
-    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-    ring=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { bpf = ($6 == "anon_inode:bpf-map") } /^Rss:/ && bpf { n += $2 } END { print n + 0 }' "/proc/$pid/smaps" 2>/dev/null || echo 0)
+    # One read of smaps for both, so that a run starting in between cannot skew them.
+    mem=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { bpf = ($6 == "anon_inode:bpf-map") } /^Rss:/ { if (bpf) ring += $2; else own += $2 } END { if (NR) print own + 0, ring + 0 }' "/proc/$pid/smaps" 2>/dev/null || true)
     thr=$(awk '/^Threads/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
     fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
-    [ -n "$rss" ] || break
+    [ -n "$mem" ] || break
     runs=0
     [ -f "$WORK/c/runs.jsonl" ] && runs=$(wc -l < "$WORK/c/runs.jsonl")
-    echo "$(( $(date +%s) - start )) $((rss - ring)) $ring $fds $thr $(descendants "$pid") $(count_netns) $(count_tmp) $runs" >> "$WORK/samples"
+    echo "$(( $(date +%s) - start )) $mem $fds $thr $(descendants "$pid") $(count_netns) $(count_tmp) $runs" >> "$WORK/samples"
     # Waiting for the next sample, or for ordeal's end, whichever comes first.
     i=0
     while [ "$i" -lt "$INTERVAL" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; i=$((i + 1)); done
@@ -94,6 +94,8 @@ def check(ok, what):
     if not ok:
         fails.append(what)
 check(rc in (0, 1), f"ordeal explore exited {rc} (0: no failure found, 1: failures found)")
+if rc not in (0, 1):
+    print("".join(open(f"{work}/explore.log", errors="replace").readlines()[-30:]))
 if len(rows) >= 8:
     # Samples land anywhere in a run's life (two runs' tracers and buffers, or none), so the
     # quarters are compared by their peaks and their floors, not by medians.

@@ -45,7 +45,7 @@
 //! | `SET k v`   | `OK` (acknowledged), `NOTPRIMARY`, `ERR reason`      |
 //! | `GET k`     | `VALUE v`, `NOTFOUND`, `NOTPRIMARY`, `ERR reason`    |
 //! | `ROLE`      | `PRIMARY`, `BACKUP`, `ELECTING`, `CANDIDATE`         |
-//! | `SEQ`       | `SEQ n`: the sequence number of its last write        |
+//! | `SEQ`       | `SEQ n`: the sequence number of its last write       |
 //!
 //! Any malformed line is answered `ERR reason` and the connection stays open.
 //!
