@@ -3,7 +3,7 @@
 # needs to find each with each strategy, over several seeds, with the same budget.
 # See docs/bench.md#guided-search-against-random.
 #
-#   bench/strategies.sh                       # every bug, 3 strategies, 5 seeds
+#   bench/strategies.sh                       # every bug, 4 strategies, 5 seeds
 #   SEEDS=2 BUGS="demo-stale-read" bench/strategies.sh     # a quick look
 #
 # Environment (all optional):
@@ -11,7 +11,7 @@
 #   SEEDS=N            seeds 1..N per bug and strategy (default 5)
 #   MAX_RUNS=N         budget of each campaign, baselines included (default 150)
 #   JOBS=J             runs in parallel in each campaign (default 2)
-#   STRATEGIES="..."   among random, systematic, novelty (default all three)
+#   STRATEGIES="..."   among random, systematic, novelty, guided (default all four)
 #   BUGS="..."         among the names below (default all)
 #   KEEP=1             keep the campaign directories
 #
@@ -31,7 +31,7 @@ set -euo pipefail
 SEEDS=${SEEDS:-5}
 MAX_RUNS=${MAX_RUNS:-150}
 JOBS=${JOBS:-2}
-STRATEGIES=${STRATEGIES:-random systematic novelty}
+STRATEGIES=${STRATEGIES:-random systematic novelty guided}
 BUGS=${BUGS:-demo-stale-read demo-ack-before-replicate demo-no-short-read redis-failover}
 KEEP=${KEEP:-0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,7 +43,7 @@ for v in SEEDS MAX_RUNS JOBS; do
 done
 read -ra STRATEGY_LIST <<<"$STRATEGIES"
 for s in "${STRATEGY_LIST[@]}"; do
-    [[ $s == random || $s == systematic || $s == novelty ]] || die "unknown strategy '$s'"
+    [[ $s == random || $s == systematic || $s == novelty || $s == guided ]] || die "unknown strategy '$s'"
 done
 read -ra BUG_LIST <<<"$BUGS"
 
