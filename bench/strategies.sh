@@ -21,6 +21,10 @@
 #   demo-no-short-read         the demo, a node takes one read() for one whole message
 #   redis-failover             Debian's redis-server: acknowledged writes lost when the client
 #                              fails over to a replica that lags (examples/redis-failover.toml)
+#   redis-replica-read         Debian's redis-server: reads from a replica that lost its primary
+#                              are stale (examples/redis-replica-read.toml)
+#   etcd-serializable-read     Debian's etcd: serializable reads from a member cut from the
+#                              others are stale (examples/etcd-serializable-read.toml)
 #
 # The table goes to stdout: per bug and strategy, the runs to the first failure for each seed
 # (`>N` when the budget ran out), their median, the median seconds, and the median of random
@@ -32,7 +36,7 @@ SEEDS=${SEEDS:-5}
 MAX_RUNS=${MAX_RUNS:-150}
 JOBS=${JOBS:-2}
 STRATEGIES=${STRATEGIES:-random systematic novelty guided}
-BUGS=${BUGS:-demo-stale-read demo-ack-before-replicate demo-no-short-read redis-failover}
+BUGS=${BUGS:-demo-stale-read demo-ack-before-replicate demo-no-short-read redis-failover redis-replica-read etcd-serializable-read}
 KEEP=${KEEP:-0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FAILED=0
@@ -54,13 +58,19 @@ bug_args() {
     demo-ack-before-replicate) echo "--demo --set bugs=ack-before-replicate" ;;
     demo-no-short-read) echo "--demo --set bugs=no-short-read-handling" ;;
     redis-failover) echo "$ROOT/examples/redis-failover.toml" ;;
+    redis-replica-read) echo "$ROOT/examples/redis-replica-read.toml" ;;
+    etcd-serializable-read) echo "$ROOT/examples/etcd-serializable-read.toml" ;;
     *) die "unknown bug '$1' (see the list at the top of this script)" ;;
     esac
 }
 for b in "${BUG_LIST[@]}"; do bug_args "$b" >/dev/null; done
-if [[ " ${BUG_LIST[*]} " == *" redis-failover "* ]]; then
+if [[ " ${BUG_LIST[*]} " == *" redis-"* ]]; then
     command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
-        die "redis-failover needs redis-server and redis-cli (apt-get install redis-server redis-tools)"
+        die "the redis bugs need redis-server and redis-cli (apt-get install redis-server redis-tools)"
+fi
+if [[ " ${BUG_LIST[*]} " == *" etcd-"* ]]; then
+    command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
+        die "the etcd bug needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
 fi
 
 if [[ -z ${ORDEAL:-} ]]; then

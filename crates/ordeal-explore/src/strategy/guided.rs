@@ -186,3 +186,181 @@ impl Knowledge {
         Some(cands[i].faults.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::candidates::{FaultModel, Occurrence};
+    use crate::strategy::StrategyKind;
+
+    fn occ(node: &str, call: &str, peer: &str, nth: u64) -> Occurrence {
+        Occurrence {
+            site: Site {
+                node: node.into(),
+                call: call.into(),
+                class: "data".into(),
+                peer: Some(peer.into()),
+                file: None,
+            },
+            nth,
+            seq: nth * 10 + u64::from(call == "recvfrom"),
+            ret: 12,
+            in_workload: true,
+            ack: false,
+        }
+    }
+
+    /// Two nodes: n0 answers a client (8 sends), n1 receives n0's stream (8 receives).
+    fn knowledge() -> Knowledge {
+        let mut k = Knowledge::new(FaultModel::default(), ["n0".into(), "n1".into()]);
+        let mut base = Vec::new();
+        for n in 1..=8 {
+            base.push(occ("n0", "sendto", "client", n));
+            base.push(occ("n1", "recvfrom", "n0", n));
+        }
+        k.learn(&[], &base, None, false, false);
+        k
+    }
+
+    fn fault(action: Action, node: &str, call: &str, peer: &str, nth: u64) -> Fault {
+        Fault {
+            action,
+            site: occ(node, call, peer, nth).site,
+            nth,
+            max_bytes: None,
+        }
+    }
+
+    #[test]
+    fn arm_weights_order_changed_untried_unchanged_unfired() {
+        let changed = ArmStats {
+            tries: 2,
+            fired: 2,
+            changed: 2,
+        };
+        let unchanged = ArmStats {
+            tries: 2,
+            fired: 2,
+            changed: 0,
+        };
+        let unfired = ArmStats {
+            tries: 2,
+            fired: 0,
+            changed: 0,
+        };
+        assert_eq!(ArmStats::default().weight(), 1.0);
+        assert_eq!(changed.weight(), 2.5);
+        assert_eq!(unchanged.weight(), 0.5);
+        assert_eq!(unfired.weight(), 0.25);
+    }
+
+    #[test]
+    fn same_seed_and_results_give_the_same_picks() {
+        let picks = || {
+            let mut k = knowledge();
+            let mut rng = Rng::new(11);
+            let mut out = Vec::new();
+            for i in 0..20 {
+                let Some(f) = k.next(StrategyKind::Guided, &mut rng) else {
+                    break;
+                };
+                k.note_effect(&f, i % 3 != 0, i % 2 == 0);
+                out.push(f);
+            }
+            out
+        };
+        let a = picks();
+        assert_eq!(a.len(), 20);
+        assert_eq!(a, picks());
+    }
+
+    #[test]
+    fn an_arm_that_changed_the_behaviour_gets_more_draws() {
+        let mut k = knowledge();
+        // Failed sends to the client changed the behaviour every time; failed receives from
+        // the other node changed nothing (retries hid them).
+        for n in [1, 2, 3] {
+            k.note_effect(
+                &[fault(Action::Fail, "n0", "sendto", "client", n)],
+                true,
+                true,
+            );
+            k.note_effect(
+                &[fault(Action::Fail, "n1", "recvfrom", "n0", n)],
+                true,
+                false,
+            );
+        }
+        let (mut send, mut recv) = (0, 0);
+        let mut rng = Rng::new(5);
+        for _ in 0..4000 {
+            // Every pick a draw (even turn), nothing marked tried: the same distribution.
+            k.guided_picks = 0;
+            let f = k.next_guided(&mut rng).expect("candidates");
+            match (f[0].action, f[0].site.call.as_str()) {
+                (Action::Fail, "sendto") => send += 1,
+                (Action::Fail, "recvfrom") => recv += 1,
+                _ => {}
+            }
+        }
+        // Weights 3 × 3.5 / 4 against 3 × 0.5 / 4: seven times the draws, over as many points.
+        let ratio = send as f64 / recv as f64;
+        assert!((5.0..9.5).contains(&ratio), "{send} against {recv}");
+    }
+
+    #[test]
+    fn a_point_that_did_not_fire_and_those_after_it_wait() {
+        let mut k = knowledge();
+        // A crash at n0's 5th send to the client was tried and never fired: the run ended
+        // before it. Its 5th..8th sends wait until nothing else is left.
+        let crash = fault(Action::CrashAfter, "n0", "sendto", "client", 5);
+        k.mark_tried(std::slice::from_ref(&crash));
+        k.note_effect(&[crash], false, false);
+        let mut rng = Rng::new(2);
+        let mut seen_late = false;
+        let mut reachable_left = true;
+        while let Some(f) = k.next(StrategyKind::Guided, &mut rng) {
+            let late = f.len() == 1 && f[0].site.call == "sendto" && f[0].nth >= 5;
+            if late {
+                assert!(!reachable_left, "{f:?} picked before the reachable points");
+                seen_late = true;
+            }
+            reachable_left = k
+                .candidates()
+                .iter()
+                .any(|c| !k.unreached(c) && c.faults.len() == 1);
+        }
+        assert!(seen_late, "the unreached points are still tried in the end");
+    }
+
+    #[test]
+    fn the_systematic_half_goes_deeper_into_a_family_that_changed_the_behaviour() {
+        let mut k = knowledge();
+        let mut rng = Rng::new(1);
+        let first = k.next(StrategyKind::Guided, &mut rng).expect("a draw");
+        k.note_effect(&first, true, false);
+        let sys = k.next(StrategyKind::Guided, &mut rng).expect("systematic");
+        // Systematic's first: a crash after n0's middle send to the client (priority 0).
+        assert_eq!(sys.len(), 1);
+        assert_eq!((sys[0].action, sys[0].nth), (Action::CrashAfter, 5));
+        k.note_effect(&sys, true, true);
+        let _draw = k.next(StrategyKind::Guided, &mut rng);
+        let next = k.next(StrategyKind::Guided, &mut rng).expect("systematic");
+        // The crash changed the behaviour: its family's next point in spread order (the
+        // quarter) comes before the other families' first points.
+        assert_eq!(next.len(), 1);
+        assert_eq!(
+            (next[0].action, next[0].site.call.as_str(), next[0].nth),
+            (Action::CrashAfter, "sendto", 3)
+        );
+        // Without that, systematic goes on to another family.
+        let plain = knowledge().next_systematic().expect("a candidate");
+        let mut k2 = knowledge();
+        k2.mark_tried(&plain);
+        let second = k2.next_systematic().expect("a candidate");
+        assert_ne!(
+            (second[0].action, second[0].site.call.as_str()),
+            (Action::CrashAfter, "sendto")
+        );
+    }
+}
