@@ -13,7 +13,7 @@
 #   JOBS=J             runs in parallel in each campaign (default 2)
 #   STRATEGIES="..."   among random, systematic, novelty, guided (default all four)
 #   BUGS="..."         among the names below (default all)
-#   KEEP=1             keep the campaign directories
+#   KEEP=1             keep the campaign directories (etcd's take about 300 MB a run kept)
 #
 # The bugs (each a campaign that stops at its first failure, without shrinking or reruns):
 #   demo-stale-read            the demo, a backup answers reads from a stale copy
@@ -116,10 +116,14 @@ for b in "${BUG_LIST[@]}"; do
             if ((rc != 0 && rc != 1)); then
                 echo "explore failed (exit $rc): $b $s seed $seed" >&2
                 tail -5 "$out.stderr" >&2
+                [[ $KEEP == 1 ]] || rm -rf "$out"
                 FAILED=1
                 continue
             fi
             hit=$(first_hit "$out")
+            # A campaign of a real system keeps hundreds of MB of run directories (etcd's
+            # preallocated WALs): gone as soon as its figure is read, unless KEEP=1.
+            [[ $KEEP == 1 ]] || rm -rf "$out"
             RUNS[$b,$s,$seed]=${hit:->$MAX_RUNS}
             SECS[$b,$s,$seed]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
             echo "  $b $s seed $seed: ${RUNS[$b,$s,$seed]} runs, ${SECS[$b,$s,$seed]} s" >&2
