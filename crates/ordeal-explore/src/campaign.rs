@@ -560,13 +560,8 @@ impl State {
             self.knowledge
                 .learn(&faults, &a.occurrences, a.first_fired, new, failed);
             if !faults.is_empty() {
-                let changed = !self
-                    .baselines
-                    .outcomes
-                    .iter()
-                    .any(|b| b.fingerprint == a.fingerprint);
                 self.knowledge
-                    .note_effect(&faults, a.first_fired.is_some(), changed);
+                    .note_effect(&faults, a.first_fired.is_some(), new);
             }
         }
         if let Some(sig) = &a.signature {

@@ -13,14 +13,16 @@
 //!   node, a workload or unknown — so that what a crash after one node's send to a client
 //!   did counts for the same crash at another node (nodes of a replicated system play the
 //!   same parts), and a few runs teach something. Each faulted run counts for the arm of its
-//!   last fault: whether that fault fired, and whether the run's behaviour then differed from
-//!   every fault-free baseline (a failover, a retry the client saw, a lost write) — only runs
-//!   where it fired count for the second;
+//!   last fault: whether that fault fired, and whether the run then showed a behaviour new to
+//!   the campaign (a failover, an error the client saw, a lost write) — only runs where it
+//!   fired count for the second. New, not merely different from the baselines: a crash always
+//!   changes the behaviour (the node's lifecycle is part of it), so "different" would keep
+//!   rewarding crashes that only repeat what an earlier crash showed;
 //! * the draws are over untried candidates (as random's), each weighted by its arm: an arm
-//!   never tried weighs 1, one whose faults changed the behaviour up to 3, one whose faults
-//!   fired but changed nothing (retries hid them) or never fired decays towards 0;
-//! * the systematic half moves each family by its arm: later when its faults changed nothing
-//!   or never fired, earlier when they changed the behaviour;
+//!   never tried weighs 1, one whose faults showed new behaviours up to 3, one whose faults
+//!   fired but showed nothing new (retries hid them) or never fired decays towards 0;
+//! * the systematic half moves the families whose arm showed nothing new, or never fired,
+//!   two tiers later;
 //! * both halves pass over points that were tried and did not fire (nor any later occurrence
 //!   of their site): the run ended, or the system took another path, before reaching them.
 
@@ -52,7 +54,7 @@ pub(crate) struct ArmStats {
     pub tries: u32,
     /// Of which the fault fired.
     pub fired: u32,
-    /// Of which (fired) the behaviour differed from every fault-free baseline.
+    /// Of which (fired) the behaviour was new to the campaign.
     pub changed: u32,
 }
 
@@ -75,7 +77,7 @@ impl ArmStats {
 impl Knowledge {
     /// Takes in what a faulted run's last fault did: whether any fault of the run fired
     /// (`fired`: the schedule's first firing, which for one fault is that fault) and whether
-    /// the behaviour differed from every fault-free baseline's (`changed`).
+    /// the run's behaviour was new to the campaign (`changed`).
     pub fn note_effect(&mut self, faults: &[Fault], fired: bool, changed: bool) {
         let Some(last) = faults.last() else { return };
         let arm = self.arm_of(last.action, &last.site);
@@ -123,27 +125,19 @@ impl Knowledge {
             .map_or(1.0, ArmStats::weight)
     }
 
-    /// Systematic's order (roots first, then by tier = 2 × priority + round), each tier moved
-    /// by what the candidate's arm did: two tiers later when its faults changed nothing or
-    /// never fired, one earlier (and first within its tier) when they changed the behaviour.
-    /// So a family whose first point showed something is tried at its next point before the
-    /// untouched families of that tier, and families the system shrugs off wait.
+    /// Systematic's order (roots first, then by tier = 2 × priority + round), a candidate two
+    /// tiers later when its arm's faults showed nothing new or never fired (weight below
+    /// 0.75): families the system shrugs off wait, and the others' next points come sooner.
+    /// Nothing moves earlier: an arm that shows something new (every crash, at first) would
+    /// otherwise keep the untried kinds of fault waiting.
     fn steered_systematic(&self, cands: Vec<Cand>) -> Option<Cand> {
         cands.into_iter().min_by_key(|c| {
             let w = self.arm_weight(c.family.1, &c.family.2);
-            let promoted = w > 1.5;
             let tier = 2 * c.prio as usize + c.round;
-            let tier = if w < 0.75 {
-                tier + 2
-            } else if promoted {
-                tier.saturating_sub(1)
-            } else {
-                tier
-            };
+            let tier = if w < 0.75 { tier + 2 } else { tier };
             (
                 c.family.0 > 0,
                 tier,
-                !promoted,
                 c.prio,
                 c.round,
                 c.family.1,
@@ -178,6 +172,9 @@ impl Knowledge {
         if turn % 2 == 1 {
             return self.steered_systematic(cands).map(|c| c.faults);
         }
+        // Per candidate, as random's (an arm with many points, such as a replication
+        // stream, gets many draws: most of its faults show the same thing), reweighted by the
+        // candidate's arm.
         let weights: Vec<f64> = cands
             .iter()
             .map(|c| self.arm_weight(c.family.1, &c.family.2))
