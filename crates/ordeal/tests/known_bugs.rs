@@ -54,7 +54,10 @@ fn assert_found(o: &Output, j: &serde_json::Value, violation: &str) {
     assert_eq!(j["strategy"], "guided", "the default strategy");
     assert_eq!(j["baseline_failed"], false, "{stdout}");
     let f = &j["failures"][0];
-    assert!(f["first_run"].as_u64() >= Some(2), "found after the baselines: {f}");
+    assert!(
+        f["first_run"].as_u64() >= Some(2),
+        "found after the baselines: {f}"
+    );
     let lines = f["lines"].to_string();
     assert!(lines.contains(violation), "{lines}");
     let sig = f["signature"].as_str().unwrap_or_default();

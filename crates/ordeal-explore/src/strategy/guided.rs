@@ -331,33 +331,45 @@ mod tests {
     }
 
     #[test]
-    fn the_systematic_half_goes_deeper_into_a_family_that_changed_the_behaviour() {
-        let mut k = knowledge();
-        let mut rng = Rng::new(1);
-        let first = k.next(StrategyKind::Guided, &mut rng).expect("a draw");
-        k.note_effect(&first, true, false);
-        let sys = k.next(StrategyKind::Guided, &mut rng).expect("systematic");
-        // Systematic's first: a crash after n0's middle send to the client (priority 0).
-        assert_eq!(sys.len(), 1);
-        assert_eq!((sys[0].action, sys[0].nth), (Action::CrashAfter, 5));
-        k.note_effect(&sys, true, true);
-        let _draw = k.next(StrategyKind::Guided, &mut rng);
-        let next = k.next(StrategyKind::Guided, &mut rng).expect("systematic");
-        // The crash changed the behaviour: its family's next point in spread order (the
-        // quarter) comes before the other families' first points.
-        assert_eq!(next.len(), 1);
+    fn the_systematic_half_passes_over_an_arm_that_showed_nothing_new() {
+        // Systematic's first two picks: a crash after n0's middle send to the client, then
+        // another family of the same tier.
+        let mut plain = knowledge();
+        let first = plain.next_systematic().expect("a candidate");
         assert_eq!(
-            (next[0].action, next[0].site.call.as_str(), next[0].nth),
-            (Action::CrashAfter, "sendto", 3)
+            (first[0].action, first[0].site.call.as_str(), first[0].nth),
+            (Action::CrashAfter, "sendto", 5)
         );
-        // Without that, systematic goes on to another family.
-        let plain = knowledge().next_systematic().expect("a candidate");
-        let mut k2 = knowledge();
-        k2.mark_tried(&plain);
-        let second = k2.next_systematic().expect("a candidate");
-        assert_ne!(
-            (second[0].action, second[0].site.call.as_str()),
-            (Action::CrashAfter, "sendto")
-        );
+        plain.mark_tried(&first);
+        let second = plain.next_systematic().expect("a candidate");
+        assert_eq!(second[0].site.call, "recvfrom");
+        // Guided, told that the crash fired and showed nothing new (twice: weight 0.5), goes
+        // on to the second family too, and the crash's next points (tier 1 by systematic's
+        // order) wait until after the other tier-1 candidates.
+        let mut k = knowledge();
+        let crash = |nth| fault(Action::CrashAfter, "n0", "sendto", "client", nth);
+        k.mark_tried(&[crash(5)]);
+        k.note_effect(&[crash(5)], true, false);
+        k.note_effect(&[crash(5)], true, false);
+        k.guided_picks = 1;
+        let pick = k.next_guided(&mut Rng::new(1)).expect("a candidate");
+        assert_eq!(pick, second);
+        let order: Vec<Vec<Fault>> = std::iter::from_fn(|| {
+            k.guided_picks = 1;
+            let f = k.next_guided(&mut Rng::new(1))?;
+            k.mark_tried(&f);
+            Some(f)
+        })
+        .take(12)
+        .collect();
+        let is_crash =
+            |f: &Vec<Fault>| f[0].action == Action::CrashAfter && f[0].site.call == "sendto";
+        // Systematic's order would take the crash's next point (tier 1) right after the
+        // delay's first; guided takes it after every tier-2 candidate (the priority-1
+        // families' first points), at the 8th pick.
+        plain.mark_tried(&second);
+        assert!(is_crash(&plain.next_systematic().expect("a candidate")));
+        assert_eq!(order.iter().position(is_crash), Some(7), "{order:?}");
+        assert_eq!(order[7][0].nth, 3);
     }
 }
