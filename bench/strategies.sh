@@ -3,7 +3,7 @@
 # needs to find each with each strategy, over several seeds, with the same budget.
 # See docs/bench.md#guided-search-against-random.
 #
-#   bench/strategies.sh                       # every bug, 3 strategies, 5 seeds
+#   bench/strategies.sh                       # every bug, 4 strategies, 5 seeds
 #   SEEDS=2 BUGS="demo-stale-read" bench/strategies.sh     # a quick look
 #
 # Environment (all optional):
@@ -11,9 +11,9 @@
 #   SEEDS=N            seeds 1..N per bug and strategy (default 5)
 #   MAX_RUNS=N         budget of each campaign, baselines included (default 150)
 #   JOBS=J             runs in parallel in each campaign (default 2)
-#   STRATEGIES="..."   among random, systematic, novelty (default all three)
+#   STRATEGIES="..."   among random, systematic, novelty, guided (default all four)
 #   BUGS="..."         among the names below (default all)
-#   KEEP=1             keep the campaign directories
+#   KEEP=1             keep the campaign directories (etcd's take about 300 MB a run kept)
 #
 # The bugs (each a campaign that stops at its first failure, without shrinking or reruns):
 #   demo-stale-read            the demo, a backup answers reads from a stale copy
@@ -21,6 +21,10 @@
 #   demo-no-short-read         the demo, a node takes one read() for one whole message
 #   redis-failover             Debian's redis-server: acknowledged writes lost when the client
 #                              fails over to a replica that lags (examples/redis-failover.toml)
+#   redis-replica-read         Debian's redis-server: reads from a replica that lost its primary
+#                              are stale (examples/redis-replica-read.toml)
+#   etcd-serializable-read     Debian's etcd: serializable reads from a member cut from the
+#                              others are stale (examples/etcd-serializable-read.toml)
 #
 # The table goes to stdout: per bug and strategy, the runs to the first failure for each seed
 # (`>N` when the budget ran out), their median, the median seconds, and the median of random
@@ -31,8 +35,8 @@ set -euo pipefail
 SEEDS=${SEEDS:-5}
 MAX_RUNS=${MAX_RUNS:-150}
 JOBS=${JOBS:-2}
-STRATEGIES=${STRATEGIES:-random systematic novelty}
-BUGS=${BUGS:-demo-stale-read demo-ack-before-replicate demo-no-short-read redis-failover}
+STRATEGIES=${STRATEGIES:-random systematic novelty guided}
+BUGS=${BUGS:-demo-stale-read demo-ack-before-replicate demo-no-short-read redis-failover redis-replica-read etcd-serializable-read}
 KEEP=${KEEP:-0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FAILED=0
@@ -43,7 +47,7 @@ for v in SEEDS MAX_RUNS JOBS; do
 done
 read -ra STRATEGY_LIST <<<"$STRATEGIES"
 for s in "${STRATEGY_LIST[@]}"; do
-    [[ $s == random || $s == systematic || $s == novelty ]] || die "unknown strategy '$s'"
+    [[ $s == random || $s == systematic || $s == novelty || $s == guided ]] || die "unknown strategy '$s'"
 done
 read -ra BUG_LIST <<<"$BUGS"
 
@@ -54,13 +58,19 @@ bug_args() {
     demo-ack-before-replicate) echo "--demo --set bugs=ack-before-replicate" ;;
     demo-no-short-read) echo "--demo --set bugs=no-short-read-handling" ;;
     redis-failover) echo "$ROOT/examples/redis-failover.toml" ;;
+    redis-replica-read) echo "$ROOT/examples/redis-replica-read.toml" ;;
+    etcd-serializable-read) echo "$ROOT/examples/etcd-serializable-read.toml" ;;
     *) die "unknown bug '$1' (see the list at the top of this script)" ;;
     esac
 }
 for b in "${BUG_LIST[@]}"; do bug_args "$b" >/dev/null; done
-if [[ " ${BUG_LIST[*]} " == *" redis-failover "* ]]; then
+if [[ " ${BUG_LIST[*]} " == *" redis-"* ]]; then
     command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
-        die "redis-failover needs redis-server and redis-cli (apt-get install redis-server redis-tools)"
+        die "the redis bugs need redis-server and redis-cli (apt-get install redis-server redis-tools)"
+fi
+if [[ " ${BUG_LIST[*]} " == *" etcd-"* ]]; then
+    command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
+        die "the etcd bug needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
 fi
 
 if [[ -z ${ORDEAL:-} ]]; then
@@ -106,10 +116,14 @@ for b in "${BUG_LIST[@]}"; do
             if ((rc != 0 && rc != 1)); then
                 echo "explore failed (exit $rc): $b $s seed $seed" >&2
                 tail -5 "$out.stderr" >&2
+                [[ $KEEP == 1 ]] || rm -rf "$out"
                 FAILED=1
                 continue
             fi
             hit=$(first_hit "$out")
+            # A campaign of a real system keeps hundreds of MB of run directories (etcd's
+            # preallocated WALs): gone as soon as its figure is read, unless KEEP=1.
+            [[ $KEEP == 1 ]] || rm -rf "$out"
             RUNS[$b,$s,$seed]=${hit:->$MAX_RUNS}
             SECS[$b,$s,$seed]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
             echo "  $b $s seed $seed: ${RUNS[$b,$s,$seed]} runs, ${SECS[$b,$s,$seed]} s" >&2

@@ -559,6 +559,10 @@ impl State {
         if self.plan.is_none() {
             self.knowledge
                 .learn(&faults, &a.occurrences, a.first_fired, new, failed);
+            if !faults.is_empty() {
+                self.knowledge
+                    .note_effect(&faults, a.first_fired.is_some(), new);
+            }
         }
         if let Some(sig) = &a.signature {
             match self.failures.iter_mut().find(|f| f.signature == *sig) {

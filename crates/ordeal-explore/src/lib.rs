@@ -7,7 +7,7 @@
 //! (decoded operations per pair, timing abstracted away), mines the run's trace for candidate
 //! points ([`candidates::mine`]; partition [`shapes`] at a node's sends; with `[roles]`, a
 //! point's node named by the role it held, from the run's `roles.jsonl`: [`roles`]), and lets the [`strategy`] pick the next
-//! schedule (random, systematic or novelty-driven), run as an [`ordeal_faults::Schedule`]
+//! schedule (guided, random, systematic or novelty-driven), run as an [`ordeal_faults::Schedule`]
 //! built from the candidates ([`schedule`]) and written next to the run for `ordeal replay`.
 //! Failing runs are grouped by [`signature`]: the set of their structured causes (the
 //! history's anomaly, the check's message, a workload's exit and flagged line, a node's exit,

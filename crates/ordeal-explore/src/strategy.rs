@@ -8,10 +8,14 @@
 //!   tracing and fault injection co-evolve: each new behaviour opens new places to inject.
 //! * Pairs of single faults that fired without failing come last.
 //!
-//! Strategies: [`StrategyKind::Random`] (uniform over untried candidates, sometimes a pair),
-//! [`StrategyKind::Systematic`] (every single fault in a fixed order, then extensions, then
-//! pairs; see [`Knowledge::next_systematic`]), [`StrategyKind::Novelty`] (weighted towards
-//! untried families, rarely seen sites and new behaviours).
+//! Strategies: [`StrategyKind::Guided`] (systematic's order interleaved with draws weighted by
+//! what earlier faults did: see [`guided`]), [`StrategyKind::Random`] (uniform over untried
+//! candidates, sometimes a pair), [`StrategyKind::Systematic`] (every single fault in a fixed
+//! order, then extensions, then pairs; see [`Knowledge::next_systematic`]),
+//! [`StrategyKind::Novelty`] (weighted towards untried families, rarely seen sites and new
+//! behaviours).
+
+mod guided;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -24,6 +28,7 @@ use crate::shapes::shape_actions;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyKind {
+    Guided,
     Random,
     Systematic,
     Novelty,
@@ -32,6 +37,7 @@ pub enum StrategyKind {
 impl StrategyKind {
     pub fn parse(s: &str) -> Option<StrategyKind> {
         match s {
+            "guided" => Some(StrategyKind::Guided),
             "random" => Some(StrategyKind::Random),
             "systematic" => Some(StrategyKind::Systematic),
             "novelty" => Some(StrategyKind::Novelty),
@@ -40,6 +46,7 @@ impl StrategyKind {
     }
     pub fn name(self) -> &'static str {
         match self {
+            StrategyKind::Guided => "guided",
             StrategyKind::Random => "random",
             StrategyKind::Systematic => "systematic",
             StrategyKind::Novelty => "novelty",
@@ -91,6 +98,13 @@ pub struct Knowledge {
     /// Single faults that fired and did not fail, in the order they were tried.
     passed_singles: Vec<Fault>,
     failed_singles: HashSet<Fault>,
+    /// What the faulted runs said of each arm (a fault kind at a kind of place): guided's
+    /// weights.
+    arms: HashMap<guided::Arm, guided::ArmStats>,
+    /// Per site, the lowest occurrence a single fault was tried at and did not fire.
+    unfired_from: HashMap<Site, u64>,
+    /// Picks the guided strategy made (it alternates on their parity).
+    guided_picks: u64,
 }
 
 /// One candidate with its place in the systematic order.
@@ -114,6 +128,9 @@ impl Knowledge {
             family_tries: HashMap::new(),
             passed_singles: Vec::new(),
             failed_singles: HashSet::new(),
+            arms: HashMap::new(),
+            unfired_from: HashMap::new(),
+            guided_picks: 0,
         }
     }
 
@@ -338,6 +355,7 @@ impl Knowledge {
     /// The next schedule to run, or `None` when the strategy has nothing left.
     pub fn next(&mut self, kind: StrategyKind, rng: &mut Rng) -> Option<Vec<Fault>> {
         let pick = match kind {
+            StrategyKind::Guided => self.next_guided(rng),
             StrategyKind::Systematic => self.next_systematic(),
             StrategyKind::Random => self.next_random(rng),
             StrategyKind::Novelty => self.next_novelty(rng),
@@ -366,28 +384,9 @@ impl Knowledge {
     /// family in spread order: the middle occurrence first, then quartiles, ..., so every
     /// family is tried early at a representative point), then extensions, then pairs.
     pub fn next_systematic(&self) -> Option<Vec<Fault>> {
-        let best = self
-            .candidates()
-            .into_iter()
-            .min_by(|a, b| {
-                let ka = (
-                    a.family.0 > 0,
-                    2 * a.prio as usize + a.round,
-                    a.prio,
-                    a.round,
-                );
-                let kb = (
-                    b.family.0 > 0,
-                    2 * b.prio as usize + b.round,
-                    b.prio,
-                    b.round,
-                );
-                ka.cmp(&kb)
-                    .then_with(|| a.family.1.cmp(&b.family.1))
-                    .then_with(|| a.family.2.cmp(&b.family.2))
-            })
-            .map(|c| c.faults);
-        best.or_else(|| self.pairs(1).into_iter().next())
+        systematic_best(self.candidates())
+            .map(|c| c.faults)
+            .or_else(|| self.pairs(1).into_iter().next())
     }
 
     fn next_random(&self, rng: &mut Rng) -> Option<Vec<Fault>> {
@@ -451,6 +450,25 @@ impl Knowledge {
         let i = rng.weighted(&weights)?;
         Some(list[i].faults.clone())
     }
+}
+
+/// The first of `cands` in systematic order: roots before extensions, then by tier
+/// (2 × priority + round), priority, round, action and site.
+fn systematic_best(cands: Vec<Cand>) -> Option<Cand> {
+    cands.into_iter().min_by(|a, b| {
+        let key = |c: &Cand| {
+            (
+                c.family.0 > 0,
+                2 * c.prio as usize + c.round,
+                c.prio,
+                c.round,
+            )
+        };
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| a.family.1.cmp(&b.family.1))
+            .then_with(|| a.family.2.cmp(&b.family.2))
+    })
 }
 
 /// Indices `0..len` in spread order: the middle first, then the quartiles, the eighths, ...,

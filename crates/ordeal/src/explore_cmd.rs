@@ -38,7 +38,7 @@ pub struct ExploreArgs {
     /// Seed of every choice of the campaign.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// random, systematic or novelty.
+    /// guided, random, systematic or novelty.
     #[arg(long, default_value = "systematic")]
     strategy: String,
     /// Override a variable of the experiment's [vars] (repeatable).
@@ -140,7 +140,7 @@ pub fn explore(args: ExploreArgs, demo_toml: &str) -> anyhow::Result<u8> {
     }
     let strategy = StrategyKind::parse(&args.strategy).with_context(|| {
         format!(
-            "--strategy {}: expected random, systematic or novelty",
+            "--strategy {}: expected guided, random, systematic or novelty",
             args.strategy
         )
     })?;

@@ -1,0 +1,379 @@
+//! The guided strategy: systematic's precise points interleaved with draws steered by what
+//! earlier faults did.
+//!
+//! Two kinds of bugs need two kinds of search. Some need one precise point (a crash right
+//! after an acknowledgement, a short read of a request): systematic's order reaches those in a
+//! few runs and random only by luck. Others show under most faults of one link or node (a
+//! backup cut from its primary): they sit in the families with the most points, which a
+//! uniform draw over points favours and systematic's one-point-per-family order reaches late.
+//! Guided alternates the two, and both halves use what the faulted runs taught:
+//!
+//! * an *arm* is a fault kind at a kind of place: the call's kind (send, receive, connect,
+//!   accept, sync, rename), whether it is a node's or a workload's, and whether its peer is a
+//!   node, a workload or unknown — so that what a crash after one node's send to a client
+//!   did counts for the same crash at another node (nodes of a replicated system play the
+//!   same parts), and a few runs teach something. Each faulted run counts for the arm of its
+//!   last fault: whether that fault fired, and whether the run then showed a behaviour new to
+//!   the campaign (a failover, an error the client saw, a lost write) — only runs where it
+//!   fired count for the second. New, not merely different from the baselines: a crash always
+//!   changes the behaviour (the node's lifecycle is part of it), so "different" would keep
+//!   rewarding crashes that only repeat what an earlier crash showed;
+//! * the draws are over untried candidates (as random's), each weighted by its arm: an arm
+//!   never tried weighs 1, one whose faults showed new behaviours up to 3, one whose faults
+//!   fired but showed nothing new (retries hid them) or never fired decays towards 0;
+//! * the systematic half moves the families whose arm showed nothing new, or never fired,
+//!   two tiers later;
+//! * both halves pass over points that were tried and did not fire (nor any later occurrence
+//!   of their site): the run ended, or the system took another path, before reaching them.
+//!
+//! Measured on six known bugs (docs/bench.md, "Guided search against random"), it is 2-7x
+//! sooner than random on the bugs that need a precise point and slower on those that most
+//! faults of the biggest link show, and it does not beat systematic, which stays the default.
+
+use super::{Cand, Knowledge};
+use crate::candidates::{Action, Fault, Site};
+use crate::rng::Rng;
+
+/// A fault kind at a kind of place (see the module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Arm {
+    action: Action,
+    /// [`crate::candidates::SiteKind`] as a number (0: none).
+    kind: u8,
+    node: bool,
+    peer: Peer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Peer {
+    Unknown,
+    Node,
+    Workload,
+}
+
+/// What the faulted runs said of one arm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ArmStats {
+    /// Runs whose last fault was this arm's.
+    pub tries: u32,
+    /// Of which the fault fired.
+    pub fired: u32,
+    /// Of which (fired) the behaviour was new to the campaign.
+    pub changed: u32,
+}
+
+impl ArmStats {
+    /// The weight of a draw of this arm's candidates: 1 untried; fired runs that changed the
+    /// behaviour push it up to 3, fired runs that did not push it down (1 / (1 + fired
+    /// unchanged)); runs where it never fired halve it each.
+    pub fn weight(&self) -> f64 {
+        let unfired = self.tries - self.fired;
+        let effect = if self.fired == 0 {
+            1.0
+        } else {
+            // Laplace-smoothed rate of behaviour changes among fired runs, scaled to 0..3.
+            3.0 * (self.changed as f64 + 0.5) / (self.fired as f64 + 1.0)
+        };
+        effect * 0.5f64.powi(unfired as i32)
+    }
+}
+
+impl Knowledge {
+    /// Takes in what a faulted run's last fault did: whether any fault of the run fired
+    /// (`fired`: the schedule's first firing, which for one fault is that fault) and whether
+    /// the run's behaviour was new to the campaign (`changed`).
+    pub fn note_effect(&mut self, faults: &[Fault], fired: bool, changed: bool) {
+        let Some(last) = faults.last() else { return };
+        let arm = self.arm_of(last.action, &last.site);
+        let arm = self.arms.entry(arm).or_default();
+        arm.tries += 1;
+        if fired {
+            arm.fired += 1;
+            arm.changed += changed as u32;
+        } else if faults.len() == 1 {
+            // Its site was not reached this far: later occurrences will not be either.
+            let from = self
+                .unfired_from
+                .entry(last.site.clone())
+                .or_insert(last.nth);
+            *from = (*from).min(last.nth);
+        }
+    }
+
+    /// Whether a candidate's last point was tried (as a single fault) and did not fire, or
+    /// comes after one that did not.
+    fn unreached(&self, c: &Cand) -> bool {
+        c.faults.last().is_some_and(|f| {
+            self.unfired_from
+                .get(&f.site)
+                .is_some_and(|from| f.nth >= *from)
+        })
+    }
+
+    pub(crate) fn arm_of(&self, action: Action, site: &Site) -> Arm {
+        Arm {
+            action,
+            kind: site.kind().map_or(0, |k| k as u8 + 1),
+            node: self.is_node(&site.node),
+            peer: match site.peer.as_deref() {
+                None => Peer::Unknown,
+                Some(p) if self.is_node(p) => Peer::Node,
+                Some(_) => Peer::Workload,
+            },
+        }
+    }
+
+    fn arm_weight(&self, action: Action, site: &Site) -> f64 {
+        self.arms
+            .get(&self.arm_of(action, site))
+            .map_or(1.0, ArmStats::weight)
+    }
+
+    /// Systematic's order (roots first, then by tier = 2 × priority + round), a candidate two
+    /// tiers later when its arm's faults showed nothing new or never fired (weight below
+    /// 0.75): families the system shrugs off wait, and the others' next points come sooner.
+    /// Nothing moves earlier: an arm that shows something new (every crash, at first) would
+    /// otherwise keep the untried kinds of fault waiting.
+    fn steered_systematic(&self, cands: Vec<Cand>) -> Option<Cand> {
+        cands.into_iter().min_by_key(|c| {
+            let w = self.arm_weight(c.family.1, &c.family.2);
+            let tier = 2 * c.prio as usize + c.round;
+            let tier = if w < 0.75 { tier + 2 } else { tier };
+            (
+                c.family.0 > 0,
+                tier,
+                c.prio,
+                c.round,
+                c.family.1,
+                c.family.2.clone(),
+            )
+        })
+    }
+
+    /// Guided: odd picks are systematic's next candidate among the reachable ones, even
+    /// picks (the first included) a draw over the reachable candidates weighted by their
+    /// arms; one pick in ten is a pair of faults that fired alone without failing.
+    pub(super) fn next_guided(&mut self, rng: &mut Rng) -> Option<Vec<Fault>> {
+        let turn = self.guided_picks;
+        self.guided_picks += 1;
+        if self.model.max_faults >= 2 && rng.unit() < 0.1 {
+            let pairs = self.pairs(2000);
+            if !pairs.is_empty() {
+                return Some(pairs[rng.below(pairs.len())].clone());
+            }
+        }
+        let all = self.candidates();
+        if all.is_empty() {
+            return self.pairs(1).into_iter().next();
+        }
+        let (reachable, unreached): (Vec<Cand>, Vec<Cand>) =
+            all.into_iter().partition(|c| !self.unreached(c));
+        let cands = if reachable.is_empty() {
+            unreached
+        } else {
+            reachable
+        };
+        if turn % 2 == 1 {
+            return self.steered_systematic(cands).map(|c| c.faults);
+        }
+        // Per candidate, as random's (an arm with many points, such as a replication
+        // stream, gets many draws: most of its faults show the same thing), reweighted by the
+        // candidate's arm.
+        let weights: Vec<f64> = cands
+            .iter()
+            .map(|c| self.arm_weight(c.family.1, &c.family.2))
+            .collect();
+        let i = rng.weighted(&weights)?;
+        Some(cands[i].faults.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::candidates::{FaultModel, Occurrence};
+    use crate::strategy::StrategyKind;
+
+    fn occ(node: &str, call: &str, peer: &str, nth: u64) -> Occurrence {
+        Occurrence {
+            site: Site {
+                node: node.into(),
+                call: call.into(),
+                class: "data".into(),
+                peer: Some(peer.into()),
+                file: None,
+            },
+            nth,
+            seq: nth * 10 + u64::from(call == "recvfrom"),
+            ret: 12,
+            in_workload: true,
+            ack: false,
+        }
+    }
+
+    /// Two nodes: n0 answers a client (8 sends), n1 receives n0's stream (8 receives).
+    fn knowledge() -> Knowledge {
+        let mut k = Knowledge::new(FaultModel::default(), ["n0".into(), "n1".into()]);
+        let mut base = Vec::new();
+        for n in 1..=8 {
+            base.push(occ("n0", "sendto", "client", n));
+            base.push(occ("n1", "recvfrom", "n0", n));
+        }
+        k.learn(&[], &base, None, false, false);
+        k
+    }
+
+    fn fault(action: Action, node: &str, call: &str, peer: &str, nth: u64) -> Fault {
+        Fault {
+            action,
+            site: occ(node, call, peer, nth).site,
+            nth,
+            max_bytes: None,
+        }
+    }
+
+    #[test]
+    fn arm_weights_order_changed_untried_unchanged_unfired() {
+        let changed = ArmStats {
+            tries: 2,
+            fired: 2,
+            changed: 2,
+        };
+        let unchanged = ArmStats {
+            tries: 2,
+            fired: 2,
+            changed: 0,
+        };
+        let unfired = ArmStats {
+            tries: 2,
+            fired: 0,
+            changed: 0,
+        };
+        assert_eq!(ArmStats::default().weight(), 1.0);
+        assert_eq!(changed.weight(), 2.5);
+        assert_eq!(unchanged.weight(), 0.5);
+        assert_eq!(unfired.weight(), 0.25);
+    }
+
+    #[test]
+    fn same_seed_and_results_give_the_same_picks() {
+        let picks = || {
+            let mut k = knowledge();
+            let mut rng = Rng::new(11);
+            let mut out = Vec::new();
+            for i in 0..20 {
+                let Some(f) = k.next(StrategyKind::Guided, &mut rng) else {
+                    break;
+                };
+                k.note_effect(&f, i % 3 != 0, i % 2 == 0);
+                out.push(f);
+            }
+            out
+        };
+        let a = picks();
+        assert_eq!(a.len(), 20);
+        assert_eq!(a, picks());
+    }
+
+    #[test]
+    fn an_arm_that_changed_the_behaviour_gets_more_draws() {
+        let mut k = knowledge();
+        // Failed sends to the client changed the behaviour every time; failed receives from
+        // the other node changed nothing (retries hid them).
+        for n in [1, 2, 3] {
+            k.note_effect(
+                &[fault(Action::Fail, "n0", "sendto", "client", n)],
+                true,
+                true,
+            );
+            k.note_effect(
+                &[fault(Action::Fail, "n1", "recvfrom", "n0", n)],
+                true,
+                false,
+            );
+        }
+        let (mut send, mut recv) = (0, 0);
+        let mut rng = Rng::new(5);
+        for _ in 0..4000 {
+            // Every pick a draw (even turn), nothing marked tried: the same distribution.
+            k.guided_picks = 0;
+            let f = k.next_guided(&mut rng).expect("candidates");
+            match (f[0].action, f[0].site.call.as_str()) {
+                (Action::Fail, "sendto") => send += 1,
+                (Action::Fail, "recvfrom") => recv += 1,
+                _ => {}
+            }
+        }
+        // Weights 3 × 3.5 / 4 against 3 × 0.5 / 4: seven times the draws, over as many points.
+        let ratio = send as f64 / recv as f64;
+        assert!((5.0..9.5).contains(&ratio), "{send} against {recv}");
+    }
+
+    #[test]
+    fn a_point_that_did_not_fire_and_those_after_it_wait() {
+        let mut k = knowledge();
+        // A crash at n0's 5th send to the client was tried and never fired: the run ended
+        // before it. Its 5th..8th sends wait until nothing else is left.
+        let crash = fault(Action::CrashAfter, "n0", "sendto", "client", 5);
+        k.mark_tried(std::slice::from_ref(&crash));
+        k.note_effect(&[crash], false, false);
+        let mut rng = Rng::new(2);
+        let mut seen_late = false;
+        let mut reachable_left = true;
+        while let Some(f) = k.next(StrategyKind::Guided, &mut rng) {
+            let late = f.len() == 1 && f[0].site.call == "sendto" && f[0].nth >= 5;
+            if late {
+                assert!(!reachable_left, "{f:?} picked before the reachable points");
+                seen_late = true;
+            }
+            reachable_left = k
+                .candidates()
+                .iter()
+                .any(|c| !k.unreached(c) && c.faults.len() == 1);
+        }
+        assert!(seen_late, "the unreached points are still tried in the end");
+    }
+
+    #[test]
+    fn the_systematic_half_passes_over_an_arm_that_showed_nothing_new() {
+        // Systematic's first two picks: a crash after n0's middle send to the client, then
+        // another family of the same tier.
+        let mut plain = knowledge();
+        let first = plain.next_systematic().expect("a candidate");
+        assert_eq!(
+            (first[0].action, first[0].site.call.as_str(), first[0].nth),
+            (Action::CrashAfter, "sendto", 5)
+        );
+        plain.mark_tried(&first);
+        let second = plain.next_systematic().expect("a candidate");
+        assert_eq!(second[0].site.call, "recvfrom");
+        // Guided, told that the crash fired and showed nothing new (twice: weight 0.5), goes
+        // on to the second family too, and the crash's next points (tier 1 by systematic's
+        // order) wait until after the other tier-1 candidates.
+        let mut k = knowledge();
+        let crash = |nth| fault(Action::CrashAfter, "n0", "sendto", "client", nth);
+        k.mark_tried(&[crash(5)]);
+        k.note_effect(&[crash(5)], true, false);
+        k.note_effect(&[crash(5)], true, false);
+        k.guided_picks = 1;
+        let pick = k.next_guided(&mut Rng::new(1)).expect("a candidate");
+        assert_eq!(pick, second);
+        let order: Vec<Vec<Fault>> = std::iter::from_fn(|| {
+            k.guided_picks = 1;
+            let f = k.next_guided(&mut Rng::new(1))?;
+            k.mark_tried(&f);
+            Some(f)
+        })
+        .take(12)
+        .collect();
+        let is_crash =
+            |f: &Vec<Fault>| f[0].action == Action::CrashAfter && f[0].site.call == "sendto";
+        // Systematic's order would take the crash's next point (tier 1) right after the
+        // delay's first; guided takes it after every tier-2 candidate (the priority-1
+        // families' first points), at the 8th pick.
+        plain.mark_tried(&second);
+        assert!(is_crash(&plain.next_systematic().expect("a candidate")));
+        assert_eq!(order.iter().position(is_crash), Some(7), "{order:?}");
+        assert_eq!(order[7][0].nth, 3);
+    }
+}
