@@ -2,7 +2,7 @@
 # Soak: the demo explored for a long time with -j 2, ordeal watched from outside. Every
 # INTERVAL it samples ordeal's resident memory (VmRSS), open descriptors, threads, the
 # processes of the campaign (ordeal's descendants), the network namespaces on the machine and
-# ordeal-ckpt-* entries in $TMPDIR. ordeal's own memory is its RSS minus the eBPF rings mapped
+# ordeal-ckpt-* entries in its $TMPDIR (a directory of its own). ordeal's own memory is its RSS minus the eBPF rings mapped
 # into it (kernel memory, 32 MiB per traced run, counted twice in RSS: the kernel maps a ring's
 # pages twice), so that a sample taken while two runs are in flight is comparable to one taken
 # between runs. At the end it checks what must hold after a long campaign:
@@ -35,7 +35,9 @@ if [ -z "${ORDEAL:-}" ]; then
     ORDEAL=${CARGO_TARGET_DIR:-target}/release/ordeal
 fi
 WORK=$(mktemp -d)
-tmpdir=${TMPDIR:-/tmp}
+# ordeal's own $TMPDIR, so that other programs' entries do not count.
+tmpdir=$WORK/tmp
+mkdir "$tmpdir"
 count_tmp() { find "$tmpdir" -maxdepth 1 -name 'ordeal-ckpt-*' 2>/dev/null | wc -l; }
 count_netns() { find /proc/[0-9]*/ns/net -maxdepth 0 -printf '%l\n' 2>/dev/null | sort -u | wc -l; }
 # Descendants of $1 (not itself), from /proc's parent links.
@@ -54,10 +56,10 @@ descendants() {
 }
 tmp_before=$(count_tmp)
 netns_before=$(count_netns)
-"$ORDEAL" explore --demo --time "$DURATION" -j 2 --reruns 3 -q --out "$WORK/c" \
+TMPDIR=$tmpdir "$ORDEAL" explore --demo --time "$DURATION" -j 2 --reruns 3 -q --out "$WORK/c" \
     > "$WORK/explore.log" 2>&1 &
 pid=$!
-trap 'kill -9 $pid 2>/dev/null; if [ -n "${KEEP:-}" ]; then rm -rf "$KEEP"; mv "$WORK/c" "$KEEP"; fi; rm -rf "$WORK"' EXIT
+trap 'kill -9 $pid 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then rm -rf "$KEEP"; mv "$WORK/c" "$KEEP"; fi; rm -rf "$WORK"' EXIT
 echo "soak: ordeal explore --demo --time $DURATION -j 2 (pid $pid), sampled every ${INTERVAL}s ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs)"
 : > "$WORK/samples"
 start=$(date +%s)
