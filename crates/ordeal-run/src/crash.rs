@@ -216,18 +216,13 @@ impl CrashReport {
             self.checked as f64 / self.seconds.max(1e-9),
             if self.complete { "" } else { ", budget reached before every systematic state" }
         );
-        if let Some(why) = &self.unknown {
-            s.push_str(&format!(
-                "verdict unknown: {why}\n  (the crash states would not say anything true about the program)\n"
-            ));
-        } else if self.vulnerabilities.is_empty() {
-            s.push_str("no vulnerability found (models: strict, ext4-ordered)\n");
-        } else if self.verdict == CrashVerdict::Clean {
-            s.push_str(&format!(
-                "no vulnerability under {} (the verdict's model); under strict only:\n",
-                self.model.as_str()
-            ));
-        }
+        s.push_str(&verdict_text(
+            self.unknown.as_deref(),
+            self.vulnerabilities.is_empty(),
+            self.verdict,
+            self.model,
+            "program",
+        ));
         for v in &self.vulnerabilities {
             s.push_str(&format!(
                 "vulnerability {} ({:?}, {} state{}, {}): {}\n  recovery failed: {}\n",
@@ -456,22 +451,54 @@ pub fn crash(
         complete,
         vulnerabilities: x.vulns,
     };
+    let counts = (report.checked, report.seconds, report.vulnerabilities.len());
+    write_report(&run_dir, &report, &progress, "states", counts)?;
+    Ok(report)
+}
+
+/// Writes `RUN_DIR/crash.json` and says how the search ended: `counts` = (`what` checked,
+/// seconds, vulnerabilities).
+fn write_report<R: Serialize>(
+    run_dir: &Path,
+    report: &R,
+    progress: &Progress,
+    what: &str,
+    (checked, seconds, vulnerabilities): (usize, f64, usize),
+) -> Result<(), Error> {
     let path = run_dir.join(REPORT);
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let text = serde_json::to_string_pretty(report).unwrap_or_default();
     std::fs::write(&path, text + "\n")
         .map_err(crate::io_err(format!("writing {}", path.display())))?;
     progress.say(format!(
-        "{} states checked in {:.2}s, {} vulnerabilit{}",
-        report.checked,
-        report.seconds,
-        report.vulnerabilities.len(),
-        if report.vulnerabilities.len() == 1 {
-            "y"
-        } else {
-            "ies"
-        }
+        "{checked} {what} checked in {seconds:.2}s, {vulnerabilities} vulnerabilit{}",
+        if vulnerabilities == 1 { "y" } else { "ies" }
     ));
-    Ok(report)
+    Ok(())
+}
+
+/// The verdict's paragraph of the human report, before the vulnerabilities (`what`: the
+/// program or the programs whose crash was searched).
+fn verdict_text(
+    unknown: Option<&str>,
+    none: bool,
+    verdict: CrashVerdict,
+    model: Model,
+    what: &str,
+) -> String {
+    if let Some(why) = unknown {
+        format!(
+            "verdict unknown: {why}\n  (the crash states would not say anything true about the {what})\n"
+        )
+    } else if none {
+        "no vulnerability found (models: strict, ext4-ordered)\n".to_string()
+    } else if verdict == CrashVerdict::Clean {
+        format!(
+            "no vulnerability under {} (the verdict's model); under strict only:\n",
+            model.as_str()
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Refuses a recording a crash search would say nothing true about: the target died (a node:

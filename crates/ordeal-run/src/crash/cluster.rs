@@ -11,16 +11,14 @@
 //! printed before the instant (`ORDEAL_CRASH_STDOUT`). A state set the cluster does not
 //! recover from is a vulnerability: its cut, per node the operations it lost.
 
-use super::recover::Discard;
-use super::{calls_of, usable, CrashOptions, CrashVerdict, OpRef, CRASH_CHECKPOINT_ENV};
-use super::{CRASH_STDOUT_ENV, REPORT};
-use crate::supervisor::{Progress, Stop, Supervisor};
-use crate::{checkpoints, Error};
+use super::recover::{recover_on, Promised};
+use super::{calls_of, usable, CrashOptions, CrashVerdict, OpRef};
+use crate::supervisor::Progress;
+use crate::Error;
 use ordeal_events::{Class, TraceReader};
-use ordeal_experiment::{Experiment, ResolveContext};
+use ordeal_experiment::{Experiment, NodeSpec, ResolveContext};
 use ordeal_state::persist::{self, CrashState, Explorer, Model, Op, Role, Tree};
-use ordeal_tracer::{Config, ExitStatus, Launcher};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -135,7 +133,7 @@ pub fn crash_cluster(
             names.join(", ")
         )));
     }
-    let promised = Promised::read(&run_dir)?;
+    let promised = PromiseLog::read(&run_dir)?;
     let explorers: Vec<Explorer> = members
         .iter()
         .map(|m| Explorer::new(&m.base, &m.ops, m.ninos))
@@ -303,21 +301,8 @@ pub fn crash_cluster(
         complete,
         vulnerabilities: x.vulns,
     };
-    let path = run_dir.join(REPORT);
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    std::fs::write(&path, text + "\n")
-        .map_err(crate::io_err(format!("writing {}", path.display())))?;
-    progress.say(format!(
-        "{} state sets checked in {:.2}s, {} vulnerabilit{}",
-        report.checked,
-        report.seconds,
-        report.vulnerabilities.len(),
-        if report.vulnerabilities.len() == 1 {
-            "y"
-        } else {
-            "ies"
-        }
-    ));
+    let counts = (report.checked, report.seconds, report.vulnerabilities.len());
+    super::write_report(&run_dir, &report, &progress, "state sets", counts)?;
     Ok(report)
 }
 
@@ -330,7 +315,7 @@ fn issued(ops: &[Op], cut: u64) -> usize {
 /// not yet durable, everywhere) and after the whole recording; one per distinct combination
 /// of the nodes' issued operations and the promises made, those leaving the most operations
 /// not durable first (a deterministic order: the worst power losses first).
-fn cuts(members: &[Member], explorers: &[Explorer], promised: &Promised) -> Vec<u64> {
+fn cuts(members: &[Member], explorers: &[Explorer], promised: &PromiseLog) -> Vec<u64> {
     let mut candidates: Vec<u64> = members
         .iter()
         .flat_map(|m| m.ops.iter().filter(|o| o.kind.is_barrier()).map(|o| o.seq))
@@ -361,19 +346,19 @@ fn cuts(members: &[Member], explorers: &[Explorer], promised: &Promised) -> Vec<
 }
 
 /// What the workloads printed (to their stdout), and the checkpoints taken, in trace order.
-struct Promised {
+struct PromiseLog {
     stdout: Vec<(u64, Vec<u8>)>,
     checkpoints: Vec<(u64, String)>,
 }
 
-impl Promised {
-    fn read(run_dir: &Path) -> Result<Promised, Error> {
+impl PromiseLog {
+    fn read(run_dir: &Path) -> Result<PromiseLog, Error> {
         let logs = std::fs::canonicalize(run_dir.join("logs"))
             .map_err(crate::io_err(format!("logs of {}", run_dir.display())))?;
         let blob_path = run_dir.join(super::FILE_DATA);
         let blob = std::fs::read(&blob_path)
             .map_err(crate::io_err(format!("reading {}", blob_path.display())))?;
-        let mut p = Promised {
+        let mut p = PromiseLog {
             stdout: Vec::new(),
             checkpoints: Vec::new(),
         };
@@ -425,7 +410,7 @@ struct Search<'a> {
     opts: &'a CrashOptions,
     members: &'a [Member],
     explorers: &'a [Explorer<'a>],
-    promised: &'a Promised,
+    promised: &'a PromiseLog,
     states_dir: &'a Path,
     run_dir: &'a Path,
     cancel: &'a AtomicBool,
@@ -561,99 +546,12 @@ impl Search<'_> {
             }
             .map_err(|e| Error::Usage(format!("materializing a crash state: {e}")))?;
         }
-        let origin_ns = ordeal_tracer::monotonic_ns();
-        let engine = ordeal_tracer::Ptrace.start(
-            Config {
-                origin_ns,
-                ..Default::default()
-            },
-            Box::new(Discard),
-            None,
-        )?;
-        let mut ckpt = checkpoints::Checkpoints::start(&r, dir, engine.marker())?;
-        let shared = crate::faults::Shared::default();
-        let quiet = Progress::new(false);
-        let mut sup = Supervisor {
-            engine: engine.as_ref(),
-            origin_ns,
-            ckpt: &ckpt,
-            shared: &shared,
-            net: None,
-            schedule: None,
-            started: Vec::new(),
-            run_dir: dir,
-            progress: &quiet,
-            cancel: self.cancel,
-            diag: crate::diag::Diag::disabled(dir),
-            prober: None,
+        let nodes: Vec<&NodeSpec> = r.nodes.iter().collect();
+        let promised = Promised {
+            checkpoint,
+            stdout: Some(stdout.to_vec()),
         };
-        let deadline = Instant::now() + r.timeout;
-        let outcome = (|| -> Result<Option<String>, Error> {
-            // Every node starts before any ready condition is awaited: a cluster needs its
-            // quorum to become ready.
-            for n in &r.nodes {
-                let env = sup.env_for(&n.name, &n.env);
-                sup.start(
-                    &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
-                )?;
-            }
-            for n in &r.nodes {
-                let Some(check) = &n.ready else { continue };
-                let until = (Instant::now() + n.ready_timeout).min(deadline);
-                match sup.wait_ready(&n.name, check, &n.cwd, until, HashMap::new()) {
-                    Err(e) => return Ok(Some(e.to_string())),
-                    Ok(Err(Stop::Timeout)) => {
-                        return Ok(Some(format!(
-                            "node {} was not ready within {:?}",
-                            n.name, n.ready_timeout
-                        )))
-                    }
-                    Ok(Err(Stop::Cancelled)) => return Err(Error::Interrupted),
-                    Ok(Err(Stop::Crashed)) => {
-                        return Ok(Some(format!("node {} was crashed while starting", n.name)))
-                    }
-                    Ok(Ok(())) => {}
-                }
-            }
-            if let Some(c) = r.crash_check.as_ref().or(r.check.as_ref()) {
-                // What was promised before the power loss (docs/crash.md#whole-clusters).
-                let mut c = c.clone();
-                if let Some(l) = checkpoint {
-                    c.env.insert(CRASH_CHECKPOINT_ENV.into(), l.to_string());
-                }
-                let path = dir.join("crash-stdout");
-                std::fs::write(&path, stdout)
-                    .map_err(crate::io_err(format!("writing {}", path.display())))?;
-                c.env
-                    .insert(CRASH_STDOUT_ENV.into(), path.display().to_string());
-                match sup.run_check(&r, &c, deadline)? {
-                    Some(ExitStatus::Code(0)) => {}
-                    Some(st) => {
-                        return Ok(Some(format!(
-                            "{} failed ({st}){}",
-                            c.name,
-                            sup.tail_of(&c.name)
-                        )))
-                    }
-                    None => return Err(Error::Interrupted),
-                }
-            }
-            sup.drain_notices();
-            for n in &r.nodes {
-                if let Some(st) = sup.exit_of(&n.name) {
-                    return Ok(Some(format!(
-                        "node {} exited: {st}{}",
-                        n.name,
-                        sup.tail_of(&n.name)
-                    )));
-                }
-            }
-            Ok(None)
-        })();
-        ckpt.stop();
-        engine.shutdown()?;
-        drop(r);
-        outcome
+        recover_on(&r, dir, &nodes, promised, self.cancel)
     }
 }
 

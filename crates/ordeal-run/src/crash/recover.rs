@@ -8,7 +8,7 @@ use crate::readiness::Probe;
 use crate::supervisor::{Progress, Supervisor};
 use crate::{checkpoints, Error};
 use ordeal_events::Event;
-use ordeal_experiment::{Experiment, ResolveContext};
+use ordeal_experiment::{Experiment, NodeSpec, ResolveContext, Resolved};
 use ordeal_state::persist::{CloneSource, Op, Tree};
 use ordeal_tracer::{Config, ExitStatus, Launcher};
 use std::collections::HashMap;
@@ -92,97 +92,123 @@ impl Recovery<'_> {
         crate::rundir::create_run_dir(dir)?;
         tree.materialize_with(&dd.path, Some(self.base))
             .map_err(|e| Error::Usage(format!("materializing a crash state: {e}")))?;
-        let origin_ns = ordeal_tracer::monotonic_ns();
-        let engine = ordeal_tracer::Ptrace.start(
-            Config {
-                origin_ns,
-                ..Default::default()
-            },
-            Box::new(Discard),
-            None,
-        )?;
-        let mut ckpt = checkpoints::Checkpoints::start(&r, dir, engine.marker())?;
-        let shared = crate::faults::Shared::default();
-        let quiet = Progress::new(false);
-        let mut sup = Supervisor {
-            engine: engine.as_ref(),
-            origin_ns,
-            ckpt: &ckpt,
-            shared: &shared,
-            net: None,
-            schedule: None,
-            started: Vec::new(),
-            run_dir: dir,
-            progress: &quiet,
-            cancel: self.cancel,
-            diag: crate::diag::Diag::disabled(dir),
-            prober: None,
+        let started: &[&NodeSpec] = match self.workload {
+            Some(_) => &[],
+            None => &[n],
         };
-        let deadline = Instant::now() + r.timeout;
-        let outcome = (|| -> Result<Option<String>, Error> {
-            if self.workload.is_none() {
-                let env = sup.env_for(&n.name, &n.env);
-                sup.start(
-                    &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
-                )?;
-            }
-            if let Some(check) = n.ready.as_ref().filter(|_| self.workload.is_none()) {
-                let until = (Instant::now() + n.ready_timeout).min(deadline);
-                let mut probe = Probe::new(check, dir, &n.name, &n.cwd, None, HashMap::new());
-                match wait_ready(&mut sup, &n.name, &mut probe, until, self.cancel) {
-                    Ready::Yes => {}
-                    Ready::Exited(status) => {
-                        let tail = sup.tail_of(&n.name);
-                        let e = Error::ExitedBeforeReady {
-                            node: n.name.clone(),
-                            status,
-                            tail,
-                        };
-                        return Ok(Some(e.to_string()));
-                    }
-                    Ready::Timeout => {
-                        return Ok(Some(format!(
-                            "node {} was not ready within {:?}",
-                            n.name, n.ready_timeout
-                        )))
-                    }
-                    Ready::Cancelled => return Err(Error::Interrupted),
+        let promised = Promised {
+            checkpoint: self.checkpoint_before(crash_at),
+            stdout: self.stdout_before(crash_at),
+        };
+        recover_on(&r, dir, started, promised, self.cancel)
+    }
+}
+
+/// What was promised before a crash point, for the crash check (docs/crash.md#targets).
+pub(super) struct Promised<'a> {
+    /// The label of the last checkpoint before it (`ORDEAL_CRASH_CHECKPOINT`).
+    pub(super) checkpoint: Option<&'a str>,
+    /// What the workloads had written to their stdout before it (`ORDEAL_CRASH_STDOUT`);
+    /// `None`: nothing recorded.
+    pub(super) stdout: Option<Vec<u8>>,
+}
+
+/// Recovers on states already materialized in `dir` (resolved as `r`): starts `nodes`
+/// (untraced; all of them before any ready condition is awaited: a cluster needs its quorum
+/// to become ready), awaits their ready conditions in order, runs the crash check
+/// (`[crash] check`, else `[check]`) with what was `promised`, and requires every node started
+/// to be running still. `Some(reason)` if it does not recover.
+pub(super) fn recover_on(
+    r: &Resolved,
+    dir: &Path,
+    nodes: &[&NodeSpec],
+    promised: Promised<'_>,
+    cancel: &AtomicBool,
+) -> Result<Option<String>, Error> {
+    let origin_ns = ordeal_tracer::monotonic_ns();
+    let engine = ordeal_tracer::Ptrace.start(
+        Config {
+            origin_ns,
+            ..Default::default()
+        },
+        Box::new(Discard),
+        None,
+    )?;
+    let mut ckpt = checkpoints::Checkpoints::start(r, dir, engine.marker())?;
+    let shared = crate::faults::Shared::default();
+    let quiet = Progress::new(false);
+    let mut sup = Supervisor {
+        engine: engine.as_ref(),
+        origin_ns,
+        ckpt: &ckpt,
+        shared: &shared,
+        net: None,
+        schedule: None,
+        started: Vec::new(),
+        run_dir: dir,
+        progress: &quiet,
+        cancel,
+        diag: crate::diag::Diag::disabled(dir),
+        prober: None,
+    };
+    let deadline = Instant::now() + r.timeout;
+    let outcome = (|| -> Result<Option<String>, Error> {
+        for n in nodes {
+            let env = sup.env_for(&n.name, &n.env);
+            sup.start(
+                &n.name, "node", &n.program, &n.argv, env, &n.cwd, false, None,
+            )?;
+        }
+        for n in nodes {
+            let Some(check) = &n.ready else { continue };
+            let until = (Instant::now() + n.ready_timeout).min(deadline);
+            let mut probe = Probe::new(check, dir, &n.name, &n.cwd, None, HashMap::new());
+            match wait_ready(&mut sup, &n.name, &mut probe, until, cancel) {
+                Ready::Yes => {}
+                Ready::Exited(status) => {
+                    let tail = sup.tail_of(&n.name);
+                    let e = Error::ExitedBeforeReady {
+                        node: n.name.clone(),
+                        status,
+                        tail,
+                    };
+                    return Ok(Some(e.to_string()));
                 }
-            }
-            let mut check = r.crash_check.as_ref().or(r.check.as_ref()).map(|c| {
-                // What was promised before the crash point (docs/crash.md#targets).
-                let mut c = c.clone();
-                if let Some(l) = self.checkpoint_before(crash_at) {
-                    c.env.insert(CRASH_CHECKPOINT_ENV.into(), l.to_string());
+                Ready::Timeout => {
+                    return Ok(Some(format!(
+                        "node {} was not ready within {:?}",
+                        n.name, n.ready_timeout
+                    )))
                 }
-                c
-            });
-            if let (Some(c), Some(out)) = (&check, self.stdout_before(crash_at)) {
+                Ready::Cancelled => return Err(Error::Interrupted),
+            }
+        }
+        if let Some(c) = r.crash_check.as_ref().or(r.check.as_ref()) {
+            let mut c = c.clone();
+            if let Some(l) = promised.checkpoint {
+                c.env.insert(CRASH_CHECKPOINT_ENV.into(), l.to_string());
+            }
+            if let Some(out) = &promised.stdout {
                 let path = dir.join("crash-stdout");
                 std::fs::write(&path, out)
                     .map_err(crate::io_err(format!("writing {}", path.display())))?;
-                let mut c2 = c.clone();
-                c2.env
+                c.env
                     .insert(CRASH_STDOUT_ENV.into(), path.display().to_string());
-                check = Some(c2);
             }
-            if let Some(c) = &check {
-                match sup.run_check(&r, c, deadline)? {
-                    Some(ExitStatus::Code(0)) => {}
-                    Some(st) => {
-                        return Ok(Some(format!(
-                            "{} failed ({st}){}",
-                            c.name,
-                            sup.tail_of(&c.name)
-                        )))
-                    }
-                    None => return Err(Error::Interrupted),
+            match sup.run_check(r, &c, deadline)? {
+                Some(ExitStatus::Code(0)) => {}
+                Some(st) => {
+                    return Ok(Some(format!(
+                        "{} failed ({st}){}",
+                        c.name,
+                        sup.tail_of(&c.name)
+                    )))
                 }
+                None => return Err(Error::Interrupted),
             }
-            sup.drain_notices();
-            if self.workload.is_some() {
-                return Ok(None);
-            }
+        }
+        sup.drain_notices();
+        for n in nodes {
             if let Some(st) = sup.exit_of(&n.name) {
                 return Ok(Some(format!(
                     "node {} exited: {st}{}",
@@ -190,13 +216,12 @@ impl Recovery<'_> {
                     sup.tail_of(&n.name)
                 )));
             }
-            Ok(None)
-        })();
-        ckpt.stop();
-        engine.shutdown()?;
-        drop(r);
-        outcome
-    }
+        }
+        Ok(None)
+    })();
+    ckpt.stop();
+    engine.shutdown()?;
+    outcome
 }
 
 /// How waiting for the node's ready condition ended.

@@ -88,18 +88,13 @@ impl ClusterReport {
             self.checked as f64 / self.seconds.max(1e-9),
             if self.complete { "" } else { ", budget reached before every cut" }
         );
-        if let Some(why) = &self.unknown {
-            s.push_str(&format!(
-                "verdict unknown: {why}\n  (the crash states would not say anything true about the programs)\n"
-            ));
-        } else if self.vulnerabilities.is_empty() {
-            s.push_str("no vulnerability found (models: strict, ext4-ordered)\n");
-        } else if self.verdict == CrashVerdict::Clean {
-            s.push_str(&format!(
-                "no vulnerability under {} (the verdict's model); under strict only:\n",
-                self.model.as_str()
-            ));
-        }
+        s.push_str(&super::super::verdict_text(
+            self.unknown.as_deref(),
+            self.vulnerabilities.is_empty(),
+            self.verdict,
+            self.model,
+            "programs",
+        ));
         for v in &self.vulnerabilities {
             s.push_str(&format!(
                 "vulnerability {} ({}, {} state set{}, {}): {}\n  power lost {}\n  recovery failed: {}\n",
