@@ -26,7 +26,7 @@
 use crate::supervisor::Progress;
 use crate::{Error, RunOptions};
 use ordeal_events::{Class, TraceReader};
-use ordeal_experiment::{Experiment, ResolveContext};
+use ordeal_experiment::{Experiment, ResolveContext, Resolved};
 use ordeal_state::persist::{self, Call, CrashState, Explorer, Kind, Model, Op, Role, Tree};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -248,21 +248,27 @@ impl CrashReport {
     }
 }
 
+/// The experiment resolved once to learn its nodes and workloads (the runs resolve it again
+/// in their own directories); an error for what `ordeal crash` does not support.
+fn crash_probe(exp: &Experiment, opts: &CrashOptions) -> Result<Resolved, Error> {
+    if exp.network() == ordeal_experiment::Network::Netns {
+        return Err(Error::Usage(
+            "ordeal crash supports network = \"loopback\" only".into(),
+        ));
+    }
+    Ok(exp.resolve(&ResolveContext::new(
+        std::env::temp_dir().join("ordeal-crash-probe"),
+        &opts.run.ordeal_exe,
+    ))?)
+}
+
 /// Runs `ordeal crash`.
 pub fn crash(
     exp: &Experiment,
     opts: &CrashOptions,
     cancel: &AtomicBool,
 ) -> Result<CrashReport, Error> {
-    if exp.network() == ordeal_experiment::Network::Netns {
-        return Err(Error::Usage(
-            "ordeal crash supports network = \"loopback\" only".into(),
-        ));
-    }
-    let probe = exp.resolve(&ResolveContext::new(
-        std::env::temp_dir().join("ordeal-crash-probe"),
-        &opts.run.ordeal_exe,
-    ))?;
+    let probe = crash_probe(exp, opts)?;
     let node = match &opts.node {
         Some(n) => n.clone(),
         None => probe

@@ -239,7 +239,11 @@ impl Prober {
             return Vec::new();
         };
         // Summed under the lock, judged after it: the sink never waits long.
-        let Ok(sends) = traffic.lock().map(|t| t.window(self.now(), spec.window)) else {
+        let now = self.now();
+        let Ok(Some(sends)) = traffic.lock().map(|t| {
+            t.settled(now, spec.window)
+                .then(|| t.window(now, spec.window))
+        }) else {
             return Vec::new();
         };
         match spec.rule {
@@ -737,6 +741,51 @@ slow = { command = ["sh", "-c", 'sleep 30 & echo $! > "$ORDEAL_RUN_DIR/slow-$ORD
         assert!(brief[..waits].iter().all(|(_, n)| n.is_empty()));
         assert_eq!(brief[waits..], [("start", vec!["n1"]), ("moved", vec![])]);
         assert!(seen.iter().all(|s| s.role == "primary"));
+    }
+
+    #[test]
+    fn right_after_a_restart_its_rejoining_burst_is_not_taken_for_the_holder() {
+        let text = EXPERIMENT.replace(
+            "[roles]\n",
+            "[roles]\nprimary = { infer = \"fans-out\", window = \"1s\" }\n",
+        );
+        let exp = Experiment::parse(&text, "roles.toml").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let r = exp
+            .resolve(&ResolveContext::new(dir.path(), "/bin/true"))
+            .unwrap();
+        // The run started 10 s ago.
+        let origin = ordeal_tracer::monotonic_ns() - 10_000_000_000;
+        let p = Prober::new(&r, None, origin).unwrap();
+        let mut sink = p.sink(Box::new(Vec::<ordeal_events::Event>::new()));
+        // n0 restarted 300 ms ago, then sent to both others, which answered it: a leader's
+        // shape.
+        let now = ordeal_tracer::monotonic_ns() - origin - 300_000_000;
+        let mut restart = send("n0", "n0", now, 0);
+        restart.call = "fault".into();
+        restart.sock = None;
+        restart.fault = Some(ordeal_events::FaultMark::fired("back", "restart n0"));
+        sink.event(&restart).unwrap();
+        for (from, to, bytes) in [
+            ("n0", "n1", 300),
+            ("n0", "n2", 300),
+            ("n1", "n0", 200),
+            ("n2", "n0", 200),
+        ] {
+            // In the next 100 ms slice: the restart's own slice holds what came before it.
+            sink.event(&send(from, to, now + 100_000_000, bytes))
+                .unwrap();
+        }
+        let t = p.traffic.as_ref().unwrap();
+        let window = t.lock().unwrap().window(p.now(), Duration::from_secs(1));
+        assert_eq!(traffic::fans_out(&window, &all()), Some("n0".into()));
+        // Less than half the window since the restart: no holder yet.
+        assert!(p.holders("primary", &all(), "moved").is_empty());
+        // Half a window after it, the traffic since the restart decides (here still n0's).
+        assert!(t
+            .lock()
+            .unwrap()
+            .settled(now + 500_000_000, Duration::from_secs(1)));
     }
 
     #[test]

@@ -51,15 +51,7 @@ pub fn crash_cluster(
     names: &[String],
     cancel: &AtomicBool,
 ) -> Result<ClusterReport, Error> {
-    if exp.network() == ordeal_experiment::Network::Netns {
-        return Err(Error::Usage(
-            "ordeal crash supports network = \"loopback\" only".into(),
-        ));
-    }
-    let probe = exp.resolve(&ResolveContext::new(
-        std::env::temp_dir().join("ordeal-crash-probe"),
-        &opts.run.ordeal_exe,
-    ))?;
+    let probe = super::crash_probe(exp, opts)?;
     let names: Vec<String> = if names.is_empty() {
         probe
             .nodes

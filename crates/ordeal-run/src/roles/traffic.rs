@@ -127,6 +127,14 @@ impl Traffic {
         }
     }
 
+    /// Whether half a `window` has passed since the last change at `now`. Until then the
+    /// traffic shows the transition, not the new state: a restarted Raft member sends to every
+    /// other while it rejoins and they answer it, the same shape as a leader's (seen on etcd,
+    /// 100 ms after a restart).
+    pub(crate) fn settled(&self, now: u64, window: Duration) -> bool {
+        self.changed_at == 0 || now >= self.changed_at + window.as_nanos() as u64 / 2
+    }
+
     /// The sends of the `window` that ends at `now` (ns, the trace's clock).
     pub(crate) fn window(&self, now: u64, window: Duration) -> Sends {
         // The bucket of a change holds sends from before it: the next one starts the window.
@@ -496,6 +504,8 @@ mod tests {
         // afresh: before e3's first heartbeats, nothing counts.
         t.changed(2_000 * MS);
         assert_eq!(fans_out(&t.window(2_900 * MS, 2 * SEC), &all), None);
+        assert!(!t.settled(2_900 * MS, 2 * SEC));
+        assert!(t.settled(3_000 * MS, 2 * SEC));
         assert_eq!(
             fans_out(&t.window(4_000 * MS, 5 * SEC), &all),
             Some("e3".into())
