@@ -238,16 +238,14 @@ impl Prober {
         let Some(traffic) = &self.traffic else {
             return Vec::new();
         };
-        // Summed under the lock, judged after it: the sink never waits long.
-        let now = self.now();
-        let Ok(Some(sends)) = traffic.lock().map(|t| {
-            t.settled(now, spec.window)
-                .then(|| t.window(now, spec.window))
-        }) else {
+        // Judged under the lock: a few sums per pair of nodes, the sink never waits long.
+        let Ok(t) = traffic.lock() else {
             return Vec::new();
         };
         match spec.rule {
-            Inference::FansOut => traffic::fans_out(&sends, candidates).into_iter().collect(),
+            Inference::FansOut => traffic::fans_out_holder(&t, self.now(), spec.window, candidates)
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -148,14 +148,11 @@ fn crash_the_leader(engine: &str) {
     assert_eq!(at_fault[0].2, std::slice::from_ref(&leader));
 
     // It fired at the client's 11th connect to e1 (the 6th put's etcdctl), applied once the
-    // probe answered: the mark comes after that connect.
+    // probe answered. Not compared with the trace's 11th connect: the trigger counts a call
+    // at its entry, and an etcdctl that got its answer from another member exits while its
+    // connect to e1 waits at its entry stop, which under load happens often (the connect
+    // never runs, the trace has no event for it; docs/faults.md).
     let evs = events(&run);
-    let connect = evs
-        .iter()
-        .filter(|e| e["node"] == "client" && e["call"] == "connect")
-        .filter(|e| e["sock"]["peer_node"] == "e1")
-        .nth(10)
-        .expect("the 11th connect to e1");
     let mark = evs
         .iter()
         .find(|e| e["seq"] == a.seq.unwrap())
@@ -165,7 +162,6 @@ fn crash_the_leader(engine: &str) {
         mark["fault"],
         format!("crash-leader: crash {leader} (role leader)")
     );
-    assert!(mark["seq"].as_u64() > connect["seq"].as_u64());
 
     // The leader's first incarnation died of the crash's SIGKILL, and it was started again;
     // the other members ran once.
@@ -358,12 +354,40 @@ trigger = { nth = 11, node = "client", call = "connect", peer = "e1" }
             .map(|(_, _, n)| n.clone())
             .collect()
     };
-    // Once every member was ready and at the end: one leader, the same both ways.
+    // Once every member was ready and at the end: one leader, the same both ways. None
+    // inferred when the end came less than half a window (1 s) after the crashed member's
+    // restart: its rejoining traffic has a leader's shape.
+    let restarted = events(&run)
+        .iter()
+        .find(|e| {
+            e["fault"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("by crash-leader: restart "))
+        })
+        .and_then(|e| e["ts"].as_u64())
+        .expect("the restart's mark (on the new incarnation's spawn)");
+    let end_at = std::fs::read_to_string(run.join("roles.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["why"] == "end" && v["role"] == "leader")
+        .and_then(|v| v["time_ns"].as_u64())
+        .expect("the end's look");
     for why in ["start", "end"] {
         let probed = at(why, "probed");
         assert_eq!(probed.len(), 1, "{seen:?}");
         assert_eq!(probed[0].len(), 1, "{seen:?}");
-        assert_eq!(at(why, "leader"), probed, "{why}: {seen:?}");
+        let inferred = at(why, "leader");
+        if why == "end" && end_at < restarted + 1_000_000_000 {
+            assert_eq!(inferred, [Vec::<String>::new()], "{seen:?}");
+        } else {
+            // Or none, when the leader moved within the window (elected again as the
+            // cluster started, say): the window's two halves disagree.
+            assert!(
+                inferred == probed || inferred == [Vec::<String>::new()],
+                "{why}: {seen:?}, end {end_at}, restart {restarted}"
+            );
+        }
     }
     // When the faults fired: the probe's leader; the SIGCONT (a fault that may change who
     // talks to whom) started the traffic's window afresh, so the inference looked again

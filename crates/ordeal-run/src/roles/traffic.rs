@@ -229,6 +229,27 @@ pub(crate) fn fans_out(sends: &Sends, candidates: &[String]) -> Option<String> {
     Some(sends.nodes[chosen].clone())
 }
 
+/// The `fans-out` holder among `candidates` at `now` from the last `window` of `t`, when it
+/// is clear: none for half a window after a change ([`Traffic::settled`]), and none when the
+/// window's recent half names another node. The system moved the role itself within the
+/// window (a new leader elected, with no fault of ordeal's to mark it): the older traffic
+/// still names the old holder, the recent half already the new one.
+pub(crate) fn fans_out_holder(
+    t: &Traffic,
+    now: u64,
+    window: Duration,
+    candidates: &[String],
+) -> Option<String> {
+    if !t.settled(now, window) {
+        return None;
+    }
+    let whole = fans_out(&t.window(now, window), candidates)?;
+    match fans_out(&t.window(now, window / 2), candidates) {
+        Some(lately) if lately != whole => None,
+        _ => Some(whole),
+    }
+}
+
 /// Whether a fault mark's action changes who can talk to whom (see docs/faults.md for the
 /// marks): a node gone or back, a partition made or healed.
 fn changes_who_talks(action: &str) -> bool {
@@ -478,6 +499,40 @@ mod tests {
         assert_eq!(
             fans_out(&t.window(100 * MS, SEC), &names(&["a", "b", "c"])),
             Some("a".into())
+        );
+    }
+
+    #[test]
+    fn a_leader_elected_within_the_window_is_no_holder_until_the_windows_agree() {
+        // e1 led until 1 s, e3 since: nothing marked the change (the system moved it).
+        let nodes = ["e1", "e2", "e3"];
+        let all = names(&nodes);
+        let mut t = traffic(&nodes, &[]);
+        // Heartbeats and answers only (no probe between followers).
+        let sends = raft(&nodes, "e1", 0)
+            .into_iter()
+            .chain(raft(&nodes, "e3", 1_000));
+        for (from, to, ms, bytes) in sends.filter(|s| s.3 <= 60) {
+            t.add(&from, &to, ms * MS, bytes);
+        }
+        // At 1.6 s the whole window still names e1, its recent half e3: no holder.
+        assert_eq!(
+            fans_out(&t.window(1_600 * MS, 2 * SEC), &all),
+            Some("e1".into())
+        );
+        assert_eq!(
+            fans_out(&t.window(1_600 * MS, SEC), &all),
+            Some("e3".into())
+        );
+        assert_eq!(fans_out_holder(&t, 1_600 * MS, 2 * SEC, &all), None);
+        // Before the change both agree on e1; once e1's heartbeats aged out, both name e3.
+        assert_eq!(
+            fans_out_holder(&t, 900 * MS, 2 * SEC, &all),
+            Some("e1".into())
+        );
+        assert_eq!(
+            fans_out_holder(&t, 2_000 * MS, SEC, &all),
+            Some("e3".into())
         );
     }
 
