@@ -81,10 +81,9 @@ impl TriggerState {
         }
         self.matched += 1;
         let fire = match &self.trigger {
-            Trigger::At { nth, times, .. } => self
-                .matched
-                .checked_sub(*nth)
-                .is_some_and(|past| past < *times),
+            // `fired` too: a count taken back ([`TriggerState::withdraw`]) must not fire the
+            // same firing twice.
+            Trigger::At { nth, times, .. } => self.matched >= *nth && self.fired < *times,
             Trigger::Probability { p, times, .. } => {
                 self.fired < *times && self.rng.next_f64() < *p
             }
@@ -94,6 +93,24 @@ impl TriggerState {
             self.fired += 1;
         }
         fire
+    }
+
+    /// Takes back the count of `ev`, counted at point `at` of its call by
+    /// [`TriggerState::observe`] but not recorded (its process died before the call returned):
+    /// "the n-th matching event" means the n-th in the trace. A firing at it stands.
+    pub fn withdraw(&mut self, ev: &Event, at: When) {
+        if ev.class == Some(Class::Proc) {
+            return;
+        }
+        let counted = match &self.trigger {
+            Trigger::Time { .. } => false,
+            Trigger::At { pattern, when, .. } | Trigger::Probability { pattern, when, .. } => {
+                *when == at && pattern.matches_with(ev, &self.holders)
+            }
+        };
+        if counted {
+            self.matched = self.matched.saturating_sub(1);
+        }
     }
 
     /// Says whether a time trigger fires now, `elapsed` after the workload started. Fires once,
@@ -130,9 +147,7 @@ impl TriggerState {
     /// Whether the trigger can never fire again.
     pub fn exhausted(&self) -> bool {
         match &self.trigger {
-            Trigger::At { nth, times, .. } => {
-                self.matched >= nth.saturating_add(times.saturating_sub(1))
-            }
+            Trigger::At { times, .. } => self.fired >= *times,
             Trigger::Probability { times, .. } => self.fired >= *times,
             Trigger::Time { .. } => self.fired > 0,
         }

@@ -276,6 +276,31 @@ fn times_fires_at_consecutive_matches() {
 }
 
 #[test]
+fn a_call_that_never_ran_is_taken_back_so_the_nth_is_the_traces() {
+    let f = fault(crash(), Trigger::nth(3, writes_to_n1()));
+    let mut st = TriggerState::new(&f, 0, 0);
+    let hit = sock_ev("n0", "write", Class::Data, Some("n1"));
+    let other_peer = sock_ev("n0", "write", Class::Data, Some("n2"));
+    assert!(!st.observe(&hit, When::Before));
+    assert!(!st.observe(&hit, When::Before));
+    // The 2nd never ran (its process exited at its entry): taken back. A call the pattern
+    // does not match, or one withdrawn at the other point of its call, changes nothing.
+    st.withdraw(&hit, When::Before);
+    st.withdraw(&other_peer, When::Before);
+    st.withdraw(&hit, When::After);
+    assert_eq!(st.matched(), 1);
+    // So the trace's 3rd matching write is the one it fires at.
+    assert!(!st.observe(&hit, When::Before));
+    assert!(st.observe(&hit, When::Before));
+    assert_eq!((st.matched(), st.fired()), (3, 1));
+    assert!(st.exhausted());
+    // The firing's own call never ran either: the firing stands, and does not repeat.
+    st.withdraw(&hit, When::Before);
+    assert!(!st.observe(&hit, When::Before));
+    assert_eq!((st.matched(), st.fired()), (3, 1));
+}
+
+#[test]
 fn lifecycle_events() {
     let exit = Event {
         code: Some(0),

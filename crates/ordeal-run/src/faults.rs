@@ -620,6 +620,11 @@ impl Interceptor for ScheduleHook {
     fn at_exit(&mut self, ev: &Event) -> Action {
         self.decide(ev, When::After)
     }
+    fn withdrawn(&mut self, ev: &Event) {
+        for st in &mut self.states {
+            st.withdraw(ev, When::Before);
+        }
+    }
     fn gate_open(&mut self, gate: &str) -> bool {
         self.shared
             .lock()

@@ -199,6 +199,11 @@ pub trait Interceptor: Send {
     }
     fn at_entry(&mut self, ev: &Event) -> Action;
     fn at_exit(&mut self, ev: &Event) -> Action;
+    /// A call shown to [`Interceptor::at_entry`] that is not recorded after all: its process
+    /// died before it returned (another thread exited the process while this one waited at
+    /// the call's entry stop, or a fatal signal interrupted it). What counted it may take it
+    /// back, so that counts agree with the trace.
+    fn withdrawn(&mut self, _ev: &Event) {}
     /// Whether threads held on `gate` may go on (and what [`Action::Cut`] left behind it is
     /// delivered). Asked on every turn of the tracer loop while a thread is held or a cut
     /// left anything; the owner of the gate wakes the tracer with [`Tracer::wake`] when it

@@ -152,6 +152,16 @@ impl<S: Sink> Inner<S> {
             || ret == -(libc::EINTR as i64)
             || (-516..=-512).contains(&ret)
         {
+            let mut ev = ev;
+            if ev.fault.is_some() {
+                // A fault fired at it (a delay held it at its entry): recorded as it stands,
+                // without a result, so that the firing is not lost with it.
+                ev.dur = self.now().saturating_sub(ev.ts);
+                return self.emit(ev);
+            }
+            if let Some(i) = self.interceptor.as_mut() {
+                i.withdrawn(&ev);
+            }
             return Ok(());
         }
         self.finish(tid, Pending { nr, args, ev }, ret)

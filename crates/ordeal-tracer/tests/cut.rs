@@ -204,3 +204,94 @@ fn a_shutdown_behind_queued_bytes_sends_its_fin_after_them() {
     );
     assert!(reads.iter().all(|r| r.1 >= opened_at), "{reads:?}");
 }
+
+/// Records what the interceptor saw of the server's `accept`, and marks it when asked.
+struct Accepts {
+    mark: bool,
+    entered: Arc<AtomicUsize>,
+    withdrawn: Arc<std::sync::Mutex<Vec<Event>>>,
+}
+
+impl Interceptor for Accepts {
+    fn at_entry(&mut self, ev: &Event) -> Action {
+        if ev.call != "accept" && ev.call != "accept4" {
+            return Action::Proceed;
+        }
+        self.entered.fetch_add(1, SeqCst);
+        if self.mark {
+            return Action::Mark {
+                by: FaultRef::fired("m"),
+                what: "seen".into(),
+            };
+        }
+        Action::Proceed
+    }
+    fn at_exit(&mut self, _: &Event) -> Action {
+        Action::Proceed
+    }
+    fn withdrawn(&mut self, ev: &Event) {
+        self.withdrawn.lock().unwrap().push(ev.clone());
+    }
+}
+
+/// server.c blocked in `accept` (no client comes) is killed: the call never returns.
+fn kill_in_accept(mark: bool) -> (Vec<Event>, Vec<Event>) {
+    let server = compile("server");
+    let dir = tempfile::tempdir().unwrap();
+    let entered = Arc::new(AtomicUsize::new(0));
+    let withdrawn = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = Accepts {
+        mark,
+        entered: entered.clone(),
+        withdrawn: withdrawn.clone(),
+    };
+    let t = Tracer::start_with(Config::default(), Vec::new(), Some(Box::new(hook))).unwrap();
+    t.spawn(spec("server", &server, &[], dir.path())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while entered.load(SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "accept never entered");
+        std::thread::park_timeout(Duration::from_millis(2));
+    }
+    t.signal_node("server", libc::SIGKILL, None).unwrap();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match t.notices().recv_timeout(left) {
+            Ok(Notice::Exited { root: true, .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the server did not exit: {e}"),
+        }
+    }
+    let (_, events) = t.shutdown().unwrap();
+    let w = withdrawn.lock().unwrap().clone();
+    (events, w)
+}
+
+#[test]
+fn a_call_its_process_died_in_is_withdrawn_from_what_counted_it() {
+    let (events, withdrawn) = kill_in_accept(false);
+    let accepts = |evs: &[Event]| -> Vec<(String, String)> {
+        evs.iter()
+            .filter(|e| e.call.starts_with("accept"))
+            .map(|e| (e.node.clone(), format!("{:?}", e.ret)))
+            .collect()
+    };
+    // Not in the trace, and taken back from the interceptor, which had seen it at entry.
+    assert_eq!(accepts(&events), []);
+    assert_eq!(
+        accepts(&withdrawn),
+        [("server".to_string(), "None".to_string())]
+    );
+}
+
+#[test]
+fn a_call_a_fault_marked_is_recorded_without_a_result_when_its_process_dies_in_it() {
+    let (events, withdrawn) = kill_in_accept(true);
+    let accepts: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.call.starts_with("accept"))
+        .collect();
+    assert_eq!(accepts.len(), 1, "{accepts:?}");
+    assert_eq!(accepts[0].ret, None);
+    assert_eq!(mark(accepts[0]), "m: seen");
+    assert!(withdrawn.is_empty(), "{withdrawn:?}");
+}
