@@ -160,6 +160,24 @@ pub enum CrashVerdict {
     Unknown,
 }
 
+impl CrashVerdict {
+    /// Unknown when the model cannot be trusted, else vulnerable when a finding holds under
+    /// `model` (the run's), else clean.
+    fn of<'a>(
+        unknown: bool,
+        findings: impl IntoIterator<Item = &'a [Model]>,
+        model: Model,
+    ) -> CrashVerdict {
+        if unknown {
+            CrashVerdict::Unknown
+        } else if findings.into_iter().any(|m| m.contains(&model)) {
+            CrashVerdict::Vulnerable
+        } else {
+            CrashVerdict::Clean
+        }
+    }
+}
+
 /// What `ordeal crash` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashReport {
@@ -432,13 +450,11 @@ pub fn crash(
         bar.finish();
     }
     group::merge_same_causes(&mut x.vulns);
-    let verdict = if unknown.is_some() {
-        CrashVerdict::Unknown
-    } else if !x.vulns.iter().any(|v| v.models.contains(&opts.model)) {
-        CrashVerdict::Clean
-    } else {
-        CrashVerdict::Vulnerable
-    };
+    let verdict = CrashVerdict::of(
+        unknown.is_some(),
+        x.vulns.iter().map(|v| v.models.as_slice()),
+        opts.model,
+    );
     let report = CrashReport {
         verdict,
         model: opts.model,

@@ -266,13 +266,11 @@ pub fn crash_cluster(
             ));
         }
     }
-    let verdict = if unknown.is_some() {
-        CrashVerdict::Unknown
-    } else if !x.vulns.iter().any(|v| v.models.contains(&opts.model)) {
-        CrashVerdict::Clean
-    } else {
-        CrashVerdict::Vulnerable
-    };
+    let verdict = CrashVerdict::of(
+        unknown.is_some(),
+        x.vulns.iter().map(|v| v.models.as_slice()),
+        opts.model,
+    );
     let report = ClusterReport {
         verdict,
         model: opts.model,
