@@ -40,8 +40,15 @@ pub(crate) struct Conn {
     /// Index: the side whose bytes the direction carries.
     dirs: [Direction; 2],
     sent: HashMap<(Side, u64), Sent>,
+    /// Messages framed from their receiver's bytes before their sender's write was seen: a
+    /// read may complete (and take a lower `seq`) before the write that fed it returns. Their
+    /// label and where they were sent from wait for that write (at most [`MAX_UNSENT`]).
+    unsent: VecDeque<(Side, u64, String)>,
     pending: VecDeque<Pending>,
 }
+
+/// Messages per connection waiting for their sender's write (the oldest are dropped).
+const MAX_UNSENT: usize = 64;
 
 impl Conn {
     pub fn new(id: u64, protocol: Option<Option<&'static dyn Protocol>>) -> Conn {
@@ -55,6 +62,7 @@ impl Conn {
             pairer: Pairer::default(),
             dirs: [Direction::new(Side::Client), Direction::new(Side::Server)],
             sent: HashMap::new(),
+            unsent: VecDeque::new(),
             pending: VecDeque::new(),
         }
     }
@@ -160,6 +168,9 @@ impl Decoder {
             pid: ev.pid,
         };
         conn.dirs[sender.index()].transfer(role, t, &head);
+        if send && !conn.unsent.is_empty() {
+            Self::sent_late(conn, &mut self.decoded, sender, &t);
+        }
         let Some(conv) = conn.conv.as_mut() else {
             return;
         };
@@ -251,8 +262,16 @@ impl Decoder {
                         pid: None,
                     })
                 });
-            if let Some(t) = own {
-                label(decoded, t.seq, &f.message.text);
+            match own {
+                Some(t) => label(decoded, t.seq, &f.message.text),
+                // Its write may come later in the trace (or never: an untraced sender).
+                None => {
+                    if conn.unsent.len() >= MAX_UNSENT {
+                        conn.unsent.pop_front();
+                    }
+                    conn.unsent
+                        .push_back((f.side, f.start, f.message.text.clone()));
+                }
             }
             if let Some(sent) = sent {
                 conn.sent.insert((f.side, f.start), sent);
@@ -260,6 +279,25 @@ impl Decoder {
             conn.pairer.push(f, &mut done);
         }
         Self::exchanges(conn, done);
+    }
+
+    /// The sender's write `t` on `side` came after its bytes were framed from the receiver's
+    /// reads: the messages it starts get their label and their sender.
+    fn sent_late(conn: &mut Conn, decoded: &mut Decoded, side: Side, t: &Transfer) {
+        conn.unsent.retain(|(s, start, text)| {
+            if *s != side || !(t.start..t.end).contains(start) {
+                return true;
+            }
+            label(decoded, t.seq, text);
+            if let Some(sent) = conn.sent.get_mut(&(side, *start)) {
+                *sent = Sent {
+                    seq: t.seq,
+                    ts: t.ts,
+                    pid: Some(t.pid),
+                };
+            }
+            false
+        });
     }
 
     fn exchanges(conn: &mut Conn, done: Vec<Exchange>) {

@@ -173,6 +173,35 @@ fn an_exchange_between_two_traced_ends() {
 }
 
 #[test]
+fn a_read_recorded_before_the_write_that_fed_it_still_labels_the_write() {
+    // Calls are recorded as they complete, and a read can return before the write that fed
+    // it does: each read here has a lower `seq` than its write.
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.push(Trace::call("server", 9, "accept4", server()));
+    let n = REQUEST.len() as u64;
+    t.transfer("server", 9, "read", server(), 0, n, REQUEST);
+    let w = t.transfer("app", 5, "write", client(), 0, n, REQUEST);
+    let m = RESPONSE.len() as u64;
+    let r = t.transfer("app", 5, "read", client(), 0, m, RESPONSE);
+    let sw = t.transfer("server", 9, "write", server(), 0, m, RESPONSE);
+    let (calls, decoded) = t.decode();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    // The request's label and its sender are the client's write, as in the usual order.
+    assert_eq!(
+        (
+            calls[0].request_seq,
+            calls[0].caller_pid,
+            calls[0].response_seq
+        ),
+        (Some(w), Some(5), Some(r))
+    );
+    assert_eq!(decoded.labels.get(&w), Some(&calls[0].request));
+    assert_eq!(decoded.labels.get(&sw), calls[0].result.as_ref());
+    assert_eq!(decoded.labels.len(), 2, "{:?}", decoded.labels);
+}
+
+#[test]
 fn an_untraced_client_is_named_by_its_address_and_timed_by_the_server() {
     let mut t = Trace::new();
     t.push(Trace::call("server", 9, "accept4", server()));

@@ -510,6 +510,15 @@ impl<S: Sink> Inner<S> {
             return Ok(());
         }
         if self.shutting_down {
+            // A call that returned just before the kill sweep: it happened, record it.
+            if event == 0 && sig == (libc::SIGTRAP | 0x80) {
+                let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
+                if let (Some(p), Some(ret)) = (pending, crate::mem::syscall_ret(tid)) {
+                    if !(-516..=-512).contains(&ret) {
+                        self.finish_at_teardown(tid, p, ret)?;
+                    }
+                }
+            }
             // Born or stopped after the kill sweep: SIGKILL ends it from any ptrace stop.
             // SAFETY: killing a tracee of ours.
             kill_pid(tid, libc::SIGKILL);

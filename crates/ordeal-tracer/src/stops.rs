@@ -139,9 +139,6 @@ impl<S: Sink> Inner<S> {
         let Some(Pending { nr, args, ev }) = pending else {
             return Ok(());
         };
-        if self.shutting_down {
-            return Ok(());
-        }
         let Some(ret) = mem::syscall_ret(tid) else {
             return Ok(());
         };
@@ -164,17 +161,47 @@ impl<S: Sink> Inner<S> {
             }
             return Ok(());
         }
+        if self.shutting_down {
+            return self.finish_at_teardown(tid, Pending { nr, args, ev }, ret);
+        }
         self.finish(tid, Pending { nr, args, ev }, ret)
+    }
+
+    /// A call that completed as the run was torn down (the thread was at its exit stop, or
+    /// died there, when the kill came). It did happen: a write's bytes are in the file, and
+    /// `ordeal crash` compares the recorded writes with the final directory. Recorded without
+    /// showing it to the interceptor: no fault acts during the teardown.
+    pub(crate) fn finish_at_teardown(
+        &mut self,
+        tid: i32,
+        p: Pending,
+        ret: i64,
+    ) -> Result<(), Error> {
+        let Pending { nr, args, mut ev } = p;
+        self.completed(tid, nr, &args, ret, &mut ev);
+        self.emit(ev)
+    }
+
+    /// Fills in a returned call's result, duration and what it moved.
+    fn completed(
+        &mut self,
+        tid: i32,
+        nr: i64,
+        args: &[u64; 6],
+        ret: i64,
+        ev: &mut ordeal_events::Event,
+    ) {
+        let tgid = ev.pid;
+        ev.dur = self.now().saturating_sub(ev.ts);
+        ev.ret = Some(ret);
+        ev.errno = decode::errno_name(ret);
+        self.complete(tid, tgid, nr, args, ret, ev);
     }
 
     /// Records a completed call with its result.
     pub(crate) fn finish(&mut self, tid: i32, p: Pending, ret: i64) -> Result<(), Error> {
         let Pending { nr, args, mut ev } = p;
-        let tgid = ev.pid;
-        ev.dur = self.now().saturating_sub(ev.ts);
-        ev.ret = Some(ret);
-        ev.errno = decode::errno_name(ret);
-        self.complete(tid, tgid, nr, &args, ret, &mut ev);
+        self.completed(tid, nr, &args, ret, &mut ev);
         if let Some(dur) = self.emit_completed(ev, true)? {
             // Held in its exit stop: the caller resumes it only if it is not held.
             self.hold_for(tid, dur, libc::PTRACE_CONT);
