@@ -21,6 +21,10 @@ struct Pending {
     call: Call,
     /// The response still to be read: its sender's side and its end offset.
     awaiting: Option<(Side, u64)>,
+    /// Where the request starts (its sender's side and offset) when it was framed from the
+    /// receiver's read and its traced sender's write is still to come: the call waits for
+    /// it ([`Decoder::sent_late`]).
+    unsent_at: Option<(Side, u64)>,
 }
 
 /// One connection being decoded.
@@ -289,12 +293,22 @@ impl Decoder {
                 return true;
             }
             label(decoded, t.seq, text);
-            if let Some(sent) = conn.sent.get_mut(&(side, *start)) {
-                *sent = Sent {
-                    seq: t.seq,
-                    ts: t.ts,
-                    pid: Some(t.pid),
-                };
+            let sent = Sent {
+                seq: t.seq,
+                ts: t.ts,
+                pid: Some(t.pid),
+            };
+            if let Some(s) = conn.sent.get_mut(&(side, *start)) {
+                *s = sent;
+            }
+            // A call complete already (a one-way message, or answered) that waited for it.
+            for p in conn.pending.iter_mut() {
+                if p.unsent_at == Some((side, *start)) {
+                    p.call.request_seq = Some(sent.seq);
+                    p.call.request_ts = Some(sent.ts);
+                    p.call.caller_pid = sent.pid;
+                    p.unsent_at = None;
+                }
             }
             false
         });
@@ -304,6 +318,9 @@ impl Decoder {
         for x in done {
             let req = x.request;
             let sent = conn.sent.remove(&(req.side, req.start));
+            let unsent_at = (sent.is_some_and(|s| s.pid.is_none())
+                && conn.traced[req.side.index()])
+            .then_some((req.side, req.start));
             if let Some(r) = &x.response {
                 conn.sent.remove(&(r.side, r.start));
             }
@@ -340,6 +357,7 @@ impl Decoder {
             conn.pending.push_back(Pending {
                 call,
                 awaiting: x.response.map(|r| (r.side, r.end)),
+                unsent_at,
             });
         }
     }
@@ -353,6 +371,12 @@ impl Decoder {
             .map(|p| p.name())
             .unwrap_or("?");
         while let Some(front) = conn.pending.front_mut() {
+            let waits_for_write = front
+                .unsent_at
+                .is_some_and(|at| conn.unsent.iter().any(|(s, o, _)| (*s, *o) == at));
+            if waits_for_write && !end {
+                break;
+            }
             if let Some((side, stop)) = front.awaiting {
                 let d = &conn.dirs[side.index()];
                 let last = stop.saturating_sub(1);

@@ -202,6 +202,35 @@ fn a_read_recorded_before_the_write_that_fed_it_still_labels_the_write() {
 }
 
 #[test]
+fn a_one_way_message_read_before_its_write_returned_is_the_writes() {
+    // memcached's `noreply`: nothing answers it, so its call is complete once framed, here
+    // from the server's read, which the trace has before the client's write.
+    const SET: &[u8] = b"set q 1 0 3 noreply\r\nabc\r\n";
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.push(Trace::call("server", 9, "accept4", server()));
+    let n = SET.len() as u64;
+    t.transfer("app", 5, "write", client(), 0, n, SET);
+    t.transfer("server", 9, "read", server(), 0, n, SET);
+    t.transfer("server", 9, "read", server(), n, n, SET);
+    let w = t.transfer("app", 5, "write", client(), n, n, SET);
+    let (calls, decoded) = t.decode();
+    let brief: Vec<_> = calls
+        .iter()
+        .map(|c| (c.status, c.request_seq, c.caller_pid))
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            (CallStatus::OneWay, Some(2), Some(5)),
+            (CallStatus::OneWay, Some(w), Some(5))
+        ],
+        "{calls:?}"
+    );
+    assert_eq!(decoded.labels.get(&w), Some(&calls[1].request));
+}
+
+#[test]
 fn an_untraced_client_is_named_by_its_address_and_timed_by_the_server() {
     let mut t = Trace::new();
     t.push(Trace::call("server", 9, "accept4", server()));
