@@ -545,9 +545,15 @@ slow = { command = ["sh", "-c", 'sleep 30 & echo $! > "$ORDEAL_RUN_DIR/slow-$ORD
 "#;
 
     fn prober(dir: &Path) -> (Prober, Resolved) {
-        let exp = Experiment::parse(EXPERIMENT, "roles.toml").unwrap();
+        prober_with(dir, "", 0)
+    }
+
+    /// [`prober`] with `role` (a line of `[roles]`) added, its clock starting at `origin`.
+    fn prober_with(dir: &Path, role: &str, origin: u64) -> (Prober, Resolved) {
+        let text = EXPERIMENT.replace("[roles]\n", &format!("[roles]\n{role}\n"));
+        let exp = Experiment::parse(&text, "roles.toml").unwrap();
         let r = exp.resolve(&ResolveContext::new(dir, "/bin/true")).unwrap();
-        (Prober::new(&r, None, 0).unwrap(), r)
+        (Prober::new(&r, None, origin).unwrap(), r)
     }
 
     fn all() -> Vec<String> {
@@ -689,17 +695,13 @@ slow = { command = ["sh", "-c", 'sleep 30 & echo $! > "$ORDEAL_RUN_DIR/slow-$ORD
 
     #[test]
     fn an_inferred_role_is_found_from_the_traffic_the_sink_kept_and_recorded_alike() {
-        let text = EXPERIMENT.replace(
-            "[roles]\n",
-            "[roles]\nprimary = { infer = \"fans-out\", window = \"1s\", timeout = \"300ms\" }\n",
-        );
-        let exp = Experiment::parse(&text, "roles.toml").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let r = exp
-            .resolve(&ResolveContext::new(dir.path(), "/bin/true"))
-            .unwrap();
         let origin = ordeal_tracer::monotonic_ns();
-        let p = Prober::new(&r, None, origin).unwrap();
+        let (p, _) = prober_with(
+            dir.path(),
+            "primary = { infer = \"fans-out\", window = \"1s\", timeout = \"300ms\" }",
+            origin,
+        );
         assert_eq!(
             p.role_names().collect::<Vec<_>>(),
             ["follower", "leader", "primary", "slow", "writer"]
@@ -743,18 +745,14 @@ slow = { command = ["sh", "-c", 'sleep 30 & echo $! > "$ORDEAL_RUN_DIR/slow-$ORD
 
     #[test]
     fn right_after_a_restart_its_rejoining_burst_is_not_taken_for_the_holder() {
-        let text = EXPERIMENT.replace(
-            "[roles]\n",
-            "[roles]\nprimary = { infer = \"fans-out\", window = \"1s\" }\n",
-        );
-        let exp = Experiment::parse(&text, "roles.toml").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let r = exp
-            .resolve(&ResolveContext::new(dir.path(), "/bin/true"))
-            .unwrap();
         // The run started 10 s ago.
         let origin = ordeal_tracer::monotonic_ns() - 10_000_000_000;
-        let p = Prober::new(&r, None, origin).unwrap();
+        let (p, _) = prober_with(
+            dir.path(),
+            "primary = { infer = \"fans-out\", window = \"1s\" }",
+            origin,
+        );
         let mut sink = p.sink(Box::new(Vec::<ordeal_events::Event>::new()));
         // n0 restarted 300 ms ago, then sent to both others, which answered it: a leader's
         // shape.
