@@ -30,7 +30,8 @@ pub(crate) struct Outcome {
 }
 
 /// Checks `RUN_DIR/<file>` against the model; writes `history-check.txt` and `history.html`.
-pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outcome {
+/// `faulted`: a fault of the run's schedule fired.
+pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event], faulted: bool) -> Outcome {
     let path = run_dir.join(&hc.file);
     let Some(model) = Model::parse(&hc.model) else {
         return failed(format!("history check: unknown model `{}`", hc.model));
@@ -51,6 +52,22 @@ pub(crate) fn check(run_dir: &Path, hc: &HistoryCheck, events: &[Event]) -> Outc
         Ok(r) => r,
         Err(e) => return failed(format!("history check: {e}")),
     };
+    if report.operations.is_empty() && !hc.allow_empty && faulted {
+        // A fault can stop the clients before their first operation (a client that gives up
+        // when its first request fails): the system did nothing wrong, so no finding. Without
+        // a fault an empty history is the harness's fault, and fails below.
+        let line = format!(
+            "history: {} has no operations: nothing was checked (a fault fired: it may have \
+             stopped the clients before their first operation)",
+            hc.file
+        );
+        let _ = std::fs::write(run_dir.join("history-check.txt"), format!("{line}\n"));
+        return Outcome {
+            reason: None,
+            line,
+            cause: None,
+        };
+    }
     if report.operations.is_empty() && !hc.allow_empty {
         return failed(format!(
             "history check: {} has no operations: nothing was checked (a client that recorded \
@@ -469,7 +486,7 @@ mod tests {
             from: ordeal_experiment::HistorySource::File,
             allow_empty: false,
         };
-        let o = check(d.path(), &hc, &[]);
+        let o = check(d.path(), &hc, &[], false);
         let Some(ordeal_hb::Cause::History {
             model,
             key,
@@ -486,7 +503,7 @@ mod tests {
         assert_eq!(at.as_deref(), Some("history.jsonl:3"));
         // Empty: an error unless allowed.
         std::fs::write(d.path().join("history.jsonl"), "").unwrap();
-        let o = check(d.path(), &hc, &[]);
+        let o = check(d.path(), &hc, &[], false);
         assert!(matches!(
             o.cause,
             Some(ordeal_hb::Cause::HistoryCheck { .. })
@@ -494,10 +511,21 @@ mod tests {
         assert!(o.reason.unwrap().contains("has no operations"));
         let allowed = HistoryCheck {
             allow_empty: true,
-            ..hc
+            ..hc.clone()
         };
-        let o = check(d.path(), &allowed, &[]);
+        let o = check(d.path(), &allowed, &[], false);
         assert_eq!((o.reason, o.cause), (None, None));
+        // After a fault fired: no operation is no finding (the fault may have stopped the
+        // clients), and the run says nothing was checked.
+        let o = check(d.path(), &hc, &[], true);
+        assert_eq!((o.reason, o.cause), (None, None));
+        assert!(
+            o.line.contains("nothing was checked (a fault fired"),
+            "{}",
+            o.line
+        );
+        let text = std::fs::read_to_string(d.path().join("history-check.txt")).unwrap();
+        assert!(text.contains("has no operations"), "{text}");
     }
 
     fn call(caller: &str, kv: KvOp, at: u64, done: Option<(u64, KvResult)>) -> Call {

@@ -444,12 +444,16 @@ pub fn run_on(
             .map_err(io_err(format!("writing {}", out.display())))?;
         progress.say(made.line(&hc.file));
     }
+    let faults_fired = match (&opts.faults, seen.lock()) {
+        (Some(s), Ok(seen)) => fired::records(&seen, s),
+        _ => Vec::new(),
+    };
     let mut history_cause = None;
     if let Some(hc) = &resolved.history_check {
         // After the tracer is done, so the whole trace (faults, node ends) is on disk.
         if matches!(verdict.status, Status::Pass | Status::Fail) {
             let events = ordeal_events::TraceReader::open(&trace_path)?.read_all()?;
-            let h = history::check(&run_dir, hc, &events);
+            let h = history::check(&run_dir, hc, &events, !faults_fired.is_empty());
             progress.say(h.line);
             history_cause = h.cause;
             if let Some(reason) = h.reason {
@@ -488,10 +492,6 @@ pub fn run_on(
         exp.failure_pattern(),
         history_cause,
     );
-    let faults_fired = match (&opts.faults, seen.lock()) {
-        (Some(s), Ok(seen)) => fired::records(&seen, s),
-        _ => Vec::new(),
-    };
     let engine = Some(ordeal_hb::EngineInfo {
         name: launcher.name().to_string(),
         lost_events: stats.lost,

@@ -496,6 +496,29 @@ history = {{ model = "kv"{allow} }}
     let d2 = tempfile::tempdir().unwrap();
     let (o, _) = run_experiment(d2.path(), &exp(", allow_empty = true"));
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    // After a fault fired, an empty history is no finding (the fault may have stopped the
+    // clients before their first operation), and the run says that nothing was checked.
+    let d3 = tempfile::tempdir().unwrap();
+    let faults = d3.path().join("faults.toml");
+    std::fs::write(
+        &faults,
+        "[[fault]]\nkind = \"pause\"\nnode = \"n\"\nduration = \"50ms\"\n\
+         trigger = { after = \"0ms\" }\n",
+    )
+    .unwrap();
+    let slow = exp("").replace("history.jsonl\"]", "history.jsonl; sleep 1\"]");
+    let (o, run) = run_experiment_with(d3.path(), &slow, &["--faults", faults.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let s = summary(&run);
+    assert_eq!(s["verdict"]["status"], "pass");
+    assert_eq!(s["faults"].as_array().map(Vec::len), Some(1), "{s}");
+    let said = std::fs::read_to_string(run.join("history-check.txt")).unwrap();
+    assert_eq!(
+        said,
+        "history: history.jsonl has no operations: nothing was checked (a fault fired: it may \
+         have stopped the clients before their first operation)\n"
+    );
 }
 
 #[test]
