@@ -1,13 +1,19 @@
-//! The guided strategy: systematic's precise points interleaved with draws steered by what
-//! earlier faults did.
+//! The guided strategy: network cuts first, then systematic's precise points interleaved
+//! with draws steered by what earlier faults did.
 //!
 //! Two kinds of bugs need two kinds of search. Some need one precise point (a crash right
 //! after an acknowledgement, a short read of a request): systematic's order reaches those in a
-//! few runs and random only by luck. Others show under most faults of one link or node (a
-//! backup cut from its primary): they sit in the families with the most points, which a
-//! uniform draw over points favours and systematic's one-point-per-family order reaches late.
-//! Guided alternates the two, and both halves use what the faulted runs taught:
+//! few runs and random only by luck. Others show under most long faults of one link or node (a
+//! backup cut from its primary, a replica that stops hearing its primary, a member cut from
+//! its cluster): the classic way to expose them is Jepsen's, a partition, and the places to
+//! cut are few (the links between nodes). Guided gives two picks in three to the precise
+//! order and one to the cuts, then to draws; all of them use what the faulted runs taught:
 //!
+//! * the cuts come first: one long partition per link between two nodes, the busiest link
+//!   (bytes the baselines moved over it) first, then (from three nodes) one isolate per node
+//!   that talks to two others or more (a node with one peer is cut off by its link's
+//!   partition already). Each at the middle of the busiest direction's points, so that it
+//!   falls while the workload runs;
 //! * an *arm* is a fault kind at a kind of place: the call's kind (send, receive, connect,
 //!   accept, sync, rename), whether it is a node's or a workload's, and whether its peer is a
 //!   node, a workload or unknown — so that what a crash after one node's send to a client
@@ -21,18 +27,29 @@
 //! * the draws are over untried candidates (as random's), each weighted by its arm: an arm
 //!   never tried weighs 1, one whose faults showed new behaviours up to 3, one whose faults
 //!   fired but showed nothing new (retries hid them) or never fired decays towards 0;
-//! * the systematic half moves the families whose arm showed nothing new, or never fired,
-//!   two tiers later;
-//! * both halves pass over points that were tried and did not fire (nor any later occurrence
-//!   of their site): the run ended, or the system took another path, before reaching them.
+//! * the systematic part moves the families whose arm showed nothing new, or never fired,
+//!   two tiers later; when the system acknowledges durable writes, a crash after a send to a
+//!   workload is priority 0 only where it follows an acknowledgement (elsewhere the node
+//!   answered a read, and a node that misses writes is what the cuts ask);
+//! * every pick passes over points that were tried and did not fire (nor any later
+//!   occurrence of their site): the run ended, or the system took another path, before
+//!   reaching them.
 //!
-//! Measured on six known bugs (docs/bench.md, "Guided search against random"), it is 2-7x
-//! sooner than random on the bugs that need a precise point and slower on those that most
-//! faults of the biggest link show, and it does not beat systematic, which stays the default.
+//! Measured on six known bugs (docs/bench.md, "Guided search against random").
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Cand, Knowledge};
-use crate::candidates::{Action, Fault, Site};
+use crate::candidates::{Action, Fault, Site, SiteKind};
 use crate::rng::Rng;
+
+/// What a network cut cuts off: the link between two nodes (in name order), or a node from
+/// all the others.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Place {
+    Link(String, String),
+    Node(String),
+}
 
 /// A fault kind at a kind of place (see the module's doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,15 +151,31 @@ impl Knowledge {
     /// 0.75): families the system shrugs off wait, and the others' next points come sooner.
     /// Nothing moves earlier: an arm that shows something new (every crash, at first) would
     /// otherwise keep the untried kinds of fault waiting.
+    ///
+    /// When the system acknowledges durable writes (some send to a workload follows an fsync
+    /// or a rename), a crash after a send to a workload keeps priority 0 only at a site that
+    /// acknowledges: elsewhere it answers reads or refusals, and a crashed node that answered
+    /// reads is what the cuts already ask (a node that misses writes).
     fn steered_systematic(&self, cands: Vec<Cand>) -> Option<Cand> {
+        let acks = |site: &Site| {
+            self.root
+                .get(site)
+                .is_some_and(|i| i.points.values().any(|p| p.ack))
+        };
+        let system_acks = self.root.keys().any(acks);
         cands.into_iter().min_by_key(|c| {
             let w = self.arm_weight(c.family.1, &c.family.2);
-            let tier = 2 * c.prio as usize + c.round;
+            let not_an_ack = c.family.1 == Action::CrashAfter
+                && c.family.2.kind() == Some(SiteKind::Send)
+                && system_acks
+                && !acks(&c.family.2);
+            let prio = if c.prio == 0 && not_an_ack { 1 } else { c.prio };
+            let tier = 2 * prio as usize + c.round;
             let tier = if w < 0.75 { tier + 2 } else { tier };
             (
                 c.family.0 > 0,
                 tier,
-                c.prio,
+                prio,
                 c.round,
                 c.family.1,
                 c.family.2.clone(),
@@ -150,9 +183,131 @@ impl Knowledge {
         })
     }
 
-    /// Guided: odd picks are systematic's next candidate among the reachable ones, even
-    /// picks (the first included) a draw over the reachable candidates weighted by their
-    /// arms; one pick in ten is a pair of faults that fired alone without failing.
+    /// The network cut guided tries next, before its draws: one long partition per link
+    /// between two nodes, then (from 3 nodes) one isolate per node that talks to two others
+    /// or more, each the busiest first (bytes the baselines moved over it), at the middle of
+    /// the busiest direction's points.
+    /// `None` once every link and node was cut (by any pick) or the model has no cuts.
+    fn next_cut(&self, cands: &[Cand]) -> Option<Vec<Fault>> {
+        let mut cut: HashSet<Place> = HashSet::new();
+        for tried in &self.tried {
+            if let [f] = tried.as_slice() {
+                cut.extend(self.cut_place(f));
+            }
+        }
+        let traffic = self.node_traffic();
+        let bytes = |place: &Place| -> u64 {
+            match place {
+                Place::Link(a, b) => traffic
+                    .iter()
+                    .filter(|((x, y), _)| (x == a && y == b) || (x == b && y == a))
+                    .map(|(_, n)| n)
+                    .sum(),
+                Place::Node(n) => traffic
+                    .iter()
+                    .filter(|((x, y), _)| x == n || y == n)
+                    .map(|(_, n)| n)
+                    .sum(),
+            }
+        };
+        // Per place not yet cut, its candidate: from the site with the most points, the
+        // lowest round (the middle of them).
+        let mut best: BTreeMap<Place, (usize, usize, &Cand)> = BTreeMap::new();
+        for c in cands {
+            let [f] = c.faults.as_slice() else { continue };
+            if c.family.0 != 0 {
+                continue;
+            }
+            let Some(place) = self.cut_place(f) else {
+                continue;
+            };
+            if cut.contains(&place) {
+                continue;
+            }
+            if let Place::Node(node) = &place {
+                if !self.isolate_adds(&traffic, node) {
+                    continue;
+                }
+            }
+            let points = self.root.get(&f.site).map_or(0, |i| i.points.len());
+            let e = best.entry(place).or_insert((points, c.round, c));
+            if (points, std::cmp::Reverse(c.round)) > (e.0, std::cmp::Reverse(e.1)) {
+                *e = (points, c.round, c);
+            }
+        }
+        best.into_iter()
+            .min_by_key(|(place, _)| {
+                (
+                    matches!(place, Place::Node(_)),
+                    std::cmp::Reverse(bytes(place)),
+                    place.clone(),
+                )
+            })
+            .map(|(_, (_, _, c))| c.faults.clone())
+    }
+
+    /// The link or node a single fault cuts off for the model's long duration, if it is a
+    /// partition between two nodes or an isolate.
+    fn cut_place(&self, f: &Fault) -> Option<Place> {
+        match f.action {
+            Action::Partition => {
+                let peer = f.site.peer.as_deref().filter(|p| self.is_node(p))?;
+                let node = f.site.node.as_str();
+                if !self.is_node(node) {
+                    return None;
+                }
+                let (a, b) = if node <= peer {
+                    (node, peer)
+                } else {
+                    (peer, node)
+                };
+                Some(Place::Link(a.to_string(), b.to_string()))
+            }
+            Action::Isolate => Some(Place::Node(f.site.node.clone())),
+            _ => None,
+        }
+    }
+
+    /// Whether isolating `node` cuts more than one link the baselines used: a node that
+    /// talks to one other node only is cut off as well by that link's partition.
+    fn isolate_adds(&self, traffic: &HashMap<(String, String), u64>, node: &str) -> bool {
+        let peers: HashSet<&str> = traffic
+            .iter()
+            .filter(|(_, bytes)| **bytes > 0)
+            .filter_map(|((a, b), _)| match (a == node, b == node) {
+                (true, false) => Some(b.as_str()),
+                (false, true) => Some(a.as_str()),
+                _ => None,
+            })
+            .collect();
+        peers.len() >= 2
+    }
+
+    /// Bytes the fault-free runs' nodes sent to each other, per (sender, receiver).
+    fn node_traffic(&self) -> HashMap<(String, String), u64> {
+        let mut out: HashMap<(String, String), u64> = HashMap::new();
+        for (site, info) in &self.root {
+            let Some(peer) = site.peer.as_deref() else {
+                continue;
+            };
+            if site.kind() != Some(SiteKind::Send)
+                || !self.is_node(&site.node)
+                || !self.is_node(peer)
+            {
+                continue;
+            }
+            let sent: u64 = info.points.values().map(|p| p.ret.max(0) as u64).sum();
+            *out.entry((site.node.clone(), peer.to_string()))
+                .or_insert(0) += sent;
+        }
+        out
+    }
+
+    /// Guided: of every three picks, the first cuts the network (one link, then one node, at
+    /// a time: [`Knowledge::next_cut`]) and, once every place was cut, draws over the
+    /// reachable candidates weighted by their arms; the other two are systematic's next
+    /// candidates among the reachable ones. One pick in ten is a pair of faults that fired
+    /// alone without failing.
     pub(super) fn next_guided(&mut self, rng: &mut Rng) -> Option<Vec<Fault>> {
         let turn = self.guided_picks;
         self.guided_picks += 1;
@@ -173,8 +328,11 @@ impl Knowledge {
         } else {
             reachable
         };
-        if turn % 2 == 1 {
+        if !turn.is_multiple_of(3) {
             return self.steered_systematic(cands).map(|c| c.faults);
+        }
+        if let Some(cut) = self.next_cut(&cands) {
+            return Some(cut);
         }
         // Per candidate, as random's (an arm with many points, such as a replication
         // stream, gets many draws: most of its faults show the same thing), reweighted by the
@@ -375,5 +533,121 @@ mod tests {
         assert!(is_crash(&plain.next_systematic().expect("a candidate")));
         assert_eq!(order.iter().position(is_crash), Some(7), "{order:?}");
         assert_eq!(order[7][0].nth, 3);
+    }
+
+    fn sent(node: &str, peer: &str, nth: u64, ret: i64, ack: bool) -> Occurrence {
+        Occurrence {
+            ret,
+            ack,
+            ..occ(node, "sendto", peer, nth)
+        }
+    }
+
+    /// Three nodes: n0 sends 8 × 100 B to n1 and 8 × 10 B to n2, each backup answers n0
+    /// twice; every node answers the client.
+    fn cluster() -> Knowledge {
+        let nodes = ["n0", "n1", "n2"].map(String::from);
+        let mut k = Knowledge::new(FaultModel::default(), nodes);
+        let mut base = Vec::new();
+        for n in 1..=8 {
+            base.push(sent("n0", "n1", n, 100, false));
+            base.push(sent("n0", "n2", n, 10, false));
+        }
+        for n in 1..=2 {
+            base.push(sent("n1", "n0", n, 5, false));
+            base.push(sent("n2", "n0", n, 5, false));
+        }
+        for node in ["n0", "n1", "n2"] {
+            base.push(sent(node, "client", 1, 3, false));
+        }
+        k.learn(&[], &base, None, false, false);
+        k
+    }
+
+    #[test]
+    fn the_first_pick_of_three_cuts_each_link_busiest_first_then_the_hub() {
+        let mut k = cluster();
+        let mut rng = Rng::new(4);
+        let picks: Vec<Vec<Fault>> = (0..9)
+            .map(|_| k.next(StrategyKind::Guided, &mut rng).expect("a candidate"))
+            .collect();
+        let show = |f: &Vec<Fault>| f.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        // The busiest link (n0 → n1), at the middle of n0's 8 sends to n1; then n0 — n2;
+        // then n0 alone, the only node with two peers (isolating n1 or n2 is their link's
+        // partition again).
+        assert_eq!(show(&picks[0]), ["partition at n0 sendto → n1 #5"]);
+        assert_eq!(show(&picks[3]), ["partition at n0 sendto → n2 #5"]);
+        assert_eq!(show(&picks[6]), ["isolate at n0 sendto → n1 #5"]);
+        // The other picks are systematic's, and cut nothing.
+        for (i, p) in picks.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+            assert!(
+                !matches!(p[0].action, Action::Partition | Action::Isolate),
+                "pick {i}: {:?}",
+                show(p)
+            );
+        }
+        // Every place was cut: the cut turn is a draw now, and no place is cut twice by it.
+        assert_eq!(k.next_cut(&k.candidates()), None);
+    }
+
+    #[test]
+    fn a_link_already_cut_by_another_pick_is_not_cut_again() {
+        let mut k = cluster();
+        // A partition of n1 → n0 (the other direction of the busiest link) was run already.
+        let other_way = fault(Action::Partition, "n1", "sendto", "n0", 1);
+        k.mark_tried(std::slice::from_ref(&other_way));
+        let first = k.next_cut(&k.candidates()).expect("a cut");
+        assert_eq!(first[0].to_string(), "partition at n0 sendto → n2 #5");
+    }
+
+    /// n0 acknowledges durable writes to the client; n1 answers the client (reads) and
+    /// receives n0's stream.
+    fn acking() -> Knowledge {
+        let mut k = Knowledge::new(FaultModel::default(), ["n0".into(), "n1".into()]);
+        let mut base = Vec::new();
+        for n in 1..=4 {
+            base.push(sent("n0", "client", n, 3, true));
+            base.push(sent("n1", "client", n, 3, false));
+            base.push(occ("n1", "recvfrom", "n0", n));
+        }
+        k.learn(&[], &base, None, false, false);
+        k
+    }
+
+    #[test]
+    fn a_crash_after_a_send_that_acknowledges_nothing_waits_when_the_system_acknowledges() {
+        let order = |guided: bool| -> Vec<String> {
+            let mut k = acking();
+            let mut out = Vec::new();
+            for _ in 0..3 {
+                let c = match guided {
+                    true => k.steered_systematic(k.candidates()).map(|c| c.faults),
+                    false => k.next_systematic(),
+                }
+                .expect("a candidate");
+                k.mark_tried(&c);
+                out.push(c[0].to_string());
+            }
+            out
+        };
+        // Systematic: both crashes after a send to the client are priority 0 (tier 0).
+        assert_eq!(
+            order(false),
+            [
+                "crash-after at n0 sendto → client #3",
+                "crash-after at n1 sendto → client #3",
+                "delay at n1 recvfrom ← n0 #3"
+            ]
+        );
+        // Guided: n1's answers acknowledge nothing, so its crash is priority 1 (tier 2), after
+        // the priority-0 families' second points (tier 1).
+        assert_eq!(
+            order(true),
+            [
+                "crash-after at n0 sendto → client #3",
+                "delay at n1 recvfrom ← n0 #3",
+                "crash-after at n0 sendto → client #2"
+            ]
+        );
     }
 }
