@@ -6,14 +6,16 @@
 //! few runs and random only by luck. Others show under most long faults of one link or node (a
 //! backup cut from its primary, a replica that stops hearing its primary, a member cut from
 //! its cluster): the classic way to expose them is Jepsen's, a partition, and the places to
-//! cut are few (the links between nodes). Guided gives two picks in three to the precise
-//! order and one to the cuts, then to draws; all of them use what the faulted runs taught:
+//! cut are few (the links between nodes). Guided cuts first, a few broad runs, then gives
+//! two picks in three to the precise order and one to the cuts left, then to draws; all of
+//! them use what the faulted runs taught:
 //!
-//! * the cuts come first: one long partition per link between two nodes, the busiest link
-//!   (bytes the baselines moved over it) first, then (from three nodes) one isolate per node
-//!   that talks to two others or more (a node with one peer is cut off by its link's
-//!   partition already). Each at the middle of the busiest direction's points, so that it
-//!   falls while the workload runs;
+//! * the cuts: one long partition per link between two nodes, the busiest link (bytes the
+//!   baselines moved over it) first, then (from three nodes) one isolate per node that talks
+//!   to two others or more (a node with one peer is cut off by its link's partition
+//!   already), the busiest first. Each at the middle of the busiest direction's points, so
+//!   that it falls while the workload runs. The first picks, as many as there are nodes,
+//!   are cuts; the rest wait for one pick in three;
 //! * an *arm* is a fault kind at a kind of place: the call's kind (send, receive, connect,
 //!   accept, sync, rename), whether it is a node's or a workload's, and whether its peer is a
 //!   node, a workload or unknown — so that what a crash after one node's send to a client
@@ -303,11 +305,11 @@ impl Knowledge {
         out
     }
 
-    /// Guided: of every three picks, the first cuts the network (one link, then one node, at
-    /// a time: [`Knowledge::next_cut`]) and, once every place was cut, draws over the
-    /// reachable candidates weighted by their arms; the other two are systematic's next
-    /// candidates among the reachable ones. One pick in ten is a pair of faults that fired
-    /// alone without failing.
+    /// Guided: the first picks, as many as there are nodes, cut the network (one link, then
+    /// one node, at a time: [`Knowledge::next_cut`]); after them, one pick in three cuts or,
+    /// once every place was cut, draws over the reachable candidates weighted by their arms.
+    /// The other picks are systematic's next candidates among the reachable ones. One pick
+    /// in ten is a pair of faults that fired alone without failing.
     pub(super) fn next_guided(&mut self, rng: &mut Rng) -> Option<Vec<Fault>> {
         let turn = self.guided_picks;
         self.guided_picks += 1;
@@ -328,11 +330,17 @@ impl Knowledge {
         } else {
             reachable
         };
-        if !turn.is_multiple_of(3) {
-            return self.steered_systematic(cands).map(|c| c.faults);
+        // The first picks, one per node, are cuts while there are links or hubs to cut: a
+        // few broad runs before the precise ones. Then one pick in three.
+        let nodes = self.nodes.len() as u64;
+        let cut_turn = turn.checked_sub(nodes).is_none_or(|t| t % 3 == 2);
+        if cut_turn {
+            if let Some(cut) = self.next_cut(&cands) {
+                return Some(cut);
+            }
         }
-        if let Some(cut) = self.next_cut(&cands) {
-            return Some(cut);
+        if !cut_turn || turn < nodes {
+            return self.steered_systematic(cands).map(|c| c.faults);
         }
         // Per candidate, as random's (an arm with many points, such as a replication
         // stream, gets many draws: most of its faults show the same thing), reweighted by the
@@ -453,8 +461,9 @@ mod tests {
         let (mut send, mut recv) = (0, 0);
         let mut rng = Rng::new(5);
         for _ in 0..4000 {
-            // Every pick a draw (even turn), nothing marked tried: the same distribution.
-            k.guided_picks = 0;
+            // Every pick a draw (past the first two, one in three), nothing marked tried: the
+            // same distribution.
+            k.guided_picks = 4;
             let f = k.next_guided(&mut rng).expect("candidates");
             match (f[0].action, f[0].site.call.as_str()) {
                 (Action::Fail, "sendto") => send += 1,
@@ -544,8 +553,8 @@ mod tests {
     }
 
     /// Three nodes: n0 sends 8 × 100 B to n1 and 8 × 10 B to n2, each backup answers n0
-    /// twice; every node answers the client.
-    fn cluster() -> Knowledge {
+    /// twice (5 B); every node answers the client; n1 sends 3 B to n2 if `backups_talk`.
+    fn cluster(backups_talk: bool) -> Knowledge {
         let nodes = ["n0", "n1", "n2"].map(String::from);
         let mut k = Knowledge::new(FaultModel::default(), nodes);
         let mut base = Vec::new();
@@ -560,15 +569,18 @@ mod tests {
         for node in ["n0", "n1", "n2"] {
             base.push(sent(node, "client", 1, 3, false));
         }
+        if backups_talk {
+            base.push(sent("n1", "n2", 1, 3, false));
+        }
         k.learn(&[], &base, None, false, false);
         k
     }
 
     #[test]
-    fn the_first_pick_of_three_cuts_each_link_busiest_first_then_the_hub() {
-        let mut k = cluster();
+    fn the_first_picks_cut_each_link_busiest_first_then_the_hub() {
+        let mut k = cluster(false);
         let mut rng = Rng::new(4);
-        let picks: Vec<Vec<Fault>> = (0..9)
+        let picks: Vec<Vec<Fault>> = (0..5)
             .map(|_| k.next(StrategyKind::Guided, &mut rng).expect("a candidate"))
             .collect();
         let show = |f: &Vec<Fault>| f.iter().map(|f| f.to_string()).collect::<Vec<_>>();
@@ -576,23 +588,52 @@ mod tests {
         // then n0 alone, the only node with two peers (isolating n1 or n2 is their link's
         // partition again).
         assert_eq!(show(&picks[0]), ["partition at n0 sendto → n1 #5"]);
-        assert_eq!(show(&picks[3]), ["partition at n0 sendto → n2 #5"]);
-        assert_eq!(show(&picks[6]), ["isolate at n0 sendto → n1 #5"]);
-        // The other picks are systematic's, and cut nothing.
-        for (i, p) in picks.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+        assert_eq!(show(&picks[1]), ["partition at n0 sendto → n2 #5"]);
+        assert_eq!(show(&picks[2]), ["isolate at n0 sendto → n1 #5"]);
+        // Then systematic's, which cut nothing.
+        for p in &picks[3..] {
             assert!(
                 !matches!(p[0].action, Action::Partition | Action::Isolate),
-                "pick {i}: {:?}",
+                "{:?}",
                 show(p)
             );
         }
-        // Every place was cut: the cut turn is a draw now, and no place is cut twice by it.
+        // Every place was cut: the cut turns are draws now.
         assert_eq!(k.next_cut(&k.candidates()), None);
     }
 
     #[test]
+    fn cuts_left_after_the_first_picks_take_one_pick_in_three() {
+        // The backups talk too: three links and three hubs, for three nodes.
+        let mut k = cluster(true);
+        let mut rng = Rng::new(4);
+        let picks: Vec<String> = (0..9)
+            .map(|_| k.next(StrategyKind::Guided, &mut rng).expect("a candidate")[0].to_string())
+            .collect();
+        let cuts: Vec<(usize, &str)> = picks
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.starts_with("partition") || p.starts_with("isolate"))
+            .map(|(i, p)| (i, p.as_str()))
+            .collect();
+        // Links by bytes (n0 — n1: 810, n0 — n2: 90, n1 — n2: 3), then nodes by bytes
+        // (n0: 900, n1: 813, n2: 93), at the middle of each one's busiest site.
+        assert_eq!(
+            cuts,
+            [
+                (0, "partition at n0 sendto → n1 #5"),
+                (1, "partition at n0 sendto → n2 #5"),
+                (2, "partition at n1 sendto → n2 #1"),
+                (5, "isolate at n0 sendto → n1 #5"),
+                (8, "isolate at n1 sendto → n0 #2"),
+            ],
+            "{picks:?}"
+        );
+    }
+
+    #[test]
     fn a_link_already_cut_by_another_pick_is_not_cut_again() {
-        let mut k = cluster();
+        let mut k = cluster(false);
         // A partition of n1 → n0 (the other direction of the busiest link) was run already.
         let other_way = fault(Action::Partition, "n1", "sendto", "n0", 1);
         k.mark_tried(std::slice::from_ref(&other_way));
