@@ -39,7 +39,7 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// guided, random, systematic or novelty.
-    #[arg(long, default_value = "systematic")]
+    #[arg(long, default_value = "guided")]
     strategy: String,
     /// Override a variable of the experiment's [vars] (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
