@@ -8,8 +8,9 @@
 //!   tracing and fault injection co-evolve: each new behaviour opens new places to inject.
 //! * Pairs of single faults that fired without failing come last.
 //!
-//! Strategies: [`StrategyKind::Guided`] (systematic's order interleaved with draws weighted by
-//! what earlier faults did: see [`guided`]), [`StrategyKind::Random`] (uniform over untried
+//! Strategies: [`StrategyKind::Guided`] (the CLI's default: network cuts of each link and hub
+//! node first, then systematic's order interleaved with the cuts left and with draws weighted
+//! by what earlier faults did: see [`guided`]), [`StrategyKind::Random`] (uniform over untried
 //! candidates, sometimes a pair), [`StrategyKind::Systematic`] (every single fault in a fixed
 //! order, then extensions, then pairs; see [`Knowledge::next_systematic`]),
 //! [`StrategyKind::Novelty`] (weighted towards untried families, rarely seen sites and new
