@@ -214,7 +214,8 @@ impl Knowledge {
         };
         // Per place not yet cut, its candidate: from the site with the most points, the
         // lowest round (the middle of them).
-        let mut best: BTreeMap<Place, (usize, usize, &Cand)> = BTreeMap::new();
+        let hubs = hubs(&traffic);
+        let mut best: BTreeMap<Place, (usize, &Cand)> = BTreeMap::new();
         for c in cands {
             let [f] = c.faults.as_slice() else { continue };
             if c.family.0 != 0 {
@@ -227,14 +228,14 @@ impl Knowledge {
                 continue;
             }
             if let Place::Node(node) = &place {
-                if !self.isolate_adds(&traffic, node) {
+                if !hubs.contains(node.as_str()) {
                     continue;
                 }
             }
             let points = self.root.get(&f.site).map_or(0, |i| i.points.len());
-            let e = best.entry(place).or_insert((points, c.round, c));
-            if (points, std::cmp::Reverse(c.round)) > (e.0, std::cmp::Reverse(e.1)) {
-                *e = (points, c.round, c);
+            let e = best.entry(place).or_insert((points, c));
+            if (points, std::cmp::Reverse(c.round)) > (e.0, std::cmp::Reverse(e.1.round)) {
+                *e = (points, c);
             }
         }
         best.into_iter()
@@ -245,7 +246,7 @@ impl Knowledge {
                     place.clone(),
                 )
             })
-            .map(|(_, (_, _, c))| c.faults.clone())
+            .map(|(_, (_, c))| c.faults.clone())
     }
 
     /// The link or node a single fault cuts off for the model's long duration, if it is a
@@ -268,21 +269,6 @@ impl Knowledge {
             Action::Isolate => Some(Place::Node(f.site.node.clone())),
             _ => None,
         }
-    }
-
-    /// Whether isolating `node` cuts more than one link the baselines used: a node that
-    /// talks to one other node only is cut off as well by that link's partition.
-    fn isolate_adds(&self, traffic: &HashMap<(String, String), u64>, node: &str) -> bool {
-        let peers: HashSet<&str> = traffic
-            .iter()
-            .filter(|(_, bytes)| **bytes > 0)
-            .filter_map(|((a, b), _)| match (a == node, b == node) {
-                (true, false) => Some(b.as_str()),
-                (false, true) => Some(a.as_str()),
-                _ => None,
-            })
-            .collect();
-        peers.len() >= 2
     }
 
     /// Bytes the fault-free runs' nodes sent to each other, per (sender, receiver).
@@ -352,6 +338,24 @@ impl Knowledge {
         let i = rng.weighted(&weights)?;
         Some(cands[i].faults.clone())
     }
+}
+
+/// The nodes that talk to two others or more (in `traffic`, bytes per sender and receiver):
+/// isolating one cuts more than one link the baselines used, where isolating a node with one
+/// peer is that link's partition again.
+fn hubs(traffic: &HashMap<(String, String), u64>) -> HashSet<&str> {
+    let mut peers: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for ((a, b), _) in traffic.iter().filter(|(_, bytes)| **bytes > 0) {
+        if a != b {
+            peers.entry(a).or_default().insert(b);
+            peers.entry(b).or_default().insert(a);
+        }
+    }
+    peers
+        .into_iter()
+        .filter(|(_, p)| p.len() >= 2)
+        .map(|(n, _)| n)
+        .collect()
 }
 
 #[cfg(test)]
