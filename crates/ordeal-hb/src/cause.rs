@@ -43,6 +43,10 @@ pub enum Cause {
         /// Where the operation is in the history file: `history.jsonl:164`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<String>,
+        /// Where the write it contradicts is in the history file: the last operation that
+        /// changed the state the checker holds (`the value is v7`: the write of v7).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contradicts: Option<String>,
     },
     /// `[check] history` could not check the history (missing, empty, unreadable, undecided).
     HistoryCheck { message: String },
@@ -90,6 +94,7 @@ impl fmt::Display for Cause {
                 op,
                 anomaly,
                 at,
+                ..
             } => {
                 write!(f, "history not linearizable ({model})")?;
                 if let Some(k) = key {
@@ -184,6 +189,7 @@ mod tests {
             op: "process 2 read k3 → nil".into(),
             anomaly: "reads nil, but the value is v7".into(),
             at: Some("history.jsonl:9".into()),
+            contradicts: None,
         };
         assert_eq!(
             h.to_string(),

@@ -10,6 +10,14 @@
 //! transitive closure of `pred`. Of those, the last [`PER_LANE`] per lane and [`TOTAL`] in all
 //! are drawn, so a run of any size gives a picture of bounded size; the trace and `hb.jsonl`
 //! are read as streams, holding only those events.
+//!
+//! An operation that a history check rejects contradicts an earlier write: the one that left
+//! the state the checker names (`reads nil, but the value is 10`: the write of 10; a lost
+//! write, a stale read). That write is rarely in the violation's causal past (it went to a
+//! node whose state was lost, or that the reader's node never heard from), and seconds of
+//! other traffic may lie between the two, so its events are drawn whatever the window (in
+//! purple), with a row saying how many events of the causal past lie between it and the
+//! window.
 
 use crate::cause::Cause;
 use crate::dot::drawn;
@@ -96,16 +104,32 @@ pub struct FailureView {
     pub faults: Vec<ViewFault>,
     /// The violating operation's events (drawn red).
     pub violation: Vec<u64>,
-    /// Events of the causal past not drawn (older than the window).
+    /// The events of the earlier operation it contradicts (drawn purple), see the module's doc.
+    pub contradicted: Vec<u64>,
+    /// Rows saying how many events of the causal past lie, not drawn, just before the event
+    /// `before` (between the contradicted operation and the window).
+    pub gaps: Vec<Gap>,
+    /// Events of the causal past not drawn (older than the window), besides the gaps'.
     pub left_out: u64,
 }
 
-/// The event a picture ends at, and the operation marked as violating.
+/// Events not drawn between two drawn ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The drawn event after them.
+    pub before: u64,
+    pub events: u64,
+}
+
+/// The event a picture ends at, the operation marked as violating, and the earlier one it
+/// contradicts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Anchor {
     /// `None`: the trace's last event.
     pub seq: Option<u64>,
     pub violation: Vec<u64>,
+    /// [`contradicted_call`]'s events: drawn whatever the window (see [`Selector::pin`]).
+    pub contradicted: Vec<u64>,
 }
 
 /// An `hb.jsonl` line: what the picture needs of it.
@@ -132,8 +156,14 @@ fn in_past(e: &BTreeMap<String, u64>, anchor: &BTreeMap<String, u64>) -> bool {
     e.iter().all(|(t, n)| anchor.get(t).is_some_and(|a| n <= a))
 }
 
-/// An event kept for the picture: what it is, its incoming messages, the first bytes it sent.
-type Kept = (ViewEvent, Vec<Pred>, Option<String>);
+/// An event kept for the picture: what it is, its incoming messages, the first bytes it sent,
+/// and its place among the events that could be drawn (to count those between two drawn).
+struct Kept {
+    event: ViewEvent,
+    preds: Vec<Pred>,
+    said: Option<String>,
+    ordinal: u64,
+}
 
 /// The first line of a send's recorded bytes (escaped as in trace.jsonl), cut.
 fn first_line(e: &Event) -> Option<String> {
@@ -150,6 +180,9 @@ pub struct Selector {
     lanes: Vec<String>,
     lane_of: HashMap<String, usize>,
     kept: Vec<VecDeque<Kept>>,
+    /// Events drawn whatever the window, and those of them seen.
+    pinned: HashSet<u64>,
+    pinned_kept: Vec<Kept>,
     seen: u64,
 }
 
@@ -167,14 +200,25 @@ impl Selector {
             lanes,
             lane_of,
             kept,
+            pinned: HashSet::new(),
+            pinned_kept: Vec::new(),
             seen: 0,
         }
     }
 
+    /// Draws the events `seqs` whatever the window, in the anchor's causal past or not (the
+    /// operation a violation contradicts: both ends of its messages).
+    pub fn pin(mut self, seqs: HashSet<u64>) -> Selector {
+        self.pinned = seqs;
+        self
+    }
+
     pub fn observe(&mut self, e: &Event, hb: &HbLine) {
-        if !drawn(e) || !in_past(&hb.vc, &self.anchor_vc) {
+        let pinned = self.pinned.contains(&e.seq);
+        if !drawn(e) || !(pinned || in_past(&hb.vc, &self.anchor_vc)) {
             return;
         }
+        let ordinal = self.seen;
         self.seen += 1;
         let lane = match self.lane_of.get(&e.node) {
             Some(&l) => l,
@@ -185,27 +229,32 @@ impl Selector {
                 self.lanes.len() - 1
             }
         };
-        let q = &mut self.kept[lane];
-        if q.len() == PER_LANE {
-            q.pop_front();
-        }
-        let messages = hb
-            .pred
-            .iter()
-            .filter(|p| p.kind == "message")
-            .cloned()
-            .collect();
-        q.push_back((
-            ViewEvent {
+        let kept = Kept {
+            event: ViewEvent {
                 seq: e.seq,
                 // A receive when it returned: after the send it waited for.
                 ts: if e.is_recv() { e.ts + e.dur } else { e.ts },
                 lane,
                 label: short_label(e),
             },
-            messages,
-            first_line(e),
-        ));
+            preds: hb
+                .pred
+                .iter()
+                .filter(|p| p.kind == "message")
+                .cloned()
+                .collect(),
+            said: first_line(e),
+            ordinal,
+        };
+        if pinned {
+            self.pinned_kept.push(kept);
+            return;
+        }
+        let q = &mut self.kept[lane];
+        if q.len() == PER_LANE {
+            q.pop_front();
+        }
+        q.push_back(kept);
     }
 
     /// The picture, with `labels` (send `seq` → what it said) on the arrows.
@@ -218,16 +267,36 @@ impl Selector {
         labels: &HashMap<u64, String>,
     ) -> FailureView {
         let mut all: Vec<Kept> = self.kept.into_iter().flatten().collect();
-        all.sort_by_key(|(e, ..)| (e.ts, e.seq));
+        all.sort_by_key(|k| (k.event.ts, k.event.seq));
         let cut_from = all.len().saturating_sub(TOTAL);
-        let all = all.split_off(cut_from);
-        let drawn: HashSet<u64> = all.iter().map(|(e, ..)| e.seq).collect();
+        let mut all = all.split_off(cut_from);
+        all.extend(self.pinned_kept);
+        all.sort_by_key(|k| (k.event.ts, k.event.seq));
+        let drawn: HashSet<u64> = all.iter().map(|k| k.event.seq).collect();
+        // Between a pinned event and the next drawn one that is not (in the order seen), the
+        // events not drawn get a row of their own: the picture jumps there.
+        let mut by_ordinal: Vec<(u64, u64, bool)> = all
+            .iter()
+            .map(|k| (k.ordinal, k.event.seq, self.pinned.contains(&k.event.seq)))
+            .collect();
+        by_ordinal.sort_unstable();
+        let gaps: Vec<Gap> = by_ordinal
+            .windows(2)
+            .filter(|w| w[0].2 && !w[1].2 && w[1].0 > w[0].0 + 1)
+            .map(|w| Gap {
+                before: w[1].1,
+                events: w[1].0 - w[0].0 - 1,
+            })
+            .collect();
         let said: HashMap<u64, &str> = all
             .iter()
-            .filter_map(|(e, _, s)| Some((e.seq, s.as_deref()?)))
+            .filter_map(|k| Some((k.event.seq, k.said.as_deref()?)))
             .collect();
         let mut arrows = Vec::new();
-        for (e, preds, _) in &all {
+        for Kept {
+            event: e, preds, ..
+        } in &all
+        {
             for p in preds.iter().filter(|p| drawn.contains(&p.seq)) {
                 let label = match (labels.get(&p.seq), said.get(&p.seq)) {
                     (Some(l), _) => cut(l, ARROW_CHARS).into_owned(),
@@ -241,23 +310,9 @@ impl Selector {
                 });
             }
         }
-        let events: Vec<ViewEvent> = all.into_iter().map(|(e, ..)| e).collect();
-        // The operation's messages whole: the other end of each message to or from its events
-        // (the call log names the request's first and the response's last event, one end each).
-        let mut violation: Vec<u64> = anchor
-            .violation
-            .iter()
-            .copied()
-            .filter(|s| drawn.contains(s))
-            .collect();
-        for a in &arrows {
-            for (end, other) in [(a.from, a.to), (a.to, a.from)] {
-                if anchor.violation.contains(&end) && !violation.contains(&other) {
-                    violation.push(other);
-                }
-            }
-        }
-        violation.sort_unstable();
+        let events: Vec<ViewEvent> = all.into_iter().map(|k| k.event).collect();
+        let violation = whole(&anchor.violation, &arrows, &drawn);
+        let contradicted = whole(&anchor.contradicted, &arrows, &drawn);
         let (first, last) = match (events.first(), events.last()) {
             (Some(f), Some(l)) => (f.ts, l.ts),
             _ => (0, u64::MAX),
@@ -323,7 +378,9 @@ impl Selector {
             arrows,
             faults: view_faults,
             violation,
-            left_out: self.seen - drawn.len() as u64,
+            contradicted,
+            left_out: self.seen - drawn.len() as u64 - gaps.iter().map(|g| g.events).sum::<u64>(),
+            gaps,
         };
         for e in &mut view.events {
             e.lane = renumber[e.lane].unwrap_or(0);
@@ -333,6 +390,22 @@ impl Selector {
         }
         view
     }
+}
+
+/// An operation's drawn events with its messages whole: the other end of each message to or
+/// from `ops` (the call log names the request's first and the response's last event, one end
+/// each).
+fn whole(ops: &[u64], arrows: &[Arrow], drawn: &HashSet<u64>) -> Vec<u64> {
+    let mut out: Vec<u64> = ops.iter().copied().filter(|s| drawn.contains(s)).collect();
+    for a in arrows {
+        for (end, other) in [(a.from, a.to), (a.to, a.from)] {
+            if ops.contains(&end) && !out.contains(&other) {
+                out.push(other);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 fn faults_lanes(faults: &[ViewFault]) -> impl Iterator<Item = usize> + '_ {
@@ -366,10 +439,17 @@ pub struct CallLine {
     pub result: Option<String>,
     #[serde(default)]
     pub request_seq: Option<u64>,
+    /// When the request was sent (trace clock, ns).
+    #[serde(default)]
+    pub request_ts: Option<u64>,
     #[serde(default)]
     pub response_seq: Option<u64>,
     #[serde(default)]
     pub kv: Option<serde_json::Value>,
+    /// What the operation returned, as the history has it (`"ok"` for a write): absent for
+    /// a message no one answered (a replication stream's).
+    #[serde(default)]
+    pub kv_result: Option<serde_json::Value>,
 }
 
 impl CallLine {
@@ -378,6 +458,11 @@ impl CallLine {
             .into_iter()
             .chain(self.response_seq)
             .collect()
+    }
+
+    /// The key-value operation's field `name` (`f`, `key`, `value`), as text.
+    fn kv(&self, name: &str) -> Option<&str> {
+        self.kv.as_ref()?.get(name)?.as_str()
     }
 }
 
@@ -414,15 +499,62 @@ pub fn violating_call(cause: &Cause, calls: &[CallLine]) -> Option<Vec<u64>> {
             calls
                 .iter()
                 .rfind(|c| {
-                    c.kv.as_ref().is_some_and(|kv| {
-                        kv.get("key").and_then(|v| v.as_str()) == Some(k.as_str())
-                            && kv.get("f").and_then(|v| v.as_str()) == Some(f)
-                    })
+                    c.kv_result.is_some() && c.kv("key") == Some(k.as_str()) && c.kv("f") == Some(f)
                 })
                 .map(CallLine::seqs)
         }
         _ => None,
     }
+}
+
+/// The call of the write a violation contradicts ([`Cause::History`]'s `contradicts`;
+/// `written`: that write's invocation, a line of the history): an acknowledged call with the
+/// same function, key and value, the one sent at the line's `time` (a history ordeal wrote
+/// from traffic has its calls' times), else the last one answered before the violating call
+/// (`violating`: its `seq`s) was sent. Its request's and response's `seq`s.
+pub fn contradicted_call(
+    written: &serde_json::Value,
+    calls: &[CallLine],
+    violating: &[u64],
+) -> Option<Vec<u64>> {
+    let field = |name: &str| written.get(name).filter(|v| !v.is_null()).map(text);
+    let (f, key, value) = (field("f")?, field("key"), field("value")?);
+    let time = written.get("time").and_then(|t| t.as_u64());
+    let sent = violating.iter().copied().min()?;
+    let same: Vec<&CallLine> = calls
+        .iter()
+        .filter(|c| {
+            c.kv("f") == Some(f.as_str())
+                && c.kv("key").map(str::to_string) == key
+                && c.kv.as_ref().and_then(|kv| kv.get("value")).map(text) == Some(value.clone())
+                && c.kv_result.as_ref().and_then(|r| r.as_str()) == Some("ok")
+        })
+        .collect();
+    same.iter()
+        .find(|c| time.is_some() && c.request_ts == time)
+        .or_else(|| {
+            same.iter()
+                .filter(|c| c.response_seq.is_some_and(|r| r < sent))
+                .max_by_key(|c| c.response_seq)
+        })
+        .map(|c| c.seqs())
+}
+
+/// A value of a history or call log as text: a string as it is, anything else as JSON.
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// The line `place` (`history.jsonl:19`, the file relative to `run_dir`), as JSON.
+fn history_line(run_dir: &Path, place: &str) -> Option<serde_json::Value> {
+    let (file, n) = place.rsplit_once(':')?;
+    let n: usize = n.parse().ok()?;
+    let f = File::open(run_dir.join(file)).ok()?;
+    let line = BufReader::new(f).lines().nth(n.checked_sub(1)?)?.ok()?;
+    serde_json::from_str(&line).ok()
 }
 
 /// The node whose end the failure is, when the cause names one.
@@ -504,7 +636,17 @@ pub fn failure_view(
         .filter(|_| status != Status::Pass);
     let mut anchor = Anchor::default();
     if let Some(c) = cause {
-        if let Some(seqs) = violating_call(c, &read_calls(&run_dir.join("calls.jsonl"))) {
+        let calls = read_calls(&run_dir.join("calls.jsonl"));
+        if let Some(seqs) = violating_call(c, &calls) {
+            if let Cause::History {
+                contradicts: Some(place),
+                ..
+            } = c
+            {
+                anchor.contradicted = history_line(run_dir, place)
+                    .and_then(|w| contradicted_call(&w, &calls, &seqs))
+                    .unwrap_or_default();
+            }
             anchor.seq = seqs.iter().copied().max();
             anchor.violation = seqs;
         }
@@ -531,7 +673,7 @@ pub fn failure_view(
         None => None,
     }
     .unwrap_or_default();
-    let mut selector = Selector::new(anchor_vc, lanes);
+    let mut selector = Selector::new(anchor_vc, lanes).pin(both_ends(&hb, &anchor.contradicted)?);
     let mut hb_lines = HbLines::open(&hb)?;
     for e in TraceReader::open(&trace).map_err(io::Error::other)? {
         let e = e.map_err(io::Error::other)?;
@@ -541,6 +683,29 @@ pub fn failure_view(
     }
     let caption = cause.map(ToString::to_string);
     Ok(selector.finish(status, caption, &anchor, &summary.faults, labels))
+}
+
+/// `ops` and the other end of every message to or from them (from `hb.jsonl`): an operation's
+/// request and response as both sides saw them.
+fn both_ends(hb: &Path, ops: &[u64]) -> io::Result<HashSet<u64>> {
+    let mut out: HashSet<u64> = ops.iter().copied().collect();
+    if ops.is_empty() {
+        return Ok(out);
+    }
+    let f =
+        File::open(hb).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", hb.display())))?;
+    for line in BufReader::new(f).lines() {
+        let l: HbLine = serde_json::from_str(&line?).map_err(io::Error::other)?;
+        for p in l.pred.iter().filter(|p| p.kind == "message") {
+            if ops.contains(&l.seq) {
+                out.insert(p.seq);
+            }
+            if ops.contains(&p.seq) {
+                out.insert(l.seq);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `failure.svg` and `failure.html` into `run_dir` (see [`failure_view`]).

@@ -49,9 +49,9 @@ pub use dot::{
     write_node_dot, DotLevel, DEFAULT_DOT_LIMIT,
 };
 pub use failure_view::{
-    failure_view, render_failure_html, render_failure_svg, violating_call, write_failure_view,
-    Anchor, Arrow, CallLine, FailureView, FaultShape, HbLine, Layout, Pred, Selector, ViewEvent,
-    ViewFault, FAILURE_HTML, FAILURE_SVG,
+    contradicted_call, failure_view, render_failure_html, render_failure_svg, violating_call,
+    write_failure_view, Anchor, Arrow, CallLine, FailureView, FaultShape, Gap, HbLine, Layout,
+    Pred, Selector, ViewEvent, ViewFault, FAILURE_HTML, FAILURE_SVG,
 };
 pub use graph::{
     Connection, Edge, EdgeCounts, EdgeKind, FailedConnect, HbGraph, ThreadId, ThreadInfo, Traffic,

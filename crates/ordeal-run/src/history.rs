@@ -287,8 +287,25 @@ fn violation(report: &ordeal_history::Report, run_dir: &Path) -> Option<ordeal_h
         .keys
         .iter()
         .find(|k| k.verdict == ordeal_history::Verdict::NotLinearizable)?;
-    let u = k.explanation.as_ref()?.unplaceable.first()?;
-    let o = report.operations.iter().find(|o| o.id == u.op)?;
+    let explanation = k.explanation.as_ref()?;
+    let u = explanation.unplaceable.first()?;
+    let op = |id: usize| report.operations.iter().find(|o| o.id == id);
+    let o = op(u.op)?;
+    // Relative to the run directory, like every file a cause names.
+    let place = |o: &ordeal_history::Operation| {
+        (!o.origin.is_empty()).then(|| {
+            let dir = format!("{}/", run_dir.display());
+            o.origin.strip_prefix(&dir).unwrap_or(&o.origin).to_string()
+        })
+    };
+    // The state the anomaly names was left by the prefix's last write (or cas).
+    let contradicts = explanation
+        .prefix
+        .iter()
+        .rev()
+        .filter_map(|p| op(p.op))
+        .find(|w| w.f != ordeal_history::F::Read)
+        .and_then(place);
     Some(ordeal_hb::Cause::History {
         model: report.model.to_string(),
         key: k.key.as_ref().map(|v| match v {
@@ -297,11 +314,8 @@ fn violation(report: &ordeal_history::Report, run_dir: &Path) -> Option<ordeal_h
         }),
         op: format!("process {} {}", o.process, o.describe()),
         anomaly: u.reason.clone(),
-        // Relative to the run directory, like every file a cause names.
-        at: (!o.origin.is_empty()).then(|| {
-            let dir = format!("{}/", run_dir.display());
-            o.origin.strip_prefix(&dir).unwrap_or(&o.origin).to_string()
-        }),
+        at: place(o),
+        contradicts,
     })
 }
 
@@ -493,6 +507,7 @@ mod tests {
             op,
             anomaly,
             at,
+            contradicts,
         }) = o.cause
         else {
             panic!("{:?}", o.cause)
@@ -501,6 +516,8 @@ mod tests {
         assert_eq!(op, "process 1 read \"k1\" → nil");
         assert_eq!(anomaly, "reads nil, but the value is 3");
         assert_eq!(at.as_deref(), Some("history.jsonl:3"));
+        // The write of 3, the value the read should have seen.
+        assert_eq!(contradicts.as_deref(), Some("history.jsonl:1"));
         // Empty: an error unless allowed.
         std::fs::write(d.path().join("history.jsonl"), "").unwrap();
         let o = check(d.path(), &hc, &[], false);

@@ -103,6 +103,47 @@ fn demo_both_ways(schedule: &str, bug: &str) {
         reason.contains(" read \"k") && reason.contains(", but the value is "),
         "{reason}"
     );
+    // failure.svg draws the write the read contradicts (the one of the value the checker
+    // names), in purple, however long before the read it was.
+    let cause = &summary(&r)["verdict"]["cause"];
+    let key = cause["key"].as_str().unwrap();
+    let anomaly = cause["anomaly"].as_str().unwrap();
+    let value = anomaly
+        .rsplit("the value is ")
+        .next()
+        .unwrap()
+        .trim_matches('"');
+    let written = cause["contradicts"].as_str().unwrap();
+    let line = std::fs::read_to_string(r.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .nth(
+            written
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                - 1,
+        )
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains(r#""f":"write""#) && line.contains(&format!(r#""value":"{value}""#)),
+        "{line}"
+    );
+    let svg = std::fs::read_to_string(r.join("failure.svg")).unwrap();
+    let purple: Vec<&str> = svg
+        .lines()
+        .filter(|l| l.starts_with(r#"<g class="msg contradicted">"#))
+        .collect();
+    assert_eq!(purple.len(), 2, "{svg}");
+    assert!(
+        purple[0].contains(&format!(">SET {key} {value}</text>")),
+        "{}",
+        purple[0]
+    );
+    assert!(purple[1].contains(">OK</text>"), "{}", purple[1]);
 }
 
 #[test]

@@ -275,6 +275,7 @@ mod tests {
             op: "process 2 read k3 → nil".into(),
             anomaly: "reads nil".into(),
             at: Some("history.jsonl:9".into()),
+            contradicts: None,
         };
         assert_eq!(
             raw_line(&h),

@@ -7,6 +7,8 @@ use crate::summary::Status;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
+/// The colour of the operation a violation contradicts.
+const PURPLE: &str = "#8250df";
 /// Left margin (time labels).
 const LEFT: f64 = 80.0;
 /// Width of a lane.
@@ -34,7 +36,9 @@ pub struct Layout {
     pub arrows: Vec<((f64, f64), (f64, f64))>,
     /// The y where the events end.
     pub bottom: f64,
-    /// The events' times, in row order (to place faults by time).
+    /// The rows saying how many events are not drawn there: their y and that number.
+    pub gaps: Vec<(f64, u64)>,
+    /// The rows' times, in row order (to place faults by time); a gap's is the next event's.
     times: Vec<u64>,
 }
 
@@ -43,21 +47,26 @@ impl Layout {
         let lane_x: Vec<f64> = (0..view.lanes.len())
             .map(|l| LEFT + LANE * (l as f64 + 0.5))
             .collect();
-        let points: HashMap<u64, (f64, f64)> = view
-            .events
-            .iter()
-            .enumerate()
-            .map(|(row, e)| {
-                let x = lane_x.get(e.lane).copied().unwrap_or(LEFT);
-                (e.seq, (x, TOP + ROW * (row as f64 + 0.5)))
-            })
-            .collect();
+        let gap_before: HashMap<u64, u64> =
+            view.gaps.iter().map(|g| (g.before, g.events)).collect();
+        let mut points: HashMap<u64, (f64, f64)> = HashMap::new();
+        let mut gaps = Vec::new();
+        let mut times = Vec::new();
+        for e in &view.events {
+            if let Some(&n) = gap_before.get(&e.seq) {
+                gaps.push((TOP + ROW * (times.len() as f64 + 0.5), n));
+                times.push(e.ts);
+            }
+            let x = lane_x.get(e.lane).copied().unwrap_or(LEFT);
+            points.insert(e.seq, (x, TOP + ROW * (times.len() as f64 + 0.5)));
+            times.push(e.ts);
+        }
         let arrows = view
             .arrows
             .iter()
             .map(|a| (points[&a.from], points[&a.to]))
             .collect();
-        let bottom = TOP + ROW * view.events.len() as f64;
+        let bottom = TOP + ROW * times.len() as f64;
         Layout {
             width: (LEFT + LANE * view.lanes.len() as f64 + 20.0).max(640.0),
             height: bottom + BOTTOM,
@@ -65,7 +74,8 @@ impl Layout {
             points,
             arrows,
             bottom,
-            times: view.events.iter().map(|e| e.ts).collect(),
+            gaps,
+            times,
         }
     }
 
@@ -117,7 +127,7 @@ pub fn render_failure_svg(view: &FailureView) -> String {
         h = l.height
     );
     s.push_str(
-        r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#0969da"/></marker><marker id="arrow-red" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#cf222e"/></marker></defs>
+        r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#0969da"/></marker><marker id="arrow-red" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#cf222e"/></marker><marker id="arrow-purple" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8250df"/></marker></defs>
 "##,
     );
     let _ = writeln!(
@@ -136,15 +146,37 @@ pub fn render_failure_svg(view: &FailureView) -> String {
         full = esc(&caption),
         shown = esc(&crate::labels::cut(&caption, chars))
     );
+    let mut notes = Vec::new();
     if view.left_out > 0 {
+        notes.push(format!(
+            "{} earlier events of the causal past not drawn",
+            view.left_out
+        ));
+    }
+    if !view.contradicted.is_empty() {
+        notes.push(format!(
+            r##"<tspan fill="{PURPLE}">in purple: the write it contradicts</tspan>"##
+        ));
+    }
+    if !notes.is_empty() {
         let _ = writeln!(
             s,
-            r##"<text x="12" y="72" fill="#57606a">{} earlier events of the causal past not drawn</text>"##,
-            view.left_out
+            r##"<text x="12" y="72" fill="#57606a">{}</text>"##,
+            notes.join(" · ")
         );
     }
     faults_behind(view, &l, &mut s);
     lanes(view, &l, &mut s);
+    for &(y, n) in &l.gaps {
+        let _ = writeln!(
+            s,
+            r##"<g class="gap"><line x1="{LEFT}" y1="{y}" x2="{x2}" y2="{y}" stroke="#8c959f" stroke-dasharray="2 3"/><text x="{mx}" y="{ty}" text-anchor="middle" fill="#57606a" stroke="#ffffff" stroke-width="3" paint-order="stroke">{n} event{s} not drawn</text></g>"##,
+            s = if n == 1 { "" } else { "s" },
+            x2 = LEFT + LANE * view.lanes.len() as f64,
+            mx = LEFT + LANE * view.lanes.len() as f64 / 2.0,
+            ty = y + 4.0,
+        );
+    }
     for (i, row) in l.times.iter().enumerate().step_by(TIME_EVERY) {
         let y = TOP + ROW * (i as f64 + 0.5) + 4.0;
         let _ = writeln!(
@@ -155,17 +187,21 @@ pub fn render_failure_svg(view: &FailureView) -> String {
         );
     }
     let violation: HashSet<u64> = view.violation.iter().copied().collect();
+    let contradicted: HashSet<u64> = view.contradicted.iter().copied().collect();
     for (a, &((x1, y1), (x2, y2))) in view.arrows.iter().zip(&l.arrows) {
         let red = violation.contains(&a.from) || violation.contains(&a.to);
+        let purple = contradicted.contains(&a.from) || contradicted.contains(&a.to);
         let (stroke, marker, class) = if red {
             ("#cf222e", "arrow-red", "msg violation")
+        } else if purple {
+            (PURPLE, "arrow-purple", "msg contradicted")
         } else {
             ("#0969da", "arrow", "msg")
         };
         let _ = writeln!(
             s,
             r##"<g class="{class}"><line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{stroke}" stroke-width="{w}" marker-end="url(#{marker})"/><text x="{mx}" y="{my}" text-anchor="middle" fill="{stroke}" stroke="#ffffff" stroke-width="3" paint-order="stroke">{label}</text></g>"##,
-            w = if red { 2.0 } else { 1.2 },
+            w = if red || purple { 2.0 } else { 1.2 },
             mx = (x1 + x2) / 2.0,
             my = (y1 + y2) / 2.0 - 3.0,
             label = esc(&a.label)
@@ -175,6 +211,8 @@ pub fn render_failure_svg(view: &FailureView) -> String {
         let (x, y) = l.points[&e.seq];
         let (class, r, fill) = if violation.contains(&e.seq) {
             ("event violation", 6.0, "#cf222e")
+        } else if contradicted.contains(&e.seq) {
+            ("event contradicted", 6.0, PURPLE)
         } else {
             ("event", 3.5, "#24292f")
         };
@@ -313,7 +351,7 @@ pub fn render_failure_html(view: &FailureView, svg: &str) -> String {
     if !faults.is_empty() {
         faults = format!("<h2>Faults</h2><ul>{faults}</ul>");
     }
-    let left_out = if view.left_out > 0 {
+    let mut left_out = if view.left_out > 0 {
         format!(
             "<p>{} earlier events of the causal past are not drawn.</p>",
             view.left_out
@@ -321,6 +359,12 @@ pub fn render_failure_html(view: &FailureView, svg: &str) -> String {
     } else {
         String::new()
     };
+    if !view.contradicted.is_empty() {
+        left_out.push_str(
+            "<p>In purple, the write the violating operation contradicts: the one that left \
+             the value the history check names, drawn wherever it is in the run.</p>",
+        );
+    }
     format!(
         r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ordeal: {word}</title>
@@ -338,6 +382,7 @@ h1 {{ color: {colour}; margin: 0 0 .3em; }}
 <div class="legend">
 <span><svg width="40" height="12"><line x1="2" y1="6" x2="36" y2="6" stroke="#0969da" stroke-width="1.5"/></svg> message (what it said, or its bytes)</span>
 <span><svg width="40" height="12"><line x1="2" y1="6" x2="36" y2="6" stroke="#cf222e" stroke-width="2"/><circle cx="20" cy="6" r="5" fill="#cf222e"/></svg> the violating operation</span>
+<span><svg width="40" height="12"><line x1="2" y1="6" x2="36" y2="6" stroke="#8250df" stroke-width="2"/><circle cx="20" cy="6" r="5" fill="#8250df"/></svg> the write it contradicts (a history violation)</span>
 <span><svg width="16" height="16"><path d="M2,2 L14,14 M2,14 L14,2" stroke="#cf222e" stroke-width="3"/></svg> crash (the lane ends)</span>
 <span><svg width="30" height="12"><rect width="30" height="12" fill="#fd8c73" fill-opacity="0.25"/></svg> partition (across lanes), pause (on a lane)</span>
 <span><svg width="14" height="14"><path d="M7,1 L13,7 L7,13 L1,7 z" fill="#bc4c00"/></svg> other fault</span>

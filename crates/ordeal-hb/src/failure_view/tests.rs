@@ -91,6 +91,7 @@ fn get_k3(status: Status, faults: &[FaultRecord]) -> FailureView {
     let anchor = Anchor {
         seq: Some(4),
         violation: vec![0, 4],
+        ..Default::default()
     };
     let labels = [(0, "GET k3".to_string())].into_iter().collect();
     let caption = (status != Status::Pass).then(|| "workload client (exit 1)".to_string());
@@ -255,6 +256,7 @@ fn a_ten_thousand_event_trace_gives_a_picture_of_bounded_size() {
     let anchor = Anchor {
         seq: Some(9_999),
         violation: vec![9_999],
+        ..Default::default()
     };
     let v = s.finish(Status::Fail, None, &anchor, &[], &HashMap::new());
     assert_eq!(v.events.len(), TOTAL);
@@ -309,8 +311,10 @@ fn call(caller: &str, request: &str, result: &str, seqs: (u64, u64), kv: &str) -
         request: request.into(),
         result: Some(result.into()),
         request_seq: Some(seqs.0),
+        request_ts: None,
         response_seq: Some(seqs.1),
         kv: serde_json::from_str(kv).ok(),
+        kv_result: Some(serde_json::json!("ok")),
     }
 }
 
@@ -371,10 +375,215 @@ fn the_violating_call_is_the_one_the_cause_names() {
         op: "process 2 read k3 → nil".into(),
         anomaly: "reads nil".into(),
         at: None,
+        contradicts: None,
     };
     assert_eq!(violating_call(&history, &calls), Some(vec![8, 9]));
+    // A write: the client's, not the replication stream's copy of it (no one answers that).
+    let mut calls = calls.to_vec();
+    calls.push(CallLine {
+        caller: "a".into(),
+        request: "SET k3 v8".into(),
+        result: None,
+        request_seq: Some(14),
+        request_ts: None,
+        response_seq: None,
+        kv: serde_json::from_str(r#"{"f":"write","key":"k3","value":"v8"}"#).ok(),
+        kv_result: None,
+    });
+    let write = Cause::History {
+        model: "kv".into(),
+        key: Some("k3".into()),
+        op: "process 2 write k3 v8".into(),
+        anomaly: "...".into(),
+        at: None,
+        contradicts: None,
+    };
+    assert_eq!(violating_call(&write, &calls), Some(vec![12, 13]));
     let other = Cause::Other {
         message: "hung".into(),
     };
     assert_eq!(violating_call(&other, &calls), None);
+}
+
+fn kv_call(request: &str, seqs: (u64, Option<u64>), ts: u64, kv: &str, ok: bool) -> CallLine {
+    CallLine {
+        caller: "client".into(),
+        request: request.into(),
+        result: seqs.1.map(|_| "OK".into()),
+        request_seq: Some(seqs.0),
+        request_ts: Some(ts),
+        response_seq: seqs.1,
+        kv: serde_json::from_str(kv).ok(),
+        kv_result: ok.then(|| serde_json::json!("ok")),
+    }
+}
+
+#[test]
+fn the_contradicted_call_is_the_write_the_history_line_names() {
+    let w1 = r#"{"f":"write","key":"k1","value":"1"}"#;
+    let w2 = r#"{"f":"write","key":"k1","value":"2"}"#;
+    let calls = [
+        kv_call("SET k1 1", (1, Some(2)), 100, w1, true),
+        kv_call("SET k1 2", (3, Some(4)), 300, w2, true),
+        // The replication stream's copy: no one answers it.
+        kv_call("SET k1 2", (5, None), 310, w2, false),
+        kv_call("SET k1 2", (6, Some(7)), 500, w2, true),
+        kv_call(
+            "GET k1",
+            (8, Some(9)),
+            700,
+            r#"{"f":"read","key":"k1"}"#,
+            false,
+        ),
+        // After the read was sent: it cannot be what the read contradicts.
+        kv_call("SET k1 2", (10, Some(11)), 900, w2, true),
+    ];
+    let read = [8, 9];
+    let line = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap();
+    // A history from traffic: the invocation's time is its request's.
+    let from_traffic =
+        line(r#"{"type":"invoke","process":0,"f":"write","key":"k1","value":"2","time":300}"#);
+    assert_eq!(
+        contradicted_call(&from_traffic, &calls, &read),
+        Some(vec![3, 4])
+    );
+    // A client's own clock: the last such write answered before the read was sent.
+    let own_clock =
+        line(r#"{"type":"invoke","process":0,"f":"write","key":"k1","value":2,"time":12345}"#);
+    assert_eq!(
+        contradicted_call(&own_clock, &calls, &read),
+        Some(vec![6, 7])
+    );
+    let other_value =
+        line(r#"{"type":"invoke","process":0,"f":"write","key":"k1","value":"3","time":1}"#);
+    assert_eq!(contradicted_call(&other_value, &calls, &read), None);
+    let other_key =
+        line(r#"{"type":"invoke","process":0,"f":"write","key":"k2","value":"2","time":300}"#);
+    assert_eq!(contradicted_call(&other_key, &calls, &read), None);
+}
+
+/// A write to one node (w) that the reader never heard from, acknowledged long before the
+/// read: outside the read's causal past and older than the window, drawn all the same, with
+/// the events between it and the window counted on a row of their own.
+#[test]
+fn the_write_a_violation_contradicts_is_drawn_however_old() {
+    let lanes = vec![
+        "w".to_string(),
+        "r".into(),
+        "a".into(),
+        "b".into(),
+        "client".into(),
+    ];
+    let anchor_vc: BTreeMap<String, u64> =
+        [("a/1", 100), ("b/1", 100), ("r/1", 2), ("client/2", 2)]
+            .into_iter()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect();
+    let mut s = Selector::new(anchor_vc, lanes).pin([0, 1, 2, 3].into_iter().collect());
+    let mut events = vec![
+        (
+            ev(0, "client", "sendto", 0, 8),
+            hb(0, &[("client/1", 1)], None),
+        ),
+        (
+            ev(1, "w", "recvfrom", 1_000, 8),
+            hb(1, &[("client/1", 1), ("w/1", 1)], Some((0, 8))),
+        ),
+        (
+            ev(2, "w", "sendto", 2_000, 2),
+            hb(2, &[("client/1", 1), ("w/1", 2)], None),
+        ),
+        (
+            ev(3, "client", "recvfrom", 3_000, 2),
+            hb(3, &[("client/1", 2), ("w/1", 2)], Some((2, 2))),
+        ),
+    ];
+    // a and b talk: 100 events each, all in the read's causal past.
+    for seq in 4..204u64 {
+        let (node, n) = if seq % 2 == 0 {
+            ("a", (seq - 2) / 2)
+        } else {
+            ("b", (seq - 3) / 2)
+        };
+        events.push((
+            ev(seq, node, "sendto", seq * 1_000, 1),
+            hb(seq, &[(&format!("{node}/1"), n)], None),
+        ));
+    }
+    let full = [("a/1", 100), ("b/1", 100)];
+    events.extend([
+        (
+            ev(204, "client", "sendto", 204_000, 6),
+            hb(204, &[("client/2", 1)], None),
+        ),
+        (
+            ev(205, "r", "recvfrom", 205_000, 6),
+            hb(
+                205,
+                &[full[0], full[1], ("client/2", 1), ("r/1", 1)],
+                Some((204, 6)),
+            ),
+        ),
+        (
+            ev(206, "r", "sendto", 206_000, 3),
+            hb(206, &[full[0], full[1], ("client/2", 1), ("r/1", 2)], None),
+        ),
+        (
+            ev(207, "client", "recvfrom", 207_000, 3),
+            hb(
+                207,
+                &[full[0], full[1], ("client/2", 2), ("r/1", 2)],
+                Some((206, 3)),
+            ),
+        ),
+    ]);
+    for (e, h) in &events {
+        s.observe(e, h);
+    }
+    let anchor = Anchor {
+        seq: Some(207),
+        violation: vec![204, 207],
+        contradicted: vec![0, 3],
+    };
+    let labels = [(0, "SET k1 1".to_string()), (204, "GET k1".to_string())]
+        .into_iter()
+        .collect();
+    let v = s.finish(Status::Fail, None, &anchor, &[], &labels);
+    let seqs: Vec<u64> = v.events.iter().map(|e| e.seq).collect();
+    // The write, then the last PER_LANE events of a and of b, then the read.
+    let expected: Vec<u64> = [0, 1, 2, 3].into_iter().chain(84..208).collect();
+    assert_eq!(seqs, expected);
+    assert_eq!(v.contradicted, [0, 1, 2, 3]);
+    assert_eq!(v.violation, [204, 205, 206, 207]);
+    assert_eq!(
+        v.gaps,
+        [Gap {
+            before: 84,
+            events: 80
+        }]
+    );
+    assert_eq!(v.left_out, 0);
+    assert_eq!(v.lanes, ["w", "r", "a", "b", "client"]);
+    assert_eq!(
+        v.arrows.first(),
+        Some(&Arrow {
+            from: 0,
+            to: 1,
+            label: "SET k1 1".into()
+        })
+    );
+
+    let l = Layout::of(&v);
+    // Four rows of the write, the gap's row, then the window.
+    assert_eq!(l.gaps, [(100.0 + 18.0 * 4.5, 80)]);
+    assert_eq!(l.points[&84].1, 100.0 + 18.0 * 5.5);
+    assert_eq!(l.height, 100.0 + 18.0 * 129.0 + 40.0);
+    let svg = render_failure_svg(&v);
+    assert_eq!(svg.matches(r#"<g class="event contradicted">"#).count(), 4);
+    assert_eq!(svg.matches(r#"<g class="msg contradicted">"#).count(), 2);
+    assert_eq!(svg.matches(r#"<g class="gap">"#).count(), 1);
+    assert!(svg.contains(">80 events not drawn</text>"), "{svg}");
+    assert!(svg.contains("in purple: the write it contradicts"), "{svg}");
+    let html = render_failure_html(&v, &svg);
+    assert!(html.contains("the write it contradicts (a history violation)"));
 }
