@@ -327,6 +327,7 @@ impl Decoder {
             let status = match (req.message.role, &x.response) {
                 (MsgRole::OneWay, _) => CallStatus::OneWay,
                 (MsgRole::Response, _) => CallStatus::ResponseOnly,
+                (MsgRole::Request, None) if x.missed => CallStatus::NotCaptured,
                 (MsgRole::Request, None) => CallStatus::Unanswered,
                 (MsgRole::Request, Some(_)) => CallStatus::Answered,
             };

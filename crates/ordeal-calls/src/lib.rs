@@ -99,6 +99,9 @@ pub enum CallStatus {
     OneWay,
     /// A response whose request was not seen (its bytes were not captured).
     ResponseOnly,
+    /// No response was seen, and bytes the callee sent after the request were not captured
+    /// (a transfer longer than the capture): the response may have been among them.
+    NotCaptured,
 }
 
 impl CallStatus {
@@ -110,6 +113,7 @@ impl CallStatus {
             CallStatus::Unanswered => "unanswered",
             CallStatus::OneWay => "one-way",
             CallStatus::ResponseOnly => "response-only",
+            CallStatus::NotCaptured => "not-captured",
         }
     }
 }

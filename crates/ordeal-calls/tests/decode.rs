@@ -418,3 +418,67 @@ fn bytes_neither_end_captured_are_counted_and_said() {
         )
     );
 }
+
+/// Sentinel's pattern against Redis, as ordeal records it: `INFO` and `PING` in one write,
+/// answered by one 5 KB write of which the first 1024 bytes were captured. The INFO reply is
+/// measured by its header; the `+PONG` after it was never seen, so PING (and PUBLISH, sent
+/// before the next reply came) are `not-captured`, the `:3` stands alone, and the calls after
+/// it pair as they should. Before, PING got `:3`, PUBLISH the next `+PONG`, and so on.
+#[test]
+fn a_response_past_the_capture_leaves_its_call_not_captured_and_shifts_no_other() {
+    let info = "# Replication\r\n".repeat(300);
+    let replies = format!("${}\r\n{info}\r\n+PONG\r\n", info.len()).into_bytes();
+    let asks = b"*1\r\n$4\r\nINFO\r\n*1\r\n$4\r\nPING\r\n";
+    let publish = b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n";
+    let ping = b"*1\r\n$4\r\nPING\r\n";
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.push(Trace::call("server", 9, "accept4", server()));
+    let mut sent = 0u64;
+    let mut answered = 0u64;
+    let mut send = |t: &mut Trace, bytes: &[u8]| {
+        t.transfer("app", 5, "write", client(), sent, bytes.len() as u64, bytes);
+        t.transfer(
+            "server",
+            9,
+            "read",
+            server(),
+            sent,
+            bytes.len() as u64,
+            bytes,
+        );
+        sent += bytes.len() as u64;
+    };
+    let mut answer = |t: &mut Trace, bytes: &[u8], moved: u64| {
+        t.transfer("server", 9, "write", server(), answered, moved, bytes);
+        t.transfer("app", 5, "read", client(), answered, moved, bytes);
+        answered += moved;
+    };
+    send(&mut t, asks);
+    answer(&mut t, &replies[..1024], replies.len() as u64);
+    send(&mut t, publish);
+    answer(&mut t, b":3\r\n", 4);
+    send(&mut t, ping);
+    answer(&mut t, b"+PONG\r\n", 7);
+    let (calls, _) = t.decode();
+    let got: Vec<(&str, Option<&str>, CallStatus)> = calls
+        .iter()
+        .map(|c| (c.op.as_str(), c.result.as_deref(), c.status))
+        .collect();
+    let info_reply = calls[0].result.as_deref();
+    assert!(
+        info_reply.is_some_and(|r| r.ends_with("…(4500 bytes)\"")),
+        "{info_reply:?}"
+    );
+    assert_eq!(
+        got,
+        [
+            ("INFO", info_reply, CallStatus::Answered),
+            ("PING", None, CallStatus::NotCaptured),
+            ("PUBLISH", None, CallStatus::NotCaptured),
+            (":", None, CallStatus::ResponseOnly),
+            ("PING", Some("+PONG"), CallStatus::Answered),
+        ]
+    );
+    assert_eq!(CallStatus::NotCaptured.name(), "not-captured");
+}

@@ -10,7 +10,9 @@
 //! pair (`sends`, `receives`, failed calls by errno); per participant, the lifecycle of the
 //! processes ordeal started, repeats collapsed (`spawn exit:SIGKILL spawn`); and the outcome.
 //!
-//! A participant's traffic with itself is left out (its own housekeeping). Only the workload
+//! A participant's traffic with itself is left out (its own housekeeping), and so are a
+//! response whose request was not seen and a request whose response may be in bytes not
+//! captured (what the capture missed, not what the system did). Only the workload
 //! phase counts (from the first event of a workload to the last workload's exit): start-up (elections, nodes finding each other) and teardown vary with scheduling,
 //! and a campaign's faults act in between. Operation names are abstracted (digits → `#`), ends
 //! ordeal does not run are `external`, and nothing of pids, ports, inodes, counts, sizes or
@@ -95,7 +97,11 @@ pub fn fingerprint_with_roles(
     let mut decoder = ordeal_calls::Decoder::new(header);
     let mut keep = |c: Call| {
         // A participant's calls to itself are its own housekeeping, timed by its scheduler.
-        if c.caller == c.callee {
+        // A response whose request was not seen, or a request whose response may be in
+        // bytes not captured, says what the capture missed, not what the system did.
+        if c.caller == c.callee
+            || matches!(c.status, CallStatus::ResponseOnly | CallStatus::NotCaptured)
+        {
             return;
         }
         if c.request_seq
@@ -417,6 +423,7 @@ fn operation(c: &Call) -> String {
         CallStatus::Unanswered => "(unanswered)".into(),
         CallStatus::OneWay => "(one-way)".into(),
         CallStatus::ResponseOnly => "(response only)".into(),
+        CallStatus::NotCaptured => "(not captured)".into(),
     };
     format!("{}: {op} → {result}", c.protocol)
 }

@@ -21,6 +21,9 @@ pub struct Framed {
     pub end: u64,
     /// What it is.
     pub message: Message,
+    /// Bytes of its side were missed since the frame before (not captured, or not a
+    /// frame): messages may have been among them.
+    pub after_loss: bool,
 }
 
 #[derive(Default)]
@@ -34,6 +37,8 @@ struct Direction {
     skip: u64,
     /// Bytes were missed outside a frame being skipped: wait for a transfer boundary.
     lost: bool,
+    /// Bytes were missed since the last frame ([`Framed::after_loss`]).
+    missed: bool,
 }
 
 enum State {
@@ -107,6 +112,15 @@ impl Conversation {
             boundary = false;
         } else if at > d.next {
             let gap = at - d.next;
+            if d.skip == 0 && !d.buf.is_empty() {
+                // The capture of a transfer ended inside a frame (a transfer longer than what
+                // is recorded of it): the frame is decoded from its head, and when its length
+                // is known (a bulk's header) the bytes not seen are its rest, skipped.
+                if let State::Decoding(dec) = &mut self.state {
+                    let dropped = Self::frames(dec.as_mut(), side, d, &mut out, true);
+                    self.undecoded += dropped;
+                }
+            }
             if d.skip >= gap {
                 d.skip -= gap;
             } else {
@@ -115,6 +129,7 @@ impl Conversation {
                 }
                 d.skip = 0;
                 d.lost = true;
+                d.missed = true;
                 d.buf.clear();
                 if let State::Decoding(dec) = &mut self.state {
                     dec.lost(side);
@@ -163,7 +178,7 @@ impl Conversation {
             let take = room.min(bytes.len());
             d.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            let dropped = Self::frames(dec.as_mut(), side, d, &mut out);
+            let dropped = Self::frames(dec.as_mut(), side, d, &mut out, false);
             if d.lost {
                 // What the decoder could not take, and the rest of this transfer.
                 self.undecoded += dropped + bytes.len() as u64;
@@ -204,12 +219,19 @@ impl Conversation {
     }
 
     /// Frames at the start of `d.buf`, as many as it holds; the bytes dropped when the rest
-    /// is not a frame.
-    fn frames(dec: &mut dyn Decoder, side: Side, d: &mut Direction, out: &mut Vec<Framed>) -> u64 {
+    /// is not a frame. `cut`: no more bytes of the frame being read will come (the capture
+    /// ended), so it is decoded from what is there.
+    fn frames(
+        dec: &mut dyn Decoder,
+        side: Side,
+        d: &mut Direction,
+        out: &mut Vec<Framed>,
+        cut: bool,
+    ) -> u64 {
         let mut pos = 0usize;
         while pos < d.buf.len() {
             let rest = &d.buf[pos..];
-            let full = pos == 0 && rest.len() >= MAX_BUFFER;
+            let full = cut || (pos == 0 && rest.len() >= MAX_BUFFER);
             match dec.parse(side, rest, full) {
                 Parse::Need if !full => break,
                 Parse::Frame { len, message } if len > 0 => {
@@ -220,6 +242,7 @@ impl Conversation {
                             start,
                             end: start + len,
                             message,
+                            after_loss: std::mem::take(&mut d.missed),
                         });
                     }
                     if len > rest.len() as u64 {
@@ -234,6 +257,7 @@ impl Conversation {
                     // next transfer.
                     let dropped = (d.buf.len() - pos) as u64;
                     d.lost = true;
+                    d.missed = true;
                     d.buf.clear();
                     dec.lost(side);
                     return dropped;

@@ -16,10 +16,20 @@ pub struct Exchange {
     pub request: Framed,
     /// Its response.
     pub response: Option<Framed>,
+    /// Given up without a response because bytes of the other side were missed since it
+    /// was sent: its response may have been among them (see [`Pairer`]).
+    pub missed: bool,
 }
 
 /// Pairs one connection's messages: a response answers the oldest unanswered request of
 /// the other side, or the one with the same stream id.
+///
+/// Responses in order are paired by counting, so one missed would pair every later response
+/// with the request before its own. Bytes missed on a side (not captured, or not a frame)
+/// may hold responses: when a response in order comes after such bytes
+/// ([`Framed::after_loss`]), the requests waiting are given up as unanswered (their
+/// responses may be in those bytes) and it stands alone. A few calls lose their response;
+/// none gets another's.
 #[derive(Default)]
 pub struct Pairer {
     waiting: [VecDeque<Framed>; 2],
@@ -35,6 +45,7 @@ impl Pairer {
             Role::OneWay => out.push(Exchange {
                 request: framed,
                 response: None,
+                missed: false,
             }),
             Role::Request => match framed.message.stream {
                 Some(id) => {
@@ -42,6 +53,7 @@ impl Pairer {
                         out.push(Exchange {
                             request: old,
                             response: None,
+                            missed: false,
                         });
                     }
                     if self.streams.len() > MAX_PENDING {
@@ -49,6 +61,7 @@ impl Pairer {
                             out.push(Exchange {
                                 request: old,
                                 response: None,
+                                missed: false,
                             });
                         }
                     }
@@ -61,6 +74,7 @@ impl Pairer {
                             out.push(Exchange {
                                 request: old,
                                 response: None,
+                                missed: false,
                             });
                         }
                     }
@@ -68,6 +82,17 @@ impl Pairer {
             },
             Role::Response => {
                 let asked = side.other();
+                if framed.after_loss && framed.message.stream.is_none() {
+                    out.extend(
+                        self.waiting[asked.index()]
+                            .drain(..)
+                            .map(|request| Exchange {
+                                request,
+                                response: None,
+                                missed: true,
+                            }),
+                    );
+                }
                 let request = match framed.message.stream {
                     Some(id) => self.streams.remove(&(asked, id)),
                     None => self.waiting[asked.index()].pop_front(),
@@ -76,10 +101,12 @@ impl Pairer {
                     Some(request) => Exchange {
                         request,
                         response: Some(framed),
+                        missed: false,
                     },
                     None => Exchange {
                         request: framed,
                         response: None,
+                        missed: false,
                     },
                 });
             }
@@ -95,6 +122,7 @@ impl Pairer {
         out.extend(left.into_iter().map(|request| Exchange {
             request,
             response: None,
+            missed: false,
         }));
     }
 }
@@ -112,6 +140,7 @@ mod tests {
             start,
             end: start + 1,
             message,
+            after_loss: false,
         }
     }
 
@@ -155,6 +184,46 @@ mod tests {
                 ("b".into(), some("B")),
                 ("orphan".into(), None),
                 ("s3".into(), None),
+            ]
+        );
+    }
+
+    /// A response in bytes not captured: the next response would answer the request before
+    /// its own. Those waiting are given up instead, and the one after the gap stands alone.
+    #[test]
+    fn a_response_after_bytes_no_frame_covers_answers_nothing_it_might_not() {
+        let (c, s) = (Side::Client, Side::Server);
+        let mut p = Pairer::default();
+        let mut out = Vec::new();
+        let at = |side, role, text: &str, start: u64, end: u64| {
+            let mut f = msg(side, role, text, None, start);
+            f.end = end;
+            // 7 bytes before it were not captured.
+            f.after_loss = start == 5179;
+            f
+        };
+        for f in [
+            at(c, Role::Request, "INFO", 0, 14),
+            at(c, Role::Request, "PING", 14, 28),
+            // INFO's reply, measured by its header; PING's +PONG (7 bytes) was not captured.
+            at(s, Role::Response, "# Server", 0, 5172),
+            at(c, Role::Request, "PUBLISH", 28, 155),
+            at(s, Role::Response, ":3", 5179, 5183),
+            at(c, Role::Request, "PING", 155, 169),
+            at(s, Role::Response, "+PONG", 5183, 5190),
+        ] {
+            p.push(f, &mut out);
+        }
+        p.finish(&mut out);
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            pairs(&out),
+            [
+                ("INFO".into(), some("# Server")),
+                ("PING".into(), None),
+                ("PUBLISH".into(), None),
+                (":3".into(), None),
+                ("PING".into(), some("+PONG")),
             ]
         );
     }

@@ -238,6 +238,7 @@ fn etcd_call(
     let [Exchange {
         request,
         response: Some(response),
+        ..
     }] = out.as_slice()
     else {
         panic!("not one exchange: {out:?}")

@@ -19,7 +19,7 @@ fn decoders() -> Vec<Option<&'static dyn Protocol>> {
 
 /// Feeds `transfers` in random pieces, sometimes skipping or repeating bytes, and checks
 /// what comes out: frames are non-empty, in order on each side, and (when no frame can
-/// be longer than the buffer) within the bytes fed.
+/// be longer than the buffer) within the bytes fed, unless cut (bytes of it were missed).
 fn check(
     protocol: Option<&'static dyn Protocol>,
     transfers: &[Transfer],
@@ -52,7 +52,9 @@ fn check(
                 let i = f.side.index();
                 assert!(f.start < f.end, "{f:?}");
                 assert!(f.start >= last_end[i], "{f:?} after {}", last_end[i]);
-                if bounded {
+                // A frame whose bytes were missed is decoded from its head and measured by its
+                // header (marked truncated): its end may lie past what was fed.
+                if bounded && !f.message.truncated {
                     assert!(f.end <= fed_end[i], "{f:?} past {}", fed_end[i]);
                 }
                 last_end[i] = f.end;

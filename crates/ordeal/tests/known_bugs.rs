@@ -79,3 +79,31 @@ fn finds_stale_reads_from_a_redis_replica() {
         "{first}"
     );
 }
+
+/// Redis Sentinel loses writes its master acknowledged while cut off from the replica and
+/// the Sentinels (Jepsen's finding). With five nodes that all talk to two others or more,
+/// guided's first five picks isolate each node, busiest first; the master's isolation shows
+/// the loss (a link's partition would leave the Sentinels a way to it: ten links come after).
+#[test]
+fn finds_that_redis_sentinel_loses_writes_its_isolated_master_acknowledged() {
+    if !ordeal_test_support::installed(&["redis-server", "redis-cli"], "redis-server redis-tools") {
+        return;
+    }
+    let (o, j) = explore("redis-sentinel.toml", "16", "2");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(j["baseline_failed"].is_null(), "{stdout}");
+    let f = &j["failures"][0];
+    let sig = f["signature"].as_str().unwrap_or_default();
+    assert!(sig.contains("history (kv): not linearizable"), "{sig}");
+    let log = j["run_log"].as_array().unwrap();
+    let faults = |r: &serde_json::Value| r["faults"].to_string();
+    for r in log.iter().skip(2).take(5) {
+        assert!(faults(r).starts_with("[\"isolate at "), "{}", faults(r));
+    }
+    let first = &log[f["first_run"].as_u64().unwrap() as usize];
+    assert!(
+        faults(first).starts_with("[\"isolate at r1 ") && first["status"] == "fail",
+        "{first}"
+    );
+}

@@ -298,3 +298,82 @@ fn redis_failover_loses_an_acknowledged_write_in_the_traffic_history() {
     // `process P read "kN" → nil reads nil, but the value is "vN"`.
     assert!(reason.contains(" read \"k"), "{reason}");
 }
+
+/// Redis under three Sentinels (examples/redis-sentinel.toml): every reply pairs with its own
+/// command although Sentinel pipelines INFO (5 KB replies, past the 1 KiB capture) with PING;
+/// cut off, the master loses writes it acknowledged, and failure.svg draws one of them.
+#[test]
+fn redis_sentinel_pairs_every_reply_and_loses_acknowledged_writes_when_the_master_is_cut_off() {
+    if !ordeal_test_support::installed(&["redis-server", "redis-cli"], "redis-server redis-tools") {
+        return;
+    }
+    let (o, dir) = run("examples/redis-sentinel.toml", None, &[]);
+    let r = dir.path().join("run");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    let log = calls(&r);
+    let sentinel_to_redis = |c: &&serde_json::Value| {
+        c["caller"].as_str().is_some_and(|s| s.starts_with('s'))
+            && c["callee"].as_str().is_some_and(|s| s.starts_with('r'))
+    };
+    // Each answer is of its own command's kind, or none was captured: never another's.
+    let mut infos = 0;
+    for c in log.iter().filter(sentinel_to_redis) {
+        let result = c["result"].as_str().unwrap_or("");
+        let own = match c["op"].as_str().unwrap_or("") {
+            "PING" => result == "+PONG",
+            "INFO" => result.starts_with("\"# Server"),
+            "PUBLISH" => result.starts_with(':'),
+            _ => true,
+        };
+        infos += (c["op"] == "INFO" && c["status"] == "answered") as usize;
+        assert!(
+            own || c["status"] == "not-captured" || c["status"] == "unanswered",
+            "{c}"
+        );
+    }
+    assert!(infos >= 6, "{infos} INFO replies decoded");
+    // 80 SETs by the client, 80 GETs by the checker.
+    let ops = |who: &str, op: &str| {
+        log.iter()
+            .filter(|c| c["caller"] == who && c["op"] == op)
+            .count()
+    };
+    assert_eq!((ops("client", "SET"), ops("checker", "GET")), (80, 80));
+
+    let (o, dir) = run(
+        "examples/redis-sentinel.toml",
+        Some("examples/faults/redis-sentinel-isolate-master.toml"),
+        &[],
+    );
+    let r = dir.path().join("run");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let cause = &summary(&r)["verdict"]["cause"];
+    assert_eq!(cause["kind"], "history", "{cause}");
+    let key = cause["key"].as_str().unwrap();
+    // `reads nil, but the value is "11"`: k11 was written as "11".
+    assert_eq!(
+        cause["anomaly"].as_str().unwrap(),
+        format!("reads nil, but the value is \"{}\"", &key[1..])
+    );
+    // The write the checker's read contradicts, drawn in purple: the client's SET to r1,
+    // acknowledged while r1 was cut off.
+    let svg = std::fs::read_to_string(r.join("failure.svg")).unwrap();
+    let purple: Vec<&str> = svg
+        .lines()
+        .filter(|l| l.starts_with(r#"<g class="msg contradicted">"#))
+        .collect();
+    assert_eq!(purple.len(), 2, "{svg}");
+    assert!(
+        purple[0].contains(&format!(">SET {key} {}</text>", &key[1..])),
+        "{}",
+        purple[0]
+    );
+    assert!(purple[1].contains(">+OK</text>"), "{}", purple[1]);
+    assert!(svg.contains(r#"<g class="fault partition">"#), "{svg}");
+}

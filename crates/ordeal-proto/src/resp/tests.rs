@@ -481,3 +481,102 @@ fn noise_is_not_decoded() {
     assert_eq!(dec.parse(C, b"PING", true), Parse::Invalid);
     assert_eq!(dec.parse(C, b"PING", false), Parse::Need);
 }
+
+/// Only the head of a transfer was captured (ordeal records the first `--payload` bytes of
+/// each): Sentinel pipelines `PING` and `INFO`, and the server answers both in one write of
+/// 5 KB. The INFO reply's length is in its header, so the bytes not seen are its rest: it is
+/// one (cut) reply, and the replies after it pair with their own commands. It once was lost,
+/// and every later reply on the connection paired with the command before its own.
+#[test]
+fn a_reply_whose_capture_was_cut_is_measured_by_its_header() {
+    let info = "# Server\r\n".repeat(500);
+    let replies = format!("+PONG\r\n${}\r\n{info}\r\n", info.len()).into_bytes();
+    let captured = &replies[..1024];
+    let mut conv = Conversation::new(Some(&Resp));
+    let mut frames = conv.feed(C, 0, b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nINFO\r\n", true);
+    frames.extend(conv.feed(S, 0, captured, true));
+    let next = replies.len() as u64;
+    frames.extend(conv.feed(C, 28, b"*1\r\n$4\r\nPING\r\n", true));
+    frames.extend(conv.feed(S, next, b"+PONG\r\n", true));
+    let got: Vec<_> = frames
+        .iter()
+        .map(|f| {
+            (
+                f.side,
+                f.message.text.clone(),
+                f.start,
+                f.end,
+                f.message.truncated,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (C, "PING".into(), 0, 14, false),
+            (C, "INFO".into(), 14, 28, false),
+            (S, "+PONG".into(), 0, 7, false),
+            (C, "PING".into(), 28, 42, false),
+            (
+                S,
+                format!(
+                    "\"{}…({} bytes)\"",
+                    &info[..48].replace("\r\n", "\\r\\n"),
+                    info.len()
+                ),
+                7,
+                next,
+                true
+            ),
+            (S, "+PONG".into(), next, next + 7, false),
+        ]
+    );
+    assert_eq!(
+        pairs(frames),
+        [
+            "PING -> +PONG".to_string(),
+            format!("INFO -> {}", got[4].1),
+            "PING -> +PONG".into()
+        ]
+    );
+    // Nothing of the reply counts as not decoded: its rest was known to be its rest.
+    assert_eq!(conv.undecoded(), 0);
+}
+
+/// What Sentinel did to a replica: `INFO` and `PING` in one write, answered by one write of
+/// which only the head was captured. The `+PONG` at its end was never seen: the `:3` that
+/// answers the next command must not pass for PING's reply (it did, and every later reply
+/// on the connection answered the command before its own).
+#[test]
+fn a_reply_lost_in_bytes_not_captured_shifts_no_pair() {
+    let info = "# Replication\r\n".repeat(300);
+    let replies = format!("${}\r\n{info}\r\n+PONG\r\n", info.len()).into_bytes();
+    let mut conv = Conversation::new(Some(&Resp));
+    let mut frames = conv.feed(C, 0, b"*1\r\n$4\r\nINFO\r\n*1\r\n$4\r\nPING\r\n", true);
+    frames.extend(conv.feed(S, 0, &replies[..1024], true));
+    let publish = b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n";
+    frames.extend(conv.feed(C, 28, publish, true));
+    frames.extend(conv.feed(S, replies.len() as u64, b":3\r\n", true));
+    frames.extend(conv.feed(C, 28 + publish.len() as u64, b"*1\r\n$4\r\nPING\r\n", true));
+    frames.extend(conv.feed(S, replies.len() as u64 + 4, b"+PONG\r\n", true));
+    let lost: Vec<bool> = frames.iter().map(|f| f.after_loss).collect();
+    assert_eq!(lost, [false, false, false, false, true, false, false]);
+    let bulk = frames
+        .iter()
+        .find(|f| f.message.truncated)
+        .map(|f| f.message.text.clone())
+        .unwrap();
+    assert!(bulk.ends_with("…(4500 bytes)\""), "{bulk}");
+    assert_eq!(
+        pairs(frames),
+        [
+            format!("INFO -> {bulk}"),
+            "PING".into(),
+            "PUBLISH c m".into(),
+            ":3".into(),
+            "PING -> +PONG".into(),
+        ]
+    );
+    // The 7 bytes of `+PONG\r\n`.
+    assert_eq!(conv.undecoded(), 7);
+}
