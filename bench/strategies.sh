@@ -25,6 +25,8 @@
 #                              are stale (examples/redis-replica-read.toml)
 #   etcd-serializable-read     Debian's etcd: serializable reads from a member cut from the
 #                              others are stale (examples/etcd-serializable-read.toml)
+#   redis-sentinel             Debian's redis-server under three Sentinels: writes a master cut
+#                              off from the others acknowledged are lost (examples/redis-sentinel.toml)
 #
 # The table goes to stdout: per bug and strategy, the runs to the first failure for each seed
 # (`>N` when the budget ran out), their median, the median seconds, and the median of random
@@ -36,7 +38,7 @@ SEEDS=${SEEDS:-5}
 MAX_RUNS=${MAX_RUNS:-150}
 JOBS=${JOBS:-2}
 STRATEGIES=${STRATEGIES:-random systematic novelty guided}
-BUGS=${BUGS:-demo-stale-read demo-ack-before-replicate demo-no-short-read redis-failover redis-replica-read etcd-serializable-read}
+BUGS=${BUGS:-demo-stale-read demo-ack-before-replicate demo-no-short-read redis-failover redis-replica-read etcd-serializable-read redis-sentinel}
 KEEP=${KEEP:-0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FAILED=0
@@ -60,6 +62,7 @@ bug_args() {
     redis-failover) echo "$ROOT/examples/redis-failover.toml" ;;
     redis-replica-read) echo "$ROOT/examples/redis-replica-read.toml" ;;
     etcd-serializable-read) echo "$ROOT/examples/etcd-serializable-read.toml" ;;
+    redis-sentinel) echo "$ROOT/examples/redis-sentinel.toml" ;;
     *) die "unknown bug '$1' (see the list at the top of this script)" ;;
     esac
 }

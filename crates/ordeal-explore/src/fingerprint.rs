@@ -12,7 +12,9 @@
 //!
 //! A participant's traffic with itself is left out (its own housekeeping), and so are a
 //! response whose request was not seen and a request whose response may be in bytes not
-//! captured (what the capture missed, not what the system did). Only the workload
+//! captured (what the capture missed, not what the system did), and an operation a pair
+//! already exchanged before the workload (its steady state: heartbeats, health checks, whose
+//! periods fall inside the workload or not by timing). Only the workload
 //! phase counts (from the first event of a workload to the last workload's exit): start-up (elections, nodes finding each other) and teardown vary with scheduling,
 //! and a campaign's faults act in between. Operation names are abstracted (digits → `#`), ends
 //! ordeal does not run are `external`, and nothing of pids, ports, inodes, counts, sizes or
@@ -92,8 +94,9 @@ pub fn fingerprint_with_roles(
     };
 
     // Operations per (caller, callee), decoded from every event (a connection's state needs
-    // its start), kept when asked during the workload phase.
+    // its start), kept when asked during the workload phase and not before it.
     let mut ops: PairSets = BTreeMap::new();
+    let mut before: PairSets = BTreeMap::new();
     let mut decoder = ordeal_calls::Decoder::new(header);
     let mut keep = |c: Call| {
         // A participant's calls to itself are its own housekeeping, timed by its scheduler.
@@ -104,18 +107,29 @@ pub fn fingerprint_with_roles(
         {
             return;
         }
-        if c.request_seq
-            .is_some_and(|s| s >= first_seq && s <= last_seq)
-        {
-            ops.entry((who(&c.caller), who(&c.callee)))
-                .or_default()
-                .insert(operation(&c));
-        }
+        let sets = match c.request_seq {
+            Some(s) if s < first_seq => &mut before,
+            Some(s) if s <= last_seq => &mut ops,
+            _ => return,
+        };
+        sets.entry((who(&c.caller), who(&c.callee)))
+            .or_default()
+            .insert(operation(&c));
     };
     for e in events {
         decoder.event(e, &mut keep);
     }
     decoder.finish(&mut keep);
+    // What the nodes already did to each other before the workload is their steady state
+    // (heartbeats, health checks, a Sentinel's INFO polling): whether a periodic one falls
+    // inside the workload is timing. What a fault changes in it (an unanswered PING, an
+    // error) is a new line, and stays.
+    for (pair, seen) in &before {
+        if let Some(set) = ops.get_mut(pair) {
+            set.retain(|op| !seen.contains(op));
+        }
+    }
+    ops.retain(|_, set| !set.is_empty());
 
     // Shapes of the traffic and lifecycles, in the workload phase.
     let mut shapes: PairSets = BTreeMap::new();

@@ -80,12 +80,13 @@ fn finds_stale_reads_from_a_redis_replica() {
     );
 }
 
-/// Redis Sentinel loses writes its master acknowledged while cut off from the replica and
-/// the Sentinels (Jepsen's finding). With five nodes that all talk to two others or more,
-/// guided's first five picks isolate each node, busiest first; the master's isolation shows
-/// the loss (a link's partition would leave the Sentinels a way to it: ten links come after).
+/// Redis under three Sentinels loses writes its master acknowledged: guided's first five
+/// runs cut links (which a Sentinel deployment rides out), then its systematic part crashes
+/// the master after an answer to the client; restarted at once without persistence, the
+/// master comes back empty before the Sentinels notice, and the replica resynchronizes from
+/// it.
 #[test]
-fn finds_that_redis_sentinel_loses_writes_its_isolated_master_acknowledged() {
+fn finds_that_redis_sentinel_loses_writes_when_its_master_restarts_at_once() {
     if !ordeal_test_support::installed(&["redis-server", "redis-cli"], "redis-server redis-tools") {
         return;
     }
@@ -99,11 +100,11 @@ fn finds_that_redis_sentinel_loses_writes_its_isolated_master_acknowledged() {
     let log = j["run_log"].as_array().unwrap();
     let faults = |r: &serde_json::Value| r["faults"].to_string();
     for r in log.iter().skip(2).take(5) {
-        assert!(faults(r).starts_with("[\"isolate at "), "{}", faults(r));
+        assert!(faults(r).starts_with("[\"partition at "), "{}", faults(r));
     }
     let first = &log[f["first_run"].as_u64().unwrap() as usize];
     assert!(
-        faults(first).starts_with("[\"isolate at r1 ") && first["status"] == "fail",
+        faults(first).starts_with("[\"crash-after at r1 ") && first["status"] == "fail",
         "{first}"
     );
 }

@@ -10,14 +10,12 @@
 //! two picks in three to the precise order and one to the cuts left, then to draws; all of
 //! them use what the faulted runs taught:
 //!
-//! * the cuts: from three nodes, one isolate per node that talks to two others or more (a
-//!   node with one peer is cut off by its link's partition already), the busiest (bytes the
-//!   baselines moved to and from it) first, then one long partition per link between two
-//!   nodes, the busiest first. Broadest first: isolating a node is Jepsen's classic cut (a
-//!   primary or leader alone with its clients), and with five nodes there are ten links to
-//!   cut before it. Each at the middle of the busiest direction's points, so that it falls
-//!   while the workload runs. The first picks, as many as there are nodes, are cuts; the rest
-//!   wait for one pick in three;
+//! * the cuts: one long partition per link between two nodes, the busiest link (bytes the
+//!   baselines moved over it) first, then (from three nodes) one isolate per node that talks
+//!   to two others or more (a node with one peer is cut off by its link's partition
+//!   already), the busiest first. Each at the middle of the busiest direction's points, so
+//!   that it falls while the workload runs. The first picks, as many as there are nodes,
+//!   are cuts; the rest wait for one pick in three;
 //! * an *arm* is a fault kind at a kind of place: the call's kind (send, receive, connect,
 //!   accept, sync, rename), whether it is a node's or a workload's, and whether its peer is a
 //!   node, a workload or unknown — so that what a crash after one node's send to a client
@@ -187,9 +185,9 @@ impl Knowledge {
         })
     }
 
-    /// The network cut guided tries next, before its draws: (from 3 nodes) one isolate per
-    /// node that talks to two others or more, then one long partition per link between two
-    /// nodes, each the busiest first (bytes the baselines moved over it), at the middle of
+    /// The network cut guided tries next, before its draws: one long partition per link
+    /// between two nodes, then (from 3 nodes) one isolate per node that talks to two others
+    /// or more, each the busiest first (bytes the baselines moved over it), at the middle of
     /// the busiest direction's points.
     /// `None` once every link and node was cut (by any pick) or the model has no cuts.
     fn next_cut(&self, cands: &[Cand]) -> Option<Vec<Fault>> {
@@ -243,7 +241,7 @@ impl Knowledge {
         best.into_iter()
             .min_by_key(|(place, _)| {
                 (
-                    matches!(place, Place::Link(..)),
+                    matches!(place, Place::Node(_)),
                     std::cmp::Reverse(bytes(place)),
                     place.clone(),
                 )
@@ -293,8 +291,8 @@ impl Knowledge {
         out
     }
 
-    /// Guided: the first picks, as many as there are nodes, cut the network (one node, then
-    /// one link, at a time: [`Knowledge::next_cut`]); after them, one pick in three cuts or,
+    /// Guided: the first picks, as many as there are nodes, cut the network (one link, then
+    /// one node, at a time: [`Knowledge::next_cut`]); after them, one pick in three cuts or,
     /// once every place was cut, draws over the reachable candidates weighted by their arms.
     /// The other picks are systematic's next candidates among the reachable ones. One pick
     /// in ten is a pair of faults that fired alone without failing.
@@ -583,19 +581,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_picks_isolate_the_hub_then_cut_each_link_busiest_first() {
+    fn the_first_picks_cut_each_link_busiest_first_then_the_hub() {
         let mut k = cluster(false);
         let mut rng = Rng::new(4);
         let picks: Vec<Vec<Fault>> = (0..5)
             .map(|_| k.next(StrategyKind::Guided, &mut rng).expect("a candidate"))
             .collect();
         let show = |f: &Vec<Fault>| f.iter().map(|f| f.to_string()).collect::<Vec<_>>();
-        // n0 alone, the only node with two peers (isolating n1 or n2 is their link's
-        // partition again), at the middle of its busiest site (its 8 sends to n1); then the
-        // busiest link (n0 → n1); then n0 — n2.
-        assert_eq!(show(&picks[0]), ["isolate at n0 sendto → n1 #5"]);
-        assert_eq!(show(&picks[1]), ["partition at n0 sendto → n1 #5"]);
-        assert_eq!(show(&picks[2]), ["partition at n0 sendto → n2 #5"]);
+        // The busiest link (n0 → n1), at the middle of n0's 8 sends to n1; then n0 — n2;
+        // then n0 alone, the only node with two peers (isolating n1 or n2 is their link's
+        // partition again).
+        assert_eq!(show(&picks[0]), ["partition at n0 sendto → n1 #5"]);
+        assert_eq!(show(&picks[1]), ["partition at n0 sendto → n2 #5"]);
+        assert_eq!(show(&picks[2]), ["isolate at n0 sendto → n1 #5"]);
         // Then systematic's, which cut nothing.
         for p in &picks[3..] {
             assert!(
@@ -622,16 +620,16 @@ mod tests {
             .filter(|(_, p)| p.starts_with("partition") || p.starts_with("isolate"))
             .map(|(i, p)| (i, p.as_str()))
             .collect();
-        // Nodes by bytes (n0: 900, n1: 813, n2: 93), then links by bytes (n0 — n1: 810,
-        // n0 — n2: 90, n1 — n2: 3), at the middle of each one's busiest site.
+        // Links by bytes (n0 — n1: 810, n0 — n2: 90, n1 — n2: 3), then nodes by bytes
+        // (n0: 900, n1: 813, n2: 93), at the middle of each one's busiest site.
         assert_eq!(
             cuts,
             [
-                (0, "isolate at n0 sendto → n1 #5"),
-                (1, "isolate at n1 sendto → n0 #2"),
-                (2, "isolate at n2 sendto → n0 #2"),
-                (5, "partition at n0 sendto → n1 #5"),
-                (8, "partition at n0 sendto → n2 #5"),
+                (0, "partition at n0 sendto → n1 #5"),
+                (1, "partition at n0 sendto → n2 #5"),
+                (2, "partition at n1 sendto → n2 #1"),
+                (5, "isolate at n0 sendto → n1 #5"),
+                (8, "isolate at n1 sendto → n0 #2"),
             ],
             "{picks:?}"
         );
@@ -640,9 +638,7 @@ mod tests {
     #[test]
     fn a_link_already_cut_by_another_pick_is_not_cut_again() {
         let mut k = cluster(false);
-        // n0 was isolated, and a partition of n1 → n0 (the other direction of the busiest
-        // link) was run already.
-        k.mark_tried(&[fault(Action::Isolate, "n0", "sendto", "n1", 5)]);
+        // A partition of n1 → n0 (the other direction of the busiest link) was run already.
         let other_way = fault(Action::Partition, "n1", "sendto", "n0", 1);
         k.mark_tried(std::slice::from_ref(&other_way));
         let first = k.next_cut(&k.candidates()).expect("a cut");
