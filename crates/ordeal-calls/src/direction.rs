@@ -100,6 +100,13 @@ impl Direction {
             out.extend(conv.feed(self.side, at, &bytes, boundary));
             self.fed = self.fed.max(stop);
         }
+        // The end of the last transfers was not captured: what they moved is missed, so that
+        // a message cut there is decoded from its head (a reply measured by its header) and
+        // answers its request, instead of waiting for bytes that will never come.
+        if end && self.moved() > self.fed {
+            out.extend(conv.feed(self.side, self.moved(), &[], false));
+            self.fed = self.moved();
+        }
         self.prune();
         out
     }

@@ -482,3 +482,37 @@ fn a_response_past_the_capture_leaves_its_call_not_captured_and_shifts_no_other(
     );
     assert_eq!(CallStatus::NotCaptured.name(), "not-captured");
 }
+
+/// The last reply of a trace cut by the capture (the run ended before anything followed it)
+/// still answers its request: at the end the bytes not seen are known to be missed, and the
+/// reply is measured by its header. It once waited for bytes that never came, and the call
+/// stayed `unanswered`.
+#[test]
+fn a_cut_reply_at_the_end_of_the_trace_answers_its_request() {
+    let info = "# Server\r\n".repeat(500);
+    let reply = format!("${}\r\n{info}\r\n", info.len()).into_bytes();
+    let ask = b"*1\r\n$4\r\nINFO\r\n";
+    let mut t = Trace::new();
+    t.push(Trace::call("app", 5, "connect", client()));
+    t.push(Trace::call("server", 9, "accept4", server()));
+    let n = ask.len() as u64;
+    t.transfer("app", 5, "write", client(), 0, n, ask);
+    t.transfer("server", 9, "read", server(), 0, n, ask);
+    let m = reply.len() as u64;
+    t.transfer("server", 9, "write", server(), 0, m, &reply[..1024]);
+    let r = t.transfer("app", 5, "read", client(), 0, m, &reply[..1024]);
+    let (calls, _) = t.decode();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        (calls[0].status, calls[0].response_seq, calls[0].truncated),
+        (CallStatus::Answered, Some(r), true)
+    );
+    assert!(
+        calls[0]
+            .result
+            .as_deref()
+            .is_some_and(|x| x.ends_with("…(5000 bytes)\"")),
+        "{:?}",
+        calls[0].result
+    );
+}
