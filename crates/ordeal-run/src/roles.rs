@@ -768,8 +768,10 @@ slow = { command = ["sh", "-c", 'sleep 30 & echo $! > "$ORDEAL_RUN_DIR/slow-$ORD
             ("n1", "n0", 200),
             ("n2", "n0", 200),
         ] {
-            // In the next 100 ms slice: the restart's own slice holds what came before it.
-            sink.event(&send(from, to, now + 100_000_000, bytes))
+            // n0 rejoins at its first send, 100 ms after its restart; the window starts in
+            // the next 100 ms slice (a change's slice holds what came before it).
+            sink.event(&send(from, to, now + 100_000_000, 1)).unwrap();
+            sink.event(&send(from, to, now + 200_000_000, bytes))
                 .unwrap();
         }
         let t = p.traffic.as_ref().unwrap();
@@ -777,11 +779,11 @@ slow = { command = ["sh", "-c", 'sleep 30 & echo $! > "$ORDEAL_RUN_DIR/slow-$ORD
         assert_eq!(traffic::fans_out(&window, &all()), Some("n0".into()));
         // Less than half the window since the restart: no holder yet.
         assert!(p.holders("primary", &all(), "moved").is_empty());
-        // Half a window after it, the traffic since the restart decides (here still n0's).
-        assert!(t
-            .lock()
-            .unwrap()
-            .settled(now + 500_000_000, Duration::from_secs(1)));
+        // Half a window after n0 first spoke (100 ms after its restart), the traffic since
+        // then decides.
+        let t = t.lock().unwrap();
+        assert!(!t.settled(now + 550_000_000, Duration::from_secs(1)));
+        assert!(t.settled(now + 600_000_000, Duration::from_secs(1)));
     }
 
     #[test]

@@ -135,12 +135,24 @@ impl Traffic {
         self.changed_at == 0 || now >= self.changed_at + window.as_nanos() as u64 / 2
     }
 
-    /// The sends of the `window` that ends at `now` (ns, the trace's clock).
-    pub(crate) fn window(&self, now: u64, window: Duration) -> Sends {
+    /// The buckets (first, last) of the `window` that ends at `now`: none before the last
+    /// change.
+    fn span(&self, now: u64, window: Duration) -> (u64, u64) {
         // The bucket of a change holds sends from before it: the next one starts the window.
         let since = (now.saturating_sub(window.as_nanos() as u64) / BUCKET_NS)
             .max(self.changed_at.div_ceil(BUCKET_NS));
-        let until = now / BUCKET_NS;
+        (since, now / BUCKET_NS)
+    }
+
+    /// The sends of the `window` that ends at `now` (ns, the trace's clock).
+    #[cfg(test)]
+    pub(crate) fn window(&self, now: u64, window: Duration) -> Sends {
+        let (since, until) = self.span(now, window);
+        self.between(since, until)
+    }
+
+    /// The sends of the buckets `since..=until`.
+    fn between(&self, since: u64, until: u64) -> Sends {
         let n = self.nodes.len();
         let mut bytes = vec![0; n * n];
         let mut count = vec![0; n * n];
@@ -230,10 +242,12 @@ pub(crate) fn fans_out(sends: &Sends, candidates: &[String]) -> Option<String> {
 }
 
 /// The `fans-out` holder among `candidates` at `now` from the last `window` of `t`, when it
-/// is clear: none for half a window after a change ([`Traffic::settled`]), and none when the
-/// window's recent half names another node. The system moved the role itself within the
-/// window (a new leader elected, with no fault of ordeal's to mark it): the older traffic
-/// still names the old holder, the recent half already the new one.
+/// is clear: none for half a window after a change ([`Traffic::settled`]), and none unless
+/// the recent half of what the window holds since the change names the same node. The system moved
+/// the role itself within the window (a new leader elected, with no fault of ordeal's to mark
+/// it): the older traffic still names the old holder, the recent half already the new one. Or
+/// a burst after the change still outweighs what followed it (a restarted etcd member's
+/// catch-up, a few KiB in 100 ms, against 60-byte heartbeats).
 pub(crate) fn fans_out_holder(
     t: &Traffic,
     now: u64,
@@ -243,11 +257,12 @@ pub(crate) fn fans_out_holder(
     if !t.settled(now, window) {
         return None;
     }
-    let whole = fans_out(&t.window(now, window), candidates)?;
-    match fans_out(&t.window(now, window / 2), candidates) {
-        Some(lately) if lately != whole => None,
-        _ => Some(whole),
-    }
+    // Halves of the span the window holds, not of the window: right after a change the span
+    // is shorter, and the window's own recent half would be all of it.
+    let (since, until) = t.span(now, window);
+    let whole = fans_out(&t.between(since, until), candidates)?;
+    let recent = since + until.saturating_sub(since).div_ceil(2);
+    (fans_out(&t.between(recent, until), candidates)? == whole).then_some(whole)
 }
 
 /// Whether a fault mark's action changes who can talk to whom (see docs/faults.md for the
@@ -267,6 +282,15 @@ fn changes_who_talks(action: &str) -> bool {
     .any(|p| action.starts_with(p))
 }
 
+/// The node a fault mark's action brings back ("restart e1 (restart_after)", "resume e2").
+fn rejoins(action: &str) -> Option<&str> {
+    let mut words = action.split_whitespace();
+    match words.next()? {
+        "restart" | "resume" => words.next(),
+        _ => None,
+    }
+}
+
 /// The trace's sink, recording on the way every completed send whose peer is another node
 /// (unmarked by a fault: a send a partition cut reached no one), and the faults that change
 /// who talks to whom.
@@ -279,6 +303,9 @@ pub(crate) struct TrafficSink {
     change: Option<u64>,
     /// The record's nodes, to index sends without the lock.
     nodes: Vec<String>,
+    /// Nodes restarted or resumed that have not sent to another node since: their first send
+    /// is a change too (see [`TrafficSink::observe`]).
+    rejoining: Vec<usize>,
 }
 
 impl TrafficSink {
@@ -290,25 +317,45 @@ impl TrafficSink {
             backlog: VecDeque::new(),
             change: None,
             nodes,
+            rejoining: Vec::new(),
         }
     }
 
+    /// A node restarted or resumed rejoins when it first sends, not at its mark: a program
+    /// takes its time to start (etcd: 25 ms on a quiet machine, much longer on a loaded one),
+    /// and its burst of catch-up traffic must fall in the half window the inference waits.
     fn observe(&mut self, ev: &Event) {
         if let Some(send) = self.send_of(ev) {
+            if let Some(i) = self.rejoining.iter().position(|&n| n == send.from) {
+                self.rejoining.swap_remove(i);
+                self.changed(send.ts);
+            }
             if self.backlog.len() >= MAX_BACKLOG {
                 self.backlog.pop_front();
             }
             self.backlog.push_back(send);
-        } else if ev
+        } else if let Some(action) = ev
             .fault
             .as_ref()
-            .is_some_and(|m| changes_who_talks(&m.action))
+            .map(|m| m.action.as_str())
+            .filter(|a| changes_who_talks(a))
         {
-            self.change = Some(ev.ts.max(self.change.unwrap_or(0)));
+            self.changed(ev.ts);
+            if let Some(node) = rejoins(action) {
+                if let Some(i) = self.nodes.iter().position(|n| n == node) {
+                    if !self.rejoining.contains(&i) {
+                        self.rejoining.push(i);
+                    }
+                }
+            }
         }
         if !self.backlog.is_empty() || self.change.is_some() {
             self.record();
         }
+    }
+
+    fn changed(&mut self, ts: u64) {
+        self.change = Some(ts.max(self.change.unwrap_or(0)));
     }
 
     /// The send `ev` is, when it is a completed send to another node that no fault acted on
@@ -537,6 +584,47 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_right_after_a_change_is_no_holder_until_what_follows_outweighs_it() {
+        // e2 leads; e1 restarts at 1 s and catches up in one burst (seen on etcd: 3 KiB to the
+        // leader, 1 KiB to the other follower, both answering it), then heartbeats resume.
+        let nodes = ["e1", "e2", "e3"];
+        let all = names(&nodes);
+        let mut t = traffic(&nodes, &[]);
+        t.changed(1_000 * MS);
+        for (from, to, bytes) in [
+            ("e1", "e2", 3_000),
+            ("e1", "e3", 900),
+            ("e2", "e1", 1_800),
+            ("e3", "e1", 900),
+        ] {
+            t.add(from, to, 1_050 * MS, bytes);
+        }
+        for (from, to, ms, bytes) in raft(&nodes, "e2", 1_100)
+            .into_iter()
+            .chain(raft(&nodes, "e2", 2_100))
+        {
+            t.add(&from, &to, ms * MS, bytes);
+        }
+        // Half the window after the change, all the window holds names e1, and so does the
+        // window's own recent half (the same span): the burst outweighs a second of
+        // heartbeats. The recent half of the span, heartbeats only, names e2: no holder.
+        assert_eq!(
+            fans_out(&t.window(2_050 * MS, 2 * SEC), &all),
+            Some("e1".into())
+        );
+        assert_eq!(
+            fans_out(&t.window(2_050 * MS, SEC), &all),
+            Some("e1".into())
+        );
+        assert_eq!(fans_out_holder(&t, 2_050 * MS, 2 * SEC, &all), None);
+        // Once the burst left the window, e2.
+        assert_eq!(
+            fans_out_holder(&t, 3_200 * MS, 2 * SEC, &all),
+            Some("e2".into())
+        );
+    }
+
+    #[test]
     fn sends_older_than_the_window_no_longer_count() {
         // e1 led for the first second, e3 since 3 s.
         let nodes = ["e1", "e2", "e3"];
@@ -666,5 +754,30 @@ mod tests {
         assert_eq!((w.bytes, w.count), (vec![0, 0, 8, 0], vec![0, 0, 1, 0]));
         assert!(changes_who_talks("partition e1 | e2 e3") && changes_who_talks("heal p"));
         assert!(!changes_who_talks("fail EAGAIN") && !changes_who_talks("held"));
+    }
+
+    #[test]
+    fn a_restarted_node_rejoins_at_its_first_send() {
+        let shared: SharedTraffic = Arc::new(Mutex::new(Traffic::new(names(&["a", "b"]), SEC)));
+        let mut sink = TrafficSink::new(Box::new(Vec::<Event>::new()), shared.clone());
+        let mut restart = send("a", None, 100 * MS, 0);
+        restart.call = "fault".into();
+        restart.fault = Some(ordeal_events::FaultMark::fired(
+            "c",
+            "restart a (restart_after)",
+        ));
+        sink.event(&restart).unwrap();
+        assert_eq!(shared.lock().unwrap().changed_at, 100 * MS);
+        // Another node's send: a is still starting.
+        sink.event(&send("b", Some("a"), 200 * MS, 8)).unwrap();
+        assert_eq!(shared.lock().unwrap().changed_at, 100 * MS);
+        // a speaks at 700 ms: the window starts afresh, half a window from there.
+        sink.event(&send("a", Some("b"), 700 * MS, 8)).unwrap();
+        sink.event(&send("a", Some("b"), 800 * MS, 8)).unwrap();
+        let t = shared.lock().unwrap();
+        assert_eq!(t.changed_at, 700 * MS);
+        assert!(!t.settled(1_100 * MS, SEC) && t.settled(1_200 * MS, SEC));
+        assert_eq!(rejoins("resume e2"), Some("e2"));
+        assert_eq!(rejoins("crash e2"), None);
     }
 }
