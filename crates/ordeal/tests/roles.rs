@@ -491,7 +491,12 @@ writer = {{ infer = "fans-out" }}
         .filter(|(w, _, _)| w == "fault nudge")
         .map(|(_, _, n)| n)
         .collect();
-    assert_eq!(at_fault, [&vec!["primary".to_string()]], "{seen:?}");
+    // None while the window's recent half does not show the writes yet (redis-benchmark
+    // starting on a loaded machine; the window's older half holds the replica's initial
+    // sync), then the primary.
+    let (found, waits) = at_fault.split_last().expect("looked for when it fired");
+    assert_eq!(found, &&vec!["primary".to_string()], "{seen:?}");
+    assert!(waits.iter().all(|w| w.is_empty()), "{seen:?}");
     let applied = ordeal_faults::read_applied_toml(run.join("schedule.applied.toml")).unwrap();
     assert_eq!(
         (applied[0].fired, applied[0].node.as_deref()),
