@@ -99,10 +99,12 @@ pub enum Error {
     Cuts(ordeal_netns::Error),
 
     // Why a run's phases stopped with an `error` verdict: each text is the verdict's reason.
-    #[error("node {node} was not ready within {within:?}{tail}")]
+    #[error("node {node} was not ready within {within:?}: {why}{tail}")]
     NotReady {
         node: String,
         within: Duration,
+        /// What the check waited for and what to change ([`readiness::not_ready_why`]).
+        why: String,
         /// `; last lines of …` from its stderr, or nothing.
         tail: String,
     },

@@ -89,6 +89,36 @@ impl<'a> Probe<'a> {
     }
 }
 
+/// Why a node's `check` did not hold in time, for the error: what it waited for, and what to
+/// change. `run_timeout`: the run's own deadline cut the wait short, not the node's
+/// `ready_timeout`.
+pub(crate) fn not_ready_why(check: &ReadyCheck, run_timeout: bool) -> String {
+    let waited = match check {
+        ReadyCheck::Tcp(addr) => format!("nothing accepted a connection at {addr}"),
+        ReadyCheck::Log { regex, stream } => {
+            let stream = match stream {
+                LogStream::Stdout => "stdout",
+                LogStream::Stderr => "stderr",
+                LogStream::Both => "stdout or stderr",
+            };
+            format!("no line of its {stream} matched `{regex}`")
+        }
+        ReadyCheck::Command { argv, .. } => {
+            let mut line = argv.join(" ");
+            if line.chars().count() > 120 {
+                line = line.chars().take(119).collect::<String>() + "…";
+            }
+            format!("`{line}` never exited 0")
+        }
+    };
+    let change = if run_timeout {
+        "the run's `timeout` ran out first"
+    } else {
+        "if it is only slow, raise its `ready_timeout`"
+    };
+    format!("{waited} ({change})")
+}
+
 /// Whether something accepts connections at `addr` (from the hub in netns mode).
 fn port_open(addr: SocketAddr, net: Option<&ordeal_netns::Network>) -> bool {
     match net {
@@ -157,6 +187,34 @@ impl Supervisor<'_> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn a_check_that_did_not_hold_says_what_it_waited_for() {
+        let log = ReadyCheck::Log {
+            regex: regex::Regex::new("^up$").unwrap(),
+            stream: LogStream::Both,
+        };
+        assert_eq!(
+            not_ready_why(&log, true),
+            "no line of its stdout or stderr matched `^up$` (the run's `timeout` ran out first)"
+        );
+        let long = ReadyCheck::Command {
+            program: "sh".into(),
+            argv: vec!["sh".into(), "-c".into(), "x".repeat(200)],
+        };
+        let why = not_ready_why(&long, false);
+        assert!(why.starts_with("`sh -c xxx"), "{why}");
+        assert!(
+            why.ends_with("x…` never exited 0 (if it is only slow, raise its `ready_timeout`)"),
+            "{why}"
+        );
+        assert_eq!(
+            why.chars().count(),
+            120 + "`` never exited 0 (if it is only slow, raise its `ready_timeout`)"
+                .chars()
+                .count()
+        );
+    }
 
     #[test]
     fn log_scan_only_counts_complete_lines() {

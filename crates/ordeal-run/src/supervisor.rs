@@ -153,6 +153,10 @@ impl Supervisor<'_> {
                         return Err(Error::NotReady {
                             node: n.name.clone(),
                             within: until.saturating_duration_since(t0),
+                            why: crate::readiness::not_ready_why(
+                                check,
+                                until < t0 + n.ready_timeout,
+                            ),
                             tail: self.tail_of(&n.name),
                         })
                     }

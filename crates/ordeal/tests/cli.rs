@@ -494,6 +494,65 @@ fn a_node_cannot_take_the_check_name() {
     assert!(!out_dir.exists());
 }
 
+/// A node that never gets ready: the run ends in error, and the reason says what the check
+/// waited for, what to change, and the end of the node's stderr; nothing is left running.
+#[test]
+fn a_node_not_ready_in_time_says_what_it_waited_for_and_what_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("slow.toml");
+    std::fs::write(
+        &exp,
+        r#"name = "slow"
+[[node]]
+name = "db"
+argv = ["sh", "-c", "echo 'loading 3 of 9 tables' >&2; exec sleep 60"]
+ports = ["db"]
+ready = { tcp = "127.0.0.1:{port.db}" }
+ready_timeout = "300ms"
+
+[[node]]
+name = "web"
+argv = ["sleep", "60"]
+ready = { log = "^listening" }
+
+[[workload]]
+name = "client"
+argv = ["true"]
+"#,
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let out = ordeal()
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let s = json(&run.join("summary.json"));
+    let reason = s["verdict"]["reasons"][0].as_str().unwrap();
+    let port = reason
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(port.parse::<u16>().is_ok(), "{reason}");
+    assert_eq!(
+        reason,
+        format!(
+            "node db was not ready within 300ms: nothing accepted a connection at \
+             127.0.0.1:{port} (if it is only slow, raise its `ready_timeout`); last lines of \
+             {}:\n  loading 3 of 9 tables",
+            run.join("logs/db.stderr").display()
+        )
+    );
+    assert!(survivors(&run).is_empty());
+}
+
 /// `stop_signal`: at the end of the run a node gets its signal first and `stop_timeout` to
 /// exit (its handler runs, its exit is recorded); one that ignores it is killed after the
 /// timeout; a node without it is killed at once.

@@ -175,10 +175,13 @@ pub(super) fn recover_on(
                     return Ok(Some(e.to_string()));
                 }
                 Ready::Timeout => {
-                    return Ok(Some(format!(
-                        "node {} was not ready within {:?}",
-                        n.name, n.ready_timeout
-                    )))
+                    let e = Error::NotReady {
+                        node: n.name.clone(),
+                        within: n.ready_timeout,
+                        why: crate::readiness::not_ready_why(check, until >= deadline),
+                        tail: sup.tail_of(&n.name),
+                    };
+                    return Ok(Some(e.to_string()));
                 }
                 Ready::Cancelled => return Err(Error::Interrupted),
             }
