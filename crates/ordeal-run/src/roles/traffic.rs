@@ -243,11 +243,11 @@ pub(crate) fn fans_out(sends: &Sends, candidates: &[String]) -> Option<String> {
 
 /// The `fans-out` holder among `candidates` at `now` from the last `window` of `t`, when it
 /// is clear: none for half a window after a change ([`Traffic::settled`]), and none unless
-/// the recent half of what the window holds since the change names the same node. The system moved
-/// the role itself within the window (a new leader elected, with no fault of ordeal's to mark
-/// it): the older traffic still names the old holder, the recent half already the new one. Or
-/// a burst after the change still outweighs what followed it (a restarted etcd member's
-/// catch-up, a few KiB in 100 ms, against 60-byte heartbeats).
+/// the recent half of what the window holds since the change names the same node. The system
+/// moved the role itself within the window (a new leader elected, with no fault of ordeal's to
+/// mark it): the older traffic still names the old holder, the recent half already the new
+/// one. Or a burst after the change still outweighs what followed it (a restarted etcd
+/// member's catch-up, a few KiB in 100 ms, against 60-byte heartbeats).
 pub(crate) fn fans_out_holder(
     t: &Traffic,
     now: u64,
