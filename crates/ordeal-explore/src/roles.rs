@@ -63,6 +63,7 @@ mod tests {
             why: "start".into(),
             role: role.into(),
             nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            traffic_until_ns: None,
         }
     }
 

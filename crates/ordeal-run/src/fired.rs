@@ -67,6 +67,10 @@ impl<S: Sink> Sink for FaultWatch<S> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+
+    fn caught_up(&mut self, ts: u64) {
+        self.inner.caught_up(ts)
+    }
 }
 
 /// Whether an effect mark ends its fault's effect (see docs/faults.md for the marks).

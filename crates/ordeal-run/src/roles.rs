@@ -57,6 +57,10 @@ pub struct Sighting {
     pub role: String,
     /// The nodes where the probe said yes, in file order (empty: none).
     pub nodes: Vec<String>,
+    /// An inferred role: where the traffic judged ends, ns on the same clock (behind
+    /// `time_ns` by as long as the tracer lagged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_until_ns: Option<u64>,
 }
 
 /// Reads `roles.jsonl` (none when the run had no `[roles]`).
@@ -187,12 +191,14 @@ impl Prober {
     /// `roles.jsonl` with `why`.
     pub(crate) fn holders(&self, role: &str, candidates: &[String], why: &str) -> Vec<String> {
         if let Some(spec) = self.inferred.iter().find(|r| r.name == role) {
-            let nodes = self.inferred_holders(spec, candidates);
+            let now = self.now();
+            let (nodes, until) = self.inferred_holders(spec, candidates, now);
             self.record(&Sighting {
-                time_ns: self.now(),
+                time_ns: now,
                 why: why.to_string(),
                 role: role.to_string(),
                 nodes: nodes.clone(),
+                traffic_until_ns: until,
             });
             return nodes;
         }
@@ -224,6 +230,7 @@ impl Prober {
             why: why.to_string(),
             role: role.to_string(),
             nodes: nodes.clone(),
+            traffic_until_ns: None,
         });
         nodes
     }
@@ -233,20 +240,25 @@ impl Prober {
         ordeal_tracer::monotonic_ns().saturating_sub(self.origin_ns)
     }
 
-    /// The holder of an inferred role among `candidates`, from the last window of traffic.
-    fn inferred_holders(&self, spec: &InferredRole, candidates: &[String]) -> Vec<String> {
+    /// The holder of an inferred role among `candidates` at `now`, from the last window of
+    /// traffic, and where that window ends.
+    fn inferred_holders(
+        &self,
+        spec: &InferredRole,
+        candidates: &[String],
+        now: u64,
+    ) -> (Vec<String>, Option<u64>) {
         let Some(traffic) = &self.traffic else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         // Judged under the lock: a few sums per pair of nodes, the sink never waits long.
         let Ok(t) = traffic.lock() else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
-        match spec.rule {
-            Inference::FansOut => traffic::fans_out_holder(&t, self.now(), spec.window, candidates)
-                .into_iter()
-                .collect(),
-        }
+        let holder = match spec.rule {
+            Inference::FansOut => traffic::fans_out_holder(&t, now, spec.window, candidates),
+        };
+        (holder.into_iter().collect(), Some(t.judged_at(now)))
     }
 
     /// [`Prober::holders`], round after round until some node holds `role` or `patience`

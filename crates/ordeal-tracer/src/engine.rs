@@ -172,6 +172,9 @@ impl Sink for Box<dyn Sink> {
     fn flush(&mut self) -> std::io::Result<()> {
         (**self).flush()
     }
+    fn caught_up(&mut self, ts: u64) {
+        (**self).caught_up(ts)
+    }
 }
 
 #[cfg(test)]

@@ -241,6 +241,19 @@ impl<S: Sink> Inner<S> {
         monotonic_ns().saturating_sub(self.cfg.origin_ns)
     }
 
+    /// Hands over the events the eBPF probe recorded so far and tells the sink how far that
+    /// is. Under ptrace alone it says nothing: each event is handed over as its call stops,
+    /// the record is always caught up, and a quiet system makes no stops to say so.
+    fn catch_up(&mut self) -> Result<(), Error> {
+        if self.observing.is_none() {
+            return Ok(());
+        }
+        let now = self.now();
+        self.drain_probe()?;
+        self.sink.caught_up(now);
+        Ok(())
+    }
+
     pub(crate) fn run(&mut self, rx: Receiver<Cmd>) -> Result<(), Error> {
         if let Some(p) = &self.cfg.file_data {
             let f = std::fs::File::create(p).map_err(Error::Sink)?;
@@ -248,7 +261,7 @@ impl<S: Sink> Inner<S> {
         }
         loop {
             // Before anything learnt from a stop or a command is written (observe.rs).
-            self.drain_probe()?;
+            self.catch_up()?;
             while let Ok(cmd) = rx.try_recv() {
                 self.command(cmd)?;
             }
@@ -287,7 +300,7 @@ impl<S: Sink> Inner<S> {
                 }
             }
             self.stats.stops += 1;
-            self.drain_probe()?;
+            self.catch_up()?;
             self.on_status(tid, status)?;
         }
         self.drain_probe()?;

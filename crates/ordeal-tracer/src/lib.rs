@@ -226,6 +226,11 @@ pub enum Watch {
 pub trait Sink: Send {
     fn event(&mut self, ev: &Event) -> std::io::Result<()>;
     fn flush(&mut self) -> std::io::Result<()>;
+    /// Every call that returned before `ts` (ns, the trace's clock) has been handed over as
+    /// an event. The eBPF engine hands events over when it reads its ring, behind the calls
+    /// by as long as the tracer lags (seconds on a loaded machine): a sink that judges the
+    /// latest traffic (inferred roles) tells a quiet system from a late record by this.
+    fn caught_up(&mut self, _ts: u64) {}
 }
 
 impl<W: std::io::Write + Send> Sink for ordeal_events::TraceWriter<W> {

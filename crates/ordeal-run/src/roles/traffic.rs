@@ -21,6 +21,9 @@ use std::time::Duration;
 /// The width of a bucket: windows are counted to this precision.
 const BUCKET_NS: u64 = 100_000_000;
 
+/// How far the engine's catching up moves before the record hears of it.
+const CAUGHT_UP_STEP_NS: u64 = 1_000_000;
+
 /// Most sends the sink holds back while the record is locked (then the oldest are dropped).
 const MAX_BACKLOG: usize = 65_536;
 
@@ -45,6 +48,9 @@ pub(crate) struct Traffic {
     /// When a fault last changed who can talk to whom (ns, the trace's clock): windows start
     /// no earlier.
     changed_at: u64,
+    /// How far the record is complete, when the engine says ([`Sink::caught_up`]): the eBPF
+    /// engine reads its ring behind the calls. None: every send is in as soon as it returns.
+    complete_until: Option<u64>,
 }
 
 /// One send between two nodes (indices into [`Traffic`]'s nodes).
@@ -71,7 +77,21 @@ impl Traffic {
             keep,
             pairs,
             changed_at: 0,
+            complete_until: None,
         }
+    }
+
+    /// The record is complete up to `ts`.
+    fn caught_up(&mut self, ts: u64) {
+        self.complete_until = Some(self.complete_until.map_or(ts, |u| u.max(ts)));
+    }
+
+    /// Where a window judged at `now` ends: now, or where the record is complete when that is
+    /// earlier. A tracer that lags must not make the latest traffic look like silence (a
+    /// primary streaming writes would name no one): the holder is judged from what is known,
+    /// as of when it is known.
+    pub(crate) fn judged_at(&self, now: u64) -> u64 {
+        self.complete_until.map_or(now, |u| u.min(now))
     }
 
     /// A fault changed who can talk to whom at `ts`: windows start there from now on.
@@ -241,8 +261,8 @@ pub(crate) fn fans_out(sends: &Sends, candidates: &[String]) -> Option<String> {
     Some(sends.nodes[chosen].clone())
 }
 
-/// The `fans-out` holder among `candidates` at `now` from the last `window` of `t`, when it
-/// is clear: none for half a window after a change ([`Traffic::settled`]), and none unless
+/// The `fans-out` holder among `candidates` at `now` (or where the record is complete, when
+/// the tracer lags: [`Traffic::judged_at`]) from the last `window` of `t`, when it is clear: none for half a window after a change ([`Traffic::settled`]), and none unless
 /// the recent half of what the window holds since the change names the same node. The system
 /// moved the role itself within the window (a new leader elected, with no fault of ordeal's to
 /// mark it): the older traffic still names the old holder, the recent half already the new
@@ -254,6 +274,7 @@ pub(crate) fn fans_out_holder(
     window: Duration,
     candidates: &[String],
 ) -> Option<String> {
+    let now = t.judged_at(now);
     if !t.settled(now, window) {
         return None;
     }
@@ -306,6 +327,10 @@ pub(crate) struct TrafficSink {
     /// Nodes restarted or resumed that have not sent to another node since: their first send
     /// is a change too (see [`TrafficSink::observe`]).
     rejoining: Vec<usize>,
+    /// How far the engine has caught up, not recorded yet.
+    caught_up: Option<u64>,
+    /// The last such point recorded.
+    recorded_until: u64,
 }
 
 impl TrafficSink {
@@ -318,6 +343,8 @@ impl TrafficSink {
             change: None,
             nodes,
             rejoining: Vec::new(),
+            caught_up: None,
+            recorded_until: 0,
         }
     }
 
@@ -354,6 +381,15 @@ impl TrafficSink {
         }
     }
 
+    /// The engine tells this every few milliseconds: recorded once it moved by a
+    /// millisecond or more, for the lock's sake.
+    fn note_caught_up(&mut self, ts: u64) {
+        self.caught_up = Some(self.caught_up.map_or(ts, |c| c.max(ts)));
+        if ts >= self.recorded_until + CAUGHT_UP_STEP_NS {
+            self.record();
+        }
+    }
+
     fn changed(&mut self, ts: u64) {
         self.change = Some(ts.max(self.change.unwrap_or(0)));
     }
@@ -385,6 +421,10 @@ impl TrafficSink {
                 if let Some(ts) = self.change.take() {
                     t.changed(ts);
                 }
+                if let Some(ts) = self.caught_up.take() {
+                    t.caught_up(ts);
+                    self.recorded_until = ts;
+                }
             }
             Err(TryLockError::Poisoned(_)) => self.backlog.clear(),
             Err(TryLockError::WouldBlock) => {}
@@ -401,6 +441,11 @@ impl Sink for TrafficSink {
     fn flush(&mut self) -> std::io::Result<()> {
         self.record();
         self.inner.flush()
+    }
+
+    fn caught_up(&mut self, ts: u64) {
+        self.note_caught_up(ts);
+        self.inner.caught_up(ts)
     }
 }
 
@@ -779,5 +824,38 @@ mod tests {
         assert!(!t.settled(1_100 * MS, SEC) && t.settled(1_200 * MS, SEC));
         assert_eq!(rejoins("resume e2"), Some("e2"));
         assert_eq!(rejoins("crash e2"), None);
+    }
+
+    /// The eBPF engine reads its ring behind the calls (seconds on a loaded machine): a
+    /// primary streaming writes must not look silent because its sends are not in yet.
+    #[test]
+    fn a_late_record_is_judged_where_it_is_complete_not_as_silence() {
+        let all = names(&["p", "r"]);
+        let shared: SharedTraffic = Arc::new(Mutex::new(Traffic::new(all.clone(), 2 * SEC)));
+        let mut sink = TrafficSink::new(Box::new(Vec::<Event>::new()), shared.clone());
+        for i in 0..6 {
+            sink.event(&send("p", Some("r"), i * 100 * MS, 1_000))
+                .unwrap();
+        }
+        sink.event(&send("r", Some("p"), 250 * MS, 40)).unwrap();
+        // Nothing said yet: judged at now, the last 2 s hold nothing.
+        assert_eq!(
+            fans_out_holder(&shared.lock().unwrap(), 3_000 * MS, 2 * SEC, &all),
+            None
+        );
+        sink.caught_up(600 * MS);
+        {
+            let t = shared.lock().unwrap();
+            assert_eq!(t.judged_at(3_000 * MS), 600 * MS);
+            assert_eq!(
+                fans_out_holder(&t, 3_000 * MS, 2 * SEC, &all),
+                Some("p".to_string())
+            );
+        }
+        // Caught up past now: judged at now, never ahead of it.
+        sink.caught_up(5_000 * MS);
+        let t = shared.lock().unwrap();
+        assert_eq!(t.judged_at(3_000 * MS), 3_000 * MS);
+        assert_eq!(fans_out_holder(&t, 3_000 * MS, 2 * SEC, &all), None);
     }
 }
