@@ -86,11 +86,25 @@ wait_for() {
     done
 }
 
-free_port() {
-    local p
+# reserve_port NAME: sets NAME to a port no socket uses, reserved for the script's life the way
+# ordeal reserves its nodes' ports (crates/ordeal-experiment/src/ports.rs: from 20000-32767,
+# below the kernel's ephemeral range, and a flock on /tmp/ordeal-ports/PORT.lock), so that
+# neither a campaign running beside it nor an outgoing connection takes it before slurmctld
+# binds it (seen: "Error binding slurm stream socket: Address already in use"). Not in a
+# subshell: the lock lives as long as its descriptor.
+lock_dir=/tmp/ordeal-ports
+mkdir -p -m 1777 "$lock_dir"
+reserve_port() {
+    local p fd
     while :; do
-        p=$((20000 + RANDOM % 40000))
-        [ -z "$(ss -Hltn "sport = :$p")" ] && [ "$p" != "${1:-}" ] && { echo "$p"; return; }
+        p=$((20000 + RANDOM % 12768))
+        [ -z "$(ss -Htan "sport = :$p")" ] || continue
+        exec {fd}>>"$lock_dir/$p.lock"
+        if flock -n "$fd"; then
+            printf -v "$1" %s "$p"
+            return
+        fi
+        exec {fd}>&-
     done
 }
 
@@ -108,8 +122,8 @@ wait_for "munge credential" 20 munge_works
 
 # --- a one-node cluster ---
 node=$(hostname -s)
-ctld_port=$(free_port)
-slurmd_port=$(free_port "$ctld_port")
+reserve_port ctld_port
+reserve_port slurmd_port
 mkdir -p "$tmp/state" "$tmp/spool"
 cat >"$tmp/slurm.conf" <<EOF
 ClusterName=ordeal-test
