@@ -16,10 +16,10 @@ pub enum Error {
     /// Displayed one diagnostic per line.
     #[error("{}", display_diagnostics(.0))]
     Invalid(Vec<Diagnostic>),
-    /// Not enough free ports could be reserved.
+    /// Not enough free ports could be reserved, or their lock directory could not be used.
     #[error("port allocation failed: {0}")]
     Ports(String),
-    /// A filesystem operation failed (port lock directory, data directory preparation).
+    /// A filesystem operation failed (data directory preparation).
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }

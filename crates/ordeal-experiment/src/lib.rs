@@ -30,7 +30,6 @@
 
 mod datadir;
 mod error;
-mod ports;
 mod raw;
 mod resolve;
 mod roles;
@@ -46,8 +45,8 @@ use serde::Deserialize;
 
 pub use error::Error;
 // Positions, diagnostics and durations are shared with the other ordeal file formats.
+pub use ordeal_sys::ports::{PortAllocator, PortReservation, DEFAULT_LOCK_DIR, DEFAULT_PORT_RANGE};
 pub use ordeal_toml::{parse_duration, Diagnostic, DurationError, Location, Source};
-pub use ports::{PortAllocator, PortReservation, DEFAULT_LOCK_DIR, DEFAULT_PORT_RANGE};
 pub use resolve::{
     DataDir, NodeSpec, ProxySpec, ReadyCheck, ResolveContext, Resolved, WorkloadSpec,
 };

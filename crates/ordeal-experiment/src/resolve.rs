@@ -203,7 +203,10 @@ impl Experiment {
         let run_dir_str = utf8(&run_dir, "run directory")?;
         let ordeal_str = utf8(&ordeal, "ordeal executable")?;
 
-        let reservation = ctx.ports.allocate(self.port_names.len())?;
+        let reservation = ctx
+            .ports
+            .allocate(self.port_names.len())
+            .map_err(|e| Error::Ports(e.to_string()))?;
         let ports: BTreeMap<String, u16> = self
             .port_names
             .iter()

@@ -400,14 +400,6 @@ pub fn expand(words: &[String], values: &BTreeMap<String, String>) -> Result<Vec
         .collect()
 }
 
-/// A free loopback TCP port (bound then released).
-pub fn free_port() -> Result<u16, Error> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(io("finding a free port"))
-}
-
 /// A started debug copy: its own process group, killed (the whole group) when dropped, and
 /// with a parent-death signal so it never outlives ordeal.
 #[derive(Debug)]

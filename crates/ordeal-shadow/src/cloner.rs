@@ -4,6 +4,7 @@
 use crate::clone::{self as cl, CloneProcess, SnapshotReport};
 use crate::recipe::Recipe;
 use crate::Error;
+use ordeal_sys::ports::{PortAllocator, PortReservation};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -74,6 +75,8 @@ pub struct StartedCopy {
     pub process: CloneProcess,
     pub addr: SocketAddr,
     pub ready_seconds: f64,
+    /// Its ports, reserved while it runs: no run or other copy is handed them.
+    pub ports: PortReservation,
 }
 
 /// A copy of production's data directory and the copy started on it.
@@ -116,7 +119,15 @@ impl Cloner {
         data_dir: PathBuf,
         name: &str,
     ) -> Result<StartedCopy, Error> {
-        let port = cl::free_port()?;
+        // Reserved as a run's ports are: outside the ephemeral range (no outgoing connection
+        // takes one before the copy binds it), and never handed to a concurrent run.
+        let ports = PortAllocator::new()
+            .allocate(1 + self.recipe.extra_ports.len())
+            .map_err(|e| Error::Io {
+                context: "reserving the copy's ports".into(),
+                source: e,
+            })?;
+        let port = ports.ports()[0];
         let mut values = BTreeMap::new();
         values.insert("port".to_string(), port.to_string());
         values.insert("addr".to_string(), format!("127.0.0.1:{port}"));
@@ -124,8 +135,8 @@ impl Cloner {
             "data_dir".to_string(),
             data_dir.to_string_lossy().to_string(),
         );
-        for e in &self.recipe.extra_ports {
-            values.insert(e.clone(), cl::free_port()?.to_string());
+        for (e, p) in self.recipe.extra_ports.iter().zip(&ports.ports()[1..]) {
+            values.insert(e.clone(), p.to_string());
         }
         for (k, v) in &self.backends {
             values.insert(format!("backend.{k}"), v.clone());
@@ -139,6 +150,7 @@ impl Cloner {
             process,
             addr,
             ready_seconds: ready.as_secs_f64(),
+            ports,
         })
     }
 }
@@ -234,5 +246,57 @@ mod tests {
             e.chain_text(),
             format!("cloning pid 1 ({}): refusing to pause pid 1", dir.display())
         );
+    }
+
+    /// A copy's ports are reserved as a run's are, for as long as it runs: outside the
+    /// ephemeral range, and locked so that no concurrent run or copy is handed them.
+    #[test]
+    fn a_copys_ports_are_reserved_while_it_runs() {
+        if !ordeal_test_support::installed(&["python3"], "python3") {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let listen = "import socket, sys, time\n\
+                      s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n\
+                      time.sleep(60)";
+        let c = Cloner {
+            recipe: Recipe {
+                words: Vec::new(),
+                data_dir: tmp.path().join("data"),
+                pid: 1,
+                extra_ports: vec!["port_1".into()],
+            },
+            root: tmp.path().to_path_buf(),
+            backends: BTreeMap::new(),
+            ready_timeout: Duration::from_secs(20),
+        };
+        let words: Vec<String> = ["python3", "-c", listen, "{port}", "{port_1}"]
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        let copy = c
+            .start_copy(&words, tmp.path().join("data"), "copy")
+            .unwrap();
+        let ports = copy.ports.ports().to_vec();
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0], copy.addr.port());
+        assert_eq!(
+            copy.process.argv[3..],
+            [ports[0].to_string(), ports[1].to_string()]
+        );
+        let locked = |p: u16| {
+            let path = Path::new(ordeal_sys::ports::DEFAULT_LOCK_DIR).join(format!("{p}.lock"));
+            let f = std::fs::File::open(path).unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            // SAFETY: flock on a descriptor we own (released when it closes).
+            let rc = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
+            rc != 0
+        };
+        for &p in &ports {
+            assert!(ordeal_sys::ports::DEFAULT_PORT_RANGE.contains(&p), "{p}");
+            assert!(locked(p), "port {p} is reserved while the copy runs");
+        }
+        drop(copy);
+        assert!(ports.iter().all(|&p| !locked(p)), "released with the copy");
     }
 }

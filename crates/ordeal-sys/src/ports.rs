@@ -1,4 +1,5 @@
-//! Free TCP port allocation that concurrent runs (threads or processes) never share.
+//! Free TCP port allocation that concurrent runs (threads or processes) never share: a run's
+//! nodes, a shadow's debug copies.
 //!
 //! A port is *reserved* by holding an exclusive `flock` on `<lock_dir>/<port>.lock`, and is only
 //! handed out when binding it succeeds (nobody listens on it). Ports are taken from a range
@@ -14,8 +15,6 @@ use std::ops::RangeInclusive;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-use crate::Error;
 
 /// The range ports are allocated from, before removing the ephemeral range.
 pub const DEFAULT_PORT_RANGE: RangeInclusive<u16> = 20000..=32767;
@@ -59,8 +58,8 @@ impl PortAllocator {
         self
     }
 
-    /// Reserves `count` distinct free ports.
-    pub fn allocate(&self, count: usize) -> Result<PortReservation, Error> {
+    /// Reserves `count` distinct free ports (`AddrNotAvailable` when the range has too few).
+    pub fn allocate(&self, count: usize) -> io::Result<PortReservation> {
         let mut reservation = PortReservation::default();
         if count == 0 {
             return Ok(reservation);
@@ -68,7 +67,7 @@ impl PortAllocator {
         ensure_lock_dir(&self.lock_dir)?;
         let candidates = candidates(&self.range, ephemeral_range());
         if candidates.is_empty() {
-            return Err(Error::Ports(format!(
+            return Err(not_available(format!(
                 "the port range {}-{} is empty",
                 self.range.start(),
                 self.range.end()
@@ -89,7 +88,7 @@ impl PortAllocator {
                 return Ok(reservation);
             }
         }
-        Err(Error::Ports(format!(
+        Err(not_available(format!(
             "needed {count} free ports but found only {} in {}-{} (outside the ephemeral range)",
             reservation.ports.len(),
             self.range.start(),
@@ -132,7 +131,16 @@ fn ephemeral_range() -> Option<(u16, u16)> {
     Some((it.next()??, it.next()??))
 }
 
-fn ensure_lock_dir(dir: &Path) -> Result<(), Error> {
+fn not_available(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::AddrNotAvailable, what)
+}
+
+/// `e`, saying what was being done.
+fn context(what: String, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+fn ensure_lock_dir(dir: &Path) -> io::Result<()> {
     match fs::create_dir(dir) {
         Ok(()) => {
             // Shared by every user, like /tmp itself.
@@ -141,14 +149,14 @@ fn ensure_lock_dir(dir: &Path) -> Result<(), Error> {
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+            fs::create_dir_all(dir).map_err(|e| context(format!("creating {}", dir.display()), e))
         }
-        Err(e) => Err(Error::io(format!("creating {}", dir.display()), e)),
+        Err(e) => Err(context(format!("creating {}", dir.display()), e)),
     }
 }
 
 /// Takes the lock of `port` without waiting; `None` if someone else holds it.
-fn try_lock(dir: &Path, port: u16) -> Result<Option<File>, Error> {
+fn try_lock(dir: &Path, port: u16) -> io::Result<Option<File>> {
     let path = dir.join(format!("{port}.lock"));
     let file = match OpenOptions::new()
         .read(true)
@@ -161,9 +169,9 @@ fn try_lock(dir: &Path, port: u16) -> Result<Option<File>, Error> {
         Ok(f) => f,
         // Created by another user: a read-only descriptor is enough for flock.
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?
+            File::open(&path).map_err(|e| context(format!("opening {}", path.display()), e))?
         }
-        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+        Err(e) => return Err(context(format!("opening {}", path.display()), e)),
     };
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -174,7 +182,7 @@ fn try_lock(dir: &Path, port: u16) -> Result<Option<File>, Error> {
     if err.kind() == io::ErrorKind::WouldBlock {
         Ok(None)
     } else {
-        Err(Error::io(format!("locking {}", path.display()), err))
+        Err(context(format!("locking {}", path.display()), err))
     }
 }
 
