@@ -208,14 +208,12 @@ fn random_u64() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let local = 0u8;
-    let mut x = nanos
-        ^ (u64::from(std::process::id()) << 32)
-        ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        ^ (&local as *const u8 as u64);
-    // SplitMix64 finaliser.
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+    crate::rng::mix(
+        nanos
+            ^ (u64::from(std::process::id()) << 32)
+            ^ COUNTER.fetch_add(crate::rng::GOLDEN, Ordering::Relaxed)
+            ^ (&local as *const u8 as u64),
+    )
 }
 
 #[cfg(test)]
