@@ -4,7 +4,7 @@
 use ordeal_diag::procfs;
 use ordeal_diag::unwind::{Frame, ProcessModules};
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,14 +20,6 @@ impl Drop for Group {
         unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One physical frame of a `GOTRACEBACK=system` goroutine dump.
@@ -109,7 +101,10 @@ fn go_frames_get_the_file_and_line_the_go_runtime_prints() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (
+        ordeal_test_support::free_port(),
+        ordeal_test_support::free_port(),
+    );
     let client_url = format!("http://127.0.0.1:{client}");
     let child = Command::new(ETCD)
         .arg("--data-dir")

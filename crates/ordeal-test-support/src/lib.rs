@@ -3,6 +3,7 @@
 //! - [`compile_c`]: a C test program compiled once per test process;
 //! - [`ordeal_bin`]: the `ordeal` binary cargo built next to the test executable;
 //! - [`assert_success`]: an exit-status assertion whose message shows stdout and stderr;
+//! - [`free_port`]: a port for a server a test starts itself, reserved as a run's ports are;
 //! - [`installed`]: whether the third-party programs a test needs are there (under `CI=true`
 //!   a missing one fails the test: CI must not pass without testing);
 //! - [`browser::headless`]: a page rendered by headless Chromium, its DOM after its scripts
@@ -14,6 +15,23 @@ pub mod browser;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
+
+/// A free TCP port for a server a test starts itself, reserved for the rest of the test
+/// process as ordeal reserves a run's ports (`ordeal_sys::ports`: outside the kernel's
+/// ephemeral range, with a lock every ordeal process honours), so that neither an outgoing
+/// connection nor a run of a concurrent test takes it before the server binds it. (A port
+/// bound to 0 and released is an ephemeral one: any connection may take it meanwhile.)
+pub fn free_port() -> u16 {
+    static HELD: Mutex<Vec<ordeal_sys::ports::PortReservation>> = Mutex::new(Vec::new());
+    let reserved = ordeal_sys::ports::PortAllocator::new()
+        .allocate(1)
+        .unwrap_or_else(|e| panic!("no free port to reserve: {e}"));
+    let port = reserved.ports()[0];
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(reserved);
+    port
+}
 
 /// Compiles `src` with `cc FLAGS` into `out_dir/PREFIX-STEM-PID` (STEM: the source's file
 /// stem) once per test process, and returns the binary's path.
@@ -155,6 +173,18 @@ mod tests {
         match std::env::var("CI").as_deref() {
             Ok("true") => assert!(missing.is_err()),
             _ => assert!(matches!(missing, Ok(false))),
+        }
+    }
+
+    #[test]
+    fn a_free_port_stays_reserved_for_the_test_process() {
+        let (a, b) = (free_port(), free_port());
+        assert_ne!(a, b);
+        for p in [a, b] {
+            assert!(ordeal_sys::ports::DEFAULT_PORT_RANGE.contains(&p), "{p}");
+            // Another allocator (a run of a concurrent test) is not handed it.
+            let other = ordeal_sys::ports::PortAllocator::new().with_range(p..=p);
+            assert!(other.allocate(1).is_err(), "{p} is reserved");
         }
     }
 }

@@ -230,14 +230,6 @@ fn start(mut cmd: Command, lines: &[&str]) -> Proc {
     child
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs a workload and checks its history; returns check-history's exit code and output.
 fn record_and_check(kind: &str, addrs: &str, ops: u64, keys: u64, dir: &Path) -> (i32, String) {
     let out = dir.join(format!("{kind}.jsonl"));
@@ -305,7 +297,7 @@ fn redis_workload_records_a_linearizable_history() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = ordeal_test_support::free_port();
     let mut cmd = Command::new("redis-server");
     cmd.args([
         "--port",
@@ -334,7 +326,10 @@ fn etcd_workload_records_a_linearizable_history() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (
+        ordeal_test_support::free_port(),
+        ordeal_test_support::free_port(),
+    );
     let mut cmd = Command::new("etcd");
     cmd.args([
         "--name",
@@ -364,7 +359,7 @@ fn etcd_workload_records_a_linearizable_history() {
 /// Starts the demo store (`ordeal kv node` ×3) with `bugs`; returns the nodes and addresses.
 fn demo(dir: &Path, bugs: &str) -> (Vec<Proc>, String) {
     let peers: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .map(|_| format!("127.0.0.1:{}", ordeal_test_support::free_port()))
         .collect();
     let peers = peers.join(",");
     let mut nodes = Vec::new();

@@ -2,7 +2,7 @@
 //! KV store as the service (one node = its own primary).
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 mod common;
 
 const EXE: &str = env!("CARGO_BIN_EXE_ordeal");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills the whole group on drop.
 struct Proc(Child);
@@ -90,14 +82,14 @@ fn read_json(p: &Path) -> Option<serde_json::Value> {
 fn shadow_clones_a_running_service_and_compares() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("prod");
-    let port = free_port();
+    let port = ordeal_test_support::free_port();
     let _prod = kv_node(port, &data);
     let prod_addr = format!("127.0.0.1:{port}");
     assert!(wait_for(Duration::from_secs(20), || ask(
         &prod_addr,
         &["SET a 1"]
     ) == ["OK"]));
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", ordeal_test_support::free_port());
     let report = tmp.path().join("report.json");
     let cmd = format!("{EXE} kv node --id 0 --peers {{addr}} --data-dir {{data_dir}}");
     let pid = _prod.0.id().to_string();
@@ -157,7 +149,7 @@ fn shadow_clones_a_running_service_and_compares() {
 fn clone_standalone_reports_pause_and_copy() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("prod");
-    let port = free_port();
+    let port = ordeal_test_support::free_port();
     let prod = kv_node(port, &data);
     let addr = format!("127.0.0.1:{port}");
     assert!(wait_for(Duration::from_secs(20), || ask(
@@ -227,15 +219,15 @@ fn clone_rejects_bad_input() {
 fn proxy_applies_a_toxic_schedule() {
     // An echo-like upstream: the KV store answers ERR lines to anything.
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = ordeal_test_support::free_port();
     let _prod = kv_node(port, &tmp.path().join("d"));
     let addr = format!("127.0.0.1:{port}");
     assert!(wait_for(Duration::from_secs(20), || ask(
         &addr,
         &["SET w 1"]
     ) == ["OK"]));
-    let listen = format!("127.0.0.1:{}", free_port());
-    let api = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", ordeal_test_support::free_port());
+    let api = format!("127.0.0.1:{}", ordeal_test_support::free_port());
     let p = Command::new(EXE)
         .args(["proxy", "--api", &api, "--proxy"])
         .arg(format!("kv={listen}=127.0.0.1:{port}"))
