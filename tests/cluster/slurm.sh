@@ -87,7 +87,7 @@ wait_for() {
 }
 
 # reserve_port NAME: sets NAME to a port no socket uses, reserved for the script's life the way
-# ordeal reserves its nodes' ports (crates/ordeal-experiment/src/ports.rs: from 20000-32767,
+# ordeal reserves its nodes' ports (crates/ordeal-sys/src/ports.rs: from 20000-32767,
 # below the kernel's ephemeral range, and a flock on /tmp/ordeal-ports/PORT.lock), so that
 # neither a campaign running beside it nor an outgoing connection takes it before slurmctld
 # binds it (seen: "Error binding slurm stream socket: Address already in use"). Not in a

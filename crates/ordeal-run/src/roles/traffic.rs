@@ -262,8 +262,9 @@ pub(crate) fn fans_out(sends: &Sends, candidates: &[String]) -> Option<String> {
 }
 
 /// The `fans-out` holder among `candidates` at `now` (or where the record is complete, when
-/// the tracer lags: [`Traffic::judged_at`]) from the last `window` of `t`, when it is clear: none for half a window after a change ([`Traffic::settled`]), and none unless
-/// the recent half of what the window holds since the change names the same node. The system
+/// the tracer lags: [`Traffic::judged_at`]) from the last `window` of `t`, when it is clear:
+/// none for half a window after a change ([`Traffic::settled`]), and none unless the recent
+/// half of what the window holds since the change names the same node. The system
 /// moved the role itself within the window (a new leader elected, with no fault of ordeal's to
 /// mark it): the older traffic still names the old holder, the recent half already the new
 /// one. Or a burst after the change still outweighs what followed it (a restarted etcd
@@ -381,10 +382,10 @@ impl TrafficSink {
         }
     }
 
-    /// The engine tells this every few milliseconds: recorded once it moved by a
+    /// The engine tells this every few milliseconds, in order: recorded once it moved by a
     /// millisecond or more, for the lock's sake.
     fn note_caught_up(&mut self, ts: u64) {
-        self.caught_up = Some(self.caught_up.map_or(ts, |c| c.max(ts)));
+        self.caught_up = Some(ts);
         if ts >= self.recorded_until + CAUGHT_UP_STEP_NS {
             self.record();
         }
